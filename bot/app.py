@@ -1,0 +1,105 @@
+"""The ASGI app: Bolt at ``/slack/events``, health, readiness and metrics; later doors add routers.
+
+``create_app(settings)`` builds everything; the lifespan upgrades the database, starts the worker
+pool and warms the models in the background, so ``/healthz`` answers at once and ``/readyz`` says
+when the heavy parts are loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+
+from bot import metrics
+from bot.services import Services, build_services
+from bot.settings import Settings
+from bot.slack_app import build_bolt_app
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("warroom.app")
+
+SLACK_MAX_BODY = 1024 * 1024
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the ASGI app (and its services unless given)."""
+    services = services or build_services(settings)
+    bolt = build_bolt_app(services)
+    handler = AsyncSlackRequestHandler(bolt)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        if settings.upgrade_on_start:
+            await asyncio.to_thread(services.db.upgrade)
+        services.migrated = await asyncio.to_thread(services.db.at_head)
+        services.start_background()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(services.stop)
+
+    app = FastAPI(title="warroom", version="0.1.0", lifespan=lifespan,
+                  description="Incident-response ChatOps bot: Slack, webhooks and a small REST API.")
+    app.state.services = services
+    app.state.bolt = bolt
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        route = request.url.path if request.url.path.count("/") <= 3 else "other"
+        try:
+            response: Response = await call_next(request)
+        except Exception:  # noqa: BLE001 - last line of defence: never a stack trace to the caller
+            log.exception("unhandled error on %s", request.url.path)
+            response = JSONResponse({"error": "internal error"}, status_code=500)
+        metrics.REQUESTS.labels(route=route, status=str(response.status_code)).inc()
+        metrics.REQUEST_LATENCY.labels(route=route).observe(time.perf_counter() - start)
+        return response
+
+    @app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > SLACK_MAX_BODY:
+            return PlainTextResponse("payload too large", status_code=413)
+        body = await request.body()
+        if len(body) > SLACK_MAX_BODY:
+            return PlainTextResponse("payload too large", status_code=413)
+        return await handler.handle(request)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Readiness: migrations applied and models loaded."""
+        body = {"migrated": services.migrated, "models_loaded": services.warm, "error": services.warm_error}
+        ready = services.migrated and services.warm
+        return JSONResponse({"status": "ready" if ready else "starting", **body}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prom_metrics() -> Response:
+        from knowledge import jobs
+
+        import asyncio
+
+        def depth() -> int:
+            with services.db.session() as s:
+                return jobs.counts(s).get("queued", 0)
+
+        with contextlib.suppress(Exception):
+            metrics.QUEUE_DEPTH.set(await asyncio.to_thread(depth))
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

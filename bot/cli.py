@@ -1,0 +1,193 @@
+"""The ``warroom`` command line.
+
+Problems a person can fix (bad settings, unreachable database, unreadable file) end with one line
+on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import Settings, SettingsError, load_settings
+
+__all__ = ["app", "main", "train_app", "eval_app"]
+
+app = typer.Typer(help="warroom: the incident-response ChatOps bot.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the learned skills.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate skills on labelled data (prints JSON with --json).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+
+
+class CliError(Exception):
+    """One-line failure for the person at the terminal."""
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**overrides)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@app.command()
+def serve(
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode instead of HTTP.")] = False,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Run the bot: Slack, webhooks, REST API, health and metrics."""
+    settings = _settings()
+    _logging(settings.log_level)
+    from knowledge.db import Database
+
+    Database(settings.database_url).ping()
+    if socket_mode:
+        _serve_socket_mode(settings)
+        return
+    import uvicorn
+
+    from bot.app import create_app
+
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+def _serve_socket_mode(settings: Settings) -> None:
+    import asyncio
+
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.services import build_services
+    from bot.slack_app import build_bolt_app
+
+    if settings.slack_app_token is None:
+        raise CliError("Socket Mode needs WARROOM_SLACK_APP_TOKEN (xapp-...)")
+    services = build_services(settings)
+    if settings.upgrade_on_start:
+        services.db.upgrade()
+    services.migrated = services.db.at_head()
+    services.start_background()
+    bolt = build_bolt_app(services)
+    try:
+        asyncio.run(AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start_async())
+    finally:
+        services.stop()
+
+
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option(help="Keep the demo's data in this directory.")] = None,
+    real_model: Annotated[bool, typer.Option("--real-model/--hash-model",
+                                             help="Use the bundled MiniLM embedder (slower start).")] = True,
+) -> None:
+    """Seed a sample world, start the real server against a local Slack stand-in, play a scenario."""
+    from bot.demo import run_demo
+
+    raise typer.Exit(run_demo(keep=keep, real_model=real_model))
+
+
+@app.command()
+def standin(port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765) -> None:
+    """Run the local Slack Web API stand-in on loopback."""
+    import time
+
+    from bot.standin.server import SlackStandIn
+
+    with SlackStandIn(port=port) as s:
+        typer.echo(f"Slack stand-in on {s.api_url} (set WARROOM_SLACK_API_URL to it)")
+        while True:
+            time.sleep(3600)
+
+
+@app.command()
+def seed(world: Annotated[Path | None, typer.Option(help="A world YAML file (default: the sample world).")] = None
+         ) -> None:
+    """Load the sample world (teams, services, experts, past incidents) into the knowledge base."""
+    from knowledge.db import Database
+    from knowledge.seed import load_world
+    from knowledge.seed import seed as do_seed
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    try:
+        data = load_world(world) if world else None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read world file: {exc}") from None
+    with db.session() as s:
+        typer.echo(json.dumps(do_seed(s, data)))
+
+
+@app.command()
+def jobs(retry_failed: Annotated[bool, typer.Option(help="Queue failed jobs again.")] = False) -> None:
+    """Show the job queue (counts per status, and the latest failures)."""
+    from sqlalchemy import select
+
+    from knowledge import jobs as q
+    from knowledge.db import Database
+    from knowledge.models import Job
+
+    db = Database(_settings().database_url)
+    with db.session() as s:
+        if retry_failed:
+            typer.echo(f"queued again: {q.requeue_failed(s)}")
+        typer.echo(json.dumps(q.counts(s)))
+        for j in s.scalars(select(Job).where(Job.status == "failed").order_by(Job.id.desc()).limit(10)):
+            typer.echo(f"failed #{j.id} {j.kind} attempts={j.attempts}: {j.last_error}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "heads") -> None:
+    """Apply migrations (default: all)."""
+    from knowledge.db import Database
+
+    Database(_settings().database_url).upgrade(revision)
+    typer.echo("database is at head")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = "base") -> None:
+    """Revert migrations (default: all)."""
+    from knowledge.db import Database
+
+    Database(_settings().database_url).downgrade(revision)
+    typer.echo(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Say whether every migration is applied."""
+    from knowledge.db import Database
+
+    ok = Database(_settings().database_url).at_head()
+    typer.echo("at head" if ok else "NOT at head: run `warroom db upgrade`")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    """Console entry point."""
+    from knowledge.db import DatabaseUnavailable
+
+    try:
+        app()
+    except SettingsError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except DatabaseUnavailable as exc:
+        print(f"warroom: database unavailable: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except CliError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        sys.exit(1)

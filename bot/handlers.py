@@ -1,0 +1,108 @@
+"""Job handlers: the work that Slack listeners and webhooks hand off, run by the worker pool.
+
+Each handler is idempotent: the queue may run a job again after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from skills.base import SkillError, SkillRequest, SkillResult
+
+from bot import metrics
+from bot.render import result_blocks, result_text
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["register_all", "deliver", "run_skill"]
+
+log = logging.getLogger("warroom.handlers")
+
+
+def run_skill(services: Services, skill_name: str, request: SkillRequest) -> SkillResult:
+    """Run one skill, turning its failures into a result a person can read."""
+    skill = services.registry.get(skill_name)
+    start = time.perf_counter()
+    try:
+        return skill.run(request, services.ctx)
+    except SkillError as exc:
+        return SkillResult(title=f"{skill_name}: cannot do that", summary=str(exc), ok=False, ephemeral=True)
+    except Exception as exc:  # noqa: BLE001 - one place turns unexpected errors into an id + log line
+        err_id = uuid.uuid4().hex[:8]
+        metrics.SKILL_ERRORS.labels(skill=skill_name).inc()
+        log.exception("skill %s failed [error id %s]: %s", skill_name, err_id, exc)
+        return SkillResult(title=f"{skill_name} failed",
+                           summary=f"Something went wrong on my side (error id `{err_id}`). "
+                                   "The team can find it in the logs.", ok=False, ephemeral=True)
+    finally:
+        metrics.SKILL_LATENCY.labels(skill=skill_name).observe(time.perf_counter() - start)
+
+
+def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> dict[str, Any] | None:
+    """Post a result where the request came from: channel, thread or ephemeral; files and long
+    detail go into the thread."""
+    channel, user = reply.get("channel"), reply.get("user")
+    if not channel:
+        return None
+    blocks, text = result_blocks(result), result_text(result)
+    if (result.ephemeral or reply.get("ephemeral")) and user:
+        services.poster.ephemeral(channel, user, text, blocks)
+        return None
+    resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"))
+    thread = reply.get("thread_ts") or resp.get("ts")
+    if result.detail:
+        services.poster.post(channel, result.detail[:39000], thread_ts=thread)
+    for att in result.attachments:
+        services.poster.upload(channel, att.filename, att.content, att.title, thread_ts=thread)
+    return resp
+
+
+def _request_from(payload: dict[str, Any]) -> SkillRequest:
+    r = payload["request"]
+    return SkillRequest(
+        text=r.get("text", ""), source=r.get("source", "command"), user_id=r.get("user_id"),
+        channel_id=r.get("channel_id"), thread_ts=r.get("thread_ts"), command=r.get("command"),
+        incident_id=r.get("incident_id"), data=r.get("data") or {},
+    )
+
+
+def register_all(services: Services) -> None:
+    """Register every job kind the bot knows."""
+
+    def skill_run(payload: dict[str, Any]) -> None:
+        request = _request_from(payload)
+        name = payload.get("skill")
+        if not name:
+            skill, _score = services.registry.route(request.text)
+            name = skill.name
+        result = run_skill(services, name, request)
+        deliver(services, result, payload.get("reply") or {})
+
+    def slack_action(payload: dict[str, Any]) -> None:
+        action_id: str = payload["action_id"]
+        skill_name = action_id.split(":", 1)[0]
+        try:
+            skill = services.registry.get(skill_name)
+        except KeyError:
+            log.warning("action %s names no skill", action_id)
+            return
+        handle = getattr(skill, "handle_action", None)
+        if handle is None:
+            return
+        request = SkillRequest(text=payload.get("value", ""), source="action", user_id=payload.get("user"),
+                               channel_id=payload.get("channel"), thread_ts=payload.get("message_ts"),
+                               data=payload)
+        try:
+            result = handle(action_id, request, services.ctx)
+        except SkillError as exc:
+            result = SkillResult(title="Cannot do that", summary=str(exc), ok=False, ephemeral=True)
+        if result is not None:
+            deliver(services, result, {"channel": payload.get("channel"), "user": payload.get("user"),
+                                       "thread_ts": payload.get("message_ts")})
+
+    services.runner.register("skill.run", skill_run)
+    services.runner.register("slack.action", slack_action)

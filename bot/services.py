@@ -1,0 +1,72 @@
+"""The service container: settings, database, skills, Slack poster and worker, built once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from knowledge.db import Database
+from skills.base import SkillContext
+from skills.registry import Registry, default_registry
+
+from bot.settings import Settings
+from bot.slack_client import SlackPoster, make_web_client
+from bot.worker import JobRunner
+
+__all__ = ["Services", "build_services"]
+
+log = logging.getLogger("warroom")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: Registry
+    ctx: SkillContext
+    poster: SlackPoster
+    runner: JobRunner
+    migrated: bool = False
+    warm: bool = False
+    warm_error: str | None = None
+    _warm_thread: threading.Thread | None = field(default=None, repr=False)
+
+    def warm_up(self) -> None:
+        """Load every skill's heavy resources once (run in a background thread)."""
+        try:
+            for skill in self.registry.skills:
+                skill.warm(self.ctx)
+            self.warm = True
+        except Exception as exc:  # noqa: BLE001 - reported on /readyz, the app keeps serving
+            self.warm_error = f"{type(exc).__name__}: {exc}"
+            log.exception("warm-up failed")
+
+    def start_background(self) -> None:
+        """Start the worker pool and the model warm-up."""
+        self.runner.start()
+        if self.settings.warm_models:
+            self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
+            self._warm_thread.start()
+        else:
+            self.warm = True
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the parts together; nothing here talks to the network."""
+    from bot import handlers
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.models_path.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    registry = default_registry()
+    ctx = SkillContext(db=db, data_dir=settings.data_dir, model_dir=settings.models_path, settings=settings)
+    client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    poster = SlackPoster(client)
+    runner = JobRunner(db, n_threads=settings.workers)
+    services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
+    handlers.register_all(services)
+    return services

@@ -1,0 +1,122 @@
+"""One settings object, read from the environment and `.env` (prefix ``WARROOM_``).
+
+Built once by :func:`load_settings` and passed down; nothing reads the environment elsewhere.
+Secrets are :class:`pydantic.SecretStr`, so they never appear in reprs or logs, and placeholder
+secrets are refused outside demo/test mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings", "PLACEHOLDER"]
+
+PLACEHOLDER = "change-me"
+_PREFIX = "WARROOM_"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message is one line for a person."""
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="forbid"
+    )
+
+    mode: Literal["production", "demo", "test"] = "production"
+
+    # Slack
+    slack_bot_token: SecretStr = SecretStr(f"xoxb-{PLACEHOLDER}")
+    slack_signing_secret: SecretStr = SecretStr(PLACEHOLDER)
+    slack_app_token: SecretStr | None = None  # xapp-..., only for Socket Mode
+    slack_api_url: str = "https://slack.com/api/"
+    slack_incident_channel: str = "C0INCIDENTS"
+    slack_open_incident_channels: bool = False
+    slack_max_text: int = 3000
+
+    # Storage
+    database_url: str = "sqlite:///./var/warroom.db"
+    data_dir: Path = Path("./var")
+    model_dir: Path | None = None  # default: <data_dir>/models
+
+    # Embeddings: "minilm" is the bundled all-MiniLM-L6-v2; "hash" is a small deterministic encoder
+    # for tests and machines without torch.
+    embedder: Literal["minilm", "hash"] = "minilm"
+
+    # Optional LLM (any OpenAI-compatible endpoint)
+    llm_api_key: SecretStr | None = None
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 20.0
+
+    # Webhooks: one secret per source, e.g. WARROOM_WEBHOOK_SECRETS='{"alertmanager": "..."}'
+    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_max_bytes: int = 1024 * 1024
+
+    # Server and worker
+    host: str = "127.0.0.1"
+    port: int = 3000
+    workers: int = 4
+    upgrade_on_start: bool = True
+    warm_models: bool = True
+    log_level: str = "INFO"
+    kb_token: SecretStr | None = None
+
+    @property
+    def models_path(self) -> Path:
+        """Directory for trained artifacts."""
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @property
+    def llm_enabled(self) -> bool:
+        """Whether an LLM endpoint is configured."""
+        return self.llm_base_url is not None or self.llm_api_key is not None
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.mode != "production":
+            return self
+        bad = []
+        if PLACEHOLDER in self.slack_bot_token.get_secret_value():
+            bad.append("WARROOM_SLACK_BOT_TOKEN")
+        if PLACEHOLDER in self.slack_signing_secret.get_secret_value():
+            bad.append("WARROOM_SLACK_SIGNING_SECRET")
+        for source, secret in self.webhook_secrets.items():
+            if PLACEHOLDER in secret.get_secret_value() or len(secret.get_secret_value()) < 16:
+                bad.append(f"WARROOM_WEBHOOK_SECRETS[{source}] (placeholder or shorter than 16)")
+        if bad:
+            raise ValueError(
+                "placeholder secrets are refused in production mode: set " + ", ".join(bad)
+                + " (or WARROOM_MODE=demo)"
+            )
+        return self
+
+
+def _unknown_env_keys() -> list[str]:
+    known = {f"{_PREFIX}{name}".upper() for name in Settings.model_fields}
+    # WARROOM_TEST_* is reserved for the test suite's own knobs.
+    return sorted(
+        k for k in os.environ
+        if k.upper().startswith(_PREFIX) and k.upper() not in known and not k.upper().startswith("WARROOM_TEST_")
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning any problem into a one-line :class:`SettingsError`."""
+    unknown = _unknown_env_keys()
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise SettingsError(f"invalid setting {where}: {first.get('msg')}") from None

@@ -1,0 +1,168 @@
+"""The Bolt app: listeners that verify, persist and acknowledge; the work happens in jobs.
+
+Bolt runs with ``process_before_response=True`` so each listener commits its job to the durable
+queue *before* the acknowledgement goes back: an acknowledged command or event is never lost, and
+Slack's retries (same ``event_id`` / ``trigger_id``) find the job already queued and do not act
+twice. A job that failed for good is queued again by a retry, so a retry is never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.render import esc
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["build_bolt_app", "parse_command"]
+
+log = logging.getLogger("warroom.slack")
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
+
+
+def parse_command(services: Services, command: str, text: str) -> tuple[str | None, str]:
+    """Resolve ``/cmd text`` to a skill name and the text left for it (None: unknown command)."""
+    reg = services.registry
+    first, _, rest = text.strip().partition(" ")
+    if first:
+        skill = reg.for_command(f"{command} {first.lower()}")
+        if skill is not None:
+            return skill.name, rest.strip()
+    skill = reg.for_command(command)
+    if skill is not None:
+        return skill.name, text.strip()
+    if command == "/warroom":
+        if not text.strip():
+            return "help", ""
+        return reg.route(text)[0].name, text.strip()
+    return None, text
+
+
+def _cut(services: Services, text: str) -> tuple[str, bool]:
+    limit = services.settings.slack_max_text
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
+def build_bolt_app(services: Services) -> AsyncApp:
+    """The AsyncApp with every listener registered."""
+    s = services.settings
+    client = AsyncWebClient(token=s.slack_bot_token.get_secret_value(), base_url=s.slack_api_url)
+    app = AsyncApp(
+        client=client,
+        signing_secret=s.slack_signing_secret.get_secret_value(),
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+    async def submit(kind: str, payload: dict[str, Any], dedup_key: str | None) -> None:
+        await asyncio.to_thread(services.runner.submit, kind, payload, dedup_key)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
+        # Most likely the database is down: 503 makes Slack retry later instead of losing the work.
+        logger.error("could not accept a Slack request: %s", error)
+        return BoltResponse(status=503, body="warroom cannot accept this right now; please retry")
+
+    @app.command(re.compile(r"^/[\w-]+$"))
+    async def on_command(ack: Any, body: dict[str, Any]) -> None:
+        command = str(body.get("command", ""))
+        text, was_cut = _cut(services, str(body.get("text", "")))
+        skill_name, rest = parse_command(services, command, text)
+        if skill_name is None:
+            await ack(text=f"I do not know `{esc(command)}`. Try `/warroom help`.")
+            return
+        payload = {
+            "skill": skill_name,
+            "request": {"text": rest, "source": "command", "user_id": body.get("user_id"),
+                        "channel_id": body.get("channel_id"), "command": command,
+                        "data": {"trigger_id": body.get("trigger_id"), "truncated": was_cut,
+                                 "response_url": body.get("response_url")}},
+            "reply": {"channel": body.get("channel_id"), "user": body.get("user_id")},
+        }
+        await submit("skill.run", payload, f"slack:cmd:{body.get('trigger_id') or id(body)}")
+        if was_cut:
+            await ack(text=f"Working on `{esc(command)}` (your text was cut to {len(text)} characters)")
+        else:
+            await ack()
+
+    async def route_text(event: dict[str, Any], body: dict[str, Any], source: str) -> None:
+        text, was_cut = _cut(services, _MENTION.sub("", str(event.get("text", ""))).strip())
+        payload = {
+            "skill": None,
+            "request": {"text": text, "source": source, "user_id": event.get("user"),
+                        "channel_id": event.get("channel"), "thread_ts": event.get("thread_ts") or event.get("ts"),
+                        "data": {"truncated": was_cut, "files": event.get("files") or []}},
+            "reply": {"channel": event.get("channel"), "user": event.get("user"),
+                      "thread_ts": event.get("thread_ts") or event.get("ts")},
+        }
+        await submit("skill.run", payload, f"slack:event:{body.get('event_id') or event.get('ts')}")
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+        await route_text(event, body, "mention")
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("bot_id") or event.get("subtype") in ("bot_message", "message_changed", "message_deleted"):
+            return
+        if event.get("channel_type") == "im":
+            await route_text(event, body, "dm")
+        elif "slack.message" in services.runner.handlers:
+            await submit("slack.message", {"event": event}, f"slack:event:{body.get('event_id')}")
+
+    @app.event(re.compile(r"^(reaction_added|reaction_removed|pin_added|file_shared)$"))
+    async def on_marker(event: dict[str, Any], body: dict[str, Any]) -> None:
+        kind = f"slack.{event.get('type')}"
+        if kind in services.runner.handlers:
+            await submit(kind, {"event": event}, f"slack:event:{body.get('event_id')}")
+
+    @app.event(re.compile(r".*"))
+    async def on_other_event(event: dict[str, Any]) -> None:
+        log.debug("ignored event %s", event.get("type"))
+
+    @app.action(re.compile(r".*"))
+    async def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        payload = {
+            "action_id": action.get("action_id"), "value": action.get("value") or
+            (action.get("selected_option") or {}).get("value", ""),
+            "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
+            "message_ts": (body.get("message") or {}).get("ts"), "trigger_id": body.get("trigger_id"),
+            "action_ts": action.get("action_ts"),
+        }
+        await submit("slack.action", payload,
+                     f"slack:action:{action.get('action_id')}:{action.get('action_ts') or body.get('trigger_id')}")
+        await ack()
+
+    @app.shortcut(re.compile(r".*"))
+    async def on_shortcut(ack: Any, body: dict[str, Any]) -> None:
+        callback = str(body.get("callback_id", ""))
+        message = body.get("message") or {}
+        payload = {
+            "action_id": callback, "value": message.get("text", ""),
+            "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
+            "message_ts": message.get("ts"), "trigger_id": body.get("trigger_id"),
+            "files": message.get("files") or [],
+        }
+        await submit("slack.action", payload, f"slack:shortcut:{body.get('trigger_id')}")
+        await ack()
+
+    @app.view(re.compile(r".*"))
+    async def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        payload = {
+            "action_id": view.get("callback_id", ""), "value": view.get("private_metadata", ""),
+            "user": (body.get("user") or {}).get("id"), "channel": None, "message_ts": None,
+            "view_state": (view.get("state") or {}).get("values", {}),
+        }
+        await submit("slack.action", payload, f"slack:view:{view.get('id')}:{view.get('hash')}")
+        await ack()
+
+    return app

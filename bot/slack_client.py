@@ -1,0 +1,142 @@
+"""Posting to Slack from workers: slack_sdk's WebClient with retries and per-channel pacing.
+
+Slack allows about one message per second per channel and answers ``429`` with ``Retry-After``
+beyond that; slack_sdk retries only connection errors unless told, so the rate-limit and
+server-error retry handlers are installed here. Pacing is done before the call so that an alert
+storm does not even reach the limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot import metrics
+
+__all__ = ["SlackPoster", "SlackApiError", "make_web_client"]
+
+
+def make_web_client(token: str, base_url: str, timeout: int = 10) -> WebClient:
+    """A WebClient that waits out ``429`` and retries ``5xx`` and dropped connections."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=3),
+            RateLimitErrorRetryHandler(max_retry_count=5),
+            ServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+class _ChannelPacer:
+    """At most one post per ``interval`` seconds per channel, across threads."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next.get(channel, 0.0))
+            self._next[channel] = at + self.interval
+        if at > now:
+            time.sleep(at - now)
+
+
+class SlackPoster:
+    """The bot's voice: every Web API call from workers goes through here."""
+
+    def __init__(self, client: WebClient, per_channel_interval: float = 1.0) -> None:
+        self.client = client
+        self._pacer = _ChannelPacer(per_channel_interval)
+
+    def _call(self, method: str, pace: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        if pace:
+            self._pacer.wait(pace)
+        start = time.perf_counter()
+        try:
+            resp = self.client.api_call(method, json=kwargs)
+            return dict(resp.data)  # type: ignore[arg-type]
+        finally:
+            metrics.SLACK_CALLS.labels(method=method).inc()
+            metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
+
+    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
+             thread_ts: str | None = None) -> dict[str, Any]:
+        kw: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            kw["blocks"] = blocks
+        if thread_ts:
+            kw["thread_ts"] = thread_ts
+        return self._call("chat.postMessage", channel, **kw)
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+               ) -> dict[str, Any]:
+        kw: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks:
+            kw["blocks"] = blocks
+        return self._call("chat.update", channel, **kw)
+
+    def ephemeral(self, channel: str, user: str, text: str,
+                  blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        kw: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks:
+            kw["blocks"] = blocks
+        return self._call("chat.postEphemeral", channel, **kw)
+
+    def upload(self, channel: str, filename: str, content: bytes, title: str = "",
+               thread_ts: str | None = None) -> dict[str, Any]:
+        """files.upload v2 flow (getUploadURLExternal, upload, completeUploadExternal)."""
+        start = time.perf_counter()
+        try:
+            kw: dict[str, Any] = {"channel": channel, "filename": filename, "content": content,
+                                  "title": title or filename}
+            if thread_ts:
+                kw["thread_ts"] = thread_ts
+            resp = self.client.files_upload_v2(**kw)
+            return dict(resp.data)  # type: ignore[arg-type]
+        finally:
+            metrics.SLACK_CALLS.labels(method="files.upload_v2").inc()
+            metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return str(self._call("chat.getPermalink", None, channel=channel, message_ts=ts)["permalink"])
+        except (SlackApiError, KeyError):
+            return None
+
+    def create_channel(self, name: str) -> str:
+        return str(self._call("conversations.create", None, name=name)["channel"]["id"])
+
+    def invite(self, channel: str, users: list[str]) -> None:
+        if users:
+            self._call("conversations.invite", None, channel=channel, users=",".join(users))
+
+    def react(self, channel: str, ts: str, name: str) -> None:
+        self._call("reactions.add", None, channel=channel, timestamp=ts, name=name)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        return self._call("views.open", None, trigger_id=trigger_id, view=view)
+
+    def file_content(self, file_id: str) -> bytes:
+        """Download a file someone uploaded (files.info, then its private URL with the bot token)."""
+        info = self._call("files.info", None, file=file_id)["file"]
+        url = info.get("url_private_download") or info.get("url_private")
+        import urllib.request
+
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.client.token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - URL comes from Slack's API
+            return bytes(r.read(50 * 1024 * 1024 + 1))

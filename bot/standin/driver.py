@@ -1,0 +1,121 @@
+"""Sends correctly signed Slack requests (events, slash commands, buttons, shortcuts) to the app.
+
+Signs exactly as Slack does (``v0:{timestamp}:{body}`` HMAC-SHA256 with the signing secret), so the
+app's real signature verification runs on every request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.parse
+from typing import Any
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+__all__ = ["SlackDriver"]
+
+
+class SlackDriver:
+    """Plays Slack's side of the HTTP conversation with the app at ``app_url``."""
+
+    def __init__(self, app_url: str, signing_secret: str, team_id: str = "T0WARROOM",
+                 client: httpx.Client | None = None) -> None:
+        self.url = app_url.rstrip("/") + "/slack/events"
+        self.verifier = SignatureVerifier(signing_secret)
+        self.team_id = team_id
+        self.http = client or httpx.Client(timeout=10)
+        self._seq = itertools.count(1)
+
+    def _uid(self, prefix: str) -> str:
+        return f"{prefix}{int(time.time() * 1000)}{next(self._seq):05d}"
+
+    def signed_headers(self, body: str, timestamp: int | None = None, content_type: str = "application/json"
+                       ) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        return {"X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+                "Content-Type": content_type}
+
+    def post(self, body: str, content_type: str, *, timestamp: int | None = None,
+             headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
+        h = self.signed_headers(body, timestamp, content_type) if sign else {"Content-Type": content_type}
+        h.update(headers or {})
+        return self.http.post(self.url, content=body.encode(), headers=h)
+
+    # --- slash commands ---------------------------------------------------------------------------
+    def command(self, command: str, text: str = "", user: str = "U0ALICE", channel: str = "C0GENERAL",
+                **extra: str) -> httpx.Response:
+        form = {"token": "legacy", "team_id": self.team_id, "channel_id": channel, "channel_name": "general",
+                "user_id": user, "user_name": user.lower(), "command": command, "text": text,
+                "response_url": "http://127.0.0.1:9/commands/response", "trigger_id": self._uid("trig."),
+                "api_app_id": "A0WARROOM", **extra}
+        return self.post(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
+
+    # --- events -------------------------------------------------------------------------------
+    def event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None
+              ) -> httpx.Response:
+        body = {"token": "legacy", "team_id": self.team_id, "api_app_id": "A0WARROOM", "type": "event_callback",
+                "event_id": event_id or self._uid("Ev"), "event_time": int(time.time()), "event": event}
+        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
+        return self.post(json.dumps(body), "application/json", headers=headers)
+
+    def _ts(self) -> str:
+        return f"{time.time():.6f}"
+
+    def mention(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", **kw: Any) -> httpx.Response:
+        ev = {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": self._ts(),
+              "channel": channel, "event_ts": self._ts()}
+        return self.event(ev, **kw)
+
+    def message(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", channel_type: str = "channel",
+                files: list[dict[str, Any]] | None = None, **kw: Any) -> httpx.Response:
+        ev: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": self._ts(), "channel": channel,
+                              "channel_type": channel_type, "event_ts": self._ts()}
+        if files:
+            ev["files"] = files
+        return self.event(ev, **kw)
+
+    def reaction(self, name: str, channel: str, ts: str, user: str = "U0ALICE") -> httpx.Response:
+        ev = {"type": "reaction_added", "user": user, "reaction": name,
+              "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": self._ts()}
+        return self.event(ev)
+
+    def url_verification(self, challenge: str = "abc") -> httpx.Response:
+        body = {"token": "legacy", "challenge": challenge, "type": "url_verification"}
+        return self.post(json.dumps(body), "application/json")
+
+    # --- interactivity ----------------------------------------------------------------------------
+    def _interactive(self, payload: dict[str, Any]) -> httpx.Response:
+        return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}),
+                         "application/x-www-form-urlencoded")
+
+    def click(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
+              message_ts: str | None = None) -> httpx.Response:
+        payload = {
+            "type": "block_actions", "team": {"id": self.team_id}, "user": {"id": user, "username": user.lower()},
+            "api_app_id": "A0WARROOM", "trigger_id": self._uid("trig."), "channel": {"id": channel},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "message": {"ts": message_ts or self._ts(), "text": ""},
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
+                         "action_ts": self._ts()}],
+        }
+        return self._interactive(payload)
+
+    def message_shortcut(self, callback_id: str, message_text: str, user: str = "U0ALICE",
+                         channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None) -> httpx.Response:
+        payload = {"type": "message_action", "callback_id": callback_id, "team": {"id": self.team_id},
+                   "user": {"id": user}, "channel": {"id": channel}, "trigger_id": self._uid("trig."),
+                   "message_ts": self._ts(),
+                   "message": {"type": "message", "text": message_text, "ts": self._ts(), "files": files or []}}
+        return self._interactive(payload)
+
+    def view_submission(self, callback_id: str, values: dict[str, Any], private_metadata: str = "",
+                        user: str = "U0ALICE") -> httpx.Response:
+        payload = {"type": "view_submission", "team": {"id": self.team_id}, "user": {"id": user},
+                   "trigger_id": self._uid("trig."),
+                   "view": {"id": self._uid("V"), "hash": self._uid("h"), "callback_id": callback_id,
+                            "private_metadata": private_metadata, "state": {"values": values}}}
+        return self._interactive(payload)

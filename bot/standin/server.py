@@ -1,0 +1,299 @@
+"""A local stand-in for the Slack Web API.
+
+It answers the methods the bot uses in Slack's response shapes, records every call, and can be
+told to answer ``429`` (with ``Retry-After``) or ``500`` for a while. The bot reaches it only
+through slack_sdk's ``base_url``; the product has no special case for it. Run it in-process
+(:class:`SlackStandIn`) or as its own process (``warroom standin``).
+
+Control endpoints (for other processes): ``GET /_calls``, ``POST /_reset``,
+``POST /_fail?method=chat.postMessage&status=429&count=3&retry_after=1``, ``POST /_users?group=S1``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["SlackStandIn", "Call"]
+
+BOT_USER = "UWARROOM"
+TEAM = "T0WARROOM"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    status: int
+    at: float = field(default_factory=time.time)
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+class SlackStandIn:
+    """The fake Slack Web API server."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        """The ``base_url`` to give slack_sdk (it appends the method name)."""
+        return self.url + "api/"
+
+    def start(self) -> SlackStandIn:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- test controls ----------------------------------------------------------------------------
+    def fail(self, method: str, status: int = 429, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``count`` calls of ``method`` with ``status``."""
+        with self._lock:
+            self._failures.setdefault(method, []).extend([(status, retry_after)] * count)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self._failures.clear()
+
+    def add_file(self, name: str, content: bytes, filetype: str = "text") -> str:
+        """Pretend a user uploaded a file; returns its id."""
+        fid = f"F{next(self._ids):08d}"
+        self.files[fid] = {"id": fid, "name": name, "filetype": filetype, "content": content,
+                           "size": len(content)}
+        return fid
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted (and their latest text after updates), in order."""
+        with self._lock:
+            calls = list(self.calls)
+        posted: dict[tuple[str, str], dict[str, Any]] = {}
+        order: list[tuple[str, str]] = []
+        for c in calls:
+            if c.status != 200 or not c.response.get("ok"):
+                continue
+            if c.method in ("chat.postMessage", "chat.postEphemeral"):
+                ts = c.response.get("ts") or c.response.get("message_ts")
+                key = (str(c.args.get("channel")), str(ts))
+                posted[key] = {**c.args, "ts": ts, "ephemeral": c.method == "chat.postEphemeral"}
+                order.append(key)
+            elif c.method == "chat.update":
+                key = (str(c.args.get("channel")), str(c.args.get("ts")))
+                if key in posted:
+                    posted[key] = {**posted[key], **c.args, "updated": posted[key].get("updated", 0) + 1}
+        return [posted[k] for k in order if channel is None or k[0] == channel]
+
+    # --- the API ----------------------------------------------------------------------------------
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.{next(self._ids):06d}"
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - a dispatch table
+        if method == "auth.test":
+            return {"ok": True, "url": "https://warroom-standin.slack.com/", "team": "warroom",
+                    "user": "warroom", "team_id": TEAM, "user_id": BOT_USER, "bot_id": "BWARROOM"}
+        if method == "chat.postMessage":
+            if not args.get("channel"):
+                return {"ok": False, "error": "channel_not_found"}
+            if not (args.get("text") or args.get("blocks")):
+                return {"ok": False, "error": "no_text"}
+            ts = self._next_ts()
+            return {"ok": True, "channel": args["channel"], "ts": ts,
+                    "message": {"text": args.get("text", ""), "user": BOT_USER, "ts": ts,
+                                "thread_ts": args.get("thread_ts")}}
+        if method == "chat.update":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text", "")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self._next_ts()}
+        if method == "chat.getPermalink":
+            ch, ts = args.get("channel", ""), str(args.get("message_ts", "")).replace(".", "")
+            return {"ok": True, "channel": ch,
+                    "permalink": f"https://warroom-standin.slack.com/archives/{ch}/p{ts}"}
+        if method == "conversations.create":
+            cid = f"C{next(self._ids):08d}"
+            self.channels[cid] = {"id": cid, "name": args.get("name", cid), "is_channel": True}
+            return {"ok": True, "channel": self.channels[cid]}
+        if method == "conversations.invite":
+            return {"ok": True, "channel": self.channels.get(str(args.get("channel")), {"id": args.get("channel")})}
+        if method == "conversations.info":
+            ch = str(args.get("channel"))
+            return {"ok": True, "channel": self.channels.get(ch, {"id": ch, "name": ch.lower()})}
+        if method == "conversations.history":
+            msgs = [{"type": "message", "text": m.get("text", ""), "ts": m["ts"], "user": BOT_USER}
+                    for m in self.messages(str(args.get("channel"))) if not m.get("ephemeral")]
+            return {"ok": True, "messages": list(reversed(msgs))[: int(args.get("limit", 100))], "has_more": False}
+        if method in ("reactions.add", "pins.add"):
+            return {"ok": True}
+        if method in ("views.open", "views.update", "views.push"):
+            return {"ok": True, "view": {"id": f"V{next(self._ids):08d}", **(args.get("view") or {})}}
+        if method == "users.info":
+            uid = args.get("user", "")
+            return {"ok": True, "user": {"id": uid, "name": str(uid).lower(), "tz": "UTC", "deleted": False}}
+        if method == "usergroups.users.list":
+            return {"ok": True, "users": self.usergroups.get(str(args.get("usergroup")), [])}
+        if method == "files.getUploadURLExternal":
+            fid = f"F{next(self._ids):08d}"
+            self.files[fid] = {"id": fid, "name": args.get("filename"), "size": int(args.get("length", 0)),
+                               "content": b""}
+            return {"ok": True, "upload_url": f"{self.url}_upload/{fid}", "file_id": fid}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            out = []
+            for f in files or []:
+                meta = self.files.get(f["id"], {"id": f["id"]})
+                meta["title"] = f.get("title")
+                out.append({"id": f["id"], "title": f.get("title"), "name": meta.get("name")})
+            return {"ok": True, "files": out}
+        if method == "files.info":
+            f = self.files.get(str(args.get("file")))
+            if f is None:
+                return {"ok": False, "error": "file_not_found"}
+            return {"ok": True, "file": {k: v for k, v in f.items() if k != "content"}
+                    | {"url_private_download": f"{self.url}_files/{f['id']}"}}
+        return {"ok": False, "error": "unknown_method"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                return
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+                self._send(status, json.dumps(obj).encode(), headers=headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = urllib.parse.urlparse(self.path)
+                if path.path == "/_calls":
+                    with standin._lock:
+                        self._json(200, [asdict(c) for c in standin.calls])
+                    return
+                if path.path.startswith("/_files/"):
+                    f = standin.files.get(path.path.rsplit("/", 1)[-1])
+                    if f is None:
+                        self._send(404, b"not found", "text/plain")
+                    elif standin.token and self.headers.get("Authorization") != f"Bearer {standin.token}":
+                        self._send(403, b"forbidden", "text/plain")
+                    else:
+                        self._send(200, f["content"], "application/octet-stream")
+                    return
+                self._do_api(path, b"")
+
+            def do_POST(self) -> None:  # noqa: N802
+                path = urllib.parse.urlparse(self.path)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if path.path == "/_reset":
+                    standin.reset()
+                    self._json(200, {"ok": True})
+                    return
+                if path.path == "/_fail":
+                    q = dict(urllib.parse.parse_qsl(path.query))
+                    standin.fail(q["method"], int(q.get("status", 429)), int(q.get("count", 1)),
+                                 int(q.get("retry_after", 1)))
+                    self._json(200, {"ok": True})
+                    return
+                if path.path == "/_users":
+                    q = dict(urllib.parse.parse_qsl(path.query))
+                    standin.usergroups[q["group"]] = json.loads(raw or b"[]")
+                    self._json(200, {"ok": True})
+                    return
+                if path.path.startswith("/_upload/"):
+                    fid = path.path.rsplit("/", 1)[-1]
+                    if fid in standin.files:
+                        standin.files[fid]["content"] = raw
+                    self._send(200, b"OK - " + str(len(raw)).encode(), "text/plain")
+                    return
+                self._do_api(path, raw)
+
+            def _do_api(self, path: urllib.parse.ParseResult, raw: bytes) -> None:
+                if not path.path.startswith("/api/"):
+                    self._send(404, b"not found", "text/plain")
+                    return
+                method = path.path[len("/api/"):]
+                args: dict[str, Any] = dict(urllib.parse.parse_qsl(path.query))
+                ctype = self.headers.get("Content-Type", "")
+                if raw:
+                    if "json" in ctype:
+                        try:
+                            args.update(json.loads(raw))
+                        except json.JSONDecodeError:
+                            self._json(200, {"ok": False, "error": "invalid_json"})
+                            return
+                    elif "form" in ctype:
+                        args.update(dict(urllib.parse.parse_qsl(raw.decode())))
+                for k in ("blocks", "view", "files"):
+                    if isinstance(args.get(k), str) and args[k].startswith(("[", "{")):
+                        args[k] = json.loads(args[k])
+                auth = self.headers.get("Authorization", "")
+                with standin._lock:
+                    queue = standin._failures.get(method)
+                    failure = queue.pop(0) if queue else None
+                if failure is not None:
+                    status, retry_after = failure
+                    body = {"ok": False, "error": "ratelimited" if status == 429 else "internal_error"}
+                    with standin._lock:
+                        standin.calls.append(Call(method, args, status, response=body))
+                    self._json(status, body, {"Retry-After": str(retry_after)} if status == 429 else None)
+                    return
+                if method != "auth.test" and not auth.startswith("Bearer ") and "token" not in args:
+                    resp: dict[str, Any] = {"ok": False, "error": "not_authed"}
+                elif standin.token and auth and auth != f"Bearer {standin.token}":
+                    resp = {"ok": False, "error": "invalid_auth"}
+                else:
+                    with standin._lock:
+                        resp = standin._answer(method, args)
+                with standin._lock:
+                    standin.calls.append(Call(method, args, 200, response=resp))
+                self._json(200, resp)
+
+        return Handler

@@ -1,0 +1,137 @@
+"""The in-process worker pool: threads that claim jobs from the durable queue and run them.
+
+This is the embedded default; the hand-off is one small interface (``submit`` a kind and a JSON
+payload), so a scaled-out backend can run the same handlers elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from knowledge import jobs
+from knowledge.db import Database
+
+from bot import metrics
+
+__all__ = ["JobRunner", "Handler", "PermanentJobError"]
+
+log = logging.getLogger("warroom.worker")
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class PermanentJobError(Exception):
+    """The job cannot succeed by retrying; fail it at once."""
+
+
+class JobRunner:
+    """Runs registered handlers for queued jobs on ``n_threads`` threads."""
+
+    def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5) -> None:
+        self.db = db
+        self.n_threads = n_threads
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.handlers: dict[str, Handler] = {}
+        self._wake = threading.Condition()
+        self._pending_wakes = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.runner_id = uuid.uuid4().hex[:8]
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def submit(self, kind: str, payload: dict[str, Any], dedup_key: str | None = None,
+               max_attempts: int = 5) -> jobs.JobRef:
+        """Commit a job to the queue and wake a worker. Returns the job (existing one if deduped)."""
+        if kind not in self.handlers:
+            raise KeyError(f"no handler for job kind {kind!r}")
+        with self.db.session() as s:
+            ref = jobs.enqueue(s, kind=kind, payload=payload, dedup_key=dedup_key, max_attempts=max_attempts)
+        if ref.created:
+            self.notify()
+        return ref
+
+    def notify(self) -> None:
+        with self._wake:
+            self._pending_wakes += 1
+            self._wake.notify()
+
+    def start(self) -> None:
+        for i in range(self.n_threads):
+            t = threading.Thread(target=self._loop, name=f"warroom-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when none was due."""
+        with self.db.session() as s:
+            ref = jobs.claim(s, lease_s=self.lease_s, kinds=list(self.handlers))
+        if ref is None:
+            return False
+        handler = self.handlers[ref.kind]
+        start = time.perf_counter()
+        try:
+            handler(ref.payload)
+        except Exception as exc:  # noqa: BLE001 - the worker boundary: record, retry, go on
+            err_id = uuid.uuid4().hex[:8]
+            permanent = isinstance(exc, PermanentJobError)
+            log.error("job %s (%s) failed [error id %s]: %s\n%s", ref.id, ref.kind, err_id, exc,
+                      traceback.format_exc())
+            with self.db.session() as s:
+                if permanent:
+                    from knowledge.models import Job
+
+                    job = s.get(Job, ref.id)
+                    if job is not None:
+                        job.max_attempts = job.attempts
+                status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}")
+            metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()
+        else:
+            with self.db.session() as s:
+                jobs.complete(s, ref.id)
+            metrics.JOBS.labels(kind=ref.kind, outcome="done").inc()
+        finally:
+            metrics.JOB_LATENCY.labels(kind=ref.kind).observe(time.perf_counter() - start)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - database hiccup: wait and try again
+                log.warning("worker could not claim a job: %s", exc)
+                ran = False
+                time.sleep(1.0)
+            if ran:
+                continue
+            with self._wake:
+                if self._pending_wakes == 0:
+                    self._wake.wait(self.poll_s)
+                self._pending_wakes = max(0, self._pending_wakes - 1)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until no job is queued or running (tests and the demo)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.db.session() as s:
+                c = jobs.counts(s)
+            if c.get("queued", 0) == 0 and c.get("running", 0) == 0:
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,144 @@
+"""The durable job queue: a table of small JSON jobs, claimed with a lease.
+
+Work is committed here before the request that caused it is acknowledged, so a crash loses nothing:
+a job whose lease ran out (its worker died) is claimed again. Jobs carry an optional ``dedup_key``;
+enqueueing the same key twice returns the existing job, which is how Slack retries and webhook
+redeliveries are kept from acting twice. Handlers must be idempotent: a job can run again after a
+crash between its side effect and its completion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from knowledge.models import Job, utcnow
+
+__all__ = ["JobRef", "enqueue", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S"]
+
+BACKOFF_S = (1, 2, 5, 15, 60, 300)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A claimed or enqueued job, detached from its session."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    status: str
+    created: bool = True
+
+
+def _ref(job: Job, created: bool = True) -> JobRef:
+    return JobRef(job.id, job.kind, dict(job.payload or {}), job.attempts, job.status, created)
+
+
+def enqueue(
+    session: Session, *, kind: str, payload: dict[str, Any], dedup_key: str | None = None,
+    max_attempts: int = 5, delay_s: float = 0.0,
+) -> JobRef:
+    """Add a job (committed by the caller's session). Same ``dedup_key`` returns the existing job.
+
+    A job with the same key that already *failed* for good is queued again: a retry from upstream
+    (Slack, a webhook sender) of work that failed must not be dropped.
+    """
+    if dedup_key is not None:
+        existing = session.scalar(select(Job).where(Job.dedup_key == dedup_key))
+        if existing is not None:
+            if existing.status == "failed":
+                existing.status, existing.attempts = "queued", 0
+                existing.run_after = utcnow()
+                session.flush()
+                return _ref(existing, created=True)
+            return _ref(existing, created=False)
+    job = Job(kind=kind, payload=payload, dedup_key=dedup_key, max_attempts=max_attempts,
+              run_after=utcnow() + dt.timedelta(seconds=delay_s))
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # Lost a race with another replica on the same key.
+        existing = session.scalar(select(Job).where(Job.dedup_key == dedup_key))
+        assert existing is not None
+        return _ref(existing, created=False)
+    return _ref(job)
+
+
+def claim(session: Session, *, lease_s: float = 300.0, kinds: list[str] | None = None) -> JobRef | None:
+    """Take the oldest runnable job (queued and due, or running with an expired lease)."""
+    now = utcnow()
+    q = (
+        select(Job.id)
+        .where(
+            ((Job.status == "queued") & (Job.run_after <= now))
+            | ((Job.status == "running") & (Job.lease_until < now))
+        )
+        .order_by(Job.id)
+        .limit(1)
+    )
+    if kinds:
+        q = q.where(Job.kind.in_(kinds))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    job_id = session.scalar(q)
+    if job_id is None:
+        return None
+    # Compare-and-set so two claimers (threads or replicas) never take the same job.
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .where(
+            ((Job.status == "queued")) | ((Job.status == "running") & (Job.lease_until < now))
+        )
+        .values(status="running", attempts=Job.attempts + 1,
+                lease_until=now + dt.timedelta(seconds=lease_s))
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(Job, job_id)
+    assert job is not None
+    session.refresh(job)
+    return _ref(job)
+
+
+def complete(session: Session, job_id: int) -> None:
+    """Mark a job done."""
+    session.execute(update(Job).where(Job.id == job_id)
+                    .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None))
+
+
+def fail(session: Session, job_id: int, error: str) -> str:
+    """Record a failure: queue again with backoff, or mark failed after ``max_attempts``."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return "missing"
+    job.last_error = error[:2000]
+    job.lease_until = None
+    if job.attempts >= job.max_attempts:
+        job.status, job.finished_at = "failed", utcnow()
+    else:
+        job.status = "queued"
+        job.run_after = utcnow() + dt.timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
+    return job.status
+
+
+def requeue_failed(session: Session) -> int:
+    """Queue every failed job again (operator action)."""
+    res = session.execute(update(Job).where(Job.status == "failed")
+                          .values(status="queued", attempts=0, run_after=utcnow()))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Number of jobs per status."""
+    from sqlalchemy import func
+
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,126 @@
+"""The skill interface: a typed request in, a typed result out.
+
+A skill is a small class with a ``name``, a docstring that is its help text, the slash commands
+that resolve to it directly, a ``score`` for free text (0..1, how sure it is that the text is for
+it) and ``run``. Heavy resources load in ``warm`` (called once, in the background, at start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from knowledge.db import Database
+
+__all__ = [
+    "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
+    "SkillError", "BaseSkill",
+]
+
+
+class SkillError(Exception):
+    """A problem the user can fix; the message is shown to them as is."""
+
+
+@dataclass
+class SkillContext:
+    """What skills may use: the database, directories, optional LLM settings, shared resources."""
+
+    db: Database
+    data_dir: Path
+    model_dir: Path
+    settings: Any = None  # bot.settings.Settings; typed loosely so skills do not import bot
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SkillRequest:
+    """One piece of work for a skill, whichever door it came through."""
+
+    text: str
+    source: str = "cli"  # mention, dm, command, cli, webhook, action, triage
+    user_id: str | None = None
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    command: str | None = None
+    incident_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled block of lines."""
+
+    heading: str
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button: the bot routes ``action_id`` back to the skill that made it."""
+
+    action_id: str
+    label: str
+    value: str
+    style: str | None = None  # primary, danger
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to upload next to the result (a chart, a Markdown document, long output)."""
+
+    filename: str
+    content: bytes
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class SkillResult:
+    """What a skill returns: data for people, rendered by the bot."""
+
+    title: str
+    summary: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    sections: tuple[Section, ...] = ()
+    actions: tuple[Action, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    detail: str = ""  # long text: goes into the thread, not the channel
+    ok: bool = True
+    ephemeral: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Skill(Protocol):
+    name: str
+    commands: tuple[str, ...]
+
+    def score(self, text: str) -> float: ...
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult: ...
+
+    def warm(self, ctx: SkillContext) -> None: ...
+
+
+class BaseSkill:
+    """Convenience base: keyword scoring and a no-op warm-up."""
+
+    name: ClassVar[str] = ""
+    commands: ClassVar[tuple[str, ...]] = ()
+    keywords: ClassVar[tuple[str, ...]] = ()
+    examples: ClassVar[tuple[str, ...]] = ()
+
+    def score(self, text: str) -> float:
+        """Share of the skill's keywords found, capped: 1 keyword 0.5, 2 or more 0.8."""
+        low = text.lower()
+        hits = sum(1 for k in self.keywords if k in low)
+        return 0.0 if hits == 0 else (0.5 if hits == 1 else 0.8)
+
+    def warm(self, ctx: SkillContext) -> None:
+        """Load heavy resources once; the default has none."""
+        return None
+
+    @classmethod
+    def help_line(cls) -> str:
+        """First line of the docstring: the help text."""
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]

@@ -1,0 +1,40 @@
+"""``help``: what the bot can do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+
+if TYPE_CHECKING:
+    from skills.registry import Registry
+
+__all__ = ["HelpSkill"]
+
+
+class HelpSkill(BaseSkill):
+    """List what I can do and how to ask for it."""
+
+    name = "help"
+    commands = ("/warroom help",)
+    keywords = ("help", "what can you do", "commands", "how do i use")
+
+    def __init__(self) -> None:
+        self.registry: Registry | None = None
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        lines = []
+        for s in self.registry.skills if self.registry else [self]:
+            cmds = ", ".join(getattr(s, "commands", ()))
+            help_line = s.help_line() if hasattr(s, "help_line") else s.name
+            examples = getattr(s, "examples", ())
+            ex = f' (e.g. "{examples[0]}")' if examples else ""
+            lines.append(f"*{s.name}*: {help_line}" + (f" `{cmds}`" if cmds else "") + ex)
+        intro = "Here is what I can do. Mention me with a question, or use a slash command."
+        if request.source in ("mention", "dm") and request.text.strip() and not self._asked_for_help(request):
+            intro = "I am not sure what you need. " + intro
+        return SkillResult(title="warroom help", summary=intro, sections=(Section("Skills", tuple(lines)),),
+                           ephemeral=request.source == "command")
+
+    def _asked_for_help(self, request: SkillRequest) -> bool:
+        return self.score(request.text) > 0

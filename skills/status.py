@@ -1,0 +1,40 @@
+"""``status``: is the bot alive, and what is open right now."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from knowledge import jobs
+from knowledge.models import Incident
+from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+
+__all__ = ["StatusSkill"]
+
+
+class StatusSkill(BaseSkill):
+    """Tell whether I am alive, how much work is queued, and which incidents are open."""
+
+    name = "status"
+    commands = ("/warroom status",)
+    keywords = ("status", "are you alive", "open incidents", "what is open", "health")
+    examples = ("@warroom status",)
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        with ctx.db.session() as s:
+            open_rows = s.execute(
+                select(Incident.id, Incident.title, Incident.severity, Incident.status)
+                .where(Incident.status.in_(("open", "acknowledged", "mitigated")))
+                .order_by(Incident.severity, Incident.id).limit(10)
+            ).all()
+            n_open = s.scalar(select(func.count()).select_from(Incident)
+                              .where(Incident.status.in_(("open", "acknowledged", "mitigated")))) or 0
+            queue = jobs.counts(s)
+        lines = tuple(f"#{i} SEV{sev} [{st}] {title}" for i, title, sev, st in open_rows) or ("none",)
+        return SkillResult(
+            title="warroom status",
+            summary=f"I am up. {n_open} open incident(s); jobs: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "none queued"),
+            fields=(("Open incidents", str(n_open)), ("Queued jobs", str(queue.get("queued", 0)))),
+            sections=(Section("Open incidents", lines),),
+            data={"open_incidents": n_open, "jobs": queue},
+        )

@@ -1,0 +1,91 @@
+"""Shared fixtures: a real server on loopback, the Slack stand-in, a signed-request driver.
+
+Fakes live only at the network boundary (the Slack Web API stand-in); everything else is real,
+including the database (SQLite here; PostgreSQL where WARROOM_TEST_POSTGRES_URL is set).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.settings import Settings
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from bot.standin.server import SlackStandIn
+from knowledge.db import Database
+from knowledge.seed import seed
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BOT_TOKEN = "xoxb-test-token"
+SHARED_DATA = Path(os.environ.get("WARROOM_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared evaluation data; tests that need it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    with SlackStandIn(token=BOT_TOKEN) as s:
+        yield s
+
+
+def make_settings(tmp_path: Path, standin: SlackStandIn | None = None, **overrides: Any) -> Settings:
+    """Test-mode settings on a fresh SQLite file under ``tmp_path``."""
+    base: dict[str, Any] = dict(
+        mode="test", slack_bot_token=BOT_TOKEN, slack_signing_secret=secrets.token_hex(16),
+        slack_api_url=standin.api_url if standin else "http://127.0.0.1:9/api/",
+        database_url=f"sqlite:///{tmp_path / 'warroom.db'}", data_dir=tmp_path, embedder="hash",
+        slack_incident_channel="C0INCIDENTS", workers=2,
+        webhook_secrets={"alertmanager": "am-secret-0123456789", "grafana": "grafana-secret-0123456789",
+                         "pagerduty": "pd-secret-0123456789", "generic": "generic-secret-0123456789"},
+    )
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: SlackStandIn) -> Settings:
+    return make_settings(tmp_path, standin)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Database:
+    """A migrated, seeded database (the sample world)."""
+    database = Database(settings.database_url)
+    database.upgrade()
+    with database.session() as s:
+        seed(s)
+    return database
+
+
+class Live:
+    """A running app with its Slack stand-in and a driver that signs requests."""
+
+    def __init__(self, server: LiveServer, standin: SlackStandIn, driver: SlackDriver) -> None:
+        self.server, self.standin, self.driver = server, standin, driver
+        self.url = server.url
+        self.services = server.services
+        self.db = server.services.db
+
+    def drain(self, timeout: float = 30.0) -> None:
+        assert self.server.drain(timeout), "the worker did not finish its jobs in time"
+
+
+@pytest.fixture
+def live(settings: Settings, db: Database, standin: SlackStandIn) -> Iterator[Live]:
+    """The real app on loopback over a seeded SQLite knowledge base."""
+    with LiveServer(settings) as srv:
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value()))
