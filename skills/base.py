@@ -15,7 +15,7 @@ from knowledge.db import Database
 
 __all__ = [
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
-    "SkillError", "BaseSkill",
+    "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]
 
 
@@ -124,3 +124,43 @@ class BaseSkill:
     def help_line(cls) -> str:
         """First line of the docstring: the help text."""
         return (cls.__doc__ or cls.name).strip().splitlines()[0]
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """What the triage flow knows about an incident when it opens or grows."""
+
+    incident_id: int
+    title: str
+    description: str = ""
+    service: str | None = None
+    alert_name: str | None = None
+    severity: int = 3
+    labels: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    log_lines: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    alert_count: int = 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One skill's contribution to an incident card (stored in ``incidents.findings[skill]``)."""
+
+    skill: str
+    heading: str
+    lines: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class TriageSkill(Protocol):
+    """A skill that contributes to the triage flow implements ``triage``.
+
+    It must be quick (the flow gives each skill a few seconds), must not post to Slack itself, and
+    returns None when it has nothing to say about this incident.
+    """
+
+    name: str
+
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None: ...
