@@ -76,6 +76,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             return PlainTextResponse("payload too large", status_code=413)
         return await handler.handle(request)
 
+    # Routers of later doors (webhooks, REST API, knowledge-base pages) are included here.
+    # routers:
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
