@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install (Debian packages) and start throwaway servers on loopback for the test suite:
+# Install (Debian packages) what the test suite needs (PostgreSQL, Chromium + driver for the KB page test)
+# and start throwaway servers on loopback:
 #   PostgreSQL on 127.0.0.1:55432. Prints the environment to export.
 # Usage: eval "$(bash scripts/services.sh)"
 set -euo pipefail
 log() { echo "$*" >&2; }
 need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
