@@ -29,6 +29,27 @@ log = logging.getLogger("warroom.app")
 SLACK_MAX_BODY = 1024 * 1024
 
 
+def _malformed_slack_body(body: bytes, content_type: str) -> str | None:
+    """Why Bolt could not parse this body (it would raise), or None when it can."""
+    import json
+    import urllib.parse
+
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    try:
+        if text.startswith("{") or "application/json" in content_type:
+            json.loads(text or "null")
+        else:
+            payload = urllib.parse.parse_qs(text).get("payload")
+            if payload:
+                json.loads(payload[0])
+    except (json.JSONDecodeError, ValueError):
+        return "invalid JSON"
+    return None
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the ASGI app (and its services unless given)."""
     services = services or build_services(settings)
@@ -74,6 +95,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         body = await request.body()
         if len(body) > SLACK_MAX_BODY:
             return PlainTextResponse("payload too large", status_code=413)
+        problem = _malformed_slack_body(body, request.headers.get("content-type", ""))
+        if problem:
+            return PlainTextResponse(f"malformed Slack payload: {problem}", status_code=400)
         return await handler.handle(request)
 
     # Routers of later doors (webhooks, REST API, knowledge-base pages) are included here.
@@ -93,9 +117,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def prom_metrics() -> Response:
-        from knowledge import jobs
-
         import asyncio
+
+        from knowledge import jobs
 
         def depth() -> int:
             with services.db.session() as s:

@@ -10,10 +10,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from skills.base import SkillError, SkillRequest, SkillResult
-
 from bot import metrics
 from bot.render import result_blocks, result_text
+from skills.base import SkillError, SkillRequest, SkillResult
 
 if TYPE_CHECKING:
     from bot.services import Services

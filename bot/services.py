@@ -6,13 +6,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from knowledge.db import Database
-from skills.base import SkillContext
-from skills.registry import Registry, default_registry
-
 from bot.settings import Settings
 from bot.slack_client import SlackPoster, make_web_client
 from bot.worker import JobRunner
+from knowledge.db import Database
+from skills.base import SkillContext
+from skills.registry import Registry, default_registry
 
 __all__ = ["Services", "build_services"]
 

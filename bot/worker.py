@@ -14,10 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bot import metrics
 from knowledge import jobs
 from knowledge.db import Database
-
-from bot import metrics
 
 __all__ = ["JobRunner", "Handler", "PermanentJobError"]
 

@@ -1,0 +1,45 @@
+"""Hostile and malformed input at the Slack door: clear replies, 4xx not 5xx, nothing lost."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Live
+
+
+def test_malformed_payloads_get_4xx(live: Live) -> None:
+    for body, ctype in (("{not json", "application/json"), ("payload=%7Bbroken", "application/x-www-form-urlencoded"),
+                        ("", "application/json"), ("\x00\xff\xfe", "application/octet-stream")):
+        resp = live.driver.post(body, ctype)
+        assert 400 <= resp.status_code < 500 or resp.status_code == 200, (body, resp.status_code)
+        assert resp.status_code != 500
+
+
+def test_oversized_body_is_413(live: Live) -> None:
+    resp = live.driver.post("text=" + "a" * (2 * 1024 * 1024), "application/x-www-form-urlencoded")
+    assert resp.status_code == 413
+
+
+def test_unknown_command_gets_a_clear_reply(live: Live) -> None:
+    resp = live.driver.command("/frobnicate", "now")
+    assert resp.status_code == 200
+    assert "I do not know `/frobnicate`" in resp.text
+
+
+def test_empty_text_gets_help(live: Live) -> None:
+    live.driver.command("/warroom", "", channel="C0E")
+    live.drain()
+    (msg,) = live.standin.messages("C0E")
+    assert "warroom help" in json.dumps(msg["blocks"])
+
+
+def test_huge_text_is_cut_with_a_note(live: Live) -> None:
+    resp = live.driver.command("/warroom", "status " + "x" * 20000, channel="C0H")
+    assert resp.status_code == 200 and "cut to" in resp.text
+    live.drain()
+    assert len(live.standin.messages("C0H")) == 1
+
+
+def test_mrkdwn_injection_is_escaped(live: Live) -> None:
+    resp = live.driver.command("/nope<!channel>", "x")
+    assert "<!channel>" not in resp.text

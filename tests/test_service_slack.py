@@ -1,0 +1,122 @@
+"""The Bolt app over HTTP: signed requests in, what the Slack stand-in received out."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import httpx
+from sqlalchemy import select
+
+from knowledge.models import Job
+from tests.conftest import Live
+
+
+def _texts(live: Live, channel: str | None = None) -> list[str]:
+    return [json.dumps(m.get("blocks") or m.get("text")) for m in live.standin.messages(channel)]
+
+
+def test_health_ready_metrics(live: Live) -> None:
+    assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{live.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["migrated"] is True
+    body = httpx.get(f"{live.url}/metrics").text
+    assert "warroom_http_requests_total" in body and "warroom_queue_depth" in body
+
+
+def test_signed_slash_command_is_answered(live: Live) -> None:
+    resp = live.driver.command("/warroom", "status", user="U0BOB", channel="C0OPS")
+    assert resp.status_code == 200
+    live.drain()
+    msgs = live.standin.messages("C0OPS")
+    assert len(msgs) == 1
+    assert "warroom status" in json.dumps(msgs[0]["blocks"])
+    assert "I am up" in msgs[0]["text"]
+
+
+def test_help_is_ephemeral_for_commands(live: Live) -> None:
+    live.driver.command("/warroom", "help", user="U0BOB", channel="C0OPS")
+    live.drain()
+    (msg,) = live.standin.messages("C0OPS")
+    assert msg["ephemeral"] is True and msg["user"] == "U0BOB"
+    assert "/warroom status" in json.dumps(msg["blocks"])
+
+
+def test_unsigned_and_stale_requests_are_refused(live: Live) -> None:
+    body = urllib.parse.urlencode({"command": "/warroom", "text": "status", "user_id": "U1", "channel_id": "C1",
+                                   "trigger_id": "t1"})
+    unsigned = live.driver.post(body, "application/x-www-form-urlencoded", sign=False)
+    assert unsigned.status_code == 401
+    stale = live.driver.post(body, "application/x-www-form-urlencoded", timestamp=int(time.time()) - 600)
+    assert stale.status_code == 401
+    forged = live.driver.post(body, "application/x-www-form-urlencoded",
+                              headers={"X-Slack-Signature": "v0=" + "0" * 64})
+    assert forged.status_code == 401
+    live.drain()
+    assert live.standin.messages() == []
+    with live.db.session() as s:
+        assert s.scalars(select(Job)).all() == []
+
+
+def test_event_retries_do_not_act_twice(live: Live) -> None:
+    first = live.driver.mention("status please", channel="C0OPS", event_id="Ev0DUP")
+    assert first.status_code == 200
+    for n in (1, 2, 3):
+        retry = live.driver.mention("status please", channel="C0OPS", event_id="Ev0DUP", retry_num=n)
+        assert retry.status_code == 200
+    live.drain()
+    assert len(live.standin.messages("C0OPS")) == 1
+
+
+def test_retry_of_a_failed_event_is_not_dropped(live: Live) -> None:
+    # Slack keeps failing for this job's whole retry budget, so the job fails for good ...
+    live.standin.fail("chat.postMessage", status=500, count=1000)
+    live.driver.mention("status", channel="C0OPS", event_id="Ev0FAIL")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with live.db.session() as s:
+            job = s.scalar(select(Job).where(Job.dedup_key == "slack:event:Ev0FAIL"))
+            if job is not None and job.status == "failed":
+                break
+            if job is not None and job.status == "queued":
+                # Do not wait out the backoff: make the retry due now.
+                job.run_after = job.created_at
+        live.services.runner.notify()
+        time.sleep(0.1)
+    assert job is not None and job.status == "failed"
+    # ... then Slack stops failing and delivers the event again: it is processed, once.
+    live.standin.reset()
+    assert live.driver.mention("status", channel="C0OPS", event_id="Ev0FAIL", retry_num=1).status_code == 200
+    live.drain()
+    assert len(live.standin.messages("C0OPS")) == 1
+
+
+def test_rate_limited_posts_are_retried_after_retry_after(live: Live) -> None:
+    live.standin.fail("chat.postMessage", status=429, count=2, retry_after=1)
+    live.driver.command("/warroom", "status", channel="C0OPS")
+    live.drain()
+    assert len(live.standin.messages("C0OPS")) == 1
+    statuses = [c.status for c in live.standin.calls if c.method == "chat.postMessage"]
+    assert statuses == [429, 429, 200]
+
+
+def test_free_text_routes_to_best_skill_or_help(live: Live) -> None:
+    live.driver.mention("what is the status, are you alive?", channel="C0A")
+    live.driver.mention("qwzx frobnicate the gizmo", channel="C0B")
+    live.drain()
+    assert "warroom status" in _texts(live, "C0A")[0]
+    helped = _texts(live, "C0B")[0]
+    assert "not sure what you need" in helped and "/warroom status" in helped
+
+
+def test_dm_is_answered_in_thread(live: Live) -> None:
+    live.driver.message("help", channel="D0ALICE", channel_type="im")
+    live.drain()
+    (msg,) = live.standin.messages("D0ALICE")
+    assert msg.get("thread_ts")
+
+
+def test_url_verification(live: Live) -> None:
+    resp = live.driver.url_verification("xyz")
+    assert resp.status_code == 200 and "xyz" in resp.text
