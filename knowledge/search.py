@@ -43,65 +43,159 @@ payments-api; words: connection, slots; meaning 0.71").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["Hit", "SearchError", "SyncReport", "KINDS"]
+from sqlalchemy import select
+
+from knowledge.db import Database
+from knowledge.embedder import Encoder, get_encoder
+from knowledge.kb_docs import collect_documents
+from knowledge.kb_index import KnowledgeIndex, Penalties, Query
+from knowledge.models import Feedback
+from knowledge.search_types import Hit, SearchError, SyncReport
+
+__all__ = ["Hit", "SearchError", "SyncReport", "KINDS", "search", "sync_index", "open_index", "encoder_for",
+           "record_not_similar", "MAX_QUERY_CHARS", "AUTO_SYNC_S"]
 
 KINDS: tuple[str, ...] = ("incident", "postmortem", "runbook")
+MAX_QUERY_CHARS = 8000
+AUTO_SYNC_S = 30.0  # a search re-checks the database when the index is older than this
+RESOURCE = "kb_index"
+_OPEN_LOCK = threading.Lock()
 
 
-class SearchError(ValueError):
-    """The query cannot be searched (empty, or only punctuation); the message is for a person."""
+class KBContext(Protocol):
+    """What the search needs from its caller (``skills.base.SkillContext`` fits)."""
+
+    db: Database
+    data_dir: Path
+    settings: Any
+    resources: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result.
+def encoder_for(ctx: KBContext) -> Encoder:
+    """The encoder named by ``ctx.settings.embedder`` (default "minilm")."""
+    return get_encoder(getattr(ctx.settings, "embedder", None) or "minilm")
 
-    Attributes:
-        kind: "incident", "postmortem" or "runbook".
-        id: the row's id as text (incident id, postmortem id, runbook slug).
-        key: ``"<kind>:<id>"``, unique in the index.
-        title: the document's title.
-        score: fused relevance in 0..1 (higher is better).
-        why: a short human reason it matched.
-        link: where to read it (``incident #101``, ``postmortem #7``, ``runbook restart-service``).
-        resolution: what fixed it (incidents and postmortems), or the runbook's first step.
-        resolved_by: who or what resolved it (runbook slug or assignee), when known.
-        incident_id: the incident it belongs to, if any.
-        postmortem_id: the published postmortem of that incident, if any.
-        service: the service it concerns.
-        severity: 1 (worst) .. 4, incidents and postmortems only.
-        status: the incident status or "published"/"active".
-        passage: the best-matching passage of the document (for cited answers).
+
+def index_dir(ctx: KBContext) -> Path:
+    """Where the vector index lives: ``<data_dir>/vector_index``."""
+    return Path(ctx.data_dir) / "vector_index"
+
+
+def open_index(ctx: KBContext) -> KnowledgeIndex:
+    """The process-wide index for ``ctx``: loaded (or rebuilt) once, then kept in ``ctx.resources``."""
+    enc = encoder_for(ctx)
+    with _OPEN_LOCK:
+        kb = ctx.resources.get(RESOURCE)
+        if not isinstance(kb, KnowledgeIndex) or kb.encoder.name != enc.name:
+            kb, report = KnowledgeIndex.open(db=ctx.db, directory=index_dir(ctx), encoder=enc)
+            ctx.resources[RESOURCE] = kb
+            ctx.resources[RESOURCE + ".synced"] = time.monotonic()
+            ctx.resources[RESOURCE + ".report"] = report
+        return kb
+
+
+def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) -> SyncReport:
+    """Bring the index in step with the database (the consistency check and repair).
+
+    Args:
+        ctx: the skill context.
+        dry_run: only report the drift (documents missing, stale or deleted); change nothing.
+        rebuild: re-embed every document from scratch.
+
+    Returns:
+        What was (or, with ``dry_run``, would be) added, updated and removed.
     """
-
-    kind: str
-    id: str
-    key: str
-    title: str
-    score: float
-    why: str
-    link: str
-    resolution: str = ""
-    resolved_by: str | None = None
-    incident_id: int | None = None
-    postmortem_id: int | None = None
-    service: str | None = None
-    severity: int | None = None
-    status: str = ""
-    passage: str = ""
+    kb = open_index(ctx)
+    with ctx.db.session() as s:
+        docs = collect_documents(s)
+    if dry_run:
+        changed, gone, edited = kb.drift(docs)
+        return SyncReport(encoder=f"{kb.encoder.name}/{kb.encoder.dim}", total=len(docs),
+                          added=len(changed) - len(edited), updated=len(edited), removed=len(gone), rebuilt=False,
+                          reason="dry run")
+    report = kb.sync_docs(docs, rebuild=rebuild)
+    ctx.resources[RESOURCE + ".synced"] = time.monotonic()
+    return report
 
 
-@dataclass(frozen=True)
-class SyncReport:
-    """What :func:`sync_index` did."""
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())[:500]
 
-    encoder: str
-    total: int
-    added: int
-    updated: int
-    removed: int
-    rebuilt: bool
-    reason: str = ""
-    seconds: float = 0.0
+
+def record_not_similar(*, db: Database, target: str, incident_id: int | None, user_id: str | None,
+                       query: str = "") -> bool:
+    """Store "not similar" feedback on a hit; returns False when this user already said so."""
+    with db.session() as s:
+        q = select(Feedback.id).where(Feedback.kind == "not_similar", Feedback.target == target,
+                                      Feedback.user_id == user_id)
+        q = q.where(Feedback.incident_id == incident_id) if incident_id is not None else q.where(
+            Feedback.incident_id.is_(None))
+        if incident_id is None:
+            for fid in s.scalars(q):
+                fb = s.get(Feedback, fid)
+                if fb is not None and (fb.data or {}).get("query_norm") == _norm(query):
+                    return False
+        elif s.scalar(q) is not None:
+            return False
+        s.add(Feedback(kind="not_similar", incident_id=incident_id, target=target, user_id=user_id,
+                       data={"query": query[:2000], "query_norm": _norm(query)}))
+    return True
+
+
+def _penalties(db: Database, incident_id: int | None, text: str) -> Penalties:
+    norm = _norm(text)
+    drop: set[str] = set()
+    votes: Counter[str] = Counter()
+    with db.session() as s:
+        for fb in s.scalars(select(Feedback).where(Feedback.kind == "not_similar")):
+            if not fb.target:
+                continue
+            same_incident = incident_id is not None and fb.incident_id == incident_id
+            if same_incident or (norm and (fb.data or {}).get("query_norm") == norm):
+                drop.add(fb.target)
+            else:
+                votes[fb.target] += 1
+    return Penalties(drop=frozenset(drop), demote={k: min(0.2, 0.05 * v) for k, v in votes.items()})
+
+
+def _clean_query(text: object) -> str:
+    if not isinstance(text, str):
+        raise SearchError("the query must be text")
+    text = text.strip()[:MAX_QUERY_CHARS]
+    if not any(ch.isalnum() for ch in text):
+        raise SearchError("nothing to search for: give me a few words, an alert or a log line")
+    return text
+
+
+def search(ctx: KBContext, *, text: str, kinds: Iterable[str] = KINDS, service: str | None = None,
+           alert_name: str | None = None, log_lines: Iterable[str] = (), filter_service: str | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None, max_severity: int | None = None,
+           resolved_only: bool = False, exclude: Iterable[str] = (), incident_id: int | None = None,
+           k: int = 5) -> list[Hit]:
+    """Hybrid search of the knowledge base; see the module docstring for every argument.
+
+    Raises:
+        SearchError: empty query, unknown kind, or ``k`` outside 1..50.
+    """
+    clean = _clean_query(text)
+    kinds_t = tuple(kinds)
+    unknown = [x for x in kinds_t if x not in KINDS]
+    if unknown or not kinds_t:
+        raise SearchError(f"unknown kind(s) {unknown}: use {', '.join(KINDS)}")
+    if not 1 <= k <= 50:
+        raise SearchError("k must be between 1 and 50")
+    kb = open_index(ctx)
+    if time.monotonic() - float(ctx.resources.get(RESOURCE + ".synced", 0.0)) > AUTO_SYNC_S:
+        sync_index(ctx)
+    q = Query(text=clean, kinds=kinds_t, k=k, service=service, alert_name=alert_name,
+              log_lines=tuple(str(x) for x in log_lines), filter_service=filter_service, since=since, until=until,
+              max_severity=max_severity, resolved_only=resolved_only, exclude=frozenset(exclude))
+    return kb.query(q, _penalties(ctx.db, incident_id, clean))
