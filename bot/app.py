@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 
-from bot import metrics
+from bot import metrics, webhooks
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
@@ -102,6 +102,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     # Routers of later doors (webhooks, REST API, knowledge-base pages) are included here.
     # routers:
+    app.include_router(webhooks.router)
+    app.include_router(__import__("bot.kb", fromlist=["router"]).router)  # /kb pages (issue 9)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -17,7 +17,7 @@ from skills.base import SkillError, SkillRequest, SkillResult
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["register_all", "deliver", "run_skill"]
+__all__ = ["register_all", "deliver", "run_skill", "follow_up"]
 
 log = logging.getLogger("warroom.handlers")
 
@@ -60,6 +60,17 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
     return resp
 
 
+def follow_up(services: Services, result: SkillResult) -> None:
+    """Queue what a result asks for: a card refresh, and follow-up jobs whose kind has a handler."""
+    incident_id = result.data.get("refresh_card")
+    if incident_id:
+        services.runner.submit("incident.card", {"incident_id": int(incident_id)},
+                               f"card:{incident_id}:{uuid.uuid4().hex}")
+    for job in result.data.get("follow_up_jobs") or []:
+        if job.get("kind") in services.runner.handlers:
+            services.runner.submit(job["kind"], job.get("payload") or {}, job.get("dedup_key"))
+
+
 def _request_from(payload: dict[str, Any]) -> SkillRequest:
     r = payload["request"]
     return SkillRequest(
@@ -80,6 +91,7 @@ def register_all(services: Services) -> None:
             name = skill.name
         result = run_skill(services, name, request)
         deliver(services, result, payload.get("reply") or {})
+        follow_up(services, result)
 
     def slack_action(payload: dict[str, Any]) -> None:
         action_id: str = payload["action_id"]
@@ -102,6 +114,12 @@ def register_all(services: Services) -> None:
         if result is not None:
             deliver(services, result, {"channel": payload.get("channel"), "user": payload.get("user"),
                                        "thread_ts": payload.get("message_ts")})
+            follow_up(services, result)
 
     services.runner.register("skill.run", skill_run)
     services.runner.register("slack.action", slack_action)
+    from bot import incident_jobs
+
+    incident_jobs.register(services)
+    __import__("bot.postmortem_jobs").postmortem_jobs.register(services)  # postmortem.draft (issue 9)
+    __import__("bot.index_jobs").index_jobs.register(services)  # index.sync (issue 6)

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     warm_models: bool = True
     log_level: str = "INFO"
     kb_token: SecretStr | None = None
+    # Runbooks (issue 8): what shell steps may run and which hosts http steps may reach.
+    runbook_commands: list[str] = Field(default_factory=lambda: [
+        "kubectl", "helm", "redis-cli", "cmctl", "systemctl", "journalctl", "df", "du", "find", "uptime"])
+    runbook_http_hosts: list[str] = Field(default_factory=list)
+    public_url: str | None = None  # how people reach this app (links to the /kb pages); default host:port
 
     @property
     def models_path(self) -> Path:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skills.ask import AskSkill
 from skills.base import Skill
 from skills.help import HelpSkill
+from skills.incident import IncidentSkill
+from skills.postmortem import PostmortemSkill
+from skills.similar import SimilarSkill
 from skills.status import StatusSkill
 
 __all__ = ["Registry", "default_registry", "MIN_SCORE"]
@@ -54,7 +58,8 @@ class Registry:
 
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
-    skills: list[Skill] = [HelpSkill(), StatusSkill()]
+    skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
+                           SimilarSkill(), AskSkill()]
     reg = Registry(skills)
     for s in skills:
         if isinstance(s, HelpSkill):

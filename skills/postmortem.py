@@ -1,0 +1,265 @@
+"""Postmortem skill: draft, show, edit, publish and export an incident's postmortem.
+
+``/postmortem draft|show|publish|export <incident>`` and ``/postmortem edit <incident> <section>: text``;
+buttons ``postmortem:publish``, ``postmortem:regenerate`` and ``postmortem:confirm_root_cause``. A
+draft is written from the incident's facts (secrets masked first) by the deterministic writer, or
+by the LLM writer when an endpoint is configured; each change is stored as a new version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from knowledge import postmortems as store
+from knowledge.facts import PostmortemFacts, assemble_facts
+from knowledge.models import Incident, Postmortem
+from knowledge.postmortems import PostmortemDoc
+from skills.base import Action, Attachment, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
+
+__all__ = ["PostmortemSkill", "choose_writer", "kb_url", "esc"]
+
+log = logging.getLogger("warroom.skills.postmortem")
+
+_ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
+_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")
+
+
+def esc(text: object) -> str:
+    """Escape Slack mrkdwn control characters in untrusted text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def choose_writer(ctx: SkillContext) -> PostmortemWriter:
+    """The LLM writer when an endpoint is configured, else the deterministic one."""
+    s = ctx.settings
+    if s is not None and getattr(s, "llm_enabled", False):
+        from skills.postmortem_llm import LLMWriter
+
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key is not None else "not-needed"
+        return LLMWriter(base_url=s.llm_base_url, model=s.llm_model, api_key=key, timeout_s=s.llm_timeout_s)
+    return DeterministicWriter()
+
+
+def kb_url(ctx: SkillContext, incident_id: int) -> str:
+    """Where the knowledge-base page of this postmortem is served."""
+    s = ctx.settings
+    base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
+    return f"{str(base).rstrip('/')}/kb/postmortems/{incident_id}"
+
+
+def _confirmed(pm: Postmortem | None) -> bool:
+    return bool(pm is not None and (pm.fields or {}).get("root_cause_confirmed"))
+
+
+class PostmortemSkill(BaseSkill):
+    """Draft, show, publish and export postmortems: `/postmortem draft|show|publish|export <incident>`."""
+
+    name: ClassVar[str] = "postmortem"
+    commands: ClassVar[tuple[str, ...]] = ("/postmortem",)
+    keywords: ClassVar[tuple[str, ...]] = ("postmortem", "post-mortem", "retro", "incident review")
+    examples: ClassVar[tuple[str, ...]] = ("/postmortem draft 42", "/postmortem publish 42")
+
+    # --- doors ------------------------------------------------------------------------------------
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        verb, _, rest = request.text.strip().partition(" ")
+        verb = verb.lower()
+        if verb not in _VERBS:
+            raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>` or "
+                             "`/postmortem edit <incident> <section>: <text>`")
+        ref, _, tail = rest.strip().partition(" ")
+        incident_id = self._incident_id(ref, request, ctx)
+        user = request.user_id
+        if verb in ("draft", "regenerate"):
+            return self.draft(incident_id, ctx, user=user, force=verb == "regenerate")
+        if verb == "show":
+            return self.show(incident_id, ctx)
+        if verb == "publish":
+            return self.publish(incident_id, ctx, user=user)
+        if verb == "edit":
+            return self.edit(incident_id, tail, ctx, user=user)
+        return self.export(incident_id, ctx)
+
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        """Buttons on a draft: publish, regenerate, mark root cause confirmed."""
+        m = _ID.match(str(request.data.get("value") or request.text).strip())
+        if m is None:
+            raise SkillError("This button does not name an incident.")
+        incident_id, user = int(m.group(1)), request.user_id
+        verb = action_id.split(":", 1)[-1]
+        if verb == "publish":
+            return self.publish(incident_id, ctx, user=user)
+        if verb == "regenerate":
+            return self.draft(incident_id, ctx, user=user, force=True)
+        if verb == "confirm_root_cause":
+            return self.confirm_root_cause(incident_id, ctx, user=user)
+        raise SkillError(f"Unknown postmortem action `{esc(verb)}`.")
+
+    # --- verbs ------------------------------------------------------------------------------------
+    def draft(self, incident_id: int, ctx: SkillContext, *, user: str | None, force: bool = False,
+              writer: PostmortemWriter | None = None) -> SkillResult:
+        """Write (or reuse, when the facts did not change) a draft and present it."""
+        writer = writer or choose_writer(ctx)
+        with ctx.db.session() as s:
+            top = store.latest(s, incident_id=incident_id)
+            facts = self._facts(s, incident_id, confirmed=_confirmed(top))
+            doc = writer.write(facts)
+            same = (top is not None and top.status == "draft" and not force
+                    and (top.fields or {}).get("facts_sha256") == doc.fields.get("facts_sha256"))
+            row = top if same and top is not None else store.add_version(
+                s, incident_id=incident_id, doc=self._with_flags(doc, top), status="draft", author=user)
+            return self._present(row, ctx, f"Postmortem draft for incident #{incident_id}")
+
+    def show(self, incident_id: int, ctx: SkillContext) -> SkillResult:
+        with ctx.db.session() as s:
+            row = store.latest(s, incident_id=incident_id)
+            if row is None:
+                raise SkillError(f"Incident #{incident_id} has no postmortem yet: try "
+                                 f"`/postmortem draft {incident_id}`.")
+            return self._present(row, ctx, f"Postmortem for incident #{incident_id}")
+
+    def publish(self, incident_id: int, ctx: SkillContext, *, user: str | None) -> SkillResult:
+        with ctx.db.session() as s:
+            self._incident(s, incident_id)
+            row = store.publish(s, incident_id=incident_id, author=user)
+            if row is None:
+                raise SkillError(f"Nothing to publish: draft it first with `/postmortem draft {incident_id}`.")
+            version = row.version
+        submit: Callable[[str, dict[str, Any]], bool] | None = ctx.resources.get("submit_job")
+        indexed = bool(submit("index.sync", {})) if submit is not None else False
+        who = f"<@{user}>" if user else "someone"
+        return SkillResult(
+            title=f"Postmortem for incident #{incident_id} published",
+            summary=f"Version {version} published by {who}: {kb_url(ctx, incident_id)}"
+                    + (" (being indexed for similar-incident search)" if indexed else ""),
+            data={"postmortem_version": version, "indexed": indexed})
+
+    def edit(self, incident_id: int, text: str, ctx: SkillContext, *, user: str | None) -> SkillResult:
+        """Replace one narrative section: ``<section>: <text>`` (sections: summary, root_cause, ...)."""
+        section, sep, body = text.partition(":")
+        key = section.strip().lower().replace(" ", "_").replace("-", "_")
+        if not sep or key not in PROSE_KEYS or not body.strip():
+            raise SkillError("Usage: `/postmortem edit <incident> <section>: <text>` with section one of "
+                             + ", ".join(PROSE_KEYS))
+        with ctx.db.session() as s:
+            top = store.latest(s, incident_id=incident_id)
+            if top is None:
+                raise SkillError(f"Draft it first with `/postmortem draft {incident_id}`.")
+            prose = {k: str(v) for k, v in ((top.fields or {}).get("sections") or {}).items()}
+            prose[key] = body.strip()[:4000]
+            facts = self._facts(s, incident_id, confirmed=_confirmed(top))
+            doc = render(facts, prose, writer=top.writer, extra={"edited_section": key})
+            row = store.add_version(s, incident_id=incident_id, doc=self._with_flags(doc, top), status="edited",
+                                    author=user)
+            return self._present(row, ctx, f"Postmortem for incident #{incident_id} edited ({key})")
+
+    def confirm_root_cause(self, incident_id: int, ctx: SkillContext, *, user: str | None) -> SkillResult:
+        with ctx.db.session() as s:
+            top = store.latest(s, incident_id=incident_id)
+            if top is None:
+                raise SkillError(f"Draft it first with `/postmortem draft {incident_id}`.")
+            inc = self._incident(s, incident_id)
+            prose = {k: str(v) for k, v in ((top.fields or {}).get("sections") or {}).items()}
+            if not prose.get("root_cause"):
+                raise SkillError("There is no root cause to confirm: edit it first with "
+                                 f"`/postmortem edit {incident_id} root_cause: ...`.")
+            if not inc.root_cause:
+                inc.root_cause = prose["root_cause"]
+            facts = self._facts(s, incident_id, confirmed=True)
+            prose["went_wrong"] = prose.get("went_wrong", "").replace("The root cause is not confirmed yet.", "")
+            doc = render(facts, prose, writer=top.writer)
+            doc.fields.update(root_cause_confirmed=True, root_cause_confirmed_by=user)
+            row = store.add_version(s, incident_id=incident_id, doc=doc, status="edited", author=user)
+            res = self._present(row, ctx, f"Root cause of incident #{incident_id} confirmed")
+        return dataclasses.replace(res, data={**res.data, "refresh_card": incident_id})
+
+    def export(self, incident_id: int, ctx: SkillContext) -> SkillResult:
+        with ctx.db.session() as s:
+            row = store.latest(s, incident_id=incident_id)
+            if row is None:
+                raise SkillError(f"Incident #{incident_id} has no postmortem to export.")
+            return SkillResult(title=f"Postmortem for incident #{incident_id} (v{row.version}, {row.status})",
+                               attachments=(self._file(row),), data={"markdown": row.markdown})
+
+    # --- helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def _with_flags(doc: PostmortemDoc, top: Postmortem | None) -> PostmortemDoc:
+        if _confirmed(top) and top is not None:
+            doc.fields.update(root_cause_confirmed=True,
+                              root_cause_confirmed_by=(top.fields or {}).get("root_cause_confirmed_by"))
+        return doc
+
+    @staticmethod
+    def _incident(s: Session, incident_id: int) -> Incident:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise SkillError(f"There is no incident #{incident_id}.")
+        return inc
+
+    def _facts(self, s: Session, incident_id: int, *, confirmed: bool) -> PostmortemFacts:
+        self._incident(s, incident_id)
+        facts = assemble_facts(s, incident_id=incident_id, root_cause_confirmed=confirmed)
+        assert facts is not None
+        return redact(facts)
+
+    @staticmethod
+    def _incident_id(ref: str, request: SkillRequest, ctx: SkillContext) -> int:
+        m = _ID.match(ref.strip())
+        if m:
+            return int(m.group(1))
+        if ref.strip():
+            raise SkillError(f"`{esc(ref[:40])}` is not an incident number (try `/postmortem draft 42`).")
+        if request.incident_id is not None:
+            return request.incident_id
+        if request.channel_id:
+            from sqlalchemy import select
+
+            with ctx.db.session() as s:
+                found = s.scalar(select(Incident.id).where(Incident.channel_id == request.channel_id)
+                                 .order_by(Incident.id.desc()).limit(1))
+            if found is not None:
+                return int(found)
+        raise SkillError("Which incident? Try `/postmortem draft 42`.")
+
+    @staticmethod
+    def _file(row: Postmortem) -> Attachment:
+        return Attachment(filename=f"postmortem-incident-{row.incident_id}-v{row.version}.md",
+                          content=row.markdown.encode("utf-8"),
+                          title=f"Postmortem #{row.incident_id} v{row.version} ({row.status})")
+
+    def _present(self, row: Postmortem, ctx: SkillContext, title: str) -> SkillResult:
+        f: dict[str, Any] = row.fields or {}
+        d = f.get("durations_min") or {}
+        items = f.get("action_items") or []
+        llm = f.get("llm") or {}
+        note = ""
+        if llm.get("fallback"):
+            note = f"\n_LLM writer unavailable ({esc(llm['fallback'])}); this is the deterministic draft._"
+        elif llm.get("removed"):
+            note = f"\n_The checker removed {len(llm['removed'])} unsupported sentence(s) from the LLM draft._"
+        lines = tuple(f"• {esc(a.get('text', ''))[:200]} — {esc(a.get('owner_name') or 'unassigned')}"
+                      for a in items[:8])
+        iid = str(row.incident_id)
+        actions: tuple[Action, ...] = ()
+        if row.status != "published":
+            actions = (Action("postmortem:publish", "Publish", iid, "primary"),
+                       Action("postmortem:regenerate", "Regenerate", iid))
+            if f.get("root_cause_status") != "confirmed" and f.get("sections", {}).get("root_cause"):
+                actions += (Action("postmortem:confirm_root_cause", "Mark root cause confirmed", iid),)
+        return SkillResult(
+            title=title,
+            summary=esc(row.summary[:600]) + f"\n<{kb_url(ctx, row.incident_id)}|Open it in the knowledge base>"
+                    + note,
+            fields=(("Version", f"v{row.version} ({row.status}, {row.writer})"),
+                    ("Duration", f"{d.get('to_resolve')} min" if d.get("to_resolve") is not None else "open"),
+                    ("Root cause", str(f.get("root_cause_status", "unknown"))),
+                    ("Action items", str(len(items)))),
+            sections=(Section("Action items", lines),) if lines else (),
+            actions=actions, attachments=(self._file(row),),
+            data={"postmortem_version": row.version, "incident_id": row.incident_id, "status": row.status})
