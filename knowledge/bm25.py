@@ -14,22 +14,39 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-__all__ = ["BM25", "tokenize"]
+__all__ = ["BM25", "tokenize", "surface_tokens"]
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]|[a-z0-9]")
 _EXTRA_STOP = frozenset({"did", "does", "have", "seen", "before", "happened", "warroom", "hi", "hey", "please"})
 _STOP = frozenset(ENGLISH_STOP_WORDS) | _EXTRA_STOP
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words without stop words; ``payments-api`` also yields ``payments`` and ``api``."""
-    out: list[str] = []
+def _stem(word: str) -> str:
+    """A light suffix stripper: restarted/restarting/restarts -> restart, expire/expired -> expir."""
+    if len(word) <= 4 or not word.isalpha():
+        return word
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith("ss")):
+            word = word[: -len(suffix)] + repl
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
+
+
+def surface_tokens(text: str) -> list[tuple[str, str]]:
+    """``(term, word as written)`` pairs: lower-cased, stop words dropped, light stemming;
+    ``payments-api`` also yields ``payments`` and ``api``."""
+    out: list[tuple[str, str]] = []
     for w in _WORD.findall(text.lower()):
         parts = re.split(r"[_.\-]", w)
         if len(parts) > 1:
-            out.append(w)
-        out.extend(p for p in parts if p and p not in _STOP and not (p.isdigit() and len(p) != 3))
+            out.append((w, w))
+        out.extend((_stem(p), p) for p in parts if p and p not in _STOP and not (p.isdigit() and len(p) != 3))
     return out
+
+
+def tokenize(text: str) -> list[str]:
+    """The terms of a text (see :func:`surface_tokens`)."""
+    return [t for t, _ in surface_tokens(text)]
 
 
 class BM25:
@@ -75,9 +92,10 @@ class BM25:
         return np.asarray(self.matrix_[:, ids] @ self.idf_[ids]).ravel()
 
     def shared_terms(self, text: str, doc: int, limit: int = 4) -> list[str]:
-        """The query words found in document ``doc``, rarest first."""
-        wanted = set(self.query_terms(text))
-        inv = {v: k for k, v in self.vocab_.items() if v in wanted}
-        present = [i for i in inv if self.matrix_[doc, i] > 0]
-        present.sort(key=lambda i: -self.idf_[i])
-        return [inv[i] for i in present[:limit]]
+        """The query words found in document ``doc``, rarest first, as the query wrote them."""
+        written = {}
+        for term, word in surface_tokens(text):
+            written.setdefault(term, word)
+        present = [(t, self.vocab_[t]) for t in written if t in self.vocab_ and self.matrix_[doc, self.vocab_[t]] > 0]
+        present.sort(key=lambda p: -self.idf_[p[1]])
+        return [written[t] for t, _ in present[:limit]]

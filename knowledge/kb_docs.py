@@ -37,8 +37,14 @@ _MARKUP = re.compile(r"```[\w-]*|<https?://[^>|]+\|([^>]+)>|<https?://[^>]+>|htt
 
 
 def clean_text(text: str) -> str:
-    """Text as it is indexed: links, code-fence and Markdown marks removed, spaces collapsed."""
-    return _SPACE.sub(" ", _MARKUP.sub(lambda m: m.group(1) or " ", text)).strip()
+    """Text as it is indexed: links, code-fence and Markdown marks removed, one line per sentence
+    (a heading or list item without a full stop gets one), spaces collapsed."""
+    out = []
+    for line in text.splitlines():
+        line = _SPACE.sub(" ", _MARKUP.sub(lambda m: m.group(1) or " ", line)).strip()
+        if line:
+            out.append(line if line[-1] in ".!?:;,…" else line + ".")
+    return " ".join(out)
 
 
 def _template(line: str) -> str:

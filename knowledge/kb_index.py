@@ -73,7 +73,8 @@ def _parse(ts: str | None) -> dt.datetime | None:
 
 
 def _passage(text: str, terms: set[str], limit: int = 400) -> str:
-    sents = [s for s in _SENT.split(text) if s.strip()]
+    """The two-sentence window of ``text`` sharing most query terms (headings skipped)."""
+    sents = [s for s in _SENT.split(text) if len(s.strip()) >= 20]
     if not sents:
         return text[:limit]
     best, best_i = -1.0, 0

@@ -1,0 +1,98 @@
+"""``ask``: answer questions in channels from the knowledge base, with citations.
+
+"Have we seen this before?", "how do I restart ingest?", "what fixed the kafka disk outage?": the
+question is masked for secrets, the knowledge base is searched (incidents, postmortems, runbooks),
+and the answer is either the best passages with links (no LLM configured) or a short answer from
+the configured LLM grounded only in those passages, each claim cited. When retrieval finds nothing
+relevant the answer is "I don't know", and the LLM is not asked at all. Any LLM trouble (timeout,
+429, malformed output, uncited answer) falls back to the passages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from knowledge.search import KINDS, Hit, SearchError, search
+from skills.ask_llm import IDK, LLMUnavailable, ask_llm
+from skills.base import BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.redact import mask_secrets
+from skills.similar import collapse, esc, kb_link, service_in
+
+__all__ = ["AskSkill", "relevant"]
+
+log = logging.getLogger("warroom.skills.ask")
+
+_KB_QUESTION = re.compile(
+    r"\b(have we (ever )?(seen|had)|seen (this|that|it) before|happened before|what (fixed|resolved|caused)"
+    r"|how (do|can|should|did) (i|we|you)|how to\b|is there a runbook|runbook for|what do we know about"
+    r"|any (postmortems?|incidents?) (about|on|for|with))", re.I)
+_QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|do|does|can|could|should|has|have)"
+                       r"\b", re.I)
+_NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
+MIN_RELEVANT = 0.3
+
+
+def relevant(hit: Hit) -> bool:
+    """Whether a hit is worth citing: a decent fused score backed by shared words or close meaning."""
+    return hit.score >= MIN_RELEVANT and ("words:" in hit.why or hit.dense >= 0.5)
+
+
+def _source(n: int, ctx: SkillContext, hit: Hit) -> str:
+    return f"[{n}] {kb_link(ctx, hit)} {esc(hit.title)}"
+
+
+class AskSkill(BaseSkill):
+    """Answer questions from past incidents, postmortems and runbooks, with links to the sources."""
+
+    name = "ask"
+    commands = ("/ask",)
+    examples = ("@warroom have we seen remaining connection slots are reserved before?",
+                "@warroom how do I restart ingest?")
+
+    def score(self, text: str) -> float:
+        """Questions are for me (0.9 when clearly about past incidents or how-to); meta questions are not."""
+        if not text.strip() or _NOT_FOR_ME.search(text):
+            return 0.0
+        if _KB_QUESTION.search(text):
+            return 0.9
+        if text.rstrip().endswith("?") or _QUESTION.match(text):
+            return 0.6
+        return 0.0
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        question = mask_secrets(request.text.strip())
+        if not question:
+            raise SkillError("Ask me a question, e.g. `@warroom how do I restart ingest?`")
+        try:
+            hits = search(ctx, text=question, kinds=KINDS, service=service_in(question, ctx), k=8)
+        except SearchError as exc:
+            raise SkillError(str(exc)) from None
+        found = [h for h in collapse(hits) if relevant(h)][:4]
+        if not found:
+            return SkillResult(title=IDK, summary="I found nothing in the knowledge base (incidents, postmortems, "
+                               "runbooks) that answers this.", data={"mode": "unknown", "hits": []})
+        sources = tuple(_source(i, ctx, h) for i, h in enumerate(found, 1))
+        data: dict[str, object] = {"hits": [h.key for h in found]}
+        s = ctx.settings
+        if s is not None and getattr(s, "llm_enabled", False):
+            passages = [(f"{h.link}: {h.title}", h.passage) for h in found]
+            key = s.llm_api_key.get_secret_value() if s.llm_api_key is not None else "not-needed"
+            try:
+                answer = ask_llm(question, passages, base_url=s.llm_base_url, api_key=key, model=s.llm_model,
+                                 timeout_s=s.llm_timeout_s)
+            except LLMUnavailable as exc:
+                log.warning("llm answer unavailable, answering with passages: %s", exc)
+                data["fallback"] = str(exc)
+            else:
+                if answer.unknown:
+                    return SkillResult(title=IDK, summary="The closest knowledge-base passages do not answer this.",
+                                       sections=(Section("Closest sources", sources),),
+                                       data={**data, "mode": "llm_unknown"})
+                cited = tuple(src for i, src in enumerate(sources, 1) if i in answer.cited)
+                return SkillResult(title="From the knowledge base", summary=esc(answer.text),
+                                   sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
+        sections = tuple(Section("", (src, f"> {esc(h.passage)}")) for src, h in zip(sources, found, strict=True))
+        note = " (the language model did not answer; these are the passages)" if "fallback" in data else ""
+        return SkillResult(title="From the knowledge base", summary=f"The most relevant passages{note}:",
+                           sections=sections, data={**data, "mode": "extractive"})

@@ -1,0 +1,94 @@
+"""A short answer from an LLM, grounded only in retrieved passages, every claim cited.
+
+The model sees the question and numbered passages (secrets masked first), and must answer in a few
+sentences with ``[n]`` citations, or say exactly "I don't know". Its output is checked: an answer
+without citations, with citations to passages that do not exist, or empty, is refused and the
+caller falls back to the extractive answer. Network trouble (timeouts, 429, 5xx, malformed JSON)
+raises :class:`LLMUnavailable` for the same fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import openai
+
+from skills.redact import mask_secrets
+
+__all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "IDK"]
+
+log = logging.getLogger("warroom.skills.ask")
+
+IDK = "I don't know"
+_CITE = re.compile(r"\[(\d{1,2})\]")
+SYSTEM = (
+    "You answer questions from incident responders using ONLY the numbered passages from the team's "
+    "knowledge base. Rules: answer in at most 4 short sentences; put the passage number in square "
+    "brackets after every claim, like [1] or [2]; never use knowledge from outside the passages; if the "
+    f"passages do not answer the question, reply exactly: {IDK}."
+)
+
+
+class LLMUnavailable(Exception):
+    """The model could not be reached or gave an unusable answer; the message says which."""
+
+
+@dataclass(frozen=True)
+class GroundedAnswer:
+    """A checked answer: its text and the passage numbers it cites (empty for "I don't know")."""
+
+    text: str
+    cited: tuple[int, ...]
+
+    @property
+    def unknown(self) -> bool:
+        return not self.cited
+
+
+def build_messages(question: str, passages: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Chat messages for the model; question and passages are masked here, whatever the caller did."""
+    numbered = "\n\n".join(f"[{i}] ({mask_secrets(src)}) {mask_secrets(text)}"
+                           for i, (src, text) in enumerate(passages, 1))
+    return [("system", SYSTEM), ("human", f"Passages:\n{numbered}\n\nQuestion: {mask_secrets(question)}")]
+
+
+def check_answer(raw: object, n_passages: int) -> GroundedAnswer:
+    """Accept only a non-empty answer citing existing passages, or "I don't know"."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise LLMUnavailable("empty answer")
+    text = raw.strip()
+    if text.lower().rstrip(".!").startswith(IDK.lower()):
+        return GroundedAnswer(IDK, ())
+    cited = tuple(dict.fromkeys(int(m) for m in _CITE.findall(text)))
+    if not cited:
+        raise LLMUnavailable("answer without citations")
+    if any(c < 1 or c > n_passages for c in cited):
+        raise LLMUnavailable("answer cites passages that do not exist")
+    return GroundedAnswer(text[:1500], cited)
+
+
+def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str | None, api_key: str,
+            model: str, timeout_s: float) -> GroundedAnswer:
+    """Ask an OpenAI-compatible endpoint through langchain's ``ChatOpenAI``.
+
+    Raises:
+        LLMUnavailable: timeout, rate limit, server error, malformed output, or an unchecked answer.
+    """
+    from langchain_openai import ChatOpenAI
+
+    messages = build_messages(question, passages)
+    log.info("llm request: model=%s passages=%d chars=%d", model, len(passages),
+             sum(len(m[1]) for m in messages))
+    log.debug("llm prompt (masked): %s", messages[1][1])
+    chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
+                      temperature=0, extra_body={"max_tokens": 300})
+    try:
+        reply = chat.invoke(messages)
+    except openai.OpenAIError as exc:  # timeouts, 429, 5xx, bad JSON from the endpoint
+        raise LLMUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    except (ValueError, KeyError, TypeError) as exc:  # a body langchain cannot turn into a message
+        raise LLMUnavailable(f"malformed reply: {type(exc).__name__}") from None
+    return check_answer(getattr(reply, "content", None), len(passages))

@@ -1,0 +1,204 @@
+"""``similar``: have we seen this before, and what fixed it?
+
+``/similar <text>`` (or ``/similar #101`` for an incident) lists the closest past incidents,
+postmortems and runbooks with why they matched and the fix that worked. On every incident card the
+triage flow shows the top 3 similar past incidents. Each hit has a "Not similar" button
+(``similar:not_similar``); the feedback is stored and re-ranks later searches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from knowledge.models import Incident
+from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
+from skills.base import (
+    Action,
+    BaseSkill,
+    Finding,
+    IncidentFacts,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+)
+
+__all__ = ["SimilarSkill", "collapse", "hit_lines", "esc", "kb_link", "service_in", "MIN_SCORE_SHOWN"]
+
+log = logging.getLogger("warroom.skills.similar")
+
+MIN_SCORE_SHOWN = 0.2  # weaker hits are not worth a reader's time
+MIN_SCORE_CARD = 0.3
+_INCIDENT_REF = re.compile(r"^\s*(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s*$", re.I)
+
+
+def esc(text: object) -> str:
+    """Escape Slack mrkdwn control characters in untrusted text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def kb_link(ctx: SkillContext, hit: Hit) -> str:
+    """Slack mrkdwn reference to the hit: the postmortem page when there is one, else its name."""
+    if hit.postmortem_id is not None and hit.incident_id is not None:
+        s = ctx.settings
+        base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
+        label = f"incident #{hit.incident_id}" if hit.kind == "incident" else f"postmortem #{hit.postmortem_id}"
+        return f"<{str(base).rstrip('/')}/kb/postmortems/{hit.incident_id}|{label}>"
+    return esc(hit.link)
+
+
+def collapse(hits: list[Hit]) -> list[Hit]:
+    """One hit per incident: a postmortem and its incident count once (the better-ranked one)."""
+    seen: set[str] = set()
+    out: list[Hit] = []
+    for h in hits:
+        group = f"incident:{h.incident_id}" if h.incident_id is not None else h.key
+        if group not in seen:
+            seen.add(group)
+            out.append(h)
+    return out
+
+
+def hit_lines(ctx: SkillContext, n: int, hit: Hit) -> tuple[str, ...]:
+    """How one hit reads in Slack: title, why, and the fix that worked."""
+    head = f"*{n}. {kb_link(ctx, hit)}* {esc(hit.title)} (match {hit.score:.2f})"
+    lines = [head, f"    _why:_ {esc(hit.why)}"]
+    if hit.kind == "runbook":
+        lines.append(f"    _runbook:_ {esc(hit.resolution[:200])}" if hit.resolution else "")
+    elif hit.resolution:
+        by = f" (resolved with {esc(hit.resolved_by)})" if hit.resolved_by else ""
+        lines.append(f"    _fix that worked:_ {esc(hit.resolution[:300])}{by}")
+    elif hit.status and hit.status not in ("resolved", "closed", "published"):
+        lines.append(f"    _still {esc(hit.status)}_")
+    return tuple(x for x in lines if x)
+
+
+def _button(n: int, hit: Hit, incident_id: int | None, query: str) -> Action:
+    value = json.dumps({"t": hit.key, "i": incident_id, "q": query[:1200]})
+    return Action(action_id="similar:not_similar", label=f"Not similar: #{n}", value=value)
+
+
+def service_in(text: str, ctx: SkillContext) -> str | None:
+    kb = open_index(ctx)
+    low = text.lower()
+    names = {s for d in kb.docs.values() for s in (d.service, *d.services) if s}
+    found = [s for s in names if re.search(rf"(?<![\w-]){re.escape(s.lower())}(?![\w-])", low)]
+    return max(found, key=len) if found else None
+
+
+class SimilarSkill(BaseSkill):
+    """Find similar past incidents and what fixed them: `/similar <text or #incident>`."""
+
+    name = "similar"
+    commands = ("/similar",)
+    keywords = ("similar incident", "similar to", "like this before")
+    examples = ("/similar payments-api 503 remaining connection slots are reserved",)
+
+    def warm(self, ctx: SkillContext) -> None:
+        """Load the encoder and the index (rebuilt from the database when unusable)."""
+        enc = open_index(ctx).encoder
+        warm = getattr(enc, "warm", None)
+        if callable(warm):
+            warm()
+
+    def _query_for(self, text: str, ctx: SkillContext) -> tuple[str, int | None, str | None, str | None]:
+        m = _INCIDENT_REF.match(text)
+        if not m:
+            return text, None, service_in(text, ctx), None
+        with ctx.db.session() as s:
+            inc = s.get(Incident, int(m.group(1)))
+            if inc is None:
+                raise SkillError(f"There is no incident #{m.group(1)}.")
+            return f"{inc.title}. {inc.description}", inc.id, inc.service_name, inc.alert_name
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        text = request.text.strip()
+        if not text:
+            raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
+        query, incident_id, service, alert = self._query_for(text, ctx)
+        exclude = (f"incident:{incident_id}",) if incident_id is not None else ()
+        try:
+            hits = search(ctx, text=query, kinds=KINDS, service=service, alert_name=alert, exclude=exclude,
+                          incident_id=incident_id or request.incident_id, k=8)
+        except SearchError as exc:
+            raise SkillError(str(exc)) from None
+        hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_SHOWN
+                and (incident_id is None or h.incident_id != incident_id)][:5]
+        if not hits:
+            return SkillResult(title="Nothing similar found", summary="No past incident, postmortem or runbook "
+                               "matches this closely. Try other words, an alert name or a log line.",
+                               data={"hits": []})
+        sections = tuple(Section("", hit_lines(ctx, i, h)) for i, h in enumerate(hits, 1))
+        actions = tuple(_button(i, h, incident_id or request.incident_id, query) for i, h in enumerate(hits, 1))
+        note = " (your text was long: I searched its first 8,000 characters)" if len(query) > 8000 else ""
+        return SkillResult(title="Similar past incidents", summary=f"Closest matches for _{esc(text[:150])}_{note}",
+                           sections=sections, actions=actions,
+                           data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})
+
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
+        """The "Similar incidents" section of an incident card: top 3 resolved ones with their fix."""
+        text = ". ".join(p for p in (facts.title, facts.description, *facts.log_lines[:20]) if p)
+        try:
+            hits = search(ctx, text=text, kinds=("incident", "postmortem"), service=facts.service,
+                          alert_name=facts.alert_name, log_lines=facts.log_lines, resolved_only=True,
+                          exclude=(f"incident:{facts.incident_id}",), incident_id=facts.incident_id, k=9)
+        except SearchError:
+            return None
+        hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_CARD and h.incident_id != facts.incident_id][:3]
+        if not hits:
+            return None
+        lines = tuple(x for i, h in enumerate(hits, 1) for x in hit_lines(ctx, i, h))
+        actions = tuple(_button(i, h, facts.incident_id, text) for i, h in enumerate(hits, 1))
+        return Finding(skill=self.name, heading="Similar incidents", lines=lines, actions=actions,
+                       data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})
+
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        """"Not similar": store the feedback, and refresh the card when it was given on one."""
+        if action_id != "similar:not_similar":
+            return None
+        try:
+            value: Any = json.loads(request.text or "")
+            target, incident_id, query = str(value["t"]), value.get("i"), str(value.get("q") or "")
+            if not re.fullmatch(r"(incident|postmortem|runbook):[\w.\-]{1,100}", target):
+                raise ValueError(target)
+            incident_id = int(incident_id) if incident_id is not None else None
+        except (ValueError, KeyError, TypeError):
+            raise SkillError("That button's data is broken; nothing was recorded.") from None
+        if incident_id is not None:
+            with ctx.db.session() as s:
+                if s.get(Incident, incident_id) is None:
+                    raise SkillError(f"Incident #{incident_id} no longer exists; nothing was recorded.")
+        new = record_not_similar(db=ctx.db, target=target, incident_id=incident_id, user_id=request.user_id,
+                                 query=query)
+        data: dict[str, Any] = {"feedback": target, "recorded": new}
+        if incident_id is not None:
+            self._refresh_finding(incident_id, ctx)
+            data["refresh_card"] = incident_id
+        kind, _, ref = target.partition(":")
+        msg = (f"Thanks: {kind} {ref} will not be suggested for this again." if new
+               else f"You already marked {kind} {ref} as not similar.")
+        return SkillResult(title="Feedback recorded", summary=msg, ephemeral=True, data=data)
+
+    def _refresh_finding(self, incident_id: int, ctx: SkillContext) -> None:
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return
+            facts = IncidentFacts(incident_id=inc.id, title=inc.title, description=inc.description,
+                                  service=inc.service_name, alert_name=inc.alert_name, severity=inc.severity)
+        finding = self.triage(facts, ctx)
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return
+            findings = dict(inc.findings or {})
+            if finding is None:
+                findings.pop(self.name, None)
+            else:
+                findings[self.name] = {"heading": finding.heading, "lines": list(finding.lines),
+                                       "actions": [a.__dict__ for a in finding.actions], "data": finding.data}
+            inc.findings = findings
