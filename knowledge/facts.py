@@ -31,7 +31,7 @@ from knowledge.models import (
 
 __all__ = [
     "TimelineItem", "AlertFact", "RunbookRun", "FindingFact", "Person", "RelatedIncident",
-    "PostmortemFacts", "assemble_facts", "SimilarFn", "minutes_between",
+    "PostmortemFacts", "assemble_facts", "SimilarFn", "minutes_between", "similar_by_service",
 ]
 
 
@@ -250,12 +250,16 @@ def _runbooks(session: Session, incident_id: int) -> tuple[RunbookRun, ...]:
 
 def similar_by_service(session: Session, inc: Incident, limit: int = 3) -> list[RelatedIncident]:
     """Fallback similarity: resolved incidents on the same service or with the same alert name."""
-    cond = Incident.service_name == inc.service_name
+    out: list[RelatedIncident] = []
+    conds = [Incident.service_name == inc.service_name]
     if inc.alert_name:
-        cond = cond | (Incident.alert_name == inc.alert_name)
-    rows = session.scalars(select(Incident).where(cond, Incident.id != inc.id, Incident.status == "resolved")
-                           .order_by(Incident.resolved_at.desc()).limit(limit))
-    return [RelatedIncident(r.id, r.title, r.service_name, r.root_cause, r.resolved_at) for r in rows]
+        conds.append(Incident.alert_name == inc.alert_name)
+    for cond in conds:  # same service first, then the same alert elsewhere
+        rows = session.scalars(select(Incident).where(cond, Incident.id != inc.id, Incident.status == "resolved")
+                               .order_by(Incident.resolved_at.desc()).limit(limit))
+        out += [RelatedIncident(r.id, r.title, r.service_name, r.root_cause, r.resolved_at) for r in rows
+                if all(o.incident_id != r.id for o in out)]
+    return out[:limit]
 
 
 def assemble_facts(session: Session, *, incident_id: int, similar: SimilarFn | None = None,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Session
 
 from knowledge import postmortems as store
-from knowledge.facts import PostmortemFacts, assemble_facts
+from knowledge.facts import PostmortemFacts, RelatedIncident, assemble_facts, similar_by_service
 from knowledge.models import Incident, Postmortem
 from knowledge.postmortems import PostmortemDoc
 from skills.base import Action, Attachment, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
@@ -52,6 +52,34 @@ def kb_url(ctx: SkillContext, incident_id: int) -> str:
     s = ctx.settings
     base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
     return f"{str(base).rstrip('/')}/kb/postmortems/{incident_id}"
+
+
+def _similar_via_search(ctx: SkillContext) -> Callable[[Session, Incident], list[RelatedIncident]]:
+    """Similar past incidents from the knowledge search (hybrid index); same-service ones if it fails."""
+
+    def find(s: Session, inc: Incident) -> list[RelatedIncident]:
+        from knowledge.search import search
+        from knowledge.search_types import SearchError
+
+        try:
+            hits = search(ctx, text=f"{inc.title}\n{inc.description}", kinds=("incident", "postmortem"),
+                          service=inc.service_name, alert_name=inc.alert_name, exclude=(f"incident:{inc.id}",),
+                          resolved_only=True, k=8)
+        except SearchError as exc:
+            log.info("similar-incident search unavailable (%s); using same-service incidents", exc)
+            return similar_by_service(s, inc)
+        out: list[RelatedIncident] = []
+        for h in hits:
+            if h.incident_id is None or h.incident_id == inc.id or any(r.incident_id == h.incident_id for r in out):
+                continue
+            row = s.get(Incident, h.incident_id)
+            if row is not None and row.status == "resolved":
+                out.append(RelatedIncident(row.id, row.title, row.service_name, row.root_cause, row.resolved_at))
+            if len(out) == 3:
+                break
+        return out
+
+    return find
 
 
 def _confirmed(pm: Postmortem | None) -> bool:
@@ -108,7 +136,7 @@ class PostmortemSkill(BaseSkill):
         writer = writer or choose_writer(ctx)
         with ctx.db.session() as s:
             top = store.latest(s, incident_id=incident_id)
-            facts = self._facts(s, incident_id, confirmed=_confirmed(top))
+            facts = self._facts(s, incident_id, confirmed=_confirmed(top), ctx=ctx)
             doc = writer.write(facts)
             same = (top is not None and top.status == "draft" and not force
                     and (top.fields or {}).get("facts_sha256") == doc.fields.get("facts_sha256"))
@@ -153,7 +181,7 @@ class PostmortemSkill(BaseSkill):
                 raise SkillError(f"Draft it first with `/postmortem draft {incident_id}`.")
             prose = {k: str(v) for k, v in ((top.fields or {}).get("sections") or {}).items()}
             prose[key] = body.strip()[:4000]
-            facts = self._facts(s, incident_id, confirmed=_confirmed(top))
+            facts = self._facts(s, incident_id, confirmed=_confirmed(top), ctx=ctx)
             doc = render(facts, prose, writer=top.writer, extra={"edited_section": key})
             row = store.add_version(s, incident_id=incident_id, doc=self._with_flags(doc, top), status="edited",
                                     author=user)
@@ -171,7 +199,7 @@ class PostmortemSkill(BaseSkill):
                                  f"`/postmortem edit {incident_id} root_cause: ...`.")
             if not inc.root_cause:
                 inc.root_cause = prose["root_cause"]
-            facts = self._facts(s, incident_id, confirmed=True)
+            facts = self._facts(s, incident_id, confirmed=True, ctx=ctx)
             prose["went_wrong"] = prose.get("went_wrong", "").replace("The root cause is not confirmed yet.", "")
             doc = render(facts, prose, writer=top.writer)
             doc.fields.update(root_cause_confirmed=True, root_cause_confirmed_by=user)
@@ -202,9 +230,10 @@ class PostmortemSkill(BaseSkill):
             raise SkillError(f"There is no incident #{incident_id}.")
         return inc
 
-    def _facts(self, s: Session, incident_id: int, *, confirmed: bool) -> PostmortemFacts:
+    def _facts(self, s: Session, incident_id: int, *, confirmed: bool, ctx: SkillContext) -> PostmortemFacts:
         self._incident(s, incident_id)
-        facts = assemble_facts(s, incident_id=incident_id, root_cause_confirmed=confirmed)
+        facts = assemble_facts(s, incident_id=incident_id, root_cause_confirmed=confirmed,
+                               similar=_similar_via_search(ctx))
         assert facts is not None
         return redact(facts)
 

@@ -26,7 +26,7 @@ from knowledge.postmortems import PostmortemDoc
 from skills.postmortem_check import check_prose, fact_universe
 from skills.postmortem_writers import PROSE_KEYS, deterministic_prose, render
 
-__all__ = ["LLMWriter", "SYSTEM_PROMPT", "build_messages"]
+__all__ = ["LLMWriter", "SYSTEM_PROMPT", "build_messages", "quarantine", "WITHHELD"]
 
 log = logging.getLogger("warroom.postmortem.llm")
 
@@ -39,6 +39,26 @@ SYSTEM_PROMPT = (
     'root_cause_confirmed is true), "detection", "resolution", "went_well", "went_wrong".'
 )
 MAX_PROMPT_MESSAGES = 120
+# Text that addresses a model rather than people: withheld from the model, and its words do not
+# count as support for the model's prose (the timeline still quotes it, as data).
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules|above|previous)\b|"
+    r"\bsystem prompt\b|\byou are now\b|\bnew instructions\b|\bact as\b|<\|im_(start|end)\|>", re.I | re.S)
+WITHHELD = "[message withheld: it addresses instructions to a model]"
+
+
+def quarantine(facts: PostmortemFacts) -> tuple[PostmortemFacts, int]:
+    """The facts with instruction-like text withheld, and how many texts were withheld."""
+    hits = 0
+
+    def clean(text: str) -> str:
+        nonlocal hits
+        if _INJECTION.search(text):
+            hits += 1
+            return WITHHELD
+        return text
+
+    return facts.map_text(clean), hits
 
 
 class _LLMProse(BaseModel):
@@ -112,11 +132,12 @@ class LLMWriter:
 
     def write(self, facts: PostmortemFacts) -> PostmortemDoc:
         """A checked LLM draft, or the deterministic one (with the reason) when the model fails."""
-        messages = build_messages(facts)
+        model_facts, withheld = quarantine(facts)
+        messages = build_messages(model_facts)
         sent = json.dumps(messages, ensure_ascii=False)
         sent_hash = hashlib.sha256(sent.encode()).hexdigest()[:16]
         meta: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "sent_chars": len(sent),
-                                "sent_sha256": sent_hash}
+                                "sent_sha256": sent_hash, "withheld": withheld}
         log.info("postmortem incident=%s: sending %d characters (sha256 %s) to %s model %s: %s",
                  facts.incident_id, len(sent), sent_hash, self.base_url, self.model, sent)
         try:
@@ -130,13 +151,13 @@ class LLMWriter:
             return self._fallback(facts, meta, f"API error: {type(exc).__name__}")
         except ValueError as exc:
             return self._fallback(facts, meta, f"malformed output: {exc}")
-        universe = fact_universe(facts)
+        universe = fact_universe(model_facts)
         fallback = deterministic_prose(facts)
         checked: dict[str, str] = {}
         removed: list[dict[str, object]] = []
         source: dict[str, str] = {}
         for key in PROSE_KEYS:
-            kept, dropped = check_prose(getattr(prose, key), facts, universe)
+            kept, dropped = check_prose(getattr(prose, key), model_facts, universe)
             removed += [{"section": key, **d} for d in dropped]
             if kept:
                 checked[key], source[key] = kept, "llm"

@@ -179,8 +179,8 @@ def render(facts: PostmortemFacts, prose: Prose, *, writer: str, extra: dict[str
         md.append(f"**Confirmed:** {rc}")
     else:
         md.append(f"**Hypothesis (not confirmed):** {rc}")
-        evidence = [t for t in facts.timeline if t.key and t.source == "message"][:5]
-        evidence += [t for t in _cause_messages(facts) if t not in evidence][:3]
+        # Pinned messages are the evidence people chose; only without any, messages that name a cause.
+        evidence = [t for t in facts.timeline if t.key and t.source == "message"][:5] or _cause_messages(facts)[-3:]
         if evidence or facts.findings:
             md.append("")
             md.append("Evidence:")
