@@ -102,6 +102,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     # Routers of later doors (webhooks, REST API, knowledge-base pages) are included here.
     # routers:
+    app.include_router(__import__("bot.api", fromlist=["router"]).router)  # /api/v1/risk (issue 5)
     app.include_router(webhooks.router)
     app.include_router(__import__("bot.kb", fromlist=["router"]).router)  # /kb pages (issue 9)
 

@@ -28,6 +28,7 @@ __all__ = [
     "Base", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
     "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
     "Feedback", "WebhookInbox", "Job",
+    "RiskReading",
 ]
 
 
@@ -286,3 +287,18 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
+
+class RiskReading(Base):
+    """One failure-risk assessment (from Slack, triage, the CLI or the REST API), for history and postmortems."""
+
+    __tablename__ = "risk_readings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    service_name: Mapped[str | None] = mapped_column(String(100), index=True)
+    source: Mapped[str] = mapped_column(String(32), default="slack")
+    probability: Mapped[float] = mapped_column()
+    band: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(100))
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    factors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -13,6 +13,7 @@ from skills.base import Skill
 from skills.help import HelpSkill
 from skills.incident import IncidentSkill
 from skills.postmortem import PostmortemSkill
+from skills.risk import RiskSkill
 from skills.similar import SimilarSkill
 from skills.status import StatusSkill
 
@@ -59,7 +60,7 @@ class Registry:
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
     skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
-                           SimilarSkill(), AskSkill()]
+                           SimilarSkill(), AskSkill(), RiskSkill()]
     reg = Registry(skills)
     for s in skills:
         if isinstance(s, HelpSkill):

@@ -1,0 +1,36 @@
+"""Data access for failure-risk readings (keyword-only functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from knowledge.models import RiskReading
+
+__all__ = ["add_reading", "readings_for_incident", "recent_readings"]
+
+
+def add_reading(session: Session, *, probability: float, band: str, model_version: str, source: str,
+                inputs: dict[str, Any], factors: list[dict[str, Any]], service_name: str | None = None,
+                incident_id: int | None = None) -> RiskReading:
+    """Store one assessment; the caller's session commits."""
+    row = RiskReading(probability=float(probability), band=band, model_version=model_version, source=source,
+                      inputs=inputs, factors=factors, service_name=service_name, incident_id=incident_id)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def readings_for_incident(session: Session, *, incident_id: int) -> list[RiskReading]:
+    """The risk readings of an incident, oldest first (for postmortems and the timeline)."""
+    return list(session.scalars(select(RiskReading).where(RiskReading.incident_id == incident_id)
+                                .order_by(RiskReading.created_at, RiskReading.id)))
+
+
+def recent_readings(session: Session, *, service_name: str, limit: int = 60) -> list[RiskReading]:
+    """The newest ``limit`` readings of a service, oldest first (the recent window of the chart)."""
+    rows = list(session.scalars(select(RiskReading).where(RiskReading.service_name == service_name)
+                                .order_by(RiskReading.created_at.desc(), RiskReading.id.desc()).limit(limit)))
+    return rows[::-1]

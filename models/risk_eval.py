@@ -1,0 +1,152 @@
+"""Evaluation of the failure-risk parts (see docs/evaluation.md, "Failure risk").
+
+``eval_series``: NAB-format univariate series. Per series a chronological 50/50 split; everything is
+fitted on the first half only. The per-series detector (fitted on the first half) scores the second
+half; a small pooled classifier reads the detector's scale-free features and is trained on the
+first halves only (there the detector is fitted on the first quarter and scores the second, the
+same "learn on the past, score what follows" shape). Labels: ``in_anomaly_window`` (detection) and
+``0 < minutes_to_next_window_start <= 60`` (one hour ahead). Pooled ROC-AUC and PR-AUC over all
+second halves, next to the rolling z-score baseline and the detector's own score.
+
+``eval_snapshot``: the snapshot model on held-out synthetic scenario types (leave one failure type
+out): ROC-AUC, precision, recall at 0.5, Brier score and expected calibration error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.metrics import average_precision_score, brier_score_loss, precision_score, recall_score, roc_auc_score
+
+from models.risk_detector import DETECTOR_FEATURES, SeriesDetector, rolling_zscore
+
+__all__ = ["NabColumns", "eval_series", "eval_snapshot", "expected_calibration_error", "series_features"]
+
+F = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class NabColumns:
+    series: str = "series"
+    timestamp: str = "timestamp"
+    value: str = "value"
+    window: str = "in_anomaly_window"
+    lead: str = "minutes_to_next_window_start"
+
+
+def series_features(det: SeriesDetector, x: F, t: pd.DatetimeIndex) -> F:
+    """Detector features of the points ``x`` plus their trailing 6 h / 24 h maxima and means."""
+    out = det.score(x, t)
+    df = pd.DataFrame(np.abs(out.features), columns=DETECTOR_FEATURES)
+    for c in ("level_extremity", "volatility_ratio", "trend_z", "change_z", "local_z"):
+        for w in ("6h", "24h"):
+            roll = df[c].rolling(det.win_[w], min_periods=1)
+            df[f"{c}_max{w}"] = roll.max()
+            df[f"{c}_mean{w}"] = roll.mean()
+    return np.log1p(df.to_numpy())
+
+
+def _auc(y: NDArray[np.int_], s: F) -> tuple[float, float]:
+    if y.min() == y.max():
+        return float("nan"), float("nan")
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+def eval_series(df: pd.DataFrame, cols: NabColumns = NabColumns(), horizon: float = 60.0,
+                min_points: int = 50) -> dict[str, object]:
+    """Pooled detection and early-warning figures on NAB-format series (see the module docstring)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    for c in (cols.series, cols.timestamp, cols.value, cols.window, cols.lead):
+        if c not in df.columns:
+            raise ValueError(f"column {c!r} is missing; columns are {', '.join(map(str, df.columns))}")
+    tr_x, tr_w, tr_h, te_x, te_w, te_h, te_base, te_det = [], [], [], [], [], [], [], []
+    used = 0
+    for _, g in df.groupby(cols.series, sort=False):
+        g = g.sort_values(cols.timestamp)
+        x = g[cols.value].to_numpy(float)
+        if x.size < min_points or not np.all(np.isfinite(x)):
+            continue
+        used += 1
+        t = pd.DatetimeIndex(pd.to_datetime(g[cols.timestamp]))
+        w = g[cols.window].to_numpy(int)
+        lead = g[cols.lead].to_numpy(float)
+        h60 = ((lead > 0) & (lead <= horizon)).astype(int)
+        n = x.size
+        half, quarter = n // 2, n // 4
+        d_q = SeriesDetector().fit(x[:quarter], t[:quarter])
+        tr_x.append(series_features(d_q, x[quarter:half], t[quarter:half]))
+        tr_w.append(w[quarter:half])
+        tr_h.append(h60[quarter:half])
+        d_h = SeriesDetector().fit(x[:half], t[:half])
+        te_x.append(series_features(d_h, x[half:], t[half:]))
+        te_det.append(d_h.score(x[half:], t[half:]).score)
+        te_w.append(w[half:])
+        te_h.append(h60[half:])
+        te_base.append(rolling_zscore(x)[half:])
+    if not used:
+        raise ValueError(f"no series with at least {min_points} finite points")
+    Xtr, Xte = np.vstack(tr_x), np.vstack(te_x)
+    ytr_w, ytr_h = np.concatenate(tr_w), np.concatenate(tr_h)
+    yte_w, yte_h = np.concatenate(te_w), np.concatenate(te_h)
+    base, det = np.concatenate(te_base), np.concatenate(te_det)
+    res: dict[str, object] = {"series": used, "test_points": int(len(yte_w)),
+                              "in_window_share": round(float(yte_w.mean()), 4), "horizon60_positives": int(yte_h.sum())}
+    with threadpool_limits(1):
+        for key, ytr, yte in (("in_window", ytr_w, yte_w), ("horizon60", ytr_h, yte_h)):
+            if ytr.min() == ytr.max():
+                p = det
+            else:
+                clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=8,
+                                                     min_samples_leaf=300, l2_regularization=1.0, random_state=0)
+                p = clf.fit(Xtr, ytr).predict_proba(Xte)[:, 1]
+            res[f"{key}_roc_auc"], res[f"{key}_pr_auc"] = _auc(yte, p)
+            res[f"detector_{key}_roc_auc"], res[f"detector_{key}_pr_auc"] = _auc(yte, det)
+            res[f"baseline_{key}_roc_auc"], res[f"baseline_{key}_pr_auc"] = _auc(yte, base)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}
+
+
+def expected_calibration_error(y: NDArray[np.int_], p: F, bins: int = 10) -> float:
+    """ECE: the share-weighted gap between mean predicted probability and the observed rate, per bin."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(float(p[m].mean()) - float(y[m].mean()))
+    return total
+
+
+def eval_snapshot(n_train: int = 2000, n_test: int = 800, seed: int = 0,
+                  failures: Sequence[str] | None = None) -> dict[str, object]:
+    """Leave-one-failure-type-out figures of the snapshot model (pooled over the held-out types)."""
+    from models.risk_artifact import episodes_dataset
+    from models.risk_model import RiskModel
+    from models.risk_synth import FAILURES, SCENARIOS, generate
+
+    per_type: dict[str, float] = {}
+    ys, ps = [], []
+    for i, held in enumerate(failures or FAILURES):
+        train = generate(n_train, seed=seed + 100 * i, scenarios=tuple(s for s in SCENARIOS if s != held))
+        test = generate(n_test, seed=seed + 100 * i + 1, scenarios=("normal", held))
+        Xtr, ytr = episodes_dataset(train)
+        Xte, yte = episodes_dataset(test)
+        Xte, yte = Xte[1::2], yte[1::2]  # snapshot rows only: the last sample, no window
+        p = RiskModel(random_state=seed).fit(Xtr, ytr).predict_proba(Xte)[:, 1]
+        per_type[held] = round(float(roc_auc_score(yte, p)), 4)
+        ys.append(yte)
+        ps.append(p)
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    return {"snapshot_roc_auc": round(float(roc_auc_score(y, p)), 4),
+            "snapshot_pr_auc": round(float(average_precision_score(y, p)), 4),
+            "snapshot_precision": round(float(precision_score(y, p > 0.5, zero_division=0)), 4),
+            "snapshot_recall": round(float(recall_score(y, p > 0.5)), 4),
+            "snapshot_brier": round(float(brier_score_loss(y, p)), 4),
+            "snapshot_ece": round(expected_calibration_error(y, p), 4),
+            "snapshot_roc_auc_by_held_out_type": per_type}

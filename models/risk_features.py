@@ -1,0 +1,158 @@
+"""Features of the failure-risk model: from a metrics snapshot (and optionally a window) to numbers.
+
+The seven core inputs, their units and valid ranges live in ``METRICS``; every door validates
+against these ranges so an absurd value (cpu=500) is refused, never clipped into a confident number.
+Missing inputs are filled with the healthy reference value and reported back as missing.
+
+Snapshot features: the raw values, log transforms of the unbounded ones, ratios (errors per
+connection, response time over network latency), interactions (cpu x memory) and stress indices
+(the highest utilisation, how many resources run above 80 % / 90 %, a combined stress score).
+Window features (when a series of samples is given): per metric the slope per hour, the rate of
+change, rolling mean and standard deviation relative to the window, and the detector's anomaly
+score, flagged and early-warning shares (see ``models.risk_detector``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "Metric", "METRICS", "ALIASES", "REFERENCE", "SNAPSHOT_FEATURES", "WINDOW_FEATURES", "FEATURE_NAMES",
+    "canonical_name", "fill_snapshot", "snapshot_vector", "window_vector", "feature_matrix",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One core input: its name, unit, valid range and healthy reference value."""
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    reference: float
+    label: str
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("cpu_usage", "%", 0.0, 100.0, 35.0, "CPU"),
+    Metric("memory_usage", "%", 0.0, 100.0, 45.0, "memory"),
+    Metric("disk_usage", "%", 0.0, 100.0, 40.0, "disk"),
+    Metric("network_latency_ms", "ms", 0.0, 600_000.0, 20.0, "network latency"),
+    Metric("error_count", "errors/min", 0.0, 10_000_000.0, 1.0, "errors"),
+    Metric("response_time_ms", "ms", 0.0, 600_000.0, 150.0, "response time"),
+    Metric("active_connections", "connections", 0.0, 10_000_000.0, 200.0, "connections"),
+)
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+REFERENCE: dict[str, float] = {m.name: m.reference for m in METRICS}
+
+ALIASES: dict[str, str] = {
+    "cpu": "cpu_usage", "cpu_usage": "cpu_usage", "mem": "memory_usage", "memory": "memory_usage",
+    "memory_usage": "memory_usage", "ram": "memory_usage", "disk": "disk_usage", "disk_usage": "disk_usage",
+    "latency": "network_latency_ms", "network_latency": "network_latency_ms",
+    "network_latency_ms": "network_latency_ms", "net": "network_latency_ms", "errors": "error_count",
+    "error": "error_count", "error_count": "error_count", "err": "error_count", "rt": "response_time_ms",
+    "response": "response_time_ms", "response_time": "response_time_ms", "response_time_ms": "response_time_ms",
+    "p99": "response_time_ms", "conns": "active_connections", "connections": "active_connections",
+    "conn": "active_connections", "active_connections": "active_connections",
+}
+
+SNAPSHOT_FEATURES: tuple[str, ...] = (
+    "cpu", "mem", "disk", "log_latency", "log_errors", "log_response", "log_conns",
+    "max_util", "n_over_80", "n_over_90", "cpu_x_mem", "stress", "log_err_per_conn", "log_resp_over_lat",
+    "util_headroom",
+)
+WINDOW_FEATURES: tuple[str, ...] = (
+    "has_window", "max_slope_util", "max_slope_log_other", "max_detector_score", "flagged_share",
+    "warning_share", "max_volatility", "max_rate_of_change",
+)
+FEATURE_NAMES: tuple[str, ...] = SNAPSHOT_FEATURES + WINDOW_FEATURES
+
+_UTIL = ("cpu_usage", "memory_usage", "disk_usage")
+
+
+def canonical_name(key: str) -> str | None:
+    """The core metric a user-facing name refers to (``mem`` -> ``memory_usage``), or None."""
+    return ALIASES.get(key.strip().lower())
+
+
+def fill_snapshot(values: Mapping[str, float]) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The full snapshot (missing inputs set to their healthy reference) and the names that were missing."""
+    full = {m.name: float(values[m.name]) if m.name in values else m.reference for m in METRICS}
+    missing = tuple(m.name for m in METRICS if m.name not in values)
+    return full, missing
+
+
+def snapshot_vector(s: Mapping[str, float]) -> list[float]:
+    """Snapshot features (see ``SNAPSHOT_FEATURES``) of a full snapshot."""
+    cpu, mem, disk = s["cpu_usage"], s["memory_usage"], s["disk_usage"]
+    lat, err, resp, conns = (s["network_latency_ms"], s["error_count"], s["response_time_ms"],
+                             s["active_connections"])
+    utils = (cpu, mem, disk)
+    max_util = max(utils)
+    stress = sum(max(u - 70.0, 0.0) / 30.0 for u in utils) + max(math.log1p(resp) - math.log1p(500.0), 0.0) \
+        + max(math.log1p(err) - math.log1p(10.0), 0.0)
+    return [
+        cpu, mem, disk, math.log1p(lat), math.log1p(err), math.log1p(resp), math.log1p(conns),
+        max_util, float(sum(u > 80 for u in utils)), float(sum(u > 90 for u in utils)), cpu * mem / 100.0,
+        stress, math.log1p(err / (conns + 1.0) * 1000.0), math.log1p(resp / (lat + 1.0)), 100.0 - max_util,
+    ]
+
+
+def window_vector(series: Mapping[str, Sequence[float]], minutes: Sequence[float] | None = None) -> list[float]:
+    """Window features (see ``WINDOW_FEATURES``) of per-metric samples (oldest first, >= 3 points,
+    all metrics the same length; metrics not given are ignored).
+
+    Args:
+        series: core metric name -> samples.
+        minutes: sample times in minutes (default: one sample every 5 minutes).
+    """
+    names = [k for k in series if k in BY_NAME]
+    if not names:
+        return [1.0] + [0.0] * (len(WINDOW_FEATURES) - 1)
+    Y = np.asarray([series[k] for k in names], dtype=float)
+    n = Y.shape[1]
+    if n < 3:
+        raise ValueError("a window needs at least 3 points per metric")
+    util = np.asarray([k in _UTIL for k in names])
+    # Utilisations in percent; the unbounded metrics on a log scale.
+    Y = np.where(util[:, None], Y, np.log1p(np.maximum(Y, 0.0)))
+    t = np.asarray(minutes, dtype=float) / 60.0 if minutes is not None else np.arange(n) * (5.0 / 60.0)
+    tc = t - t.mean()
+    den = float(tc @ tc) or 1.0
+    slopes = (Y - Y.mean(axis=1, keepdims=True)) @ tc / den
+    # The detector's dynamic band, learned from the older two thirds, scores the recent third.
+    h = max(2, (2 * n) // 3)
+    old, new = Y[:, :h], Y[:, h:]
+    med = np.median(old, axis=1)
+    mad = np.median(np.abs(old - med[:, None]), axis=1) * 1.4826
+    floor = np.where(util, 0.5, 0.02)
+    scale = np.maximum(np.maximum(mad, old.std(axis=1) * 0.25), floor)
+    score = np.abs(new - med[:, None]) / (3.5 * scale[:, None])
+    sd = old.std(axis=1) + np.where(util, 1.0, 0.05)
+    vol = new.std(axis=1) / sd
+    roc = np.abs(Y[:, -1] - Y[:, -2]) / sd
+
+    def top(v: NDArray[np.float64], mask: NDArray[np.bool_] | None = None) -> float:
+        v = v[mask] if mask is not None else v
+        return float(max(v.max(), 0.0)) if v.size else 0.0
+
+    return [1.0, top(slopes, util), top(slopes, ~util), min(top(score.max(axis=1)), 50.0),
+            top((score > 1.0).mean(axis=1)), top(((score > 0.75) & (score <= 1.0)).mean(axis=1)),
+            min(top(vol), 50.0), min(top(roc), 50.0)]
+
+
+def feature_matrix(snapshots: Sequence[Mapping[str, float]],
+                   windows: Sequence[list[float] | None] | None = None) -> NDArray[np.float64]:
+    """Rows of ``FEATURE_NAMES`` for full snapshots, with precomputed window vectors where known."""
+    no_window = [0.0] * len(WINDOW_FEATURES)
+    rows = []
+    for i, s in enumerate(snapshots):
+        w = windows[i] if windows is not None else None
+        rows.append(snapshot_vector(s) + (w if w is not None else no_window))
+    return np.asarray(rows, dtype=float)

@@ -1,0 +1,183 @@
+"""``risk``: the failure-risk card from a metrics snapshot (Slack ``/risk``, triage, the CLI).
+
+``/risk service=checkout cpu=85 mem=90 disk=70 latency=120 errors=5 rt=300 conns=400 [incident=12]``
+answers with the calibrated probability, the band, the inputs that drive it, what to do about each,
+the model version, and a chart uploaded into the thread. When the service has earlier readings the
+chart shows its recent window with the detector's dynamic threshold; otherwise the snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from knowledge.risk_store import add_reading, recent_readings
+from models.risk_chart import snapshot_chart, window_chart
+from skills.base import (
+    Attachment,
+    BaseSkill,
+    Finding,
+    IncidentFacts,
+    Section,
+    SkillContext,
+    SkillRequest,
+    SkillResult,
+)
+from skills.risk_engine import (
+    WARN_LEVELS,
+    Assessment,
+    MetricWindow,
+    RiskEngine,
+    RiskInputError,
+    get_engine,
+    validate_snapshot,
+    validate_window,
+)
+
+__all__ = ["RiskSkill", "parse_command", "card_lines"]
+
+USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [latency=<ms>] [errors=<n>] "
+         "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics.")
+_TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
+_MIN_HISTORY = 8
+
+
+def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
+    """``service``, ``incident`` and validated metrics from ``/risk`` text; errors name the bad part."""
+    service: str | None = None
+    incident: int | None = None
+    raw: dict[str, str] = {}
+    for tok in text.replace(",", " ").split():
+        m = _TOKEN.match(tok)
+        if m is None:
+            if tok.startswith("#") and tok[1:].isdigit():
+                incident = int(tok[1:])
+                continue
+            raise RiskInputError(f"I do not understand {tok[:40]!r}: write metrics as name=value. {USAGE}")
+        key, value = m.group(1).lower(), m.group(2)
+        if key == "service":
+            if not re.fullmatch(r"[\w.-]{1,100}", value):
+                raise RiskInputError(f"service={value[:40]!r} is not a service name (letters, digits, . _ -)")
+            service = value
+        elif key in ("incident", "inc"):
+            if not value.lstrip("#").isdigit():
+                raise RiskInputError(f"incident={value[:40]!r} is not an incident number")
+            incident = int(value.lstrip("#"))
+        elif key in raw:
+            raise RiskInputError(f"{key} is given twice")
+        else:
+            raw[key] = value
+    return service, incident, validate_snapshot(raw)
+
+
+def _pct(p: float) -> str:
+    return f"{p * 100:.0f}%"
+
+
+def card_lines(a: Assessment) -> tuple[str, ...]:
+    """The factor lines of a card: value and how much it moves the probability."""
+    lines = [f"• {f.label} {f.value:g} {f.unit}: +{f.contribution * 100:.0f} pts" for f in a.top_factors]
+    return tuple(lines) or ("• no single input stands out; the combination is what the model sees",)
+
+
+class RiskSkill(BaseSkill):
+    """Estimate the failure risk of a service from its metrics: `/risk service=api cpu=85 mem=90`."""
+
+    name = "risk"
+    commands = ("/risk",)
+    keywords = ("failure risk", "risk of failure", "will it fail", "predict failure", "cpu=", "mem=")
+    examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
+
+    def warm(self, ctx: SkillContext) -> None:
+        """Load the model (training it first, in a few seconds, when none was saved)."""
+        get_engine(ctx.model_dir)
+
+    def engine(self, ctx: SkillContext) -> RiskEngine:
+        return get_engine(ctx.model_dir)
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        text = request.text.strip()
+        if not text or text.lower() in ("help", "?"):
+            return SkillResult(title="risk: how to ask", summary=USAGE, ephemeral=True)
+        service, incident, snapshot = parse_command(text)
+        incident = incident or request.incident_id
+        engine = self.engine(ctx)
+        history = self._history(ctx, service)
+        window = None
+        if len(history) >= _MIN_HISTORY:
+            window = self._window(history + [snapshot])
+        a = engine.assess(snapshot, window)
+        self._record(ctx, a, service, incident, request.source)
+        return self._card(a, service, incident, window)
+
+    def _history(self, ctx: SkillContext, service: str | None) -> list[dict[str, float]]:
+        if not service:
+            return []
+        with ctx.db.session() as s:
+            rows = recent_readings(s, service_name=service, limit=59)
+            return [dict(r.inputs) for r in rows if isinstance(r.inputs, dict)]
+
+    @staticmethod
+    def _window(samples: list[dict[str, float]]) -> MetricWindow | None:
+        # Metrics present in every sample of the recent history form the window.
+        common = set(samples[-1]).intersection(*samples)
+        if not common:
+            return None
+        return validate_window({k: [s[k] for s in samples] for k in sorted(common)})
+
+    @staticmethod
+    def _record(ctx: SkillContext, a: Assessment, service: str | None, incident: int | None, source: str) -> None:
+        factors = [{"metric": f.metric, "value": f.value, "contribution": round(f.contribution, 4)}
+                   for f in a.factors]
+        with ctx.db.session() as s:
+            if incident is not None:
+                from knowledge.models import Incident
+
+                if s.get(Incident, incident) is None:
+                    raise RiskInputError(f"there is no incident #{incident}")
+            add_reading(s, probability=a.probability, band=a.band, model_version=a.model_version, source=source,
+                        inputs=a.inputs, factors=factors, service_name=service, incident_id=incident)
+
+    def _card(self, a: Assessment, service: str | None, incident: int | None,
+              window: MetricWindow | None) -> SkillResult:
+        who = service or "this service"
+        title = f"Failure risk: {who} — {a.band} ({_pct(a.probability)})"
+        summary = (f"Probability of a failure within the next hour: *{_pct(a.probability)}* ({a.band}).")
+        if a.missing:
+            summary += f" Not given (assumed healthy): {', '.join(a.missing)}."
+        sections = [Section("What drives it", card_lines(a))]
+        recs = tuple(f"• {f.recommendation}" for f in a.top_factors)
+        if recs:
+            sections.append(Section("What to do", recs))
+        if a.anomalies or a.early_warnings:
+            sections.append(Section("Detector", (
+                f"• outside the dynamic threshold: {', '.join(a.anomalies) or 'none'}",
+                f"• early warnings: {', '.join(a.early_warnings) or 'none'}")))
+        fields = (("Probability", _pct(a.probability)), ("Band", a.band), ("Model", a.model_version))
+        if window is not None and a.panels:
+            png = window_chart(f"{who}: recent window, dynamic threshold and flagged points", a.panels)
+        else:
+            contrib = {f.label: f.contribution for f in a.factors}
+            png = snapshot_chart(f"{who}: {a.band} ({_pct(a.probability)})",
+                                 {k: v for k, v in a.inputs.items()}, WARN_LEVELS, contrib)
+        data = {"risk": a.as_dict(), "service": service}
+        if incident is not None:
+            data["refresh_card"] = incident
+        return SkillResult(title=title, summary=summary, fields=fields, sections=tuple(sections),
+                           attachments=(Attachment(f"risk-{service or 'snapshot'}.png", png, f"Failure risk: {who}"),),
+                           data=data)
+
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
+        """The risk line of the incident card, when the alert carried metrics."""
+        known = {k: v for k, v in facts.metrics.items() if k in WARN_LEVELS}
+        if len(known) < 1:
+            return None
+        try:
+            snapshot = validate_snapshot(known, min_metrics=1)
+        except RiskInputError as exc:
+            return Finding(skill=self.name, heading="Failure risk: not assessed", lines=(str(exc),))
+        a = self.engine(ctx).assess(snapshot)
+        self._record(ctx, a, facts.service, facts.incident_id, "triage")
+        lines = (f"{a.band}: {_pct(a.probability)} chance of failure within the hour", *card_lines(a)[:3],
+                 *(f"→ {f.recommendation}" for f in a.top_factors[:2]), f"model {a.model_version}")
+        return Finding(skill=self.name, heading=f"Failure risk: {a.band} ({_pct(a.probability)})", lines=lines,
+                       data=a.as_dict())
