@@ -191,3 +191,4 @@ def main() -> None:
     except CliError as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         sys.exit(1)
+import bot.cli_similar  # noqa: E402,F401

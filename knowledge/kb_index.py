@@ -30,10 +30,11 @@ __all__ = ["KnowledgeIndex", "Query", "Penalties", "WEIGHTS"]
 
 log = logging.getLogger("warroom.knowledge")
 
-# Fusion weights: dense meaning, BM25 keywords (relative to the best keyword match), and the
-# structured signals. Chosen before the evaluation as "meaning first, keywords second"; the
-# signals are large enough that the same service + alert outranks wording alone.
-WEIGHTS = {"dense": 0.6, "keyword": 0.4, "service": 0.12, "alert": 0.12, "template": 0.2}
+# Fusion weights: dense meaning (cosine above the corpus's typical cosine, scaled to 0..1), BM25
+# keywords (relative to the best keyword match of the query), and the structured signals, which are
+# large enough that the same service + alert outranks wording alone. See docs/benchmarks.md for
+# how the dense/keyword split was compared on the postmortem set.
+WEIGHTS = {"dense": 0.7, "keyword": 0.3, "service": 0.12, "alert": 0.12, "template": 0.2}
 _SENT = re.compile(r"(?<=[.!?])\s+")
 _EMBED_BATCH = 64
 
@@ -54,6 +55,7 @@ class Query:
     max_severity: int | None = None
     resolved_only: bool = False
     exclude: frozenset[str] = frozenset()
+    detail: bool = True  # passages and shared words (off for bulk evaluation)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class KnowledgeIndex:
         self.docs: dict[str, Doc] = {}
         self._keys: list[str] = []
         self._bm25 = BM25().fit([])
+        self.cos0 = 0.0  # median cosine between documents: "unrelated" for this encoder and corpus
         self._lock = threading.Lock()
 
     # --- building -----------------------------------------------------------------------------
@@ -147,14 +150,26 @@ class KnowledgeIndex:
         self.vindex.remove(gone)
         keys = [d.key for d in docs]
         bm25 = BM25().fit([_doc_text(d) for d in docs])
+        cos0 = self._typical_cosine(keys)
         with self._lock:
-            self.docs, self._keys, self._bm25 = {d.key: d for d in docs}, keys, bm25
+            self.docs, self._keys, self._bm25, self.cos0 = {d.key: d for d in docs}, keys, bm25, cos0
         if save and self.directory is not None and (changed or gone or rebuild
                                                     or not (self.directory / "meta.json").exists()):
             self.vindex.save(self.directory)
         return SyncReport(encoder=f"{self.encoder.name}/{self.encoder.dim}", total=len(docs),
                           added=len(changed) - len(edited), updated=len(edited), removed=len(gone),
                           rebuilt=rebuild, seconds=round(time.perf_counter() - start, 3))
+
+    def _typical_cosine(self, keys: list[str], sample: int = 400) -> float:
+        """Median cosine between documents (a sample of up to ``sample`` of them)."""
+        if len(keys) < 3:
+            return 0.0
+        rng = np.random.default_rng(0)
+        pick = [keys[i] for i in rng.choice(len(keys), size=min(sample, len(keys)), replace=False)]
+        vecs = self.vindex.vectors_of(pick)
+        sims = vecs @ vecs.T
+        off = sims[~np.eye(len(pick), dtype=bool)]
+        return float(np.clip(np.median(off), 0.0, 0.9))
 
     # --- querying -----------------------------------------------------------------------------
     def _allowed(self, q: Query, docs: dict[str, Doc]) -> set[str] | None:
@@ -208,15 +223,15 @@ class KnowledgeIndex:
         if missing:
             dense.update(zip(missing, self.vindex.similarity(qv, missing).tolist(), strict=True))
         q_templates = set(log_templates(q.text, q.log_lines))
-        terms = set(tokenize(q.text))
-        scored: list[tuple[float, Hit]] = []
+        scored: list[tuple[float, str, list[str]]] = []
         for key in cands:
             d = docs.get(key)
             if d is None:
                 continue
             cos = max(0.0, float(dense.get(key, 0.0)))
             kwr = float(kw[row[key]]) / kw_max if kw_max > 0 else 0.0
-            score = WEIGHTS["dense"] * cos + WEIGHTS["keyword"] * kwr
+            cal = max(0.0, (cos - self.cos0) / (1.0 - self.cos0))
+            score = WEIGHTS["dense"] * cal + WEIGHTS["keyword"] * kwr
             why: list[str] = []
             if q.service and q.service in (d.service, *d.services):
                 score += WEIGHTS["service"]
@@ -227,19 +242,27 @@ class KnowledgeIndex:
             if q_templates and q_templates & set(d.templates):
                 score += WEIGHTS["template"]
                 why.append("same log message")
-            shared = bm25.shared_terms(q.text, row[key], 3) if kwr > 0 else []
-            if shared:
-                why.append("words: " + ", ".join(shared))
-            why.append(f"meaning {cos:.2f}")
             demote = penalties.demote.get(key, 0.0)
             if demote:
                 score -= demote
                 why.append("marked not similar before")
-            scored.append((score, Hit(
-                kind=d.kind, id=d.ref_id, key=key, title=d.title, score=round(max(0.0, min(1.0, score)), 4),
-                why="; ".join(why), link=d.link, resolution=d.resolution, resolved_by=d.resolved_by,
-                incident_id=d.incident_id, postmortem_id=d.postmortem_id, service=d.service, severity=d.severity,
-                status=d.status, passage=_passage(d.text, terms), dense=round(cos, 4), keyword=round(kwr, 4),
-                created_at=d.created_at)))
-        scored.sort(key=lambda p: (-p[0], p[1].key))
-        return [h for _, h in scored[: q.k]]
+            scored.append((score, key, why))
+        scored.sort(key=lambda p: (-p[0], p[1]))
+        terms = set(tokenize(q.text))
+        return [self._hit(docs[key], score, why, float(dense.get(key, 0.0)),
+                          float(kw[row[key]]) / kw_max if kw_max > 0 else 0.0, q, terms, row[key], bm25)
+                for score, key, why in scored[: q.k]]
+
+    def _hit(self, d: Doc, score: float, why: list[str], cos: float, kwr: float, q: Query, terms: set[str],
+             row: int, bm25: BM25) -> Hit:
+        cos = max(0.0, cos)
+        if q.detail:
+            shared = bm25.shared_terms(q.text, row, 3) if kwr > 0 else []
+            why = [*why, "words: " + ", ".join(shared)] if shared else list(why)
+        why = [*why, f"meaning {cos:.2f}"]
+        return Hit(
+            kind=d.kind, id=d.ref_id, key=d.key, title=d.title, score=round(max(0.0, min(1.0, score)), 4),
+            why="; ".join(why), link=d.link, resolution=d.resolution, resolved_by=d.resolved_by,
+            incident_id=d.incident_id, postmortem_id=d.postmortem_id, service=d.service, severity=d.severity,
+            status=d.status, passage=_passage(d.text, terms) if q.detail else "", dense=round(cos, 4),
+            keyword=round(kwr, 4), created_at=d.created_at)

@@ -205,6 +205,11 @@ class VectorIndex:
                     return out[:k]
                 want = min(len(self._slots), want * 4)
 
+    def vectors_of(self, keys: list[str]) -> np.ndarray:
+        """A copy of the vectors of these (live) keys, in order."""
+        with self._lock:
+            return self._vectors()[[self._by_key[k] for k in keys]].copy()
+
     def similarity(self, query: np.ndarray, keys: list[str]) -> np.ndarray:
         """Cosine of one query vector with the given documents (0 for keys not indexed)."""
         q = self._check(np.asarray(query, dtype=np.float32).reshape(1, -1))[0]

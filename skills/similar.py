@@ -27,7 +27,7 @@ from skills.base import (
     SkillResult,
 )
 
-__all__ = ["SimilarSkill", "collapse", "hit_lines", "esc", "kb_link", "service_in", "MIN_SCORE_SHOWN"]
+__all__ = ["SimilarSkill", "collapse", "hit_lines", "esc", "kb_link", "kb_url", "service_in", "MIN_SCORE_SHOWN"]
 
 log = logging.getLogger("warroom.skills.similar")
 
@@ -41,13 +41,21 @@ def esc(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def kb_url(ctx: SkillContext, hit: Hit) -> str | None:
+    """The knowledge-base page of the hit's postmortem, when it has one."""
+    if hit.postmortem_id is None or hit.incident_id is None:
+        return None
+    s = ctx.settings
+    base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
+    return f"{str(base).rstrip('/')}/kb/postmortems/{hit.incident_id}"
+
+
 def kb_link(ctx: SkillContext, hit: Hit) -> str:
-    """Slack mrkdwn reference to the hit: the postmortem page when there is one, else its name."""
-    if hit.postmortem_id is not None and hit.incident_id is not None:
-        s = ctx.settings
-        base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
+    """Slack mrkdwn reference to the hit: a link to the postmortem page when there is one."""
+    url = kb_url(ctx, hit)
+    if url is not None:
         label = f"incident #{hit.incident_id}" if hit.kind == "incident" else f"postmortem #{hit.postmortem_id}"
-        return f"<{str(base).rstrip('/')}/kb/postmortems/{hit.incident_id}|{label}>"
+        return f"<{url}|{label}>"
     return esc(hit.link)
 
 
@@ -63,17 +71,28 @@ def collapse(hits: list[Hit]) -> list[Hit]:
     return out
 
 
-def hit_lines(ctx: SkillContext, n: int, hit: Hit) -> tuple[str, ...]:
-    """How one hit reads in Slack: title, why, and the fix that worked."""
-    head = f"*{n}. {kb_link(ctx, hit)}* {esc(hit.title)} (match {hit.score:.2f})"
-    lines = [head, f"    _why:_ {esc(hit.why)}"]
+def hit_lines(ctx: SkillContext, n: int, hit: Hit, markup: bool = True) -> tuple[str, ...]:
+    """How one hit reads in Slack: title, why, and the fix that worked.
+
+    With ``markup`` the lines are escaped mrkdwn with links (skill results); without, they are plain
+    text for the incident card, which escapes every finding line itself.
+    """
+    e = esc if markup else str
+    if markup:
+        head = f"*{n}. {kb_link(ctx, hit)}* {e(hit.title)} (match {hit.score:.2f})"
+    else:
+        head = f"{n}. {hit.link}: {hit.title} (match {hit.score:.2f})"
+    lines = [head, f"    why: {e(hit.why)}"]
     if hit.kind == "runbook":
-        lines.append(f"    _runbook:_ {esc(hit.resolution[:200])}" if hit.resolution else "")
+        lines.append(f"    runbook: {e(hit.resolution[:200])}" if hit.resolution else "")
     elif hit.resolution:
-        by = f" (resolved with {esc(hit.resolved_by)})" if hit.resolved_by else ""
-        lines.append(f"    _fix that worked:_ {esc(hit.resolution[:300])}{by}")
+        by = f" (resolved with {e(hit.resolved_by)})" if hit.resolved_by else ""
+        lines.append(f"    fix that worked: {e(hit.resolution[:300])}{by}")
     elif hit.status and hit.status not in ("resolved", "closed", "published"):
-        lines.append(f"    _still {esc(hit.status)}_")
+        lines.append(f"    still {e(hit.status)}")
+    url = kb_url(ctx, hit)
+    if not markup and url:
+        lines.append(f"    postmortem: {url}")
     return tuple(x for x in lines if x)
 
 
@@ -151,7 +170,7 @@ class SimilarSkill(BaseSkill):
         hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_CARD and h.incident_id != facts.incident_id][:3]
         if not hits:
             return None
-        lines = tuple(x for i, h in enumerate(hits, 1) for x in hit_lines(ctx, i, h))
+        lines = tuple(x for i, h in enumerate(hits, 1) for x in hit_lines(ctx, i, h, markup=False))
         actions = tuple(_button(i, h, facts.incident_id, text) for i, h in enumerate(hits, 1))
         return Finding(skill=self.name, heading="Similar incidents", lines=lines, actions=actions,
                        data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})
@@ -199,6 +218,6 @@ class SimilarSkill(BaseSkill):
             if finding is None:
                 findings.pop(self.name, None)
             else:
-                findings[self.name] = {"heading": finding.heading, "lines": list(finding.lines),
-                                       "actions": [a.__dict__ for a in finding.actions], "data": finding.data}
+                findings[self.name] = {"heading": finding.heading, "lines": list(finding.lines), "data": finding.data,
+                                       "actions": [dict(a.__dict__) for a in finding.actions]}
             inc.findings = findings

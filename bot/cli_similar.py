@@ -1,0 +1,136 @@
+"""CLI of the similar-incident search: ``warroom index rebuild|check``, ``warroom similar``,
+``warroom eval similar``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli import CliError, _settings, app, eval_app
+
+__all__ = ["index_app"]
+
+index_app = typer.Typer(help="The vector index of incidents, postmortems and runbooks.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+def _ctx(embedder: str | None = None):  # type: ignore[no-untyped-def]
+    from knowledge.db import Database
+    from skills.base import SkillContext
+
+    overrides = {"embedder": embedder} if embedder else {}
+    settings = _settings(**overrides)
+    db = Database(settings.database_url)
+    if not db.at_head():
+        raise CliError("the database is not migrated: run `warroom db upgrade` (and `warroom seed`)")
+    return SkillContext(db=db, data_dir=settings.data_dir, model_dir=settings.models_path, settings=settings)
+
+
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Re-embed every incident, postmortem and runbook and write the index from scratch."""
+    from knowledge.search import sync_index
+
+    report = sync_index(_ctx(), rebuild=True)
+    typer.echo(json.dumps(report.__dict__))
+
+
+@index_app.command("check")
+def index_check(repair: Annotated[bool, typer.Option("--repair/--no-repair",
+                                                     help="Fix the drift found (default: report only).")] = False,
+                ) -> None:
+    """Compare the index with the database: missing, stale and deleted documents (exit 1 on drift)."""
+    from knowledge.search import RESOURCE, open_index, sync_index
+
+    ctx = _ctx()
+    open_index(ctx)  # an unusable file on disk is rebuilt here, and reported below
+    opened = ctx.resources.get(RESOURCE + ".report")
+    drift = sync_index(ctx, dry_run=True)
+    out = {"on_disk": "rebuilt: " + opened.reason if opened is not None and opened.rebuilt else "ok",
+           "missing": drift.added, "stale": drift.updated, "deleted": drift.removed, "total": drift.total,
+           "encoder": drift.encoder}
+    if repair and (drift.added or drift.updated or drift.removed):
+        out["repaired"] = sync_index(ctx).__dict__
+    typer.echo(json.dumps(out))
+    if (drift.added or drift.updated or drift.removed) and not repair:
+        raise typer.Exit(1)
+
+
+@app.command("similar")
+def similar(
+    text: Annotated[str, typer.Argument(help="An alert, error message, symptom or question.")],
+    k: Annotated[int, typer.Option(help="How many results (1..50).")] = 5,
+    kind: Annotated[list[str] | None, typer.Option(help="incident, postmortem or runbook (repeatable).")] = None,
+    service: Annotated[str | None, typer.Option(help="Prefer this service.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search past incidents, postmortems and runbooks like ``/similar`` does."""
+    from knowledge.search import KINDS, SearchError, search
+
+    ctx = _ctx()
+    t0 = time.perf_counter()
+    try:
+        hits = search(ctx, text=text, kinds=tuple(kind) if kind else KINDS, service=service, k=k)
+    except SearchError as exc:
+        raise CliError(str(exc)) from None
+    ms = (time.perf_counter() - t0) * 1000
+    if as_json:
+        typer.echo(json.dumps({"ms": round(ms, 1), "hits": [h.__dict__ for h in hits]}))
+        return
+    for n, h in enumerate(hits, 1):
+        typer.echo(f"{n}. [{h.score:.2f}] {h.link}: {h.title}\n   why: {h.why}")
+        if h.resolution:
+            typer.echo(f"   fix: {h.resolution[:200]}")
+    if not hits:
+        typer.echo("nothing found")
+
+
+@eval_app.command("similar")
+def eval_similar(
+    data: Annotated[Path, typer.Option(help="Postmortems (JSON lines or CSV).")],
+    text_field: Annotated[str, typer.Option(help="Field with the text.")] = "description",
+    label_field: Annotated[str, typer.Option(help="Field with the relevance label.")] = "danluu_section",
+    exclude_label: Annotated[list[str] | None, typer.Option(help="Label to leave out (repeatable).")] = None,
+    runbooks: Annotated[Path | None, typer.Option(
+        help="Folder with runbook_corpus.jsonl and alerts_kube_prometheus.jsonl (default: ../runbooks "
+             "next to the data's folder, when present; 'none' to skip).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="minilm or hash (default: the embedder setting).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of metrics.")] = False,
+) -> None:
+    """Same-label P@5 and MRR on postmortems, and the runbook retrieval test, each vs TF-IDF."""
+    from knowledge.embedder import get_encoder
+    from knowledge.search_eval import EvalDataError, eval_postmortems, eval_runbooks, read_rows
+
+    enc_name = encoder or _settings().embedder
+    if enc_name not in ("minilm", "hash"):
+        raise CliError(f"unknown encoder {enc_name!r} (minilm or hash)")
+    enc = get_encoder(enc_name)
+    t0 = time.perf_counter()
+    try:
+        result = eval_postmortems(read_rows(data), text_field=text_field, label_field=label_field,
+                                  exclude_labels=set(exclude_label if exclude_label is not None else ["Uncategorized"]),
+                                  encoder=enc)
+        rb_dir = runbooks if runbooks is not None else data.resolve().parent.parent / "runbooks"
+        if str(runbooks) != "none" and (rb_dir / "runbook_corpus.jsonl").is_file():
+            result["runbooks"] = eval_runbooks(read_rows(rb_dir / "runbook_corpus.jsonl"),
+                                               read_rows(rb_dir / "alerts_kube_prometheus.jsonl"), enc)
+        elif runbooks is not None and str(runbooks) != "none":
+            raise CliError(f"{rb_dir}: no runbook_corpus.jsonl there")
+    except EvalDataError as exc:
+        raise CliError(str(exc)) from None
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    typer.echo(f"postmortems ({result['n_queries']} queries, encoder {result['encoder']}): "
+               f"P@5 {result['p_at_5']:.3f} MRR {result['mrr']:.3f} | TF-IDF P@5 {result['baseline_p_at_5']:.3f} "
+               f"MRR {result['baseline_mrr']:.3f} | dense only P@5 {result['dense_only_p_at_5']:.3f} | "
+               f"BM25 only P@5 {result['bm25_only_p_at_5']:.3f} | random P@5 {result['random_p_at_5']:.3f}")
+    if "runbooks" in result:
+        r = result["runbooks"]
+        typer.echo(f"runbooks ({r['n_queries']} alerts, {r['n_runbooks']} runbooks): top-1 {r['top1']:.3f} "
+                   f"top-3 {r['top3']:.3f} MRR {r['mrr']:.3f} | TF-IDF top-1 {r['baseline_top1']:.3f} "
+                   f"top-3 {r['baseline_top3']:.3f} MRR {r['baseline_mrr']:.3f}")
+    if as_json:
+        typer.echo(json.dumps(result))

@@ -1,0 +1,148 @@
+"""Scenario tests through the real app: signed Slack requests in, the Slack stand-in and the DB checked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.render import blocks_to_text
+from knowledge.models import Feedback, Incident
+from tests.conftest import Live
+
+CH = "C0GENERAL"
+
+
+def _text(msg: dict[str, Any]) -> str:
+    blocks = msg.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return blocks_to_text(blocks) + "\n" + str(msg.get("text") or "")
+
+
+def _buttons(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = msg.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return [e for b in blocks if b.get("type") == "actions" for e in b.get("elements", [])]
+
+
+def _last(live: Live, channel: str = CH) -> dict[str, Any]:
+    msgs = live.standin.messages(channel)
+    assert msgs, "the bot posted nothing"
+    return msgs[-1]
+
+
+def test_slash_similar_answers_with_why_fix_and_feedback_buttons(live: Live) -> None:
+    resp = live.driver.command("/similar", "payments-api 503: remaining connection slots are reserved", channel=CH)
+    assert resp.status_code == 200
+    live.drain()
+    msg = _last(live)
+    text = _text(msg)
+    assert not msg["ephemeral"] and "Similar past incidents" in text
+    assert "incident #101" in text and "fix that worked" in text and "pgbouncer" in text
+    assert "same service payments-api" in text
+    buttons = _buttons(msg)
+    assert buttons and all(b["action_id"] == "similar:not_similar" for b in buttons)
+    assert json.loads(buttons[0]["value"])["t"] == "incident:101"
+
+
+def test_not_similar_click_is_stored_and_reranks(live: Live) -> None:
+    query = "payments-api 503: remaining connection slots are reserved"
+    live.driver.command("/similar", query, channel=CH)
+    live.drain()
+    value = _buttons(_last(live))[0]["value"]
+    assert live.driver.click("similar:not_similar", value, user="U0BOB", channel=CH).status_code == 200
+    live.drain()
+    assert "will not be suggested" in _text(_last(live)) and _last(live)["ephemeral"]
+    with live.db.session() as s:
+        fb = s.query(Feedback).filter_by(kind="not_similar").one()
+        assert (fb.target, fb.user_id, fb.incident_id) == ("incident:101", "U0BOB", None)
+    live.driver.command("/similar", query, channel=CH)
+    live.drain()
+    again = _text(_last(live))
+    assert "incident #101" not in again.split("Not similar")[0]
+
+
+def test_bad_input_at_the_slack_door(live: Live) -> None:
+    assert live.driver.command("/similar", "", channel=CH).status_code == 200
+    live.drain()
+    assert _last(live)["ephemeral"] and "Tell me what to look for" in _text(_last(live))
+    assert live.driver.command("/similar", "#99999", channel=CH).status_code == 200
+    live.drain()
+    assert "There is no incident #99999" in _text(_last(live))
+    assert live.driver.command("/similar", "?!", channel=CH).status_code == 200
+    live.drain()
+    assert "nothing to search for" in _text(_last(live))
+    huge = "kafka broker disk full under-replicated partitions " * 2000  # ~100 KB
+    assert live.driver.command("/similar", huge, channel=CH).status_code == 200
+    live.drain()
+    assert "incident #109" in _text(_last(live))
+    for value in ("not json", json.dumps({"t": "users:1; drop table"}), json.dumps({"t": "incident:1", "i": "x"}),
+                  json.dumps({"t": "incident:101", "i": 424242})):
+        assert live.driver.click("similar:not_similar", value, channel=CH).status_code == 200
+        live.drain()
+        assert "nothing was recorded" in _text(_last(live))
+    with live.db.session() as s:
+        assert s.query(Feedback).count() == 0
+
+
+def test_similar_for_an_incident_id_excludes_itself(live: Live) -> None:
+    live.driver.command("/similar", "#109", channel=CH)
+    live.drain()
+    text = _text(_last(live))
+    assert "incident #109" not in text and "postmortem #9" not in text
+    assert "incident #105" in text or "clear-disk-space" in text  # the other disk-full incident / runbook
+
+
+def test_questions_in_the_channel_get_cited_passages_or_i_dont_know(live: Live) -> None:
+    live.driver.mention("have we seen 'remaining connection slots are reserved' before?", channel=CH)
+    live.drain()
+    msg = _last(live)
+    text = _text(msg)
+    assert "From the knowledge base" in text and "incident #101" in text and "[1]" in text
+    assert "remaining connection slots are reserved" in text and msg.get("thread_ts")
+    live.driver.mention("how do I restart ingest?", channel=CH)
+    live.drain()
+    assert "restart" in _text(_last(live)).lower() and "[1]" in _text(_last(live))
+    live.driver.mention("what is the capital of France?", channel=CH)
+    live.drain()
+    assert "I don't know" in _text(_last(live))
+
+
+def test_index_sync_job_makes_new_incidents_searchable(live: Live) -> None:
+    with live.db.session() as s:
+        s.add(Incident(id=700, title="zookeeper quorum lost after network partition", service_name="kafka",
+                       status="resolved", resolution="Healed the partition and restarted zookeeper"))
+    live.services.runner.submit("index.sync", {})
+    live.drain()
+    kb = live.services.ctx.resources["kb_index"]
+    assert "incident:700" in kb.docs and "incident:700" in kb.vindex.fingerprints()
+    live.driver.command("/similar", "zookeeper quorum lost", channel=CH)
+    live.drain()
+    assert "incident #700" in _text(_last(live)) and "restarted zookeeper" in _text(_last(live))
+
+
+def test_incident_card_shows_similar_incidents_and_not_similar_refreshes_it(live: Live) -> None:
+    live.driver.command("/incident", "new payments-api connection pool exhausted: remaining connection slots "
+                                     "are reserved sev2", channel=CH)
+    live.drain()
+    cards = [m for m in live.standin.messages() if "Similar incidents" in _text(m)]
+    assert cards, "no card with a Similar incidents section"
+    card = cards[-1]
+    assert "incident #101" in _text(card) and "fix that worked" in _text(card)
+    with live.db.session() as s:
+        inc = s.query(Incident).order_by(Incident.id.desc()).first()
+        assert inc is not None and inc.findings["similar"]["data"]["hits"][0] == "incident:101"
+        new_id = inc.id
+    button = next(b for b in _buttons(card) if b["action_id"] == "similar:not_similar"
+                  and json.loads(b["value"])["t"] == "incident:101")
+    live.driver.click("similar:not_similar", button["value"], user="U0CARLA", channel=card["channel"],
+                      message_ts=card["ts"])
+    live.drain()
+    with live.db.session() as s:
+        inc = s.get(Incident, new_id)
+        assert inc is not None
+        assert "incident:101" not in (inc.findings.get("similar") or {}).get("data", {}).get("hits", [])
+        assert s.query(Feedback).filter_by(kind="not_similar", incident_id=new_id).count() == 1
+    card_now = next(m for m in live.standin.messages(card["channel"]) if m["ts"] == card["ts"])
+    assert card_now.get("updated") and "incident #101" not in _text(card_now).split("Similar incidents")[-1]
