@@ -1,0 +1,149 @@
+"""The postmortem skill through the real app: signed slash commands and buttons in, Slack stand-in out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from bot.standin.server import SlackStandIn
+from knowledge import postmortems as store
+from knowledge.db import Database
+from knowledge.incident_history import load_history
+from knowledge.models import Job
+from skills.postmortem_eval import SECRETS, expand, load_scenarios
+from tests.conftest import Live, make_settings
+from tests.test_postmortem_llm import FakeOpenAI
+
+SCENARIOS = {s["name"]: s for s in load_scenarios()}
+CHANNEL = "C0INC0042"
+
+
+def _seed(db: Database, name: str = "pool-exhaustion-runbook") -> int:
+    with db.session() as s:
+        return load_history(s, expand(SCENARIOS[name]), channel=CHANNEL)
+
+
+def _uploaded(standin: SlackStandIn) -> list[tuple[str, bytes]]:
+    return [(f.get("name") or "", f.get("content") or b"") for f in standin.files.values()]
+
+
+def _texts(standin: SlackStandIn, channel: str) -> list[str]:
+    out = []
+    for m in standin.messages(channel):
+        blocks = " ".join(str(b) for b in m.get("blocks") or [])
+        out.append(f"{m.get('text', '')} {blocks}")
+    return out
+
+
+def test_draft_buttons_and_publish_through_slack(live: Live) -> None:
+    iid = _seed(live.db)
+    assert live.driver.command("/postmortem", f"draft {iid}", user="U0ALICE", channel=CHANNEL).status_code == 200
+    live.drain()
+    msgs = live.standin.messages(CHANNEL)
+    card = msgs[0]
+    assert f"Postmortem draft for incident #{iid}" in card["text"]
+    buttons = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["action_id"] for b in buttons] == ["postmortem:publish", "postmortem:regenerate",
+                                                  "postmortem:confirm_root_cause"]
+    assert all(b["value"] == str(iid) for b in buttons)
+    assert f"/kb/postmortems/{iid}|Open it in the knowledge base" in str(card["blocks"])
+    files = _uploaded(live.standin)
+    assert files and files[0][0] == f"postmortem-incident-{iid}-v1.md"
+    md = files[0][1].decode()
+    assert "## Action items" in md and "pgbouncer" in md
+    assert not any(secret in md for secret in SECRETS)
+    assert not any(secret in t for t in _texts(live.standin, CHANNEL) for secret in SECRETS)
+
+    # Same facts again: no new version.
+    live.driver.command("/postmortem", f"draft {iid}", user="U0ALICE", channel=CHANNEL)
+    live.drain()
+    live.driver.click("postmortem:confirm_root_cause", str(iid), user="U0BOB", channel=CHANNEL,
+                      message_ts=card["ts"])
+    live.drain()
+    live.driver.click("postmortem:publish", str(iid), user="U0ALICE", channel=CHANNEL, message_ts=card["ts"])
+    live.drain()
+    with live.db.session() as s:
+        versions = store.history(s, incident_id=iid)
+        assert [(p.version, p.status) for p in versions] == [(1, "draft"), (2, "edited"), (3, "published")]
+        assert versions[1].fields["root_cause_confirmed"] is True
+        assert "**Confirmed:**" in versions[2].markdown and versions[2].published_at is not None
+        synced = s.scalars(select(Job).where(Job.kind == "index.sync")).all()
+    assert any("published" in t for t in _texts(live.standin, CHANNEL))
+    if "index.sync" in live.services.runner.handlers:
+        assert synced, "publishing must submit index.sync when a handler is registered"
+
+    live.driver.command("/postmortem", f"export {iid}", user="U0ALICE", channel=CHANNEL)
+    live.drain()
+    assert any(name == f"postmortem-incident-{iid}-v3.md" for name, _ in _uploaded(live.standin))
+
+
+def test_edit_show_and_draft_job(live: Live) -> None:
+    iid = _seed(live.db, "dns-reported-by-human")
+    live.services.runner.submit("postmortem.draft", {"incident_id": iid, "channel": CHANNEL, "thread_ts": None})
+    live.drain()
+    assert any(f"Postmortem draft for incident #{iid}" in m["text"] for m in live.standin.messages(CHANNEL))
+    live.driver.command("/postmortem", f"edit #{iid} went_well: Dev Sharma reported it within minutes.",
+                        user="U0DEV", channel=CHANNEL)
+    live.drain()
+    live.driver.command("/postmortem", "show", user="U0DEV", channel=CHANNEL)  # the channel's incident
+    live.drain()
+    with live.db.session() as s:
+        top = store.latest(s, incident_id=iid)
+        assert top is not None and top.status == "edited" and top.author == "U0DEV"
+        assert "Dev Sharma reported it within minutes." in top.markdown
+    assert any(f"Postmortem for incident #{iid}" in m["text"] for m in live.standin.messages(CHANNEL))
+
+
+def test_bad_input_gets_a_clear_message(live: Live) -> None:
+    iid = _seed(live.db, "minimal-imported")
+    cases = [("frobnicate 1", "Usage"), ("draft abc", "is not an incident number"),
+             ("draft 99999", "There is no incident #99999"), ("show 99999", "has no postmortem yet"),
+             (f"publish {iid}", "Nothing to publish"), (f"edit {iid} colour: blue", "Usage"),
+             ("draft", "Which incident?")]
+    for text, expected in cases:
+        resp = live.driver.command("/postmortem", text, user="U0ALICE", channel="C0ELSEWHERE")
+        assert resp.status_code == 200
+    live.driver.click("postmortem:publish", "not-a-number", user="U0ALICE", channel="C0ELSEWHERE")
+    live.driver.click("postmortem:explode", str(iid), user="U0ALICE", channel="C0ELSEWHERE")
+    live.services.runner.submit("postmortem.draft", {"channel": "C0ELSEWHERE"})
+    live.drain()
+    said = [m["text"] for m in live.standin.messages("C0ELSEWHERE")]
+    assert all(m.get("ephemeral") for m in live.standin.messages("C0ELSEWHERE"))
+    for _, expected in cases:
+        assert any(expected in t for t in said), (expected, said)
+    assert any("does not name an incident" in t for t in said)
+    assert any("Unknown postmortem action" in t for t in said)
+    assert not any("error id" in t for t in said)
+
+
+def test_llm_writer_through_the_app(tmp_path: Path, standin: SlackStandIn) -> None:
+    fake = FakeOpenAI()
+    try:
+        fake.answers.append(("ok", {"summary": "Kemal Aydin raised the CoreDNS CPU limit to 500m after 52 min. "
+                                               "It cost 4812 dollars."}))
+        settings = make_settings(tmp_path, standin, llm_base_url=fake.url, llm_model="fake-model",
+                                 llm_api_key="sk-local-test")
+        db = Database(settings.database_url)
+        db.upgrade()
+        from knowledge.seed import seed
+
+        with db.session() as s:
+            seed(s)
+        iid = _seed(db, "dns-reported-by-human")
+        with LiveServer(settings) as srv:
+            driver = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
+            driver.command("/postmortem", f"draft {iid}", user="U0KEMAL", channel=CHANNEL)
+            assert srv.drain(30)
+        card = standin.messages(CHANNEL)[0]
+        assert "checker removed 1 unsupported sentence" in str(card["blocks"])
+        with db.session() as s:
+            top = store.latest(s, incident_id=iid)
+            assert top is not None and top.writer == "llm"
+            assert "Kemal Aydin raised the CoreDNS CPU limit to 500m after 52 min." in top.markdown
+            assert "4812" not in top.markdown
+        assert fake.requests and fake.requests[0]["auth"] == "Bearer sk-local-test"
+    finally:
+        fake.close()
