@@ -8,9 +8,14 @@ series and batches over 1,000 items get a 422 whose ``detail`` names the field.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from knowledge.risk_store import add_reading
@@ -28,7 +33,37 @@ from skills.risk_engine import (
 __all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "MAX_BATCH"]
 
 MAX_BATCH = 1000
-router = APIRouter(prefix="/api/v1", tags=["failure risk"])
+
+
+def _finite(obj: Any) -> Any:
+    """Errors echo the input; NaN or infinity in it must not break the JSON of the 422 itself."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+class _SafeValidationRoute(APIRoute):
+    """Answers validation errors with a 422 whose JSON is always valid (and short for huge inputs)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [{k: v for k, v in e.items() if k != "input" or len(str(v)) < 200}
+                          for e in exc.errors()[:20]]
+                return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+
+        return route
+
+
+router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=_SafeValidationRoute)
 
 
 def _pct(hi: float, what: str) -> Any:

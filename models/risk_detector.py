@@ -88,11 +88,15 @@ class SeriesDetector(BaseEstimator):  # type: ignore[misc]
         self.season_ = "week" if span_days >= 14 else ("day" if span_days >= 2 else "none")
         slots = self._slots(t)
         self.slot_median_ = np.full(self._n_slots(), self.median_)
-        self.slot_scale_ = np.full(self._n_slots(), self.scale_)
+        # Without seasonality (short windows) the band's width is the sample-to-sample noise, so a
+        # steady climb (a leak, a filling disk) leaves its own band instead of widening it.
+        noise = _mad(dx) / np.sqrt(2.0) if dx.size >= 2 else self.scale_
+        flat_scale = max(noise, abs(self.median_) * 1e-2, 1e-6) if self.season_ == "none" else self.scale_
+        self.slot_scale_ = np.full(self._n_slots(), flat_scale)
         df = pd.DataFrame({"s": slots, "x": x})
         for s, grp in df.groupby("s"):
             v = grp["x"].to_numpy()
-            if v.size >= 3:
+            if v.size >= 3 and self.season_ != "none":
                 self.slot_median_[int(s)] = float(np.median(v))
                 self.slot_scale_[int(s)] = max(_mad(v), self.scale_ * 0.25)
         self.win_ = {name: max(int(round(minutes / self.step_minutes_)), 2)

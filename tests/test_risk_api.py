@@ -1,0 +1,125 @@
+"""REST API of the failure risk, over HTTP against the live app: good input, batches, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from bot.standin.server import SlackStandIn
+from knowledge.models import Incident, RiskReading
+from tests.conftest import Live
+from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: SlackStandIn, risk_model_dir: Path) -> Settings:  # noqa: F811
+    from tests.conftest import make_settings  # type: ignore[import-not-found]
+
+    return make_settings(tmp_path, standin, model_dir=risk_model_dir)
+
+
+def post(live: Live, path: str, body: Any = None, raw: str | None = None) -> httpx.Response:
+    content = raw if raw is not None else json.dumps(body)
+    return httpx.post(f"{live.url}/api/v1/{path}", content=content,
+                      headers={"Content-Type": "application/json"}, timeout=60)
+
+
+def test_snapshot_gives_probability_band_factors_and_version(live: Live) -> None:
+    r = post(live, "risk", {"service": "api", "metrics": {"cpu_usage": 97, "memory_usage": 96,
+                                                          "error_count": 90, "response_time_ms": 5000}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert 0.0 <= body["probability"] <= 1.0 and body["band"] in ("CRITICAL", "HIGH")
+    assert body["factors"][0]["contribution"] > 0 and body["recommendations"]
+    assert body["model_version"].startswith("risk-") and "disk_usage" in body["missing_inputs"]
+    low = post(live, "risk", {"metrics": {"cpu_usage": 20, "memory_usage": 30, "disk_usage": 30,
+                                          "error_count": 0, "response_time_ms": 80}}).json()
+    assert low["probability"] < body["probability"] and low["band"] in ("MINIMAL", "LOW")
+
+
+def test_window_and_prometheus_range(live: Live) -> None:
+    mem = [50 + i * 1.3 for i in range(36)]
+    r = post(live, "risk", {"service": "db", "window": {"series": {"memory_usage": mem, "cpu_usage": [30.0] * 36}}})
+    assert r.status_code == 200, r.text
+    assert "memory_usage" in r.json()["anomalies"] + r.json()["early_warnings"]
+    prom = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "disk_usage"}, "values": [[1700000000 + 60 * i, str(60 + i)] for i in range(30)]},
+        {"metric": {"__name__": "cpu_usage"}, "values": [[1700000000 + 60 * i, "25"] for i in range(30)]}]}}
+    r = post(live, "risk", {"service": "db", "prometheus": prom})
+    assert r.status_code == 200, r.text
+    assert {f["metric"] for f in r.json()["factors"]} == {"disk_usage", "cpu_usage"}
+
+
+def test_batch_of_1000_in_order(live: Live) -> None:
+    items = [{"service": f"s{i}", "metrics": {"cpu_usage": i % 100, "memory_usage": 40}} for i in range(1000)]
+    r = post(live, "risk/batch", {"items": items})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert len(res) == 1000 and res[7]["service"] == "s7" and res[99]["factors"][0]["metric"] == "cpu_usage"
+
+
+def test_incident_id_stores_a_reading(live: Live) -> None:
+    with live.db.session() as s:
+        inc = Incident(title="db slow", service_name="db")
+        s.add(inc)
+        s.flush()
+        iid = inc.id
+    r = post(live, "risk", {"service": "db", "incident_id": iid, "metrics": {"cpu_usage": 90, "disk_usage": 97}})
+    assert r.status_code == 200, r.text
+    assert post(live, "risk", {"incident_id": 99999, "metrics": {"cpu_usage": 9, "disk_usage": 9}}).status_code == 404
+    with live.db.session() as s:
+        (row,) = s.scalars(select(RiskReading)).all()
+        assert row.incident_id == iid and row.source == "api" and row.inputs["disk_usage"] == 97.0
+
+
+def _detail(r: httpx.Response) -> str:
+    assert r.status_code == 422, (r.status_code, r.text[:300])
+    return json.dumps(r.json()["detail"])
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"metrics": {"cpu_usage": 500, "memory_usage": 3}}, "cpu_usage"),
+    ({"metrics": {"cpu_usage": -1, "memory_usage": 3}}, "cpu_usage"),
+    ({"metrics": {"cpu_usage": "85", "memory_usage": 3}}, "cpu_usage"),
+    ({"metrics": {"cpu_usage": 85}}, "at least two"),
+    ({}, "at least two"),
+    ({"metrics": {"cpu_usage": 85, "memory": 3}}, "memory"),
+    ({"window": {"series": {}}}, "series"),
+    ({"window": {"series": {"cpu_usage": [50.0]}}}, "cpu_usage"),
+    ({"window": {"series": {"cpu_usage": [1.0, 2.0, 3.0], "memory_usage": [1.0, 2.0, 3.0, 4.0]}}}, "same number"),
+    ({"window": {"series": {"cpuz": [1.0, 2.0, 3.0]}}}, "cpuz"),
+    ({"window": {"series": {"cpu_usage": [1.0, 2.0, 300.0]}}}, "cpu_usage=300"),
+    ({"service": "bad name!", "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "service"),
+    ({"prometheus": {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "cpu_usage"}, "values": [[1, "1"], [2, "NaN"], [3, "2"]]}]}}}, "values[1]"),
+])
+def test_bad_bodies_are_422_naming_the_field(live: Live, body: dict, named: str) -> None:
+    assert named in _detail(post(live, "risk", body))
+
+
+def test_nan_and_malformed_json_are_422(live: Live) -> None:
+    assert "cpu_usage" in _detail(post(live, "risk", raw='{"metrics": {"cpu_usage": NaN, "memory_usage": 3}}'))
+    assert "cpu_usage" in _detail(post(live, "risk", raw='{"metrics": {"cpu_usage": Infinity, "memory_usage": 3}}'))
+    assert post(live, "risk", raw="{not json").status_code == 422
+    assert post(live, "risk", raw="[1, 2]").status_code == 422
+
+
+def test_batch_limits(live: Live) -> None:
+    one = {"metrics": {"cpu_usage": 50, "memory_usage": 50}}
+    assert "1000" in _detail(post(live, "risk/batch", {"items": [one] * 10_000}))
+    assert "items" in _detail(post(live, "risk/batch", {"items": []}))
+    bad = [one] * 5 + [{"metrics": {"cpu_usage": 500, "memory_usage": 1}}]
+    detail = post(live, "risk/batch", {"items": bad}).json()["detail"]
+    assert detail[0]["loc"][:3] == ["body", "items", 5] and "cpu_usage" in json.dumps(detail)
+
+
+def test_openapi_describes_the_risk_api(live: Live) -> None:
+    spec = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
+    assert "/api/v1/risk" in spec["paths"] and "/api/v1/risk/batch" in spec["paths"]
+    assert "RiskResponse" in spec["components"]["schemas"]

@@ -1,0 +1,131 @@
+"""The /risk skill through the real app: signed slash commands in, Slack stand-in and database asserted."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from bot.settings import Settings
+from bot.standin.server import SlackStandIn
+from knowledge.models import Incident, RiskReading, WebhookInbox
+from knowledge.risk_store import add_reading, readings_for_incident
+from tests.conftest import Live
+from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: SlackStandIn, risk_model_dir: Path) -> Settings:  # noqa: F811
+    from tests.conftest import make_settings  # type: ignore[import-not-found]
+
+    return make_settings(tmp_path, standin, model_dir=risk_model_dir)
+
+
+def _uploads(live: Live) -> list[dict]:
+    return [c.args for c in live.standin.calls_to("files.completeUploadExternal")]
+
+
+def _texts(live: Live, channel: str = "C0GENERAL") -> str:
+    return "\n".join(json.dumps(m) for m in live.standin.messages(channel))
+
+
+def test_risk_command_posts_card_and_chart_and_stores_reading(live: Live) -> None:
+    resp = live.driver.command("/risk", "service=checkout cpu=97 mem=95 errors=80 rt=4000", user="U0ALICE")
+    assert resp.status_code == 200
+    live.drain()
+    msgs = live.standin.messages("C0GENERAL")
+    card = next(m for m in msgs if "Failure risk: checkout" in m.get("text", ""))
+    text = json.dumps(card["blocks"])
+    assert "What drives it" in text and "What to do" in text and "risk-" in text  # model version field
+    assert any(band in card["text"] for band in ("CRITICAL", "HIGH"))
+    ups = _uploads(live)
+    assert len(ups) == 1 and ups[0]["channel_id"] == "C0GENERAL"
+    assert ups[0].get("thread_ts") == card["ts"]
+    with live.db.session() as s:
+        (row,) = s.scalars(select(RiskReading)).all()
+        assert row.service_name == "checkout" and row.source == "command" and row.band in ("CRITICAL", "HIGH")
+        assert row.inputs["cpu_usage"] == 97.0 and row.probability > 0.6
+    files = ups[0]["files"]
+    files = json.loads(files) if isinstance(files, str) else files
+    content = live.standin.files[files[0]["id"]]["content"]
+    assert content[:8] == PNG_MAGIC and len(content) > 5000
+
+
+def test_healthy_snapshot_is_low(live: Live) -> None:
+    live.driver.command("/risk", "service=search cpu=20 mem=35 disk=30 latency=12 errors=0 rt=90 conns=120")
+    live.drain()
+    card = next(m for m in live.standin.messages("C0GENERAL") if "Failure risk: search" in m.get("text", ""))
+    assert "MINIMAL" in card["text"] or "LOW" in card["text"]
+
+
+@pytest.mark.parametrize("text, named", [
+    ("service=api cpu=500 mem=20", "cpu_usage=500 is out of range"),
+    ("service=api cpu=abc mem=20", "'abc' is not a number"),
+    ("service=api cpu=nan mem=20", "not a finite number"),
+    ("service=api cpu=-5 mem=20", "cpu_usage=-5 is out of range"),
+    ("service=api cpu=80", "at least 2 metrics"),
+    ("service=api bogus=1 cpu=3", "unknown metric 'bogus'"),
+    ("service=api cpu=80 mem=20 incident=999", "no incident #999"),
+])
+def test_bad_input_gets_a_clear_private_reply(live: Live, text: str, named: str) -> None:
+    assert live.driver.command("/risk", text, user="U0BOB").status_code == 200
+    live.drain()
+    (msg,) = live.standin.messages("C0GENERAL")
+    assert msg.get("ephemeral") and named in msg["text"]
+    assert not _uploads(live)
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RiskReading)) == 0
+
+
+def test_history_window_feeds_detector_and_incident_readings(live: Live) -> None:
+    with live.db.session() as s:
+        inc = Incident(title="checkout slow", service_name="checkout", severity=2)
+        s.add(inc)
+        s.flush()
+        incident_id = inc.id
+        for mem in np.linspace(50, 70, 12):  # a slow climb the detector learns from
+            add_reading(s, probability=0.1, band="MINIMAL", model_version="x", source="api",
+                        inputs={"cpu_usage": 30.0, "memory_usage": float(mem)}, factors=[],
+                        service_name="checkout")
+    live.driver.command("/risk", f"service=checkout cpu=31 mem=96 #{incident_id}")
+    live.drain()
+    card = next(m for m in live.standin.messages("C0GENERAL") if "Failure risk: checkout" in m.get("text", ""))
+    assert "outside the dynamic threshold: memory_usage\\n" in json.dumps(card["blocks"])
+    assert len(_uploads(live)) == 1
+    with live.db.session() as s:
+        (row,) = readings_for_incident(s, incident_id=incident_id)
+        assert row.inputs["memory_usage"] == 96.0 and row.factors[0]["metric"] == "memory_usage"
+
+
+def _post_alert(live: Live, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    h = {"Content-Type": "application/json", "Authorization": "Bearer am-secret-0123456789"}
+    assert httpx.post(f"{live.url}/webhooks/alertmanager", content=body, headers=h, timeout=30).status_code == 202
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with live.db.session() as s:
+            if not s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")):
+                break
+        time.sleep(0.05)
+    live.drain()
+
+
+def test_alert_with_metrics_gets_risk_on_the_incident(live: Live) -> None:
+    payload = json.loads((Path(__file__).parent / "payloads" / "alertmanager.json").read_text())
+    _post_alert(live, payload)
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.source != "import").order_by(Incident.id)).first()
+        assert inc is not None
+        finding = inc.findings.get("risk")
+        assert finding is not None, inc.findings.keys()
+        assert finding["heading"].startswith("Failure risk:")
+        rows = readings_for_incident(s, incident_id=inc.id)
+        assert rows and rows[0].source == "triage" and rows[0].inputs["cpu_usage"] == 93.0
