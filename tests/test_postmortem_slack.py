@@ -103,7 +103,7 @@ def test_bad_input_gets_a_clear_message(live: Live) -> None:
              ("draft 99999", "There is no incident #99999"), ("show 99999", "has no postmortem yet"),
              (f"publish {iid}", "Nothing to publish"), (f"edit {iid} colour: blue", "Usage"),
              ("draft", "Which incident?")]
-    for text, expected in cases:
+    for text, _expected in cases:
         resp = live.driver.command("/postmortem", text, user="U0ALICE", channel="C0ELSEWHERE")
         assert resp.status_code == 200
     live.driver.click("postmortem:publish", "not-a-number", user="U0ALICE", channel="C0ELSEWHERE")
