@@ -192,4 +192,6 @@ def main() -> None:
         print(f"warroom: {exc}", file=sys.stderr)
         sys.exit(1)
 import bot.cli_similar  # noqa: E402,F401
+import bot.cli_routing  # noqa: E402,F401
 import bot.cli_risk  # noqa: E402,F401
+import bot.cli_postmortem  # noqa: E402,F401
