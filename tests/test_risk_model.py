@@ -1,0 +1,173 @@
+"""Failure-risk models: generator, features, detector, estimator contract, artifacts, CLI doors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+from typer.testing import CliRunner
+
+from bot.cli import app
+from models.risk_artifact import MODEL_SUBDIR, episodes_dataset, load_risk_model, train_risk_model
+from models.risk_detector import SeriesDetector, rolling_zscore
+from models.risk_eval import eval_series, expected_calibration_error
+from models.risk_features import FEATURE_NAMES, fill_snapshot, snapshot_vector, window_vector
+from models.risk_model import RiskModel, band
+from models.risk_synth import FAILURES, SCENARIOS, generate
+from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
+
+
+def test_generator_covers_every_scenario_with_both_labels() -> None:
+    eps = generate(400, seed=1)
+    assert {e.scenario for e in eps} == set(SCENARIOS)
+    assert [e.at for e in eps] == sorted(e.at for e in eps)
+    pos = [e for e in eps if e.label == 1]
+    assert pos and all(e.scenario in FAILURES for e in pos)
+    leaks = [e for e in pos if e.scenario == "memory_leak" and e.series["memory_usage"][-1] > 85]
+    assert leaks, "an imminent memory leak ends with high memory"
+    for e in eps:
+        assert all(0 <= v.min() and v.max() <= 100 for k, v in e.series.items() if k.endswith("_usage"))
+
+
+def test_bands_follow_the_issue() -> None:
+    assert [band(p) for p in (0.95, 0.7, 0.5, 0.3, 0.1, 0.8, 0.2)] == \
+        ["CRITICAL", "HIGH", "MEDIUM", "LOW", "MINIMAL", "HIGH", "MINIMAL"]
+
+
+def test_features_react_to_stress() -> None:
+    calm, _ = fill_snapshot({"cpu_usage": 20, "memory_usage": 30})
+    hot, missing = fill_snapshot({"cpu_usage": 97, "memory_usage": 95})
+    assert "disk_usage" in missing
+    i = FEATURE_NAMES.index("stress")
+    assert snapshot_vector(hot)[i] > snapshot_vector(calm)[i]
+    rising = window_vector({"memory_usage": list(np.linspace(50, 95, 36))})
+    flat = window_vector({"memory_usage": [50.0 + (i % 2) for i in range(36)]})
+    assert rising[FEATURE_NAMES.index("max_slope_util") - len(FEATURE_NAMES)] > 5
+    assert rising[3] > flat[3]  # detector score
+
+
+def test_detector_learns_daily_seasonality() -> None:
+    t = pd.date_range("2026-01-01", periods=288 * 6, freq="5min")
+    minute_of_day = np.asarray(t.hour * 60 + t.minute, dtype=float)
+    x = 50 + 30 * np.sin(2 * np.pi * minute_of_day / 1440) + np.random.default_rng(0).normal(0, 1, t.size)
+    det = SeriesDetector().fit(x[:288 * 4], t[:288 * 4])
+    assert det.season_ == "day"
+    test_t, test_x = t[288 * 4:], x[288 * 4:].copy()
+    night = np.flatnonzero(test_t.hour == 18)[5]  # the trough, about 20
+    test_x[night] = 75.0  # normal at 06:00 (the peak), anomalous at 18:00
+    out = det.score(test_x, test_t)
+    assert out.anomaly[night] and out.anomaly.mean() < 0.02
+    assert np.abs(rolling_zscore(test_x))[night] > 0  # the baseline scores too, without seasonality
+
+
+def test_detector_refuses_bad_series() -> None:
+    for bad in ([], [1.0], [1.0, float("nan"), 2.0]):
+        with pytest.raises(ValueError):
+            SeriesDetector().fit(bad)
+    with pytest.raises(NotFittedError):
+        SeriesDetector().score([1.0, 2.0])
+
+
+def test_model_contract_choice_and_calibration() -> None:
+    X, y = episodes_dataset(generate(500, seed=2))
+    m = RiskModel(n_trees=10)
+    with pytest.raises(NotFittedError):
+        m.predict_proba(X[:2])
+    assert m.fit(X, y) is m and m.chosen_ in ("gradient_boosting", "random_forest", "logistic_regression",
+                                              "soft_vote")
+    Xt, yt = episodes_dataset(generate(300, seed=9))
+    p = m.predict_proba(Xt)[:, 1]
+    assert ((0 <= p) & (p <= 1)).all()
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(yt, p) > 0.85
+    assert expected_calibration_error(yt, p) < 0.15
+    with pytest.raises(ValueError):
+        RiskModel().fit(X, np.zeros(len(X), dtype=int))
+
+
+def test_artifact_has_origin_record_and_tampering_is_refused(tmp_path: Path) -> None:
+    loaded = train_risk_model(tmp_path, n_episodes=300, seed=4)
+    rec = json.loads((tmp_path / MODEL_SUBDIR / "risk-model.json").read_text())
+    assert rec["version"] == loaded.version and rec["libraries"]["sklearn"] and rec["data"]["sha256"]
+    assert rec["validation"][rec["chosen"]]["roc_auc"] > 0.5
+    again = load_risk_model(tmp_path)
+    assert again is not None and again.version == loaded.version
+    art = tmp_path / MODEL_SUBDIR / "risk-model.joblib"
+    art.write_bytes(art.read_bytes() + b"x")
+    assert load_risk_model(tmp_path) is None
+
+
+def _nab_like(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(3):
+        t = pd.date_range("2026-01-01", periods=2000, freq="5min")
+        x = 10 + np.sin(np.arange(2000) / 288 * 2 * np.pi) + rng.normal(0, 0.2, 2000)
+        win = np.zeros(2000, dtype=int)
+        for start in (600 + s * 50, 1500 + s * 50):
+            win[start:start + 60] = 1
+            x[start + 30:start + 45] += 6
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], win])) == 1)
+        lead = np.array([((starts[starts > i] - i).min() * 5.0 if (starts > i).any() else np.nan)
+                         for i in range(2000)])
+        rows.append(pd.DataFrame({"name": f"s{s}", "ts": t, "v": x, "inw": win, "lead": lead}))
+    path = tmp_path / "series.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def test_eval_cli_json_contract_with_custom_columns(tmp_path: Path) -> None:
+    path = _nab_like(tmp_path)
+    r = CliRunner().invoke(app, ["eval", "risk", "--data", str(tmp_path), "--json", "--series-col", "name",
+                                 "--time-col", "ts", "--value-col", "v", "--window-col", "inw", "--lead-col", "lead",
+                                 "--snapshot-episodes", "0"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    for k in ("in_window_roc_auc", "in_window_pr_auc", "horizon60_roc_auc", "horizon60_pr_auc"):
+        assert k in res and f"baseline_{k}" in res
+    assert res["in_window_roc_auc"] > 0.6 and res["series"] == 3
+    direct = eval_series(pd.read_csv(path).rename(columns={"name": "series", "ts": "timestamp", "v": "value",
+                                                           "inw": "in_anomaly_window",
+                                                           "lead": "minutes_to_next_window_start"}))
+    assert direct["in_window_roc_auc"] == res["in_window_roc_auc"]
+    bad = CliRunner().invoke(app, ["eval", "risk", "--data", str(path), "--json", "--snapshot-episodes", "0"])
+    assert bad.exit_code != 0
+
+
+def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("WARROOM_MODE", "demo")
+    monkeypatch.setenv("WARROOM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WARROOM_MODEL_DIR", str(risk_model_dir))
+    runner = CliRunner()
+    r = runner.invoke(app, ["risk", "predict", "service=api", "cpu=96", "mem=94", "--json", "--chart",
+                            str(tmp_path / "c.png")])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["band"] in ("CRITICAL", "HIGH") and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    win = tmp_path / "w.csv"
+    pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=36, freq="5min"),
+                  "disk": np.linspace(60, 98, 36)}).to_csv(win, index=False)
+    r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(win), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
+    one = tmp_path / "one.csv"
+    pd.DataFrame({"cpu": [50.0]}).to_csv(one, index=False)
+    for args in (["cpu=500", "mem=1"], ["--window", str(one)], ["--window", str(tmp_path / "nope.csv")]):
+        r = runner.invoke(app, ["risk", "predict", *args])
+        assert r.exit_code != 0
+    labelled = tmp_path / "mine.csv"
+    pd.DataFrame({"cpu_usage": [20, 99, 30, 98] * 10, "memory_usage": [30, 97, 40, 96] * 10,
+                  "label": [0, 1, 0, 1] * 10}).to_csv(labelled, index=False)
+    monkeypatch.setenv("WARROOM_MODEL_DIR", str(tmp_path / "m"))
+    r = runner.invoke(app, ["train", "risk", "--csv", str(labelled), "--episodes", "300"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["rows"] == 600 + 40
+    assert load_risk_model(tmp_path / "m") is not None
+    pd.DataFrame({"cpu_usage": [20, 900], "memory_usage": [1, 2], "label": [0, 1]}).to_csv(labelled, index=False)
+    r = runner.invoke(app, ["train", "risk", "--csv", str(labelled), "--episodes", "300"])
+    assert r.exit_code != 0
