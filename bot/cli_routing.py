@@ -1,0 +1,142 @@
+"""CLI of routing: ``warroom experts import``, ``warroom oncall import-ical``, ``warroom train routing``,
+``warroom eval routing``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli import CliError, _settings, app, eval_app, train_app
+
+__all__ = ["experts_app", "oncall_app"]
+
+experts_app = typer.Typer(help="Experts, teams and services (who is who).", no_args_is_help=True)
+oncall_app = typer.Typer(help="On-call schedules.", no_args_is_help=True)
+app.add_typer(experts_app, name="experts")
+app.add_typer(oncall_app, name="oncall")
+
+
+def _db():  # type: ignore[no-untyped-def]
+    from knowledge.db import Database
+
+    db = Database(_settings().database_url)
+    db.upgrade()
+    return db
+
+
+@experts_app.command("import")
+def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (world shape) or .csv file.")]) -> None:
+    """Import experts (and from YAML also teams, services, rotations); updates existing rows."""
+    from knowledge.people_import import PeopleImportError, import_people
+
+    db = _db()
+    try:
+        with db.session() as s:
+            report = import_people(session=s, path=file)
+    except PeopleImportError as exc:
+        raise CliError(str(exc)) from None
+    typer.echo(json.dumps(report.__dict__))
+
+
+@oncall_app.command("import-ical")
+def oncall_import_ical(file: Annotated[Path, typer.Argument(help="An iCalendar (.ics) file, one VEVENT per shift.")],
+                       team: Annotated[str, typer.Option("--team", help="The team these shifts are for.")]) -> None:
+    """Replace a team's iCal-sourced on-call shifts with the events of an .ics file."""
+    from knowledge.people_import import PeopleImportError, import_ical
+
+    db = _db()
+    try:
+        with db.session() as s:
+            report = import_ical(session=s, path=file, team=team)
+    except PeopleImportError as exc:
+        raise CliError(str(exc)) from None
+    typer.echo(json.dumps({"team": team, "shifts": report.shifts}))
+
+
+@oncall_app.command("show")
+def oncall_show(team: Annotated[str | None, typer.Argument(help="A team name (default: all).")] = None) -> None:
+    """Who is on call now."""
+    from knowledge.people import oncall_by_team
+
+    with _db().session() as s:
+        try:
+            rows = oncall_by_team(session=s, team=team)
+        except LookupError as exc:
+            raise CliError(str(exc)) from None
+    for r in rows:
+        who = ", ".join(f"{n} ({u})" for u, n in r.people) or "nobody"
+        typer.echo(f"{r.team}: {who}" + (f"  [deactivated, skipped: {', '.join(r.skipped)}]" if r.skipped else ""))
+
+
+def _cols(text: str) -> list[str]:
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    if not cols:
+        raise CliError("--text needs at least one column name (comma-separated)")
+    return cols
+
+
+@train_app.command("routing")
+def train_routing(
+    csv: Annotated[Path | None, typer.Option(help="Train on a labelled CSV instead of the knowledge base.")] = None,
+    text: Annotated[str, typer.Option(help="Text column(s) of the CSV, comma-separated.")] = "title,body",
+    label: Annotated[str, typer.Option(help="Label column of the CSV.")] = "team",
+    min_class: Annotated[int, typer.Option("--min-class", help="Drop CSV classes with fewer rows.")] = 1,
+) -> None:
+    """Train the ticket -> team classifier on past incidents and "wrong owner" feedback (or a CSV)."""
+    from knowledge.routing_history import routing_examples
+    from models.routing_artifact import save_routing_model, train_routing_model
+    from models.routing_eval import EvalInputError, load_ticket_csv
+
+    settings = _settings()
+    if csv is not None:
+        try:
+            texts, labels, info = load_ticket_csv(csv, _cols(text), label, max(1, min_class))
+        except EvalInputError as exc:
+            raise CliError(str(exc)) from None
+        source = f"csv:{csv.name}"
+    else:
+        with _db().session() as s:
+            pairs = routing_examples(session=s)
+        texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
+        info = {"rows_used": len(pairs), "classes": len(set(labels)), "feedback_included": True}
+        source = "knowledge-base"
+    if len(set(labels)) < 2:
+        raise CliError(f"need examples of at least 2 teams to train (have {len(texts)} rows, "
+                       f"{len(set(labels))} team(s)): seed incidents or pass --csv")
+    model = train_routing_model(texts, labels)
+    path = save_routing_model(model, settings.models_path, texts=texts, labels=labels, source=source, metrics=info)
+    typer.echo(json.dumps({"saved": str(path), "rows": len(texts), "classes": len(model.classes_), **info}))
+
+
+@eval_app.command("routing")
+def eval_routing(
+    csv: Annotated[Path, typer.Option(help="A labelled ticket CSV.")],
+    text: Annotated[str, typer.Option(help="Text column(s), comma-separated (joined with spaces).")],
+    label: Annotated[str, typer.Option(help="The label column.")],
+    min_class: Annotated[int, typer.Option("--min-class", help="Keep classes with at least this many rows.")] = 50,
+    test_size: Annotated[float, typer.Option(help="Share of rows held out (stratified).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="random_state of the split.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+) -> None:
+    """Accuracy, macro-F1 and top-3 accuracy of the routing classifier next to TF-IDF + LinearSVC."""
+    from models.routing_eval import EvalInputError, evaluate_routing, load_ticket_csv
+
+    if not 0.05 <= test_size <= 0.5:
+        raise CliError("--test-size must be between 0.05 and 0.5")
+    if min_class < 2:
+        raise CliError("--min-class must be at least 2 (a stratified split needs 2 rows per class)")
+    try:
+        texts, labels, info = load_ticket_csv(csv, _cols(text), label, min_class)
+        metrics, _model = evaluate_routing(texts, labels, test_size=test_size, random_state=seed)
+    except EvalInputError as exc:
+        raise CliError(str(exc)) from None
+    out = {**metrics, **info, "csv": csv.name, "label": label, "text": _cols(text), "random_state": seed}
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    typer.echo(f"{info['rows_used']} rows, {info['classes']} classes (>= {min_class} rows each)")
+    for k in ("accuracy", "macro_f1", "top3_accuracy"):
+        typer.echo(f"{k:>14}: ours {metrics[k]:.4f}   baseline {metrics['baseline_' + k]:.4f}")

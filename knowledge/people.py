@@ -1,0 +1,143 @@
+"""Who is who: teams, service ownership, experts, on-call shifts and current load.
+
+Keyword-only data access used by the router (``skills.routing``) and the CLI. Imports of people
+files (YAML/CSV) and on-call calendars (iCal) live in :mod:`knowledge.people_import`.
+
+Example::
+
+    with db.session() as s:
+        svc = service_named(session=s, name="payments-api")
+        now = oncall_now(session=s, team_id=svc.team_id)
+        load = open_load(session=s, user_ids=[e.slack_user_id for e in now])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from knowledge.models import Expert, Incident, OnCallShift, Service, Team, utcnow
+
+__all__ = [
+    "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
+    "services_in_text", "oncall_now", "oncall_by_team", "escalation_for", "open_load", "local_time",
+    "in_working_hours", "experts_by_ids",
+]
+
+OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "mitigated")
+WORK_START_HOUR, WORK_END_HOUR = 9, 18  # local working day, Monday to Friday
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """One team's on-call situation right now."""
+
+    team: str
+    channel: str | None
+    people: tuple[tuple[str, str], ...]  # (slack user id, name), active experts on shift now
+    skipped: tuple[str, ...] = ()  # names on shift who are deactivated
+    until: dt.datetime | None = None
+
+
+def team_named(*, session: Session, name: str) -> Team | None:
+    """The team called ``name`` (case-insensitive), or None."""
+    return session.scalar(select(Team).where(func.lower(Team.name) == name.strip().lower()))
+
+
+def service_named(*, session: Session, name: str) -> Service | None:
+    """The service called ``name`` (case-insensitive), or None."""
+    return session.scalar(select(Service).where(func.lower(Service.name) == name.strip().lower()))
+
+
+def services_in_text(*, session: Session, text: str) -> list[str]:
+    """Names of known services mentioned in ``text``, longest name first."""
+    low = text.lower()
+    names = session.scalars(select(Service.name)).all()
+    return sorted((n for n in names if n.lower() in low), key=lambda n: (-len(n), n))
+
+
+def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
+               include_inactive: bool = False) -> list[Expert]:
+    """Experts on shift for a team at ``at`` (UTC, default now), most recently started shift first."""
+    at = at or utcnow()
+    q = (select(Expert).join(OnCallShift, OnCallShift.expert_id == Expert.id)
+         .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at)
+         .order_by(OnCallShift.starts_at.desc(), Expert.slack_user_id))
+    if not include_inactive:
+        q = q.where(Expert.active.is_(True))
+    seen: dict[str, Expert] = {}
+    for e in session.scalars(q):
+        seen.setdefault(e.slack_user_id, e)
+    return list(seen.values())
+
+
+def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime | None = None) -> list[OnCall]:
+    """The on-call situation of one team (by name) or of every team, sorted by team name.
+
+    Raises:
+        LookupError: ``team`` names no known team (the message lists the known ones).
+    """
+    at = at or utcnow()
+    if team:
+        row = team_named(session=session, name=team)
+        if row is None:
+            known = ", ".join(session.scalars(select(Team.name).order_by(Team.name)))
+            raise LookupError(f"no team called '{team}'. Known teams: {known or 'none yet'}")
+        teams = [row]
+    else:
+        teams = list(session.scalars(select(Team).order_by(Team.name)))
+    out: list[OnCall] = []
+    for t in teams:
+        everyone = oncall_now(session=session, team_id=t.id, at=at, include_inactive=True)
+        until = session.scalar(select(func.max(OnCallShift.ends_at)).where(
+            OnCallShift.team_id == t.id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
+        out.append(OnCall(team=t.name, channel=t.slack_channel,
+                          people=tuple((e.slack_user_id, e.name) for e in everyone if e.active),
+                          skipped=tuple(e.name for e in everyone if not e.active), until=until))
+    return out
+
+
+def escalation_for(*, session: Session, service: Service) -> list[Expert]:
+    """The service's escalation chain as expert rows (unknown user ids are left out), in order."""
+    ids = [str(x) for x in (service.escalation or [])]
+    rows = experts_by_ids(session=session, user_ids=ids)
+    return [rows[i] for i in ids if i in rows]
+
+
+def experts_by_ids(*, session: Session, user_ids: Iterable[str]) -> dict[str, Expert]:
+    """Expert rows keyed by Slack user id (active or not)."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    return {e.slack_user_id: e for e in session.scalars(select(Expert).where(Expert.slack_user_id.in_(ids)))}
+
+
+def open_load(*, session: Session, user_ids: Iterable[str] | None = None) -> dict[str, int]:
+    """Open incidents assigned per Slack user id (only those with at least one)."""
+    q = (select(Incident.assignee, func.count()).where(Incident.status.in_(OPEN_STATUSES),
+                                                         Incident.assignee.is_not(None))
+         .group_by(Incident.assignee))
+    if user_ids is not None:
+        q = q.where(Incident.assignee.in_(list(user_ids)))
+    return {str(uid): int(n) for uid, n in session.execute(q).all()}
+
+
+def local_time(tz: str, at: dt.datetime | None = None) -> dt.datetime:
+    """``at`` (naive UTC, default now) in the time zone ``tz`` (UTC when the name is unknown)."""
+    at = at or utcnow()
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return at.replace(tzinfo=dt.UTC).astimezone(zone)
+
+
+def in_working_hours(tz: str, at: dt.datetime | None = None) -> bool:
+    """Whether it is a weekday between 09:00 and 18:00 in ``tz`` at ``at`` (naive UTC)."""
+    loc = local_time(tz, at)
+    return loc.weekday() < 5 and WORK_START_HOUR <= loc.hour < WORK_END_HOUR

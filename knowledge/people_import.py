@@ -1,0 +1,286 @@
+"""Import who is who from files: experts/teams/services/rotations (YAML or CSV) and iCal on-call feeds.
+
+Every problem with a file ends in :class:`PeopleImportError` with one line a person can act on
+("people.csv row 3: missing slack_user_id"), never a traceback.
+
+YAML uses the shape of ``knowledge/sample_world/world.yaml`` (``teams``, ``services``, ``experts``,
+``rotations``). CSV holds one expert per row with the columns ``slack_user_id, name, team`` and
+optionally ``email, services, skills, timezone, active`` (lists separated by ``;`` or ``|``).
+Existing rows are updated (by team/service name, expert user id), so an import can deactivate
+someone who left (``active: false``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+
+__all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "MAX_FILE_BYTES"]
+
+MAX_FILE_BYTES = 5_000_000
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+class PeopleImportError(ValueError):
+    """A people or calendar file cannot be imported; the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import changed."""
+
+    teams: int = 0
+    services: int = 0
+    experts_added: int = 0
+    experts_updated: int = 0
+    shifts: int = 0
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise PeopleImportError(f"{path.name}: larger than {MAX_FILE_BYTES // 1_000_000} MB")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PeopleImportError(f"{path.name}: not UTF-8 text") from None
+    except OSError as exc:
+        raise PeopleImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [p.strip() for p in str(value).replace("|", ";").split(";") if p.strip()]
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in _TRUE or s == "":
+        return True
+    if s in _FALSE:
+        return False
+    raise PeopleImportError(f"{where}: 'active' must be true or false, not '{value}'")
+
+
+def _tz(value: Any, where: str) -> str:
+    tz = str(value or "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PeopleImportError(f"{where}: unknown time zone '{tz}'") from None
+    return tz
+
+
+def _team(session: Session, name: Any, where: str, report: dict[str, int], channel: Any = None,
+          description: Any = None, create: bool = True) -> Team:
+    if not isinstance(name, str) or not name.strip():
+        raise PeopleImportError(f"{where}: missing team")
+    row = session.scalar(select(Team).where(func.lower(Team.name) == name.strip().lower()))
+    if row is None:
+        if not create:
+            raise PeopleImportError(f"{where}: unknown team '{name}'")
+        row = Team(name=name.strip(), slack_channel=str(channel) if channel else None,
+                   description=str(description or ""))
+        session.add(row)
+        session.flush()
+        report["teams"] += 1
+    elif channel:
+        row.slack_channel = str(channel)
+    return row
+
+
+def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: dict[str, int]) -> Expert:
+    uid = str(rec.get("slack_user_id") or "").strip()
+    name = str(rec.get("name") or "").strip()
+    if not uid:
+        raise PeopleImportError(f"{where}: missing slack_user_id")
+    if not name:
+        raise PeopleImportError(f"{where}: missing name")
+    team = _team(session, rec.get("team"), where, report)
+    row = session.scalar(select(Expert).where(Expert.slack_user_id == uid))
+    if row is None:
+        row = Expert(slack_user_id=uid, name=name)
+        session.add(row)
+        report["experts_added"] += 1
+    else:
+        report["experts_updated"] += 1
+    row.name, row.team_id = name, team.id
+    row.email = str(rec["email"]).strip() if rec.get("email") else row.email
+    row.services, row.skills = _list(rec.get("services")), _list(rec.get("skills"))
+    row.timezone = _tz(rec.get("timezone"), where)
+    row.active = _bool(rec.get("active", True), where)
+    session.flush()
+    return row
+
+
+def _import_yaml(session: Session, text: str, name: str, report: dict[str, int]) -> None:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise PeopleImportError(f"{name}:{line} not valid YAML") from None
+    if isinstance(data, list):
+        data = {"experts": data}
+    if not isinstance(data, dict) or not any(k in data for k in ("teams", "services", "experts", "rotations")):
+        raise PeopleImportError(f"{name}: expected a mapping with teams, services, experts or rotations")
+    for i, t in enumerate(data.get("teams") or [], 1):
+        if not isinstance(t, dict):
+            raise PeopleImportError(f"{name} teams[{i}]: expected a mapping")
+        _team(session, t.get("name"), f"{name} teams[{i}]", report, t.get("slack_channel"), t.get("description"))
+    for i, s in enumerate(data.get("services") or [], 1):
+        where = f"{name} services[{i}]"
+        if not isinstance(s, dict) or not s.get("name"):
+            raise PeopleImportError(f"{where}: expected a mapping with a name")
+        team = _team(session, s.get("team"), where, report)
+        row = session.scalar(select(Service).where(func.lower(Service.name) == str(s["name"]).lower()))
+        if row is None:
+            row = Service(name=str(s["name"]))
+            session.add(row)
+            report["services"] += 1
+        row.team_id, row.tier = team.id, int(s.get("tier", row.tier or 2))
+        row.description = str(s.get("description", row.description or ""))
+        row.escalation = _list(s.get("escalation")) if "escalation" in s else (row.escalation or [])
+    for i, e in enumerate(data.get("experts") or [], 1):
+        if not isinstance(e, dict):
+            raise PeopleImportError(f"{name} experts[{i}]: expected a mapping")
+        _upsert_expert(session, e, f"{name} experts[{i}]", report)
+    for i, r in enumerate(data.get("rotations") or [], 1):
+        _rotation(session, r, f"{name} rotations[{i}]", report)
+
+
+def _rotation(session: Session, rot: Any, where: str, report: dict[str, int], weeks: int = 8) -> None:
+    if not isinstance(rot, dict) or not rot.get("members") or not rot.get("start"):
+        raise PeopleImportError(f"{where}: a rotation needs team, start and members")
+    team = _team(session, rot.get("team"), where, report, create=False)
+    try:
+        start = dt.datetime.fromisoformat(str(rot["start"]))
+    except ValueError:
+        raise PeopleImportError(f"{where}: start '{rot['start']}' is not an ISO date") from None
+    members = []
+    for uid in _list(rot["members"]):
+        e = session.scalar(select(Expert).where(Expert.slack_user_id == uid))
+        if e is None:
+            raise PeopleImportError(f"{where}: unknown member '{uid}'")
+        members.append(e)
+    session.execute(delete(OnCallShift).where(OnCallShift.team_id == team.id, OnCallShift.source == "rotation"))
+    until, i = utcnow() + dt.timedelta(weeks=weeks), 0
+    while start < until:
+        end = start + dt.timedelta(weeks=1)
+        session.add(OnCallShift(team_id=team.id, expert_id=members[i % len(members)].id, starts_at=start,
+                                ends_at=end, source="rotation"))
+        start, i = end, i + 1
+        report["shifts"] += 1
+
+
+def _import_csv(session: Session, text: str, name: str, report: dict[str, int]) -> None:
+    reader = csv.DictReader(io.StringIO(text))
+    cols = {c.strip() for c in reader.fieldnames or []}
+    missing = {"slack_user_id", "name", "team"} - cols
+    if missing:
+        raise PeopleImportError(f"{name}: missing column(s) {', '.join(sorted(missing))}")
+    n = 0
+    for n, row in enumerate(reader, 2):
+        _upsert_expert(session, {(k or "").strip(): v for k, v in row.items()}, f"{name} row {n}", report)
+    if n == 0:
+        raise PeopleImportError(f"{name}: no rows")
+
+
+def import_people(*, session: Session, path: Path) -> ImportReport:
+    """Import experts (and, from YAML, teams, services and rotations) from ``path``.
+
+    Raises:
+        PeopleImportError: unreadable file, unknown format, or a bad row (nothing is kept then,
+            as long as the caller rolls the session back).
+    """
+    text = _read(path)
+    counts = {"teams": 0, "services": 0, "experts_added": 0, "experts_updated": 0, "shifts": 0}
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        _import_yaml(session, text, path.name, counts)
+    elif suffix == ".csv":
+        _import_csv(session, text, path.name, counts)
+    else:
+        raise PeopleImportError(f"{path.name}: use a .yaml, .yml or .csv file")
+    return ImportReport(**counts)
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise TypeError(type(value).__name__)
+
+
+def _who(session: Session, event: Any) -> Expert | None:
+    keys: list[str] = []
+    attendees = event.get("ATTENDEE")
+    for a in attendees if isinstance(attendees, list) else [attendees] if attendees else []:
+        keys.append(str(a).lower().removeprefix("mailto:"))
+    keys.append(str(event.get("SUMMARY", "")).strip().lower())
+    keys.append(str(event.get("DESCRIPTION", "")).strip().lower())
+    for e in session.scalars(select(Expert).order_by(Expert.slack_user_id)):
+        ids = {e.slack_user_id.lower(), e.name.lower()} | ({e.email.lower()} if e.email else set())
+        if any(k and (k in ids or any(i and i in k.split() for i in ids) or e.name.lower() in k) for k in keys):
+            return e
+    return None
+
+
+def import_ical(*, session: Session, path: Path, team: str) -> ImportReport:
+    """Replace a team's iCal-sourced shifts with the events of an .ics file.
+
+    Each VEVENT is one shift (DTSTART..DTEND); the person is found by ATTENDEE e-mail, or by a Slack
+    user id, e-mail or name in SUMMARY/DESCRIPTION.
+
+    Raises:
+        PeopleImportError: unreadable or malformed calendar, unknown team or person, bad times.
+    """
+    from icalendar import Calendar
+
+    text = _read(path)
+    row = session.scalar(select(Team).where(func.lower(Team.name) == team.strip().lower()))
+    if row is None:
+        raise PeopleImportError(f"no team called '{team}'")
+    try:
+        cal = Calendar.from_ical(text)
+    except (ValueError, IndexError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise PeopleImportError(f"{path.name}: not a valid iCal file ({first})") from None
+    events = list(cal.walk("VEVENT")) if hasattr(cal, "walk") else []
+    if not events:
+        raise PeopleImportError(f"{path.name}: no VEVENT (on-call shift) in the calendar")
+    shifts: list[OnCallShift] = []
+    for i, ev in enumerate(events, 1):
+        try:
+            start = _utc(ev.decoded("DTSTART"))
+            end = _utc(ev.decoded("DTEND")) if ev.get("DTEND") else start + ev.decoded("DURATION")
+        except (KeyError, TypeError, ValueError):
+            raise PeopleImportError(f"{path.name} event {i}: missing or bad DTSTART/DTEND") from None
+        if end <= start:
+            raise PeopleImportError(f"{path.name} event {i}: ends before it starts")
+        who = _who(session, ev)
+        if who is None:
+            raise PeopleImportError(f"{path.name} event {i} ('{ev.get('SUMMARY', '')}'): no known expert "
+                                    "in ATTENDEE or SUMMARY")
+        shifts.append(OnCallShift(team_id=row.id, expert_id=who.id, starts_at=start, ends_at=end, source="ical"))
+    session.execute(delete(OnCallShift).where(OnCallShift.team_id == row.id, OnCallShift.source == "ical"))
+    session.add_all(shifts)
+    session.flush()
+    return ImportReport(shifts=len(shifts))

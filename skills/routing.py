@@ -1,0 +1,252 @@
+"""``routing``: who should take this, and who is on call (``/route``, ``/oncall``, the incident card).
+
+The ranking itself lives in :mod:`skills.routing_engine`; this module turns it into results,
+triage findings and the two card buttons:
+
+- ``routing:assign`` (value ``"<incident id>:<user id>"``) sets the assignee and adds a timeline event;
+- ``routing:wrong_owner`` (same value, or a JSON ticket from ``/route``) stores "wrong owner"
+  feedback (learned from: history demotes the person, ``warroom train routing`` retrains with the
+  corrected team) and reassigns the incident to the next candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from knowledge import people
+from knowledge.models import Expert, Feedback, Incident, TimelineEvent
+from knowledge.routing_history import record_wrong_owner
+from skills.base import (
+    Action,
+    BaseSkill,
+    Finding,
+    IncidentFacts,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+)
+from skills.redact import mask_secrets
+from skills.routing_engine import RoutingDecision, route
+
+__all__ = ["RoutingSkill"]
+
+_SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
+_VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
+MAX_TEXT = 4000
+
+
+def _esc(text: object) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _line(c: Any, rank: int) -> str:
+    return f"{rank}. <@{c.user_id}> ({_esc(c.name)}, {_esc(c.team or 'no team')}, score {c.score:.2f}): {_esc(c.why)}"
+
+
+def _lines(d: RoutingDecision) -> tuple[str, ...]:
+    out = [_line(c, i) for i, c in enumerate(d.candidates, 1)]
+    if d.fallback:
+        out.append(f"Fallback: {d.fallback}")
+    return tuple(out)
+
+
+class RoutingSkill(BaseSkill):
+    """Suggest who should take a ticket or incident, with reasons; show who is on call."""
+
+    name = "routing"
+    commands = ("/route", "/oncall")
+    keywords = ("who should", "route", "on call", "oncall", "on-call", "who owns", "owner of", "assign")
+    examples = ("/route payments-api returns 503 at checkout", "/oncall payments")
+
+    def warm(self, ctx: SkillContext) -> None:
+        """Load the classifier once so the first decision is quick."""
+        from skills.routing_engine import routing_model
+
+        routing_model(ctx)
+
+    # --- doors --------------------------------------------------------------------------------
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        text = request.text.strip()
+        if request.command == "/oncall" or (request.command is None and re.search(r"\bon-?call\b", text, re.I)):
+            return self._oncall(text if request.command == "/oncall" else "", ctx)
+        return self._route(text, request, ctx)
+
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
+        """Put the suggested responder on the incident card, with Assign / Wrong owner buttons."""
+        text = mask_secrets(" ".join([facts.title, facts.description, *facts.log_lines[:5]]))[:MAX_TEXT]
+        d = route(ctx, text=text, service=facts.service, incident_id=facts.incident_id)
+        return self._finding(facts.incident_id, d)
+
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        verb = action_id.split(":", 1)[1] if ":" in action_id else ""
+        if verb == "assign":
+            inc_id, uid = self._parse(request.text)
+            return self._assign(inc_id, uid, request.user_id, ctx, kind="assign",
+                                how=f"assigned by <@{request.user_id}> from the routing suggestion")
+        if verb == "wrong_owner":
+            if request.text.startswith("{"):
+                return self._wrong_ticket(request, ctx)
+            inc_id, uid = self._parse(request.text)
+            return self._wrong_incident(inc_id, uid, request.user_id, ctx)
+        raise SkillError(f"unknown routing action '{verb}'")
+
+    # --- /oncall and /route -----------------------------------------------------------------------
+    def _oncall(self, team: str, ctx: SkillContext) -> SkillResult:
+        with ctx.db.session() as s:
+            try:
+                rows = people.oncall_by_team(session=s, team=team.split()[0] if team else None)
+            except LookupError as exc:
+                raise SkillError(str(exc)) from None
+        lines = []
+        for r in rows:
+            where = f"<#{r.channel}>" if r.channel else f"the {r.team} team"
+            who = ", ".join(f"<@{u}> ({_esc(n)})" for u, n in r.people)
+            until = f" until {r.until:%a %d %b %H:%M} UTC" if r.until and r.people else ""
+            line = f"*{_esc(r.team)}*: {who}{until}" if who else f"*{_esc(r.team)}*: nobody on call now: ask in {where}"
+            if r.skipped:
+                line += f" (skipped, deactivated: {_esc(', '.join(r.skipped))})"
+            lines.append(line)
+        if not lines:
+            lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]
+        return SkillResult(title="On call now" + (f": {team.split()[0]}" if team else ""),
+                           sections=(Section("", tuple(lines)),),
+                           data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people]} for r in rows]})
+
+    def _route(self, text: str, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        service = None
+        m = _SERVICE_ARG.search(text)
+        if m:
+            service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
+        if not text and not service:
+            raise SkillError("Tell me what the ticket is about, e.g. `/route payments-api returns 503 at "
+                             "checkout` (optionally `service:NAME`).")
+        text = mask_secrets(text)[:MAX_TEXT]
+        d = route(ctx, text=text, service=service, incident_id=request.incident_id)
+        best = d.best
+        summary = (f"Suggested: <@{best.user_id}> ({_esc(best.name)}): {_esc(best.why)}" if best
+                   else f"No one to suggest. {d.fallback}")
+        actions: tuple[Action, ...] = ()
+        if best:
+            ticket = json.dumps({"u": best.user_id, "s": d.service, "t": text[:1500]})
+            actions = (Action("routing:wrong_owner", f"Wrong owner ({best.name})"[:75], ticket, "danger"),)
+        fields = tuple((k, v) for k, v in (("Service", d.service or "not recognised"), ("Team", d.team or "unknown"))
+                       if v)
+        sections = [Section("Candidates", _lines(d) or ("none",))]
+        if d.notes:
+            sections.append(Section("Notes", tuple(_esc(n) for n in d.notes)))
+        return SkillResult(title="Route: " + (best.name if best else "no one available"), summary=summary,
+                           fields=fields, sections=tuple(sections), actions=actions, data=self._data(d))
+
+    # --- card and buttons -----------------------------------------------------------------------
+    def _finding(self, incident_id: int, d: RoutingDecision) -> Finding:
+        lines = list(_lines(d)) + [f"_{_esc(n)}_" for n in d.notes[:3]]
+        actions: list[Action] = []
+        if d.best:
+            value = f"{incident_id}:{d.best.user_id}"
+            actions = [Action("routing:assign", f"Assign {d.best.name}"[:75], value, "primary"),
+                       Action("routing:wrong_owner", "Wrong owner", value, "danger")]
+        heading = f"Suggested responder: <@{d.best.user_id}>" if d.best else "Suggested responder: none available"
+        return Finding(skill=self.name, heading=heading, lines=tuple(lines), actions=tuple(actions),
+                       data=self._data(d))
+
+    @staticmethod
+    def _data(d: RoutingDecision) -> dict[str, Any]:
+        return {"service": d.service, "team": d.team, "fallback": d.fallback, "similar": list(d.similar),
+                "notes": list(d.notes), "classifier": [[t, round(p, 3)] for t, p in d.classifier],
+                "candidates": [{"user_id": c.user_id, "name": c.name, "team": c.team, "score": c.score,
+                                "reasons": list(c.reasons)} for c in d.candidates]}
+
+    @staticmethod
+    def _parse(value: str) -> tuple[int, str]:
+        m = _VALUE.match(value.strip())
+        if not m:
+            raise SkillError("this button does not name an incident and a person")
+        return int(m.group(1)), m.group(2)
+
+    def _assign(self, incident_id: int, uid: str, actor: str | None, ctx: SkillContext, *, kind: str,
+                how: str) -> SkillResult:
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                raise SkillError(f"There is no incident #{incident_id}.")
+            e = people.experts_by_ids(session=s, user_ids=[uid]).get(uid)
+            if e is None or not e.active:
+                raise SkillError(f"<@{uid}> is not an active expert any more; use *Wrong owner* for the next one.")
+            if inc.assignee == uid:
+                return SkillResult(title=f"#{incident_id} is already assigned to {e.name}", ephemeral=True)
+            inc.assignee = uid
+            s.add(TimelineEvent(incident_id=incident_id, kind=kind, actor=actor,
+                                text=f"Assigned to <@{uid}> ({e.name}), {how}", data={"assignee": uid}))
+        return SkillResult(title=f"#{incident_id} assigned to {e.name}", summary=f"<@{uid}>: {how}.",
+                           data={"refresh_card": incident_id, "assignee": uid})
+
+    def _wrong_incident(self, incident_id: int, uid: str, actor: str | None, ctx: SkillContext) -> SkillResult:
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                raise SkillError(f"There is no incident #{incident_id}.")
+            text = mask_secrets(" ".join([inc.title, inc.description]))[:MAX_TEXT]
+            service = inc.service_name
+            dup = s.query(Feedback.id).filter(Feedback.kind == "wrong_owner", Feedback.incident_id == incident_id,
+                                              Feedback.target == uid).first()
+        d = route(ctx, text=text, service=service, incident_id=incident_id) if dup else None
+        if d is None:
+            with ctx.db.session() as s:
+                record_wrong_owner(session=s, incident_id=incident_id, target=uid, user_id=actor, text=text,
+                                   service=service, team=None)
+            d = route(ctx, text=text, service=service, incident_id=incident_id)
+            with ctx.db.session() as s:
+                fb = s.query(Feedback).filter(Feedback.kind == "wrong_owner", Feedback.incident_id == incident_id,
+                                              Feedback.target == uid).order_by(Feedback.id.desc()).first()
+                if fb is not None:
+                    fb.data = {**(fb.data or {}), "team": d.best.team if d.best else None}
+                inc = s.get(Incident, incident_id)
+                assert inc is not None
+                inc.findings = {**(inc.findings or {}), self.name: _finding_dict(self._finding(incident_id, d))}
+        nxt = d.best
+        if nxt is None:
+            return SkillResult(title=f"#{incident_id}: noted, <@{uid}> is not the owner",
+                               summary=f"No other candidate. {d.fallback or ''}".strip(),
+                               data={"refresh_card": incident_id})
+        with ctx.db.session() as s:
+            current = (s.get(Incident, incident_id) or Incident(title="")).assignee
+        if current == nxt.user_id:
+            return SkillResult(title=f"#{incident_id} is with {nxt.name}", ephemeral=True,
+                               data={"refresh_card": incident_id})
+        res = self._assign(incident_id, nxt.user_id, actor, ctx, kind="reassign",
+                           how=f"reassigned after <@{actor}> marked <@{uid}> wrong owner ({nxt.why})")
+        return SkillResult(title=res.title, summary=res.summary, data=res.data)
+
+    def _wrong_ticket(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        try:
+            ticket = json.loads(request.text)
+            uid, text, service = str(ticket["u"]), str(ticket.get("t") or ""), ticket.get("s")
+        except (ValueError, KeyError, TypeError):
+            raise SkillError("this button does not carry a ticket") from None
+        with ctx.db.session() as s:
+            record_wrong_owner(session=s, incident_id=None, target=uid, user_id=request.user_id,
+                               text=mask_secrets(text), service=service if isinstance(service, str) else None,
+                               team=None)
+            wrong = s.query(Expert).filter(Expert.slack_user_id == uid).first()
+        d = route(ctx, text=text, service=service if isinstance(service, str) else None)
+        others = [c for c in d.candidates if c.user_id != uid]
+        with ctx.db.session() as s:
+            fb = s.query(Feedback).filter(Feedback.kind == "wrong_owner", Feedback.target == uid,
+                                          Feedback.incident_id.is_(None)).order_by(Feedback.id.desc()).first()
+            if fb is not None and others:
+                fb.data = {**(fb.data or {}), "team": others[0].team}
+        name = wrong.name if wrong else uid
+        if not others:
+            return SkillResult(title=f"Noted: {name} is not the owner", summary=f"No other candidate. {d.fallback}")
+        return SkillResult(title=f"Noted: {name} is not the owner",
+                           summary=f"Next: <@{others[0].user_id}> ({_esc(others[0].name)}): {_esc(others[0].why)}")
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {"heading": f.heading, "lines": list(f.lines), "data": f.data,
+            "actions": [{"action_id": a.action_id, "label": a.label, "value": a.value, "style": a.style}
+                        for a in f.actions]}
