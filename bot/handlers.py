@@ -123,3 +123,4 @@ def register_all(services: Services) -> None:
     incident_jobs.register(services)
     __import__("bot.postmortem_jobs").postmortem_jobs.register(services)  # postmortem.draft (issue 9)
     __import__("bot.index_jobs").index_jobs.register(services)  # index.sync (issue 6)
+    __import__("bot.runbook_jobs").runbook_jobs.register(services)  # runbook.execute (issue 8)

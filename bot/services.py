@@ -43,6 +43,7 @@ class Services:
 
     def start_background(self) -> None:
         """Start the worker pool and the model warm-up."""
+        __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
         self.runner.start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)

@@ -209,6 +209,8 @@ class RunbookExecution(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # One-time token for the buttons of this execution; rotated on every state change (issue 8).
+    nonce: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditRecord(Base):

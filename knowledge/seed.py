@@ -114,4 +114,5 @@ def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: 
 
         session.execute(text("SELECT setval(pg_get_serial_sequence('incidents','id'), "
                              "GREATEST((SELECT MAX(id) FROM incidents), 1))"))
+    counts["runbooks"] = __import__("knowledge.runbook_store").runbook_store.seed_runbooks(session)  # issue 8
     return counts

@@ -15,6 +15,7 @@ from skills.incident import IncidentSkill
 from skills.postmortem import PostmortemSkill
 from skills.risk import RiskSkill
 from skills.routing import RoutingSkill
+from skills.runbooks import RunbooksSkill
 from skills.similar import SimilarSkill
 from skills.status import StatusSkill
 
@@ -61,7 +62,7 @@ class Registry:
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
     skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
-                           SimilarSkill(), AskSkill(), RiskSkill(), RoutingSkill()]
+                           SimilarSkill(), AskSkill(), RunbooksSkill(), RiskSkill(), RoutingSkill()]
     reg = Registry(skills)
     for s in skills:
         if isinstance(s, HelpSkill):

@@ -1,0 +1,345 @@
+"""``/runbook``: find, preview, request, approve and audit runbook runs.
+
+Runbooks run only from the ``/runbook run`` command or this skill's buttons, never from free text,
+alert or log text; every request, approval, refusal, step and outcome is in the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from knowledge.embedder import get_encoder
+from knowledge.models import Incident, Runbook
+from knowledge.runbook_store import (
+    audit,
+    audit_rows,
+    create_execution,
+    get_runbook,
+    list_runbooks,
+    past_resolutions,
+    recent_executions,
+    spec_of,
+)
+from knowledge.runbooks import RunbookSpec
+from skills.base import (
+    Action,
+    BaseSkill,
+    Finding,
+    IncidentFacts,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+)
+from skills.runbook_access import may_request, refuse
+from skills.runbook_exec import ExecPolicy, ParameterRefused, plan, preview_lines, validate_params
+from skills.runbook_flow import approve, button_value, cancel, confirm, enqueue_execution, reject
+from skills.runbook_suggest import RunbookSuggester, Suggestion
+
+__all__ = ["RunbooksSkill", "policy_for", "AUTO_RUN_CONFIDENCE", "AUTO_ACTOR"]
+
+AUTO_RUN_CONFIDENCE = 0.95
+AUTO_ACTOR = "warroom:auto"
+_RUN_WORDS = re.compile(r"(/runbook\s+run\b|\b(run|execute|start|trigger)\b.{0,40}\brunbook|\brunbook\b.{0,40}"
+                        r"\b(run|execute)\b)", re.I | re.S)
+_LOCK = threading.Lock()
+
+
+def policy_for(ctx: SkillContext) -> ExecPolicy:
+    """The command and host allow-lists from the settings."""
+    st = ctx.settings
+    if st is None:
+        return ExecPolicy()
+    return ExecPolicy(allowed_commands=tuple(getattr(st, "runbook_commands", ()) or ()),
+                      allowed_hosts=tuple(getattr(st, "runbook_http_hosts", ()) or ()))
+
+
+def suggester(ctx: SkillContext) -> RunbookSuggester:
+    """The process-wide suggester, rebuilt when runbooks or past resolutions change."""
+    with ctx.db.session() as s:
+        key = (s.scalar(select(func.count(Runbook.id))), s.scalar(select(func.max(Runbook.id))),
+               s.scalar(select(func.count(Incident.id)).where(Incident.status == "resolved")))
+        cached = ctx.resources.get("runbook_suggester")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        specs = [spec_of(r) for r in list_runbooks(s)]
+        past = past_resolutions(s)
+    enc = get_encoder(getattr(ctx.settings, "embedder", "minilm") if ctx.settings else "minilm")
+    with _LOCK:
+        fitted = RunbookSuggester(enc).fit(specs, past)
+        ctx.resources["runbook_suggester"] = (key, fitted)
+    return fitted
+
+
+def _parse_run_args(text: str) -> tuple[str, dict[str, str], bool]:
+    tokens = text.split()
+    if not tokens:
+        raise SkillError("Usage: `/runbook run <id> key=value ... [--dry-run]`")
+    slug, params, dry = tokens[0].lower(), {}, False
+    for t in tokens[1:]:
+        if t in ("--dry-run", "--dryrun", "dry-run"):
+            dry = True
+        elif "=" in t and t.index("=") > 0:
+            k, v = t.split("=", 1)
+            params[k.strip().lower()] = v
+        else:
+            raise SkillError(f"I do not understand `{t[:50]}`: give parameters as `key=value`, or `--dry-run`")
+    return slug, params, dry
+
+
+def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
+    with ctx.db.session() as s:
+        row = get_runbook(s, slug=slug[:100])
+        if row is None or not row.active:
+            raise SkillError(f"There is no runbook `{slug[:100]}`. Try `/runbook list`.")
+        return spec_of(row)
+
+
+class RunbooksSkill(BaseSkill):
+    """Find, preview and run runbooks with approvals: `/runbook list|show|run|history|suggest`."""
+
+    name = "runbooks"
+    commands = ("/runbook",)
+    keywords = ("runbook", "run book", "playbook")
+    examples = ("/runbook run restart-service service=payments-api --dry-run",)
+
+    def warm(self, ctx: SkillContext) -> None:
+        suggester(ctx).suggest("warm up", k=1)
+
+    # --- commands --------------------------------------------------------------------------------
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        text = request.text.strip()
+        if request.source not in ("command", "cli") and _RUN_WORDS.search(text):
+            raise refuse(ctx, actor=request.user_id, reason=(
+                "runbooks are run only with the `/runbook run` command or its buttons, never from a "
+                "mention, message, alert or log text"), detail={"source": request.source, "text": text[:300]})
+        sub, _, rest = text.partition(" ")
+        sub = sub.lower()
+        if sub == "run":
+            return self._request_run(request, ctx, rest)
+        if sub == "show":
+            return self._show(ctx, rest.strip())
+        if sub == "history":
+            return self._history(ctx, rest.strip())
+        if sub == "suggest":
+            return self._suggest(ctx, rest)
+        if sub in ("list", ""):
+            return self._list(ctx, rest.strip())
+        if request.source != "command":
+            return self._suggest(ctx, text)
+        raise SkillError("Usage: `/runbook list [service]`, `/runbook show <id>`, "
+                         "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id]`, "
+                         "`/runbook suggest <text>`")
+
+    def _list(self, ctx: SkillContext, service: str) -> SkillResult:
+        with ctx.db.session() as s:
+            rows = list_runbooks(s, service=service or None)
+            lines = tuple(f"`{r.slug}` v{r.version} *{r.title}* ({r.risk} risk"
+                          f"{', auto-safe' if r.auto_safe else ''}) services: {', '.join(r.services) or 'any'}"
+                          for r in rows)
+        title = f"Runbooks for {service}" if service else "Runbooks"
+        return SkillResult(title=title, summary=f"{len(lines)} runbook(s). `/runbook show <id>` for details.",
+                           sections=(Section("", lines or ("none",)),), ephemeral=True)
+
+    def _show(self, ctx: SkillContext, slug: str) -> SkillResult:
+        if not slug:
+            raise SkillError("Usage: `/runbook show <id>`")
+        spec = _load_spec(ctx, slug.split()[0])
+        params = tuple(f"`{p.name}` ({p.type}{', default ' + p.default if p.default else ''})"
+                       + (f": one of {', '.join(p.allowed)}" if p.allowed else "")
+                       + (f" under {', '.join(p.roots)}" if p.roots else "")
+                       + (f" {p.minimum}..{p.maximum}" if p.type == "int" else "") for p in spec.parameters)
+        steps = tuple(f"{i}. *{st.name}* [{st.kind}] "
+                      + (" ".join(st.run) if st.kind == "shell" else st.url if st.kind == "http" else st.text)
+                      for i, st in enumerate(spec.steps, start=1))
+        fields = (("Risk", spec.risk + (" (auto-safe)" if spec.auto_safe else "")), ("Version", str(spec.version)),
+                  ("Approvers", ", ".join(spec.approvers) or "none needed"),
+                  ("Who may run", ", ".join(spec.allowed_users) or "anyone"),
+                  ("Alerts", ", ".join(spec.alert_names) or "-"), ("Services", ", ".join(spec.services) or "any"))
+        return SkillResult(title=f"{spec.title} ({spec.slug})", fields=fields,
+                           sections=(Section("Parameters", params or ("none",)), Section("Steps", steps)),
+                           detail=spec.body, ephemeral=True)
+
+    def _history(self, ctx: SkillContext, arg: str) -> SkillResult:
+        with ctx.db.session() as s:
+            if arg.isdigit():
+                rows = audit_rows(s, execution_id=int(arg))
+                lines = tuple(f"{r.at:%Y-%m-%d %H:%M:%S} {r.action} by {r.actor or '-'} "
+                              f"{_short(r.detail)}" for r in rows)
+                return SkillResult(title=f"Audit of run #{arg}", sections=(Section("", lines or ("nothing",)),),
+                                   ephemeral=True)
+            execs = recent_executions(s, limit=15)
+            lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{e.status}*"
+                          f"{' (dry run)' if e.dry_run else ''} by <@{e.requested_by}>"
+                          + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
+                          + f" {_params(e.params)} {e.requested_at:%Y-%m-%d %H:%M}" for e in execs)
+        return SkillResult(title="Runbook history", summary="`/runbook history <run id>` shows a run's audit trail.",
+                           sections=(Section("", lines or ("no runs yet",)),), ephemeral=True)
+
+    def _suggest(self, ctx: SkillContext, text: str) -> SkillResult:
+        if not text.strip():
+            raise SkillError("Usage: `/runbook suggest <what is happening>`")
+        sugg = suggester(ctx).suggest(text)
+        return SkillResult(title="Suggested runbooks", sections=(Section("", _suggestion_lines(sugg)),),
+                           actions=tuple(_run_button(sg, None) for sg in sugg), ephemeral=True)
+
+    def _request_run(self, request: SkillRequest, ctx: SkillContext, args: str) -> SkillResult:
+        slug, given, dry = _parse_run_args(args)
+        spec = _load_spec(ctx, slug)
+        return self._preview(request, ctx, spec, given, dry)
+
+    def _preview(self, request: SkillRequest, ctx: SkillContext, spec: RunbookSpec, given: dict[str, str],
+                 dry: bool) -> SkillResult:
+        user, channel = request.user_id, request.channel_id
+        subject = f"{spec.slug}@v{spec.version}"
+        with ctx.db.session() as s:
+            why = may_request(s, ctx, spec, user, channel)
+        if why:
+            raise refuse(ctx, actor=user, reason=why, subject=subject, detail={"channel": channel})
+        try:
+            params = validate_params(spec, given)
+        except ParameterRefused as exc:
+            raise refuse(ctx, actor=user, reason=str(exc), subject=subject,
+                         detail={"params": {k: v[:100] for k, v in given.items()}}) from None
+        steps = plan(spec, params, policy_for(ctx))
+        preview = tuple(preview_lines(steps))
+        blocked = [st for st in steps if st.blocked]
+        with ctx.db.session() as s:
+            row = create_execution(s, spec=spec, requested_by=user or "?", params=params,
+                                   status="previewed" if dry else "pending", dry_run=dry,
+                                   incident_id=request.incident_id, channel_id=channel)
+            audit(s, actor=user, action="runbook.dry_run" if dry else "runbook.requested", subject=subject,
+                  execution_id=row.id, detail={"params": params, "channel": channel, "plan": list(preview)})
+            value = button_value(row)
+            rid = row.id
+        fields = (("Risk", spec.risk), ("Parameters", _params(params) or "none"),
+                  ("Approval", "none (low risk)" if spec.risk == "low" else ", ".join(spec.approvers)))
+        if dry:
+            return SkillResult(title=f"Dry run: {spec.slug} v{spec.version}", fields=fields,
+                               summary="Nothing was run. This is exactly what would run:",
+                               sections=(Section("Plan", preview),), ephemeral=True, data={"execution_id": rid})
+        if blocked:
+            raise refuse(ctx, actor=user, execution_id=rid, subject=subject,
+                         reason=f"step {blocked[0].index} cannot run on this bot: {blocked[0].blocked}")
+        return SkillResult(
+            title=f"Run {spec.slug} v{spec.version}? (run #{rid})", fields=fields,
+            summary=f"<@{user}>, check exactly what will run, then confirm.", sections=(Section("Plan", preview),),
+            actions=(Action(f"{self.name}:confirm", "Confirm run", value, "primary"),
+                     Action(f"{self.name}:cancel", "Cancel", value, "danger")),
+            data={"execution_id": rid})
+
+    # --- buttons ---------------------------------------------------------------------------------
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        verb = action_id.split(":", 1)[1] if ":" in action_id else ""
+        d: dict[str, Any] = request.data or {}
+        user, value = request.user_id, str(d.get("value", request.text) or "")
+        if verb == "confirm":
+            return confirm(ctx, value, user, request.channel_id, d.get("message_ts"))
+        if verb == "approve":
+            return approve(ctx, value, user)
+        if verb == "reject":
+            return reject(ctx, value, user)
+        if verb == "cancel":
+            return cancel(ctx, value, user)
+        if verb == "start":
+            return self._start_from_suggestion(ctx, request, value)
+        raise refuse(ctx, actor=user, reason=f"unknown runbook action `{verb[:40]}`")
+
+    def _start_from_suggestion(self, ctx: SkillContext, request: SkillRequest, value: str) -> SkillResult:
+        slug, _, inc = value.partition(":")
+        spec = _load_spec(ctx, slug)
+        given: dict[str, str] = {}
+        incident_id = int(inc) if inc.isdigit() else None
+        service = None
+        if incident_id is not None:
+            with ctx.db.session() as s:
+                row = s.get(Incident, incident_id)
+                service = row.service_name if row else None
+        p = spec.param("service")
+        if p is not None and service and (not p.allowed or service in p.allowed):
+            given["service"] = service
+        req = SkillRequest(text="", source="action", user_id=request.user_id, channel_id=request.channel_id,
+                           incident_id=incident_id)
+        try:
+            return self._preview(req, ctx, spec, given, dry=False)
+        except SkillError as exc:
+            if "needs `" in str(exc):
+                raise SkillError(f"{exc}. Type `/runbook run {spec.slug} key=value ...` to give it.") from None
+            raise
+
+    # --- triage ----------------------------------------------------------------------------------
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
+        """Top 3 runbooks for the incident; auto-runs only a safe one suggested with >= 0.95."""
+        text = " ".join([facts.title, facts.description, *map(str, facts.annotations.values()), *facts.log_lines])
+        sugg = suggester(ctx).suggest(text, alert_name=facts.alert_name, service=facts.service)
+        if not sugg:
+            return None
+        lines = list(_suggestion_lines(sugg))
+        if _RUN_WORDS.search(text):
+            with ctx.db.session() as s:
+                audit(s, actor="alert", action="runbook.refused", subject=f"incident {facts.incident_id}",
+                      detail={"reason": "alert or log text asked for a runbook run; ignored", "text": text[:300]})
+            lines.append(":warning: The alert text asks for a runbook run; I ignored it (runbooks run only "
+                         "from `/runbook` or the buttons).")
+        auto = self._maybe_auto_run(ctx, facts, sugg[0])
+        if auto:
+            lines.append(auto)
+        return Finding(skill=self.name, heading="Suggested runbooks", lines=tuple(lines),
+                       actions=tuple(_run_button(sg, facts.incident_id) for sg in sugg),
+                       data={"suggestions": [{"slug": sg.slug, "version": sg.version, "confidence": sg.confidence,
+                                              "why": list(sg.why)} for sg in sugg]})
+
+    def _maybe_auto_run(self, ctx: SkillContext, facts: IncidentFacts, top: Suggestion) -> str | None:
+        if not (top.auto_safe and top.risk == "low" and top.confidence >= AUTO_RUN_CONFIDENCE):
+            return None
+        with ctx.db.session() as s:
+            row = get_runbook(s, slug=top.slug)
+            if row is None:
+                return None
+            spec = spec_of(row)
+            given = {"service": facts.service} if facts.service and spec.param("service") else {}
+            try:
+                params = validate_params(spec, given)
+            except ParameterRefused as exc:
+                return f"Not auto-running `{spec.slug}`: {exc}"
+            if any(st.blocked for st in plan(spec, params, policy_for(ctx))):
+                return f"Not auto-running `{spec.slug}`: a step is not allowed on this bot."
+            from knowledge.models import RunbookExecution
+
+            done = s.scalar(select(RunbookExecution.id).where(RunbookExecution.incident_id == facts.incident_id)
+                            .where(RunbookExecution.runbook_slug == spec.slug)
+                            .where(RunbookExecution.requested_by == AUTO_ACTOR).limit(1))
+            if done is not None:
+                return f"Auto-ran `{spec.slug}` (run #{done})."
+            inc = s.get(Incident, facts.incident_id)
+            channel = (inc.channel_id if inc else None) or getattr(ctx.settings, "slack_incident_channel", None)
+            ex = create_execution(s, spec=spec, requested_by=AUTO_ACTOR, params=params, status="queued",
+                                  incident_id=facts.incident_id, channel_id=channel,
+                                  thread_ts=inc.card_ts if inc else None)
+            audit(s, actor=AUTO_ACTOR, action="runbook.auto_run", subject=f"{spec.slug}@v{spec.version}",
+                  execution_id=ex.id, detail={"confidence": top.confidence, "why": list(top.why), "params": params})
+            enqueue_execution(s, ex)
+            return (f":robot_face: Auto-running safe runbook `{spec.slug}` "
+                    f"(confidence {top.confidence:.2f}, run #{ex.id}).")
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in (params or {}).items())
+
+
+def _short(detail: dict[str, Any]) -> str:
+    keep = {k: v for k, v in (detail or {}).items() if k in ("reason", "params", "status", "exit_code", "step")}
+    return str(keep)[:200] if keep else ""
+
+
+def _suggestion_lines(sugg: list[Suggestion]) -> tuple[str, ...]:
+    return tuple(f"`{sg.slug}` *{sg.title}*: {sg.confidence:.0%} ({'; '.join(sg.why)})" for sg in sugg)
+
+
+def _run_button(sg: Suggestion, incident_id: int | None) -> Action:
+    return Action("runbooks:start", f"Run {sg.slug}"[:75], f"{sg.slug}:{incident_id or ''}")

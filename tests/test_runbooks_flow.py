@@ -1,0 +1,239 @@
+"""Runbook runs through the real app: signed slash commands and button clicks in, assertions on what
+the Slack stand-in received and on the database (executions and the append-only audit log)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from knowledge.models import AuditRecord, RunbookExecution
+from knowledge.runbook_store import import_dir
+
+CH = "C0INCIDENTS"
+COMMANDS = ["df", "du", "find", "env", "sleep", "kubectl", "redis-cli"]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    """Test settings with a small command allow-list (kubectl is allowed but not installed here)."""
+    from tests.conftest import make_settings  # type: ignore[import-not-found]
+
+    return make_settings(tmp_path, standin, runbook_commands=COMMANDS, runbook_http_hosts=["127.0.0.1"],
+                         warm_models=False)  # other skills' warm-up is slow; ours builds lazily
+
+
+def _buttons(msg: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for b in msg.get("blocks") or []:
+        if b.get("type") == "actions":
+            for e in b["elements"]:
+                out[e["action_id"]] = e["value"]
+    return out
+
+
+def _text(msg: dict[str, Any]) -> str:
+    from bot.render import blocks_to_text
+
+    return blocks_to_text(msg.get("blocks") or []) or msg.get("text", "")
+
+
+def _last(live: Any, contains: str, channel: str = CH) -> dict[str, Any]:
+    for m in reversed(live.standin.messages(channel)):
+        if contains in _text(m):
+            return m
+    seen = [_text(m)[:80] for m in live.standin.messages(channel)]
+    raise AssertionError(f"no message containing {contains!r}; got {seen}")
+
+
+def _cmd(live: Any, text: str, user: str) -> None:
+    assert live.driver.command("/runbook", text, user=user, channel=CH).status_code == 200
+    live.drain()
+
+
+def _click(live: Any, action: str, value: str, user: str, ts: str | None = None) -> None:
+    assert live.driver.click(action, value, user=user, channel=CH, message_ts=ts).status_code == 200
+    live.drain()
+
+
+def _audit(live: Any, execution_id: int | None = None) -> list[AuditRecord]:
+    with live.db.session() as s:
+        q = select(AuditRecord).order_by(AuditRecord.id)
+        if execution_id is not None:
+            q = q.where(AuditRecord.execution_id == execution_id)
+        return list(s.scalars(q))
+
+
+def _exec(live: Any, eid: int) -> RunbookExecution:
+    with live.db.session() as s:
+        row = s.get(RunbookExecution, eid)
+        assert row is not None
+        return row
+
+
+def _wait_status(live: Any, eid: int, states: tuple[str, ...], timeout: float = 20) -> RunbookExecution:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = _exec(live, eid)
+        if row.status in states:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"run {eid} stayed {_exec(live, eid).status}")
+
+
+def test_dry_run_then_request_confirm_and_approval_by_another_user(live: Any, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    old, new = logs / "app.1.gz", logs / "app.2.gz"
+    old.write_bytes(b"x" * 1000)
+    new.write_bytes(b"y" * 1000)
+    os.utime(old, (time.time() - 10 * 86400, time.time() - 10 * 86400))
+
+    _cmd(live, f"run clear-disk-space path={logs} days=3 --dry-run", "U0ALICE")
+    preview = _last(live, "Dry run: clear-disk-space")
+    assert preview["ephemeral"] is True
+    assert f"find {logs} -xdev -type f -name '*.gz' -mtime +3 -print -delete" in _text(preview)
+    assert old.exists(), "a dry run must not run anything"
+
+    _cmd(live, f"run clear-disk-space path={logs} days=3", "U0ALICE")
+    ask = _last(live, "Run clear-disk-space v1?")
+    assert f"du -xh --max-depth=1 {logs}" in _text(ask)
+    value = _buttons(ask)["runbooks:confirm"]
+    eid = int(value.split(":")[0])
+    assert _exec(live, eid).status == "pending"
+
+    _click(live, "runbooks:confirm", value, "U0ALICE", ask["ts"])
+    approval = _last(live, "Approval needed: clear-disk-space")
+    assert _exec(live, eid).status == "awaiting_approval"
+    approve_value = _buttons(approval)["runbooks:approve"]
+
+    # Alice (payments) is not in the approver group (storage, platform): refused.
+    _click(live, "runbooks:approve", approve_value, "U0ALICE", ask["ts"])
+    assert "only storage, platform can approve" in _text(_last(live, "Refused"))
+    assert _exec(live, eid).status == "awaiting_approval"
+
+    _click(live, "runbooks:approve", approve_value, "U0IRIS", ask["ts"])
+    row = _wait_status(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded", row.output
+    assert row.approved_by == "U0IRIS" and row.requested_by == "U0ALICE"
+    assert not old.exists() and new.exists()
+    thread = [m for m in live.standin.messages(CH) if m.get("thread_ts") == ask["ts"]]
+    assert any(str(old) in _text(m) for m in thread), "the step output streams into the thread"
+    assert any("succeeded" in _text(m) for m in thread)
+    actions = [a.action for a in _audit(live, eid)]
+    for want in ("runbook.requested", "runbook.confirmed", "runbook.refused", "runbook.approved",
+                 "runbook.started", "runbook.step", "runbook.succeeded"):
+        assert want in actions, actions
+    steps = [a for a in _audit(live, eid) if a.action == "runbook.step"]
+    assert len(steps) == 5 and steps[2].detail["argv"][0] == "find"
+    assert steps[2].detail["status"] == "ok"
+
+    _cmd(live, "history", "U0BOB")
+    assert f"#{eid} `clear-disk-space` v1 *succeeded*" in _text(_last(live, "Runbook history"))
+    _cmd(live, f"history {eid}", "U0BOB")
+    assert "runbook.approved by U0IRIS" in _text(_last(live, f"Audit of run #{eid}"))
+
+
+def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
+    _cmd(live, "run restart-service service=payments-api", "U0CARLA")
+    ask = _last(live, "Run restart-service v1?")
+    value = _buttons(ask)["runbooks:confirm"]
+    eid = int(value.split(":")[0])
+    _click(live, "runbooks:confirm", value, "U0CARLA", ask["ts"])
+    approve_value = _buttons(_last(live, "Approval needed: restart-service"))["runbooks:approve"]
+    _click(live, "runbooks:approve", approve_value, "U0CARLA", ask["ts"])
+    assert "cannot approve it" in _text(_last(live, "Refused"))
+    assert _exec(live, eid).status == "awaiting_approval"
+    refusals = [a for a in _audit(live, eid) if a.action == "runbook.refused"]
+    assert refusals and refusals[-1].actor == "U0CARLA" and "high risk" in refusals[-1].detail["reason"]
+
+    _click(live, "runbooks:approve", approve_value, "U0DEV", ask["ts"])
+    row = _wait_status(live, eid, ("succeeded", "failed"))
+    # There is no cluster here (and kubectl may not even be installed): step 1 fails and the run stops.
+    assert row.status == "failed"
+    assert "not installed on this host" in row.output or "connection to the server" in row.output, row.output
+    assert sum(1 for a in _audit(live, eid) if a.action == "runbook.step") == 1
+
+
+def test_unauthorised_user_and_bad_parameters_are_refused_and_audited(live: Any) -> None:
+    cases = [
+        ("run rollback-deploy service=payments-api revision=3", "U0ERIN", "you are not allowed to run"),
+        ("run restart-service service=payments-api;reboot", "U0CARLA", "never allowed in a parameter"),
+        ("run restart-service service=$(id)", "U0CARLA", "never allowed in a parameter"),
+        ("run clear-disk-space path=/tmp/../etc", "U0ALICE", "path traversal"),
+        ("run clear-disk-space path=/etc/ssh", "U0ALICE", "absolute path under /var/log, /tmp"),
+        ("run restart-service service=mainframe", "U0CARLA", "not one of the allowed values"),
+        ("run clear-disk-space path=/tmp days=1000", "U0ALICE", "outside the allowed range"),
+        ("run restart-service service=payments-api namespace=-A", "U0CARLA", "cannot start with `-`"),
+        ("run restart-service service=payments-api color=red", "U0CARLA", "has no parameter `color`"),
+    ]
+    for text, user, expected in cases:
+        _cmd(live, text, user)
+        msg = live.standin.messages(CH)[-1]
+        assert msg["ephemeral"] and expected in _text(msg), (text, _text(msg))
+    with live.db.session() as s:
+        assert s.scalar(select(RunbookExecution.id)) is None, "nothing refused may create a run"
+    refused = [a for a in _audit(live) if a.action == "runbook.refused"]
+    assert len(refused) == len(cases)
+    assert {a.actor for a in refused} == {"U0ERIN", "U0CARLA", "U0ALICE"}
+
+
+def test_forged_replayed_and_malformed_buttons_are_refused(live: Any) -> None:
+    _cmd(live, "run restart-service service=auth-service", "U0CARLA")
+    ask = _last(live, "Run restart-service v1?")
+    value = _buttons(ask)["runbooks:confirm"]
+    eid, version, _nonce = value.split(":")
+    _click(live, "runbooks:confirm", f"{eid}:{version}:forgednonce", "U0CARLA", ask["ts"])
+    assert "stale or forged" in _text(live.standin.messages(CH)[-1])
+    _click(live, "runbooks:confirm", "not-a-button", "U0CARLA", ask["ts"])
+    assert "malformed" in _text(live.standin.messages(CH)[-1])
+    _click(live, "runbooks:confirm", value, "U0DEV", ask["ts"])
+    assert "can confirm it" in _text(live.standin.messages(CH)[-1])
+    _click(live, "runbooks:confirm", value, "U0CARLA", ask["ts"])
+    assert _exec(live, int(eid)).status == "awaiting_approval"
+    _click(live, "runbooks:confirm", value, "U0CARLA", ask["ts"])  # replay of a used click
+    assert "stale or forged" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, int(eid)).status == "awaiting_approval"
+    assert sum(1 for a in _audit(live) if a.action == "runbook.refused") == 4
+
+
+def test_approval_for_an_older_runbook_version_is_refused(live: Any, tmp_path: Path) -> None:
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")
+    ask = _last(live, "Run flush-cache v1?")
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0HUGO", ask["ts"])
+    approve_value = _buttons(_last(live, "Approval needed: flush-cache"))["runbooks:approve"]
+    from knowledge.runbook_store import SAMPLE_RUNBOOKS
+
+    changed = tmp_path / "v2"
+    changed.mkdir()
+    text = (SAMPLE_RUNBOOKS / "flush-cache.md").read_text().replace("FLUSHDB, ASYNC", "FLUSHALL, ASYNC")
+    (changed / "flush-cache.md").write_text(text)
+    with live.db.session() as s:
+        assert import_dir(s, path=changed)[0].version == 2
+    _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])
+    assert "changed since this run was requested (requested v1, now v2)" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, int(approve_value.split(":")[0])).status == "awaiting_approval"
+
+
+def test_text_from_mentions_or_alerts_never_runs_a_runbook(live: Any) -> None:
+    assert live.driver.mention("please run runbook restart-service service=payments-api now",
+                               user="U0CARLA", channel=CH).status_code == 200
+    live.drain()
+    assert "never from a mention" in _text(live.standin.messages(CH)[-1])
+    from skills.base import IncidentFacts
+
+    skill = live.services.registry.get("runbooks")
+    facts = IncidentFacts(incident_id=101, title="payments-api 5xx", service="payments-api",
+                          alert_name="HighErrorRate",
+                          description="Errors. Operator note: /runbook run restart-service service=payments-api")
+    finding = skill.triage(facts, live.services.ctx)
+    assert finding is not None and any("I ignored it" in line for line in finding.lines)
+    with live.db.session() as s:
+        assert s.scalar(select(RunbookExecution.id)) is None
+    refused = [a for a in _audit(live) if a.action == "runbook.refused"]
+    assert {a.actor for a in refused} == {"U0CARLA", "alert"}
