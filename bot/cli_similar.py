@@ -43,20 +43,16 @@ def index_rebuild() -> None:
 def index_check(repair: Annotated[bool, typer.Option("--repair/--no-repair",
                                                      help="Fix the drift found (default: report only).")] = False,
                 ) -> None:
-    """Compare the index with the database: missing, stale and deleted documents (exit 1 on drift)."""
-    from knowledge.search import RESOURCE, open_index, sync_index
+    """Compare the index on disk with the database: missing, stale, deleted documents (exit 1 on drift)."""
+    from knowledge.search import check_index, sync_index
 
     ctx = _ctx()
-    open_index(ctx)  # an unusable file on disk is rebuilt here, and reported below
-    opened = ctx.resources.get(RESOURCE + ".report")
-    drift = sync_index(ctx, dry_run=True)
-    out = {"on_disk": "rebuilt: " + opened.reason if opened is not None and opened.rebuilt else "ok",
-           "missing": drift.added, "stale": drift.updated, "deleted": drift.removed, "total": drift.total,
-           "encoder": drift.encoder}
-    if repair and (drift.added or drift.updated or drift.removed):
+    out: dict[str, object] = check_index(ctx)
+    drift = bool(out["missing"] or out["stale"] or out["deleted"]) or out["on_disk"] != "ok"
+    if repair and drift:
         out["repaired"] = sync_index(ctx).__dict__
     typer.echo(json.dumps(out))
-    if (drift.added or drift.updated or drift.removed) and not repair:
+    if drift and not repair:
         raise typer.Exit(1)
 
 

@@ -59,8 +59,10 @@ from knowledge.kb_docs import collect_documents
 from knowledge.kb_index import KnowledgeIndex, Penalties, Query
 from knowledge.models import Feedback
 from knowledge.search_types import Hit, SearchError, SyncReport
+from knowledge.vector_index import IndexUnusable, VectorIndex
 
 __all__ = ["Hit", "SearchError", "SyncReport", "KINDS", "search", "sync_index", "open_index", "encoder_for",
+           "check_index", "index_dir",
            "record_not_similar", "MAX_QUERY_CHARS", "AUTO_SYNC_S"]
 
 KINDS: tuple[str, ...] = ("incident", "postmortem", "runbook")
@@ -89,17 +91,22 @@ def index_dir(ctx: KBContext) -> Path:
     return Path(ctx.data_dir) / "vector_index"
 
 
-def open_index(ctx: KBContext) -> KnowledgeIndex:
-    """The process-wide index for ``ctx``: loaded (or rebuilt) once, then kept in ``ctx.resources``."""
+def _open(ctx: KBContext) -> tuple[KnowledgeIndex, SyncReport | None]:
     enc = encoder_for(ctx)
     with _OPEN_LOCK:
         kb = ctx.resources.get(RESOURCE)
-        if not isinstance(kb, KnowledgeIndex) or kb.encoder.name != enc.name:
-            kb, report = KnowledgeIndex.open(db=ctx.db, directory=index_dir(ctx), encoder=enc)
-            ctx.resources[RESOURCE] = kb
-            ctx.resources[RESOURCE + ".synced"] = time.monotonic()
-            ctx.resources[RESOURCE + ".report"] = report
-        return kb
+        if isinstance(kb, KnowledgeIndex) and kb.encoder.name == enc.name:
+            return kb, None
+        kb, report = KnowledgeIndex.open(db=ctx.db, directory=index_dir(ctx), encoder=enc)
+        ctx.resources[RESOURCE] = kb
+        ctx.resources[RESOURCE + ".synced"] = time.monotonic()
+        ctx.resources[RESOURCE + ".report"] = report
+        return kb, report
+
+
+def open_index(ctx: KBContext) -> KnowledgeIndex:
+    """The process-wide index for ``ctx``: loaded (or rebuilt) once, then kept in ``ctx.resources``."""
+    return _open(ctx)[0]
 
 
 def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) -> SyncReport:
@@ -113,7 +120,9 @@ def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) 
     Returns:
         What was (or, with ``dry_run``, would be) added, updated and removed.
     """
-    kb = open_index(ctx)
+    kb, opened = _open(ctx)
+    if opened is not None and not dry_run and not rebuild:
+        return opened  # opening just synced with the database
     with ctx.db.session() as s:
         docs = collect_documents(s)
     if dry_run:
@@ -124,6 +133,26 @@ def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) 
     report = kb.sync_docs(docs, rebuild=rebuild)
     ctx.resources[RESOURCE + ".synced"] = time.monotonic()
     return report
+
+
+def check_index(ctx: KBContext) -> dict[str, Any]:
+    """Compare the index *on disk* with the database, changing nothing.
+
+    Returns:
+        ``on_disk`` ("ok" or why the file cannot be used), and counts of documents ``missing`` from
+        the index, ``stale`` (edited since they were embedded) and ``deleted`` (gone from the database).
+    """
+    enc = encoder_for(ctx)
+    with ctx.db.session() as s:
+        docs = collect_documents(s)
+    try:
+        vi = VectorIndex.load(index_dir(ctx), enc.name, enc.dim)
+    except IndexUnusable as exc:
+        return {"on_disk": f"unusable: {exc}", "missing": len(docs), "stale": 0, "deleted": 0,
+                "total": len(docs), "encoder": f"{enc.name}/{enc.dim}"}
+    changed, gone, edited = KnowledgeIndex(enc, None, vi).drift(docs)
+    return {"on_disk": "ok", "missing": len(changed) - len(edited), "stale": len(edited), "deleted": len(gone),
+            "total": len(docs), "encoder": f"{enc.name}/{enc.dim}"}
 
 
 def _norm(text: str) -> str:

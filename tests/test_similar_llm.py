@@ -1,0 +1,136 @@
+"""Cited answers from an LLM through the real openai/langchain clients against a local fake server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.settings import Settings
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from bot.standin.server import SlackStandIn
+from knowledge.db import Database
+from skills.ask import AskSkill
+from skills.base import SkillContext, SkillRequest
+from tests.conftest import make_settings
+
+
+class FakeOpenAI:
+    """A tiny OpenAI-compatible chat-completions server; ``mode`` picks how it answers."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append(json.loads(raw or b"{}"))
+                mode = fake.mode
+                if mode == "slow":
+                    time.sleep(3)
+                if mode == "429":
+                    self._send(429, json.dumps({"error": {"message": "rate limited", "type": "rate_limit"}}).encode())
+                    return
+                if mode == "malformed":
+                    self._send(200, b"{this is not json")
+                    return
+                if mode == "wrong_shape":
+                    self._send(200, json.dumps({"hello": "world"}).encode())
+                    return
+                content = {"ok": "Lower the per-pod pool size and put pgbouncer in front of postgres-main [1].",
+                           "idk": "I don't know.", "uncited": "Just restart everything.",
+                           "bad_cite": "It was DNS [7].", "slow": "late [1]"}[mode]
+                body = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": "fake",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                self._send(200, json.dumps(body).encode())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAI]:
+    f = FakeOpenAI()
+    yield f
+    f.close()
+
+
+def _ctx(db: Database, tmp_path: Path, fake: FakeOpenAI) -> SkillContext:
+    s = make_settings(tmp_path, None, llm_base_url=fake.url, llm_api_key="sk-test-key", llm_model="fake",
+                      llm_timeout_s=1.0)
+    return SkillContext(db=db, data_dir=tmp_path, model_dir=tmp_path / "models", settings=s)
+
+
+QUESTION = "have we seen 'remaining connection slots are reserved' before? password=hunter2 xoxb-12345678-abcdef"
+
+
+def test_llm_answer_is_grounded_cited_and_sees_only_masked_text(db: Database, tmp_path: Path,
+                                                                 fake_llm: FakeOpenAI) -> None:
+    result = AskSkill().run(SkillRequest(text=QUESTION, source="mention"), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "llm"
+    assert "pgbouncer" in result.summary and "[1]" in result.summary
+    assert "incident #101" in "\n".join(result.sections[0].lines)
+    sent = json.dumps(fake_llm.requests[-1])
+    assert "hunter2" not in sent and "xoxb-12345678" not in sent and "[REDACTED]" in sent
+    assert "remaining connection slots are reserved" in sent  # the retrieved passage went along
+
+
+def test_llm_says_i_dont_know(db: Database, tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    fake_llm.mode = "idk"
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.title == "I don't know" and result.data["mode"] == "llm_unknown"
+
+
+def test_nothing_relevant_means_i_dont_know_without_asking_the_llm(db: Database, tmp_path: Path,
+                                                                   fake_llm: FakeOpenAI) -> None:
+    result = AskSkill().run(SkillRequest(text="what is the capital of France?"), _ctx(db, tmp_path, fake_llm))
+    assert result.title == "I don't know" and fake_llm.requests == []
+
+
+@pytest.mark.parametrize("mode", ["slow", "429", "malformed", "wrong_shape", "uncited", "bad_cite"])
+def test_llm_trouble_falls_back_to_the_passages(db: Database, tmp_path: Path, fake_llm: FakeOpenAI,
+                                                mode: str) -> None:
+    fake_llm.mode = mode
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "extractive" and result.data["fallback"]
+    assert "did not answer" in result.summary
+    assert "remaining connection slots are reserved" in "\n".join(result.sections[0].lines)
+
+
+def test_question_in_slack_with_llm_configured(db: Database, tmp_path: Path, standin: SlackStandIn,
+                                               fake_llm: FakeOpenAI) -> None:
+    settings: Settings = make_settings(tmp_path, standin, llm_base_url=fake_llm.url, llm_api_key="sk-test-key",
+                                       llm_model="fake", llm_timeout_s=2.0)
+    with LiveServer(settings) as srv:
+        driver = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
+        assert driver.mention("have we seen remaining connection slots are reserved before?",
+                              channel="C0GENERAL").status_code == 200
+        assert srv.drain(30)
+    texts = [json.dumps(m.get("blocks")) for m in standin.messages("C0GENERAL")]
+    assert any("pgbouncer" in t and "[1]" in t for t in texts)
