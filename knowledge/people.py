@@ -63,15 +63,20 @@ def services_in_text(*, session: Session, text: str) -> list[str]:
 
 def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
                include_inactive: bool = False) -> list[Expert]:
-    """Experts on shift for a team at ``at`` (UTC, default now), most recently started shift first."""
+    """Experts on shift for a team at ``at`` (UTC, default now).
+
+    Imported calendar shifts (source "ical", overrides and swaps) come before the rotation, then the
+    most recently started shift first.
+    """
     at = at or utcnow()
-    q = (select(Expert).join(OnCallShift, OnCallShift.expert_id == Expert.id)
-         .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at)
-         .order_by(OnCallShift.starts_at.desc(), Expert.slack_user_id))
+    q = (select(Expert, OnCallShift.source, OnCallShift.starts_at)
+         .join(OnCallShift, OnCallShift.expert_id == Expert.id)
+         .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
     if not include_inactive:
         q = q.where(Expert.active.is_(True))
+    rows = sorted(session.execute(q).all(), key=lambda r: (r[1] != "ical", -r[2].timestamp(), r[0].slack_user_id))
     seen: dict[str, Expert] = {}
-    for e in session.scalars(q):
+    for e, _src, _start in rows:
         seen.setdefault(e.slack_user_id, e)
     return list(seen.values())
 

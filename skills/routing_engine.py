@@ -162,10 +162,12 @@ class _Directory:
         experts = {e.slack_user_id: e for e in s.scalars(select(Expert))}
         by_id = {e.id: e.slack_user_id for e in experts.values()}
         rows = s.execute(select(OnCallShift.team_id, OnCallShift.expert_id, OnCallShift.starts_at,
-                                OnCallShift.ends_at).where(OnCallShift.ends_at > now - dt.timedelta(days=1))
-                         .order_by(OnCallShift.starts_at.desc(), OnCallShift.id)).all()
+                                OnCallShift.ends_at, OnCallShift.source)
+                         .where(OnCallShift.ends_at > now - dt.timedelta(days=1))).all()
+        # Calendar imports (overrides, swaps) first, then the latest-started shift, as knowledge.people does.
+        rows = sorted(rows, key=lambda r: (r[4] != "ical", -r[2].timestamp(), r[1]))
         return cls({t.id: t for t in s.scalars(select(Team))}, {v.name.lower(): v for v in s.scalars(select(Service))},
-                   experts, tuple((t, by_id[e], a, b) for t, e, a, b in rows if e in by_id), time.monotonic())
+                   experts, tuple((t, by_id[e], a, b) for t, e, a, b, _src in rows if e in by_id), time.monotonic())
 
     def oncall(self, team_id: int, at: dt.datetime, include_inactive: bool = False) -> list[Expert]:
         out: dict[str, Expert] = {}

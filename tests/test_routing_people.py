@@ -1,0 +1,145 @@
+"""Who is who: experts import (YAML/CSV), iCal on-call import, the CLI doors and their bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import Settings
+from knowledge.db import Database
+from knowledge.models import Expert, OnCallShift, Service, Team
+from knowledge.people import oncall_by_team, oncall_now
+from knowledge.people_import import PeopleImportError, import_ical, import_people
+
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//oncall//EN
+BEGIN:VEVENT
+UID:1@test
+DTSTART:20260101T000000Z
+DTEND:20351231T000000Z
+SUMMARY:On call: Bob Okafor
+ATTENDEE:mailto:bob@example.com
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+@pytest.fixture
+def env(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("WARROOM_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WARROOM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("WARROOM_MODE", "test")
+    monkeypatch.setenv("WARROOM_EMBEDDER", "hash")
+    return {}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, list(args))
+    if isinstance(res.exception, Exception) and not isinstance(res.exception, SystemExit):
+        from bot.cli import CliError
+
+        assert isinstance(res.exception, CliError), repr(res.exception)
+        return 1, str(res.exception)
+    return res.exit_code, res.output
+
+
+def test_csv_import_adds_updates_and_deactivates(db: Database, tmp_path: Path) -> None:
+    f = tmp_path / "people.csv"
+    f.write_text("slack_user_id,name,team,services,skills,timezone,active,email\n"
+                 "U0NEW,Nina West,payments,payments-api;checkout-web,java,Europe/Lisbon,true,nina@example.com\n"
+                 "U0BOB,Bob Okafor,payments,billing-worker,python,Europe/London,false,bob@example.com\n")
+    with db.session() as s:
+        rep = import_people(session=s, path=f)
+    assert (rep.experts_added, rep.experts_updated) == (1, 1)
+    with db.session() as s:
+        nina = s.scalars(select(Expert).where(Expert.slack_user_id == "U0NEW")).one()
+        bob = s.scalars(select(Expert).where(Expert.slack_user_id == "U0BOB")).one()
+        assert nina.services == ["payments-api", "checkout-web"] and nina.timezone == "Europe/Lisbon"
+        assert bob.active is False and bob.email == "bob@example.com"
+
+
+def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path) -> None:
+    f = tmp_path / "org.yaml"
+    f.write_text("teams: [{name: search, slack_channel: C0SEARCH}]\n"
+                 "services: [{name: search-api, team: search, escalation: [U0ZED]}]\n"
+                 "experts: [{slack_user_id: U0ZED, name: Zed Ali, team: search, services: [search-api]}]\n"
+                 "rotations: [{team: search, start: '2026-01-05', members: [U0ZED]}]\n")
+    with db.session() as s:
+        rep = import_people(session=s, path=f)
+        assert rep.teams == 1 and rep.services == 1 and rep.experts_added == 1 and rep.shifts > 0
+    with db.session() as s:
+        team = s.scalars(select(Team).where(Team.name == "search")).one()
+        assert [e.slack_user_id for e in oncall_now(session=s, team_id=team.id)] == ["U0ZED"]
+        assert s.scalars(select(Service).where(Service.name == "search-api")).one().escalation == ["U0ZED"]
+
+
+@pytest.mark.parametrize(("name", "body", "message"), [
+    ("a.csv", "name,team\nX,payments\n", "missing column(s) slack_user_id"),
+    ("b.csv", "slack_user_id,name,team\nU1,,payments\n", "row 2: missing name"),
+    ("c.csv", "slack_user_id,name,team,timezone\nU1,A,payments,Mars/Base\n", "unknown time zone 'Mars/Base'"),
+    ("d.csv", "slack_user_id,name,team,active\nU1,A,payments,maybe\n", "'active' must be true or false"),
+    ("e.yaml", "experts: [unclosed\n", "not valid YAML"),
+    ("f.yaml", "just a string\n", "expected a mapping"),
+    ("g.yaml", "rotations: [{team: nope, start: '2026-01-05', members: [U0ALICE]}]\n", "unknown team 'nope'"),
+    ("h.txt", "x", "use a .yaml, .yml or .csv file"),
+])
+def test_bad_people_files_give_one_line(db: Database, tmp_path: Path, name: str, body: str, message: str) -> None:
+    f = tmp_path / name
+    f.write_text(body)
+    with pytest.raises(PeopleImportError) as err, db.session() as s:
+        import_people(session=s, path=f)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_ical_import_overrides_the_rotation(db: Database, tmp_path: Path) -> None:
+    with db.session() as s:
+        s.scalars(select(Expert).where(Expert.slack_user_id == "U0BOB")).one().email = "bob@example.com"
+    f = tmp_path / "payments.ics"
+    f.write_text(ICS)
+    with db.session() as s:
+        assert import_ical(session=s, path=f, team="payments").shifts == 1
+    with db.session() as s:
+        (row,) = oncall_by_team(session=s, team="payments")
+        assert row.people[0][0] == "U0BOB"
+        assert s.scalars(select(OnCallShift).where(OnCallShift.source == "ical")).one()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("this is not a calendar", "not a valid iCal file"),
+    ("BEGIN:VCALENDAR\nVERSION:2.0\nEND:VCALENDAR\n", "no VEVENT"),
+    (ICS.replace("DTEND:20351231T000000Z", "DTEND:20250101T000000Z"), "ends before it starts"),
+    (ICS.replace("Bob Okafor", "Nobody Known").replace("bob@example.com", "x@y.z"), "no known expert"),
+])
+def test_malformed_ical_gives_one_line(db: Database, tmp_path: Path, body: str, message: str) -> None:
+    f = tmp_path / "bad.ics"
+    f.write_text(body)
+    with pytest.raises(PeopleImportError) as err, db.session() as s:
+        import_ical(session=s, path=f, team="payments")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_doors(env: dict[str, str], tmp_path: Path) -> None:
+    people = tmp_path / "p.csv"
+    people.write_text("slack_user_id,name,team\nU0NEW,Nina West,payments\n")
+    code, out = _cli("experts", "import", str(people))
+    assert code == 0 and json.loads(out)["experts_added"] == 1
+    ics = tmp_path / "on.ics"
+    ics.write_text(ICS.replace("Bob Okafor", "Nina West").replace("bob@example.com", "nina@nowhere"))
+    code, out = _cli("oncall", "import-ical", str(ics), "--team", "payments")
+    assert code == 0 and json.loads(out) == {"team": "payments", "shifts": 1}
+    code, out = _cli("oncall", "show", "payments")
+    assert code == 0 and "Nina West (U0NEW)" in out
+    bad = tmp_path / "bad.ics"
+    bad.write_text("garbage")
+    code, out = _cli("oncall", "import-ical", str(bad), "--team", "payments")
+    assert code == 1 and "not a valid iCal file" in out
+    code, out = _cli("oncall", "import-ical", str(ics), "--team", "nope")
+    assert code == 1 and "no team called 'nope'" in out
+    code, out = _cli("experts", "import", str(tmp_path / "missing.csv"))
+    assert code == 1 and "cannot read" in out
