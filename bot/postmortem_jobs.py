@@ -3,8 +3,8 @@
 ``/incident resolve`` submits ``postmortem.draft`` with ``{"incident_id", "channel", "thread_ts"}``;
 the handler drafts the postmortem (the skill reuses an unchanged draft, so a re-run after a crash
 adds no version) and posts the summary, buttons and Markdown file in the incident channel.
-The skill publishes through ``ctx.resources["submit_job"]``, which submits ``index.sync`` only when
-a handler for it is registered, so similar-incident search picks the published postmortem up.
+(Publishing asks, through the result's ``follow_up_jobs``, for ``index.sync`` when a handler for it is
+registered, so similar-incident search picks the published postmortem up.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers import deliver, run_skill
+from bot.handlers import deliver, follow_up, run_skill
 from skills.base import SkillRequest
 
 if TYPE_CHECKING:
@@ -25,14 +25,7 @@ log = logging.getLogger("warroom.postmortem")
 
 
 def register(services: Services) -> None:
-    """Register ``postmortem.draft`` and give skills a way to submit follow-up jobs."""
-
-    def submit_job(kind: str, payload: dict[str, Any]) -> bool:
-        if kind not in services.runner.handlers:
-            log.info("no handler for %s; not submitted", kind)
-            return False
-        services.runner.submit(kind, payload)
-        return True
+    """Register ``postmortem.draft``."""
 
     def draft(payload: dict[str, Any]) -> None:
         try:
@@ -47,6 +40,6 @@ def register(services: Services) -> None:
         if not result.ok:  # no user to show an ephemeral to: say it in the channel
             result = dataclasses.replace(result, ephemeral=False)
         deliver(services, result, {"channel": channel, "thread_ts": payload.get("thread_ts")})
+        follow_up(services, result)
 
-    services.ctx.resources["submit_job"] = submit_job
     services.runner.register("postmortem.draft", draft)

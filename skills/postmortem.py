@@ -159,14 +159,15 @@ class PostmortemSkill(BaseSkill):
             if row is None:
                 raise SkillError(f"Nothing to publish: draft it first with `/postmortem draft {incident_id}`.")
             version = row.version
-        submit: Callable[[str, dict[str, Any]], bool] | None = ctx.resources.get("submit_job")
-        indexed = bool(submit("index.sync", {})) if submit is not None else False
         who = f"<@{user}>" if user else "someone"
+        # index.sync (if the bot has a handler for it) re-embeds the knowledge base: the loop closes.
         return SkillResult(
             title=f"Postmortem for incident #{incident_id} published",
-            summary=f"Version {version} published by {who}: {kb_url(ctx, incident_id)}"
-                    + (" (being indexed for similar-incident search)" if indexed else ""),
-            data={"postmortem_version": version, "indexed": indexed})
+            summary=f"Version {version} published by {who}: {kb_url(ctx, incident_id)}. "
+                    "Similar-incident search will find it once the index is synced.",
+            data={"postmortem_version": version,
+                  "follow_up_jobs": [{"kind": "index.sync", "payload": {},
+                                      "dedup_key": f"index.sync:postmortem:{incident_id}:v{version}"}]})
 
     def edit(self, incident_id: int, text: str, ctx: SkillContext, *, user: str | None) -> SkillResult:
         """Replace one narrative section: ``<section>: <text>`` (sections: summary, root_cause, ...)."""

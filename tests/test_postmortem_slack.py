@@ -72,8 +72,8 @@ def test_draft_buttons_and_publish_through_slack(live: Live) -> None:
         assert "**Confirmed:**" in versions[2].markdown and versions[2].published_at is not None
         synced = s.scalars(select(Job).where(Job.kind == "index.sync")).all()
     assert any("published" in t for t in _texts(live.standin, CHANNEL))
-    if "index.sync" in live.services.runner.handlers:
-        assert synced, "publishing must submit index.sync when a handler is registered"
+    assert "index.sync" in live.services.runner.handlers
+    assert synced, "publishing must submit index.sync (so similar-incident search finds it)"
 
     live.driver.command("/postmortem", f"export {iid}", user="U0ALICE", channel=CHANNEL)
     live.drain()
@@ -147,3 +147,52 @@ def test_llm_writer_through_the_app(tmp_path: Path, standin: SlackStandIn) -> No
         assert fake.requests and fake.requests[0]["auth"] == "Bearer sk-local-test"
     finally:
         fake.close()
+
+
+def test_resolve_drafts_the_postmortem_end_to_end(tmp_path: Path, standin: SlackStandIn) -> None:
+    """/incident new, talk and pin in the incident channel, /incident resolve: the draft arrives."""
+    settings = make_settings(tmp_path, standin, slack_open_incident_channels=True)
+    db = Database(settings.database_url)
+    db.upgrade()
+    from knowledge.models import Incident, SlackMessage
+    from knowledge.seed import seed
+
+    with db.session() as s:
+        seed(s)
+    with LiveServer(settings) as srv:
+        d = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
+        assert d.command("/incident", "new payments-api 503s on checkout sev2", user="U0ALICE",
+                         channel="C0INCIDENTS").status_code == 200
+        assert srv.drain(60)
+        with db.session() as s:
+            inc = s.scalars(select(Incident).order_by(Incident.id.desc())).first()
+            assert inc is not None and inc.channel_id
+            iid, channel = inc.id, inc.channel_id
+        d.command("/incident", f"ack {iid}", user="U0ALICE", channel=channel)
+        for user, text in (("U0IRIS", "postgres-main at 497 connections. password=hunter2-secret"),
+                           ("U0BOB", "the deploy doubled the replicas, that is the root cause"),
+                           ("U0BOB", "we should put pgbouncer in front of postgres-main <@U0IRIS>")):
+            assert d.message(text, user=user, channel=channel).status_code == 200
+        assert srv.drain(60)
+        with db.session() as s:
+            ts = s.scalar(select(SlackMessage.ts).where(SlackMessage.incident_id == iid,
+                                                        SlackMessage.text.contains("root cause")))
+        assert ts, "the intake records incident-channel messages"
+        d.event({"type": "reaction_added", "user": "U0ALICE", "reaction": "pushpin",
+                 "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts})
+        assert srv.drain(60)
+        d.command("/incident", f"resolve {iid} rolled back the deploy", user="U0ALICE", channel=channel)
+        assert srv.drain(60)
+    drafts = [m for m in standin.messages(channel) if f"Postmortem draft for incident #{iid}" in m.get("text", "")]
+    assert len(drafts) == 1
+    with db.session() as s:
+        pm = store.latest(s, incident_id=iid)
+        assert pm is not None and pm.status == "draft" and pm.version == 1
+        md = pm.markdown
+    assert "hunter2-secret" not in md
+    assert "**key** [the deploy doubled the replicas" in md
+    assert "- Services: payments-api" in md
+    assert "rolled back the deploy" in md
+    items = pm.fields["action_items"]
+    assert [(a["owner"], "pgbouncer" in a["text"]) for a in items] == [("U0IRIS", True)]
+    assert any(name.startswith(f"postmortem-incident-{iid}-") for name, _ in _uploaded(standin))
