@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from bot.intake_worker import IntakeProcessor
 from bot.settings import Settings
 from bot.slack_client import SlackPoster, make_web_client
 from bot.worker import JobRunner
@@ -26,6 +27,7 @@ class Services:
     ctx: SkillContext
     poster: SlackPoster
     runner: JobRunner
+    intake: IntakeProcessor = field(default=None, repr=False)  # type: ignore[assignment]
     migrated: bool = False
     warm: bool = False
     warm_error: str | None = None
@@ -45,6 +47,7 @@ class Services:
         """Start the worker pool and the model warm-up."""
         __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
         self.runner.start()
+        self.intake.start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
             self._warm_thread.start()
@@ -52,6 +55,7 @@ class Services:
             self.warm = True
 
     def stop(self) -> None:
+        self.intake.stop()
         self.runner.stop()
 
 
@@ -68,5 +72,6 @@ def build_services(settings: Settings) -> Services:
     poster = SlackPoster(client)
     runner = JobRunner(db, n_threads=settings.workers)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
+    services.intake = IntakeProcessor(services)
     handlers.register_all(services)
     return services

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
 
+    # Incident intake: grouping rules in order, the service+alert-name window, and how often a card or
+    # the triage of a growing incident may be refreshed during an alert storm.
+    grouping_rules: list[Literal["fingerprint", "group_key", "service_alertname"]] = Field(
+        default_factory=lambda: ["fingerprint", "group_key", "service_alertname"])
+    grouping_window_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    card_update_interval_s: float = Field(default=3.0, gt=0, le=300)
+    triage_interval_s: float = Field(default=30.0, gt=0, le=3600)
+
     # Server and worker
     host: str = "127.0.0.1"
     port: int = 3000

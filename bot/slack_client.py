@@ -88,7 +88,8 @@ class SlackPoster:
         kw: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
         if blocks:
             kw["blocks"] = blocks
-        return self._call("chat.update", channel, **kw)
+        # Updates do not count against the channel's posting rate; pace each message on its own.
+        return self._call("chat.update", f"{channel}:{ts}", **kw)
 
     def ephemeral(self, channel: str, user: str, text: str,
                   blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -101,8 +101,12 @@ class Incident(Base):
     alert_name: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(32), default="slack")
     group_key: Mapped[str | None] = mapped_column(String(300), index=True)
-    channel_id: Mapped[str | None] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(64), index=True)
     card_ts: Mapped[str | None] = mapped_column(String(32))
+    # Hash of the card last sent to Slack: an update that would not change it is skipped.
+    card_hash: Mapped[str | None] = mapped_column(String(64))
+    dedicated_channel: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
     assignee: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -131,6 +135,8 @@ class Alert(Base):
     name: Mapped[str] = mapped_column(String(200))
     service_name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="firing")
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     severity: Mapped[str | None] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text, default="")
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -288,6 +294,7 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
 
 
 class RiskReading(Base):

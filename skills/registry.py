@@ -62,7 +62,7 @@ class Registry:
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
     skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
-                           SimilarSkill(), AskSkill(), RunbooksSkill(), RiskSkill(), RoutingSkill()]
+                           SimilarSkill(), AskSkill(), RunbooksSkill(), RoutingSkill(), RiskSkill()]
     reg = Registry(skills)
     for s in skills:
         if isinstance(s, HelpSkill):

@@ -1,0 +1,165 @@
+"""The incident card: one message per incident, rendered from the knowledge base, updated in place.
+
+Everything that came from outside (alert text, titles, findings) is escaped; only user mentions
+(``<@U123>``) survive, so alert text can never ping ``@channel``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from bot.render import cut, esc
+from knowledge.models import Alert, Incident, TimelineEvent
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["render_card", "card_job", "esc_keep_users"]
+
+_USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
+_STATUS_ICON = {"open": ":red_circle:", "acknowledged": ":large_orange_circle:", "mitigated": ":large_yellow_circle:",
+                "resolved": ":white_check_mark:"}
+_CARD_LOCKS: dict[int, threading.Lock] = {}
+_CARD_LOCKS_GUARD = threading.Lock()
+
+
+def esc_keep_users(text: object) -> str:
+    """Escape, then let plain user mentions through (they notify one person, never a channel)."""
+    return _USER_MENTION.sub(r"<@\1>", esc(text))
+
+
+def _finding_blocks(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
+    if "error" in f:
+        return [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":warning: {esc(f['error'])[:300]}"}]}]
+    lines = [esc_keep_users(x) for x in f.get("lines", [])][:15]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(
+        f"*{esc(f.get('heading') or name)}*\n" + "\n".join(lines), 2900)}}]
+    actions = f.get("actions") or []
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"f:{name}"[:255], "elements": [
+            {"type": "button", "action_id": a["action_id"], "value": str(a["value"])[:2000],
+             "text": {"type": "plain_text", "text": str(a["label"])[:75]},
+             **({"style": a["style"]} if a.get("style") else {})} for a in actions[:5]]})
+    return blocks
+
+
+def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[str, Any]]] | None:
+    """Text and blocks of an incident's card."""
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return None
+        firing = s.scalar(select(func.count()).select_from(Alert)
+                          .where(Alert.incident_id == incident_id, Alert.status == "firing")) or 0
+        total = s.scalar(select(func.count()).select_from(Alert).where(Alert.incident_id == incident_id)) or 0
+        occurrences = s.scalar(select(func.coalesce(func.sum(Alert.occurrences), 0))
+                               .where(Alert.incident_id == incident_id)) or 0
+        grouped = s.scalar(select(TimelineEvent.text).where(TimelineEvent.incident_id == incident_id,
+                                                            TimelineEvent.kind == "grouped")
+                           .order_by(TimelineEvent.id.desc()).limit(1))
+        recent = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id,
+                                                       TimelineEvent.kind.not_in(("grouped", "card", "message")))
+                           .order_by(TimelineEvent.id.desc()).limit(5)).all()
+        findings = dict(inc.findings or {})
+        title = f"{_STATUS_ICON.get(inc.status, '')} #{inc.id} SEV{inc.severity} {inc.title}"
+        intake = findings.get("intake") or {}
+        service = esc(inc.service_name or "unknown")
+        if intake.get("unknown_service"):
+            service += " _(not in the service catalogue)_"
+        fields = [("Status", inc.status), ("Severity", f"SEV{inc.severity}"), ("Service", service),
+                  ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody yet"),
+                  ("Alerts", f"{firing} firing / {total} ({occurrences} received)")]
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
+        ]
+        if inc.description:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(esc(inc.description), 1500)}})
+        if grouped:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(esc(grouped), 300)}]})
+        order = [sk.name for sk in services.registry.skills]
+        for name in sorted((k for k, v in findings.items() if isinstance(v, dict) and ("heading" in v or "error" in v)),
+                           key=lambda n: order.index(n) if n in order else len(order)):
+            blocks.extend(_finding_blocks(name, findings[name]))
+        if recent:
+            lines = [f"{e.at:%H:%M} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut("\n".join(lines), 2000)}]})
+        buttons = []
+        if inc.status != "resolved":
+            if inc.status == "open":
+                buttons.append({"type": "button", "action_id": "incident:ack", "value": str(inc.id),
+                                "text": {"type": "plain_text", "text": "Acknowledge"}})
+            buttons.append({"type": "button", "action_id": "incident:resolve", "value": str(inc.id), "style": "primary",
+                            "text": {"type": "plain_text", "text": "Resolve"}})
+        if buttons:
+            blocks.append({"type": "actions", "block_id": "incident", "elements": buttons})
+        text = f"#{inc.id} SEV{inc.severity} [{inc.status}] {inc.title}"[:300]
+    return esc(text), blocks[:50]
+
+
+def _lock(incident_id: int) -> threading.Lock:
+    with _CARD_LOCKS_GUARD:
+        return _CARD_LOCKS.setdefault(incident_id, threading.Lock())
+
+
+def card_job(services: Services, payload: dict[str, Any]) -> None:
+    """Post the card, or update it in place; skip the Slack call when nothing changed."""
+    incident_id = int(payload["incident_id"])
+    with _lock(incident_id):
+        rendered = render_card(services, incident_id)
+        if rendered is None:
+            return
+        text, blocks = rendered
+        digest = hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()
+        with services.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+            channel, ts, last = inc.channel_id, inc.card_ts, inc.card_hash
+        if ts and last == digest:
+            return
+        if channel is None:
+            channel = _open_channel(services, incident_id)
+        if ts is None:
+            resp = services.poster.post(channel, text, blocks)
+            with services.db.session() as s:
+                inc = s.get(Incident, incident_id)
+                assert inc is not None
+                inc.card_ts, inc.card_hash = str(resp["ts"]), digest
+            link = services.poster.permalink(channel, str(resp["ts"]))
+            with services.db.session() as s:
+                s.add(TimelineEvent(incident_id=incident_id, kind="card", text="Incident card posted",
+                                    permalink=link))
+        else:
+            services.poster.update(channel, ts, text, blocks)
+            with services.db.session() as s:
+                inc = s.get(Incident, incident_id)
+                assert inc is not None
+                inc.card_hash = digest
+
+
+def _open_channel(services: Services, incident_id: int) -> str:
+    """The card's channel: a new channel per incident, or the configured incident channel."""
+    settings = services.settings
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+        if inc.channel_id:
+            return inc.channel_id
+        title, assignee, creator = inc.title, inc.assignee, inc.created_by
+    channel, dedicated = settings.slack_incident_channel, False
+    if settings.slack_open_incident_channels:
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
+        channel = services.poster.create_channel(f"inc-{incident_id}-{slug}".rstrip("-")[:80])
+        services.poster.invite(channel, [u for u in {assignee, creator} if u])
+        dedicated = True
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+        inc.channel_id, inc.dedicated_channel = channel, dedicated
+    return channel

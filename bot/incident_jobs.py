@@ -1,0 +1,87 @@
+"""Job handlers of the incident lifecycle: card, triage, and the timeline of channel messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+
+from bot.incident_card import card_job
+from bot.intake_worker import queue_card
+from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
+from skills.redact import mask_secrets
+from skills.triage import run_triage
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["register", "KEY_REACTIONS"]
+
+KEY_REACTIONS = ("pushpin", "round_pushpin", "star")
+
+
+def _incident_for(services: Services, channel: str | None, thread_ts: str | None) -> int | None:
+    """The incident a channel message belongs to: its dedicated channel, or its card's thread."""
+    if not channel:
+        return None
+    with services.db.session() as s:
+        conds = [Incident.dedicated_channel.is_(True)]
+        if thread_ts:
+            conds.append(Incident.card_ts == thread_ts)
+        return s.scalar(select(Incident.id).where(Incident.channel_id == channel, or_(*conds))
+                        .order_by(Incident.id.desc()).limit(1))
+
+
+def register(services: Services) -> None:
+    """Register the incident job kinds on the runner."""
+
+    def card(payload: dict[str, Any]) -> None:
+        card_job(services, payload)
+
+    def triage(payload: dict[str, Any]) -> None:
+        incident_id = int(payload["incident_id"])
+        run_triage(services.ctx, services.registry, incident_id)
+        with services.db.session() as s:
+            queue_card(s, incident_id, immediate_key=f"triage-{uuid.uuid4().hex[:8]}")
+        services.runner.notify()
+
+    def message(payload: dict[str, Any]) -> None:
+        ev = payload["event"]
+        channel, ts = ev.get("channel"), ev.get("ts")
+        incident_id = _incident_for(services, channel, ev.get("thread_ts"))
+        if incident_id is None or not ts:
+            return
+        with services.db.session() as s:
+            if s.scalar(select(SlackMessage.id).where(SlackMessage.channel_id == channel, SlackMessage.ts == ts)):
+                return  # already recorded (a retried job)
+        link = services.poster.permalink(channel, ts)
+        text = mask_secrets(str(ev.get("text", "")))[:20000]
+        with services.db.session() as s:
+            s.add(SlackMessage(channel_id=channel, ts=ts, thread_ts=ev.get("thread_ts"), user_id=ev.get("user"),
+                               text=text, permalink=link, incident_id=incident_id))
+            s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="message", text=text[:2000],
+                                actor=ev.get("user"), permalink=link, data={"ts": ts, "channel": channel}))
+
+    def marker(payload: dict[str, Any]) -> None:
+        ev = payload["event"]
+        item = ev.get("item") or {}
+        if ev.get("type") == "reaction_added" and ev.get("reaction") not in KEY_REACTIONS:
+            return
+        channel = item.get("channel") or ev.get("channel_id")
+        ts = item.get("ts") or (item.get("message") or {}).get("ts")
+        with services.db.session() as s:
+            msg = s.scalar(select(SlackMessage).where(SlackMessage.channel_id == channel, SlackMessage.ts == ts))
+            if msg is None or msg.key:
+                return
+            msg.key = True
+            for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == msg.incident_id,
+                                                           TimelineEvent.kind == "message")):
+                if (e.data or {}).get("ts") == ts:
+                    e.key = True
+
+    services.runner.register("incident.card", card)
+    services.runner.register("incident.triage", triage)
+    services.runner.register("slack.message", message)
+    services.runner.register("slack.reaction_added", marker)
+    services.runner.register("slack.pin_added", marker)

@@ -1,0 +1,137 @@
+"""Drains the webhook inbox: parse, dedup and group, then queue the card and triage jobs.
+
+One processor per process works through pending inbox rows in batches. Each batch is one
+transaction: the incidents and alerts it changes, the jobs it queues and the rows it marks
+processed commit together, so a crash part-way leaves the rows pending and the next run redoes them
+exactly once. On PostgreSQL an advisory lock keeps replicas from grouping the same alerts at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+
+from bot.webhook_schemas import parse_payload
+from knowledge import jobs
+from knowledge.models import WebhookInbox, utcnow
+from skills.intake import GroupingRules, ingest
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["IntakeProcessor", "queue_card"]
+
+log = logging.getLogger("warroom.intake")
+
+_ADVISORY_KEY = 7_420_001
+
+
+def queue_card(session, incident_id: int, *, immediate_key: str | None = None,  # type: ignore[no-untyped-def]
+               interval_s: float = 3.0) -> None:
+    """Queue a card render: now under ``immediate_key``, else coalesced into the current time bucket, so
+    a storm updates each card at most once per ``interval_s``."""
+    if immediate_key is not None:
+        jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
+                     dedup_key=f"card:{incident_id}:{immediate_key}")
+        return
+    now = time.time()
+    bucket = int(now // interval_s)
+    jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
+                 dedup_key=f"card:{incident_id}:b{bucket}", delay_s=(bucket + 1) * interval_s - now + 0.05)
+
+
+def _queue_triage(session, incident_id: int, created: bool, interval_s: float) -> None:  # type: ignore[no-untyped-def]
+    if created:
+        jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
+                     dedup_key=f"triage:{incident_id}:new")
+        return
+    now = time.time()
+    bucket = int(now // interval_s)
+    jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
+                 dedup_key=f"triage:{incident_id}:b{bucket}", delay_s=(bucket + 1) * interval_s - now + 0.05)
+
+
+class IntakeProcessor:
+    """Background thread that processes the inbox."""
+
+    def __init__(self, services: Services, batch: int = 200, poll_s: float = 1.0) -> None:
+        self.services = services
+        self.batch = batch
+        self.poll_s = poll_s
+        st = services.settings
+        self.rules = GroupingRules(tuple(st.grouping_rules), dt.timedelta(minutes=st.grouping_window_minutes))
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="warroom-intake", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                n = self.process_pending()
+            except Exception as exc:  # noqa: BLE001 - database hiccup: log, wait, retry; rows stay pending
+                log.warning("inbox processing failed, will retry: %s", exc)
+                n = 0
+                time.sleep(1.0)
+            if n == 0:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    def process_pending(self) -> int:
+        """Process one batch of pending rows; returns how many were handled."""
+        with self._lock, self.services.db.session() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+            rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
+                             .order_by(WebhookInbox.id).limit(self.batch)).all()
+            touched: dict[int, bool] = {}
+            for row in rows:
+                row.attempts += 1
+                try:
+                    alerts = parse_payload(row.source, json.loads(row.body))
+                except (ValueError, ValidationError) as exc:
+                    # Validated at the door, so this means the format changed under us: keep it, visible.
+                    row.status, row.error = "error", str(exc)[:2000]
+                    continue
+                try:
+                    with s.begin_nested():
+                        decisions = ingest(s, alerts, self.rules, inbox_id=row.id)
+                except OperationalError:
+                    raise  # the database, not the row: retry the whole batch later
+                except Exception as exc:  # noqa: BLE001 - a poison row must not block the inbox
+                    log.exception("inbox row %s could not be processed", row.id)
+                    row.status, row.error = "error", f"{type(exc).__name__}: {exc}"[:2000]
+                    continue
+                for d in decisions:
+                    if d.incident_id:
+                        touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
+                row.status, row.processed_at = "processed", utcnow()
+            st = self.services.settings
+            for incident_id, created in touched.items():
+                queue_card(s, incident_id, immediate_key="new" if created else None,
+                           interval_s=st.card_update_interval_s)
+                _queue_triage(s, incident_id, created, st.triage_interval_s)
+        if rows:
+            self.services.runner.notify()
+        return len(rows)

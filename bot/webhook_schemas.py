@@ -1,0 +1,204 @@
+"""Pydantic models of the webhook payloads we accept, and their translation to normalised alerts.
+
+Formats follow each tool's documentation: Prometheus Alertmanager webhook v4, PagerDuty v3 webhook
+events, Grafana unified alerting webhook, and our own generic JSON (documented in the README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from
+
+__all__ = ["parse_payload", "AlertmanagerPayload", "PagerDutyPayload", "GrafanaPayload", "GenericPayload",
+           "SOURCES", "delivery_id"]
+
+MAX_ALERTS = 1000
+_ZERO = "0001-01-01"
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    if not value or value.startswith(_ZERO):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _fp(*parts: object) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _service(labels: dict[str, Any]) -> str | None:
+    for key in ("service", "app", "application", "job", "namespace"):
+        if labels.get(key):
+            return str(labels[key])[:100]
+    return None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AMAlert(_Strict):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = None  # noqa: N815
+    generatorURL: str | None = None  # noqa: N815
+    fingerprint: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _has_alertname(cls, v: dict[str, str]) -> dict[str, str]:
+        if "alertname" not in v:
+            raise ValueError("labels.alertname is required")
+        return v
+
+
+class AlertmanagerPayload(_Strict):
+    version: str
+    groupKey: str  # noqa: N815
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    alerts: list[AMAlert] = Field(max_length=MAX_ALERTS)
+    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    externalURL: str = ""  # noqa: N815
+
+    def normalise(self, source: str = "alertmanager") -> list[NormalizedAlert]:
+        out = []
+        for a in self.alerts:
+            labels = {**self.commonLabels, **a.labels}
+            ann = {**self.commonAnnotations, **a.annotations}
+            out.append(NormalizedAlert(
+                source=source, fingerprint=a.fingerprint or _fp(sorted(labels.items())), name=labels["alertname"],
+                status=a.status, service=_service(labels), severity=severity_from(labels.get("severity")),
+                summary=ann.get("summary", ""), description=ann.get("description", ""), labels=labels,
+                annotations=ann, starts_at=_when(a.startsAt), ends_at=_when(a.endsAt), group_key=self.groupKey,
+                metrics=extract_metrics(labels, ann), log_lines=extract_log_lines(ann)))
+        return out
+
+
+class GrafanaAlert(AMAlert):
+    values: dict[str, float | int | None] | None = None
+    valueString: str | None = None  # noqa: N815
+
+
+class GrafanaPayload(AlertmanagerPayload):
+    alerts: list[GrafanaAlert] = Field(max_length=MAX_ALERTS)  # type: ignore[assignment]
+    orgId: int | None = None  # noqa: N815
+    title: str | None = None
+    state: str | None = None
+    message: str | None = None
+
+    def normalise(self, source: str = "grafana") -> list[NormalizedAlert]:
+        return super().normalise(source)
+
+
+class PDService(_Strict):
+    id: str | None = None
+    summary: str | None = None
+
+
+class PDData(_Strict):
+    id: str
+    type: str = "incident"
+    title: str | None = None
+    status: str | None = None
+    incident_key: str | None = None
+    urgency: str | None = None
+    html_url: str | None = None
+    created_at: str | None = None
+    service: PDService | None = None
+    priority: dict[str, Any] | None = None
+
+
+class PDEvent(_Strict):
+    id: str
+    event_type: str
+    resource_type: str = "incident"
+    occurred_at: str
+    data: PDData
+
+
+class PagerDutyPayload(_Strict):
+    event: PDEvent
+
+    def normalise(self, source: str = "pagerduty") -> list[NormalizedAlert]:
+        ev, d = self.event, self.event.data
+        if not ev.event_type.startswith("incident."):
+            return []
+        status = "resolved" if ev.event_type == "incident.resolved" else "firing"
+        priority = (d.priority or {}).get("summary") if d.priority else None
+        sev = severity_from(priority, severity_from(d.urgency == "high" and "high" or "warning"))
+        service = d.service.summary if d.service and d.service.summary else None
+        return [NormalizedAlert(
+            source=source, fingerprint=d.incident_key or d.id, name=(d.title or "PagerDuty incident")[:200],
+            status=status, service=service, severity=sev, summary=d.title or "",
+            labels={"pagerduty_incident": d.id, "event_type": ev.event_type},
+            annotations={"html_url": d.html_url or ""}, starts_at=_when(d.created_at) or _when(ev.occurred_at),
+            ends_at=_when(ev.occurred_at) if status == "resolved" else None)]
+
+
+class GenericAlert(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    status: Literal["firing", "resolved"] = "firing"
+    service: str | None = Field(default=None, max_length=100)
+    severity: str | int | None = None
+    summary: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=20000)
+    fingerprint: str | None = Field(default=None, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    logs: list[str] = Field(default_factory=list, max_length=1000)
+    starts_at: str | None = None
+
+
+class GenericPayload(_Strict):
+    alerts: list[GenericAlert] = Field(min_length=1, max_length=MAX_ALERTS)
+
+    def normalise(self, source: str = "generic") -> list[NormalizedAlert]:
+        out = []
+        for a in self.alerts:
+            labels = {**a.labels, **({"service": a.service} if a.service else {})}
+            out.append(NormalizedAlert(
+                source=source, fingerprint=a.fingerprint or _fp(a.name, a.service, sorted(a.labels.items())),
+                name=a.name, status=a.status, service=a.service, severity=severity_from(a.severity),
+                summary=a.summary, description=a.description, labels=labels,
+                annotations={"summary": a.summary, "description": a.description},
+                starts_at=_when(a.starts_at), metrics=extract_metrics(a.metrics, labels),
+                log_lines=extract_log_lines({"description": a.description}, a.logs)))
+        return out
+
+
+SOURCES: dict[str, type[AlertmanagerPayload] | type[PagerDutyPayload] | type[GenericPayload]] = {
+    "alertmanager": AlertmanagerPayload, "grafana": GrafanaPayload, "pagerduty": PagerDutyPayload,
+    "generic": GenericPayload,
+}
+
+
+def parse_payload(source: str, data: Any) -> list[NormalizedAlert]:
+    """Validate and normalise; raises pydantic.ValidationError on schema errors."""
+    model = SOURCES[source]
+    if source == "generic" and isinstance(data, dict) and "alerts" not in data:
+        data = {"alerts": [data]}
+    return model.model_validate(data).normalise()  # type: ignore[attr-defined]
+
+
+def delivery_id(source: str, data: Any) -> str | None:
+    """A sender's own delivery id, when its format has one (used to refuse replays)."""
+    if source == "pagerduty" and isinstance(data, dict):
+        ev = data.get("event")
+        if isinstance(ev, dict) and isinstance(ev.get("id"), str):
+            return f"pagerduty:{ev['id']}"
+    return None

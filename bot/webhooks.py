@@ -1,0 +1,139 @@
+"""Webhook receivers at ``/webhooks/<source>``: authenticate, validate, commit to the inbox, then 202.
+
+Order of checks: size (413), authentication (401, constant-time comparison), JSON (400), schema
+(422 naming the field). Only then is the raw body committed to ``webhook_inbox``; the 2xx goes back
+after that commit, so an acknowledged alert survives a crash. Processing happens off the request
+path (``bot/intake_worker.py``). A delivery id the sender already used (PagerDuty's event id) is
+acknowledged as a duplicate and not processed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from bot import metrics
+from bot.webhook_schemas import SOURCES, delivery_id, parse_payload
+from knowledge.models import WebhookInbox
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["router", "sign_body"]
+
+router = APIRouter(tags=["webhooks"])
+
+MAX_SKEW_S = 300
+
+
+def sign_body(secret: str, body: bytes, timestamp: str | None = None) -> str:
+    """The HMAC-SHA256 hex digest we expect (``timestamp.body`` when a timestamp is sent)."""
+    msg = (timestamp.encode() + b"." + body) if timestamp else body
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def _error(status: int, message: str, source: str, **extra: Any) -> JSONResponse:
+    metrics.WEBHOOKS.labels(source=source, outcome=str(status)).inc()
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _authenticated(source: str, secret: str, request: Request, body: bytes) -> str | None:
+    """None when authenticated, else why not."""
+    h = request.headers
+    auth = h.get("authorization", "")
+    if auth.lower().startswith("bearer ") and source != "pagerduty":
+        return None if hmac.compare_digest(auth[7:].strip().encode(), secret.encode()) else "bad bearer token"
+    if source == "pagerduty":
+        sigs = [s.strip()[3:] for s in h.get("x-pagerduty-signature", "").split(",") if s.strip().startswith("v1=")]
+        if not sigs:
+            return "missing X-PagerDuty-Signature"
+        want = sign_body(secret, body)
+        return None if any(hmac.compare_digest(s.encode(), want.encode()) for s in sigs) else "bad signature"
+    if source == "grafana" and h.get("x-grafana-alerting-signature"):
+        ts = h.get("x-grafana-alerting-signature-timestamp")
+        msg = (ts.encode() + b":" + body) if ts else body
+        want = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+        got = h["x-grafana-alerting-signature"].encode()
+        return None if hmac.compare_digest(got, want.encode()) else "bad signature"
+    sig = h.get("x-warroom-signature", "")
+    if not sig:
+        return "missing Authorization bearer token or X-Warroom-Signature"
+    ts = h.get("x-warroom-timestamp")
+    if ts is not None:
+        if not ts.isdigit() or abs(time.time() - int(ts)) > MAX_SKEW_S:
+            return "stale or invalid X-Warroom-Timestamp"
+    want = "sha256=" + sign_body(secret, body, ts)
+    return None if hmac.compare_digest(sig.encode(), want.encode()) else "bad signature"
+
+
+def _field(err: dict[str, Any]) -> str:
+    return ".".join(str(p) for p in err.get("loc", ())) or "body"
+
+
+def _store(services: Services, source: str, body: bytes, delivery: str | None) -> int | None:
+    """Commit the raw delivery; None when this delivery id was already accepted."""
+    with services.db.session() as s:
+        row = WebhookInbox(source=source, body=body.decode("utf-8"), delivery_id=delivery)
+        s.add(row)
+        try:
+            s.flush()
+        except IntegrityError:
+            s.rollback()
+            return None
+        return int(row.id)
+
+
+@router.post("/webhooks/{source}", status_code=202)
+async def receive(source: str, request: Request) -> JSONResponse:
+    """Accept one delivery from an alerting tool."""
+    services: Services = request.app.state.services
+    settings = services.settings
+    if source not in SOURCES:
+        return _error(404, f"unknown webhook source {source[:40]!r}; known: {', '.join(SOURCES)}", "unknown")
+    limit = settings.webhook_max_bytes
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        return _error(413, f"payload larger than {limit} bytes", source)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _error(413, f"payload larger than {limit} bytes", source)
+    secret = settings.webhook_secrets.get(source)
+    if secret is None:
+        return _error(401, f"webhook source {source} is not configured (no secret)", source)
+    why = _authenticated(source, secret.get_secret_value(), request, body)
+    if why is not None:
+        return _error(401, f"unauthenticated: {why}", source)
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return _error(400, f"malformed JSON: {str(exc)[:200] or 'too deeply nested'}", source)
+    try:
+        alerts = parse_payload(source, data)
+    except ValidationError as exc:
+        errs = exc.errors()
+        first = errs[0]
+        return _error(422, f"invalid {source} payload: field `{_field(first)}`: {first.get('msg')}", source,
+                      fields=[{"field": _field(e), "problem": e.get("msg")} for e in errs[:20]])
+    except RecursionError:
+        return _error(400, "malformed JSON: too deeply nested", source)
+    try:
+        inbox_id = await asyncio.to_thread(_store, services, source, body, delivery_id(source, data))
+    except OperationalError:
+        return _error(503, "database unavailable; retry", source)
+    if inbox_id is None:
+        metrics.WEBHOOKS.labels(source=source, outcome="duplicate").inc()
+        return JSONResponse({"status": "duplicate", "detail": "this delivery was already accepted"}, status_code=200)
+    services.intake.notify()
+    metrics.WEBHOOKS.labels(source=source, outcome="accepted").inc()
+    return JSONResponse({"status": "accepted", "inbox_id": inbox_id, "alerts": len(alerts)}, status_code=202)

@@ -1,0 +1,202 @@
+"""``/incident``: open, acknowledge, re-rate, assign, resolve and list incidents.
+
+``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
+``/incident sev <1-4> [id]``, ``/incident assign @user [id]``, ``/incident resolve [id] [what fixed it]``,
+``/incident list``. Without an id, the incident is the one whose channel (or card thread) this is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from knowledge.models import Incident, Service, TimelineEvent, utcnow
+from skills.base import Action, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.intake import OPEN_STATUSES
+
+__all__ = ["IncidentSkill", "escape"]
+
+_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
+_SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
+_ID = re.compile(r"^#?(\d{1,9})$")
+
+
+def escape(text: object) -> str:
+    """Slack mrkdwn escaping for text that came from outside."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _age(inc: Incident) -> str:
+    minutes = int(((inc.resolved_at or utcnow()) - inc.created_at).total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+class IncidentSkill(BaseSkill):
+    """Open, acknowledge, re-rate, assign, resolve and list incidents."""
+
+    name = "incident"
+    commands = ("/incident",)
+    keywords = ("incident", "outage", "declare", "sev1", "sev2")
+    examples = ("/incident new payments-api returning 500s sev2",)
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        verb, _, rest = request.text.strip().partition(" ")
+        verb = verb.lower()
+        handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
+                    "status": self._status, "sev": self._sev, "assign": self._assign, "resolve": self._resolve,
+                    "list": self._list}
+        if verb not in handlers:
+            raise SkillError("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|resolve [id]`, "
+                             "`/incident sev <1-4> [id]`, `/incident assign @user [id]`, `/incident list`")
+        with ctx.db.session() as s:
+            return handlers[verb](s, request, rest.strip(), ctx)
+
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        verb = action_id.split(":", 1)[1]
+        if verb not in ("ack", "resolve"):
+            raise SkillError(f"unknown incident action {verb}")
+        if not request.text.isdigit():
+            raise SkillError("this button does not name an incident")
+        fake = SkillRequest(text=f"{verb} {request.text}", source="action", user_id=request.user_id,
+                            channel_id=request.channel_id)
+        return self.run(fake, ctx)
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _target(self, s: Session, request: SkillRequest, args: list[str]) -> tuple[Incident, list[str]]:
+        for i, a in enumerate(args):
+            m = _ID.match(a)
+            if m:
+                inc = s.get(Incident, int(m.group(1)))
+                if inc is None:
+                    raise SkillError(f"There is no incident #{m.group(1)}.")
+                return inc, args[:i] + args[i + 1:]
+        if request.incident_id:
+            inc = s.get(Incident, request.incident_id)
+            if inc is not None:
+                return inc, args
+        if request.channel_id:
+            rows = s.scalars(select(Incident).where(Incident.channel_id == request.channel_id,
+                                                    Incident.status.in_(OPEN_STATUSES))
+                             .order_by(Incident.dedicated_channel.desc(), Incident.id.desc())).all()
+            dedicated = [r for r in rows if r.dedicated_channel]
+            if dedicated:
+                return dedicated[0], args
+            if len(rows) == 1:
+                return rows[0], args
+            if rows:
+                listing = ", ".join(f"#{r.id}" for r in rows[:10])
+                raise SkillError(f"Several incidents are open in this channel ({listing}): "
+                                 f"name one, e.g. `#{rows[0].id}`.")
+        raise SkillError("Which incident? Name it by id, e.g. `/incident ack 12`.")
+
+    def _event(self, s: Session, inc: Incident, kind: str, text: str, actor: str | None) -> None:
+        s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind=kind, text=text, actor=actor))
+
+    def _done(self, inc: Incident, summary: str, **data: Any) -> SkillResult:
+        return SkillResult(title=f"Incident #{inc.id}", summary=summary,
+                           data={"refresh_card": inc.id, "incident_id": inc.id, **data})
+
+    # --- verbs -------------------------------------------------------------------------------------
+    def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        words = rest.split()
+        sev = 3
+        if words and _SEV.match(words[-1]):
+            sev = int(_SEV.match(words[-1]).group(1))  # type: ignore[union-attr]
+            words = words[:-1]
+        title = " ".join(words).strip()
+        if not title:
+            raise SkillError("Give the incident a title: `/incident new <title> [sev1-4]`.")
+        service = None
+        for svc in s.scalars(select(Service)):
+            if svc.name in title.lower():
+                service = svc
+                break
+        inc = Incident(title=title[:500], severity=sev, status="open", source="slack", created_by=request.user_id,
+                       service_id=service.id if service else None, service_name=service.name if service else None,
+                       created_at=utcnow(), detected_at=utcnow(), findings={})
+        s.add(inc)
+        s.flush()
+        self._event(s, inc, "created", f"Declared by <@{request.user_id}>: {title[:200]}", request.user_id)
+        return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {escape(title)}", created=True,
+                          follow_up_jobs=[{"kind": "incident.triage", "payload": {"incident_id": inc.id},
+                                           "dedup_key": f"triage:{inc.id}:new"}])
+
+    def _ack(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        inc, _ = self._target(s, request, rest.split())
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is already resolved.")
+        if inc.acknowledged_at is not None and inc.status == "acknowledged":
+            return self._done(inc, f"Incident #{inc.id} was already acknowledged.")
+        inc.status, inc.acknowledged_at = "acknowledged", utcnow()
+        inc.assignee = inc.assignee or request.user_id
+        self._event(s, inc, "ack", f"Acknowledged by <@{request.user_id}>", request.user_id)
+        return self._done(inc, f"<@{request.user_id}> acknowledged incident #{inc.id}.")
+
+    def _status(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        inc, _ = self._target(s, request, rest.split())
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
+                           .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(8)).all()
+        lines = tuple(f"{e.at:%H:%M} {escape(e.text)[:200]}" for e in reversed(events))
+        return SkillResult(
+            title=f"Incident #{inc.id}: {inc.title[:120]}",
+            fields=(("Status", inc.status), ("Severity", f"SEV{inc.severity}"),
+                    ("Service", escape(inc.service_name or "unknown")),
+                    ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
+                    ("Alerts", str(inc.alert_count or 0)), ("Age", _age(inc))),
+            sections=(Section("Latest", lines or ("nothing yet",)),),
+            actions=(Action("incident:ack", "Acknowledge", str(inc.id)),
+                     Action("incident:resolve", "Resolve", str(inc.id), "primary")),
+            data={"incident_id": inc.id})
+
+    def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        args = rest.split()
+        sev_args = [a for a in args if _SEV.match(a) and not a.startswith("#")]
+        if not sev_args:
+            raise SkillError("Usage: `/incident sev <1-4> [id]`.")
+        sev = int(_SEV.match(sev_args[0]).group(1))  # type: ignore[union-attr]
+        rest_args = [a for a in args if a != sev_args[0]]
+        inc, _ = self._target(s, request, rest_args)
+        old, inc.severity = inc.severity, sev
+        self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
+        return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).")
+
+    def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        m = _USER.search(rest)
+        if not m:
+            raise SkillError("Usage: `/incident assign @user [id]`.")
+        user = m.group(1) or m.group(2)
+        inc, _ = self._target(s, request, [a for a in rest.split() if not _USER.search(a)])
+        inc.assignee = user
+        self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
+        return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user])
+
+    def _resolve(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        args = rest.split()
+        inc, left = self._target(s, request, args)
+        if inc.status == "resolved":
+            return self._done(inc, f"Incident #{inc.id} was already resolved.")
+        now = utcnow()
+        inc.status, inc.resolved_at = "resolved", now
+        inc.mitigated_at = inc.mitigated_at or now
+        note = " ".join(left).strip()
+        if note:
+            inc.resolution = note[:5000]
+        self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>" + (f": {note[:300]}" if note else ""),
+                    request.user_id)
+        return self._done(inc, f"Incident #{inc.id} resolved after {_age(inc)}. I will draft the postmortem.",
+                          follow_up_jobs=[{"kind": "postmortem.draft",
+                                           "payload": {"incident_id": inc.id, "channel": inc.channel_id,
+                                                       "thread_ts": inc.card_ts},
+                                           "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}])
+
+    def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES))
+                         .order_by(Incident.severity, Incident.id).limit(25)).all()
+        lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
+                      f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)})"
+                      for r in rows)
+        return SkillResult(title="Open incidents", summary=f"{len(rows)} open incident(s).",
+                           sections=(Section("", lines or ("No open incidents.",)),))

@@ -1,0 +1,250 @@
+"""Alert intake: normalised alerts, deduplication and grouping into incidents.
+
+The webhook edge (``bot/webhooks.py``) turns each tool's payload into :class:`NormalizedAlert`
+values; :func:`ingest` applies them to the knowledge base inside the caller's transaction, so a
+crash part-way leaves nothing half-done and a re-run is exact. Grouping rules, in order:
+
+1. ``fingerprint``: an alert whose fingerprint is already on an open incident joins it (and is
+   deduplicated: the existing alert row counts one more occurrence);
+2. ``group_key``: alerts of one Alertmanager group join the incident opened for that group;
+3. ``service_alertname``: same service and alert name as an open incident created within the window.
+
+Every join is explained on the incident's timeline ("joined incident #12 because ...").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from knowledge.models import Alert, Incident, Service, TimelineEvent, utcnow
+
+__all__ = ["NormalizedAlert", "GroupingRules", "Decision", "ingest", "severity_from", "OPEN_STATUSES",
+           "METRIC_KEYS", "extract_metrics", "extract_log_lines"]
+
+OPEN_STATUSES = ("open", "acknowledged", "mitigated")
+
+_SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "p1": 1, "sev1": 1, "high": 2, "error": 2,
+             "major": 2, "p2": 2, "sev2": 2, "warning": 3, "warn": 3, "medium": 3, "minor": 3, "p3": 3,
+             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "none": 4}
+
+# Metric snapshot names the risk skill understands, and the aliases alerts use for them.
+METRIC_KEYS = {
+    "cpu_usage": ("cpu_usage", "cpu", "cpu_percent"), "memory_usage": ("memory_usage", "mem", "memory"),
+    "disk_usage": ("disk_usage", "disk"), "network_latency_ms": ("network_latency_ms", "latency_ms", "latency"),
+    "error_count": ("error_count", "errors"), "response_time_ms": ("response_time_ms", "response_time"),
+    "active_connections": ("active_connections", "connections"),
+}
+
+
+def severity_from(value: object, default: int = 3) -> int:
+    """Map a tool's severity word or number to 1 (worst) .. 4."""
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return min(4, max(1, int(text)))
+    return _SEVERITY.get(text, default)
+
+
+_ALIAS_TO_KEY = {alias: key for key, aliases in METRIC_KEYS.items() for alias in aliases}
+_INLINE = re.compile(r"\b(" + "|".join(sorted(_ALIAS_TO_KEY, key=len, reverse=True)) + r")\s*[=:]\s*(-?\d+(?:\.\d+)?)",
+                     re.I)
+
+
+def extract_metrics(*sources: dict[str, Any]) -> dict[str, float]:
+    """Numeric snapshot values carried by an alert: keys of labels, annotations or an explicit block,
+    and ``cpu=93``-style pairs inside annotation text."""
+    out: dict[str, float] = {}
+    for src in sources:
+        for value in src.values():
+            if isinstance(value, str):
+                for alias, number in _INLINE.findall(value):
+                    out.setdefault(_ALIAS_TO_KEY[alias.lower()], float(number))
+    for src in sources:
+        for canonical, aliases in METRIC_KEYS.items():
+            for alias in aliases:
+                if alias in src and canonical not in out:
+                    try:
+                        value = float(str(src[alias]).rstrip("%"))
+                    except ValueError:
+                        continue
+                    if value == value and abs(value) != float("inf"):
+                        out[canonical] = value
+    return out
+
+
+_LOGLIKE = re.compile(r"(error|exception|fatal|fail|timeout|refused|denied|warn|panic|oom|killed)", re.I)
+
+
+def extract_log_lines(annotations: dict[str, Any], explicit: list[str] | None = None,
+                      limit: int = 200) -> tuple[str, ...]:
+    """Log lines an alert carries: an explicit list, or log-like lines of its log/description fields."""
+    lines: list[str] = [str(x) for x in (explicit or [])]
+    for key in ("logs", "log", "log_excerpt", "logs_excerpt"):
+        if isinstance(annotations.get(key), str):
+            lines.extend(annotations[key].splitlines())
+    if not lines and isinstance(annotations.get("description"), str):
+        lines = [ln for ln in annotations["description"].splitlines() if _LOGLIKE.search(ln)]
+    return tuple(ln[:2000] for ln in lines if ln.strip())[:limit]
+
+
+@dataclass(frozen=True)
+class NormalizedAlert:
+    """One alert, whatever tool sent it."""
+
+    source: str
+    fingerprint: str
+    name: str
+    status: str  # firing | resolved
+    service: str | None = None
+    severity: int = 3
+    summary: str = ""
+    description: str = ""
+    labels: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    group_key: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    log_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupingRules:
+    """Which grouping rules apply, in order, and the service+alert-name window."""
+
+    rules: tuple[str, ...] = ("fingerprint", "group_key", "service_alertname")
+    window: dt.timedelta = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happened to one alert."""
+
+    incident_id: int
+    created: bool  # a new incident was opened
+    new_alert: bool  # a new alert row (not a duplicate)
+    reason: str
+    status_changed: bool = False
+
+
+def _find_open(session: Session, alert: NormalizedAlert, rules: GroupingRules) -> tuple[Incident | None, str]:
+    for rule in rules.rules:
+        if rule == "fingerprint":
+            inc = session.scalar(
+                select(Incident).join(Alert, Alert.incident_id == Incident.id)
+                .where(Alert.fingerprint == alert.fingerprint, Alert.source == alert.source,
+                       Incident.status.in_(OPEN_STATUSES))
+                .order_by(Incident.id.desc()).limit(1))
+            if inc is not None:
+                return inc, f"same fingerprint `{alert.fingerprint}`"
+        elif rule == "group_key" and alert.group_key:
+            inc = session.scalar(select(Incident).where(Incident.group_key == alert.group_key,
+                                                        Incident.status.in_(OPEN_STATUSES))
+                                 .order_by(Incident.id.desc()).limit(1))
+            if inc is not None:
+                return inc, "same Alertmanager group"
+        elif rule == "service_alertname" and alert.service:
+            since = utcnow() - rules.window
+            inc = session.scalar(select(Incident).where(
+                Incident.service_name == alert.service, Incident.alert_name == alert.name,
+                Incident.status.in_(OPEN_STATUSES), Incident.created_at >= since).order_by(Incident.id.desc()).limit(1))
+            if inc is not None:
+                minutes = int(rules.window.total_seconds() // 60)
+                return inc, f"same service `{alert.service}` and alert `{alert.name}` within {minutes} min"
+    return None, ""
+
+
+def _title(alert: NormalizedAlert) -> str:
+    text = alert.summary or alert.name
+    return (f"{alert.service}: {text}" if alert.service and alert.service not in text else text)[:500]
+
+
+def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime) -> tuple[bool, bool]:
+    """Record the alert on the incident; returns (new alert row, incident status changed)."""
+    row = session.scalar(select(Alert).where(Alert.incident_id == inc.id, Alert.fingerprint == alert.fingerprint,
+                                             Alert.source == alert.source))
+    new_row = row is None
+    if row is None:
+        row = Alert(incident_id=inc.id, source=alert.source, fingerprint=alert.fingerprint, name=alert.name,
+                    service_name=alert.service, status=alert.status, severity=str(alert.severity),
+                    summary=alert.summary or alert.description[:500], labels=alert.labels,
+                    annotations=alert.annotations, starts_at=alert.starts_at, ends_at=alert.ends_at,
+                    received_at=now, last_seen_at=now, occurrences=1)
+        session.add(row)
+        inc.alert_count = (inc.alert_count or 0) + 1
+    else:
+        row.occurrences = (row.occurrences or 0) + 1
+        row.last_seen_at = now
+        if row.status != alert.status:
+            row.status = alert.status
+            row.ends_at = alert.ends_at if alert.status == "resolved" else None
+            session.add(TimelineEvent(incident_id=inc.id, at=now, kind="alert",
+                                      text=f"Alert {alert.name} ({alert.fingerprint}) {alert.status}",
+                                      data={"fingerprint": alert.fingerprint, "status": alert.status}))
+    if alert.severity < inc.severity:
+        inc.severity = alert.severity
+    session.flush()
+    changed = False
+    firing = session.scalar(select(Alert.id).where(Alert.incident_id == inc.id, Alert.status == "firing").limit(1))
+    if firing is None and inc.status in ("open", "acknowledged"):
+        inc.status, inc.mitigated_at, changed = "mitigated", now, True
+        session.add(TimelineEvent(incident_id=inc.id, at=now, kind="mitigated",
+                                  text="All alerts resolved: incident marked mitigated"))
+    elif firing is not None and inc.status == "mitigated":
+        inc.status, inc.mitigated_at, changed = "open", None, True
+        session.add(TimelineEvent(incident_id=inc.id, at=now, kind="reopened", text="An alert fired again"))
+    return new_row, changed
+
+
+def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules | None = None,
+           inbox_id: int | None = None) -> list[Decision]:
+    """Apply alerts to the knowledge base (the caller commits). Not thread-safe: callers serialise."""
+    rules = rules or GroupingRules()
+    decisions: list[Decision] = []
+    now = utcnow()
+    for alert in alerts:
+        inc, reason = _find_open(session, alert, rules)
+        created = False
+        if inc is None:
+            if alert.status == "resolved":
+                # A resolution for something we never saw open: record nothing new, say so.
+                decisions.append(Decision(0, False, False, "resolved alert for no open incident: ignored"))
+                continue
+            svc = session.scalar(select(Service).where(Service.name == alert.service)) if alert.service else None
+            inc = Incident(title=_title(alert), description=alert.description[:5000], severity=alert.severity,
+                           status="open", service_id=svc.id if svc else None, service_name=alert.service,
+                           alert_name=alert.name, source=alert.source, group_key=alert.group_key,
+                           created_at=now, detected_at=alert.starts_at or now, alert_count=0,
+                           findings={"intake": {"unknown_service": bool(alert.service and svc is None),
+                                                "metrics": alert.metrics, "log_lines": list(alert.log_lines)}})
+            session.add(inc)
+            session.flush()
+            reason = f"opened by {alert.source} alert {alert.name}"
+            session.add(TimelineEvent(incident_id=inc.id, at=now, kind="created", text=f"Incident opened: {reason}",
+                                      data={"fingerprint": alert.fingerprint}))
+            created = True
+        else:
+            intake = dict((inc.findings or {}).get("intake") or {})
+            grew = False
+            if alert.metrics:
+                intake["metrics"] = {**intake.get("metrics", {}), **alert.metrics}
+                grew = True
+            if alert.log_lines:
+                intake["log_lines"] = (list(intake.get("log_lines", [])) + list(alert.log_lines))[-200:]
+                grew = True
+            if grew:
+                inc.findings = {**(inc.findings or {}), "intake": intake}
+        new_row, changed = _apply_to_incident(session, inc, alert, now)
+        if new_row and not created:
+            session.add(TimelineEvent(incident_id=inc.id, at=now, kind="grouped",
+                                      text=f"Alert {alert.name} joined incident #{inc.id} because {reason}",
+                                      data={"fingerprint": alert.fingerprint, "reason": reason}))
+        decisions.append(Decision(inc.id, created, new_row, reason, changed))
+    return decisions

@@ -1,0 +1,207 @@
+"""Webhook intake: real-format payloads through the HTTP server, asserted on the DB and on Slack."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from bot.webhooks import sign_body
+from knowledge.models import Alert, Incident, TimelineEvent, WebhookInbox
+from tests.conftest import Live
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SECRETS = {"alertmanager": "am-secret-0123456789", "grafana": "grafana-secret-0123456789",
+           "pagerduty": "pd-secret-0123456789", "generic": "generic-secret-0123456789"}
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"{name}.json").read_text())
+
+
+def post(live: Live, source: str, payload: Any, *, auth: str = "bearer", raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> httpx.Response:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    h = {"Content-Type": "application/json", **(headers or {})}
+    secret = SECRETS[source] if source in SECRETS else "x"
+    if auth == "bearer":
+        h["Authorization"] = f"Bearer {secret}"
+    elif auth == "hmac":
+        ts = str(int(time.time()))
+        h["X-Warroom-Timestamp"] = ts
+        h["X-Warroom-Signature"] = "sha256=" + sign_body(secret, body, ts)
+    elif auth == "pagerduty":
+        h["X-PagerDuty-Signature"] = "v1=" + sign_body(secret, body)
+    return httpx.post(f"{live.url}/webhooks/{source}", content=body, headers=h, timeout=30)
+
+
+def wait_processed(live: Live) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with live.db.session() as s:
+            if not s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")):
+                break
+        live.services.intake.notify()
+        time.sleep(0.05)
+    live.drain()
+
+
+def incidents(live: Live) -> list[Incident]:
+    with live.db.session() as s:
+        return list(s.scalars(select(Incident).where(Incident.source != "import").order_by(Incident.id)))
+
+
+def test_alertmanager_group_opens_one_incident_with_one_card(live: Live) -> None:
+    resp = post(live, "alertmanager", load("alertmanager"))
+    assert resp.status_code == 202 and resp.json()["alerts"] == 2
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.service_name == "payments-api" and inc.severity == 1 and inc.alert_count == 2
+    assert inc.findings["intake"]["metrics"] == {"cpu_usage": 93.0, "error_count": 412.0}
+    assert any("pool exhausted" in ln for ln in inc.findings["intake"]["log_lines"])
+    posts = live.standin.calls_to("chat.postMessage")
+    cards = [c for c in posts if c.args["channel"] == "C0INCIDENTS"]
+    assert len(cards) == 1 and f"#{inc.id} SEV1" in cards[0].args["text"]
+    assert inc.card_ts == cards[0].response["ts"]
+
+
+def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> None:
+    payload = load("alertmanager")
+    for _ in range(3):
+        assert post(live, "alertmanager", payload, auth="hmac").status_code == 202
+    wait_processed(live)
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    for a in resolved["alerts"]:
+        a["status"], a["endsAt"] = "resolved", "2026-11-23T10:20:00Z"
+    assert post(live, "alertmanager", resolved).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.status == "mitigated" and inc.mitigated_at is not None
+    with live.db.session() as s:
+        alerts = s.scalars(select(Alert).where(Alert.incident_id == inc.id)).all()
+        assert sorted(a.occurrences for a in alerts) == [4, 4]
+        kinds = [e.kind for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    assert "mitigated" in kinds and kinds.count("created") == 1
+    cards = [c for c in live.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"]
+    assert len(cards) == 1  # updated in place, never re-posted
+    updates = [c for c in live.standin.calls_to("chat.update") if c.args["ts"] == inc.card_ts]
+    assert updates and "mitigated" in updates[-1].args["text"]
+
+
+def test_same_service_and_alertname_join_with_explanation(live: Live) -> None:
+    first = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a1", "severity": "warning"}]}
+    second = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a2", "summary": "p99 4s"}]}
+    assert post(live, "generic", first).status_code == 202
+    wait_processed(live)
+    assert post(live, "generic", second, auth="hmac").status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    with live.db.session() as s:
+        grouped = s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == inc.id,
+                                                             TimelineEvent.kind == "grouped")).all()
+    assert grouped == [f"Alert HighLatency joined incident #{inc.id} because same service `auth-service` "
+                       "and alert `HighLatency` within 30 min"]
+
+
+def test_pagerduty_signed_and_replay_refused(live: Live) -> None:
+    payload = load("pagerduty")
+    first = post(live, "pagerduty", payload, auth="pagerduty")
+    assert first.status_code == 202
+    replay = post(live, "pagerduty", payload, auth="pagerduty")
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    unsigned = post(live, "pagerduty", payload, auth="none")
+    assert unsigned.status_code == 401
+    bearer = post(live, "pagerduty", payload, auth="bearer")  # PagerDuty must sign
+    assert bearer.status_code == 401
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.service_name == "auth-service" and inc.severity == 1 and inc.source == "pagerduty"
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 1
+
+
+def test_grafana_payload(live: Live) -> None:
+    assert post(live, "grafana", load("grafana")).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.alert_name == "DiskSpaceLow" and inc.severity == 3 and inc.service_name == "postgres-main"
+
+
+def test_authentication_failures_are_401_and_store_nothing(live: Live) -> None:
+    body = load("alertmanager")
+    assert post(live, "alertmanager", body, auth="none").status_code == 401
+    assert post(live, "alertmanager", body, headers={"Authorization": "Bearer wrong"}, auth="none").status_code == 401
+    raw = json.dumps(body).encode()
+    bad_sig = {"X-Warroom-Signature": "sha256=" + "0" * 64}
+    assert post(live, "alertmanager", body, raw=raw, auth="none", headers=bad_sig).status_code == 401
+    stale_ts = str(int(time.time()) - 3600)
+    stale = {"X-Warroom-Timestamp": stale_ts,
+             "X-Warroom-Signature": "sha256=" + sign_body(SECRETS["alertmanager"], raw, stale_ts)}
+    assert post(live, "alertmanager", body, raw=raw, auth="none", headers=stale).status_code == 401
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 0
+
+
+def test_bad_bodies_are_4xx_with_the_field_named(live: Live) -> None:
+    huge = post(live, "generic", None, raw=b'{"alerts": [' + b'{"name": "x"},' * 800_000 + b'{"name": "x"}]}')
+    assert huge.status_code == 413
+    assert post(live, "generic", None, raw=b"{nope").status_code == 400
+    assert post(live, "generic", None, raw=b"\xff\xfe\x00").status_code == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert post(live, "generic", None, raw=deep).status_code == 400
+    wrong = post(live, "alertmanager", {"version": "4", "groupKey": "k", "status": "firing",
+                                        "alerts": [{"status": "firing", "labels": {"service": "x"}}]})
+    assert wrong.status_code == 422 and "alerts.0.labels" in wrong.json()["error"]
+    types = post(live, "generic", {"alerts": [{"name": 5, "status": "maybe"}]})
+    assert types.status_code == 422 and "status" in json.dumps(types.json())
+    assert post(live, "nosuchtool", {"a": 1}).status_code == 404
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 0
+
+
+def test_injection_is_rendered_as_text(live: Live) -> None:
+    payload = {"alerts": [{"name": "Boom", "service": "ingress", "fingerprint": "inj",
+                           "summary": "<!channel> <!here> *bold* <https://evil.example|click> 💥 ünïcödé",
+                           "description": "@channel wake up <@U0BOB>"}]}
+    assert post(live, "generic", payload).status_code == 202
+    wait_processed(live)
+    # plain_text (the header) is never parsed for mentions or links; everything parsed as mrkdwn is escaped.
+    args = [c.args for c in live.standin.calls_to("chat.postMessage")]
+    parsed = [[a["text"]] + [b for b in a["blocks"] if b["type"] != "header"] for a in args]
+    card = json.dumps(parsed, ensure_ascii=False)
+    assert "<!channel>" not in card and "<!here>" not in card and "<https://evil" not in card
+    assert "&lt;!channel&gt;" in card and "💥" in card
+
+
+def test_thousands_of_alerts_one_fingerprint_one_incident_few_slack_calls(live: Live) -> None:
+    one = {"alerts": [{"name": "CPUHigh", "service": "kafka", "fingerprint": "storm-1", "metrics": {"cpu": 99}}]}
+    start = time.time()
+    for _ in range(20):
+        batch = {"alerts": one["alerts"] * 100}
+        assert post(live, "generic", batch).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    with live.db.session() as s:
+        (alert,) = s.scalars(select(Alert).where(Alert.incident_id == inc.id)).all()
+    assert alert.occurrences == 2000
+    # One card, updated at most once per card_update_interval_s (plus the triage refresh), not per alert.
+    elapsed = time.time() - start
+    assert len(live.standin.calls_to("chat.postMessage")) == 1
+    updates = live.standin.calls_to("chat.update")
+    assert len(updates) <= elapsed / live.services.settings.card_update_interval_s + 3, (len(updates), elapsed)
+
+
+def test_unknown_service_still_opens_an_incident_and_says_so(live: Live) -> None:
+    payload = {"alerts": [{"name": "Weird", "service": "no-such-service", "summary": "odd"}]}
+    assert post(live, "generic", payload).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.service_id is None and inc.findings["intake"]["unknown_service"] is True
+    card = json.dumps(live.standin.calls_to("chat.postMessage")[0].args["blocks"])
+    assert "not in the service catalogue" in card
