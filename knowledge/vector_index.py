@@ -6,9 +6,11 @@ slot and retires the old one; retired slots are skipped at search time and squee
 :meth:`VectorIndex.compact` when they pile up.
 
 Exact search (``IndexFlatIP``) is used while the index is small; beyond ``approx_threshold``
-vectors the index becomes HNSW (``IndexHNSWFlat``, M=32). The threshold comes from
-``bench/similar_bench.py``: exact search stays under about 5 ms up to roughly 20,000 vectors on this
-project's 2-core machines, HNSW answers in well under a millisecond with recall@10 above 0.95.
+(20,000) vectors the index becomes HNSW (``IndexHNSWFlat``, M=32), and beyond ``ivf_threshold``
+(300,000) IVF (``IndexIVFFlat``, sqrt(n) lists, 24 probed), whose build stays affordable on two
+cores where HNSW's does not. The thresholds come from ``bench/similar_bench.py`` (see
+docs/benchmarks.md): exact search p50 passes 5 ms at about 20,000 vectors on this project's 2-core
+machines.
 
 On disk (``<dir>/``): ``index.faiss``, ``slots.json`` (slot -> key and fingerprint) and
 ``meta.json`` (format, encoder name, dimension, kind, counts and SHA-256 of the other two files,
@@ -22,7 +24,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +34,11 @@ import numpy as np
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["VectorIndex", "IndexUnusable", "FORMAT", "DEFAULT_APPROX_THRESHOLD"]
+__all__ = ["VectorIndex", "IndexUnusable", "FORMAT", "DEFAULT_APPROX_THRESHOLD", "DEFAULT_IVF_THRESHOLD"]
 
 FORMAT = 1
 DEFAULT_APPROX_THRESHOLD = 20_000
+DEFAULT_IVF_THRESHOLD = 300_000
 _EXACT_SUBSET = 50_000  # a filter that leaves fewer slots than this is searched exactly
 
 
@@ -61,10 +64,13 @@ class VectorIndex:
     """Document vectors in FAISS with key bookkeeping, tombstones and persistence."""
 
     def __init__(self, encoder: str, dim: int, *, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
-                 hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 64) -> None:
+                 ivf_threshold: int = DEFAULT_IVF_THRESHOLD, hnsw_m: int = 32, ef_construction: int = 80,
+                 ef_search: int = 64, nprobe: int = 24) -> None:
         self.encoder = encoder
         self.dim = dim
         self.approx_threshold = approx_threshold
+        self.ivf_threshold = ivf_threshold
+        self.nprobe = nprobe
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
@@ -74,9 +80,18 @@ class VectorIndex:
         self._index: Any = self._new_index(0)
 
     # --- construction -------------------------------------------------------------------------
-    def _new_index(self, n: int) -> faiss.Index:
+    def _new_index(self, n: int, data: np.ndarray | None = None) -> faiss.Index:
         import faiss
 
+        if n >= self.ivf_threshold and data is not None:
+            nlist = max(16, int(np.sqrt(n)))
+            idx = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = data[np.random.default_rng(0).choice(data.shape[0], size=min(data.shape[0], 40 * nlist),
+                                                          replace=False)]
+            idx.train(np.ascontiguousarray(sample))
+            idx.nprobe = self.nprobe
+            idx.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct(slot) for re-ranking and compaction
+            return idx
         if n >= self.approx_threshold:
             idx = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             idx.hnsw.efConstruction = self.ef_construction
@@ -86,8 +101,10 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """``"flat"`` (exact) or ``"hnsw"`` (approximate)."""
-        return "hnsw" if hasattr(self._index, "hnsw") else "flat"
+        """``"flat"`` (exact), ``"hnsw"`` or ``"ivf"`` (approximate)."""
+        if hasattr(self._index, "hnsw"):
+            return "hnsw"
+        return "ivf" if hasattr(self._index, "nprobe") else "flat"
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -119,7 +136,9 @@ class VectorIndex:
                 if old is not None:
                     self._slots[old] = None
             start = len(self._slots)
-            if self.kind == "flat" and len(self._by_key) + len(keys) >= self.approx_threshold:
+            size = len(self._by_key) + len(keys)
+            if (self.kind == "flat" and size >= self.approx_threshold) or (self.kind != "ivf"
+                                                                           and size >= self.ivf_threshold):
                 self._rebuild(extra=v)
             else:
                 self._index.add(v)
@@ -140,25 +159,28 @@ class VectorIndex:
                     n += 1
         return n
 
-    def _vectors(self) -> np.ndarray:
-        """A zero-copy view of every slot's vector (FAISS keeps them)."""
+    def _get(self, slots: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The vectors of these slots (a view of FAISS's storage where it allows, else reconstructed)."""
         import faiss
 
-        flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
-        n = flat.ntotal
-        if n == 0:
+        ids = np.asarray(slots, dtype=np.int64)
+        if ids.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        if self.kind == "ivf":
+            return self._index.reconstruct_batch(ids)
+        flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
+        view = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
+        return view[ids]
 
     def _rebuild(self, extra: np.ndarray | None = None) -> None:
         live = [s for s in range(len(self._slots)) if self._slots[s] is not None]
-        parts = [self._vectors()[live]] if live else []
+        parts = [self._get(live)] if live else []
         if extra is not None:
             parts.append(extra)
         data = np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
         self._slots = [self._slots[s] for s in live]
         self._by_key = {s.key: i for i, s in enumerate(self._slots) if s is not None}
-        index = self._new_index(data.shape[0])
+        index = self._new_index(data.shape[0], data)
         if data.shape[0]:
             index.add(np.ascontiguousarray(data))
         self._index = index
@@ -188,7 +210,7 @@ class VectorIndex:
                 slots = np.fromiter((self._by_key[key] for key in allowed if key in self._by_key), dtype=np.int64)
                 if slots.size == 0:
                     return []
-                scores = self._vectors()[slots] @ q[0]
+                scores = self._get(slots) @ q[0]
                 top = np.argsort(-scores)[:k]
                 return [(self._slots[int(slots[i])].key, float(scores[i])) for i in top]  # type: ignore[union-attr]
             want = min(len(self._slots), k + self.dead + 8)
@@ -208,7 +230,7 @@ class VectorIndex:
     def vectors_of(self, keys: list[str]) -> np.ndarray:
         """A copy of the vectors of these (live) keys, in order."""
         with self._lock:
-            return self._vectors()[[self._by_key[k] for k in keys]].copy()
+            return self._get([self._by_key[k] for k in keys]).copy()
 
     def similarity(self, query: np.ndarray, keys: list[str]) -> np.ndarray:
         """Cosine of one query vector with the given documents (0 for keys not indexed)."""
@@ -218,7 +240,7 @@ class VectorIndex:
             found = np.asarray([s for s in slots if s >= 0], dtype=np.int64)
             out = np.zeros(len(keys), dtype=np.float32)
             if found.size:
-                sims = self._vectors()[found] @ q
+                sims = self._get(found) @ q
                 out[np.asarray([i for i, s in enumerate(slots) if s >= 0])] = sims
             return out
 
@@ -278,4 +300,7 @@ class VectorIndex:
             raise IndexUnusable("duplicate keys in the slot table")
         if vi.kind == "hnsw":
             raw.hnsw.efSearch = vi.ef_search
+        elif vi.kind == "ivf":
+            raw.nprobe = vi.nprobe
+            raw.make_direct_map()
         return vi

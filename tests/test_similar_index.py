@@ -47,6 +47,25 @@ def test_vector_index_exact_then_hnsw_with_edits_and_deletes(tmp_path: Path) -> 
     assert back.search(vecs[8], 1)[0][0] == "d:7"
 
 
+def test_vector_index_grows_into_ivf_and_survives_compaction_and_reload(tmp_path: Path) -> None:
+    vi = VectorIndex("enc", 16, approx_threshold=50, ivf_threshold=400, nprobe=64)
+    vecs = _unit(600, 16, 3)
+    vi.upsert([f"d:{i}" for i in range(300)], ["f"] * 300, vecs[:300])
+    assert vi.kind == "hnsw"
+    vi.upsert([f"d:{i}" for i in range(300, 600)], ["f"] * 300, vecs[300:])
+    assert vi.kind == "ivf" and len(vi) == 600
+    assert vi.search(vecs[450], 1)[0][0] == "d:450"
+    assert vi.search(vecs[10], 2, allowed={"d:10", "d:11"})[0][0] == "d:10"
+    vi.remove([f"d:{i}" for i in range(250)])
+    vi.compact()
+    assert vi.kind == "hnsw" and vi.dead == 0 and vi.search(vecs[450], 1)[0][0] == "d:450"
+    vi.upsert([f"e:{i}" for i in range(200)], ["f"] * 200, _unit(200, 16, 4))
+    vi.save(tmp_path)
+    back = VectorIndex.load(tmp_path, "enc", 16, approx_threshold=50, ivf_threshold=400)
+    assert back.kind == "ivf" and back.search(vecs[599], 1)[0][0] == "d:599"
+    assert np.allclose(back.vectors_of(["d:599"])[0], vecs[599], atol=1e-6)
+
+
 def test_vector_index_refuses_missing_corrupt_and_foreign(tmp_path: Path) -> None:
     with pytest.raises(IndexUnusable, match="no index"):
         VectorIndex.load(tmp_path, "enc", 16)
