@@ -60,6 +60,28 @@ def build_scenario() -> Scenario:
            lambda d, srv, st: _expect_2xx(d.mention("what can you do?", user="U0ALICE", channel=CHANNEL)))
     sc.add("bob", "/warroom status",
            lambda d, srv, st: _expect_2xx(d.command("/warroom", "status", user="U0BOB", channel=CHANNEL)))
+    # risk (issue 5)
+    risk_text = "service=payments-api cpu=94 mem=91 errors=120 rt=2400 conns=900"
+    sc.add("carla", f"/risk {risk_text}",
+           lambda d, srv, st: _expect_2xx(d.command("/risk", risk_text, user="U0CARLA", channel=CHANNEL)))
+    # end risk (issue 5)
+    # postmortem (issue 9): a resolved incident's history is replayed into the knowledge base, then drafted
+    pm: dict[str, int] = {}
+
+    def pm_draft(d: SlackDriver, srv: LiveServer, st: SlackStandIn) -> httpx.Response:
+        from knowledge.incident_history import load_history
+        from skills.postmortem_eval import expand, load_scenarios
+
+        with srv.services.db.session() as s:
+            pm["id"] = load_history(s, expand(load_scenarios()[0]), channel=CHANNEL)
+        return _expect_2xx(d.command("/postmortem", f"draft {pm['id']}", user="U0ALICE", channel=CHANNEL))
+
+    sc.add("alice", "/postmortem draft <the replayed payments-api incident>", pm_draft)
+    sc.add("bob", "[clicks Mark root cause confirmed]", lambda d, srv, st: _expect_2xx(
+        d.click("postmortem:confirm_root_cause", str(pm.get("id", 0)), user="U0BOB", channel=CHANNEL)))
+    sc.add("alice", "[clicks Publish]", lambda d, srv, st: _expect_2xx(
+        d.click("postmortem:publish", str(pm.get("id", 0)), user="U0ALICE", channel=CHANNEL)))
+    # end postmortem (issue 9)
     return sc
 
 

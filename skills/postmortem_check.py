@@ -174,9 +174,11 @@ def extract_action_items(facts: PostmortemFacts) -> list[ActionItem]:
             continue
         for m in _ACTION.finditer(t.text):
             body = m.group("body").strip().rstrip(".!")
+            # A trailing mention names the owner (shown apart); mentions inside read as names.
+            body = re.sub(r"[\s,]*(<@U[0-9A-Z]+(?:\|[^>]*)?>\s*)+$", "", body)
             body = _OWNER_MENTION.sub(lambda x: facts.person_name(x.group(1) or x.group(2))
                                       or (x.group(1) or x.group(2)), body)
-            body = re.sub(r"\s+", " ", body)[:240]
+            body = re.sub(r"\s+", " ", body).strip()[:240]
             norm = re.sub(r"\W+", " ", body.lower()).strip()
             if len(norm) < 6 or norm in seen:
                 continue
