@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Metric", "METRICS", "ALIASES", "REFERENCE", "SNAPSHOT_FEATURES", "WINDOW_FEATURES", "FEATURE_NAMES",
-    "canonical_name", "fill_snapshot", "snapshot_vector", "window_vector", "feature_matrix",
+    "canonical_name", "fill_snapshot", "snapshot_vector", "snapshot_matrix", "window_vector", "feature_matrix",
+    "NO_WINDOW",
 ]
 
 
@@ -88,20 +89,26 @@ def fill_snapshot(values: Mapping[str, float]) -> tuple[dict[str, float], tuple[
     return full, missing
 
 
+def snapshot_matrix(S: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Snapshot features (see ``SNAPSHOT_FEATURES``) of full snapshots, one per row, columns in
+    ``METRICS`` order."""
+    S = np.asarray(S, dtype=float).reshape(-1, len(METRICS))
+    cpu, mem, disk, lat, err, resp, conns = S.T
+    U = S[:, :3]
+    max_util = U.max(axis=1)
+    l_err, l_resp, l_lat = np.log1p(err), np.log1p(resp), np.log1p(lat)
+    stress = (np.maximum(U - 70.0, 0.0) / 30.0).sum(axis=1) + np.maximum(l_resp - math.log1p(500.0), 0.0) \
+        + np.maximum(l_err - math.log1p(10.0), 0.0)
+    return np.column_stack([
+        cpu, mem, disk, l_lat, l_err, l_resp, np.log1p(conns), max_util, (U > 80).sum(axis=1).astype(float),
+        (U > 90).sum(axis=1).astype(float), cpu * mem / 100.0, stress, np.log1p(err / (conns + 1.0) * 1000.0),
+        np.log1p(resp / (lat + 1.0)), 100.0 - max_util,
+    ])
+
+
 def snapshot_vector(s: Mapping[str, float]) -> list[float]:
-    """Snapshot features (see ``SNAPSHOT_FEATURES``) of a full snapshot."""
-    cpu, mem, disk = s["cpu_usage"], s["memory_usage"], s["disk_usage"]
-    lat, err, resp, conns = (s["network_latency_ms"], s["error_count"], s["response_time_ms"],
-                             s["active_connections"])
-    utils = (cpu, mem, disk)
-    max_util = max(utils)
-    stress = sum(max(u - 70.0, 0.0) / 30.0 for u in utils) + max(math.log1p(resp) - math.log1p(500.0), 0.0) \
-        + max(math.log1p(err) - math.log1p(10.0), 0.0)
-    return [
-        cpu, mem, disk, math.log1p(lat), math.log1p(err), math.log1p(resp), math.log1p(conns),
-        max_util, float(sum(u > 80 for u in utils)), float(sum(u > 90 for u in utils)), cpu * mem / 100.0,
-        stress, math.log1p(err / (conns + 1.0) * 1000.0), math.log1p(resp / (lat + 1.0)), 100.0 - max_util,
-    ]
+    """Snapshot features of one full snapshot."""
+    return [float(v) for v in snapshot_matrix(np.array([[s[m.name] for m in METRICS]]))[0]]
 
 
 def window_vector(series: Mapping[str, Sequence[float]], minutes: Sequence[float] | None = None) -> list[float]:
@@ -147,12 +154,13 @@ def window_vector(series: Mapping[str, Sequence[float]], minutes: Sequence[float
             min(top(vol), 50.0), min(top(roc), 50.0)]
 
 
+NO_WINDOW: tuple[float, ...] = (0.0,) * len(WINDOW_FEATURES)
+
+
 def feature_matrix(snapshots: Sequence[Mapping[str, float]],
                    windows: Sequence[list[float] | None] | None = None) -> NDArray[np.float64]:
     """Rows of ``FEATURE_NAMES`` for full snapshots, with precomputed window vectors where known."""
-    no_window = [0.0] * len(WINDOW_FEATURES)
-    rows = []
-    for i, s in enumerate(snapshots):
-        w = windows[i] if windows is not None else None
-        rows.append(snapshot_vector(s) + (w if w is not None else no_window))
-    return np.asarray(rows, dtype=float)
+    S = np.array([[s[m.name] for m in METRICS] for s in snapshots], dtype=float).reshape(-1, len(METRICS))
+    W = np.array([(w if w is not None else NO_WINDOW) for w in (windows or [None] * len(S))],
+                 dtype=float).reshape(-1, len(WINDOW_FEATURES))
+    return np.hstack([snapshot_matrix(S), W])

@@ -1,0 +1,167 @@
+"""Failure-risk speed: one prediction in process, a batch of 1,000, and the REST endpoint's requests/s.
+
+    python bench/risk_bench.py [--seconds 10] [--concurrency 16] [--model-dir DIR]
+
+In process: ``RiskEngine.assess`` on one snapshot (probability + per-input factors), p50/p99 over
+many calls, and ``assess_many`` on 1,000 snapshots. REST: the real app (``bot.app.create_app``)
+served by uvicorn in a child process, driven by an aiohttp client in this process with keep-alive
+connections; ``POST /api/v1/risk`` against a bare ``POST`` route added to the same app, same server,
+same run (the baseline). Prints one JSON object; the machine's load average is part of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import Request
+
+BODY = {"service": "api", "metrics": {"cpu_usage": 85, "memory_usage": 90, "error_count": 5,
+                                      "response_time_ms": 300}}
+
+
+def _settings(workdir: Path, model_dir: Path):  # type: ignore[no-untyped-def]
+    from bot.settings import Settings
+
+    return Settings(mode="demo", slack_bot_token="xoxb-bench", slack_signing_secret=secrets.token_hex(16),
+                    slack_api_url="http://127.0.0.1:9/api/", database_url=f"sqlite:///{workdir / 'bench.db'}",
+                    data_dir=workdir, model_dir=model_dir, embedder="hash", workers=1)
+
+
+def serve(port: int, workdir: Path, model_dir: Path) -> None:
+    """Child process: the real app plus a bare route, on uvicorn."""
+    import uvicorn
+
+    from bot.app import create_app
+
+    app = create_app(_settings(workdir, model_dir))
+
+    @app.post("/bench/bare")
+    async def bare(request: Request) -> dict[str, bool]:
+        await request.body()
+        return {"ok": True}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def in_process(model_dir: Path, n: int = 3000) -> dict[str, float]:
+    from skills.risk_engine import get_engine
+
+    engine = get_engine(model_dir)
+    snap = {"cpu_usage": 85.0, "memory_usage": 90.0, "error_count": 5.0, "response_time_ms": 300.0}
+    for _ in range(50):
+        engine.assess(snap)
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        engine.assess(snap)
+        ts.append(time.perf_counter() - t0)
+    rng = np.random.default_rng(0)
+    snaps = [{"cpu_usage": float(c), "memory_usage": float(m)} for c, m in rng.uniform(0, 100, (1000, 2))]
+    bts = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        engine.assess_many(snaps, [None] * 1000)
+        bts.append(time.perf_counter() - t0)
+    return {"single_p50_ms": round(float(np.percentile(ts, 50)) * 1e3, 3),
+            "single_p99_ms": round(float(np.percentile(ts, 99)) * 1e3, 3),
+            "batch1000_p50_ms": round(float(np.percentile(bts, 50)) * 1e3, 1),
+            "batch1000_max_ms": round(float(np.max(bts)) * 1e3, 1), "model_version": engine.version}
+
+
+async def _load(url: str, body: bytes, seconds: float, concurrency: int) -> dict[str, float]:
+    import aiohttp
+
+    done, errors, lat = 0, 0, []
+    statuses: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal done, errors
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                await r.read()
+                if r.status == 200:
+                    done += 1
+                else:
+                    errors += 1
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+            lat.append(time.perf_counter() - t0)
+
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        took = time.perf_counter() - start
+    return {"req_per_s": round(done / took, 1), "errors": errors, "error_statuses": statuses,
+            "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2),
+            "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2)}
+
+
+def rest(model_dir: Path, seconds: float, concurrency: int) -> dict[str, object]:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = Path(tempfile.mkdtemp(prefix="risk-bench-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir),
+                              "--model-dir", str(model_dir)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or child.poll() is not None:
+                raise RuntimeError("the bench server did not become ready")
+            time.sleep(0.2)
+        body = json.dumps(BODY).encode()
+        asyncio.run(_load(f"{base}/api/v1/risk", body, 2, concurrency))  # warm-up
+        bare = asyncio.run(_load(f"{base}/bench/bare", body, seconds, concurrency))
+        risk = asyncio.run(_load(f"{base}/api/v1/risk", body, seconds, concurrency))
+    finally:
+        child.terminate()
+        child.wait(15)
+    return {"bare": bare, "risk": risk, "concurrency": concurrency, "seconds": seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve, args.workdir, args.model_dir)
+        return
+    model_dir = args.model_dir or Path(tempfile.mkdtemp(prefix="risk-bench-models-"))
+    from models.risk_artifact import load_or_train
+
+    load_or_train(model_dir)
+    out: dict[str, object] = {"load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
+    out["in_process"] = in_process(model_dir)
+    out["rest"] = rest(model_dir, args.seconds, args.concurrency)
+    out["load_after"] = os.getloadavg()[0]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
