@@ -146,3 +146,27 @@ def test_incident_card_shows_similar_incidents_and_not_similar_refreshes_it(live
         assert s.query(Feedback).filter_by(kind="not_similar", incident_id=new_id).count() == 1
     card_now = next(m for m in live.standin.messages(card["channel"]) if m["ts"] == card["ts"])
     assert card_now.get("updated") and "incident #101" not in _text(card_now).split("Similar incidents")[-1]
+
+
+def test_rest_api_similar(tmp_path: Any, standin: Any, db: Any) -> None:
+    import httpx
+
+    from bot.standin.harness import LiveServer
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, standin, kb_token="kb-token-0123456789")
+    with LiveServer(settings) as srv:
+        url = f"{srv.url}/api/v1/similar"
+        auth = {"Authorization": "Bearer kb-token-0123456789"}
+        r = httpx.post(url, json={"text": "kafka broker disk full", "k": 2, "kinds": ["incident"]}, headers=auth)
+        assert r.status_code == 200 and r.json()["hits"][0]["id"] == "109" and len(r.json()["hits"]) == 2
+        r = httpx.post(url, json={"text": "disk full " * 12_000}, headers=auth)
+        assert r.status_code == 200 and r.json()["truncated"]
+        assert httpx.post(url, json={"text": "disk"}).status_code == 401
+        assert httpx.post(url, json={"text": "disk"}, headers={"Authorization": "Bearer nope"}).status_code == 401
+        for bad in ({"text": ""}, {"text": "disk", "k": 0}, {"text": "disk", "kinds": ["tweet"]},
+                    {"text": "disk", "extra": 1}, {"text": 5}, {"text": "?!"}, {"text": "disk", "since": "yesterday"}):
+            r = httpx.post(url, json=bad, headers=auth)
+            assert r.status_code == 422, (bad, r.status_code)
+        r = httpx.post(url, content=b"{not json", headers={**auth, "Content-Type": "application/json"})
+        assert r.status_code == 422

@@ -1,0 +1,69 @@
+"""REST door of the similar-incident search: ``POST /api/v1/similar``.
+
+Authorised like the knowledge-base pages: ``Authorization: Bearer <WARROOM_KB_TOKEN>`` (without a
+configured token the endpoint answers 403). JSON in, JSON out; bad input gets a 4xx with a reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge.search import SearchError, search
+
+__all__ = ["router", "SimilarRequest"]
+
+router = APIRouter(prefix="/api/v1", tags=["similar"])
+
+
+class SimilarRequest(BaseModel):
+    """A search: text plus optional signals and filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=200_000)]
+    k: Annotated[int, Field(ge=1, le=50)] = 5
+    kinds: list[Literal["incident", "postmortem", "runbook"]] = Field(
+        default_factory=lambda: ["incident", "postmortem", "runbook"], min_length=1)
+    service: Annotated[str | None, Field(max_length=100)] = None
+    alert_name: Annotated[str | None, Field(max_length=200)] = None
+    log_lines: Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=50)] = Field(
+        default_factory=list)
+    filter_service: Annotated[str | None, Field(max_length=100)] = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    max_severity: Annotated[int | None, Field(ge=1, le=4)] = None
+    resolved_only: bool = False
+
+
+def _check_token(request: Request, authorization: str | None) -> None:
+    token = request.app.state.services.settings.kb_token
+    if token is None or not token.get_secret_value():
+        raise HTTPException(403, "the search API is off: set WARROOM_KB_TOKEN and send it as a Bearer token")
+    given = (authorization or "")[7:].strip() if (authorization or "").lower().startswith("bearer ") else ""
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise HTTPException(401, "missing or wrong Bearer token")
+
+
+@router.post("/similar")
+def similar(body: SimilarRequest, request: Request,
+            authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """Similar past incidents, postmortems and runbooks, best first, with why they matched."""
+    _check_token(request, authorization)
+    ctx = request.app.state.services.ctx
+    t0 = time.perf_counter()
+    try:
+        hits = search(ctx, text=body.text, kinds=tuple(body.kinds), service=body.service,
+                      alert_name=body.alert_name, log_lines=body.log_lines, filter_service=body.filter_service,
+                      since=body.since.replace(tzinfo=None) if body.since else None,
+                      until=body.until.replace(tzinfo=None) if body.until else None,
+                      max_severity=body.max_severity, resolved_only=body.resolved_only, k=body.k)
+    except SearchError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"hits": [h.__dict__ for h in hits], "ms": round((time.perf_counter() - t0) * 1000, 1),
+            "truncated": len(body.text) > 8000}
