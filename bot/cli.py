@@ -195,3 +195,4 @@ import bot.cli_similar  # noqa: E402,F401
 import bot.cli_routing  # noqa: E402,F401
 import bot.cli_risk  # noqa: E402,F401
 import bot.cli_postmortem  # noqa: E402,F401
+import bot.cli_runbooks  # noqa: E402,F401
