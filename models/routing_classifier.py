@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -76,7 +77,43 @@ class RoutingClassifier(ClassifierMixin, BaseEstimator):
         head: Any = CalibratedClassifierCV(svc, cv=folds) if folds >= 2 else svc
         self.calibrated_ = folds >= 2
         self.pipeline_ = make_pipeline(feats, head).fit(texts, labels)
+        self._compile()
         return self
+
+    def _compile(self) -> None:
+        """Stack the calibrated folds into one weight matrix for quick single-ticket predictions.
+
+        Same arithmetic as CalibratedClassifierCV (sigmoid per class and fold, normalised, averaged
+        over folds) without its per-call input validation, which dominates for one short text.
+        """
+        self.fast_ = None
+        if not self.calibrated_ or self.pipeline_ is None or len(self.classes_) < 3:
+            return
+        cal = self.pipeline_[-1]
+        coefs, intercepts, a, b = [], [], [], []
+        for cc in cal.calibrated_classifiers_:
+            est = cc.estimator
+            if list(est.classes_) != list(self.classes_) or len(cc.calibrators) != len(self.classes_):
+                return
+            coefs.append(est.coef_)
+            intercepts.append(est.intercept_)
+            a.append([c.a_ for c in cc.calibrators])
+            b.append([c.b_ for c in cc.calibrators])
+        self.fast_ = (np.vstack(coefs).T.copy(), np.concatenate(intercepts), np.concatenate(a), np.concatenate(b),
+                      len(coefs))
+
+    def _fast_proba(self, texts: list[str]) -> NDArray[np.float64]:
+        assert self.fast_ is not None and self.pipeline_ is not None
+        w, c, a, b, folds = self.fast_
+        # The union's parts one by one: FeatureUnion.transform adds a joblib round per call.
+        x = sp.hstack([t.transform(texts) for _, t in self.pipeline_[0].transformer_list]).tocsr()
+        d = np.asarray(x @ w) + c
+        p = 1.0 / (1.0 + np.exp(a * d + b))
+        k = len(self.classes_)
+        p = p.reshape(len(texts), folds, k)
+        den = p.sum(axis=2, keepdims=True)
+        p = np.divide(p, den, out=np.full_like(p, 1.0 / k), where=den != 0)
+        return np.asarray(p.mean(axis=1), dtype=np.float64)
 
     def predict_proba(self, X: Sequence[str]) -> NDArray[np.float64]:
         """Class probabilities, columns in ``classes_`` order."""
@@ -85,6 +122,8 @@ class RoutingClassifier(ClassifierMixin, BaseEstimator):
         if self.pipeline_ is None:
             return np.ones((len(texts), 1))
         if self.calibrated_:
+            if getattr(self, "fast_", None) is not None:
+                return self._fast_proba(texts)
             return np.asarray(self.pipeline_.predict_proba(texts), dtype=np.float64)
         margins = np.asarray(self.pipeline_.decision_function(texts), dtype=np.float64)
         if margins.ndim == 1:  # binary LinearSVC gives one margin for the second class

@@ -46,6 +46,7 @@ W: dict[str, float] = {
 }
 MIN_CLASS_PROB = 0.15
 MIN_SEARCH_SCORE = 0.25
+DIRECTORY_TTL_S = 5.0  # teams, experts, shifts and the fallback history index are re-read this often
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,15 @@ def routing_model(ctx: SkillContext) -> LoadedRoutingModel | None:
 
 
 def _fallback_index(ctx: SkillContext, s: Session) -> IncidentTextIndex:
-    fp = history_fingerprint(session=s)
     cached = ctx.resources.get("routing.history")
+    if isinstance(cached, tuple) and time.monotonic() - cached[2] < DIRECTORY_TTL_S:
+        return cached[1]  # type: ignore[no-any-return]
+    fp = history_fingerprint(session=s)
     if isinstance(cached, tuple) and cached[0] == fp:
+        ctx.resources["routing.history"] = (fp, cached[1], time.monotonic())
         return cached[1]  # type: ignore[no-any-return]
     idx = IncidentTextIndex.build(session=s)
-    ctx.resources["routing.history"] = (fp, idx)
+    ctx.resources["routing.history"] = (fp, idx, time.monotonic())
     return idx
 
 
@@ -142,9 +146,6 @@ def similar_incidents(ctx: SkillContext, s: Session, *, text: str, service: str 
             except (SearchError, OSError, RuntimeError):
                 pass
     return _fallback_index(ctx, s).query(text, service=service, exclude=(exclude,) if exclude else ()), "tfidf"
-
-
-DIRECTORY_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -227,12 +228,13 @@ def route(ctx: SkillContext, *, text: str, service: str | None = None, incident_
             if t is None or p < MIN_CLASS_PROB:
                 continue
             label = f"classifier says {team_name} ({p:.2f})"
+            same = owner is not None and owner.id == t.id  # agrees with the declared owner: no repeat
             for e in d.oncall(t.id, at):
-                bump(e.slack_user_id, W["clf_on_call"] * p, f"on call for {team_name}; {label}")
+                bump(e.slack_user_id, W["clf_on_call"] * p, label if same else f"on call for {team_name}; {label}")
                 acc[e.slack_user_id].on_call = True
             for e in experts.values():
-                if e.team_id == t.id and e.slack_user_id not in acc:
-                    bump(e.slack_user_id, W["clf_team"] * p, f"in {team_name}; {label}")
+                if e.team_id == t.id and (same or e.slack_user_id not in acc):
+                    bump(e.slack_user_id, W["clf_team"] * p, label if same else f"in {team_name}; {label}")
         similar, engine = similar_incidents(ctx, s, text=text or (svc.name if svc else ""),
                                             service=svc.name if svc else None, exclude=incident_id)
         _history(s, similar, bump)
