@@ -164,7 +164,7 @@ class PostmortemFacts:
             self, title=fn(self.title), description=fn(self.description), root_cause=fn(self.root_cause),
             resolution=fn(self.resolution),
             alerts=tuple(rep(a, summary=fn(a.summary)) for a in self.alerts),
-            timeline=tuple(rep(t, text=fn(t.text)) for t in self.timeline),
+            timeline=tuple(t if (new := fn(t.text)) == t.text else rep(t, text=new) for t in self.timeline),
             findings=tuple(rep(f, heading=fn(f.heading), lines=tuple(fn(x) for x in f.lines))
                            for f in self.findings),
             runbooks=tuple(rep(r, audit=tuple(fn(x) for x in r.audit)) for r in self.runbooks),
@@ -211,31 +211,38 @@ def _findings(raw: dict[str, Any]) -> tuple[FindingFact, ...]:
 
 
 def _timeline(session: Session, inc: Incident, names: dict[str, str]) -> list[TimelineItem]:
+    # Plain column rows, not ORM objects: an incident channel can hold thousands of messages.
     items: list[TimelineItem] = []
     seen_links: set[str] = set()
     seen_text: set[tuple[str, str | None]] = set()
-    events = session.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
-                             .order_by(TimelineEvent.at, TimelineEvent.id))
-    for ev in events:
-        source = "message" if ev.kind == "message" else "event"
-        items.append(TimelineItem(at=ev.at, kind=ev.kind, text=ev.text or "", actor=ev.actor,
-                                  actor_name=names.get(ev.actor or ""), permalink=ev.permalink,
-                                  key=bool(ev.key), source=source))
-        if ev.permalink:
-            seen_links.add(ev.permalink)
+    ev_cols = (TimelineEvent.at, TimelineEvent.kind, TimelineEvent.text, TimelineEvent.actor,
+               TimelineEvent.permalink, TimelineEvent.key)
+    for at, kind, text, actor, link, key in session.execute(
+            select(*ev_cols).where(TimelineEvent.incident_id == inc.id).order_by(TimelineEvent.at, TimelineEvent.id)):
+        source = "message" if kind == "message" else "event"
+        items.append(TimelineItem(at=at, kind=kind, text=text or "", actor=actor, actor_name=names.get(actor or ""),
+                                  permalink=link, key=bool(key), source=source))
+        if link:
+            seen_links.add(link)
         if source == "message":
-            seen_text.add((ev.text or "", ev.actor))
-    msgs = session.scalars(select(SlackMessage).where(SlackMessage.incident_id == inc.id)
-                           .order_by(SlackMessage.created_at, SlackMessage.id))
-    for m in msgs:
-        if (m.permalink and m.permalink in seen_links) or (m.text or "", m.user_id) in seen_text:
-            if m.key:  # a pin recorded only on the message row still marks the timeline line
-                items = [dataclasses.replace(t, key=True) if (t.permalink == m.permalink and m.permalink)
-                         or (t.text == m.text and t.actor == m.user_id) else t for t in items]
+            seen_text.add((text or "", actor))
+    msg_cols = (SlackMessage.created_at, SlackMessage.text, SlackMessage.user_id, SlackMessage.permalink,
+                SlackMessage.key)
+    pinned: list[tuple[str | None, str, str | None]] = []
+    for at, text, user, link, key in session.execute(
+            select(*msg_cols).where(SlackMessage.incident_id == inc.id)
+            .order_by(SlackMessage.created_at, SlackMessage.id)):
+        if (link and link in seen_links) or (text or "", user) in seen_text:
+            if key:  # a pin recorded only on the message row still marks the timeline line
+                pinned.append((link, text or "", user))
             continue
-        items.append(TimelineItem(at=m.created_at, kind="message", text=m.text or "", actor=m.user_id,
-                                  actor_name=names.get(m.user_id or ""), permalink=m.permalink,
-                                  key=bool(m.key), source="message"))
+        items.append(TimelineItem(at=at, kind="message", text=text or "", actor=user,
+                                  actor_name=names.get(user or ""), permalink=link, key=bool(key), source="message"))
+    if pinned:
+        links = {p[0] for p in pinned if p[0]}
+        texts = {(p[1], p[2]) for p in pinned}
+        items = [dataclasses.replace(t, key=True) if t.source == "message" and not t.key and
+                 ((t.permalink and t.permalink in links) or (t.text, t.actor) in texts) else t for t in items]
     items.sort(key=lambda t: t.at)
     return items
 
