@@ -65,6 +65,9 @@ def build_scenario() -> Scenario:
     sc.add("carla", f"/risk {risk_text}",
            lambda d, srv, st: _expect_2xx(d.command("/risk", risk_text, user="U0CARLA", channel=CHANNEL)))
     # end risk (issue 5)
+    # routing (issue 7): who is on call, a routed ticket, the card's Assign and Wrong owner buttons
+    __import__("bot.routing_demo").routing_demo.add_routing_steps(sc.add, CHANNEL)
+    # end routing (issue 7)
     # postmortem (issue 9): a resolved incident's history is replayed into the knowledge base, then drafted
     pm: dict[str, int] = {}
 
@@ -82,6 +85,17 @@ def build_scenario() -> Scenario:
     sc.add("alice", "[clicks Publish]", lambda d, srv, st: _expect_2xx(
         d.click("postmortem:publish", str(pm.get("id", 0)), user="U0ALICE", channel=CHANNEL)))
     # end postmortem (issue 9)
+    # similar incidents and questions (issue 6)
+    sim_text = "checkout failing, postgres says remaining connection slots are reserved"
+    sc.add("erin", f"/similar {sim_text}",
+           lambda d, srv, st: _expect_2xx(d.command("/similar", sim_text, user="U0ERIN", channel=CHANNEL)))
+    sc.add("iris", "@warroom have we seen kafka brokers running out of disk before? what fixed it?",
+           lambda d, srv, st: _expect_2xx(d.mention("have we seen kafka brokers running out of disk before? "
+                                                    "what fixed it?", user="U0IRIS", channel=CHANNEL)))
+    # end similar (issue 6)
+    # runbooks (issue 8): a dry run, a request, a refused self-approval and an approval by the storage team
+    __import__("bot.runbook_demo").runbook_demo.add_runbook_steps(sc.add, CHANNEL)
+    # end runbooks (issue 8)
     return sc
 
 
