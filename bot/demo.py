@@ -65,9 +65,6 @@ def build_scenario() -> Scenario:
     sc.add("carla", f"/risk {risk_text}",
            lambda d, srv, st: _expect_2xx(d.command("/risk", risk_text, user="U0CARLA", channel=CHANNEL)))
     # end risk (issue 5)
-    # routing (issue 7): who is on call, a routed ticket, the card's Assign and Wrong owner buttons
-    __import__("bot.routing_demo").routing_demo.add_routing_steps(sc.add, CHANNEL)
-    # end routing (issue 7)
     # postmortem (issue 9): a resolved incident's history is replayed into the knowledge base, then drafted
     pm: dict[str, int] = {}
 
