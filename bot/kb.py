@@ -245,15 +245,42 @@ def runbook(request: Request, slug: str) -> Response:
     return _page(title, body)
 
 
+def _hit_href(h: Any) -> str | None:
+    if h.kind == "runbook":
+        return f"/kb/runbooks/{h.id}"
+    if h.incident_id is None:
+        return None
+    return f"/kb/{'postmortems' if h.kind == 'postmortem' else 'incidents'}/{int(h.incident_id)}"
+
+
+def _best_matches(request: Request, q: str) -> str:
+    """Hybrid (meaning + keywords) matches from the knowledge search, when it can answer."""
+    from knowledge.search import search as kb_search
+    from knowledge.search_types import SearchError
+
+    if not q.strip():
+        return ""
+    try:
+        hits = kb_search(_services(request).ctx, text=q, k=8)
+    except SearchError:
+        return ""
+    items = "".join(
+        f'<li>{e(h.kind)}: <a href="{e(href)}">{e(h.title)}</a> <span class="muted">{e(h.why)}</span></li>'
+        if (href := _hit_href(h)) else f"<li>{e(h.kind)}: {e(h.title)}</li>" for h in hits)
+    return f'<h2>Best matches</h2><ul id="best">{items}</ul>' if items else ""
+
+
 @router.get("/search")
 def search(request: Request, q: str = Query("", max_length=200)) -> Response:
     if (denied := _guard(request)) is not None:
         return denied
+    best = _best_matches(request, q)
     with _services(request).db.session() as s:
         found = store.search(s, query=q)
         pms = "".join(f'<li><a href="/kb/postmortems/{p.incident_id}">{e(p.title)}</a> '
                       f'<span class="muted">v{p.version} {e(p.status)}</span></li>' for p in found["postmortems"])
         rbs = "".join(f'<li><a href="/kb/runbooks/{e(r.slug)}">{e(r.title)}</a></li>' for r in found["runbooks"])
-        body = (f'<p id="query">Results for “{e(q)}”</p><h2>Postmortems</h2><ul id="pm-results">{pms}</ul>'
+        body = (f'<p id="query">Results for “{e(q)}”</p>{best}<h2>Postmortems (all words)</h2>'
+                f'<ul id="pm-results">{pms}</ul>'
                 f"<h2>Incidents</h2>{_incident_rows(found['incidents'])}<h2>Runbooks</h2><ul>{rbs}</ul>")
     return _page("Search", body)
