@@ -60,11 +60,17 @@ def build_scenario() -> Scenario:
            lambda d, srv, st: _expect_2xx(d.mention("what can you do?", user="U0ALICE", channel=CHANNEL)))
     sc.add("bob", "/warroom status",
            lambda d, srv, st: _expect_2xx(d.command("/warroom", "status", user="U0BOB", channel=CHANNEL)))
+    # incident intake (issue 3): an alert storm ends as one card, then the lifecycle
+    __import__("bot.intake_demo").intake_demo.add_intake_steps(sc.add, CHANNEL, "demo-alertmanager-secret")
+    # end intake (issue 3)
     # risk (issue 5)
     risk_text = "service=payments-api cpu=94 mem=91 errors=120 rt=2400 conns=900"
     sc.add("carla", f"/risk {risk_text}",
            lambda d, srv, st: _expect_2xx(d.command("/risk", risk_text, user="U0CARLA", channel=CHANNEL)))
     # end risk (issue 5)
+    # routing (issue 7): who is on call, a routed ticket, the card's Assign and Wrong owner buttons
+    __import__("bot.routing_demo").routing_demo.add_routing_steps(sc.add, CHANNEL)
+    # end routing (issue 7)
     # postmortem (issue 9): a resolved incident's history is replayed into the knowledge base, then drafted
     pm: dict[str, int] = {}
 

@@ -42,6 +42,13 @@ def _source(n: int, ctx: SkillContext, hit: Hit) -> str:
     return f"[{n}] {kb_link(ctx, hit)} {esc(hit.title)}"
 
 
+def _fix(hit: Hit) -> tuple[str, ...]:
+    """The fix that worked, when the passage does not already say it."""
+    if hit.kind == "runbook" or not hit.resolution or hit.resolution[:60] in hit.passage:
+        return ()
+    return (f"> _fix that worked:_ {esc(hit.resolution[:300])}",)
+
+
 class AskSkill(BaseSkill):
     """Answer questions from past incidents, postmortems and runbooks, with links to the sources."""
 
@@ -92,7 +99,8 @@ class AskSkill(BaseSkill):
                 cited = tuple(src for i, src in enumerate(sources, 1) if i in answer.cited)
                 return SkillResult(title="From the knowledge base", summary=esc(answer.text),
                                    sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
-        sections = tuple(Section("", (src, f"> {esc(h.passage)}")) for src, h in zip(sources, found, strict=True))
+        sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h)))
+                         for src, h in zip(sources, found, strict=True))
         note = " (the language model did not answer; these are the passages)" if "fallback" in data else ""
         return SkillResult(title="From the knowledge base", summary=f"The most relevant passages{note}:",
                            sections=sections, data={**data, "mode": "extractive"})
