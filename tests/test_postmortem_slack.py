@@ -74,6 +74,12 @@ def test_draft_buttons_and_publish_through_slack(live: Live) -> None:
     assert any("published" in t for t in _texts(live.standin, CHANNEL))
     assert "index.sync" in live.services.runner.handlers
     assert synced, "publishing must submit index.sync (so similar-incident search finds it)"
+    # The loop closes: the published postmortem is now in the knowledge search.
+    from knowledge.search import search
+
+    hits = search(live.services.ctx, text="replicas doubled pool size connection slots pgbouncer",
+                  kinds=("postmortem",), k=10)
+    assert any(h.incident_id == iid and h.postmortem_id == versions[2].id for h in hits)
 
     live.driver.command("/postmortem", f"export {iid}", user="U0ALICE", channel=CHANNEL)
     live.drain()
