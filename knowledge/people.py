@@ -55,10 +55,10 @@ def service_named(*, session: Session, name: str) -> Service | None:
 
 
 def services_in_text(*, session: Session, text: str) -> list[str]:
-    """Names of known services mentioned in ``text``, longest name first."""
+    """Names of known services mentioned in ``text``, in order of first mention (longer first on ties)."""
     low = text.lower()
     names = session.scalars(select(Service.name)).all()
-    return sorted((n for n in names if n.lower() in low), key=lambda n: (-len(n), n))
+    return sorted((n for n in names if n.lower() in low), key=lambda n: (low.index(n.lower()), -len(n), n))
 
 
 def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,

@@ -183,7 +183,8 @@ class _Directory:
 
     def service_in_text(self, text: str) -> Service | None:
         low = text.lower()
-        named = sorted((n for n in self.services if n in low), key=lambda n: (-len(n), n))
+        # The first service named wins (a ticket names the broken thing first, its dependencies later).
+        named = sorted((n for n in self.services if n in low), key=lambda n: (low.index(n), -len(n), n))
         return self.services[named[0]] if named else None
 
     def escalation(self, svc: Service) -> list[Expert]:
@@ -229,11 +230,12 @@ def route(ctx: SkillContext, *, text: str, service: str | None = None, incident_
                 continue
             label = f"classifier says {team_name} ({p:.2f})"
             same = owner is not None and owner.id == t.id  # agrees with the declared owner: no repeat
-            for e in d.oncall(t.id, at):
-                bump(e.slack_user_id, W["clf_on_call"] * p, label if same else f"on call for {team_name}; {label}")
-                acc[e.slack_user_id].on_call = True
+            shift = {e.slack_user_id for e in d.oncall(t.id, at)}
+            for uid in sorted(shift):
+                bump(uid, W["clf_on_call"] * p, label if same else f"on call for {team_name}; {label}")
+                acc[uid].on_call = True
             for e in experts.values():
-                if e.team_id == t.id and (same or e.slack_user_id not in acc):
+                if e.team_id == t.id and e.slack_user_id not in shift and (same or e.slack_user_id not in acc):
                     bump(e.slack_user_id, W["clf_team"] * p, label if same else f"in {team_name}; {label}")
         similar, engine = similar_incidents(ctx, s, text=text or (svc.name if svc else ""),
                                             service=svc.name if svc else None, exclude=incident_id)
@@ -279,7 +281,7 @@ def _ownership(d: _Directory, svc: Service, owner: Team, at: dt.datetime, bump: 
     for pos, e in enumerate(d.escalation(svc)):
         bump(e.slack_user_id, max(0.2, W["escalation"] - 0.2 * pos), f"escalation #{pos + 1} for {svc.name}")
     for e in d.experts.values():
-        if e.team_id == owner.id:
+        if e.team_id == owner.id and e.slack_user_id not in acc:
             bump(e.slack_user_id, W["team"], f"in {owner.name}, the team owning {svc.name}")
 
 
