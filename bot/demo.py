@@ -60,6 +60,9 @@ def build_scenario() -> Scenario:
            lambda d, srv, st: _expect_2xx(d.mention("what can you do?", user="U0ALICE", channel=CHANNEL)))
     sc.add("bob", "/warroom status",
            lambda d, srv, st: _expect_2xx(d.command("/warroom", "status", user="U0BOB", channel=CHANNEL)))
+    # incident intake (issue 3): an alert storm ends as one card, then the lifecycle
+    __import__("bot.intake_demo").intake_demo.add_intake_steps(sc.add, CHANNEL, "demo-alertmanager-secret")
+    # end intake (issue 3)
     # risk (issue 5)
     risk_text = "service=payments-api cpu=94 mem=91 errors=120 rt=2400 conns=900"
     sc.add("carla", f"/risk {risk_text}",
@@ -85,6 +88,17 @@ def build_scenario() -> Scenario:
     sc.add("alice", "[clicks Publish]", lambda d, srv, st: _expect_2xx(
         d.click("postmortem:publish", str(pm.get("id", 0)), user="U0ALICE", channel=CHANNEL)))
     # end postmortem (issue 9)
+    # similar incidents and questions (issue 6)
+    sim_text = "checkout failing, postgres says remaining connection slots are reserved"
+    sc.add("erin", f"/similar {sim_text}",
+           lambda d, srv, st: _expect_2xx(d.command("/similar", sim_text, user="U0ERIN", channel=CHANNEL)))
+    sc.add("iris", "@warroom have we seen kafka brokers running out of disk before? what fixed it?",
+           lambda d, srv, st: _expect_2xx(d.mention("have we seen kafka brokers running out of disk before? "
+                                                    "what fixed it?", user="U0IRIS", channel=CHANNEL)))
+    # end similar (issue 6)
+    # runbooks (issue 8): a dry run, a request, a refused self-approval and an approval by the storage team
+    __import__("bot.runbook_demo").runbook_demo.add_runbook_steps(sc.add, CHANNEL)
+    # end runbooks (issue 8)
     return sc
 
 
