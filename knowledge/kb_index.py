@@ -101,6 +101,7 @@ class KnowledgeIndex:
         self._bm25 = BM25().fit([])
         self.cos0 = 0.0  # median cosine between documents: "unrelated" for this encoder and corpus
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one sync at a time; searches go on meanwhile
 
     # --- building -----------------------------------------------------------------------------
     @classmethod
@@ -139,6 +140,10 @@ class KnowledgeIndex:
 
     def sync_docs(self, docs: Sequence[Doc], *, save: bool = True, rebuild: bool = False) -> SyncReport:
         """Embed what changed, drop what is gone, rebuild BM25 and persist."""
+        with self._sync_lock:
+            return self._sync_docs(docs, save=save, rebuild=rebuild)
+
+    def _sync_docs(self, docs: Sequence[Doc], *, save: bool, rebuild: bool) -> SyncReport:
         start = time.perf_counter()
         if rebuild:
             self.vindex = VectorIndex(self.encoder.name, self.encoder.dim)
