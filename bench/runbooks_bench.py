@@ -36,6 +36,12 @@ def _pct(xs: list[float]) -> dict[str, float]:
             "max_ms": round(float(a.max()), 2)}
 
 
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def bench_suggest(db: Database, encoder: str, n: int, warmup: int) -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -64,8 +70,13 @@ def bench_suggest(db: Database, encoder: str, n: int, warmup: int) -> dict[str, 
         scores = (tf.transform([queries[k % len(queries)][0] + f" #{k}"]) @ docs.T).toarray()[0]
         np.argsort(-scores)[:3]
         base.append(time.perf_counter() - t0)
+    enc = []  # where the time goes: encoding the query alone
+    for k in range(min(n, 50)):
+        t0 = time.perf_counter()
+        sugg.encoder.encode_queries([queries[k % len(queries)][0] + f" ##{k}"])
+        enc.append(time.perf_counter() - t0)
     return {"runbooks": len(specs), "past_incidents": len(past), "encoder": sugg.encoder.name, "n": n,
-            "ours": _pct(times), "baseline_tfidf": _pct(base)}
+            "ours": _pct(times), "baseline_tfidf": _pct(base), "query_encoding_only": _pct(enc)}
 
 
 def bench_preview(workdir: Path, encoder: str, n: int) -> dict[str, Any]:
@@ -106,14 +117,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--previews", type=int, default=30)
+    ap.add_argument("--torch-threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     with tempfile.TemporaryDirectory(prefix="warroom-rb-bench-") as tmp:
         workdir = Path(tmp)
         db = Database(f"sqlite:///{workdir / 'app.db'}")
         db.upgrade()
         with db.session() as s:
             seed(s)
-        out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
+        out: dict[str, Any] = {"load_before": os.getloadavg()[0], "torch_threads": _threads()}
         out["suggest"] = bench_suggest(db, args.encoder, args.n, args.warmup)
         out["preview"] = bench_preview(workdir, args.encoder, args.previews)
         out["load_after"] = os.getloadavg()[0]

@@ -68,11 +68,14 @@ class HybridTextIndex:
         self.vectors_ = self.encoder.encode_documents(list(texts))
         return self
 
-    def scores(self, query: str) -> np.ndarray:
-        """Fused score of every document (higher is better; z-score units)."""
+    def scores(self, query: str, qvec: np.ndarray | None = None) -> np.ndarray:
+        """Fused score of every document (higher is better; z-score units).
+
+        ``qvec`` is the query's embedding when the caller already has it (it is encoded once per query).
+        """
         if self.n_docs_ == 0:
             return np.zeros(0, dtype=np.float32)
-        q = self.encoder.encode_queries([query])[0]
+        q = self.encoder.encode_queries([query])[0] if qvec is None else qvec
         dense = self.vectors_ @ q
         if self.n_docs_ == 1 or self.bm25_ is None:
             return np.asarray(dense, dtype=np.float64)
@@ -139,10 +142,11 @@ class RunbookSuggester:
         if not self.runbooks_:
             return []
         query = strip_templates(text).strip() or (alert_name or service or "incident")
-        fused = self.text_index_.scores(query)
+        qvec = self.encoder.encode_queries([query])[0]
+        fused = self.text_index_.scores(query, qvec)
         expo = np.exp((fused - fused.max()) / self.temperature)
         text_share = expo / expo.sum()
-        votes, counts = self._past_votes(self.encoder.encode_queries([query])[0])
+        votes, counts = self._past_votes(qvec)
         out = []
         for i, rb in enumerate(self.runbooks_):
             why: list[str] = []

@@ -48,6 +48,17 @@ steps:
   - {name: Call, kind: http, method: GET, url: "http://127.0.0.1:PORT/api/auth.test"}
 ---
 """,
+    "sre-only.md": """---
+id: sre-only
+title: Only the SRE user group, only in the ops channel
+risk: high
+approvers: [S0SRE]
+allowed_users: [S0SRE, U0ALICE]
+allowed_channels: [C0OPS]
+steps:
+  - {name: Environment, kind: shell, run: [env]}
+---
+""",
     "outside.md": """---
 id: outside
 title: Calls a host that is not allowed
@@ -206,3 +217,24 @@ def test_alert_webhook_card_shows_suggestions_and_run_button_starts_a_confirmati
     live.drain()
     ask = [_text(m) for m in live.standin.messages(channel) if "Run restart-service v1?" in _text(m)]
     assert ask and "kubectl rollout restart deployment/payments-api -n prod" in ask[-1]
+
+
+def test_slack_user_group_and_channel_permissions(extra: Database, live: Any) -> None:
+    live.standin.usergroups["S0SRE"] = ["U0ZED"]
+    assert live.driver.command("/runbook", "run sre-only", user="U0ALICE", channel="C0GENERAL").status_code == 200
+    live.drain()
+    assert "may only be run in <#C0OPS>" in _text(live.standin.messages("C0GENERAL")[-1])
+    assert live.driver.command("/runbook", "run sre-only", user="U0BOB", channel=CH).status_code == 200
+    live.drain()
+    assert "you are not allowed to run `sre-only`" in _text(live.standin.messages(CH)[-1])
+    eid, ts = _start(live, "run sre-only")
+    live.drain()
+    value, ts = _value(live, "runbooks:approve")
+    for user in ("U0BOB", "U0ALICE"):  # not in the group / the requester
+        assert live.driver.click("runbooks:approve", value, user=user, channel=CH, message_ts=ts).status_code == 200
+        live.drain()
+        assert "Refused" in _text(live.standin.messages(CH)[-1])
+    assert live.driver.click("runbooks:approve", value, user="U0ZED", channel=CH, message_ts=ts).status_code == 200
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded" and row.approved_by == "U0ZED"
+    assert live.standin.calls_to("usergroups.users.list"), "the group was resolved through the Web API"
