@@ -196,3 +196,4 @@ import bot.cli_routing  # noqa: E402,F401
 import bot.cli_risk  # noqa: E402,F401
 import bot.cli_postmortem  # noqa: E402,F401
 import bot.cli_runbooks  # noqa: E402,F401
+import bot.cli_logs  # noqa: E402,F401

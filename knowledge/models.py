@@ -311,3 +311,20 @@ class RiskReading(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     factors: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class LogTemplate(Base):
+    """A log template seen before (so "new" means new across time), with its last classification."""
+
+    __tablename__ = "log_templates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(16), unique=True)
+    template: Mapped[str] = mapped_column(Text)
+    n_tokens: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    severity: Mapped[str] = mapped_column(String(10), default="INFO")
+    category: Mapped[str] = mapped_column(String(20), default="normal")
+    example: Mapped[str] = mapped_column(Text, default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -12,6 +12,7 @@ from skills.ask import AskSkill
 from skills.base import Skill
 from skills.help import HelpSkill
 from skills.incident import IncidentSkill
+from skills.logs import LogsSkill
 from skills.postmortem import PostmortemSkill
 from skills.risk import RiskSkill
 from skills.routing import RoutingSkill
@@ -62,7 +63,8 @@ class Registry:
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
     skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
-                           SimilarSkill(), AskSkill(), RunbooksSkill(), RoutingSkill(), RiskSkill()]
+                           SimilarSkill(), AskSkill(), RunbooksSkill(), RoutingSkill(), RiskSkill(),
+                           LogsSkill()]
     reg = Registry(skills)
     for s in skills:
         if isinstance(s, HelpSkill):

@@ -1,0 +1,86 @@
+"""Bot side of the log skill: reading uploaded files through the Slack Web API.
+
+Installs the file fetcher the skill uses for message shortcuts and mentions with files, and the
+``slack.file_shared`` job: a text file uploaded into an incident channel is classified and the
+summary posted there (the incident card gets the finding). Files elsewhere are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot.slack_client import SlackApiError
+from knowledge.models import Incident
+from skills.base import SkillError, SkillResult
+from skills.logs import FILE_FETCHER, LogsSkill
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["register", "LOG_SUFFIXES"]
+
+log = logging.getLogger("warroom.logs")
+
+LOG_SUFFIXES = (".log", ".txt", ".out", ".err", ".csv", ".json", ".jsonl")
+_TEXT_TYPES = {"text", "log", "plain", "csv", "json", "javascript", "shell", "python", "java", "yaml"}
+
+
+def _fetcher(services: Services) -> Any:
+    def fetch(file_id: str) -> tuple[str, bytes]:
+        try:
+            info = services.poster._call("files.info", None, file=file_id)["file"]
+            return str(info.get("name") or file_id), services.poster.file_content(file_id)
+        except (SlackApiError, KeyError, OSError) as exc:
+            raise SkillError(f"I could not download file {file_id} from Slack ({type(exc).__name__}).") from None
+
+    return fetch
+
+
+def _is_log_file(info: dict[str, Any]) -> bool:
+    name = str(info.get("name") or "").lower()
+    return name.endswith(LOG_SUFFIXES) or str(info.get("filetype") or "").lower() in _TEXT_TYPES
+
+
+def file_shared(services: Services, payload: dict[str, Any]) -> None:
+    """Classify a text file uploaded into an incident channel and post the summary there."""
+    from bot.handlers import deliver, follow_up
+
+    event = payload.get("event") or {}
+    file_id = event.get("file_id") or (event.get("file") or {}).get("id")
+    channel = event.get("channel_id")
+    if not file_id or not channel:
+        return
+    with services.db.session() as s:
+        incident_id = s.scalar(select(Incident.id).where(Incident.channel_id == channel)
+                               .order_by(Incident.id.desc()).limit(1))
+    if incident_id is None:
+        return
+    try:
+        info = services.poster._call("files.info", None, file=file_id)["file"]
+    except (SlackApiError, KeyError) as exc:
+        log.warning("files.info failed for %s: %s", file_id, exc)
+        return
+    if not _is_log_file(info):
+        return
+    skill = services.registry.get("logs")
+    if not isinstance(skill, LogsSkill):
+        return
+    try:
+        data = services.poster.file_content(file_id)
+        result = skill.analyze_file(str(info.get("name") or file_id), data, services.ctx, incident_id=incident_id)
+    except SkillError as exc:
+        result = SkillResult(title="Log classification: cannot read that file", summary=str(exc), ok=False)
+    except OSError as exc:
+        result = SkillResult(title="Log classification: cannot read that file",
+                             summary=f"Downloading it from Slack failed ({type(exc).__name__}).", ok=False)
+    deliver(services, result, {"channel": channel, "user": event.get("user_id")})
+    follow_up(services, result)
+
+
+def register(services: Services) -> None:
+    """Give the skill its file fetcher and register ``slack.file_shared``."""
+    services.ctx.resources[FILE_FETCHER] = _fetcher(services)
+    services.runner.register("slack.file_shared", lambda payload: file_shared(services, payload))

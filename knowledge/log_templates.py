@@ -1,0 +1,78 @@
+"""Log templates remembered across pastes, uploads and incidents, so "new" means new across time.
+
+A template is known when its id is stored, or when a stored template of the same length matches it
+token by token with ``<*>`` on either side (a template that grew one more variable since, or one
+that is a more specific form of a stored one, is not new).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from knowledge.models import LogTemplate, utcnow
+
+__all__ = ["TemplateSeen", "known_template_ids", "record_templates", "WILDCARD"]
+
+WILDCARD = "<*>"
+
+
+@dataclass(frozen=True)
+class TemplateSeen:
+    """One template as seen in one batch of lines."""
+
+    template_id: str
+    template: str
+    count: int
+    severity: str
+    category: str
+    example: str
+
+
+def _matches(a: Sequence[str], b: Sequence[str]) -> bool:
+    return len(a) == len(b) and all(x == y or x == WILDCARD or y == WILDCARD for x, y in zip(a, b, strict=True))
+
+
+def known_template_ids(s: Session, *, templates: Sequence[tuple[str, str]]) -> set[str]:
+    """Which of ``(template_id, template)`` the knowledge base has seen before."""
+    if not templates:
+        return set()
+    ids = [t for t, _ in templates]
+    known = set(s.scalars(select(LogTemplate.template_id).where(LogTemplate.template_id.in_(ids))))
+    rest = [(tid, text.split(" ")) for tid, text in templates if tid not in known]
+    if rest:
+        lengths = {len(toks) for _, toks in rest}
+        stored: dict[int, list[list[str]]] = {}
+        for text in s.scalars(select(LogTemplate.template).where(LogTemplate.n_tokens.in_(lengths))):
+            toks = text.split(" ")
+            stored.setdefault(len(toks), []).append(toks)
+        for tid, toks in rest:
+            if any(_matches(toks, other) for other in stored.get(len(toks), ())):
+                known.add(tid)
+    return known
+
+
+def record_templates(s: Session, *, seen: Sequence[TemplateSeen], incident_id: int | None = None) -> int:
+    """Store or update the templates; returns how many were inserted."""
+    if not seen:
+        return 0
+    now = utcnow()
+    rows = {r.template_id: r for r in s.scalars(
+        select(LogTemplate).where(LogTemplate.template_id.in_([t.template_id for t in seen])))}
+    inserted = 0
+    for t in seen:
+        row = rows.get(t.template_id)
+        if row is None:
+            row = LogTemplate(template_id=t.template_id, template=t.template[:4000],
+                              n_tokens=len(t.template.split(" ")), severity=t.severity, category=t.category,
+                              example=t.example[:500], count=0, first_incident_id=incident_id,
+                              first_seen=now, last_seen=now)
+            s.add(row)
+            rows[t.template_id] = row
+            inserted += 1
+        row.count = (row.count or 0) + t.count
+        row.severity, row.category, row.last_seen = t.severity, t.category, now
+    return inserted

@@ -1,0 +1,188 @@
+"""Severity and failure-category classifiers for log lines, and their saved artifact.
+
+Two scikit-learn pipelines over the *masked* line (``models.log_miner.masked_text``): TF-IDF word
+uni/bi-grams plus the dense cue block of ``models.log_features``, then a class-balanced logistic
+regression. Since every feature reads only the masked text, prediction is done once per distinct
+masked key and cached: a log file of a million lines holds a few hundred keys.
+
+The artifact lives under ``<model_dir>/logs/`` (``log-model.joblib`` + ``log-model.json`` with
+library versions, data hash, artifact SHA-256, metrics, date); it is loaded only from there and only
+when the artifact's SHA-256 matches its record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.validation import check_is_fitted
+
+from models.log_features import CATEGORIES, SEVERITIES, cue_matrix
+from models.log_miner import masked_text
+
+__all__ = ["LogClassifier", "LinePrediction", "build_pipeline", "save_log_model", "load_log_model",
+           "LoadedLogModel", "data_hash", "MODEL_SUBDIR"]
+
+MODEL_SUBDIR = "logs"
+_ARTIFACT, _RECORD = "log-model.joblib", "log-model.json"
+_CACHE_MAX = 100_000
+
+
+def build_pipeline(C: float = 1.0, class_weight: str | None = "balanced") -> Pipeline:  # noqa: N803
+    """Masked text in, a class out: TF-IDF words + generic cues, logistic regression."""
+    features = FeatureUnion([
+        ("words", TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), token_pattern=r"[A-Za-z][A-Za-z_]+",
+                                  max_features=50_000)),
+        ("cues", FunctionTransformer(cue_matrix)),
+    ])
+    return Pipeline([("features", features),
+                     ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=3000))])
+
+
+@dataclass(frozen=True)
+class LinePrediction:
+    """What the classifier says about one masked key."""
+
+    severity: str
+    category: str
+    confidence: float
+
+
+class LogClassifier(BaseEstimator):
+    """Severity (DEBUG..FATAL) and failure category for log lines.
+
+    Args:
+        C: inverse regularisation of both logistic regressions.
+        class_weight: ``"balanced"`` (macro-F1 counts rare levels as much as INFO) or None.
+    """
+
+    def __init__(self, C: float = 1.0, class_weight: str | None = "balanced") -> None:  # noqa: N803
+        self.C = C
+        self.class_weight = class_weight
+
+    def fit(self, texts: Sequence[str], severities: Sequence[str],
+            categories: Sequence[str | None] | None = None) -> LogClassifier:
+        """Fit on raw lines; ``categories`` may hold None for lines without a category label."""
+        masked = [masked_text(t) for t in texts]
+        sev = [s.upper() for s in severities]
+        bad = sorted(set(sev) - set(SEVERITIES))
+        if bad:
+            raise ValueError(f"unknown severity label(s): {', '.join(bad[:5])}")
+        self.severity_ = build_pipeline(self.C, self.class_weight).fit(masked, sev)
+        self.category_: Pipeline | None = None
+        if categories is not None:
+            pairs = [(m, c) for m, c in zip(masked, categories, strict=True) if c]
+            if len({c for _m, c in pairs}) >= 2:
+                self.category_ = build_pipeline(self.C, self.class_weight).fit(
+                    [m for m, _c in pairs], [c for _m, c in pairs])
+        self.classes_ = np.array(sorted(set(sev)))
+        self._cache: dict[str, LinePrediction] = {}
+        return self
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Severity of each raw line."""
+        return [p.severity for p in self.predict_masked([masked_text(t) for t in texts])]
+
+    def predict_masked(self, masked: Sequence[str]) -> list[LinePrediction]:
+        """Predictions for masked keys, each distinct key scored once (and cached)."""
+        check_is_fitted(self, "severity_")
+        cache = self.__dict__.setdefault("_cache", {})
+        todo = sorted({m for m in masked if m not in cache})
+        if todo:
+            if len(cache) + len(todo) > _CACHE_MAX:
+                cache.clear()
+            proba = self.severity_.predict_proba(todo)
+            classes = list(self.severity_.classes_)
+            sev = [classes[i] for i in proba.argmax(axis=1)]
+            conf = proba.max(axis=1)
+            cats = (list(self.category_.predict(todo)) if self.category_ is not None
+                    else ["application"] * len(todo))
+            for m, s, c, p in zip(todo, sev, cats, conf, strict=True):
+                # A category names a failure; lines classified DEBUG/INFO are "normal".
+                cache[m] = LinePrediction(s, "normal" if s in ("DEBUG", "INFO") else
+                                          (c if c != "normal" else "application"), float(p))
+        return [cache[m] for m in masked]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        return state
+
+
+def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """SHA-256 of the training data (order-sensitive)."""
+    h = hashlib.sha256()
+    for t, y in zip(texts, labels, strict=True):
+        h.update(t.encode("utf-8", "replace") + b"\x1f" + y.encode("utf-8", "replace") + b"\x1e")
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import joblib
+    import scipy
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "joblib": joblib.__version__}
+
+
+@dataclass(frozen=True)
+class LoadedLogModel:
+    """A fitted classifier with its origin record."""
+
+    model: LogClassifier
+    record: dict[str, Any]
+
+
+def save_log_model(model: LogClassifier, model_dir: Path, *, texts: Sequence[str], labels: Sequence[str],
+                   source: str, metrics: dict[str, Any] | None = None) -> Path:
+    """Write the artifact and its origin record; returns the record's path."""
+    import joblib
+
+    folder = Path(model_dir) / MODEL_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    art, tmp = folder / _ARTIFACT, folder / (_ARTIFACT + ".tmp")
+    joblib.dump(model, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.replace(art)
+    record = {
+        "model": "LogClassifier", "params": model.get_params(), "severities": list(SEVERITIES),
+        "categories": list(CATEGORIES), "n_train": len(texts), "source": source,
+        "data_sha256": data_hash(texts, labels), "artifact_sha256": digest, "metrics": metrics or {},
+        "versions": _versions(), "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    out = folder / _RECORD
+    out.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return out
+
+
+def load_log_model(model_dir: Path) -> LoadedLogModel | None:
+    """The saved model, or None when there is none or its artifact does not match its record."""
+    import joblib
+
+    folder = Path(model_dir) / MODEL_SUBDIR
+    art, rec = folder / _ARTIFACT, folder / _RECORD
+    if not art.is_file() or not rec.is_file():
+        return None
+    try:
+        record = json.loads(rec.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or hashlib.sha256(art.read_bytes()).hexdigest() != record.get("artifact_sha256"):
+        return None
+    model = joblib.load(art)  # our own directory, hash checked against our own record
+    if not isinstance(model, LogClassifier):
+        return None
+    return LoadedLogModel(model=model, record=record)

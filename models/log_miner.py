@@ -1,0 +1,215 @@
+"""Log template mining: group log lines into templates with their variable parts masked.
+
+One configuration for every log format. Three ideas, each cheap:
+
+1. **Mask, then tokenise.** Values after ``=`` (quoted or not), empty brackets, and any token that
+   holds a digit, looks like a host name, a long hex string, a path or a weekday/month name become
+   ``<*>``; runs of ``<*>`` collapse into one, so ``Rect(0, 0 - 720, 1280)`` and ``Rect(0, 0 - 0, 0)``
+   read alike. Lines with the same masked key share a template: a dict lookup per line, no tree.
+2. **Variable words by cardinality.** Words without digits can still be variables (user names,
+   service names). Two keys of the same length that differ in one position are a *skeleton*; when
+   at least ``min_values`` different words fill the same slot of a skeleton (with at least
+   ``min_constants`` constant words left), the slot is a variable and the keys join one template
+   (union-find). ``session closed for user cyrus`` / ``... news`` / ``... root`` join; ``session
+   opened`` and ``session closed`` (two values) stay apart.
+3. **Only new keys cost anything.** Known keys are one dict hit, so streaming a large file is bound
+   by the masking regexes (about 20 microseconds a line).
+
+Template ids are stable hashes of the template text, so a template keeps its id across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["LogMiner", "MinedTemplate", "masked_tokens", "masked_text", "template_id", "WILDCARD"]
+
+WILDCARD = "<*>"
+
+_VALUE = re.compile(r"""=(?:\s*"[^"]*"|\s*'[^']*'|[^\s,;)\]}]+)""")
+_EMPTY = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}|\"\"|''")
+_SPLIT = re.compile(r"\.{2,}|[\s=,:;()\[\]{}\"']+")
+_DIGIT = re.compile(r"\d")
+_HOST = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*\.[a-z]{2,3}$")
+_HEX = re.compile(r"^(0x)?[0-9a-fA-F]{8,}$")
+_DATE_WORDS = frozenset("mon tue wed thu fri sat sun jan feb mar apr may jun jul aug sep oct nov dec".split())
+
+
+def _mask_token(tok: str) -> str:
+    if tok == WILDCARD or _DIGIT.search(tok) or _HOST.match(tok) or _HEX.match(tok):
+        return WILDCARD
+    if "/" in tok and (tok.startswith("/") or tok.count("/") >= 2):
+        return WILDCARD
+    if tok.lower() in _DATE_WORDS:
+        return WILDCARD
+    return tok
+
+
+_TOKEN_CACHE: dict[str, str] = {}
+_TOKEN_CACHE_MAX = 200_000
+
+
+def masked_tokens(line: str) -> tuple[str, ...]:
+    """The line's tokens with variables replaced by ``<*>`` (runs of ``<*>`` collapsed)."""
+    if "=" in line:
+        line = _VALUE.sub("=<*> ", line)
+    line = _EMPTY.sub(" <*> ", line)
+    cache = _TOKEN_CACHE
+    if len(cache) > _TOKEN_CACHE_MAX:  # bounded: a stream of unique tokens must not grow memory
+        cache.clear()
+    out: list[str] = []
+    for tok in _SPLIT.split(line):
+        if not tok:
+            continue
+        m = cache.get(tok)
+        if m is None:
+            m = cache[tok] = _mask_token(tok)
+        if m == WILDCARD and out and out[-1] == WILDCARD:
+            continue
+        out.append(m)
+    return tuple(out)
+
+
+def masked_text(line: str) -> str:
+    """``masked_tokens`` joined by spaces: the text features of the classifiers read this."""
+    return " ".join(masked_tokens(line))
+
+
+def template_id(template: str) -> str:
+    """A stable 12-hex id for a template text."""
+    return hashlib.sha1(template.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class MinedTemplate:
+    """One template: its id, text, how many lines it covered and the first line seen."""
+
+    template_id: str
+    template: str
+    count: int
+    example: str
+    cluster: int
+
+
+class LogMiner:
+    """An online template miner (scikit-learn style: ``fit`` returns self, ``labels_`` after fit).
+
+    Args:
+        min_values: distinct words in one slot of a skeleton that make the slot a variable.
+        min_constants: constant tokens a skeleton must keep for its slot to be merged.
+        max_line_chars: longer lines are cut before mining (a 10 MB line must not stall the miner).
+    """
+
+    def __init__(self, min_values: int = 3, min_constants: int = 3, max_line_chars: int = 4000) -> None:
+        self.min_values = min_values
+        self.min_constants = min_constants
+        self.max_line_chars = max_line_chars
+        self._reset()
+
+    def _reset(self) -> None:
+        self.key_ids_: dict[tuple[str, ...], int] = {}
+        self.keys_: list[tuple[str, ...]] = []
+        self.parent_: list[int] = []
+        self.counts_: list[int] = []
+        self.examples_: list[str] = []
+        self.templates_: dict[int, tuple[str, ...]] = {}
+        self._skeletons: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
+        self._slot_values: dict[tuple[int, int, tuple[str, ...]], set[str]] = {}
+        self._open: set[tuple[int, int, tuple[str, ...]]] = set()
+
+    # --- union-find ------------------------------------------------------------------------------
+    def _find(self, x: int) -> int:
+        parent = self.parent_
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if ra > rb:
+            ra, rb = rb, ra
+        self.parent_[rb] = ra
+        ta, tb = self.templates_.pop(ra), self.templates_.pop(rb)
+        if len(ta) == len(tb):
+            merged = tuple(x if x == y else WILDCARD for x, y in zip(ta, tb, strict=True))
+        else:
+            merged = ta
+        self.templates_[ra] = merged
+
+    def _new_key(self, key: tuple[str, ...], line: str) -> int:
+        kid = len(self.keys_)
+        self.key_ids_[key] = kid
+        self.keys_.append(key)
+        self.parent_.append(kid)
+        self.counts_.append(0)
+        self.examples_.append(line[:500])
+        self.templates_[kid] = key
+        n_const = sum(1 for t in key if t != WILDCARD)
+        for j, tok in enumerate(key):
+            if n_const - (tok != WILDCARD) < self.min_constants:
+                continue
+            sk = (len(key), j, key[:j] + key[j + 1:])
+            members = self._skeletons.setdefault(sk, [])
+            members.append(kid)
+            values = self._slot_values.setdefault(sk, set())
+            values.add(tok)
+            if sk in self._open:
+                self._union(members[0], kid)
+            elif len(values) >= self.min_values:
+                self._open.add(sk)
+                for m in members[1:]:
+                    self._union(members[0], m)
+        return kid
+
+    # --- public API --------------------------------------------------------------------------------
+    def add(self, line: str) -> int:
+        """Mine one line; returns its key id (``cluster_of`` gives the current template cluster)."""
+        line = line[: self.max_line_chars]
+        return self.add_tokens(masked_tokens(line), line)
+
+    def add_tokens(self, key: tuple[str, ...], line: str) -> int:
+        """Mine a line whose ``masked_tokens`` are already known (the classifier shares them)."""
+        kid = self.key_ids_.get(key)
+        if kid is None:
+            kid = self._new_key(key, line)
+        self.counts_[kid] += 1
+        return kid
+
+    def cluster_of(self, key_id: int) -> int:
+        """The template cluster a key belongs to now (clusters only ever merge)."""
+        return self._find(key_id)
+
+    def template_of(self, key_id: int) -> str:
+        """The current template text of a key's cluster."""
+        return " ".join(self.templates_[self._find(key_id)]) or WILDCARD
+
+    def fit(self, lines: Iterable[str]) -> LogMiner:
+        """Mine every line; ``labels_`` holds each line's final cluster."""
+        self._reset()
+        kids = [self.add(line) for line in lines]
+        self.labels_ = [self._find(k) for k in kids]
+        return self
+
+    def fit_predict(self, lines: Iterable[str]) -> list[int]:
+        """Mine the lines and return each line's final cluster."""
+        return self.fit(lines).labels_
+
+    def templates(self) -> list[MinedTemplate]:
+        """Every template cluster, most frequent first."""
+        counts: dict[int, int] = {}
+        first: dict[int, int] = {}
+        for kid, n in enumerate(self.counts_):
+            root = self._find(kid)
+            counts[root] = counts.get(root, 0) + n
+            first.setdefault(root, kid)
+        out = []
+        for root, n in counts.items():
+            text = " ".join(self.templates_[root]) or WILDCARD
+            out.append(MinedTemplate(template_id(text), text, n, self.examples_[first[root]], root))
+        return sorted(out, key=lambda t: (-t.count, t.template))

@@ -1,0 +1,187 @@
+"""The log analysis shared by ``/logs``, file uploads, triage and ``warroom logs classify``.
+
+Lines stream through one :class:`LogAnalyzer`: each line is masked once, mined into a template and
+classified by its masked key (cached), so the cost per line is a regex pass and two dict lookups.
+At the end the templates are ranked (severity, then count), checked against the knowledge base
+(never seen before = new) and remembered. Secrets are masked in everything stored or shown.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from knowledge.log_templates import TemplateSeen, known_template_ids, record_templates
+from models.log_classifier import LinePrediction, LogClassifier, load_log_model, save_log_model
+from models.log_data import load_examples
+from models.log_miner import LogMiner, masked_tokens, template_id
+from skills.base import SkillContext
+from skills.redact import mask_secrets
+
+__all__ = ["LogAnalyzer", "LogReport", "TemplateSummary", "get_model", "split_paste", "decode_log_bytes",
+           "SEVERITY_RANK", "MAX_LINE_CHARS", "MAX_PASTE_LINES", "NotLogs"]
+
+SEVERITY_RANK = {"FATAL": 4, "ERROR": 3, "WARNING": 2, "INFO": 1, "DEBUG": 0}
+MAX_LINE_CHARS = 4000
+MAX_PASTE_LINES = 200_000
+_MODEL_KEY = "logs.model"
+_LOCK = threading.Lock()
+
+
+class NotLogs(ValueError):
+    """The input is not text log lines (binary, empty); the message says why."""
+
+
+def get_model(ctx: SkillContext) -> LogClassifier:
+    """The saved model under ``ctx.model_dir``; trained from the bundled examples when there is none."""
+    model = ctx.resources.get(_MODEL_KEY)
+    if isinstance(model, LogClassifier):
+        return model
+    with _LOCK:
+        model = ctx.resources.get(_MODEL_KEY)
+        if isinstance(model, LogClassifier):
+            return model
+        loaded = load_log_model(ctx.model_dir)
+        if loaded is not None:
+            model = loaded.model
+        else:
+            ex = load_examples()
+            texts, sev = [e.text for e in ex], [e.severity for e in ex]
+            model = LogClassifier().fit(texts, sev, [e.category for e in ex])
+            save_log_model(model, ctx.model_dir, texts=texts, labels=sev, source="bundled examples")
+        ctx.resources[_MODEL_KEY] = model
+        return model
+
+
+def decode_log_bytes(data: bytes) -> tuple[str, list[str]]:
+    """Text of an uploaded/CLI file, refusing binaries; notes say what was replaced."""
+    head = data[:8192]
+    if b"\x00" in head:
+        raise NotLogs("this looks like a binary file (it contains NUL bytes), not a text log")
+    if head:
+        controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+        if controls / len(head) > 0.1:
+            raise NotLogs("this looks like a binary file, not a text log")
+    text = data.decode("utf-8", errors="replace")
+    notes = ["some bytes were not valid UTF-8 and were replaced"] if "\ufffd" in text else []
+    return text, notes
+
+
+def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str], list[str]]:
+    """Log lines of a paste (code fences dropped, blank lines skipped), with truncation notes."""
+    lines: list[str] = []
+    notes: list[str] = []
+    cut_long = 0
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line or line.startswith("```"):
+            continue
+        line = line.strip("`")
+        if len(line) > MAX_LINE_CHARS:
+            line, cut_long = line[:MAX_LINE_CHARS], cut_long + 1
+        if len(lines) >= max_lines:
+            notes.append(f"only the first {max_lines:,} lines were read")
+            break
+        lines.append(line)
+    if cut_long:
+        notes.append(f"{cut_long} line(s) longer than {MAX_LINE_CHARS:,} characters were cut")
+    return lines, notes
+
+
+@dataclass(frozen=True)
+class TemplateSummary:
+    """One template in a report."""
+
+    template_id: str
+    template: str
+    count: int
+    severity: str
+    category: str
+    example: str
+    new: bool
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What a batch of lines holds."""
+
+    n_lines: int
+    severity_counts: dict[str, int]
+    category_counts: dict[str, int]
+    templates: tuple[TemplateSummary, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def new_templates(self) -> tuple[TemplateSummary, ...]:
+        return tuple(t for t in self.templates if t.new)
+
+    def to_dict(self, top: int = 10) -> dict[str, object]:
+        """A JSON-able summary (stored in incident findings)."""
+        return {"n_lines": self.n_lines, "severity_counts": self.severity_counts,
+                "category_counts": self.category_counts, "n_templates": len(self.templates),
+                "n_new": len(self.new_templates), "notes": list(self.notes),
+                "templates": [t.__dict__ for t in self.templates[:top]]}
+
+
+@dataclass
+class LogAnalyzer:
+    """Stream lines in with :meth:`feed`, then :meth:`report`."""
+
+    model: LogClassifier
+    miner: LogMiner = field(default_factory=LogMiner)
+    notes: list[str] = field(default_factory=list)
+    n_lines: int = 0
+    _key_pred: dict[int, LinePrediction] = field(default_factory=dict)
+    _key_count: Counter[int] = field(default_factory=Counter)
+
+    def feed(self, lines: Iterable[str]) -> list[tuple[int, LinePrediction]]:
+        """Mine and classify lines; returns (key id, prediction) per line."""
+        kids: list[int] = []
+        new: dict[int, str] = {}
+        for line in lines:
+            line = line[:MAX_LINE_CHARS]
+            tokens = masked_tokens(line)
+            kid = self.miner.add_tokens(tokens, line)
+            kids.append(kid)
+            if kid not in self._key_pred and kid not in new:
+                new[kid] = " ".join(tokens)
+        if new:
+            preds = self.model.predict_masked(list(new.values()))
+            self._key_pred.update(zip(new.keys(), preds, strict=True))
+        self._key_count.update(kids)
+        self.n_lines += len(kids)
+        return [(k, self._key_pred[k]) for k in kids]
+
+    def report(self, ctx: SkillContext | None = None, *, remember: bool = True,
+               incident_id: int | None = None) -> LogReport:
+        """Templates ranked by severity then count; new ones flagged against the knowledge base."""
+        clusters: dict[int, dict[str, Counter[str]]] = {}
+        sev_counts: Counter[str] = Counter()
+        cat_counts: Counter[str] = Counter()
+        for kid, n in self._key_count.items():
+            p = self._key_pred[kid]
+            c = clusters.setdefault(self.miner.cluster_of(kid), {"sev": Counter(), "cat": Counter()})
+            c["sev"][p.severity] += n
+            c["cat"][p.category] += n
+            sev_counts[p.severity] += n
+            cat_counts[p.category] += n
+        by_root = {t.cluster: t for t in self.miner.templates()}
+        seen = []
+        for root, c in clusters.items():
+            t = by_root[root]
+            sev = max(c["sev"], key=lambda s: (c["sev"][s], SEVERITY_RANK[s]))
+            cat = c["cat"].most_common(1)[0][0]
+            text = mask_secrets(t.template)
+            seen.append(TemplateSeen(template_id(text), text, t.count, sev, cat, mask_secrets(t.example)))
+        known: set[str] = set()
+        if ctx is not None:
+            with ctx.db.session() as s:
+                known = known_template_ids(s, templates=[(t.template_id, t.template) for t in seen])
+                if remember:
+                    record_templates(s, seen=seen, incident_id=incident_id)
+        ranked = sorted(seen, key=lambda t: (-SEVERITY_RANK[t.severity], -t.count, t.template))
+        summaries = tuple(TemplateSummary(t.template_id, t.template, t.count, t.severity, t.category, t.example,
+                                          ctx is not None and t.template_id not in known) for t in ranked)
+        return LogReport(self.n_lines, dict(sev_counts), dict(cat_counts), summaries, tuple(self.notes))

@@ -1,0 +1,208 @@
+"""``/logs``: what matters in pasted or uploaded log lines (severity, failure category, templates, new)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from knowledge.models import Incident
+from skills.base import (
+    Attachment,
+    BaseSkill,
+    Finding,
+    IncidentFacts,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+)
+from skills.log_engine import (
+    SEVERITY_RANK,
+    LogAnalyzer,
+    LogReport,
+    NotLogs,
+    TemplateSummary,
+    decode_log_bytes,
+    get_model,
+    split_paste,
+)
+
+__all__ = ["LogsSkill", "FILE_FETCHER", "SHOWN_TEMPLATES"]
+
+# ctx.resources key: a callable(file_id) -> (filename, bytes) the bot installs (only bot/ talks to Slack).
+FILE_FETCHER = "slack.file_fetcher"
+SHOWN_TEMPLATES = 8
+_MAX_FILE_BYTES = 50 * 1024 * 1024
+_ORDER = ("FATAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_HELP = ("Paste log lines after `/logs` (one per line; a code block is fine), use the message shortcut "
+         "*Classify these logs* on a message, or upload a log file in an incident channel.")
+
+
+def _esc(text: str, limit: int = 160) -> str:
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def _line(t: TemplateSummary) -> str:
+    new = " :new: *new*" if t.new else ""
+    return f"`{t.severity}` ×{t.count} [{t.category}]{new} `{_esc(t.template)}`\n    e.g. `{_esc(t.example, 200)}`"
+
+
+def _counts(report: LogReport) -> str:
+    return ", ".join(f"{report.severity_counts[s]:,} {s}" for s in _ORDER if report.severity_counts.get(s))
+
+
+def _templates_csv(report: LogReport) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["template_id", "severity", "category", "count", "new", "template", "example"])
+    for t in report.templates:
+        w.writerow([t.template_id, t.severity, t.category, t.count, int(t.new), t.template, t.example])
+    return buf.getvalue().encode("utf-8")
+
+
+class LogsSkill(BaseSkill):
+    """Classify log lines: severity, failure category, templates, and which ones were never seen before."""
+
+    name = "logs"
+    commands = ("/logs",)
+    keywords = ("log lines", "these logs", "classify logs", "classify these logs", "stack trace", "traceback",
+                "log file")
+    examples = ("/logs ERROR db-1 connection refused ...", "message shortcut: Classify these logs")
+
+    def warm(self, ctx: SkillContext) -> None:
+        """Load (or train once from the bundled examples) the classifier."""
+        get_model(ctx)
+
+    # --- doors ---------------------------------------------------------------------------------------
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        texts = [request.text] + self._file_texts(request.data.get("files") or [], ctx)
+        incident_id = request.incident_id or self._incident_for_channel(ctx, request.channel_id)
+        return self.analyze_texts(texts, ctx, incident_id=incident_id,
+                                  truncated=bool(request.data.get("truncated")))
+
+    def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
+        """The message shortcut ``logs:classify``: classify the message's text and attached files."""
+        if action_id != "logs:classify":
+            return None
+        files = request.data.get("files") or []
+        texts = [str(request.data.get("value") or request.text or "")] + self._file_texts(files, ctx)
+        incident_id = self._incident_for_channel(ctx, request.channel_id)
+        return self.analyze_texts(texts, ctx, incident_id=incident_id)
+
+    def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
+        """Classify the log lines an alert carried; None when it carried none."""
+        lines, _notes = split_paste("\n".join(facts.log_lines))
+        if not lines:
+            return None
+        analyzer = LogAnalyzer(get_model(ctx))
+        analyzer.feed(lines)
+        report = analyzer.report(ctx, incident_id=facts.incident_id)
+        return self._finding(report)
+
+    # --- work ------------------------------------------------------------------------------------------
+    def analyze_texts(self, texts: Sequence[str], ctx: SkillContext, *, incident_id: int | None = None,
+                      truncated: bool = False, notes: Sequence[str] = ()) -> SkillResult:
+        """Analyse pasted text(s) and build the result; stores the finding on the incident if any."""
+        lines: list[str] = []
+        notes = list(notes) + (["your paste was cut by the size limit of a Slack message"] if truncated else [])
+        for text in texts:
+            got, more = split_paste(text)
+            lines += got
+            notes += more
+        if not lines:
+            raise SkillError("I found no log lines to classify. " + _HELP)
+        analyzer = LogAnalyzer(get_model(ctx), notes=notes)
+        analyzer.feed(lines)
+        report = analyzer.report(ctx, incident_id=incident_id)
+        data: dict[str, Any] = {"report": report.to_dict()}
+        if incident_id is not None and self._store_finding(ctx, incident_id, report):
+            data["refresh_card"] = incident_id
+        return self._result(report, data)
+
+    def analyze_file(self, name: str, data: bytes, ctx: SkillContext, *,
+                     incident_id: int | None = None) -> SkillResult:
+        """Analyse an uploaded file's bytes (binary files and huge files get a clear refusal)."""
+        if len(data) > _MAX_FILE_BYTES:
+            raise SkillError(f"`{_esc(name)}` is larger than {_MAX_FILE_BYTES // 2**20} MB; "
+                             "use `warroom logs classify FILE` on the host instead.")
+        try:
+            text, notes = decode_log_bytes(data)
+        except NotLogs as exc:
+            raise SkillError(f"`{_esc(name)}`: {exc}.") from None
+        result = self.analyze_texts([text], ctx, incident_id=incident_id, notes=notes)
+        return dataclasses.replace(result, title=f"Log classification: {_esc(name, 80)}")
+
+    def _file_texts(self, files: Sequence[Any], ctx: SkillContext) -> list[str]:
+        fetch: Callable[[str], tuple[str, bytes]] | None = ctx.resources.get(FILE_FETCHER)
+        out: list[str] = []
+        for f in files[:5]:
+            fid = f.get("id") if isinstance(f, dict) else None
+            if not fid:
+                continue
+            if fetch is None:
+                raise SkillError("I cannot read attached files here; paste the lines instead.")
+            name, data = fetch(str(fid))
+            if len(data) > _MAX_FILE_BYTES:
+                raise SkillError(f"`{_esc(name)}` is larger than {_MAX_FILE_BYTES // 2**20} MB; "
+                                 "use `warroom logs classify FILE` on the host instead.")
+            try:
+                text, _notes = decode_log_bytes(data)  # replaced bytes show up as U+FFFD in examples
+            except NotLogs as exc:
+                raise SkillError(f"`{_esc(name)}`: {exc}.") from None
+            out.append(text)
+        return out
+
+    @staticmethod
+    def _incident_for_channel(ctx: SkillContext, channel: str | None) -> int | None:
+        if not channel:
+            return None
+        with ctx.db.session() as s:
+            return s.scalar(select(Incident.id).where(Incident.channel_id == channel)
+                            .order_by(Incident.id.desc()).limit(1))
+
+    def _finding(self, report: LogReport) -> Finding:
+        worst = report.templates[0].severity if report.templates else "INFO"
+        heading = (f"Logs: {report.n_lines:,} lines, {len(report.templates)} templates, worst {worst}"
+                   + (f", {len(report.new_templates)} new" if report.new_templates else ""))
+        top = [t for t in report.templates if SEVERITY_RANK[t.severity] >= 2][:3] or list(report.templates[:2])
+        return Finding(skill=self.name, heading=heading, lines=tuple(_line(t) for t in top),
+                       data=report.to_dict(top=5))
+
+    def _store_finding(self, ctx: SkillContext, incident_id: int, report: LogReport) -> bool:
+        f = self._finding(report)
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return False
+            findings = dict(inc.findings or {})
+            findings[self.name] = {"heading": f.heading, "lines": list(f.lines), "data": f.data, "actions": []}
+            inc.findings = findings
+        return True
+
+    def _result(self, report: LogReport, data: dict[str, Any]) -> SkillResult:
+        shown = report.templates[:SHOWN_TEMPLATES]
+        new = report.new_templates
+        summary = (f"{report.n_lines:,} line(s) in {len(report.templates)} template(s): {_counts(report)}. "
+                   + (f"*{len(new)} template(s) never seen before* (:new:)." if new else "No template is new."))
+        if report.notes:
+            summary += "\n_Note: " + "; ".join(report.notes) + "._"
+        cats = ", ".join(f"{k} {v:,}" for k, v in sorted(report.category_counts.items(), key=lambda p: -p[1])
+                         if k != "normal")
+        fields = (("Worst", shown[0].severity if shown else "-"), ("Failure categories", cats or "none"))
+        sections = (Section(f"Templates by severity (top {len(shown)} of {len(report.templates)})",
+                            tuple(_line(t) for t in shown)),)
+        detail, attachments = "", ()
+        if len(report.templates) > SHOWN_TEMPLATES:
+            detail = "All templates:\n" + "\n".join(
+                f"{t.severity:7s} {t.count:>7,} {'NEW ' if t.new else ''}[{t.category}] {_esc(t.template, 300)}"
+                for t in report.templates[:300])
+            attachments = (Attachment("log-templates.csv", _templates_csv(report), "Log templates (CSV)"),)
+        return SkillResult(title="Log classification", summary=summary, fields=fields, sections=sections,
+                           detail=detail, attachments=attachments, data=data)
