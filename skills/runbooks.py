@@ -114,7 +114,9 @@ class RunbooksSkill(BaseSkill):
     # --- commands --------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
-        if request.source not in ("command", "cli") and _RUN_WORDS.search(text):
+        # A question ("which runbook should I run?") gets suggestions; an instruction is refused.
+        asks_to_run = _RUN_WORDS.search(text) and ("/runbook" in text.lower() or "?" not in text)
+        if request.source not in ("command", "cli") and asks_to_run:
             raise refuse(ctx, actor=request.user_id, reason=(
                 "runbooks are run only with the `/runbook run` command or its buttons, never from a "
                 "mention, message, alert or log text"), detail={"source": request.source, "text": text[:300]})
