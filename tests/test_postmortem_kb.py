@@ -29,9 +29,12 @@ class KB:
         self.url, self.ids, self.server = server.url, ids, server
 
 
-@pytest.fixture
-def kb(tmp_path: Path, standin: SlackStandIn) -> Iterator[KB]:
-    settings = make_settings(tmp_path, standin, kb_token=TOKEN)
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KB]:
+    """One read-only app for the module (the pages never write)."""
+    tmp_path = tmp_path_factory.mktemp("kb")
+    standin = SlackStandIn(token="xoxb-test-token").start()
+    settings = make_settings(tmp_path, standin, kb_token=TOKEN, warm_models=False)
     db = Database(settings.database_url)
     db.upgrade()
     ids: dict[str, int] = {}
@@ -44,8 +47,11 @@ def kb(tmp_path: Path, standin: SlackStandIn) -> Iterator[KB]:
             store.add_version(s, incident_id=iid, doc=DeterministicWriter().write(redact(facts)), status="draft",
                               author="U0ALICE")
             ids[name] = iid
-    with LiveServer(settings) as srv:
-        yield KB(srv, ids)
+    try:
+        with LiveServer(settings) as srv:
+            yield KB(srv, ids)
+    finally:
+        standin.stop()
 
 
 def test_refuses_without_a_valid_token(kb: KB) -> None:

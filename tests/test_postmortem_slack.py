@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.standin.driver import SlackDriver
@@ -13,12 +15,25 @@ from knowledge import postmortems as store
 from knowledge.db import Database
 from knowledge.incident_history import load_history
 from knowledge.models import Job
+from knowledge.seed import seed
 from skills.postmortem_eval import SECRETS, expand, load_scenarios
 from tests.conftest import Live, make_settings
 from tests.test_postmortem_llm import FakeOpenAI
 
 SCENARIOS = {s["name"]: s for s in load_scenarios()}
 CHANNEL = "C0INC0042"
+
+
+@pytest.fixture
+def live(tmp_path: Path, standin: SlackStandIn) -> Iterator[Live]:
+    """Like the shared ``live`` fixture, without warming other skills' models (nothing here needs them)."""
+    settings = make_settings(tmp_path, standin, warm_models=False)
+    db = Database(settings.database_url)
+    db.upgrade()
+    with db.session() as s:
+        seed(s)
+    with LiveServer(settings) as srv:
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value()))
 
 
 def _seed(db: Database, name: str = "pool-exhaustion-runbook") -> int:
@@ -131,11 +146,9 @@ def test_llm_writer_through_the_app(tmp_path: Path, standin: SlackStandIn) -> No
         fake.answers.append(("ok", {"summary": "Kemal Aydin raised the CoreDNS CPU limit to 500m after 52 min. "
                                                "It cost 4812 dollars."}))
         settings = make_settings(tmp_path, standin, llm_base_url=fake.url, llm_model="fake-model",
-                                 llm_api_key="sk-local-test")
+                                 llm_api_key="sk-local-test", warm_models=False)
         db = Database(settings.database_url)
         db.upgrade()
-        from knowledge.seed import seed
-
         with db.session() as s:
             seed(s)
         iid = _seed(db, "dns-reported-by-human")
@@ -157,11 +170,10 @@ def test_llm_writer_through_the_app(tmp_path: Path, standin: SlackStandIn) -> No
 
 def test_resolve_drafts_the_postmortem_end_to_end(tmp_path: Path, standin: SlackStandIn) -> None:
     """/incident new, talk and pin in the incident channel, /incident resolve: the draft arrives."""
-    settings = make_settings(tmp_path, standin, slack_open_incident_channels=True)
+    settings = make_settings(tmp_path, standin, slack_open_incident_channels=True, warm_models=False)
     db = Database(settings.database_url)
     db.upgrade()
     from knowledge.models import Incident, SlackMessage
-    from knowledge.seed import seed
 
     with db.session() as s:
         seed(s)
