@@ -131,7 +131,7 @@ class RoutingSkill(BaseSkill):
                    else f"No one to suggest. {d.fallback}")
         actions: tuple[Action, ...] = ()
         if best:
-            ticket = json.dumps({"u": best.user_id, "s": d.service, "t": text[:1500]})
+            ticket = _ticket_value(best.user_id, d.service, text)
             actions = (Action("routing:wrong_owner", f"Wrong owner ({best.name})"[:75], ticket, "danger"),)
         fields = tuple((k, v) for k, v in (("Service", d.service or "not recognised"), ("Team", d.team or "unknown"))
                        if v)
@@ -244,6 +244,16 @@ class RoutingSkill(BaseSkill):
             return SkillResult(title=f"Noted: {name} is not the owner", summary=f"No other candidate. {d.fallback}")
         return SkillResult(title=f"Noted: {name} is not the owner",
                            summary=f"Next: <@{others[0].user_id}> ({_esc(others[0].name)}): {_esc(others[0].why)}")
+
+
+def _ticket_value(uid: str, service: str | None, text: str, limit: int = 1900) -> str:
+    """The ticket as a button value: JSON that fits Slack's 2,000-character limit whole."""
+    cut = len(text)
+    while True:
+        value = json.dumps({"u": uid, "s": service, "t": text[:cut]}, ensure_ascii=False)
+        if len(value) <= limit or cut == 0:
+            return value
+        cut = max(0, min(cut - 20, int(cut * limit / len(value))))
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:

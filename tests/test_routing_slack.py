@@ -152,3 +152,15 @@ def test_wrong_owner_on_a_ticket_is_stored_and_names_the_next(live: Live) -> Non
     live.driver.command("/route", "payments-api returns 503 at checkout", user="U0BOB", channel=CHANNEL)
     live.drain()
     assert "marked wrong owner 1x for payments-api" in _last(live)
+
+
+def test_long_ticket_with_quotes_and_injection_round_trips_through_the_button(live: Live) -> None:
+    text = 'payments-api "checkout" <!channel> é ' * 150  # ~5,000 characters, cut to the command limit
+    live.driver.command("/route", text[:3000], user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert "<!channel>" not in _last(live)
+    (btn,) = _buttons(live, "routing:wrong_owner")
+    assert len(btn["value"]) <= 2000 and json.loads(btn["value"])["u"] == "U0ALICE"
+    live.driver.click("routing:wrong_owner", btn["value"], user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert "Noted: Alice Moreau is not the owner" in _last(live)
