@@ -10,10 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from bot.slack_client import SlackApiError
-from knowledge.models import Incident
 from skills.base import SkillError, SkillResult
 from skills.logs import FILE_FETCHER, LogsSkill
 
@@ -53,9 +50,7 @@ def file_shared(services: Services, payload: dict[str, Any]) -> None:
     channel = event.get("channel_id")
     if not file_id or not channel:
         return
-    with services.db.session() as s:
-        incident_id = s.scalar(select(Incident.id).where(Incident.channel_id == channel)
-                               .order_by(Incident.id.desc()).limit(1))
+    incident_id = LogsSkill.incident_for_channel(services.ctx, channel)
     if incident_id is None:
         return
     try:

@@ -83,7 +83,7 @@ class LogsSkill(BaseSkill):
     # --- doors ---------------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         texts = [request.text] + self._file_texts(request.data.get("files") or [], ctx)
-        incident_id = request.incident_id or self._incident_for_channel(ctx, request.channel_id)
+        incident_id = request.incident_id or self.incident_for_channel(ctx, request.channel_id)
         return self.analyze_texts(texts, ctx, incident_id=incident_id,
                                   truncated=bool(request.data.get("truncated")))
 
@@ -93,7 +93,7 @@ class LogsSkill(BaseSkill):
             return None
         files = request.data.get("files") or []
         texts = [str(request.data.get("value") or request.text or "")] + self._file_texts(files, ctx)
-        incident_id = self._incident_for_channel(ctx, request.channel_id)
+        incident_id = self.incident_for_channel(ctx, request.channel_id)
         return self.analyze_texts(texts, ctx, incident_id=incident_id)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
@@ -160,12 +160,15 @@ class LogsSkill(BaseSkill):
         return out
 
     @staticmethod
-    def _incident_for_channel(ctx: SkillContext, channel: str | None) -> int | None:
+    def incident_for_channel(ctx: SkillContext, channel: str | None) -> int | None:
+        """The one open incident whose channel this is (None when none, or when several share it)."""
         if not channel:
             return None
         with ctx.db.session() as s:
-            return s.scalar(select(Incident.id).where(Incident.channel_id == channel)
-                            .order_by(Incident.id.desc()).limit(1))
+            ids = s.scalars(select(Incident.id).where(
+                Incident.channel_id == channel, Incident.status.in_(("open", "acknowledged", "mitigated")))
+                .order_by(Incident.id.desc()).limit(2)).all()
+        return ids[0] if len(ids) == 1 else None
 
     def _finding(self, report: LogReport) -> Finding:
         worst = report.templates[0].severity if report.templates else "INFO"

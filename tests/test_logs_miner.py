@@ -1,0 +1,81 @@
+"""The template miner and the classifier, on small self-written lines and (when present) Loghub."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from models.log_classifier import LogClassifier, load_log_model, save_log_model
+from models.log_data import load_examples
+from models.log_eval import grouping_accuracy
+from models.log_miner import LogMiner, masked_tokens, template_id
+
+
+def test_masking_hides_numbers_hosts_paths_and_values() -> None:
+    toks = masked_tokens('Failed password for root from 10.0.0.1 port 4242 ssh2 user="bob smith" at /var/log/x')
+    assert "10.0.0.1" not in toks and "4242" not in toks and "/var/log/x" not in toks
+    assert toks[:4] == ("Failed", "password", "for", "root")
+    assert masked_tokens("Rect(0, 0 - 720, 1280)") == masked_tokens("Rect(0, 0 - 0, 0)")
+    assert masked_tokens("connection from host.example.com") == masked_tokens("connection from 10.1.1.1")
+
+
+def test_variable_words_join_one_template_but_two_values_stay_apart() -> None:
+    lines = [f"session closed for user {u}" for u in ("alice", "bob", "carol", "dave")]
+    lines += ["session opened for user alice", "Invalid user admin from 1.2.3.4",
+              "Invalid user guest from 1.2.3.5", "Invalid user test9 from 1.2.3.6", "Invalid user oracle from 1.2.3.7"]
+    miner = LogMiner().fit(lines)
+    labels = miner.labels_
+    assert len(set(labels[:4])) == 1, "four users, one template"
+    assert labels[4] != labels[0], "opened and closed are different templates"
+    assert len(set(labels[5:])) == 1
+    texts = {t.template for t in miner.templates()}
+    assert "session closed for user <*>" in texts
+    assert template_id("a <*>") == template_id("a <*>") and len(template_id("x")) == 12
+
+
+def test_a_ten_megabyte_line_is_cut() -> None:
+    miner = LogMiner(max_line_chars=1000)
+    kid = miner.add("x" * 10_000_000)
+    assert len(miner.examples_[kid]) <= 500
+
+
+def test_grouping_accuracy_definition() -> None:
+    assert grouping_accuracy([1, 1, 2], ["a", "a", "b"]) == 1.0
+    assert grouping_accuracy([1, 1, 1], ["a", "a", "b"]) == 0.0
+    assert abs(grouping_accuracy([1, 2, 3], ["a", "a", "b"]) - 1 / 3) < 1e-9
+
+
+def test_grouping_on_loghub_beats_drain3_default(shared_data: Path) -> None:
+    from models.log_eval import _drain3
+
+    ours, theirs = [], []
+    for path in sorted((shared_data / "loghub_2k").glob("*_2k.log_structured.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        lines, truth = [r["Content"] for r in rows], [r["EventId"] for r in rows]
+        ours.append(grouping_accuracy(LogMiner().fit_predict(lines), truth))
+        theirs.append(grouping_accuracy(_drain3(lines), truth))
+    assert len(ours) == 12
+    assert sum(ours) / len(ours) >= 0.95
+    assert sum(ours) / len(ours) > sum(theirs) / len(theirs)
+
+
+def test_classifier_on_bundled_examples_and_artifact_roundtrip(tmp_path: Path) -> None:
+    ex = load_examples()
+    assert len(ex) >= 150 and {e.severity for e in ex} == {"DEBUG", "INFO", "WARNING", "ERROR", "FATAL"}
+    texts, sev = [e.text for e in ex], [e.severity for e in ex]
+    model = LogClassifier().fit(texts, sev, [e.category for e in ex])
+    pred = model.predict_masked([" ".join(masked_tokens(t)) for t in
+                                 ["Connection refused while connecting to cache-7:6379",
+                                  "Server started on port 9090", "Kernel panic - not syncing: Fatal exception"]])
+    assert pred[0].severity == "ERROR" and pred[0].category == "network"
+    assert pred[1].severity == "INFO" and pred[1].category == "normal"
+    assert pred[2].severity == "FATAL"
+    rec = save_log_model(model, tmp_path, texts=texts, labels=sev, source="test")
+    loaded = load_log_model(tmp_path)
+    assert loaded is not None and loaded.record["n_train"] == len(texts)
+    assert "scikit-learn" in loaded.record["versions"] and loaded.record["data_sha256"]
+    assert loaded.model.predict(["Server started on port 9090"]) == ["INFO"]
+    art = rec.parent / "log-model.joblib"
+    art.write_bytes(art.read_bytes() + b"tampered")
+    assert load_log_model(tmp_path) is None, "an artifact that does not match its record is not loaded"
