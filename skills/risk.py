@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from knowledge.risk_store import add_reading, recent_readings
+from models.risk_artifact import MODEL_SUBDIR
 from models.risk_chart import snapshot_chart, window_chart
 from skills.base import (
     Attachment,
@@ -88,7 +89,10 @@ class RiskSkill(BaseSkill):
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
 
     def warm(self, ctx: SkillContext) -> None:
-        """Load the model (training it first, in a few seconds, when none was saved)."""
+        """Load the model, training it first (about ten seconds) when none was saved. In test mode a
+        missing model is trained at first use instead, so other skills' tests do not pay for it."""
+        if getattr(ctx.settings, "mode", "") == "test" and not (ctx.model_dir / MODEL_SUBDIR).is_dir():
+            return
         get_engine(ctx.model_dir)
 
     def engine(self, ctx: SkillContext) -> RiskEngine:
@@ -98,6 +102,10 @@ class RiskSkill(BaseSkill):
         text = request.text.strip()
         if not text or text.lower() in ("help", "?"):
             return SkillResult(title="risk: how to ask", summary=USAGE, ephemeral=True)
+        if request.source != "command":
+            # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count.
+            words = [t.rstrip("?.!,;:") for t in text.split()]
+            text = " ".join(t for t in words if "=" in t or (t.startswith("#") and t[1:].isdigit()))
         service, incident, snapshot = parse_command(text)
         incident = incident or request.incident_id
         engine = self.engine(ctx)

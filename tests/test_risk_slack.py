@@ -129,3 +129,10 @@ def test_alert_with_metrics_gets_risk_on_the_incident(live: Live) -> None:
         assert finding["heading"].startswith("Failure risk:")
         rows = readings_for_incident(s, incident_id=inc.id)
         assert rows and rows[0].source == "triage" and rows[0].inputs["cpu_usage"] == 93.0
+
+
+def test_mention_with_metrics_routes_to_risk(live: Live) -> None:
+    assert live.driver.mention("what is the failure risk for service=api cpu=96 mem=95?").status_code == 200
+    live.drain()
+    assert any("Failure risk: api" in m.get("text", "") for m in live.standin.messages("C0GENERAL"))
+    assert len(_uploads(live)) == 1
