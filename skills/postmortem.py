@@ -94,10 +94,20 @@ class PostmortemSkill(BaseSkill):
     keywords: ClassVar[tuple[str, ...]] = ("postmortem", "post-mortem", "retro", "incident review")
     examples: ClassVar[tuple[str, ...]] = ("/postmortem draft 42", "/postmortem publish 42")
 
+    def score(self, text: str) -> float:
+        """The word "postmortem" is specific enough to win over generic incident words."""
+        low = text.lower()
+        return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
+
     # --- doors ------------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
+        if verb not in _VERBS and request.source in ("mention", "dm"):
+            # Free text ("@warroom show the postmortem of #113"): a verb word and an incident number.
+            words = re.findall(r"[\w#-]+", request.text.lower())
+            verb = next((w for w in words if w in _VERBS), "show")
+            rest = next((w for w in words if _ID.match(w) and w != verb), "")
         if verb not in _VERBS:
             raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>` or "
                              "`/postmortem edit <incident> <section>: <text>`")

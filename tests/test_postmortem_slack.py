@@ -110,7 +110,9 @@ def test_edit_show_and_draft_job(live: Live) -> None:
                         user="U0DEV", channel=CHANNEL)
     live.drain()
     live.driver.command("/postmortem", "show", user="U0DEV", channel=CHANNEL)  # the channel's incident
+    live.driver.mention(f"what does the postmortem for incident #{iid} say?", user="U0DEV", channel="C0OTHER")
     live.drain()
+    assert any(f"Postmortem for incident #{iid}" in m["text"] for m in live.standin.messages("C0OTHER"))
     with live.db.session() as s:
         top = store.latest(s, incident_id=iid)
         assert top is not None and top.status == "edited" and top.author == "U0DEV"
