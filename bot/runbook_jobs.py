@@ -103,10 +103,17 @@ def execute(services: Services, payload: dict[str, Any]) -> None:
         row = s.get(RunbookExecution, eid)
         if row is None:
             return
-        if row.status == "running":  # a worker died mid-run and the job came back: never run twice
-            transition(s, execution_id=eid, from_states=("running",), to_state="interrupted", finished_at=utcnow())
-            audit(s, actor="warroom", action="runbook.interrupted", execution_id=eid,
-                  detail={"reason": "the worker running it stopped"})
+        if row.status in ("running", "cancelling"):
+            # The job came back: its lease ran out. Never run twice. If the run is past every step's
+            # timeout, its worker is gone: interrupted. Otherwise it is still going on elsewhere.
+            spec = spec_of(get_runbook(s, slug=row.runbook_slug, version=row.runbook_version))  # type: ignore[arg-type]
+            budget = sum(st.timeout_s for st in spec.steps) + 120
+            started = row.started_at or row.requested_at
+            if (utcnow() - started).total_seconds() > budget:
+                transition(s, execution_id=eid, from_states=("running", "cancelling"), to_state="interrupted",
+                           rotate=False, finished_at=utcnow())
+                audit(s, actor="warroom", action="runbook.interrupted", execution_id=eid,
+                      detail={"reason": "the worker running it stopped"})
             return
         if not transition(s, execution_id=eid, from_states=("queued",), to_state="running", rotate=False,
                           started_at=utcnow()):
