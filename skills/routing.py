@@ -37,6 +37,8 @@ __all__ = ["RoutingSkill"]
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
+_WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
+                  r"|\bwho owns\b|\bwho is the owner\b", re.IGNORECASE)
 
 
 def _esc(text: object) -> str:
@@ -62,6 +64,12 @@ class RoutingSkill(BaseSkill):
     keywords = ("who should", "route", "on call", "oncall", "on-call", "who owns", "owner of", "assign")
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments")
 
+    def score(self, text: str) -> float:
+        """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
+        if _WHO.search(text):
+            return 0.85
+        return super().score(text)
+
     def warm(self, ctx: SkillContext) -> None:
         """Load the classifier once so the first decision is quick."""
         from skills.routing_engine import routing_model
@@ -71,8 +79,10 @@ class RoutingSkill(BaseSkill):
     # --- doors --------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
-        if request.command == "/oncall" or (request.command is None and re.search(r"\bon-?call\b", text, re.I)):
-            return self._oncall(text if request.command == "/oncall" else "", ctx)
+        if request.command == "/oncall":
+            return self._oncall(text, ctx)
+        if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
+            return self._oncall(self._team_in(text, ctx), ctx)  # "@warroom who is on call for payments?"
         return self._route(text, request, ctx)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
@@ -95,6 +105,18 @@ class RoutingSkill(BaseSkill):
         raise SkillError(f"unknown routing action '{verb}'")
 
     # --- /oncall and /route -----------------------------------------------------------------------
+    @staticmethod
+    def _team_in(text: str, ctx: SkillContext) -> str:
+        """The first team named in free text ("" for all teams)."""
+        from sqlalchemy import select
+
+        from knowledge.models import Team
+
+        low = text.lower()
+        with ctx.db.session() as s:
+            names = [n for n in s.scalars(select(Team.name)) if re.search(rf"\b{re.escape(n.lower())}\b", low)]
+        return min(names, key=lambda n: low.index(n.lower())) if names else ""
+
     def _oncall(self, team: str, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:
             try:

@@ -164,3 +164,10 @@ def test_long_ticket_with_quotes_and_injection_round_trips_through_the_button(li
     live.driver.click("routing:wrong_owner", btn["value"], user="U0BOB", channel=CHANNEL)
     live.drain()
     assert "Noted: Alice Moreau is not the owner" in _last(live)
+
+
+def test_mention_asking_who_is_on_call(live: Live) -> None:
+    live.driver.mention("who is on call for storage right now?", user="U0BOB", channel=CHANNEL)
+    live.drain()
+    text = "\n".join(_texts(live))
+    assert "On call now: storage" in text and "<@U0IRIS>" in text
