@@ -185,3 +185,9 @@ def test_fenced_json_answer_is_accepted(db: Database, fake_llm: FakeOpenAI) -> N
     fake_llm.answers.append(("ok", '```json\n{"summary": "Kemal Aydin raised the CoreDNS CPU limit to 500m."}\n```'))
     doc = _writer(fake_llm).write(facts)
     assert doc.writer == "llm" and "Kemal Aydin raised the CoreDNS CPU limit to 500m." in doc.markdown
+
+
+def test_unreachable_endpoint_falls_back(db: Database) -> None:
+    facts = _facts(db, "minimal-imported")
+    doc = LLMWriter(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=5).write(facts)
+    assert doc.writer == "deterministic" and doc.fields["llm"]["fallback"].startswith("API error")
