@@ -126,7 +126,7 @@ def risk_predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Assess the failure risk of one service from a snapshot and/or a window of samples."""
-    from skills.risk import card_lines, parse_command
+    from skills.risk import card_lines, parse_command, pct
     from skills.risk_engine import RiskInputError, get_engine, validate_snapshot
 
     text = " ".join(metrics or [])
@@ -156,7 +156,7 @@ def risk_predict(
     if as_json:
         typer.echo(json.dumps({"service": service, **a.as_dict()}))
         return
-    typer.echo(f"{service or 'service'}: {a.band} ({a.probability * 100:.0f}% chance of failure within the hour)")
+    typer.echo(f"{service or 'service'}: {a.band} ({pct(a.probability)} chance of failure within the hour)")
     for line in card_lines(a):
         typer.echo(line)
     for f in a.top_factors:

@@ -34,7 +34,7 @@ from skills.risk_engine import (
     validate_window,
 )
 
-__all__ = ["RiskSkill", "parse_command", "card_lines"]
+__all__ = ["RiskSkill", "parse_command", "card_lines", "pct"]
 
 USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [latency=<ms>] [errors=<n>] "
          "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics.")
@@ -70,8 +70,9 @@ def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
     return service, incident, validate_snapshot(raw)
 
 
-def _pct(p: float) -> str:
-    return f"{p * 100:.0f}%"
+def pct(p: float) -> str:
+    """A probability for people: never a flat 0 % or 100 % (the model is calibrated, not certain)."""
+    return ">99%" if p >= 0.995 else ("<1%" if p <= 0.005 else f"{p * 100:.0f}%")
 
 
 def card_lines(a: Assessment) -> tuple[str, ...]:
@@ -148,8 +149,8 @@ class RiskSkill(BaseSkill):
     def _card(self, a: Assessment, service: str | None, incident: int | None,
               window: MetricWindow | None) -> SkillResult:
         who = service or "this service"
-        title = f"Failure risk: {who} — {a.band} ({_pct(a.probability)})"
-        summary = (f"Probability of a failure within the next hour: *{_pct(a.probability)}* ({a.band}).")
+        title = f"Failure risk: {who} — {a.band} ({pct(a.probability)})"
+        summary = (f"Probability of a failure within the next hour: *{pct(a.probability)}* ({a.band}).")
         if a.missing:
             summary += f" Not given (assumed healthy): {', '.join(a.missing)}."
         sections = [Section("What drives it", card_lines(a))]
@@ -160,12 +161,12 @@ class RiskSkill(BaseSkill):
             sections.append(Section("Detector", (
                 f"• outside the dynamic threshold: {', '.join(a.anomalies) or 'none'}",
                 f"• early warnings: {', '.join(a.early_warnings) or 'none'}")))
-        fields = (("Probability", _pct(a.probability)), ("Band", a.band), ("Model", a.model_version))
+        fields = (("Probability", pct(a.probability)), ("Band", a.band), ("Model", a.model_version))
         if window is not None and a.panels:
             png = window_chart(f"{who}: recent window, dynamic threshold and flagged points", a.panels)
         else:
             contrib = {f.label: f.contribution for f in a.factors}
-            png = snapshot_chart(f"{who}: {a.band} ({_pct(a.probability)})",
+            png = snapshot_chart(f"{who}: {a.band} ({pct(a.probability)})",
                                  {k: v for k, v in a.inputs.items()}, WARN_LEVELS, contrib)
         data = {"risk": a.as_dict(), "service": service}
         if incident is not None:
@@ -185,7 +186,9 @@ class RiskSkill(BaseSkill):
             return Finding(skill=self.name, heading="Failure risk: not assessed", lines=(str(exc),))
         a = self.engine(ctx).assess(snapshot)
         self._record(ctx, a, facts.service, facts.incident_id, "triage")
-        lines = (f"{a.band}: {_pct(a.probability)} chance of failure within the hour", *card_lines(a)[:3],
-                 *(f"→ {f.recommendation}" for f in a.top_factors[:2]), f"model {a.model_version}")
-        return Finding(skill=self.name, heading=f"Failure risk: {a.band} ({_pct(a.probability)})", lines=lines,
+        lines = (f"{a.band}: {pct(a.probability)} chance of failure within the hour", *card_lines(a)[:3],
+                 *(f"→ {f.recommendation}" for f in a.top_factors[:2]),
+                 *((f"not in the alert (assumed healthy): {', '.join(a.missing)}",) if a.missing else ()),
+                 f"model {a.model_version}")
+        return Finding(skill=self.name, heading=f"Failure risk: {a.band} ({pct(a.probability)})", lines=lines,
                        data=a.as_dict())
