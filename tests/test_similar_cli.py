@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -63,21 +62,31 @@ def test_similar_command(env: Database) -> None:
     assert res.exit_code == 0 and "incident #103" in res.output and "fix:" in res.output
 
 
-def test_cli_bad_input_is_one_line_not_a_traceback(env: Database, tmp_path: Path) -> None:
-    base = [sys.executable, "-c", "from bot.cli import main; main()"]
-    out = subprocess.run([*base, "similar", "   "], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1 and out.stderr.startswith("warroom: nothing to search for")
-    assert "Traceback" not in out.stderr
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the console entry point (``warroom ...``) in-process; its exit code and stderr."""
+    from bot.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["warroom", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def test_cli_bad_input_is_one_line_not_a_traceback(env: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(monkeypatch, capsys, "similar", "   ")
+    assert code == 1 and err.startswith("warroom: nothing to search for") and "Traceback" not in err
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     for data in (bad, tmp_path / "missing.jsonl"):
-        out = subprocess.run([*base, "eval", "similar", "--data", str(data), "--encoder", "hash", "--runbooks",
-                              "none"], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 1 and out.stderr.startswith("warroom: ") and "Traceback" not in out.stderr
+        code, err = _main(monkeypatch, capsys, "eval", "similar", "--data", str(data), "--encoder", "hash",
+                          "--runbooks", "none")
+        assert code == 1 and err.startswith("warroom: ") and len(err.strip().splitlines()) == 1
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"description": "x", "danluu_section": "A"}) + "\n")
-    res = runner.invoke(app, ["eval", "similar", "--data", str(rows), "--encoder", "hash", "--label-field", "nope"])
-    assert res.exit_code != 0
+    code, err = _main(monkeypatch, capsys, "eval", "similar", "--data", str(rows), "--encoder", "hash",
+                      "--label-field", "nope")
+    assert code == 1 and "'nope'" in err
 
 
 def test_eval_contract_on_a_small_file(tmp_path: Path) -> None:

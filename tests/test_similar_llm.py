@@ -126,7 +126,7 @@ def test_llm_trouble_falls_back_to_the_passages(db: Database, tmp_path: Path, fa
 def test_question_in_slack_with_llm_configured(db: Database, tmp_path: Path, standin: SlackStandIn,
                                                fake_llm: FakeOpenAI) -> None:
     settings: Settings = make_settings(tmp_path, standin, llm_base_url=fake_llm.url, llm_api_key="sk-test-key",
-                                       llm_model="fake", llm_timeout_s=2.0)
+                                       llm_model="fake", llm_timeout_s=2.0, warm_models=False)
     with LiveServer(settings) as srv:
         driver = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
         assert driver.mention("have we seen remaining connection slots are reserved before?",

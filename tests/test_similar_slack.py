@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.render import blocks_to_text
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from bot.standin.server import SlackStandIn
+from knowledge.db import Database
 from knowledge.models import Feedback, Incident
-from tests.conftest import Live
+from tests.conftest import Live, make_settings
 
 CH = "C0GENERAL"
+
+
+@pytest.fixture
+def live(tmp_path: Path, standin: SlackStandIn, db: Database) -> Iterator[Live]:
+    """The real app over the seeded database, without the start-up warm-up of every skill's models
+    (the search loads its index on first use), which keeps these scenarios fast on a busy machine."""
+    settings = make_settings(tmp_path, standin, warm_models=False)
+    with LiveServer(settings) as srv:
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value()))
 
 
 def _text(msg: dict[str, Any]) -> str:
@@ -44,9 +61,11 @@ def test_slash_similar_answers_with_why_fix_and_feedback_buttons(live: Live) -> 
     buttons = _buttons(msg)
     assert buttons and all(b["action_id"] == "similar:not_similar" for b in buttons)
     assert json.loads(buttons[0]["value"])["t"] == "incident:101"
+    _similar_for_an_incident_id_excludes_itself(live)
+    _not_similar_click_is_stored_and_reranks(live)
 
 
-def test_not_similar_click_is_stored_and_reranks(live: Live) -> None:
+def _not_similar_click_is_stored_and_reranks(live: Live) -> None:
     query = "payments-api 503: remaining connection slots are reserved"
     live.driver.command("/similar", query, channel=CH)
     live.drain()
@@ -86,7 +105,7 @@ def test_bad_input_at_the_slack_door(live: Live) -> None:
         assert s.query(Feedback).count() == 0
 
 
-def test_similar_for_an_incident_id_excludes_itself(live: Live) -> None:
+def _similar_for_an_incident_id_excludes_itself(live: Live) -> None:
     live.driver.command("/similar", "#109", channel=CH)
     live.drain()
     text = _text(_last(live))
@@ -107,9 +126,10 @@ def test_questions_in_the_channel_get_cited_passages_or_i_dont_know(live: Live) 
     live.driver.mention("what is the capital of France?", channel=CH)
     live.drain()
     assert "I don't know" in _text(_last(live))
+    _index_sync_job_makes_new_incidents_searchable(live)
 
 
-def test_index_sync_job_makes_new_incidents_searchable(live: Live) -> None:
+def _index_sync_job_makes_new_incidents_searchable(live: Live) -> None:
     with live.db.session() as s:
         s.add(Incident(id=700, title="zookeeper quorum lost after network partition", service_name="kafka",
                        status="resolved", resolution="Healed the partition and restarted zookeeper"))
@@ -151,10 +171,7 @@ def test_incident_card_shows_similar_incidents_and_not_similar_refreshes_it(live
 def test_rest_api_similar(tmp_path: Any, standin: Any, db: Any) -> None:
     import httpx
 
-    from bot.standin.harness import LiveServer
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path, standin, kb_token="kb-token-0123456789")
+    settings = make_settings(tmp_path, standin, kb_token="kb-token-0123456789", warm_models=False)
     with LiveServer(settings) as srv:
         url = f"{srv.url}/api/v1/similar"
         auth = {"Authorization": "Bearer kb-token-0123456789"}
