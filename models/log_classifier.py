@@ -32,8 +32,8 @@ from sklearn.utils.validation import check_is_fitted
 from models.log_features import CATEGORIES, SEVERITIES, cue_matrix
 from models.log_miner import masked_text
 
-__all__ = ["LogClassifier", "LinePrediction", "build_pipeline", "save_log_model", "load_log_model",
-           "LoadedLogModel", "data_hash", "MODEL_SUBDIR"]
+__all__ = ["LogClassifier", "LinePrediction", "build_pipeline", "build_alert_pipeline", "save_log_model",
+           "load_log_model", "LoadedLogModel", "data_hash", "MODEL_SUBDIR"]
 
 MODEL_SUBDIR = "logs"
 _ARTIFACT, _RECORD = "log-model.joblib", "log-model.json"
@@ -49,6 +49,20 @@ def build_pipeline(C: float = 1.0, class_weight: str | None = "balanced") -> Pip
     ])
     return Pipeline([("features", features),
                      ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=3000))])
+
+
+def build_alert_pipeline(C: float = 1.0) -> Pipeline:  # noqa: N803
+    """Raw text in, alert yes/no out: word + character n-gram TF-IDF, class-balanced logistic regression.
+
+    For a binary alert label inside one system, the raw characters (hardware ids, error codes) carry
+    more than the masked text does, so this pipeline does not mask.
+    """
+    features = FeatureUnion([
+        ("words", TfidfVectorizer(sublinear_tf=True)),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+    ])
+    return Pipeline([("features", features),
+                     ("clf", LogisticRegression(C=C, class_weight="balanced", max_iter=2000))])
 
 
 @dataclass(frozen=True)

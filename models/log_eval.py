@@ -24,9 +24,9 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from models.log_classifier import LogClassifier, build_pipeline
+from models.log_classifier import LogClassifier, build_alert_pipeline
 from models.log_data import load_examples
-from models.log_miner import LogMiner, masked_text, masked_tokens
+from models.log_miner import LogMiner, masked_tokens
 
 __all__ = ["LevelData", "load_levels", "grouping_accuracy", "evaluate", "LEVEL_SYSTEMS", "EvalError"]
 
@@ -123,11 +123,11 @@ def _loso(make: Callable[[], _Classifier], data: LevelData) -> dict[str, dict[st
 
 class _OursBinary:
     def fit(self, X: Sequence[str], y: Sequence[str]) -> _OursBinary:  # noqa: N803
-        self.pipe_ = build_pipeline().fit([masked_text(t) for t in X], list(y))
+        self.pipe_ = build_alert_pipeline().fit(list(X), list(y))
         return self
 
     def predict(self, X: Sequence[str]) -> Any:  # noqa: N803
-        return self.pipe_.predict([masked_text(t) for t in X])
+        return self.pipe_.predict(list(X))
 
 
 def _alerts(make: Callable[[], _Classifier], rows: list[dict[str, str]], n: int = 20) -> float:

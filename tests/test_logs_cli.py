@@ -1,0 +1,112 @@
+"""``warroom logs classify`` / ``train logs`` / ``eval logs`` on bad and good input files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.cli_logs import iter_log_lines
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WARROOM_MODE", "test")
+    monkeypatch.setenv("WARROOM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WARROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    return tmp_path
+
+
+def _run(*args: str) -> tuple[int, str]:
+    from bot.cli import CliError
+
+    try:
+        res = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    except CliError as exc:
+        return 1, str(exc)
+    return res.exit_code, res.stdout
+
+
+def test_classify_streams_bad_bytes_and_a_huge_line(env: Path) -> None:
+    f = env / "mixed.log"
+    f.write_bytes(b"ERROR db-1 connection refused\n" + b"INFO ok \xff\xfe bytes\n" + b"x" * (10 * 2**20) + b"\n"
+                  + b"WARN retrying in 5s\n")
+    code, out = _run("logs", "classify", str(f), "--json")
+    assert code == 0, out
+    rep = json.loads(out.strip().splitlines()[-1])
+    assert rep["n_lines"] == 4
+    assert any("not UTF-8" in n for n in rep["notes"]) and any("were cut" in n for n in rep["notes"])
+    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
+    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    assert [r[1] for r in rows][:1] == ["ERROR"] and len(rows) == 4
+
+
+def test_classify_refuses_binary_empty_and_missing_files(env: Path) -> None:
+    binary = env / "core.bin"
+    binary.write_bytes(b"\x7fELF\x00\x00" * 1000)
+    assert _run("logs", "classify", str(binary)) == (1, f"{binary}: this looks like a binary file "
+                                                       "(it contains NUL bytes), not a text log")
+    empty = env / "empty.log"
+    empty.write_bytes(b"\n\n")
+    code, msg = _run("logs", "classify", str(empty))
+    assert code == 1 and "no log lines" in msg
+    code, msg = _run("logs", "classify", str(env / "nope.log"))
+    assert code == 1 and "not a readable file" in msg
+
+
+def test_iter_log_lines_never_holds_an_overlong_line() -> None:
+    notes: list[str] = []
+    got = list(iter_log_lines(io.BytesIO(b"a" * 100_000 + b"\nnext line\n"), notes, max_line_bytes=1000))
+    assert got == ["a" * 1000, "next line"] and notes
+
+
+def test_train_logs_with_user_data_and_bad_data(env: Path) -> None:
+    good = env / "mine.csv"
+    with good.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "severity", "category"])
+        w.writerow(["payment gateway returned 502", "ERROR", "dependency"])
+        w.writerow(["cron job done", "INFO", "normal"])
+    code, out = _run("train", "logs", "--data", str(good))
+    assert code == 0, out
+    saved = json.loads(out.strip().splitlines()[-1])
+    record = json.loads(Path(saved["saved"]).read_text())
+    assert record["n_train"] >= 152 and str(good) in record["source"]
+    bad = env / "bad.csv"
+    bad.write_text("text,severity\nhello,LOUD\n")
+    code, msg = _run("train", "logs", "--data", str(bad))
+    assert code == 1 and "unknown severity" in msg
+
+
+def test_eval_logs_json_contract_on_a_small_loghub_like_dir(env: Path) -> None:
+    data = env / "mini"
+    data.mkdir()
+    rows = []
+    for i in range(40):
+        rows.append(("HDFS", f"Receiving block blk_{i} src /10.0.0.{i}", "HDFS:E1", "INFO"))
+        rows.append(("HDFS", f"Got exception while serving blk_{i} to /10.0.0.{i}", "HDFS:E2", "WARNING"))
+        rows.append(("Hadoop", f"Task attempt_{i} failed with error code {i}", "Hadoop:E3", "ERROR"))
+        rows.append(("Hadoop", f"Progress of task attempt_{i} is {i}%", "Hadoop:E4", "INFO"))
+        rows.append(("BGL", f"kernel panic on node R{i}", "BGL:E5", "FATAL"))
+    with (data / "loghub_2k_unified.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["system", "content", "event_id", "level_norm"])
+        w.writerows(rows)
+    with (data / "HDFS_2k.log_structured.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Content", "EventId"])
+        w.writerows([(r[1], r[2]) for r in rows if r[0] == "HDFS"])
+    code, out = _run("eval", "logs", "--data", str(data), "--json", "--splits", "2", "--alert-splits", "2")
+    assert code == 0, out
+    res = json.loads(out.strip().splitlines()[-1])
+    for key in ("severity_accuracy", "severity_macro_f1", "bgl_alert_f1", "grouping_accuracy_mean",
+                "grouping_accuracy", "lines_per_second"):
+        assert key in res and f"baseline_{key}" in res
+    assert res["bgl_alert_f1"] is None and res["grouping_accuracy"]["HDFS"] == 1.0
+    code, msg = _run("eval", "logs", "--data", str(env / "missing"), "--json")
+    assert code == 1 and "not a directory" in msg
