@@ -68,6 +68,15 @@ def build_scenario() -> Scenario:
     sc.add("carla", f"/risk {risk_text}",
            lambda d, srv, st: _expect_2xx(d.command("/risk", risk_text, user="U0CARLA", channel=CHANNEL)))
     # end risk (issue 5)
+    # logs (issue 4): someone pastes a few log lines
+    log_paste = ("```\n2026-11-23 14:02:11 ERROR payments-api pq: remaining connection slots are reserved\n"
+                 "2026-11-23 14:02:12 ERROR payments-api pq: remaining connection slots are reserved\n"
+                 "2026-11-23 14:02:12 WARN  payments-api retrying checkout 8812 in 2s (attempt 3)\n"
+                 "2026-11-23 14:02:13 INFO  payments-api GET /healthz 200 3ms\n"
+                 "2026-11-23 14:02:14 INFO  payments-api GET /healthz 200 2ms\n```")
+    sc.add("bob", "/logs <pastes 5 log lines from payments-api>",
+           lambda d, srv, st: _expect_2xx(d.command("/logs", log_paste, user="U0BOB", channel=CHANNEL)))
+    # end logs (issue 4)
     # routing (issue 7): who is on call, a routed ticket, the card's Assign and Wrong owner buttons
     __import__("bot.routing_demo").routing_demo.add_routing_steps(sc.add, CHANNEL)
     # end routing (issue 7)
