@@ -7,7 +7,7 @@ slot and retires the old one; retired slots are skipped at search time and squee
 
 Exact search (``IndexFlatIP``) is used while the index is small; beyond ``approx_threshold``
 (20,000) vectors the index becomes HNSW (``IndexHNSWFlat``, M=32), and beyond ``ivf_threshold``
-(300,000) IVF (``IndexIVFFlat``, sqrt(n) lists, 24 probed), whose build stays affordable on two
+(300,000) IVF (``IndexIVFFlat``, sqrt(n) lists, 16 probed), whose build stays affordable on two
 cores where HNSW's does not. The thresholds come from ``bench/similar_bench.py`` (see
 docs/benchmarks.md): exact search p50 passes 5 ms at about 20,000 vectors on this project's 2-core
 machines.
@@ -65,7 +65,7 @@ class VectorIndex:
 
     def __init__(self, encoder: str, dim: int, *, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
                  ivf_threshold: int = DEFAULT_IVF_THRESHOLD, hnsw_m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 64, nprobe: int = 24) -> None:
+                 ef_search: int = 64, nprobe: int = 16) -> None:
         self.encoder = encoder
         self.dim = dim
         self.approx_threshold = approx_threshold
