@@ -7,8 +7,10 @@ gives a dynamic threshold band (the seasonal median +- ``k`` robust deviations),
 anomaly score, anomaly flags (outside the band) and early warnings (inside the band but drifting
 towards it: a sustained trend or a rise in volatility).
 
-``window_features`` turns a scored window into the numbers the risk model and the NAB evaluation
-use (all scale-free, so one pooled model can read many series).
+The per-point ``features`` (scale-free) feed the NAB evaluation (``models.risk_eval``); on the short
+windows of the risk card (no seasonality) the band's width is the sample-to-sample noise. The risk
+model's own window features (``models.risk_features.window_vector``) use the same median +- 3.5
+robust deviations, vectorised over metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["SeriesDetector", "DetectorOutput", "window_features", "DETECTOR_FEATURES", "rolling_zscore", "robust_band"]
+__all__ = ["SeriesDetector", "DetectorOutput", "DETECTOR_FEATURES", "rolling_zscore"]
 
 F = NDArray[np.float64]
 _EPS = 1e-9
@@ -177,23 +179,6 @@ class SeriesDetector(BaseEstimator):  # type: ignore[misc]
                               features=feats)
 
 
-def window_features(values: object, timestamps: object = None, history: int | None = None) -> dict[str, float]:
-    """Summary features of one metric window for the risk model: the detector fitted on the older part
-    (``history`` points, default the first two thirds) scores the rest; returns the last point's
-    features plus the share of flagged points."""
-    x = np.asarray(values, dtype=float)
-    if x.size < 3:
-        raise ValueError("a window needs at least 3 points")
-    h = history if history is not None else max(2, (2 * x.size) // 3)
-    t = None if timestamps is None else pd.to_datetime(timestamps)  # type: ignore[arg-type]
-    det = SeriesDetector().fit(x[:h], None if t is None else t[:h])
-    out = det.score(x[h:], None if t is None else t[h:])
-    feats = {name: float(out.features[-1, i]) for i, name in enumerate(DETECTOR_FEATURES)}
-    feats["flagged_share"] = float(out.anomaly.mean())
-    feats["warning_share"] = float(out.warning.mean())
-    return feats
-
-
 def rolling_zscore(values: object, window: int = 48) -> F:
     """The baseline: |x - rolling mean| / rolling std over the previous ``window`` points."""
     s = pd.Series(np.asarray(values, dtype=float))
@@ -201,9 +186,3 @@ def rolling_zscore(values: object, window: int = 48) -> F:
     sd = s.shift(1).rolling(window, min_periods=2).std()
     return np.nan_to_num(((s - mu).abs() / (sd + _EPS)).to_numpy(), nan=0.0)
 
-
-def robust_band(history: F, floor: float = 1e-6) -> tuple[float, float]:
-    """Median and robust standard deviation (MAD x 1.4826, at least ``floor``) of a short history:
-    the dynamic band of a window too short to show seasonality."""
-    med = float(np.median(history))
-    return med, max(_mad(history), float(np.std(history)) * 0.25, floor)
