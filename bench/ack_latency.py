@@ -70,7 +70,7 @@ def main() -> None:
     out: dict[str, object] = {"concurrency": args.concurrency, "requests": args.rounds * args.concurrency,
                               "load_before": load_line()}
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn() as standin:
-        srv = ServerProcess(Path(tmp), standin.api_url, embedder="minilm" if args.real_model else "hash")
+        srv = ServerProcess(Path(tmp), standin.api_url, WARROOM_EMBEDDER="minilm" if args.real_model else "hash")
         out["cold_start_to_ready_s"] = round(srv.start(), 2)
         out["embedder"] = "minilm" if args.real_model else "hash"
         try:

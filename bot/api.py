@@ -30,7 +30,7 @@ from skills.risk_engine import (
     validate_window,
 )
 
-__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "MAX_BATCH"]
+__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "ErrorOut", "MAX_BATCH"]
 
 MAX_BATCH = 1000
 
@@ -191,6 +191,15 @@ class RiskResponse(BaseModel):
     model_version: str
 
 
+class ErrorOut(BaseModel):
+    """An error with a reason for a person."""
+
+    detail: str
+
+
+_BAD_BODY = {400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"}}
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[RiskRequest] = Field(min_length=1, max_length=MAX_BATCH)
@@ -222,7 +231,8 @@ def _store(request: Request, req: RiskRequest, a: Assessment) -> None:
                     service_name=req.service, incident_id=req.incident_id)
 
 
-@router.post("/risk", response_model=RiskResponse, summary="Failure risk of one service")
+@router.post("/risk", response_model=RiskResponse, summary="Failure risk of one service",
+             responses={**_BAD_BODY, 404: {"model": ErrorOut, "description": "incident_id names no incident"}})
 def risk(req: RiskRequest, request: Request) -> RiskResponse:
     """Calibrated failure probability, band, per-input factors and recommendations for one input."""
     snap, win = req._snapshot, req._window  # noqa: SLF001 - validated in the model
@@ -232,7 +242,8 @@ def risk(req: RiskRequest, request: Request) -> RiskResponse:
     return _out(req.service, a)
 
 
-@router.post("/risk/batch", response_model=BatchResponse, summary="Failure risk of up to 1,000 inputs")
+@router.post("/risk/batch", response_model=BatchResponse, summary="Failure risk of up to 1,000 inputs",
+             responses=_BAD_BODY)
 def risk_batch(req: BatchRequest, request: Request) -> BatchResponse:
     """The same as ``/risk`` for many inputs in one model call (no detector details, nothing stored)."""
     if any(it.incident_id is not None for it in req.items):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 
 from bot import metrics, webhooks
+from bot.logs import REQUEST_ID
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
@@ -39,12 +41,13 @@ def _malformed_slack_body(body: bytes, content_type: str) -> str | None:
     except UnicodeDecodeError:
         return "not UTF-8"
     try:
-        if text.startswith("{") or "application/json" in content_type:
-            json.loads(text or "null")
+        if text.lstrip().startswith("{") or "application/json" in content_type:
+            if not isinstance(json.loads(text or "null"), dict):
+                return "JSON body is not an object"
         else:
-            payload = urllib.parse.parse_qs(text).get("payload")
-            if payload:
-                json.loads(payload[0])
+            fields = urllib.parse.parse_qs(text, keep_blank_values=True)
+            if "payload" in fields and not isinstance(json.loads(fields["payload"][0] or "null"), dict):
+                return "'payload' is not a JSON object"
     except (json.JSONDecodeError, ValueError):
         return "invalid JSON"
     return None
@@ -77,6 +80,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        token = REQUEST_ID.set(request_id)
         route = request.url.path if request.url.path.count("/") <= 3 else "other"
         try:
             response: Response = await call_next(request)
@@ -85,6 +90,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             response = JSONResponse({"error": "internal error"}, status_code=500)
         metrics.REQUESTS.labels(route=route, status=str(response.status_code)).inc()
         metrics.REQUEST_LATENCY.labels(route=route).observe(time.perf_counter() - start)
+        response.headers["X-Request-Id"] = request_id
+        REQUEST_ID.reset(token)
         return response
 
     @app.post("/slack/events", include_in_schema=False)

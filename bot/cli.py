@@ -7,7 +7,6 @@ on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -36,9 +35,10 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(level: str, fmt: str = "json") -> None:
+    from bot.logs import configure
+
+    configure(level, fmt)
 
 
 @app.command()
@@ -49,7 +49,7 @@ def serve(
 ) -> None:
     """Run the bot: Slack, webhooks, REST API, health and metrics."""
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings.log_level, settings.log_format)
     from knowledge.db import Database
 
     Database(settings.database_url).ping()
@@ -84,6 +84,22 @@ def _serve_socket_mode(settings: Settings) -> None:
         asyncio.run(AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start_async())
     finally:
         services.stop()
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 4) -> None:
+    """Run a Celery worker for the scale-out mode (WARROOM_JOB_BACKEND=celery, WARROOM_REDIS_URL)."""
+    settings = _settings()
+    _logging(settings.log_level, settings.log_format)
+    from knowledge.db import Database
+
+    Database(settings.database_url).ping()
+    from bot.celery_app import make_celery, worker_services
+
+    worker_services()  # load the skills once, before taking jobs
+    make_celery(settings.redis_url).worker_main(
+        ["worker", f"--concurrency={concurrency}", "--pool=threads", "--queues=warroom",
+         f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
 @app.command()
@@ -191,9 +207,9 @@ def main() -> None:
     except CliError as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         sys.exit(1)
-import bot.cli_similar  # noqa: E402,F401
-import bot.cli_routing  # noqa: E402,F401
-import bot.cli_risk  # noqa: E402,F401
-import bot.cli_postmortem  # noqa: E402,F401
-import bot.cli_runbooks  # noqa: E402,F401
 import bot.cli_logs  # noqa: E402,F401
+import bot.cli_postmortem  # noqa: E402,F401
+import bot.cli_risk  # noqa: E402,F401
+import bot.cli_routing  # noqa: E402,F401
+import bot.cli_runbooks  # noqa: E402,F401
+import bot.cli_similar  # noqa: E402,F401

@@ -43,8 +43,8 @@ def register(services: Services) -> None:
         incident_id = int(payload["incident_id"])
         run_triage(services.ctx, services.registry, incident_id)
         with services.db.session() as s:
-            queue_card(s, incident_id, immediate_key=f"triage-{uuid.uuid4().hex[:8]}")
-        services.runner.notify()
+            ref = queue_card(s, incident_id, immediate_key=f"triage-{uuid.uuid4().hex[:8]}")
+        services.runner.handoff([ref] if ref else [])
 
     def message(payload: dict[str, Any]) -> None:
         ev = payload["event"]

@@ -35,28 +35,33 @@ _ADVISORY_KEY = 7_420_001
 
 
 def queue_card(session, incident_id: int, *, immediate_key: str | None = None,  # type: ignore[no-untyped-def]
-               interval_s: float = 3.0) -> None:
+               interval_s: float = 3.0) -> tuple[int, float] | None:
     """Queue a card render: now under ``immediate_key``, else coalesced into the current time bucket, so
     a storm updates each card at most once per ``interval_s``."""
     if immediate_key is not None:
-        jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
-                     dedup_key=f"card:{incident_id}:{immediate_key}")
-        return
+        ref = jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
+                           dedup_key=f"card:{incident_id}:{immediate_key}")
+        return (ref.id, 0.0) if ref.created else None
     now = time.time()
     bucket = int(now // interval_s)
-    jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
-                 dedup_key=f"card:{incident_id}:b{bucket}", delay_s=(bucket + 1) * interval_s - now + 0.05)
+    delay = (bucket + 1) * interval_s - now + 0.05
+    ref = jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
+                       dedup_key=f"card:{incident_id}:b{bucket}", delay_s=delay)
+    return (ref.id, delay) if ref.created else None
 
 
-def _queue_triage(session, incident_id: int, created: bool, interval_s: float) -> None:  # type: ignore[no-untyped-def]
+def _queue_triage(session, incident_id: int, created: bool,  # type: ignore[no-untyped-def]
+                  interval_s: float) -> tuple[int, float] | None:
     if created:
-        jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
-                     dedup_key=f"triage:{incident_id}:new")
-        return
+        ref = jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
+                           dedup_key=f"triage:{incident_id}:new")
+        return (ref.id, 0.0) if ref.created else None
     now = time.time()
     bucket = int(now // interval_s)
-    jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
-                 dedup_key=f"triage:{incident_id}:b{bucket}", delay_s=(bucket + 1) * interval_s - now + 0.05)
+    delay = (bucket + 1) * interval_s - now + 0.05
+    ref = jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
+                       dedup_key=f"triage:{incident_id}:b{bucket}", delay_s=delay)
+    return (ref.id, delay) if ref.created else None
 
 
 class IntakeProcessor:
@@ -128,10 +133,13 @@ class IntakeProcessor:
                         touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
                 row.status, row.processed_at = "processed", utcnow()
             st = self.services.settings
+            queued: list[tuple[int, float]] = []
             for incident_id, created in touched.items():
-                queue_card(s, incident_id, immediate_key="new" if created else None,
-                           interval_s=st.card_update_interval_s)
-                _queue_triage(s, incident_id, created, st.triage_interval_s)
+                for ref in (queue_card(s, incident_id, immediate_key="new" if created else None,
+                                       interval_s=st.card_update_interval_s),
+                            _queue_triage(s, incident_id, created, st.triage_interval_s)):
+                    if ref is not None:
+                        queued.append(ref)
         if rows:
-            self.services.runner.notify()
+            self.services.runner.handoff(queued)
         return len(rows)

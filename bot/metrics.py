@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["REQUESTS", "REQUEST_LATENCY", "SLACK_CALLS", "SLACK_LATENCY", "JOBS", "JOB_LATENCY",
+__all__ = ["REQUESTS", "REQUEST_LATENCY", "SLACK_CALLS", "SLACK_LATENCY", "SLACK_RETRIES", "JOBS", "JOB_LATENCY",
            "SKILL_LATENCY", "SKILL_ERRORS", "WEBHOOKS", "QUEUE_DEPTH"]
 
 REQUESTS = Counter("warroom_http_requests_total", "HTTP requests", ["route", "status"])
 REQUEST_LATENCY = Histogram("warroom_http_request_seconds", "HTTP request latency", ["route"],
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3))
 SLACK_CALLS = Counter("warroom_slack_api_calls_total", "Slack Web API calls", ["method"])
+SLACK_RETRIES = Counter("warroom_slack_api_retries_total", "Slack Web API retries", ["reason"])
 SLACK_LATENCY = Histogram("warroom_slack_api_seconds", "Slack Web API call latency")
 JOBS = Counter("warroom_jobs_total", "Jobs finished", ["kind", "outcome"])
 JOB_LATENCY = Histogram("warroom_job_seconds", "Job run time", ["kind"])

@@ -70,7 +70,12 @@ def build_services(settings: Settings) -> Services:
     ctx = SkillContext(db=db, data_dir=settings.data_dir, model_dir=settings.models_path, settings=settings)
     client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     poster = SlackPoster(client)
-    runner = JobRunner(db, n_threads=settings.workers)
+    dispatch = None
+    if settings.job_backend == "celery":
+        from bot.celery_app import celery_dispatcher, make_celery
+
+        dispatch = celery_dispatcher(make_celery(settings.redis_url))
+    runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
     services.intake = IntakeProcessor(services)
     handlers.register_all(services)

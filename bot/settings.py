@@ -69,13 +69,19 @@ class Settings(BaseSettings):
     card_update_interval_s: float = Field(default=3.0, gt=0, le=300)
     triage_interval_s: float = Field(default=30.0, gt=0, le=3600)
 
+    # Work hand-off: the in-process worker pool (embedded default) or Celery on Redis (scale-out).
+    job_backend: Literal["inprocess", "celery"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
     # Server and worker
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 4
+    job_lease_s: float = Field(default=300.0, gt=0)
     upgrade_on_start: bool = True
     warm_models: bool = True
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
     kb_token: SecretStr | None = None
     # Runbooks (issue 8): what shell steps may run and which hosts http steps may reach.
     runbook_commands: list[str] = Field(default_factory=lambda: [

@@ -1,7 +1,8 @@
 """REST door of the similar-incident search: ``POST /api/v1/similar``.
 
 Authorised like the knowledge-base pages: ``Authorization: Bearer <WARROOM_KB_TOKEN>`` (without a
-configured token the endpoint answers 403). JSON in, JSON out; bad input gets a 4xx with a reason.
+configured token the endpoint answers 403). JSON in, JSON out; bad input gets a 4xx with a reason (a 422
+has FastAPI's usual shape, ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.api import ErrorOut
 from knowledge.search import SearchError, search
 
 __all__ = ["router", "SimilarRequest"]
@@ -50,7 +52,14 @@ def _check_token(request: Request, authorization: str | None) -> None:
         raise HTTPException(401, "missing or wrong Bearer token")
 
 
-@router.post("/similar")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"},
+    401: {"model": ErrorOut, "description": "Missing or wrong Bearer token"},
+    403: {"model": ErrorOut, "description": "The search API is off (no WARROOM_KB_TOKEN configured)"},
+}
+
+
+@router.post("/similar", responses=_ERRORS)
 def similar(body: SimilarRequest, request: Request,
             authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """Similar past incidents, postmortems and runbooks, best first, with why they matched."""
@@ -64,6 +73,8 @@ def similar(body: SimilarRequest, request: Request,
                       until=body.until.replace(tzinfo=None) if body.until else None,
                       max_severity=body.max_severity, resolved_only=body.resolved_only, k=body.k)
     except SearchError as exc:
-        raise HTTPException(422, str(exc)) from None
+        # The body passed validation, so what is left is the query itself (e.g. only punctuation); answered in
+        # the same shape as every other 422 of the API.
+        raise HTTPException(422, [{"loc": ["body", "text"], "msg": str(exc), "type": "value_error"}]) from None
     return {"hits": [h.__dict__ for h in hits], "ms": round((time.perf_counter() - t0) * 1000, 1),
             "truncated": len(body.text) > 8000}

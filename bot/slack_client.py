@@ -25,6 +25,17 @@ from bot import metrics
 __all__ = ["SlackPoster", "SlackApiError", "make_web_client"]
 
 
+def _counted(handler_cls: type, reason: str) -> type:
+    """A retry handler that also counts its retries in ``warroom_slack_api_retries_total``."""
+
+    class Counted(handler_cls):  # type: ignore[misc, valid-type]
+        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+            metrics.SLACK_RETRIES.labels(reason=reason).inc()
+            super().prepare_for_next_attempt(**kwargs)
+
+    return Counted
+
+
 def make_web_client(token: str, base_url: str, timeout: int = 10) -> WebClient:
     """A WebClient that waits out ``429`` and retries ``5xx`` and dropped connections."""
     return WebClient(
@@ -32,9 +43,9 @@ def make_web_client(token: str, base_url: str, timeout: int = 10) -> WebClient:
         base_url=base_url,
         timeout=timeout,
         retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=3),
-            RateLimitErrorRetryHandler(max_retry_count=5),
-            ServerErrorRetryHandler(max_retry_count=3),
+            _counted(ConnectionErrorRetryHandler, "connection")(max_retry_count=3),
+            _counted(RateLimitErrorRetryHandler, "rate_limited")(max_retry_count=5),
+            _counted(ServerErrorRetryHandler, "server_error")(max_retry_count=3),
         ],
     )
 

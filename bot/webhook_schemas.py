@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from
 
 __all__ = ["parse_payload", "AlertmanagerPayload", "PagerDutyPayload", "GrafanaPayload", "GenericPayload",
-           "SOURCES", "delivery_id"]
+           "SOURCES", "delivery_id", "payload_json_schema"]
 
 MAX_ALERTS = 1000
 _ZERO = "0001-01-01"
@@ -185,6 +185,32 @@ SOURCES: dict[str, type[AlertmanagerPayload] | type[PagerDutyPayload] | type[Gen
     "alertmanager": AlertmanagerPayload, "grafana": GrafanaPayload, "pagerduty": PagerDutyPayload,
     "generic": GenericPayload,
 }
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every local ``$ref`` replaced by its definition (the payload models do not recurse)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def payload_json_schema() -> dict[str, Any]:
+    """JSON Schema of a delivery to any source (for the OpenAPI document), without references.
+
+    The receiver reads the raw body itself (authentication comes before parsing), so FastAPI cannot derive
+    this; which of the formats applies depends on the source in the path.
+    """
+    variants = []
+    for model in (*SOURCES.values(), GenericAlert):
+        schema = model.model_json_schema(mode="validation")
+        variants.append(_inline(schema, schema.get("$defs", {})))
+    return {"anyOf": variants, "description": "alertmanager and grafana: Alertmanager webhook v4 (Grafana adds "
+            "a few fields); pagerduty: v3 webhook event; generic: {\"alerts\": [...]} or one alert"}
 
 
 def parse_payload(source: str, data: Any) -> list[NormalizedAlert]:

@@ -14,15 +14,15 @@ import hashlib
 import hmac
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import metrics
-from bot.webhook_schemas import SOURCES, delivery_id, parse_payload
+from bot.webhook_schemas import SOURCES, delivery_id, parse_payload, payload_json_schema
 from knowledge.models import WebhookInbox
 
 if TYPE_CHECKING:
@@ -92,9 +92,60 @@ def _store(services: Services, source: str, body: bytes, delivery: str | None) -
         return int(row.id)
 
 
-@router.post("/webhooks/{source}", status_code=202)
-async def receive(source: str, request: Request) -> JSONResponse:
-    """Accept one delivery from an alerting tool."""
+class Accepted(BaseModel):
+    status: Literal["accepted"]
+    inbox_id: int
+    alerts: int = Field(description="alerts in the delivery")
+
+
+class Duplicate(BaseModel):
+    status: Literal["duplicate"]
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str | None
+
+
+class WebhookError(BaseModel):
+    error: str
+    fields: list[FieldProblem] | None = Field(default=None, description="with a 422: every field at fault")
+
+
+def _error_doc(why: str) -> dict[str, Any]:
+    return {"model": WebhookError, "description": why}
+
+
+# The handler reads the raw body itself (size and signature come before parsing), so the body and the
+# answers are documented here rather than derived by FastAPI.
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": payload_json_schema()}}},
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Duplicate, "description": "This delivery id was already accepted; not processed again"},
+    202: {"model": Accepted, "description": "Stored in the inbox; processed in the background"},
+    400: _error_doc("Malformed JSON"),
+    401: _error_doc("Unauthenticated, or no secret configured for this source"),
+    404: _error_doc("Unknown source"),
+    413: _error_doc("Payload larger than WARROOM_WEBHOOK_MAX_BYTES"),
+    422: _error_doc("The payload does not match the source's format; names the fields"),
+    503: _error_doc("Database unavailable; retry"),
+}
+
+
+@router.post("/webhooks/{source}", status_code=202, response_model=None, responses=_RESPONSES,
+             openapi_extra=_OPENAPI)
+async def receive(
+    request: Request,
+    source: Annotated[str, Path(description="the sending tool", json_schema_extra={"enum": sorted(SOURCES)})],
+) -> JSONResponse:
+    """Accept one delivery from an alerting tool.
+
+    Authentication: ``Authorization: Bearer <secret of the source>`` (not for pagerduty),
+    ``X-Warroom-Signature: sha256=<HMAC-SHA256 of [timestamp.]body>`` with an optional ``X-Warroom-Timestamp``,
+    Grafana's ``X-Grafana-Alerting-Signature``, or PagerDuty's ``X-PagerDuty-Signature: v1=<HMAC-SHA256>``.
+    """
     services: Services = request.app.state.services
     settings = services.settings
     if source not in SOURCES:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import metrics
+from bot.logs import INCIDENT_ID, REQUEST_ID
 from knowledge import jobs
 from knowledge.db import Database
 
@@ -32,8 +33,12 @@ class PermanentJobError(Exception):
 class JobRunner:
     """Runs registered handlers for queued jobs on ``n_threads`` threads."""
 
-    def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5) -> None:
+    def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5,
+                 dispatch: Callable[[int, float], None] | None = None) -> None:
+        """``dispatch(job_id, delay_s)``, when given, hands queued jobs to an external worker (Celery) instead
+        of this process's threads; this process then only sweeps for jobs a broker lost."""
         self.db = db
+        self.dispatch = dispatch
         self.n_threads = n_threads
         self.lease_s = lease_s
         self.poll_s = poll_s
@@ -43,6 +48,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.runner_id = uuid.uuid4().hex[:8]
+        self._resent: dict[int, float] = {}
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -55,8 +61,27 @@ class JobRunner:
         with self.db.session() as s:
             ref = jobs.enqueue(s, kind=kind, payload=payload, dedup_key=dedup_key, max_attempts=max_attempts)
         if ref.created:
-            self.notify()
+            if self.dispatch is not None:
+                self._dispatch(ref.id, 0.0)
+            else:
+                self.notify()
         return ref
+
+    def _dispatch(self, job_id: int, delay_s: float) -> None:
+        assert self.dispatch is not None
+        try:
+            self.dispatch(job_id, delay_s)
+        except Exception as exc:  # noqa: BLE001 - broker down: the job is in the database, the sweeper resends it
+            log.warning("could not hand job %s to the broker (%s); the sweeper will resend it", job_id, exc)
+
+    def handoff(self, created: list[tuple[int, float]]) -> None:
+        """After a caller committed jobs itself (``jobs.enqueue`` in its own transaction): wake a thread, or
+        give each (job id, delay) to the broker."""
+        if self.dispatch is None:
+            self.notify()
+            return
+        for job_id, delay in created:
+            self._dispatch(job_id, delay)
 
     def notify(self) -> None:
         with self._wake:
@@ -64,10 +89,38 @@ class JobRunner:
             self._wake.notify()
 
     def start(self) -> None:
+        if self.dispatch is not None:
+            t = threading.Thread(target=self._sweep_loop, name="warroom-sweeper", daemon=True)
+            t.start()
+            self._threads.append(t)
+            return
         for i in range(self.n_threads):
             t = threading.Thread(target=self._loop, name=f"warroom-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
+
+    def sweep(self, older_than_s: float = 5.0) -> int:
+        """Resend jobs a broker lost (Redis restarted) or whose worker died (lease expired)."""
+        with self.db.session() as s:
+            stalled = jobs.stalled(s, older_than_s=older_than_s)
+        now = time.monotonic()
+        sent = 0
+        for job_id, delay in stalled:
+            if now - self._resent.get(job_id, -1e9) < 15.0:
+                continue
+            self._resent[job_id] = now
+            self._dispatch(job_id, delay)
+            sent += 1
+        if len(self._resent) > 10_000:
+            self._resent.clear()
+        return sent
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self.sweep()
+            except Exception as exc:  # noqa: BLE001 - database hiccup: try again next round
+                log.warning("sweeper: %s", exc)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -83,8 +136,24 @@ class JobRunner:
             ref = jobs.claim(s, lease_s=self.lease_s, kinds=list(self.handlers))
         if ref is None:
             return False
+        self._run(ref)
+        return True
+
+    def run_job(self, job_id: int) -> bool:
+        """Claim and run one given job (the Celery task); False when it is not runnable now (done, running
+        elsewhere, or not yet due), which makes a duplicate delivery harmless."""
+        with self.db.session() as s:
+            ref = jobs.claim(s, lease_s=self.lease_s, kinds=list(self.handlers), job_id=job_id)
+        if ref is None:
+            return False
+        self._run(ref)
+        return True
+
+    def _run(self, ref: jobs.JobRef) -> None:
         handler = self.handlers[ref.kind]
         start = time.perf_counter()
+        incident = ref.payload.get("incident_id") or (ref.payload.get("request") or {}).get("incident_id")
+        tokens = (REQUEST_ID.set(f"job-{ref.id}"), INCIDENT_ID.set(incident))
         try:
             handler(ref.payload)
         except Exception as exc:  # noqa: BLE001 - the worker boundary: record, retry, go on
@@ -101,13 +170,16 @@ class JobRunner:
                         job.max_attempts = job.attempts
                 status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}")
             metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()
+            if status == "queued" and self.dispatch is not None:
+                self._dispatch(ref.id, float(jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]))
         else:
             with self.db.session() as s:
                 jobs.complete(s, ref.id)
             metrics.JOBS.labels(kind=ref.kind, outcome="done").inc()
         finally:
             metrics.JOB_LATENCY.labels(kind=ref.kind).observe(time.perf_counter() - start)
-        return True
+            REQUEST_ID.reset(tokens[0])
+            INCIDENT_ID.reset(tokens[1])
 
     def _loop(self) -> None:
         while not self._stop.is_set():

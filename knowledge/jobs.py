@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Job, utcnow
 
-__all__ = ["JobRef", "enqueue", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S"]
+__all__ = ["JobRef", "enqueue", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S", "stalled"]
 
 BACKOFF_S = (1, 2, 5, 15, 60, 300)
 
@@ -71,8 +71,9 @@ def enqueue(
     return _ref(job)
 
 
-def claim(session: Session, *, lease_s: float = 300.0, kinds: list[str] | None = None) -> JobRef | None:
-    """Take the oldest runnable job (queued and due, or running with an expired lease)."""
+def claim(session: Session, *, lease_s: float = 300.0, kinds: list[str] | None = None,
+          job_id: int | None = None) -> JobRef | None:
+    """Take the oldest runnable job (queued and due, or running with an expired lease), or that job."""
     now = utcnow()
     q = (
         select(Job.id)
@@ -85,6 +86,8 @@ def claim(session: Session, *, lease_s: float = 300.0, kinds: list[str] | None =
     )
     if kinds:
         q = q.where(Job.kind.in_(kinds))
+    if job_id is not None:
+        q = q.where(Job.id == job_id)
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     job_id = session.scalar(q)
@@ -142,3 +145,17 @@ def counts(session: Session) -> dict[str, int]:
 
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: int(n) for status, n in rows}
+
+
+def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) -> list[tuple[int, float]]:
+    """Jobs a broker may have lost: queued and due for ``older_than_s``, or running with an expired lease.
+
+    Returns (job id, seconds until due; 0 when due now).
+    """
+    now = utcnow()
+    due_before = now - dt.timedelta(seconds=older_than_s)
+    rows = session.execute(
+        select(Job.id).where(((Job.status == "queued") & (Job.run_after <= due_before))
+                             | ((Job.status == "running") & (Job.lease_until < now)))
+        .order_by(Job.id).limit(limit)).all()
+    return [(int(r[0]), 0.0) for r in rows]

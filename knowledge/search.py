@@ -51,23 +51,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from knowledge.db import Database
 from knowledge.embedder import Encoder, get_encoder
 from knowledge.kb_docs import collect_documents
 from knowledge.kb_index import KnowledgeIndex, Penalties, Query
-from knowledge.models import Feedback
+from knowledge.models import Feedback, Incident, Postmortem, Runbook
 from knowledge.search_types import Hit, SearchError, SyncReport
 from knowledge.vector_index import IndexUnusable, VectorIndex
 
 __all__ = ["Hit", "SearchError", "SyncReport", "KINDS", "search", "sync_index", "open_index", "encoder_for",
            "check_index", "index_dir",
-           "record_not_similar", "MAX_QUERY_CHARS", "AUTO_SYNC_S"]
+           "record_not_similar", "MAX_QUERY_CHARS", "AUTO_SYNC_S", "STAMP_CHECK_S", "db_stamp"]
 
 KINDS: tuple[str, ...] = ("incident", "postmortem", "runbook")
 MAX_QUERY_CHARS = 8000
-AUTO_SYNC_S = 30.0  # a search re-checks the database when the index is older than this
+AUTO_SYNC_S = 30.0  # a search re-checks every document when the index is older than this
+STAMP_CHECK_S = 2.0  # ... and, at most this often, compares a cheap stamp of the database (other replicas' writes)
 RESOURCE = "kb_index"
 _OPEN_LOCK = threading.Lock()
 
@@ -97,7 +98,9 @@ def _open(ctx: KBContext) -> tuple[KnowledgeIndex, SyncReport | None]:
         kb = ctx.resources.get(RESOURCE)
         if isinstance(kb, KnowledgeIndex) and kb.encoder.name == enc.name:
             return kb, None
+        stamp = db_stamp(ctx.db)
         kb, report = KnowledgeIndex.open(db=ctx.db, directory=index_dir(ctx), encoder=enc)
+        ctx.resources[RESOURCE + ".stamp"] = stamp
         ctx.resources[RESOURCE] = kb
         ctx.resources[RESOURCE + ".synced"] = time.monotonic()
         ctx.resources[RESOURCE + ".report"] = report
@@ -107,6 +110,35 @@ def _open(ctx: KBContext) -> tuple[KnowledgeIndex, SyncReport | None]:
 def open_index(ctx: KBContext) -> KnowledgeIndex:
     """The process-wide index for ``ctx``: loaded (or rebuilt) once, then kept in ``ctx.resources``."""
     return _open(ctx)[0]
+
+
+def db_stamp(db: Database) -> tuple[Any, ...]:
+    """A cheap version stamp of what the index holds: counts, newest ids and newest state changes.
+
+    One small aggregate query per table. Any replica that adds an incident, publishes a postmortem or
+    (de)activates a runbook changes it, so every other replica notices within ``STAMP_CHECK_S`` and syncs.
+    Edits that change none of these (a retitled incident) are caught by the full check every ``AUTO_SYNC_S``.
+    """
+    with db.session() as s:
+        inc = s.execute(select(func.count(Incident.id), func.max(Incident.id), func.max(Incident.resolved_at),
+                               func.max(Incident.acknowledged_at))).one()
+        pm = s.execute(select(func.count(Postmortem.id), func.max(Postmortem.id), func.max(Postmortem.published_at))
+                       .where(Postmortem.status == "published")).one()
+        rb = s.execute(select(func.count(Runbook.id), func.max(Runbook.id)).where(Runbook.active.is_(True))).one()
+    return (*inc, *pm, *rb)
+
+
+def _maybe_sync(ctx: KBContext) -> None:
+    now = time.monotonic()
+    if now - float(ctx.resources.get(RESOURCE + ".synced", 0.0)) > AUTO_SYNC_S:
+        sync_index(ctx)
+        return
+    if now - float(ctx.resources.get(RESOURCE + ".stamp_checked", 0.0)) < STAMP_CHECK_S:
+        return
+    ctx.resources[RESOURCE + ".stamp_checked"] = now
+    stamp = db_stamp(ctx.db)
+    if stamp != ctx.resources.get(RESOURCE + ".stamp"):
+        sync_index(ctx)
 
 
 def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) -> SyncReport:
@@ -123,6 +155,7 @@ def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) 
     kb, opened = _open(ctx)
     if opened is not None and not dry_run and not rebuild:
         return opened  # opening just synced with the database
+    stamp = db_stamp(ctx.db)  # taken before reading: a write in between makes the next check sync again
     with ctx.db.session() as s:
         docs = collect_documents(s)
     if dry_run:
@@ -132,6 +165,7 @@ def sync_index(ctx: KBContext, *, dry_run: bool = False, rebuild: bool = False) 
                           reason="dry run")
     report = kb.sync_docs(docs, rebuild=rebuild)
     ctx.resources[RESOURCE + ".synced"] = time.monotonic()
+    ctx.resources[RESOURCE + ".stamp"] = stamp
     return report
 
 
@@ -222,8 +256,7 @@ def search(ctx: KBContext, *, text: str, kinds: Iterable[str] = KINDS, service: 
     if not 1 <= k <= 50:
         raise SearchError("k must be between 1 and 50")
     kb = open_index(ctx)
-    if time.monotonic() - float(ctx.resources.get(RESOURCE + ".synced", 0.0)) > AUTO_SYNC_S:
-        sync_index(ctx)
+    _maybe_sync(ctx)
     q = Query(text=clean, kinds=kinds_t, k=k, service=service, alert_name=alert_name,
               log_lines=tuple(str(x) for x in log_lines), filter_service=filter_service, since=since, until=until,
               max_severity=max_severity, resolved_only=resolved_only, exclude=frozenset(exclude))

@@ -20,6 +20,7 @@ corrupt, truncated, other encoder or dimension) with :class:`IndexUnusable`, and
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -250,8 +251,11 @@ class VectorIndex:
         import faiss
 
         directory.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            tmp_index, tmp_slots = directory / "index.faiss.tmp", directory / "slots.json.tmp"
+        # Replicas that share a data directory take turns (an flock), and never share a temporary file.
+        with self._lock, open(directory / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            tag = f"{os.getpid()}.tmp"
+            tmp_index, tmp_slots = directory / f"index.faiss.{tag}", directory / f"slots.json.{tag}"
             faiss.write_index(self._index, str(tmp_index))
             tmp_slots.write_text(json.dumps([[s.key, s.fingerprint] if s else None for s in self._slots]))
             meta = {"format": FORMAT, "encoder": self.encoder, "dim": self.dim, "kind": self.kind,
@@ -260,7 +264,7 @@ class VectorIndex:
             (directory / "meta.json").unlink(missing_ok=True)
             os.replace(tmp_index, directory / "index.faiss")
             os.replace(tmp_slots, directory / "slots.json")
-            tmp_meta = directory / "meta.json.tmp"
+            tmp_meta = directory / f"meta.json.{tag}"
             tmp_meta.write_text(json.dumps(meta, indent=1))
             os.replace(tmp_meta, directory / "meta.json")
 

@@ -5,13 +5,33 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import delete, select, update
 
 from bot.render import blocks_to_text
-from knowledge.models import Expert, Feedback, Incident, OnCallShift, Team, TimelineEvent
+from knowledge.db import Database
+from knowledge.models import Expert, Feedback, Incident, OnCallShift, Team, TimelineEvent, utcnow
 from tests.conftest import Live
 
 CHANNEL = "C0INCIDENTS"
+# Who these tests expect on call now. The sample world's weekly rotations move every Monday, so the
+# current shift is pinned here instead of depending on the week the tests happen to run in.
+ON_CALL_NOW = {"payments": "U0ALICE", "platform": "U0DEV", "data": "U0ERIN", "identity": "U0GRACE",
+               "storage": "U0IRIS"}
+
+
+@pytest.fixture(autouse=True)
+def _pinned_on_call(db: Database) -> None:
+    import datetime as dt
+
+    now = utcnow()
+    with db.session() as s:
+        s.execute(delete(OnCallShift).where(OnCallShift.starts_at <= now, OnCallShift.ends_at > now))
+        for team, user in ON_CALL_NOW.items():
+            team_id = s.scalar(select(Team.id).where(Team.name == team))
+            expert_id = s.scalar(select(Expert.id).where(Expert.slack_user_id == user))
+            s.add(OnCallShift(team_id=team_id, expert_id=expert_id, starts_at=now - dt.timedelta(hours=1),
+                              ends_at=now + dt.timedelta(days=3), source="rotation"))
 
 
 def _texts(live: Live, channel: str = CHANNEL) -> list[str]:

@@ -195,3 +195,29 @@ def test_not_similar_feedback_reranks(db: Database, settings: Settings) -> None:
     assert "marked not similar before" in hit.why
     with db.session() as s:
         assert s.query(Feedback).filter_by(kind="not_similar").count() == 1
+
+
+def test_a_postmortem_published_through_another_replica_is_found_within_seconds(db: Database,
+                                                                                settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    import time
+
+    from knowledge.search import STAMP_CHECK_S
+
+    here = _ctx(db, settings)  # this replica: its own index in memory and on disk
+    other = SkillContext(db=db, data_dir=tmp_path / "other", model_dir=settings.models_path, settings=settings)
+    query = "etcd leader election storm after clock skew on the control plane"
+    assert all("clock skew" not in h.title for h in search(here, text=query, k=3))
+    assert all("clock skew" not in h.title for h in search(other, text=query, k=3))
+    with db.session() as s:  # the other replica publishes (a plain database write, as any replica's would be)
+        s.add(Postmortem(title="etcd leader election storm after clock skew", status="published",
+                         summary="control plane clock skew made etcd re-elect its leader every few seconds",
+                         root_cause="chrony stopped on two control plane nodes",
+                         resolution="restarted chrony and pinned the NTP pool",
+                         published_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+    deadline = time.monotonic() + STAMP_CHECK_S + 5
+    found = False
+    while not found and time.monotonic() < deadline:
+        found = any("clock skew" in h.title for h in search(here, text=query, k=3))
+        time.sleep(0.2)
+    assert found, "the other replica's postmortem never reached this replica's index"

@@ -13,27 +13,24 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE ADD/DROP COLUMN (SQLite >= 3.35 and PostgreSQL): no table copy, so foreign keys that
+# point at incidents and alerts are never in the way on downgrade.
 def upgrade() -> None:
-    with op.batch_alter_table("incidents") as b:
-        b.add_column(sa.Column("card_hash", sa.String(64), nullable=True))
-        b.add_column(sa.Column("dedicated_channel", sa.Boolean(), nullable=False, server_default=sa.false()))
-        b.add_column(sa.Column("alert_count", sa.Integer(), nullable=False, server_default="0"))
-        b.create_index("ix_incidents_channel_id", ["channel_id"])
-    with op.batch_alter_table("alerts") as b:
-        b.add_column(sa.Column("occurrences", sa.Integer(), nullable=False, server_default="1"))
-        b.add_column(sa.Column("last_seen_at", sa.DateTime(), nullable=True))
-    with op.batch_alter_table("webhook_inbox") as b:
-        b.create_index("ix_webhook_inbox_pending", ["status", "id"])
+    op.add_column("incidents", sa.Column("card_hash", sa.String(64), nullable=True))
+    op.add_column("incidents", sa.Column("dedicated_channel", sa.Boolean(), nullable=False,
+                                         server_default=sa.false()))
+    op.add_column("incidents", sa.Column("alert_count", sa.Integer(), nullable=False, server_default="0"))
+    op.create_index("ix_incidents_channel_id", "incidents", ["channel_id"])
+    op.add_column("alerts", sa.Column("occurrences", sa.Integer(), nullable=False, server_default="1"))
+    op.add_column("alerts", sa.Column("last_seen_at", sa.DateTime(), nullable=True))
+    op.create_index("ix_webhook_inbox_pending", "webhook_inbox", ["status", "id"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("webhook_inbox") as b:
-        b.drop_index("ix_webhook_inbox_pending")
-    with op.batch_alter_table("alerts") as b:
-        b.drop_column("last_seen_at")
-        b.drop_column("occurrences")
-    with op.batch_alter_table("incidents") as b:
-        b.drop_index("ix_incidents_channel_id")
-        b.drop_column("alert_count")
-        b.drop_column("dedicated_channel")
-        b.drop_column("card_hash")
+    op.drop_index("ix_webhook_inbox_pending", table_name="webhook_inbox")
+    op.drop_column("alerts", "last_seen_at")
+    op.drop_column("alerts", "occurrences")
+    op.drop_index("ix_incidents_channel_id", table_name="incidents")
+    op.drop_column("incidents", "alert_count")
+    op.drop_column("incidents", "dedicated_channel")
+    op.drop_column("incidents", "card_hash")

@@ -1,0 +1,64 @@
+"""The scale-out job backend: Celery on Redis runs the same job handlers as the in-process pool.
+
+The job's state lives in the database (``jobs`` table); Redis carries only the job id. So a message
+lost with a Redis restart, or a worker killed mid-job (its lease runs out), is found by the app's
+sweeper and sent again, and a duplicate delivery is harmless: a job is claimed by compare-and-set and
+runs at most once at a time. Start workers with ``warroom worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from celery import Celery
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+__all__ = ["make_celery", "celery_dispatcher", "worker_services", "TASK"]
+
+log = logging.getLogger("warroom.celery")
+
+TASK = "warroom.run_job"
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def worker_services() -> Services:
+    """Build the worker process's services once, from the same settings as the app."""
+    global _services
+    with _services_lock:
+        if _services is None:
+            from bot.services import build_services
+            from bot.settings import load_settings
+
+            settings = load_settings(job_backend="inprocess")  # this process runs jobs; it does not hand off
+            _services = build_services(settings)
+        return _services
+
+
+def make_celery(redis_url: str) -> Celery:
+    """The Celery app (broker: Redis). Late acks: a job whose worker dies is redelivered."""
+    app = Celery("warroom", broker=redis_url)
+    app.conf.update(
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_default_queue="warroom", broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 600}, task_ignore_result=True,
+    )
+
+    @app.task(name=TASK)
+    def run_job(job_id: int) -> bool:
+        return worker_services().runner.run_job(int(job_id))
+
+    return app
+
+
+def celery_dispatcher(app: Celery):  # type: ignore[no-untyped-def]
+    """``dispatch(job_id, delay_s)`` for :class:`bot.worker.JobRunner`."""
+
+    def dispatch(job_id: int, delay_s: float) -> None:
+        app.send_task(TASK, args=[job_id], countdown=max(0.0, delay_s) or None)
+
+    return dispatch

@@ -1,0 +1,143 @@
+"""The scaled-out topology on loopback: PostgreSQL, Redis, two `warroom serve` replicas, one Celery worker.
+
+Needs WARROOM_TEST_POSTGRES_URL and WARROOM_TEST_REDIS_URL (scripts/test.sh starts both servers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.standin.driver import SlackDriver
+from bot.standin.procs import ServerProcess, WorkerProcess
+from bot.standin.server import SlackStandIn
+from knowledge.db import Database
+from knowledge.models import Alert, Incident, Job, WebhookInbox
+from knowledge.seed import seed
+
+PG = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+REDIS = os.environ.get("WARROOM_TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(not (PG and REDIS), reason="needs WARROOM_TEST_POSTGRES_URL and WARROOM_TEST_REDIS_URL")
+SECRET = "bench-generic-secret"
+
+
+class Topology:
+    def __init__(self, tmp: Path, standin: SlackStandIn) -> None:
+        assert PG and REDIS
+        self.db = Database(PG)
+        with self.db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        self.db.upgrade()
+        with self.db.session() as s:
+            seed(s)
+        import redis
+
+        redis.Redis.from_url(REDIS).flushdb()
+        extra = {"WARROOM_DATABASE_URL": PG, "WARROOM_JOB_BACKEND": "celery", "WARROOM_REDIS_URL": REDIS,
+                 "WARROOM_JOB_LEASE_S": "8", "WARROOM_CARD_UPDATE_INTERVAL_S": "0.5",
+                 "WARROOM_TRIAGE_INTERVAL_S": "1", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS"}
+        self.a = ServerProcess(tmp, standin.api_url, **extra)
+        self.b = ServerProcess(tmp, standin.api_url, signing_secret=self.a.signing_secret, **extra)
+        self.worker = WorkerProcess(tmp, self.a.env)
+        self.standin = standin
+
+    def start(self) -> None:
+        self.worker.start()
+        self.a.start()
+        self.b.start()
+
+    def stop(self) -> None:
+        for p in (self.a, self.b, self.worker):
+            p.stop()
+
+    def wait_idle(self, timeout: float = 240.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.db.session() as s:
+                pending = s.scalar(select(func.count()).select_from(WebhookInbox)
+                                   .where(WebhookInbox.status == "pending"))
+                open_jobs = s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running"))))
+            if not pending and not open_jobs:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"not idle after {timeout}s: {pending} inbox rows, {open_jobs} jobs open")
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> Iterator[Topology]:
+    with SlackStandIn() as standin:
+        t = Topology(tmp_path, standin)
+        t.start()
+        try:
+            yield t
+        finally:
+            t.stop()
+
+
+def _alert(i: int) -> dict[str, Any]:
+    n = i % 5
+    return {"alerts": [{"name": f"Scale{n}", "service": f"svc-{n}", "fingerprint": f"scale-{n}",
+                        "summary": f"svc-{n} unhappy"}]}
+
+
+def test_two_replicas_and_a_worker_share_the_work(topo: Topology) -> None:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    codes = []
+    for i in range(60):
+        url = (topo.a if i % 2 else topo.b).url
+        codes.append(httpx.post(f"{url}/webhooks/generic", json=_alert(i), headers=headers, timeout=10).status_code)
+    assert codes == [202] * 60
+    driver = SlackDriver(topo.b.url, topo.b.signing_secret)
+    assert driver.command("/warroom", "status", channel="C0OPS").status_code == 200
+    topo.wait_idle()
+    with topo.db.session() as s:
+        incidents = s.scalars(select(Incident).where(Incident.source == "generic")).all()
+        occurrences = s.scalar(select(func.sum(Alert.occurrences)))
+    assert len(incidents) == 5 and occurrences == 60
+    cards = [c for c in topo.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"]
+    assert len(cards) == 5 and all(i.card_ts for i in incidents)
+    assert any("I am up" in m["text"] for m in topo.standin.messages("C0OPS"))
+
+
+def test_worker_killed_mid_work_jobs_complete_once(topo: Topology) -> None:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    topo.standin.fail("chat.postMessage", status=500, count=3)  # slow the first posts down
+    for i in range(20):
+        assert httpx.post(f"{topo.a.url}/webhooks/generic", json=_alert(i), headers=headers,
+                          timeout=10).status_code == 202
+    time.sleep(1.0)
+    topo.worker.kill()
+    topo.worker = WorkerProcess(topo.worker.log.parent, topo.a.env)
+    topo.worker.start()
+    topo.wait_idle()
+    with topo.db.session() as s:
+        incidents = s.scalars(select(Incident).where(Incident.source == "generic")).all()
+        failed = s.scalar(select(func.count()).select_from(Job).where(Job.status == "failed"))
+    assert len(incidents) == 5 and failed == 0
+    cards = [c for c in topo.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"]
+    assert sorted(c.response["ts"] for c in cards) == sorted(i.card_ts for i in incidents)  # one card each
+
+
+def test_redis_restart_loses_no_acknowledged_job(topo: Topology) -> None:
+    import redis
+
+    r = redis.Redis.from_url(REDIS)  # type: ignore[arg-type]
+    driver = SlackDriver(topo.a.url, topo.a.signing_secret)
+    topo.worker.stop()  # jobs pile up in Redis ...
+    for i in range(5):
+        assert driver.command("/warroom", "status", channel=f"C0R{i}").status_code == 200
+    r.flushall()  # ... and Redis loses them (as a restart without persistence would)
+    topo.worker = WorkerProcess(topo.worker.log.parent, topo.a.env)
+    topo.worker.start()
+    topo.wait_idle()
+    for i in range(5):
+        assert len(topo.standin.messages(f"C0R{i}")) == 1, json.dumps(topo.standin.messages(f"C0R{i}"))
