@@ -17,12 +17,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot import metrics, webhooks
 from bot.logs import REQUEST_ID
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
+from knowledge.db import DatabaseUnavailable
 
 __all__ = ["create_app"]
 
@@ -85,6 +87,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         route = request.url.path if request.url.path.count("/") <= 3 else "other"
         try:
             response: Response = await call_next(request)
+        except (OperationalError, InterfaceError, DatabaseUnavailable) as exc:  # the database is down or unreachable
+            log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+            response = JSONResponse({"error": "database unavailable; retry shortly"}, status_code=503,
+                                    headers={"Retry-After": "5"})
         except Exception:  # noqa: BLE001 - last line of defence: never a stack trace to the caller
             log.exception("unhandled error on %s", request.url.path)
             response = JSONResponse({"error": "internal error"}, status_code=500)

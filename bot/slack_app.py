@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -56,9 +58,32 @@ def build_bolt_app(services: Services) -> AsyncApp:
     """The AsyncApp with every listener registered."""
     s = services.settings
     client = AsyncWebClient(token=s.slack_bot_token.get_secret_value(), base_url=s.slack_api_url)
+    bot_token = s.slack_bot_token.get_secret_value()
+    known: dict[str, AuthorizeResult] = {}
+    failed_until = [0.0]
+
+    async def authorize(enterprise_id: str | None, team_id: str | None, logger: logging.Logger) -> AuthorizeResult:
+        # Bolt's default asks auth.test before the first request is handled and drops the request when Slack
+        # is unreachable. Work must be accepted during a Slack outage (it is delivered afterwards), so ask
+        # once, remember the answer, and meanwhile go on with the token alone.
+        if "ok" in known:
+            return known["ok"]
+        fallback = AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
+        if time.monotonic() < failed_until[0]:
+            return fallback
+        try:
+            auth = await asyncio.wait_for(client.auth_test(token=bot_token), 2.0)
+            known["ok"] = AuthorizeResult.from_auth_test_response(auth_test_response=auth, bot_token=bot_token)
+            return known["ok"]
+        except Exception as exc:  # noqa: BLE001 - Slack down or slow: accept the work anyway
+            failed_until[0] = time.monotonic() + 10.0
+            logger.warning("auth.test failed (%s); accepting the request with the configured token", exc)
+            return fallback
+
     app = AsyncApp(
         client=client,
         signing_secret=s.slack_signing_secret.get_secret_value(),
+        authorize=authorize,
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )

@@ -30,6 +30,17 @@ class PermanentJobError(Exception):
     """The job cannot succeed by retrying; fail it at once."""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure of a dependency that will come back: Slack 429/5xx, a refused connection, the database gone."""
+    from slack_sdk.errors import SlackApiError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        return status == 429 or status >= 500
+    return isinstance(exc, OSError | OperationalError | InterfaceError)
+
+
 class JobRunner:
     """Runs registered handlers for queued jobs on ``n_threads`` threads."""
 
@@ -161,6 +172,7 @@ class JobRunner:
             permanent = isinstance(exc, PermanentJobError)
             log.error("job %s (%s) failed [error id %s]: %s\n%s", ref.id, ref.kind, err_id, exc,
                       traceback.format_exc())
+            transient = not permanent and is_transient(exc)
             with self.db.session() as s:
                 if permanent:
                     from knowledge.models import Job
@@ -168,10 +180,12 @@ class JobRunner:
                     job = s.get(Job, ref.id)
                     if job is not None:
                         job.max_attempts = job.attempts
-                status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}")
+                status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}", transient=transient)
             metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()
             if status == "queued" and self.dispatch is not None:
-                self._dispatch(ref.id, float(jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]))
+                backoff = jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]
+                delay = jobs.TRANSIENT_CAP_S if transient else backoff
+                self._dispatch(ref.id, float(delay))
         else:
             with self.db.session() as s:
                 jobs.complete(s, ref.id)

@@ -117,13 +117,28 @@ def complete(session: Session, job_id: int) -> None:
                     .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None))
 
 
-def fail(session: Session, job_id: int, error: str) -> str:
-    """Record a failure: queue again with backoff, or mark failed after ``max_attempts``."""
+TRANSIENT_CAP_S = 15  # backoff ceiling while a dependency (Slack, the database) is out
+TRANSIENT_WINDOW = dt.timedelta(hours=1)  # outages shorter than this never use up a job's attempts
+
+
+def fail(session: Session, job_id: int, error: str, *, transient: bool = False) -> str:
+    """Record a failure: queue again with backoff, or mark failed after ``max_attempts``.
+
+    A ``transient`` failure (Slack answering 429/5xx, a connection refused, the database gone) gives the
+    attempt back while the job is younger than ``TRANSIENT_WINDOW`` and retries at least every
+    ``TRANSIENT_CAP_S``: an outage delays work, it does not drop it.
+    """
     job = session.get(Job, job_id)
     if job is None:
         return "missing"
     job.last_error = error[:2000]
     job.lease_until = None
+    age = utcnow() - job.created_at if job.created_at is not None else TRANSIENT_WINDOW
+    if transient and age < TRANSIENT_WINDOW:
+        job.attempts = max(0, job.attempts - 1)
+        job.status = "queued"  # back off with the job's age: 1 s at first, at most TRANSIENT_CAP_S
+        job.run_after = utcnow() + dt.timedelta(seconds=min(TRANSIENT_CAP_S, max(1.0, age.total_seconds() / 4)))
+        return job.status
     if job.attempts >= job.max_attempts:
         job.status, job.finished_at = "failed", utcnow()
     else:

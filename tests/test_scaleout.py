@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.standin.driver import SlackDriver
-from bot.standin.procs import ServerProcess, WorkerProcess
+from bot.standin.procs import ServerProcess, TcpProxy, WorkerProcess
 from bot.standin.server import SlackStandIn
 from knowledge.db import Database
 from knowledge.models import Alert, Incident, Job, WebhookInbox
@@ -27,10 +27,11 @@ PG = os.environ.get("WARROOM_TEST_POSTGRES_URL")
 REDIS = os.environ.get("WARROOM_TEST_REDIS_URL")
 pytestmark = pytest.mark.skipif(not (PG and REDIS), reason="needs WARROOM_TEST_POSTGRES_URL and WARROOM_TEST_REDIS_URL")
 SECRET = "bench-generic-secret"
+OUTAGE_S = float(os.environ.get("WARROOM_TEST_SLACK_OUTAGE_S", "15"))  # bench/faults.py runs a full minute
 
 
 class Topology:
-    def __init__(self, tmp: Path, standin: SlackStandIn) -> None:
+    def __init__(self, tmp: Path, standin: SlackStandIn, app_db_url: str | None = None) -> None:
         assert PG and REDIS
         self.db = Database(PG)
         with self.db.engine.begin() as conn:
@@ -42,7 +43,7 @@ class Topology:
         import redis
 
         redis.Redis.from_url(REDIS).flushdb()
-        extra = {"WARROOM_DATABASE_URL": PG, "WARROOM_JOB_BACKEND": "celery", "WARROOM_REDIS_URL": REDIS,
+        extra = {"WARROOM_DATABASE_URL": app_db_url or PG, "WARROOM_JOB_BACKEND": "celery", "WARROOM_REDIS_URL": REDIS,
                  "WARROOM_JOB_LEASE_S": "8", "WARROOM_CARD_UPDATE_INTERVAL_S": "0.5",
                  "WARROOM_TRIAGE_INTERVAL_S": "1", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS"}
         self.a = ServerProcess(tmp, standin.api_url, **extra)
@@ -81,6 +82,29 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
             yield t
         finally:
             t.stop()
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[tuple[Topology, TcpProxy]]:
+    """The topology with the apps and the worker reaching PostgreSQL through a proxy the test can cut."""
+    from sqlalchemy.engine import make_url
+
+    assert PG
+    url = make_url(PG)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    with SlackStandIn() as standin:
+        t = Topology(tmp_path, standin, app_db_url=url.set(port=proxy.port).render_as_string(hide_password=False))
+        t.start()
+        try:
+            yield t, proxy
+        finally:
+            t.stop()
+            proxy.cut()
+
+
+def _occurrences(topo: Topology) -> int:
+    with topo.db.session() as s:
+        return int(s.scalar(select(func.coalesce(func.sum(Alert.occurrences), 0))) or 0)
 
 
 def _alert(i: int) -> dict[str, Any]:
@@ -141,3 +165,68 @@ def test_redis_restart_loses_no_acknowledged_job(topo: Topology) -> None:
     topo.wait_idle()
     for i in range(5):
         assert len(topo.standin.messages(f"C0R{i}")) == 1, json.dumps(topo.standin.messages(f"C0R{i}"))
+
+
+@pytest.mark.timeout(600)
+def test_postgres_down_for_10s_answers_503_then_recovers(proxied: tuple[Topology, TcpProxy]) -> None:
+    topo, proxy = proxied
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    driver = SlackDriver(topo.a.url, topo.a.signing_secret)
+    accepted = 0
+    for i in range(5):
+        assert httpx.post(f"{topo.a.url}/webhooks/generic", json=_alert(i), headers=headers,
+                          timeout=15).status_code == 202
+        accepted += 1
+    topo.wait_idle()
+    proxy.cut()
+    outage_codes: list[int] = []
+    end = time.monotonic() + 10
+    i = 5
+    while time.monotonic() < end:
+        server = topo.a if i % 2 else topo.b
+        r = httpx.post(f"{server.url}/webhooks/generic", json=_alert(i), headers=headers, timeout=15)
+        outage_codes.append(r.status_code)
+        accepted += r.status_code == 202
+        outage_codes.append(driver.command("/warroom", "status", channel="C0PGDOWN").status_code)
+        i += 1
+        time.sleep(0.3)
+    proxy.restore()
+    assert outage_codes and set(outage_codes) == {503}, outage_codes  # clean refusals, never a 500 or a hang
+    deadline = time.monotonic() + 60
+    while True:  # recovery: the pools reconnect on their own
+        r = httpx.post(f"{topo.b.url}/webhooks/generic", json=_alert(i), headers=headers, timeout=15)
+        if r.status_code == 202:
+            accepted += 1
+            break
+        assert r.status_code == 503 and time.monotonic() < deadline, r.status_code
+        time.sleep(0.5)
+    for j in range(5):
+        assert httpx.post(f"{topo.a.url}/webhooks/generic", json=_alert(j), headers=headers,
+                          timeout=15).status_code == 202
+        accepted += 1
+    assert driver.command("/warroom", "status", channel="C0PGUP").status_code == 200
+    topo.wait_idle()
+    assert _occurrences(topo) == accepted  # every acknowledged alert is in, none twice
+    assert len(topo.standin.messages("C0PGUP")) == 1 and not topo.standin.messages("C0PGDOWN")
+
+
+@pytest.mark.timeout(600)
+def test_slack_failing_429_and_500_delivers_afterwards_once(topo: Topology) -> None:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    topo.standin.outage(OUTAGE_S)
+    driver = SlackDriver(topo.a.url, topo.a.signing_secret)
+    for i in range(5):
+        assert httpx.post(f"{topo.a.url}/webhooks/generic", json=_alert(i), headers=headers,
+                          timeout=15).status_code == 202
+    assert driver.command("/warroom", "status", channel="C0SLACKDOWN").status_code == 200
+    time.sleep(OUTAGE_S)
+    topo.wait_idle()
+    failed_calls = [c for c in topo.standin.calls if c.status != 200]
+    assert failed_calls, "the outage never hit a call"
+    with topo.db.session() as s:
+        incidents = s.scalars(select(Incident).where(Incident.source == "generic")).all()
+        failed = s.scalar(select(func.count()).select_from(Job).where(Job.status == "failed"))
+    cards = [c for c in topo.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"]
+    assert failed == 0 and len(incidents) == 5
+    assert sorted(c.response["ts"] for c in cards) == sorted(i.card_ts for i in incidents)  # delivered, once each
+    assert len(topo.standin.messages("C0SLACKDOWN")) == 1

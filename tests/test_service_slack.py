@@ -70,8 +70,9 @@ def test_event_retries_do_not_act_twice(live: Live) -> None:
 
 
 def test_retry_of_a_failed_event_is_not_dropped(live: Live) -> None:
-    # Slack keeps failing for this job's whole retry budget, so the job fails for good ...
-    live.standin.fail("chat.postMessage", status=500, count=1000)
+    # Slack refuses this job's posts for its whole retry budget (a 4xx, not an outage: outages of 429/5xx
+    # give attempts back, see test_scaleout), so the job fails for good ...
+    live.standin.fail("chat.postMessage", status=400, count=1000)
     live.driver.mention("status", channel="C0OPS", event_id="Ev0FAIL")
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -120,3 +121,14 @@ def test_dm_is_answered_in_thread(live: Live) -> None:
 def test_url_verification(live: Live) -> None:
     resp = live.driver.url_verification("xyz")
     assert resp.status_code == 200 and "xyz" in resp.text
+
+
+def test_a_slack_outage_delays_replies_but_never_drops_them(live: Live) -> None:
+    live.standin.outage(6.0)  # every Web API call answers 429 or 500 for six seconds
+    assert live.driver.command("/warroom", "status", channel="C0OUT").status_code == 200
+    assert live.driver.mention("status", channel="C0OUT", event_id="Ev0OUTAGE").status_code == 200
+    live.drain(timeout=90)
+    assert {c.status for c in live.standin.calls if c.method == "chat.postMessage"} >= {429, 500}
+    assert len(live.standin.messages("C0OUT")) == 2  # both delivered after the outage, once each
+    with live.db.session() as s:
+        assert not s.scalars(select(Job).where(Job.status == "failed")).all()

@@ -45,6 +45,7 @@ class SlackStandIn:
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        self._outage: tuple[float, Any, int] | None = None  # (until, statuses, retry_after)
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -84,10 +85,16 @@ class SlackStandIn:
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * count)
 
+    def outage(self, seconds: float, statuses: tuple[int, ...] = (429, 500), retry_after: int = 1) -> None:
+        """Answer every Web API call with ``statuses`` in turn (429 with ``Retry-After``) for ``seconds``."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, itertools.cycle(statuses), retry_after)
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self._failures.clear()
+            self._outage = None
 
     def add_file(self, name: str, content: bytes, filetype: str = "text") -> str:
         """Pretend a user uploaded a file; returns its id."""
@@ -278,6 +285,12 @@ class SlackStandIn:
                 with standin._lock:
                     queue = standin._failures.get(method)
                     failure = queue.pop(0) if queue else None
+                    if failure is None and standin._outage is not None:
+                        until, statuses, retry_after = standin._outage
+                        if time.monotonic() < until:
+                            failure = (next(statuses), retry_after)
+                        else:
+                            standin._outage = None
                 if failure is not None:
                     status, retry_after = failure
                     body = {"ok": False, "error": "ratelimited" if status == 429 else "internal_error"}
