@@ -230,3 +230,30 @@ def test_slack_failing_429_and_500_delivers_afterwards_once(topo: Topology) -> N
     assert failed == 0 and len(incidents) == 5
     assert sorted(c.response["ts"] for c in cards) == sorted(i.card_ts for i in incidents)  # delivered, once each
     assert len(topo.standin.messages("C0SLACKDOWN")) == 1
+
+
+@pytest.mark.timeout(600)
+def test_replica_killed_mid_storm_loses_no_acknowledged_alert(topo: Topology) -> None:
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    accepted, failed = 0, []
+    for i in range(120):
+        if i == 60:
+            topo.a.kill()
+        server = topo.a if i % 2 else topo.b
+        try:
+            code = httpx.post(f"{server.url}/webhooks/generic", json=_alert(i), headers=headers, timeout=15).status_code
+        except httpx.HTTPError:
+            code = 0
+        if code == 202:
+            accepted += 1
+        else:
+            failed.append(i)
+    assert len(failed) == 30  # every delivery to the dead replica failed; none was acknowledged
+    for i in failed:  # the sender retries (Alertmanager and PagerDuty do), reaching the survivor
+        assert httpx.post(f"{topo.b.url}/webhooks/generic", json=_alert(i), headers=headers,
+                          timeout=15).status_code == 202
+        accepted += 1
+    topo.wait_idle()
+    assert accepted == 120 and _occurrences(topo) == 120
+    with topo.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Incident).where(Incident.source == "generic")) == 5
