@@ -164,6 +164,32 @@ def jobs(retry_failed: Annotated[bool, typer.Option(help="Queue failed jobs agai
             typer.echo(f"failed #{j.id} {j.kind} attempts={j.attempts}: {j.last_error}")
 
 
+@train_app.command("queue")
+def train_queue(
+    model: Annotated[str, typer.Argument(help="routing, risk or logs.")],
+    episodes: Annotated[int, typer.Option(min=200, max=200_000, help="Risk: synthetic episodes.")] = 3000,
+) -> None:
+    """Queue training as a job (``model.train``): a worker (or the running server) trains, not this shell."""
+    from bot.train_jobs import MODELS
+    from knowledge import jobs as q
+    from knowledge.db import Database
+
+    if model not in MODELS:
+        raise CliError(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
+    settings = _settings()
+    payload: dict[str, object] = {"model": model, **({"episodes": episodes} if model == "risk" else {})}
+    with Database(settings.database_url).session() as s:
+        ref = q.enqueue(s, kind="model.train", payload=payload, max_attempts=2)
+    if settings.job_backend == "celery":
+        from bot.celery_app import celery_dispatcher, make_celery
+
+        try:
+            celery_dispatcher(make_celery(settings.redis_url))(ref.id, 0.0)
+        except Exception:  # noqa: BLE001 - broker down: the job is in the database; a replica's sweeper sends it
+            typer.echo("broker unreachable; the job will be sent by a replica's sweeper", err=True)
+    typer.echo(json.dumps({"queued": ref.id, "kind": "model.train", "payload": payload}))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations (default: all)."""
