@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictFloat, model_validator
 
 from knowledge.risk_store import add_reading
 from skills.risk_engine import (
@@ -30,7 +30,7 @@ from skills.risk_engine import (
     validate_window,
 )
 
-__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "ErrorOut", "MAX_BATCH"]
+__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "ErrorOut", "JsonInt", "MAX_BATCH"]
 
 MAX_BATCH = 1000
 
@@ -66,6 +66,17 @@ class _SafeValidationRoute(APIRoute):
 router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=_SafeValidationRoute)
 
 
+def _json_integer(value: object) -> object:
+    # JSON numbers only: left alone, pydantic reads true as 1 and "3" as 3 (3.0 stays fine, as in JSON Schema).
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a string or true/false")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+"""An integer field that takes JSON numbers only (shared with the other REST doors)."""
+
+
 def _pct(hi: float, what: str) -> Any:
     return Field(default=None, ge=0, le=hi, strict=True, description=what)
 
@@ -98,7 +109,7 @@ class Window(BaseModel):
 
 class PromSeries(BaseModel):
     metric: dict[str, str]
-    values: list[tuple[float, str]] = Field(min_length=3, max_length=MAX_WINDOW_POINTS)
+    values: list[tuple[StrictFloat, str]] = Field(min_length=3, max_length=MAX_WINDOW_POINTS)
 
 
 class PromData(BaseModel):
@@ -119,7 +130,7 @@ class RiskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"service": "checkout", "metrics": {"cpu_usage": 92, "memory_usage": 88, "error_count": 40}}]})
     service: str | None = Field(default=None, max_length=100, pattern=r"^[\w.-]+$")
-    incident_id: int | None = Field(default=None, ge=1, description="store the reading on this incident")
+    incident_id: JsonInt | None = Field(default=None, ge=1, description="store the reading on this incident")
     metrics: Metrics | None = None
     window: Window | None = None
     prometheus: PromRange | None = None

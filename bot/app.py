@@ -89,7 +89,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             response: Response = await call_next(request)
         except (OperationalError, InterfaceError, DatabaseUnavailable) as exc:  # the database is down or unreachable
             log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
-            response = JSONResponse({"error": "database unavailable; retry shortly"}, status_code=503,
+            why = "database unavailable; retry shortly"
+            response = JSONResponse({"error": why, "detail": why}, status_code=503,
                                     headers={"Retry-After": "5"})
         except Exception:  # noqa: BLE001 - last line of defence: never a stack trace to the caller
             log.exception("unhandled error on %s", request.url.path)
@@ -125,7 +126,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Starting: migrations or models not ready"}})
     async def readyz() -> JSONResponse:
         """Readiness: migrations applied and models loaded."""
         body = {"migrated": services.migrated, "models_loaded": services.warm, "error": services.warm_error}

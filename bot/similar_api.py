@@ -13,14 +13,24 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from bot.api import ErrorOut
+from bot.api import ErrorOut, JsonInt
 from knowledge.search import SearchError, search
 
 __all__ = ["router", "SimilarRequest"]
 
 router = APIRouter(prefix="/api/v1", tags=["similar"])
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would read a number as Unix time: "since": 2026 would silently mean 1970-01-01T00:33:46.
+    if value is not None and not isinstance(value, str | dt.datetime):
+        raise ValueError("give an ISO 8601 date-time string, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime | None, BeforeValidator(_iso_only)]
 
 
 class SimilarRequest(BaseModel):
@@ -29,7 +39,7 @@ class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: Annotated[str, Field(min_length=1, max_length=200_000)]
-    k: Annotated[int, Field(ge=1, le=50)] = 5
+    k: Annotated[JsonInt, Field(ge=1, le=50)] = 5
     kinds: list[Literal["incident", "postmortem", "runbook"]] = Field(
         default_factory=lambda: ["incident", "postmortem", "runbook"], min_length=1)
     service: Annotated[str | None, Field(max_length=100)] = None
@@ -37,10 +47,10 @@ class SimilarRequest(BaseModel):
     log_lines: Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=50)] = Field(
         default_factory=list)
     filter_service: Annotated[str | None, Field(max_length=100)] = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    max_severity: Annotated[int | None, Field(ge=1, le=4)] = None
-    resolved_only: bool = False
+    since: IsoDateTime = None
+    until: IsoDateTime = None
+    max_severity: Annotated[JsonInt | None, Field(ge=1, le=4)] = None
+    resolved_only: Annotated[bool, Field(strict=True)] = False
 
 
 def _check_token(request: Request, authorization: str | None) -> None:

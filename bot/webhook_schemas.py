@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from
 
@@ -159,9 +159,17 @@ class GenericAlert(_Strict):
     description: str = Field(default="", max_length=20000)
     fingerprint: str | None = Field(default=None, max_length=200)
     labels: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, StrictFloat] = Field(default_factory=dict)  # numbers only (true is not 1.0)
     logs: list[str] = Field(default_factory=list, max_length=1000)
     starts_at: str | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _not_a_bool(cls, v: Any) -> Any:
+        # Left alone, pydantic reads true (and false) as 1, i.e. SEV1.
+        if isinstance(v, bool):
+            raise ValueError("severity is a name (critical, warning, ...) or a number 1-4, not true/false")
+        return v
 
 
 class GenericPayload(_Strict):
