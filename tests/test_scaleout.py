@@ -52,9 +52,10 @@ class Topology:
         self.standin = standin
 
     def start(self) -> None:
-        self.worker.start()
-        self.a.start()
-        self.b.start()
+        for p in (self.worker, self.a, self.b):  # all three import at once
+            p.spawn()
+        self.a.wait_ready()
+        self.b.wait_ready()
 
     def stop(self) -> None:
         for p in (self.a, self.b, self.worker):

@@ -42,8 +42,10 @@ class _Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.args, self.env, self.log = args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
 
     def spawn(self) -> None:
+        self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", *self.args],
                                      env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))  # noqa: SIM115 - closed with the process
@@ -75,8 +77,12 @@ class ServerProcess(_Proc):
 
     def start(self, timeout: float = 180.0) -> float:
         """Start and wait for /readyz; returns seconds from spawn to ready."""
-        t0 = time.perf_counter()
         self.spawn()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 180.0) -> float:
+        """Wait for /readyz of a spawned server; returns seconds since it was spawned."""
+        t0 = self.spawned_at
         assert self.proc is not None
         while time.perf_counter() - t0 < timeout:
             if self.proc.poll() is not None:
