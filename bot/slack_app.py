@@ -88,8 +88,10 @@ def build_bolt_app(services: Services) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
 
+    submitter = services.runner.group_submitter()  # concurrent requests share one commit
+
     async def submit(kind: str, payload: dict[str, Any], dedup_key: str | None) -> None:
-        await asyncio.to_thread(services.runner.submit, kind, payload, dedup_key)
+        await submitter.submit((kind, payload, dedup_key))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:

@@ -12,12 +12,15 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import metrics
 from bot.logs import INCIDENT_ID, REQUEST_ID
 from knowledge import jobs
 from knowledge.db import Database
+
+if TYPE_CHECKING:
+    from bot.group_commit import GroupCommit
 
 __all__ = ["JobRunner", "Handler", "PermanentJobError"]
 
@@ -84,6 +87,20 @@ class JobRunner:
             self.dispatch(job_id, delay_s)
         except Exception as exc:  # noqa: BLE001 - broker down: the job is in the database, the sweeper resends it
             log.warning("could not hand job %s to the broker (%s); the sweeper will resend it", job_id, exc)
+
+    def group_submitter(self) -> GroupCommit[tuple[str, dict[str, Any], str | None], jobs.JobRef]:
+        """``await g.submit((kind, payload, dedup_key))``: like :meth:`submit`, from async code, with the jobs
+        of concurrent requests committed together (see :mod:`bot.group_commit`)."""
+        from bot.group_commit import GroupCommit
+
+        def write(session: Any, items: list[tuple[str, dict[str, Any], str | None]]) -> list[jobs.JobRef]:
+            unknown = [kind for kind, _, _ in items if kind not in self.handlers]
+            if unknown:
+                raise KeyError(f"no handler for job kind {unknown[0]!r}")
+            return jobs.enqueue_many(session, items)
+
+        return GroupCommit(self.db, write, after_commit=lambda refs: self.handoff(
+            [(r.id, 0.0) for r in refs if r.created]) if any(r.created for r in refs) else None)
 
     def handoff(self, created: list[tuple[int, float]]) -> None:
         """After a caller committed jobs itself (``jobs.enqueue`` in its own transaction): wake a thread, or

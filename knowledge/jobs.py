@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Job, utcnow
 
-__all__ = ["JobRef", "enqueue", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S", "stalled"]
+__all__ = ["JobRef", "enqueue", "enqueue_many", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S",
+           "stalled"]
 
 BACKOFF_S = (1, 2, 5, 15, 60, 300)
 
@@ -34,6 +35,34 @@ class JobRef:
     attempts: int
     status: str
     created: bool = True
+
+
+def enqueue_many(session: Session, items: list[tuple[str, dict[str, Any], str | None]]) -> list[JobRef]:
+    """``enqueue`` for many (kind, payload, dedup_key) at once: one lookup of the keys, one flush.
+
+    Items with the same key (in the database or earlier in the list) share one job. If another replica
+    inserts one of the keys meanwhile, the flush fails and each item is enqueued on its own instead.
+    """
+    keys = [k for _, _, k in items if k is not None]
+    existing = {j.dedup_key: j for j in session.scalars(select(Job).where(Job.dedup_key.in_(keys)))} if keys else {}
+    if any(j.status == "failed" for j in existing.values()):
+        return [enqueue(session, kind=kind, payload=p, dedup_key=k) for kind, p, k in items]
+    now = utcnow()
+    planned: list[tuple[Job, bool]] = []
+    for kind, payload, key in items:
+        if key is not None and key in existing:
+            planned.append((existing[key], False))
+            continue
+        job = Job(kind=kind, payload=payload, dedup_key=key, max_attempts=5, run_after=now)
+        if key is not None:
+            existing[key] = job
+        planned.append((job, True))
+    try:
+        with session.begin_nested():
+            session.add_all([j for j, new in planned if new])
+    except IntegrityError:
+        return [enqueue(session, kind=kind, payload=p, dedup_key=k) for kind, p, k in items]
+    return [_ref(job, created=new) for job, new in planned]
 
 
 def _ref(job: Job, created: bool = True) -> JobRef:

@@ -1,0 +1,70 @@
+"""Group commit: many concurrent requests, one database transaction, every caller answered after it.
+
+"Durable before acknowledged" costs a transaction per request. Under a burst (50 slash commands at once,
+an alert storm) those transactions queue behind one another on the writer lock and the GIL, and the
+acknowledgement waits for all of them. Here each request adds its item and awaits a future; one task
+writes everything that is waiting in a single transaction (in a thread), and resolves the futures after
+the commit. While one batch is being written the next one gathers, so batches grow with the load and
+a lone request still goes straight through. Nothing is acknowledged before its commit: if the commit
+fails, every caller in the batch gets the exception (and answers 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from knowledge.db import Database
+
+__all__ = ["GroupCommit"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """``await submit(item)`` returns ``write(session, items)[i]`` once that batch has committed."""
+
+    def __init__(self, db: Database, write: Callable[[Session, list[T]], list[R]],
+                 after_commit: Callable[[list[R]], Any] | None = None, max_batch: int = 500) -> None:
+        self.db, self.write, self.after_commit, self.max_batch = db, write, after_commit, max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._busy = False
+        self.batches = 0  # how many transactions (for the benchmark's report)
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, fut))
+        if not self._busy:
+            self._busy = True
+            loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                try:
+                    results = await asyncio.to_thread(self._write_batch, [item for item, _ in batch])
+                except BaseException as exc:  # noqa: BLE001 - every caller of the batch learns it failed
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)
+        finally:
+            self._busy = False
+
+    def _write_batch(self, items: list[T]) -> list[R]:
+        with self.db.session() as s:
+            results = self.write(s, items)
+        self.batches += 1
+        if self.after_commit is not None:
+            self.after_commit(results)
+        return results
