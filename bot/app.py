@@ -121,6 +121,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             await asyncio.to_thread(services.db.upgrade)
         services.migrated = await asyncio.to_thread(services.db.at_head)
         services.start_background()
+        # Everything imported and built so far lives for the whole process: move it out of the collector's
+        # sight, so that a full collection during a burst does not pause every acknowledgement (measured:
+        # rounds of 50 commands stalled ~250 ms without this).
+        import gc
+
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
