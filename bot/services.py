@@ -38,6 +38,10 @@ class Services:
         try:
             for skill in self.registry.skills:
                 skill.warm(self.ctx)
+            import gc
+
+            gc.collect()
+            gc.freeze()  # the loaded models live as long as the process: keep full collections off them
             self.warm = True
         except Exception as exc:  # noqa: BLE001 - reported on /readyz, the app keeps serving
             self.warm_error = f"{type(exc).__name__}: {exc}"
