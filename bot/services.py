@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.intake_worker import IntakeProcessor
 from bot.settings import Settings
@@ -28,6 +29,7 @@ class Services:
     poster: SlackPoster
     runner: JobRunner
     intake: IntakeProcessor = field(default=None, repr=False)  # type: ignore[assignment]
+    inbox_writer: Any = field(default=None, repr=False)  # the webhooks' group commit (bot.webhooks._inbox)
     migrated: bool = False
     warm: bool = False
     warm_error: str | None = None

@@ -9,7 +9,6 @@ acknowledged as a duplicate and not processed again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -26,6 +25,7 @@ from bot.webhook_schemas import SOURCES, delivery_id, parse_payload, payload_jso
 from knowledge.models import WebhookInbox
 
 if TYPE_CHECKING:
+    from bot.group_commit import GroupCommit
     from bot.services import Services
 
 __all__ = ["router", "sign_body"]
@@ -79,17 +79,47 @@ def _field(err: dict[str, Any]) -> str:
     return ".".join(str(p) for p in err.get("loc", ())) or "body"
 
 
-def _store(services: Services, source: str, body: bytes, delivery: str | None) -> int | None:
-    """Commit the raw delivery; None when this delivery id was already accepted."""
-    with services.db.session() as s:
-        row = WebhookInbox(source=source, body=body.decode("utf-8"), delivery_id=delivery)
-        s.add(row)
-        try:
-            s.flush()
-        except IntegrityError:
-            s.rollback()
-            return None
-        return int(row.id)
+def _write_inbox(session: Any, items: list[tuple[str, str, str | None]]) -> list[int | None]:
+    """Insert (source, body, delivery id) rows in one transaction; None for a delivery id already accepted
+    (in the database, or earlier in this batch)."""
+    from sqlalchemy import select
+
+    ids = [d for _, _, d in items if d is not None]
+    seen = set(session.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(ids)))) if ids \
+        else set()
+    rows: list[WebhookInbox | None] = []
+    for source, body, delivery in items:
+        if delivery is not None and delivery in seen:
+            rows.append(None)
+            continue
+        if delivery is not None:
+            seen.add(delivery)
+        rows.append(WebhookInbox(source=source, body=body, delivery_id=delivery))
+    try:
+        with session.begin_nested():
+            session.add_all([r for r in rows if r is not None])
+    except IntegrityError:  # another replica took one of the ids meanwhile: one savepoint per row instead
+        out: list[int | None] = []
+        for source, body, delivery in items:
+            try:
+                with session.begin_nested():
+                    row = WebhookInbox(source=source, body=body, delivery_id=delivery)
+                    session.add(row)
+                out.append(int(row.id))
+            except IntegrityError:
+                out.append(None)
+        return out
+    return [int(r.id) if r is not None else None for r in rows]
+
+
+def _inbox(services: Services) -> GroupCommit[tuple[str, str, str | None], int | None]:
+    """The app's inbox writer: concurrent deliveries are committed together (see bot.group_commit)."""
+    if services.inbox_writer is None:
+        from bot.group_commit import GroupCommit
+
+        services.inbox_writer = GroupCommit(services.db, _write_inbox,
+                                            after_commit=lambda _ids: services.intake.notify())
+    return services.inbox_writer
 
 
 class Accepted(BaseModel):
@@ -179,12 +209,11 @@ async def receive(
     except RecursionError:
         return _error(400, "malformed JSON: too deeply nested", source)
     try:
-        inbox_id = await asyncio.to_thread(_store, services, source, body, delivery_id(source, data))
+        inbox_id = await _inbox(services).submit((source, body.decode("utf-8"), delivery_id(source, data)))
     except OperationalError:
         return _error(503, "database unavailable; retry", source)
     if inbox_id is None:
         metrics.WEBHOOKS.labels(source=source, outcome="duplicate").inc()
         return JSONResponse({"status": "duplicate", "detail": "this delivery was already accepted"}, status_code=200)
-    services.intake.notify()
     metrics.WEBHOOKS.labels(source=source, outcome="accepted").inc()
     return JSONResponse({"status": "accepted", "inbox_id": inbox_id, "alerts": len(alerts)}, status_code=202)
