@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 4
-    job_lease_s: float = Field(default=300.0, gt=0)
+    job_lease_s: float = Field(default=30.0, gt=0)  # renewed every third while the job runs
     upgrade_on_start: bool = True
     warm_models: bool = True
     log_level: str = "INFO"

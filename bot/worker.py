@@ -62,6 +62,9 @@ class JobRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.runner_id = uuid.uuid4().hex[:8]
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
         self._resent: dict[int, float] = {}
 
     def register(self, kind: str, handler: Handler) -> None:
@@ -177,7 +180,38 @@ class JobRunner:
         self._run(ref)
         return True
 
+    def _heartbeat_loop(self) -> None:
+        """Renew the leases of the jobs this process is running, every third of a lease."""
+        while not self._stop.wait(max(0.5, self.lease_s / 3)):
+            with self._running_lock:
+                ids = sorted(self._running)
+            if not ids:
+                continue
+            try:
+                with self.db.session() as s:
+                    jobs.renew(s, ids, self.lease_s)
+            except Exception as exc:  # noqa: BLE001 - database hiccup: the next beat tries again
+                log.warning("could not renew job leases: %s", exc)
+
+    def _track(self, job_id: int, running: bool) -> None:
+        with self._running_lock:
+            if running:
+                self._running.add(job_id)
+                if self._heartbeat is None:
+                    self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="warroom-heartbeat",
+                                                       daemon=True)
+                    self._heartbeat.start()
+            else:
+                self._running.discard(job_id)
+
     def _run(self, ref: jobs.JobRef) -> None:
+        self._track(ref.id, True)
+        try:
+            self._run_tracked(ref)
+        finally:
+            self._track(ref.id, False)
+
+    def _run_tracked(self, ref: jobs.JobRef) -> None:
         handler = self.handlers[ref.kind]
         start = time.perf_counter()
         incident = ref.payload.get("incident_id") or (ref.payload.get("request") or {}).get("incident_id")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from knowledge.models import Job, utcnow
 
 __all__ = ["JobRef", "enqueue", "enqueue_many", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S",
-           "stalled"]
+           "stalled", "renew"]
 
 BACKOFF_S = (1, 2, 5, 15, 60, 300)
 
@@ -174,6 +174,16 @@ def fail(session: Session, job_id: int, error: str, *, transient: bool = False) 
         job.status = "queued"
         job.run_after = utcnow() + dt.timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
     return job.status
+
+
+def renew(session: Session, job_ids: list[int], lease_s: float) -> int:
+    """Extend the leases of jobs still running (the worker's heartbeat): a lease only runs out when its
+    worker is gone, so leases can be short and a crashed worker's jobs are taken over quickly."""
+    if not job_ids:
+        return 0
+    res = session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == "running")
+                          .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s)))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def requeue_failed(session: Session) -> int:
