@@ -6,7 +6,8 @@ inbox and the job queue to drain and reads the database. With --crash, the serve
 SIGKILL half-way and restarted, and every delivery that got a 2xx must be in the database, processed
 exactly once. A bare Starlette endpoint under the same load is the baseline.
 
-Run: `python bench/alert_storm.py [--alerts 10000] [--concurrency 32] [--crash]`; prints one JSON object.
+Run: `python bench/alert_storm.py [--alerts 10000] [--concurrency 32] [--crash] [--background thread]`;
+prints one JSON object.
 """
 
 from __future__ import annotations
@@ -97,12 +98,17 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--crash", action="store_true", help="SIGKILL the server half-way and restart it")
     ap.add_argument("--drain-timeout", type=float, default=300)
+    ap.add_argument("--background", choices=("thread", "process"), default="process",
+                    help="WARROOM_BACKGROUND: inbox processing and jobs in the web process or in a child")
+    ap.add_argument("--env", action="append", default=[], help="extra NAME=VALUE for the server (repeatable)")
     args = ap.parse_args()
     out: dict[str, object] = {"alerts": args.alerts, "concurrency": args.concurrency, "crash": args.crash,
+                              "background": args.background,
                               "load_before": load_line()}
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn() as standin:
         work = Path(tmp)
-        srv = ServerProcess(work, standin.api_url, WARROOM_WARM_MODELS="false")
+        srv = ServerProcess(work, standin.api_url, WARROOM_WARM_MODELS="false", WARROOM_BACKGROUND=args.background,
+                            **dict(kv.split("=", 1) for kv in args.env))
         srv.start()
         results: dict[int, tuple[int, float]] = {}
         t0 = time.perf_counter()

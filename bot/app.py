@@ -124,7 +124,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if settings.upgrade_on_start:
             await asyncio.to_thread(services.db.upgrade)
         services.migrated = await asyncio.to_thread(services.db.at_head)
-        services.start_background()
+        services.start_background(local_work=settings.background == "thread")
         # Everything imported and built so far lives for the whole process: move it out of the collector's
         # sight, so that a full collection during a burst does not pause every acknowledgement (measured:
         # rounds of 50 commands stalled ~250 ms without this).

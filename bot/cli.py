@@ -56,12 +56,54 @@ def serve(
     if socket_mode:
         _serve_socket_mode(settings)
         return
+    import subprocess
+
     import uvicorn
 
     from bot.app import create_app
 
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+    child = None
+    if settings.background == "process":
+        child = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "background"])
+    try:
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                    log_level=settings.log_level.lower(), access_log=False)
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@app.command(hidden=True)
+def background() -> None:
+    """The inbox processor and the job pool of `warroom serve` in their own process (WARROOM_BACKGROUND=process).
+    Exits when its parent does."""
+    import os
+    import signal
+    import threading
+    import time
+
+    settings = _settings()
+    _logging(settings.log_level, settings.log_format)
+    from bot.services import build_services
+
+    services = build_services(settings)
+    while not services.db.at_head():  # the web process applies the migrations
+        time.sleep(0.2)
+    services.migrated = True
+    services.intake.poll_s = services.runner.poll_s = 0.2  # no in-process wake-ups from the door: poll often
+    services.intake.batch = 25  # short write transactions: the door commits between them (SQLite has one writer)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    parent = os.getppid()
+    services.start_background()
+    while not stop.wait(0.5):
+        if os.getppid() != parent:  # the web process died (even by SIGKILL): stop too
+            break
+    services.stop()
 
 
 def _serve_socket_mode(settings: Settings) -> None:

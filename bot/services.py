@@ -49,11 +49,14 @@ class Services:
             self.warm_error = f"{type(exc).__name__}: {exc}"
             log.exception("warm-up failed")
 
-    def start_background(self) -> None:
-        """Start the worker pool and the model warm-up."""
-        __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
-        self.runner.start()
-        self.intake.start()
+    def start_background(self, *, local_work: bool = True) -> None:
+        """Start the worker pool, the inbox processor and the model warm-up. With ``local_work=False`` (the
+        web process when ``WARROOM_BACKGROUND=process``) only the warm-up: a `warroom background` child
+        process runs the rest."""
+        if local_work:
+            __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
+            self.runner.start()
+            self.intake.start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
             self._warm_thread.start()

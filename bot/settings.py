@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 4
+    # Where `warroom serve` runs the inbox processor and the job pool: "thread" (in the web process) or
+    # "process" (a `warroom background` child; the web door then never waits for the interpreter lock
+    # behind parsing, grouping and triage, which matters in an alert storm).
+    background: Literal["thread", "process"] = "thread"
     job_lease_s: float = Field(default=30.0, gt=0)  # renewed every third while the job runs
     upgrade_on_start: bool = True
     warm_models: bool = True
