@@ -175,7 +175,8 @@ def eval_runbooks(
     m, b = rank_metrics(ours, gold), rank_metrics(base, gold)
     result: dict[str, Any] = {**m, **{f"baseline_{k}": v for k, v in b.items()},
                               "n_queries": len(queries), "n_docs": len(docs), "extra_docs": len(extra),
-                              "encoder": enc.name, "method": "BM25 + dense cosine, z-score fusion (equal weights)",
+                              "encoder": enc.name,
+                              "method": "BM25 (Snowball stems, identifier parts) + dense cosine, z-score fusion",
                               "baseline": "TF-IDF sublinear cosine", "fit_s": round(fit_s, 2),
                               "query_ms": round(per_query_ms, 2)}
     if not as_json:

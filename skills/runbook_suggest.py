@@ -5,7 +5,10 @@ Three kinds of evidence are combined:
 1. exact matches: the alert name is one the runbook lists, the service is one it covers;
 2. hybrid text similarity between the incident text and the runbook text: BM25 keyword scores and
    cosine similarity from the shared embedder (``knowledge.embedder``), each standardised over the
-   runbooks (z-scores) and summed with equal weights, then turned into a share by a softmax;
+   runbooks (z-scores) and summed with equal weights, then turned into a share by a softmax. BM25 sees
+   Snowball (Porter 2) English stems, and identifiers are split as well as kept whole
+   (``KubePodCrashLooping`` -> ``kubepodcrashlooping kube pod crash loop``, ``kube_pod_status`` ->
+   ``kube pod status``), so an alert's prose meets the runbook's identifiers and inflections;
 3. what resolved similar past incidents (``incidents.findings["resolved_by_runbook"]``): the
    past incidents closest to this one (same embedder) vote for their runbook.
 
@@ -17,10 +20,12 @@ so only a runbook that matches on every kind of evidence reaches the 0.95 needed
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import snowballstemmer
 from rank_bm25 import BM25Okapi
 
 from knowledge.embedder import Encoder
@@ -29,13 +34,41 @@ from knowledge.runbooks import RunbookSpec
 __all__ = ["HybridTextIndex", "Suggestion", "RunbookSuggester", "tokenize", "strip_templates", "WEIGHTS"]
 
 WEIGHTS = {"alert": 0.40, "service": 0.15, "text": 0.25, "past": 0.20}
-_TOKEN = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# Parts of an identifier: an acronym before a capitalised word (``API`` in ``APIServer``), a word with an
+# optional capital, an all-capitals run, a number.
+_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}", re.S)
+_STEMMER = snowballstemmer.stemmer("english")
+_STEMS: dict[str, str] = {}
+_STEM_LOCK = threading.Lock()  # a Snowball stemmer object is not safe to share between threads
+
+
+def _stem(word: str) -> str:
+    stem = _STEMS.get(word)
+    if stem is None:
+        with _STEM_LOCK:
+            stem = _STEMMER.stemWord(word)
+            if len(_STEMS) < 200_000:
+                _STEMS[word] = stem
+    return stem
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words; an identifier with several parts (camelCase) is kept whole and its parts added."""
+    out: list[str] = []
+    for w in _WORD.findall(text):
+        low = w.lower()
+        out.append(low)
+        parts = _PART.findall(w)
+        if len(parts) > 1:
+            out.extend(p.lower() for p in parts)
+    return out
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case alphanumeric words (BM25's view of a text)."""
-    return _TOKEN.findall(text.lower())
+    """BM25's view of a text: lower-case words and identifier parts, Snowball-stemmed."""
+    return [_stem(w) for w in _words(text)]
 
 
 def strip_templates(text: str) -> str:
@@ -83,9 +116,9 @@ class HybridTextIndex:
         return (1 - self.dense_weight) * _z(sparse) + self.dense_weight * _z(dense.astype(np.float64))
 
     def shared_words(self, query: str, doc_text: str, limit: int = 3) -> list[str]:
-        """Query words that the document also has (longest first), for the "why"."""
+        """Query words (as written, lower-case) whose stem the document also has (longest first), for the "why"."""
         doc = set(tokenize(doc_text))
-        words = [w for w in dict.fromkeys(tokenize(query)) if w in doc and len(w) > 3]
+        words = [w for w in dict.fromkeys(_words(query)) if len(w) > 3 and _stem(w) in doc]
         return sorted(words, key=len, reverse=True)[:limit]
 
 
