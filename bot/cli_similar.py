@@ -95,6 +95,9 @@ def eval_similar(
         help="Folder with runbook_corpus.jsonl and alerts_kube_prometheus.jsonl (default: ../runbooks "
              "next to the data's folder, when present; 'none' to skip).")] = None,
     encoder: Annotated[str | None, typer.Option(help="minilm or hash (default: the embedder setting).")] = None,
+    mask_field: Annotated[str, typer.Option(
+        help="Also measure with the names in this field (the company) masked in every text, as a separate "
+             "figure ('masked' in the JSON); 'none' to skip.")] = "company",
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of metrics.")] = False,
 ) -> None:
     """Same-label P@5 and MRR on postmortems, and the runbook retrieval test, each vs TF-IDF."""
@@ -109,7 +112,7 @@ def eval_similar(
     try:
         result = eval_postmortems(read_rows(data), text_field=text_field, label_field=label_field,
                                   exclude_labels=set(exclude_label if exclude_label is not None else ["Uncategorized"]),
-                                  encoder=enc)
+                                  encoder=enc, mask_field=None if mask_field == "none" else mask_field)
         rb_dir = runbooks if runbooks is not None else data.resolve().parent.parent / "runbooks"
         if str(runbooks) != "none" and (rb_dir / "runbook_corpus.jsonl").is_file():
             result["runbooks"] = eval_runbooks(read_rows(rb_dir / "runbook_corpus.jsonl"),
@@ -123,6 +126,11 @@ def eval_similar(
                f"P@5 {result['p_at_5']:.3f} MRR {result['mrr']:.3f} | TF-IDF P@5 {result['baseline_p_at_5']:.3f} "
                f"MRR {result['baseline_mrr']:.3f} | dense only P@5 {result['dense_only_p_at_5']:.3f} | "
                f"BM25 only P@5 {result['bm25_only_p_at_5']:.3f} | random P@5 {result['random_p_at_5']:.3f}")
+    if "masked" in result:
+        m = result["masked"]
+        typer.echo(f"  {m['field']} names masked ({m['texts_changed']} texts changed): P@5 {m['p_at_5']:.3f} "
+                   f"MRR {m['mrr']:.3f} | TF-IDF P@5 {m['baseline_p_at_5']:.3f} | "
+                   f"dense only P@5 {m['dense_only_p_at_5']:.3f}")
     if "runbooks" in result:
         r = result["runbooks"]
         typer.echo(f"runbooks ({r['n_queries']} alerts, {r['n_runbooks']} runbooks): top-1 {r['top1']:.3f} "

@@ -6,6 +6,13 @@ and description (``{{ ... }}`` templates removed, alert name hidden) against run
 their title line removed; top-1, top-3 and MRR. Both run the product's own ranking
 (:class:`knowledge.kb_index.KnowledgeIndex`: dense + BM25 fused) and, for comparison, dense only and
 BM25 only.
+
+The public postmortems come from many companies, and a description often names its own
+(``... taking down all of Cloudflare``): the same company appears in several sections, so its name is
+a signal that a single organisation's knowledge base never has. ``mask_field`` (default ``company``)
+adds a second, clearly separate measurement in which every name found in that field is replaced by
+"the company" in all texts, for every ranking and the TF-IDF baseline alike; the headline figures
+stay on the unmodified text of the protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from knowledge.embedder import Encoder
 from knowledge.kb_docs import Doc, clean_text
 from knowledge.kb_index import WEIGHTS, KnowledgeIndex, Query
 
-__all__ = ["read_rows", "eval_postmortems", "eval_runbooks", "MemoEncoder", "EvalDataError"]
+__all__ = ["read_rows", "eval_postmortems", "eval_runbooks", "mask_names", "MemoEncoder", "EvalDataError"]
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}", re.S)
 
@@ -117,12 +124,62 @@ def _tfidf_rankings(doc_texts: list[str], queries: list[str], exclude_self: bool
     return out
 
 
+def mask_names(texts: Sequence[str], names: Sequence[str], replacement: str = "the company") -> list[str]:
+    """``texts`` with every name of ``names`` (whole words, with a possessive 's) replaced.
+
+    A value such as ``"FirstEnergy / General Electric"`` counts as two names; longer names are
+    replaced first so ``Google Cloud`` is not left as ``the company Cloud``. Case is ignored
+    (``Github``/``GitHub``) except that a capitalised name only matches a capitalised word, so the
+    company "Elastic" masks "Elastic" but not "elastic load balancer".
+    """
+    parts = {p.strip() for n in names for p in re.split(r"\s*[/,;]\s*", str(n or "")) if len(p.strip()) >= 2}
+    if not parts:
+        return list(texts)
+    alt = "|".join(re.escape(p) for p in sorted(parts, key=lambda p: (-len(p), p)))
+    pat = re.compile(rf"(?<![\w-])(?:{alt})(?:['\u2019]s)?(?![\w-])", re.I)
+    lower = {p.lower() for p in parts if not p[0].isupper()}
+
+    def sub(m: re.Match[str]) -> str:
+        word = m.group(0)
+        return replacement if word[0].isupper() or re.sub(r"['\u2019]s$", "", word.lower()) in lower else word
+
+    return [pat.sub(sub, t) for t in texts]
+
+
 _VARIANTS = {"dense_only": {"dense": 1.0, "keyword": 0.0}, "bm25_only": {"dense": 0.0, "keyword": 1.0}}
 
 
+def _postmortem_metrics(texts: list[str], labels: list[str], memo: Encoder) -> dict[str, Any]:
+    docs = [Doc(key=f"postmortem:{i}", kind="postmortem", ref_id=str(i), title="", text=t) for i, t in enumerate(texts)]
+    lab = {d.key: labels[i] for i, d in enumerate(docs)}
+
+    def score(rankings: list[list[str]]) -> tuple[dict[str, float], list[float]]:
+        rel = [[lab[k] == labels[i] for k in r] for i, r in enumerate(rankings)]
+        return _rank_metrics(rel), [float(np.mean(r[:5])) for r in rel]
+
+    def per_label(p5: list[float]) -> dict[str, float]:
+        return {x: round(float(np.mean([p for p, y in zip(p5, labels, strict=True) if y == x])), 3)
+                for x in sorted(set(labels))}
+
+    ours, ours_p5 = score(_product_rankings(docs, texts, True, memo, {}))
+    base, base_p5 = score([[docs[j].key for j in r] for r in _tfidf_rankings(texts, texts, True)])
+    out: dict[str, Any] = {"p_at_5": ours["p_at_5"], "mrr": ours["mrr"], "baseline_p_at_5": base["p_at_5"],
+                           "baseline_mrr": base["mrr"]}
+    for name, w in _VARIANTS.items():
+        v, _ = score(_product_rankings(docs, texts, True, memo, w))
+        out[f"{name}_p_at_5"], out[f"{name}_mrr"] = v["p_at_5"], v["mrr"]
+    out["per_label_p_at_5"] = per_label(ours_p5)
+    out["baseline_per_label_p_at_5"] = per_label(base_p5)
+    return out
+
+
 def eval_postmortems(rows: list[dict[str, Any]], *, text_field: str, label_field: str, exclude_labels: set[str],
-                     encoder: Encoder) -> dict[str, Any]:
-    """Same-label P@5 and MRR, leave-one-out, product ranking vs TF-IDF."""
+                     encoder: Encoder, mask_field: str | None = "company") -> dict[str, Any]:
+    """Same-label P@5 and MRR, leave-one-out, product ranking vs TF-IDF.
+
+    With ``mask_field`` present in the rows, the same measurement is repeated with the names found
+    in that field masked in every text (``masked`` in the result; see the module docstring).
+    """
     if rows and (text_field not in rows[0] or label_field not in rows[0]):
         raise EvalDataError(f"rows have no field {text_field!r} or {label_field!r} "
                             f"(fields: {', '.join(list(rows[0])[:12])})")
@@ -132,23 +189,18 @@ def eval_postmortems(rows: list[dict[str, Any]], *, text_field: str, label_field
         raise EvalDataError(f"need at least 6 labelled rows in 2 labels, found {len(kept)}")
     labels = [str(r[label_field]) for r in kept]
     texts = [clean_text(str(r[text_field])) for r in kept]
-    docs = [Doc(key=f"postmortem:{i}", kind="postmortem", ref_id=str(i), title="", text=t) for i, t in enumerate(texts)]
     memo = MemoEncoder(encoder)
-    lab = {d.key: labels[i] for i, d in enumerate(docs)}
-
-    def score(rankings: list[list[str]]) -> dict[str, float]:
-        return _rank_metrics([[lab[k] == labels[i] for k in r] for i, r in enumerate(rankings)])
-
-    ours = score(_product_rankings(docs, texts, True, memo, {}))
-    base = score([[docs[j].key for j in r] for r in _tfidf_rankings(texts, texts, True)])
-    result: dict[str, Any] = {"p_at_5": ours["p_at_5"], "mrr": ours["mrr"], "baseline_p_at_5": base["p_at_5"],
-                              "baseline_mrr": base["mrr"], "n_queries": len(docs), "encoder": encoder.name,
-                              "labels": {k: labels.count(k) for k in sorted(set(labels))}}
-    for name, w in _VARIANTS.items():
-        v = score(_product_rankings(docs, texts, True, memo, w))
-        result[f"{name}_p_at_5"], result[f"{name}_mrr"] = v["p_at_5"], v["mrr"]
+    main = _postmortem_metrics(texts, labels, memo)
+    result: dict[str, Any] = {k: main[k] for k in ("p_at_5", "mrr", "baseline_p_at_5", "baseline_mrr")}
+    result.update({"n_queries": len(texts), "encoder": encoder.name,
+                   "labels": {k: labels.count(k) for k in sorted(set(labels))}})
+    result.update({k: v for k, v in main.items() if k not in result})
     counts = np.array([labels.count(x) for x in labels])
     result["random_p_at_5"] = round(float(np.mean((counts - 1) / (len(labels) - 1))), 4)
+    if mask_field and any(str(r.get(mask_field) or "").strip() for r in rows):
+        masked = mask_names(texts, [str(r.get(mask_field) or "") for r in rows])
+        changed = sum(a != b for a, b in zip(masked, texts, strict=True))
+        result["masked"] = {"field": mask_field, "texts_changed": changed, **_postmortem_metrics(masked, labels, memo)}
     return result
 
 
