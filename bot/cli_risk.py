@@ -78,6 +78,7 @@ def train_risk(
     except ValueError as exc:
         raise CliError(f"cannot train: {exc}") from None
     typer.echo(json.dumps({"version": loaded.version, "chosen": loaded.record["chosen"],
+                           "calibration": loaded.record["calibration"]["method"],
                            "validation": loaded.record["validation"], "rows": loaded.record["data"]["rows"],
                            "seconds": round(time.perf_counter() - start, 1),
                            "saved_to": str(settings.models_path / "risk")}))

@@ -95,7 +95,9 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
     joblib.dump(model, out / _ARTIFACT)
     record = {
         "version": version, "created_at": now.isoformat(timespec="seconds"), "chosen": model.chosen_,
-        "validation": model.validation_, "features": list(FEATURE_NAMES), "inputs": [m.name for m in METRICS],
+        "validation": model.validation_,
+        "calibration": {"method": model.calibration_, "cross_fitted_log_loss": model.calibration_log_loss_},
+        "features": list(FEATURE_NAMES), "inputs": [m.name for m in METRICS],
         "data": {"synthetic_episodes": n_episodes, "seed": seed, "rows": int(len(y)),
                  "positives": int(y.sum()), "extra_source": extra_source, "sha256": data_hash},
         "libraries": _versions(), "artifact_sha256": _sha(out / _ARTIFACT),

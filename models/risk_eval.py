@@ -11,7 +11,9 @@ first halves only (there the detector learns the first quarter and scores the se
 second halves, next to the rolling z-score baseline and the detector's own score.
 
 ``eval_snapshot``: the snapshot model on held-out synthetic scenario types (leave one failure type
-out): ROC-AUC, precision, recall at 0.5, Brier score and expected calibration error.
+out): ROC-AUC, precision, recall at 0.5, Brier score and expected calibration error, and for
+comparison the same fitted models under each calibration method (the model's own choice, made on
+its time-ordered validation split, is the headline).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class NabColumns:
     value: str = "value"
     window: str = "in_anomaly_window"
     lead: str = "minutes_to_next_window_start"
+    point: str = "is_anomaly_point"  # optional: only for the causal ceiling figure
 
 
 _FEATURE_NAMES: tuple[str, ...] = DETECTOR_FEATURES + tuple(
@@ -78,6 +81,26 @@ def _combine(parts: list[F], cols: NDArray[np.intp], smooth: list[int]) -> F:
                            for P, w in zip(parts, smooth, strict=True)])
 
 
+def _causal_oracle(window: NDArray[np.int_], point: NDArray[np.int_]) -> F:
+    """1 from a labelled anomaly point to the end of its window, 0 elsewhere: the best any causal
+    detector can do without precursors (the part of a window before its anomaly is unknowable)."""
+    out = np.zeros(window.size)
+    seen = 0.0
+    for i in range(window.size):
+        seen = 0.0 if not window[i] else max(seen, float(point[i]))
+        out[i] = seen
+    return out
+
+
+def _centred(parts: list[F], hours: float, steps: list[float]) -> list[F]:
+    """Retrospective view: each point gets the largest score within +- ``hours`` (needs the future)."""
+    out = []
+    for P, step in zip(parts, steps, strict=True):
+        w = 2 * max(0, int(round(hours / step))) + 1
+        out.append(pd.Series(P).rolling(w, center=True, min_periods=1).max().to_numpy())
+    return out
+
+
 def _choose(parts: list[F], y: NDArray[np.int_], hours: list[float]) -> tuple[NDArray[np.intp], float]:
     """On the training rows only: rank features by ROC-AUC, then pick how many to average and how
     long to smooth by the ROC-AUC of the combination."""
@@ -101,6 +124,7 @@ def eval_series(df: pd.DataFrame, cols: NabColumns = NabColumns(), horizon: floa
         if c not in df.columns:
             raise ValueError(f"column {c!r} is missing; columns are {', '.join(map(str, df.columns))}")
     tr_p, tr_w, tr_h, te_p, te_w, te_h, te_base, te_det, steps = [], [], [], [], [], [], [], [], []
+    tr_steps, te_oracle = [], []
     for _, g in df.groupby(cols.series, sort=False):
         g = g.sort_values(cols.timestamp)
         x = g[cols.value].to_numpy(float)
@@ -120,12 +144,15 @@ def eval_series(df: pd.DataFrame, cols: NabColumns = NabColumns(), horizon: floa
                                  series_features(d_q, x[quarter:half], t[quarter:half])))
         tr_w.append(w[quarter:half])
         tr_h.append(h60[quarter:half])
+        tr_steps.append(d_q.step_minutes_ / 60.0)
         d_h = SeriesDetector().fit(x[:half], t[:half])
         te_p.append(_percentiles(series_features(d_h, x[:half], t[:half]), series_features(d_h, x[half:], t[half:])))
         te_det.append(d_h.score(x[half:], t[half:]).score)
         te_w.append(w[half:])
         te_h.append(h60[half:])
         te_base.append(rolling_zscore(x)[half:])
+        if cols.point in g.columns:
+            te_oracle.append(_causal_oracle(w, g[cols.point].to_numpy(int))[half:])
         steps.append(d_h.step_minutes_ / 60.0)
     if not te_p:
         raise ValueError(f"no series with at least {min_points} finite points")
@@ -143,6 +170,19 @@ def eval_series(df: pd.DataFrame, cols: NabColumns = NabColumns(), horizon: floa
         res[f"{key}_roc_auc"], res[f"{key}_pr_auc"] = _auc(yte, p)
         res[f"{key}_features"] = [_FEATURE_NAMES[j] for j in chosen]
         res[f"{key}_smoothing_hours"] = hrs
+        if key == "in_window" and ytr.min() != ytr.max():
+            # Retrospective (not live): the largest score within +- H hours, H chosen on the first
+            # halves. A separate figure; the causal one above is what the live detector does.
+            sm_tr = [max(1, int(round(hrs / st))) for st in tr_steps]
+            tr_parts = np.split(_combine(tr_p, chosen, sm_tr), np.cumsum([len(a) for a in tr_p])[:-1])
+            te_parts = np.split(p, np.cumsum([len(a) for a in te_p])[:-1])
+            retro_h = max((0.0, 1.0, 3.0, 6.0, 12.0, 24.0),
+                          key=lambda hh: roc_auc_score(ytr, np.concatenate(_centred(tr_parts, hh, tr_steps))))
+            res["retro_in_window_roc_auc"], res["retro_in_window_pr_auc"] = _auc(
+                yte, np.concatenate(_centred(te_parts, retro_h, steps)))
+            res["retro_in_window_hours"] = retro_h
+        if key == "in_window" and len(te_oracle) == len(te_p):
+            res["in_window_causal_ceiling_roc_auc"] = _auc(yte, np.concatenate(te_oracle))[0]
         res[f"detector_{key}_roc_auc"], res[f"detector_{key}_pr_auc"] = _auc(yte, det)
         res[f"baseline_{key}_roc_auc"], res[f"baseline_{key}_pr_auc"] = _auc(yte, base)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}
@@ -168,22 +208,37 @@ def eval_snapshot(n_train: int = 2000, n_test: int = 800, seed: int = 0,
     from models.risk_synth import FAILURES, SCENARIOS, generate
 
     per_type: dict[str, float] = {}
+    chosen: dict[str, str] = {}
     ys, ps = [], []
+    alt: dict[str, list[F]] = {"sigmoid": [], "isotonic": []}
     for i, held in enumerate(failures or FAILURES):
         train = generate(n_train, seed=seed + 100 * i, scenarios=tuple(s for s in SCENARIOS if s != held))
         test = generate(n_test, seed=seed + 100 * i + 1, scenarios=("normal", held))
         Xtr, ytr = episodes_dataset(train)
         Xte, yte = episodes_dataset(test)
         Xte, yte = Xte[1::2], yte[1::2]  # snapshot rows only: the last sample, no window
-        p = RiskModel(random_state=seed).fit(Xtr, ytr).predict_proba(Xte)[:, 1]
+        model = RiskModel(random_state=seed).fit(Xtr, ytr)
+        p = model.predict_proba(Xte)[:, 1]
         per_type[held] = round(float(roc_auc_score(yte, p)), 4)
+        chosen[held] = f"{model.chosen_}+{model.calibration_}"
         ys.append(yte)
         ps.append(p)
+        # The same fitted model under the other calibrations (for comparison, not chosen here).
+        raw = model._raw(Xte)
+        for name in alt:
+            alt[name].append(model.calibrators_[name].predict(raw))
     y, p = np.concatenate(ys), np.concatenate(ps)
-    return {"snapshot_roc_auc": round(float(roc_auc_score(y, p)), 4),
-            "snapshot_pr_auc": round(float(average_precision_score(y, p)), 4),
-            "snapshot_precision": round(float(precision_score(y, p > 0.5, zero_division=0)), 4),
-            "snapshot_recall": round(float(recall_score(y, p > 0.5)), 4),
-            "snapshot_brier": round(float(brier_score_loss(y, p)), 4),
-            "snapshot_ece": round(expected_calibration_error(y, p), 4),
-            "snapshot_roc_auc_by_held_out_type": per_type}
+    res: dict[str, object] = {
+        "snapshot_roc_auc": round(float(roc_auc_score(y, p)), 4),
+        "snapshot_pr_auc": round(float(average_precision_score(y, p)), 4),
+        "snapshot_precision": round(float(precision_score(y, p > 0.5, zero_division=0)), 4),
+        "snapshot_recall": round(float(recall_score(y, p > 0.5)), 4),
+        "snapshot_brier": round(float(brier_score_loss(y, p)), 4),
+        "snapshot_ece": round(expected_calibration_error(y, p), 4),
+        "snapshot_roc_auc_by_held_out_type": per_type,
+        "snapshot_model_by_held_out_type": chosen}
+    for name, parts in alt.items():
+        q = np.concatenate(parts)
+        res[f"snapshot_{name}_calibration_roc_auc"] = round(float(roc_auc_score(y, q)), 4)
+        res[f"snapshot_{name}_calibration_ece"] = round(expected_calibration_error(y, q), 4)
+    return res

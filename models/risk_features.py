@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 __all__ = [
     "Metric", "METRICS", "ALIASES", "REFERENCE", "SNAPSHOT_FEATURES", "WINDOW_FEATURES", "FEATURE_NAMES",
     "canonical_name", "fill_snapshot", "snapshot_vector", "snapshot_matrix", "window_vector", "feature_matrix",
-    "NO_WINDOW",
+    "NO_WINDOW", "MONOTONE", "monotone_constraints",
 ]
 
 
@@ -73,6 +73,23 @@ WINDOW_FEATURES: tuple[str, ...] = (
     "warning_share", "max_volatility", "max_rate_of_change",
 )
 FEATURE_NAMES: tuple[str, ...] = SNAPSHOT_FEATURES + WINDOW_FEATURES
+
+# Domain knowledge the model must respect: more pressure never lowers the risk. +1: the risk may
+# only rise with the feature; -1: only fall (headroom); features not named are unconstrained
+# (ratios whose direction depends on the failure, window shapes). The random forest is fitted under
+# these constraints, and every candidate's compliance is audited on the validation rows
+# (``models.risk_model``). Without them a model that never saw a memory leak learns "high memory is
+# healthy" from big stable heaps and calls a 99 % heap safe.
+MONOTONE: dict[str, int] = {
+    "cpu": 1, "mem": 1, "disk": 1, "log_latency": 1, "log_errors": 1, "log_response": 1, "log_conns": 1,
+    "max_util": 1, "n_over_80": 1, "n_over_90": 1, "cpu_x_mem": 1, "stress": 1, "log_err_per_conn": 1,
+    "util_headroom": -1, "max_detector_score": 1, "flagged_share": 1,
+}
+
+
+def monotone_constraints() -> list[int]:
+    """``MONOTONE`` as one sign per column of ``FEATURE_NAMES`` (0: unconstrained)."""
+    return [MONOTONE.get(name, 0) for name in FEATURE_NAMES]
 
 _UTIL = ("cpu_usage", "memory_usage", "disk_usage")
 

@@ -2,9 +2,16 @@
 
 ``RiskModel.fit(X, y)`` takes rows in time order, keeps the newest ``val_share`` as validation,
 fits three candidates (gradient boosting, random forest, logistic regression, all with balanced
-class weights) and their soft vote, chooses the candidate with the best validation ROC-AUC (a
-near-tie, within 0.002, goes to the cheaper model) and calibrates it with isotonic regression on
-the same validation rows.
+class weights) and their soft vote, and chooses on the validation rows: first every candidate is
+audited for monotonicity (``models.risk_features.MONOTONE``: raising a pressure input such as memory
+or errors must not lower the risk; a candidate that does so on more than 1 % of the audited
+(row, input) pairs is set aside unless none passes), then the best validation ROC-AUC wins among
+those that pass (a near-tie, within 0.002, goes to the cheaper model). The random forest is fitted
+under the monotone constraints, so it always passes. The chosen model is calibrated on the same
+validation rows: ``calibration="auto"`` (the default) takes Platt scaling on the log-odds or isotonic
+regression, whichever has the lower log loss when fitted on the older half of the validation rows
+and scored on the newer half; ``"sigmoid"`` or ``"isotonic"`` force one. Both calibrators are kept
+(``calibrators_``) so their figures can be compared.
 ``predict_proba`` gives calibrated probabilities; ``assess`` says, per input, how much it moves
 the probability of THIS prediction (not a global importance list): the average of what setting it
 back to its healthy reference takes away and what it adds on its own to a healthy reference.
@@ -25,13 +32,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from models.risk_features import METRICS, NO_WINDOW, REFERENCE, snapshot_matrix
+from models.risk_features import METRICS, NO_WINDOW, REFERENCE, monotone_constraints, snapshot_matrix
 
 __all__ = ["RiskModel", "band", "BANDS", "Contribution"]
 
 F = NDArray[np.float64]
 _COST_ORDER = ("logistic_regression", "gradient_boosting", "random_forest", "soft_vote")
 _TIE = 0.002
+_MONOTONE_TOLERANCE = 0.01  # share of audited (row, input) pairs where raising the input may lower the risk
+_AUDIT_ROWS = 300
+_CALIBRATIONS = ("sigmoid", "isotonic", "auto")
 
 BANDS: tuple[tuple[float, str], ...] = ((0.8, "CRITICAL"), (0.6, "HIGH"), (0.4, "MEDIUM"), (0.2, "LOW"),
                                         (-1.0, "MINIMAL"))
@@ -92,6 +102,46 @@ class _FastForest:
         return np.column_stack([1 - p, p])
 
 
+class _Sigmoid:
+    """Platt scaling on the log-odds of the raw probability: ``p = 1 / (1 + exp(-(a * logit(raw) + b)))``.
+    Two parameters, so it cannot overfit a small validation set the way isotonic steps can."""
+
+    def fit(self, raw: F, y: NDArray[np.int_]) -> _Sigmoid:
+        lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(raw)[:, None], y)
+        self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        return self
+
+    def predict(self, raw: F) -> F:
+        return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(raw) + self.b_)))
+
+
+def _logit(p: F) -> F:
+    p = np.clip(np.asarray(p, dtype=float), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def _isotonic() -> IsotonicRegression:
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+
+
+def _log_loss(y: NDArray[np.int_], p: F) -> float:
+    return float(log_loss(y, np.clip(p, 1e-3, 1 - 1e-3), labels=[0, 1]))
+
+
+def monotone_violations(predict: object, X: F, signs: list[int], step: F) -> float:
+    """Share of (row, constrained feature) pairs where moving the feature one ``step`` in its risky
+    direction lowers the predicted probability by more than 0.01."""
+    cols = [j for j, s in enumerate(signs) if s]
+    if not cols or not len(X):
+        return 0.0
+    base = predict(X)  # type: ignore[operator]
+    bumped = np.repeat(X, len(cols), axis=0)
+    for i, j in enumerate(cols):
+        bumped[i::len(cols), j] += signs[j] * step[j]
+    p = predict(bumped).reshape(len(X), len(cols))  # type: ignore[operator]
+    return float(np.mean(p < base[:, None] - 0.01))
+
+
 class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """Calibrated ensemble; see the module docstring.
 
@@ -99,12 +149,15 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         val_share: share of the newest rows kept for choosing and calibrating.
         n_trees: trees in the random forest.
         random_state: seed of the tree models.
+        calibration: ``"auto"`` (default), ``"sigmoid"`` or ``"isotonic"`` (see the module docstring).
     """
 
-    def __init__(self, val_share: float = 0.25, n_trees: int = 40, random_state: int = 0) -> None:
+    def __init__(self, val_share: float = 0.25, n_trees: int = 40, random_state: int = 0,
+                 calibration: str = "auto") -> None:
         self.val_share = val_share
         self.n_trees = n_trees
         self.random_state = random_state
+        self.calibration = calibration
 
     def _candidates(self) -> dict[str, BaseEstimator]:
         return {
@@ -114,7 +167,7 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
                 n_estimators=150, learning_rate=0.1, max_depth=3, subsample=0.8, random_state=self.random_state),
             "random_forest": RandomForestClassifier(
                 n_estimators=self.n_trees, max_depth=12, min_samples_leaf=3,
-                n_jobs=1, random_state=self.random_state),
+                n_jobs=1, random_state=self.random_state, monotonic_cst=monotone_constraints()),
             "logistic_regression": make_pipeline(
                 StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")),
         }
@@ -139,14 +192,38 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         val_p["soft_vote"] = np.mean(list(val_p.values()), axis=0)
         scores = {name: (float(roc_auc_score(yv, p)), -float(log_loss(yv, np.clip(p, 1e-6, 1 - 1e-6))))
                   for name, p in val_p.items()}
-        self.validation_ = {name: {"roc_auc": round(s[0], 4), "log_loss": round(-s[1], 4)}
+        # Monotonicity audit on (at most _AUDIT_ROWS evenly spaced) validation rows, one step = a
+        # quarter of the feature's spread in the training rows.
+        signs = monotone_constraints() if X.shape[1] == len(monotone_constraints()) else [0] * X.shape[1]
+        step = 0.25 * np.maximum(Xt.std(axis=0), 1e-6)
+        audit = Xv[np.linspace(0, len(Xv) - 1, min(len(Xv), _AUDIT_ROWS)).astype(int)]
+        members = list(fitted.items())
+        violations = {name: monotone_violations(lambda Z, e=est: e.predict_proba(Z)[:, 1], audit, signs, step)
+                      for name, est in members}
+        violations["soft_vote"] = monotone_violations(
+            lambda Z: np.mean([e.predict_proba(Z)[:, 1] for _, e in members], axis=0), audit, signs, step)
+        self.validation_ = {name: {"roc_auc": round(s[0], 4), "log_loss": round(-s[1], 4),
+                                   "monotone_violations": round(violations[name], 4)}
                             for name, s in scores.items()}
-        best = max(s[0] for s in scores.values())
+        passing = [name for name in scores if violations[name] <= _MONOTONE_TOLERANCE] or list(scores)
+        best = max(scores[name][0] for name in passing)
         # Near-ties (within TIE ROC-AUC) go to the cheaper model: a single prediction must stay fast.
-        self.chosen_ = next(name for name in _COST_ORDER if scores[name][0] >= best - _TIE)
+        self.chosen_ = next(name for name in _COST_ORDER if name in passing and scores[name][0] >= best - _TIE)
         self.members_ = list(fitted.values()) if self.chosen_ == "soft_vote" else [fitted[self.chosen_]]
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-            val_p[self.chosen_], yv)
+        if self.calibration not in _CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(_CALIBRATIONS)}")
+        pv = val_p[self.chosen_]
+        half = len(yv) // 2
+        cross = {}
+        for name, make in (("sigmoid", _Sigmoid), ("isotonic", _isotonic)):
+            older_ok = len(np.unique(yv[:half])) == 2 and len(np.unique(yv[half:])) == 2
+            cross[name] = (_log_loss(yv[half:], make().fit(pv[:half], yv[:half]).predict(pv[half:]))
+                           if older_ok else float("inf"))
+        self.calibrators_ = {"sigmoid": _Sigmoid().fit(pv, yv), "isotonic": _isotonic().fit(pv, yv)}
+        self.calibration_ = (min(cross, key=lambda k: cross[k]) if self.calibration == "auto"
+                             else self.calibration)
+        self.calibration_log_loss_ = {k: round(v, 4) for k, v in cross.items()}
+        self.calibrator_ = self.calibrators_[self.calibration_]
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         self.fast_members_ = [_FastForest(m) if isinstance(m, RandomForestClassifier) else m for m in self.members_]

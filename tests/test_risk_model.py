@@ -14,9 +14,18 @@ from typer.testing import CliRunner
 from bot.cli import app
 from models.risk_artifact import MODEL_SUBDIR, episodes_dataset, load_risk_model, train_risk_model
 from models.risk_detector import SeriesDetector, rolling_zscore
-from models.risk_eval import eval_series, expected_calibration_error
-from models.risk_features import FEATURE_NAMES, fill_snapshot, snapshot_vector, window_vector
-from models.risk_model import RiskModel, band
+from models.risk_eval import _causal_oracle, eval_series, expected_calibration_error
+from models.risk_features import (
+    FEATURE_NAMES,
+    MONOTONE,
+    REFERENCE,
+    feature_matrix,
+    fill_snapshot,
+    monotone_constraints,
+    snapshot_vector,
+    window_vector,
+)
+from models.risk_model import RiskModel, band, monotone_violations
 from models.risk_synth import FAILURES, SCENARIOS, generate
 from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
 
@@ -90,11 +99,46 @@ def test_model_contract_choice_and_calibration() -> None:
         RiskModel().fit(X, np.zeros(len(X), dtype=int))
 
 
+def test_monotone_prior_holds_for_a_failure_type_never_seen() -> None:
+    X, y = episodes_dataset(generate(600, seed=3, scenarios=tuple(s for s in SCENARIOS if s != "memory_leak")))
+    m = RiskModel(n_trees=10).fit(X, y)
+    v = m.validation_
+    assert v["random_forest"]["monotone_violations"] == 0.0  # fitted under the constraints
+    passing = [k for k, r in v.items() if r["monotone_violations"] <= 0.01]
+    assert m.chosen_ in passing
+    # It never saw a leak, only big stable heaps among the healthy: a nearly full heap still must
+    # not look safer than a big one.
+    snaps = [{**REFERENCE, "memory_usage": mem} for mem in (60.0, 85.0, 92.0, 97.0, 99.5)]
+    p = m.predict_proba(feature_matrix(snaps))[:, 1]
+    assert np.all(np.diff(p) >= -1e-9), p
+    assert len(monotone_constraints()) == len(FEATURE_NAMES) and set(MONOTONE) <= set(FEATURE_NAMES)
+    signs = [1] + [0] * (X.shape[1] - 1)
+    step = np.ones(X.shape[1])
+    assert monotone_violations(lambda A: -A[:, 0], X[:50], signs, step) == 1.0
+    assert monotone_violations(lambda A: A[:, 0], X[:50], signs, step) == 0.0
+
+
+def test_calibration_method_forced_or_chosen_on_the_validation_split() -> None:
+    X, y = episodes_dataset(generate(500, seed=5))
+    for method in ("sigmoid", "isotonic"):
+        m = RiskModel(n_trees=10, calibration=method).fit(X, y)
+        assert m.calibration_ == method and m.calibrator_ is m.calibrators_[method]
+    auto = RiskModel(n_trees=10).fit(X, y)
+    ll = auto.calibration_log_loss_
+    assert set(ll) == {"sigmoid", "isotonic"} and auto.calibration_ == min(ll, key=lambda k: ll[k])
+    p = auto.calibrators_["sigmoid"].predict(np.array([0.01, 0.2, 0.5, 0.9]))
+    assert np.all(np.diff(p) > 0) and ((0 < p) & (p < 1)).all()
+    with pytest.raises(ValueError, match="calibration"):
+        RiskModel(n_trees=10, calibration="platt").fit(X, y)
+
+
 def test_artifact_has_origin_record_and_tampering_is_refused(tmp_path: Path) -> None:
     loaded = train_risk_model(tmp_path, n_episodes=300, seed=4)
     rec = json.loads((tmp_path / MODEL_SUBDIR / "risk-model.json").read_text())
     assert rec["version"] == loaded.version and rec["libraries"]["sklearn"] and rec["data"]["sha256"]
     assert rec["validation"][rec["chosen"]]["roc_auc"] > 0.5
+    assert rec["calibration"]["method"] in ("sigmoid", "isotonic") and "monotone_violations" in rec["validation"][
+        rec["chosen"]]
     again = load_risk_model(tmp_path)
     assert again is not None and again.version == loaded.version
     art = tmp_path / MODEL_SUBDIR / "risk-model.joblib"
@@ -137,6 +181,25 @@ def test_eval_cli_json_contract_with_custom_columns(tmp_path: Path) -> None:
     assert direct["in_window_roc_auc"] == res["in_window_roc_auc"]
     bad = CliRunner().invoke(app, ["eval", "risk", "--data", str(path), "--json", "--snapshot-episodes", "0"])
     assert bad.exit_code != 0
+
+
+def test_causal_ceiling_and_retrospective_figures(tmp_path: Path) -> None:
+    w = np.array([0, 1, 1, 1, 1, 0, 1, 1])
+    assert _causal_oracle(w, np.array([0, 0, 0, 1, 0, 0, 0, 1])).tolist() == [0, 0, 0, 1, 1, 0, 0, 1]
+    df = pd.read_csv(_nab_like(tmp_path)).rename(columns={
+        "name": "series", "ts": "timestamp", "v": "value", "inw": "in_anomaly_window",
+        "lead": "minutes_to_next_window_start"})
+    without = eval_series(df)
+    assert "in_window_causal_ceiling_roc_auc" not in without and without["retro_in_window_hours"] >= 0
+    # The bump starts halfway into each window: the anomaly point, as NAB centres its windows.
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], df["in_anomaly_window"].to_numpy()])) == 1)
+    df["is_anomaly_point"] = 0
+    df.loc[starts + 30, "is_anomaly_point"] = 1
+    res = eval_series(df)
+    # Half of every window precedes its anomaly: a perfect causal detector reaches only about 0.75.
+    assert 0.7 < res["in_window_causal_ceiling_roc_auc"] < 0.8
+    assert res["in_window_roc_auc"] == without["in_window_roc_auc"]
+    assert res["retro_in_window_roc_auc"] >= res["in_window_roc_auc"] - 0.05
 
 
 def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
