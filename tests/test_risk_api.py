@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.api import BatchResponse, RiskResponse
 from bot.settings import Settings
 from bot.standin.server import SlackStandIn
 from knowledge.models import Incident, RiskReading
@@ -26,20 +28,32 @@ def settings(tmp_path: Path, standin: SlackStandIn, risk_model_dir: Path) -> Set
 
 def post(live: Live, path: str, body: Any = None, raw: str | None = None) -> httpx.Response:
     content = raw if raw is not None else json.dumps(body)
-    return httpx.post(f"{live.url}/api/v1/{path}", content=content,
-                      headers={"Content-Type": "application/json"}, timeout=60)
+    return httpx.post(
+        f"{live.url}/api/v1/{path}", content=content, headers={"Content-Type": "application/json"}, timeout=60
+    )
 
 
 def test_snapshot_gives_probability_band_factors_and_version(live: Live) -> None:
-    r = post(live, "risk", {"service": "api", "metrics": {"cpu_usage": 97, "memory_usage": 96,
-                                                          "error_count": 90, "response_time_ms": 5000}})
+    r = post(
+        live,
+        "risk",
+        {
+            "service": "api",
+            "metrics": {"cpu_usage": 97, "memory_usage": 96, "error_count": 90, "response_time_ms": 5000},
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
+    RiskResponse.model_validate(body)  # the handler writes its JSON directly: it must still be the documented model
+    assert r.headers["content-type"] == "application/json"
     assert 0.0 <= body["probability"] <= 1.0 and body["band"] in ("CRITICAL", "HIGH")
     assert body["factors"][0]["contribution"] > 0 and body["recommendations"]
     assert body["model_version"].startswith("risk-") and "disk_usage" in body["missing_inputs"]
-    low = post(live, "risk", {"metrics": {"cpu_usage": 20, "memory_usage": 30, "disk_usage": 30,
-                                          "error_count": 0, "response_time_ms": 80}}).json()
+    low = post(
+        live,
+        "risk",
+        {"metrics": {"cpu_usage": 20, "memory_usage": 30, "disk_usage": 30, "error_count": 0, "response_time_ms": 80}},
+    ).json()
     assert low["probability"] < body["probability"] and low["band"] in ("MINIMAL", "LOW")
 
 
@@ -48,9 +62,19 @@ def test_window_and_prometheus_range(live: Live) -> None:
     r = post(live, "risk", {"service": "db", "window": {"series": {"memory_usage": mem, "cpu_usage": [30.0] * 36}}})
     assert r.status_code == 200, r.text
     assert "memory_usage" in r.json()["anomalies"] + r.json()["early_warnings"]
-    prom = {"status": "success", "data": {"resultType": "matrix", "result": [
-        {"metric": {"__name__": "disk_usage"}, "values": [[1700000000 + 60 * i, str(60 + i)] for i in range(30)]},
-        {"metric": {"__name__": "cpu_usage"}, "values": [[1700000000 + 60 * i, "25"] for i in range(30)]}]}}
+    prom = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "disk_usage"},
+                    "values": [[1700000000 + 60 * i, str(60 + i)] for i in range(30)],
+                },
+                {"metric": {"__name__": "cpu_usage"}, "values": [[1700000000 + 60 * i, "25"] for i in range(30)]},
+            ],
+        },
+    }
     r = post(live, "risk", {"service": "db", "prometheus": prom})
     assert r.status_code == 200, r.text
     assert {f["metric"] for f in r.json()["factors"]} == {"disk_usage", "cpu_usage"}
@@ -60,6 +84,7 @@ def test_batch_of_1000_in_order(live: Live) -> None:
     items = [{"service": f"s{i}", "metrics": {"cpu_usage": i % 100, "memory_usage": 40}} for i in range(1000)]
     r = post(live, "risk/batch", {"items": items})
     assert r.status_code == 200, r.text
+    BatchResponse.model_validate(r.json())
     res = r.json()["results"]
     assert len(res) == 1000 and res[7]["service"] == "s7" and res[99]["factors"][0]["metric"] == "cpu_usage"
 
@@ -78,27 +103,81 @@ def test_incident_id_stores_a_reading(live: Live) -> None:
         assert row.incident_id == iid and row.source == "api" and row.inputs["disk_usage"] == 97.0
 
 
+def _bodies(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": f"s{i}",
+            "metrics": {"cpu_usage": (i * 37) % 101, "memory_usage": (i * 53) % 101, "error_count": i * 3},
+            **extra,
+        }
+        for i in range(n)
+    ]
+
+
+def test_concurrent_requests_get_the_answer_each_would_get_alone(live: Live) -> None:
+    bodies = _bodies(64) + [{"service": "w", "window": {"series": {"memory_usage": [50 + i * 1.3 for i in range(36)]}}}]
+    alone = [post(live, "risk", b).json() for b in bodies[:8] + bodies[-1:]]
+    with ThreadPoolExecutor(16) as pool:  # concurrent requests share model calls (bot.api._ModelLane)
+        together = list(pool.map(lambda b: post(live, "risk", b), bodies))
+    assert [r.status_code for r in together] == [200] * len(bodies)
+    for b, r in zip(bodies, together, strict=True):
+        assert RiskResponse.model_validate(r.json()).service == b["service"]
+    assert [r.json() for r in together[:8] + together[-1:]] == alone
+    lane = live.server.app.state.risk_lane
+    assert 1 <= lane.calls <= len(bodies) + len(alone)
+
+
+def test_concurrent_stored_readings_are_all_committed_and_a_bad_incident_is_404(live: Live) -> None:
+    with live.db.session() as s:
+        inc = Incident(title="api slow", service_name="api")
+        s.add(inc)
+        s.flush()
+        iid = inc.id
+    bodies = _bodies(40, incident_id=iid) + _bodies(4, incident_id=99999)
+    with ThreadPoolExecutor(16) as pool:  # readings are committed together (bot.group_commit), answered after
+        codes = [r.status_code for r in pool.map(lambda b: post(live, "risk", b), bodies)]
+    assert codes == [200] * 40 + [404] * 4
+    with live.db.session() as s:
+        rows = s.scalars(select(RiskReading).where(RiskReading.incident_id == iid)).all()
+        assert sorted(r.service_name for r in rows) == sorted(f"s{i}" for i in range(40))
+        assert all(r.source == "api" and r.factors and r.created_at is not None for r in rows)
+        assert s.scalars(select(RiskReading).where(RiskReading.incident_id == 99999)).first() is None
+
+
 def _detail(r: httpx.Response) -> str:
     assert r.status_code == 422, (r.status_code, r.text[:300])
     return json.dumps(r.json()["detail"])
 
 
-@pytest.mark.parametrize("body, named", [
-    ({"metrics": {"cpu_usage": 500, "memory_usage": 3}}, "cpu_usage"),
-    ({"metrics": {"cpu_usage": -1, "memory_usage": 3}}, "cpu_usage"),
-    ({"metrics": {"cpu_usage": "85", "memory_usage": 3}}, "cpu_usage"),
-    ({"metrics": {"cpu_usage": 85}}, "at least two"),
-    ({}, "at least two"),
-    ({"metrics": {"cpu_usage": 85, "memory": 3}}, "memory"),
-    ({"window": {"series": {}}}, "series"),
-    ({"window": {"series": {"cpu_usage": [50.0]}}}, "cpu_usage"),
-    ({"window": {"series": {"cpu_usage": [1.0, 2.0, 3.0], "memory_usage": [1.0, 2.0, 3.0, 4.0]}}}, "same number"),
-    ({"window": {"series": {"cpuz": [1.0, 2.0, 3.0]}}}, "cpuz"),
-    ({"window": {"series": {"cpu_usage": [1.0, 2.0, 300.0]}}}, "cpu_usage=300"),
-    ({"service": "bad name!", "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "service"),
-    ({"prometheus": {"status": "success", "data": {"resultType": "matrix", "result": [
-        {"metric": {"__name__": "cpu_usage"}, "values": [[1, "1"], [2, "NaN"], [3, "2"]]}]}}}, "values[1]"),
-])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({"metrics": {"cpu_usage": 500, "memory_usage": 3}}, "cpu_usage"),
+        ({"metrics": {"cpu_usage": -1, "memory_usage": 3}}, "cpu_usage"),
+        ({"metrics": {"cpu_usage": "85", "memory_usage": 3}}, "cpu_usage"),
+        ({"metrics": {"cpu_usage": 85}}, "at least two"),
+        ({}, "at least two"),
+        ({"metrics": {"cpu_usage": 85, "memory": 3}}, "memory"),
+        ({"window": {"series": {}}}, "series"),
+        ({"window": {"series": {"cpu_usage": [50.0]}}}, "cpu_usage"),
+        ({"window": {"series": {"cpu_usage": [1.0, 2.0, 3.0], "memory_usage": [1.0, 2.0, 3.0, 4.0]}}}, "same number"),
+        ({"window": {"series": {"cpuz": [1.0, 2.0, 3.0]}}}, "cpuz"),
+        ({"window": {"series": {"cpu_usage": [1.0, 2.0, 300.0]}}}, "cpu_usage=300"),
+        ({"service": "bad name!", "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "service"),
+        (
+            {
+                "prometheus": {
+                    "status": "success",
+                    "data": {
+                        "resultType": "matrix",
+                        "result": [{"metric": {"__name__": "cpu_usage"}, "values": [[1, "1"], [2, "NaN"], [3, "2"]]}],
+                    },
+                }
+            },
+            "values[1]",
+        ),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_field(live: Live, body: dict, named: str) -> None:
     assert named in _detail(post(live, "risk", body))
 
