@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import people
-from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from knowledge.models import Expert, Feedback, OnCallShift, Service, Team, utcnow
 from knowledge.routing_history import (
     IncidentTextIndex,
     history_fingerprint,
@@ -40,9 +40,20 @@ from skills.base import SkillContext
 __all__ = ["W", "Candidate", "RoutingDecision", "route", "similar_incidents", "routing_model"]
 
 W: dict[str, float] = {
-    "on_call": 3.0, "owner": 1.5, "escalation": 1.2, "team": 0.5, "clf_on_call": 2.5, "clf_team": 0.8,
-    "history": 1.2, "history_cap": 2.5, "runbook": 0.6, "runbook_cap": 1.2, "wrong_vote": -0.7,
-    "off_hours": -1.0, "work_hours": 0.2, "load": -0.4,
+    "on_call": 3.0,
+    "owner": 1.5,
+    "escalation": 1.2,
+    "team": 0.5,
+    "clf_on_call": 2.5,
+    "clf_team": 0.8,
+    "history": 1.2,
+    "history_cap": 2.5,
+    "runbook": 0.6,
+    "runbook_cap": 1.2,
+    "wrong_vote": -0.7,
+    "off_hours": -1.0,
+    "work_hours": 0.2,
+    "load": -0.4,
 }
 MIN_CLASS_PROB = 0.15
 MIN_SEARCH_SCORE = 0.25
@@ -126,23 +137,79 @@ def _fallback_index(ctx: SkillContext, s: Session) -> IncidentTextIndex:
     return idx
 
 
-def similar_incidents(ctx: SkillContext, s: Session, *, text: str, service: str | None,
-                      exclude: int | None) -> tuple[list[tuple[int, float]], str]:
+def _not_similar_penalties(s: Session, text: str) -> tuple[frozenset[str], dict[str, float]]:
+    """The knowledge-base search's "not similar" rule for a query given without an incident.
+
+    Documents marked not similar for the same wording are dropped; others are demoted by 0.05 a vote (<= 0.2).
+    """
+    norm = " ".join(text.lower().split())[:500]
+    drop: set[str] = set()
+    votes: dict[str, int] = defaultdict(int)
+    for target, data in s.execute(select(Feedback.target, Feedback.data).where(Feedback.kind == "not_similar")):
+        if not target:
+            continue
+        if norm and (data or {}).get("query_norm") == norm:
+            drop.add(target)
+        else:
+            votes[target] += 1
+    return frozenset(drop), {k: min(0.2, 0.05 * v) for k, v in votes.items()}
+
+
+def _kb_similar(
+    ctx: SkillContext, s: Session, *, text: str, service: str | None, exclude: int | None
+) -> list[tuple[int, float]]:
+    """Similar closed incidents from the knowledge-base index, without the hits' display details.
+
+    Same index, same ranking and same "not similar" feedback as ``knowledge.search.search``, but the
+    query asks for no passages and no shared-word explanations (the router shows neither; building
+    them for five hits was about half of a routing decision), reuses the router's database session,
+    and checks the index's freshness with the same cheap database stamp at most every
+    ``STAMP_CHECK_S`` seconds.
+    """
+    from knowledge.kb_index import Penalties, Query
+    from knowledge.search import MAX_QUERY_CHARS, STAMP_CHECK_S, db_stamp, open_index, sync_index
+
+    clean = text.strip()[:MAX_QUERY_CHARS]
+    if not any(ch.isalnum() for ch in clean):
+        return []
+    kb = open_index(ctx)
+    now = time.monotonic()
+    if now - float(ctx.resources.get("routing.kb_checked", 0.0)) >= STAMP_CHECK_S:
+        ctx.resources["routing.kb_checked"] = now
+        stamp = db_stamp(ctx.db)
+        if stamp != ctx.resources.get("routing.kb_stamp"):
+            sync_index(ctx)
+            ctx.resources["routing.kb_stamp"] = stamp
+    drop, demote = _not_similar_penalties(s, clean)
+    q = Query(
+        text=clean,
+        kinds=("incident",),
+        k=5,
+        service=service,
+        resolved_only=True,
+        exclude=frozenset((f"incident:{exclude}",) if exclude else ()),
+        detail=False,
+    )
+    hits = kb.query(q, Penalties(drop=drop, demote=demote))
+    return [
+        (int(h.incident_id), float(h.score)) for h in hits if h.incident_id is not None and h.score >= MIN_SEARCH_SCORE
+    ][:5]
+
+
+def similar_incidents(
+    ctx: SkillContext, s: Session, *, text: str, service: str | None, exclude: int | None
+) -> tuple[list[tuple[int, float]], str]:
     """(incident id, similarity) of similar closed incidents, and which engine answered."""
     if not text.strip():
         return [], "none"
     if ctx.resources.get("routing.history_engine", "search") != "tfidf":
         try:
-            from knowledge.search import SearchError, search
+            from knowledge.search import SearchError
         except ImportError:
-            search = None  # type: ignore[assignment]
-        if search is not None:
+            SearchError = None  # type: ignore[assignment,misc]  # noqa: N806
+        if SearchError is not None:
             try:
-                hits = search(ctx, text=text, kinds=("incident",), service=service, resolved_only=True, k=5,
-                              exclude=(f"incident:{exclude}",) if exclude else ())
-                found = [(h.incident_id, h.score) for h in hits
-                         if h.incident_id is not None and h.score >= MIN_SEARCH_SCORE]
-                return [(int(i), float(sc)) for i, sc in found][:5], "search"
+                return _kb_similar(ctx, s, text=text, service=service, exclude=exclude), "search"
             except (SearchError, OSError, RuntimeError):
                 pass
     return _fallback_index(ctx, s).query(text, service=service, exclude=(exclude,) if exclude else ()), "tfidf"
@@ -162,13 +229,24 @@ class _Directory:
     def load(cls, s: Session, now: dt.datetime) -> _Directory:
         experts = {e.slack_user_id: e for e in s.scalars(select(Expert))}
         by_id = {e.id: e.slack_user_id for e in experts.values()}
-        rows = s.execute(select(OnCallShift.team_id, OnCallShift.expert_id, OnCallShift.starts_at,
-                                OnCallShift.ends_at, OnCallShift.source)
-                         .where(OnCallShift.ends_at > now - dt.timedelta(days=1))).all()
+        rows = s.execute(
+            select(
+                OnCallShift.team_id,
+                OnCallShift.expert_id,
+                OnCallShift.starts_at,
+                OnCallShift.ends_at,
+                OnCallShift.source,
+            ).where(OnCallShift.ends_at > now - dt.timedelta(days=1))
+        ).all()
         # Calendar imports (overrides, swaps) first, then the latest-started shift, as knowledge.people does.
         rows = sorted(rows, key=lambda r: (r[4] != "ical", -r[2].timestamp(), r[1]))
-        return cls({t.id: t for t in s.scalars(select(Team))}, {v.name.lower(): v for v in s.scalars(select(Service))},
-                   experts, tuple((t, by_id[e], a, b) for t, e, a, b, _src in rows if e in by_id), time.monotonic())
+        return cls(
+            {t.id: t for t in s.scalars(select(Team))},
+            {v.name.lower(): v for v in s.scalars(select(Service))},
+            experts,
+            tuple((t, by_id[e], a, b) for t, e, a, b, _src in rows if e in by_id),
+            time.monotonic(),
+        )
 
     def oncall(self, team_id: int, at: dt.datetime, include_inactive: bool = False) -> list[Expert]:
         out: dict[str, Expert] = {}
@@ -200,8 +278,15 @@ def _directory(ctx: SkillContext, s: Session, at: dt.datetime) -> _Directory:
     return fresh
 
 
-def route(ctx: SkillContext, *, text: str, service: str | None = None, incident_id: int | None = None,
-          at: dt.datetime | None = None, limit: int = 3) -> RoutingDecision:
+def route(
+    ctx: SkillContext,
+    *,
+    text: str,
+    service: str | None = None,
+    incident_id: int | None = None,
+    at: dt.datetime | None = None,
+    limit: int = 3,
+) -> RoutingDecision:
     """Rank who should take a ticket; see the module docstring for the evidence used."""
     at = at or utcnow()
     text = (text or "").strip()
@@ -237,8 +322,9 @@ def route(ctx: SkillContext, *, text: str, service: str | None = None, incident_
             for e in experts.values():
                 if e.team_id == t.id and e.slack_user_id not in shift and (same or e.slack_user_id not in acc):
                     bump(e.slack_user_id, W["clf_team"] * p, label if same else f"in {team_name}; {label}")
-        similar, engine = similar_incidents(ctx, s, text=text or (svc.name if svc else ""),
-                                            service=svc.name if svc else None, exclude=incident_id)
+        similar, engine = similar_incidents(
+            ctx, s, text=text or (svc.name if svc else ""), service=svc.name if svc else None, exclude=incident_id
+        )
         _history(s, similar, bump)
         decision_team = owner or (team_by_name.get(clf[0][0]) if clf and clf[0][1] >= MIN_CLASS_PROB else None)
         excluded, votes = wrong_owner_votes(session=s, incident_id=incident_id, service=svc.name if svc else None)
@@ -250,9 +336,15 @@ def route(ctx: SkillContext, *, text: str, service: str | None = None, incident_
     if not ranked:
         fallback = _fallback(decision_team, svc, text, ctx)
     return RoutingDecision(
-        service=svc.name if svc else None, team=decision_team.name if decision_team else None,
-        team_channel=decision_team.slack_channel if decision_team else None, candidates=tuple(ranked[:limit]),
-        notes=tuple(notes), fallback=fallback, similar=tuple(i for i, _ in similar), classifier=tuple(clf))
+        service=svc.name if svc else None,
+        team=decision_team.name if decision_team else None,
+        team_channel=decision_team.slack_channel if decision_team else None,
+        candidates=tuple(ranked[:limit]),
+        notes=tuple(notes),
+        fallback=fallback,
+        similar=tuple(i for i, _ in similar),
+        classifier=tuple(clf),
+    )
 
 
 def _resolve_service(d: _Directory, service: str | None, text: str, notes: list[str]) -> Service | None:
@@ -264,8 +356,9 @@ def _resolve_service(d: _Directory, service: str | None, text: str, notes: list[
     return d.service_in_text(text) if text else None
 
 
-def _ownership(d: _Directory, svc: Service, owner: Team, at: dt.datetime, bump: Any, acc: dict[str, _Acc],
-               notes: list[str]) -> None:
+def _ownership(
+    d: _Directory, svc: Service, owner: Team, at: dt.datetime, bump: Any, acc: dict[str, _Acc], notes: list[str]
+) -> None:
     on_shift = d.oncall(owner.id, at, include_inactive=True)
     for e in on_shift:
         if not e.active:
@@ -313,8 +406,16 @@ def _history(s: Session, similar: list[tuple[int, float]], bump: Any) -> None:
         bump(uid, min(W["runbook_cap"], W["runbook"] * len(done)), "ran runbook " + ", ".join(done[:3]))
 
 
-def _finish(acc: dict[str, _Acc], teams: dict[int, Team], excluded: frozenset[str], votes: Any,
-            load: dict[str, int], at: dt.datetime, notes: list[str], service: str | None) -> list[Candidate]:
+def _finish(
+    acc: dict[str, _Acc],
+    teams: dict[int, Team],
+    excluded: frozenset[str],
+    votes: Any,
+    load: dict[str, int],
+    at: dt.datetime,
+    notes: list[str],
+    service: str | None,
+) -> list[Candidate]:
     out: list[Candidate] = []
     for uid, a in acc.items():
         e = a.expert
@@ -335,8 +436,9 @@ def _finish(acc: dict[str, _Acc], teams: dict[int, Team], excluded: frozenset[st
         if n:
             a.add(W["load"] * n, f"{n} open incident{'s' if n > 1 else ''} assigned")
         team = teams.get(e.team_id) if e.team_id else None
-        out.append(Candidate(uid, e.name, team.name if team else None, round(a.score, 3), tuple(a.reasons),
-                             a.on_call, n))
+        out.append(
+            Candidate(uid, e.name, team.name if team else None, round(a.score, 3), tuple(a.reasons), a.on_call, n)
+        )
     out.sort(key=lambda c: (-c.score, c.user_id))
     return out
 

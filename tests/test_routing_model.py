@@ -22,9 +22,17 @@ from models.routing_eval import evaluate_routing, load_ticket_csv
 from skills.base import SkillContext
 from skills.routing_engine import route
 
-TEXTS = ["card payment declined at checkout", "refund failed for invoice", "payment gateway timeout 503",
-         "kafka consumer lag growing", "ingest pipeline stuck", "warehouse load failed overnight",
-         "login fails with 401", "oauth token expired early", "password reset email missing"]
+TEXTS = [
+    "card payment declined at checkout",
+    "refund failed for invoice",
+    "payment gateway timeout 503",
+    "kafka consumer lag growing",
+    "ingest pipeline stuck",
+    "warehouse load failed overnight",
+    "login fails with 401",
+    "oauth token expired early",
+    "password reset email missing",
+]
 TEAMS = ["payments"] * 3 + ["data"] * 3 + ["identity"] * 3
 
 
@@ -59,6 +67,18 @@ def test_classifier_follows_the_sklearn_contract() -> None:
     assert list(RoutingClassifier().fit(["anything"], ["only"]).predict(["zzz"])) == ["only"]
 
 
+def test_fast_prediction_path_equals_sklearn() -> None:
+    from models.routing_classifier import _tfidf
+
+    texts = TEXTS * 4
+    clf = RoutingClassifier(cv=3).fit(texts, TEAMS * 4)
+    assert clf.fast_ is not None
+    probe = ["card declined at checkout again", "", "zzz qqq", "Kafka lag; ingest stuck!", "   "]
+    for _name, vec in clf.pipeline_[0].transformer_list:
+        assert np.allclose(_tfidf(vec, probe).toarray(), vec.transform(probe).toarray(), atol=1e-12)
+    assert np.allclose(clf.predict_proba(probe), clf.pipeline_.predict_proba(probe), atol=1e-12)
+
+
 def test_artifact_round_trip_and_tamper_check(tmp_path: Path) -> None:
     clf = RoutingClassifier(cv=3).fit(TEXTS, TEAMS)
     rec = save_routing_model(clf, tmp_path, texts=TEXTS, labels=TEAMS, source="test", metrics={"n": 9})
@@ -73,8 +93,15 @@ def test_artifact_round_trip_and_tamper_check(tmp_path: Path) -> None:
 
 def test_train_from_knowledge_base_with_feedback_then_route_uses_it(env: Settings, db: Database) -> None:
     with db.session() as s:
-        record_wrong_owner(session=s, incident_id=None, target="U0ALICE", user_id="U0BOB",
-                           text="vault secret rotation broke the deploy", service=None, team="platform")
+        record_wrong_owner(
+            session=s,
+            incident_id=None,
+            target="U0ALICE",
+            user_id="U0BOB",
+            text="vault secret rotation broke the deploy",
+            service=None,
+            team="platform",
+        )
     with db.session() as s:
         pairs = routing_examples(session=s)
     assert ("vault secret rotation broke the deploy", "platform") in pairs
@@ -99,8 +126,11 @@ def test_train_refuses_too_little_data(env: Settings, tmp_path: Path) -> None:
 def _csv(tmp_path: Path) -> Path:
     rows = ["title,body,label"]
     for i in range(40):
-        for lab, words in (("1", "printer toner paper jam"), ("2", "vpn laptop password reset"),
-                           ("3", "invoice payment refund order")):
+        for lab, words in (
+            ("1", "printer toner paper jam"),
+            ("2", "vpn laptop password reset"),
+            ("3", "invoice payment refund order"),
+        ):
             rows.append(f"ticket {i},{words} {i % 7},{lab}")
     rows.append("rare,rare words,9")
     f = tmp_path / "tickets.csv"
@@ -110,8 +140,9 @@ def _csv(tmp_path: Path) -> Path:
 
 def test_eval_cli_json_contract_and_bad_input(env: Settings, tmp_path: Path) -> None:
     f = _csv(tmp_path)
-    code, out = _cli("eval", "routing", "--csv", str(f), "--text", "title,body", "--label", "label",
-                     "--min-class", "10", "--json")
+    code, out = _cli(
+        "eval", "routing", "--csv", str(f), "--text", "title,body", "--label", "label", "--min-class", "10", "--json"
+    )
     assert code == 0, out
     m = json.loads(out.strip().splitlines()[-1])
     for k in ("accuracy", "macro_f1", "top3_accuracy"):
