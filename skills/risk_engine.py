@@ -238,15 +238,22 @@ def _panels(window: MetricWindow) -> tuple[dict[str, dict[str, list[float]]], li
     return panels, warnings, anomalies
 
 
-def _forest_p1(forest: object, X32: NDArray[np.float32]) -> NDArray[np.float64]:
+def _forest_p1(forest: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float64]]:
     """A random forest's P(class 1): scikit-learn's own sum over the trees, in its order, without its
-    per-call overhead (input checks and a joblib dispatch, milliseconds on a busy machine)."""
-    trees = forest.estimators_  # type: ignore[attr-defined]
-    acc = np.zeros(X32.shape[0])
-    for est in trees:
-        acc += est.tree_.predict(X32)[:, 1]
-    acc /= len(trees)
-    return acc
+    per-call overhead (input checks and a joblib dispatch, milliseconds on a busy machine).
+
+    A tree's ``predict_proba`` is the class column of ``tree_.value`` at the leaf ``tree_.apply`` finds;
+    the column is taken once here, so a call is one compiled ``apply`` and one lookup per tree."""
+    trees = [(est.tree_, np.ascontiguousarray(est.tree_.value[:, 0, 1])) for est in forest.estimators_]
+
+    def p1(X32: NDArray[np.float32]) -> NDArray[np.float64]:
+        acc = np.zeros(X32.shape[0])
+        for tree, leaf_p1 in trees:
+            acc += leaf_p1[tree.apply(X32)]
+        acc /= len(trees)
+        return acc
+
+    return p1
 
 
 Predict = Callable[[NDArray[np.float64]], NDArray[np.float64]]
@@ -255,7 +262,7 @@ Predict = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 def _fast_predict(model: RiskModel) -> Predict | None:
     """``P(failure)`` per feature row, as ``model.predict_proba(X)[:, 1]`` computes it, minus its overhead.
 
-    Random-forest members are walked tree by tree through scikit-learn's compiled ``tree_.predict``
+    Random-forest members are walked tree by tree through scikit-learn's compiled ``tree_.apply``
     (summed in the forest's own order, for any number of rows), and an isotonic calibration is applied
     as the piecewise-linear interpolation it is (``np.interp`` between its thresholds, clipped at the
     ends: ``out_of_bounds="clip"``). Other members and calibrators are called as they are. None for a
@@ -279,10 +286,15 @@ def _fast_predict(model: RiskModel) -> Predict | None:
 
         calibrate = interp
 
+    forests = {
+        id(m): _forest_p1(m)
+        for m in members
+        if type(m) is RandomForestClassifier and list(m.classes_) == [0, 1] and m.n_outputs_ == 1
+    }
+
     def member_p1(m: Any, X: NDArray[np.float64], X32: NDArray[np.float32]) -> NDArray[np.float64]:
-        if type(m) is RandomForestClassifier and list(m.classes_) == [0, 1]:
-            return _forest_p1(m, X32)
-        return np.asarray(m.predict_proba(X)[:, 1], dtype=float)
+        walk = forests.get(id(m))
+        return walk(X32) if walk is not None else np.asarray(m.predict_proba(X)[:, 1], dtype=float)
 
     def predict(X: NDArray[np.float64]) -> NDArray[np.float64]:
         X32 = np.ascontiguousarray(X, dtype=np.float32)
