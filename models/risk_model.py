@@ -4,8 +4,8 @@
 fits three candidates (gradient boosting, random forest, logistic regression, all with balanced
 class weights) and their soft vote, and chooses on the validation rows: first every candidate is
 audited for monotonicity (``models.risk_features.MONOTONE``: raising a pressure input such as memory
-or errors must not lower the risk; a candidate that does so on more than 1 % of the audited
-(row, input) pairs is set aside unless none passes), then the best validation ROC-AUC wins among
+or errors must not lower the risk; a candidate that does so on any audited (row, input) pair, by
+more than 0.01, is set aside unless none passes), then the best validation ROC-AUC wins among
 those that pass (a near-tie, within 0.002, goes to the cheaper model). The random forest is fitted
 under the monotone constraints, so it always passes. The chosen model is calibrated on the same
 validation rows: ``calibration="auto"`` (the default) takes Platt scaling on the log-odds or isotonic
@@ -39,7 +39,7 @@ __all__ = ["RiskModel", "band", "BANDS", "Contribution"]
 F = NDArray[np.float64]
 _COST_ORDER = ("logistic_regression", "gradient_boosting", "random_forest", "soft_vote")
 _TIE = 0.002
-_MONOTONE_TOLERANCE = 0.01  # share of audited (row, input) pairs where raising the input may lower the risk
+_MONOTONE_TOLERANCE = 0.0  # share of audited (row, input) pairs where raising the input may lower the risk
 _AUDIT_ROWS = 300
 _CALIBRATIONS = ("sigmoid", "isotonic", "auto")
 
