@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -66,6 +67,25 @@ async def send(url: str, indices: list[int], concurrency: int, results: dict[int
                     status = 0
                 results[i] = (status, (time.perf_counter() - t0) * 1000)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by a process and, separately, by its children (Linux /proc).
+    Load-independent where wall-clock rates are not: what a delivery costs the server, whoever else runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        kids = []
+    return {"web": one(pid), "background": sum(one(k) for k in kids)}
 
 
 def db_counts(db: Path) -> dict[str, int]:
@@ -121,7 +141,9 @@ def main() -> None:
             rest = [i for i in range(args.alerts) if i not in results]
             asyncio.run(send(srv.url, rest, args.concurrency, results))
         else:
+            cpu0 = cpu_s(srv.proc.pid)
             asyncio.run(send(srv.url, list(range(args.alerts)), args.concurrency, results))
+            cpu1 = cpu_s(srv.proc.pid)
         elapsed = time.perf_counter() - t0
         acked = [i for i, (st, _) in results.items() if 200 <= st < 300]
         lat = [ms for st, ms in results.values() if 200 <= st < 300]
@@ -134,6 +156,12 @@ def main() -> None:
         t1 = time.perf_counter()
         counts = wait_drained(work / "warroom.db", args.drain_timeout)
         out["processing_drained_s"] = round(time.perf_counter() - t1, 1)
+        if not args.crash:
+            cpu2 = cpu_s(srv.proc.pid)
+            per = lambda a, b, k: round((b[k] - a[k]) * 1000 / max(1, len(acked)), 3)  # noqa: E731
+            out["server_cpu_ms_per_alert"] = {
+                "during_storm": {k: per(cpu0, cpu1, k) for k in cpu0},
+                "storm_and_drain": {k: per(cpu0, cpu2, k) for k in cpu0}}
         srv.stop()
         out["db"] = counts
         out["incidents_opened"] = counts["incidents"]
@@ -154,11 +182,14 @@ def main() -> None:
                 time.sleep(0.05)
         base: dict[int, tuple[int, float]] = {}
         t0 = time.perf_counter()
+        bcpu0 = cpu_s(bare.pid)["web"]
         asyncio.run(send(url, list(range(args.alerts)), args.concurrency, base))
         el = time.perf_counter() - t0
         blat = [ms for _, ms in base.values()]
         out["baseline_bare_starlette"] = {"per_s": round(len(base) / el, 1), "p50": round(percentile(blat, 50), 2),
-                                          "p99": round(percentile(blat, 99), 2)}
+                                          "p99": round(percentile(blat, 99), 2),
+                                          "cpu_ms_per_request": round((cpu_s(bare.pid)["web"] - bcpu0) * 1000
+                                                                      / max(1, len(base)), 3)}
     finally:
         bare.terminate()
         bare.wait()

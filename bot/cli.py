@@ -90,6 +90,8 @@ def background() -> None:
     _logging(settings.log_level, settings.log_format)
     from bot.services import build_services
 
+    if settings.background_nice:
+        os.nice(settings.background_nice)
     services = build_services(settings)
     while not services.db.at_head():  # the web process applies the migrations
         time.sleep(0.2)

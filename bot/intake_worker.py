@@ -22,12 +22,12 @@ from sqlalchemy.exc import OperationalError
 from bot.webhook_schemas import parse_payload
 from knowledge import jobs
 from knowledge.models import WebhookInbox, utcnow
-from skills.intake import GroupingRules, ingest
+from skills.intake import GroupingRules, IngestCache, ingest
 
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["IntakeProcessor", "queue_card"]
+__all__ = ["IntakeProcessor", "queue_card", "queue_followups"]
 
 log = logging.getLogger("warroom.intake")
 
@@ -47,20 +47,6 @@ def queue_card(session, incident_id: int, *, immediate_key: str | None = None,  
     delay = (bucket + 1) * interval_s - now + 0.05
     ref = jobs.enqueue(session, kind="incident.card", payload={"incident_id": incident_id},
                        dedup_key=f"card:{incident_id}:b{bucket}", delay_s=delay)
-    return (ref.id, delay) if ref.created else None
-
-
-def _queue_triage(session, incident_id: int, created: bool,  # type: ignore[no-untyped-def]
-                  interval_s: float) -> tuple[int, float] | None:
-    if created:
-        ref = jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
-                           dedup_key=f"triage:{incident_id}:new")
-        return (ref.id, 0.0) if ref.created else None
-    now = time.time()
-    bucket = int(now // interval_s)
-    delay = (bucket + 1) * interval_s - now + 0.05
-    ref = jobs.enqueue(session, kind="incident.triage", payload={"incident_id": incident_id},
-                       dedup_key=f"triage:{incident_id}:b{bucket}", delay_s=delay)
     return (ref.id, delay) if ref.created else None
 
 
@@ -109,42 +95,74 @@ class IntakeProcessor:
                 time.sleep(self.yield_s)
 
     def process_pending(self) -> int:
-        """Process one batch of pending rows; returns how many were handled."""
+        """Process one batch of pending rows; returns how many were handled.
+
+        Fast path: the whole batch in one savepoint, sharing one :class:`IngestCache` (a storm's repeats of
+        a fingerprint cost no query), and the card and triage jobs queued with one lookup. If any row
+        fails, that savepoint is rolled back and the batch is redone one row per savepoint, so a poison
+        row is marked as an error and the rest still go through.
+        """
         with self._lock, self.services.db.session() as s:
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
             rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
                              .order_by(WebhookInbox.id).limit(self.batch)).all()
-            touched: dict[int, bool] = {}
+            parsed: list[tuple[WebhookInbox, list]] = []  # type: ignore[type-arg]
             for row in rows:
                 row.attempts += 1
                 try:
-                    alerts = parse_payload(row.source, json.loads(row.body))
+                    parsed.append((row, parse_payload(row.source, json.loads(row.body))))
                 except (ValueError, ValidationError) as exc:
                     # Validated at the door, so this means the format changed under us: keep it, visible.
                     row.status, row.error = "error", str(exc)[:2000]
-                    continue
-                try:
-                    with s.begin_nested():
-                        decisions = ingest(s, alerts, self.rules, inbox_id=row.id)
-                except OperationalError:
-                    raise  # the database, not the row: retry the whole batch later
-                except Exception as exc:  # noqa: BLE001 - a poison row must not block the inbox
-                    log.exception("inbox row %s could not be processed", row.id)
-                    row.status, row.error = "error", f"{type(exc).__name__}: {exc}"[:2000]
-                    continue
-                for d in decisions:
-                    if d.incident_id:
-                        touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
-                row.status, row.processed_at = "processed", utcnow()
-            st = self.services.settings
-            queued: list[tuple[int, float]] = []
-            for incident_id, created in touched.items():
-                for ref in (queue_card(s, incident_id, immediate_key="new" if created else None,
-                                       interval_s=st.card_update_interval_s),
-                            _queue_triage(s, incident_id, created, st.triage_interval_s)):
-                    if ref is not None:
-                        queued.append(ref)
+            touched: dict[int, bool] = {}
+            try:
+                with s.begin_nested():
+                    cache = IngestCache()
+                    cache.prefetch(s, [a for _, alerts in parsed for a in alerts], self.rules)
+                    for row, alerts in parsed:
+                        self._ingest_row(s, row, alerts, touched, cache)
+            except OperationalError:
+                raise  # the database, not a row: retry the whole batch later
+            except Exception:  # noqa: BLE001 - find the poison row: one savepoint per row
+                touched.clear()
+                for row, alerts in parsed:
+                    try:
+                        with s.begin_nested():
+                            self._ingest_row(s, row, alerts, touched, None)
+                    except OperationalError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - a poison row must not block the inbox
+                        log.exception("inbox row %s could not be processed", row.id)
+                        row.status, row.error = "error", f"{type(exc).__name__}: {exc}"[:2000]
+            queued = queue_followups(s, touched, self.services.settings)
         if rows:
             self.services.runner.handoff(queued)
         return len(rows)
+
+    def _ingest_row(self, s, row: WebhookInbox, alerts: list, touched: dict[int, bool],  # type: ignore[no-untyped-def,type-arg]
+                    cache: IngestCache | None) -> None:
+        for d in ingest(s, alerts, self.rules, inbox_id=row.id, cache=cache):
+            if d.incident_id:
+                touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
+        row.status, row.processed_at = "processed", utcnow()
+
+
+def queue_followups(session, touched: dict[int, bool], settings) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    """Queue, with one lookup, the card render and the triage for each incident a batch touched: at once
+    for a new incident, else coalesced into the current time bucket (see :func:`queue_card`)."""
+    now = time.time()
+    items: list[tuple[str, dict, str, float]] = []  # type: ignore[type-arg]
+    for incident_id, created in touched.items():
+        for kind, prefix, interval in (("incident.card", "card", settings.card_update_interval_s),
+                                       ("incident.triage", "triage", settings.triage_interval_s)):
+            if created:
+                items.append((kind, {"incident_id": incident_id}, f"{prefix}:{incident_id}:new", 0.0))
+            else:
+                bucket = int(now // interval)
+                items.append((kind, {"incident_id": incident_id}, f"{prefix}:{incident_id}:b{bucket}",
+                              (bucket + 1) * interval - now + 0.05))
+    if not items:
+        return []
+    refs = jobs.enqueue_many(session, items)
+    return [(ref.id, delay) for ref, (_, _, _, delay) in zip(refs, items, strict=True) if ref.created]

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # "process" (a `warroom background` child; the web door then never waits for the interpreter lock
     # behind parsing, grouping and triage, which matters in an alert storm).
     background: Literal["thread", "process"] = "thread"
+    # The child's CPU priority (nice increment): in a storm on a small machine, accepting an alert (the
+    # door) comes before processing it; idle cores still run the child at full speed.
+    background_nice: int = Field(default=10, ge=0, le=19)
     job_lease_s: float = Field(default=30.0, gt=0)  # renewed every third while the job runs
     upgrade_on_start: bool = True
     warm_models: bool = True

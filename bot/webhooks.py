@@ -13,12 +13,15 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 
 from bot import metrics
 from bot.webhook_schemas import SOURCES, delivery_id, parse_payload, payload_json_schema
@@ -28,11 +31,12 @@ if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
     from bot.services import Services
 
-__all__ = ["router", "sign_body"]
+__all__ = ["router", "sign_body", "accept", "asgi_door", "DOOR_PREFIX"]
 
 router = APIRouter(tags=["webhooks"])
 
 MAX_SKEW_S = 300
+DOOR_PREFIX = "/webhooks/"
 
 
 def sign_body(secret: str, body: bytes, timestamp: str | None = None) -> str:
@@ -46,9 +50,8 @@ def _error(status: int, message: str, source: str, **extra: Any) -> JSONResponse
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _authenticated(source: str, secret: str, request: Request, body: bytes) -> str | None:
+def _authenticated(source: str, secret: str, h: Headers, body: bytes) -> str | None:
     """None when authenticated, else why not."""
-    h = request.headers
     auth = h.get("authorization", "")
     if auth.lower().startswith("bearer ") and source != "pagerduty":
         return None if hmac.compare_digest(auth[7:].strip().encode(), secret.encode()) else "bad bearer token"
@@ -176,23 +179,48 @@ async def receive(
     ``X-Warroom-Signature: sha256=<HMAC-SHA256 of [timestamp.]body>`` with an optional ``X-Warroom-Timestamp``,
     Grafana's ``X-Grafana-Alerting-Signature``, or PagerDuty's ``X-PagerDuty-Signature: v1=<HMAC-SHA256>``.
     """
-    services: Services = request.app.state.services
+    return await accept(request.app.state.services, source, request.headers, request.stream())
+
+
+async def asgi_door(services: Services, scope: dict[str, Any], receive_msg: Any, send: Any) -> None:
+    """The same door as :func:`receive`, as a plain ASGI endpoint for ``POST /webhooks/<source>``.
+
+    The app's outer middleware calls it directly: in an alert storm FastAPI's routing, dependency solving and
+    exception middlewares cost more CPU per delivery than authenticating, validating and storing it (measured,
+    docs/benchmarks.md). The FastAPI route above stays as the documented (OpenAPI) form of the same door.
+    """
+    async def chunks() -> AsyncIterator[bytes]:
+        while True:
+            message = await receive_msg()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            yield message.get("body", b"")
+            if not message.get("more_body", False):
+                return
+
+    source = scope["path"][len(DOOR_PREFIX):]
+    response = await accept(services, source, Headers(scope=scope), chunks())
+    await response(scope, receive_msg, send)
+
+
+async def accept(services: Services, source: str, headers: Headers, chunks: AsyncIterator[bytes]) -> JSONResponse:
+    """Size (413), authentication (401), JSON (400), schema (422), then the inbox commit and the 202."""
     settings = services.settings
     if source not in SOURCES:
         return _error(404, f"unknown webhook source {source[:40]!r}; known: {', '.join(SOURCES)}", "unknown")
     limit = settings.webhook_max_bytes
-    length = request.headers.get("content-length")
+    length = headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         return _error(413, f"payload larger than {limit} bytes", source)
     body = b""
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body += chunk
         if len(body) > limit:
             return _error(413, f"payload larger than {limit} bytes", source)
     secret = settings.webhook_secrets.get(source)
     if secret is None:
         return _error(401, f"webhook source {source} is not configured (no secret)", source)
-    why = _authenticated(source, secret.get_secret_value(), request, body)
+    why = _authenticated(source, secret.get_secret_value(), headers, body)
     if why is not None:
         return _error(401, f"unauthenticated: {why}", source)
     try:

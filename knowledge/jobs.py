@@ -10,6 +10,7 @@ crash between its side effect and its completion.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,23 +38,30 @@ class JobRef:
     created: bool = True
 
 
-def enqueue_many(session: Session, items: list[tuple[str, dict[str, Any], str | None]]) -> list[JobRef]:
-    """``enqueue`` for many (kind, payload, dedup_key) at once: one lookup of the keys, one flush.
+def enqueue_many(session: Session, items: Sequence[tuple[Any, ...]]) -> list[JobRef]:
+    """``enqueue`` for many ``(kind, payload, dedup_key[, delay_s])`` at once: one lookup of the keys, one
+    flush.
 
     Items with the same key (in the database or earlier in the list) share one job. If another replica
     inserts one of the keys meanwhile, the flush fails and each item is enqueued on its own instead.
     """
-    keys = [k for _, _, k in items if k is not None]
+    norm = [(it[0], it[1], it[2], float(it[3]) if len(it) > 3 else 0.0) for it in items]
+    keys = [k for _, _, k, _ in norm if k is not None]
     existing = {j.dedup_key: j for j in session.scalars(select(Job).where(Job.dedup_key.in_(keys)))} if keys else {}
+
+    def one_by_one() -> list[JobRef]:
+        return [enqueue(session, kind=kind, payload=p, dedup_key=k, delay_s=d) for kind, p, k, d in norm]
+
     if any(j.status == "failed" for j in existing.values()):
-        return [enqueue(session, kind=kind, payload=p, dedup_key=k) for kind, p, k in items]
+        return one_by_one()
     now = utcnow()
     planned: list[tuple[Job, bool]] = []
-    for kind, payload, key in items:
+    for kind, payload, key, delay in norm:
         if key is not None and key in existing:
             planned.append((existing[key], False))
             continue
-        job = Job(kind=kind, payload=payload, dedup_key=key, max_attempts=5, run_after=now)
+        job = Job(kind=kind, payload=payload, dedup_key=key, max_attempts=5,
+                  run_after=now + dt.timedelta(seconds=delay) if delay else now)
         if key is not None:
             existing[key] = job
         planned.append((job, True))
@@ -61,7 +69,7 @@ def enqueue_many(session: Session, items: list[tuple[str, dict[str, Any], str | 
         with session.begin_nested():
             session.add_all([j for j, new in planned if new])
     except IntegrityError:
-        return [enqueue(session, kind=kind, payload=p, dedup_key=k) for kind, p, k in items]
+        return one_by_one()
     return [_ref(job, created=new) for job, new in planned]
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Incident, Service, TimelineEvent, utcnow
 
-__all__ = ["NormalizedAlert", "GroupingRules", "Decision", "ingest", "severity_from", "OPEN_STATUSES",
+__all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
            "METRIC_KEYS", "extract_metrics", "extract_log_lines"]
 
 OPEN_STATUSES = ("open", "acknowledged", "mitigated")
@@ -166,17 +166,20 @@ def _title(alert: NormalizedAlert) -> str:
     return (f"{alert.service}: {text}" if alert.service and alert.service not in text else text)[:500]
 
 
-def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime) -> tuple[bool, bool]:
-    """Record the alert on the incident; returns (new alert row, incident status changed)."""
-    row = session.scalar(select(Alert).where(Alert.incident_id == inc.id, Alert.fingerprint == alert.fingerprint,
-                                             Alert.source == alert.source))
+def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime,
+                       known: Alert | None = None, inbox_id: int | None = None) -> tuple[Alert, bool, bool]:
+    """Record the alert on the incident; returns (its alert row, new alert row, incident status changed).
+    ``known``: the alert row already loaded for this incident and fingerprint (saves the lookup)."""
+    row = known if known is not None and known.incident_id == inc.id else session.scalar(
+        select(Alert).where(Alert.incident_id == inc.id, Alert.fingerprint == alert.fingerprint,
+                            Alert.source == alert.source))
     new_row = row is None
     if row is None:
         row = Alert(incident_id=inc.id, source=alert.source, fingerprint=alert.fingerprint, name=alert.name,
                     service_name=alert.service, status=alert.status, severity=str(alert.severity),
                     summary=alert.summary or alert.description[:500], labels=alert.labels,
                     annotations=alert.annotations, starts_at=alert.starts_at, ends_at=alert.ends_at,
-                    received_at=now, last_seen_at=now, occurrences=1)
+                    received_at=now, last_seen_at=now, occurrences=1, inbox_id=inbox_id)
         session.add(row)
         inc.alert_count = (inc.alert_count or 0) + 1
     else:
@@ -190,9 +193,13 @@ def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, 
                                       data={"fingerprint": alert.fingerprint, "status": alert.status}))
     if alert.severity < inc.severity:
         inc.severity = alert.severity
-    session.flush()
     changed = False
-    firing = session.scalar(select(Alert.id).where(Alert.incident_id == inc.id, Alert.status == "firing").limit(1))
+    if alert.status == "firing":
+        firing: int | None = -1  # this alert's own row fires: no need to ask the database
+    else:
+        session.flush()
+        firing = session.scalar(select(Alert.id).where(Alert.incident_id == inc.id, Alert.status == "firing")
+                                .limit(1))
     if firing is None and inc.status in ("open", "acknowledged"):
         inc.status, inc.mitigated_at, changed = "mitigated", now, True
         session.add(TimelineEvent(incident_id=inc.id, at=now, kind="mitigated",
@@ -200,17 +207,54 @@ def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, 
     elif firing is not None and inc.status == "mitigated":
         inc.status, inc.mitigated_at, changed = "open", None, True
         session.add(TimelineEvent(incident_id=inc.id, at=now, kind="reopened", text="An alert fired again"))
-    return new_row, changed
+    return row, new_row, changed
+
+
+class IngestCache:
+    """What one batch of inbox rows has already looked up: the incident and alert row of each (source,
+    fingerprint) it touched. In a storm most alerts of a batch repeat a fingerprint seen a moment ago; with
+    the cache they cost no query at all. Valid for one transaction (the processor's batch) only."""
+
+    def __init__(self) -> None:
+        self.by_fingerprint: dict[tuple[str, str], tuple[Incident, Alert]] = {}
+
+    def prefetch(self, session: Session, alerts: list[NormalizedAlert], rules: GroupingRules) -> None:
+        """Load with one query the open incident (the newest) and alert row of every fingerprint in ``alerts``."""
+        if not rules.rules or rules.rules[0] != "fingerprint":
+            return
+        wanted = {(a.source, a.fingerprint) for a in alerts} - set(self.by_fingerprint)
+        if not wanted:
+            return
+        found = session.execute(
+            select(Alert, Incident).join(Incident, Alert.incident_id == Incident.id)
+            .where(Alert.fingerprint.in_({fp for _, fp in wanted}), Incident.status.in_(OPEN_STATUSES))
+            .order_by(Incident.id))
+        for alert_row, inc in found:
+            key = (alert_row.source, alert_row.fingerprint)
+            if key in wanted:
+                self.by_fingerprint[key] = (inc, alert_row)  # ascending ids: the newest incident wins
+
+    def lookup(self, alert: NormalizedAlert, rules: GroupingRules) -> tuple[Incident | None, Alert | None]:
+        hit = self.by_fingerprint.get((alert.source, alert.fingerprint))
+        # Only when the fingerprint rule comes first does "the incident this fingerprint is on" decide alone.
+        if hit is None or not rules.rules or rules.rules[0] != "fingerprint" or hit[0].status not in OPEN_STATUSES:
+            return None, None
+        return hit
 
 
 def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules | None = None,
-           inbox_id: int | None = None) -> list[Decision]:
-    """Apply alerts to the knowledge base (the caller commits). Not thread-safe: callers serialise."""
+           inbox_id: int | None = None, cache: IngestCache | None = None) -> list[Decision]:
+    """Apply alerts to the knowledge base (the caller commits). Not thread-safe: callers serialise.
+    ``cache``: shared by the calls of one transaction (see :class:`IngestCache`)."""
     rules = rules or GroupingRules()
     decisions: list[Decision] = []
     now = utcnow()
     for alert in alerts:
-        inc, reason = _find_open(session, alert, rules)
+        inc, known = cache.lookup(alert, rules) if cache is not None else (None, None)
+        if inc is not None:
+            reason = f"same fingerprint `{alert.fingerprint}`"
+        else:
+            inc, reason = _find_open(session, alert, rules)
         created = False
         if inc is None:
             if alert.status == "resolved":
@@ -241,7 +285,9 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
                 grew = True
             if grew:
                 inc.findings = {**(inc.findings or {}), "intake": intake}
-        new_row, changed = _apply_to_incident(session, inc, alert, now)
+        row, new_row, changed = _apply_to_incident(session, inc, alert, now, known, inbox_id)
+        if cache is not None:
+            cache.by_fingerprint[(alert.source, alert.fingerprint)] = (inc, row)
         if new_row and not created:
             session.add(TimelineEvent(incident_id=inc.id, at=now, kind="grouped",
                                       text=f"Alert {alert.name} joined incident #{inc.id} because {reason}",
