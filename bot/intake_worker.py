@@ -97,10 +97,11 @@ class IntakeProcessor:
     def process_pending(self) -> int:
         """Process one batch of pending rows; returns how many were handled.
 
-        Fast path: the whole batch in one savepoint, sharing one :class:`IngestCache` (a storm's repeats of
-        a fingerprint cost no query), and the card and triage jobs queued with one lookup. If any row
-        fails, that savepoint is rolled back and the batch is redone one row per savepoint, so a poison
-        row is marked as an error and the rest still go through.
+        Fast path: the open incidents of all the batch's fingerprints loaded with one query (a storm's
+        repeats of a fingerprint then cost no query), the changes flushed once at the end (so SQLite's write
+        lock is held only for that flush and the commit), and the card and triage jobs queued with one
+        lookup. If any row fails, the batch is rolled back and redone one row per savepoint, so a poison row
+        is marked as an error and the rest still go through.
         """
         with self._lock, self.services.db.session() as s:
             if s.get_bind().dialect.name == "postgresql":
@@ -108,23 +109,35 @@ class IntakeProcessor:
             rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
                              .order_by(WebhookInbox.id).limit(self.batch)).all()
             parsed: list[tuple[WebhookInbox, list]] = []  # type: ignore[type-arg]
+            failed: list[tuple[WebhookInbox, str]] = []
             for row in rows:
-                row.attempts += 1
                 try:
                     parsed.append((row, parse_payload(row.source, json.loads(row.body))))
                 except (ValueError, ValidationError) as exc:
+                    failed.append((row, str(exc)[:2000]))
+            # Reads first, changes after: SQLite's single write lock (which the web door's inbox commits need)
+            # is then taken only by the final flush and commit, not for the whole batch.
+            cache = IngestCache()
+            cache.prefetch(s, [a for _, alerts in parsed for a in alerts], self.rules)
+
+            def mark() -> None:
+                for row in rows:
+                    row.attempts += 1
+                for row, why in failed:
                     # Validated at the door, so this means the format changed under us: keep it, visible.
-                    row.status, row.error = "error", str(exc)[:2000]
+                    row.status, row.error = "error", why
+
+            mark()
             touched: dict[int, bool] = {}
             try:
-                with s.begin_nested():
-                    cache = IngestCache()
-                    cache.prefetch(s, [a for _, alerts in parsed for a in alerts], self.rules)
-                    for row, alerts in parsed:
-                        self._ingest_row(s, row, alerts, touched, cache)
+                for row, alerts in parsed:  # no savepoint: its flush would take the write lock from here on
+                    self._ingest_row(s, row, alerts, touched, cache)
+                s.flush()  # what the database refuses shows here, inside the try
             except OperationalError:
                 raise  # the database, not a row: retry the whole batch later
-            except Exception:  # noqa: BLE001 - find the poison row: one savepoint per row
+            except Exception:  # noqa: BLE001 - find the poison row: undo the batch, redo one row per savepoint
+                s.rollback()
+                mark()
                 touched.clear()
                 for row, alerts in parsed:
                     try:
