@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from bot import metrics
 from bot.webhook_schemas import SOURCES, delivery_id, parse_payload, payload_json_schema
-from knowledge.models import WebhookInbox
+from knowledge.models import WebhookInbox, utcnow
 
 if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
@@ -85,22 +85,26 @@ def _field(err: dict[str, Any]) -> str:
 def _write_inbox(session: Any, items: list[tuple[str, str, str | None]]) -> list[int | None]:
     """Insert (source, body, delivery id) rows in one transaction; None for a delivery id already accepted
     (in the database, or earlier in this batch)."""
-    from sqlalchemy import select
+    from sqlalchemy import insert, select
 
-    ids = [d for _, _, d in items if d is not None]
-    seen = set(session.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(ids)))) if ids \
-        else set()
-    rows: list[WebhookInbox | None] = []
+    given = [d for _, _, d in items if d is not None]
+    seen = set(session.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given)))) \
+        if given else set()
+    fresh: list[dict[str, Any] | None] = []
     for source, body, delivery in items:
         if delivery is not None and delivery in seen:
-            rows.append(None)
+            fresh.append(None)
             continue
         if delivery is not None:
             seen.add(delivery)
-        rows.append(WebhookInbox(source=source, body=body, delivery_id=delivery))
+        fresh.append({"source": source, "body": body, "delivery_id": delivery, "status": "pending", "attempts": 0,
+                      "received_at": utcnow()})
+    values = [v for v in fresh if v is not None]
     try:
         with session.begin_nested():
-            session.add_all([r for r in rows if r is not None])
+            # Core, not ORM objects: one multi-row INSERT .. RETURNING (ids in the order given) per batch.
+            ids = iter(session.scalars(insert(WebhookInbox).returning(WebhookInbox.id, sort_by_parameter_order=True),
+                                       values).all() if values else [])
     except IntegrityError:  # another replica took one of the ids meanwhile: one savepoint per row instead
         out: list[int | None] = []
         for source, body, delivery in items:
@@ -112,7 +116,7 @@ def _write_inbox(session: Any, items: list[tuple[str, str, str | None]]) -> list
             except IntegrityError:
                 out.append(None)
         return out
-    return [int(r.id) if r is not None else None for r in rows]
+    return [int(next(ids)) if v is not None else None for v in fresh]
 
 
 def _inbox(services: Services) -> GroupCommit[tuple[str, str, str | None], int | None]:
