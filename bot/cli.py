@@ -31,8 +31,10 @@ class CliError(Exception):
     """One-line failure for the person at the terminal."""
 
 
-def _settings(**overrides: object) -> Settings:
-    return load_settings(**overrides)
+def _settings(*, online: bool = False, **overrides: object) -> Settings:
+    """The settings; ``online`` for the commands that run the bot (they need real Slack and webhook secrets
+    outside demo mode), offline for the rest (training, evaluation, imports, migrations)."""
+    return load_settings(offline=not online, **overrides)
 
 
 def _logging(level: str, fmt: str = "json") -> None:
@@ -48,7 +50,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
 ) -> None:
     """Run the bot: Slack, webhooks, REST API, health and metrics."""
-    settings = _settings()
+    settings = _settings(online=True)
     _logging(settings.log_level, settings.log_format)
     from knowledge.db import Database
 
@@ -86,7 +88,7 @@ def background() -> None:
     import threading
     import time
 
-    settings = _settings()
+    settings = _settings(online=True)
     _logging(settings.log_level, settings.log_format)
     from bot.services import build_services
 
@@ -133,7 +135,7 @@ def _serve_socket_mode(settings: Settings) -> None:
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 4) -> None:
     """Run a Celery worker for the scale-out mode (WARROOM_JOB_BACKEND=celery, WARROOM_REDIS_URL)."""
-    settings = _settings()
+    settings = _settings(online=True)
     _logging(settings.log_level, settings.log_format)
     from knowledge.db import Database
 

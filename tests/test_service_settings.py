@@ -59,3 +59,13 @@ def test_unreachable_database_is_one_line_and_nonzero() -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("warroom: database unavailable:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_offline_commands_need_no_slack_secrets_but_serve_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"WARROOM_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}  # production mode, placeholder secrets
+    upgraded = _cli("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert _cli("db", "current", env=env).stdout.strip() == "at head"
+    refused = _cli("serve", "--port", "1", env=env)
+    assert refused.returncode != 0 and "WARROOM_SLACK_SIGNING_SECRET" in refused.stderr
+    assert load_settings(offline=True).mode == "production"  # offline only skips the secrets check
