@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SEVERITIES", "CATEGORIES", "cue_matrix", "rule_severity", "rule_category", "N_CUES"]
+__all__ = ["SEVERITIES", "CATEGORIES", "cue_matrix", "rule_severity", "rule_category", "stated_level", "N_CUES"]
 
 SEVERITIES = ("DEBUG", "INFO", "WARNING", "ERROR", "FATAL")
 CATEGORIES = ("network", "database", "storage", "memory", "auth", "configuration", "timeout", "hardware",
@@ -69,6 +69,12 @@ _CAT_WORDS: dict[str, re.Pattern[str]] = {
 _RETRY = re.compile(r"\b(retry\w*|will retry|try again|retrying|backing off|back off)\b", re.I)
 _CAMEL_CALL = re.compile(r"^[a-z]+[A-Z]\w*")
 N_CUES = 5 + len(_SEV_WORDS) + len(_CAT_WORDS) + 3
+
+
+def stated_level(masked: str) -> str | None:
+    """The level a line states about itself (a level name in capitals), or None."""
+    m = _LEVEL.search(masked)
+    return _LEVEL_MAP[m.group(1)] if m else None
 
 
 def rule_severity(masked: str) -> str:

@@ -139,16 +139,16 @@ class LogAnalyzer:
     def feed(self, lines: Iterable[str]) -> list[tuple[int, LinePrediction]]:
         """Mine and classify lines; returns (key id, prediction) per line."""
         kids: list[int] = []
-        new: dict[int, str] = {}
+        new: dict[int, tuple[str, str]] = {}
         for line in lines:
             line = line[:MAX_LINE_CHARS]
             tokens = masked_tokens(line)
             kid = self.miner.add_tokens(tokens, line)
             kids.append(kid)
             if kid not in self._key_pred and kid not in new:
-                new[kid] = " ".join(tokens)
+                new[kid] = (" ".join(tokens), line)
         if new:
-            preds = self.model.predict_masked(list(new.values()))
+            preds = self.model.predict_masked([m for m, _l in new.values()], [line for _m, line in new.values()])
             self._key_pred.update(zip(new.keys(), preds, strict=True))
         self._key_count.update(kids)
         self.n_lines += len(kids)

@@ -8,6 +8,7 @@ from pathlib import Path
 from models.log_classifier import LogClassifier, load_log_model, save_log_model
 from models.log_data import load_examples
 from models.log_eval import grouping_accuracy
+from models.log_features import stated_level
 from models.log_miner import LogMiner, masked_tokens, template_id
 
 
@@ -79,3 +80,23 @@ def test_classifier_on_bundled_examples_and_artifact_roundtrip(tmp_path: Path) -
     art = rec.parent / "log-model.joblib"
     art.write_bytes(art.read_bytes() + b"tampered")
     assert load_log_model(tmp_path) is None, "an artifact that does not match its record is not loaded"
+
+
+def test_severity_reads_each_templates_first_raw_line_once_and_trusts_a_stated_level() -> None:
+    ex = load_examples()
+    texts, sev = [e.text for e in ex], [e.severity for e in ex]
+    model = LogClassifier().fit(texts, sev)
+    lines = ["Connection refused while connecting to cache-7:6379",
+             "Connection refused while connecting to db-2:5432",
+             "Server started on port 9090"]
+    keys = [" ".join(masked_tokens(t)) for t in lines]
+    assert keys[0] == keys[1], "both refusals share one masked key"
+    pred = model.predict_masked(keys, lines)
+    assert pred[0] == pred[1], "one decision per template"
+    assert [p.severity for p in pred] == model.predict(lines)
+    assert pred[0].severity in ("ERROR", "FATAL") and pred[2].severity == "INFO"
+    # A level written in capitals inside the line wins over the learned model, unless switched off.
+    stated = ["INFO worker exited with exception, traceback follows", "WARN disk usage at 91%"]
+    assert model.predict(stated) == ["INFO", "WARNING"]
+    assert stated_level("ERROR IN CONTACTING RM.") == "ERROR"
+    assert stated_level("instruction cache parity error corrected") is None, "only capitals state a level"
