@@ -73,11 +73,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--real-model", action="store_true", help="cold start with the bundled MiniLM")
+    ap.add_argument("--background", choices=("thread", "process"), default="thread",
+                    help="WARROOM_BACKGROUND of the server (the recorded figures: thread)")
     args = ap.parse_args()
     out: dict[str, object] = {"concurrency": args.concurrency, "requests": args.rounds * args.concurrency,
                               "load_before": load_line()}
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn() as standin:
-        srv = ServerProcess(Path(tmp), standin.api_url, WARROOM_EMBEDDER="minilm" if args.real_model else "hash")
+        srv = ServerProcess(Path(tmp), standin.api_url, WARROOM_EMBEDDER="minilm" if args.real_model else "hash",
+                            WARROOM_BACKGROUND=args.background)
         out["cold_start_to_ready_s"] = round(srv.start(), 2)
         out["embedder"] = "minilm" if args.real_model else "hash"
         try:

@@ -166,7 +166,8 @@ async def slack_step(urls: list[str], secret: str, rate: float, seconds: float) 
 class Topo:
     def __init__(self, work: Path, standin: SlackStandIn, pg: str, redis_url: str, replicas: int) -> None:
         extra = {"WARROOM_DATABASE_URL": pg, "WARROOM_JOB_BACKEND": "celery", "WARROOM_REDIS_URL": redis_url,
-                 "WARROOM_WARM_MODELS": "false", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS"}
+                 "WARROOM_WARM_MODELS": "false", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS",
+                 "WARROOM_BACKGROUND": "thread"}  # one process per replica (the figures in docs/benchmarks.md)
         first = ServerProcess(work, standin.api_url, **extra)
         self.servers = [first] + [ServerProcess(work, standin.api_url, signing_secret=first.signing_secret, **extra)
                                   for _ in range(replicas - 1)]

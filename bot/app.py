@@ -114,8 +114,10 @@ class _Observe:
             REQUEST_ID.reset(token)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """Build the ASGI app (and its services unless given)."""
+def create_app(settings: Settings, services: Services | None = None, *, background_in_child: bool = False) -> FastAPI:
+    """Build the ASGI app (and its services unless given). ``background_in_child``: the inbox processor and
+    the job pool run in a `warroom background` child (``warroom serve`` with WARROOM_BACKGROUND=process), not
+    in this process."""
     services = services or build_services(settings)
     bolt = build_bolt_app(services)
     handler = AsyncSlackRequestHandler(bolt)
@@ -127,7 +129,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if settings.upgrade_on_start:
             await asyncio.to_thread(services.db.upgrade)
         services.migrated = await asyncio.to_thread(services.db.at_head)
-        services.start_background(local_work=settings.background == "thread")
+        services.start_background(local_work=not background_in_child)
         # Everything imported and built so far lives for the whole process: move it out of the collector's
         # sight, so that a full collection during a burst does not pause every acknowledgement (measured:
         # rounds of 50 commands stalled ~250 ms without this).

@@ -68,7 +68,8 @@ def serve(
     if settings.background == "process":
         child = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "background"])
     try:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+        app = create_app(settings, background_in_child=child is not None)
+        uvicorn.run(app, host=host or settings.host, port=port or settings.port,
                     log_level=settings.log_level.lower(), access_log=False)
     finally:
         if child is not None:
@@ -99,7 +100,7 @@ def background() -> None:
         time.sleep(0.2)
     services.migrated = True
     services.intake.poll_s = services.runner.poll_s = 0.2  # no in-process wake-ups from the door: poll often
-    services.intake.batch = 25  # short write transactions: the door commits between them (SQLite has one writer)
+    services.intake.batch = settings.intake_batch  # short write transactions: the door commits between them
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     parent = os.getppid()

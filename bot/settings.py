@@ -81,13 +81,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 4
-    # Where `warroom serve` runs the inbox processor and the job pool: "thread" (in the web process) or
-    # "process" (a `warroom background` child; the web door then never waits for the interpreter lock
-    # behind parsing, grouping and triage, which matters in an alert storm).
-    background: Literal["thread", "process"] = "thread"
+    # Where `warroom serve` runs the inbox processor and the job pool: "process" (a `warroom background`
+    # child, at a lower CPU priority; the web door then never waits for the interpreter lock behind parsing,
+    # grouping and triage: an alert storm is accepted at about 1.4x the rate, docs/benchmarks.md) or "thread"
+    # (in the web process: one process, half the memory for loaded models).
+    background: Literal["thread", "process"] = "process"
     # The child's CPU priority (nice increment): in a storm on a small machine, accepting an alert (the
     # door) comes before processing it; idle cores still run the child at full speed.
     background_nice: int = Field(default=10, ge=0, le=19)
+    # Inbox rows per processing transaction (with WARROOM_BACKGROUND=process; thread mode uses 200).
+    intake_batch: int = Field(default=25, ge=1, le=1000)
     job_lease_s: float = Field(default=30.0, gt=0)  # renewed every third while the job runs
     upgrade_on_start: bool = True
     warm_models: bool = True

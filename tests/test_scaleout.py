@@ -45,7 +45,9 @@ class Topology:
         redis.Redis.from_url(REDIS).flushdb()
         extra = {"WARROOM_DATABASE_URL": app_db_url or PG, "WARROOM_JOB_BACKEND": "celery", "WARROOM_REDIS_URL": REDIS,
                  "WARROOM_JOB_LEASE_S": "8", "WARROOM_CARD_UPDATE_INTERVAL_S": "0.5",
-                 "WARROOM_TRIAGE_INTERVAL_S": "1", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS"}
+                 "WARROOM_TRIAGE_INTERVAL_S": "1", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS",
+                 # One process per replica, as measured in bench/scaleout.py (process mode: test_service_background)
+                 "WARROOM_BACKGROUND": "thread"}
         self.a = ServerProcess(tmp, standin.api_url, **extra)
         self.b = ServerProcess(tmp, standin.api_url, signing_secret=self.a.signing_secret, **extra)
         self.worker = WorkerProcess(tmp, self.a.env)
