@@ -19,13 +19,15 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or used."""
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record, autocheckpoint: int | None = None) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
+    if autocheckpoint is not None:
+        cur.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     cur.close()
 
 
@@ -45,8 +47,13 @@ class Database:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10,
                           connect_args={"connect_timeout": 5})
         self.engine: Engine = create_engine(url, **kwargs)
+        # SQLite only: WAL pages after which a committing connection copies the WAL back into the database
+        # (None: SQLite's 1,000). A process whose commits must stay fast sets it high and leaves the
+        # checkpoints to another process (see bot.app: the web door when a background child exists).
+        self.wal_autocheckpoint: int | None = None
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect",
+                         lambda conn, rec: _sqlite_pragmas(conn, rec, self.wal_autocheckpoint))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager

@@ -53,3 +53,18 @@ def test_child_process_processes_the_inbox_and_dies_with_its_parent(tmp_path: Pa
             assert not _alive(children[0])  # ... which notices and exits on its own
         finally:
             srv.stop()
+
+
+def test_web_process_leaves_wal_checkpoints_to_the_child(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from bot.app import create_app
+    from tests.conftest import make_settings
+
+    def autocheckpoint(background_in_child: bool) -> int:
+        app = create_app(make_settings(tmp_path / str(background_in_child)), background_in_child=background_in_child)
+        with app.state.services.db.engine.connect() as conn:
+            return int(conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one())
+
+    assert autocheckpoint(True) == 10_000  # the door's commits rarely pay for a checkpoint
+    assert autocheckpoint(False) == 1_000  # one process: SQLite's default
