@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.batching import MicroBatcher
 from bot.group_commit import GroupCommit
 from knowledge.risk_store import add_readings
 from skills.risk_engine import (
@@ -238,52 +239,20 @@ def _engine(request: Request) -> RiskEngine:
 
 
 class _ModelLane:
-    """Concurrent single requests share one model call, in one worker thread.
-
-    Each request adds its input and awaits a future; one task runs ``assess_many`` on everything that is
-    waiting (off the event loop) and answers them all. While one batch runs the next one gathers, so
-    batches grow with the load and a lone request goes straight through. The model is row-wise, so an
-    input's answer does not depend on its batch. Per-request costs that this removes: a thread hop and
-    the model's fixed cost per call.
+    """Concurrent single requests share one model call (``bot.batching.MicroBatcher``). The model is row-wise,
+    so an input's answer does not depend on its batch. Per-request costs that this removes: a thread hop and
+    the model's fixed cost per call. Snapshots only: about a millisecond for a full batch, cheaper on the event
+    loop than a thread hop (and its GIL hand-over) per batch; windows run the detector, in a thread.
     """
 
     def __init__(self, engine: RiskEngine, max_batch: int = 64) -> None:
-        self.engine, self.max_batch = engine, max_batch
-        self._pending: list[tuple[dict[str, float], MetricWindow | None, asyncio.Future[Assessment]]] = []
-        self._busy = False
+        self.engine = engine
         self.calls = 0  # model calls (for the benchmark's report)
+        self._batcher: MicroBatcher[tuple[dict[str, float], MetricWindow | None], Assessment] = MicroBatcher(
+            self._run, max_batch=max_batch, in_thread=lambda items: any(w is not None for _, w in items))
 
     async def assess(self, snapshot: dict[str, float], window: MetricWindow | None) -> Assessment:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Assessment] = loop.create_future()
-        self._pending.append((snapshot, window, fut))
-        if not self._busy:
-            self._busy = True
-            loop.create_task(self._drain())
-        return await fut
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                items = [(s, w) for s, w, _ in batch]
-                try:
-                    # Snapshots only: about a millisecond for a full batch, cheaper on the event loop than a
-                    # thread hop (and its GIL hand-over) per batch. Windows run the detector: in a thread.
-                    if all(w is None for _, w in items):
-                        found = self._run(items)
-                    else:
-                        found = await asyncio.to_thread(self._run, items)
-                except BaseException as exc:  # noqa: BLE001 - every caller learns it (a 500, never a hang)
-                    for _, _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, _, fut), res in zip(batch, found, strict=True):
-                    if not fut.done():
-                        fut.set_result(res)
-        finally:
-            self._busy = False
+        return await self._batcher.submit((snapshot, window))
 
     def _run(self, items: list[tuple[dict[str, float], MetricWindow | None]]) -> list[Assessment]:
         self.calls += 1

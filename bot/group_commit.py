@@ -11,12 +11,12 @@ fails, every caller in the batch gets the exception (and answers 503).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from bot.batching import MicroBatcher
 from knowledge.db import Database
 
 __all__ = ["GroupCommit"]
@@ -25,41 +25,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class GroupCommit(Generic[T, R]):
+class GroupCommit(MicroBatcher[T, R]):
     """``await submit(item)`` returns ``write(session, items)[i]`` once that batch has committed."""
 
     def __init__(self, db: Database, write: Callable[[Session, list[T]], list[R]],
                  after_commit: Callable[[list[R]], Any] | None = None, max_batch: int = 500) -> None:
-        self.db, self.write, self.after_commit, self.max_batch = db, write, after_commit, max_batch
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._busy = False
+        super().__init__(self._write_batch, max_batch=max_batch)
+        self.db, self.write, self.after_commit = db, write, after_commit
         self.batches = 0  # how many transactions (for the benchmark's report)
-
-    async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[R] = loop.create_future()
-        self._pending.append((item, fut))
-        if not self._busy:
-            self._busy = True
-            loop.create_task(self._drain())
-        return await fut
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
-                try:
-                    results = await asyncio.to_thread(self._write_batch, [item for item, _ in batch])
-                except BaseException as exc:  # noqa: BLE001 - every caller of the batch learns it failed
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, fut), res in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(res)
-        finally:
-            self._busy = False
 
     def _write_batch(self, items: list[T]) -> list[R]:
         with self.db.session() as s:
