@@ -200,14 +200,11 @@ class LoadedLogModel:
 def save_log_model(model: LogClassifier, model_dir: Path, *, texts: Sequence[str], labels: Sequence[str],
                    source: str, metrics: dict[str, Any] | None = None) -> Path:
     """Write the artifact and its origin record; returns the record's path."""
-    import joblib
+    from models.artifact_io import dump_atomic, write_text_atomic
 
     folder = Path(model_dir) / MODEL_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
-    art, tmp = folder / _ARTIFACT, folder / (_ARTIFACT + ".tmp")
-    joblib.dump(model, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(art)
+    digest = dump_atomic(model, folder / _ARTIFACT)
     record = {
         "model": "LogClassifier", "params": model.get_params(), "severities": list(SEVERITIES),
         "categories": list(CATEGORIES), "n_train": len(texts), "source": source,
@@ -215,7 +212,7 @@ def save_log_model(model: LogClassifier, model_dir: Path, *, texts: Sequence[str
         "versions": _versions(), "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     out = folder / _RECORD
-    out.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_text_atomic(out, json.dumps(record, indent=2, default=str))
     return out
 
 

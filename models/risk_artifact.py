@@ -90,9 +90,9 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
     version = f"risk-{model.chosen_.replace('_', '-')}-{now:%Y%m%d%H%M}-{data_hash[:8]}"
     out = Path(model_dir) / MODEL_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
-    import joblib
+    from models.artifact_io import dump_atomic, write_text_atomic
 
-    joblib.dump(model, out / _ARTIFACT)
+    digest = dump_atomic(model, out / _ARTIFACT)
     record = {
         "version": version, "created_at": now.isoformat(timespec="seconds"), "chosen": model.chosen_,
         "validation": model.validation_,
@@ -100,9 +100,9 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
         "features": list(FEATURE_NAMES), "inputs": [m.name for m in METRICS],
         "data": {"synthetic_episodes": n_episodes, "seed": seed, "rows": int(len(y)),
                  "positives": int(y.sum()), "extra_source": extra_source, "sha256": data_hash},
-        "libraries": _versions(), "artifact_sha256": _sha(out / _ARTIFACT),
+        "libraries": _versions(), "artifact_sha256": digest,
     }
-    (out / _RECORD).write_text(json.dumps(record, indent=2))
+    write_text_atomic(out / _RECORD, json.dumps(record, indent=2))
     return LoadedRiskModel(model=model, version=version, record=record)
 
 

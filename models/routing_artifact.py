@@ -59,15 +59,11 @@ def train_routing_model(texts: Sequence[str], labels: Sequence[str], **params: A
 def save_routing_model(model: RoutingClassifier, model_dir: Path, *, texts: Sequence[str],
                        labels: Sequence[str], source: str, metrics: dict[str, Any] | None = None) -> Path:
     """Write the artifact and its origin record; returns the record's path."""
-    import joblib
+    from models.artifact_io import dump_atomic, write_text_atomic
 
     folder = Path(model_dir) / MODEL_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
-    art = folder / _ARTIFACT
-    tmp = folder / (_ARTIFACT + ".tmp")
-    joblib.dump(model, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(art)
+    digest = dump_atomic(model, folder / _ARTIFACT)
     record = {
         "model": "RoutingClassifier", "params": model.get_params(), "classes": [str(c) for c in model.classes_],
         "n_train": len(texts), "source": source, "data_sha256": data_hash(texts, labels),
@@ -75,7 +71,7 @@ def save_routing_model(model: RoutingClassifier, model_dir: Path, *, texts: Sequ
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     out = folder / _RECORD
-    out.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_text_atomic(out, json.dumps(record, indent=2, default=str))
     return out
 
 
