@@ -56,8 +56,12 @@ class Topology:
     def start(self) -> None:
         for p in (self.worker, self.a, self.b):  # all three import at once
             p.spawn()
-        self.a.wait_ready()
-        self.b.wait_ready()
+        try:
+            self.a.wait_ready()
+            self.b.wait_ready()
+        except BaseException:
+            self.stop()  # a failed start must not leave processes behind (they would outlive the test run)
+            raise
 
     def stop(self) -> None:
         for p in (self.a, self.b, self.worker):
