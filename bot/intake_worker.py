@@ -104,8 +104,7 @@ class IntakeProcessor:
         is marked as an error and the rest still go through.
         """
         with self._lock, self.services.db.session() as s:
-            if s.get_bind().dialect.name == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+            self._serialise(s)
             rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
                              .order_by(WebhookInbox.id).limit(self.batch)).all()
             parsed: list[tuple[WebhookInbox, list]] = []  # type: ignore[type-arg]
@@ -137,6 +136,11 @@ class IntakeProcessor:
                 raise  # the database, not a row: retry the whole batch later
             except Exception:  # noqa: BLE001 - find the poison row: undo the batch, redo one row per savepoint
                 s.rollback()
+                self._serialise(s)  # the rollback ended the transaction and its advisory lock: take it again
+                # Meanwhile another replica may have taken some rows (the rollback reloads them): skip those.
+                rows = [r for r in rows if r.status == "pending"]
+                parsed = [(r, a) for r, a in parsed if r.status == "pending"]
+                failed = [(r, why) for r, why in failed if r.status == "pending"]
                 mark()
                 touched.clear()
                 for row, alerts in parsed:
@@ -152,6 +156,12 @@ class IntakeProcessor:
         if rows:
             self.services.runner.handoff(queued)
         return len(rows)
+
+    @staticmethod
+    def _serialise(s) -> None:  # type: ignore[no-untyped-def]
+        """On PostgreSQL, one processor at a time across replicas (until the transaction ends)."""
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
 
     def _ingest_row(self, s, row: WebhookInbox, alerts: list, touched: dict[int, bool],  # type: ignore[no-untyped-def,type-arg]
                     cache: IngestCache | None) -> None:
