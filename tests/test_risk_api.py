@@ -89,12 +89,16 @@ def test_batch_of_1000_in_order(live: Live) -> None:
     assert len(res) == 1000 and res[7]["service"] == "s7" and res[99]["factors"][0]["metric"] == "cpu_usage"
 
 
-def test_incident_id_stores_a_reading(live: Live) -> None:
+def _new_incident(live: Live, title: str, service: str) -> int:
     with live.db.session() as s:
-        inc = Incident(title="db slow", service_name="db")
+        inc = Incident(title=title, service_name=service)
         s.add(inc)
         s.flush()
-        iid = inc.id
+        return inc.id
+
+
+def test_incident_id_stores_a_reading(live: Live) -> None:
+    iid = _new_incident(live, "db slow", "db")
     r = post(live, "risk", {"service": "db", "incident_id": iid, "metrics": {"cpu_usage": 90, "disk_usage": 97}})
     assert r.status_code == 200, r.text
     assert post(live, "risk", {"incident_id": 99999, "metrics": {"cpu_usage": 9, "disk_usage": 9}}).status_code == 404
@@ -128,11 +132,7 @@ def test_concurrent_requests_get_the_answer_each_would_get_alone(live: Live) -> 
 
 
 def test_concurrent_stored_readings_are_all_committed_and_a_bad_incident_is_404(live: Live) -> None:
-    with live.db.session() as s:
-        inc = Incident(title="api slow", service_name="api")
-        s.add(inc)
-        s.flush()
-        iid = inc.id
+    iid = _new_incident(live, "api slow", "api")
     bodies = _bodies(40, incident_id=iid) + _bodies(4, incident_id=99999)
     with ThreadPoolExecutor(16) as pool:  # readings are committed together (bot.group_commit), answered after
         codes = [r.status_code for r in pool.map(lambda b: post(live, "risk", b), bodies)]
