@@ -101,19 +101,28 @@ class HybridTextIndex:
         self.vectors_ = self.encoder.encode_documents(list(texts))
         return self
 
-    def scores(self, query: str, qvec: np.ndarray | None = None) -> np.ndarray:
-        """Fused score of every document (higher is better; z-score units).
+    def components(self, query: str, qvec: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25 score, dense cosine) of every document, before fusion (the evaluation reports each alone).
 
         ``qvec`` is the query's embedding when the caller already has it (it is encoded once per query).
         """
         if self.n_docs_ == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0), np.zeros(0)
         q = self.encoder.encode_queries([query])[0] if qvec is None else qvec
-        dense = self.vectors_ @ q
-        if self.n_docs_ == 1 or self.bm25_ is None:
-            return np.asarray(dense, dtype=np.float64)
-        sparse = np.asarray(self.bm25_.get_scores(tokenize(query)), dtype=np.float64)
-        return (1 - self.dense_weight) * _z(sparse) + self.dense_weight * _z(dense.astype(np.float64))
+        dense = np.asarray(self.vectors_ @ q, dtype=np.float64)
+        if self.bm25_ is None:
+            return np.zeros(self.n_docs_), dense
+        return np.asarray(self.bm25_.get_scores(tokenize(query)), dtype=np.float64), dense
+
+    def fuse(self, sparse: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        """The fused score from :meth:`components` (z-scores over the documents, weighted sum)."""
+        if self.n_docs_ <= 1:
+            return dense
+        return (1 - self.dense_weight) * _z(sparse) + self.dense_weight * _z(dense)
+
+    def scores(self, query: str, qvec: np.ndarray | None = None) -> np.ndarray:
+        """Fused score of every document (higher is better; z-score units)."""
+        return self.fuse(*self.components(query, qvec))
 
     def shared_words(self, query: str, doc_text: str, limit: int = 3) -> list[str]:
         """Query words (as written, lower-case) whose stem the document also has (longest first), for the "why"."""
@@ -169,8 +178,9 @@ class RunbookSuggester:
             total += w
         return ({s: v / total for s, v in votes.items()} if total > 0 else {}), counts
 
-    def suggest(self, text: str, *, alert_name: str | None = None, service: str | None = None,
-                k: int = 3) -> list[Suggestion]:
+    def suggest(
+        self, text: str, *, alert_name: str | None = None, service: str | None = None, k: int = 3
+    ) -> list[Suggestion]:
         """The top ``k`` runbooks for an incident's text, alert name and service."""
         if not self.runbooks_:
             return []
@@ -196,10 +206,22 @@ class RunbookSuggester:
                 why.append(f"resolved {counts[rb.slug]} similar past incident(s)")
             # Text: share relative to the best runbook, so a clear winner scores 1 whatever the corpus size.
             text_score = float(text_share[i] / text_share.max())
-            conf = (WEIGHTS["alert"] * alert_hit + WEIGHTS["service"] * service_hit
-                    + WEIGHTS["text"] * text_score + WEIGHTS["past"] * votes.get(rb.slug, 0.0))
-            out.append(Suggestion(slug=rb.slug, version=rb.version, title=rb.title,
-                                  confidence=round(min(conf, 1.0), 3), why=tuple(why) or ("closest text",),
-                                  auto_safe=rb.auto_safe, risk=rb.risk))
+            conf = (
+                WEIGHTS["alert"] * alert_hit
+                + WEIGHTS["service"] * service_hit
+                + WEIGHTS["text"] * text_score
+                + WEIGHTS["past"] * votes.get(rb.slug, 0.0)
+            )
+            out.append(
+                Suggestion(
+                    slug=rb.slug,
+                    version=rb.version,
+                    title=rb.title,
+                    confidence=round(min(conf, 1.0), 3),
+                    why=tuple(why) or ("closest text",),
+                    auto_safe=rb.auto_safe,
+                    risk=rb.risk,
+                )
+            )
         out.sort(key=lambda s: (-s.confidence, s.slug))
         return out[:k]
