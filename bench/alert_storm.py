@@ -126,10 +126,25 @@ def db_counts(db: Path) -> dict[str, int]:
         con.close()
 
 
+def spooled(db: Path) -> int:
+    """Deliveries still waiting in the door's spool file (bot.inbox_spool), not yet in webhook_inbox."""
+    from bot.inbox_spool import InboxSpool
+    from knowledge.db import Database
+
+    main = Database(f"sqlite:///{db}")
+    spool = InboxSpool.for_database(main)
+    try:
+        return spool.waiting() if spool is not None and spool.path.exists() else 0
+    finally:
+        main.engine.dispose()
+        if spool is not None:
+            spool.db.engine.dispose()
+
+
 def wait_drained(db: Path, timeout: float) -> dict[str, int]:
     deadline = time.time() + timeout
     c = db_counts(db)
-    while time.time() < deadline and (c["inbox_pending"] or c["jobs_open"]):
+    while time.time() < deadline and (spooled(db) or c["inbox_pending"] or c["jobs_open"]):
         time.sleep(0.5)
         c = db_counts(db)
     return c
@@ -174,7 +189,8 @@ def main() -> None:
             statuses[str(st)] = statuses.get(str(st), 0) + 1
         out.update(accepted=len(acked), refused_or_failed=len(results) - len(acked), statuses=statuses,
                    accepted_per_s=round(len(acked) / elapsed, 1),
-                   webhook_ms={"p50": round(percentile(lat, 50), 2), "p99": round(percentile(lat, 99), 2)})
+                   webhook_ms={"p50": round(percentile(lat, 50), 2), "p90": round(percentile(lat, 90), 2),
+                               "p99": round(percentile(lat, 99), 2), "max": round(max(lat, default=0.0), 2)})
         t1 = time.perf_counter()
         counts = wait_drained(work / "warroom.db", args.drain_timeout)
         out["processing_drained_s"] = round(time.perf_counter() - t1, 1)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from knowledge.models import Incident, WebhookInbox
+from bot.inbox_spool import backlog
+from knowledge.models import Incident
 
 __all__ = ["add_intake_steps", "STORM_SIZE"]
 
@@ -38,9 +39,8 @@ def _storm(secret: str) -> Callable[..., Any]:
                     raise RuntimeError(f"webhook answered {resp.status_code}: {resp.text[:200]}")
         deadline = time.time() + 60
         while time.time() < deadline:
-            with srv.services.db.session() as s:
-                if not s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")):
-                    break
+            if not backlog(srv.services.db, srv.services.spool):
+                break
             time.sleep(0.1)
         assert resp is not None
         return resp

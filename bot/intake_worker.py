@@ -103,7 +103,13 @@ class IntakeProcessor:
         lookup. If any row fails, the batch is rolled back and redone one row per savepoint, so a poison row
         is marked as an error and the rest still go through.
         """
-        with self._lock, self.services.db.session() as s:
+        with self._lock:
+            # SQLite: first copy what the door spooled into webhook_inbox (its own short transaction).
+            moved = self.services.spool.transfer(max(self.batch, 200)) if self.services.spool is not None else 0
+            return max(self._process_batch(), moved)
+
+    def _process_batch(self) -> int:
+        with self.services.db.session() as s:
             self._serialise(s)
             rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
                              .order_by(WebhookInbox.id).limit(self.batch)).all()

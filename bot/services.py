@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.inbox_spool import InboxSpool
 from bot.intake_worker import IntakeProcessor
 from bot.settings import Settings
 from bot.slack_client import SlackPoster, make_web_client
@@ -30,6 +31,7 @@ class Services:
     runner: JobRunner
     intake: IntakeProcessor = field(default=None, repr=False)  # type: ignore[assignment]
     inbox_writer: Any = field(default=None, repr=False)  # the webhooks' group commit (bot.webhooks._inbox)
+    spool: InboxSpool | None = field(default=None, repr=False)  # SQLite: the door's own inbox file
     migrated: bool = False
     warm: bool = False
     warm_error: str | None = None
@@ -86,6 +88,7 @@ def build_services(settings: Settings) -> Services:
         dispatch = celery_dispatcher(make_celery(settings.redis_url))
     runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
+    services.spool = InboxSpool.for_database(db) if settings.inbox_spool else None
     services.intake = IntakeProcessor(services)
     handlers.register_all(services)
     return services

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     background_nice: int = Field(default=10, ge=0, le=19)
     # Inbox rows per processing transaction (with WARROOM_BACKGROUND=process; thread mode uses 200).
     intake_batch: int = Field(default=25, ge=1, le=1000)
+    # SQLite: the webhook door commits deliveries to its own file (<db>.inbox.db) that the processor drains,
+    # so accepting an alert never waits for the main database's write lock (bot.inbox_spool).
+    inbox_spool: bool = True
     job_lease_s: float = Field(default=30.0, gt=0)  # renewed every third while the job runs
     upgrade_on_start: bool = True
     warm_models: bool = True

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
 from bot import metrics
+from bot.inbox_spool import write_rows
 from bot.webhook_schemas import SOURCES, delivery_id, parse_payload, payload_json_schema
-from knowledge.models import WebhookInbox, utcnow
+from knowledge.models import WebhookInbox
 
 if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
@@ -83,48 +84,20 @@ def _field(err: dict[str, Any]) -> str:
 
 
 def _write_inbox(session: Any, items: list[tuple[str, str, str | None]]) -> list[int | None]:
-    """Insert (source, body, delivery id) rows in one transaction; None for a delivery id already accepted
-    (in the database, or earlier in this batch)."""
-    from sqlalchemy import insert, select
-
-    given = [d for _, _, d in items if d is not None]
-    seen = set(session.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given)))) \
-        if given else set()
-    fresh: list[dict[str, Any] | None] = []
-    for source, body, delivery in items:
-        if delivery is not None and delivery in seen:
-            fresh.append(None)
-            continue
-        if delivery is not None:
-            seen.add(delivery)
-        fresh.append({"source": source, "body": body, "delivery_id": delivery, "status": "pending", "attempts": 0,
-                      "received_at": utcnow()})
-    values = [v for v in fresh if v is not None]
-    try:
-        with session.begin_nested():
-            # Core, not ORM objects: one multi-row INSERT .. RETURNING (ids in the order given) per batch.
-            ids = iter(session.scalars(insert(WebhookInbox).returning(WebhookInbox.id, sort_by_parameter_order=True),
-                                       values).all() if values else [])
-    except IntegrityError:  # another replica took one of the ids meanwhile: one savepoint per row instead
-        out: list[int | None] = []
-        for source, body, delivery in items:
-            try:
-                with session.begin_nested():
-                    row = WebhookInbox(source=source, body=body, delivery_id=delivery)
-                    session.add(row)
-                out.append(int(row.id))
-            except IntegrityError:
-                out.append(None)
-        return out
-    return [int(next(ids)) if v is not None else None for v in fresh]
+    """Insert (source, body, delivery id) rows into ``webhook_inbox`` in one transaction; None for a delivery id
+    already accepted (in the database, or earlier in this batch)."""
+    return write_rows(session, WebhookInbox.__table__, items, status="pending", attempts=0)
 
 
 def _inbox(services: Services) -> GroupCommit[tuple[str, str, str | None], int | None]:
-    """The app's inbox writer: concurrent deliveries are committed together (see bot.group_commit)."""
+    """The app's inbox writer: concurrent deliveries are committed together (see bot.group_commit), to the
+    spool file on SQLite (bot.inbox_spool), else to ``webhook_inbox``."""
     if services.inbox_writer is None:
         from bot.group_commit import GroupCommit
 
-        services.inbox_writer = GroupCommit(services.db, _write_inbox,
+        spool = services.spool
+        services.inbox_writer = GroupCommit(spool.db if spool else services.db,
+                                            spool.write if spool else _write_inbox,
                                             after_commit=lambda _ids: services.intake.notify())
     return services.inbox_writer
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "Base", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
     "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
-    "Feedback", "WebhookInbox", "Job",
+    "Feedback", "WebhookInbox", "IntakeSpoolCursor", "Job",
     "RiskReading",
 ]
 
@@ -275,6 +275,14 @@ class WebhookInbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class IntakeSpoolCursor(Base):
+    """How far the processor has copied the webhook door's spool file (SQLite only; ``bot.inbox_spool``)."""
+
+    __tablename__ = "intake_spool_cursor"
+    epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Job(Base):

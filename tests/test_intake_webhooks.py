@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from bot.inbox_spool import backlog
 from bot.webhooks import sign_body
 from knowledge.models import Alert, Incident, TimelineEvent, WebhookInbox
 from tests.conftest import Live
@@ -43,9 +44,8 @@ def post(live: Live, source: str, payload: Any, *, auth: str = "bearer", raw: by
 def wait_processed(live: Live) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
-        with live.db.session() as s:
-            if not s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")):
-                break
+        if not backlog(live.db, live.services.spool):
+            break
         live.services.intake.notify()
         time.sleep(0.05)
     live.drain()
@@ -144,6 +144,7 @@ def test_authentication_failures_are_401_and_store_nothing(live: Live) -> None:
     stale = {"X-Warroom-Timestamp": stale_ts,
              "X-Warroom-Signature": "sha256=" + sign_body(SECRETS["alertmanager"], raw, stale_ts)}
     assert post(live, "alertmanager", body, raw=raw, auth="none", headers=stale).status_code == 401
+    assert backlog(live.db, live.services.spool) == 0  # nothing spooled
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 0
 
@@ -161,6 +162,7 @@ def test_bad_bodies_are_4xx_with_the_field_named(live: Live) -> None:
     types = post(live, "generic", {"alerts": [{"name": 5, "status": "maybe"}]})
     assert types.status_code == 422 and "status" in json.dumps(types.json())
     assert post(live, "nosuchtool", {"a": 1}).status_code == 404
+    assert backlog(live.db, live.services.spool) == 0  # nothing spooled
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 0
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from bot.inbox_spool import backlog
 from bot.settings import Settings
 from bot.standin.server import SlackStandIn
-from knowledge.models import Incident, RiskReading, WebhookInbox
+from knowledge.models import Incident, RiskReading
 from knowledge.risk_store import add_reading, readings_for_incident
 from tests.conftest import Live
 from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
@@ -110,9 +111,8 @@ def _post_alert(live: Live, payload: dict) -> None:
     assert httpx.post(f"{live.url}/webhooks/alertmanager", content=body, headers=h, timeout=30).status_code == 202
     deadline = time.time() + 30
     while time.time() < deadline:
-        with live.db.session() as s:
-            if not s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")):
-                break
+        if not backlog(live.db, live.services.spool):
+            break
         time.sleep(0.05)
     live.drain()
 

@@ -1,0 +1,206 @@
+"""The webhook door's own inbox file (SQLite only): accepting an alert never waits for the main database.
+
+SQLite has one writer at a time per file. With the inbox in the main database, the door's commit (the
+acknowledgement) queued behind whatever the background processor was writing (incidents, jobs, cards),
+and a processor descheduled while holding the write lock stalled every webhook for hundreds of ms during
+a storm. Here the door is the only writer of ``<db>.inbox.db``: it commits the raw delivery there and
+answers. The processor copies new spool rows into the main ``webhook_inbox`` table (pending) and moves
+its cursor in the same main-database transaction, so each delivery is copied exactly once, then processes
+them as before. Spool ids are assigned under SQLite's write lock, so they are committed in increasing
+order and "everything after the cursor" is exactly what was not copied yet.
+
+The cursor is kept per spool *epoch* (a random id the spool file gets when it is created), so a deleted
+or replaced spool file starts from its beginning instead of being skipped. The door prunes rows the
+cursor has passed. On PostgreSQL there is no spool: row locks let the door write ``webhook_inbox``
+directly.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from knowledge.db import Database
+from knowledge.models import IntakeSpoolCursor, WebhookInbox, utcnow
+
+__all__ = ["InboxSpool", "write_rows", "backlog"]
+
+_meta = MetaData()
+SPOOL = Table(
+    "spool", _meta,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("delivery_id", String(200), unique=True),
+    Column("body", Text, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    sqlite_autoincrement=True,  # ids never reused, even after pruning
+)
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, source VARCHAR(32) NOT NULL, "
+    "delivery_id VARCHAR(200) UNIQUE, body TEXT NOT NULL, received_at DATETIME NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS spool_meta (key VARCHAR(32) PRIMARY KEY, value VARCHAR(64) NOT NULL)",
+)
+
+
+def write_rows(session: Session, table: Table, items: list[tuple[str, str, str | None]],
+               seen_elsewhere: set[str] | None = None, **defaults: Any) -> list[int | None]:
+    """Insert (source, body, delivery id) rows into ``table`` in one transaction, ids in the order given;
+    None for a delivery id already accepted (in the table, in ``seen_elsewhere``, or earlier in the batch)."""
+    given = [d for _, _, d in items if d is not None]
+    seen = set(seen_elsewhere or ())
+    if given:
+        seen |= set(session.scalars(select(table.c.delivery_id).where(table.c.delivery_id.in_(given))))
+    fresh: list[dict[str, Any] | None] = []
+    for source, body, delivery in items:
+        if delivery is not None and delivery in seen:
+            fresh.append(None)
+            continue
+        if delivery is not None:
+            seen.add(delivery)
+        fresh.append({"source": source, "body": body, "delivery_id": delivery, "received_at": utcnow(), **defaults})
+    values = [v for v in fresh if v is not None]
+    try:
+        with session.begin_nested():
+            # Core, not ORM objects: one multi-row INSERT .. RETURNING (ids in the order given) per batch.
+            ids = iter(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                       values).all() if values else [])
+    except IntegrityError:  # another writer took one of the delivery ids meanwhile: one savepoint per row
+        out: list[int | None] = []
+        for v in fresh:
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                with session.begin_nested():
+                    out.append(int(session.scalar(insert(table).returning(table.c.id), v)))
+            except IntegrityError:
+                out.append(None)
+        return out
+    return [int(next(ids)) if v is not None else None for v in fresh]
+
+
+class InboxSpool:
+    """``<main db>.inbox.db``: written by the webhook door only, drained into the main database."""
+
+    PRUNE_EVERY_S = 10.0
+
+    def __init__(self, main: Database, path: Path) -> None:
+        self.main, self.path = main, path
+        self.db = Database(f"sqlite:///{path}")
+        self._epoch: str | None = None
+        self._pruned_at = 0.0
+
+    @classmethod
+    def for_database(cls, main: Database) -> InboxSpool | None:
+        """The spool of a file-backed SQLite database; None for PostgreSQL or an in-memory database."""
+        if not main.is_sqlite:
+            return None
+        path = main.url.split("///", 1)[-1]
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        p = Path(path)
+        return cls(main, p.with_name(p.stem + ".inbox" + (p.suffix or ".db")))
+
+    # -- setup ------------------------------------------------------------------------------------------
+    def epoch(self) -> str:
+        """Create the spool's tables and epoch if missing (idempotent; safe from several processes)."""
+        if self._epoch is None:
+            with self.db.engine.begin() as conn:
+                for ddl in _DDL:
+                    conn.exec_driver_sql(ddl)
+                new = uuid.uuid4().hex
+                created = conn.execute(text("INSERT OR IGNORE INTO spool_meta (key, value) VALUES ('epoch', :e)"),
+                                       {"e": new}).rowcount == 1
+                if created:
+                    # Start the ids above every main-database inbox id, so a delivery keeps its id when copied.
+                    with self.main.engine.connect() as mc:
+                        top = mc.scalar(select(func.max(WebhookInbox.id))) or 0
+                    if top:
+                        conn.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES ('spool', :n)"), {"n": top})
+                self._epoch = conn.scalar(text("SELECT value FROM spool_meta WHERE key = 'epoch'"))
+        return self._epoch  # type: ignore[return-value]
+
+    # -- the door ---------------------------------------------------------------------------------------
+    def write(self, session: Session, items: list[tuple[str, str, str | None]]) -> list[int | None]:
+        """The door's group-commit body: dedup against the spool and the main inbox (a read), insert, and
+        now and then prune what the processor has copied."""
+        self.epoch()
+        given = [d for _, _, d in items if d is not None]
+        elsewhere: set[str] = set()
+        if given:
+            with self.main.sessions() as ms:
+                elsewhere = set(ms.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given))))
+        ids = write_rows(session, SPOOL, items, elsewhere)
+        now = time.monotonic()
+        if now - self._pruned_at >= self.PRUNE_EVERY_S:
+            self._pruned_at = now
+            copied = self.cursor()
+            if copied:
+                session.execute(SPOOL.delete().where(SPOOL.c.id <= copied))
+        return ids
+
+    def cursor(self) -> int:
+        """The last spool id copied into the main database (a read of the main database)."""
+        with self.main.sessions() as ms:
+            return ms.scalar(select(IntakeSpoolCursor.last_id).where(IntakeSpoolCursor.epoch == self.epoch())) or 0
+
+    # -- the processor ----------------------------------------------------------------------------------
+    def transfer(self, limit: int = 500) -> int:
+        """Copy up to ``limit`` new spool rows into ``webhook_inbox`` (pending) and move the cursor, in one
+        main-database transaction; returns how many spool rows were consumed."""
+        epoch = self.epoch()
+        last = self.cursor()
+        with self.db.engine.connect() as sc:  # a read: never waits for the door
+            rows = sc.execute(select(SPOOL).where(SPOOL.c.id > last).order_by(SPOOL.c.id).limit(limit)).all()
+        if not rows:
+            return 0
+        with self.main.session() as s:
+            cur = s.get(IntakeSpoolCursor, epoch, with_for_update=True)
+            if cur is not None and cur.last_id != last:  # another processor copied meanwhile: next round
+                return 0
+            ids = [r.id for r in rows]
+            taken = set(s.scalars(select(WebhookInbox.id).where(WebhookInbox.id.in_(ids))))
+            given = [r.delivery_id for r in rows if r.delivery_id]
+            dup = set(s.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given)))) \
+                if given else set()
+            values = []
+            for r in rows:
+                if r.delivery_id and r.delivery_id in dup:
+                    continue  # the same delivery reached the main inbox another way: it is not processed twice
+                v = {"source": r.source, "body": r.body, "delivery_id": r.delivery_id, "status": "pending",
+                     "attempts": 0, "received_at": r.received_at}
+                if r.id not in taken:
+                    v["id"] = r.id
+                values.append(v)
+            with_id = [v for v in values if "id" in v]
+            without = [v for v in values if "id" not in v]
+            if with_id:
+                s.execute(insert(WebhookInbox), with_id)
+            if without:
+                s.execute(insert(WebhookInbox), without)
+            if cur is None:
+                s.add(IntakeSpoolCursor(epoch=epoch, last_id=rows[-1].id))
+            else:
+                cur.last_id = rows[-1].id
+        return len(rows)
+
+    def waiting(self) -> int:
+        """Spool rows not yet copied into the main database."""
+        last = self.cursor()
+        with self.db.engine.connect() as sc:
+            return int(sc.scalar(select(func.count()).select_from(SPOOL).where(SPOOL.c.id > last)) or 0)
+
+
+def backlog(db: Database, spool: InboxSpool | None) -> int:
+    """Accepted deliveries not processed yet: spool rows not copied yet plus pending main-inbox rows (counted in
+    that order, so a row copied between the two counts is not missed)."""
+    waiting = spool.waiting() if spool is not None else 0
+    with db.sessions() as s:
+        n = int(s.scalar(select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "pending")) or 0)
+    return waiting + n
