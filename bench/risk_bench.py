@@ -1,6 +1,6 @@
 """Failure-risk speed: one prediction in process, a batch of 1,000, and the REST endpoint's requests/s.
 
-    python bench/risk_bench.py [--seconds 10] [--concurrency 16] [--model-dir DIR]
+    python bench/risk_bench.py [--seconds 10] [--concurrency 16] [--model-dir DIR] [--no-rest]
 
 In process: ``RiskEngine.assess`` on one snapshot (probability + per-input factors), p50/p99 over
 many calls, and ``assess_many`` on 1,000 snapshots (two metrics each, as before, and all seven), in
@@ -250,6 +250,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--no-rest", action="store_true", help="only the in-process figures")
     ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -262,7 +263,8 @@ def main() -> None:
     load_or_train(model_dir)
     out: dict[str, object] = {"load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
     out["in_process"] = in_process(model_dir)
-    out["rest"] = rest(model_dir, args.seconds, args.concurrency)
+    if not args.no_rest:
+        out["rest"] = rest(model_dir, args.seconds, args.concurrency)
     out["load_after"] = os.getloadavg()[0]
     print(json.dumps(out))
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,6 +28,7 @@ from models.risk_features import (
     BY_NAME,
     METRICS,
     NO_WINDOW,
+    SNAPSHOT_FEATURES,
     canonical_name,
     snapshot_matrix,
     window_vector,
@@ -312,6 +315,72 @@ _UNITS = tuple(m.unit for m in METRICS)
 _RECS = tuple(RECOMMENDATIONS[m.name] for m in METRICS)
 
 
+_N_SNAP = len(SNAPSHOT_FEATURES)
+#: Batches of fewer model rows are scored directly: for a few rows the forest's cost is per call, not per row.
+_LOOKUP_FROM = 64
+#: Batches of fewer inputs get their factors built item by item (``_factors``).
+_COLUMNWISE_FROM = 16
+_GET_ALL = operator.itemgetter(*_NAMES)
+_ALL = frozenset(_NAMES)
+_META = tuple(np.array(col, dtype=object) for col in (_NAMES, _LABELS, _UNITS, _RECS))
+_new_factor = tuple.__new__
+
+
+def round3(x: NDArray[np.float64]) -> list[float]:
+    """``[round(v, 3) for v in x]``, exactly as Python rounds (half to even on the exact binary value, then
+    the double nearest the decimal), without its per-value decimal conversion (0.8 us each).
+
+    ``rint(x * 1000) / 1000`` is that unless the product's rounding error could move it across a half:
+    the division of an exact integer by 1000 is correctly rounded, and ``rint`` rounds half to even. Values
+    whose product lies within a few ulps of a half, and values too large or not finite, take ``round``."""
+    x = np.asarray(x, dtype=float).ravel()
+    y = x * 1000.0
+    with np.errstate(invalid="ignore"):
+        out = (np.rint(y) / 1000.0).tolist()
+        unsure = ~(np.abs(x) < 1e12) | (np.abs(y - np.floor(y) - 0.5) <= np.maximum(np.abs(y), 1.0) * 2.0**-45)
+    for i in np.flatnonzero(unsure).tolist():
+        out[i] = round(float(x[i]), 3)
+    return out
+
+
+def _factors(
+    S: NDArray[np.float64], D: NDArray[np.float64], missing: Sequence[tuple[str, ...]]
+) -> list[tuple[Factor, ...]]:
+    """Per input: a ``Factor`` per given input, largest contribution first (ties in ``METRICS`` order, as a
+    stable ``sorted(..., reverse=True)`` leaves them), built column-wise for the whole batch."""
+    n, k = D.shape
+    if n < _COLUMNWISE_FROM:
+        # A few inputs: plain Python costs less than the numpy calls' overhead (the same numbers).
+        out = []
+        for values, delta, miss in zip(S.tolist(), D.tolist(), missing, strict=True):
+            given = [j for j in range(k) if _NAMES[j] not in miss] if miss else range(k)
+            out.append(
+                tuple(
+                    _new_factor(Factor, (_NAMES[j], _LABELS[j], round(values[j], 3), _UNITS[j], delta[j], _RECS[j]))
+                    for j in sorted(given, key=delta.__getitem__, reverse=True)
+                )
+            )
+        return out
+    order = np.argsort(-D, axis=1, kind="stable")
+    if any(missing):
+        given = np.array([[name not in miss for name in _NAMES] for miss in missing], dtype=bool).reshape(n, k)
+        keep = np.take_along_axis(given, order, axis=1)
+    else:
+        keep = np.ones((n, k), dtype=bool)
+    rows, cols = np.nonzero(keep)
+    j = order[rows, cols]
+    names, labels, units, recs = (m[j].tolist() for m in _META)
+    flat = list(
+        map(
+            _new_factor,
+            repeat(Factor),
+            zip(names, labels, round3(S[rows, j]), units, D[rows, j].tolist(), recs, strict=True),
+        )
+    )
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    return [tuple(flat[a:b]) for a, b in zip([0, *ends][:-1], ends, strict=True)]
+
+
 def _band(p: float) -> str:
     """``band(p)`` without the generator (a thousand calls per batch)."""
     for edge, name in BANDS:
@@ -320,8 +389,121 @@ def _band(p: float) -> str:
     return band(p)
 
 
+def _tree_splits(model: RiskModel) -> list[tuple[NDArray[np.intp], NDArray[np.float64]]] | None:
+    """Every member's tree splits (feature, threshold) when every member is a forest of scikit-learn trees
+    (a piecewise-constant function of its rows); None otherwise."""
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+    members = getattr(model, "members_", None)
+    if not members or any(type(m) not in (RandomForestClassifier, GradientBoostingClassifier) for m in members):
+        return None
+    out = []
+    for m in members:
+        for est in np.ravel(m.estimators_):
+            t = est.tree_
+            inner = t.children_left >= 0
+            out.append((t.feature[inner].astype(np.intp), t.threshold[inner].astype(float)))
+    return out
+
+
+def _line_rows(j: int, x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Snapshot rows: the healthy reference with input ``j`` set to each ``x``."""
+    rows = np.repeat(_REF[None, :], x.size, axis=0)
+    rows[:, j] = x
+    return rows
+
+
+def _goes_right(j: int, x: NDArray[np.float64], f: NDArray[np.intp], t: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Per split i: whether the reference with input ``j`` at ``x[i]`` goes right at (``f[i]``, ``t[i]``),
+    comparing the feature as float32 with the threshold as a tree does."""
+    feats = snapshot_matrix(_line_rows(j, x)).astype(np.float32).astype(float)
+    return ~(feats[np.arange(x.size), f] <= t)
+
+
+class _Lines:
+    """The model's probability for the healthy reference with ONE input changed (and no window), looked up.
+
+    Along such a line a tree model is a step function of that input: its trees compare each feature
+    (as float32, as scikit-learn does) with a threshold, and every snapshot feature rises or falls
+    monotonically with one input while the others stay at the reference (``models.risk_features``). So
+    each split flips at most once along the line; the flip point is found by bisection over the doubles
+    of the input's valid range, using the features' own computation. Between consecutive flip points
+    every tree takes the same path, so the model's answer there is one number, computed once here (by
+    ``predict`` itself) and found later by ``searchsorted``. An input whose table disagrees with
+    ``predict`` just below any flip point or halfway between two gets no table; values outside the
+    valid range are never looked up.
+    """
+
+    def __init__(self, predict: Predict, splits: Sequence[tuple[NDArray[np.intp], NDArray[np.float64]]]) -> None:
+        f = np.concatenate([fs for fs, _ in splits]) if splits else np.zeros(0, dtype=np.intp)
+        t = np.concatenate([ts for _, ts in splits]) if splits else np.zeros(0)
+        snap = f < len(SNAPSHOT_FEATURES)  # window features are constant (no window) along every line
+        f, t = f[snap], t[snap]
+        no_window = np.repeat(_NO_WINDOW[None, :], 1, axis=0)
+        self.p_ref = float(predict(np.hstack([snapshot_matrix(_REF[None, :]), no_window]))[0])
+        self.edges: dict[int, NDArray[np.float64]] = {}
+        self.values: dict[int, NDArray[np.float64]] = {}
+        self.low = np.array([m.low for m in METRICS])
+        self.high = np.array([m.high for m in METRICS])
+        for j, m in enumerate(METRICS):
+            if m.low < 0 or not f.size:
+                continue
+
+            lo = np.full(f.size, np.float64(m.low)).view(np.int64)
+            hi = np.full(f.size, np.float64(m.high)).view(np.int64)
+            at_low = _goes_right(j, lo.view(np.float64), f, t)
+            flips = at_low != _goes_right(j, hi.view(np.float64), f, t)
+            lo, hi, at_low = lo[flips], hi[flips], at_low[flips]
+            ff, tt = f[flips], t[flips]
+            # Non-negative doubles order as their bit patterns: bisect the patterns down to adjacent doubles.
+            while lo.size and (hi - lo > 1).any():
+                mid = lo + (hi - lo) // 2
+                same = _goes_right(j, mid.view(np.float64), ff, tt) == at_low
+                lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+            edges = np.unique(hi.view(np.float64))
+            xs = np.concatenate([[m.low], edges])
+            values = self._direct(predict, j, xs)
+            below = np.maximum(np.nextafter(edges, -np.inf), m.low)
+            between = np.concatenate([(xs[:-1] + xs[1:]) / 2, [(xs[-1] + m.high) / 2]])
+            if np.array_equal(self._direct(predict, j, below), values[:-1]) and np.array_equal(
+                self._direct(predict, j, between), values
+            ):
+                self.edges[j], self.values[j] = edges, values
+            else:
+                log.warning("risk: no lookup table for %s (the step function did not check out)", m.name)
+
+    @staticmethod
+    def _direct(predict: Predict, j: int, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        rows = snapshot_matrix(_line_rows(j, x))
+        return predict(np.hstack([rows, np.repeat(_NO_WINDOW[None, :], x.size, axis=0)]))
+
+    def lookup(self, rows: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        """For snapshot rows: which are on a tabled line (at most one input off the reference, in range),
+        and their probabilities (valid where the mask is true)."""
+        off = rows != _REF
+        n_off = off.sum(axis=1)
+        j = off.argmax(axis=1)
+        idx = np.arange(len(rows))
+        x = rows[idx, j]
+        ok = (n_off == 0) | ((n_off == 1) & (x >= self.low[j]) & (x <= self.high[j]))
+        p = np.full(len(rows), self.p_ref)
+        for jj in range(len(METRICS)):
+            sel = ok & (n_off == 1) & (j == jj)
+            if not sel.any():
+                continue
+            if jj not in self.edges:
+                ok &= ~sel
+                continue
+            p[sel] = self.values[jj][np.searchsorted(self.edges[jj], x[sel], side="right")]
+        return ok, p
+
+
 def _vectorised(
-    predict: Predict, S: NDArray[np.float64], W: NDArray[np.float64], windowed: NDArray[np.bool_]
+    predict: Predict,
+    S: NDArray[np.float64],
+    W: NDArray[np.float64],
+    windowed: NDArray[np.bool_],
+    lines: _Lines | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Probabilities (n,) and contributions (n, k) by the formula of ``RiskModel.assess_many``, evaluating
     each distinct model row once.
@@ -331,7 +513,9 @@ def _vectorised(
     Where x_j already is the reference (an input not given) the first two rows are x and the reference
     themselves, and every input without a window shares one reference row; the model is row-wise, so
     leaving the repeats out changes no number, only the work (16 rows per input become 1 + 2 per given
-    input, plus one shared row).
+    input, plus one shared row). With ``lines``, rows without a window that differ from the reference
+    in one input at most (every "reference with only input j" row, and the "x with j set back" rows of
+    an input with two inputs given) are looked up instead of scored.
     """
     n, k = S.shape
     ii, jj = np.nonzero(S != _REF)
@@ -342,8 +526,20 @@ def _vectorised(
     win_items = np.flatnonzero(windowed)
     ref_rows = np.repeat(_REF[None, :], 1 + win_items.size, axis=0)
     snap_rows = np.vstack([S, drop, add, ref_rows])
-    win_rows = np.vstack([W, W[ii], W[ii], _NO_WINDOW[None, :], W[win_items]])
-    p = predict(np.hstack([snapshot_matrix(snap_rows), win_rows]))
+    if lines is None or len(snap_rows) < _LOOKUP_FROM:
+        win_rows = np.vstack([W, W[ii], W[ii], _NO_WINDOW[None, :], W[win_items]])
+        p = predict(np.hstack([snapshot_matrix(snap_rows), win_rows]))
+    else:
+        # Which item each row belongs to (-1: the shared reference row without a window).
+        item = np.concatenate([np.arange(n), ii, ii, [-1], win_items])
+        found, p = lines.lookup(snap_rows)
+        found &= ~np.append(windowed, False)[item]
+        rest = np.flatnonzero(~found)
+        if rest.size:
+            X = np.empty((rest.size, _N_SNAP + W.shape[1]))
+            X[:, :_N_SNAP] = snapshot_matrix(snap_rows[rest])
+            X[:, _N_SNAP:] = np.vstack([W, _NO_WINDOW[None, :]])[item[rest]]
+            p[rest] = predict(X)
     base = p[:n]
     p_ref = np.full(n, p[n + 2 * ii.size])
     p_ref[win_items] = p[n + 2 * ii.size + 1 :]
@@ -366,6 +562,12 @@ def _check_inputs(n: int = 300) -> tuple[list[dict[str, float]], list[list[float
         }
         for _ in range(n)
     ]
+    for i in range(0, n, 5):  # one or two inputs off the reference: rows the lookup tables answer
+        keep = set(rng.choice(len(METRICS), size=1 + i % 2, replace=False).tolist())
+        snaps[i] = {
+            m.name: (v if j in keep else m.reference)
+            for j, (m, v) in enumerate(zip(METRICS, snaps[i].values(), strict=True))
+        }
     t = np.arange(24) * 5.0
     wins: list[list[float] | None] = [
         window_vector({"cpu_usage": list(rng.uniform(0, 100, 24)), "memory_usage": list(40 + 0.5 * t)}, list(t))
@@ -379,14 +581,22 @@ def _check_inputs(n: int = 300) -> tuple[list[dict[str, float]], list[list[float
 class RiskEngine:
     """A loaded model plus the logic around it. Thread-safe for predictions.
 
-    Predictions go through a vectorised path (``_fast_predict`` and ``_vectorised``) when it gives the
-    model's own answers (within 1e-9) on a few hundred random inputs, checked once at load; otherwise,
-    or with ``fast=False``, through ``RiskModel.assess_many`` itself.
+    Predictions go through a vectorised path (``_fast_predict`` and ``_vectorised``, with the lookup
+    tables of ``_Lines`` for a tree model) when it gives the model's own answers (within 1e-9) on a few
+    hundred random inputs, checked once at load; otherwise, or with ``fast=False``, through
+    ``RiskModel.assess_many`` itself.
     """
 
     def __init__(self, loaded: LoadedRiskModel, fast: bool = True) -> None:
         self.loaded = loaded
         self._predict = _fast_predict(loaded.model) if fast else None
+        self._lines: _Lines | None = None
+        splits = _tree_splits(loaded.model) if self._predict is not None else None
+        if self._predict is not None and splits is not None:
+            try:
+                self._lines = _Lines(self._predict, splits)
+            except Exception:  # noqa: BLE001 - no tables: every row is scored
+                log.exception("risk: the lookup tables could not be built")
         if self._predict is not None and not self._agrees_with_model():
             log.warning("risk: the vectorised path differs from the model's own answers; using the model")
             self._predict = None
@@ -402,16 +612,16 @@ class RiskEngine:
 
     def _scores(
         self, fulls: Sequence[Mapping[str, float]], wins: Sequence[list[float] | None]
-    ) -> tuple[list[float], list[list[float]]]:
-        """Probability and per-input contributions (in ``METRICS`` order) of full snapshots."""
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Probability (n,) and per-input contributions (n, k; ``METRICS`` order) of full snapshots."""
         if self._predict is None:
             found = self.loaded.model.assess_many(list(fulls), list(wins))
-            return [p for p, _ in found], [[c.delta for c in cs] for _, cs in found]
-        S = np.array([[f[name] for name in _NAMES] for f in fulls], dtype=float).reshape(-1, len(_NAMES))
+            p = np.array([p for p, _ in found], dtype=float)
+            return p, np.array([[c.delta for c in cs] for _, cs in found], dtype=float).reshape(len(p), len(_NAMES))
+        S = np.array(list(map(_GET_ALL, fulls)), dtype=float).reshape(-1, len(_NAMES))
         windowed = np.array([w is not None for w in wins], dtype=bool)
         W = np.array([w if w is not None else NO_WINDOW for w in wins], dtype=float).reshape(len(S), -1)
-        p, delta = _vectorised(self._predict, S, W, windowed)
-        return p.tolist(), delta.tolist()
+        return _vectorised(self._predict, S, W, windowed, self._lines)
 
     def _agrees_with_model(self) -> bool:
         snaps, wins = _check_inputs()
@@ -442,31 +652,32 @@ class RiskEngine:
         self, snapshots: Sequence[Mapping[str, float]], windows: Sequence[MetricWindow | None], detail: bool = False
     ) -> list[Assessment]:
         """Assess many inputs in one model call; ``detail`` adds the detector panels for charts."""
-        fulls, wins, missing = [], [], []
+        fulls: list[dict[str, float]] = []
+        wins: list[list[float] | None] = []
+        missing: list[tuple[str, ...]] = []
         for snap, win in zip(snapshots, windows, strict=True):
             given = {**snap, **win.last()} if win else snap
-            # The full snapshot: inputs not given at their healthy reference (``fill_snapshot``).
-            fulls.append({n: float(given[n]) if n in given else r for n, r in zip(_NAMES, _REFS, strict=True)})
-            missing.append(tuple(n for n in _NAMES if n not in given))
+            if given.keys() >= _ALL:
+                fulls.append(dict(zip(_NAMES, map(float, _GET_ALL(given)), strict=True)))
+                missing.append(())
+            else:
+                # The full snapshot: inputs not given at their healthy reference (``fill_snapshot``).
+                fulls.append({n: float(given[n]) if n in given else r for n, r in zip(_NAMES, _REFS, strict=True)})
+                missing.append(tuple(n for n in _NAMES if n not in given))
             wins.append(window_vector(win.series, win.minutes) if win else None)
-        probs, deltas = self._scores(fulls, wins)
+        P, D = self._scores(fulls, wins)
+        factors = _factors(np.array(list(map(_GET_ALL, fulls)), dtype=float).reshape(len(fulls), -1), D, missing)
         out = []
-        version, k = self.version, len(_NAMES)
-        for p, delta, full, miss, win in zip(probs, deltas, fulls, missing, windows, strict=True):
-            given_j = [j for j in range(k) if _NAMES[j] not in miss] if miss else range(k)
-            # Largest contribution first; ties keep the METRICS order (a stable sort).
-            factors = tuple(
-                Factor(_NAMES[j], _LABELS[j], round(full[_NAMES[j]], 3), _UNITS[j], delta[j], _RECS[j])
-                for j in sorted(given_j, key=delta.__getitem__, reverse=True)
-            )
+        version = self.version
+        for p, fs, full, miss, win in zip(P.tolist(), factors, fulls, missing, windows, strict=True):
             panels, warns, anoms = _panels(win) if (win is not None and detail) else ({}, [], [])
             out.append(
                 Assessment(
                     probability=p,
                     band=_band(p),
-                    factors=factors,
+                    factors=fs,
                     model_version=version,
-                    inputs={n: full[n] for n in _NAMES if n not in miss} if miss else full,
+                    inputs={n: v for n, v in full.items() if n not in miss} if miss else full,
                     missing=miss,
                     early_warnings=tuple(warns),
                     anomalies=tuple(anoms),
