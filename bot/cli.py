@@ -7,6 +7,7 @@ on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -66,7 +67,8 @@ def serve(
 
     child = None
     if settings.background == "process":
-        child = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "background"])
+        child = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "background",
+                                  "--parent", str(os.getpid())])
     try:
         app = create_app(settings, background_in_child=child is not None)
         uvicorn.run(app, host=host or settings.host, port=port or settings.port,
@@ -80,15 +82,31 @@ def serve(
                 child.kill()
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies, even by SIGKILL (the poll of the
+    parent's pid below covers other systems and a parent that died before this call)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 @app.command(hidden=True)
-def background() -> None:
+def background(parent: Annotated[int, typer.Option(help="pid of `warroom serve`: exit when it is gone")] = 0) -> None:
     """The inbox processor and the job pool of `warroom serve` in their own process (WARROOM_BACKGROUND=process).
     Exits when its parent does."""
-    import os
     import signal
     import threading
     import time
 
+    _die_with_parent()
+    parent = parent or os.getppid()
+    if os.getppid() != parent:  # the web process died while this one was starting
+        return
     settings = _settings(online=True)
     _logging(settings.log_level, settings.log_format)
     from bot.services import build_services
@@ -103,7 +121,6 @@ def background() -> None:
     services.intake.batch = settings.intake_batch  # short write transactions: the door commits between them
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    parent = os.getppid()
     services.start_background()
     while not stop.wait(0.5):
         if os.getppid() != parent:  # the web process died (even by SIGKILL): stop too

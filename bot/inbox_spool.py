@@ -88,13 +88,18 @@ def write_rows(session: Session, table: Table, items: list[tuple[str, str, str |
 class InboxSpool:
     """``<main db>.inbox.db``: written by the webhook door only, drained into the main database."""
 
-    PRUNE_EVERY_S = 10.0
+    PRUNE_EVERY_S = 1.0
+    CHECKPOINT_EVERY_S = 2.0
+    PRUNE_MAX_ROWS = 1000  # per prune: a short delete, never a long one in the middle of a storm
 
     def __init__(self, main: Database, path: Path) -> None:
         self.main, self.path = main, path
         self.db = Database(f"sqlite:///{path}")
+        # The processor checkpoints the spool's WAL (passively: that never blocks the door); the door's own
+        # commits checkpoint only as a safety net if the processor is not running.
+        self.db.wal_autocheckpoint = 10_000
         self._epoch: str | None = None
-        self._pruned_at = 0.0
+        self._pruned_at = self._checkpointed_at = 0.0
 
     @classmethod
     def for_database(cls, main: Database) -> InboxSpool | None:
@@ -142,7 +147,8 @@ class InboxSpool:
             self._pruned_at = now
             copied = self.cursor()
             if copied:
-                session.execute(SPOOL.delete().where(SPOOL.c.id <= copied))
+                oldest = select(SPOOL.c.id).where(SPOOL.c.id <= copied).order_by(SPOOL.c.id).limit(self.PRUNE_MAX_ROWS)
+                session.execute(SPOOL.delete().where(SPOOL.c.id.in_(oldest)))
         return ids
 
     def cursor(self) -> int:
@@ -158,6 +164,10 @@ class InboxSpool:
         last = self.cursor()
         with self.db.engine.connect() as sc:  # a read: never waits for the door
             rows = sc.execute(select(SPOOL).where(SPOOL.c.id > last).order_by(SPOOL.c.id).limit(limit)).all()
+            if not rows or time.monotonic() - self._checkpointed_at >= self.CHECKPOINT_EVERY_S:
+                # Fold the WAL back into the file, passively: the door keeps appending meanwhile.
+                sc.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self._checkpointed_at = time.monotonic()
         if not rows:
             return 0
         with self.main.session() as s:

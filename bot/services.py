@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.inbox_spool import InboxSpool
 from bot.intake_worker import IntakeProcessor
+from bot.processor_lock import ProcessorLock
 from bot.settings import Settings
 from bot.slack_client import SlackPoster, make_web_client
 from bot.worker import JobRunner
@@ -36,6 +37,7 @@ class Services:
     warm: bool = False
     warm_error: str | None = None
     _warm_thread: threading.Thread | None = field(default=None, repr=False)
+    _lock: ProcessorLock | None = field(default=None, repr=False)  # SQLite: one processor per database file
 
     def warm_up(self) -> None:
         """Load every skill's heavy resources once (run in a background thread)."""
@@ -56,18 +58,32 @@ class Services:
         web process when ``WARROOM_BACKGROUND=process``) only the warm-up: a `warroom background` child
         process runs the rest."""
         if local_work:
-            __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
-            self.runner.start()
-            self.intake.start()
+            self._lock = ProcessorLock.for_database(self.db)
+            if self._lock is None or self._lock.acquire(wait=False):
+                self._start_local_work()
+            else:  # another process (an old child still stopping, a second server) processes this SQLite file
+                log.warning("another process holds %s: inbox and jobs start when it exits", self._lock.path)
+                threading.Thread(target=self._start_when_free, name="warroom-processor-lock", daemon=True).start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
             self._warm_thread.start()
         else:
             self.warm = True
 
+    def _start_local_work(self) -> None:
+        __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
+        self.runner.start()
+        self.intake.start()
+
+    def _start_when_free(self) -> None:
+        if self._lock is not None and self._lock.acquire(wait=True):
+            self._start_local_work()  # (a stop() meanwhile cancels the wait: acquire returns False)
+
     def stop(self) -> None:
         self.intake.stop()
         self.runner.stop()
+        if self._lock is not None:
+            self._lock.release()
 
 
 def build_services(settings: Settings) -> Services:
