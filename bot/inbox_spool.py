@@ -17,6 +17,7 @@ directly.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -100,6 +101,7 @@ class InboxSpool:
         self.db.wal_autocheckpoint = 10_000
         self._epoch: str | None = None
         self._pruned_at = self._checkpointed_at = 0.0
+        self._con: sqlite3.Connection | None = None
 
     @classmethod
     def for_database(cls, main: Database) -> InboxSpool | None:
@@ -115,6 +117,10 @@ class InboxSpool:
     # -- setup ------------------------------------------------------------------------------------------
     def epoch(self) -> str:
         """Create the spool's tables and epoch if missing (idempotent; safe from several processes)."""
+        if self._epoch is None and self.path.exists():
+            with self.db.engine.connect() as conn:  # set up already: a read, no write lock
+                if conn.scalar(text("SELECT count(*) FROM sqlite_master WHERE name = 'spool_meta'")):
+                    self._epoch = conn.scalar(text("SELECT value FROM spool_meta WHERE key = 'epoch'"))
         if self._epoch is None:
             with self.db.engine.begin() as conn:
                 for ddl in _DDL:
@@ -132,24 +138,60 @@ class InboxSpool:
         return self._epoch  # type: ignore[return-value]
 
     # -- the door ---------------------------------------------------------------------------------------
-    def write(self, session: Session, items: list[tuple[str, str, str | None]]) -> list[int | None]:
-        """The door's group-commit body: dedup against the spool and the main inbox (a read), insert, and
-        now and then prune what the processor has copied."""
+    def write(self, items: list[tuple[str, str, str | None]]) -> list[int | None]:
+        """The door's group-commit body: insert the batch in one transaction and return each row's id (None for a
+        delivery id already accepted: in the spool, the main inbox or earlier in the batch); now and then prune
+        what the processor has copied. A plain sqlite3 connection, not the ORM: this runs for every webhook in
+        a storm, on the event loop, and the ORM's session, savepoint and statement compilation cost more than
+        the insert itself."""
         self.epoch()
         given = [d for _, _, d in items if d is not None]
-        elsewhere: set[str] = set()
+        seen: set[str] = set()
         if given:
             with self.main.sessions() as ms:
-                elsewhere = set(ms.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given))))
-        ids = write_rows(session, SPOOL, items, elsewhere)
-        now = time.monotonic()
-        if now - self._pruned_at >= self.PRUNE_EVERY_S:
-            self._pruned_at = now
-            copied = self.cursor()
-            if copied:
-                oldest = select(SPOOL.c.id).where(SPOOL.c.id <= copied).order_by(SPOOL.c.id).limit(self.PRUNE_MAX_ROWS)
-                session.execute(SPOOL.delete().where(SPOOL.c.id.in_(oldest)))
-        return ids
+                seen = set(ms.scalars(select(WebhookInbox.delivery_id).where(WebhookInbox.delivery_id.in_(given))))
+        con = self._door()
+        stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            out: list[int | None] = []
+            for source, body, delivery in items:
+                if delivery is not None and delivery in seen:
+                    out.append(None)
+                    continue
+                if delivery is not None:
+                    seen.add(delivery)
+                cur = con.execute("INSERT OR IGNORE INTO spool (source, delivery_id, body, received_at) "
+                                  "VALUES (?, ?, ?, ?)", (source, delivery, body, stamp))
+                out.append(int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None)
+            now = time.monotonic()
+            if now - self._pruned_at >= self.PRUNE_EVERY_S:
+                self._pruned_at = now
+                copied = self.cursor()
+                if copied:
+                    con.execute("DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE id <= ? ORDER BY id "
+                                "LIMIT ?)", (copied, self.PRUNE_MAX_ROWS))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return out
+
+    def _door(self) -> sqlite3.Connection:
+        """The door's own connection (autocommit mode: transactions are explicit), opened once."""
+        if self._con is None:
+            con = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute(f"PRAGMA wal_autocheckpoint={self.db.wal_autocheckpoint}")
+            self._con = con
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self.db.engine.dispose()
 
     def cursor(self) -> int:
         """The last spool id copied into the main database (a read of the main database)."""

@@ -84,6 +84,8 @@ class Services:
         self.runner.stop()
         if self._lock is not None:
             self._lock.release()
+        if self.spool is not None:
+            self.spool.close()
 
 
 def build_services(settings: Settings) -> Services:

@@ -24,8 +24,7 @@ def _main(tmp_path: Path) -> Database:
 
 
 def _spool_write(spool: InboxSpool, items: list[tuple[str, str, str | None]]) -> list[int | None]:
-    with spool.db.session() as s:
-        return spool.write(s, items)
+    return spool.write(items)
 
 
 def _inbox(db: Database) -> list[WebhookInbox]:
