@@ -131,3 +131,24 @@ def test_the_door_acknowledges_while_the_main_database_is_write_locked(live: Liv
 def test_postgres_and_memory_databases_have_no_spool() -> None:
     assert InboxSpool.for_database(Database("sqlite:///:memory:")) is None
     assert InboxSpool.for_database(Database("postgresql+psycopg://u:p@127.0.0.1:9/x")) is None
+
+
+def test_a_spool_that_refuses_writes_answers_503_and_loses_nothing_accepted(live: Live) -> None:
+    first = post(live, "alertmanager", load("alertmanager"))
+    assert first.status_code == 202
+    spool = live.services.spool
+    assert spool is not None
+    con = sqlite3.connect(spool.path)
+    con.execute("CREATE TRIGGER refuse BEFORE INSERT ON spool BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    con.commit()
+    try:
+        refused = post(live, "generic", {"alerts": [{"name": "Other", "service": "ingest", "fingerprint": "o-1"}]})
+        assert refused.status_code == 503 and "retry" in refused.json()["error"]
+    finally:
+        con.execute("DROP TRIGGER refuse")
+        con.commit()
+        con.close()
+    wait_processed(live)
+    (inc,) = incidents(live)  # the delivery acknowledged before the failure is processed; the refused one is not
+    assert inc.source == "alertmanager"
+    assert [r.status for r in _inbox(live.db)] == ["processed"]
