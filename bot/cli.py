@@ -100,7 +100,6 @@ def background(parent: Annotated[int, typer.Option(help="pid of `warroom serve`:
     """The inbox processor and the job pool of `warroom serve` in their own process (WARROOM_BACKGROUND=process).
     Exits when its parent does."""
     import signal
-    import threading
     import time
 
     _die_with_parent()
@@ -119,12 +118,13 @@ def background(parent: Annotated[int, typer.Option(help="pid of `warroom serve`:
     services.migrated = True
     services.intake.poll_s = services.runner.poll_s = 0.2  # no in-process wake-ups from the door: poll often
     services.intake.batch = settings.intake_batch  # short write transactions: the door commits between them
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The handler only appends to a list: an Event.set() in a signal handler deadlocks when a second SIGTERM
+    # (the parent's terminate() and the parent-death signal) lands while the first holds the Event's lock.
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     services.start_background()
-    while not stop.wait(0.5):
-        if os.getppid() != parent:  # the web process died (even by SIGKILL): stop too
-            break
+    while not stopping and os.getppid() == parent:  # stop on SIGTERM, or when the web process is gone
+        time.sleep(0.25)
     services.stop()
 
 

@@ -5,6 +5,7 @@ is already gone exits at once."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +76,27 @@ def test_background_whose_parent_is_gone_exits_at_once(tmp_path: Path) -> None:
                            "--parent", str(gone.pid)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "warroom.db.processor.lock").exists()  # it never started processing
+
+
+def test_background_exits_on_repeated_sigterm_and_frees_the_lock(tmp_path: Path) -> None:
+    """Its parent's terminate() and the parent-death signal can arrive together: it must still exit."""
+    settings = make_settings(tmp_path)
+    Database(settings.database_url).upgrade()
+    env = {**os.environ, "WARROOM_DATABASE_URL": settings.database_url, "WARROOM_DATA_DIR": str(tmp_path),
+           "WARROOM_WARM_MODELS": "false", "WARROOM_EMBEDDER": "hash", "WARROOM_MODE": "demo"}
+    proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "background",
+                             "--parent", str(os.getpid())], env=env)
+    lock = ProcessorLock.for_database(Database(settings.database_url))
+    assert lock is not None
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (lock.path.exists() and lock.path.read_text().strip()):
+            time.sleep(0.1)
+        assert lock.path.read_text().strip() == str(proc.pid)  # it holds the lock: processing
+        for _ in range(5):
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert lock.acquire(wait=False)  # released
+    finally:
+        proc.kill()
+        lock.release()
