@@ -233,3 +233,24 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     pd.DataFrame({"cpu_usage": [20, 900], "memory_usage": [1, 2], "label": [0, 1]}).to_csv(labelled, index=False)
     r = runner.invoke(app, ["train", "risk", "--csv", str(labelled), "--episodes", "300"])
     assert r.exit_code != 0
+
+
+def test_calibration_bench_folds_hold_out_what_they_say() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from bench.risk_calibration import calibrate, out_of_fold, time_folds, type_folds
+
+    eps = generate(300, seed=8)
+    X, y = episodes_dataset(eps)
+    groups = np.repeat([e.scenario for e in eps], 2)
+    folds = type_folds(groups)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(y)))  # a partition of the rows
+    for idx in folds:
+        assert len(set(groups[idx]) - {"normal"}) == 1  # one failure type per fold, with healthy rows
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 2, len(y))  # labels unrelated to the rows: only memorising them would score
+    m = RiskModel(n_trees=10).fit(X, noise)
+    oof = out_of_fold(m, X, noise, time_folds(len(y)))
+    assert not np.isnan(oof).any() and abs(roc_auc_score(noise, oof) - 0.5) < 0.1
+    pick, fitted = calibrate(oof, noise, time_folds(len(y)))
+    assert pick in ("sigmoid", "isotonic") and set(fitted) == {"sigmoid", "isotonic"}
