@@ -106,13 +106,8 @@ class InboxSpool:
     @classmethod
     def for_database(cls, main: Database) -> InboxSpool | None:
         """The spool of a file-backed SQLite database; None for PostgreSQL or an in-memory database."""
-        if not main.is_sqlite:
-            return None
-        path = main.url.split("///", 1)[-1]
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        p = Path(path)
-        return cls(main, p.with_name(p.stem + ".inbox" + (p.suffix or ".db")))
+        p = main.sqlite_file
+        return None if p is None else cls(main, p.with_name(p.stem + ".inbox" + (p.suffix or ".db")))
 
     # -- setup ------------------------------------------------------------------------------------------
     def epoch(self) -> str:
@@ -206,7 +201,7 @@ class InboxSpool:
         last = self.cursor()
         with self.db.engine.connect() as sc:  # a read: never waits for the door
             rows = sc.execute(select(SPOOL).where(SPOOL.c.id > last).order_by(SPOOL.c.id).limit(limit)).all()
-            if not rows or time.monotonic() - self._checkpointed_at >= self.CHECKPOINT_EVERY_S:
+            if time.monotonic() - self._checkpointed_at >= self.CHECKPOINT_EVERY_S:
                 # Fold the WAL back into the file, passively: the door keeps appending meanwhile.
                 sc.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
                 self._checkpointed_at = time.monotonic()

@@ -28,13 +28,8 @@ class ProcessorLock:
     @classmethod
     def for_database(cls, db: Database) -> ProcessorLock | None:
         """The lock of a file-backed SQLite database; None for PostgreSQL (advisory locks serialise there)."""
-        if not db.is_sqlite:
-            return None
-        path = db.url.split("///", 1)[-1]
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        p = Path(path)
-        return cls(p.with_name(p.name + ".processor.lock"))
+        p = db.sqlite_file
+        return None if p is None else cls(p.with_name(p.name + ".processor.lock"))
 
     def acquire(self, *, wait: bool = True, poll_s: float = 0.2) -> bool:
         """Take the lock; with ``wait``, until it is free or :meth:`release` cancels the wait."""

@@ -37,11 +37,16 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # The database file of a file-backed SQLite URL (None for PostgreSQL and in-memory databases): files
+        # that belong to it (the webhook spool, the processor lock) are named after it.
+        self.sqlite_file: Path | None = None
         kwargs: dict[str, object] = {"future": True}
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                if not path.startswith("file:"):
+                    self.sqlite_file = Path(path)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10,
