@@ -69,8 +69,9 @@ class IntakeProcessor:
         self._wake.set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="warroom-intake", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._loop, name="warroom-intake", daemon=True)
+        thread.start()
+        self._thread = thread  # set once started: stop() may run in another thread meanwhile
 
     def stop(self) -> None:
         self._stop.set()

@@ -106,7 +106,10 @@ def build_services(settings: Settings) -> Services:
         dispatch = celery_dispatcher(make_celery(settings.redis_url))
     runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
-    services.spool = InboxSpool.for_database(db) if settings.inbox_spool else None
+    spool = InboxSpool.for_database(db)
+    # With WARROOM_INBOX_SPOOL=false the door writes webhook_inbox, but a spool file left from before is still
+    # drained: what it holds was acknowledged.
+    services.spool = spool if spool is not None and (settings.inbox_spool or spool.path.exists()) else None
     services.intake = IntakeProcessor(services)
     handlers.register_all(services)
     return services

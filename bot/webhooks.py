@@ -96,7 +96,7 @@ def _inbox(services: Services) -> MicroBatcher[tuple[str, str, str | None], int 
     if services.inbox_writer is None:
         from bot.group_commit import GroupCommit
 
-        spool = services.spool
+        spool = services.spool if services.settings.inbox_spool else None
         if spool is not None:
             # The spool's commit (a local file the door alone writes, no fsync in WAL mode) runs on the event
             # loop: cheaper than a thread hop per batch.

@@ -10,9 +10,11 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from bot.inbox_spool import SPOOL, InboxSpool, backlog
+from bot.standin.harness import LiveServer
 from knowledge.db import Database
 from knowledge.models import IntakeSpoolCursor, WebhookInbox
-from tests.conftest import Live
+from knowledge.seed import seed
+from tests.conftest import Live, make_settings
 from tests.test_intake_batch import delivery
 from tests.test_intake_webhooks import incidents, load, post, wait_processed
 
@@ -152,3 +154,25 @@ def test_a_spool_that_refuses_writes_answers_503_and_loses_nothing_accepted(live
     (inc,) = incidents(live)  # the delivery acknowledged before the failure is processed; the refused one is not
     assert inc.source == "alertmanager"
     assert [r.status for r in _inbox(live.db)] == ["processed"]
+
+
+
+def test_spool_left_from_before_is_drained_when_the_spool_is_switched_off(tmp_path: Path, standin) -> None:  # noqa: ANN001
+    """Deliveries acknowledged into the spool are processed even after WARROOM_INBOX_SPOOL=false."""
+    settings = make_settings(tmp_path, standin, inbox_spool=False)
+    db = Database(settings.database_url)
+    db.upgrade()
+    with db.session() as s:
+        seed(s)
+    spool = InboxSpool.for_database(db)
+    assert spool is not None
+    spool.write([("alertmanager", delivery("left-1"), None), ("alertmanager", delivery("left-2"), None)])
+    spool.close()
+    with LiveServer(settings) as srv:
+        live = Live(srv, standin, None)  # type: ignore[arg-type]
+        assert post(live, "alertmanager", load("alertmanager")).status_code == 202  # straight to webhook_inbox
+        srv.services.intake.notify()
+        wait_processed(live)
+    rows = _inbox(db)
+    assert len(rows) == 3 and {r.status for r in rows} == {"processed"}
+    assert sorted(r.id for r in rows) == sorted({r.id for r in rows})  # no id reused

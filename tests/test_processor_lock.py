@@ -59,7 +59,7 @@ def test_second_services_start_processing_only_after_the_first_stops(tmp_path: P
         assert b.intake._thread is None  # waiting for the lock, not processing the same rows
         a.stop()
         deadline = time.time() + 10
-        while time.time() < deadline and b.intake._thread is None:
+        while time.time() < deadline and not (b.intake._thread is not None and b.intake._thread.is_alive()):
             time.sleep(0.05)
         assert b.intake._thread is not None and b.intake._thread.is_alive()
     finally:
