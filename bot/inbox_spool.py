@@ -49,22 +49,25 @@ _DDL = (
 )
 
 
-def write_rows(session: Session, table: Table, items: list[tuple[str, str, str | None]],
-               seen_elsewhere: set[str] | None = None, **defaults: Any) -> list[int | None]:
-    """Insert (source, body, delivery id) rows into ``table`` in one transaction, ids in the order given;
-    None for a delivery id already accepted (in the table, in ``seen_elsewhere``, or earlier in the batch)."""
-    given = [d for _, _, d in items if d is not None]
-    seen = set(seen_elsewhere or ())
-    if given:
-        seen |= set(session.scalars(select(table.c.delivery_id).where(table.c.delivery_id.in_(given))))
-    fresh: list[dict[str, Any] | None] = []
-    for source, body, delivery in items:
-        if delivery is not None and delivery in seen:
-            fresh.append(None)
-            continue
+def _new_deliveries(items: list[tuple[str, str, str | None]], seen: set[str]) -> list[bool]:
+    """For each (source, body, delivery id): False when its delivery id is in ``seen`` or earlier in the batch."""
+    out: list[bool] = []
+    for _, _, delivery in items:
+        out.append(delivery is None or delivery not in seen)
         if delivery is not None:
             seen.add(delivery)
-        fresh.append({"source": source, "body": body, "delivery_id": delivery, "received_at": utcnow(), **defaults})
+    return out
+
+
+def write_rows(session: Session, table: Table, items: list[tuple[str, str, str | None]],
+               **defaults: Any) -> list[int | None]:
+    """Insert (source, body, delivery id) rows into ``table`` in one transaction, ids in the order given;
+    None for a delivery id already accepted (in the table, or earlier in the batch)."""
+    given = [d for _, _, d in items if d is not None]
+    seen = set(session.scalars(select(table.c.delivery_id).where(table.c.delivery_id.in_(given)))) if given else set()
+    news = _new_deliveries(items, seen)
+    fresh = [{"source": source, "body": body, "delivery_id": delivery, "received_at": utcnow(), **defaults}
+             if new else None for (source, body, delivery), new in zip(items, news, strict=True)]
     values = [v for v in fresh if v is not None]
     try:
         with session.begin_nested():
@@ -150,12 +153,10 @@ class InboxSpool:
         con.execute("BEGIN IMMEDIATE")
         try:
             out: list[int | None] = []
-            for source, body, delivery in items:
-                if delivery is not None and delivery in seen:
+            for (source, body, delivery), new in zip(items, _new_deliveries(items, seen), strict=True):
+                if not new:
                     out.append(None)
                     continue
-                if delivery is not None:
-                    seen.add(delivery)
                 cur = con.execute("INSERT OR IGNORE INTO spool (source, delivery_id, body, received_at) "
                                   "VALUES (?, ?, ?, ?)", (source, delivery, body, stamp))
                 out.append(int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None)
