@@ -126,6 +126,21 @@ def _print_new(standin: SlackStandIn, seen: int, out: Callable[[str], None]) -> 
     return len(msgs)
 
 
+def _train_routing(db: Any, settings: Settings) -> str:
+    """What ``warroom train routing`` does, on the seeded incidents, so the cards show the classifier's vote."""
+    from knowledge.routing_history import routing_examples
+    from models.routing_artifact import save_routing_model, train_routing_model
+
+    with db.session() as s:
+        pairs = routing_examples(session=s)
+    texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
+    if len(set(labels)) < 2:
+        return f"routing classifier not trained ({len(texts)} past incidents, {len(set(labels))} team(s))"
+    model = train_routing_model(texts, labels)
+    save_routing_model(model, settings.models_path, texts=texts, labels=labels, source="knowledge-base")
+    return f"trained the routing classifier on {len(texts)} past incidents ({len(model.classes_)} teams)"
+
+
 def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[str], None] = print) -> int:
     """Run the scenario; 0 when every step was accepted and answered."""
     from knowledge.db import Database
@@ -146,6 +161,7 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
         with db.session() as s:
             counts = seed(s)
         out(f"warroom demo: seeded the sample world {counts} in {workdir}")
+        out(f"warroom demo: {_train_routing(db, settings)}")
         t0 = time.perf_counter()
         with LiveServer(settings) as srv:
             out(f"warroom demo: server ready at {srv.url} in {time.perf_counter() - t0:.1f}s "

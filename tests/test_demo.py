@@ -1,0 +1,23 @@
+"""The README's first command: `warroom demo` plays its whole scenario against the Slack stand-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.demo import run_demo
+
+
+def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
+    lines: list[str] = []
+    rc = run_demo(keep=tmp_path / "demo", real_model=False, out=lines.append)
+    text = "\n".join(lines)
+    assert rc == 0, text
+    assert "!! " not in text  # no failed step, no step without a reply
+    assert "trained the routing classifier on 12 past incidents (5 teams)" in text
+    # the alert storm became one incident card, with the classifier's vote among the responder's reasons
+    assert "(300 received)" in text
+    assert "classifier says payments" in text
+    # the approved runbook ran to the end, and the self-approval was refused
+    assert "Refused: only storage, platform can approve" in text
+    assert "of `clear-disk-space` succeeded." in text
+    assert (tmp_path / "demo" / "warroom.db").is_file()
