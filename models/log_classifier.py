@@ -13,10 +13,6 @@ when the artifact's SHA-256 matches its record.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +26,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted
 
+from models.artifact_io import load_with_record, save_with_record, text_data_hash
 from models.log_data import load_examples
 from models.log_features import CATEGORIES, SEVERITIES, cue_matrix, stated_level
 from models.log_miner import masked_text
@@ -44,7 +41,6 @@ __all__ = [
     "save_log_model",
     "load_log_model",
     "LoadedLogModel",
-    "data_hash",
     "MODEL_SUBDIR",
 ]
 
@@ -225,28 +221,6 @@ class LogClassifier(BaseEstimator):
         return state
 
 
-def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
-    """SHA-256 of the training data (order-sensitive)."""
-    h = hashlib.sha256()
-    for t, y in zip(texts, labels, strict=True):
-        h.update(t.encode("utf-8", "replace") + b"\x1f" + y.encode("utf-8", "replace") + b"\x1e")
-    return h.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    import joblib
-    import scipy
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
-    }
-
-
 @dataclass(frozen=True)
 class LoadedLogModel:
     """A fitted classifier with its origin record."""
@@ -265,44 +239,13 @@ def save_log_model(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write the artifact and its origin record; returns the record's path."""
-    from models.artifact_io import dump_atomic, write_text_atomic
-
-    folder = Path(model_dir) / MODEL_SUBDIR
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = dump_atomic(model, folder / _ARTIFACT)
-    record = {
-        "model": "LogClassifier",
-        "params": model.get_params(),
-        "severities": list(SEVERITIES),
-        "categories": list(CATEGORIES),
-        "n_train": len(texts),
-        "source": source,
-        "data_sha256": data_hash(texts, labels),
-        "artifact_sha256": digest,
-        "metrics": metrics or {},
-        "versions": _versions(),
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    out = folder / _RECORD
-    write_text_atomic(out, json.dumps(record, indent=2, default=str))
-    return out
+    record = {"model": "LogClassifier", "params": model.get_params(), "severities": list(SEVERITIES),
+              "categories": list(CATEGORIES), "n_train": len(texts), "source": source,
+              "data_sha256": text_data_hash(texts, labels), "metrics": metrics or {}}
+    return save_with_record(model, Path(model_dir) / MODEL_SUBDIR, _ARTIFACT, _RECORD, record)
 
 
 def load_log_model(model_dir: Path) -> LoadedLogModel | None:
     """The saved model, or None when there is none or its artifact does not match its record."""
-    import joblib
-
-    folder = Path(model_dir) / MODEL_SUBDIR
-    art, rec = folder / _ARTIFACT, folder / _RECORD
-    if not art.is_file() or not rec.is_file():
-        return None
-    try:
-        record = json.loads(rec.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or hashlib.sha256(art.read_bytes()).hexdigest() != record.get("artifact_sha256"):
-        return None
-    model = joblib.load(art)  # our own directory, hash checked against our own record
-    if not isinstance(model, LogClassifier):
-        return None
-    return LoadedLogModel(model=model, record=record)
+    loaded = load_with_record(Path(model_dir) / MODEL_SUBDIR, _ARTIFACT, _RECORD, LogClassifier)
+    return LoadedLogModel(model=loaded[0], record=loaded[1]) if loaded else None
