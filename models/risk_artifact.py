@@ -82,9 +82,12 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
     """Train on the synthetic scenarios (plus ``extra`` rows from a CSV, appended as the newest) and save."""
     episodes = generate(n_episodes, seed=seed)
     X, y = episodes_dataset(episodes)
+    groups = np.repeat([ep.scenario for ep in episodes], 2)  # a window row and a snapshot row per episode
     if extra is not None and len(extra[0]):
         X, y = np.vstack([X, extra[0]]), np.concatenate([y, extra[1]])
-    model = RiskModel(random_state=seed).fit(X, y)
+        groups = np.concatenate([groups, np.full(len(extra[1]), "csv")])  # the user's rows: one more source
+    # The scenarios let the model calibrate on failure types it has not seen (models.risk_model).
+    model = RiskModel(random_state=seed).fit(X, y, groups=groups)
     data_hash = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
     now = dt.datetime.now(dt.UTC)
     version = f"risk-{model.chosen_.replace('_', '-')}-{now:%Y%m%d%H%M}-{data_hash[:8]}"
@@ -96,7 +99,8 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
     record = {
         "version": version, "created_at": now.isoformat(timespec="seconds"), "chosen": model.chosen_,
         "validation": model.validation_,
-        "calibration": {"method": model.calibration_, "cross_fitted_log_loss": model.calibration_log_loss_},
+        "calibration": {"method": model.calibration_, "fitted_on": model.calibrated_on_,
+                        "cross_fitted_log_loss": model.calibration_log_loss_},
         "features": list(FEATURE_NAMES), "inputs": [m.name for m in METRICS],
         "data": {"synthetic_episodes": n_episodes, "seed": seed, "rows": int(len(y)),
                  "positives": int(y.sum()), "extra_source": extra_source, "sha256": data_hash},

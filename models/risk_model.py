@@ -7,11 +7,21 @@ audited for monotonicity (``models.risk_features.MONOTONE``: raising a pressure 
 or errors must not lower the risk; a candidate that does so on any audited (row, input) pair, by
 more than 0.01, is set aside unless none passes), then the best validation ROC-AUC wins among
 those that pass (a near-tie, within 0.002, goes to the cheaper model). The random forest is fitted
-under the monotone constraints, so it always passes. The chosen model is calibrated on the same
-validation rows: ``calibration="auto"`` (the default) takes Platt scaling on the log-odds or isotonic
-regression, whichever has the lower log loss when fitted on the older half of the validation rows
-and scored on the newer half; ``"sigmoid"`` or ``"isotonic"`` force one. Both calibrators are kept
-(``calibrators_``) so their figures can be compared.
+under the monotone constraints, so it always passes.
+
+Calibration. With ``fit(X, y, groups)`` (each row's scenario) and at least two failure types among them,
+``calibration="auto"`` (the default) calibrates on out-of-type scores: the chosen candidate is refitted
+once per failure type without that type's rows (and an equal time-ordered share of the healthy rows),
+every row gets the score of the refit that never saw its fold, and Platt scaling on the log-odds is
+fitted to those scores (``calibration_ == "sigmoid"``, ``calibrated_on_ == "out_of_type"``). The
+validation rows only hold the failure types the model was trained on, so a map fitted there is
+overconfident on a failure type it never saw; Platt scaling is strictly monotone (no ties, the model's
+ranking is kept) and has two parameters, so it does not chase a shifted calibration set. Without groups,
+``"auto"`` calibrates on the validation rows: Platt scaling or isotonic regression, whichever has the
+lower log loss when fitted on the older half of the validation rows and scored on the newer half
+(``calibrated_on_ == "validation"``); ``"sigmoid"`` or ``"isotonic"`` force one of these (also with
+groups), ``"by_type"`` requires groups. The validation calibrators are kept (``calibrators_``, with
+``"by_type"`` when fitted) so their figures can be compared.
 ``predict_proba`` gives calibrated probabilities; ``assess`` says, per input, how much it moves
 the probability of THIS prediction (not a global importance list): the average of what setting it
 back to its healthy reference takes away and what it adds on its own to a healthy reference.
@@ -34,14 +44,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.risk_features import METRICS, NO_WINDOW, REFERENCE, monotone_constraints, snapshot_matrix
 
-__all__ = ["RiskModel", "band", "BANDS", "Contribution"]
+__all__ = ["RiskModel", "band", "BANDS", "Contribution", "out_of_fold", "type_folds"]
 
 F = NDArray[np.float64]
 _COST_ORDER = ("logistic_regression", "gradient_boosting", "random_forest", "soft_vote")
 _TIE = 0.002
 _MONOTONE_TOLERANCE = 0.0  # share of audited (row, input) pairs where raising the input may lower the risk
 _AUDIT_ROWS = 300
-_CALIBRATIONS = ("sigmoid", "isotonic", "auto")
+_CALIBRATIONS = ("sigmoid", "isotonic", "auto", "by_type")
 
 BANDS: tuple[tuple[float, str], ...] = ((0.8, "CRITICAL"), (0.6, "HIGH"), (0.4, "MEDIUM"), (0.2, "LOW"),
                                         (-1.0, "MINIMAL"))
@@ -128,6 +138,35 @@ def _log_loss(y: NDArray[np.int_], p: F) -> float:
     return float(log_loss(y, np.clip(p, 1e-3, 1 - 1e-3), labels=[0, 1]))
 
 
+def type_folds(groups: NDArray[np.str_], healthy: frozenset[str] = frozenset({"normal"})
+               ) -> list[NDArray[np.intp]]:
+    """One fold per failure type (in order of first appearance): its rows plus an equal time-ordered
+    share of the ``healthy`` groups' rows."""
+    groups = np.asarray(groups)
+    types = [g for g in dict.fromkeys(groups.tolist()) if g not in healthy]
+    healthy_rows = np.array_split(np.flatnonzero(np.isin(groups, list(healthy))), len(types))
+    return [np.sort(np.concatenate([np.flatnonzero(groups == t), h]))
+            for t, h in zip(types, healthy_rows, strict=True)]
+
+
+def out_of_fold(model: RiskModel, X: F, y: NDArray[np.int_], folds: list[NDArray[np.intp]]) -> F:
+    """Every row's score from the model's chosen candidate(s) refitted without the row's fold (class
+    weights as in ``RiskModel.fit``)."""
+    names = list(model._candidates()) if model.chosen_ == "soft_vote" else [model.chosen_]
+    out = np.full(len(y), np.nan)
+    for idx in folds:
+        train = np.ones(len(y), dtype=bool)
+        train[idx] = False
+        Xt, yt = X[train], y[train]
+        w = np.where(yt == 1, 0.5 / yt.mean(), 0.5 / (1 - yt.mean()))
+        ps = []
+        for name in names:
+            step = "logisticregression__sample_weight" if name == "logistic_regression" else "sample_weight"
+            ps.append(clone(model._candidates()[name]).fit(Xt, yt, **{step: w}).predict_proba(X[idx])[:, 1])
+        out[idx] = np.mean(ps, axis=0)
+    return out
+
+
 def monotone_violations(predict: object, X: F, signs: list[int], step: F) -> float:
     """Share of (row, constrained feature) pairs where moving the feature one ``step`` in its risky
     direction lowers the predicted probability by more than 0.01."""
@@ -149,7 +188,8 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         val_share: share of the newest rows kept for choosing and calibrating.
         n_trees: trees in the random forest.
         random_state: seed of the tree models.
-        calibration: ``"auto"`` (default), ``"sigmoid"`` or ``"isotonic"`` (see the module docstring).
+        calibration: ``"auto"`` (default), ``"sigmoid"``, ``"isotonic"`` or ``"by_type"`` (see the module
+            docstring).
     """
 
     def __init__(self, val_share: float = 0.25, n_trees: int = 40, random_state: int = 0,
@@ -172,12 +212,31 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
                 StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")),
         }
 
-    def fit(self, X: F, y: NDArray[np.int_]) -> RiskModel:
-        """Fit on rows in time order (oldest first); the newest ``val_share`` choose and calibrate."""
+    def fit(self, X: F, y: NDArray[np.int_], groups: NDArray[np.str_] | None = None) -> RiskModel:
+        """Fit on rows in time order (oldest first); the newest ``val_share`` choose the model.
+
+        Args:
+            X: feature rows, oldest first.
+            y: 1 where a failure followed.
+            groups: optional scenario of each row; groups without a positive row count as healthy, the
+                others as failure types, each held out once to calibrate (see the module docstring).
+        """
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=int)
         if X.ndim != 2 or len(X) != len(y) or len(np.unique(y)) != 2:
             raise ValueError("need a 2-D feature matrix and labels of both classes")
+        if self.calibration not in _CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(_CALIBRATIONS)}")
+        folds = None
+        if groups is not None:
+            groups = np.asarray(groups).astype(str)
+            if len(groups) != len(y):
+                raise ValueError("need one group per row")
+            failing = set(groups[y == 1].tolist())
+            if len(failing) >= 2:
+                folds = type_folds(groups, frozenset(set(groups.tolist()) - failing))
+        if self.calibration == "by_type" and folds is None:
+            raise ValueError("by_type calibration needs groups with at least two failure types")
         cut = int(len(X) * (1 - self.val_share))
         Xt, yt, Xv, yv = X[:cut], y[:cut], X[cut:], y[cut:]
         if len(np.unique(yt)) != 2 or len(np.unique(yv)) != 2:
@@ -210,8 +269,6 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         # Near-ties (within TIE ROC-AUC) go to the cheaper model: a single prediction must stay fast.
         self.chosen_ = next(name for name in _COST_ORDER if name in passing and scores[name][0] >= best - _TIE)
         self.members_ = list(fitted.values()) if self.chosen_ == "soft_vote" else [fitted[self.chosen_]]
-        if self.calibration not in _CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {', '.join(_CALIBRATIONS)}")
         pv = val_p[self.chosen_]
         half = len(yv) // 2
         cross = {}
@@ -220,10 +277,15 @@ class RiskModel(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
             cross[name] = (_log_loss(yv[half:], make().fit(pv[:half], yv[:half]).predict(pv[half:]))
                            if older_ok else float("inf"))
         self.calibrators_ = {"sigmoid": _Sigmoid().fit(pv, yv), "isotonic": _isotonic().fit(pv, yv)}
-        self.calibration_ = (min(cross, key=lambda k: cross[k]) if self.calibration == "auto"
-                             else self.calibration)
+        if folds is not None and self.calibration in ("auto", "by_type"):
+            self.calibrators_["by_type"] = _Sigmoid().fit(out_of_fold(self, X, y, folds), y)
+            self.calibration_, self.calibrated_on_ = "sigmoid", "out_of_type"
+        else:
+            self.calibration_ = (min(cross, key=lambda k: cross[k]) if self.calibration == "auto"
+                                 else self.calibration)
+            self.calibrated_on_ = "validation"
         self.calibration_log_loss_ = {k: round(v, 4) for k, v in cross.items()}
-        self.calibrator_ = self.calibrators_[self.calibration_]
+        self.calibrator_ = self.calibrators_["by_type" if self.calibrated_on_ == "out_of_type" else self.calibration_]
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         self.fast_members_ = [_FastForest(m) if isinstance(m, RandomForestClassifier) else m for m in self.members_]

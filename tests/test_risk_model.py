@@ -254,3 +254,36 @@ def test_calibration_bench_folds_hold_out_what_they_say() -> None:
     assert not np.isnan(oof).any() and abs(roc_auc_score(noise, oof) - 0.5) < 0.1
     pick, fitted = calibrate(oof, noise, time_folds(len(y)))
     assert pick in ("sigmoid", "isotonic") and set(fitted) == {"sigmoid", "isotonic"}
+
+
+def test_calibration_on_out_of_type_scores_when_groups_are_given() -> None:
+    from models.risk_model import _Sigmoid, out_of_fold, type_folds
+
+    eps = generate(500, seed=6)
+    X, y = episodes_dataset(eps)
+    groups = np.repeat([e.scenario for e in eps], 2)
+    m = RiskModel(n_trees=10).fit(X, y, groups=groups)
+    assert (m.calibration_, m.calibrated_on_) == ("sigmoid", "out_of_type")
+    assert m.calibrator_ is m.calibrators_["by_type"]
+    assert {"sigmoid", "isotonic"} <= set(m.calibrators_)  # the validation maps, kept for comparison
+    # Healthy rows are the groups without a failure: every fold holds one failure type and its share.
+    folds = type_folds(groups, frozenset({"normal"}))
+    assert len(folds) == len(FAILURES) and sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    # The map is Platt scaling fitted on the scores of refits that never saw the row's failure type.
+    ref = _Sigmoid().fit(out_of_fold(m, X, y, folds), y)
+    assert (m.calibrator_.a_, m.calibrator_.b_) == pytest.approx((ref.a_, ref.b_))
+    # Strictly monotone: no ties, the raw scores' order is kept.
+    raw = np.sort(m._raw(X))
+    p = m.calibrator_.predict(raw)
+    assert m.calibrator_.a_ > 0 and np.all(np.diff(p)[np.diff(raw) > 1e-9] > 0)
+    # Without groups, or with one failure type, the validation rows calibrate as before.
+    plain = RiskModel(n_trees=10).fit(X, y)
+    assert plain.calibrated_on_ == "validation" and plain.calibrator_ is plain.calibrators_[plain.calibration_]
+    one = np.where(groups == "normal", "normal", "failure")
+    assert RiskModel(n_trees=10).fit(X, y, groups=one).calibrated_on_ == "validation"
+    forced = RiskModel(n_trees=10, calibration="isotonic").fit(X, y, groups=groups)
+    assert forced.calibrator_ is forced.calibrators_["isotonic"] and "by_type" not in forced.calibrators_
+    with pytest.raises(ValueError, match="by_type"):
+        RiskModel(n_trees=10, calibration="by_type").fit(X, y)
+    with pytest.raises(ValueError, match="group"):
+        RiskModel(n_trees=10).fit(X, y, groups=groups[:-1])
