@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import select
@@ -138,8 +139,11 @@ class IncidentSkill(BaseSkill):
     def _status(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
-                           .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(8)).all()
-        lines = tuple(f"{e.at:%H:%M} {escape(e.text)[:200]}" for e in reversed(events))
+                           .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(200)).all()
+        # A storm writes the same event many times in a row ("Alert X joined ..."): one line with a count.
+        runs = [(line, len(list(same))) for line, same in
+                groupby(f"{e.at:%H:%M} {escape(e.text)[:200]}" for e in reversed(events))]
+        lines = tuple(line if n == 1 else f"{line} (×{n})" for line, n in runs[-8:])
         return SkillResult(
             title=f"Incident #{inc.id}: {inc.title[:120]}",
             fields=(("Status", inc.status), ("Severity", f"SEV{inc.severity}"),

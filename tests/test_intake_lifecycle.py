@@ -99,6 +99,20 @@ def test_list(live: Live) -> None:
     assert "dns failures" in json.dumps(msg["blocks"])
 
 
+def test_status_collapses_repeated_timeline_events(live: Live) -> None:
+    inc = _new_incident(live, "ingest lag sev2")
+    with live.db.session() as s:  # what an alert storm leaves: the same event many times in a row
+        at = s.get(Incident, inc.id).created_at
+        s.add_all([TimelineEvent(incident_id=inc.id, at=at, kind="alert", text="Alert LagHigh joined incident")
+                   for _ in range(5)])
+    live.driver.command("/incident", f"status {inc.id}", channel="C0S")
+    live.drain()
+    (msg,) = live.standin.messages("C0S")
+    text = json.dumps(msg["blocks"], ensure_ascii=False)
+    assert text.count("Alert LagHigh joined incident") == 1 and "Alert LagHigh joined incident (×5)" in text
+    assert "Declared by" in text  # the other events are still listed
+
+
 class _BrokenSkill(BaseSkill):
     """A triage plug-in that always fails."""
 
