@@ -79,7 +79,10 @@ def extract_metrics(*sources: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-_LOGLIKE = re.compile(r"(error|exception|fatal|fail|timeout|refused|denied|warn|panic|oom|killed)", re.I)
+# A log-like word ends at a word boundary, so "level=error" and "IOError:" count but a metric such as
+# "errors=380" in a description's summary line does not.
+_LOGLIKE = re.compile(r"(error|exception|fatal|fail\w*|timeout|timed out|refused|denied|warn\w*|panic|oom\w*|killed)\b",
+                      re.I)
 
 
 def extract_log_lines(annotations: dict[str, Any], explicit: list[str] | None = None,

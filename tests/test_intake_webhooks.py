@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from bot.inbox_spool import backlog
 from bot.webhooks import sign_body
 from knowledge.models import Alert, Incident, TimelineEvent, WebhookInbox
+from skills.intake import extract_log_lines
 from tests.conftest import Live
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -207,3 +208,13 @@ def test_unknown_service_still_opens_an_incident_and_says_so(live: Live) -> None
     assert inc.service_id is None and inc.findings["intake"]["unknown_service"] is True
     card = json.dumps(live.standin.calls_to("chat.postMessage")[0].args["blocks"])
     assert "not in the service catalogue" in card
+
+
+def test_log_lines_of_a_description_are_its_log_like_lines_not_its_metrics() -> None:
+    desc = ("5xx ratio 14% (cpu=91 errors=380 latency=850)\nFATAL: remaining connection slots are reserved\n"
+            "level=error msg=\"upstream reset\"\njava.lang.NullPointerException at Foo.bar\npod OOMKilled\nall good")
+    assert extract_log_lines({"description": desc}) == (
+        "FATAL: remaining connection slots are reserved", 'level=error msg="upstream reset"',
+        "java.lang.NullPointerException at Foo.bar", "pod OOMKilled")
+    # an explicit logs field is taken whole
+    assert extract_log_lines({"logs": "a\nerrors=3", "description": "ERROR x"}) == ("a", "errors=3")
