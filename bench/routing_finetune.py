@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--phase", choices=("dev", "test"), default="dev")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0, help="torch and batch-order seed of the fine-tuning")
     ap.add_argument("--weight", type=float, default=0.5, help="test phase: weight of the fine-tuned model")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training (see the module docstring)")
     ap.add_argument("--out", type=Path)
@@ -254,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     x_tr, x_te, y_tr, y_te = split_like_eval(texts, labels, random_state=0)
     res: dict[str, Any] = {
         "phase": args.phase,
+        "seed": args.seed,
         "epochs": args.epochs,
         "max_length": args.max_length,
         **info,
@@ -281,7 +283,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(json.dumps(per_epoch[-1]), file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    ft = train_finetune(fit_x, fit_y, epochs=args.epochs, max_length=args.max_length, on_epoch=log_epoch)
+    ft = train_finetune(
+        fit_x, fit_y, epochs=args.epochs, max_length=args.max_length, seed=args.seed, on_epoch=log_epoch
+    )
     res["seconds_finetune_fit"] = round(time.perf_counter() - t0 - eval_seconds[0], 1)  # model load included
     res["per_epoch"] = per_epoch
     p_ft = ft.predict_proba(ev_x)
