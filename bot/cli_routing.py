@@ -86,28 +86,26 @@ def train_routing(
     min_class: Annotated[int, typer.Option("--min-class", help="Drop CSV classes with fewer rows.")] = 1,
 ) -> None:
     """Train the ticket -> team classifier on past incidents and "wrong owner" feedback (or a CSV)."""
-    from knowledge.routing_history import routing_examples
-    from models.routing_artifact import save_routing_model, train_routing_model
+    from models.routing_artifact import save_routing_model, train_from_knowledge_base, train_routing_model
     from models.routing_eval import EvalInputError, load_ticket_csv
 
     settings = _settings()
-    if csv is not None:
-        try:
-            texts, labels, info = load_ticket_csv(csv, _cols(text), label, max(1, min_class))
-        except EvalInputError as exc:
-            raise CliError(str(exc)) from None
-        source = f"csv:{csv.name}"
-    else:
+    if csv is None:
         with _db().session() as s:
-            pairs = routing_examples(session=s)
-        texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
-        info = {"rows_used": len(pairs), "classes": len(set(labels)), "feedback_included": True}
-        source = "knowledge-base"
-    if len(set(labels)) < 2:
-        raise CliError(f"need examples of at least 2 teams to train (have {len(texts)} rows, "
-                       f"{len(set(labels))} team(s)): seed incidents or pass --csv")
+            try:
+                path, rows, teams = train_from_knowledge_base(s, settings.models_path)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+        typer.echo(json.dumps({"saved": str(path), "rows": rows, "classes": teams, "rows_used": rows,
+                               "feedback_included": True}))
+        return
+    try:
+        texts, labels, info = load_ticket_csv(csv, _cols(text), label, max(1, min_class))
+    except EvalInputError as exc:
+        raise CliError(str(exc)) from None
     model = train_routing_model(texts, labels)
-    path = save_routing_model(model, settings.models_path, texts=texts, labels=labels, source=source, metrics=info)
+    path = save_routing_model(model, settings.models_path, texts=texts, labels=labels, source=f"csv:{csv.name}",
+                              metrics=info)
     typer.echo(json.dumps({"saved": str(path), "rows": len(texts), "classes": len(model.classes_), **info}))
 
 

@@ -128,17 +128,14 @@ def _print_new(standin: SlackStandIn, seen: int, out: Callable[[str], None]) -> 
 
 def _train_routing(db: Any, settings: Settings) -> str:
     """What ``warroom train routing`` does, on the seeded incidents, so the cards show the classifier's vote."""
-    from knowledge.routing_history import routing_examples
-    from models.routing_artifact import save_routing_model, train_routing_model
+    from models.routing_artifact import train_from_knowledge_base
 
     with db.session() as s:
-        pairs = routing_examples(session=s)
-    texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
-    if len(set(labels)) < 2:
-        return f"routing classifier not trained ({len(texts)} past incidents, {len(set(labels))} team(s))"
-    model = train_routing_model(texts, labels)
-    save_routing_model(model, settings.models_path, texts=texts, labels=labels, source="knowledge-base")
-    return f"trained the routing classifier on {len(texts)} past incidents ({len(model.classes_)} teams)"
+        try:
+            _path, rows, teams = train_from_knowledge_base(s, settings.models_path)
+        except ValueError as exc:
+            return f"routing classifier not trained: {exc}"
+    return f"trained the routing classifier on {rows} past incidents ({teams} teams)"
 
 
 def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[str], None] = print) -> int:

@@ -29,18 +29,14 @@ def train(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
     name = str((payload or {}).get("model", ""))
     models_path = services.settings.models_path
     if name == "routing":
-        from knowledge.routing_history import routing_examples
-        from models.routing_artifact import save_routing_model, train_routing_model
+        from models.routing_artifact import train_from_knowledge_base
 
         with services.db.session() as s:
-            pairs = routing_examples(session=s)
-        texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
-        if len(set(labels)) < 2:
-            raise PermanentJobError(f"need examples of at least 2 teams to train routing (have {len(texts)} rows)")
-        model = train_routing_model(texts, labels)
-        path = save_routing_model(model, models_path, texts=texts, labels=labels, source="knowledge-base",
-                                  metrics={"rows_used": len(pairs), "classes": len(set(labels))})
-        return {"model": name, "saved": str(path), "rows": len(texts)}
+            try:
+                path, rows, _teams = train_from_knowledge_base(s, models_path)
+            except ValueError as exc:
+                raise PermanentJobError(str(exc)) from None
+        return {"model": name, "saved": str(path), "rows": rows}
     if name == "risk":
         from models.risk_artifact import train_risk_model
 

@@ -16,7 +16,7 @@ from models.artifact_io import load_with_record, save_with_record, text_data_has
 from models.routing_classifier import RoutingClassifier
 
 __all__ = ["LoadedRoutingModel", "train_routing_model", "save_routing_model", "load_routing_model",
-           "MODEL_SUBDIR"]
+           "train_from_knowledge_base", "MODEL_SUBDIR"]
 
 MODEL_SUBDIR = "routing"
 _ARTIFACT, _RECORD = "routing-model.joblib", "routing-model.json"
@@ -48,3 +48,20 @@ def load_routing_model(model_dir: Path) -> LoadedRoutingModel | None:
     """The saved model, or None when there is none or its artifact does not match its record."""
     loaded = load_with_record(Path(model_dir) / MODEL_SUBDIR, _ARTIFACT, _RECORD, RoutingClassifier)
     return LoadedRoutingModel(model=loaded[0], record=loaded[1]) if loaded else None
+
+
+def train_from_knowledge_base(session: Any, model_dir: Path) -> tuple[Path, int, int]:
+    """Train on the knowledge base's past incidents and "wrong owner" feedback and save; returns (record path,
+    rows, teams). ValueError (a message for a person) when fewer than 2 teams have examples."""
+    from knowledge.routing_history import routing_examples
+
+    pairs = routing_examples(session=session)
+    texts, labels = [t for t, _ in pairs], [y for _, y in pairs]
+    teams = len(set(labels))
+    if teams < 2:
+        raise ValueError(f"need examples of at least 2 teams to train routing (have {len(texts)} rows, "
+                         f"{teams} team(s)): seed incidents or pass --csv")
+    model = train_routing_model(texts, labels)
+    path = save_routing_model(model, model_dir, texts=texts, labels=labels, source="knowledge-base",
+                              metrics={"rows_used": len(texts), "classes": teams, "feedback_included": True})
+    return path, len(texts), teams
