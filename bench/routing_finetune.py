@@ -46,7 +46,7 @@ if __package__ in (None, ""):  # run as a script: the repository root on the pat
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.routing_classifier import RoutingClassifier, baseline_pipeline
-from models.routing_eval import _scores, load_ticket_csv
+from models.routing_eval import _scores, load_ticket_csv, split_tickets
 
 __all__ = ["FineTunedClassifier", "train_finetune", "split_like_eval", "main"]
 
@@ -196,12 +196,9 @@ def train_finetune(
     return model
 
 
-def split_like_eval(texts: Sequence[str], labels: Sequence[str], random_state: int, test_size: float = 0.2) -> tuple:
-    """The stratified split of ``models.routing_eval.evaluate_routing`` (numeric labels stratified as numbers)."""
-    from sklearn.model_selection import train_test_split
-
-    key: list[Any] = [int(v) for v in labels] if all(v.lstrip("-").isdigit() for v in labels) else list(labels)
-    return train_test_split(list(texts), list(labels), test_size=test_size, stratify=key, random_state=random_state)
+def split_like_eval(texts: Sequence[str], labels: Sequence[str], random_state: int, test_size: float = 0.2) -> list:
+    """The stratified split of ``models.routing_eval.evaluate_routing``."""
+    return split_tickets(texts, labels, test_size=test_size, random_state=random_state)
 
 
 def _figures(y: Sequence[str], proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
