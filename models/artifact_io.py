@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,10 +82,11 @@ def save_with_record(model: Any, folder: Path, artifact: str, record_name: str, 
     return out
 
 
-def load_with_record(folder: Path, artifact: str, record_name: str, cls: type[T]) -> tuple[T, dict[str, Any]] | None:
+def load_with_record(folder: Path, artifact: str, record_name: str, cls: type[T],
+                     accept: Callable[[dict[str, Any]], bool] | None = None) -> tuple[T, dict[str, Any]] | None:
     """The model saved by :func:`save_with_record` and its record, or None when either is missing, the record is
-    unreadable, the artifact's SHA-256 is not the recorded one (never unpickle a file we did not write), or
-    the object is not a ``cls``."""
+    unreadable or refused by ``accept`` (checked before unpickling), the artifact's SHA-256 is not the recorded
+    one (never unpickle a file we did not write), or the object is not a ``cls``."""
     import joblib
 
     art, rec = folder / artifact, folder / record_name
@@ -95,7 +96,9 @@ def load_with_record(folder: Path, artifact: str, record_name: str, cls: type[T]
         record = json.loads(rec.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or hashlib.sha256(art.read_bytes()).hexdigest() != record.get("artifact_sha256"):
+    if not isinstance(record, dict) or (accept is not None and not accept(record)):
+        return None
+    if hashlib.sha256(art.read_bytes()).hexdigest() != record.get("artifact_sha256"):
         return None
     model = joblib.load(art)  # our own directory, hash checked against our own record
     if not isinstance(model, cls):

@@ -72,10 +72,6 @@ def _versions() -> dict[str, str]:
             "joblib": joblib.__version__}
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
                      extra: tuple[NDArray[np.float64], NDArray[np.int_]] | None = None,
                      extra_source: str = "") -> LoadedRiskModel:
@@ -111,22 +107,15 @@ def train_risk_model(model_dir: Path, *, n_episodes: int = 3000, seed: int = 0,
 
 
 def load_risk_model(model_dir: Path) -> LoadedRiskModel | None:
-    """The saved model, or None when there is none or it does not match its origin record."""
-    out = Path(model_dir) / MODEL_SUBDIR
-    art, rec = out / _ARTIFACT, out / _RECORD
-    if not art.is_file() or not rec.is_file():
-        return None
-    try:
-        record = json.loads(rec.read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("artifact_sha256") != _sha(art) or record.get("features") != list(FEATURE_NAMES):
-        return None  # never unpickle a file that is not the one we wrote (or an older feature layout)
-    import joblib
+    """The saved model, or None when there is none or it does not match its origin record (or an older
+    feature layout wrote it)."""
+    from models.artifact_io import load_with_record
 
-    model = joblib.load(art)
-    if not isinstance(model, RiskModel):
+    loaded = load_with_record(Path(model_dir) / MODEL_SUBDIR, _ARTIFACT, _RECORD, RiskModel,
+                              accept=lambda r: r.get("features") == list(FEATURE_NAMES))
+    if loaded is None:
         return None
+    model, record = loaded
     return LoadedRiskModel(model=model, version=str(record["version"]), record=record)
 
 
