@@ -26,7 +26,9 @@ class SlackDriver:
         self.url = app_url.rstrip("/") + "/slack/events"
         self.verifier = SignatureVerifier(signing_secret)
         self.team_id = team_id
-        self.http = client or httpx.Client(timeout=10)
+        # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive timeout closes them: with equal
+        # timeouts a request sent at that moment met "connection reset by peer" (a CI run after a slow step).
+        self.http = client or httpx.Client(timeout=10, limits=httpx.Limits(keepalive_expiry=2.0))
         self._seq = itertools.count(1)
 
     def _uid(self, prefix: str) -> str:
