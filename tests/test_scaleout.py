@@ -30,8 +30,20 @@ SECRET = "bench-generic-secret"
 OUTAGE_S = float(os.environ.get("WARROOM_TEST_SLACK_OUTAGE_S", "15"))  # bench/faults.py runs a full minute
 
 
+@pytest.fixture(scope="module")
+def risk_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained risk model for every replica of the module, as replicas share a model volume in production
+    (each fresh replica would otherwise train its own at start-up, seconds of CPU apiece on 2 cores)."""
+    from models.risk_artifact import load_or_train
+
+    d = tmp_path_factory.mktemp("models")
+    load_or_train(d)  # the same training a replica does at start-up when the directory is empty
+    return d
+
+
 class Topology:
-    def __init__(self, tmp: Path, standin: SlackStandIn, app_db_url: str | None = None) -> None:
+    def __init__(self, tmp: Path, standin: SlackStandIn, app_db_url: str | None = None,
+                 model_dir: Path | None = None) -> None:
         assert PG and REDIS
         self.db = Database(PG)
         with self.db.engine.begin() as conn:
@@ -48,6 +60,8 @@ class Topology:
                  "WARROOM_TRIAGE_INTERVAL_S": "1", "WARROOM_SLACK_INCIDENT_CHANNEL": "C0INCIDENTS",
                  # One process per replica, as measured in bench/scaleout.py (process mode: test_service_background)
                  "WARROOM_BACKGROUND": "thread"}
+        if model_dir is not None:
+            extra["WARROOM_MODEL_DIR"] = str(model_dir)
         self.a = ServerProcess(tmp, standin.api_url, **extra)
         self.b = ServerProcess(tmp, standin.api_url, signing_secret=self.a.signing_secret, **extra)
         self.worker = WorkerProcess(tmp, self.a.env)
@@ -81,9 +95,9 @@ class Topology:
 
 
 @pytest.fixture
-def topo(tmp_path: Path) -> Iterator[Topology]:
+def topo(tmp_path: Path, risk_model_dir: Path) -> Iterator[Topology]:
     with SlackStandIn() as standin:
-        t = Topology(tmp_path, standin)
+        t = Topology(tmp_path, standin, model_dir=risk_model_dir)
         t.start()
         try:
             yield t
@@ -92,7 +106,7 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[Topology, TcpProxy]]:
+def proxied(tmp_path: Path, risk_model_dir: Path) -> Iterator[tuple[Topology, TcpProxy]]:
     """The topology with the apps and the worker reaching PostgreSQL through a proxy the test can cut."""
     from sqlalchemy.engine import make_url
 
@@ -100,7 +114,8 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Topology, TcpProxy]]:
     url = make_url(PG)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     with SlackStandIn() as standin:
-        t = Topology(tmp_path, standin, app_db_url=url.set(port=proxy.port).render_as_string(hide_password=False))
+        t = Topology(tmp_path, standin, app_db_url=url.set(port=proxy.port).render_as_string(hide_password=False),
+                     model_dir=risk_model_dir)
         t.start()
         try:
             yield t, proxy
