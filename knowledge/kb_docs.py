@@ -96,6 +96,8 @@ class Doc:
         """Where a person reads it."""
         if self.kind == "runbook":
             return f"runbook `{self.ref_id}`"
+        if self.kind == "postmortem" and self.incident_id is not None:
+            return f"postmortem of #{self.incident_id}"  # as `/postmortem show <incident>` and its page name it
         return f"{self.kind} #{self.ref_id}"
 
     def fingerprint(self) -> str:

@@ -54,9 +54,20 @@ def kb_link(ctx: SkillContext, hit: Hit) -> str:
     """Slack mrkdwn reference to the hit: a link to the postmortem page when there is one."""
     url = kb_url(ctx, hit)
     if url is not None:
-        label = f"incident #{hit.incident_id}" if hit.kind == "incident" else f"postmortem #{hit.postmortem_id}"
+        # Numbered like the page it opens (/kb/postmortems/<incident>): the postmortem's own row id means nothing
+        label = f"incident #{hit.incident_id}" if hit.kind == "incident" else f"postmortem of #{hit.incident_id}"
         return f"<{url}|{label}>"
     return esc(hit.link)
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def resolver(resolved_by: str, markup: bool = True) -> str:
+    """Who or what resolved a past incident: a Slack user (its assignee) or a runbook (the run that fixed it)."""
+    if _SLACK_USER.fullmatch(resolved_by):
+        return f"resolved by <@{resolved_by}>" if markup else f"resolved by @{resolved_by}"
+    return f"resolved with {esc(resolved_by) if markup else resolved_by}"
 
 
 def collapse(hits: list[Hit]) -> list[Hit]:
@@ -86,7 +97,7 @@ def hit_lines(ctx: SkillContext, n: int, hit: Hit, markup: bool = True) -> tuple
     if hit.kind == "runbook":
         lines.append(f"    runbook: {e(hit.resolution[:200])}" if hit.resolution else "")
     elif hit.resolution:
-        by = f" (resolved with {e(hit.resolved_by)})" if hit.resolved_by else ""
+        by = f" ({resolver(hit.resolved_by, markup)})" if hit.resolved_by else ""
         lines.append(f"    fix that worked: {e(hit.resolution[:300])}{by}")
     elif hit.status and hit.status not in ("resolved", "closed", "published"):
         lines.append(f"    still {e(hit.status)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from knowledge import jobs
-from knowledge.models import Incident
+from knowledge.models import Incident, WebhookInbox
 from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
 
 __all__ = ["StatusSkill"]
@@ -29,12 +29,20 @@ class StatusSkill(BaseSkill):
             n_open = s.scalar(select(func.count()).select_from(Incident)
                               .where(Incident.status.in_(("open", "acknowledged", "mitigated")))) or 0
             queue = jobs.counts(s)
-        lines = tuple(f"#{i} SEV{sev} [{st}] {title}" for i, title, sev, st in open_rows) or ("none",)
+            inbox = s.scalar(select(func.count()).select_from(WebhookInbox)
+                             .where(WebhookInbox.status == "pending")) or 0
+        waiting, failed = queue.get("queued", 0) + queue.get("running", 0), queue.get("failed", 0)
+        lines = tuple(f"#{i} SEV{sev} [{st}] {title}" for i, title, sev, st in open_rows)
+        if n_open > len(lines):
+            lines += (f"... and {n_open - len(lines)} more: `/incident list`",)
+        backlog = f"{waiting} job(s) in progress" + (f", {failed} failed" if failed else "")
+        if inbox:
+            backlog += f", {inbox} alert deliveries not yet processed"
         return SkillResult(
             title="warroom status",
-            summary=f"I am up. {n_open} open incident(s); jobs: "
-            + (", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "none queued"),
-            fields=(("Open incidents", str(n_open)), ("Queued jobs", str(queue.get("queued", 0)))),
-            sections=(Section("Open incidents", lines),),
-            data={"open_incidents": n_open, "jobs": queue},
+            summary=f"I am up. {n_open} open incident(s); {backlog}.",
+            fields=(("Open incidents", str(n_open)), ("Jobs in progress", str(waiting)), ("Jobs failed", str(failed)),
+                    ("Alerts waiting", str(inbox))),
+            sections=(Section("Open incidents", lines),) if lines else (),
+            data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox},
         )

@@ -27,7 +27,8 @@ def test_new_ack_sev_assign_resolve(live: Live) -> None:
     inc = _new_incident(live)
     assert inc.severity == 2 and inc.service_name == "payments-api" and inc.card_ts
     card = live.standin.calls_to("chat.postMessage")
-    assert any(c.args["channel"] == "C0INCIDENTS" and f"#{inc.id} SEV2" in c.args["text"] for c in card)
+    first = next(c for c in card if c.args["channel"] == "C0INCIDENTS" and f"#{inc.id} SEV2" in c.args["text"])
+    assert "*Alerts*\\nnone linked" in json.dumps(first.args["blocks"])  # no alert yet: not "0 firing / 0"
     for cmd in (f"ack {inc.id}", f"sev 1 #{inc.id}", f"assign <@U0BOB|bob> {inc.id}"):
         live.driver.command("/incident", cmd, user="U0ALICE", channel="C0OPS")
         live.drain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 
@@ -33,6 +34,18 @@ def test_signed_slash_command_is_answered(live: Live) -> None:
     assert len(msgs) == 1
     assert "warroom status" in json.dumps(msgs[0]["blocks"])
     assert "I am up" in msgs[0]["text"]
+
+
+def test_status_lists_open_incidents_and_the_backlog(live: Live) -> None:
+    live.driver.command("/incident", "new checkout-web 404s on the JS bundles sev2", user="U0BOB", channel="C0OPS")
+    live.drain()
+    live.driver.command("/warroom", "status", user="U0BOB", channel="C0OPS")
+    live.drain()
+    msg = live.standin.messages("C0OPS")[-1]
+    blocks = json.dumps(msg["blocks"])
+    assert re.search(r"I am up\. 1 open incident\(s\); \d+ job\(s\) in progress\.", msg["text"])  # this one too
+    assert "SEV2 [open] checkout-web 404s on the JS bundles" in blocks
+    assert "Jobs failed" in blocks and "Alerts waiting" in blocks
 
 
 def test_help_is_ephemeral_for_commands(live: Live) -> None:

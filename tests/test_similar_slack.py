@@ -15,6 +15,7 @@ from bot.standin.harness import LiveServer
 from bot.standin.server import SlackStandIn
 from knowledge.db import Database
 from knowledge.models import Feedback, Incident
+from skills.similar import resolver
 from tests.conftest import Live, make_settings
 
 CH = "C0GENERAL"
@@ -57,12 +58,20 @@ def test_slash_similar_answers_with_why_fix_and_feedback_buttons(live: Live) -> 
     text = _text(msg)
     assert not msg["ephemeral"] and "Similar past incidents" in text
     assert "incident #101" in text and "fix that worked" in text and "pgbouncer" in text
+    assert "(resolved with restart-service)" in text  # the runbook run that fixed #101
     assert "same service payments-api" in text
     buttons = _buttons(msg)
     assert buttons and all(b["action_id"] == "similar:not_similar" for b in buttons)
     assert json.loads(buttons[0]["value"])["t"] == "incident:101"
     _similar_for_an_incident_id_excludes_itself(live)
     _not_similar_click_is_stored_and_reranks(live)
+
+
+def test_resolver_names_a_person_as_a_mention_and_a_runbook_by_its_id() -> None:
+    assert resolver("U0ALICE") == "resolved by <@U0ALICE>"
+    assert resolver("U0ALICE", markup=False) == "resolved by @U0ALICE"
+    assert resolver("restart-service") == "resolved with restart-service"
+    assert resolver("<!channel> x") == "resolved with &lt;!channel&gt; x"  # stored text is never a live mention
 
 
 def _not_similar_click_is_stored_and_reranks(live: Live) -> None:
@@ -109,7 +118,7 @@ def _similar_for_an_incident_id_excludes_itself(live: Live) -> None:
     live.driver.command("/similar", "#109", channel=CH)
     live.drain()
     text = _text(_last(live))
-    assert "incident #109" not in text and "postmortem #9" not in text
+    assert "incident #109" not in text and "postmortem of #109" not in text
     assert "incident #105" in text or "clear-disk-space" in text  # the other disk-full incident / runbook
 
 
