@@ -48,8 +48,12 @@ _SEV_WORDS: dict[str, re.Pattern[str]] = {
 _CAT_WORDS: dict[str, re.Pattern[str]] = {
     "network": re.compile(r"\b(connect\w*|socket|network|host|route|dns|tcp|udp|packet|link|port|peer|"
                           r"unreachable|tls|ssl|http|interface|eth\w*|upstream)\b", re.I),
+    # Connection exhaustion is the database's resource running out ("remaining connection slots are
+    # reserved", "too many connections", a pool with no free connection), not the network failing.
     "database": re.compile(r"\b(database|db|sql|query|transaction|table|replica\w*|postgres\w*|mysql|deadlock|"
-                           r"constraint|relation|rows?)\b", re.I),
+                           r"constraint|relation|rows?|connection slots|too many (connections|clients)|"
+                           r"max_connections|connection pool|pool exhausted|pgbouncer|superuser|wal|vacuum|"
+                           r"schema)\b", re.I),
     "storage": re.compile(r"\b(disk|storage|volume|file|filesystem|mount\w*|device|block|write|read-only|"
                           r"space|inode|i/o|io|quota|bucket|raid)\b", re.I),
     "memory": re.compile(r"\b(memory|heap|oom|gc|allocat\w*|swap|rss|out of memory|outofmemory\w*)\b", re.I),

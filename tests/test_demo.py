@@ -17,6 +17,10 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     # the alert storm became one incident card, with the classifier's vote among the responder's reasons
     assert "(300 received)" in text
     assert "classifier says payments" in text
+    # the storm's log excerpt: connection exhaustion is the database's, not the network's
+    assert "[database] `FATAL remaining connection slots are reserved`" in text
+    # the published postmortem is named by its incident, and a person who resolved one is a mention
+    assert "|postmortem of #109>" in text and "(resolved with U0" not in text
     # the approved runbook ran to the end, and the self-approval was refused
     assert "Refused: only storage, platform can approve" in text
     assert "of `clear-disk-space` succeeded." in text
