@@ -233,7 +233,7 @@ def train_queue(
     model: Annotated[str, typer.Argument(help="routing, risk or logs.")],
     episodes: Annotated[int, typer.Option(min=200, max=200_000, help="Risk: synthetic episodes.")] = 3000,
 ) -> None:
-    """Queue training as a job (``model.train``): a worker (or the running server) trains, not this shell."""
+    """Queue training as a job (`model.train`): a worker (or the running server) trains, not this shell."""
     from bot.train_jobs import MODELS
     from knowledge import jobs as q
     from knowledge.db import Database

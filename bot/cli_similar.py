@@ -64,7 +64,7 @@ def similar(
     service: Annotated[str | None, typer.Option(help="Prefer this service.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Search past incidents, postmortems and runbooks like ``/similar`` does."""
+    """Search past incidents, postmortems and runbooks like `/similar` does in Slack."""
     from knowledge.search import KINDS, SearchError, search
 
     ctx = _ctx()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
+from knowledge.runbook_store import get_runbook, spec_of
 from knowledge.search import KINDS, Hit, SearchError, search
 from skills.ask_llm import IDK, LLMUnavailable, ask_llm
 from skills.base import BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
@@ -29,6 +30,7 @@ _KB_QUESTION = re.compile(
     r"|any (postmortems?|incidents?) (about|on|for|with))", re.I)
 _QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|do|does|can|could|should|has|have)"
                        r"\b", re.I)
+_HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to))", re.I)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
 
@@ -47,6 +49,25 @@ def _fix(hit: Hit) -> tuple[str, ...]:
     if hit.kind == "runbook" or not hit.resolution or hit.resolution[:60] in hit.passage:
         return ()
     return (f"> _fix that worked:_ {esc(hit.resolution[:300])}",)
+
+
+def _preview_hint(ctx: SkillContext, hit: Hit, service: str | None) -> tuple[str, ...]:
+    """For a runbook: the command that previews it, its service filled in when the question names one the
+    runbook accepts, and a placeholder for each other parameter it needs (nothing runs from a question)."""
+    if hit.kind != "runbook":
+        return ()
+    with ctx.db.session() as s:
+        row = get_runbook(s, slug=hit.id)
+        spec = spec_of(row) if row is not None else None
+    if spec is None:
+        return ()
+    args = []
+    for p in spec.parameters:
+        if p.name == "service" and service and (not p.allowed or service in p.allowed):
+            args.append(f"service={service}")
+        elif p.required and p.default is None:
+            args.append(f"{p.name}=<{p.name}>")
+    return (f"> _preview it:_ `/runbook run {' '.join((spec.slug, *args))} --dry-run`",)
 
 
 class AskSkill(BaseSkill):
@@ -72,10 +93,13 @@ class AskSkill(BaseSkill):
         if not question:
             raise SkillError("Ask me a question, e.g. `@warroom how do I restart ingest?`")
         try:
-            hits = search(ctx, text=question, kinds=KINDS, service=service_in(question, ctx), k=8)
+            service = service_in(question, ctx)
+            hits = search(ctx, text=question, kinds=KINDS, service=service, k=8)
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         found = [h for h in collapse(hits) if relevant(h)][:4]
+        if _HOW_TO.search(question):  # "how do I ...": the runbook that does it first, then what happened before
+            found.sort(key=lambda h: h.kind != "runbook")
         if not found:
             return SkillResult(title=IDK, summary="I found nothing in the knowledge base (incidents, postmortems, "
                                "runbooks) that answers this.", data={"mode": "unknown", "hits": []})
@@ -99,7 +123,7 @@ class AskSkill(BaseSkill):
                 cited = tuple(src for i, src in enumerate(sources, 1) if i in answer.cited)
                 return SkillResult(title="From the knowledge base", summary=esc(answer.text),
                                    sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
-        sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h)))
+        sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h), *_preview_hint(ctx, h, service)))
                          for src, h in zip(sources, found, strict=True))
         note = " (the language model did not answer; these are the passages)" if "fallback" in data else ""
         return SkillResult(title="From the knowledge base", summary=f"The most relevant passages{note}:",

@@ -14,7 +14,7 @@ from bot.standin.driver import SlackDriver
 from bot.standin.harness import LiveServer
 from bot.standin.server import SlackStandIn
 from knowledge.db import Database
-from knowledge.models import Feedback, Incident
+from knowledge.models import Feedback, Incident, RunbookExecution
 from skills.similar import resolver
 from tests.conftest import Live, make_settings
 
@@ -131,7 +131,11 @@ def test_questions_in_the_channel_get_cited_passages_or_i_dont_know(live: Live) 
     assert "remaining connection slots are reserved" in text and msg.get("thread_ts")
     live.driver.mention("how do I restart ingest?", channel=CH)
     live.drain()
-    assert "restart" in _text(_last(live)).lower() and "[1]" in _text(_last(live))
+    howto = _text(_last(live))
+    assert "[1] runbook `restart-service`" in howto  # how-to: the runbook first, with its preview filled in
+    assert "`/runbook run restart-service service=ingest --dry-run`" in howto
+    with live.db.session() as s:  # a question never starts a run
+        assert s.query(RunbookExecution).count() == 0
     live.driver.mention("what is the capital of France?", channel=CH)
     live.drain()
     assert "I don't know" in _text(_last(live))
