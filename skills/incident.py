@@ -23,6 +23,10 @@ __all__ = ["IncidentSkill", "escape"]
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})$")
+# Free text about one incident: "status of incident #101", "what's going on with #113?"
+_FREE_ID = re.compile(r"(?:#|\bincident\s+#?)(\d{1,9})\b", re.I)
+_VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "assign", "resolve", "list")
+_FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening)\b", re.I)
 
 
 def escape(text: object) -> str:
@@ -43,9 +47,19 @@ class IncidentSkill(BaseSkill):
     keywords = ("incident", "outage", "declare", "sev1", "sev2")
     examples = ("/incident new payments-api returning 500s sev2",)
 
+    def score(self, text: str) -> float:
+        """Keywords, or 0.85 for free text asking how one incident stands ("status of #101")."""
+        if _FREE_ID.search(text) and _FREE_STATUS.search(text):
+            return 0.85
+        return super().score(text)
+
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
+        if request.source in ("mention", "dm") and verb not in _VERBS:
+            m = _FREE_ID.search(request.text)
+            if m and _FREE_STATUS.search(request.text):
+                verb, rest = "status", f"#{m.group(1)}"
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "assign": self._assign, "resolve": self._resolve,
                     "list": self._list}

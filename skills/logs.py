@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,6 +68,10 @@ def _templates_csv(report: LogReport) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+_PASTED = re.compile(r"^\W*(\S+\s+){0,4}\[?(FATAL|CRITICAL|ERROR|WARN|WARNING|INFO|DEBUG|PANIC)\]?[:\s]"
+                     r"|^Traceback \(most recent call last\)|^Exception in thread ")
+
+
 class LogsSkill(BaseSkill):
     """Classify log lines: severity, failure category, templates, and which ones were never seen before."""
 
@@ -75,6 +80,14 @@ class LogsSkill(BaseSkill):
     keywords = ("log lines", "these logs", "classify logs", "classify these logs", "stack trace", "traceback",
                 "log file")
     examples = ("/logs ERROR db-1 connection refused ...", "message shortcut: Classify these logs")
+
+    def score(self, text: str) -> float:
+        """Keywords, or pasted log lines: a level in capitals among a line's first words
+        ("2026-11-23 14:02:11 ERROR db-1 ..."), or a traceback. A question about errors is not a paste."""
+        lines = [ln for ln in text.splitlines() if _PASTED.search(ln)]
+        if len(lines) >= 2 or (lines and not text.rstrip().endswith("?")):
+            return max(0.75, super().score(text))
+        return super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
         """Load (or train once from the bundled examples) the classifier."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from knowledge.people import services_in_text
 from knowledge.risk_store import add_reading, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
 from models.risk_chart import snapshot_chart, window_chart
@@ -108,6 +109,10 @@ class RiskSkill(BaseSkill):
             words = [t.rstrip("?.!,;:") for t in text.split()]
             text = " ".join(t for t in words if "=" in t or (t.startswith("#") and t[1:].isdigit()))
         service, incident, snapshot = parse_command(text)
+        if service is None and request.source != "command":  # "@warroom risk for payments-api cpu=95"
+            with ctx.db.session() as s:
+                named = services_in_text(session=s, text=request.text)
+            service = named[0] if named else None
         incident = incident or request.incident_id
         engine = self.engine(ctx)
         history = self._history(ctx, service)

@@ -18,6 +18,11 @@ def _texts(live: Live, channel: str | None = None) -> list[str]:
     return [json.dumps(m.get("blocks") or m.get("text")) for m in live.standin.messages(channel)]
 
 
+def _first(live: Live, channel: str) -> str:
+    """The plain text of the first message in ``channel``."""
+    return str(live.standin.messages(channel)[0]["text"])
+
+
 def test_health_ready_metrics(live: Live) -> None:
     assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{live.url}/readyz")
@@ -122,6 +127,22 @@ def test_free_text_routes_to_best_skill_or_help(live: Live) -> None:
     assert "warroom status" in _texts(live, "C0A")[0]
     helped = _texts(live, "C0B")[0]
     assert "not sure what you need" in helped and "/warroom status" in helped
+
+
+def test_free_text_about_an_incident_a_pasted_log_line_and_a_named_service(live: Live) -> None:
+    asks = {"C0S1": "status of incident #101", "C0S2": "what's going on with #105?",
+            "C0L1": "ERROR db-1 connection refused to 10.0.0.4:5432",
+            "C0L2": "2026-11-23 14:02:11 WARN payments-api retrying checkout 8812 in 2s (attempt 3)",
+            "C0Q": "why is the ERROR rate high on payments-api?", "C0R": "what's the risk for payments-api cpu=95 mem=97?"}
+    for ch, text in asks.items():
+        live.driver.mention(text, channel=ch)
+    live.drain()
+    assert _first(live, "C0S1").startswith("Incident #101:")  # the incident, not the bot's own status
+    assert _first(live, "C0S2").startswith("Incident #105:")
+    assert "Log classification: 1 line(s) in 1 template(s): 1 ERROR" in _first(live, "C0L1")
+    assert "1 WARNING" in _first(live, "C0L2")
+    assert "Log classification" not in _first(live, "C0Q")  # a question about errors is not a paste
+    assert "Failure risk: payments-api" in _first(live, "C0R")  # the service named in words, not service=
 
 
 def test_dm_is_answered_in_thread(live: Live) -> None:
