@@ -133,7 +133,8 @@ def test_free_text_about_an_incident_a_pasted_log_line_and_a_named_service(live:
     asks = {"C0S1": "status of incident #101", "C0S2": "what's going on with #105?",
             "C0L1": "ERROR db-1 connection refused to 10.0.0.4:5432",
             "C0L2": "2026-11-23 14:02:11 WARN payments-api retrying checkout 8812 in 2s (attempt 3)",
-            "C0Q": "why is the ERROR rate high on payments-api?", "C0R": "what's the risk for payments-api cpu=95 mem=97?"}
+            "C0Q": "why is the ERROR rate high on payments-api?",
+            "C0R": "what's the risk for payments-api cpu=95 mem=97?"}
     for ch, text in asks.items():
         live.driver.mention(text, channel=ch)
     live.drain()
