@@ -39,6 +39,27 @@ def _age(inc: Incident) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
+_FREE_VERB = re.compile(r"\b(ack|acknowledge|resolve)\b", re.I)
+_FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
+                       r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+
+
+def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
+    """A mention in words ("open an incident: ingest lag sev2", "ack #101", "status of #101") as a command."""
+    new = _FREE_NEW.search(text)
+    if new and re.search(r"\w", new.group(1)):
+        return "new", new.group(1).strip()
+    ref = _FREE_ID.search(text)
+    if ref:
+        action = _FREE_VERB.search(text)
+        if action:
+            word = action.group(1).lower()
+            return ("ack" if word.startswith("ack") else word), f"#{ref.group(1)}"
+        if _FREE_STATUS.search(text):
+            return "status", f"#{ref.group(1)}"
+    return verb, rest
+
+
 class IncidentSkill(BaseSkill):
     """Open, acknowledge, re-rate, assign, resolve and list incidents."""
 
@@ -48,18 +69,16 @@ class IncidentSkill(BaseSkill):
     examples = ("/incident new payments-api returning 500s sev2",)
 
     def score(self, text: str) -> float:
-        """Keywords, or 0.85 for free text asking how one incident stands ("status of #101")."""
-        if _FREE_ID.search(text) and _FREE_STATUS.search(text):
+        """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
+        if _FREE_ID.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)):
             return 0.85
         return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if request.source in ("mention", "dm") and verb not in _VERBS:
-            m = _FREE_ID.search(request.text)
-            if m and _FREE_STATUS.search(request.text):
-                verb, rest = "status", f"#{m.group(1)}"
+        if request.source in ("mention", "dm") and (verb not in _VERBS or _FREE_NEW.search(request.text)):
+            verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "assign": self._assign, "resolve": self._resolve,
                     "list": self._list}

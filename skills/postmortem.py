@@ -103,7 +103,7 @@ class PostmortemSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if verb not in _VERBS and request.source in ("mention", "dm"):
+        if request.source in ("mention", "dm") and (verb not in _VERBS or not _ID.match(rest.strip().split(" ")[0])):
             # Free text ("@warroom show the postmortem of #113"): a verb word and an incident number.
             words = re.findall(r"[\w#-]+", request.text.lower())
             verb = next((w for w in words if w in _VERBS), "show")

@@ -34,6 +34,7 @@ log = logging.getLogger("warroom.skills.similar")
 MIN_SCORE_SHOWN = 0.2  # weaker hits are not worth a reader's time
 MIN_SCORE_CARD = 0.3
 _INCIDENT_REF = re.compile(r"^\s*(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s*$", re.I)
+_FREE_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
 
 def esc(text: object) -> str:
@@ -135,6 +136,12 @@ class SimilarSkill(BaseSkill):
         if callable(warm):
             warm()
 
+    def score(self, text: str) -> float:
+        """Keywords; "similar" next to an incident number ("anything similar to #105?") wins over a question."""
+        if re.search(r"\bsimilar\b", text, re.I) and _FREE_REF.search(text):
+            return 0.9
+        return super().score(text)
+
     def _query_for(self, text: str, ctx: SkillContext) -> tuple[str, int | None, str | None, str | None]:
         m = _INCIDENT_REF.match(text)
         if not m:
@@ -149,6 +156,9 @@ class SimilarSkill(BaseSkill):
         text = request.text.strip()
         if not text:
             raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
+        if request.source in ("mention", "dm") and re.search(r"\bsimilar\b", text, re.I):
+            ref = _FREE_REF.search(text)  # "anything similar to #105?": that incident is the query
+            text = f"#{ref.group(1)}" if ref else text
         query, incident_id, service, alert = self._query_for(text, ctx)
         exclude = (f"incident:{incident_id}",) if incident_id is not None else ()
         try:

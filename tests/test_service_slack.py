@@ -10,7 +10,7 @@ import urllib.parse
 import httpx
 from sqlalchemy import select
 
-from knowledge.models import Job
+from knowledge.models import Incident, Job
 from tests.conftest import Live
 
 
@@ -144,6 +144,26 @@ def test_free_text_about_an_incident_a_pasted_log_line_and_a_named_service(live:
     assert "1 WARNING" in _first(live, "C0L2")
     assert "Log classification" not in _first(live, "C0Q")  # a question about errors is not a paste
     assert "Failure risk: payments-api" in _first(live, "C0R")  # the service named in words, not service=
+
+
+def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) -> None:
+    asks = {"C0N1": "open a new incident for payments-api 500s sev2", "C0N2": "can you open an incident?",
+            "C0P": "show me the postmortem for #101", "C0SIM": "anything similar to #105?"}
+    for ch, text in asks.items():
+        live.driver.mention(text, channel=ch, user="U0BOB")
+    live.drain()
+    opened = _first(live, "C0N1")
+    assert "(SEV2): payments-api 500s" in opened
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "payments-api 500s")).one()
+        assert (inc.severity, inc.service_name) == (2, "payments-api")
+        assert s.query(Incident).filter(Incident.title == "?").count() == 0  # a question opens nothing
+    live.driver.mention(f"ack #{inc.id}", channel="C0N1", user="U0BOB")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).status == "acknowledged"
+    assert _first(live, "C0P").startswith("Postmortem for incident #101")
+    assert _first(live, "C0SIM").startswith("Similar past incidents") and "incident #105" not in _first(live, "C0SIM")
 
 
 def test_dm_is_answered_in_thread(live: Live) -> None:
