@@ -54,6 +54,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         action = _FREE_VERB.search(text)
         if action:
             word = action.group(1).lower()
+            if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
+                return "resolve", f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
             return ("ack" if word.startswith("ack") else word), f"#{ref.group(1)}"
         if _FREE_STATUS.search(text):
             return "status", f"#{ref.group(1)}"

@@ -162,6 +162,11 @@ def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) ->
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "acknowledged"
+    live.driver.mention(f"please resolve incident {inc.id}: rolled back the deploy", channel="C0N1", user="U0BOB")
+    live.drain()
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert (row.status, row.resolution) == ("resolved", "rolled back the deploy")
     assert _first(live, "C0P").startswith("Postmortem for incident #101")
     assert _first(live, "C0SIM").startswith("Similar past incidents") and "incident #105" not in _first(live, "C0SIM")
 
