@@ -39,7 +39,8 @@ def _age(inc: Incident) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
-_FREE_VERB = re.compile(r"\b(ack|acknowledge|resolve)\b", re.I)
+# Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
+_FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(ack|acknowledge|resolve)\b", re.I)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
