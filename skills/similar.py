@@ -175,7 +175,10 @@ class SimilarSkill(BaseSkill):
         sections = tuple(Section("", hit_lines(ctx, i, h)) for i, h in enumerate(hits, 1))
         actions = tuple(_button(i, h, incident_id or request.incident_id, query) for i, h in enumerate(hits, 1))
         note = " (your text was long: I searched its first 8,000 characters)" if len(query) > 8000 else ""
-        return SkillResult(title="Similar past incidents", summary=f"Closest matches for _{esc(text[:150])}_{note}",
+        about = f"_{esc(text[:150])}_"
+        if incident_id is not None:  # "/similar #109": name the incident, not just its number
+            about = f"incident #{incident_id}: _{esc(query.split('. ')[0][:150])}_"
+        return SkillResult(title="Similar past incidents", summary=f"Closest matches for {about}{note}",
                            sections=sections, actions=actions,
                            data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})
 

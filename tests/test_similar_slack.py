@@ -118,7 +118,9 @@ def _similar_for_an_incident_id_excludes_itself(live: Live) -> None:
     live.driver.command("/similar", "#109", channel=CH)
     live.drain()
     text = _text(_last(live))
-    assert "incident #109" not in text and "postmortem of #109" not in text
+    assert "Closest matches for incident #109: _kafka broker" in text
+    assert "incident #109*" not in text and "|incident #109>" not in text  # never among its own matches
+    assert "postmortem of #109" not in text
     assert "incident #105" in text or "clear-disk-space" in text  # the other disk-full incident / runbook
 
 
