@@ -28,7 +28,18 @@ __all__ = ["build_bolt_app", "parse_command"]
 
 log = logging.getLogger("warroom.slack")
 
-_MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
+_LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s,:]*")
+
+
+def strip_bot_mention(text: str, body: dict[str, Any]) -> str:
+    """The message without its address to the bot: the leading mention, and any mention of the bot's own
+    user (Slack lists it under ``authorizations``). Other people's mentions stay ("assign #12 to @bob")."""
+    text = _LEADING_MENTION.sub("", text, count=1)
+    bots = [a.get("user_id") for a in body.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot")]
+    for uid in bots:
+        if isinstance(uid, str) and re.fullmatch(r"[A-Z0-9]+", uid):
+            text = re.sub(rf"<@{uid}(\|[^>]*)?>", "", text)
+    return text.strip()
 
 
 def parse_command(services: Services, command: str, text: str) -> tuple[str | None, str]:
@@ -122,7 +133,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
             await ack()
 
     async def route_text(event: dict[str, Any], body: dict[str, Any], source: str) -> None:
-        text, was_cut = _cut(services, _MENTION.sub("", str(event.get("text", ""))).strip())
+        text, was_cut = _cut(services, strip_bot_mention(str(event.get("text", "")), body))
         payload = {
             "skill": None,
             "request": {"text": text, "source": source, "user_id": event.get("user"),

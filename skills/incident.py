@@ -40,7 +40,7 @@ def _age(inc: Incident) -> str:
 
 
 # Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
-_FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(ack|acknowledge|resolve)\b", re.I)
+_FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(ack|acknowledge|resolve|assign)\b", re.I)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -57,6 +57,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
             word = action.group(1).lower()
             if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
                 return "resolve", f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
+            if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
+                return "assign", " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) + f" #{ref.group(1)}"
             return ("ack" if word.startswith("ack") else word), f"#{ref.group(1)}"
         if _FREE_STATUS.search(text):
             return "status", f"#{ref.group(1)}"

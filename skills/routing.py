@@ -35,6 +35,7 @@ from skills.routing_engine import RoutingDecision, route
 __all__ = ["RoutingSkill"]
 
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
+_INCIDENT_REF = re.compile(r"(?:#|\bincident\s+#?)(\d{1,9})\b", re.IGNORECASE)
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
@@ -139,15 +140,23 @@ class RoutingSkill(BaseSkill):
                            data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people]} for r in rows]})
 
     def _route(self, text: str, request: SkillRequest, ctx: SkillContext) -> SkillResult:
-        service = None
+        service, incident_id = None, request.incident_id
         m = _SERVICE_ARG.search(text)
         if m:
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
+        ref = _INCIDENT_REF.search(text)
+        if ref:  # "/route #113", "who should take #113?": route that incident, by its own title and service
+            with ctx.db.session() as s:
+                inc = s.get(Incident, int(ref.group(1)))
+                if inc is None:
+                    raise SkillError(f"There is no incident #{ref.group(1)}.")
+                text = ". ".join(p for p in (inc.title, inc.description) if p)
+                service, incident_id = service or inc.service_name, inc.id
         if not text and not service:
             raise SkillError("Tell me what the ticket is about, e.g. `/route payments-api returns 503 at "
                              "checkout` (optionally `service:NAME`).")
         text = mask_secrets(text)[:MAX_TEXT]
-        d = route(ctx, text=text, service=service, incident_id=request.incident_id)
+        d = route(ctx, text=text, service=service, incident_id=incident_id)
         best = d.best
         summary = (f"Suggested: <@{best.user_id}> ({_esc(best.name)}): {_esc(best.why)}" if best
                    else f"No one to suggest. {d.fallback}")

@@ -100,6 +100,9 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
         return spec_of(row)
 
 
+_FILLER = frozenset({"runbook", "runbooks", "for", "of", "the", "a", "me", "all", "runs", "run", "our", "please"})
+
+
 class RunbooksSkill(BaseSkill):
     """Find, preview and run runbooks with approvals: `/runbook list|show|run|history|suggest`."""
 
@@ -122,6 +125,9 @@ class RunbooksSkill(BaseSkill):
                 "mention, message, alert or log text"), detail={"source": request.source, "text": text[:300]})
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
+        if request.source in ("mention", "dm") and sub in ("list", "show", "history"):
+            # "list runbooks for kafka", "show runbook restart-service", "history of runbook runs"
+            rest = " ".join(w for w in rest.split() if w.lower() not in _FILLER)
         if sub == "run":
             return self._request_run(request, ctx, rest)
         if sub == "show":

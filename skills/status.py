@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from knowledge import jobs
@@ -18,6 +20,16 @@ class StatusSkill(BaseSkill):
     commands = ("/warroom status",)
     keywords = ("status", "are you alive", "open incidents", "what is open", "health")
     examples = ("@warroom status",)
+
+    def score(self, text: str) -> float:
+        """Keywords; "what is open right now?" / "are you alive?" are for me, not a knowledge-base question.
+        A message about one incident ("status of #101") is the incident skill's."""
+        if re.search(r"#\d|\bincident\s+\d", text, re.I):
+            return 0.0
+        if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|what is on fire|what's on fire)\b",
+                     text, re.I):
+            return 0.9
+        return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:

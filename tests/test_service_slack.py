@@ -10,6 +10,7 @@ import urllib.parse
 import httpx
 from sqlalchemy import select
 
+from bot.slack_app import strip_bot_mention
 from knowledge.models import Incident, Job
 from tests.conftest import Live
 
@@ -170,7 +171,30 @@ def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) ->
         assert (row.status, row.resolution) == ("resolved", "rolled back the deploy")
     assert "Log classification" in _first(live, "C0N3")  # a pasted line that says "resolve #101" resolves nothing
     assert _first(live, "C0P").startswith("Postmortem for incident #101")
-    assert _first(live, "C0SIM").startswith("Similar past incidents") and "incident #105" not in _first(live, "C0SIM")
+    assert _first(live, "C0SIM").startswith("Similar past incidents: Closest matches for incident #105: _postgres")
+
+
+def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
+    asks = {"C0A1": "assign #102 to <@U0CARLA>", "C0A2": "who should take #101?", "C0A3": "list runbooks for kafka",
+            "C0A4": "show runbook restart-service", "C0A5": "what is open right now?"}
+    for ch, text in asks.items():
+        live.driver.mention(text, channel=ch, user="U0BOB")
+    live.drain()
+    assert "Incident #102 is assigned to <@U0CARLA>" in _first(live, "C0A1")  # the other mention is kept
+    with live.db.session() as s:
+        assert s.get(Incident, 102).assignee == "U0CARLA"
+    routed = json.dumps(live.standin.messages("C0A2")[0]["blocks"])
+    assert "declared owner of payments-api" in routed  # #101's own service, not the words "who should take"
+    assert _first(live, "C0A3").startswith("Runbooks for kafka")
+    assert "(restart-service)" in _first(live, "C0A4")
+    assert _first(live, "C0A5").startswith("warroom status: I am up")
+
+
+def test_only_the_bot_is_stripped_from_a_mention() -> None:
+    body = {"authorizations": [{"user_id": "UWARROOM", "is_bot": True}]}
+    assert strip_bot_mention("<@UWARROOM> assign #12 to <@U0BOB>", body) == "assign #12 to <@U0BOB>"
+    assert strip_bot_mention("hey <@UWARROOM|warroom>, status", body) == "hey , status"
+    assert strip_bot_mention("<@UOTHER> status", {}) == "status"  # no authorizations: the leading address
 
 
 def test_dm_is_answered_in_thread(live: Live) -> None:
