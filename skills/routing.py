@@ -154,7 +154,7 @@ class RoutingSkill(BaseSkill):
                 service, incident_id = service or inc.service_name, inc.id
         if not text and not service:
             raise SkillError("Tell me what the ticket is about, e.g. `/route payments-api returns 503 at "
-                             "checkout` (optionally `service:NAME`).")
+                             "checkout` (optionally `service:NAME`), or `/route #123` for an incident.")
         text = mask_secrets(text)[:MAX_TEXT]
         d = route(ctx, text=text, service=service, incident_id=incident_id)
         best = d.best
