@@ -104,6 +104,8 @@ def build_scenario() -> Scenario:
     sc.add("iris", "@warroom have we seen kafka brokers running out of disk before? what fixed it?",
            lambda d, srv, st: _expect_2xx(d.mention("have we seen kafka brokers running out of disk before? "
                                                     "what fixed it?", user="U0IRIS", channel=CHANNEL)))
+    sc.add("erin", "@warroom how do I restart ingest?",  # a how-to: the runbook first, with its preview command
+           lambda d, srv, st: _expect_2xx(d.mention("how do I restart ingest?", user="U0ERIN", channel=CHANNEL)))
     # end similar (issue 6)
     # runbooks (issue 8): a dry run, a request, a refused self-approval and an approval by the storage team
     __import__("bot.runbook_demo").runbook_demo.add_runbook_steps(sc.add, CHANNEL)

@@ -21,6 +21,7 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     assert "[database] `FATAL remaining connection slots are reserved`" in text
     # the published postmortem is named by its incident, and a person who resolved one is a mention
     assert "|postmortem of #109>" in text and "(resolved with U0" not in text
+    assert "`/runbook run restart-service service=ingest --dry-run`" in text  # the how-to question's answer
     # the approved runbook ran to the end, and the self-approval was refused
     assert "Refused: only storage, platform can approve" in text
     assert "of `clear-disk-space` succeeded." in text
