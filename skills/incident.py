@@ -95,6 +95,8 @@ class IncidentSkill(BaseSkill):
 
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
         verb = action_id.split(":", 1)[1]
+        if verb == "new":  # "Open an incident" under the bot's answer to a reported symptom
+            return self._new_from_report(request, ctx)
         if verb not in ("ack", "resolve"):
             raise SkillError(f"unknown incident action {verb}")
         if not request.text.isdigit():
@@ -138,8 +140,23 @@ class IncidentSkill(BaseSkill):
         return SkillResult(title=f"Incident #{inc.id}", summary=summary,
                            data={"refresh_card": inc.id, "incident_id": inc.id, **data})
 
+    def _new_from_report(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        """Open the incident a person reported in words, once per answer: a second click on the same
+        button (or a retried delivery) names the incident the first one opened."""
+        title = " ".join(request.text.split())[:300]
+        if not title:
+            raise SkillError("This button does not say what to open an incident about.")
+        key = f"slack-report:{request.channel_id}:{request.thread_ts}"[:300]
+        with ctx.db.session() as s:
+            done = s.scalars(select(Incident).where(Incident.group_key == key)).first()
+            if done is not None:
+                return self._done(done, f"Already opened as incident #{done.id} by <@{done.created_by}>.")
+            result = self._new(s, request, title, ctx, group_key=key)
+        return result
+
     # --- verbs -------------------------------------------------------------------------------------
-    def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+    def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
+             group_key: str | None = None) -> SkillResult:
         words = rest.split()
         sev = 3
         if words and _SEV.match(words[-1]):
@@ -155,7 +172,7 @@ class IncidentSkill(BaseSkill):
                 break
         inc = Incident(title=title[:500], severity=sev, status="open", source="slack", created_by=request.user_id,
                        service_id=service.id if service else None, service_name=service.name if service else None,
-                       created_at=utcnow(), detected_at=utcnow(), findings={})
+                       created_at=utcnow(), detected_at=utcnow(), findings={}, group_key=group_key)
         s.add(inc)
         s.flush()
         self._event(s, inc, "created", f"Declared by <@{request.user_id}>: {title[:200]}", request.user_id)

@@ -34,6 +34,16 @@ log = logging.getLogger("warroom.skills.similar")
 MIN_SCORE_SHOWN = 0.2  # weaker hits are not worth a reader's time
 MIN_SCORE_CARD = 0.3
 _INCIDENT_REF = re.compile(r"^\s*(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s*$", re.I)
+_SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|errors|throwing|5xx|50[0-4]s?|timeouts?|"
+                      r"timing out|slow|lagg?(ing)?|broken|outage|crash\w*|oom\w*|unreachable|not responding|"
+                      r"degraded|spik(e|es|ing)|paging|on fire)\b", re.I)
+
+
+def _reported(text: str) -> bool:
+    """A symptom stated, not asked ("checkout is throwing 500s"; a question goes to ``ask``)."""
+    return bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?")
+
+
 _FREE_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
 
@@ -137,9 +147,12 @@ class SimilarSkill(BaseSkill):
             warm()
 
     def score(self, text: str) -> float:
-        """Keywords; "similar" next to an incident number ("anything similar to #105?") wins over a question."""
+        """Keywords; "similar" next to an incident number ("anything similar to #105?") wins over a question;
+        a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
         if re.search(r"\bsimilar\b", text, re.I) and _FREE_REF.search(text):
             return 0.9
+        if _reported(text):  # above a lone incident keyword ("checkout outage"), which names no action
+            return max(0.55, super().score(text))
         return super().score(text)
 
     def _query_for(self, text: str, ctx: SkillContext) -> tuple[str, int | None, str | None, str | None]:
@@ -168,16 +181,21 @@ class SimilarSkill(BaseSkill):
             raise SkillError(str(exc)) from None
         hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_SHOWN
                 and (incident_id is None or h.incident_id != incident_id)][:5]
+        report = request.source in ("mention", "dm") and incident_id is None and _reported(text)
+        offer = (Action("incident:new", "Open an incident", text[:300], "primary"),) if report else ()
         if not hits:
             return SkillResult(title="Nothing similar found", summary="No past incident, postmortem or runbook "
                                "matches this closely. Try other words, an alert name or a log line.",
-                               data={"hits": []})
+                               actions=offer, data={"hits": []})
         sections = tuple(Section("", hit_lines(ctx, i, h)) for i, h in enumerate(hits, 1))
-        actions = tuple(_button(i, h, incident_id or request.incident_id, query) for i, h in enumerate(hits, 1))
+        actions = offer + tuple(_button(i, h, incident_id or request.incident_id, query)
+                                for i, h in enumerate(hits, 1))
         note = " (your text was long: I searched its first 8,000 characters)" if len(query) > 8000 else ""
         about = f"_{esc(text[:150])}_"
         if incident_id is not None:  # "/similar #109": name the incident, not just its number
             about = f"incident #{incident_id}: _{esc(query.split('. ')[0][:150])}_"
+        if report:
+            note += ". Not an incident yet: *Open an incident* declares it"
         return SkillResult(title="Similar past incidents", summary=f"Closest matches for {about}{note}",
                            sections=sections, actions=actions,
                            data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})

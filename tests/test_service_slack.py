@@ -190,6 +190,22 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     assert _first(live, "C0A5").startswith("warroom status: I am up")
 
 
+def test_a_symptom_in_words_gets_similar_incidents_and_one_click_opens_one_incident(live: Live) -> None:
+    live.driver.mention("checkout-web is throwing 500s after the CDN change", channel="C0REP", user="U0ERIN")
+    live.drain()
+    msg = live.standin.messages("C0REP")[0]
+    assert msg["text"].startswith("Similar past incidents") and "Not an incident yet" in msg["text"]
+    buttons = [e for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]]
+    offer = next(b for b in buttons if b["action_id"] == "incident:new")
+    for _ in range(2):  # a double click opens one incident
+        live.driver.click("incident:new", offer["value"], user="U0ERIN", channel="C0REP", message_ts=msg["ts"])
+        live.drain()
+    with live.db.session() as s:
+        opened = s.scalars(select(Incident).where(Incident.title.like("checkout-web is throwing%"))).all()
+        assert len(opened) == 1 and opened[0].service_name == "checkout-web" and opened[0].created_by == "U0ERIN"
+    assert any(f"Already opened as incident #{opened[0].id}" in m["text"] for m in live.standin.messages("C0REP"))
+
+
 def test_only_the_bot_is_stripped_from_a_mention() -> None:
     body = {"authorizations": [{"user_id": "UWARROOM", "is_bot": True}]}
     assert strip_bot_mention("<@UWARROOM> assign #12 to <@U0BOB>", body) == "assign #12 to <@U0BOB>"
