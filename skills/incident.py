@@ -51,6 +51,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if new and re.search(r"\w", new.group(1)):
         return "new", new.group(1).strip()
     ref = _FREE_ID.search(text)
+    lead = _FREE_VERB.search(text)
+    if lead and not ref:  # no number: the incident of the thread or channel (see _target)
+        word = lead.group(1).lower()
+        return ("ack" if word.startswith("ack") else word), text[lead.end():].strip(" :,-")
     if ref:
         action = _FREE_VERB.search(text)
         if action:
@@ -77,6 +81,8 @@ class IncidentSkill(BaseSkill):
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
         if _FREE_ID.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)):
             return 0.85
+        if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
+            return max(0.6, super().score(text))
         return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
@@ -116,6 +122,10 @@ class IncidentSkill(BaseSkill):
                 return inc, args[:i] + args[i + 1:]
         if request.incident_id:
             inc = s.get(Incident, request.incident_id)
+            if inc is not None:
+                return inc, args
+        if request.thread_ts:  # a reply in the incident card's thread ("@warroom ack")
+            inc = s.scalars(select(Incident).where(Incident.card_ts == request.thread_ts)).first()
             if inc is not None:
                 return inc, args
         if request.channel_id:

@@ -206,6 +206,31 @@ def test_a_symptom_in_words_gets_similar_incidents_and_one_click_opens_one_incid
     assert any(f"Already opened as incident #{opened[0].id}" in m["text"] for m in live.standin.messages("C0REP"))
 
 
+def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> None:
+    live.driver.command("/incident", "new ingest lag growing sev2", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", "new billing-worker stuck sev3", user="U0ERIN", channel="C0OPS")
+    live.drain()  # two open cards in the incident channel: only the thread says which one
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "ingest lag growing")).one()
+        card_ts, channel = inc.card_ts, inc.channel_id
+    assert card_ts and channel
+
+    def reply(text: str) -> None:
+        ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
+              "thread_ts": card_ts, "channel": channel, "event_ts": f"{time.time():.6f}"}
+        assert live.driver.event(ev).status_code == 200
+        live.drain()
+
+    reply("ack")
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).status == "acknowledged"
+    reply("resolve: raised the consumer memory limit")
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert (row.status, row.resolution) == ("resolved", "raised the consumer memory limit")
+        assert s.scalars(select(Incident).where(Incident.title == "billing-worker stuck")).one().status == "open"
+
+
 def test_only_the_bot_is_stripped_from_a_mention() -> None:
     body = {"authorizations": [{"user_id": "UWARROOM", "is_bot": True}]}
     assert strip_bot_mention("<@UWARROOM> assign #12 to <@U0BOB>", body) == "assign #12 to <@U0BOB>"
