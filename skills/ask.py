@@ -120,7 +120,8 @@ class AskSkill(BaseSkill):
                     return SkillResult(title=IDK, summary="The closest knowledge-base passages do not answer this.",
                                        sections=(Section("Closest sources", sources),),
                                        data={**data, "mode": "llm_unknown"})
-                cited = tuple(src for i, src in enumerate(sources, 1) if i in answer.cited)
+                cited = tuple(line for i, (src, h) in enumerate(zip(sources, found, strict=True), 1)
+                              if i in answer.cited for line in (src, *_preview_hint(ctx, h, service)))
                 return SkillResult(title="From the knowledge base", summary=esc(answer.text),
                                    sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
         sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h), *_preview_hint(ctx, h, service)))

@@ -101,6 +101,14 @@ def test_llm_answer_is_grounded_cited_and_sees_only_masked_text(db: Database, tm
     assert "remaining connection slots are reserved" in sent  # the retrieved passage went along
 
 
+def test_llm_answer_to_a_how_to_cites_the_runbook_with_its_preview(db: Database, tmp_path: Path,
+                                                                     fake_llm: FakeOpenAI) -> None:
+    result = AskSkill().run(SkillRequest(text="how do I restart ingest?", source="mention"),
+                            _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "llm"  # the fake cites [1], the runbook (how-to: runbooks first)
+    assert "`/runbook run restart-service service=ingest --dry-run`" in "\n".join(result.sections[0].lines)
+
+
 def test_llm_says_i_dont_know(db: Database, tmp_path: Path, fake_llm: FakeOpenAI) -> None:
     fake_llm.mode = "idk"
     result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
