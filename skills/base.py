@@ -7,11 +7,15 @@ it) and ``run``. Heavy resources load in ``warm`` (called once, in the backgroun
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from knowledge.db import Database
+
+# An incident named in free text: "#12", "incident 12", "inc-12" (group 1: the number).
+INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
 __all__ = [
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",

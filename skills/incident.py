@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Incident, Service, TimelineEvent, utcnow
-from skills.base import Action, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.base import INCIDENT_REF, Action, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
 from skills.intake import OPEN_STATUSES
 
 __all__ = ["IncidentSkill", "escape"]
@@ -24,7 +24,6 @@ _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})$")
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
-_FREE_ID = re.compile(r"(?:#|\bincident\s+#?)(\d{1,9})\b", re.I)
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "assign", "resolve", "list")
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening)\b", re.I)
 
@@ -50,7 +49,7 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     new = _FREE_NEW.search(text)
     if new and re.search(r"\w", new.group(1)):
         return "new", new.group(1).strip()
-    ref = _FREE_ID.search(text)
+    ref = INCIDENT_REF.search(text)
     lead = _FREE_VERB.search(text)
     if lead and not ref:  # no number: the incident of the thread or channel (see _target)
         word = lead.group(1).lower()
@@ -79,7 +78,7 @@ class IncidentSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
-        if _FREE_ID.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)):
+        if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)):
             return 0.85
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))

@@ -19,6 +19,7 @@ from knowledge import people
 from knowledge.models import Expert, Feedback, Incident, TimelineEvent
 from knowledge.routing_history import record_wrong_owner
 from skills.base import (
+    INCIDENT_REF,
     Action,
     BaseSkill,
     Finding,
@@ -35,7 +36,6 @@ from skills.routing_engine import RoutingDecision, route
 __all__ = ["RoutingSkill"]
 
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
-_INCIDENT_REF = re.compile(r"(?:#|\bincident\s+#?)(\d{1,9})\b", re.IGNORECASE)
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
@@ -144,7 +144,7 @@ class RoutingSkill(BaseSkill):
         m = _SERVICE_ARG.search(text)
         if m:
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
-        ref = _INCIDENT_REF.search(text)
+        ref = INCIDENT_REF.search(text)
         if ref:  # "/route #113", "who should take #113?": route that incident, by its own title and service
             with ctx.db.session() as s:
                 inc = s.get(Incident, int(ref.group(1)))

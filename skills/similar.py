@@ -16,6 +16,7 @@ from typing import Any
 from knowledge.models import Incident
 from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
 from skills.base import (
+    INCIDENT_REF,
     Action,
     BaseSkill,
     Finding,
@@ -33,7 +34,6 @@ log = logging.getLogger("warroom.skills.similar")
 
 MIN_SCORE_SHOWN = 0.2  # weaker hits are not worth a reader's time
 MIN_SCORE_CARD = 0.3
-_INCIDENT_REF = re.compile(r"^\s*(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s*$", re.I)
 _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|errors|throwing|5xx|50[0-4]s?|timeouts?|"
                       r"timing out|slow|lagg?(ing)?|broken|outage|crash\w*|oom\w*|unreachable|not responding|"
                       r"degraded|spik(e|es|ing)|paging|on fire)\b", re.I)
@@ -44,7 +44,6 @@ def _reported(text: str) -> bool:
     return bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?")
 
 
-_FREE_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
 
 def esc(text: object) -> str:
@@ -149,14 +148,14 @@ class SimilarSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords; "similar" next to an incident number ("anything similar to #105?") wins over a question;
         a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
-        if re.search(r"\bsimilar\b", text, re.I) and _FREE_REF.search(text):
+        if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text):
             return 0.9
         if _reported(text):  # above a lone incident keyword ("checkout outage"), which names no action
             return max(0.55, super().score(text))
         return super().score(text)
 
     def _query_for(self, text: str, ctx: SkillContext) -> tuple[str, int | None, str | None, str | None]:
-        m = _INCIDENT_REF.match(text)
+        m = INCIDENT_REF.fullmatch(text.strip())  # the whole text names one incident
         if not m:
             return text, None, service_in(text, ctx), None
         with ctx.db.session() as s:
@@ -170,7 +169,7 @@ class SimilarSkill(BaseSkill):
         if not text:
             raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
         if request.source in ("mention", "dm") and re.search(r"\bsimilar\b", text, re.I):
-            ref = _FREE_REF.search(text)  # "anything similar to #105?": that incident is the query
+            ref = INCIDENT_REF.search(text)  # "anything similar to #105?": that incident is the query
             text = f"#{ref.group(1)}" if ref else text
         query, incident_id, service, alert = self._query_for(text, ctx)
         exclude = (f"incident:{incident_id}",) if incident_id is not None else ()

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from knowledge import jobs
 from knowledge.models import Incident, WebhookInbox
-from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult
 
 __all__ = ["StatusSkill"]
 
@@ -24,7 +24,7 @@ class StatusSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords; "what is open right now?" / "are you alive?" are for me, not a knowledge-base question.
         A message about one incident ("status of #101") is the incident skill's."""
-        if re.search(r"#\d|\bincident\s+\d", text, re.I):
+        if INCIDENT_REF.search(text):
             return 0.0
         if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|what is on fire|what's on fire)\b",
                      text, re.I):
