@@ -49,22 +49,19 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     new = _FREE_NEW.search(text)
     if new and re.search(r"\w", new.group(1)):
         return "new", new.group(1).strip()
-    ref = INCIDENT_REF.search(text)
-    lead = _FREE_VERB.search(text)
-    if lead and not ref:  # no number: the incident of the thread or channel (see _target)
+    ref, lead = INCIDENT_REF.search(text), _FREE_VERB.search(text)
+    if lead:
         word = lead.group(1).lower()
-        return ("ack" if word.startswith("ack") else word), text[lead.end():].strip(" :,-")
-    if ref:
-        action = _FREE_VERB.search(text)
-        if action:
-            word = action.group(1).lower()
-            if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
-                return "resolve", f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
-            if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
-                return "assign", " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) + f" #{ref.group(1)}"
-            return ("ack" if word.startswith("ack") else word), f"#{ref.group(1)}"
-        if _FREE_STATUS.search(text):
-            return "status", f"#{ref.group(1)}"
+        word = "ack" if word.startswith("ack") else word
+        if ref is None:  # no number: the incident of the thread or channel (see _target)
+            return word, text[lead.end():].strip(" :,-")
+        if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
+            return "resolve", f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
+        if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
+            return "assign", " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) + f" #{ref.group(1)}"
+        return word, f"#{ref.group(1)}"
+    if ref and _FREE_STATUS.search(text):
+        return "status", f"#{ref.group(1)}"
     return verb, rest
 
 

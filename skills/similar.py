@@ -44,8 +44,6 @@ def _reported(text: str) -> bool:
     return bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?")
 
 
-
-
 def esc(text: object) -> str:
     """Escape Slack mrkdwn control characters in untrusted text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
