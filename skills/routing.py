@@ -148,10 +148,11 @@ class RoutingSkill(BaseSkill):
         if ref:  # "/route #113", "who should take #113?": route that incident, by its own title and service
             with ctx.db.session() as s:
                 inc = s.get(Incident, int(ref.group(1)))
-                if inc is None:
+                if inc is None and INCIDENT_REF.fullmatch(text.strip()):
                     raise SkillError(f"There is no incident #{ref.group(1)}.")
-                text = ". ".join(p for p in (inc.title, inc.description) if p)
-                service, incident_id = service or inc.service_name, inc.id
+                if inc is not None:  # else a ticket's own number ("build #4521 fails"): route the words
+                    text = ". ".join(p for p in (inc.title, inc.description) if p)
+                    service, incident_id = service or inc.service_name, inc.id
         if not text and not service:
             raise SkillError("Tell me what the ticket is about, e.g. `/route payments-api returns 503 at "
                              "checkout` (optionally `service:NAME`), or `/route #123` for an incident.")

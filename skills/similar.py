@@ -168,7 +168,10 @@ class SimilarSkill(BaseSkill):
             raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
         if request.source in ("mention", "dm") and re.search(r"\bsimilar\b", text, re.I):
             ref = INCIDENT_REF.search(text)  # "anything similar to #105?": that incident is the query
-            text = f"#{ref.group(1)}" if ref else text
+            if ref:
+                with ctx.db.session() as s:
+                    known = s.get(Incident, int(ref.group(1))) is not None
+                text = f"#{ref.group(1)}" if known else text  # else a number of its own ("build #4521")
         query, incident_id, service, alert = self._query_for(text, ctx)
         exclude = (f"incident:{incident_id}",) if incident_id is not None else ()
         try:

@@ -185,6 +185,9 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
         assert s.get(Incident, 102).assignee == "U0CARLA"
     routed = json.dumps(live.standin.messages("C0A2")[0]["blocks"])
     assert "declared owner of payments-api" in routed  # #101's own service, not the words "who should take"
+    live.driver.command("/route", "checkout-web build #4521 fails after the CDN change", channel="C0A6")
+    live.drain()
+    assert "checkout-web" in json.dumps(live.standin.messages("C0A6")[0]["blocks"])  # a ticket's own number
     assert _first(live, "C0A3").startswith("Runbooks for kafka")
     assert "(restart-service)" in _first(live, "C0A4")
     assert _first(live, "C0A5").startswith("warroom status: I am up")
