@@ -86,7 +86,7 @@ class LogsSkill(BaseSkill):
         ("2026-11-23 14:02:11 ERROR db-1 ..."), or a traceback. A question about errors is not a paste."""
         lines = [ln for ln in text.splitlines() if _PASTED.search(ln)]
         if len(lines) >= 2 or (lines and not text.rstrip().endswith("?")):
-            return max(0.75, super().score(text))
+            return 0.9  # above free-text incident words: "ERROR job #42 status=failed" is a log line
         return super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:

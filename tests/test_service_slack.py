@@ -149,7 +149,7 @@ def test_free_text_about_an_incident_a_pasted_log_line_and_a_named_service(live:
 
 def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) -> None:
     asks = {"C0N1": "open a new incident for payments-api 500s sev2", "C0N2": "can you open an incident?",
-            "C0N3": "ERROR dns: could not resolve #101.internal",
+            "C0N3": "ERROR dns: could not resolve #101.internal", "C0N4": "ERROR job #101 status=failed",
             "C0P": "show me the postmortem for #101", "C0SIM": "anything similar to #105?"}
     for ch, text in asks.items():
         live.driver.mention(text, channel=ch, user="U0BOB")
@@ -170,6 +170,7 @@ def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) ->
         row = s.get(Incident, inc.id)
         assert (row.status, row.resolution) == ("resolved", "rolled back the deploy")
     assert "Log classification" in _first(live, "C0N3")  # a pasted line that says "resolve #101" resolves nothing
+    assert "Log classification" in _first(live, "C0N4")  # nor is one that says "#101 status" a status request
     assert _first(live, "C0P").startswith("Postmortem for incident #101")
     assert _first(live, "C0SIM").startswith("Similar past incidents: Closest matches for incident #105: _postgres")
 
