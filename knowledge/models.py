@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -89,8 +90,14 @@ class OnCallShift(Base):
     source: Mapped[str] = mapped_column(String(32), default="rotation")
 
 
+REPORT_KEY_PREFIX = "slack-report:"  # group_key of an incident opened from a report in words: unique
+
+
 class Incident(Base):
     __tablename__ = "incidents"
+    __table_args__ = (Index("uq_incidents_report_key", "group_key", unique=True,
+                            sqlite_where=text(f"group_key LIKE '{REPORT_KEY_PREFIX}%'"),
+                            postgresql_where=text(f"group_key LIKE '{REPORT_KEY_PREFIX}%'")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")

@@ -1,8 +1,9 @@
 """``/incident``: open, acknowledge, re-rate, assign, resolve and list incidents.
 
 ``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
-``/incident sev <1-4> [id]``, ``/incident assign @user [id]``, ``/incident resolve [id] [what fixed it]``,
-``/incident list``. Without an id, the incident is the one whose channel (or card thread) this is.
+``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
+``/incident resolve|close [id] [what fixed it]``, ``/incident list``. Without an id, the incident is the one
+whose channel (or card thread) this is.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ import re
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knowledge.models import Incident, Service, TimelineEvent, utcnow
+from knowledge.models import REPORT_KEY_PREFIX, Incident, Postmortem, Service, TimelineEvent, utcnow
 from skills.base import INCIDENT_REF, Action, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
 from skills.intake import OPEN_STATUSES
+from skills.postmortem import kb_url
 
 __all__ = ["IncidentSkill", "escape"]
 
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
-_ID = re.compile(r"^#?(\d{1,9})$")
+_ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
-_VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "assign", "resolve", "list")
-_FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening)\b", re.I)
+_VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "resolve", "close", "list")
+_FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details)\b", re.I)
+_USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|escalate|resolve [id]`, "
+          "`/incident sev <1-4> [id]`, `/incident assign @user [id]`, `/incident list`")
 
 
 def escape(text: object) -> str:
@@ -39,7 +44,8 @@ def _age(inc: Incident) -> str:
 
 
 # Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
-_FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(ack|acknowledge|resolve|assign)\b", re.I)
+_FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
+                        r"(ack|acknowledge|resolve|close|escalate|assign)\b", re.I)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -52,7 +58,7 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     ref, lead = INCIDENT_REF.search(text), _FREE_VERB.search(text)
     if lead:
         word = lead.group(1).lower()
-        word = "ack" if word.startswith("ack") else word
+        word = {"acknowledge": "ack", "close": "resolve"}.get(word, word)
         if ref is None:  # no number: the incident of the thread or channel (see _target)
             return word, text[lead.end():].strip(" :,-")
         if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
@@ -87,11 +93,10 @@ class IncidentSkill(BaseSkill):
         if request.source in ("mention", "dm") and (verb not in _VERBS or _FREE_NEW.search(request.text)):
             verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
-                    "status": self._status, "sev": self._sev, "assign": self._assign, "resolve": self._resolve,
-                    "list": self._list}
+                    "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
+                    "resolve": self._resolve, "close": self._resolve, "list": self._list}
         if verb not in handlers:
-            raise SkillError("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|resolve [id]`, "
-                             "`/incident sev <1-4> [id]`, `/incident assign @user [id]`, `/incident list`")
+            raise SkillError(_USAGE)
         with ctx.db.session() as s:
             return handlers[verb](s, request, rest.strip(), ctx)
 
@@ -152,13 +157,18 @@ class IncidentSkill(BaseSkill):
         title = " ".join(request.text.split())[:300]
         if not title:
             raise SkillError("This button does not say what to open an incident about.")
-        key = f"slack-report:{request.channel_id}:{request.thread_ts}"[:300]
-        with ctx.db.session() as s:
-            done = s.scalars(select(Incident).where(Incident.group_key == key)).first()
-            if done is not None:
-                return self._done(done, f"Already opened as incident #{done.id} by <@{done.created_by}>.")
-            result = self._new(s, request, title, ctx, group_key=key)
-        return result
+        key = f"{REPORT_KEY_PREFIX}{request.channel_id}:{request.thread_ts}"[:300]
+        try:
+            with ctx.db.session() as s:
+                done = s.scalars(select(Incident).where(Incident.group_key == key)).first()
+                if done is None:
+                    return self._new(s, request, title, ctx, group_key=key)
+        except IntegrityError:  # a concurrent click inserted first (unique index on the key): name its incident
+            with ctx.db.session() as s:
+                done = s.scalars(select(Incident).where(Incident.group_key == key)).first()
+            if done is None:
+                raise
+        return self._done(done, f"Already opened as incident #{done.id} by <@{done.created_by}>.")
 
     # --- verbs -------------------------------------------------------------------------------------
     def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
@@ -205,15 +215,24 @@ class IncidentSkill(BaseSkill):
         runs = [(line, len(list(same))) for line, same in
                 groupby(f"{e.at:%H:%M} {escape(e.text)[:200]}" for e in reversed(events))]
         lines = tuple(line if n == 1 else f"{line} (×{n})" for line, n in runs[-8:])
+        sections = [Section("Latest", lines or ("nothing yet",))]
+        # "what happened in #101?": for a closed incident, what it was and what fixed it, and its postmortem
+        outcome = tuple(f"*{label}:* {escape(text[:500])}" for label, text in
+                        (("Root cause", inc.root_cause), ("Resolution", inc.resolution)) if text)
+        if s.scalar(select(Postmortem.id).where(Postmortem.incident_id == inc.id).limit(1)) is not None:
+            outcome += (f"<{kb_url(ctx, inc.id)}|postmortem of #{inc.id}>",)
+        if outcome:
+            sections.insert(0, Section("Outcome", outcome))
+        open_now = inc.status != "resolved"
         return SkillResult(
             title=f"Incident #{inc.id}: {inc.title[:120]}",
             fields=(("Status", inc.status), ("Severity", f"SEV{inc.severity}"),
                     ("Service", escape(inc.service_name or "unknown")),
                     ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
-                    ("Alerts", str(inc.alert_count or 0)), ("Age", _age(inc))),
-            sections=(Section("Latest", lines or ("nothing yet",)),),
+                    ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc))),
+            sections=tuple(sections),
             actions=(Action("incident:ack", "Acknowledge", str(inc.id)),
-                     Action("incident:resolve", "Resolve", str(inc.id), "primary")),
+                     Action("incident:resolve", "Resolve", str(inc.id), "primary")) if open_now else (),
             data={"incident_id": inc.id})
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
@@ -227,6 +246,26 @@ class IncidentSkill(BaseSkill):
         old, inc.severity = inc.severity, sev
         self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).")
+
+    def _escalate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """One severity level up, and the next people to call named (a mention notifies them): the router's
+        candidates for this incident (on call, owners, escalation chain, who fixed similar ones), minus the
+        assignee and whoever asked."""
+        from skills.routing_engine import route
+
+        inc, _ = self._target(s, request, rest.split())
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is resolved; open a new incident if it is back.")
+        d = route(ctx, text=f"{inc.title}. {inc.description or ''}"[:2000], service=inc.service_name,
+                  incident_id=inc.id)
+        nxt = [c for c in d.candidates if c.user_id not in (inc.assignee, request.user_id)][:2]
+        old, inc.severity = inc.severity, max(1, inc.severity - 1)
+        level = f"SEV{old} -> SEV{inc.severity}" if old != inc.severity else f"already SEV{old}, the highest"
+        who = "; ".join(f"<@{c.user_id}> ({escape(c.name)}): {escape(c.why)}" for c in nxt)
+        self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level})"
+                    + (f"; called {', '.join(f'<@{c.user_id}>' for c in nxt)}" if nxt else ""), request.user_id)
+        then = f" Next to call: {who}." if nxt else f" Nobody else to call: {escape(d.fallback or 'no candidate')}."
+        return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}")
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         m = _USER.search(rest)
@@ -263,5 +302,9 @@ class IncidentSkill(BaseSkill):
         lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
                       f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)})"
                       for r in rows)
-        return SkillResult(title="Open incidents", summary=f"{len(rows)} open incident(s).",
-                           sections=(Section("", lines or ("No open incidents.",)),))
+        if not rows:
+            return SkillResult(title="Open incidents", summary="No open incidents.")
+        total = s.scalar(select(func.count()).select_from(Incident).where(Incident.status.in_(OPEN_STATUSES)))
+        more = f" (the {len(rows)} most severe shown)" if (total or 0) > len(rows) else ""
+        return SkillResult(title="Open incidents", summary=f"{total} open incident(s){more}.",
+                           sections=(Section("", lines),))

@@ -11,6 +11,7 @@ triage findings and the two card buttons:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = ["RoutingSkill"]
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
+_PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
 _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
                   r"|\bwho owns\b|\bwho is the owner\b", re.IGNORECASE)
 
@@ -67,7 +69,7 @@ class RoutingSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
-        if _WHO.search(text):
+        if _WHO.search(text) or _PAGE.match(text):
             return 0.85
         return super().score(text)
 
@@ -82,6 +84,8 @@ class RoutingSkill(BaseSkill):
         text = request.text.strip()
         if request.command == "/oncall":
             return self._oncall(text, ctx)
+        if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
+            return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             return self._oncall(self._team_in(text, ctx), ctx)  # "@warroom who is on call for payments?"
         return self._route(text, request, ctx)
@@ -108,15 +112,33 @@ class RoutingSkill(BaseSkill):
     # --- /oncall and /route -----------------------------------------------------------------------
     @staticmethod
     def _team_in(text: str, ctx: SkillContext) -> str:
-        """The first team named in free text ("" for all teams)."""
+        """The first team named in free text, else the owner of the first service named ("" for all teams)."""
         from sqlalchemy import select
 
-        from knowledge.models import Team
+        from knowledge.models import Service, Team
 
         low = text.lower()
         with ctx.db.session() as s:
+            named = people.services_in_text(session=s, text=text)
+            if named:  # "who is on call for ingest?": the team that owns ingest
+                svc = s.scalars(select(Service).where(Service.name == named[0])).first()
+                owner = s.get(Team, svc.team_id) if svc is not None and svc.team_id else None
+                if owner is not None:
+                    return owner.name
             names = [n for n in s.scalars(select(Team.name)) if re.search(rf"\b{re.escape(n.lower())}\b", low)]
         return min(names, key=lambda n: low.index(n.lower())) if names else ""
+
+    def _page(self, text: str, ctx: SkillContext) -> SkillResult:
+        """Name (and so notify) whoever is on call for the team or service in the words."""
+        team = self._team_in(text, ctx)
+        if not team:
+            raise SkillError("Page whom? Name a team or a service, e.g. `@warroom page the payments team` or "
+                             "`@warroom page ingest`.")
+        result = self._oncall(team, ctx)
+        paged = [u for r in result.data["oncall"] for u in r["people"]]
+        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {_esc(team)}, and wanted here."
+                   if paged else f"Nobody is on call for {_esc(team)} now.")
+        return dataclasses.replace(result, title=f"Paging {team}", summary=summary)
 
     def _oncall(self, team: str, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:

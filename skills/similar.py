@@ -27,6 +27,7 @@ from skills.base import (
     SkillRequest,
     SkillResult,
 )
+from skills.postmortem import kb_url as postmortem_url
 
 __all__ = ["SimilarSkill", "collapse", "hit_lines", "esc", "kb_link", "kb_url", "service_in", "MIN_SCORE_SHOWN"]
 
@@ -39,9 +40,13 @@ _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|e
                       r"degraded|spik(e|es|ing)|paging|on fire)\b", re.I)
 
 
+# "sev1 outage on checkout", "SEV-2: ingest lag": a severity first is a report, whatever the words after it
+_LEAD_SEV = re.compile(r"^\W*sev[\s-]?([1-4])\b[\s:,.-]*(?=\w)", re.I)
+
+
 def _reported(text: str) -> bool:
     """A symptom stated, not asked ("checkout is throwing 500s"; a question goes to ``ask``)."""
-    return bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?")
+    return bool(_LEAD_SEV.match(text)) or (bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?"))
 
 
 def esc(text: object) -> str:
@@ -53,9 +58,7 @@ def kb_url(ctx: SkillContext, hit: Hit) -> str | None:
     """The knowledge-base page of the hit's postmortem, when it has one."""
     if hit.postmortem_id is None or hit.incident_id is None:
         return None
-    s = ctx.settings
-    base = getattr(s, "public_url", None) or (f"http://{s.host}:{s.port}" if s is not None else "")
-    return f"{str(base).rstrip('/')}/kb/postmortems/{hit.incident_id}"
+    return postmortem_url(ctx, hit.incident_id)
 
 
 def kb_link(ctx: SkillContext, hit: Hit) -> str:
@@ -148,6 +151,8 @@ class SimilarSkill(BaseSkill):
         a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
         if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text):
             return 0.9
+        if _LEAD_SEV.match(text):  # above the incident keyword "sev1": a report, offered as an incident
+            return 0.9
         if _reported(text):  # above a lone incident keyword ("checkout outage"), which names no action
             return max(0.55, super().score(text))
         return super().score(text)
@@ -172,6 +177,9 @@ class SimilarSkill(BaseSkill):
                 with ctx.db.session() as s:
                     known = s.get(Incident, int(ref.group(1))) is not None
                 text = f"#{ref.group(1)}" if known else text  # else a number of its own ("build #4521")
+        sev = _LEAD_SEV.match(text) if request.source in ("mention", "dm") else None
+        if sev:  # the severity is for the incident the button opens, not words to search for
+            text = text[sev.end():].strip()
         query, incident_id, service, alert = self._query_for(text, ctx)
         exclude = (f"incident:{incident_id}",) if incident_id is not None else ()
         try:
@@ -181,8 +189,10 @@ class SimilarSkill(BaseSkill):
             raise SkillError(str(exc)) from None
         hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_SHOWN
                 and (incident_id is None or h.incident_id != incident_id)][:5]
-        report = request.source in ("mention", "dm") and incident_id is None and _reported(text)
-        offer = (Action("incident:new", "Open an incident", text[:300], "primary"),) if report else ()
+        report = request.source in ("mention", "dm") and incident_id is None and (sev or _reported(text))
+        label, value = ((f"Open a SEV{sev.group(1)} incident", f"{text[:290]} sev{sev.group(1)}") if sev
+                        else ("Open an incident", text[:300]))
+        offer = (Action("incident:new", label, value, "primary"),) if report else ()
         if not hits:
             return SkillResult(title="Nothing similar found", summary="No past incident, postmortem or runbook "
                                "matches this closely. Try other words, an alert name or a log line.",
@@ -195,7 +205,7 @@ class SimilarSkill(BaseSkill):
         if incident_id is not None:  # "/similar #109": name the incident, not just its number
             about = f"incident #{incident_id}: _{esc(query.split('. ')[0][:150])}_"
         if report:
-            note += ". Not an incident yet: *Open an incident* declares it"
+            note += f". Not an incident yet: *{label}* declares it"
         return SkillResult(title="Similar past incidents", summary=f"Closest matches for {about}{note}",
                            sections=sections, actions=actions,
                            data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})

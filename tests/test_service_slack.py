@@ -228,6 +228,15 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     reply("ack")
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "acknowledged"
+    reply("status")  # that incident's status, not the bot's
+    assert live.standin.messages(channel)[-1]["text"].startswith(f"Incident #{inc.id}: ingest lag growing")
+    reply("escalate")  # one level up, and the data team's people named (a mention notifies them)
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).severity == 1
+    said = live.standin.messages(channel)[-1]["text"]
+    assert "escalated incident" in said and "SEV2 -> SEV1" in said and "<@U0FARID>" in said
+    reply("escalate")
+    assert "already SEV1" in live.standin.messages(channel)[-1]["text"]
     reply("resolve: raised the consumer memory limit")
     with live.db.session() as s:
         row = s.get(Incident, inc.id)
@@ -263,3 +272,34 @@ def test_a_slack_outage_delays_replies_but_never_drops_them(live: Live) -> None:
     assert len(live.standin.messages("C0OUT")) == 2  # both delivered after the outage, once each
     with live.db.session() as s:
         assert not s.scalars(select(Job).where(Job.status == "failed")).all()
+
+
+def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) -> None:
+    live.driver.mention("sev1 outage on checkout after the deploy", channel="C0SEV", user="U0ALICE")
+    live.drain()
+    msg = live.standin.messages("C0SEV")[0]
+    assert "Open a SEV1 incident" in msg["text"]  # a report, offered; the severity rides on the button
+    offer = next(e for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]
+                 if e["action_id"] == "incident:new")
+    live.driver.click("incident:new", offer["value"], user="U0ALICE", channel="C0SEV", message_ts=msg["ts"])
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "outage on checkout after the deploy")).one()
+        assert (inc.severity, inc.created_by) == (1, "U0ALICE")
+    live.driver.mention(f"close #{inc.id}: rolled back the deploy", channel="C0CLS", user="U0ALICE")
+    live.driver.mention("page the storage team", channel="C0PAG", user="U0ALICE")
+    live.driver.mention("what happened in #101?", channel="C0WHT", user="U0ALICE")
+    live.driver.mention("escalate #101", channel="C0ESC", user="U0ALICE")
+    live.drain()
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert (row.status, row.resolution) == ("resolved", "rolled back the deploy")
+    paged = _first(live, "C0PAG")
+    assert paged.startswith("Paging storage") and re.search(r"<@U0(IRIS|JONAS)>", paged)
+    what = json.dumps(live.standin.messages("C0WHT")[0]["blocks"])
+    assert "Root cause" in what and "pgbouncer" in what and "/kb/postmortems/101|postmortem of #101" in what
+    assert "is resolved" in _first(live, "C0ESC")  # a closed incident is not escalated
+    live.driver.command("/incident", "list", channel="C0LST")
+    live.drain()
+    listing = live.standin.messages("C0LST")[0]
+    assert "No open incidents" in listing["text"] and json.dumps(listing["blocks"]).count("No open incidents") == 1
