@@ -48,15 +48,12 @@ def _alert(i: int) -> bytes:
 
 def reset_backends(pg: str, redis_url: str) -> None:
     import redis
-    from sqlalchemy import text
 
     from knowledge.db import Database
     from knowledge.seed import seed
 
     db = Database(pg)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    db.reset_postgres_schema()
     db.upgrade()
     with db.session() as s:
         seed(s)

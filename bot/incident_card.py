@@ -16,22 +16,19 @@ from sqlalchemy import func, select
 
 from bot.render import cut, esc
 from knowledge.models import Alert, Incident, TimelineEvent
+from skills.base import esc_keep_users
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 __all__ = ["render_card", "card_job", "esc_keep_users"]
 
-_USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
 _STATUS_ICON = {"open": ":red_circle:", "acknowledged": ":large_orange_circle:", "mitigated": ":large_yellow_circle:",
                 "resolved": ":white_check_mark:"}
 _CARD_LOCKS: dict[int, threading.Lock] = {}
 _CARD_LOCKS_GUARD = threading.Lock()
 
 
-def esc_keep_users(text: object) -> str:
-    """Escape, then let plain user mentions through (they notify one person, never a channel)."""
-    return _USER_MENTION.sub(r"<@\1>", esc(text))
 
 
 def _finding_blocks(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:

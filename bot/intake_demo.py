@@ -61,3 +61,5 @@ def add_intake_steps(add: Callable[..., None], channel: str, secret: str) -> Non
         lambda d, srv, st: d.command("/incident", f"ack {_latest(srv)}", user="U0ALICE", channel=channel))
     add("alice", "/incident status <the storm's incident>",
         lambda d, srv, st: d.command("/incident", f"status {_latest(srv)}", user="U0ALICE", channel=channel))
+    add("alice", "@warroom escalate #<the storm's incident>   (one level up; the next people to call are named)",
+        lambda d, srv, st: d.mention(f"escalate #{_latest(srv)}", user="U0ALICE", channel=channel))

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from skills.base import SkillResult
+from skills.base import SkillResult, esc
 
 __all__ = ["esc", "cut", "result_blocks", "result_text", "blocks_to_text"]
 
 MAX_SECTION = 2900  # Slack's section text limit is 3000 characters
 
 
-def esc(text: object) -> str:
-    """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``)."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def cut(text: str, limit: int = MAX_SECTION) -> str:

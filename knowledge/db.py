@@ -99,6 +99,14 @@ class Database:
         except SQLAlchemyError as exc:
             raise DatabaseUnavailable(_one_line(exc)) from None
 
+    def reset_postgres_schema(self) -> None:
+        """Drop everything in PostgreSQL's ``public`` schema (for tests and benches on a scratch server)."""
+        if self.engine.dialect.name != "postgresql":
+            raise ValueError("reset_postgres_schema is for PostgreSQL only")
+        with self.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+
     def downgrade(self, revision: str = "base") -> None:
         """Revert migrations down to ``revision``."""
         from alembic import command

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,8 +58,12 @@ def service_named(*, session: Session, name: str) -> Service | None:
 def services_in_text(*, session: Session, text: str) -> list[str]:
     """Names of known services mentioned in ``text``, in order of first mention (longer first on ties)."""
     low = text.lower()
-    names = session.scalars(select(Service.name)).all()
-    return sorted((n for n in names if n.lower() in low), key=lambda n: (low.index(n.lower()), -len(n), n))
+    found = {}
+    for n in session.scalars(select(Service.name)).all():  # a whole name: "ingest", not inside "ingestion"
+        m = re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", low)
+        if m:
+            found[n] = m.start()
+    return sorted(found, key=lambda n: (found[n], -len(n), n))
 
 
 def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,

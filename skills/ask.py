@@ -31,6 +31,9 @@ _KB_QUESTION = re.compile(
 _QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|do|does|can|could|should|has|have)"
                        r"\b", re.I)
 _HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to))", re.I)
+# An instruction ("restart ingest", "roll back payments-api"): answered like "how do I ...?", and nothing runs
+_DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|scale"
+                 r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
 
@@ -84,6 +87,8 @@ class AskSkill(BaseSkill):
             return 0.0
         if _KB_QUESTION.search(text):
             return 0.9
+        if _DO.match(text):
+            return 0.7
         if text.rstrip().endswith("?") or _QUESTION.match(text):
             return 0.6
         return 0.0
@@ -98,7 +103,8 @@ class AskSkill(BaseSkill):
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         found = [h for h in collapse(hits) if relevant(h)][:4]
-        if _HOW_TO.search(question):  # "how do I ...": the runbook that does it first, then what happened before
+        told = bool(_DO.match(question))
+        if told or _HOW_TO.search(question):  # "how do I ...": the runbook that does it first, then the past
             found.sort(key=lambda h: h.kind != "runbook")
         if not found:
             return SkillResult(title=IDK, summary="I found nothing in the knowledge base (incidents, postmortems, "
@@ -106,6 +112,13 @@ class AskSkill(BaseSkill):
         sources = tuple(_source(i, ctx, h) for i, h in enumerate(found, 1))
         data: dict[str, object] = {"hits": [h.key for h in found]}
         s = ctx.settings
+        if told:  # an instruction: what would do it, and how to preview it; a message never runs anything
+            sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_preview_hint(ctx, h, service)))
+                             for src, h in zip(sources, found, strict=True))
+            return SkillResult(title="Nothing runs from a message",
+                               summary="I do not run anything from a mention. What would do it, and the command "
+                               "that previews it (`/runbook run` asks for approval where the runbook needs it):",
+                               sections=sections, data={**data, "mode": "instruction"})
         if s is not None and getattr(s, "llm_enabled", False):
             passages = [(f"{h.link}: {h.title}", h.passage) for h in found]
             key = s.llm_api_key.get_secret_value() if s.llm_api_key is not None else "not-needed"

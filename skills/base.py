@@ -17,8 +17,21 @@ from knowledge.db import Database
 # An incident named in free text: "#12", "incident 12", "inc-12" (group 1: the number).
 INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
+_USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
+
+
+def esc(text: object) -> str:
+    """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``) in untrusted text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def esc_keep_users(text: object) -> str:
+    """Escape, then let plain user mentions through (they notify one person, never a channel)."""
+    return _USER_MENTION.sub(r"<@\1>", esc(text))
+
+
 __all__ = [
-    "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
+    "esc", "esc_keep_users", "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]
 

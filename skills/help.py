@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
@@ -10,6 +11,8 @@ if TYPE_CHECKING:
     from skills.registry import Registry
 
 __all__ = ["HelpSkill"]
+
+_THANKS = re.compile(r"^\W*(thanks?( you)?|thx|ty|cheers|great|nice|ok(ay)?|cool|👍)\W*(warroom|bot)?\W*$", re.I)
 
 
 class HelpSkill(BaseSkill):
@@ -23,6 +26,8 @@ class HelpSkill(BaseSkill):
         self.registry: Registry | None = None
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm") and _THANKS.match(request.text):  # not a wall of help text
+            return SkillResult(title="You're welcome", summary="Any time. `@warroom help` lists what I can do.")
         lines = []
         for s in self.registry.skills if self.registry else [self]:
             cmds = ", ".join(getattr(s, "commands", ()))

@@ -1,8 +1,9 @@
-"""``/incident``: open, acknowledge, re-rate, assign, resolve and list incidents.
+"""``/incident``: open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents.
 
 ``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
-``/incident resolve|close [id] [what fixed it]``, ``/incident list``. Without an id, the incident is the one
+``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
+``/incident list``. Without an id, the incident is the one
 whose channel (or card thread) this is.
 """
 
@@ -17,25 +18,35 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from knowledge.models import REPORT_KEY_PREFIX, Incident, Postmortem, Service, TimelineEvent, utcnow
-from skills.base import INCIDENT_REF, Action, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.base import (
+    INCIDENT_REF,
+    Action,
+    BaseSkill,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+    esc_keep_users,
+)
+from skills.base import esc as escape
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 
 __all__ = ["IncidentSkill", "escape"]
 
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
+_LEAD_SEV = re.compile(r"^\s*sev(?:erity)?[\s-]?([1-4])\b[\s:,.-]*", re.I)
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
-_VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "resolve", "close", "list")
-_FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details)\b", re.I)
-_USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|escalate|resolve [id]`, "
+_VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
+          "reopen", "list")
+_FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
+                          r"sev|severity|assignee|assigned)\b", re.I)
+_FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
+_USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user [id]`, `/incident list`")
-
-
-def escape(text: object) -> str:
-    """Slack mrkdwn escaping for text that came from outside."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _age(inc: Incident) -> str:
@@ -45,7 +56,7 @@ def _age(inc: Incident) -> str:
 
 # Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
 _FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
-                        r"(ack|acknowledge|resolve|close|escalate|assign)\b", re.I)
+                        r"(ack|acknowledge|resolve|close|escalate|assign|mitigated?|reopen)\b", re.I)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -58,21 +69,24 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     ref, lead = INCIDENT_REF.search(text), _FREE_VERB.search(text)
     if lead:
         word = lead.group(1).lower()
-        word = {"acknowledge": "ack", "close": "resolve"}.get(word, word)
+        word = {"acknowledge": "ack", "close": "resolve", "mitigated": "mitigate"}.get(word, word)
         if ref is None:  # no number: the incident of the thread or channel (see _target)
             return word, text[lead.end():].strip(" :,-")
-        if word == "resolve":  # what follows the number is the resolution ("... #113: rolled back")
-            return "resolve", f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
+        if word in ("resolve", "mitigate"):  # what follows the number is what was done ("#113: rolled back")
+            return word, f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
         if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
             return "assign", " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) + f" #{ref.group(1)}"
         return word, f"#{ref.group(1)}"
+    sev = _FREE_SEV.search(text)
+    if ref and sev and not text.rstrip().endswith("?"):
+        return "sev", f"{sev.group(1)} #{ref.group(1)}"
     if ref and _FREE_STATUS.search(text):
         return "status", f"#{ref.group(1)}"
     return verb, rest
 
 
 class IncidentSkill(BaseSkill):
-    """Open, acknowledge, re-rate, assign, resolve and list incidents."""
+    """Open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents."""
 
     name = "incident"
     commands = ("/incident",)
@@ -81,7 +95,8 @@ class IncidentSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
-        if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)):
+        if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
+                                          or (_FREE_SEV.search(text) and not text.rstrip().endswith("?"))):
             return 0.85
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
@@ -94,7 +109,8 @@ class IncidentSkill(BaseSkill):
             verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
-                    "resolve": self._resolve, "close": self._resolve, "list": self._list}
+                    "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
+                    "reopen": self._reopen, "list": self._list}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -173,8 +189,11 @@ class IncidentSkill(BaseSkill):
     # --- verbs -------------------------------------------------------------------------------------
     def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
              group_key: str | None = None) -> SkillResult:
-        words = rest.split()
         sev = 3
+        lead = _LEAD_SEV.match(rest)  # "/incident new sev1: checkout down" (a leading bare "2" is a title word)
+        if lead:
+            sev, rest = int(lead.group(1)), re.sub(r"^(?:for|about|on)\s+", "", rest[lead.end():], flags=re.I)
+        words = rest.split()
         if words and _SEV.match(words[-1]):
             sev = int(_SEV.match(words[-1]).group(1))  # type: ignore[union-attr]
             words = words[:-1]
@@ -211,9 +230,11 @@ class IncidentSkill(BaseSkill):
         inc, _ = self._target(s, request, rest.split())
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
                            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(200)).all()
+        today = utcnow().date()  # times of earlier days carry their date
         # A storm writes the same event many times in a row ("Alert X joined ..."): one line with a count.
         runs = [(line, len(list(same))) for line, same in
-                groupby(f"{e.at:%H:%M} {escape(e.text)[:200]}" for e in reversed(events))]
+                groupby(f"{e.at.strftime('%H:%M' if e.at.date() == today else '%d %b %H:%M')} "
+                        f"{esc_keep_users(e.text[:200])}" for e in reversed(events))]
         lines = tuple(line if n == 1 else f"{line} (×{n})" for line, n in runs[-8:])
         sections = [Section("Latest", lines or ("nothing yet",))]
         # "what happened in #101?": for a closed incident, what it was and what fixed it, and its postmortem
@@ -243,6 +264,8 @@ class IncidentSkill(BaseSkill):
         sev = int(_SEV.match(sev_args[0]).group(1))  # type: ignore[union-attr]
         rest_args = [a for a in args if a != sev_args[0]]
         inc, _ = self._target(s, request, rest_args)
+        if inc.severity == sev:
+            return self._done(inc, f"Incident #{inc.id} is already SEV{sev}.")
         old, inc.severity = inc.severity, sev
         self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).")
@@ -276,6 +299,27 @@ class IncidentSkill(BaseSkill):
         inc.assignee = user
         self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user])
+
+    def _mitigate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """The impact is over, the cause maybe not: the clock for time-to-mitigate stops here."""
+        inc, left = self._target(s, request, rest.split())
+        if inc.status in ("resolved", "mitigated"):
+            return self._done(inc, f"Incident #{inc.id} is already {inc.status}.")
+        inc.status, inc.mitigated_at = "mitigated", utcnow()
+        note = " ".join(left).strip()
+        self._event(s, inc, "mitigated", f"Mitigated by <@{request.user_id}>" + (f": {note[:300]}" if note else ""),
+                    request.user_id)
+        return self._done(inc, f"Incident #{inc.id} is mitigated after {_age(inc)}. Resolve it when the cause is "
+                          "fixed: `/incident resolve <what fixed it>`.")
+
+    def _reopen(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """It is back: the same incident, open again (its postmortem draft stays, to be revised)."""
+        inc, _ = self._target(s, request, rest.split())
+        if inc.status != "resolved":
+            return self._done(inc, f"Incident #{inc.id} is not resolved (it is {inc.status}).")
+        inc.status, inc.resolved_at = "open", None
+        self._event(s, inc, "reopen", f"Reopened by <@{request.user_id}>", request.user_id)
+        return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}).")
 
     def _resolve(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         args = rest.split()

@@ -20,7 +20,17 @@ from knowledge import postmortems as store
 from knowledge.facts import PostmortemFacts, RelatedIncident, assemble_facts, similar_by_service
 from knowledge.models import Incident, Postmortem
 from knowledge.postmortems import PostmortemDoc
-from skills.base import Action, Attachment, BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.base import (
+    Action,
+    Attachment,
+    BaseSkill,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+    esc,
+)
 from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
 
 __all__ = ["PostmortemSkill", "choose_writer", "kb_url", "esc"]
@@ -31,9 +41,6 @@ _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
 _VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")
 
 
-def esc(text: object) -> str:
-    """Escape Slack mrkdwn control characters in untrusted text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def choose_writer(ctx: SkillContext) -> PostmortemWriter:

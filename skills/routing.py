@@ -30,6 +30,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    esc,
 )
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
@@ -44,8 +45,7 @@ _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could
                   r"|\bwho owns\b|\bwho is the owner\b", re.IGNORECASE)
 
 
-def _esc(text: object) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_esc = esc
 
 
 def _line(c: Any, rank: int) -> str:

@@ -47,6 +47,9 @@ AUTO_RUN_CONFIDENCE = 0.95
 AUTO_ACTOR = "warroom:auto"
 _RUN_WORDS = re.compile(r"(/runbook\s+run\b|\b(run|execute|start|trigger)\b.{0,40}\brunbook|\brunbook\b.{0,40}"
                         r"\b(run|execute)\b)", re.I | re.S)
+# "run restart-service service=ingest" in a mention: an instruction naming a runbook (refused, with the command)
+_RUN_SLUG = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:run|execute|trigger)\s+"
+                       r"([a-z0-9]+(?:-[a-z0-9]+)+)\b(.*)$", re.I | re.S)
 _LOCK = threading.Lock()
 
 
@@ -111,6 +114,10 @@ class RunbooksSkill(BaseSkill):
     keywords = ("runbook", "run book", "playbook")
     examples = ("/runbook run restart-service service=payments-api --dry-run",)
 
+    def score(self, text: str) -> float:
+        """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse."""
+        return 0.8 if _RUN_SLUG.match(text) else super().score(text)
+
     def warm(self, ctx: SkillContext) -> None:
         suggester(ctx).suggest("warm up", k=1)
 
@@ -118,11 +125,17 @@ class RunbooksSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
         # A question ("which runbook should I run?") gets suggestions; an instruction is refused.
-        asks_to_run = _RUN_WORDS.search(text) and ("/runbook" in text.lower() or "?" not in text)
+        named = _RUN_SLUG.match(text)
+        asks_to_run = (_RUN_WORDS.search(text) or named) and ("/runbook" in text.lower() or "?" not in text)
         if request.source not in ("command", "cli") and asks_to_run:
-            raise refuse(ctx, actor=request.user_id, reason=(
+            err = refuse(ctx, actor=request.user_id, reason=(
                 "runbooks are run only with the `/runbook run` command or its buttons, never from a "
                 "mention, message, alert or log text"), detail={"source": request.source, "text": text[:300]})
+            if named:  # the command to type instead, parameters as given (the command checks them)
+                args = [w.replace("`", "") for w in named.group(2).split() if "=" in w and not w.startswith("--")]
+                command = " ".join([named.group(1).lower(), *args])[:200]
+                err = SkillError(f"{err}. Preview it with `/runbook run {command} --dry-run`.")
+            raise err
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
         if request.source in ("mention", "dm") and sub in ("list", "show", "history"):

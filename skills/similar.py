@@ -26,6 +26,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    esc,
 )
 from skills.postmortem import kb_url as postmortem_url
 
@@ -44,14 +45,16 @@ _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|e
 _LEAD_SEV = re.compile(r"^\W*sev[\s-]?([1-4])\b[\s:,.-]*(?=\w)", re.I)
 
 
+def _lead_sev(text: str) -> re.Match[str] | None:
+    """A severity first, and no incident named ("sev1 #105" re-rates #105: the incident skill's)."""
+    return None if INCIDENT_REF.search(text) else _LEAD_SEV.match(text)
+
+
 def _reported(text: str) -> bool:
     """A symptom stated, not asked ("checkout is throwing 500s"; a question goes to ``ask``)."""
-    return bool(_LEAD_SEV.match(text)) or (bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?"))
+    return bool(_lead_sev(text)) or (bool(_SYMPTOM.search(text)) and not text.rstrip().endswith("?"))
 
 
-def esc(text: object) -> str:
-    """Escape Slack mrkdwn control characters in untrusted text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def kb_url(ctx: SkillContext, hit: Hit) -> str | None:
@@ -151,7 +154,7 @@ class SimilarSkill(BaseSkill):
         a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
         if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text):
             return 0.9
-        if _LEAD_SEV.match(text):  # above the incident keyword "sev1": a report, offered as an incident
+        if _lead_sev(text):  # above the incident keyword "sev1": a report, offered as an incident
             return 0.9
         if _reported(text):  # above a lone incident keyword ("checkout outage"), which names no action
             return max(0.55, super().score(text))
@@ -177,7 +180,7 @@ class SimilarSkill(BaseSkill):
                 with ctx.db.session() as s:
                     known = s.get(Incident, int(ref.group(1))) is not None
                 text = f"#{ref.group(1)}" if known else text  # else a number of its own ("build #4521")
-        sev = _LEAD_SEV.match(text) if request.source in ("mention", "dm") else None
+        sev = _lead_sev(text) if request.source in ("mention", "dm") else None
         if sev:  # the severity is for the incident the button opens, not words to search for
             text = text[sev.end():].strip()
         query, incident_id, service, alert = self._query_for(text, ctx)

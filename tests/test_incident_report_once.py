@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from knowledge.db import Database
@@ -25,9 +25,7 @@ def _database(kind: str, tmp_path: Path) -> Database:
         if not url:
             pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
         db = Database(url)
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+        db.reset_postgres_schema()
     db.upgrade()
     with db.session() as s:
         seed(s)

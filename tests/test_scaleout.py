@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bot.standin.driver import SlackDriver
 from bot.standin.procs import ServerProcess, TcpProxy, WorkerProcess
@@ -46,9 +46,7 @@ class Topology:
                  model_dir: Path | None = None) -> None:
         assert PG and REDIS
         self.db = Database(PG)
-        with self.db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+        self.db.reset_postgres_schema()
         self.db.upgrade()
         with self.db.session() as s:
             seed(s)

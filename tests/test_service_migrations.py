@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from knowledge.db import Database
 from knowledge.models import Base
@@ -40,7 +40,5 @@ def test_postgres_upgrade_downgrade() -> None:
     if not url:
         pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
     db = Database(url)
-    with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    db.reset_postgres_schema()
     _roundtrip(db)

@@ -8,10 +8,10 @@ import time
 import urllib.parse
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.slack_app import strip_bot_mention
-from knowledge.models import Incident, Job
+from knowledge.models import AuditRecord, Incident, Job, RunbookExecution
 from tests.conftest import Live
 
 
@@ -286,6 +286,12 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
     with live.db.session() as s:
         inc = s.scalars(select(Incident).where(Incident.title == "outage on checkout after the deploy")).one()
         assert (inc.severity, inc.created_by) == (1, "U0ALICE")
+    live.driver.mention(f"set #{inc.id} to sev2", channel="C0RAT", user="U0ALICE")
+    live.driver.mention(f"mitigated #{inc.id}: traffic moved to the old pods", channel="C0MIT", user="U0ALICE")
+    live.drain()
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert (row.severity, row.status) == (2, "mitigated") and row.mitigated_at is not None
     live.driver.mention(f"close #{inc.id}: rolled back the deploy", channel="C0CLS", user="U0ALICE")
     live.driver.mention("page the storage team", channel="C0PAG", user="U0ALICE")
     live.driver.mention("what happened in #101?", channel="C0WHT", user="U0ALICE")
@@ -299,6 +305,37 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
     what = json.dumps(live.standin.messages("C0WHT")[0]["blocks"])
     assert "Root cause" in what and "pgbouncer" in what and "/kb/postmortems/101|postmortem of #101" in what
     assert "is resolved" in _first(live, "C0ESC")  # a closed incident is not escalated
+    live.driver.command("/incident", "new sev1: dns resolution failing in eu-west", channel="C0NEW", user="U0BOB")
+    live.driver.mention("open an incident sev2 for kafka broker disk full", channel="C0NEW2", user="U0BOB")
+    live.drain()  # a severity first counts, in the command and in words
+    with live.db.session() as s:
+        sev = {t: v for t, v in s.execute(select(Incident.title, Incident.severity))}
+    assert (sev["dns resolution failing in eu-west"], sev["kafka broker disk full"]) == (1, 2)
+    live.driver.mention(f"reopen #{inc.id}", channel="C0REO", user="U0BOB")
+    live.drain()
+    live.driver.mention(f"who is working on #{inc.id}?", channel="C0WHO", user="U0BOB")
+    live.drain()
+    with live.db.session() as s:
+        assert (s.get(Incident, inc.id).status, s.get(Incident, inc.id).resolved_at) == ("open", None)
+    status = json.dumps(live.standin.messages("C0WHO")[0])
+    assert "Reopened by <@U0BOB>" in status and "&lt;@" not in status  # mentions in the timeline stay mentions
+
+
+def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
+    live.driver.mention("restart ingest", channel="C0DO1", user="U0ERIN")
+    live.driver.mention("run restart-service service=ingest", channel="C0DO2", user="U0ERIN")
+    live.driver.mention("thanks!", channel="C0DO3", user="U0ERIN")
+    live.drain()
+    told = live.standin.messages("C0DO1")[0]
+    assert told["text"].startswith("Nothing runs from a message")
+    assert "/runbook run restart-service service=ingest --dry-run" in json.dumps(told["blocks"])
+    refused = _first(live, "C0DO2")
+    assert "Refused" in refused and "/runbook run restart-service service=ingest --dry-run" in refused
+    assert _first(live, "C0DO3").startswith("You're welcome")
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RunbookExecution)) == 0
+        refusals = s.scalars(select(AuditRecord).where(AuditRecord.action == "runbook.refused")).all()
+        assert [r.actor for r in refusals] == ["U0ERIN"]
     live.driver.command("/incident", "list", channel="C0LST")
     live.drain()
     listing = live.standin.messages("C0LST")[0]
