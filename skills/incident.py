@@ -131,6 +131,8 @@ class IncidentSkill(BaseSkill):
     # --- helpers -----------------------------------------------------------------------------------
     def _target(self, s: Session, request: SkillRequest, args: list[str]) -> tuple[Incident, list[str]]:
         for i, a in enumerate(args):
+            if re.fullmatch(r"#?\d{10,}[:,.;]?", a):  # longer than any id: no such incident, said plainly
+                raise SkillError(f"There is no incident {escape(a[:24])}.")
             m = _ID.match(a)
             if m:
                 inc = s.get(Incident, int(m.group(1)))

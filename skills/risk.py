@@ -8,8 +8,10 @@ chart shows its recent window with the detector's dynamic threshold; otherwise t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+from knowledge.models import utcnow
 from knowledge.people import services_in_text
 from knowledge.risk_store import add_reading, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
@@ -88,6 +90,10 @@ class RiskSkill(BaseSkill):
     name = "risk"
     commands = ("/risk",)
     keywords = ("failure risk", "risk of failure", "will it fail", "predict failure", "cpu=", "mem=")
+
+    def score(self, text: str) -> float:
+        """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
+        return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) else 0.0, super().score(text))
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
 
     def warm(self, ctx: SkillContext) -> None:
@@ -108,6 +114,11 @@ class RiskSkill(BaseSkill):
             # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count.
             words = [t.rstrip("?.!,;:") for t in text.split()]
             text = " ".join(t for t in words if "=" in t or (t.startswith("#") and t[1:].isdigit()))
+        if not any((m := _TOKEN.match(t)) and m.group(1).lower() not in ("service", "incident", "inc")
+                   for t in text.replace(",", " ").split()):
+            latest = self._latest(ctx, text if request.source == "command" else request.text)
+            if latest is not None:  # "/risk payments-api", "is payments-api at risk?": its last metrics
+                return latest
         service, incident, snapshot = parse_command(text)
         if service is None and request.source != "command":  # "@warroom risk for payments-api cpu=95"
             with ctx.db.session() as s:
@@ -122,6 +133,29 @@ class RiskSkill(BaseSkill):
         a = engine.assess(snapshot, window)
         self._record(ctx, a, service, incident, request.source)
         return self._card(a, service, incident, window)
+
+    def _latest(self, ctx: SkillContext, text: str) -> SkillResult | None:
+        """A service named without metrics: assessed again from the metrics it last reported (alert, API or
+        command), saying when; None when no service is named."""
+        with ctx.db.session() as s:
+            given = re.search(r"\bservice=([\w.-]{1,100})", text) or re.fullmatch(r"\s*([\w.-]{1,100})\s*", text)
+            named = [given.group(1)] if given else services_in_text(session=s, text=text)
+            if not named:
+                return None
+            rows = recent_readings(s, service_name=named[0], limit=1)
+        if not rows or not isinstance(rows[-1].inputs, dict) or not rows[-1].inputs:
+            raise RiskInputError(f"I have no metrics from {named[0]} yet. {USAGE}")
+        last, service = rows[-1], named[0]
+        history = self._history(ctx, service)
+        window = self._window(history) if len(history) >= _MIN_HISTORY else None
+        a = self.engine(ctx).assess(validate_snapshot(last.inputs), window)
+        minutes = max(0, int((utcnow() - last.created_at).total_seconds() // 60))
+        ago = (f"{minutes} min" if minutes < 120 else f"{minutes // 60} h" if minutes < 2880
+               else f"{minutes // 1440} days")
+        stale = " *Stale*: send current metrics for a current answer." if minutes > 60 else ""
+        card = self._card(a, service, last.incident_id, window)
+        return dataclasses.replace(card, summary=f"From the metrics {service} last reported ({ago} ago, via "
+                                   f"{last.source}):{stale} " + card.summary)
 
     def _history(self, ctx: SkillContext, service: str | None) -> list[dict[str, float]]:
         if not service:

@@ -82,8 +82,8 @@ class RoutingSkill(BaseSkill):
     # --- doors --------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
-        if request.command == "/oncall":
-            return self._oncall(text, ctx)
+        if request.command == "/oncall":  # a team, or a service ("/oncall ingest": the team that owns it)
+            return self._oncall(self._team_in(text, ctx) or text, ctx)
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):

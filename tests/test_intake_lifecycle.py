@@ -65,12 +65,14 @@ def test_buttons_ack_and_resolve(live: Live) -> None:
 
 
 def test_usage_errors_are_clear(live: Live) -> None:
-    for text in ("", "frobnicate", "new", "ack", "ack 99999", "sev 9 1", "assign nobody"):
+    for text in ("", "frobnicate", "new", "ack", "ack 99999", "sev 9 1", "assign nobody", "reopen #99999999999",
+                 "escalate", "mitigate 99999"):
         assert live.driver.command("/incident", text, user="U0ALICE", channel="C0X").status_code == 200
     live.drain()
     replies = [m["text"] for m in live.standin.messages("C0X")]
-    assert len(replies) == 7 and all(m.startswith("incident: cannot do that") for m in replies)
+    assert len(replies) == 10 and all(m.startswith("incident: cannot do that") for m in replies)
     assert any("There is no incident #99999" in r for r in replies)
+    assert any("There is no incident #99999999999" in r for r in replies)
     assert any("Which incident?" in r for r in replies)
 
 

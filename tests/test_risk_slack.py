@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -136,3 +137,22 @@ def test_mention_with_metrics_routes_to_risk(live: Live) -> None:
     live.drain()
     assert any("Failure risk: api" in m.get("text", "") for m in live.standin.messages("C0GENERAL"))
     assert len(_uploads(live)) == 1
+
+
+def test_a_service_without_metrics_is_answered_from_its_last_reading(live: Live) -> None:
+    live.driver.command("/risk", "service=payments-api cpu=97 mem=95 errors=80", user="U0ALICE", channel="C0R1")
+    live.drain()
+    first = next(m for m in live.standin.messages("C0R1") if "Failure risk: payments-api" in m.get("text", ""))
+    live.driver.command("/risk", "payments-api", user="U0BOB", channel="C0R2")
+    live.driver.mention("is payments-api at risk?", user="U0BOB", channel="C0R3")
+    live.driver.command("/risk", "ingest", user="U0BOB", channel="C0R4")
+    live.drain()
+    for channel in ("C0R2", "C0R3"):
+        card = next(m for m in live.standin.messages(channel) if "Failure risk: payments-api" in m.get("text", ""))
+        assert "From the metrics payments-api last reported (0 min ago, via command)" in card["text"]
+        band = re.search(r"— (\w+ \([^)]*\))", first["text"])
+        assert band and band.group(1) in card["text"]  # the same band and probability
+    (msg,) = live.standin.messages("C0R4")
+    assert msg.get("ephemeral") and "no metrics from ingest yet" in msg["text"]
+    with live.db.session() as s:  # a look at the last reading is not a new reading
+        assert s.scalar(select(func.count()).select_from(RiskReading)) == 1

@@ -69,10 +69,13 @@ def test_oncall_for_one_team_and_all_teams(live: Live) -> None:
     live.drain()
     live.driver.command("/oncall", "", user="U0BOB", channel=CHANNEL)
     live.drain()
-    one, every = _texts(live)[-2:]
+    live.driver.command("/oncall", "ingest", user="U0BOB", channel=CHANNEL)  # a service: the team that owns it
+    live.drain()
+    one, every, service = _texts(live)[-3:]
     assert "On call now: payments" in one and "<@U0ALICE>" in one
     for team in ("data", "identity", "payments", "platform", "storage"):
         assert f"*{team}*" in every
+    assert "On call now: data" in service and "identity" not in service
 
 
 def test_bad_input_gets_clear_answers(live: Live) -> None:
