@@ -21,6 +21,7 @@ from knowledge.facts import PostmortemFacts, RelatedIncident, assemble_facts, si
 from knowledge.models import Incident, Postmortem
 from knowledge.postmortems import PostmortemDoc
 from skills.base import (
+    INCIDENT_REF,
     Action,
     Attachment,
     BaseSkill,
@@ -115,9 +116,12 @@ class PostmortemSkill(BaseSkill):
             words = re.findall(r"[\w#-]+", request.text.lower())
             verb = next((w for w in words if w in _VERBS), "show")
             rest = next((w for w in words if _ID.match(w) and w != verb), "")
+        if verb == "list" or (request.source in ("mention", "dm") and re.search(r"\bpostmortems\b", request.text, re.I)
+                              and not INCIDENT_REF.search(request.text)):
+            return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
         if verb not in _VERBS:
-            raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>` or "
-                             "`/postmortem edit <incident> <section>: <text>`")
+            raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>`, "
+                             "`/postmortem edit <incident> <section>: <text>` or `/postmortem list [draft|published]`")
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id
@@ -160,6 +164,25 @@ class PostmortemSkill(BaseSkill):
             row = top if same and top is not None else store.add_version(
                 s, incident_id=incident_id, doc=self._with_flags(doc, top), status="draft", author=user)
             return self._present(row, ctx, f"Postmortem draft for incident #{incident_id}")
+
+    def listing(self, ctx: SkillContext, which: str) -> SkillResult:
+        """The newest version of each postmortem, drafts first (they wait for someone to publish them)."""
+        words = set(re.findall(r"[a-z]+", which))
+        status = next((w for w in ("draft", "published") if w in words or f"{w}s" in words), None)
+        with ctx.db.session() as s:
+            rows = [r for r in store.list_latest(s, limit=500)
+                    if status is None or (r.status == "published") == (status == "published")]
+        rows.sort(key=lambda r: (r.status == "published", -(r.incident_id or 0)))
+        lines = tuple(f"<{kb_url(ctx, r.incident_id)}|postmortem of #{r.incident_id}> v{r.version} "
+                      f"[{r.status}] {esc(r.title[:100])}" for r in rows[:25] if r.incident_id is not None)
+        waiting = sum(r.status != "published" for r in rows)
+        if not rows:
+            return SkillResult(title="Postmortems", summary=f"No {status + ' ' if status else ''}postmortems yet.",
+                               ephemeral=True)
+        more = " (25 shown)" if len(rows) > 25 else ""
+        summary = (f"{len(rows)} postmortem(s){more}, {waiting} not published yet. "
+                   "`/postmortem show <incident>` opens one.")
+        return SkillResult(title="Postmortems", summary=summary, sections=(Section("", lines),), ephemeral=True)
 
     def show(self, incident_id: int, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:

@@ -118,6 +118,16 @@ def test_edit_show_and_draft_job(live: Live) -> None:
         assert top is not None and top.status == "edited" and top.author == "U0DEV"
         assert "Dev Sharma reported it within minutes." in top.markdown
     assert any(f"Postmortem for incident #{iid}" in m["text"] for m in live.standin.messages(CHANNEL))
+    live.driver.command("/postmortem", "list drafts", user="U0DEV", channel="C0LIST")
+    live.driver.mention("which postmortems are still drafts?", user="U0DEV", channel="C0LIST2")
+    live.driver.command("/postmortem", "list", user="U0DEV", channel="C0LIST3")
+    live.drain()
+    for channel in ("C0LIST", "C0LIST2"):  # the edited draft, not the 12 published ones of the sample world
+        (listing,) = _texts(live.standin, channel)
+        assert "1 postmortem(s), 1 not published yet" in listing and f"postmortem of #{iid}> v2 [edited]" in listing
+    (everything,) = _texts(live.standin, "C0LIST3")
+    assert "13 postmortem(s), 1 not published yet" in everything
+    assert everything.index(f"#{iid}> v2 [edited]") < everything.index("[published]")  # drafts first
 
 
 def test_bad_input_gets_a_clear_message(live: Live) -> None:
