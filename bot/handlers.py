@@ -5,6 +5,7 @@ Each handler is idempotent: the queue may run a job again after a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import metrics
 from bot.render import result_blocks, result_text
-from skills.base import SkillError, SkillRequest, SkillResult
+from skills.base import SkillError, SkillRequest, SkillResult, incident_here
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -85,6 +86,10 @@ def register_all(services: Services) -> None:
 
     def skill_run(payload: dict[str, Any]) -> None:
         request = _request_from(payload)
+        if request.source in ("mention", "dm") and request.incident_id is None:
+            # In an incident card's thread or an incident's own channel, the request is about that incident.
+            here = incident_here(services.db, channel_id=request.channel_id, thread_ts=request.thread_ts)
+            request = dataclasses.replace(request, incident_id=here) if here is not None else request
         name = payload.get("skill")
         if not name:
             skill, _score = services.registry.route(request.text)

@@ -10,14 +10,26 @@ relevant the answer is "I don't know", and the LLM is not asked at all. Any LLM 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
-from knowledge.runbook_store import get_runbook, spec_of
+from knowledge.models import Incident
 from knowledge.search import KINDS, Hit, SearchError, search
 from skills.ask_llm import IDK, LLMUnavailable, ask_llm
-from skills.base import BaseSkill, Section, SkillContext, SkillError, SkillRequest, SkillResult
+from skills.base import (
+    ABOUT_HERE,
+    INCIDENT_REF,
+    Action,
+    BaseSkill,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+)
 from skills.redact import mask_secrets
+from skills.runbooks import incident_runbooks, preview_line
 from skills.similar import collapse, esc, kb_link, service_in
 
 __all__ = ["AskSkill", "relevant"]
@@ -30,7 +42,8 @@ _KB_QUESTION = re.compile(
     r"|any (postmortems?|incidents?) (about|on|for|with))", re.I)
 _QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|do|does|can|could|should|has|have)"
                        r"\b", re.I)
-_HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to))", re.I)
+_HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to)"
+                     r"|what (should|do|can) (i|we) do)\b", re.I)
 # An instruction ("restart ingest", "roll back payments-api"): answered like "how do I ...?", and nothing runs
 _DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|scale"
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
@@ -55,22 +68,9 @@ def _fix(hit: Hit) -> tuple[str, ...]:
 
 
 def _preview_hint(ctx: SkillContext, hit: Hit, service: str | None) -> tuple[str, ...]:
-    """For a runbook: the command that previews it, its service filled in when the question names one the
-    runbook accepts, and a placeholder for each other parameter it needs (nothing runs from a question)."""
-    if hit.kind != "runbook":
-        return ()
-    with ctx.db.session() as s:
-        row = get_runbook(s, slug=hit.id)
-        spec = spec_of(row) if row is not None else None
-    if spec is None:
-        return ()
-    args = []
-    for p in spec.parameters:
-        if p.name == "service" and service and (not p.allowed or service in p.allowed):
-            args.append(f"service={service}")
-        elif p.required and p.default is None:
-            args.append(f"{p.name}=<{p.name}>")
-    return (f"> _preview it:_ `/runbook run {' '.join((spec.slug, *args))} --dry-run`",)
+    """For a runbook: the command that previews it (nothing runs from a question)."""
+    line = preview_line(ctx, hit.id, service) if hit.kind == "runbook" else None
+    return (line,) if line else ()
 
 
 class AskSkill(BaseSkill):
@@ -97,13 +97,35 @@ class AskSkill(BaseSkill):
         question = mask_secrets(request.text.strip())
         if not question:
             raise SkillError("Ask me a question, e.g. `@warroom how do I restart ingest?`")
+        query, service, exclude, told = question, service_in(question, ctx), (), bool(_DO.match(question))
+        pre: tuple[Section, ...] = ()
+        acts: tuple[Action, ...] = ()
+        if request.incident_id is not None and ABOUT_HERE.search(question) and not INCIDENT_REF.search(question):
+            with ctx.db.session() as s:  # "have we seen this before?" under an incident card: "this" is it
+                inc = s.get(Incident, request.incident_id)
+                if inc is not None:
+                    query = mask_secrets(f"{question} {inc.title}. {inc.description or ''}")[:4000]
+                    service, exclude = service or inc.service_name, (f"incident:{inc.id}",)
+            if inc is not None and (told or _HOW_TO.search(question)):  # "what should I do?": its runbooks
+                lines, acts = incident_runbooks(ctx, inc.id)
+                pre = (Section(f"Runbooks for incident #{inc.id}", lines),) if lines else ()
+        result = self._answer(ctx, question, query, service, exclude, told)
+        if not pre:
+            return result
+        if result.title == IDK:  # nothing in the passages, but runbooks for the incident: those are the answer
+            return SkillResult(title="Runbooks for this incident", summary="What the runbook suggester proposes "
+                               "for it (a Run button opens a preview first; nothing runs without approval):",
+                               sections=pre, actions=acts, data={"mode": "incident_runbooks"})
+        return dataclasses.replace(result, sections=pre + result.sections, actions=acts + result.actions)
+
+    def _answer(self, ctx: SkillContext, question: str, query: str, service: str | None, exclude: tuple[str, ...],
+                told: bool) -> SkillResult:
+        """From the knowledge-base passages that match ``query``: extractive, or an LLM grounded in them."""
         try:
-            service = service_in(question, ctx)
-            hits = search(ctx, text=question, kinds=KINDS, service=service, k=8)
+            hits = search(ctx, text=query, kinds=KINDS, service=service, exclude=exclude, k=8)
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         found = [h for h in collapse(hits) if relevant(h)][:4]
-        told = bool(_DO.match(question))
         if told or _HOW_TO.search(question):  # "how do I ...": the runbook that does it first, then the past
             found.sort(key=lambda h: h.kind != "runbook")
         if not found:

@@ -17,6 +17,10 @@ from knowledge.db import Database
 # An incident named in free text: "#12", "incident 12", "inc-12" (group 1: the number).
 INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
+# A message that points at the incident it is posted under ("have we seen this before?", "who should take
+# it?", "what should I do?"): in a card's thread or an incident's own channel, that incident is the subject.
+ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:i|we) do\b|\bnext steps?\b", re.I)
+
 _USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
 
 
@@ -31,7 +35,8 @@ def esc_keep_users(text: object) -> str:
 
 
 __all__ = [
-    "esc", "esc_keep_users", "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
+    "ABOUT_HERE", "INCIDENT_REF", "esc", "esc_keep_users", "incident_here",
+    "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]
 
@@ -181,3 +186,22 @@ class TriageSkill(Protocol):
     name: str
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None: ...
+
+
+def incident_here(db: Database, *, channel_id: str | None, thread_ts: str | None) -> int | None:
+    """The incident whose card thread (``thread_ts`` is the card's ts) or dedicated channel this is."""
+    from sqlalchemy import select
+
+    from knowledge.models import Incident
+
+    with db.session() as s:
+        if thread_ts:
+            found = s.scalar(select(Incident.id).where(Incident.card_ts == thread_ts).limit(1))
+            if found is not None:
+                return int(found)
+        if channel_id:
+            found = s.scalar(select(Incident.id).where(Incident.channel_id == channel_id,
+                                                      Incident.dedicated_channel.is_(True))
+                             .order_by(Incident.id.desc()).limit(1))
+            return int(found) if found is not None else None
+    return None

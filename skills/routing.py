@@ -20,6 +20,7 @@ from knowledge import people
 from knowledge.models import Expert, Feedback, Incident, TimelineEvent
 from knowledge.routing_history import record_wrong_owner
 from skills.base import (
+    ABOUT_HERE,
     INCIDENT_REF,
     Action,
     BaseSkill,
@@ -167,6 +168,9 @@ class RoutingSkill(BaseSkill):
         if m:
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
         ref = INCIDENT_REF.search(text)
+        if ref is None and incident_id is not None and request.command is None and ABOUT_HERE.search(text):
+            ref = re.match(r"(\d+)", str(incident_id))  # "who should take this?" under an incident's card
+            text = f"#{incident_id}"
         if ref:  # "/route #113", "who should take #113?": route that incident, by its own title and service
             with ctx.db.session() as s:
                 inc = s.get(Incident, int(ref.group(1)))

@@ -36,6 +36,7 @@ from skills.base import (
     SkillRequest,
     SkillResult,
 )
+from skills.redact import mask_secrets
 from skills.runbook_access import may_request, refuse
 from skills.runbook_exec import ExecPolicy, ParameterRefused, plan, preview_lines, validate_params
 from skills.runbook_flow import approve, button_value, cancel, confirm, enqueue_execution, reject
@@ -356,6 +357,37 @@ def _params(params: dict[str, Any]) -> str:
 def _short(detail: dict[str, Any]) -> str:
     keep = {k: v for k, v in (detail or {}).items() if k in ("reason", "params", "status", "exit_code", "step")}
     return str(keep)[:200] if keep else ""
+
+
+def incident_runbooks(ctx: SkillContext, incident_id: int) -> tuple[tuple[str, ...], tuple[Action, ...]]:
+    """The card's runbook suggestions for one incident, each with its preview command and a Run button
+    (which opens the confirmation; nothing runs from here)."""
+    with ctx.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return (), ()
+        text, alert, service = f"{inc.title}. {inc.description or ''}", inc.alert_name, inc.service_name
+    sugg = suggester(ctx).suggest(mask_secrets(text), alert_name=alert, service=service)
+    lines = [x for sg, line in zip(sugg, _suggestion_lines(sugg), strict=True)
+             for x in (line, preview_line(ctx, sg.slug, service)) if x]
+    return tuple(lines), tuple(_run_button(sg, incident_id) for sg in sugg)
+
+
+def preview_line(ctx: SkillContext, slug: str, service: str | None) -> str | None:
+    """The command that previews a runbook: the service filled in when the runbook accepts it, and a
+    placeholder for each other parameter it needs."""
+    with ctx.db.session() as s:
+        row = get_runbook(s, slug=slug)
+        spec = spec_of(row) if row is not None else None
+    if spec is None:
+        return None
+    args = []
+    for p in spec.parameters:
+        if p.name == "service" and service and (not p.allowed or service in p.allowed):
+            args.append(f"service={service}")
+        elif p.required and p.default is None:
+            args.append(f"{p.name}=<{p.name}>")
+    return f"> _preview it:_ `/runbook run {' '.join((spec.slug, *args))} --dry-run`"
 
 
 def _suggestion_lines(sugg: list[Suggestion]) -> tuple[str, ...]:

@@ -45,6 +45,11 @@ _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|e
 _LEAD_SEV = re.compile(r"^\W*sev[\s-]?([1-4])\b[\s:,.-]*(?=\w)", re.I)
 
 
+# "similar", "anything similar?", "seen this before?" with nothing else to search for
+_SIMILAR_HERE = re.compile(r"^\W*(?:(?:any(?:thing)?|something|incidents?)\s+)?(?:similar|like this)"
+                           r"(?:\s+(?:to\s+)?(?:this|it|one|incidents?))?\W*$", re.I)
+
+
 def _lead_sev(text: str) -> re.Match[str] | None:
     """A severity first, and no incident named ("sev1 #105" re-rates #105: the incident skill's)."""
     return None if INCIDENT_REF.search(text) else _LEAD_SEV.match(text)
@@ -152,7 +157,7 @@ class SimilarSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords; "similar" next to an incident number ("anything similar to #105?") wins over a question;
         a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
-        if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text):
+        if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text) or _SIMILAR_HERE.match(text):
             return 0.9
         if _lead_sev(text):  # above the incident keyword "sev1": a report, offered as an incident
             return 0.9
@@ -174,6 +179,9 @@ class SimilarSkill(BaseSkill):
         text = request.text.strip()
         if not text:
             raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
+        if (request.source in ("mention", "dm") and request.incident_id is not None and _SIMILAR_HERE.match(text)
+                and not INCIDENT_REF.search(text)):
+            text = f"#{request.incident_id}"  # "anything similar?" under an incident's card: that incident
         if request.source in ("mention", "dm") and re.search(r"\bsimilar\b", text, re.I):
             ref = INCIDENT_REF.search(text)  # "anything similar to #105?": that incident is the query
             if ref:
@@ -184,15 +192,17 @@ class SimilarSkill(BaseSkill):
         if sev:  # the severity is for the incident the button opens, not words to search for
             text = text[sev.end():].strip()
         query, incident_id, service, alert = self._query_for(text, ctx)
-        exclude = (f"incident:{incident_id}",) if incident_id is not None else ()
+        own = incident_id or request.incident_id  # the incident searched from, or the one this is posted under
+        exclude = (f"incident:{own}",) if own is not None else ()
         try:
             hits = search(ctx, text=query, kinds=KINDS, service=service, alert_name=alert, exclude=exclude,
                           incident_id=incident_id or request.incident_id, k=8)
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_SHOWN
-                and (incident_id is None or h.incident_id != incident_id)][:5]
-        report = request.source in ("mention", "dm") and incident_id is None and (sev or _reported(text))
+                and (own is None or h.incident_id != own)][:5]
+        report = (request.source in ("mention", "dm") and incident_id is None and request.incident_id is None
+                  and (sev or _reported(text)))  # under an incident's card, a symptom is part of that one
         label, value = ((f"Open a SEV{sev.group(1)} incident", f"{text[:290]} sev{sev.group(1)}") if sev
                         else ("Open an incident", text[:300]))
         offer = (Action("incident:new", label, value, "primary"),) if report else ()

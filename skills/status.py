@@ -33,13 +33,13 @@ class StatusSkill(BaseSkill):
         return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
-        if request.source in ("mention", "dm") and not re.search(r"\b(you|warroom|bot|open)\b", request.text, re.I):
-            here = self._incident_here(request, ctx)
-            if here is not None:  # "@warroom status" in an incident card's thread or channel: that incident
-                from skills.incident import IncidentSkill
+        if request.source in ("mention", "dm") and request.incident_id is not None \
+                and not re.search(r"\b(you|warroom|bot|open)\b", request.text, re.I):
+            # "@warroom status" in an incident card's thread or channel: that incident's status
+            from skills.incident import IncidentSkill
 
-                return IncidentSkill().run(dataclasses.replace(request, text=f"status #{here}", source="command"),
-                                           ctx)
+            return IncidentSkill().run(dataclasses.replace(request, text=f"status #{request.incident_id}",
+                                                           source="command"), ctx)
         with ctx.db.session() as s:
             open_rows = s.execute(
                 select(Incident.id, Incident.title, Incident.severity, Incident.status)
@@ -66,18 +66,3 @@ class StatusSkill(BaseSkill):
             sections=(Section("Open incidents", lines),) if lines else (),
             data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox},
         )
-
-    @staticmethod
-    def _incident_here(request: SkillRequest, ctx: SkillContext) -> int | None:
-        """The incident whose card thread, or dedicated channel, the request came from."""
-        with ctx.db.session() as s:
-            if request.thread_ts:
-                found = s.scalar(select(Incident.id).where(Incident.card_ts == request.thread_ts).limit(1))
-                if found is not None:
-                    return int(found)
-            if request.channel_id:
-                found = s.scalar(select(Incident.id).where(Incident.channel_id == request.channel_id,
-                                                          Incident.dedicated_channel.is_(True))
-                                 .order_by(Incident.id.desc()).limit(1))
-                return int(found) if found is not None else None
-        return None

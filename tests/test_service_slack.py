@@ -340,3 +340,31 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
     live.drain()
     listing = live.standin.messages("C0LST")[0]
     assert "No open incidents" in listing["text"] and json.dumps(listing["blocks"]).count("No open incidents") == 1
+
+
+def test_questions_under_an_incident_card_are_about_that_incident(live: Live) -> None:
+    live.driver.command("/incident", "new payments-api returning 503 remaining connection slots are reserved sev2",
+                        user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title.like("payments-api returning 503%"))).one()
+    asked: dict[str, dict] = {}
+    for text in ("have we seen this before?", "what should I do?", "who should take this?", "anything similar?",
+                 "payments-api 503s spiking again"):
+        before = len(live.standin.messages(inc.channel_id))
+        ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
+              "thread_ts": inc.card_ts, "channel": inc.channel_id, "event_ts": f"{time.time():.6f}"}
+        assert live.driver.event(ev).status_code == 200
+        live.drain()
+        (asked[text],) = live.standin.messages(inc.channel_id)[before:]
+    seen = json.dumps(asked["have we seen this before?"])
+    assert "incident #101" in seen and f"incident #{inc.id}" not in seen  # the past one, not itself
+    todo = json.dumps(asked["what should I do?"])
+    assert f"Runbooks for incident #{inc.id}" in todo and "/runbook run restart-service service=payments-api" in todo
+    assert f"restart-service:{inc.id}" in todo  # a Run button for this incident: it opens a preview, runs nothing
+    assert "declared owner of payments-api" in json.dumps(asked["who should take this?"])
+    assert f"Closest matches for incident #{inc.id}" in asked["anything similar?"]["text"]
+    symptom = json.dumps(asked["payments-api 503s spiking again"])
+    assert "incident:new" not in symptom and f"incident #{inc.id}*" not in symptom  # part of this incident
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RunbookExecution)) == 0
