@@ -109,7 +109,7 @@ class Incident(Base):
     source: Mapped[str] = mapped_column(String(32), default="slack")
     group_key: Mapped[str | None] = mapped_column(String(300), index=True)
     channel_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    card_ts: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32), index=True)  # a reply in the card's thread: which one
     # Hash of the card last sent to Slack: an update that would not change it is skipped.
     card_hash: Mapped[str | None] = mapped_column(String(64))
     dedicated_channel: Mapped[bool] = mapped_column(Boolean, default=False)

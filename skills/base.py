@@ -21,6 +21,9 @@ INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 # it?", "what should I do?"): in a card's thread or an incident's own channel, that incident is the subject.
 ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:i|we) do\b|\bnext steps?\b", re.I)
 
+# A severity first: "sev1 outage on checkout", "SEV-2: ingest lag", "severity 1 db down" (group 1: the level)
+LEAD_SEV = re.compile(r"^\W*sev(?:erity)?[\s-]?([1-4])\b[\s:,.-]*", re.I)
+
 _USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
 
 
@@ -35,7 +38,7 @@ def esc_keep_users(text: object) -> str:
 
 
 __all__ = [
-    "ABOUT_HERE", "INCIDENT_REF", "esc", "esc_keep_users", "incident_here",
+    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "esc", "esc_keep_users", "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]

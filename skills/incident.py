@@ -3,8 +3,7 @@
 ``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
-``/incident list``. Without an id, the incident is the one
-whose channel (or card thread) this is.
+``/incident list``. Without an id, the incident is the one whose channel (or card thread) this is.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from knowledge.models import REPORT_KEY_PREFIX, Incident, Postmortem, Service, TimelineEvent, utcnow
 from skills.base import (
     INCIDENT_REF,
+    LEAD_SEV,
     Action,
     BaseSkill,
     Section,
@@ -36,7 +36,6 @@ from skills.postmortem import kb_url
 __all__ = ["IncidentSkill", "escape"]
 
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
-_LEAD_SEV = re.compile(r"^\s*sev(?:erity)?[\s-]?([1-4])\b[\s:,.-]*", re.I)
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
@@ -192,7 +191,7 @@ class IncidentSkill(BaseSkill):
     def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
              group_key: str | None = None) -> SkillResult:
         sev = 3
-        lead = _LEAD_SEV.match(rest)  # "/incident new sev1: checkout down" (a leading bare "2" is a title word)
+        lead = LEAD_SEV.match(rest)  # "/incident new sev1: checkout down" (a leading bare "2" is a title word)
         if lead:
             sev, rest = int(lead.group(1)), re.sub(r"^(?:for|about|on)\s+", "", rest[lead.end():], flags=re.I)
         words = rest.split()

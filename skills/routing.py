@@ -46,11 +46,10 @@ _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could
                   r"|\bwho owns\b|\bwho is the owner\b", re.IGNORECASE)
 
 
-_esc = esc
 
 
 def _line(c: Any, rank: int) -> str:
-    return f"{rank}. <@{c.user_id}> ({_esc(c.name)}, {_esc(c.team or 'no team')}, score {c.score:.2f}): {_esc(c.why)}"
+    return f"{rank}. <@{c.user_id}> ({esc(c.name)}, {esc(c.team or 'no team')}, score {c.score:.2f}): {esc(c.why)}"
 
 
 def _lines(d: RoutingDecision) -> tuple[str, ...]:
@@ -137,8 +136,8 @@ class RoutingSkill(BaseSkill):
                              "`@warroom page ingest`.")
         result = self._oncall(team, ctx)
         paged = [u for r in result.data["oncall"] for u in r["people"]]
-        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {_esc(team)}, and wanted here."
-                   if paged else f"Nobody is on call for {_esc(team)} now.")
+        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {esc(team)}, and wanted here."
+                   if paged else f"Nobody is on call for {esc(team)} now.")
         return dataclasses.replace(result, title=f"Paging {team}", summary=summary)
 
     def _oncall(self, team: str, ctx: SkillContext) -> SkillResult:
@@ -150,11 +149,11 @@ class RoutingSkill(BaseSkill):
         lines = []
         for r in rows:
             where = f"<#{r.channel}>" if r.channel else f"the {r.team} team"
-            who = ", ".join(f"<@{u}> ({_esc(n)})" for u, n in r.people)
+            who = ", ".join(f"<@{u}> ({esc(n)})" for u, n in r.people)
             until = f" until {r.until:%a %d %b %H:%M} UTC" if r.until and r.people else ""
-            line = f"*{_esc(r.team)}*: {who}{until}" if who else f"*{_esc(r.team)}*: nobody on call now: ask in {where}"
+            line = f"*{esc(r.team)}*: {who}{until}" if who else f"*{esc(r.team)}*: nobody on call now: ask in {where}"
             if r.skipped:
-                line += f" (skipped, deactivated: {_esc(', '.join(r.skipped))})"
+                line += f" (skipped, deactivated: {esc(', '.join(r.skipped))})"
             lines.append(line)
         if not lines:
             lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]
@@ -168,14 +167,14 @@ class RoutingSkill(BaseSkill):
         if m:
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
         ref = INCIDENT_REF.search(text)
-        if ref is None and incident_id is not None and request.command is None and ABOUT_HERE.search(text):
-            ref = re.match(r"(\d+)", str(incident_id))  # "who should take this?" under an incident's card
-            text = f"#{incident_id}"
-        if ref:  # "/route #113", "who should take #113?": route that incident, by its own title and service
+        named = int(ref.group(1)) if ref else None
+        if named is None and incident_id is not None and request.command is None and ABOUT_HERE.search(text):
+            named, text = incident_id, f"#{incident_id}"  # "who should take this?" under an incident's card
+        if named is not None:  # "/route #113", "who should take #113?": that incident, by its title and service
             with ctx.db.session() as s:
-                inc = s.get(Incident, int(ref.group(1)))
+                inc = s.get(Incident, named)
                 if inc is None and INCIDENT_REF.fullmatch(text.strip()):
-                    raise SkillError(f"There is no incident #{ref.group(1)}.")
+                    raise SkillError(f"There is no incident #{named}.")
                 if inc is not None:  # else a ticket's own number ("build #4521 fails"): route the words
                     text = ". ".join(p for p in (inc.title, inc.description) if p)
                     service, incident_id = service or inc.service_name, inc.id
@@ -185,7 +184,7 @@ class RoutingSkill(BaseSkill):
         text = mask_secrets(text)[:MAX_TEXT]
         d = route(ctx, text=text, service=service, incident_id=incident_id)
         best = d.best
-        summary = (f"Suggested: <@{best.user_id}> ({_esc(best.name)}): {_esc(best.why)}" if best
+        summary = (f"Suggested: <@{best.user_id}> ({esc(best.name)}): {esc(best.why)}" if best
                    else f"No one to suggest. {d.fallback}")
         actions: tuple[Action, ...] = ()
         if best:
@@ -195,13 +194,13 @@ class RoutingSkill(BaseSkill):
                        if v)
         sections = [Section("Candidates", _lines(d) or ("none",))]
         if d.notes:
-            sections.append(Section("Notes", tuple(_esc(n) for n in d.notes)))
+            sections.append(Section("Notes", tuple(esc(n) for n in d.notes)))
         return SkillResult(title="Route: " + (best.name if best else "no one available"), summary=summary,
                            fields=fields, sections=tuple(sections), actions=actions, data=self._data(d))
 
     # --- card and buttons -----------------------------------------------------------------------
     def _finding(self, incident_id: int, d: RoutingDecision) -> Finding:
-        lines = list(_lines(d)) + [f"_{_esc(n)}_" for n in d.notes[:3]]
+        lines = list(_lines(d)) + [f"_{esc(n)}_" for n in d.notes[:3]]
         actions: list[Action] = []
         if d.best:
             value = f"{incident_id}:{d.best.user_id}"
@@ -301,7 +300,7 @@ class RoutingSkill(BaseSkill):
         if not others:
             return SkillResult(title=f"Noted: {name} is not the owner", summary=f"No other candidate. {d.fallback}")
         return SkillResult(title=f"Noted: {name} is not the owner",
-                           summary=f"Next: <@{others[0].user_id}> ({_esc(others[0].name)}): {_esc(others[0].why)}")
+                           summary=f"Next: <@{others[0].user_id}> ({esc(others[0].name)}): {esc(others[0].why)}")
 
 
 def _ticket_value(uid: str, service: str | None, text: str, limit: int = 1900) -> str:

@@ -17,6 +17,7 @@ from knowledge.models import Incident
 from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
 from skills.base import (
     INCIDENT_REF,
+    LEAD_SEV,
     Action,
     BaseSkill,
     Finding,
@@ -41,8 +42,6 @@ _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|e
                       r"degraded|spik(e|es|ing)|paging|on fire)\b", re.I)
 
 
-# "sev1 outage on checkout", "SEV-2: ingest lag": a severity first is a report, whatever the words after it
-_LEAD_SEV = re.compile(r"^\W*sev[\s-]?([1-4])\b[\s:,.-]*(?=\w)", re.I)
 
 
 # "similar", "anything similar?", "seen this before?" with nothing else to search for
@@ -51,8 +50,10 @@ _SIMILAR_HERE = re.compile(r"^\W*(?:(?:any(?:thing)?|something|incidents?)\s+)?(
 
 
 def _lead_sev(text: str) -> re.Match[str] | None:
-    """A severity first, and no incident named ("sev1 #105" re-rates #105: the incident skill's)."""
-    return None if INCIDENT_REF.search(text) else _LEAD_SEV.match(text)
+    """A severity first, words after it, and no incident named ("sev1 #105" re-rates #105: the incident
+    skill's). A severity first is a report, whatever the words after it."""
+    m = LEAD_SEV.match(text)
+    return m if m and re.match(r"\w", text[m.end():]) and not INCIDENT_REF.search(text) else None
 
 
 def _reported(text: str) -> bool:
