@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from itertools import groupby
 from typing import Any
@@ -119,7 +120,19 @@ class IncidentSkill(BaseSkill):
         verb = action_id.split(":", 1)[1]
         if verb == "new":  # "Open an incident" under the bot's answer to a reported symptom
             return self._new_from_report(request, ctx)
-        if verb not in ("ack", "resolve"):
+        if verb == "escalate":  # value "<id>:<severity shown on the card>": a second click finds it changed
+            ident, _, shown = request.text.partition(":")
+            if not (ident.isdigit() and shown.isdigit()):
+                raise SkillError("this button does not name an incident")
+            with ctx.db.session() as s:
+                inc = s.get(Incident, int(ident))
+                if inc is None:
+                    raise SkillError(f"There is no incident #{ident}.")
+                if inc.severity != int(shown):
+                    return self._done(inc, f"Incident #{inc.id} is SEV{inc.severity} now (it was SEV{shown} on the "
+                                      "card you clicked): not escalated again.")
+            request, verb = dataclasses.replace(request, text=ident), "escalate"
+        elif verb not in ("ack", "resolve"):
             raise SkillError(f"unknown incident action {verb}")
         if not request.text.isdigit():
             raise SkillError("this button does not name an incident")

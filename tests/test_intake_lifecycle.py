@@ -56,6 +56,18 @@ def test_buttons_ack_and_resolve(live: Live) -> None:
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "acknowledged"
         assert s.get(Incident, inc.id).assignee == "U0CARLA"
+    card = [c for c in live.standin.calls_to("chat.update") if c.args["ts"] == inc.card_ts][-1]
+    escalate = next(e for b in card.args["blocks"] if b.get("type") == "actions" for e in b["elements"]
+                    if e["action_id"] == "incident:escalate")
+    assert escalate["text"]["text"] == f"Escalate to SEV{inc.severity - 1}"
+    for _ in range(2):  # a double click on the same card escalates once
+        live.driver.click("incident:escalate", escalate["value"], user="U0CARLA", channel="C0INCIDENTS",
+                          message_ts=inc.card_ts)
+        live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).severity == inc.severity - 1
+    said = [m["text"] for m in live.standin.messages("C0INCIDENTS")]
+    assert any("escalated incident" in t for t in said) and any("not escalated again" in t for t in said)
     live.driver.click("incident:resolve", str(inc.id), user="U0CARLA", channel="C0INCIDENTS", message_ts=inc.card_ts)
     live.drain()
     with live.db.session() as s:
