@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bot.render import cut, esc
 from knowledge.models import Alert, Incident, TimelineEvent
-from skills.base import esc_keep_users
+from skills.base import clock, esc_keep_users
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -85,7 +85,7 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
                            key=lambda n: order.index(n) if n in order else len(order)):
             blocks.extend(_finding_blocks(name, findings[name]))
         if recent:
-            lines = [f"{e.at:%H:%M} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
+            lines = [f"{clock(e.at)} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut("\n".join(lines), 2000)}]})
         buttons = []
         if inc.status != "resolved":

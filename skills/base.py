@@ -7,6 +7,7 @@ it) and ``run``. Heavy resources load in ``warm`` (called once, in the backgroun
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ def esc_keep_users(text: object) -> str:
 
 
 __all__ = [
-    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "esc", "esc_keep_users", "incident_here",
+    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "esc", "esc_keep_users", "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]
@@ -189,6 +190,12 @@ class TriageSkill(Protocol):
     name: str
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None: ...
+
+
+def clock(at: dt.datetime, today: dt.date | None = None) -> str:
+    """A timeline time for people: "14:05" today, "02 Mar 09:14" on another day (UTC)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return at.strftime("%H:%M" if at.date() == today else "%d %b %H:%M")
 
 
 def incident_here(db: Database, *, channel_id: str | None, thread_ts: str | None) -> int | None:

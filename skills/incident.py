@@ -28,6 +28,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    clock,
     esc_keep_users,
 )
 from skills.base import esc as escape
@@ -244,11 +245,9 @@ class IncidentSkill(BaseSkill):
         inc, _ = self._target(s, request, rest.split())
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
                            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(200)).all()
-        today = utcnow().date()  # times of earlier days carry their date
         # A storm writes the same event many times in a row ("Alert X joined ..."): one line with a count.
         runs = [(line, len(list(same))) for line, same in
-                groupby(f"{e.at.strftime('%H:%M' if e.at.date() == today else '%d %b %H:%M')} "
-                        f"{esc_keep_users(e.text[:200])}" for e in reversed(events))]
+                groupby(f"{clock(e.at)} {esc_keep_users(e.text[:200])}" for e in reversed(events))]
         lines = tuple(line if n == 1 else f"{line} (×{n})" for line, n in runs[-8:])
         sections = [Section("Latest", lines or ("nothing yet",))]
         # "what happened in #101?": for a closed incident, what it was and what fixed it, and its postmortem

@@ -304,6 +304,7 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
     assert paged.startswith("Paging storage") and re.search(r"<@U0(IRIS|JONAS)>", paged)
     what = json.dumps(live.standin.messages("C0WHT")[0]["blocks"])
     assert "Root cause" in what and "pgbouncer" in what and "/kb/postmortems/101|postmortem of #101" in what
+    assert "02 Mar 09:14" in what  # a time of another day carries its date
     assert "is resolved" in _first(live, "C0ESC")  # a closed incident is not escalated
     live.driver.command("/incident", "new sev1: dns resolution failing in eu-west", channel="C0NEW", user="U0BOB")
     live.driver.mention("open an incident sev2 for kafka broker disk full", channel="C0NEW2", user="U0BOB")
