@@ -265,8 +265,8 @@ class IncidentSkill(BaseSkill):
                     ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
                     ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc))),
             sections=tuple(sections),
-            actions=(Action("incident:ack", "Acknowledge", str(inc.id)),
-                     Action("incident:resolve", "Resolve", str(inc.id), "primary")) if open_now else (),
+            actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
+            + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
             data={"incident_id": inc.id})
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
@@ -296,7 +296,7 @@ class IncidentSkill(BaseSkill):
                   incident_id=inc.id)
         nxt = [c for c in d.candidates if c.user_id not in (inc.assignee, request.user_id)][:2]
         old, inc.severity = inc.severity, max(1, inc.severity - 1)
-        level = f"SEV{old} -> SEV{inc.severity}" if old != inc.severity else f"already SEV{old}, the highest"
+        level = f"SEV{old} -> SEV{inc.severity}" if old != inc.severity else "it stays SEV1, the highest"
         who = "; ".join(f"<@{c.user_id}> ({escape(c.name)}): {escape(c.why)}" for c in nxt)
         self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level})"
                     + (f"; called {', '.join(f'<@{c.user_id}>' for c in nxt)}" if nxt else ""), request.user_id)

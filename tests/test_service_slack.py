@@ -236,7 +236,7 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     said = live.standin.messages(channel)[-1]["text"]
     assert "escalated incident" in said and "SEV2 -> SEV1" in said and "<@U0FARID>" in said
     reply("escalate")
-    assert "already SEV1" in live.standin.messages(channel)[-1]["text"]
+    assert "it stays SEV1, the highest" in live.standin.messages(channel)[-1]["text"]
     reply("resolve: raised the consumer memory limit")
     with live.db.session() as s:
         row = s.get(Incident, inc.id)
