@@ -57,7 +57,8 @@ def _age(inc: Incident) -> str:
 
 # Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
 _FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
-                        r"(ack|acknowledge|resolve|close|escalate|assign|mitigated?|reopen)\b", re.I)
+                        r"(ack|acknowledge|resolve|close(?=\s*$|\s*[:,-]|\s+(?:it|this|incident|inc|#?\d))"
+                        r"|escalate|assign|mitigated?|reopen)\b", re.I)  # "close the loop on ..." closes nothing
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -71,8 +72,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if lead:
         word = lead.group(1).lower()
         word = {"acknowledge": "ack", "close": "resolve", "mitigated": "mitigate"}.get(word, word)
-        if ref is None:  # no number: the incident of the thread or channel (see _target)
-            return word, text[lead.end():].strip(" :,-")
+        if ref is None:  # no number: the incident of the thread or channel (see _target); "close it: ..."
+            return word, re.sub(r"^(?:it|this(?: one)?)\b", "", text[lead.end():].strip(" :,-")).strip(" :,-")
         if word in ("resolve", "mitigate"):  # what follows the number is what was done ("#113: rolled back")
             return word, f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
         if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
@@ -106,7 +107,8 @@ class IncidentSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if request.source in ("mention", "dm") and (verb not in _VERBS or _FREE_NEW.search(request.text)):
+        if request.source in ("mention", "dm") and (verb not in _VERBS or _FREE_NEW.search(request.text)
+                                                    or _FREE_VERB.match(request.text)):
             verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
