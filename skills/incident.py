@@ -57,8 +57,9 @@ def _age(inc: Incident) -> str:
 
 # Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
 _FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
-                        r"(ack|acknowledge|resolve|close(?=\s*$|\s*[:,-]|\s+(?:it|this|incident|inc|#?\d))"
-                        r"|escalate|assign|mitigated?|reopen)\b", re.I)  # "close the loop on ..." closes nothing
+                        r"(ack|acknowledge|resolve|escalate|assign|mitigated"
+                        r"|(?:close|reopen|mitigate)(?=\s*$|\s*[:,-]|\s+(?:it|this|incident|inc|#?\d)))\b", re.I)
+# ("close the loop on ...", "reopen the PR" and "mitigate the risk ..." act on nothing)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -107,9 +108,13 @@ class IncidentSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if request.source in ("mention", "dm") and (verb not in _VERBS or _FREE_NEW.search(request.text)
-                                                    or _FREE_VERB.match(request.text)):
-            verb, rest = _free_text(request.text, verb, rest)
+        if request.source in ("mention", "dm"):
+            if verb in ("close", "reopen", "mitigate") and not _FREE_VERB.match(request.text):
+                # "reopen the PR", "mitigate the risk by ...": words, not a request about the incident
+                raise SkillError(f"I did not act on that. To {verb} an incident say `{verb} #<id>`, or "
+                                 f"`{verb}` alone in its card's thread.")
+            if verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text):
+                verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,

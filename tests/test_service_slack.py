@@ -238,8 +238,10 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     reply("escalate")
     assert "it stays SEV1, the highest" in live.standin.messages(channel)[-1]["text"]
     reply("close the loop with the kafka team first")  # an idiom, not a request: nothing is closed
+    reply("mitigate the incident risk by pausing the consumers")  # an instruction to people, not a status
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "acknowledged"
+    assert "I did not act on that" in live.standin.messages(channel)[-1]["text"]
     reply("resolve it: raised the consumer memory limit")
     with live.db.session() as s:
         row = s.get(Incident, inc.id)
