@@ -46,8 +46,8 @@ _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned)\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
-_USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|status|escalate|mitigate|resolve|reopen [id]`, "
-          "`/incident sev <1-4> [id]`, `/incident assign @user [id]`, `/incident list`")
+_USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
+          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident list`")
 
 
 def _age(inc: Incident) -> str:
@@ -64,8 +64,17 @@ _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|n
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
 
+# The person writing takes the incident: "I'm on it", "I'll take this", "mine" (in its thread, or with "#12")
+_TAKE = re.compile(r"^\W*(?:i'?m on (?:it|this)|i am on (?:it|this)|on it|i'?ll take (?:it|this)"
+                   r"|i will take (?:it|this)|taking (?:it|this)|mine)\b[\s!.]*"
+                   r"(?:(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9})\W*)?(?:[,;:-].*)?$", re.I | re.S)
+
+
 def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     """A mention in words ("open an incident: ingest lag sev2", "ack #101", "status of #101") as a command."""
+    take = _TAKE.match(text)
+    if take:  # only a number right after the words counts ("on it, #102 looks related" takes this one)
+        return "take", f"#{take.group('id')}" if take.group("id") else ""
     new = _FREE_NEW.search(text)
     if new and re.search(r"\w", new.group(1)):
         return "new", new.group(1).strip()
@@ -77,8 +86,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
             return word, re.sub(r"^(?:it|this(?: one)?)\b", "", text[lead.end():].strip(" :,-")).strip(" :,-")
         if word in ("resolve", "mitigate"):  # what follows the number is what was done ("#113: rolled back")
             return word, f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
-        if word == "assign":  # "assign #101 to @bob": the number and whoever is mentioned
-            return "assign", " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) + f" #{ref.group(1)}"
+        if word == "assign":  # "assign #101 to @bob" (or "to me"): the number and whoever is mentioned
+            who = " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) or ("me" if re.search(r"\bme\b", text)
+                                                                                else "")
+            return "assign", f"{who} #{ref.group(1)}"
         return word, f"#{ref.group(1)}"
     sev = _FREE_SEV.search(text)
     if ref and sev and not text.rstrip().endswith("?"):
@@ -101,6 +112,8 @@ class IncidentSkill(BaseSkill):
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
                                           or (_FREE_SEV.search(text) and not text.rstrip().endswith("?"))):
             return 0.85
+        if _TAKE.match(text):  # "I'm on it" under an incident's card
+            return 0.8
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
         return super().score(text)
@@ -109,16 +122,19 @@ class IncidentSkill(BaseSkill):
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
         if request.source in ("mention", "dm"):
-            if verb in ("close", "reopen", "mitigate") and not _FREE_VERB.match(request.text):
+            if verb in ("close", "reopen", "mitigate", "take") and not (_FREE_VERB.match(request.text)
+                                                                        or _TAKE.match(request.text)):
                 # "reopen the PR", "mitigate the risk by ...": words, not a request about the incident
-                raise SkillError(f"I did not act on that. To {verb} an incident say `{verb} #<id>`, or "
-                                 f"`{verb}` alone in its card's thread.")
-            if verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text):
+                how = ("say \"I'm on it\" in its card's thread, or `/incident take <id>`" if verb == "take"
+                       else f"say `{verb} #<id>`, or `{verb}` alone in its card's thread")
+                raise SkillError(f"I did not act on that. To {verb} an incident {how}.")
+            if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
+                    or _TAKE.match(request.text)):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
-                    "reopen": self._reopen, "list": self._list}
+                    "reopen": self._reopen, "take": self._take, "list": self._list}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -237,6 +253,19 @@ class IncidentSkill(BaseSkill):
                           follow_up_jobs=[{"kind": "incident.triage", "payload": {"incident_id": inc.id},
                                            "dedup_key": f"triage:{inc.id}:new"}])
 
+    def _take(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """"I'm on it" / "I'll take it": the requester becomes the assignee, and an open incident is acknowledged."""
+        inc, _ = self._target(s, request, rest.split())
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is already resolved.")
+        before, inc.assignee = inc.assignee, request.user_id
+        if inc.status == "open":
+            inc.status, inc.acknowledged_at = "acknowledged", utcnow()
+        self._event(s, inc, "assign", f"Taken by <@{request.user_id}>" + (f" (was <@{before}>)" if before and
+                                                                           before != request.user_id else ""),
+                    request.user_id)
+        return self._done(inc, f"<@{request.user_id}> is on incident #{inc.id} ({inc.status}).")
+
     def _ack(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())
         if inc.status == "resolved":
@@ -312,10 +341,12 @@ class IncidentSkill(BaseSkill):
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         m = _USER.search(rest)
-        if not m:
-            raise SkillError("Usage: `/incident assign @user [id]`.")
-        user = m.group(1) or m.group(2)
-        inc, _ = self._target(s, request, [a for a in rest.split() if not _USER.search(a)])
+        me = re.search(r"\b(?:to\s+)?me\b", rest, re.I) if m is None and request.user_id else None
+        if not (m or me):
+            raise SkillError("Usage: `/incident assign @user [id]` (or `assign me`).")
+        user = (m.group(1) or m.group(2)) if m else str(request.user_id)
+        left = rest if m else rest[:me.start()] + rest[me.end():]  # type: ignore[union-attr]
+        inc, _ = self._target(s, request, [a for a in left.split() if not _USER.search(a)])
         inc.assignee = user
         self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user])

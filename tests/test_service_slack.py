@@ -219,8 +219,8 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
         card_ts, channel = inc.card_ts, inc.channel_id
     assert card_ts and channel
 
-    def reply(text: str) -> None:
-        ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
+    def reply(text: str, user: str = "U0ERIN") -> None:
+        ev = {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
               "thread_ts": card_ts, "channel": channel, "event_ts": f"{time.time():.6f}"}
         assert live.driver.event(ev).status_code == 200
         live.drain()
@@ -228,6 +228,14 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     reply("ack")
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "acknowledged"
+    reply("on it, checking the consumers", user="U0FARID")  # the writer takes it over
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).assignee == "U0FARID"
+    assert "<@U0FARID> is on incident" in live.standin.messages(channel)[-1]["text"]
+    live.driver.mention(f"assign #{inc.id} to me", channel="C0ME", user="U0ERIN")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).assignee == "U0ERIN"
     reply("status")  # that incident's status, not the bot's
     assert live.standin.messages(channel)[-1]["text"].startswith(f"Incident #{inc.id}: ingest lag growing")
     reply("escalate")  # one level up, and the data team's people named (a mention notifies them)
