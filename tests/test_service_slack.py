@@ -233,6 +233,7 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
         assert s.get(Incident, inc.id).assignee == "U0FARID"
     assert "<@U0FARID> is on incident" in live.standin.messages(channel)[-1]["text"]
     live.driver.mention(f"assign #{inc.id} to me", channel="C0ME", user="U0ERIN")
+    live.driver.mention(f"take a look at the incident #{inc.id}", channel="C0LOOK", user="U0BOB")  # takes nothing
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, inc.id).assignee == "U0ERIN"
