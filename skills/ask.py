@@ -27,10 +27,11 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    esc,
 )
 from skills.redact import mask_secrets
 from skills.runbooks import incident_runbooks, preview_line
-from skills.similar import collapse, esc, kb_link, service_in
+from skills.similar import collapse, kb_link, service_in
 
 __all__ = ["AskSkill", "relevant"]
 

@@ -35,7 +35,7 @@ from skills.base import esc as escape
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 
-__all__ = ["IncidentSkill", "escape"]
+__all__ = ["IncidentSkill"]
 
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)

@@ -34,7 +34,7 @@ from skills.base import (
 )
 from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
 
-__all__ = ["PostmortemSkill", "choose_writer", "kb_url", "esc"]
+__all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
 
 log = logging.getLogger("warroom.skills.postmortem")
 

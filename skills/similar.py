@@ -31,7 +31,7 @@ from skills.base import (
 )
 from skills.postmortem import kb_url as postmortem_url
 
-__all__ = ["SimilarSkill", "collapse", "hit_lines", "esc", "kb_link", "kb_url", "service_in", "MIN_SCORE_SHOWN"]
+__all__ = ["SimilarSkill", "collapse", "hit_lines", "kb_link", "kb_url", "service_in", "MIN_SCORE_SHOWN"]
 
 log = logging.getLogger("warroom.skills.similar")
 
