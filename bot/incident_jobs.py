@@ -60,6 +60,12 @@ def register(services: Services) -> None:
         with services.db.session() as s:
             s.add(SlackMessage(channel_id=channel, ts=ts, thread_ts=ev.get("thread_ts"), user_id=ev.get("user"),
                                text=text, permalink=link, incident_id=incident_id))
+            notes = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id,
+                                                          TimelineEvent.kind == "note")).all()
+            note = next((e for e in notes if (e.data or {}).get("ts") == ts), None)
+            if note is not None:  # "@warroom note: ..." was handled first: that entry is this message
+                note.permalink = link
+                return
             s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="message", text=text[:2000],
                                 actor=ev.get("user"), permalink=link, data={"ts": ts, "channel": channel}))
 

@@ -138,7 +138,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
             "skill": None,
             "request": {"text": text, "source": source, "user_id": event.get("user"),
                         "channel_id": event.get("channel"), "thread_ts": event.get("thread_ts") or event.get("ts"),
-                        "data": {"truncated": was_cut, "files": event.get("files") or []}},
+                        "data": {"truncated": was_cut, "files": event.get("files") or [], "ts": event.get("ts")}},
             "reply": {"channel": event.get("channel"), "user": event.get("user"),
                       "thread_ts": event.get("thread_ts") or event.get("ts")},
         }

@@ -55,15 +55,21 @@ def service_named(*, session: Session, name: str) -> Service | None:
     return session.scalar(select(Service).where(func.lower(Service.name) == name.strip().lower()))
 
 
-def services_in_text(*, session: Session, text: str) -> list[str]:
-    """Names of known services mentioned in ``text``, in order of first mention (longer first on ties)."""
+def names_in_text(names: Iterable[str], text: str) -> list[str]:
+    """Which of ``names`` ``text`` mentions as whole names ("ingest", not inside "ingestion" or "ingest-api"),
+    in order of first mention (longer first on ties)."""
     low = text.lower()
     found = {}
-    for n in session.scalars(select(Service.name)).all():  # a whole name: "ingest", not inside "ingestion"
-        m = re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", low)
+    for n in set(names):
+        m = re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", low) if n else None
         if m:
             found[n] = m.start()
     return sorted(found, key=lambda n: (found[n], -len(n), n))
+
+
+def services_in_text(*, session: Session, text: str) -> list[str]:
+    """Names of services in the Service table mentioned in ``text`` (see ``names_in_text``)."""
+    return names_in_text(session.scalars(select(Service.name)).all(), text)
 
 
 def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,

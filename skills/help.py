@@ -28,6 +28,9 @@ class HelpSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if request.source in ("mention", "dm") and _THANKS.match(request.text):  # not a wall of help text
             return SkillResult(title="You're welcome", summary="Any time. `@warroom help` lists what I can do.")
+        if request.source in ("mention", "dm") and request.incident_id is not None and request.text.strip() \
+                and not self._asked_for_help(request):
+            return self._here(request.incident_id)
         lines = []
         for s in self.registry.skills if self.registry else [self]:
             cmds = ", ".join(getattr(s, "commands", ()))
@@ -40,6 +43,17 @@ class HelpSkill(BaseSkill):
             intro = "I am not sure what you need. " + intro
         return SkillResult(title="warroom help", summary=intro, sections=(Section("Skills", tuple(lines)),),
                            ephemeral=request.source == "command")
+
+    @staticmethod
+    def _here(incident_id: int) -> SkillResult:
+        """Under an incident's card: what can be said there about it, not the whole list of skills."""
+        lines = ("`ack`, `I'm on it`, `this is a sev1`, `escalate`, `mitigated: <what>`, "
+                 "`resolved: <what fixed it>; root cause: <why>`, `reopen`",
+                 "`note: <a key moment>` (kept on the timeline and in the postmortem), `status`, `who is on this?`",
+                 "`have we seen this before?`, `what should I do?`, `who should take this?`, `write the postmortem`")
+        return SkillResult(title=f"Incident #{incident_id}", summary=f"I did not act on that. About incident "
+                           f"#{incident_id}, here I understand:", sections=(Section("", lines),),
+                           data={"incident_id": incident_id})
 
     def _asked_for_help(self, request: SkillRequest) -> bool:
         return self.score(request.text) > 0

@@ -3,7 +3,9 @@
 ``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
-``/incident list``. Without an id, the incident is the one whose channel (or card thread) this is.
+``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
+``/incident list [mine] [sev1-4] [service]``. Without an id, the incident is the one whose channel (or card
+thread) this is.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from skills.base import (
 from skills.base import esc as escape
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
+from skills.redact import mask_secrets
 
 __all__ = ["IncidentSkill"]
 
@@ -42,12 +45,13 @@ _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list")
+          "reopen", "list", "note")
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned)\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
-          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident list`")
+          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
+          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`")
 
 
 def _age(inc: Incident) -> str:
@@ -55,11 +59,39 @@ def _age(inc: Incident) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
-# Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing
+# Only as the request itself, first ("please resolve #12: ..."): a pasted "could not resolve #12" acts on nothing.
+# The verbs that change an incident's state act only when what follows is the incident or what was done
+# ("resolve", "resolve it", "resolve #12: ...", "resolved: rolled back", "closing this out, root cause was ..."),
+# so "resolve the DNS issue first", "close the loop on ...", "reopen the PR" and "mitigate the risk" act on nothing.
+_THEN = r"(?=\s*$|\s*[:;,.!-]|\s+(?:it|this|incident|inc|#?\d+|by|with|after|via|now)\b)"
 _FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
-                        r"(ack|acknowledge|resolve|escalate|assign|mitigated"
-                        r"|(?:close|reopen|mitigate)(?=\s*$|\s*[:,-]|\s+(?:it|this|incident|inc|#?\d)))\b", re.I)
-# ("close the loop on ...", "reopen the PR" and "mitigate the risk ..." act on nothing)
+                        r"(ack|acknowledge|escalate|assign|mitigated"
+                        rf"|(?:resolved?|close|reopen|mitigate){_THEN}"
+                        r"|(?:closing|resolving)\s+(?:it|this)(?:\s+(?:one\s+)?out)?(?=\s*$|\s*[:;,.!-]))\b", re.I)
+# The same words first but not about the incident: said back plainly instead of acted on
+_STATE_WORD = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(resolve|close|reopen|mitigate)\b", re.I)
+# A new severity for the incident the message is under: "this is a sev1", "make it sev2", "bump to SEV-1"
+_SEV_HERE = re.compile(r"^\W*(?:(?:this|it)(?:'s|\s+is)(?:\s+now)?(?:\s+an?)?|(?:make|set|bump|raise|lower|move|"
+                       r"upgrade|downgrade)(?:\s+(?:it|this))?(?:\s+(?:up|down))?(?:\s+to)?|now)?\s*"
+                       r"sev(?:erity)?[\s-]?([1-4])[\s!.]*$", re.I)
+# Who is on it now: "who is the incident commander?", "who's on this?", "who is handling it?"
+_WHO_HERE = re.compile(r"^\W*who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incident\s+)?(?:commander|ic)\b"
+                       r"|incident\s+(?:lead|owner)\b|on\s+(?:it|this)\b"
+                       r"|(?:working\s+on|handling|assigned\s+to)\s+(?:it|this)\b|assigned\W*$)", re.I)
+# Where it stands, asked under its card: "how long has this been going on?", "any updates?", "where are we?"
+_STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+did\s+(?:it|this)\s+(?:start|begin)"
+                          r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
+                          r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
+# Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
+_MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me)"
+                   r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
+# A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
+_NOTE = re.compile(r"^\W*(?:(?:note|update|status\s+update|log)(?:\s+(?:on\s+|for\s+)?"
+                   r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
+                   re.I | re.S)
+# What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
+_ROOT_CAUSE = re.compile(r"(?:^|(?<=[\s;,.(]))(?:the\s+)?root[\s-]?cause\s*(?:(?:was|is|=)\s*|[:-]\s*)"
+                         r"(?P<rc>\S.*)$", re.I | re.S)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
@@ -75,15 +107,22 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     take = _TAKE.match(text)
     if take:  # only a number right after the words counts ("on it, #102 looks related" takes this one)
         return "take", f"#{take.group('id')}" if take.group("id") else ""
+    note = _NOTE.match(text)
+    if note:  # "update #113: back to normal": the number is which incident, the rest is the note
+        return "note", (f"#{note.group('id')} " if note.group("id") else "") + note.group("text").strip()
+    if _ROOT_CAUSE.match(text):  # "root cause was a bad config push"
+        return "note", text.strip()
     new = _FREE_NEW.search(text)
     if new and re.search(r"\w", new.group(1)):
         return "new", new.group(1).strip()
     ref, lead = INCIDENT_REF.search(text), _FREE_VERB.search(text)
     if lead:
         word = lead.group(1).lower()
+        word = "resolve" if word.startswith(("closing", "resolving", "resolved")) else word
         word = {"acknowledge": "ack", "close": "resolve", "mitigated": "mitigate"}.get(word, word)
         if ref is None:  # no number: the incident of the thread or channel (see _target); "close it: ..."
-            return word, re.sub(r"^(?:it|this(?: one)?)\b", "", text[lead.end():].strip(" :,-")).strip(" :,-")
+            said = re.sub(r"^(?:it|this(?: one)?)\b", "", text[lead.end():].strip(" :;,.!-")).strip(" :;,.!-")
+            return word, re.sub(r"^(?:now|by|with|via)\b\s*", "", said, flags=re.I)
         if word in ("resolve", "mitigate"):  # what follows the number is what was done ("#113: rolled back")
             return word, f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
         if word == "assign":  # "assign #101 to @bob" (or "to me"): the number and whoever is mentioned
@@ -91,6 +130,15 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
                                                                                 else "")
             return "assign", f"{who} #{ref.group(1)}"
         return word, f"#{ref.group(1)}"
+    here = _SEV_HERE.match(text)
+    if here and ref is None:  # "this is a sev1" under the incident's card
+        return "sev", here.group(1)
+    if _WHO_HERE.match(text) and ref is None:
+        return "who", ""
+    if _MINE.match(text):
+        return "list", "mine"
+    if _STATUS_HERE.match(text) and ref is None:
+        return "status", ""
     sev = _FREE_SEV.search(text)
     if ref and sev and not text.rstrip().endswith("?"):
         return "sev", f"{sev.group(1)} #{ref.group(1)}"
@@ -114,27 +162,41 @@ class IncidentSkill(BaseSkill):
             return 0.85
         if _TAKE.match(text):  # "I'm on it" under an incident's card
             return 0.8
+        if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
+                or _MINE.match(text) or _STATUS_HERE.match(text)):
+            return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
+        if _STATE_WORD.match(text):  # "resolve the DNS issue first": said back, not acted on (see run)
+            return max(0.45, super().score(text))
         return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
         if request.source in ("mention", "dm"):
-            if verb in ("close", "reopen", "mitigate", "take") and not (_FREE_VERB.match(request.text)
-                                                                        or _TAKE.match(request.text)):
-                # "reopen the PR", "mitigate the risk by ...": words, not a request about the incident
-                how = ("say \"I'm on it\" in its card's thread, or `/incident take <id>`" if verb == "take"
-                       else f"say `{verb} #<id>`, or `{verb}` alone in its card's thread")
-                raise SkillError(f"I did not act on that. To {verb} an incident {how}.")
+            state = _STATE_WORD.match(request.text)
+            if (state and not _FREE_VERB.match(request.text)) or (verb == "take" and not _TAKE.match(request.text)):
+                # "resolve the DNS issue first", "reopen the PR", "mitigate the risk by ...": words, not a request
+                # about the incident
+                word = state.group(1).lower() if state else "take"
+                if request.incident_id is not None and word != "take":  # under the card: name it
+                    raise SkillError(f"I did not act on that. To {word} incident #{request.incident_id}, say "
+                                     f"`{word}` (or `{word}: what was done`) here.")
+                how = ("say \"I'm on it\" in its card's thread, or `/incident take <id>`" if word == "take"
+                       else f"say `{word} #<id>` (or `{word} #<id>: what was done`), or `{word}` alone in its card's "
+                       "thread")
+                raise SkillError(f"I did not act on that. To {word} an incident {how}.")
+            first = (rest.split() or [""])[0]  # "status of incident #101": the number is not first
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
-                    or _TAKE.match(request.text)):
+                    or _TAKE.match(request.text) or _NOTE.match(request.text)
+                    or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
-                    "reopen": self._reopen, "take": self._take, "list": self._list}
+                    "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
+                    "who": self._who}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -166,15 +228,17 @@ class IncidentSkill(BaseSkill):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _target(self, s: Session, request: SkillRequest, args: list[str]) -> tuple[Incident, list[str]]:
-        for i, a in enumerate(args):
-            if re.fullmatch(r"#?\d{10,}[:,.;]?", a):  # longer than any id: no such incident, said plainly
-                raise SkillError(f"There is no incident {escape(a[:24])}.")
-            m = _ID.match(a)
+        """The incident named by the FIRST argument (``resolve 12 restarted 3 pods``: the 3 is what was done,
+        never an incident), else the one this thread or channel belongs to."""
+        if args:
+            if re.fullmatch(r"#?\d{10,}[:,.;]?", args[0]):  # longer than any id: no such incident, said plainly
+                raise SkillError(f"There is no incident {escape(args[0][:24])}.")
+            m = _ID.match(args[0])
             if m:
                 inc = s.get(Incident, int(m.group(1)))
                 if inc is None:
                     raise SkillError(f"There is no incident #{m.group(1)}.")
-                return inc, args[:i] + args[i + 1:]
+                return inc, args[1:]
         if request.incident_id:
             inc = s.get(Incident, request.incident_id)
             if inc is not None:
@@ -346,7 +410,7 @@ class IncidentSkill(BaseSkill):
             raise SkillError("Usage: `/incident assign @user [id]` (or `assign me`).")
         user = (m.group(1) or m.group(2)) if m else str(request.user_id)
         left = rest if m else rest[:me.start()] + rest[me.end():]  # type: ignore[union-attr]
-        inc, _ = self._target(s, request, [a for a in left.split() if not _USER.search(a)])
+        inc, _ = self._target(s, request, [a for a in left.split() if not _USER.search(a) and a.lower() != "to"])
         inc.assignee = user
         self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user])
@@ -380,10 +444,15 @@ class IncidentSkill(BaseSkill):
         now = utcnow()
         inc.status, inc.resolved_at = "resolved", now
         inc.mitigated_at = inc.mitigated_at or now
-        note = " ".join(left).strip()
+        note = mask_secrets(" ".join(left).strip())
+        cause = _ROOT_CAUSE.search(note)  # "rolled back; root cause was a bad config push"
+        if cause:
+            inc.root_cause = cause.group("rc").strip(" .")[:5000]
+            note = note[:cause.start()].strip(" ,;.(-")
         if note:
             inc.resolution = note[:5000]
-        self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>" + (f": {note[:300]}" if note else ""),
+        said = "; ".join(x for x in (note[:300], f"root cause: {inc.root_cause[:300]}" if cause else "") if x)
+        self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>" + (f": {said}" if said else ""),
                     request.user_id)
         return self._done(inc, f"Incident #{inc.id} resolved after {_age(inc)}. I will draft the postmortem.",
                           follow_up_jobs=[{"kind": "postmortem.draft",
@@ -391,15 +460,78 @@ class IncidentSkill(BaseSkill):
                                                        "thread_ts": inc.card_ts},
                                            "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}])
 
+    def _note(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """A key moment on the timeline ("note: failover started"); "root cause was ..." also records the cause.
+        The message itself is on the timeline already when Slack delivered it as a message too: that entry
+        becomes the note instead of a second copy."""
+        inc, left = self._target(s, request, rest.split())
+        text = mask_secrets(" ".join(left).strip())
+        if not text:
+            raise SkillError("Say what to note: `note: failover to the replica started` in the incident's thread, "
+                             "or `/incident note <id> <text>`.")
+        cause = _ROOT_CAUSE.search(text)
+        if cause:
+            inc.root_cause = cause.group("rc").strip(" .")[:5000]
+        ts, line = request.data.get("ts"), f"Note by <@{request.user_id}>: {text[:1000]}"
+        same = [e for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                                 TimelineEvent.kind == "message"))
+                if ts and (e.data or {}).get("ts") == ts]
+        if same:
+            same[0].kind, same[0].key, same[0].text = "note", True, line
+        else:
+            s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="note", text=line, actor=request.user_id,
+                                key=True, data={"ts": ts, "channel": request.channel_id} if ts else {}))
+        why = f" Root cause recorded: {escape(inc.root_cause[:200])}." if cause else ""
+        return self._done(inc, f"Noted on incident #{inc.id}'s timeline as a key moment.{why}")
+
+    def _who(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Who is on it: the assignee (the incident commander until someone else takes it)."""
+        inc, _ = self._target(s, request, rest.split())
+        if inc.assignee:
+            say = f"<@{inc.assignee}> is on incident #{inc.id} ({inc.status}, SEV{inc.severity})."
+        elif inc.status == "resolved":
+            say = f"Nobody was assigned to incident #{inc.id}; it is resolved."
+        else:
+            say = (f"Nobody has taken incident #{inc.id} yet ({inc.status}, SEV{inc.severity}). Say \"I'm on it\" "
+                   "in its thread to take it, or ask \"who should take this?\" for suggestions.")
+        return SkillResult(title=f"Incident #{inc.id}", summary=say, data={"incident_id": inc.id})
+
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
-        rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES))
-                         .order_by(Incident.severity, Incident.id).limit(25)).all()
+        """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a
+        service name narrow the list."""
+        from knowledge.people import names_in_text
+
+        where, said = [Incident.status.in_(OPEN_STATUSES)], []
+        words = re.findall(r"[\w-]+", rest.lower())
+        if {"mine", "me", "my"} & set(words):
+            if not request.user_id:
+                raise SkillError("`mine` needs to know who you are: ask in Slack.")
+            where.append(Incident.assignee == request.user_id)
+            said.append("assigned to you")
+        sev = next((int(m.group(1)) for w in words if (m := _SEV.match(w))), None)
+        if sev is not None:
+            where.append(Incident.severity == sev)
+            said.append(f"SEV{sev}")
+        known = set(s.scalars(select(Service.name)).all()) | set(
+            s.scalars(select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
+        service = (names_in_text(known, rest) or [None])[0]
+        if service:
+            where.append(Incident.service_name == service)
+            said.append(f"on {escape(service)}")
+        left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents") and not _SEV.match(w)
+                and not (service and w in service.lower().split())]
+        if left and request.source == "command":
+            raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list [mine] "
+                             "[sev1-4] [service]`.")
+        rows = s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id).limit(25)).all()
         lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
-                      f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)})"
+                      f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)}"
+                      + (f", <@{r.assignee}>" if r.assignee else ", nobody on it") + ")"
                       for r in rows)
+        which = f" ({', '.join(said)})" if said else ""
         if not rows:
-            return SkillResult(title="Open incidents", summary="No open incidents.")
-        total = s.scalar(select(func.count()).select_from(Incident).where(Incident.status.in_(OPEN_STATUSES)))
+            return SkillResult(title="Open incidents", summary=f"No open incidents{which}.")
+        total = s.scalar(select(func.count()).select_from(Incident).where(*where))
         more = f" (the {len(rows)} most severe shown)" if (total or 0) > len(rows) else ""
-        return SkillResult(title="Open incidents", summary=f"{total} open incident(s){more}.",
+        return SkillResult(title="Open incidents", summary=f"{total} open incident(s){which}{more}.",
                            sections=(Section("", lines),))

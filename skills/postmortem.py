@@ -40,6 +40,7 @@ log = logging.getLogger("warroom.skills.postmortem")
 
 _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
 _VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")
+_SAY_DRAFT = {"write": "draft", "create": "draft", "generate": "draft", "start": "draft"}  # "write the postmortem"
 
 
 
@@ -113,7 +114,7 @@ class PostmortemSkill(BaseSkill):
         verb = verb.lower()
         if request.source in ("mention", "dm") and (verb not in _VERBS or not _ID.match(rest.strip().split(" ")[0])):
             # Free text ("@warroom show the postmortem of #113"): a verb word and an incident number.
-            words = re.findall(r"[\w#-]+", request.text.lower())
+            words = [_SAY_DRAFT.get(w, w) for w in re.findall(r"[\w#-]+", request.text.lower())]
             verb = next((w for w in words if w in _VERBS), "show")
             rest = next((w for w in words if _ID.match(w) and w != verb), "")
         if verb == "list" or (request.source in ("mention", "dm") and re.search(r"\bpostmortems\b", request.text, re.I)

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from knowledge.models import Incident
+from knowledge.people import names_in_text
 from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
 from skills.base import (
     INCIDENT_REF,
@@ -133,10 +134,10 @@ def _button(n: int, hit: Hit, incident_id: int | None, query: str) -> Action:
 
 
 def service_in(text: str, ctx: SkillContext) -> str | None:
+    """The longest service name the knowledge base knows (from its incidents, postmortems and runbooks) that
+    ``text`` mentions as a whole name."""
     kb = open_index(ctx)
-    low = text.lower()
-    names = {s for d in kb.docs.values() for s in (d.service, *d.services) if s}
-    found = [s for s in names if re.search(rf"(?<![\w-]){re.escape(s.lower())}(?![\w-])", low)]
+    found = names_in_text((s for d in kb.docs.values() for s in (d.service, *d.services) if s), text)
     return max(found, key=len) if found else None
 
 

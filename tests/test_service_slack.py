@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.slack_app import strip_bot_mention
-from knowledge.models import AuditRecord, Incident, Job, RunbookExecution
+from knowledge.models import AuditRecord, Incident, Job, Postmortem, RunbookExecution, TimelineEvent
 from tests.conftest import Live
 
 
@@ -237,6 +237,17 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, inc.id).assignee == "U0ERIN"
+    live.driver.mention("what am I on?", channel="C0MINE", user="U0ERIN")
+    live.driver.command("/incident", "list sev3", user="U0ERIN", channel="C0SEV3")
+    live.driver.command("/incident", "list ingest sev2", user="U0ERIN", channel="C0ING")
+    live.driver.command("/incident", "list the moon", user="U0ERIN", channel="C0BAD")
+    live.drain()
+    mine = json.dumps(live.standin.messages("C0MINE"))
+    assert "(assigned to you)" in mine and f"#{inc.id}*" in mine and "billing-worker" not in mine
+    sev3 = json.dumps(live.standin.messages("C0SEV3"))
+    assert "billing-worker stuck" in sev3 and "ingest lag" not in sev3
+    assert "ingest lag growing" in json.dumps(live.standin.messages("C0ING"))
+    assert "I cannot filter by `the moon`" in json.dumps(live.standin.messages("C0BAD"))
     reply("status")  # that incident's status, not the bot's
     assert live.standin.messages(channel)[-1]["text"].startswith(f"Incident #{inc.id}: ingest lag growing")
     reply("escalate")  # one level up, and the data team's people named (a mention notifies them)
@@ -383,3 +394,68 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
     assert "incident:new" not in symptom and f"incident #{inc.id}*" not in symptom  # part of this incident
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(RunbookExecution)) == 0
+
+
+def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) -> None:
+    """What on-call engineers write in a card's thread: updates, a re-rating, the cause, and sentences that
+    merely start with a verb. Numbers in what was done never pick another incident."""
+    live.driver.command("/incident", "new checkout latency high sev3", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", "new payments-api returning 503 sev2", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        other = s.scalars(select(Incident).where(Incident.title == "checkout latency high")).one()
+        inc = s.scalars(select(Incident).where(Incident.title == "payments-api returning 503")).one()
+    said: dict[str, str] = {}
+
+    def reply(text: str, ts: str | None = None) -> None:
+        ts = ts or f"{time.time():.6f}"
+        ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": ts,
+              "thread_ts": inc.card_ts, "channel": inc.channel_id, "event_ts": ts}
+        before = len(live.standin.messages(inc.channel_id))
+        assert live.driver.event(ev).status_code == 200
+        live.drain()
+        said[text] = " ".join(m["text"] for m in live.standin.messages(inc.channel_id)[before:])
+
+    def row(ident: int) -> Incident:
+        with live.db.session() as s:
+            return s.get(Incident, ident)
+
+    reply("resolve the DNS issue first, then restart")  # advice to people, not a request
+    assert row(inc.id).status == "open" and f"To resolve incident #{inc.id}, say `resolve`" in said[
+        "resolve the DNS issue first, then restart"]
+    reply(f"mitigated: drained {other.id} nodes")  # the number is what was done
+    assert (row(inc.id).status, row(other.id).status) == ("mitigated", "open")
+    reply("this is a sev1")
+    assert row(inc.id).severity == 1 and row(other.id).severity == 3
+    reply("who is the incident commander?")
+    assert f"Nobody has taken incident #{inc.id} yet" in said["who is the incident commander?"]
+    note_ts = f"{time.time():.6f}"
+    reply("note: failover to the replica started, password=hunter2", ts=note_ts)
+    # Slack also delivers the mention as a message in the thread: it becomes the note, not a second entry
+    msg = {"type": "message", "user": "U0ERIN", "text": "<@UWARROOM> note: failover to the replica started",
+           "ts": note_ts, "thread_ts": inc.card_ts, "channel": inc.channel_id, "channel_type": "channel"}
+    assert live.driver.event(msg).status_code == 200
+    reply("update: error rate back to normal")
+    reply("the fix is deployed")  # nothing to act on: said so, with what works here (not the whole help)
+    assert said["the fix is deployed"].startswith(f"Incident #{inc.id}: I did not act on that")
+    reply("closing this out, rolled back the pool change; root cause was a bad config push")
+    with live.db.session() as s:
+        done = s.get(Incident, inc.id)
+        assert (done.status, done.resolution, done.root_cause) == ("resolved", "rolled back the pool change",
+                                                                   "a bad config push")
+        notes = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                      TimelineEvent.kind.in_(("note", "message")))
+                          .order_by(TimelineEvent.id)).all()
+        assert [(e.kind, e.key) for e in notes] == [("note", True), ("note", True)]
+        assert "failover to the replica started" in notes[0].text and "hunter2" not in notes[0].text
+        assert notes[0].permalink and "error rate back to normal" in notes[1].text
+        assert s.scalar(select(func.count()).select_from(Postmortem).where(Postmortem.incident_id == inc.id)) >= 1
+        assert s.get(Incident, other.id).status == "open"
+    reply("who's on this?")
+    assert f"<@U0ERIN> is on incident #{inc.id}" not in said["who's on this?"]  # nobody took it: it says so
+    assert f"Nobody was assigned to incident #{inc.id}; it is resolved." in said["who's on this?"]
+    live.driver.command("/incident", f"reopen {inc.id}", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", f"resolve {inc.id} restarted {other.id} pods", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    assert (row(inc.id).status, row(inc.id).resolution, row(other.id).status) == (
+        "resolved", f"restarted {other.id} pods", "open")
