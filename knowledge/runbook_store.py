@@ -56,8 +56,10 @@ def get_runbook(session: Session, *, slug: str, version: int | None = None) -> R
 def list_runbooks(session: Session, *, service: str | None = None) -> list[Runbook]:
     """Latest version of every active runbook, optionally only those for ``service``."""
     rows = list(session.scalars(select(Runbook).where(Runbook.active.is_(True)).order_by(Runbook.slug)))
-    if service:
-        rows = [r for r in rows if service in (r.services or []) or not r.services]
+    if service:  # "postgres" also finds the runbooks for postgres-main; a tag counts too ("kafka", "dns")
+        want = service.lower()
+        rows = [r for r in rows if not r.services or want in (t.lower() for t in r.tags or [])
+                or any(x.lower() == want or x.lower().startswith(f"{want}-") for x in r.services)]
     return rows
 
 

@@ -4,15 +4,18 @@
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
 ``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
-``/incident list [mine] [sev1-4] [service]``. Without an id, the incident is the one whose channel (or card
-thread) this is.
+``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days]``. Without an id, the incident is the
+one whose channel (or card thread) this is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
+from collections import Counter
 from itertools import groupby
+from statistics import median
 from typing import Any
 
 from sqlalchemy import func, select
@@ -45,13 +48,41 @@ _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note")
+          "reopen", "list", "note", "stats")
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
-                          r"sev|severity|assignee|assigned)\b", re.I)
+                          r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
+# Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
+_STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
+                    r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve)))",
+                    re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
-          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`")
+          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days]`")
+
+
+def _minutes(minutes: float) -> str:
+    minutes = int(round(minutes))
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
+
+
+def _period_days(text: str) -> int:
+    """The period a question names: "today" 1, "this week" 7 (the default), "this month" 30, "90 days" 90."""
+    low = text.lower()
+    m = re.search(r"\b(\d{1,3})\s*(day|d|week|w|month)s?\b", low)
+    if m:
+        n = int(m.group(1)) * {"day": 1, "d": 1, "week": 7, "w": 7, "month": 30}[m.group(2)]
+        return max(1, min(n, 366))
+    if re.search(r"\b(today|24 ?h(?:ours)?|yesterday)\b", low):
+        return 1
+    if re.search(r"\bmonth\b", low):
+        return 30
+    if re.search(r"\bquarter\b", low):
+        return 90
+    if re.search(r"\byear\b", low):
+        return 365
+    m = re.fullmatch(r"\s*(\d{1,3})\s*", low)  # "/incident stats 30"
+    return max(1, min(int(m.group(1)), 366)) if m else 7
 
 
 def _age(inc: Incident) -> str:
@@ -137,6 +168,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "who", ""
     if _MINE.match(text):
         return "list", "mine"
+    if _STATS.match(text):
+        return "stats", text
     if _STATUS_HERE.match(text) and ref is None:
         return "status", ""
     sev = _FREE_SEV.search(text)
@@ -163,7 +196,7 @@ class IncidentSkill(BaseSkill):
         if _TAKE.match(text):  # "I'm on it" under an incident's card
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
-                or _MINE.match(text) or _STATUS_HERE.match(text)):
+                or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
@@ -196,7 +229,7 @@ class IncidentSkill(BaseSkill):
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
-                    "who": self._who}
+                    "who": self._who, "stats": self._stats}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -487,7 +520,9 @@ class IncidentSkill(BaseSkill):
     def _who(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Who is on it: the assignee (the incident commander until someone else takes it)."""
         inc, _ = self._target(s, request, rest.split())
-        if inc.assignee:
+        if inc.assignee and inc.status == "resolved":
+            say = f"<@{inc.assignee}> had incident #{inc.id}; it is resolved."
+        elif inc.assignee:
             say = f"<@{inc.assignee}> is on incident #{inc.id} ({inc.status}, SEV{inc.severity})."
         elif inc.status == "resolved":
             say = f"Nobody was assigned to incident #{inc.id}; it is resolved."
@@ -495,6 +530,33 @@ class IncidentSkill(BaseSkill):
             say = (f"Nobody has taken incident #{inc.id} yet ({inc.status}, SEV{inc.severity}). Say \"I'm on it\" "
                    "in its thread to take it, or ask \"who should take this?\" for suggestions.")
         return SkillResult(title=f"Incident #{inc.id}", summary=say, data={"incident_id": inc.id})
+
+    def _stats(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """How many incidents over a period (default the last 7 days: "today", "this month", "30 days"), by
+        severity and service, how many are still open, and the median times to acknowledge, mitigate, resolve."""
+        days = _period_days(rest)
+        since = utcnow() - dt.timedelta(days=days)
+        rows = s.scalars(select(Incident).where(Incident.created_at >= since).order_by(Incident.id)).all()
+        span = "the last 24 hours" if days == 1 else f"the last {days} days"
+        if not rows:
+            last = s.scalars(select(Incident).order_by(Incident.created_at.desc()).limit(1)).first()
+            before = f" The last one: #{last.id} on {last.created_at:%d %b %Y}." if last is not None else ""
+            return SkillResult(title="Incident stats", summary=f"No incidents in {span}.{before}")
+        by_sev = Counter(r.severity for r in rows)
+        by_service = Counter(r.service_name or "unknown service" for r in rows)
+        still = sum(1 for r in rows if r.status in OPEN_STATUSES)
+        lines = ["By severity: " + ", ".join(f"SEV{k} {by_sev[k]}" for k in sorted(by_sev)),
+                 "Most affected: " + ", ".join(f"{escape(k)} ({n})" for k, n in by_service.most_common(3))]
+        for label, end in (("acknowledge", "acknowledged_at"), ("mitigate", "mitigated_at"),
+                           ("resolve", "resolved_at")):
+            waits = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in rows if getattr(r, end)]
+            if waits:
+                lines.append(f"Median time to {label}: {_minutes(median(waits))} (over {len(waits)} incidents)")
+        noisy = max(rows, key=lambda r: r.alert_count or 0)
+        if (noisy.alert_count or 0) > 1:
+            lines.append(f"Noisiest: #{noisy.id} {escape(noisy.title[:80])} ({noisy.alert_count} alerts)")
+        return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}, {still} still open.",
+                           sections=(Section("", tuple(lines)),), data={"incidents": len(rows), "days": days})
 
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a

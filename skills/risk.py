@@ -40,7 +40,8 @@ from skills.risk_engine import (
 __all__ = ["RiskSkill", "parse_command", "card_lines", "pct"]
 
 USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [latency=<ms>] [errors=<n>] "
-         "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics.")
+         "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics; or `/risk <service>` for the metrics "
+         "it last reported.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
 _MIN_HISTORY = 8
 

@@ -104,6 +104,8 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
         return spec_of(row)
 
 
+_LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+|all\s+|our\s+)?"
+                       r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b", re.I)
 _FILLER = frozenset({"runbook", "runbooks", "for", "of", "the", "a", "me", "all", "runs", "run", "our", "please"})
 
 
@@ -116,8 +118,9 @@ class RunbooksSkill(BaseSkill):
     examples = ("/runbook run restart-service service=payments-api --dry-run",)
 
     def score(self, text: str) -> float:
-        """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse."""
-        return 0.8 if _RUN_SLUG.match(text) else super().score(text)
+        """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse; a
+        question for the list ("what runbooks do we have for postgres?") is mine too."""
+        return 0.8 if _RUN_SLUG.match(text) or _LIST_ASK.search(text) else super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
         suggester(ctx).suggest("warm up", k=1)
@@ -139,6 +142,9 @@ class RunbooksSkill(BaseSkill):
             raise err
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
+        if request.source in ("mention", "dm") and _LIST_ASK.search(text):  # "which runbooks are there for kafka?"
+            about = re.search(r"\b(?:for|on|about)\s+(?:the\s+)?([\w.-]+)", text)
+            sub, rest = "list", about.group(1) if about else ""
         if request.source in ("mention", "dm") and sub in ("list", "show", "history"):
             # "list runbooks for kafka", "show runbook restart-service", "history of runbook runs"
             rest = " ".join(w for w in rest.split() if w.lower() not in _FILLER)

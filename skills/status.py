@@ -27,7 +27,8 @@ class StatusSkill(BaseSkill):
         A message about one incident ("status of #101") is the incident skill's."""
         if INCIDENT_REF.search(text):
             return 0.0
-        if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|what is on fire|what's on fire)\b",
+        if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|(what is|what's|is anything|"
+                     r"anything|is something|something) on fire|is anything (open|going on|down)|anything open)\b",
                      text, re.I):
             return 0.9
         return super().score(text)

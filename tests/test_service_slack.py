@@ -177,7 +177,9 @@ def test_free_text_commands_for_incidents_postmortems_and_similar(live: Live) ->
 
 def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     asks = {"C0A1": "assign #102 to <@U0CARLA>", "C0A2": "who should take #101?", "C0A3": "list runbooks for kafka",
-            "C0A4": "show runbook restart-service", "C0A5": "what is open right now?"}
+            "C0A4": "show runbook restart-service", "C0A5": "what is open right now?",
+            "C0A7": "what runbooks do we have for postgres?", "C0A8": "what was the root cause of #101?",
+            "C0A9": "is anything on fire?"}
     for ch, text in asks.items():
         live.driver.mention(text, channel=ch, user="U0BOB")
     live.drain()
@@ -192,6 +194,11 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     assert _first(live, "C0A3").startswith("Runbooks for kafka")
     assert "(restart-service)" in _first(live, "C0A4")
     assert _first(live, "C0A5").startswith("warroom status: I am up")
+    assert _first(live, "C0A9").startswith("warroom status: I am up")
+    listed = json.dumps(live.standin.messages("C0A7"))  # "postgres" finds the runbooks for postgres-main
+    assert "Runbooks for postgres" in listed and "clear-disk-space" in listed and "rollback-deploy" not in listed
+    cause = json.dumps(live.standin.messages("C0A8"))  # #101's own outcome, not a search that finds another
+    assert _first(live, "C0A8").startswith("Incident #101:") and "doubled the payments-api replica count" in cause
 
 
 def test_a_symptom_in_words_gets_similar_incidents_and_one_click_opens_one_incident(live: Live) -> None:
@@ -436,6 +443,8 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
            "ts": note_ts, "thread_ts": inc.card_ts, "channel": inc.channel_id, "channel_type": "channel"}
     assert live.driver.event(msg).status_code == 200
     reply("update: error rate back to normal")
+    reply("how long has this been going on?")
+    assert said["how long has this been going on?"].startswith(f"Incident #{inc.id}: payments-api returning 503")
     reply("the fix is deployed")  # nothing to act on: said so, with what works here (not the whole help)
     assert said["the fix is deployed"].startswith(f"Incident #{inc.id}: I did not act on that")
     reply("closing this out, rolled back the pool change; root cause was a bad config push")
@@ -454,6 +463,11 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     reply("who's on this?")
     assert f"<@U0ERIN> is on incident #{inc.id}" not in said["who's on this?"]  # nobody took it: it says so
     assert f"Nobody was assigned to incident #{inc.id}; it is resolved." in said["who's on this?"]
+    live.driver.mention("how many incidents did we have this week?", channel="C0STAT", user="U0ERIN")
+    live.drain()
+    stats = json.dumps(live.standin.messages("C0STAT"))
+    assert "2 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 1, SEV3 1" in stats
+    assert "Median time to resolve" in stats and "Median time to acknowledge" not in stats  # nobody acked
     live.driver.command("/incident", f"reopen {inc.id}", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", f"resolve {inc.id} restarted {other.id} pods", user="U0ERIN", channel="C0OPS")
     live.drain()
