@@ -72,6 +72,19 @@ def services_in_text(*, session: Session, text: str) -> list[str]:
     return names_in_text(session.scalars(select(Service.name)).all(), text)
 
 
+def team_in_text(*, session: Session, text: str) -> str:
+    """The first team named in free text, else the owner of the first service named ("" when neither)."""
+    named = services_in_text(session=session, text=text)
+    if named:  # "who is on call for ingest?": the team that owns ingest
+        svc = session.scalars(select(Service).where(Service.name == named[0])).first()
+        owner = session.get(Team, svc.team_id) if svc is not None and svc.team_id else None
+        if owner is not None:
+            return owner.name
+    low = text.lower()
+    names = [n for n in session.scalars(select(Team.name)) if re.search(rf"\b{re.escape(n.lower())}\b", low)]
+    return min(names, key=lambda n: low.index(n.lower())) if names else ""
+
+
 def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
                include_inactive: bool = False) -> list[Expert]:
     """Experts on shift for a team at ``at`` (UTC, default now).

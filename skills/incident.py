@@ -420,20 +420,35 @@ class IncidentSkill(BaseSkill):
         """One severity level up, and the next people to call named (a mention notifies them): the router's
         candidates for this incident (on call, owners, escalation chain, who fixed similar ones), minus the
         assignee and whoever asked."""
-        from skills.routing_engine import route
+        from knowledge.people import oncall_by_team, team_in_text
+        from skills.routing_engine import Candidate, route
 
-        inc, _ = self._target(s, request, rest.split())
+        inc, left = self._target(s, request, rest.split())
         if inc.status == "resolved":
             raise SkillError(f"Incident #{inc.id} is resolved; open a new incident if it is back.")
         d = route(ctx, text=f"{inc.title}. {inc.description or ''}"[:2000], service=inc.service_name,
                   incident_id=inc.id)
         nxt = [c for c in d.candidates if c.user_id not in (inc.assignee, request.user_id)][:2]
+        asked = re.sub(r"^(?:to|the)\s+(?:the\s+)?", "", " ".join(left), flags=re.I).strip(" .!")
+        team = team_in_text(session=s, text=asked) if asked else ""
+        if team:  # "escalate to storage": that team's on-call first, then the router's candidates
+            shift = [(u, n) for r in oncall_by_team(session=s, team=team) for u, n in r.people
+                     if u not in (inc.assignee, request.user_id)]
+            called = {u for u, _ in shift}
+            nxt = [Candidate(user_id=u, name=n, team=team, score=0.0, reasons=(f"on call for {team}",), on_call=True)
+                   for u, n in shift] \
+                + [c for c in nxt if c.user_id not in called]
+            nxt = nxt[:3]
         old, inc.severity = inc.severity, max(1, inc.severity - 1)
         level = f"SEV{old} -> SEV{inc.severity}" if old != inc.severity else "it stays SEV1, the highest"
         who = "; ".join(f"<@{c.user_id}> ({escape(c.name)}): {escape(c.why)}" for c in nxt)
         self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level})"
                     + (f"; called {', '.join(f'<@{c.user_id}>' for c in nxt)}" if nxt else ""), request.user_id)
         then = f" Next to call: {who}." if nxt else f" Nobody else to call: {escape(d.fallback or 'no candidate')}."
+        if asked and not team:
+            then += f" (I know no team or service called \"{escape(asked[:60])}\": `/oncall` lists the teams.)"
+        elif team and not any(c.why == f"on call for {team}" for c in nxt):
+            then += f" (Nobody is on call for {escape(team)} now.)"
         return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}")
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:

@@ -110,23 +110,12 @@ class RoutingSkill(BaseSkill):
         raise SkillError(f"unknown routing action '{verb}'")
 
     # --- /oncall and /route -----------------------------------------------------------------------
+
     @staticmethod
     def _team_in(text: str, ctx: SkillContext) -> str:
         """The first team named in free text, else the owner of the first service named ("" for all teams)."""
-        from sqlalchemy import select
-
-        from knowledge.models import Service, Team
-
-        low = text.lower()
         with ctx.db.session() as s:
-            named = people.services_in_text(session=s, text=text)
-            if named:  # "who is on call for ingest?": the team that owns ingest
-                svc = s.scalars(select(Service).where(Service.name == named[0])).first()
-                owner = s.get(Team, svc.team_id) if svc is not None and svc.team_id else None
-                if owner is not None:
-                    return owner.name
-            names = [n for n in s.scalars(select(Team.name)) if re.search(rf"\b{re.escape(n.lower())}\b", low)]
-        return min(names, key=lambda n: low.index(n.lower())) if names else ""
+            return people.team_in_text(session=s, text=text)
 
     def _page(self, text: str, ctx: SkillContext) -> SkillResult:
         """Name (and so notify) whoever is on call for the team or service in the words."""

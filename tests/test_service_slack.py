@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from bot.slack_app import strip_bot_mention
 from knowledge.models import AuditRecord, Incident, Job, Postmortem, RunbookExecution, TimelineEvent
+from knowledge.people import oncall_by_team
 from tests.conftest import Live
 
 
@@ -264,6 +265,13 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     assert "escalated incident" in said and "SEV2 -> SEV1" in said and "<@U0FARID>" in said
     reply("escalate")
     assert "it stays SEV1, the highest" in live.standin.messages(channel)[-1]["text"]
+    with live.db.session() as s:  # whoever the rotation has on call for storage today
+        storage = [u for r in oncall_by_team(session=s, team="storage") for u, _ in r.people]
+    reply("escalate to storage")  # that team's on-call is called first
+    said = live.standin.messages(channel)[-1]["text"]
+    assert storage and said.index(f"<@{storage[0]}>") < said.index("<@U0FARID>") and "on call for storage" in said
+    reply("escalate to the moon team")
+    assert "I know no team or service called \"moon team\"" in live.standin.messages(channel)[-1]["text"]
     reply("close the loop with the kafka team first")  # an idiom, not a request: nothing is closed
     reply("mitigate the incident risk by pausing the consumers")  # an instruction to people, not a status
     with live.db.session() as s:
