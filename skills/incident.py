@@ -113,6 +113,10 @@ _WHO_HERE = re.compile(r"^\W*who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incident\
 _STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+did\s+(?:it|this)\s+(?:start|begin)"
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
+# A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
+_HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s+over)?|pass(?:ing)?)\s+"
+                      r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
+                      r"<@U[A-Z0-9]+(?:\|[^>]*)?>", re.I)
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
@@ -166,6 +170,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "sev", here.group(1)
     if _WHO_HERE.match(text) and ref is None:
         return "who", ""
+    handoff = _HANDOFF.match(text)
+    if handoff:  # "handing this over to @bob": the new assignee (and the number, when one follows the verb)
+        who = " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)[:1])
+        return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
     if _STATS.match(text):
@@ -196,6 +204,7 @@ class IncidentSkill(BaseSkill):
         if _TAKE.match(text):  # "I'm on it" under an incident's card
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
+                or _HANDOFF.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel

@@ -444,6 +444,10 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     assert row(inc.id).severity == 1 and row(other.id).severity == 3
     reply("who is the incident commander?")
     assert f"Nobody has taken incident #{inc.id} yet" in said["who is the incident commander?"]
+    reply("handing this over to <@U0BOB> for the night")  # shift change: the new assignee, invited
+    assert row(inc.id).assignee == "U0BOB" and row(other.id).assignee is None
+    reply("who is the IC?")
+    assert f"<@U0BOB> is on incident #{inc.id}" in said["who is the IC?"]
     note_ts = f"{time.time():.6f}"
     reply("note: failover to the replica started, password=hunter2", ts=note_ts)
     # Slack also delivers the mention as a message in the thread: it becomes the note, not a second entry
@@ -466,11 +470,13 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
         assert [(e.kind, e.key) for e in notes] == [("note", True), ("note", True)]
         assert "failover to the replica started" in notes[0].text and "hunter2" not in notes[0].text
         assert notes[0].permalink and "error rate back to normal" in notes[1].text
-        assert s.scalar(select(func.count()).select_from(Postmortem).where(Postmortem.incident_id == inc.id)) >= 1
+        drafts = s.scalars(select(Postmortem).where(Postmortem.incident_id == inc.id)
+                           .order_by(Postmortem.id.desc())).all()
+        assert drafts and "failover to the replica started" in drafts[0].markdown  # the notes made the timeline
+        assert "a bad config push" in drafts[0].markdown and "hunter2" not in drafts[0].markdown
         assert s.get(Incident, other.id).status == "open"
     reply("who's on this?")
-    assert f"<@U0ERIN> is on incident #{inc.id}" not in said["who's on this?"]  # nobody took it: it says so
-    assert f"Nobody was assigned to incident #{inc.id}; it is resolved." in said["who's on this?"]
+    assert f"<@U0BOB> had incident #{inc.id}; it is resolved." in said["who's on this?"]
     live.driver.mention("how many incidents did we have this week?", channel="C0STAT", user="U0ERIN")
     live.drain()
     stats = json.dumps(live.standin.messages("C0STAT"))
