@@ -131,3 +131,4 @@ def register_all(services: Services) -> None:
     __import__("bot.runbook_jobs").runbook_jobs.register(services)  # runbook.execute (issue 8)
     __import__("bot.logs_slack").logs_slack.register(services)  # slack.file_shared (issue 4)
     __import__("bot.train_jobs").train_jobs.register(services)  # model.train (issue 10)
+    __import__("bot.ack_reminders").ack_reminders.register(services)  # incident.ack_check

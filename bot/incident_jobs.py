@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
+from bot.ack_reminders import queue_first_check
 from bot.incident_card import card_job
 from bot.intake_worker import queue_card
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
@@ -42,6 +43,7 @@ def register(services: Services) -> None:
     def triage(payload: dict[str, Any]) -> None:
         incident_id = int(payload["incident_id"])
         run_triage(services.ctx, services.registry, incident_id)
+        queue_first_check(services, incident_id)  # nobody acknowledges it: a reminder later (once per opening)
         with services.db.session() as s:
             ref = queue_card(s, incident_id, immediate_key=f"triage-{uuid.uuid4().hex[:8]}")
         services.runner.handoff([ref] if ref else [])

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     grouping_window_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     card_update_interval_s: float = Field(default=3.0, gt=0, le=300)
     triage_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    # Nobody acknowledged a new incident: remind (and call the next people) after this many seconds, by
+    # severity; a severity left out gets no reminder. Unset: SEV1 5 min, SEV2 15, SEV3 30 in production, none
+    # in test and demo mode (their runs end when the queue is empty). WARROOM_ACK_REMINDER_S='{"1": 120}'.
+    ack_reminder_s: dict[int, float] | None = None
+    ack_reminder_max: int = Field(default=3, ge=1, le=10)  # reminders per incident, each calling new people
+
+    def ack_reminders(self) -> dict[int, float]:
+        """The reminder delay per severity in effect (see ``ack_reminder_s``)."""
+        if self.ack_reminder_s is not None:
+            return {k: v for k, v in self.ack_reminder_s.items() if v > 0}
+        return {} if self.mode in ("test", "demo") else {1: 300.0, 2: 900.0, 3: 1800.0}
 
     # Work hand-off: the in-process worker pool (embedded default) or Celery on Redis (scale-out).
     job_backend: Literal["inprocess", "celery"] = "inprocess"

@@ -1,0 +1,103 @@
+"""Nobody acknowledged a new incident: remind in its card's thread and call the next people.
+
+The triage of a new (or reopened) incident queues ``incident.ack_check`` with the delay its severity sets
+(``Settings.ack_reminders``). When it runs and the incident is still ``open`` (nobody acknowledged, took,
+mitigated or resolved it), the bot posts in the card's thread, mentioning (so notifying) people the router
+ranks for this incident (on call and owners first) whom no earlier reminder called (when there is nobody new,
+the same people again, as a pager repeats), with an *Acknowledge* button, writes a ``reminder`` event on the timeline, and queues the next check, up to
+``Settings.ack_reminder_max`` reminders. An acknowledged incident stops the chain at the next check.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from knowledge import jobs
+from knowledge.models import Incident, TimelineEvent, utcnow
+from skills.base import Action, SkillResult
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bot.services import Services
+
+__all__ = ["register", "queue_first_check"]
+
+log = logging.getLogger("warroom.ack_reminders")
+KIND = "incident.ack_check"
+
+
+def _round(inc: Incident, session: Session) -> int:
+    """How many times the incident was reopened: each opening gets its own reminders."""
+    return int(session.scalar(select(func.count()).select_from(TimelineEvent).where(
+        TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(("reopen", "reopened")))) or 0)
+
+
+def queue_first_check(services: Services, incident_id: int) -> None:
+    """After triage: the first check of an open incident, once per opening (a dedup key per round)."""
+    delays = services.settings.ack_reminders()
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None or inc.status != "open" or inc.severity not in delays:
+            return
+        key = f"ackcheck:{inc.id}:r{_round(inc, s)}:1"
+        ref = jobs.enqueue(s, kind=KIND, payload={"incident_id": inc.id, "step": 1, "called": []},
+                           dedup_key=key, delay_s=delays[inc.severity])
+    if ref.created:
+        services.runner.handoff([(ref.id, delays[inc.severity])])
+
+
+def register(services: Services) -> None:
+    """Register ``incident.ack_check`` on the runner."""
+    from bot.handlers import deliver
+    from skills.routing_engine import route
+
+    def check(payload: dict[str, Any]) -> None:
+        incident_id, step = int(payload["incident_id"]), int(payload.get("step", 1))
+        called_before = [str(u) for u in payload.get("called") or []]
+        delays = services.settings.ack_reminders()
+        with services.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None or inc.status != "open" or inc.severity not in delays:
+                return  # acknowledged, taken, mitigated or resolved since: nothing to remind
+            title, sev, service, card = inc.title, inc.severity, inc.service_name, (inc.channel_id, inc.card_ts)
+            text, waited = f"{inc.title}. {inc.description or ''}"[:2000], utcnow() - inc.created_at
+            this_round = _round(inc, s)
+        decision = route(services.ctx, text=text, service=service, incident_id=incident_id, limit=6)
+        fresh = [c for c in decision.candidates if c.user_id not in called_before][:2]
+        again = [] if fresh else called_before[:2]  # nobody new: call the same people again, as a pager does
+        minutes = max(1, int(waited.total_seconds() // 60))
+        who = "; ".join(f"<@{c.user_id}> ({c.why})" for c in fresh)
+        if fresh:
+            ask = f" Calling {who}: please acknowledge, or say \"I'm on it\" here."
+        elif again:
+            ask = f" Nobody else to call; calling again {', '.join(f'<@{u}>' for u in again)}: please acknowledge."
+        else:
+            ask = f" Nobody to call{': ' + decision.fallback if decision.fallback else ''}."
+        summary = (f"Reminder {step}: incident #{incident_id} (SEV{sev}) has not been acknowledged after "
+                   f"{minutes} min.{ask}")
+        with services.db.session() as s:
+            s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="reminder",
+                                text=f"Reminder {step}: not acknowledged after {minutes} min"
+                                + (f"; called {', '.join(f'<@{u}>' for u in [c.user_id for c in fresh] + again)}"
+                                   if fresh or again else "")))
+        result = SkillResult(title=f"Incident #{incident_id}: {title[:100]}", summary=summary,
+                             actions=(Action("incident:ack", "Acknowledge", str(incident_id), "primary"),),
+                             data={"incident_id": incident_id})
+        channel, card_ts = card
+        deliver(services, result, {"channel": channel or services.settings.slack_incident_channel,
+                                   "thread_ts": card_ts})
+        if step >= services.settings.ack_reminder_max:
+            return
+        with services.db.session() as s:
+            ref = jobs.enqueue(s, kind=KIND, dedup_key=f"ackcheck:{incident_id}:r{this_round}:{step + 1}",
+                               payload={"incident_id": incident_id, "step": step + 1,
+                                        "called": called_before + [c.user_id for c in fresh]},
+                               delay_s=delays[sev])
+        if ref.created:
+            services.runner.handoff([(ref.id, delays[sev])])
+
+    services.runner.register(KIND, check)

@@ -1,0 +1,65 @@
+"""Nobody acknowledges a new incident: the bot reminds in the card's thread and calls the next people."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from bot.standin.server import SlackStandIn
+from knowledge.models import Incident, TimelineEvent
+from tests.conftest import Live, make_settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: SlackStandIn) -> Settings:
+    # SEV2 after 0.5 s, SEV3 after 3 s, SEV4 never; two reminders at most
+    return make_settings(tmp_path, standin, ack_reminder_s={2: 0.5, 3: 3.0}, ack_reminder_max=2)
+
+
+def _incident(live: Live, title: str, timeout: float = 20.0) -> Incident:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with live.db.session() as s:
+            inc = s.scalars(select(Incident).where(Incident.title == title)).first()
+            if inc is not None and inc.card_ts:
+                return inc
+        time.sleep(0.05)
+    raise AssertionError(f"incident {title!r} was not opened")
+
+
+def _reminders(live: Live, inc: Incident) -> list[dict]:
+    return [m for m in live.standin.messages(inc.channel_id)
+            if m.get("thread_ts") == inc.card_ts and "has not been acknowledged" in m["text"]]
+
+
+def test_an_unacknowledged_incident_is_reminded_and_an_acknowledged_one_is_not(live: Live) -> None:
+    live.driver.command("/incident", "new payments-api returning 503 sev2", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", "new billing-worker slow sev4", user="U0ERIN", channel="C0OPS")
+    quiet = _incident(live, "ingest lag growing")
+    live.driver.command("/incident", f"ack {quiet.id}", user="U0FARID", channel="C0OPS")  # before its 3 s
+    live.drain(60)
+    loud, low = _incident(live, "payments-api returning 503"), _incident(live, "billing-worker slow")
+    first, second = _reminders(live, loud)  # two, then it stops (ack_reminder_max)
+    assert f"Reminder 1: incident #{loud.id} (SEV2) has not been acknowledged" in first["text"]
+    assert "declared owner of payments-api" in first["text"]  # the router's people for this incident
+    assert f"Reminder 2: incident #{loud.id}" in second["text"]
+    called = [set(re.findall(r"<@(U[A-Z0-9]+)>", m["text"])) for m in (first, second)]
+    # payments-api has two people (on call, owner): the second reminder calls them again, as a pager does
+    assert called[0] and called[1] == called[0] and "Nobody else to call; calling again" in second["text"]
+    assert f'"value": "{loud.id}"' in json.dumps(first["blocks"]) and "incident:ack" in json.dumps(first["blocks"])
+    assert _reminders(live, quiet) == [] and _reminders(live, low) == []  # acknowledged in time; SEV4: never
+    with live.db.session() as s:
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.kind == "reminder")).all()
+        assert sorted(e.incident_id for e in events) == [loud.id, loud.id]
+        assert s.get(Incident, loud.id).status == "open" and s.get(Incident, quiet.id).status == "acknowledged"
+    live.driver.click("incident:ack", str(loud.id), user="U0BOB", channel=loud.channel_id, message_ts=first["ts"])
+    live.drain(30)
+    with live.db.session() as s:
+        assert s.get(Incident, loud.id).status == "acknowledged"
