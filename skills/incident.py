@@ -121,7 +121,7 @@ _HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s+over)?|pass(?:ing)?)\s+"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
-_NOTE = re.compile(r"^\W*(?:(?:note|update|status\s+update|log)(?:\s+(?:on\s+|for\s+)?"
+_NOTE = re.compile(r"^\W*(?:(?:note|update|status\s+update)(?:\s+(?:on\s+|for\s+)?"
                    r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
                    re.I | re.S)
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
