@@ -4,8 +4,9 @@ The triage of a new (or reopened) incident queues ``incident.ack_check`` with th
 (``Settings.ack_reminders``). When it runs and the incident is still ``open`` (nobody acknowledged, took,
 mitigated or resolved it), the bot posts in the card's thread, mentioning (so notifying) people the router
 ranks for this incident (on call and owners first) whom no earlier reminder called (when there is nobody new,
-the same people again, as a pager repeats), with an *Acknowledge* button, writes a ``reminder`` event on the timeline, and queues the next check, up to
-``Settings.ack_reminder_max`` reminders. An acknowledged incident stops the chain at the next check.
+the same people again, as a pager repeats), with an *Acknowledge* button, writes a ``reminder`` event on the
+timeline, and queues the next check, up to ``Settings.ack_reminder_max`` reminders. An acknowledged incident
+stops the chain at the next check.
 """
 
 from __future__ import annotations

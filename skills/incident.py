@@ -4,8 +4,8 @@
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
 ``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
-``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days]``. Without an id, the incident is the
-one whose channel (or card thread) this is.
+``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days]``, ``/incident timeline [id]``.
+Without an id, the incident is the one whose channel (or card thread) this is.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats")
+          "reopen", "list", "note", "stats", "timeline")
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -58,7 +58,8 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statisti
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
-          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days]`")
+          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days]`, "
+          "`/incident timeline [id]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -120,6 +121,9 @@ _HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s+over)?|pass(?:ing)?)\s+"
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
+# Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
+_TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"
+                       r"(?:#\d{1,9}|inc(?:ident)?[-\s#]*\d{1,9})?\W*$", re.I)
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
 _NOTE = re.compile(r"^\W*(?:(?:note|update|status\s+update)(?:\s+(?:on\s+|for\s+)?"
                    r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
@@ -178,6 +182,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "list", "mine"
     if _STATS.match(text):
         return "stats", text
+    if _TIMELINE.search(text):  # "the full timeline of #101", "whole timeline" under the card
+        return "timeline", f"#{ref.group(1)}" if ref else ""
     if _STATUS_HERE.match(text) and ref is None:
         return "status", ""
     sev = _FREE_SEV.search(text)
@@ -205,7 +211,7 @@ class IncidentSkill(BaseSkill):
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text)
-                or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text)):
+                or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
@@ -238,7 +244,7 @@ class IncidentSkill(BaseSkill):
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
-                    "who": self._who, "stats": self._stats}
+                    "who": self._who, "stats": self._stats, "timeline": self._timeline}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -410,6 +416,20 @@ class IncidentSkill(BaseSkill):
             actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
             + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
             data={"incident_id": inc.id})
+
+    def _timeline(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Every event of the incident, oldest first, in the thread (the status shows only the latest)."""
+        inc, _ = self._target(s, request, rest.split())
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
+                           .order_by(TimelineEvent.at, TimelineEvent.id).limit(2000)).all()
+        lines = [f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {e.kind}{' · key' if e.key else ''} · "
+                 f"{esc_keep_users(' '.join(e.text.split())[:400])}" for e in events]
+        shown = lines[:200]
+        more = f"\n… {len(lines) - len(shown)} more: the postmortem export has them all." if len(lines) > 200 else ""
+        return SkillResult(title=f"Timeline of incident #{inc.id}: {inc.title[:100]}",
+                           summary=f"{len(events)} event(s) from {clock(events[0].at)} to {clock(events[-1].at)}; "
+                                   "the full list is in the thread." if events else "No events yet.",
+                           detail="\n".join(shown) + more if events else "", data={"incident_id": inc.id})
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         args = rest.split()

@@ -455,6 +455,9 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
            "ts": note_ts, "thread_ts": inc.card_ts, "channel": inc.channel_id, "channel_type": "channel"}
     assert live.driver.event(msg).status_code == 200
     reply("update: error rate back to normal")
+    reply("full timeline")  # every event, oldest first, in the thread
+    assert said["full timeline"].startswith(f"Timeline of incident #{inc.id}") and "· note · key · Note by" in \
+        said["full timeline"] and "· sev · Severity SEV2 -&gt; SEV1" in said["full timeline"]
     reply("how long has this been going on?")
     assert said["how long has this been going on?"].startswith(f"Incident #{inc.id}: payments-api returning 503")
     reply("the fix is deployed")  # nothing to act on: said so, with what works here (not the whole help)
