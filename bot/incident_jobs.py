@@ -11,15 +11,17 @@ from bot.ack_reminders import queue_first_check
 from bot.incident_card import card_job
 from bot.intake_worker import queue_card
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
+from skills.base import SkillRequest
 from skills.redact import mask_secrets
 from skills.triage import run_triage
 
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["register", "KEY_REACTIONS"]
+__all__ = ["register", "KEY_REACTIONS", "ACK_REACTIONS"]
 
 KEY_REACTIONS = ("pushpin", "round_pushpin", "star")
+ACK_REACTIONS = ("eyes", "ack")  # on an incident's card: "I'm looking", i.e. acknowledge
 
 
 def _incident_for(services: Services, channel: str | None, thread_ts: str | None) -> int | None:
@@ -71,13 +73,31 @@ def register(services: Services) -> None:
             s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="message", text=text[:2000],
                                 actor=ev.get("user"), permalink=link, data={"ts": ts, "channel": channel}))
 
+    def ack_by_reaction(ev: dict[str, Any], channel: str | None, ts: str | None) -> None:
+        """:eyes: on an open incident's card acknowledges it, as its *Acknowledge* button does (once: a
+        second reaction on an acknowledged incident says nothing)."""
+        from bot.handlers import deliver, follow_up, run_skill
+
+        with services.db.session() as s:
+            inc = s.scalar(select(Incident).where(Incident.channel_id == channel, Incident.card_ts == ts))
+            if inc is None or inc.status != "open" or not ev.get("user"):
+                return
+            incident_id = inc.id
+        result = run_skill(services, "incident", SkillRequest(text=f"ack {incident_id}", source="action",
+                                                               user_id=ev.get("user"), channel_id=channel))
+        deliver(services, result, {"channel": channel, "user": ev.get("user"), "thread_ts": ts})
+        follow_up(services, result)
+
     def marker(payload: dict[str, Any]) -> None:
         ev = payload["event"]
         item = ev.get("item") or {}
-        if ev.get("type") == "reaction_added" and ev.get("reaction") not in KEY_REACTIONS:
-            return
         channel = item.get("channel") or ev.get("channel_id")
         ts = item.get("ts") or (item.get("message") or {}).get("ts")
+        if ev.get("type") == "reaction_added" and ev.get("reaction") in ACK_REACTIONS:
+            ack_by_reaction(ev, channel, ts)
+            return
+        if ev.get("type") == "reaction_added" and ev.get("reaction") not in KEY_REACTIONS:
+            return
         with services.db.session() as s:
             msg = s.scalar(select(SlackMessage).where(SlackMessage.channel_id == channel, SlackMessage.ts == ts))
             if msg is None or msg.key:

@@ -39,6 +39,7 @@ def _reminders(live: Live, inc: Incident) -> list[dict]:
 
 
 def test_an_unacknowledged_incident_is_reminded_and_an_acknowledged_one_is_not(live: Live) -> None:
+    """Reminders call the router's people until someone acknowledges; :eyes: on a card acknowledges."""
     live.driver.command("/incident", "new payments-api returning 503 sev2", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", "new billing-worker slow sev4", user="U0ERIN", channel="C0OPS")
@@ -60,6 +61,15 @@ def test_an_unacknowledged_incident_is_reminded_and_an_acknowledged_one_is_not(l
         assert sorted(e.incident_id for e in events) == [loud.id, loud.id]
         assert s.get(Incident, loud.id).status == "open" and s.get(Incident, quiet.id).status == "acknowledged"
     live.driver.click("incident:ack", str(loud.id), user="U0BOB", channel=loud.channel_id, message_ts=first["ts"])
+    live.driver.reaction("eyes", low.channel_id, low.card_ts, user="U0BOB")  # :eyes: on a card acknowledges it
+    live.drain(30)
+    live.driver.reaction("eyes", low.channel_id, low.card_ts, user="U0CARLA")  # once: a second one is quiet
+    live.driver.reaction("eyes", low.channel_id, first["ts"], user="U0CARLA")  # not a card: nothing
     live.drain(30)
     with live.db.session() as s:
         assert s.get(Incident, loud.id).status == "acknowledged"
+        row = s.get(Incident, low.id)
+        assert (row.status, row.assignee) == ("acknowledged", "U0BOB")
+    acked = [m["text"] for m in live.standin.messages(low.channel_id)
+             if m.get("thread_ts") == low.card_ts and "acknowledged incident" in m["text"]]
+    assert acked == [f"Incident #{low.id}: <@U0BOB> acknowledged incident #{low.id}."]
