@@ -541,7 +541,13 @@ class IncidentSkill(BaseSkill):
         """A key moment on the timeline ("note: failover started"); "root cause was ..." also records the cause.
         The message itself is on the timeline already when Slack delivered it as a message too: that entry
         becomes the note instead of a second copy."""
-        inc, left = self._target(s, request, rest.split())
+        try:
+            inc, left = self._target(s, request, rest.split())
+        except SkillError as exc:
+            if not str(exc).startswith("Which incident?"):
+                raise
+            raise SkillError("Which incident is that about? Say it in the incident's thread or channel, or name "
+                             "it: `note #12: ...`.") from None
         text = mask_secrets(" ".join(left).strip())
         if not text:
             raise SkillError("Say what to note: `note: failover to the replica started` in the incident's thread, "

@@ -480,8 +480,10 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
         assert s.get(Incident, other.id).status == "open"
     reply("who's on this?")
     assert f"<@U0BOB> had incident #{inc.id}; it is resolved." in said["who's on this?"]
+    live.driver.mention("fyi the deploy is at 3pm", channel="C0FYI", user="U0ERIN")  # no incident here
     live.driver.mention("how many incidents did we have this week?", channel="C0STAT", user="U0ERIN")
     live.drain()
+    assert "Which incident is that about?" in _first(live, "C0FYI")
     stats = json.dumps(live.standin.messages("C0STAT"))
     assert "2 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 1, SEV3 1" in stats
     assert "Median time to resolve" in stats and "Median time to acknowledge" not in stats  # nobody acked
