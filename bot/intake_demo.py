@@ -63,3 +63,6 @@ def add_intake_steps(add: Callable[..., None], channel: str, secret: str) -> Non
         lambda d, srv, st: d.command("/incident", f"status {_latest(srv)}", user="U0ALICE", channel=channel))
     add("alice", "@warroom escalate #<the storm's incident>   (one level up; the next people to call are named)",
         lambda d, srv, st: d.mention(f"escalate #{_latest(srv)}", user="U0ALICE", channel=channel))
+    add("bob", "@warroom note #<the storm's incident>: pool exhausted on postgres-main, failing over   (a key "
+        "moment)", lambda d, srv, st: d.mention(f"note #{_latest(srv)}: pool exhausted on postgres-main, failing over",
+                                                user="U0BOB", channel=channel))

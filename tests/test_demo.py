@@ -17,6 +17,7 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     # the alert storm became one incident card, with the classifier's vote among the responder's reasons
     assert "(300 received)" in text
     assert "escalated incident #" in text and "Next to call: <@U0" in text  # the mention in words
+    assert "'s timeline as a key moment." in text  # "note #N: ..." in words
     assert "classifier says payments" in text
     # the storm's log excerpt: connection exhaustion is the database's, not the network's
     assert "[database] `FATAL remaining connection slots are reserved`" in text
