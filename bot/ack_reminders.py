@@ -65,8 +65,11 @@ def register(services: Services) -> None:
             if inc is None or inc.status != "open" or inc.severity not in delays:
                 return  # acknowledged, taken, mitigated or resolved since: nothing to remind
             title, sev, service, card = inc.title, inc.severity, inc.service_name, (inc.channel_id, inc.card_ts)
-            text, waited = f"{inc.title}. {inc.description or ''}"[:2000], utcnow() - inc.created_at
             this_round = _round(inc, s)
+            reopened = s.scalar(select(func.max(TimelineEvent.at)).where(
+                TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(("reopen", "reopened")))) \
+                if this_round else None
+            text, waited = f"{inc.title}. {inc.description or ''}"[:2000], utcnow() - (reopened or inc.created_at)
         decision = route(services.ctx, text=text, service=service, incident_id=incident_id, limit=6)
         fresh = [c for c in decision.candidates if c.user_id not in called_before][:2]
         again = [] if fresh else called_before[:2]  # nobody new: call the same people again, as a pager does
@@ -78,8 +81,9 @@ def register(services: Services) -> None:
             ask = f" Nobody else to call; calling again {', '.join(f'<@{u}>' for u in again)}: please acknowledge."
         else:
             ask = f" Nobody to call{': ' + decision.fallback if decision.fallback else ''}."
-        summary = (f"Reminder {step}: incident #{incident_id} (SEV{sev}) has not been acknowledged after "
-                   f"{minutes} min.{ask}")
+        since = "it reopened" if reopened else "it opened"
+        summary = (f"Reminder {step}: incident #{incident_id} (SEV{sev}) has not been acknowledged {minutes} min "
+                   f"after {since}.{ask}")
         with services.db.session() as s:
             s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="reminder",
                                 text=f"Reminder {step}: not acknowledged after {minutes} min"

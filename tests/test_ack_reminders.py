@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -14,12 +15,13 @@ from bot.settings import Settings
 from bot.standin.server import SlackStandIn
 from knowledge.models import Incident, TimelineEvent
 from tests.conftest import Live, make_settings
+from tests.test_intake_webhooks import load, post, wait_processed
 
 
 @pytest.fixture
 def settings(tmp_path: Path, standin: SlackStandIn) -> Settings:
-    # SEV2 after 0.5 s, SEV3 after 3 s, SEV4 never; two reminders at most
-    return make_settings(tmp_path, standin, ack_reminder_s={2: 0.5, 3: 3.0}, ack_reminder_max=2)
+    # SEV1 and SEV2 after 0.5 s, SEV3 after 3 s, SEV4 never; two reminders at most
+    return make_settings(tmp_path, standin, ack_reminder_s={1: 0.5, 2: 0.5, 3: 3.0}, ack_reminder_max=2)
 
 
 def _incident(live: Live, title: str, timeout: float = 20.0) -> Incident:
@@ -48,7 +50,7 @@ def test_an_unacknowledged_incident_is_reminded_and_an_acknowledged_one_is_not(l
     live.drain(60)
     loud, low = _incident(live, "payments-api returning 503"), _incident(live, "billing-worker slow")
     first, second = _reminders(live, loud)  # two, then it stops (ack_reminder_max)
-    assert f"Reminder 1: incident #{loud.id} (SEV2) has not been acknowledged" in first["text"]
+    assert f"Reminder 1: incident #{loud.id} (SEV2) has not been acknowledged 1 min after it opened" in first["text"]
     assert "declared owner of payments-api" in first["text"]  # the router's people for this incident
     assert f"Reminder 2: incident #{loud.id}" in second["text"]
     called = [set(re.findall(r"<@(U[A-Z0-9]+)>", m["text"])) for m in (first, second)]
@@ -73,3 +75,24 @@ def test_an_unacknowledged_incident_is_reminded_and_an_acknowledged_one_is_not(l
     acked = [m["text"] for m in live.standin.messages(low.channel_id)
              if m.get("thread_ts") == low.card_ts and "acknowledged incident" in m["text"]]
     assert acked == [f"Incident #{low.id}: <@U0BOB> acknowledged incident #{low.id}."]
+
+
+def test_an_incident_an_alert_reopens_is_reminded_again(live: Live) -> None:
+    """Alertmanager opens it (SEV1, nobody acks), resolves it (mitigated), fires again (reopened): a new round."""
+    payload = load("alertmanager")
+    assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    for a in resolved["alerts"]:
+        a["status"], a["endsAt"] = "resolved", "2026-11-23T10:20:00Z"
+    assert post(live, "alertmanager", resolved).status_code == 202
+    wait_processed(live)
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.source != "import")).one()
+        assert inc.status == "mitigated"
+    assert post(live, "alertmanager", payload).status_code == 202  # it fires again
+    wait_processed(live)
+    texts = [m["text"] for m in _reminders(live, inc)]
+    assert [t.split(":")[0] for t in texts] == [f"Incident #{inc.id}"] * 4  # two per opening
+    assert sum("after it opened" in t for t in texts) == 2 and sum("after it reopened" in t for t in texts) == 2
