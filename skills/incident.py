@@ -4,7 +4,7 @@
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
 ``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
-``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days]``, ``/incident timeline [id]``.
+``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days] [service]``, ``/incident timeline [id]``.
 Without an id, the incident is the one whose channel (or card thread) this is.
 """
 
@@ -58,7 +58,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statisti
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
-          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days]`, "
+          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
           "`/incident timeline [id]`")
 
 
@@ -84,6 +84,15 @@ def _period_days(text: str) -> int:
         return 365
     m = re.fullmatch(r"\s*(\d{1,3})\s*", low)  # "/incident stats 30"
     return max(1, min(int(m.group(1)), 366)) if m else 7
+
+
+def _service_in(s: Session, text: str) -> str | None:
+    """The first service ``text`` names: one in the catalogue, or one an incident was filed under."""
+    from knowledge.people import names_in_text
+
+    known = set(s.scalars(select(Service.name)).all()) | set(
+        s.scalars(select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
+    return (names_in_text(known, text) or [None])[0]
 
 
 def _age(inc: Incident) -> str:
@@ -586,8 +595,13 @@ class IncidentSkill(BaseSkill):
         severity and service, how many are still open, and the median times to acknowledge, mitigate, resolve."""
         days = _period_days(rest)
         since = utcnow() - dt.timedelta(days=days)
-        rows = s.scalars(select(Incident).where(Incident.created_at >= since).order_by(Incident.id)).all()
-        span = "the last 24 hours" if days == 1 else f"the last {days} days"
+        where = [Incident.created_at >= since]
+        service = _service_in(s, rest)  # "how many incidents on payments-api this month?"
+        if service:
+            where.append(Incident.service_name == service)
+        rows = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
+        span = ("the last 24 hours" if days == 1 else f"the last {days} days") + (
+            f" on {escape(service)}" if service else "")
         if not rows:
             last = s.scalars(select(Incident).order_by(Incident.created_at.desc()).limit(1)).first()
             before = f" The last one: #{last.id} on {last.created_at:%d %b %Y}." if last is not None else ""
@@ -611,8 +625,6 @@ class IncidentSkill(BaseSkill):
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a
         service name narrow the list."""
-        from knowledge.people import names_in_text
-
         where, said = [Incident.status.in_(OPEN_STATUSES)], []
         words = re.findall(r"[\w-]+", rest.lower())
         if {"mine", "me", "my"} & set(words):
@@ -624,9 +636,7 @@ class IncidentSkill(BaseSkill):
         if sev is not None:
             where.append(Incident.severity == sev)
             said.append(f"SEV{sev}")
-        known = set(s.scalars(select(Service.name)).all()) | set(
-            s.scalars(select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
-        service = (names_in_text(known, rest) or [None])[0]
+        service = _service_in(s, rest)
         if service:
             where.append(Incident.service_name == service)
             said.append(f"on {escape(service)}")

@@ -487,6 +487,10 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     stats = json.dumps(live.standin.messages("C0STAT"))
     assert "2 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 1, SEV3 1" in stats
     assert "Median time to resolve" in stats and "Median time to acknowledge" not in stats  # nobody acked
+    live.driver.command("/incident", "stats 30 days payments-api", user="U0ERIN", channel="C0STAT2")
+    live.drain()
+    assert "1 incident(s) in the last 30 days on payments-api, 0 still open" in json.dumps(
+        live.standin.messages("C0STAT2"))
     live.driver.command("/incident", f"reopen {inc.id}", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", f"resolve {inc.id} restarted {other.id} pods", user="U0ERIN", channel="C0OPS")
     live.drain()
