@@ -359,18 +359,26 @@ class IncidentSkill(BaseSkill):
         title = " ".join(words).strip()
         if not title:
             raise SkillError("Give the incident a title: `/incident new <title> [sev1-4]`.")
-        service = None
-        for svc in s.scalars(select(Service)):
-            if svc.name in title.lower():
-                service = svc
-                break
+        from knowledge.people import services_in_text
+
+        named = services_in_text(session=s, text=title)  # whole names: "ingest", not inside "ingestion"
+        service = s.scalars(select(Service).where(Service.name == named[0])).first() if named else None
         inc = Incident(title=title[:500], severity=sev, status="open", source="slack", created_by=request.user_id,
                        service_id=service.id if service else None, service_name=service.name if service else None,
                        created_at=utcnow(), detected_at=utcnow(), findings={}, group_key=group_key)
         s.add(inc)
         s.flush()
         self._event(s, inc, "created", f"Declared by <@{request.user_id}>: {title[:200]}", request.user_id)
-        return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {escape(title)}", created=True,
+        same = s.scalars(select(Incident).where(Incident.service_name == inc.service_name, Incident.id != inc.id,
+                                                Incident.status.in_(OPEN_STATUSES))
+                         .order_by(Incident.severity, Incident.id.desc()).limit(1)).first() if service else None
+        heads_up = "" if same is None else (
+            f" Heads-up: {escape(same.service_name)} already has an open incident, #{same.id} SEV{same.severity} "
+            f"[{same.status}] {escape(same.title[:100])} ({_age(same)}"
+            + (f", <@{same.assignee}>" if same.assignee else ", nobody on it") + "). If it is the same problem, "
+            f"work in its thread and close this one: `/incident resolve {inc.id} duplicate of #{same.id}`.")
+        return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {escape(title)}" + (
+            f"\n{heads_up.strip()}" if heads_up else ""), created=True,
                           follow_up_jobs=[{"kind": "incident.triage", "payload": {"incident_id": inc.id},
                                            "dedup_key": f"triage:{inc.id}:new"}])
 

@@ -420,6 +420,13 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     with live.db.session() as s:
         other = s.scalars(select(Incident).where(Incident.title == "checkout latency high")).one()
         inc = s.scalars(select(Incident).where(Incident.title == "payments-api returning 503")).one()
+    live.driver.command("/incident", "new payments-api 503s on checkout sev1", user="U0BOB", channel="C0DUP")
+    live.drain()  # opened, with a pointer to the one already open on the same service
+    dup = _first(live, "C0DUP")
+    assert f"Heads-up: payments-api already has an open incident, #{inc.id} SEV2 [open]" in dup
+    twin = int(re.search(r"Opened incident #(\d+)", dup).group(1))  # type: ignore[union-attr]
+    live.driver.command("/incident", f"resolve {twin} duplicate of #{inc.id}", user="U0BOB", channel="C0DUP")
+    live.drain()
     said: dict[str, str] = {}
 
     def reply(text: str, ts: str | None = None) -> None:
@@ -485,11 +492,11 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     live.drain()
     assert "Which incident is that about?" in _first(live, "C0FYI")
     stats = json.dumps(live.standin.messages("C0STAT"))
-    assert "2 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 1, SEV3 1" in stats
+    assert "3 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 2, SEV3 1" in stats
     assert "Median time to resolve" in stats and "Median time to acknowledge" not in stats  # nobody acked
     live.driver.command("/incident", "stats 30 days payments-api", user="U0ERIN", channel="C0STAT2")
     live.drain()
-    assert "1 incident(s) in the last 30 days on payments-api, 0 still open" in json.dumps(
+    assert "2 incident(s) in the last 30 days on payments-api, 0 still open" in json.dumps(
         live.standin.messages("C0STAT2"))
     live.driver.command("/incident", f"reopen {inc.id}", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", f"resolve {inc.id} restarted {other.id} pods", user="U0ERIN", channel="C0OPS")
