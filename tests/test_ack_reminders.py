@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -15,7 +14,7 @@ from bot.settings import Settings
 from bot.standin.server import SlackStandIn
 from knowledge.models import Incident, TimelineEvent
 from tests.conftest import Live, make_settings
-from tests.test_intake_webhooks import load, post, wait_processed
+from tests.test_intake_webhooks import load, post, resolved_copy, wait_processed
 
 
 @pytest.fixture
@@ -82,11 +81,7 @@ def test_an_incident_an_alert_reopens_is_reminded_again(live: Live) -> None:
     payload = load("alertmanager")
     assert post(live, "alertmanager", payload).status_code == 202
     wait_processed(live)
-    resolved = copy.deepcopy(payload)
-    resolved["status"] = "resolved"
-    for a in resolved["alerts"]:
-        a["status"], a["endsAt"] = "resolved", "2026-11-23T10:20:00Z"
-    assert post(live, "alertmanager", resolved).status_code == 202
+    assert post(live, "alertmanager", resolved_copy(payload)).status_code == 202
     wait_processed(live)
     with live.db.session() as s:
         inc = s.scalars(select(Incident).where(Incident.source != "import")).one()

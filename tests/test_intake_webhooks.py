@@ -42,6 +42,15 @@ def post(live: Live, source: str, payload: Any, *, auth: str = "bearer", raw: by
     return httpx.post(f"{live.url}/webhooks/{source}", content=body, headers=h, timeout=30)
 
 
+def resolved_copy(payload: dict[str, Any]) -> dict[str, Any]:
+    """The same Alertmanager group, every alert resolved."""
+    resolved = copy.deepcopy(payload)
+    resolved["status"] = "resolved"
+    for a in resolved["alerts"]:
+        a["status"], a["endsAt"] = "resolved", "2026-11-23T10:20:00Z"
+    return resolved
+
+
 def wait_processed(live: Live) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -76,11 +85,7 @@ def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> 
     for _ in range(3):
         assert post(live, "alertmanager", payload, auth="hmac").status_code == 202
     wait_processed(live)
-    resolved = copy.deepcopy(payload)
-    resolved["status"] = "resolved"
-    for a in resolved["alerts"]:
-        a["status"], a["endsAt"] = "resolved", "2026-11-23T10:20:00Z"
-    assert post(live, "alertmanager", resolved).status_code == 202
+    assert post(live, "alertmanager", resolved_copy(payload)).status_code == 202
     wait_processed(live)
     (inc,) = incidents(live)
     assert inc.status == "mitigated" and inc.mitigated_at is not None
