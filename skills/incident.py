@@ -475,7 +475,8 @@ class IncidentSkill(BaseSkill):
         d = route(ctx, text=f"{inc.title}. {inc.description or ''}"[:2000], service=inc.service_name,
                   incident_id=inc.id)
         nxt = [c for c in d.candidates if c.user_id not in (inc.assignee, request.user_id)][:2]
-        asked = re.sub(r"^(?:to|the)\s+(?:the\s+)?", "", " ".join(left), flags=re.I).strip(" .!")
+        to = re.match(r"^\s*to\s+(?:the\s+)?(.+)", " ".join(left), re.I | re.S)  # "escalate to (the) storage team"
+        asked = to.group(1).strip(" .!") if to else ""
         team = team_in_text(session=s, text=asked) if asked else ""
         if team:  # "escalate to storage": that team's on-call first, then the router's candidates
             shift = [(u, n) for r in oncall_by_team(session=s, team=team) for u, n in r.people
