@@ -11,7 +11,7 @@ stops the chain at the next check.
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -27,28 +27,34 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "queue_first_check"]
 
-log = logging.getLogger("warroom.ack_reminders")
 KIND = "incident.ack_check"
 
 
-def _round(inc: Incident, session: Session) -> int:
-    """How many times the incident was reopened: each opening gets its own reminders."""
-    return int(session.scalar(select(func.count()).select_from(TimelineEvent).where(
-        TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(("reopen", "reopened")))) or 0)
+def _reopenings(session: Session, incident_id: int) -> tuple[int, dt.datetime | None]:
+    """How many times the incident was reopened, and when last: each opening gets its own reminders."""
+    n, last = session.execute(select(func.count(), func.max(TimelineEvent.at)).where(
+        TimelineEvent.incident_id == incident_id, TimelineEvent.kind.in_(("reopen", "reopened")))).one()
+    return int(n or 0), last
+
+
+def _queue(services: Services, incident_id: int, rnd: int, step: int, called: list[str], delay: float) -> None:
+    """One check, once per (opening, step): the dedup key makes a repeated triage or retry queue nothing."""
+    with services.db.session() as s:
+        ref = jobs.enqueue(s, kind=KIND, dedup_key=f"ackcheck:{incident_id}:r{rnd}:{step}", delay_s=delay,
+                           payload={"incident_id": incident_id, "step": step, "called": called})
+    if ref.created:
+        services.runner.handoff([(ref.id, delay)])
 
 
 def queue_first_check(services: Services, incident_id: int) -> None:
-    """After triage: the first check of an open incident, once per opening (a dedup key per round)."""
+    """After triage: the first check of an open incident, once per opening."""
     delays = services.settings.ack_reminders()
     with services.db.session() as s:
         inc = s.get(Incident, incident_id)
         if inc is None or inc.status != "open" or inc.severity not in delays:
             return
-        key = f"ackcheck:{inc.id}:r{_round(inc, s)}:1"
-        ref = jobs.enqueue(s, kind=KIND, payload={"incident_id": inc.id, "step": 1, "called": []},
-                           dedup_key=key, delay_s=delays[inc.severity])
-    if ref.created:
-        services.runner.handoff([(ref.id, delays[inc.severity])])
+        delay, (rnd, _) = delays[inc.severity], _reopenings(s, inc.id)
+    _queue(services, incident_id, rnd, 1, [], delay)
 
 
 def register(services: Services) -> None:
@@ -65,10 +71,8 @@ def register(services: Services) -> None:
             if inc is None or inc.status != "open" or inc.severity not in delays:
                 return  # acknowledged, taken, mitigated or resolved since: nothing to remind
             title, sev, service, card = inc.title, inc.severity, inc.service_name, (inc.channel_id, inc.card_ts)
-            this_round = _round(inc, s)
-            reopened = s.scalar(select(func.max(TimelineEvent.at)).where(
-                TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(("reopen", "reopened")))) \
-                if this_round else None
+            this_round, last = _reopenings(s, inc.id)
+            reopened = last if this_round else None
             text, waited = f"{inc.title}. {inc.description or ''}"[:2000], utcnow() - (reopened or inc.created_at)
         decision = route(services.ctx, text=text, service=service, incident_id=incident_id, limit=6)
         fresh = [c for c in decision.candidates if c.user_id not in called_before][:2]
@@ -97,12 +101,6 @@ def register(services: Services) -> None:
                                    "thread_ts": card_ts})
         if step >= services.settings.ack_reminder_max:
             return
-        with services.db.session() as s:
-            ref = jobs.enqueue(s, kind=KIND, dedup_key=f"ackcheck:{incident_id}:r{this_round}:{step + 1}",
-                               payload={"incident_id": incident_id, "step": step + 1,
-                                        "called": called_before + [c.user_id for c in fresh]},
-                               delay_s=delays[sev])
-        if ref.created:
-            services.runner.handoff([(ref.id, delays[sev])])
+        _queue(services, incident_id, this_round, step + 1, called_before + [c.user_id for c in fresh], delays[sev])
 
     services.runner.register(KIND, check)
