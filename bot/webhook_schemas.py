@@ -105,12 +105,14 @@ class GrafanaPayload(AlertmanagerPayload):
         return super().normalise(source)
 
 
-class PDService(_Strict):
+class PDRef(_Strict):
+    """A reference to a PagerDuty object (service, user, incident): its id and display name."""
     id: str | None = None
     summary: str | None = None
 
 
 class PDData(_Strict):
+    """``event.data``: an incident, or for notes, status updates and responders an object naming its incident."""
     id: str
     type: str = "incident"
     title: str | None = None
@@ -119,8 +121,12 @@ class PDData(_Strict):
     urgency: str | None = None
     html_url: str | None = None
     created_at: str | None = None
-    service: PDService | None = None
+    service: PDRef | None = None
     priority: dict[str, Any] | None = None
+    incident: PDRef | None = None  # incident_note, incident_status_update, incident_responder
+    content: str | None = None  # incident_note
+    message: str | None = None  # incident_status_update, incident_responder
+    user: PDRef | None = None  # incident_responder
 
 
 class PDEvent(_Strict):
@@ -128,7 +134,15 @@ class PDEvent(_Strict):
     event_type: str
     resource_type: str = "incident"
     occurred_at: str
+    agent: PDRef | None = None
     data: PDData
+
+
+# PagerDuty v3 event types -> what they do to our incident (skills.intake.UPDATES); triggered and resolved
+# are plain alerts; any other incident.* event is said on the timeline and changes nothing.
+_PD_UPDATES = {"incident.triggered": "", "incident.resolved": "", "incident.acknowledged": "ack",
+               "incident.priority_updated": "severity", "incident.annotated": "note",
+               "incident.status_update_published": "note", "incident.reopened": "reopen"}
 
 
 class PagerDutyPayload(_Strict):
@@ -138,16 +152,33 @@ class PagerDutyPayload(_Strict):
         ev, d = self.event, self.event.data
         if not ev.event_type.startswith("incident."):
             return []
+        update = _PD_UPDATES.get(ev.event_type, "event")
+        is_incident = d.type == "incident"
+        # Every event names the PagerDuty incident: the data itself, or the incident it refers to.
+        pd_id = d.id if is_incident else (d.incident.id if d.incident and d.incident.id else None)
+        if not pd_id:
+            return []
         status = "resolved" if ev.event_type == "incident.resolved" else "firing"
         priority = (d.priority or {}).get("summary") if d.priority else None
         sev = severity_from(priority, severity_from(d.urgency == "high" and "high" or "warning"))
         service = d.service.summary if d.service and d.service.summary else None
+        title = d.title or (d.incident.summary if d.incident and d.incident.summary else None) or "PagerDuty incident"
+        what = ev.event_type.removeprefix("incident.").replace("_", " ").replace(".", " ")
+        if update == "note":
+            text = d.content if d.type == "incident_note" else d.message
+        elif update == "severity":
+            text = f"priority {priority or 'none'}"
+        elif d.type == "incident_responder" and d.user:
+            text = f"{what}: {d.user.summary or d.user.id}" + (f" ({d.message[:300]})" if d.message else "")
+        else:
+            text = what
         return [NormalizedAlert(
-            source=source, fingerprint=d.incident_key or d.id, name=(d.title or "PagerDuty incident")[:200],
-            status=status, service=service, severity=sev, summary=d.title or "",
-            labels={"pagerduty_incident": d.id, "event_type": ev.event_type},
+            source=source, fingerprint=pd_id, name=title[:200], status=status, service=service, severity=sev,
+            summary=d.title or "", labels={"pagerduty_incident": pd_id, "event_type": ev.event_type},
             annotations={"html_url": d.html_url or ""}, starts_at=_when(d.created_at) or _when(ev.occurred_at),
-            ends_at=_when(ev.occurred_at) if status == "resolved" else None)]
+            ends_at=_when(ev.occurred_at) if status == "resolved" else None, update=update,
+            update_text=(text or "")[:5000], actor=(ev.agent.summary or "") if ev.agent else "",
+            opens=is_incident and d.status != "resolved" and update != "note")]
 
 
 class GenericAlert(_Strict):

@@ -23,15 +23,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Incident, Service, TimelineEvent, utcnow
+from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
            "METRIC_KEYS", "extract_metrics", "extract_log_lines"]
 
 OPEN_STATUSES = ("open", "acknowledged", "mitigated")
+# What a tool's news about one of its incidents does to ours: acknowledge it, re-rate it, note something on
+# its timeline (shown on the card, kept for the postmortem), reopen a resolved one, or only say what happened.
+UPDATES = ("ack", "severity", "note", "reopen", "event")
 
 _SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "p1": 1, "sev1": 1, "high": 2, "error": 2,
              "major": 2, "p2": 2, "sev2": 2, "warning": 3, "warn": 3, "medium": 3, "minor": 3, "p3": 3,
-             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "none": 4}
+             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "p5": 4, "sev5": 4, "none": 4}
 
 # Metric snapshot names the risk skill understands, and the aliases alerts use for them.
 METRIC_KEYS = {
@@ -116,6 +120,12 @@ class NormalizedAlert:
     group_key: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     log_lines: tuple[str, ...] = ()
+    # Not an alert firing or resolving but news about an incident the tool already told us of (PagerDuty:
+    # acknowledged, priority changed, a note, reopened, escalated...): see :data:`UPDATES`.
+    update: str = ""
+    update_text: str = ""  # the note, or what happened ("escalated"), said on the timeline
+    actor: str = ""  # who did it in that tool
+    opens: bool = False  # an update about an incident we never saw opens it (its event carries the incident)
 
 
 @dataclass(frozen=True)
@@ -245,6 +255,45 @@ class IngestCache:
         return hit
 
 
+def _linked(session: Session, alert: NormalizedAlert) -> Incident | None:
+    """The newest incident, in any state, holding an alert of this tool with this fingerprint."""
+    return session.scalar(select(Incident).join(Alert, Alert.incident_id == Incident.id)
+                          .where(Alert.fingerprint == alert.fingerprint, Alert.source == alert.source)
+                          .order_by(Incident.id.desc()).limit(1))
+
+
+def _update(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime,
+            inbox_id: int | None) -> Decision:
+    """Apply a tool's news about an incident we hold (``alert.update``); the timeline says who did what where."""
+    by = f" by {alert.actor}" if alert.actor else ""
+    where = alert.source.capitalize() if alert.source != "pagerduty" else "PagerDuty"
+    changed, kind, text = False, "alert", ""
+    if alert.update == "ack":
+        if inc.status == "open":
+            inc.status, inc.acknowledged_at, changed = "acknowledged", now, True
+            kind, text = "ack", f"Acknowledged in {where}{by}"
+        else:
+            text = f"Acknowledged in {where}{by} (here it is {inc.status})"
+    elif alert.update == "severity":
+        if alert.severity != inc.severity:
+            kind, text = "sev", f"Severity SEV{inc.severity} -> SEV{alert.severity}: {alert.update_text} in {where}{by}"
+            inc.severity, changed = alert.severity, True
+    elif alert.update == "note":
+        kind, text = "note", mask_secrets(f"{where} note{by}: {alert.update_text}")[:2000]
+    elif alert.update == "reopen":  # only reaches here for a resolved incident: open it again, alert firing
+        inc.status, inc.resolved_at, changed = "open", None, True
+        kind, text = "reopen", f"Reopened in {where}{by}"
+        session.add(TimelineEvent(incident_id=inc.id, at=now, kind=kind, text=text, key=True))
+        _apply_to_incident(session, inc, alert, now, inbox_id=inbox_id)
+        return Decision(inc.id, False, False, text, True)
+    else:
+        text = f"{where}: {alert.update_text}{by}"
+    if text:
+        session.add(TimelineEvent(incident_id=inc.id, at=now, kind=kind, text=text[:2000], key=kind != "alert",
+                                  data={"fingerprint": alert.fingerprint, "update": alert.update}))
+    return Decision(inc.id, False, False, text or "no change", changed)
+
+
 def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules | None = None,
            inbox_id: int | None = None, cache: IngestCache | None = None) -> list[Decision]:
     """Apply alerts to the knowledge base (the caller commits). Not thread-safe: callers serialise.
@@ -253,6 +302,14 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
     decisions: list[Decision] = []
     now = utcnow()
     for alert in alerts:
+        if alert.update:
+            linked = _linked(session, alert)
+            if linked is not None and (alert.update != "reopen" or linked.status == "resolved"):
+                decisions.append(_update(session, linked, alert, now, inbox_id))
+                continue
+            if linked is None and not alert.opens:
+                decisions.append(Decision(0, False, False, f"{alert.update} for no incident we hold: ignored"))
+                continue
         inc, known = cache.lookup(alert, rules) if cache is not None else (None, None)
         if inc is not None:
             reason = f"same fingerprint `{alert.fingerprint}`"
@@ -295,5 +352,7 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
             session.add(TimelineEvent(incident_id=inc.id, at=now, kind="grouped",
                                       text=f"Alert {alert.name} joined incident #{inc.id} because {reason}",
                                       data={"fingerprint": alert.fingerprint, "reason": reason}))
+        if created and alert.update == "ack":  # we first hear of it as acknowledged: so it is here too
+            _update(session, inc, alert, now, inbox_id)
         decisions.append(Decision(inc.id, created, new_row, reason, changed))
     return decisions

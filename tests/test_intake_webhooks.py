@@ -132,6 +132,87 @@ def test_pagerduty_signed_and_replay_refused(live: Live) -> None:
         assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 1
 
 
+def pd_event(kind: str, n: int, priority: str = "P1", **data: Any) -> dict[str, Any]:
+    """The bundled PagerDuty v3 event as another event type: ``data`` updates the incident, or with
+    ``note=`` etc. replaces it by that event's own object."""
+    p = copy.deepcopy(load("pagerduty"))
+    p["event"].update(id=f"evt-{kind}-{n}", event_type=kind, occurred_at=f"2026-11-23T19:{n:02d}:00Z")
+    incident = p["event"]["data"]
+    incident["priority"]["summary"] = priority
+    ref = {"id": incident["id"], "type": "incident_reference", "summary": incident["title"]}
+    if "note" in data:
+        p["event"]["data"] = {"incident": ref, "id": f"N{n}", "content": data["note"], "type": "incident_note"}
+    elif "status_update" in data:
+        p["event"]["data"] = {"incident": ref, "id": f"S{n}", "message": data["status_update"],
+                              "type": "incident_status_update"}
+    else:
+        incident.update(data)
+    return p
+
+
+def test_pagerduty_events_update_the_one_incident(live: Live) -> None:
+    """Acknowledged, notes, priority, status updates, resolved, reopened: all on one incident, none opens another."""
+    def send(*events: dict[str, Any]) -> None:
+        for e in events:
+            assert post(live, "pagerduty", e, auth="pagerduty").status_code == 202
+            wait_processed(live)
+
+    def timeline(inc_id: int) -> list[tuple[str, str]]:
+        with live.db.session() as s:
+            return [(e.kind, e.text) for e in s.scalars(select(TimelineEvent).where(
+                TimelineEvent.incident_id == inc_id).order_by(TimelineEvent.id))]
+
+    send(pd_event("incident.triggered", 1), pd_event("incident.acknowledged", 2, status="acknowledged"))
+    (inc,) = incidents(live)
+    assert inc.status == "acknowledged" and inc.acknowledged_at is not None
+    assert ("ack", "Acknowledged in PagerDuty by Tenex Engineer") in timeline(inc.id)
+    send(pd_event("incident.annotated", 3, note="rolled back deploy 42, DB password=hunter22 rotated"),
+         pd_event("incident.priority_updated", 4, priority="P3", status="acknowledged"),
+         pd_event("incident.status_update_published", 5, status_update="A fix is being developed"),
+         pd_event("incident.escalated", 6, priority="P3", status="acknowledged"))
+    (inc,) = incidents(live)
+    assert inc.severity == 3 and inc.status == "acknowledged"
+    events = timeline(inc.id)
+    notes = [t for k, t in events if k == "note"]
+    assert notes[0].startswith("PagerDuty note by Tenex Engineer: rolled back deploy 42") and "hunter22" not in notes[0]
+    assert notes[1] == "PagerDuty note by Tenex Engineer: A fix is being developed"
+    assert ("sev", "Severity SEV1 -> SEV3: priority P3 in PagerDuty by Tenex Engineer") in events
+    assert ("alert", "PagerDuty: escalated by Tenex Engineer") in events
+    card = [c for c in live.standin.calls_to("chat.update") if c.args["ts"] == inc.card_ts][-1].args["text"]
+    assert f"#{inc.id} SEV3 [acknowledged]" in card
+
+    send(pd_event("incident.resolved", 7, priority="P3", status="resolved"),
+         pd_event("incident.annotated", 8, note="root cause: expired certificate"))
+    (inc,) = incidents(live)
+    assert inc.status == "mitigated" and timeline(inc.id)[-1] == (
+        "note", "PagerDuty note by Tenex Engineer: root cause: expired certificate")
+    # Resolved here too (with what fixed it); PagerDuty reopens it: the same incident opens again.
+    live.driver.command("/incident", f"resolve {inc.id} renewed the certificate", channel="C0OPS")
+    live.drain()
+    send(pd_event("incident.reopened", 9, priority="P3", status="triggered"))
+    (inc,) = incidents(live)
+    assert inc.status == "open" and inc.resolved_at is None
+    assert ("reopen", "Reopened in PagerDuty by Tenex Engineer") in timeline(inc.id)
+    with live.db.session() as s:
+        (alert,) = s.scalars(select(Alert).where(Alert.incident_id == inc.id)).all()
+        assert alert.status == "firing" and alert.fingerprint == "PGR0VU2"
+
+    # News about a PagerDuty incident we never saw: a note has nowhere to go (stored, not shown); an
+    # acknowledged incident is one we missed the trigger of, and is opened, acknowledged.
+    other = pd_event("incident.annotated", 10, note="unrelated")
+    other["event"]["data"]["incident"]["id"] = "PZZZZZZ"
+    missed = pd_event("incident.acknowledged", 11, priority="P2", status="acknowledged", id="PMISSED",
+                      title="search-api timeouts")
+    send(other, missed)
+    assert [(i.title, i.status, i.severity) for i in incidents(live)] == [
+        (inc.title, "open", 3), ("auth-service: search-api timeouts", "acknowledged", 2)]
+    cards = [c for c in live.standin.calls_to("chat.postMessage")
+             if c.args["channel"] == "C0INCIDENTS" and not c.args.get("thread_ts")]
+    assert len(cards) == 2  # one card per incident: no update ever posted a card of its own
+    with live.db.session() as s:
+        assert set(s.scalars(select(WebhookInbox.status))) == {"processed"}
+
+
 def test_grafana_payload(live: Live) -> None:
     assert post(live, "grafana", load("grafana")).status_code == 202
     wait_processed(live)
