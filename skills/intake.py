@@ -218,8 +218,11 @@ def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, 
         session.add(TimelineEvent(incident_id=inc.id, at=now, kind="mitigated",
                                   text="All alerts resolved: incident marked mitigated"))
     elif firing is not None and inc.status == "mitigated":
-        inc.status, inc.mitigated_at, changed = "open", None, True
-        session.add(TimelineEvent(incident_id=inc.id, at=now, kind="reopened", text="An alert fired again"))
+        # A flapping alert: someone who acknowledged it is still on it (no reminders, nobody else paged).
+        back = "acknowledged" if inc.acknowledged_at is not None else "open"
+        inc.status, inc.mitigated_at, changed = back, None, True
+        session.add(TimelineEvent(incident_id=inc.id, at=now, kind="reopened", text="An alert fired again" + (
+            f" (still acknowledged{f' by <@{inc.assignee}>' if inc.assignee else ''})" if back != "open" else "")))
     return row, new_row, changed
 
 

@@ -91,3 +91,19 @@ def test_an_incident_an_alert_reopens_is_reminded_again(live: Live) -> None:
     texts = [m["text"] for m in _reminders(live, inc)]
     assert [t.split(":")[0] for t in texts] == [f"Incident #{inc.id}"] * 4  # two per opening
     assert sum("after it opened" in t for t in texts) == 2 and sum("after it reopened" in t for t in texts) == 2
+    # Acknowledged now; the alert flaps (resolves, fires again): still acknowledged, no new round.
+    live.driver.command("/incident", f"ack {inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain()
+    for body in (resolved_copy(payload), payload):
+        assert post(live, "alertmanager", body).status_code == 202
+        wait_processed(live)
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).status == "acknowledged"
+        last = s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == inc.id,
+                                                          TimelineEvent.kind == "reopened")
+                         .order_by(TimelineEvent.id.desc())).first()
+    assert last == "An alert fired again (still acknowledged by <@U0BOB>)"
+    time.sleep(1.0)  # past the SEV1 delay: a round would have started
+    live.drain()
+    assert len(_reminders(live, inc)) == 4
