@@ -108,7 +108,23 @@ def register(services: Services) -> None:
                 if (e.data or {}).get("ts") == ts:
                     e.key = True
 
+    def test_notice(payload: dict[str, Any]) -> None:
+        """A tool's test notification (Grafana's contact point *Test*, PagerDuty's *Send Test Event*): say in the
+        incident channel that it arrived, so whoever set the integration up sees it works; nothing is opened."""
+        from bot.handlers import deliver
+        from skills.base import SkillResult, esc
+
+        tool = {"pagerduty": "PagerDuty", "alertmanager": "Alertmanager"}.get(payload["source"],
+                                                                               payload["source"].capitalize())
+        via = f" (contact point `{esc(payload['receiver'])}`)" if payload.get("receiver") else ""
+        said = f": \"{esc(payload['summary'][:200])}\"" if payload.get("summary") else ""
+        result = SkillResult(title=f"{tool} is connected", summary=(
+            f":white_check_mark: Test notification from {tool}{via} received{said}. Its alerts will open incidents "
+            "here; the test itself opened nothing."))
+        deliver(services, result, {"channel": services.settings.slack_incident_channel})
+
     services.runner.register("incident.card", card)
+    services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)
     services.runner.register("slack.message", message)
     services.runner.register("slack.reaction_added", marker)

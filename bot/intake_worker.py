@@ -110,6 +110,7 @@ class IntakeProcessor:
             return max(self._process_batch(), moved)
 
     def _process_batch(self) -> int:
+        self._extra: list[tuple[int, float]] = []  # jobs a row queued besides the follow-ups (test notices)
         with self.services.db.session() as s:
             self._serialise(s)
             rows = s.scalars(select(WebhookInbox).where(WebhookInbox.status == "pending")
@@ -150,6 +151,7 @@ class IntakeProcessor:
                 failed = [(r, why) for r, why in failed if r.status == "pending"]
                 mark()
                 touched.clear()
+                self._extra.clear()
                 for row, alerts in parsed:
                     try:
                         with s.begin_nested():
@@ -159,7 +161,7 @@ class IntakeProcessor:
                     except Exception as exc:  # noqa: BLE001 - a poison row must not block the inbox
                         log.exception("inbox row %s could not be processed", row.id)
                         row.status, row.error = "error", f"{type(exc).__name__}: {exc}"[:2000]
-            queued = queue_followups(s, touched, self.services.settings)
+            queued = queue_followups(s, touched, self.services.settings) + self._extra
         if rows:
             self.services.runner.handoff(queued)
         return len(rows)
@@ -175,6 +177,13 @@ class IntakeProcessor:
         for d in ingest(s, alerts, self.rules, inbox_id=row.id, cache=cache):
             if d.incident_id:
                 touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
+        tests = [a for a in alerts if a.test]
+        if tests:  # say in the incident channel that the connection works (one message per delivery)
+            ref = jobs.enqueue(s, kind="intake.test", dedup_key=f"intake-test:{row.id}",
+                               payload={"source": row.source, "summary": tests[0].summary,
+                                        "receiver": str(tests[0].labels.get("receiver", ""))})
+            if ref.created:
+                self._extra.append((ref.id, 0.0))
         row.status, row.processed_at = "processed", utcnow()
 
 

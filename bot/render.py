@@ -15,8 +15,6 @@ __all__ = ["esc", "cut", "result_blocks", "result_text", "blocks_to_text"]
 MAX_SECTION = 2900  # Slack's section text limit is 3000 characters
 
 
-
-
 def cut(text: str, limit: int = MAX_SECTION) -> str:
     """Shorten ``text`` to ``limit`` characters, saying so."""
     if len(text) <= limit:

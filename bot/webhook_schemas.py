@@ -6,6 +6,7 @@ events, Grafana unified alerting webhook, and our own generic JSON (documented i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -102,7 +103,10 @@ class GrafanaPayload(AlertmanagerPayload):
     message: str | None = None
 
     def normalise(self, source: str = "grafana") -> list[NormalizedAlert]:
-        return super().normalise(source)
+        # A contact point's "Test" button sends one alert with these labels (grafana/alerting newTestAlert).
+        return [dataclasses.replace(a, test=True, labels={**a.labels, "receiver": self.receiver})
+                if a.labels.get("alertname") == "TestAlert"
+                and a.labels.get("instance") == "Grafana" else a for a in super().normalise(source)]
 
 
 class PDRef(_Strict):
@@ -112,8 +116,9 @@ class PDRef(_Strict):
 
 
 class PDData(_Strict):
-    """``event.data``: an incident, or for notes, status updates and responders an object naming its incident."""
-    id: str
+    """``event.data``: an incident, or for notes, status updates and responders an object naming its incident
+    (a ``pagey.ping`` test event has no id)."""
+    id: str | None = None
     type: str = "incident"
     title: str | None = None
     status: str | None = None
@@ -150,6 +155,9 @@ class PagerDutyPayload(_Strict):
 
     def normalise(self, source: str = "pagerduty") -> list[NormalizedAlert]:
         ev, d = self.event, self.event.data
+        if ev.event_type == "pagey.ping":  # "Send Test Event" on the webhook subscription
+            return [NormalizedAlert(source=source, fingerprint=f"ping:{ev.id}", name="PagerDuty test event",
+                                    status="firing", summary=(d.message or "")[:500], test=True)]
         if not ev.event_type.startswith("incident."):
             return []
         update = _PD_UPDATES.get(ev.event_type, "event")

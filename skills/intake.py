@@ -126,6 +126,7 @@ class NormalizedAlert:
     update_text: str = ""  # the note, or what happened ("escalated"), said on the timeline
     actor: str = ""  # who did it in that tool
     opens: bool = False  # an update about an incident we never saw opens it (its event carries the incident)
+    test: bool = False  # the tool's "send a test notification": confirm the connection, open nothing
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,9 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
     decisions: list[Decision] = []
     now = utcnow()
     for alert in alerts:
+        if alert.test:
+            decisions.append(Decision(0, False, False, "test notification"))
+            continue
         if alert.update:
             linked = _linked(session, alert)
             if linked is not None and (alert.update != "reopen" or linked.status == "resolved"):

@@ -213,6 +213,29 @@ def test_pagerduty_events_update_the_one_incident(live: Live) -> None:
         assert set(s.scalars(select(WebhookInbox.status))) == {"processed"}
 
 
+def test_test_notifications_say_connected_and_open_nothing(live: Live) -> None:
+    """Grafana's contact point *Test* and PagerDuty's *Send Test Event* (pagey.ping, whose data has no id)."""
+    grafana = copy.deepcopy(load("grafana"))
+    grafana["alerts"] = [{**grafana["alerts"][0], "labels": {"alertname": "TestAlert", "instance": "Grafana"},
+                          "annotations": {"summary": "Notification test"}}]
+    ping = {"event": {"id": "01FKZOXA868SHYEE4DVNWB5P9W", "event_type": "pagey.ping", "resource_type": "pagey",
+                      "occurred_at": "2026-11-23T03:00:55.532Z", "agent": {"id": "PVE0ZR9", "type": "user_reference"},
+                      "client": None, "data": {"message": "Hello from your friend Pagey!", "type": "ping"}}}
+    assert post(live, "grafana", grafana).status_code == 202
+    assert post(live, "pagerduty", ping, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    assert incidents(live) == []
+    said = sorted(m["text"] for m in live.standin.messages("C0INCIDENTS"))
+    assert said == [
+        'Grafana is connected: :white_check_mark: Test notification from Grafana (contact point `warroom`) '
+        'received: "Notification test". Its alerts will open incidents here; the test itself opened nothing.',
+        'PagerDuty is connected: :white_check_mark: Test notification from PagerDuty received: "Hello from your '
+        'friend Pagey!". Its alerts will open incidents here; the test itself opened nothing.']
+    with live.db.session() as s:
+        assert list(s.scalars(select(WebhookInbox.status))) == ["processed", "processed"]
+
+
 def test_grafana_payload(live: Live) -> None:
     assert post(live, "grafana", load("grafana")).status_code == 202
     wait_processed(live)
