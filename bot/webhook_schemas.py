@@ -90,6 +90,10 @@ class AlertmanagerPayload(_Strict):
         return out
 
 
+_GRAFANA_STATE_ALERTS = {"DatasourceNoData": "no data from its data source",
+                         "DatasourceError": "its query failed"}
+
+
 class GrafanaAlert(AMAlert):
     values: dict[str, float | int | None] | None = None
     valueString: str | None = None  # noqa: N815
@@ -103,10 +107,19 @@ class GrafanaPayload(AlertmanagerPayload):
     message: str | None = None
 
     def normalise(self, source: str = "grafana") -> list[NormalizedAlert]:
-        # A contact point's "Test" button sends one alert with these labels (grafana/alerting newTestAlert).
-        return [dataclasses.replace(a, test=True, labels={**a.labels, "receiver": self.receiver})
-                if a.labels.get("alertname") == "TestAlert"
-                and a.labels.get("instance") == "Grafana" else a for a in super().normalise(source)]
+        out = []
+        for a in super().normalise(source):
+            if a.labels.get("alertname") == "TestAlert" and a.labels.get("instance") == "Grafana":
+                # A contact point's "Test" button sends one alert with these labels (grafana/alerting newTestAlert).
+                a = dataclasses.replace(a, test=True, labels={**a.labels, "receiver": self.receiver})
+            elif a.name in _GRAFANA_STATE_ALERTS and a.labels.get("rulename"):
+                # A rule with no data, or whose query failed, fires under a generic name: say which rule.
+                rule, why = a.labels["rulename"][:150], _GRAFANA_STATE_ALERTS[a.name]
+                error = a.annotations.get("Error") or a.annotations.get("error") or ""
+                a = dataclasses.replace(a, name=f"{rule} ({a.name})", summary=a.summary or (
+                    f"{rule}: {why}" + (f": {error[:300]}" if error else "")))
+            out.append(a)
+        return out
 
 
 class PDRef(_Strict):

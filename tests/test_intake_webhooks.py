@@ -241,6 +241,20 @@ def test_grafana_payload(live: Live) -> None:
     wait_processed(live)
     (inc,) = incidents(live)
     assert inc.alert_name == "DiskSpaceLow" and inc.severity == 3 and inc.service_name == "postgres-main"
+    # A rule whose query fails fires as DatasourceError: the incident names the rule and the error.
+    failed = copy.deepcopy(load("grafana"))
+    failed["alerts"][0].update(labels={"alertname": "DatasourceError", "rulename": "Checkout p99 latency",
+                                       "service": "checkout-web", "datasource_uid": "prom1"},
+                               annotations={"Error": "Post \"http://prometheus:9090/api/v1/query\": i/o timeout"},
+                               fingerprint="ds-err-1")
+    failed.update(groupKey='{}:{alertname="DatasourceError"}', groupLabels={"alertname": "DatasourceError"},
+                  commonLabels={"alertname": "DatasourceError"})
+    assert post(live, "grafana", failed).status_code == 202
+    wait_processed(live)
+    new = incidents(live)[-1]
+    assert new.alert_name == "Checkout p99 latency (DatasourceError)"
+    assert new.title == ('checkout-web: Checkout p99 latency: its query failed: Post "http://prometheus:9090/api/v1/'
+                         'query": i/o timeout')
 
 
 def test_authentication_failures_are_401_and_store_nothing(live: Live) -> None:
