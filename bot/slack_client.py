@@ -8,6 +8,7 @@ storm does not even reach the limit.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -23,6 +24,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot import metrics
 
 __all__ = ["SlackPoster", "SlackApiError", "make_web_client"]
+
+log = logging.getLogger("warroom.slack")
+
+
+def _slack_error(exc: SlackApiError) -> str | None:
+    """Slack's error code of a failed call ("not_in_channel", ...)."""
+    return exc.response.get("error") if exc.response is not None else None
 
 
 def _counted(handler_cls: type, reason: str) -> type:
@@ -92,6 +100,19 @@ class SlackPoster:
             kw["blocks"] = blocks
         if thread_ts:
             kw["thread_ts"] = thread_ts
+        try:
+            return self._call("chat.postMessage", channel, **kw)
+        except SlackApiError as exc:
+            if _slack_error(exc) != "not_in_channel":
+                raise
+        # Nobody invited the bot (the incident channel, usually): join a public channel and post again.
+        try:
+            self._call("conversations.join", None, channel=channel)
+        except SlackApiError as exc:
+            log.error("cannot post in %s: the bot is not a member and cannot join it (%s); invite it with "
+                      "/invite @warroom", channel, _slack_error(exc))
+            raise
+        log.warning("joined %s to post there (the bot had not been invited)", channel)
         return self._call("chat.postMessage", channel, **kw)
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None

@@ -236,6 +236,32 @@ def test_test_notifications_say_connected_and_open_nothing(live: Live) -> None:
         assert list(s.scalars(select(WebhookInbox.status))) == ["processed", "processed"]
 
 
+def test_card_in_a_channel_the_bot_was_not_invited_to(live: Live, caplog: Any) -> None:
+    """Public incident channel: the bot joins it and posts the card. Private: it says why it cannot, and the
+    card goes out with the next update once someone invites it."""
+    live.standin.leave("C0INCIDENTS")
+    assert post(live, "alertmanager", load("alertmanager")).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.card_ts and [c.args["channel"] for c in live.standin.calls_to("conversations.join")] == ["C0INCIDENTS"]
+
+    live.standin.leave("C0INCIDENTS", private=True)
+    first = {"alerts": [{"name": "QueueBacklog", "service": "ingest", "fingerprint": "q1", "severity": "critical"}]}
+    assert post(live, "generic", first).status_code == 202
+    wait_processed(live)
+    new = incidents(live)[-1]
+    assert new.card_ts is None
+    assert "cannot post in C0INCIDENTS: the bot is not a member and cannot join it" in caplog.text
+    live.standin.outside.clear()  # someone typed /invite @warroom
+    again = {"alerts": [{**first["alerts"][0], "summary": "backlog 40k"}]}
+    assert post(live, "generic", again).status_code == 202
+    wait_processed(live)
+    time.sleep(live.services.settings.card_update_interval_s + 0.5)
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, new.id).card_ts is not None
+
+
 def test_grafana_payload(live: Live) -> None:
     assert post(live, "grafana", load("grafana")).status_code == 202
     wait_processed(live)

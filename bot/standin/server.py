@@ -44,6 +44,9 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
+        # Channels the bot is not a member of (by default it is in every channel): True for a private one,
+        # which it cannot join by itself.
+        self.outside: dict[str, bool] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self._outage: tuple[float, Any, int] | None = None  # (until, statuses, retry_after)
         self._lock = threading.Lock()
@@ -89,6 +92,11 @@ class SlackStandIn:
         """Answer every Web API call with ``statuses`` in turn (429 with ``Retry-After``) for ``seconds``."""
         with self._lock:
             self._outage = (time.monotonic() + seconds, itertools.cycle(statuses), retry_after)
+
+    def leave(self, channel: str, private: bool = False) -> None:
+        """The bot is not in ``channel``: posting there answers ``not_in_channel`` until it joins."""
+        with self._lock:
+            self.outside[channel] = private
 
     def reset(self) -> None:
         with self._lock:
@@ -140,6 +148,8 @@ class SlackStandIn:
                 return {"ok": False, "error": "channel_not_found"}
             if not (args.get("text") or args.get("blocks")):
                 return {"ok": False, "error": "no_text"}
+            if args["channel"] in self.outside:
+                return {"ok": False, "error": "not_in_channel"}
             ts = self._next_ts()
             return {"ok": True, "channel": args["channel"], "ts": ts,
                     "message": {"text": args.get("text", ""), "user": BOT_USER, "ts": ts,
@@ -156,6 +166,12 @@ class SlackStandIn:
             cid = f"C{next(self._ids):08d}"
             self.channels[cid] = {"id": cid, "name": args.get("name", cid), "is_channel": True}
             return {"ok": True, "channel": self.channels[cid]}
+        if method == "conversations.join":
+            ch = str(args.get("channel"))
+            if self.outside.get(ch):
+                return {"ok": False, "error": "method_not_supported_for_channel_type"}
+            self.outside.pop(ch, None)
+            return {"ok": True, "channel": self.channels.get(ch, {"id": ch, "name": ch.lower()})}
         if method == "conversations.invite":
             return {"ok": True, "channel": self.channels.get(str(args.get("channel")), {"id": args.get("channel")})}
         if method == "conversations.info":
