@@ -109,9 +109,10 @@ class SlackPoster:
         try:
             self._call("conversations.join", None, channel=channel)
         except SlackApiError as exc:
-            log.error("cannot post in %s: the bot is not a member and cannot join it (%s); invite it with "
-                      "/invite @warroom", channel, _slack_error(exc))
-            raise
+            why = (f"cannot post in {channel}: the bot is not a member and cannot join it ({_slack_error(exc)}); "
+                   "invite it with /invite @warroom")
+            log.error("%s", why)
+            raise SlackApiError(why, exc.response) from exc
         log.warning("joined %s to post there (the bot had not been invited)", channel)
         return self._call("chat.postMessage", channel, **kw)
 

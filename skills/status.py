@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from knowledge import jobs
-from knowledge.models import Incident, WebhookInbox
-from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+from knowledge.models import Incident, Job, WebhookInbox, utcnow
+from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, esc
+from skills.redact import mask_secrets
 
 __all__ = ["StatusSkill"]
+
+
+def _gist(error: str | None) -> str:
+    """What a job's error says: its first line and, when there are more, its last (Slack's answer)."""
+    lines = [ln.strip() for ln in (error or "").strip().splitlines() if ln.strip()]
+    if not lines:
+        return "no error recorded"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
 
 
 class StatusSkill(BaseSkill):
@@ -52,6 +62,13 @@ class StatusSkill(BaseSkill):
             queue = jobs.counts(s)
             inbox = s.scalar(select(func.count()).select_from(WebhookInbox)
                              .where(WebhookInbox.status == "pending")) or 0
+            # What went wrong lately, so whoever asks sees why (a channel the bot cannot post in, ...)
+            since = utcnow() - dt.timedelta(hours=24)
+            recent = s.execute(select(Job.kind, Job.status, Job.last_error).where(
+                Job.last_error.is_not(None), Job.created_at >= since,
+                or_(Job.status == "failed", Job.status == "queued")).order_by(Job.id.desc()).limit(3)).all()
+            bad_inbox = s.scalar(select(func.count()).select_from(WebhookInbox).where(
+                WebhookInbox.status == "error", WebhookInbox.received_at >= since)) or 0
         waiting, failed = queue.get("queued", 0) + queue.get("running", 0), queue.get("failed", 0)
         lines = tuple(f"#{i} SEV{sev} [{st}] {title}" for i, title, sev, st in open_rows)
         if n_open > len(lines):
@@ -59,11 +76,18 @@ class StatusSkill(BaseSkill):
         backlog = f"{waiting} job(s) in progress" + (f", {failed} failed" if failed else "")
         if inbox:
             backlog += f", {inbox} alert deliveries not yet processed"
+        problems = tuple(f"`{kind}` ({'gave up' if st == 'failed' else 'retrying'}): "
+                         f"{esc(mask_secrets(_gist(err))[:400])}" for kind, st, err in recent)
+        if bad_inbox:
+            problems += (f"{bad_inbox} alert deliveries could not be processed (kept in the inbox, status error)",)
+        sections = (Section("Open incidents", lines),) if lines else ()
+        if problems:
+            sections += (Section("Recent failures", problems),)
         return SkillResult(
             title="warroom status",
             summary=f"I am up. {n_open} open incident(s); {backlog}.",
             fields=(("Open incidents", str(n_open)), ("Jobs in progress", str(waiting)), ("Jobs failed", str(failed)),
                     ("Alerts waiting", str(inbox))),
-            sections=(Section("Open incidents", lines),) if lines else (),
+            sections=sections,
             data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox},
         )

@@ -252,6 +252,11 @@ def test_card_in_a_channel_the_bot_was_not_invited_to(live: Live, caplog: Any) -
     new = incidents(live)[-1]
     assert new.card_ts is None
     assert "cannot post in C0INCIDENTS: the bot is not a member and cannot join it" in caplog.text
+    live.driver.command("/warroom", "status", channel="C0OPS")  # why is there no card? the status says
+    live.drain()
+    status = live.standin.messages("C0OPS")[-1]["blocks"]
+    failures = next(b["text"]["text"] for b in status if "Recent failures" in b.get("text", {}).get("text", ""))
+    assert "`incident.card` (" in failures and "invite it with /invite @warroom" in failures
     live.standin.outside.clear()  # someone typed /invite @warroom
     again = {"alerts": [{**first["alerts"][0], "summary": "backlog 40k"}]}
     assert post(live, "generic", again).status_code == 202
