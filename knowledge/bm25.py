@@ -40,7 +40,8 @@ def surface_tokens(text: str) -> list[tuple[str, str]]:
         parts = re.split(r"[_.\-]", w)
         if len(parts) > 1:
             out.append((w, w))
-        out.extend((_stem(p), p) for p in parts if p and p not in _STOP and not (p.isdigit() and len(p) != 3))
+        # Dropped: stop words, numbers but HTTP-status-like ones, and single letters ("what's" -> "s").
+        out.extend((_stem(p), p) for p in parts if len(p) > 1 and p not in _STOP and not (p.isdigit() and len(p) != 3))
     return out
 
 

@@ -50,6 +50,7 @@ _DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|r
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
+MIN_RUNBOOK_HOW_TO = 0.2
 
 
 def relevant(hit: Hit) -> bool:
@@ -126,8 +127,12 @@ class AskSkill(BaseSkill):
             hits = search(ctx, text=query, kinds=KINDS, service=service, exclude=exclude, k=8)
         except SearchError as exc:
             raise SkillError(str(exc)) from None
-        found = [h for h in collapse(hits) if relevant(h)][:4]
-        if told or _HOW_TO.search(question):  # "how do I ...": the runbook that does it first, then the past
+        how_to = told or bool(_HOW_TO.search(question))
+        # "how do I ...": a runbook is the answer sought, so one sharing a word with the question counts at a
+        # lower score (runbooks are short: their fused scores run lower than long postmortems').
+        found = [h for h in collapse(hits) if relevant(h) or (
+            how_to and h.kind == "runbook" and h.score >= MIN_RUNBOOK_HOW_TO and h.keyword > 0)][:4]
+        if how_to:  # the runbook that does it first, then the past
             found.sort(key=lambda h: h.kind != "runbook")
         if not found:
             return SkillResult(title=IDK, summary="I found nothing in the knowledge base (incidents, postmortems, "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from skills.base import BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+from knowledge.models import Incident
+from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult
 
 if TYPE_CHECKING:
     from skills.registry import Registry
@@ -13,6 +14,37 @@ if TYPE_CHECKING:
 __all__ = ["HelpSkill"]
 
 _THANKS = re.compile(r"^\W*(thanks?( you)?|thx|ty|cheers|great|nice|ok(ay)?|cool|👍)\W*(warroom|bot)?\W*$", re.I)
+
+
+# "silence DiskSpaceLow for 2h", "mute this alert", "snooze the reminders", "stop paging me"
+_SILENCE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?P<verb>silence|mute|snooze"
+                      r"|stop (?:paging|alerting|reminding|pinging))\b\s*(?P<what>.*)$", re.I | re.S)
+_DURATION = re.compile(r"\bfor\s+(\d+)\s*(m|min|mins|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
+
+
+def _silence_answer(match: re.Match[str], incident_id: int | None, ctx: SkillContext) -> SkillResult:
+    """I do not silence alerts (a silence can hide the next real one): how to, and what stops the noise here.
+    Under an incident's card (or naming one, "#101"), the silence names that incident's alert."""
+    what = match.group("what")
+    named = re.match(r"\s*(?:alert\s+)?([A-Z][A-Za-z0-9_:]+)\b", what)  # an alert name: CamelCase
+    ref = INCIDENT_REF.search(what)
+    incident_id = int(ref.group(1)) if ref else incident_id
+    alert = named.group(1) if named else None
+    if alert is None and incident_id is not None:
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            alert = inc.alert_name if inc is not None and inc.alert_name and " " not in inc.alert_name else None
+    dur = _DURATION.search(what)
+    duration = f"{dur.group(1)}{dur.group(2)[0].lower()}" if dur else "2h"
+    matcher = f"alertname={alert}" if alert else "alertname=<alert>"
+    lines = (f"In Alertmanager: `amtool silence add {matcher} --duration={duration} --comment=\"<why>\"` "
+             "(or a silence in Grafana's Alerting > Silences).",
+             "While it fires, its repeats join the incident it opened and page nobody new; acknowledging the incident "
+             "(`ack`, :eyes: on its card) stops my reminders.")
+    return SkillResult(title="I do not silence alerts", summary=(
+        "A silence hides the next real alert too, so I leave it to your alerting tool, where it is visible and "
+        "expires.") + (f" For incident #{incident_id}: say `ack` here to stop the reminders." if incident_id else ""),
+        sections=(Section("", lines),), data={"mode": "silence"})
 
 
 class HelpSkill(BaseSkill):
@@ -28,6 +60,9 @@ class HelpSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if request.source in ("mention", "dm") and _THANKS.match(request.text):  # not a wall of help text
             return SkillResult(title="You're welcome", summary="Any time. `@warroom help` lists what I can do.")
+        silence = _SILENCE.match(request.text) if request.source in ("mention", "dm") else None
+        if silence:
+            return _silence_answer(silence, request.incident_id, ctx)
         if request.source in ("mention", "dm") and request.incident_id is not None and request.text.strip() \
                 and not self._asked_for_help(request):
             return self._here(request.incident_id)

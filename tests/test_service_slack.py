@@ -366,7 +366,11 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
     live.driver.mention("restart ingest", channel="C0DO1", user="U0ERIN")
     live.driver.mention("run restart-service service=ingest", channel="C0DO2", user="U0ERIN")
     live.driver.mention("thanks!", channel="C0DO3", user="U0ERIN")
+    live.driver.mention("silence DiskSpaceLow for 3 hours", channel="C0DO4", user="U0ERIN")
     live.drain()
+    silence = live.standin.messages("C0DO4")[0]
+    assert silence["text"].startswith("I do not silence alerts")
+    assert "amtool silence add alertname=DiskSpaceLow --duration=3h" in json.dumps(silence["blocks"])
     told = live.standin.messages("C0DO1")[0]
     assert told["text"].startswith("Nothing runs from a message")
     assert "/runbook run restart-service service=ingest --dry-run" in json.dumps(told["blocks"])
@@ -391,7 +395,7 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
         inc = s.scalars(select(Incident).where(Incident.title.like("payments-api returning 503%"))).one()
     asked: dict[str, dict] = {}
     for text in ("have we seen this before?", "what should I do?", "who should take this?", "anything similar?",
-                 "payments-api 503s spiking again"):
+                 "payments-api 503s spiking again", "mute this alert"):
         before = len(live.standin.messages(inc.channel_id))
         ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
               "thread_ts": inc.card_ts, "channel": inc.channel_id, "event_ts": f"{time.time():.6f}"}
@@ -405,6 +409,7 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
     assert f"restart-service:{inc.id}" in todo  # a Run button for this incident: it opens a preview, runs nothing
     assert "declared owner of payments-api" in json.dumps(asked["who should take this?"])
     assert f"Closest matches for incident #{inc.id}" in asked["anything similar?"]["text"]
+    assert f"For incident #{inc.id}: say `ack` here" in asked["mute this alert"]["text"]
     symptom = json.dumps(asked["payments-api 503s spiking again"])
     assert "incident:new" not in symptom and f"incident #{inc.id}*" not in symptom  # part of this incident
     with live.db.session() as s:

@@ -136,6 +136,13 @@ def test_questions_in_the_channel_get_cited_passages_or_i_dont_know(live: Live) 
     howto = _text(_last(live))
     assert "[1] runbook `restart-service`" in howto  # how-to: the runbook first, with its preview filled in
     assert "`/runbook run restart-service service=ingest --dry-run`" in howto
+    # Runbooks score lower than long postmortems; for a how-to they are the answer, and come first.
+    for question, first in (("what's the runbook for disk full on kafka?", "clear-disk-space"),
+                            ("how do I roll back checkout-web?", "rollback-deploy"),
+                            ("how do we rotate the TLS certificate for auth-service?", "renew-certificate")):
+        live.driver.mention(question, channel=CH)
+        live.drain()
+        assert f"[1] runbook `{first}`" in _text(_last(live)), question
     with live.db.session() as s:  # a question never starts a run
         assert s.query(RunbookExecution).count() == 0
     live.driver.mention("what is the capital of France?", channel=CH)
