@@ -325,8 +325,20 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
         created = False
         if inc is None:
             if alert.status == "resolved":
-                # A resolution for something we never saw open: record nothing new, say so.
-                decisions.append(Decision(0, False, False, "resolved alert for no open incident: ignored"))
+                # Its incident was resolved (by a person) before the alert cleared: mark the alert row resolved,
+                # so the incident does not show it firing. Never seen at all: record nothing, say so.
+                done = _linked(session, alert)
+                row = session.scalar(select(Alert).where(
+                    Alert.incident_id == done.id, Alert.fingerprint == alert.fingerprint,
+                    Alert.source == alert.source)) if done is not None else None
+                if done is None or row is None or row.status == "resolved":
+                    decisions.append(Decision(0, False, False, "resolved alert for no open incident: ignored"))
+                    continue
+                row.status, row.ends_at, row.last_seen_at = "resolved", alert.ends_at or now, now
+                session.add(TimelineEvent(incident_id=done.id, at=now, kind="alert",
+                                          text=f"Alert {alert.name} ({alert.fingerprint}) resolved",
+                                          data={"fingerprint": alert.fingerprint, "status": "resolved"}))
+                decisions.append(Decision(done.id, False, False, "alert of a resolved incident cleared"))
                 continue
             svc = session.scalar(select(Service).where(Service.name == alert.service)) if alert.service else None
             inc = Incident(title=_title(alert), description=alert.description[:5000], severity=alert.severity,

@@ -100,6 +100,25 @@ def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> 
     assert updates and "mitigated" in updates[-1].args["text"]
 
 
+def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> None:
+    """Resolved in Slack while its alerts still fired; Alertmanager's resolution arrives later: the alerts are
+    marked resolved on that incident (its card stops saying they fire), nothing reopens or opens."""
+    payload = load("alertmanager")
+    assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    live.driver.command("/incident", f"resolve {inc.id} rolled back the deploy", channel="C0OPS")
+    live.drain()
+    assert post(live, "alertmanager", resolved_copy(payload)).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.status == "resolved"
+    with live.db.session() as s:
+        assert {a.status for a in s.scalars(select(Alert).where(Alert.incident_id == inc.id))} == {"resolved"}
+    card = [c for c in live.standin.calls_to("chat.update") if c.args["ts"] == inc.card_ts][-1]
+    assert "0 firing / 2" in json.dumps(card.args["blocks"])
+
+
 def test_same_service_and_alertname_join_with_explanation(live: Live) -> None:
     first = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a1", "severity": "warning"}]}
     second = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a2", "summary": "p99 4s"}]}
