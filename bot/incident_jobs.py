@@ -123,7 +123,29 @@ def register(services: Services) -> None:
             "here; the test itself opened nothing."))
         deliver(services, result, {"channel": services.settings.slack_incident_channel})
 
+    def still_firing(payload: dict[str, Any]) -> None:
+        """An alert fires on after a person resolved its incident: say so in the card's thread, with what to do."""
+        from bot.handlers import deliver
+        from skills.base import Action, SkillResult
+
+        with services.db.session() as s:
+            inc = s.get(Incident, int(payload["incident_id"]))
+            event = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                          TimelineEvent.kind == "still_firing")
+                              .order_by(TimelineEvent.id.desc())).first() if inc is not None else None
+            if inc is None or event is None or inc.status != "resolved":
+                return  # reopened meanwhile: nothing to tell
+            said, window = event.text, int(services.settings.grouping_window_minutes)
+            where = {"channel": inc.channel_id or services.settings.slack_incident_channel, "thread_ts": inc.card_ts}
+            incident_id = inc.id
+        result = SkillResult(title=f"Incident #{incident_id} is resolved, its alert is not", summary=(
+            f":warning: {said}. If the fix did not hold, reopen it; if the alert only lags, nothing to do. Still "
+            f"firing after {window} min, it opens a new incident."),
+            actions=(Action("incident:reopen", "Reopen", str(incident_id)),), data={"incident_id": incident_id})
+        deliver(services, result, where)
+
     services.runner.register("incident.card", card)
+    services.runner.register("incident.still_firing", still_firing)
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)
     services.runner.register("slack.message", message)

@@ -177,6 +177,11 @@ class IntakeProcessor:
         for d in ingest(s, alerts, self.rules, inbox_id=row.id, cache=cache):
             if d.incident_id:
                 touched[d.incident_id] = touched.get(d.incident_id, False) or d.created
+            if d.still_firing:  # tell the resolved incident's thread, once
+                ref = jobs.enqueue(s, kind="incident.still_firing", dedup_key=f"still-firing:{row.id}:{d.incident_id}",
+                                   payload={"incident_id": d.incident_id})
+                if ref.created:
+                    self._extra.append((ref.id, 0.0))
         tests = [a for a in alerts if a.test]
         if tests:  # say in the incident channel that the connection works (one message per delivery)
             ref = jobs.enqueue(s, kind="intake.test", dedup_key=f"intake-test:{row.id}",

@@ -275,7 +275,7 @@ class IncidentSkill(BaseSkill):
                     return self._done(inc, f"Incident #{inc.id} is SEV{inc.severity} now (it was SEV{shown} on the "
                                       "card you clicked): not escalated again.")
             request, verb = dataclasses.replace(request, text=ident), "escalate"
-        elif verb not in ("ack", "resolve"):
+        elif verb not in ("ack", "resolve", "reopen"):
             raise SkillError(f"unknown incident action {verb}")
         if not request.text.isdigit():
             raise SkillError("this button does not name an incident")

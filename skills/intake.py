@@ -146,6 +146,7 @@ class Decision:
     new_alert: bool  # a new alert row (not a duplicate)
     reason: str
     status_changed: bool = False
+    still_firing: bool = False  # the alert fires on after a person resolved its incident: tell its thread (once)
 
 
 def _find_open(session: Session, alert: NormalizedAlert, rules: GroupingRules) -> tuple[Incident | None, str]:
@@ -266,6 +267,32 @@ def _linked(session: Session, alert: NormalizedAlert) -> Incident | None:
                           .order_by(Incident.id.desc()).limit(1))
 
 
+def _still_firing(session: Session, alert: NormalizedAlert, rules: GroupingRules,
+                  now: dt.datetime) -> Decision | None:
+    """The same firing episode (same start) of an alert whose incident a person resolved within the grouping
+    window: Alertmanager re-sends it with its group (the fix is not seen yet, or the alert lags). It stays on
+    that incident, which is not reopened; its thread is told once. Later, or a new start: a new incident."""
+    if alert.starts_at is None:
+        return None
+    done = _linked(session, alert)
+    if done is None or done.status != "resolved" or done.resolved_at is None or now - done.resolved_at > rules.window:
+        return None
+    row = session.scalar(select(Alert).where(Alert.incident_id == done.id, Alert.fingerprint == alert.fingerprint,
+                                             Alert.source == alert.source))
+    if row is None or row.starts_at != alert.starts_at or row.status != "firing":
+        return None
+    row.occurrences, row.last_seen_at = (row.occurrences or 0) + 1, now
+    told = session.scalar(select(TimelineEvent.id).where(
+        TimelineEvent.incident_id == done.id, TimelineEvent.kind == "still_firing",
+        TimelineEvent.at >= done.resolved_at).limit(1)) is not None  # since this resolution: once
+    if not told:
+        minutes = max(1, int((now - done.resolved_at).total_seconds() // 60))
+        session.add(TimelineEvent(incident_id=done.id, at=now, kind="still_firing", text=(
+            f"Alert {alert.name} still firing {minutes} min after the incident was resolved"),
+            data={"fingerprint": alert.fingerprint, "status": "firing", "minutes": minutes}))
+    return Decision(done.id, False, False, "still firing after its incident was resolved", still_firing=not told)
+
+
 def _update(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime,
             inbox_id: int | None) -> Decision:
     """Apply a tool's news about an incident we hold (``alert.update``); the timeline says who did what where."""
@@ -323,6 +350,11 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
         else:
             inc, reason = _find_open(session, alert, rules)
         created = False
+        if inc is None and alert.status == "firing" and not alert.update:
+            late = _still_firing(session, alert, rules, now)
+            if late is not None:
+                decisions.append(late)
+                continue
         if inc is None:
             if alert.status == "resolved":
                 # Its incident was resolved (by a person) before the alert cleared: mark the alert row resolved,

@@ -119,6 +119,41 @@ def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> N
     assert "0 firing / 2" in json.dumps(card.args["blocks"])
 
 
+
+def test_an_alert_still_firing_after_a_person_resolved_it_tells_the_thread_once(live: Live) -> None:
+    """Alertmanager re-sends the group (same start) minutes after the incident was resolved in Slack: the alert
+    stays on that incident, nothing reopens or opens, the card's thread is told once with a Reopen button."""
+    payload = load("alertmanager")
+    assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    (inc,) = incidents(live)
+    live.driver.command("/incident", f"resolve {inc.id} raised the pool size", channel="C0OPS")
+    live.drain()
+    for _ in range(2):  # the group's next notifications, the alerts still firing
+        assert post(live, "alertmanager", payload, auth="hmac").status_code == 202
+        wait_processed(live)
+    live.drain()
+    (inc,) = incidents(live)
+    assert inc.status == "resolved"
+    told = [m for m in live.standin.messages(inc.channel_id)
+            if m.get("thread_ts") == inc.card_ts and "still firing" in m["text"]]
+    assert len(told) == 1 and "If the fix did not hold, reopen it" in told[0]["text"]
+    assert '"action_id": "incident:reopen"' in json.dumps(told[0]["blocks"])
+    live.driver.click("incident:reopen", str(inc.id), user="U0BOB", channel=inc.channel_id, message_ts=told[0]["ts"])
+    live.drain()
+    (inc,) = incidents(live)
+    assert inc.status == "open"
+    # A new episode of the alert (a later start) is a new problem: it opens its own incident.
+    later = copy.deepcopy(payload)
+    live.driver.command("/incident", f"resolve {inc.id} fixed for real", channel="C0OPS")
+    live.drain()
+    for a in later["alerts"]:
+        a["startsAt"] = "2026-11-23T11:30:00Z"
+    assert post(live, "alertmanager", later).status_code == 202
+    wait_processed(live)
+    assert [i.status for i in incidents(live)] == ["resolved", "open"]
+
+
 def test_same_service_and_alertname_join_with_explanation(live: Live) -> None:
     first = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a1", "severity": "warning"}]}
     second = {"alerts": [{"name": "HighLatency", "service": "auth-service", "fingerprint": "a2", "summary": "p99 4s"}]}
