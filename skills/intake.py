@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import Alert, Incident, Service, TimelineEvent, utcnow
+from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, utcnow
 from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
@@ -267,6 +267,15 @@ def _linked(session: Session, alert: NormalizedAlert) -> Incident | None:
                           .order_by(Incident.id.desc()).limit(1))
 
 
+def _person(session: Session, name: str) -> str | None:
+    """The Slack user of an active expert with exactly this name (case aside); None when none or several."""
+    if not name.strip():
+        return None
+    ids = session.scalars(select(Expert.slack_user_id).where(func.lower(Expert.name) == name.strip().lower(),
+                                                             Expert.active.is_(True)).limit(2)).all()
+    return ids[0] if len(ids) == 1 else None
+
+
 def _still_firing(session: Session, alert: NormalizedAlert, rules: GroupingRules,
                   now: dt.datetime) -> Decision | None:
     """The same firing episode (same start) of an alert whose incident a person resolved within the grouping
@@ -296,10 +305,13 @@ def _still_firing(session: Session, alert: NormalizedAlert, rules: GroupingRules
 def _update(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime,
             inbox_id: int | None) -> Decision:
     """Apply a tool's news about an incident we hold (``alert.update``); the timeline says who did what where."""
-    by = f" by {alert.actor}" if alert.actor else ""
+    who = _person(session, alert.actor)  # the tool's user, when the people directory has that name
+    by = f" by <@{who}>" if who else f" by {alert.actor}" if alert.actor else ""
     where = alert.source.capitalize() if alert.source != "pagerduty" else "PagerDuty"
     changed, kind, text = False, "alert", ""
     if alert.update == "ack":
+        if who and not inc.assignee:  # whoever acknowledged it is on it, as with Acknowledge here
+            inc.assignee, changed = who, True
         if inc.status == "open":
             inc.status, inc.acknowledged_at, changed = "acknowledged", now, True
             kind, text = "ack", f"Acknowledged in {where}{by}"

@@ -257,9 +257,11 @@ def test_pagerduty_events_update_the_one_incident(live: Live) -> None:
     other["event"]["data"]["incident"]["id"] = "PZZZZZZ"
     missed = pd_event("incident.acknowledged", 11, priority="P2", status="acknowledged", id="PMISSED",
                       title="search-api timeouts")
+    missed["event"]["agent"]["summary"] = "bob okafor"  # a person of the directory: the one on it here too
     send(other, missed)
-    assert [(i.title, i.status, i.severity) for i in incidents(live)] == [
-        (inc.title, "open", 3), ("auth-service: search-api timeouts", "acknowledged", 2)]
+    assert [(i.title, i.status, i.severity, i.assignee) for i in incidents(live)] == [
+        (inc.title, "open", 3, None), ("auth-service: search-api timeouts", "acknowledged", 2, "U0BOB")]
+    assert ("ack", "Acknowledged in PagerDuty by <@U0BOB>") in timeline(incidents(live)[-1].id)
     cards = [c for c in live.standin.calls_to("chat.postMessage")
              if c.args["channel"] == "C0INCIDENTS" and not c.args.get("thread_ts")]
     assert len(cards) == 2  # one card per incident: no update ever posted a card of its own
