@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import metrics
 from bot.render import result_blocks, result_text
+from bot.slack_client import SlackApiError
 from skills.base import SkillError, SkillRequest, SkillResult, incident_here
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ def run_skill(services: Services, skill_name: str, request: SkillRequest) -> Ski
         metrics.SKILL_LATENCY.labels(skill=skill_name).observe(time.perf_counter() - start)
 
 
+# Slack's answers when the bot cannot post in the conversation a request came from.
+_NOT_HERE = ("not_in_channel", "channel_not_found", "method_not_supported_for_channel_type")
+
+
 def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> dict[str, Any] | None:
     """Post a result where the request came from: channel, thread or ephemeral; files and long
     detail go into the thread."""
@@ -49,10 +54,22 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
     if not channel:
         return None
     blocks, text = result_blocks(result), result_text(result)
-    if (result.ephemeral or reply.get("ephemeral")) and user:
-        services.poster.ephemeral(channel, user, text, blocks)
+    ephemeral = bool((result.ephemeral or reply.get("ephemeral")) and user)
+    url = reply.get("response_url")
+    try:
+        if ephemeral:
+            services.poster.ephemeral(channel, user, text, blocks)
+            return None
+        # With a response_url (a slash command, a shortcut) the bot does not join a channel to answer there.
+        resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"), join=not url)
+    except SlackApiError as exc:
+        # A DM between two people, or a channel the bot is not in: Slack's response_url still reaches it.
+        if not url or exc.response is None or exc.response.get("error") not in _NOT_HERE:
+            raise
+        more = " (files and long detail are posted only where I am a member: `/invite @warroom`)" \
+            if result.detail or result.attachments else ""
+        services.poster.respond(url, text + more, blocks, ephemeral=ephemeral)
         return None
-    resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"))
     thread = reply.get("thread_ts") or resp.get("ts")
     if result.detail:
         services.poster.post(channel, result.detail[:39000], thread_ts=thread)
@@ -118,7 +135,8 @@ def register_all(services: Services) -> None:
             result = SkillResult(title="Cannot do that", summary=str(exc), ok=False, ephemeral=True)
         if result is not None:
             deliver(services, result, {"channel": payload.get("channel"), "user": payload.get("user"),
-                                       "thread_ts": payload.get("message_ts")})
+                                       "thread_ts": payload.get("message_ts"),
+                                       "response_url": payload.get("response_url")})
             follow_up(services, result)
 
     services.runner.register("skill.run", skill_run)

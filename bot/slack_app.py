@@ -124,7 +124,8 @@ def build_bolt_app(services: Services) -> AsyncApp:
                         "channel_id": body.get("channel_id"), "command": command,
                         "data": {"trigger_id": body.get("trigger_id"), "truncated": was_cut,
                                  "response_url": body.get("response_url")}},
-            "reply": {"channel": body.get("channel_id"), "user": body.get("user_id")},
+            "reply": {"channel": body.get("channel_id"), "user": body.get("user_id"),
+                      "response_url": body.get("response_url")},
         }
         await submit("skill.run", payload, f"slack:cmd:{body.get('trigger_id') or id(body)}")
         if was_cut:
@@ -188,7 +189,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
             "action_id": callback, "value": message.get("text", ""),
             "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
             "message_ts": message.get("ts"), "trigger_id": body.get("trigger_id"),
-            "files": message.get("files") or [],
+            "files": message.get("files") or [], "response_url": body.get("response_url"),
         }
         await submit("slack.action", payload, f"slack:shortcut:{body.get('trigger_id')}")
         await ack()

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.webhook import WebhookClient
 
 from bot import metrics
 
@@ -94,7 +95,8 @@ class SlackPoster:
             metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
 
     def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
-             thread_ts: str | None = None) -> dict[str, Any]:
+             thread_ts: str | None = None, join: bool = True) -> dict[str, Any]:
+        """chat.postMessage; in a public channel the bot is not in, it joins first unless ``join`` is False."""
         kw: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if blocks:
             kw["blocks"] = blocks
@@ -103,7 +105,7 @@ class SlackPoster:
         try:
             return self._call("chat.postMessage", channel, **kw)
         except SlackApiError as exc:
-            if _slack_error(exc) != "not_in_channel":
+            if _slack_error(exc) != "not_in_channel" or not join:
                 raise
         # Nobody invited the bot (the incident channel, usually): join a public channel and post again.
         try:
@@ -145,6 +147,22 @@ class SlackPoster:
         finally:
             metrics.SLACK_CALLS.labels(method="files.upload_v2").inc()
             metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
+
+    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None,
+                ephemeral: bool = False) -> None:
+        """Answer through a slash command's or shortcut's ``response_url`` (valid 30 minutes, 5 times):
+        it reaches conversations the bot is not a member of."""
+        start = time.perf_counter()
+        try:
+            resp = WebhookClient(response_url, timeout=10).send(
+                text=text, blocks=blocks, response_type="ephemeral" if ephemeral else "in_channel")
+        finally:
+            metrics.SLACK_CALLS.labels(method="response_url").inc()
+            metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
+        if resp.status_code >= 500:  # Slack's side: worth retrying
+            raise OSError(f"response_url answered {resp.status_code}: {str(resp.body)[:200]}")
+        if resp.status_code != 200:  # expired (after 30 minutes or 5 uses) or refused: retrying will not help
+            raise RuntimeError(f"response_url answered {resp.status_code}: {str(resp.body)[:200]}")
 
     def permalink(self, channel: str, ts: str) -> str | None:
         try:

@@ -88,4 +88,5 @@ class Live:
 def live(settings: Settings, db: Database, standin: SlackStandIn) -> Iterator[Live]:
     """The real app on loopback over a seeded SQLite knowledge base."""
     with LiveServer(settings) as srv:
-        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value()))
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                             standin_url=standin.url))

@@ -63,6 +63,29 @@ def test_help_is_ephemeral_for_commands(live: Live) -> None:
     assert "/warroom status" in json.dumps(msg["blocks"])
 
 
+def test_commands_where_the_bot_is_not_a_member_answer_through_the_response_url(live: Live) -> None:
+    """A slash command in a DM between two people or a private channel without the bot (chat.postMessage
+    refused): the answer goes back through the command's response_url; the bot joins no channel for it."""
+    live.standin.leave("D0ALICEBOB", private=True)
+    live.standin.leave("C0PUBLIC")
+    live.driver.command("/oncall", "payments", channel="D0ALICEBOB")
+    live.driver.command("/incident", "new checkout-web 502 after the deploy sev2", channel="C0PUBLIC")
+    live.driver.command("/warroom", "help", channel="D0ALICEBOB")  # ephemeral: the same way, ephemeral
+    live.driver.message_shortcut("logs:classify", "2026-11-23 14:02:11 ERROR payments-api pq: remaining "
+                                 "connection slots are reserved", channel="D0ALICEBOB")
+    live.drain()
+    answers = sorted((c.args["channel"], c.args["response_type"], c.args["text"][:40])
+                     for c in live.standin.calls_to("response_url"))
+    assert [a[:2] for a in answers] == [("C0PUBLIC", "in_channel"), ("D0ALICEBOB", "ephemeral"),
+                                        ("D0ALICEBOB", "in_channel"), ("D0ALICEBOB", "in_channel")]
+    assert answers[0][2].startswith("Incident #") and answers[1][2].startswith("warroom help")
+    assert {answers[2][2][:20], answers[3][2][:20]} == {"Log classification: ", "On call now: payments"[:20]}
+    assert live.standin.calls_to("conversations.join") == []
+    with live.db.session() as s:  # the incident was opened, its card posted in the incident channel as usual
+        inc = s.scalars(select(Incident).where(Incident.title.like("checkout-web 502%"))).one()
+        assert inc.card_ts is not None
+
+
 def test_unsigned_and_stale_requests_are_refused(live: Live) -> None:
     body = urllib.parse.urlencode({"command": "/warroom", "text": "status", "user_id": "U1", "channel_id": "C1",
                                    "trigger_id": "t1"})

@@ -22,14 +22,22 @@ class SlackDriver:
     """Plays Slack's side of the HTTP conversation with the app at ``app_url``."""
 
     def __init__(self, app_url: str, signing_secret: str, team_id: str = "T0WARROOM",
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, standin_url: str | None = None) -> None:
+        """``standin_url``: the Slack stand-in, which then receives what the app sends to a command's
+        ``response_url`` (without it the URL points nowhere, as an expired one does)."""
         self.url = app_url.rstrip("/") + "/slack/events"
+        self.standin_url = standin_url.rstrip("/") if standin_url else None
         self.verifier = SignatureVerifier(signing_secret)
         self.team_id = team_id
         # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive timeout closes them: with equal
         # timeouts a request sent at that moment met "connection reset by peer" (a CI run after a slow step).
         self.http = client or httpx.Client(timeout=10, limits=httpx.Limits(keepalive_expiry=2.0))
         self._seq = itertools.count(1)
+
+    def _response_url(self, channel: str) -> str:
+        if self.standin_url:
+            return f"{self.standin_url}/_response/{channel}/{self._uid('r')}"
+        return "http://127.0.0.1:9/commands/response"
 
     def _uid(self, prefix: str) -> str:
         return f"{prefix}{int(time.time() * 1000)}{next(self._seq):05d}"
@@ -52,7 +60,7 @@ class SlackDriver:
                 **extra: str) -> httpx.Response:
         form = {"token": "legacy", "team_id": self.team_id, "channel_id": channel, "channel_name": "general",
                 "user_id": user, "user_name": user.lower(), "command": command, "text": text,
-                "response_url": "http://127.0.0.1:9/commands/response", "trigger_id": self._uid("trig."),
+                "response_url": self._response_url(channel), "trigger_id": self._uid("trig."),
                 "api_app_id": "A0WARROOM", **extra}
         return self.post(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
 
@@ -110,7 +118,7 @@ class SlackDriver:
                          channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None) -> httpx.Response:
         payload = {"type": "message_action", "callback_id": callback_id, "team": {"id": self.team_id},
                    "user": {"id": user}, "channel": {"id": channel}, "trigger_id": self._uid("trig."),
-                   "message_ts": self._ts(),
+                   "message_ts": self._ts(), "response_url": self._response_url(channel),
                    "message": {"type": "message", "text": message_text, "ts": self._ts(), "files": files or []}}
         return self._interactive(payload)
 

@@ -157,6 +157,8 @@ class SlackStandIn:
         if method == "chat.update":
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text", "")}
         if method == "chat.postEphemeral":
+            if args.get("channel") in self.outside:
+                return {"ok": False, "error": "not_in_channel"}
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "chat.getPermalink":
             ch, ts = args.get("channel", ""), str(args.get("message_ts", "")).replace(".", "")
@@ -269,6 +271,18 @@ class SlackStandIn:
                     q = dict(urllib.parse.parse_qsl(path.query))
                     standin.usergroups[q["group"]] = json.loads(raw or b"[]")
                     self._json(200, {"ok": True})
+                    return
+                if path.path.startswith("/_response/"):  # a slash command's or shortcut's response_url
+                    channel = path.path.split("/")[2]
+                    try:
+                        body = json.loads(raw or b"{}")
+                    except json.JSONDecodeError:
+                        self._send(400, b"invalid_payload", "text/plain")
+                        return
+                    with standin._lock:
+                        standin.calls.append(Call("response_url", {**body, "channel": channel}, 200,
+                                                  response={"ok": True}))
+                    self._send(200, b"ok", "text/plain")
                     return
                 if path.path.startswith("/_upload/"):
                     fid = path.path.rsplit("/", 1)[-1]
