@@ -100,15 +100,20 @@ def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> 
     assert updates and "mitigated" in updates[-1].args["text"]
 
 
-def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> None:
-    """Resolved in Slack while its alerts still fired; Alertmanager's resolution arrives later: the alerts are
-    marked resolved on that incident (its card stops saying they fire), nothing reopens or opens."""
-    payload = load("alertmanager")
+def _opened_then_resolved_in_slack(live: Live, payload: dict[str, Any]) -> None:
+    """Alertmanager opens an incident; someone resolves it in Slack while its alerts still fire."""
     assert post(live, "alertmanager", payload).status_code == 202
     wait_processed(live)
     (inc,) = incidents(live)
     live.driver.command("/incident", f"resolve {inc.id} rolled back the deploy", channel="C0OPS")
     live.drain()
+
+
+def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> None:
+    """Resolved in Slack while its alerts still fired; Alertmanager's resolution arrives later: the alerts are
+    marked resolved on that incident (its card stops saying they fire), nothing reopens or opens."""
+    payload = load("alertmanager")
+    _opened_then_resolved_in_slack(live, payload)
     assert post(live, "alertmanager", resolved_copy(payload)).status_code == 202
     wait_processed(live)
     (inc,) = incidents(live)
@@ -119,16 +124,11 @@ def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> N
     assert "0 firing / 2" in json.dumps(card.args["blocks"])
 
 
-
 def test_an_alert_still_firing_after_a_person_resolved_it_tells_the_thread_once(live: Live) -> None:
     """Alertmanager re-sends the group (same start) minutes after the incident was resolved in Slack: the alert
     stays on that incident, nothing reopens or opens, the card's thread is told once with a Reopen button."""
     payload = load("alertmanager")
-    assert post(live, "alertmanager", payload).status_code == 202
-    wait_processed(live)
-    (inc,) = incidents(live)
-    live.driver.command("/incident", f"resolve {inc.id} raised the pool size", channel="C0OPS")
-    live.drain()
+    _opened_then_resolved_in_slack(live, payload)
     for _ in range(2):  # the group's next notifications, the alerts still firing
         assert post(live, "alertmanager", payload, auth="hmac").status_code == 202
         wait_processed(live)
