@@ -73,6 +73,36 @@ def register(services: Services) -> None:
             s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="message", text=text[:2000],
                                 actor=ev.get("user"), permalink=link, data={"ts": ts, "channel": channel}))
 
+    def message_edit(payload: dict[str, Any]) -> None:
+        """A recorded message was edited (its copy and its timeline entry take the new text, masked) or deleted
+        (both go, and a note made from it: whoever deleted a pasted secret expects it gone from here too)."""
+        ev = payload["event"]
+        deleted = ev.get("subtype") == "message_deleted"
+        changed = ev.get("message") or {}
+        channel, ts = ev.get("channel"), ev.get("deleted_ts") if deleted else changed.get("ts")
+        if not channel or not ts or changed.get("bot_id"):
+            return
+        with services.db.session() as s:
+            msg = s.scalar(select(SlackMessage).where(SlackMessage.channel_id == channel, SlackMessage.ts == ts))
+            if msg is None:
+                return  # not a message of an incident
+            incident_id, text = msg.incident_id, mask_secrets(str(changed.get("text", "")))[:20000]
+            events = [e for e in s.scalars(select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident_id, TimelineEvent.kind.in_(("message", "note"))))
+                if (e.data or {}).get("ts") == ts]
+            if deleted:
+                for e in events:
+                    s.delete(e)
+                s.delete(msg)
+            else:
+                msg.text = text
+                for e in events:
+                    if e.kind == "message":
+                        e.text = text[:2000]
+        if incident_id is not None:
+            services.runner.submit("incident.card", {"incident_id": incident_id}, f"card:{incident_id}:edit:{ts}:"
+                                   f"{uuid.uuid4().hex[:8]}")
+
     def ack_by_reaction(ev: dict[str, Any], channel: str | None, ts: str | None) -> None:
         """:eyes: on an open incident's card acknowledges it, as its *Acknowledge* button does (once: a
         second reaction on an acknowledged incident says nothing)."""
@@ -149,5 +179,6 @@ def register(services: Services) -> None:
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)
     services.runner.register("slack.message", message)
+    services.runner.register("slack.message_edit", message_edit)
     services.runner.register("slack.reaction_added", marker)
     services.runner.register("slack.pin_added", marker)

@@ -151,7 +151,12 @@ def build_bolt_app(services: Services) -> AsyncApp:
 
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("bot_id") or event.get("subtype") in ("bot_message", "message_changed", "message_deleted"):
+        if event.get("subtype") in ("message_changed", "message_deleted"):
+            # An edit or a deletion: the incident timeline's copy follows (a deleted secret goes from ours too).
+            if "slack.message_edit" in services.runner.handlers:
+                await submit("slack.message_edit", {"event": event}, f"slack:event:{body.get('event_id')}")
+            return
+        if event.get("bot_id") or event.get("subtype") == "bot_message":
             return
         if event.get("channel_type") == "im":
             await route_text(event, body, "dm")

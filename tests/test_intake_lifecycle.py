@@ -104,6 +104,24 @@ def test_timeline_records_thread_messages_and_pins(live: Live) -> None:
         event = s.scalar(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
                                                      TimelineEvent.kind == "message"))
         assert event.key is True and event.permalink == msg.permalink
+    # Edited in Slack: our copy follows, masked. Deleted (a secret the mask did not catch): ours goes too.
+    edit = {"type": "message", "subtype": "message_changed", "channel": channel, "ts": "1800000000.000300",
+            "message": {"type": "message", "user": "U0ERIN", "ts": "1800000000.000100", "thread_ts": card_ts,
+                        "text": "restarting consumers group B now, password=hunter22", "edited": {"user": "U0ERIN"}}}
+    pasted = {"type": "message", "user": "U0ERIN", "text": "the vault unseal phrase is correct horse battery staple",
+              "ts": "1800000000.000200", "thread_ts": card_ts, "channel": channel, "channel_type": "channel"}
+    for e in (edit, pasted):
+        assert live.driver.event(e).status_code == 200
+        live.drain()
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": channel, "ts": "1800000000.000400",
+               "deleted_ts": "1800000000.000200", "previous_message": {"type": "message", "ts": "1800000000.000200"}}
+    assert live.driver.event(deleted).status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        texts = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                                       TimelineEvent.kind == "message"))]
+        kept = s.scalars(select(SlackMessage.text).where(SlackMessage.incident_id == inc.id)).all()
+    assert texts == ["restarting consumers group B now, password=[REDACTED]"] and kept == texts
 
 
 def test_list(live: Live) -> None:
