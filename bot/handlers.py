@@ -109,7 +109,7 @@ def register_all(services: Services) -> None:
             request = dataclasses.replace(request, incident_id=here) if here is not None else request
         name = payload.get("skill")
         if not name:
-            skill, _score = services.registry.route(request.text)
+            skill, _score = services.registry.route(request.text, here=request.incident_id is not None)
             name = skill.name
         result = run_skill(services, name, request)
         deliver(services, result, payload.get("reply") or {})

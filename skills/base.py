@@ -136,6 +136,10 @@ class BaseSkill:
     keywords: ClassVar[tuple[str, ...]] = ()
     examples: ClassVar[tuple[str, ...]] = ()
 
+    def score_here(self, text: str) -> float:
+        """How well the skill fits ``text`` said under an incident's card (beyond :meth:`score`); 0 by default."""
+        return 0.0
+
     def score(self, text: str) -> float:
         """Share of the skill's keywords found, capped: 1 keyword 0.5, 2 or more 0.8."""
         low = text.lower()

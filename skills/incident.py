@@ -146,8 +146,21 @@ _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|n
 
 # The person writing takes the incident: "I'm on it", "I'll take this", "mine" (in its thread, or with "#12")
 _TAKE = re.compile(r"^\W*(?:i'?m on (?:it|this)|i am on (?:it|this)|on it|i'?ll take (?:it|this)"
-                   r"|i will take (?:it|this)|taking (?:it|this)|mine)\b[\s!.]*"
+                   r"|i will take (?:it|this)|taking (?:it|this)|mine"
+                   r"|(?:i'?m\s+|i\s+am\s+)?(?:looking(?:\s+(?:into|at)\s+(?:it|this))?|investigating)"
+                   r"(?:\s+now)?)\b[\s!.]*"
                    r"(?:(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9})\W*)?(?:[,;:-].*)?$", re.I | re.S)
+
+
+# Not a real problem: "false alarm", "it was a false positive, closing", "this is noise" (resolved, no postmortem)
+_FALSE_ALARM = re.compile(r"^\W*(?:(?:it'?s|it\s+(?:is|was)|this\s+(?:is|was))\s+(?:just\s+)?(?:an?\s+)?)?"
+                          r"(?:false\s+(?:alarm|positive)|not\s+a\s+real\s+(?:issue|incident|problem)|noise)\b"
+                          r"(?P<rest>.*)$", re.I | re.S)
+# Another incident's copy: "duplicate of #113", "dupe of 113", "this is a dup of inc-113" (resolved, no postmortem)
+_DUPLICATE = re.compile(r"^\W*(?:(?:this\s+is|it'?s|it\s+is)\s+(?:a\s+)?)?dup(?:e|licate)?\b"
+                        r"(?:\s+(?:of|with)\s+(?:#|inc(?:ident)?[-\s#]*)?(?P<of>\d{1,9})\b)?[\s!.]*$", re.I)
+# Under an incident's card, what the team is doing: "we're rolling back now", "I'm restarting the consumers"
+_PROGRESS = re.compile(r"^\W*(?:we'?re|we\s+are|i'?m|i\s+am)\s+(?:now\s+|just\s+|still\s+)?[a-z]+ing\b", re.I)
 
 
 def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
@@ -155,6 +168,13 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     take = _TAKE.match(text)
     if take:  # only a number right after the words counts ("on it, #102 looks related" takes this one)
         return "take", f"#{take.group('id')}" if take.group("id") else ""
+    dup = _DUPLICATE.match(text)
+    if dup:
+        return "resolve", f"duplicate of #{dup.group('of')}" if dup.group("of") else "duplicate"
+    false_alarm = _FALSE_ALARM.match(text)
+    if false_alarm:
+        return "resolve", "false alarm" + re.sub(r"^[\s,;:.!-]*(?:closing(?:\s+(?:it|this))?)?[\s,;:.!-]*", " ",
+                                                 false_alarm.group("rest")).rstrip()
     note = _NOTE.match(text)
     if note:  # "update #113: back to normal": the number is which incident, the rest is the note
         return "note", (f"#{note.group('id')} " if note.group("id") else "") + note.group("text").strip()
@@ -216,7 +236,7 @@ class IncidentSkill(BaseSkill):
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
                                           or (_FREE_SEV.search(text) and not text.rstrip().endswith("?"))):
             return 0.85
-        if _TAKE.match(text):  # "I'm on it" under an incident's card
+        if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text)
@@ -228,10 +248,17 @@ class IncidentSkill(BaseSkill):
             return max(0.45, super().score(text))
         return super().score(text)
 
+    def score_here(self, text: str) -> float:
+        """Under an incident's card: "we're rolling back now" is a key moment of that incident."""
+        return 0.8 if _PROGRESS.match(text) and not _TAKE.match(text) else 0.0
+
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if request.source in ("mention", "dm"):
+        if (request.source in ("mention", "dm") and request.incident_id is not None and _PROGRESS.match(request.text)
+                and not _TAKE.match(request.text)):
+            verb, rest = "note", request.text.strip()
+        elif request.source in ("mention", "dm"):
             state = _STATE_WORD.match(request.text)
             if (state and not _FREE_VERB.match(request.text)) or (verb == "take" and not _TAKE.match(request.text)):
                 # "resolve the DNS issue first", "reopen the PR", "mitigate the risk by ...": words, not a request
@@ -246,7 +273,8 @@ class IncidentSkill(BaseSkill):
                 raise SkillError(f"I did not act on that. To {word} an incident {how}.")
             first = (rest.split() or [""])[0]  # "status of incident #101": the number is not first
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
-                    or _TAKE.match(request.text) or _NOTE.match(request.text)
+                    or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
+                    or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
@@ -536,6 +564,11 @@ class IncidentSkill(BaseSkill):
         inc, left = self._target(s, request, args)
         if inc.status == "resolved":
             return self._done(inc, f"Incident #{inc.id} was already resolved.")
+        said = " ".join(left).strip()
+        dup = re.match(r"^dup(?:e|licate)?\b(?:\s+(?:of|with))?\s*(?:#|inc(?:ident)?[-\s#]*)?(\d{1,9})?\b", said, re.I)
+        if dup or re.match(r"^false\s+(?:alarm|positive)\b", said, re.I):
+            return self._close_without_postmortem(s, inc, request, said, int(dup.group(1)) if dup and dup.group(1)
+                                                  else (0 if dup else None))
         now = utcnow()
         inc.status, inc.resolved_at = "resolved", now
         inc.mitigated_at = inc.mitigated_at or now
@@ -554,6 +587,30 @@ class IncidentSkill(BaseSkill):
                                            "payload": {"incident_id": inc.id, "channel": inc.channel_id,
                                                        "thread_ts": inc.card_ts},
                                            "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}])
+
+    def _close_without_postmortem(self, s: Session, inc: Incident, request: SkillRequest, said: str,
+                                  original: int | None) -> SkillResult:
+        """A false alarm, or a duplicate of ``original``: resolved, with no postmortem to write; a duplicate's
+        original is told on its timeline. ``original`` 0: a duplicate of what was not said."""
+        if original == 0:
+            raise SkillError(f"A duplicate of which incident? Say `duplicate of #<id>` and I resolve #{inc.id}.")
+        if original is not None:
+            other = s.get(Incident, original)
+            if other is None or other.id == inc.id:
+                raise SkillError(f"There is no other incident #{original}." if other is None else
+                                 f"Incident #{inc.id} cannot be a duplicate of itself.")
+            why = f"Duplicate of #{other.id}"
+            s.add(TimelineEvent(incident_id=other.id, at=utcnow(), kind="duplicate", actor=request.user_id,
+                                text=f"Incident #{inc.id} ({inc.title[:100]}) closed as a duplicate of this one by "
+                                f"<@{request.user_id}>", data={"duplicate": inc.id}))
+        else:
+            more = re.sub(r"^false\s+(?:alarm|positive)\b[\s:;,.-]*", "", said, flags=re.I).strip()
+            why = "False alarm" + (f": {mask_secrets(more)[:500]}" if more else "")
+        now = utcnow()
+        inc.status, inc.resolved_at, inc.mitigated_at = "resolved", now, inc.mitigated_at or now
+        inc.resolution = why[:5000]
+        self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
+        return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.")
 
     def _note(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A key moment on the timeline ("note: failover started"); "root cause was ..." also records the cause.

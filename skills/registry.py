@@ -44,14 +44,15 @@ class Registry:
                 return s
         return None
 
-    def rank(self, text: str) -> list[tuple[float, Skill]]:
-        """Skills by descending score for free text."""
-        scored = [(s.score(text), s) for s in self.skills]
+    def rank(self, text: str, here: bool = False) -> list[tuple[float, Skill]]:
+        """Skills by descending score for free text; ``here``: said under an incident's card."""
+        scored = [(max(s.score(text), s.score_here(text) if here and hasattr(s, "score_here") else 0.0), s)
+                  for s in self.skills]
         return sorted(scored, key=lambda p: -p[0])
 
-    def route(self, text: str) -> tuple[Skill, float]:
+    def route(self, text: str, here: bool = False) -> tuple[Skill, float]:
         """The best skill for free text, or ``help`` when nothing scores well enough."""
-        best_score, best = self.rank(text)[0]
+        best_score, best = self.rank(text, here)[0]
         if best_score < MIN_SCORE:
             return self.get("help"), best_score
         return best, best_score

@@ -42,8 +42,14 @@ _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.I
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
+# A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
+_HELP_HERE = re.compile(r"^\W*(?:(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
+                        r"|(?:i |we )?need (?:some )?help)(?:\s+(?:here|please|with (?:it|this)|on (?:it|this)))*"
+                        r"\W*$", re.I)
 _WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
-                  r"|\bwho owns\b|\bwho is the owner\b", re.IGNORECASE)
+                  r"|\bwho owns\b|\bwho is the owner\b"
+                  r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
+                  r"|^\W*(?:i |we )?need (?:some )?help\b", re.IGNORECASE)
 
 
 
@@ -157,7 +163,8 @@ class RoutingSkill(BaseSkill):
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
         ref = INCIDENT_REF.search(text)
         named = int(ref.group(1)) if ref else None
-        if named is None and incident_id is not None and request.command is None and ABOUT_HERE.search(text):
+        if named is None and incident_id is not None and request.command is None and (
+                ABOUT_HERE.search(text) or _HELP_HERE.match(text)):
             named, text = incident_id, f"#{incident_id}"  # "who should take this?" under an incident's card
         if named is not None:  # "/route #113", "who should take #113?": that incident, by its title and service
             with ctx.db.session() as s:

@@ -531,3 +531,45 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     live.drain()
     assert (row(inc.id).status, row(inc.id).resolution, row(other.id).status) == (
         "resolved", f"restarted {other.id} pods", "open")
+
+
+def test_false_alarms_duplicates_and_progress_under_a_card(live: Live) -> None:
+    """'false positive, closing', 'duplicate of #N' resolve with no postmortem (the original is told);
+    'I'm looking into it' takes it; 'we're failing over now' is a key moment; 'can someone take a look?'
+    calls that incident's people. Outside a card, the same progress words are no note."""
+    for title in ("payments-api returning 503 sev2", "payments-api 503s at checkout sev2",
+                  "synthetic login check failing sev3"):
+        live.driver.command("/incident", f"new {title}", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        first, twin, noise = s.scalars(select(Incident).where(Incident.source != "import").order_by(Incident.id))
+
+    def say(inc: Incident, text: str) -> str:
+        ts = f"{time.time():.6f}"
+        before = len(live.standin.messages(inc.channel_id))
+        ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": ts,
+              "thread_ts": inc.card_ts, "channel": inc.channel_id, "event_ts": ts}
+        assert live.driver.event(ev).status_code == 200
+        live.drain()
+        return " ".join(m["text"] for m in live.standin.messages(inc.channel_id)[before:])
+
+    assert "A duplicate of which incident?" in say(twin, "dupe")
+    assert f"resolved: Duplicate of #{first.id}. No postmortem" in say(twin, f"this is a duplicate of #{first.id}")
+    assert "resolved: False alarm: synthetic check misconfigured. No postmortem" in say(
+        noise, "false positive, closing: synthetic check misconfigured")
+    assert f"<@U0ERIN> is on incident #{first.id} (acknowledged)" in say(first, "I'm looking into it")
+    assert "as a key moment" in say(first, "we're failing over to the replica now")
+    assert "declared owner of payments-api" in say(first, "can someone take a look?")
+    live.driver.mention("we're seeing 500s on checkout-web", channel="C0ELSE", user="U0ERIN")
+    live.drain()
+    assert "key moment" not in _first(live, "C0ELSE") and "Which incident" not in _first(live, "C0ELSE")
+    with live.db.session() as s:
+        rows = {i.id: i for i in s.scalars(select(Incident).where(Incident.id.in_((first.id, twin.id, noise.id))))}
+        assert (rows[twin.id].status, rows[twin.id].resolution) == ("resolved", f"Duplicate of #{first.id}")
+        assert rows[noise.id].resolution == "False alarm: synthetic check misconfigured"
+        assert (rows[first.id].status, rows[first.id].assignee) == ("acknowledged", "U0ERIN")
+        told = s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == first.id,
+                                                          TimelineEvent.kind.in_(("duplicate", "note")))).all()
+        assert told == [f"Incident #{twin.id} (payments-api 503s at checkout) closed as a duplicate of this one by "
+                        "<@U0ERIN>", "Note by <@U0ERIN>: we're failing over to the replica now"]
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "postmortem.draft")) == 0
