@@ -556,6 +556,7 @@ class IncidentSkill(BaseSkill):
         if inc.status != "resolved":
             return self._done(inc, f"Incident #{inc.id} is not resolved (it is {inc.status}).")
         inc.status, inc.resolved_at = "open", None
+        inc.findings = {k: v for k, v in (inc.findings or {}).items() if k != "closed_as"}  # a real one after all
         self._event(s, inc, "reopen", f"Reopened by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}).")
 
@@ -609,6 +610,8 @@ class IncidentSkill(BaseSkill):
         now = utcnow()
         inc.status, inc.resolved_at, inc.mitigated_at = "resolved", now, inc.mitigated_at or now
         inc.resolution = why[:5000]
+        # Not counted in the stats (how many incidents, time to resolve) while it stays closed this way
+        inc.findings = {**(inc.findings or {}), "closed_as": "duplicate" if original is not None else "false_alarm"}
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
         return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.")
 
@@ -665,9 +668,15 @@ class IncidentSkill(BaseSkill):
         service = _service_in(s, rest)  # "how many incidents on payments-api this month?"
         if service:
             where.append(Incident.service_name == service)
-        rows = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
+        every = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
+        rows = [r for r in every if not (r.findings or {}).get("closed_as")]
+        skipped = Counter(str((r.findings or {}).get("closed_as")) for r in every if r not in rows)
+        aside = " (not counted: " + ", ".join(f"{n} {'false alarm' if k == 'false_alarm' else k}{'s' * (n > 1)}"
+                                             for k, n in sorted(skipped.items())) + ")" if skipped else ""
         span = ("the last 24 hours" if days == 1 else f"the last {days} days") + (
             f" on {escape(service)}" if service else "")
+        if not rows and skipped:
+            return SkillResult(title="Incident stats", summary=f"No incidents in {span}{aside}.")
         if not rows:
             last = s.scalars(select(Incident).order_by(Incident.created_at.desc()).limit(1)).first()
             before = f" The last one: #{last.id} on {last.created_at:%d %b %Y}." if last is not None else ""
@@ -685,7 +694,8 @@ class IncidentSkill(BaseSkill):
         noisy = max(rows, key=lambda r: r.alert_count or 0)
         if (noisy.alert_count or 0) > 1:
             lines.append(f"Noisiest: #{noisy.id} {escape(noisy.title[:80])} ({noisy.alert_count} alerts)")
-        return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}, {still} still open.",
+        return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}, {still} still open"
+                           f"{aside}.",
                            sections=(Section("", tuple(lines)),), data={"incidents": len(rows), "days": days})
 
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:

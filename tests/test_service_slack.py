@@ -520,11 +520,13 @@ def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) 
     live.drain()
     assert "Which incident is that about?" in _first(live, "C0FYI")
     stats = json.dumps(live.standin.messages("C0STAT"))
-    assert "3 incident(s) in the last 7 days, 1 still open" in stats and "SEV1 2, SEV3 1" in stats
+    # the twin closed as a duplicate is not counted, and the summary says so
+    assert "2 incident(s) in the last 7 days, 1 still open (not counted: 1 duplicate)" in stats
+    assert "SEV1 1, SEV3 1" in stats
     assert "Median time to resolve" in stats and "Median time to acknowledge" not in stats  # nobody acked
     live.driver.command("/incident", "stats 30 days payments-api", user="U0ERIN", channel="C0STAT2")
     live.drain()
-    assert "2 incident(s) in the last 30 days on payments-api, 0 still open" in json.dumps(
+    assert "1 incident(s) in the last 30 days on payments-api, 0 still open (not counted: 1 duplicate)" in json.dumps(
         live.standin.messages("C0STAT2"))
     live.driver.command("/incident", f"reopen {inc.id}", user="U0ERIN", channel="C0OPS")
     live.driver.command("/incident", f"resolve {inc.id} restarted {other.id} pods", user="U0ERIN", channel="C0OPS")
