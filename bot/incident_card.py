@@ -71,7 +71,9 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
             service += " _(not in the service catalogue)_"
         fields = [("Status", inc.status), ("Severity", f"SEV{inc.severity}"), ("Service", service),
                   ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody yet"),
-                  ("Alerts", f"{firing} firing / {total} ({occurrences} received)" if total else "none linked")]
+                  ("Alerts", (f"{firing} firing / {total} ({occurrences} received)" if total else "none linked")
+                   + (f"; Alertmanager left out up to {intake['truncated_alerts']} more (its `max_alerts`)"
+                      if intake.get("truncated_alerts") else ""))]
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},

@@ -75,6 +75,7 @@ class AlertmanagerPayload(_Strict):
     commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     externalURL: str = ""  # noqa: N815
+    truncatedAlerts: int = Field(default=0, ge=0)  # noqa: N815 - alerts max_alerts left out of this message
 
     def normalise(self, source: str = "alertmanager") -> list[NormalizedAlert]:
         out = []
@@ -86,7 +87,8 @@ class AlertmanagerPayload(_Strict):
                 status=a.status, service=_service(labels), severity=severity_from(labels.get("severity")),
                 summary=ann.get("summary", ""), description=ann.get("description", ""), labels=labels,
                 annotations=ann, starts_at=_when(a.startsAt), ends_at=_when(a.endsAt), group_key=self.groupKey,
-                metrics=extract_metrics(labels, ann), log_lines=extract_log_lines(ann)))
+                metrics=extract_metrics(labels, ann), log_lines=extract_log_lines(ann),
+                truncated=self.truncatedAlerts))
         return out
 
 

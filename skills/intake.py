@@ -127,6 +127,7 @@ class NormalizedAlert:
     actor: str = ""  # who did it in that tool
     opens: bool = False  # an update about an incident we never saw opens it (its event carries the incident)
     test: bool = False  # the tool's "send a test notification": confirm the connection, open nothing
+    truncated: int = 0  # alerts of the same message the tool left out (Alertmanager's max_alerts)
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,8 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
                            alert_name=alert.name, source=alert.source, group_key=alert.group_key,
                            created_at=now, detected_at=alert.starts_at or now, alert_count=0,
                            findings={"intake": {"unknown_service": bool(alert.service and svc is None),
-                                                "metrics": alert.metrics, "log_lines": list(alert.log_lines)}})
+                                                "metrics": alert.metrics, "log_lines": list(alert.log_lines),
+                                                **({"truncated_alerts": alert.truncated} if alert.truncated else {})}})
             session.add(inc)
             session.flush()
             reason = f"opened by {alert.source} alert {alert.name}"
@@ -405,6 +407,9 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
                 grew = True
             if alert.log_lines:
                 intake["log_lines"] = (list(intake.get("log_lines", [])) + list(alert.log_lines))[-200:]
+                grew = True
+            if alert.truncated > int(intake.get("truncated_alerts", 0)):
+                intake["truncated_alerts"] = alert.truncated
                 grew = True
             if grew:
                 inc.findings = {**(inc.findings or {}), "intake": intake}

@@ -67,7 +67,7 @@ def incidents(live: Live) -> list[Incident]:
 
 
 def test_alertmanager_group_opens_one_incident_with_one_card(live: Live) -> None:
-    resp = post(live, "alertmanager", load("alertmanager"))
+    resp = post(live, "alertmanager", {**load("alertmanager"), "truncatedAlerts": 40})  # max_alerts cut 40
     assert resp.status_code == 202 and resp.json()["alerts"] == 2
     wait_processed(live)
     (inc,) = incidents(live)
@@ -78,6 +78,7 @@ def test_alertmanager_group_opens_one_incident_with_one_card(live: Live) -> None
     cards = [c for c in posts if c.args["channel"] == "C0INCIDENTS"]
     assert len(cards) == 1 and f"#{inc.id} SEV1" in cards[0].args["text"]
     assert inc.card_ts == cards[0].response["ts"]
+    assert "Alertmanager left out up to 40 more" in json.dumps(cards[0].args["blocks"])
 
 
 def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> None:
