@@ -26,7 +26,7 @@ def _silence_answer(match: re.Match[str], incident_id: int | None, ctx: SkillCon
     """I do not silence alerts (a silence can hide the next real one): how to, and what stops the noise here.
     Under an incident's card (or naming one, "#101"), the silence names that incident's alert."""
     what = match.group("what")
-    named = re.match(r"\s*(?:alert\s+)?([A-Z][A-Za-z0-9_:]+)\b", what)  # an alert name: CamelCase
+    named = re.match(r"\s*(?:alert\s+)?([A-Z][A-Za-z0-9_:]{0,99})\b", what)  # an alert name: CamelCase
     ref = INCIDENT_REF.search(what)
     incident_id = int(ref.group(1)) if ref else incident_id
     alert = named.group(1) if named else None
