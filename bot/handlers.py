@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import metrics
 from bot.render import result_blocks, result_text
-from bot.slack_client import SlackApiError
+from bot.slack_client import SlackApiError, slack_error
 from skills.base import SkillError, SkillRequest, SkillResult, incident_here
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
         resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"), join=not url)
     except SlackApiError as exc:
         # A DM between two people, or a channel the bot is not in: Slack's response_url still reaches it.
-        if not url or exc.response is None or exc.response.get("error") not in _NOT_HERE:
+        if not url or slack_error(exc) not in _NOT_HERE:
             raise
         more = " (files and long detail are posted only where I am a member: `/invite @warroom`)" \
             if result.detail or result.attachments else ""

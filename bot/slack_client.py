@@ -24,12 +24,12 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import metrics
 
-__all__ = ["SlackPoster", "SlackApiError", "make_web_client"]
+__all__ = ["SlackPoster", "SlackApiError", "make_web_client", "slack_error"]
 
 log = logging.getLogger("warroom.slack")
 
 
-def _slack_error(exc: SlackApiError) -> str | None:
+def slack_error(exc: SlackApiError) -> str | None:
     """Slack's error code of a failed call ("not_in_channel", ...)."""
     return exc.response.get("error") if exc.response is not None else None
 
@@ -105,13 +105,13 @@ class SlackPoster:
         try:
             return self._call("chat.postMessage", channel, **kw)
         except SlackApiError as exc:
-            if _slack_error(exc) != "not_in_channel" or not join:
+            if slack_error(exc) != "not_in_channel" or not join:
                 raise
         # Nobody invited the bot (the incident channel, usually): join a public channel and post again.
         try:
             self._call("conversations.join", None, channel=channel)
         except SlackApiError as exc:
-            why = (f"cannot post in {channel}: the bot is not a member and cannot join it ({_slack_error(exc)}); "
+            why = (f"cannot post in {channel}: the bot is not a member and cannot join it ({slack_error(exc)}); "
                    "invite it with /invite @warroom")
             log.error("%s", why)
             raise SlackApiError(why, exc.response) from exc

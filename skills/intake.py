@@ -261,11 +261,12 @@ class IngestCache:
         return hit
 
 
-def _linked(session: Session, alert: NormalizedAlert) -> Incident | None:
-    """The newest incident, in any state, holding an alert of this tool with this fingerprint."""
-    return session.scalar(select(Incident).join(Alert, Alert.incident_id == Incident.id)
-                          .where(Alert.fingerprint == alert.fingerprint, Alert.source == alert.source)
-                          .order_by(Incident.id.desc()).limit(1))
+def _linked(session: Session, alert: NormalizedAlert) -> tuple[Incident, Alert] | tuple[None, None]:
+    """The newest incident, in any state, holding an alert of this tool with this fingerprint, and that alert."""
+    found = session.execute(select(Incident, Alert).join(Alert, Alert.incident_id == Incident.id)
+                            .where(Alert.fingerprint == alert.fingerprint, Alert.source == alert.source)
+                            .order_by(Incident.id.desc()).limit(1)).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def _person(session: Session, name: str) -> str | None:
@@ -284,11 +285,9 @@ def _still_firing(session: Session, alert: NormalizedAlert, rules: GroupingRules
     that incident, which is not reopened; its thread is told once. Later, or a new start: a new incident."""
     if alert.starts_at is None:
         return None
-    done = _linked(session, alert)
+    done, row = _linked(session, alert)
     if done is None or done.status != "resolved" or done.resolved_at is None or now - done.resolved_at > rules.window:
         return None
-    row = session.scalar(select(Alert).where(Alert.incident_id == done.id, Alert.fingerprint == alert.fingerprint,
-                                             Alert.source == alert.source))
     if row is None or row.starts_at != alert.starts_at or row.status != "firing":
         return None
     row.occurrences, row.last_seen_at = (row.occurrences or 0) + 1, now
@@ -350,7 +349,7 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
             decisions.append(Decision(0, False, False, "test notification"))
             continue
         if alert.update:
-            linked = _linked(session, alert)
+            linked, _ = _linked(session, alert)
             if linked is not None and (alert.update != "reopen" or linked.status == "resolved"):
                 decisions.append(_update(session, linked, alert, now, inbox_id))
                 continue
@@ -372,10 +371,7 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
             if alert.status == "resolved":
                 # Its incident was resolved (by a person) before the alert cleared: mark the alert row resolved,
                 # so the incident does not show it firing. Never seen at all: record nothing, say so.
-                done = _linked(session, alert)
-                row = session.scalar(select(Alert).where(
-                    Alert.incident_id == done.id, Alert.fingerprint == alert.fingerprint,
-                    Alert.source == alert.source)) if done is not None else None
+                done, row = _linked(session, alert)
                 if done is None or row is None or row.status == "resolved":
                     decisions.append(Decision(0, False, False, "resolved alert for no open incident: ignored"))
                     continue
