@@ -291,6 +291,10 @@ class IncidentSkill(BaseSkill):
         verb = action_id.split(":", 1)[1]
         if verb == "new":  # "Open an incident" under the bot's answer to a reported symptom
             return self._new_from_report(request, ctx)
+        if verb == "from_message":  # the message shortcut "Open an incident" on anyone's message: its first line
+            first = next((ln for ln in request.text.splitlines() if ln.strip()), "")
+            first = re.sub(r"<@U[A-Z0-9]+(?:\|[^>]*)?>", "", mask_secrets(first)).strip(" :-")
+            return self._new_from_report(dataclasses.replace(request, text=first[:300]), ctx)
         if verb == "escalate":  # value "<id>:<severity shown on the card>": a second click finds it changed
             ident, _, shown = request.text.partition(":")
             if not (ident.isdigit() and shown.isdigit()):

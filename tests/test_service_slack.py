@@ -575,3 +575,20 @@ def test_false_alarms_duplicates_and_progress_under_a_card(live: Live) -> None:
         assert told == [f"Incident #{twin.id} (payments-api 503s at checkout) closed as a duplicate of this one by "
                         "<@U0ERIN>", "Note by <@U0ERIN>: we're failing over to the replica now"]
         assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "postmortem.draft")) == 0
+
+
+def test_open_an_incident_shortcut_on_a_message_opens_one_incident(live: Live) -> None:
+    """The message shortcut on anyone's message: its first line (masked, mentions dropped) is the title, a
+    leading severity counts; the same message again names the incident already opened."""
+    text = "sev2 <@U0BOB> checkout-web 502s since the 14:00 deploy, token=abcd1234secret\nstack trace follows"
+    for user in ("U0ERIN", "U0CARLA"):
+        live.driver.message_shortcut("incident:from_message", text, user=user, channel="C0SHORT",
+                                     message_ts="1800000001.000100")
+        live.drain()
+    with live.db.session() as s:
+        (inc,) = s.scalars(select(Incident).where(Incident.source == "slack")).all()
+    assert inc.severity == 2 and inc.created_by == "U0ERIN" and inc.service_name == "checkout-web"
+    assert inc.title.startswith("checkout-web 502s since the 14:00 deploy") and "abcd1234secret" not in inc.title
+    replies = [m["text"] for m in live.standin.messages("C0SHORT") if m.get("thread_ts") == "1800000001.000100"]
+    assert f"Opened incident #{inc.id} (SEV2)" in replies[0]
+    assert f"Already opened as incident #{inc.id} by <@U0ERIN>" in replies[1]

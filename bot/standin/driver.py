@@ -115,11 +115,14 @@ class SlackDriver:
         return self._interactive(payload)
 
     def message_shortcut(self, callback_id: str, message_text: str, user: str = "U0ALICE",
-                         channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None) -> httpx.Response:
+                         channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None,
+                         message_ts: str | None = None) -> httpx.Response:
+        """A message shortcut on a message (``message_ts``: the same message again, else a new one)."""
+        ts = message_ts or self._ts()
         payload = {"type": "message_action", "callback_id": callback_id, "team": {"id": self.team_id},
                    "user": {"id": user}, "channel": {"id": channel}, "trigger_id": self._uid("trig."),
-                   "message_ts": self._ts(), "response_url": self._response_url(channel),
-                   "message": {"type": "message", "text": message_text, "ts": self._ts(), "files": files or []}}
+                   "message_ts": ts, "response_url": self._response_url(channel),
+                   "message": {"type": "message", "text": message_text, "ts": ts, "files": files or []}}
         return self._interactive(payload)
 
     def view_submission(self, callback_id: str, values: dict[str, Any], private_metadata: str = "",
