@@ -4,7 +4,8 @@
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
 ``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
-``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days] [service]``, ``/incident timeline [id]``.
+``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days] [service]``, ``/incident timeline [id]``,
+``/incident handover [hours]`` (the shift handover, see ``skills.handover``).
 Without an id, the incident is the one whose channel (or card thread) this is.
 """
 
@@ -37,6 +38,7 @@ from skills.base import (
     esc_keep_users,
 )
 from skills.base import esc as escape
+from skills.handover import HANDOVER, handover, handover_hours
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 from skills.redact import mask_secrets
@@ -48,7 +50,7 @@ _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats", "timeline")
+          "reopen", "list", "note", "stats", "timeline", "handover")
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -59,7 +61,7 @@ _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to 
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
-          "`/incident timeline [id]`")
+          "`/incident timeline [id]`, `/incident handover [hours]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -209,6 +211,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"
+        return "handover", text
     if _STATS.match(text):
         return "stats", text
     if _TIMELINE.search(text):  # "the full timeline of #101", "whole timeline" under the card
@@ -239,7 +243,7 @@ class IncidentSkill(BaseSkill):
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
-                or _HANDOFF.match(text)
+                or _HANDOFF.match(text) or HANDOVER.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
@@ -281,7 +285,8 @@ class IncidentSkill(BaseSkill):
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
-                    "who": self._who, "stats": self._stats, "timeline": self._timeline}
+                    "who": self._who, "stats": self._stats, "timeline": self._timeline,
+                    "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
         with ctx.db.session() as s:
@@ -701,6 +706,10 @@ class IncidentSkill(BaseSkill):
         return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}, {still} still open"
                            f"{aside}.",
                            sections=(Section("", tuple(lines)),), data={"incidents": len(rows), "days": days})
+
+    def _handover(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """The shift handover for the last hours (see ``skills.handover``)."""
+        return handover(s, handover_hours(rest, strict=request.source == "command"))
 
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a

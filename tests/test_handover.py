@@ -1,0 +1,114 @@
+"""Shift handover through the real app: incidents opened, worked, resolved and waiting on people by signed
+commands, clicks and webhooks; then `/incident handover` and "what did I miss?" read back what happened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from knowledge.models import Incident, RunbookExecution
+from tests.conftest import Live, make_settings
+from tests.test_intake_webhooks import load, post, wait_processed
+from tests.test_runbooks_flow import COMMANDS, _buttons, _last
+
+CH = "C0INCIDENTS"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    return make_settings(tmp_path, standin, runbook_commands=COMMANDS, warm_models=False)
+
+
+def _id(live: Live, title: str) -> int:
+    with live.db.session() as s:
+        found = s.scalar(select(Incident.id).where(Incident.title == title))
+    assert found is not None, title
+    return int(found)
+
+
+def _said(live: Live, channel: str) -> str:
+    return json.dumps(live.standin.messages(channel))
+
+
+def test_handover_names_what_is_open_what_was_fixed_and_what_waits(live: Live, tmp_path: Path) -> None:
+    cmd = live.driver.command
+    cmd("/incident", "new payments-api returning 503 sev1", user="U0ERIN", channel="C0OPS")
+    cmd("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
+    cmd("/incident", "new billing-worker slow sev2", user="U0ERIN", channel="C0OPS")
+    cmd("/incident", "new checkout flaky sev4", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    pay, lag, bill, flaky = (_id(live, t) for t in ("payments-api returning 503", "ingest lag growing",
+                                                    "billing-worker slow", "checkout flaky"))
+    cmd("/incident", f"take {pay}", user="U0BOB", channel="C0OPS")
+    cmd("/incident", f"note {pay} failover to the replica started, token=hunter2secret", user="U0BOB",
+        channel="C0OPS")
+    cmd("/incident", f"resolve {bill} rolled back the 14:02 deploy", user="U0ERIN", channel="C0OPS")
+    cmd("/incident", f"resolve {flaky} false alarm", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    assert post(live, "alertmanager", load("alertmanager")).status_code == 202
+    wait_processed(live)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    assert live.driver.command("/runbook", f"run clear-disk-space path={logs} days=3", user="U0ALICE",
+                               channel=CH).status_code == 200
+    live.drain()
+    ask = _last(live, "Run clear-disk-space v1?")
+    live.driver.click("runbooks:confirm", _buttons(ask)["runbooks:confirm"], user="U0ALICE", channel=CH,
+                      message_ts=ask["ts"])
+    live.drain()
+    with live.db.session() as s:
+        waiting = s.scalars(select(RunbookExecution).where(RunbookExecution.status == "awaiting_approval")).all()
+        assert len(waiting) == 1
+
+    cmd("/incident", "handover 8h", user="U0CARLA", channel="C0HAND")
+    live.drain()
+    said = _said(live, "C0HAND")
+    assert "Shift handover" in said and "Handover for the last 8 hours: 5 incident(s) opened, 2 resolved" in said
+    assert "3 open now, 2 with nobody on it" in said  # the ingest lag and the alert's incident
+    # the open ones, most severe first, each with who is on it and its last update (masked)
+    assert said.index(f"*#{pay}* SEV1 [acknowledged] payments-api returning 503") < said.index(f"*#{lag}* SEV3")
+    assert "<@U0BOB>); last update 0 min ago: Note by <@U0BOB>: failover to the replica started" in said
+    assert "hunter2secret" not in said
+    assert f"*#{lag}* SEV3 [open] ingest lag growing (ingest, *nobody on it*); no update since it opened" in said
+    # what was fixed, and how; a false alarm says so
+    assert f"*#{bill}* SEV2 billing-worker slow" in said and "fixed by: rolled back the 14:02 deploy" in said
+    assert f"*#{flaky}* SEV4 checkout flaky" in said and "closed as a false alarm" in said
+    assert f"run {waiting[0].id} of `clear-disk-space`, asked by <@U0ALICE>" in said
+    assert "Runbook runs waiting for an approver" in said
+    assert "2 alert(s) fired in the last 8 hours; by name: HighErrorRate (2)" in said  # the Alertmanager group
+
+    # in words, anywhere: the default 12 hours
+    live.driver.mention("what did I miss?", channel="C0HAND2", user="U0CARLA")
+    live.driver.mention("handover for the last 2 days please", channel="C0HAND3", user="U0CARLA")
+    live.drain()
+    assert "Handover for the last 12 hours: 5 incident(s) opened" in _said(live, "C0HAND2")
+    assert "Handover for the last 48 hours" in _said(live, "C0HAND3")
+
+
+def test_handover_with_nothing_going_on_and_bad_periods(live: Live) -> None:
+    live.driver.command("/incident", "handover", user="U0CARLA", channel="C0QUIET")
+    live.drain()
+    said = _said(live, "C0QUIET")
+    assert "Handover for the last 12 hours: 0 incident(s) opened, 0 resolved; 0 open now. Nothing is open." in said
+    for text, reply in (("handover 500h", "A handover covers 1 to 168 hours (a week); you asked for 500."),
+                        ("handover 0h", "you asked for 0"),
+                        ("handover bananas", "Usage: `/incident handover [hours]`"),
+                        ("handover 99999999999 days", "Usage: `/incident handover [hours]`")):
+        before = len(live.standin.messages("C0BAD"))
+        assert live.driver.command("/incident", text, user="U0CARLA", channel="C0BAD").status_code == 200
+        live.drain()
+        new = live.standin.messages("C0BAD")[before:]
+        assert len(new) == 1 and new[0]["ephemeral"] is True and reply in new[0]["text"], (text, new)
+    # "hand over to @bob" is still an assignment, not a handover
+    live.driver.command("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    lag = _id(live, "ingest lag growing")
+    live.driver.mention(f"handing #{lag} over to <@U0BOB>", channel="C0OPS", user="U0ERIN")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, lag).assignee == "U0BOB"
