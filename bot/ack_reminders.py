@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from knowledge import jobs
 from knowledge.models import Incident, TimelineEvent, utcnow
 from skills.base import Action, SkillResult
 
@@ -39,11 +38,8 @@ def _reopenings(session: Session, incident_id: int) -> tuple[int, dt.datetime | 
 
 def _queue(services: Services, incident_id: int, rnd: int, step: int, called: list[str], delay: float) -> None:
     """One check, once per (opening, step): the dedup key makes a repeated triage or retry queue nothing."""
-    with services.db.session() as s:
-        ref = jobs.enqueue(s, kind=KIND, dedup_key=f"ackcheck:{incident_id}:r{rnd}:{step}", delay_s=delay,
-                           payload={"incident_id": incident_id, "step": step, "called": called})
-    if ref.created:
-        services.runner.handoff([(ref.id, delay)])
+    services.runner.submit(KIND, {"incident_id": incident_id, "step": step, "called": called},
+                           f"ackcheck:{incident_id}:r{rnd}:{step}", delay_s=delay)
 
 
 def queue_first_check(services: Services, incident_id: int) -> None:

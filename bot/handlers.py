@@ -150,3 +150,4 @@ def register_all(services: Services) -> None:
     __import__("bot.logs_slack").logs_slack.register(services)  # slack.file_shared (issue 4)
     __import__("bot.train_jobs").train_jobs.register(services)  # model.train (issue 10)
     __import__("bot.ack_reminders").ack_reminders.register(services)  # incident.ack_check
+    __import__("bot.update_reminders").update_reminders.register(services)  # incident.update_check

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from bot.ack_reminders import queue_first_check
 from bot.incident_card import card_job
 from bot.intake_worker import queue_card
+from bot.update_reminders import queue_update_check
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
 from skills.base import SkillRequest
 from skills.redact import mask_secrets
@@ -41,6 +42,8 @@ def register(services: Services) -> None:
 
     def card(payload: dict[str, Any]) -> None:
         card_job(services, payload)
+        # every change of an incident refreshes its card: when is an update due now? (no-op unless acknowledged)
+        queue_update_check(services, int(payload["incident_id"]))
 
     def triage(payload: dict[str, Any]) -> None:
         incident_id = int(payload["incident_id"])

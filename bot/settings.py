@@ -84,6 +84,18 @@ class Settings(BaseSettings):
             return {k: v for k, v in self.ack_reminder_s.items() if v > 0}
         return {} if self.mode in ("test", "demo") else {1: 300.0, 2: 900.0, 3: 1800.0}
 
+    # An acknowledged incident with no update for this many seconds, by severity: ask for one in its thread
+    # (see bot/update_reminders.py). Unset: SEV1 30 min, SEV2 60 min in production, none in test and demo mode.
+    # WARROOM_UPDATE_REMINDER_S='{"1": 900, "2": 1800}'; '{}' turns them off.
+    update_reminder_s: dict[int, float] | None = None
+    update_reminder_max: int = Field(default=3, ge=1, le=20)  # reminders in a row without an update, then quiet
+
+    def update_reminders(self) -> dict[int, float]:
+        """The update cadence per severity in effect (see ``update_reminder_s``)."""
+        if self.update_reminder_s is not None:
+            return {k: v for k, v in self.update_reminder_s.items() if v > 0}
+        return {} if self.mode in ("test", "demo") else {1: 1800.0, 2: 3600.0}
+
     # Work hand-off: the in-process worker pool (embedded default) or Celery on Redis (scale-out).
     job_backend: Literal["inprocess", "celery"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -71,15 +71,17 @@ class JobRunner:
         self.handlers[kind] = handler
 
     def submit(self, kind: str, payload: dict[str, Any], dedup_key: str | None = None,
-               max_attempts: int = 5) -> jobs.JobRef:
-        """Commit a job to the queue and wake a worker. Returns the job (existing one if deduped)."""
+               max_attempts: int = 5, delay_s: float = 0.0) -> jobs.JobRef:
+        """Commit a job to the queue (due after ``delay_s``) and wake a worker. Returns the job (existing one if
+        deduped)."""
         if kind not in self.handlers:
             raise KeyError(f"no handler for job kind {kind!r}")
         with self.db.session() as s:
-            ref = jobs.enqueue(s, kind=kind, payload=payload, dedup_key=dedup_key, max_attempts=max_attempts)
+            ref = jobs.enqueue(s, kind=kind, payload=payload, dedup_key=dedup_key, max_attempts=max_attempts,
+                               delay_s=delay_s)
         if ref.created:
             if self.dispatch is not None:
-                self._dispatch(ref.id, 0.0)
+                self._dispatch(ref.id, delay_s)
             else:
                 self.notify()
         return ref

@@ -39,7 +39,7 @@ def esc_keep_users(text: object) -> str:
 
 
 __all__ = [
-    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "esc", "esc_keep_users", "incident_here",
+    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "duration", "esc", "esc_keep_users", "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
 ]
@@ -194,6 +194,12 @@ class TriageSkill(Protocol):
     name: str
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None: ...
+
+
+def duration(seconds: float) -> str:
+    """A span for people: "7 min", "2h05m" (whole minutes, rounded down)."""
+    minutes = max(0, int(seconds // 60))
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
 def clock(at: dt.datetime, today: dt.date | None = None) -> str:

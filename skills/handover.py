@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Incident, Postmortem, RunbookExecution, TimelineEvent, utcnow
-from skills.base import Section, SkillError, SkillResult, esc, esc_keep_users
+from skills.base import Section, SkillError, SkillResult, duration, esc, esc_keep_users
 
 __all__ = ["HANDOVER", "UPDATE_KINDS", "handover", "handover_hours", "last_updates"]
 
@@ -69,8 +69,7 @@ def last_updates(s: Session, incident_ids: list[int]) -> dict[int, TimelineEvent
 
 
 def _ago(at: dt.datetime, now: dt.datetime) -> str:
-    minutes = max(0, int((now - at).total_seconds() // 60))
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
+    return duration((now - at).total_seconds())
 
 
 def _quote(text: str, limit: int = 140) -> str:
