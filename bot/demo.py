@@ -110,6 +110,8 @@ def build_scenario() -> Scenario:
     # runbooks (issue 8): a dry run, a request, a refused self-approval and an approval by the storage team
     __import__("bot.runbook_demo").runbook_demo.add_runbook_steps(sc.add, CHANNEL)
     # end runbooks (issue 8)
+    sc.add("carla", "@warroom what did I miss? (the next person on call, at the shift change)",
+           lambda d, srv, st: _expect_2xx(d.mention("what did I miss?", user="U0CARLA", channel=CHANNEL)))
     return sc
 
 

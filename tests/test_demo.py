@@ -27,4 +27,7 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     # the approved runbook ran to the end, and the self-approval was refused
     assert "Refused: only storage, platform can approve" in text
     assert "of `clear-disk-space` succeeded." in text
+    # the shift handover at the end names the storm's incident as open, and the approved run is no longer waiting
+    assert "Handover for the last 12 hours:" in text and "payments-api" in text.split("Handover for")[-1]
+    assert "waiting for an approver" not in text.split("Handover for")[-1]
     assert (tmp_path / "demo" / "warroom.db").is_file()
