@@ -1,6 +1,7 @@
 """Postmortem skill: draft, show, edit, publish and export an incident's postmortem.
 
 ``/postmortem draft|show|publish|export <incident>`` and ``/postmortem edit <incident> <section>: text``;
+``/postmortem actions [mine] [all] [service]`` and ``/postmortem done <incident>.<n>`` (``skills.action_items``);
 buttons ``postmortem:publish``, ``postmortem:regenerate`` and ``postmortem:confirm_root_cause``. A
 draft is written from the incident's facts (secrets masked first) by the deterministic writer, or
 by the LLM writer when an endpoint is configured; each change is stored as a new version.
@@ -32,6 +33,8 @@ from skills.base import (
     SkillResult,
     esc,
 )
+from skills.action_items import carry_done, mark_done
+from skills.action_items import listing as listing_actions
 from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
 
 __all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
@@ -39,7 +42,14 @@ __all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
 log = logging.getLogger("warroom.skills.postmortem")
 
 _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
-_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")
+_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "actions", "done")
+# "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
+_ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?(?:(?:the|my|our|all|open)\s+)*"
+                            r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)
+# "109.2 is done", "mark 109.2 done", "done with action item #109.2"
+_DONE_SAID = re.compile(r"^\W*(?:(?:mark(?:ed)?|close[ds]?|finished|completed|done(?:\s+with)?)\s+(?:action\s+item\s+)?"
+                        r"(?P<a>#?\d{1,9}\.\d{1,3})\b|(?:action\s+item\s+)?(?P<b>#?\d{1,9}\.\d{1,3})\s+(?:is\s+)?"
+                        r"(?:done|closed|finished|completed?)\b)", re.I)
 _SAY_DRAFT = {"write": "draft", "create": "draft", "generate": "draft", "start": "draft"}  # "write the postmortem"
 
 
@@ -106,12 +116,21 @@ class PostmortemSkill(BaseSkill):
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
         low = text.lower()
+        if _ACTIONS_ASKED.match(text) or _DONE_SAID.match(text):
+            return 0.85
         return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
 
     # --- doors ------------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
+        done = _DONE_SAID.match(request.text) if request.source in ("mention", "dm") else None
+        if done or verb == "done":
+            with ctx.db.session() as s:
+                return mark_done(s, (done.group("a") or done.group("b")) if done else rest, user=request.user_id)
+        if verb == "actions" or (request.source in ("mention", "dm") and _ACTIONS_ASKED.match(request.text)):
+            with ctx.db.session() as s:
+                return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id)
         if request.source in ("mention", "dm") and (verb not in _VERBS or not _ID.match(rest.strip().split(" ")[0])):
             # Free text ("@warroom show the postmortem of #113"): a verb word and an incident number.
             words = [_SAY_DRAFT.get(w, w) for w in re.findall(r"[\w#-]+", request.text.lower())]
@@ -122,7 +141,8 @@ class PostmortemSkill(BaseSkill):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
         if verb not in _VERBS:
             raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>`, "
-                             "`/postmortem edit <incident> <section>: <text>` or `/postmortem list [draft|published]`")
+                             "`/postmortem edit <incident> <section>: <text>`, `/postmortem list [draft|published]`, "
+                             "`/postmortem actions [mine] [all] [service]` or `/postmortem done <incident>.<n>`")
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id
@@ -243,7 +263,7 @@ class PostmortemSkill(BaseSkill):
                 inc.root_cause = prose["root_cause"]
             facts = self._facts(s, incident_id, confirmed=True, ctx=ctx)
             prose["went_wrong"] = prose.get("went_wrong", "").replace("The root cause is not confirmed yet.", "")
-            doc = render(facts, prose, writer=top.writer)
+            doc = self._with_flags(render(facts, prose, writer=top.writer), top)
             doc.fields.update(root_cause_confirmed=True, root_cause_confirmed_by=user)
             row = store.add_version(s, incident_id=incident_id, doc=doc, status="edited", author=user)
             res = self._present(row, ctx, f"Root cause of incident #{incident_id} confirmed")
@@ -260,6 +280,8 @@ class PostmortemSkill(BaseSkill):
     # --- helpers ----------------------------------------------------------------------------------
     @staticmethod
     def _with_flags(doc: PostmortemDoc, top: Postmortem | None) -> PostmortemDoc:
+        """What a new version keeps from the one before: the confirmed root cause, the closed action items."""
+        carry_done(doc.fields, top)
         if _confirmed(top) and top is not None:
             doc.fields.update(root_cause_confirmed=True,
                               root_cause_confirmed_by=(top.fields or {}).get("root_cause_confirmed_by"))
@@ -314,8 +336,9 @@ class PostmortemSkill(BaseSkill):
             note = f"\n_LLM writer unavailable ({esc(llm['fallback'])}); this is the deterministic draft._"
         elif llm.get("removed"):
             note = f"\n_The checker removed {len(llm['removed'])} unsupported sentence(s) from the LLM draft._"
-        lines = tuple(f"• {esc(a.get('text', ''))[:200]} — {esc(a.get('owner_name') or 'unassigned')}"
-                      for a in items[:8])
+        lines = tuple(f"{row.incident_id}.{n} {esc(a.get('text', ''))[:200]} — {esc(a.get('owner_name') or 'unassigned')}"
+                      + (f" (done by <@{a.get('done_by')}>)" if a.get("done_at") else "")
+                      for n, a in enumerate(items[:8], start=1))
         iid = str(row.incident_id)
         actions: tuple[Action, ...] = ()
         if row.status != "published":

@@ -226,3 +226,61 @@ def test_resolve_drafts_the_postmortem_end_to_end(tmp_path: Path, standin: Slack
     items = pm.fields["action_items"]
     assert [(a["owner"], "pgbouncer" in a["text"]) for a in items] == [("U0IRIS", True)]
     assert any(name.startswith(f"postmortem-incident-{iid}-") for name, _ in _uploaded(standin))
+
+
+def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> None:
+    """`/postmortem actions` lists the follow-ups named in the incident; `done <incident>.<n>` closes one (on the
+    timeline too); a regenerated and a published version keep the mark; words work; bad references are named."""
+    from knowledge.models import TimelineEvent
+
+    iid = _seed(live.db)
+    d = live.driver
+
+    def say(channel: str, text: str, user: str = "U0BOB", command: str = "/postmortem") -> str:
+        before = len(live.standin.messages(channel))
+        if command:
+            assert d.command(command, text, user=user, channel=channel).status_code == 200
+        else:
+            assert d.mention(text, user=user, channel=channel).status_code == 200
+        live.drain()
+        return " ".join(_texts(live.standin, channel)[before:])
+
+    assert "No open action items." in say("C0AI", "actions")  # no postmortem yet
+    say(CHANNEL, f"draft {iid}", user="U0ALICE")
+    listed = say("C0AI", "actions")
+    assert "3 open action item(s), 0 done" in listed
+    assert f"*{iid}.1* put pgbouncer in front of postgres-main. I will take it (<@U0IRIS>; postmortem of #{iid} [draft]" in listed
+    assert f"*{iid}.3* alert on connection saturation above 80%" in listed
+    mine = say("C0AI", "actions mine", user="U0IRIS")
+    assert "2 open action item(s) of yours" in mine and f"*{iid}.2*" not in mine  # Bob owns the CI check
+    closed = say("C0AI", f"done {iid}.1", user="U0IRIS")
+    assert f"<@U0IRIS> closed *{iid}.1* put pgbouncer in front of postgres-main. I will take it. 2 open action item(s) left" in closed
+    assert "was already closed by <@U0IRIS>" in say("C0AI", f"done #{iid}.1")
+    with live.db.session() as s:
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == iid,
+                                                       TimelineEvent.kind == "action_done")).all()
+        assert [(e.actor, e.text[:46]) for e in events] == [("U0IRIS", "Action item 1 done by <@U0IRIS>: put pgbouncer")]
+    # a regenerated draft and the published version keep the mark
+    say(CHANNEL, f"regenerate {iid}", user="U0ALICE")
+    say(CHANNEL, f"publish {iid}", user="U0ALICE")
+    with live.db.session() as s:
+        top = store.latest(s, incident_id=iid)
+        assert top is not None and top.status == "published" and top.version >= 3
+        assert [bool(a.get("done_at")) for a in top.fields["action_items"]] == [True, False, False]
+    assert f"{iid}.1 put pgbouncer" in say(CHANNEL, f"show {iid}") and "(done by <@U0IRIS>)" in say(
+        CHANNEL, f"show {iid}")
+    everything = say("C0AI", "actions all")
+    assert "2 open action item(s), 1 done" in everything and "~done by <@U0IRIS>~" in everything
+    assert "2 open action item(s) on payments-api, 1 done" in say("C0AI", "actions payments-api")
+    # in words
+    asked = say("C0AI", "what action items are open?", command="")
+    assert f"*{iid}.2* add a CI check" in asked and f"*{iid}.1*" not in asked
+    assert f"closed *{iid}.3* alert on connection saturation" in say("C0AI", f"{iid}.3 is done", command="")
+    # bad references get a clear message and change nothing
+    for text, reply in (("done banana", "Which action item?"), ("done 99999.1", "#99999 has no postmortem"),
+                        (f"done {iid}.9", f"has 3 action item(s); there is no {iid}.9"),
+                        (f"done {iid}.0", "there is no"), ("done " + "9" * 400, "Which action item?")):
+        assert reply in say("C0AI", text), text
+    with live.db.session() as s:
+        top = store.latest(s, incident_id=iid)
+        assert top is not None and [bool(a.get("done_at")) for a in top.fields["action_items"]] == [True, False, True]
