@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from bot.services import Services
 
-__all__ = ["register", "queue_first_check"]
+__all__ = ["register", "queue_first_check", "reminded"]
 
 KIND = "incident.ack_check"
 
@@ -42,12 +42,18 @@ def _queue(services: Services, incident_id: int, rnd: int, step: int, called: li
                            f"ackcheck:{incident_id}:r{rnd}:{step}", delay_s=delay)
 
 
+def reminded(s: Session, incident_id: int, status: str, per_severity: dict[int, float]) -> Incident | None:
+    """The incident, if it is in ``status`` and its severity has a reminder delay; else None."""
+    inc = s.get(Incident, incident_id)
+    return inc if inc is not None and inc.status == status and inc.severity in per_severity else None
+
+
 def queue_first_check(services: Services, incident_id: int) -> None:
     """After triage: the first check of an open incident, once per opening."""
     delays = services.settings.ack_reminders()
     with services.db.session() as s:
-        inc = s.get(Incident, incident_id)
-        if inc is None or inc.status != "open" or inc.severity not in delays:
+        inc = reminded(s, incident_id, "open", delays)
+        if inc is None:
             return
         delay, (rnd, _) = delays[inc.severity], _reopenings(s, inc.id)
     _queue(services, incident_id, rnd, 1, [], delay)
@@ -63,8 +69,8 @@ def register(services: Services) -> None:
         called_before = [str(u) for u in payload.get("called") or []]
         delays = services.settings.ack_reminders()
         with services.db.session() as s:
-            inc = s.get(Incident, incident_id)
-            if inc is None or inc.status != "open" or inc.severity not in delays:
+            inc = reminded(s, incident_id, "open", delays)
+            if inc is None:
                 return  # acknowledged, taken, mitigated or resolved since: nothing to remind
             title, sev, service, card = inc.title, inc.severity, inc.service_name, (inc.channel_id, inc.card_ts)
             this_round, last = _reopenings(s, inc.id)

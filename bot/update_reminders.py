@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from bot.ack_reminders import reminded
 from knowledge.models import Incident, TimelineEvent, utcnow
 from skills.base import Action, SkillResult, clock, duration, esc_keep_users
 from skills.handover import last_updates
@@ -56,8 +57,8 @@ def queue_update_check(services: Services, incident_id: int) -> None:
     """After a change of the incident: queue the check for its next update reminder, if one is due at all."""
     cadence = services.settings.update_reminders()
     with services.db.session() as s:
-        inc = s.get(Incident, incident_id)
-        if inc is None or inc.status != "acknowledged" or inc.severity not in cadence:
+        inc = reminded(s, incident_id, "acknowledged", cadence)
+        if inc is None:
             return
         due, asked, _ = _next_due(s, inc, cadence[inc.severity])
     if asked < services.settings.update_reminder_max:
@@ -72,8 +73,8 @@ def register(services: Services) -> None:
         incident_id, now = int(payload["incident_id"]), utcnow()
         cadence = services.settings.update_reminders()
         with services.db.session() as s:
-            inc = s.get(Incident, incident_id)
-            if inc is None or inc.status != "acknowledged" or inc.severity not in cadence:
+            inc = reminded(s, incident_id, "acknowledged", cadence)
+            if inc is None:
                 return  # not acknowledged yet, mitigated or resolved: the next change queues a check again
             every, most = cadence[inc.severity], services.settings.update_reminder_max
             due, asked, last = _next_due(s, inc, every)

@@ -21,6 +21,8 @@ from knowledge import postmortems as store
 from knowledge.facts import PostmortemFacts, RelatedIncident, assemble_facts, similar_by_service
 from knowledge.models import Incident, Postmortem
 from knowledge.postmortems import PostmortemDoc
+from skills.action_items import carry_done, mark_done
+from skills.action_items import listing as listing_actions
 from skills.base import (
     INCIDENT_REF,
     Action,
@@ -33,8 +35,6 @@ from skills.base import (
     SkillResult,
     esc,
 )
-from skills.action_items import carry_done, mark_done
-from skills.action_items import listing as listing_actions
 from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
 
 __all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
@@ -336,7 +336,8 @@ class PostmortemSkill(BaseSkill):
             note = f"\n_LLM writer unavailable ({esc(llm['fallback'])}); this is the deterministic draft._"
         elif llm.get("removed"):
             note = f"\n_The checker removed {len(llm['removed'])} unsupported sentence(s) from the LLM draft._"
-        lines = tuple(f"{row.incident_id}.{n} {esc(a.get('text', ''))[:200]} — {esc(a.get('owner_name') or 'unassigned')}"
+        lines = tuple(f"{row.incident_id}.{n} {esc(a.get('text', ''))[:200]} — "
+                      f"{esc(a.get('owner_name') or 'unassigned')}"
                       + (f" (done by <@{a.get('done_by')}>)" if a.get("done_at") else "")
                       for n, a in enumerate(items[:8], start=1))
         iid = str(row.incident_id)

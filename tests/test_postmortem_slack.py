@@ -249,17 +249,20 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     say(CHANNEL, f"draft {iid}", user="U0ALICE")
     listed = say("C0AI", "actions")
     assert "3 open action item(s), 0 done" in listed
-    assert f"*{iid}.1* put pgbouncer in front of postgres-main. I will take it (<@U0IRIS>; postmortem of #{iid} [draft]" in listed
+    assert (f"*{iid}.1* put pgbouncer in front of postgres-main. I will take it (<@U0IRIS>; postmortem of #{iid} "
+            "[draft]") in listed
     assert f"*{iid}.3* alert on connection saturation above 80%" in listed
     mine = say("C0AI", "actions mine", user="U0IRIS")
     assert "2 open action item(s) of yours" in mine and f"*{iid}.2*" not in mine  # Bob owns the CI check
     closed = say("C0AI", f"done {iid}.1", user="U0IRIS")
-    assert f"<@U0IRIS> closed *{iid}.1* put pgbouncer in front of postgres-main. I will take it. 2 open action item(s) left" in closed
+    assert (f"<@U0IRIS> closed *{iid}.1* put pgbouncer in front of postgres-main. I will take it. 2 open action "
+            "item(s) left") in closed
     assert "was already closed by <@U0IRIS>" in say("C0AI", f"done #{iid}.1")
     with live.db.session() as s:
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == iid,
                                                        TimelineEvent.kind == "action_done")).all()
-        assert [(e.actor, e.text[:46]) for e in events] == [("U0IRIS", "Action item 1 done by <@U0IRIS>: put pgbouncer")]
+        said = [(e.actor, e.text[:46]) for e in events]
+        assert said == [("U0IRIS", "Action item 1 done by <@U0IRIS>: put pgbouncer")]
     # a regenerated draft and the published version keep the mark
     say(CHANNEL, f"regenerate {iid}", user="U0ALICE")
     say(CHANNEL, f"publish {iid}", user="U0ALICE")
