@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli import CliError, _settings, app, eval_app, train_app
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["experts_app", "oncall_app"]
 
@@ -27,6 +30,13 @@ def _db():  # type: ignore[no-untyped-def]
     return db
 
 
+def _replan(s: Session) -> None:
+    """New shifts: a running bot's workers plan the next on-call handovers again (bot/shift_handover.py)."""
+    from knowledge import jobs
+
+    jobs.enqueue(s, kind="oncall.plan", payload={})
+
+
 @experts_app.command("import")
 def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (world shape) or .csv file.")]) -> None:
     """Import experts (and from YAML also teams, services, rotations); updates existing rows."""
@@ -36,6 +46,7 @@ def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (worl
     try:
         with db.session() as s:
             report = import_people(session=s, path=file)
+            _replan(s)
     except PeopleImportError as exc:
         raise CliError(str(exc)) from None
     typer.echo(json.dumps(report.__dict__))
@@ -51,6 +62,7 @@ def oncall_import_ical(file: Annotated[Path, typer.Argument(help="An iCalendar (
     try:
         with db.session() as s:
             report = import_ical(session=s, path=file, team=team)
+            _replan(s)
     except PeopleImportError as exc:
         raise CliError(str(exc)) from None
     typer.echo(json.dumps({"team": team, "shifts": report.shifts}))

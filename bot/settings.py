@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     update_reminder_s: dict[int, float] | None = None
     update_reminder_max: int = Field(default=3, ge=1, le=20)  # reminders in a row without an update, then quiet
 
+    # At each on-call shift change, post the handover of the team's services in the team's channel (see
+    # bot/shift_handover.py). Unset: on in production, off in test and demo mode (a shift change is days away).
+    shift_handover: bool | None = None
+
+    def shift_handovers(self) -> bool:
+        """Whether shift-change handovers are posted (see ``shift_handover``)."""
+        return self.shift_handover if self.shift_handover is not None else self.mode not in ("test", "demo")
+
     def update_reminders(self) -> dict[int, float]:
         """The update cadence per severity in effect (see ``update_reminder_s``)."""
         if self.update_reminder_s is not None:

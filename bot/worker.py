@@ -6,6 +6,7 @@ payload), so a scaled-out backend can run the same handlers elsewhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from bot import metrics
 from bot.logs import INCIDENT_ID, REQUEST_ID
 from knowledge import jobs
 from knowledge.db import Database
+from knowledge.models import utcnow
 
 if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
@@ -263,12 +265,14 @@ class JobRunner:
                     self._wake.wait(self.poll_s)
                 self._pending_wakes = max(0, self._pending_wakes - 1)
 
-    def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until no job is queued or running (tests and the demo)."""
+    def drain(self, timeout: float = 30.0, due_within_s: float | None = None) -> bool:
+        """Wait until no job is queued or running (tests and the demo); with ``due_within_s``, jobs due later
+        than that from now do not count."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.db.session() as s:
-                c = jobs.counts(s)
+                horizon = None if due_within_s is None else utcnow() + dt.timedelta(seconds=due_within_s)
+                c = jobs.counts(s, due_before=horizon)
             if c.get("queued", 0) == 0 and c.get("running", 0) == 0:
                 return True
             time.sleep(0.05)

@@ -201,11 +201,15 @@ def requeue_failed(session: Session) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def counts(session: Session) -> dict[str, int]:
-    """Number of jobs per status."""
+def counts(session: Session, *, due_before: dt.datetime | None = None) -> dict[str, int]:
+    """Number of jobs per status (with ``due_before``: only jobs due by then, so one planned for next week,
+    such as a shift change, does not count)."""
     from sqlalchemy import func
 
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    q = select(Job.status, func.count()).group_by(Job.status)
+    if due_before is not None:
+        q = q.where(Job.run_after <= due_before)
+    rows = session.execute(q).all()
     return {status: int(n) for status, n in rows}
 
 

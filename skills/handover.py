@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Collection
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -77,15 +78,17 @@ def _quote(text: str, limit: int = 140) -> str:
     return esc_keep_users(one if len(one) <= limit else one[:limit - 1] + "…")
 
 
-def handover(s: Session, hours: int, now: dt.datetime | None = None) -> SkillResult:
-    """The handover for the last ``hours`` hours."""
+def handover(s: Session, hours: int, now: dt.datetime | None = None,
+             services: Collection[str] | None = None) -> SkillResult:
+    """The handover for the last ``hours`` hours (of ``services`` only, when given: a team's handover)."""
     now = now or utcnow()
     since = now - dt.timedelta(hours=hours)
-    open_rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN))
+    scope = [Incident.service_name.in_(list(services))] if services else []
+    open_rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN), *scope)
                           .order_by(Incident.severity, Incident.id)).all()
-    resolved = s.scalars(select(Incident).where(Incident.status == "resolved", Incident.resolved_at >= since)
+    resolved = s.scalars(select(Incident).where(Incident.status == "resolved", Incident.resolved_at >= since, *scope)
                          .order_by(Incident.resolved_at)).all()
-    opened = s.scalar(select(func.count()).select_from(Incident).where(Incident.created_at >= since)) or 0
+    opened = s.scalar(select(func.count()).select_from(Incident).where(Incident.created_at >= since, *scope)) or 0
     latest = last_updates(s, [r.id for r in open_rows])
     lines = []
     for r in open_rows[:15]:
@@ -110,9 +113,11 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None) -> SkillRes
     waiting = [f"run {e.id} of `{esc(e.runbook_slug)}`" + (f" for #{e.incident_id}" if e.incident_id else "")
                + f", asked by <@{e.requested_by}> {_ago(e.requested_at, now)} ago"
                for e in s.scalars(select(RunbookExecution).where(RunbookExecution.status == "awaiting_approval")
-                                  .order_by(RunbookExecution.id)).all()]
+                                  .order_by(RunbookExecution.id)).all()
+               if not services or e.incident_id is None or e.incident_id in {r.id for r in open_rows}]
     alerts = Counter(dict(s.execute(select(Alert.name, func.count()).where(
-        or_(Alert.received_at >= since, Alert.last_seen_at >= since)).group_by(Alert.name)).all()))
+        or_(Alert.received_at >= since, Alert.last_seen_at >= since),
+        *([Alert.service_name.in_(list(services))] if services else [])).group_by(Alert.name)).all()))
     nobody = sum(1 for r in open_rows if not r.assignee and r.status == "open")
     span = "the last 24 hours" if hours == 24 else f"the last {hours} hour{'s' * (hours != 1)}"
     summary = (f"Handover for {span}: {opened} incident(s) opened, {len(resolved)} resolved; "

@@ -80,8 +80,8 @@ class Live:
         self.services = server.services
         self.db = server.services.db
 
-    def drain(self, timeout: float = 30.0) -> None:
-        assert self.server.drain(timeout), "the worker did not finish its jobs in time"
+    def drain(self, timeout: float = 30.0, due_within_s: float | None = None) -> None:
+        assert self.server.drain(timeout, due_within_s), "the worker did not finish its jobs in time"
 
 
 @pytest.fixture

@@ -53,9 +53,9 @@ class LiveServer:
         if self._thread is not None:
             self._thread.join(15)
 
-    def drain(self, timeout: float = 30.0) -> bool:
-        """Wait for the worker pool to finish queued work."""
-        return bool(self.services.runner.drain(timeout))
+    def drain(self, timeout: float = 30.0, due_within_s: float | None = None) -> bool:
+        """Wait for the worker pool to finish queued work (due within ``due_within_s``, when given)."""
+        return bool(self.services.runner.drain(timeout, due_within_s))
 
     def __enter__(self) -> LiveServer:
         return self.start()

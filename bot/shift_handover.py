@@ -1,0 +1,99 @@
+"""At each on-call shift change, the handover goes to the team's channel by itself.
+
+``oncall.plan`` looks up, for every team, the next time one of its shifts starts or ends, and queues one
+``oncall.shift_change`` job for then (keyed by team and time, so planning again, from any process, queues
+nothing twice). It runs when the bot's workers start and after `warroom experts import` /
+`warroom oncall import-ical`. The change job posts in the team's Slack channel (else the incident channel)
+who hands over to whom and the handover of the team's services over the shift that ended (``skills.handover``:
+open incidents with their last update, what was resolved and how, runbook runs waiting, alerts), then plans
+the next change. Nothing is posted when the same people stay on call, nor for a change the bot missed by more
+than ``STALE`` (it was down): a handover hours late would be misleading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from skills.base import SkillResult, esc
+from skills.handover import DEFAULT_HOURS, MAX_HOURS, handover
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bot.services import Services
+
+__all__ = ["register", "PLAN", "CHANGE"]
+
+PLAN, CHANGE = "oncall.plan", "oncall.shift_change"
+STALE = dt.timedelta(hours=1)
+
+
+def _plan(services: Services) -> None:
+    """Queue the next shift change of every team."""
+    if not services.settings.shift_handovers():
+        return
+    now, nxt = utcnow(), {}
+    with services.db.session() as s:
+        for edge in (OnCallShift.starts_at, OnCallShift.ends_at):  # a shift starting, or one ending (the
+            # rotation takes over again after an override)
+            for team_id, at in s.execute(select(OnCallShift.team_id, func.min(edge)).where(edge > now)
+                                         .group_by(OnCallShift.team_id)).all():
+                nxt[team_id] = min(at, nxt.get(team_id, at))
+    for team_id, at in nxt.items():
+        services.runner.submit(CHANGE, {"team_id": int(team_id), "at": at.isoformat()},
+                               f"shiftchange:{team_id}:{at:%Y%m%dT%H%M%S}", delay_s=(at - now).total_seconds())
+
+
+def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
+    """Who is on call for the team at ``at`` (an imported calendar shift overrides the rotation, as in
+    ``knowledge.people.oncall_now``), and since when the earliest of their shifts runs."""
+    rows = s.execute(select(Expert.slack_user_id, OnCallShift.source, OnCallShift.starts_at)
+                     .join(OnCallShift, OnCallShift.expert_id == Expert.id)
+                     .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at,
+                            Expert.active.is_(True))).all()
+    if any(src == "ical" for _, src, _ in rows):
+        rows = [r for r in rows if r[1] == "ical"]
+    return sorted({u for u, _, _ in rows}), min((start for _, _, start in rows), default=None)
+
+
+def register(services: Services) -> None:
+    """Register ``oncall.plan`` and ``oncall.shift_change`` on the runner."""
+    from bot.handlers import deliver
+
+    def plan(payload: dict[str, Any]) -> None:
+        _plan(services)
+
+    def change(payload: dict[str, Any]) -> None:
+        at = dt.datetime.fromisoformat(str(payload["at"]))
+        try:
+            if utcnow() - at > STALE:
+                return
+            with services.db.session() as s:
+                team = s.get(Team, int(payload["team_id"]))
+                if team is None:
+                    return
+                before, began = _on_call(s, team.id, at - dt.timedelta(seconds=1))
+                after, _ = _on_call(s, team.id, at)
+                if before == after:
+                    return  # the same people stay on call: nothing to hand over
+                hours = (min(MAX_HOURS, max(1, round((at - began).total_seconds() / 3600))) if began
+                         else DEFAULT_HOURS)
+                names = list(s.scalars(select(Service.name).where(Service.team_id == team.id)))
+                report = handover(s, hours, services=names or None)
+                out = ", ".join(f"<@{u}>" for u in before) or "nobody"
+                new = ", ".join(f"<@{u}>" for u in after) or "*nobody* (the schedule has a gap)"
+                channel, name = team.slack_channel or services.settings.slack_incident_channel, team.name
+            scope = f" ({', '.join(esc(n) for n in names)})" if names else ""
+            result = SkillResult(title=f"On-call handover: {esc(name)}",
+                                 summary=f"{out} hands {esc(name)}{scope} over to {new}. {report.summary}",
+                                 sections=report.sections, data=report.data)
+            deliver(services, result, {"channel": channel})
+        finally:
+            _plan(services)
+
+    services.runner.register(PLAN, plan)
+    services.runner.register(CHANGE, change)
