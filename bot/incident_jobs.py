@@ -12,7 +12,7 @@ from bot.incident_card import card_job
 from bot.intake_worker import queue_card
 from bot.update_reminders import queue_update_check
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
-from skills.base import SkillRequest
+from skills.base import SkillRequest, SkillResult, duration, esc, esc_keep_users
 from skills.redact import mask_secrets
 from skills.triage import run_triage
 
@@ -44,6 +44,26 @@ def register(services: Services) -> None:
         card_job(services, payload)
         # every change of an incident refreshes its card: when is an update due now? (no-op unless acknowledged)
         queue_update_check(services, int(payload["incident_id"]))
+
+    def broadcast(payload: dict[str, Any]) -> None:
+        """A status update (then the mitigation, the resolution) in the status channel, with the incident's
+        state and a link to its card."""
+        from bot.handlers import deliver
+
+        with services.db.session() as s:
+            inc = s.get(Incident, int(payload["incident_id"]))
+            if inc is None:
+                return
+            age = duration(((inc.resolved_at or utcnow()) - inc.created_at).total_seconds())
+            head = f"SEV{inc.severity} · {inc.status} · {inc.service_name or 'unknown service'} · {age}"
+            title, card = f"Incident #{inc.id}: {inc.title[:150]}", (inc.channel_id, inc.card_ts)
+        user, said = payload.get("user"), esc_keep_users(str(payload.get("text") or "")[:1000])
+        what = ({"update": "Update from", "mitigated": "Mitigated by", "resolved": "Resolved by"}[str(payload["what"])]
+                + (f" <@{user}>" if user else " the bot") + (f": {said}" if said else ""))
+        link = services.poster.permalink(*card) if all(card) else None
+        follow = f"\n<{link}|Follow the incident>" if link else ""
+        deliver(services, SkillResult(title=title, summary=f"*{esc(head)}*\n{what}{follow}"),
+                {"channel": payload["channel"]})
 
     def triage(payload: dict[str, Any]) -> None:
         incident_id = int(payload["incident_id"])
@@ -178,6 +198,7 @@ def register(services: Services) -> None:
         deliver(services, result, where)
 
     services.runner.register("incident.card", card)
+    services.runner.register("incident.broadcast", broadcast)
     services.runner.register("incident.still_firing", still_firing)
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)

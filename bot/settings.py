@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None  # xapp-..., only for Socket Mode
     slack_api_url: str = "https://slack.com/api/"
     slack_incident_channel: str = "C0INCIDENTS"
+    # Where status updates ("update: ...", `/incident update`) go for the people following incidents (support,
+    # management); then also the mitigation and resolution of those incidents. Unset: updates stay on the timeline.
+    slack_status_channel: str | None = None
     slack_open_incident_channels: bool = False
     slack_max_text: int = 3000
 

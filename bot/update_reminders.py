@@ -89,7 +89,7 @@ def register(services: Services) -> None:
             who = f"<@{inc.assignee}>, please post" if inc.assignee else "Please post"
             final = asked + 1 >= most
             summary = (f"Incident #{inc.id} (SEV{inc.severity}, {inc.status}) has had no update for "
-                       f"{duration(quiet)}.{said} {who} one here: `note: what we know, what we are trying, next "
+                       f"{duration(quiet)}.{said} {who} one here: `update: what we know, what we are trying, next "
                        f"update in {duration(every)}` (people following the incident read its card and timeline)."
                        + (" I will not ask again until the next update." if final else ""))
             title, card = inc.title, (inc.channel_id, inc.card_ts)

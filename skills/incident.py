@@ -3,7 +3,8 @@
 ``/incident new <title> [sev1-4]``, ``/incident ack [id]``, ``/incident status [id]``,
 ``/incident sev <1-4> [id]``, ``/incident escalate [id]``, ``/incident assign @user [id]``,
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
-``/incident note [id] <text>`` (a key moment on the timeline), ``/incident who [id]``,
+``/incident note [id] <text>`` (a key moment on the timeline), ``/incident update [id] <text>`` (a note also
+posted in the status channel), ``/incident who [id]``,
 ``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days] [service]``, ``/incident timeline [id]``,
 ``/incident handover [hours]`` (the shift handover, see ``skills.handover``).
 Without an id, the incident is the one whose channel (or card thread) this is.
@@ -59,7 +60,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statisti
                     re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
-          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note [id] <text>`, "
+          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
           "`/incident timeline [id]`, `/incident handover [hours]`")
 
@@ -136,7 +137,7 @@ _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+m
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"
                        r"(?:#\d{1,9}|inc(?:ident)?[-\s#]*\d{1,9})?\W*$", re.I)
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
-_NOTE = re.compile(r"^\W*(?:(?:note|update|status\s+update)(?:\s+(?:on\s+|for\s+)?"
+_NOTE = re.compile(r"^\W*(?:(?P<kw>note|update|status\s+update)(?:\s+(?:on\s+|for\s+)?"
                    r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
                    re.I | re.S)
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
@@ -179,7 +180,9 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
                                                  false_alarm.group("rest")).rstrip()
     note = _NOTE.match(text)
     if note:  # "update #113: back to normal": the number is which incident, the rest is the note
-        return "note", (f"#{note.group('id')} " if note.group("id") else "") + note.group("text").strip()
+        # "update: ..." is also for the people following the incident (the status channel); "note:" is not
+        verb = "update" if (note.group("kw") or "").lower().endswith("update") else "note"
+        return verb, (f"#{note.group('id')} " if note.group("id") else "") + note.group("text").strip()
     if _ROOT_CAUSE.match(text):  # "root cause was a bad config push"
         return "note", text.strip()
     new = _FREE_NEW.search(text)
@@ -285,6 +288,7 @@ class IncidentSkill(BaseSkill):
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
                     "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
+                    "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
                     "handover": self._handover}
         if verb not in handlers:
@@ -553,11 +557,13 @@ class IncidentSkill(BaseSkill):
         if inc.status in ("resolved", "mitigated"):
             return self._done(inc, f"Incident #{inc.id} is already {inc.status}.")
         inc.status, inc.mitigated_at = "mitigated", utcnow()
-        note = " ".join(left).strip()
+        note = mask_secrets(" ".join(left).strip())
         self._event(s, inc, "mitigated", f"Mitigated by <@{request.user_id}>" + (f": {note[:300]}" if note else ""),
                     request.user_id)
         return self._done(inc, f"Incident #{inc.id} is mitigated after {_age(inc)}. Resolve it when the cause is "
-                          "fixed: `/incident resolve <what fixed it>`.")
+                          "fixed: `/incident resolve <what fixed it>`.",
+                          follow_up_jobs=self._broadcast(s, inc, ctx, "mitigated", note, request.user_id,
+                                                         always=False))
 
     def _reopen(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """It is back: the same incident, open again (its postmortem draft stays, to be revised)."""
@@ -596,7 +602,8 @@ class IncidentSkill(BaseSkill):
                           follow_up_jobs=[{"kind": "postmortem.draft",
                                            "payload": {"incident_id": inc.id, "channel": inc.channel_id,
                                                        "thread_ts": inc.card_ts},
-                                           "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}])
+                                           "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}]
+                          + self._broadcast(s, inc, ctx, "resolved", said, request.user_id, always=False))
 
     def _close_without_postmortem(self, s: Session, inc: Incident, request: SkillRequest, said: str,
                                   original: int | None) -> SkillResult:
@@ -624,10 +631,28 @@ class IncidentSkill(BaseSkill):
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
         return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.")
 
-    def _note(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+    def _update(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """A status update ("update: failover done, errors back to 0.2%"): a key moment, like a note, and posted
+        in the status channel for the people following the incident (``WARROOM_SLACK_STATUS_CHANNEL``)."""
+        return self._note(s, request, rest, ctx, broadcast=True)
+
+    def _broadcast(self, s: Session, inc: Incident, ctx: SkillContext, what: str, text: str, user: str | None,
+                   *, always: bool) -> list[dict[str, Any]]:
+        """The job that posts ``what`` in the status channel: for an update (``always``), or for a change of an
+        incident whose updates went there (its followers hear how it ends)."""
+        channel = getattr(ctx.settings, "slack_status_channel", None)
+        if not channel or not (always or any((e.data or {}).get("broadcast") for e in s.scalars(
+                select(TimelineEvent).where(TimelineEvent.incident_id == inc.id, TimelineEvent.kind == "note")))):
+            return []
+        return [{"kind": "incident.broadcast", "dedup_key": f"broadcast:{inc.id}:{what}:{utcnow().isoformat()}",
+                 "payload": {"incident_id": inc.id, "channel": channel, "what": what, "text": text[:1000],
+                             "user": user}}]
+
+    def _note(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
+              broadcast: bool = False) -> SkillResult:
         """A key moment on the timeline ("note: failover started"); "root cause was ..." also records the cause.
         The message itself is on the timeline already when Slack delivered it as a message too: that entry
-        becomes the note instead of a second copy."""
+        becomes the note instead of a second copy. ``broadcast``: a status update, also for the status channel."""
         try:
             inc, left = self._target(s, request, rest.split())
         except SkillError as exc:
@@ -646,13 +671,18 @@ class IncidentSkill(BaseSkill):
         same = [e for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
                                                                  TimelineEvent.kind == "message"))
                 if ts and (e.data or {}).get("ts") == ts]
+        jobs = self._broadcast(s, inc, ctx, "update", text, request.user_id, always=True) if broadcast else []
+        data = ({"ts": ts, "channel": request.channel_id} if ts else {}) | ({"broadcast": True} if jobs else {})
         if same:
-            same[0].kind, same[0].key, same[0].text = "note", True, line
+            same[0].kind, same[0].key, same[0].text, same[0].data = "note", True, line, {**(same[0].data or {}),
+                                                                                        **data}
         else:
             s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="note", text=line, actor=request.user_id,
-                                key=True, data={"ts": ts, "channel": request.channel_id} if ts else {}))
+                                key=True, data=data))
         why = f" Root cause recorded: {escape(inc.root_cause[:200])}." if cause else ""
-        return self._done(inc, f"Noted on incident #{inc.id}'s timeline as a key moment.{why}")
+        shared = f" Shared in <#{jobs[0]['payload']['channel']}>." if jobs else ""
+        return self._done(inc, f"Noted on incident #{inc.id}'s timeline as a key moment.{why}{shared}",
+                          follow_up_jobs=jobs)
 
     def _who(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Who is on it: the assignee (the incident commander until someone else takes it)."""

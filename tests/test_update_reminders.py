@@ -50,7 +50,7 @@ def test_a_quiet_acknowledged_incident_is_asked_for_updates(live: Live) -> None:
     assert len(first) == 2, first  # two in a row, then quiet (update_reminder_max)
     assert first[0].startswith(f"Incident #{pay.id}: payments-api returning 503: Incident #{pay.id} (SEV1, "
                                "acknowledged) has had no update for 0 min. The last one (")
-    assert "<@U0BOB>, please post one here: `note: what we know" in first[0]
+    assert "<@U0BOB>, please post one here: `update: what we know" in first[0]
     assert "I will not ask again" not in first[0] and "I will not ask again until the next update." in first[1]
     assert _asks(live, lag) == []
     assert "incident:resolve" in json.dumps(next(m for m in live.standin.messages(pay.channel_id)
