@@ -152,3 +152,4 @@ def register_all(services: Services) -> None:
     __import__("bot.ack_reminders").ack_reminders.register(services)  # incident.ack_check
     __import__("bot.update_reminders").update_reminders.register(services)  # incident.update_check
     __import__("bot.shift_handover").shift_handover.register(services)  # oncall.plan, oncall.shift_change
+    __import__("bot.app_home").app_home.register(services)  # slack.app_home

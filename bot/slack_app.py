@@ -169,6 +169,12 @@ def build_bolt_app(services: Services) -> AsyncApp:
         if kind in services.runner.handlers:
             await submit(kind, {"event": event}, f"slack:event:{body.get('event_id')}")
 
+    @app.event("app_home_opened")
+    async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # the Home tab (not the Messages tab): publish what is on this person now (bot/app_home.py)
+        if event.get("tab") == "home" and event.get("user") and "slack.app_home" in services.runner.handlers:
+            await submit("slack.app_home", {"user": str(event["user"])[:32]}, f"slack:event:{body.get('event_id')}")
+
     @app.event(re.compile(r".*"))
     async def on_other_event(event: dict[str, Any]) -> None:
         log.debug("ignored event %s", event.get("type"))

@@ -183,6 +183,10 @@ class SlackPoster:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
         return self._call("views.open", None, trigger_id=trigger_id, view=view)
 
+    def publish_home(self, user: str, view: dict[str, Any]) -> dict[str, Any]:
+        """Set ``user``'s Home tab of the app (``views.publish``)."""
+        return self._call("views.publish", None, user_id=user, view=view)
+
     def file_content(self, file_id: str) -> bytes:
         """Download a file someone uploaded (files.info, then its private URL with the bot token)."""
         info = self._call("files.info", None, file=file_id)["file"]

@@ -112,3 +112,47 @@ def test_handover_with_nothing_going_on_and_bad_periods(live: Live) -> None:
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, lag).assignee == "U0BOB"
+
+
+def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
+    """app_home_opened (Home tab) publishes the person's view: on call or not, incidents on them, open
+    incidents, their action items; the Messages tab and a retried event publish nothing more."""
+    from knowledge.incident_history import load_history
+    from knowledge.people import oncall_by_team
+    from skills.postmortem_eval import expand, load_scenarios
+
+    with live.db.session() as s:
+        (pool,) = [x for x in load_scenarios() if x["name"] == "pool-exhaustion-runbook"]
+        old = load_history(s, expand(pool), channel="C0OLD")
+    live.driver.command("/postmortem", f"draft {old}", user="U0ALICE", channel="C0OLD")
+    live.driver.command("/incident", "new payments-api returning 503 sev1", user="U0ERIN", channel="C0OPS")
+    live.driver.command("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    pay = _id(live, "payments-api returning 503")
+    live.driver.command("/incident", f"take {pay}", user="U0IRIS", channel="C0OPS")
+    live.drain()
+
+    def opened(user: str, tab: str = "home", event_id: str | None = None, retry: int | None = None) -> None:
+        ev = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": tab, "event_ts": "1.0"}
+        assert live.driver.event(ev, event_id=event_id, retry_num=retry).status_code == 200
+        live.drain()
+
+    opened("U0IRIS", event_id="EvHOME1")
+    opened("U0IRIS", event_id="EvHOME1", retry=1)  # Slack's retry of the same event
+    opened("U0IRIS", tab="messages")
+    (call,) = live.standin.calls_to("views.publish")
+    assert call.args["user_id"] == "U0IRIS" and call.args["view"]["type"] == "home"
+    from bot.render import blocks_to_text
+
+    tab = blocks_to_text(call.args["view"]["blocks"])
+    with live.db.session() as s:
+        storage = next(r for r in oncall_by_team(session=s) if r.team == "storage")
+    assert ("You are on call for *storage*" in tab) == any(u == "U0IRIS" for u, _ in storage.people), tab
+    on_you = tab.split("== On you ==")[1].split("== Open incidents ==")[0]
+    assert f"*#{pay}* SEV1 [acknowledged] payments-api returning 503" in on_you and "ingest lag" not in on_you
+    assert "ingest lag growing" in tab.split("== Open incidents ==")[1]
+    items = tab.split("== Your action items ==")[1]
+    assert "2 open action item(s) of yours" in items and f"*{old}.1* put pgbouncer" in items
+    opened("U0CARLA", event_id="EvHOME2")
+    carla = blocks_to_text(live.standin.calls_to("views.publish")[-1].args["view"]["blocks"])
+    assert "No open incidents (assigned to you)." in carla and "No open action items of yours." in carla

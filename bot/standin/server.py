@@ -185,6 +185,11 @@ class SlackStandIn:
             return {"ok": True, "messages": list(reversed(msgs))[: int(args.get("limit", 100))], "has_more": False}
         if method in ("reactions.add", "pins.add"):
             return {"ok": True}
+        if method == "views.publish":
+            view = args.get("view") or {}
+            if not args.get("user_id") or view.get("type") != "home" or len(view.get("blocks") or []) > 100:
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "view": {"id": f"V{next(self._ids):08d}", **view}}
         if method in ("views.open", "views.update", "views.push"):
             return {"ok": True, "view": {"id": f"V{next(self._ids):08d}", **(args.get("view") or {})}}
         if method == "users.info":
