@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knowledge.models import REPORT_KEY_PREFIX, Incident, Postmortem, Service, TimelineEvent, utcnow
+from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Postmortem, Service, TimelineEvent, utcnow
 from skills.base import (
     INCIDENT_REF,
     LEAD_SEV,
@@ -611,15 +611,26 @@ class IncidentSkill(BaseSkill):
         original is told on its timeline. ``original`` 0: a duplicate of what was not said."""
         if original == 0:
             raise SkillError(f"A duplicate of which incident? Say `duplicate of #<id>` and I resolve #{inc.id}.")
+        refresh: list[dict[str, Any]] = []
         if original is not None:
             other = s.get(Incident, original)
             if other is None or other.id == inc.id:
                 raise SkillError(f"There is no other incident #{original}." if other is None else
                                  f"Incident #{inc.id} cannot be a duplicate of itself.")
             why = f"Duplicate of #{other.id}"
+            # Its alerts still firing go with it: their next notifications join the original, not this one
+            moved = s.scalars(select(Alert).where(Alert.incident_id == inc.id, Alert.status == "firing")).all()
+            for a in moved:
+                a.incident_id = other.id
+            inc.alert_count = max(0, (inc.alert_count or 0) - len(moved))
+            other.alert_count = (other.alert_count or 0) + len(moved)
+            took = f"; its {len(moved)} firing alert(s) moved here" if moved else ""
             s.add(TimelineEvent(incident_id=other.id, at=utcnow(), kind="duplicate", actor=request.user_id,
                                 text=f"Incident #{inc.id} ({inc.title[:100]}) closed as a duplicate of this one by "
-                                f"<@{request.user_id}>", data={"duplicate": inc.id}))
+                                f"<@{request.user_id}>{took}", data={"duplicate": inc.id, "moved": len(moved)}))
+            if moved:
+                why += f" ({len(moved)} firing alert(s) moved to #{other.id})"
+                refresh = [{"kind": "incident.card", "payload": {"incident_id": other.id}}]
         else:
             more = re.sub(r"^false\s+(?:alarm|positive)\b[\s:;,.-]*", "", said, flags=re.I).strip()
             why = "False alarm" + (f": {mask_secrets(more)[:500]}" if more else "")
@@ -629,7 +640,7 @@ class IncidentSkill(BaseSkill):
         # Not counted in the stats (how many incidents, time to resolve) while it stays closed this way
         inc.findings = {**(inc.findings or {}), "closed_as": "duplicate" if original is not None else "false_alarm"}
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
-        return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.")
+        return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.", follow_up_jobs=refresh)
 
     def _update(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A status update ("update: failover done, errors back to 0.2%"): a key moment, like a note, and posted

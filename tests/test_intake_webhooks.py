@@ -125,6 +125,38 @@ def test_alerts_that_clear_after_a_person_resolved_the_incident(live: Live) -> N
     assert "0 firing / 2" in json.dumps(card.args["blocks"])
 
 
+def test_closing_an_alert_incident_as_a_duplicate_moves_its_firing_alerts(live: Live) -> None:
+    """Alertmanager opens #A; someone had opened #B by hand; "#A is a duplicate of #B" moves A's firing alerts to
+    B, so the next notifications of the group land on B: nothing new opens, A's thread hears no "still firing",
+    and B's card counts them."""
+    payload = load("alertmanager")
+    live.driver.command("/incident", "new payments-api 5xx at checkout sev2", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    by_hand, from_alerts = incidents(live)
+    assert from_alerts.alert_count == 2 and by_hand.alert_count == 0
+    live.driver.command("/incident", f"resolve {from_alerts.id} duplicate of #{by_hand.id}", user="U0ERIN",
+                        channel="C0OPS")
+    live.drain()
+    said = json.dumps(live.standin.messages("C0OPS"))
+    assert f"Duplicate of #{by_hand.id} (2 firing alert(s) moved to #{by_hand.id})" in said
+    assert post(live, "alertmanager", payload).status_code == 202  # the group again, same start
+    wait_processed(live)
+    assert [i.id for i in incidents(live)] == [by_hand.id, from_alerts.id]  # nothing new opened
+    with live.db.session() as s:
+        rows = s.scalars(select(Alert).where(Alert.fingerprint.in_([a["fingerprint"] for a in payload["alerts"]])))
+        assert {(a.incident_id, a.occurrences) for a in rows} == {(by_hand.id, 2)}
+        b, a = s.get(Incident, by_hand.id), s.get(Incident, from_alerts.id)
+        assert (b.alert_count, a.alert_count, a.status) == (2, 0, "resolved")
+        told = s.scalar(select(TimelineEvent.text).where(TimelineEvent.incident_id == by_hand.id,
+                                                         TimelineEvent.kind == "duplicate"))
+        assert told is not None and told.endswith("its 2 firing alert(s) moved here")
+        assert s.scalar(select(TimelineEvent.id).where(TimelineEvent.kind == "still_firing")) is None
+    card = [c for c in live.standin.calls_to("chat.update") if c.args["ts"] == b.card_ts]
+    assert card and "2 firing / 2" in json.dumps(card[-1].args["blocks"])  # the original's card counts them
+
+
 def test_an_alert_still_firing_after_a_person_resolved_it_tells_the_thread_once(live: Live) -> None:
     """Alertmanager re-sends the group (same start) minutes after the incident was resolved in Slack: the alert
     stays on that incident, nothing reopens or opens, the card's thread is told once with a Reopen button."""

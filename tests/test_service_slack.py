@@ -543,8 +543,10 @@ def test_false_alarms_duplicates_and_progress_under_a_card(live: Live) -> None:
                   "synthetic login check failing sev3"):
         live.driver.command("/incident", f"new {title}", user="U0ERIN", channel="C0OPS")
     live.drain()
-    with live.db.session() as s:
-        first, twin, noise = s.scalars(select(Incident).where(Incident.source != "import").order_by(Incident.id))
+    with live.db.session() as s:  # by title: the three commands run concurrently, so ids are in any order
+        by_title = {i.title: i for i in s.scalars(select(Incident).where(Incident.source != "import"))}
+    first, twin, noise = (by_title[t] for t in ("payments-api returning 503", "payments-api 503s at checkout",
+                                                "synthetic login check failing"))
 
     def say(inc: Incident, text: str) -> str:
         ts = f"{time.time():.6f}"
