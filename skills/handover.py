@@ -32,8 +32,10 @@ DEFAULT_HOURS = 12
 # "handover", "shift handover", "handover for the last 8h", "what did I miss?", "catch me up",
 # "what happened overnight?", "what happened while I was off?"
 HANDOVER = re.compile(
-    r"^\W*(?:(?:shift\s+|on-?call\s+)?hand-?over(?:\s+(?:summary|notes?|report))?(?!\s+to\b)"
-    r"|what\s+did\s+i\s+miss|catch\s+me\s+up|(?:give\s+me\s+)?(?:a\s+)?(?:shift\s+)?summary\s+of\s+(?:my|the)\s+shift"
+    r"^\W*(?:(?:(?:give|send|show)\s+me\s+|post\s+|can\s+i\s+(?:get|have)\s+)?(?:(?:a|the)\s+)?"
+    r"(?:shift\s+|on-?call\s+)?hand-?over(?:\s+(?:summary|notes?|report))?(?!\s+to\b)"
+    r"|what\s+did\s+i\s+miss|did\s+i\s+miss\s+anything|anything\s+i\s+should\s+know|catch\s+me\s+up"
+    r"|(?:give\s+me\s+)?(?:a\s+)?(?:shift\s+)?summary\s+of\s+(?:my|the)\s+shift"
     r"|what\s+(?:happened|went\s+on)\s+(?:overnight|last\s+night|while\s+i\s+was\s+(?:away|off|out|asleep)"
     r"|(?:on|during)\s+(?:my|the\s+last)\s+shift))\b", re.I)
 _HOURS = re.compile(r"\b(\d{1,4})\s*(h|hrs?|hours?|d|days?)\b", re.I)

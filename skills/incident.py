@@ -51,7 +51,7 @@ _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats", "timeline", "handover")
+          "reopen", "list", "note", "stats", "timeline")  # "handover" is read in words: "handover to @bob" assigns
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -127,11 +127,11 @@ _STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
-_HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s+over)?|pass(?:ing)?)\s+"
+_HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?)\s+"
                       r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
                       r"<@U[A-Z0-9]+(?:\|[^>]*)?>", re.I)
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
-_MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me)"
+_MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"

@@ -112,6 +112,12 @@ def test_handover_with_nothing_going_on_and_bad_periods(live: Live) -> None:
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, lag).assignee == "U0BOB"
+    live.driver.mention(f"handover #{lag} to <@U0CARLA>", channel="C0OPS", user="U0BOB")  # one word, same thing
+    live.driver.mention("did I miss anything?", channel="C0MISS", user="U0CARLA")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, lag).assignee == "U0CARLA"
+    assert "Handover for the last 12 hours: 1 incident(s) opened" in _said(live, "C0MISS")
 
 
 def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
