@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from bot.render import cut, esc
+from bot.slack_client import SlackApiError, slack_error
 from knowledge.models import Alert, Incident, TimelineEvent
 from skills.base import clock, esc_keep_users
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 __all__ = ["render_card", "card_job", "esc_keep_users"]
+
+log = logging.getLogger("warroom.incident_card")
 
 _STATUS_ICON = {"open": ":red_circle:", "acknowledged": ":large_orange_circle:", "mitigated": ":large_yellow_circle:",
                 "resolved": ":white_check_mark:"}
@@ -125,24 +129,55 @@ def card_job(services: Services, payload: dict[str, Any]) -> None:
             channel, ts, last = inc.channel_id, inc.card_ts, inc.card_hash
         if ts and last == digest:
             return
-        if channel is None:
-            channel = _open_channel(services, incident_id)
-        if ts is None:
-            resp = services.poster.post(channel, text, blocks)
-            with services.db.session() as s:
-                inc = s.get(Incident, incident_id)
-                assert inc is not None
-                inc.card_ts, inc.card_hash = str(resp["ts"]), digest
-            link = services.poster.permalink(channel, str(resp["ts"]))
-            with services.db.session() as s:
-                s.add(TimelineEvent(incident_id=incident_id, kind="card", text="Incident card posted",
-                                    permalink=link))
-        else:
-            services.poster.update(channel, ts, text, blocks)
-            with services.db.session() as s:
-                inc = s.get(Incident, incident_id)
-                assert inc is not None
-                inc.card_hash = digest
+        _post_or_update(services, incident_id, channel, ts, text, blocks, digest)
+    _topic(services, incident_id)
+
+
+def _topic(services: Services, incident_id: int) -> None:
+    """An incident's own channel shows its state in the topic (severity, status, service, who is on it), for
+    whoever joins; set when it changes. Slack refusing it (a missing scope) is logged, the card stands."""
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None or not inc.dedicated_channel or not inc.channel_id:
+            return
+        who = f"<@{inc.assignee}>" if inc.assignee else "nobody yet"
+        topic = (f"SEV{inc.severity} · {inc.status} · {inc.service_name or 'unknown service'} · on it: {who} · "
+                 f"#{inc.id} {inc.title}")[:250]
+        if (inc.findings or {}).get("channel_topic") == topic:
+            return
+        channel = inc.channel_id
+    try:
+        services.poster.set_topic(channel, topic)
+    except SlackApiError as exc:
+        log.warning("could not set the topic of %s: %s", channel, slack_error(exc))
+        return
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is not None:
+            inc.findings = {**(inc.findings or {}), "channel_topic": topic}
+
+
+def _post_or_update(services: Services, incident_id: int, channel: str | None, ts: str | None, text: str,
+                    blocks: list[dict[str, Any]], digest: str) -> None:
+    """Post the card the first time, else update it in place; remember what was sent."""
+    if channel is None:
+        channel = _open_channel(services, incident_id)
+    if ts is None:
+        resp = services.poster.post(channel, text, blocks)
+        with services.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+            inc.card_ts, inc.card_hash = str(resp["ts"]), digest
+        link = services.poster.permalink(channel, str(resp["ts"]))
+        with services.db.session() as s:
+            s.add(TimelineEvent(incident_id=incident_id, kind="card", text="Incident card posted",
+                                permalink=link))
+    else:
+        services.poster.update(channel, ts, text, blocks)
+        with services.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+            inc.card_hash = digest
 
 
 def _open_channel(services: Services, incident_id: int) -> str:

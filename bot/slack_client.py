@@ -183,6 +183,10 @@ class SlackPoster:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
         return self._call("views.open", None, trigger_id=trigger_id, view=view)
 
+    def set_topic(self, channel: str, topic: str) -> None:
+        """A channel's topic (``conversations.setTopic``; at most 250 characters)."""
+        self._call("conversations.setTopic", None, channel=channel, topic=topic[:250])
+
     def publish_home(self, user: str, view: dict[str, Any]) -> dict[str, Any]:
         """Set ``user``'s Home tab of the app (``views.publish``)."""
         return self._call("views.publish", None, user_id=user, view=view)

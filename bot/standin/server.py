@@ -48,6 +48,7 @@ class SlackStandIn:
         # which it cannot join by itself.
         self.outside: dict[str, bool] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        self._refusals: dict[str, list[str]] = {}  # method -> [Slack error code]
         self._outage: tuple[float, Any, int] | None = None  # (until, statuses, retry_after)
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -88,6 +89,12 @@ class SlackStandIn:
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * count)
 
+    def refuse(self, method: str, error: str, count: int = 1) -> None:
+        """Answer the next ``count`` calls of ``method`` as Slack refuses one: HTTP 200, ``ok: false``, ``error``
+        (``missing_scope``, ``not_in_channel``, ...)."""
+        with self._lock:
+            self._refusals.setdefault(method, []).extend([error] * count)
+
     def outage(self, seconds: float, statuses: tuple[int, ...] = (429, 500), retry_after: int = 1) -> None:
         """Answer every Web API call with ``statuses`` in turn (429 with ``Retry-After``) for ``seconds``."""
         with self._lock:
@@ -102,6 +109,7 @@ class SlackStandIn:
         with self._lock:
             self.calls.clear()
             self._failures.clear()
+            self._refusals.clear()
             self._outage = None
 
     def add_file(self, name: str, content: bytes, filetype: str = "text") -> str:
@@ -174,6 +182,12 @@ class SlackStandIn:
                 return {"ok": False, "error": "method_not_supported_for_channel_type"}
             self.outside.pop(ch, None)
             return {"ok": True, "channel": self.channels.get(ch, {"id": ch, "name": ch.lower()})}
+        if method == "conversations.setTopic":
+            ch, topic = str(args.get("channel")), str(args.get("topic", ""))
+            if len(topic) > 250:
+                return {"ok": False, "error": "too_long"}
+            self.channels.setdefault(ch, {"id": ch, "name": ch.lower()})["topic"] = {"value": topic}
+            return {"ok": True, "channel": self.channels[ch]}
         if method == "conversations.invite":
             return {"ok": True, "channel": self.channels.get(str(args.get("channel")), {"id": args.get("channel")})}
         if method == "conversations.info":
@@ -339,7 +353,9 @@ class SlackStandIn:
                     resp = {"ok": False, "error": "invalid_auth"}
                 else:
                     with standin._lock:
-                        resp = standin._answer(method, args)
+                        refused = standin._refusals.get(method)
+                        refusal = refused.pop(0) if refused else None
+                        resp = {"ok": False, "error": refusal} if refusal else standin._answer(method, args)
                 with standin._lock:
                     standin.calls.append(Call(method, args, 200, response=resp))
                 self._json(200, resp)
