@@ -90,3 +90,22 @@ def live(settings: Settings, db: Database, standin: SlackStandIn) -> Iterator[Li
     with LiveServer(settings) as srv:
         yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
                                              standin_url=standin.url))
+
+
+def open_incidents(live: Live, *commands: str, user: str = "U0ERIN", channel: str = "C0OPS") -> list[Any]:
+    """`/incident new <command>` for each (sent together, as people would), then their rows in the same order,
+    found by title (the severity word dropped), not by id: concurrent commands get ids in any order."""
+    import re
+
+    from sqlalchemy import select
+
+    from knowledge.models import Incident
+
+    for text in commands:
+        assert live.driver.command("/incident", f"new {text}", user=user, channel=channel).status_code == 200
+    live.drain()
+    titles = [re.sub(r"\s+sev[1-4]$", "", text, flags=re.I) for text in commands]
+    with live.db.session() as s:
+        rows = {i.title: i for i in s.scalars(select(Incident).where(Incident.title.in_(titles)))}
+    assert all(t in rows and rows[t].card_ts for t in titles), (titles, list(rows))
+    return [rows[t] for t in titles]

@@ -14,20 +14,13 @@ from sqlalchemy import select
 
 from bot.render import blocks_to_text
 from bot.settings import Settings
-from knowledge.models import Incident, TimelineEvent
-from tests.conftest import Live, make_settings
+from knowledge.models import TimelineEvent
+from tests.conftest import Live, make_settings, open_incidents
 
 
 @pytest.fixture
 def settings(tmp_path: Path, standin: Any) -> Settings:
     return make_settings(tmp_path, standin, slack_status_channel="C0STATUS", warm_models=False)
-
-
-def _incident(live: Live, title: str) -> Incident:
-    with live.db.session() as s:
-        inc = s.scalars(select(Incident).where(Incident.title == title)).first()
-    assert inc is not None and inc.card_ts, title
-    return inc
 
 
 def _status(live: Live) -> list[str]:
@@ -36,10 +29,7 @@ def _status(live: Live) -> list[str]:
 
 def test_updates_go_to_the_status_channel_and_notes_do_not(live: Live) -> None:
     cmd = live.driver.command
-    cmd("/incident", "new payments-api returning 503 sev1", user="U0ERIN", channel="C0OPS")
-    cmd("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
-    live.drain()
-    pay, lag = _incident(live, "payments-api returning 503"), _incident(live, "ingest lag growing")
+    pay, lag = open_incidents(live, "payments-api returning 503 sev1", "ingest lag growing sev3")
     cmd("/incident", f"note {pay.id} checking the pool settings", user="U0BOB", channel="C0OPS")
     cmd("/incident", f"note {lag.id} consumer restarted", user="U0BOB", channel="C0OPS")
     cmd("/incident", f"resolve {lag.id} restarted the consumer", user="U0BOB", channel="C0OPS")

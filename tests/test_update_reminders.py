@@ -13,20 +13,13 @@ from sqlalchemy import select
 
 from bot.settings import Settings
 from knowledge.models import Incident, Job, TimelineEvent
-from tests.conftest import Live, make_settings
+from tests.conftest import Live, make_settings, open_incidents
 
 
 @pytest.fixture
 def settings(tmp_path: Path, standin: Any) -> Settings:
     # SEV1 every second, SEV2 every 30 s (never reached here), SEV3 none; two reminders in a row at most
     return make_settings(tmp_path, standin, update_reminder_s={1: 1.0, 2: 30.0}, update_reminder_max=2)
-
-
-def _incident(live: Live, title: str) -> Incident:
-    with live.db.session() as s:
-        inc = s.scalars(select(Incident).where(Incident.title == title)).first()
-    assert inc is not None and inc.card_ts, title
-    return inc
 
 
 def _asks(live: Live, inc: Incident) -> list[str]:
@@ -36,10 +29,7 @@ def _asks(live: Live, inc: Incident) -> list[str]:
 
 def test_a_quiet_acknowledged_incident_is_asked_for_updates(live: Live) -> None:
     cmd = live.driver.command
-    cmd("/incident", "new payments-api returning 503 sev1", user="U0ERIN", channel="C0OPS")
-    cmd("/incident", "new ingest lag growing sev3", user="U0ERIN", channel="C0OPS")
-    live.drain()
-    pay, lag = _incident(live, "payments-api returning 503"), _incident(live, "ingest lag growing")
+    pay, lag = open_incidents(live, "payments-api returning 503 sev1", "ingest lag growing sev3")
     time.sleep(1.5)
     live.drain()
     assert _asks(live, pay) == []  # nobody acknowledged it yet: that is the acknowledgement reminders' job
