@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Incident, Postmortem, RunbookExecution, TimelineEvent, utcnow
 from skills.base import Section, SkillError, SkillResult, duration, esc, esc_keep_users
+from skills.intake import OPEN_STATUSES
 
 __all__ = ["HANDOVER", "UPDATE_KINDS", "handover", "handover_hours", "last_updates"]
 
 # Timeline kinds that tell someone reading the incident where it stands (besides any key moment).
 UPDATE_KINDS = ("note", "ack", "sev", "assign", "reassign", "escalate", "mitigated", "reopen", "reopened")
-OPEN = ("open", "acknowledged", "mitigated")
 MAX_HOURS = 168
 DEFAULT_HOURS = 12
 
@@ -86,7 +86,7 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None,
     now = now or utcnow()
     since = now - dt.timedelta(hours=hours)
     scope = [Incident.service_name.in_(list(services))] if services else []
-    open_rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN), *scope)
+    open_rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES), *scope)
                           .order_by(Incident.severity, Incident.id)).all()
     resolved = s.scalars(select(Incident).where(Incident.status == "resolved", Incident.resolved_at >= since, *scope)
                          .order_by(Incident.resolved_at)).all()
