@@ -42,7 +42,7 @@ __all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
 log = logging.getLogger("warroom.skills.postmortem")
 
 _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
-_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "actions", "done")
+_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")  # "actions", "done": see run
 # "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
 _ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?(?:(?:the|my|our|all|open)\s+)*"
                             r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)

@@ -279,6 +279,8 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     asked = say("C0AI", "what action items are open?", command="")
     assert f"*{iid}.2* add a CI check" in asked and f"*{iid}.1*" not in asked
     assert f"closed *{iid}.3* alert on connection saturation" in say("C0AI", f"{iid}.3 is done", command="")
+    shown = say("C0AI", f"is the postmortem of #{iid} done?", command="")  # a question: shown, not exported
+    assert f"Postmortem for incident #{iid}" in shown and "Open it in the knowledge base" in shown
     # bad references get a clear message and change nothing
     for text, reply in (("done banana", "Which action item?"), ("done 99999.1", "#99999 has no postmortem"),
                         (f"done {iid}.9", f"has 3 action item(s); there is no {iid}.9"),
