@@ -23,8 +23,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot import metrics
+from bot.worker import PermanentJobError
 
-__all__ = ["SlackPoster", "SlackApiError", "make_web_client", "slack_error"]
+__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "make_web_client", "slack_error"]
 
 log = logging.getLogger("warroom.slack")
 
@@ -57,6 +58,11 @@ def make_web_client(token: str, base_url: str, timeout: int = 10) -> WebClient:
             _counted(ServerErrorRetryHandler, "server_error")(max_retry_count=3),
         ],
     )
+
+
+class NotAMemberError(SlackApiError, PermanentJobError):
+    """The bot is not in the channel and Slack refused to let it join (a private channel): retrying cannot help
+    until someone invites it, so the job fails at once (and says why in `/warroom status`)."""
 
 
 class _ChannelPacer:
@@ -114,7 +120,10 @@ class SlackPoster:
             why = (f"cannot post in {channel}: the bot is not a member and cannot join it ({slack_error(exc)}); "
                    "invite it with /invite @warroom")
             log.error("%s", why)
-            raise SlackApiError(why, exc.response) from exc
+            status = getattr(exc.response, "status_code", 200)
+            if status == 429 or status >= 500:  # Slack was out, not refusing: the queue tries again
+                raise SlackApiError(why, exc.response) from exc
+            raise NotAMemberError(why, exc.response) from exc
         log.warning("joined %s to post there (the bot had not been invited)", channel)
         return self._call("chat.postMessage", channel, **kw)
 
