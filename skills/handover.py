@@ -112,11 +112,12 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None,
         pm = "; postmortem draft to finish" if r.id in drafts else ""
         done.append(f"*#{r.id}* SEV{r.severity} {esc(r.title[:100])} ({esc(r.service_name or 'unknown service')}), "
                     f"resolved {_ago(r.resolved_at, now)} ago after {_ago(r.created_at, r.resolved_at)}; {how}{pm}")
+    open_ids = {r.id for r in open_rows}
     waiting = [f"run {e.id} of `{esc(e.runbook_slug)}`" + (f" for #{e.incident_id}" if e.incident_id else "")
                + f", asked by <@{e.requested_by}> {_ago(e.requested_at, now)} ago"
                for e in s.scalars(select(RunbookExecution).where(RunbookExecution.status == "awaiting_approval")
                                   .order_by(RunbookExecution.id)).all()
-               if not services or e.incident_id is None or e.incident_id in {r.id for r in open_rows}]
+               if not services or e.incident_id is None or e.incident_id in open_ids]
     alerts = Counter(dict(s.execute(select(Alert.name, func.count()).where(
         or_(Alert.received_at >= since, Alert.last_seen_at >= since),
         *([Alert.service_name.in_(list(services))] if services else [])).group_by(Alert.name)).all()))
