@@ -86,7 +86,8 @@ def follow_up(services: Services, result: SkillResult) -> None:
                                f"card:{incident_id}:{uuid.uuid4().hex}")
     for job in result.data.get("follow_up_jobs") or []:
         if job.get("kind") in services.runner.handlers:
-            services.runner.submit(job["kind"], job.get("payload") or {}, job.get("dedup_key"))
+            services.runner.submit(job["kind"], job.get("payload") or {}, job.get("dedup_key"),
+                                   max_attempts=int(job.get("max_attempts") or 5))
 
 
 def _request_from(payload: dict[str, Any]) -> SkillRequest:
@@ -153,3 +154,4 @@ def register_all(services: Services) -> None:
     __import__("bot.update_reminders").update_reminders.register(services)  # incident.update_check
     __import__("bot.shift_handover").shift_handover.register(services)  # oncall.plan, oncall.shift_change
     __import__("bot.app_home").app_home.register(services)  # slack.app_home
+    __import__("bot.pagerduty").pagerduty.register(services)  # pagerduty.sync (write-back)

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
 
+    # PagerDuty write-back (bot/pagerduty.py): with a REST API token, acknowledging, resolving and status updates
+    # of an incident that PagerDuty opened reach its PagerDuty incident(s), so PagerDuty stops paging. `From`:
+    # the email of the PagerDuty user the bot acts as (required with an account token). Unset token: off.
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_from: str | None = Field(default=None, max_length=200)
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    pagerduty_max_attempts: int = Field(default=5, ge=1, le=20)  # then the incident's thread is told
+
     # Incident intake: grouping rules in order, the service+alert-name window, and how often a card or
     # the triage of a growing incident may be refreshed during an alert storm.
     grouping_rules: list[Literal["fingerprint", "group_key", "service_alertname"]] = Field(

@@ -147,6 +147,7 @@ class PDData(_Strict):
     content: str | None = None  # incident_note
     message: str | None = None  # incident_status_update, incident_responder
     user: PDRef | None = None  # incident_responder
+    assignees: list[PDRef] | None = None  # incident: who PagerDuty pages for it now
 
 
 class PDEvent(_Strict):
@@ -162,7 +163,8 @@ class PDEvent(_Strict):
 # are plain alerts; any other incident.* event is said on the timeline and changes nothing.
 _PD_UPDATES = {"incident.triggered": "", "incident.resolved": "", "incident.acknowledged": "ack",
                "incident.priority_updated": "severity", "incident.annotated": "note",
-               "incident.status_update_published": "note", "incident.reopened": "reopen"}
+               "incident.status_update_published": "note", "incident.reopened": "reopen",
+               "incident.reassigned": "assign"}
 
 
 class PagerDutyPayload(_Strict):
@@ -191,6 +193,8 @@ class PagerDutyPayload(_Strict):
             text = d.content if d.type == "incident_note" else d.message
         elif update == "severity":
             text = f"priority {priority or 'none'}"
+        elif update == "assign":  # one name per line (names have commas, never newlines)
+            text = "\n".join((a.summary or a.id or "").strip() for a in d.assignees or [] if a.summary or a.id)
         elif d.type == "incident_responder" and d.user:
             text = f"{what}: {d.user.summary or d.user.id}" + (f" ({d.message[:300]})" if d.message else "")
         else:

@@ -59,6 +59,7 @@ class JobRunner:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.handlers: dict[str, Handler] = {}
+        self.on_give_up: dict[str, Callable[[dict[str, Any], BaseException], None]] = {}
         self._wake = threading.Condition()
         self._pending_wakes = 0
         self._stop = threading.Event()
@@ -69,8 +70,13 @@ class JobRunner:
         self._heartbeat: threading.Thread | None = None
         self._resent: dict[int, float] = {}
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler,
+                 on_give_up: Callable[[dict[str, Any], BaseException], None] | None = None) -> None:
+        """``on_give_up(payload, error)``: called once when a job of this kind fails for good (its last attempt,
+        or a :class:`PermanentJobError`), to tell the people who were waiting for it."""
         self.handlers[kind] = handler
+        if on_give_up is not None:
+            self.on_give_up[kind] = on_give_up
 
     def submit(self, kind: str, payload: dict[str, Any], dedup_key: str | None = None,
                max_attempts: int = 5, delay_s: float = 0.0) -> jobs.JobRef:
@@ -237,6 +243,11 @@ class JobRunner:
                         job.max_attempts = job.attempts
                 status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}", transient=transient)
             metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()
+            if status == "failed" and ref.kind in self.on_give_up:
+                try:
+                    self.on_give_up[ref.kind](ref.payload, exc)
+                except Exception:  # noqa: BLE001 - telling about a failure must not fail the worker
+                    log.exception("job %s (%s): the give-up notice failed too", ref.id, ref.kind)
             if status == "queued" and self.dispatch is not None:
                 backoff = jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]
                 delay = jobs.TRANSIENT_CAP_S if transient else backoff

@@ -50,6 +50,7 @@ _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
+_PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline")  # "handover" is read in words: "handover to @bob" assigns
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
@@ -229,6 +230,25 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "status", f"#{ref.group(1)}"
     return verb, rest
 
+
+
+def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, text: str = "",
+                   user: str | None = None) -> list[dict[str, Any]]:
+    """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note) to the
+    PagerDuty incidents behind ``inc``, one job each; none when write-back is off or PagerDuty did not open it.
+    Acknowledge and resolve go to those still firing there; a note goes to all of them."""
+    if settings is None or getattr(settings, "pagerduty_api_token", None) is None:
+        return []
+    q = select(Alert.fingerprint).where(Alert.incident_id == inc.id, Alert.source == "pagerduty",
+                                        ~Alert.fingerprint.startswith("ping:"))
+    if action != "note":
+        q = q.where(Alert.status == "firing")
+    pd_ids = list(dict.fromkeys(session.scalars(q.order_by(Alert.id).limit(_PD_MAX_INCIDENTS))))
+    at = utcnow().isoformat()
+    return [{"kind": "pagerduty.sync", "dedup_key": f"pagerduty:{inc.id}:{pd_id}:{action}:{at}"[:200],
+             "max_attempts": int(settings.pagerduty_max_attempts),
+             "payload": {"incident_id": inc.id, "pd_incident": pd_id, "action": action,
+                         "text": mask_secrets(text)[:2000], "user": user}} for pd_id in pd_ids]
 
 class IncidentSkill(BaseSkill):
     """Open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents."""
@@ -428,13 +448,14 @@ class IncidentSkill(BaseSkill):
         inc, _ = self._target(s, request, rest.split())
         if inc.status == "resolved":
             raise SkillError(f"Incident #{inc.id} is already resolved.")
-        before, inc.assignee = inc.assignee, request.user_id
-        if inc.status == "open":
+        before, inc.assignee, acked = inc.assignee, request.user_id, inc.status == "open"
+        if acked:
             inc.status, inc.acknowledged_at = "acknowledged", utcnow()
         self._event(s, inc, "assign", f"Taken by <@{request.user_id}>" + (f" (was <@{before}>)" if before and
                                                                            before != request.user_id else ""),
                     request.user_id)
-        return self._done(inc, f"<@{request.user_id}> is on incident #{inc.id} ({inc.status}).")
+        return self._done(inc, f"<@{request.user_id}> is on incident #{inc.id} ({inc.status}).", follow_up_jobs=(
+            pagerduty_jobs(s, ctx.settings, inc, "acknowledge", user=request.user_id) if acked else []))
 
     def _ack(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())
@@ -445,7 +466,8 @@ class IncidentSkill(BaseSkill):
         inc.status, inc.acknowledged_at = "acknowledged", utcnow()
         inc.assignee = inc.assignee or request.user_id
         self._event(s, inc, "ack", f"Acknowledged by <@{request.user_id}>", request.user_id)
-        return self._done(inc, f"<@{request.user_id}> acknowledged incident #{inc.id}.")
+        return self._done(inc, f"<@{request.user_id}> acknowledged incident #{inc.id}.",
+                          follow_up_jobs=pagerduty_jobs(s, ctx.settings, inc, "acknowledge", user=request.user_id))
 
     def _status(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())
@@ -563,7 +585,9 @@ class IncidentSkill(BaseSkill):
         return self._done(inc, f"Incident #{inc.id} is mitigated after {_age(inc)}. Resolve it when the cause is "
                           "fixed: `/incident resolve <what fixed it>`.",
                           follow_up_jobs=self._broadcast(s, inc, ctx, "mitigated", note, request.user_id,
-                                                         always=False))
+                                                         always=False)
+                          + pagerduty_jobs(s, ctx.settings, inc, "note", "Mitigated" + (f": {note}" if note else ""),
+                                           request.user_id))
 
     def _reopen(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """It is back: the same incident, open again (its postmortem draft stays, to be revised)."""
@@ -584,7 +608,7 @@ class IncidentSkill(BaseSkill):
         dup = re.match(r"^dup(?:e|licate)?\b(?:\s+(?:of|with))?\s*(?:#|inc(?:ident)?[-\s#]*)?(\d{1,9})?\b", said, re.I)
         if dup or re.match(r"^false\s+(?:alarm|positive)\b", said, re.I):
             return self._close_without_postmortem(s, inc, request, said, int(dup.group(1)) if dup and dup.group(1)
-                                                  else (0 if dup else None))
+                                                  else (0 if dup else None), ctx)
         now = utcnow()
         inc.status, inc.resolved_at = "resolved", now
         inc.mitigated_at = inc.mitigated_at or now
@@ -603,12 +627,14 @@ class IncidentSkill(BaseSkill):
                                            "payload": {"incident_id": inc.id, "channel": inc.channel_id,
                                                        "thread_ts": inc.card_ts},
                                            "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}]
-                          + self._broadcast(s, inc, ctx, "resolved", said, request.user_id, always=False))
+                          + self._broadcast(s, inc, ctx, "resolved", said, request.user_id, always=False)
+                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", said, request.user_id))
 
     def _close_without_postmortem(self, s: Session, inc: Incident, request: SkillRequest, said: str,
-                                  original: int | None) -> SkillResult:
+                                  original: int | None, ctx: SkillContext) -> SkillResult:
         """A false alarm, or a duplicate of ``original``: resolved, with no postmortem to write; a duplicate's
-        original is told on its timeline. ``original`` 0: a duplicate of what was not said."""
+        original is told on its timeline. ``original`` 0: a duplicate of what was not said. PagerDuty incidents
+        behind it are resolved there too, except those whose alerts move to the original (still firing)."""
         if original == 0:
             raise SkillError(f"A duplicate of which incident? Say `duplicate of #<id>` and I resolve #{inc.id}.")
         refresh: list[dict[str, Any]] = []
@@ -640,7 +666,8 @@ class IncidentSkill(BaseSkill):
         # Not counted in the stats (how many incidents, time to resolve) while it stays closed this way
         inc.findings = {**(inc.findings or {}), "closed_as": "duplicate" if original is not None else "false_alarm"}
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
-        return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.", follow_up_jobs=refresh)
+        return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.", follow_up_jobs=refresh
+                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", why, request.user_id))
 
     def _update(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A status update ("update: failover done, errors back to 0.2%"): a key moment, like a note, and posted
@@ -684,6 +711,7 @@ class IncidentSkill(BaseSkill):
                 if ts and (e.data or {}).get("ts") == ts]
         jobs = self._broadcast(s, inc, ctx, "update", text, request.user_id, always=True) if broadcast else []
         data = ({"ts": ts, "channel": request.channel_id} if ts else {}) | ({"broadcast": True} if jobs else {})
+        pd = pagerduty_jobs(s, ctx.settings, inc, "note", f"Update: {text}", request.user_id) if broadcast else []
         if same:
             same[0].kind, same[0].key, same[0].text, same[0].data = "note", True, line, {**(same[0].data or {}),
                                                                                         **data}
@@ -693,7 +721,7 @@ class IncidentSkill(BaseSkill):
         why = f" Root cause recorded: {escape(inc.root_cause[:200])}." if cause else ""
         shared = f" Shared in <#{jobs[0]['payload']['channel']}>." if jobs else ""
         return self._done(inc, f"Noted on incident #{inc.id}'s timeline as a key moment.{why}{shared}",
-                          follow_up_jobs=jobs)
+                          follow_up_jobs=jobs + pd)
 
     def _who(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Who is on it: the assignee (the incident commander until someone else takes it)."""

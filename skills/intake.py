@@ -26,12 +26,14 @@ from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, ut
 from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
-           "METRIC_KEYS", "extract_metrics", "extract_log_lines"]
+           "METRIC_KEYS", "extract_metrics", "extract_log_lines", "PD_NOTE_MARK"]
 
 OPEN_STATUSES = ("open", "acknowledged", "mitigated")
 # What a tool's news about one of its incidents does to ours: acknowledge it, re-rate it, note something on
 # its timeline (shown on the card, kept for the postmortem), reopen a resolved one, or only say what happened.
-UPDATES = ("ack", "severity", "note", "reopen", "event")
+UPDATES = ("ack", "severity", "note", "reopen", "assign", "event")
+# How the notes the bot writes into PagerDuty begin (bot/pagerduty.py): PagerDuty's webhook echoes them back.
+PD_NOTE_MARK = "[warroom] "
 
 _SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "p1": 1, "sev1": 1, "high": 2, "error": 2,
              "major": 2, "p2": 2, "sev2": 2, "warning": 3, "warn": 3, "medium": 3, "minor": 3, "p3": 3,
@@ -322,7 +324,18 @@ def _update(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.dat
             kind, text = "sev", f"Severity SEV{inc.severity} -> SEV{alert.severity}: {alert.update_text} in {where}{by}"
             inc.severity, changed = alert.severity, True
     elif alert.update == "note":
+        if alert.source == "pagerduty" and alert.update_text.startswith(PD_NOTE_MARK):
+            return Decision(inc.id, False, False, "our own note, echoed back by PagerDuty")
         kind, text = "note", mask_secrets(f"{where} note{by}: {alert.update_text}")[:2000]
+    elif alert.update == "assign":  # reassigned there: the first assignee the people directory knows is on it
+        names = [n for n in alert.update_text.splitlines() if n.strip()][:20]
+        to = next((p for p in (_person(session, n) for n in names) if p), None)
+        if to and to != inc.assignee:
+            inc.assignee, changed = to, True
+            kind, text = "assign", f"Reassigned in {where} to <@{to}>{by}"
+        else:
+            text = f"{where}: reassigned to {', '.join(names) or 'nobody'}{by}" + (
+                "" if to else " (not in the people directory: the assignee here stays)" if names else "")
     elif alert.update == "reopen":  # only reaches here for a resolved incident: open it again, alert firing
         inc.status, inc.resolved_at, changed = "open", None, True
         kind, text = "reopen", f"Reopened in {where}{by}"

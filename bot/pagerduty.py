@@ -1,0 +1,152 @@
+"""PagerDuty write-back: what people do in Slack reaches the PagerDuty incidents behind an incident.
+
+An incident PagerDuty opened (its alerts come from the PagerDuty v3 webhook; each alert's fingerprint is a
+PagerDuty incident id) keeps paging in PagerDuty until someone acknowledges it there. With
+``WARROOM_PAGERDUTY_API_TOKEN`` set, the incident skill queues a ``pagerduty.sync`` job
+(``skills.incident.pagerduty_jobs``) when a person, in Slack:
+
+- acknowledges the incident or takes it: ``PUT /incidents/{id}`` status ``acknowledged`` (PagerDuty stops
+  escalating);
+- resolves it (a false alarm and a duplicate too): status ``resolved``, with what fixed it as the resolution;
+- mitigates it or posts a status update: ``POST /incidents/{id}/notes``.
+
+Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``Accept:
+application/vnd.pagerduty+json;version=2``, ``From:`` the bot's PagerDuty user). Each outcome is on the incident's
+timeline. PagerDuty refusing (401, 403, 404, 400) fails at once; not answering (a timeout, 429, 5xx) is retried
+``WARROOM_PAGERDUTY_MAX_ATTEMPTS`` times. Either way the card's thread is told, with what to do by hand: an
+acknowledgement that did not arrive means PagerDuty goes on paging.
+
+PagerDuty then sends its own webhook events for these changes: an acknowledgement or resolution already made
+here changes nothing, and the notes the bot wrote start with :data:`NOTE_MARK`, so they are not written on the
+timeline a second time (``skills/intake.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import select
+
+from bot.worker import PermanentJobError
+from knowledge.models import Expert, Incident, TimelineEvent, utcnow
+from skills.base import SkillResult, esc
+from skills.intake import PD_NOTE_MARK as NOTE_MARK
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bot.services import Services
+    from bot.settings import Settings
+
+__all__ = ["register", "PagerDutyRejected", "PagerDutyUnavailable", "NOTE_MARK"]
+
+log = logging.getLogger("warroom.pagerduty")
+
+ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note"}
+_WORDS = {"acknowledge": "acknowledge", "resolve": "resolve", "note": "add the note to"}
+
+
+class PagerDutyRejected(PermanentJobError):
+    """PagerDuty answered and said no (bad token, no such incident, invalid input): retrying cannot help."""
+
+
+class PagerDutyUnavailable(Exception):
+    """PagerDuty did not answer, was rate-limiting or failing: worth retrying."""
+
+
+def _error(resp: httpx.Response) -> str:
+    """PagerDuty's own words: ``{"error": {"message": ..., "errors": [...]}}``."""
+    try:
+        err = resp.json().get("error") or {}
+        said = "; ".join(str(x) for x in [err.get("message"), *(err.get("errors") or [])] if x)
+    except (ValueError, AttributeError):
+        said = ""
+    return f"HTTP {resp.status_code}" + (f": {said[:300]}" if said else "")
+
+
+def _person(session: Session, user: str | None) -> str:
+    if not user:
+        return "someone"
+    name = session.scalar(select(Expert.name).where(Expert.slack_user_id == user))
+    return name or user
+
+
+def _request(settings: Settings, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    token = settings.pagerduty_api_token
+    assert token is not None
+    headers = {"Authorization": f"Token token={token.get_secret_value()}",
+               "Accept": "application/vnd.pagerduty+json;version=2", "Content-Type": "application/json"}
+    if settings.pagerduty_from:
+        headers["From"] = settings.pagerduty_from
+    try:
+        return httpx.request(method, settings.pagerduty_api_url.rstrip("/") + path, json=body, headers=headers,
+                             timeout=settings.pagerduty_timeout_s)
+    except httpx.HTTPError as exc:
+        raise PagerDutyUnavailable(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _write(services: Services, payload: dict[str, Any]) -> str:
+    """Send one change; return what it did, for the timeline. Raises the two errors above."""
+    pd_id, action = str(payload["pd_incident"]), str(payload["action"])
+    text = str(payload.get("text") or "")
+    with services.db.session() as s:
+        who = _person(s, payload.get("user"))
+    if action == "note":
+        resp = _request(services.settings, "POST", f"/incidents/{pd_id}/notes",
+                        {"note": {"content": f"{NOTE_MARK}{text} ({who}, in Slack)"[:25000]}})
+    else:
+        body: dict[str, Any] = {"type": "incident_reference", "status": ACTIONS[action]}
+        if action == "resolve":
+            body["resolution"] = f"Resolved in Slack by {who}" + (f": {text}" if text else "")
+        resp = _request(services.settings, "PUT", f"/incidents/{pd_id}", {"incident": body})
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise PagerDutyUnavailable(_error(resp))
+    if resp.status_code >= 400:
+        said = _error(resp)
+        if action == "resolve" and "already resolved" in said.lower():
+            return f"PagerDuty incident {pd_id} was already resolved there"
+        raise PagerDutyRejected(said)
+    return (f"Note added to PagerDuty incident {pd_id}" if action == "note"
+            else f"PagerDuty incident {pd_id} {ACTIONS[action]} (for {who})")
+
+
+def _record(services: Services, payload: dict[str, Any], text: str, ok: bool) -> tuple[str | None, str | None]:
+    """Write the outcome on the timeline; return the card's (channel, thread)."""
+    with services.db.session() as s:
+        inc = s.get(Incident, int(payload["incident_id"]))
+        if inc is None:
+            return None, None
+        s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="pagerduty", text=text[:2000],
+                            data={"pd_incident": payload.get("pd_incident"), "action": payload.get("action"),
+                                  "ok": ok}))
+        return inc.channel_id or services.settings.slack_incident_channel, inc.card_ts
+
+
+def register(services: Services) -> None:
+    """Register ``pagerduty.sync`` on the runner."""
+
+    def sync(payload: dict[str, Any]) -> None:
+        done = _write(services, payload)
+        _record(services, payload, done, True)
+        log.info("%s", done)
+
+    def give_up(payload: dict[str, Any], exc: BaseException) -> None:
+        from bot.handlers import deliver
+
+        pd_id, action = payload.get("pd_incident"), str(payload.get("action"))
+        why = f"PagerDuty refused it ({exc})" if isinstance(exc, PagerDutyRejected) else \
+            f"PagerDuty did not answer ({exc})"
+        channel, thread = _record(services, payload, f"Could not {_WORDS.get(action, action)} PagerDuty "
+                                  f"incident {pd_id}: {why}", False)
+        if channel is None:
+            return
+        then = {"acknowledge": "It may go on paging: acknowledge it in PagerDuty.",
+                "resolve": "Resolve it in PagerDuty, or it stays open there."}.get(action, "Add it there by hand.")
+        what = f"I could not {_WORDS.get(action, action)} PagerDuty incident {pd_id}"
+        deliver(services, SkillResult(
+            title=f"PagerDuty incident {pd_id} not updated", summary=f":warning: {what}: {esc(why)}. {then}",
+            data={"incident_id": payload.get("incident_id")}), {"channel": channel, "thread_ts": thread})
+
+    services.runner.register("pagerduty.sync", sync, on_give_up=give_up)

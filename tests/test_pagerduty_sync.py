@@ -1,0 +1,216 @@
+"""PagerDuty write-back through the real app: an incident PagerDuty opened (signed v3 webhook in) is acknowledged,
+updated and resolved in Slack (signed requests in), and the PagerDuty REST API stand-in receives exactly those
+changes; PagerDuty's echoes of them change nothing; PagerDuty refusing or not answering is told in the card's
+thread with what to do by hand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from knowledge.db import Database
+from knowledge.models import Incident, Job, TimelineEvent
+from knowledge.seed import seed
+from tests.conftest import Live, make_settings
+from tests.pagerduty_standin import FakePagerDuty
+from tests.test_intake_webhooks import pd_event, post, wait_processed
+
+TOKEN = "pd-rest-token-0123456789abcdef"
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[FakePagerDuty]:
+    fake = FakePagerDuty(token=TOKEN)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any, pagerduty: FakePagerDuty) -> Any:
+    return make_settings(tmp_path, standin, warm_models=False, pagerduty_api_token=SecretStr(TOKEN),
+                         pagerduty_from="warroom-bot@acme.test", pagerduty_api_url=pagerduty.url,
+                         pagerduty_max_attempts=2)
+
+
+def _trigger(live: Live, pagerduty: FakePagerDuty, pd_id: str, n: int, title: str) -> Incident:
+    """PagerDuty opens ``pd_id``: its webhook opens our incident (with its card)."""
+    pagerduty.incidents.setdefault(pd_id, "triggered")
+    event = pd_event("incident.triggered", n, id=pd_id, title=title)
+    assert post(live, "pagerduty", event, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title.contains(title))).one()
+        s.expunge(inc)
+    return inc
+
+
+def _cmd(live: Live, text: str, user: str = "U0ALICE", channel: str = "C0OPS") -> None:
+    assert live.driver.command("/incident", text, user=user, channel=channel).status_code == 200
+    live.drain()
+
+
+def _timeline(live: Live, incident_id: int, kind: str | None = None) -> list[TimelineEvent]:
+    with live.db.session() as s:
+        q = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+        rows = list(s.scalars(q.where(TimelineEvent.kind == kind) if kind else q).all())
+        for r in rows:
+            s.expunge(r)
+    return sorted(rows, key=lambda e: e.id)
+
+
+def _thread(live: Live, inc: Incident) -> list[str]:
+    return [m["text"] for m in live.standin.messages(inc.channel_id) if m.get("thread_ts") == inc.card_ts]
+
+
+def test_ack_update_resolve_reach_pagerduty_and_echoes_change_nothing(live: Live, pagerduty: FakePagerDuty) -> None:
+    inc = _trigger(live, pagerduty, "PGR0VU2", 1, "auth-service login latency above 2s")
+    assert pagerduty.requests == []  # PagerDuty told us: nothing to tell it back
+
+    _cmd(live, f"ack {inc.id}")
+    (put,) = pagerduty.calls()
+    assert (put.method, put.path, put.status) == ("PUT", "/incidents/PGR0VU2", 200)
+    assert put.body == {"incident": {"type": "incident_reference", "status": "acknowledged"}}
+    assert put.headers["authorization"] == f"Token token={TOKEN}"
+    assert put.headers["accept"] == "application/vnd.pagerduty+json;version=2"
+    assert put.headers["from"] == "warroom-bot@acme.test"
+    assert pagerduty.incidents["PGR0VU2"] == "acknowledged"
+    assert [e.text for e in _timeline(live, inc.id, "pagerduty")] == [
+        "PagerDuty incident PGR0VU2 acknowledged (for Alice Moreau)"]
+
+    # PagerDuty's webhook says it back: the incident stays as it is, no second acknowledgement goes out
+    echo = pd_event("incident.acknowledged", 2, id="PGR0VU2", status="acknowledged")
+    echo["event"]["agent"]["summary"] = "Warroom Bot"
+    assert post(live, "pagerduty", echo, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).status == "acknowledged"  # type: ignore[union-attr]
+    assert len(pagerduty.calls()) == 1
+
+    # A status update is a note there (secrets masked); a plain note stays here
+    _cmd(live, f"note {inc.id} looking at the pool")
+    _cmd(live, f"update {inc.id} failed over to the replica, password=hunter22")
+    (note,) = pagerduty.calls("POST")
+    assert note.path == "/incidents/PGR0VU2/notes" and note.status == 201
+    content = note.body["note"]["content"]
+    assert content == "[warroom] Update: failed over to the replica, password=[REDACTED] (Alice Moreau, in Slack)"
+    notes_before = len(_timeline(live, inc.id, "note"))
+    echoed = pd_event("incident.annotated", 3, note=content)  # PagerDuty's webhook for the note we wrote
+    assert post(live, "pagerduty", echoed, auth="pagerduty").status_code == 202
+    theirs = pd_event("incident.annotated", 4, note="customer support informed")  # a note written there
+    assert post(live, "pagerduty", theirs, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    notes = _timeline(live, inc.id, "note")
+    assert len(notes) == notes_before + 1
+    assert notes[-1].text == "PagerDuty note by Tenex Engineer: customer support informed"
+
+    _cmd(live, f"resolve {inc.id} rolled back the auth config", user="U0BOB")
+    put = pagerduty.calls("PUT")[-1]
+    assert put.body["incident"]["status"] == "resolved" and put.status == 200
+    assert put.body["incident"]["resolution"].endswith(": rolled back the auth config")
+    assert pagerduty.incidents["PGR0VU2"] == "resolved"
+    assert all(e.data["ok"] for e in _timeline(live, inc.id, "pagerduty"))
+    assert not any(":warning:" in t for t in _thread(live, inc))
+    # the token is never in a job (payloads are stored)
+    with live.db.session() as s:
+        assert TOKEN not in json.dumps([j.payload for j in s.scalars(select(Job))])
+
+
+def test_refusals_and_outages_are_told_in_the_thread(live: Live, pagerduty: FakePagerDuty) -> None:
+    gone = _trigger(live, pagerduty, "PGONE01", 1, "billing-worker queue stuck")
+    del pagerduty.incidents["PGONE01"]  # deleted in PagerDuty meanwhile: 404, no retry
+    _cmd(live, f"ack {gone.id}")
+    assert [r.status for r in pagerduty.calls()] == [404]
+    (warn,) = [t for t in _thread(live, gone) if ":warning:" in t]
+    assert "could not acknowledge PagerDuty incident PGONE01: PagerDuty refused it" in warn
+    assert "Incident Not Found" in warn and "acknowledge it in PagerDuty" in warn
+    (failed,) = _timeline(live, gone.id, "pagerduty")
+    assert failed.data["ok"] is False and failed.text.startswith("Could not acknowledge PagerDuty incident PGONE01")
+    with live.db.session() as s:  # acknowledged here all the same
+        assert s.get(Incident, gone.id).status == "acknowledged"  # type: ignore[union-attr]
+
+    down = _trigger(live, pagerduty, "PDOWN01", 2, "search-api timeouts")
+    pagerduty.requests.clear()
+    pagerduty.fail_next[:] = [503, 500]  # both attempts (WARROOM_PAGERDUTY_MAX_ATTEMPTS=2)
+    _cmd(live, f"ack {down.id}")
+    assert [r.status for r in pagerduty.calls()] == [503, 500]
+    (warn,) = [t for t in _thread(live, down) if ":warning:" in t]
+    assert "PagerDuty did not answer (HTTP 500: Internal error)" in warn
+
+    pagerduty.requests.clear()
+    pagerduty.fail_next[:] = [429]  # rate-limited once: the retry gets through, nobody is bothered
+    _cmd(live, f"resolve {down.id} false alarm: synthetic probe misconfigured")
+    assert [r.status for r in pagerduty.calls()] == [429, 200]
+    assert pagerduty.incidents["PDOWN01"] == "resolved"
+    assert pagerduty.calls()[-1].body["incident"]["resolution"].endswith(
+        ": False alarm: synthetic probe misconfigured")
+    assert len([t for t in _thread(live, down) if ":warning:" in t]) == 1
+
+    # Resolved in PagerDuty first (its webhook lost or late): resolving here is not an error
+    late = _trigger(live, pagerduty, "PLATE01", 3, "ingest lag growing")
+    pagerduty.incidents["PLATE01"] = "resolved"
+    _cmd(live, f"resolve {late.id} restarted the consumer")
+    assert pagerduty.calls()[-1].status == 400
+    assert _timeline(live, late.id, "pagerduty")[-1].text == "PagerDuty incident PLATE01 was already resolved there"
+    assert not any(":warning:" in t for t in _thread(live, late))
+
+
+def test_nothing_goes_to_pagerduty_for_other_incidents(live: Live, pagerduty: FakePagerDuty) -> None:
+    """An incident a person declared (or Alertmanager opened) has no PagerDuty incident: no request."""
+    _cmd(live, "new checkout-web 500s on the cart page sev2")
+    with live.db.session() as s:
+        inc_id = s.scalar(select(Incident.id).where(Incident.title.contains("cart page")))
+    _cmd(live, f"ack {inc_id}")
+    _cmd(live, f"update {inc_id} cache flushed")
+    _cmd(live, f"resolve {inc_id} flushed the cache")
+    assert pagerduty.requests == [] and _timeline(live, inc_id, "pagerduty") == []
+
+
+def test_write_back_is_off_without_a_token(tmp_path: Path, standin: Any, pagerduty: FakePagerDuty) -> None:
+    (tmp_path / "off").mkdir()
+    settings = make_settings(tmp_path / "off", standin, warm_models=False, pagerduty_api_url=pagerduty.url)
+    database = Database(settings.database_url)
+    database.upgrade()
+    with database.session() as s:
+        seed(s)
+    with LiveServer(settings) as srv:
+        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                              standin_url=standin.url))
+        inc = _trigger(live, pagerduty, "POFF001", 1, "auth-service token errors")
+        _cmd(live, f"ack {inc.id}")
+        _cmd(live, f"resolve {inc.id} fixed")
+        with live.db.session() as s:
+            assert s.get(Incident, inc.id).status == "resolved"  # type: ignore[union-attr]
+    assert pagerduty.requests == []
+
+
+def test_reassigned_in_pagerduty_changes_the_assignee_here(live: Live, pagerduty: FakePagerDuty) -> None:
+    inc = _trigger(live, pagerduty, "PRE0001", 1, "payments-api 503s")
+
+    def reassign(n: int, *names: str) -> None:
+        event = pd_event("incident.reassigned", n, id="PRE0001", status="triggered",
+                         assignees=[{"id": f"PU{i}", "type": "user_reference", "summary": name}
+                                    for i, name in enumerate(names)])
+        assert post(live, "pagerduty", event, auth="pagerduty").status_code == 202
+        wait_processed(live)
+
+    reassign(2, "Somebody Else", "bob okafor")  # the first one the people directory knows
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).assignee == "U0BOB"  # type: ignore[union-attr]
+    assert _timeline(live, inc.id, "assign")[-1].text == "Reassigned in PagerDuty to <@U0BOB> by Tenex Engineer"
+    reassign(3, "Contractor X")  # nobody we know: said, and the assignee here stays
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).assignee == "U0BOB"  # type: ignore[union-attr]
+    assert _timeline(live, inc.id)[-1].text == (
+        "PagerDuty: reassigned to Contractor X by Tenex Engineer (not in the people directory: the assignee here "
+        "stays)")
+    assert pagerduty.requests == []  # news from PagerDuty is not written back to it
