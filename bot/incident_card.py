@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from bot.render import cut, esc
 from bot.slack_client import SlackApiError, slack_error
 from knowledge.models import Alert, Incident, TimelineEvent
+from knowledge.service_graph import related_lines, related_open
 from skills.base import clock, esc_keep_users
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
         for name in sorted((k for k, v in findings.items() if isinstance(v, dict) and ("heading" in v or "error" in v)),
                            key=lambda n: order.index(n) if n in order else len(order)):
             blocks.extend(_finding_blocks(name, findings[name]))
+        related = related_lines(related_open(s, inc))
+        if related:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(
+                "*Related open incidents* (service dependencies)\n" + "\n".join(esc(x) for x in related), 2900)}})
         if recent:
             lines = [f"{clock(e.at)} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut("\n".join(lines), 2000)}]})

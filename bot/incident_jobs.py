@@ -12,6 +12,7 @@ from bot.incident_card import card_job
 from bot.intake_worker import queue_card
 from bot.update_reminders import queue_update_check
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
+from knowledge.service_graph import related_open
 from skills.base import SkillRequest, SkillResult, duration, esc, esc_keep_users
 from skills.redact import mask_secrets
 from skills.triage import run_triage
@@ -71,7 +72,11 @@ def register(services: Services) -> None:
         queue_first_check(services, incident_id)  # nobody acknowledges it: a reminder later (once per opening)
         with services.db.session() as s:
             ref = queue_card(s, incident_id, immediate_key=f"triage-{uuid.uuid4().hex[:8]}")
-        services.runner.handoff([ref] if ref else [])
+            # The open incidents it may cause or come from show it on their cards too (once, coalesced)
+            inc = s.get(Incident, incident_id)
+            refs = [ref] + [queue_card(s, r.incident_id, interval_s=services.settings.card_update_interval_s)
+                            for r in (related_open(s, inc) if inc is not None else [])]
+        services.runner.handoff([r for r in refs if r])
 
     def message(payload: dict[str, Any]) -> None:
         ev = payload["event"]

@@ -63,6 +63,8 @@ class Service(Base):
     # Slack user ids in escalation order after the on-call person.
     escalation: Mapped[list[Any]] = mapped_column(default=list)
     tags: Mapped[list[Any]] = mapped_column(default=list)
+    # Names of the services this one calls (knowledge/service_graph.py): their incidents may cause its own.
+    depends_on: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     team: Mapped[Team | None] = relationship(back_populates="services")
 
 

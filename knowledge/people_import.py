@@ -3,9 +3,10 @@
 Every problem with a file ends in :class:`PeopleImportError` with one line a person can act on
 ("people.csv row 3: missing slack_user_id"), never a traceback.
 
-YAML uses the shape of ``knowledge/sample_world/world.yaml`` (``teams``, ``services``, ``experts``,
-``rotations``). CSV holds one expert per row with the columns ``slack_user_id, name, team`` and
-optionally ``email, services, skills, timezone, active`` (lists separated by ``;`` or ``|``).
+YAML uses the shape of ``knowledge/sample_world/world.yaml`` (``teams``, ``services`` with their
+``depends_on``, ``experts``, ``rotations``). CSV holds one expert per row with the columns
+``slack_user_id, name, team`` and optionally ``email, services, skills, timezone, active`` (lists
+separated by ``;`` or ``|``).
 Existing rows are updated (by team/service name, expert user id), so an import can deactivate
 someone who left (``active: false``).
 """
@@ -144,6 +145,7 @@ def _import_yaml(session: Session, text: str, name: str, report: dict[str, int])
         if not isinstance(t, dict):
             raise PeopleImportError(f"{name} teams[{i}]: expected a mapping")
         _team(session, t.get("name"), f"{name} teams[{i}]", report, t.get("slack_channel"), t.get("description"))
+    declared: list[tuple[str, Service]] = []
     for i, s in enumerate(data.get("services") or [], 1):
         where = f"{name} services[{i}]"
         if not isinstance(s, dict) or not s.get("name"):
@@ -157,6 +159,20 @@ def _import_yaml(session: Session, text: str, name: str, report: dict[str, int])
         row.team_id, row.tier = team.id, int(s.get("tier", row.tier or 2))
         row.description = str(s.get("description", row.description or ""))
         row.escalation = _list(s.get("escalation")) if "escalation" in s else (row.escalation or [])
+        if "depends_on" in s:
+            deps = list(dict.fromkeys(d.lower() for d in _list(s.get("depends_on"))))
+            if str(s["name"]).lower() in deps:
+                raise PeopleImportError(f"{where}: {s['name']} cannot depend on itself")
+            row.depends_on = deps[:50]
+            declared.append((where, row))
+    if declared:  # every dependency names a service of the catalogue (this file's or one already known)
+        session.flush()
+        known = {n.lower() for n in session.scalars(select(Service.name))}
+        for where, row in declared:
+            unknown = [d for d in row.depends_on if d not in known]
+            if unknown:
+                raise PeopleImportError(f"{where}: depends_on names unknown service(s) {', '.join(unknown[:5])} "
+                                        "(declare them under services)")
     for i, e in enumerate(data.get("experts") or [], 1):
         if not isinstance(e, dict):
             raise PeopleImportError(f"{name} experts[{i}]: expected a mapping")

@@ -57,7 +57,8 @@ def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: 
     for s in world.get("services", []):
         if s["name"] not in services:
             services[s["name"]] = Service(name=s["name"], team_id=teams[s["team"]].id, tier=s.get("tier", 2),
-                                          description=s.get("description", ""), escalation=s.get("escalation", []))
+                                          description=s.get("description", ""), escalation=s.get("escalation", []),
+                                          depends_on=s.get("depends_on", []))
             session.add(services[s["name"]])
             counts["services"] += 1
     experts = {e.slack_user_id: e for e in session.scalars(select(Expert))}

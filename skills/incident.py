@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Postmortem, Service, TimelineEvent, utcnow
+from knowledge.service_graph import related_lines, related_open
 from skills.base import (
     INCIDENT_REF,
     LEAD_SEV,
@@ -250,6 +251,11 @@ def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, 
              "payload": {"incident_id": inc.id, "pd_incident": pd_id, "action": action,
                          "text": mask_secrets(text)[:2000], "user": user}} for pd_id in pd_ids]
 
+
+def _related_cards(session: Session, inc: Incident) -> list[dict[str, Any]]:
+    """Card refreshes for the open incidents whose cards name ``inc`` as related: it is resolved now."""
+    return [{"kind": "incident.card", "payload": {"incident_id": r.incident_id}} for r in related_open(session, inc)]
+
 class IncidentSkill(BaseSkill):
     """Open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents."""
 
@@ -438,6 +444,11 @@ class IncidentSkill(BaseSkill):
             f"[{same.status}] {escape(same.title[:100])} ({_age(same)}"
             + (f", <@{same.assignee}>" if same.assignee else ", nobody on it") + "). If it is the same problem, "
             f"work in its thread and close this one: `/incident resolve {inc.id} duplicate of #{same.id}`.")
+        cause = next((r for r in related_open(s, inc) if r.relation == "cause"), None) if same is None else None
+        if cause is not None:  # what it depends on is already burning: probably the same outage, seen from here
+            heads_up = (f" Heads-up: {escape(inc.service_name or '')} depends on {escape(cause.service)}, which has an "
+                        f"open incident, #{cause.incident_id} SEV{cause.severity} [{cause.status}] "
+                        f"{escape(cause.title[:100])} ({escape(' → '.join(cause.path))}): it may be the cause.")
         return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {escape(title)}" + (
             f"\n{heads_up.strip()}" if heads_up else ""), created=True,
                           follow_up_jobs=[{"kind": "incident.triage", "payload": {"incident_id": inc.id},
@@ -486,6 +497,9 @@ class IncidentSkill(BaseSkill):
         if outcome:
             sections.insert(0, Section("Outcome", outcome))
         open_now = inc.status != "resolved"
+        related = related_lines(related_open(s, inc)) if open_now else []
+        if related:
+            sections.append(Section("Related open incidents", tuple(escape(x) for x in related)))
         return SkillResult(
             title=f"Incident #{inc.id}: {inc.title[:120]}",
             fields=(("Status", inc.status), ("Severity", f"SEV{inc.severity}"),
@@ -628,7 +642,8 @@ class IncidentSkill(BaseSkill):
                                                        "thread_ts": inc.card_ts},
                                            "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}]
                           + self._broadcast(s, inc, ctx, "resolved", said, request.user_id, always=False)
-                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", said, request.user_id))
+                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", said, request.user_id)
+                          + _related_cards(s, inc))
 
     def _close_without_postmortem(self, s: Session, inc: Incident, request: SkillRequest, said: str,
                                   original: int | None, ctx: SkillContext) -> SkillResult:
@@ -667,7 +682,8 @@ class IncidentSkill(BaseSkill):
         inc.findings = {**(inc.findings or {}), "closed_as": "duplicate" if original is not None else "false_alarm"}
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
         return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.", follow_up_jobs=refresh
-                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", why, request.user_id))
+                          + pagerduty_jobs(s, ctx.settings, inc, "resolve", why, request.user_id)
+                          + _related_cards(s, inc))
 
     def _update(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A status update ("update: failover done, errors back to 0.2%"): a key moment, like a note, and posted

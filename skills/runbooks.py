@@ -7,6 +7,7 @@ alert or log text; every request, approval, refusal, step and outcome is in the 
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 from typing import Any
 
@@ -80,8 +81,16 @@ def suggester(ctx: SkillContext) -> RunbookSuggester:
     return fitted
 
 
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
+
+
 def _parse_run_args(text: str) -> tuple[str, dict[str, str], bool]:
-    tokens = text.split()
+    """``<id> key=value ... [--dry-run]``; a quoted value (``reason="disk full"``) stays one value, for the
+    parameter check to judge (a space is never allowed in one)."""
+    try:
+        tokens = shlex.split(text.translate(_QUOTES))
+    except ValueError:
+        raise SkillError("A quote is not closed: give parameters as `key=value`, or `--dry-run`") from None
     if not tokens:
         raise SkillError("Usage: `/runbook run <id> key=value ... [--dry-run]`")
     slug, params, dry = tokens[0].lower(), {}, False
