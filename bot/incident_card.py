@@ -20,6 +20,7 @@ from bot.slack_client import SlackApiError, slack_error
 from knowledge.models import Alert, Incident, TimelineEvent
 from knowledge.service_graph import related_lines, related_open
 from skills.base import clock, esc_keep_users
+from skills.incident import ROLES, roles_of
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -79,6 +80,9 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
                   ("Alerts", (f"{firing} firing / {total} ({occurrences} received)" if total else "none linked")
                    + (f"; Alertmanager left out up to {intake['truncated_alerts']} more (its `max_alerts`)"
                       if intake.get("truncated_alerts") else ""))]
+        roles = {r: u for r, u in roles_of(inc).items() if r != "commander"}
+        if roles:  # the commander is the assignee, shown above
+            fields.append(("Roles", " · ".join(f"{ROLES[r]} <@{u}>" for r, u in roles.items())))
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},

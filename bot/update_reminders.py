@@ -26,6 +26,7 @@ from bot.ack_reminders import reminded
 from knowledge.models import Incident, TimelineEvent, utcnow
 from skills.base import Action, SkillResult, clock, duration, esc_keep_users
 from skills.handover import last_updates
+from skills.incident import roles_of
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -86,7 +87,10 @@ def register(services: Services) -> None:
             quiet = (now - (last.at if last is not None else inc.created_at)).total_seconds()
             said = (f" The last one ({clock(last.at)}): {esc_keep_users(' '.join(last.text.split())[:200])}"
                     if last is not None else " There has been none since it opened.")
-            who = f"<@{inc.assignee}>, please post" if inc.assignee else "Please post"
+            # comms first: posting updates is their job; then whoever is on it
+            held = roles_of(inc)
+            asked_of = list(dict.fromkeys(u for u in (held.get("comms"), held.get("commander")) if u))
+            who = f"{', '.join(f'<@{u}>' for u in asked_of)}, please post" if asked_of else "Please post"
             final = asked + 1 >= most
             summary = (f"Incident #{inc.id} (SEV{inc.severity}, {inc.status}) has had no update for "
                        f"{duration(quiet)}.{said} {who} one here: `update: what we know, what we are trying, next "

@@ -53,7 +53,8 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats", "timeline")  # "handover" is read in words: "handover to @bob" assigns
+          "reopen", "list", "note", "stats", "timeline", "role", "roles")
+# ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -64,7 +65,8 @@ _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to 
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
-          "`/incident timeline [id]`, `/incident handover [hours]`")
+          "`/incident timeline [id]`, `/incident handover [hours]`, "
+          "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -132,6 +134,24 @@ _STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+
 _HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?)\s+"
                       r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
                       r"<@U[A-Z0-9]+(?:\|[^>]*)?>", re.I)
+# Incident roles: the commander is the assignee; the others are kept on the incident (findings["roles"]).
+ROLES = {"commander": "Commander", "comms": "Comms", "scribe": "Scribe", "ops": "Ops"}
+_ROLE_WORDS = {"incident commander": "commander", "commander": "commander", "ic": "commander",
+               "incident lead": "commander", "communications": "comms", "comms": "comms", "scribe": "scribe",
+               "notes": "scribe", "note taker": "scribe", "note-taker": "scribe", "ops": "ops", "operations": "ops"}
+_ROLE_ALT = "|".join(sorted((re.escape(w) for w in _ROLE_WORDS), key=len, reverse=True))
+_ROLE_NAME = re.compile(rf"^(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b", re.I)
+# "I'll do comms", "I'm on comms", "I'll take notes", "I'll be the scribe", "I'm IC for #12"
+_ROLE_SELF = re.compile(rf"^\W*(?:i'?ll|i\s+will|i'?m|i\s+am|let\s+me)\s+(?:do|take|be|handle|run|cover|on)?\s*"
+                        rf"(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on)\s+"
+                        r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
+# "@carla is comms", "@dave will take notes", "@bob is the IC for #12"
+_ROLE_OTHER = re.compile(r"^\W*<@(?P<user>U[A-Z0-9]+)(?:\|[^>]*)?>\s+(?:is|will\s+be|will\s+do|will\s+take|takes|does|"
+                         rf"handles|is\s+doing|is\s+on)\s+(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b"
+                         r"(?:\s+(?:for|on)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
+# "who's on comms?", "who is the scribe?", "roles?": the roles
+_ROLE_ASK = re.compile(rf"^\W*(?:who(?:'s|\s+is)\s+(?:on\s+|doing\s+|taking\s+)?(?:the\s+)?(?:{_ROLE_ALT})\b"
+                       r"(?!\s+(?:lead\s+)?(?:for|of)\s+\w)|(?:what\s+are\s+the\s+)?roles\W*$)", re.I)
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
@@ -210,6 +230,12 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "sev", here.group(1)
     if _WHO_HERE.match(text) and ref is None:
         return "who", ""
+    role = _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
+    if role:  # "I'll do comms", "@carla is comms": that role, that person (the number when one is said)
+        who = f"<@{role.group('user')}>" if "user" in role.groupdict() else "me"
+        return "role", f"{role.group('role')} {who}" + (f" #{role.group('id')}" if role.group("id") else "")
+    if _ROLE_ASK.match(text) and ref is None:
+        return "who", ""
     handoff = _HANDOFF.match(text)
     if handoff:  # "handing this over to @bob": the new assignee (and the number, when one follows the verb)
         who = " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)[:1])
@@ -252,9 +278,17 @@ def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, 
                          "text": mask_secrets(text)[:2000], "user": user}} for pd_id in pd_ids]
 
 
+def roles_of(inc: Incident) -> dict[str, str]:
+    """Who holds which role, commander (the assignee) first: role -> Slack user id."""
+    held = {"commander": inc.assignee} if inc.assignee else {}
+    kept = (inc.findings or {}).get("roles") or {}
+    return held | {r: str(kept[r]) for r in ROLES if r != "commander" and kept.get(r)}
+
+
 def _related_cards(session: Session, inc: Incident) -> list[dict[str, Any]]:
     """Card refreshes for the open incidents whose cards name ``inc`` as related: it is resolved now."""
     return [{"kind": "incident.card", "payload": {"incident_id": r.incident_id}} for r in related_open(session, inc)]
+
 
 class IncidentSkill(BaseSkill):
     """Open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents."""
@@ -272,7 +306,8 @@ class IncidentSkill(BaseSkill):
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
-                or _HANDOFF.match(text) or HANDOVER.match(text)
+                or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
+                or _ROLE_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
@@ -307,6 +342,7 @@ class IncidentSkill(BaseSkill):
             first = (rest.split() or [""])[0]  # "status of incident #101": the number is not first
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
+                    or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -316,6 +352,7 @@ class IncidentSkill(BaseSkill):
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
                     "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
+                    "role": self._role, "roles": self._who,
                     "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -751,7 +788,62 @@ class IncidentSkill(BaseSkill):
         else:
             say = (f"Nobody has taken incident #{inc.id} yet ({inc.status}, SEV{inc.severity}). Say \"I'm on it\" "
                    "in its thread to take it, or ask \"who should take this?\" for suggestions.")
+        held = roles_of(inc)
+        if any(r != "commander" for r in held):
+            say += " Roles: " + ", ".join(f"{ROLES[r]} <@{u}>" for r, u in held.items()) + "."
+        elif inc.status != "resolved":
+            say += " No other roles yet: `/incident role comms @someone` (also scribe, ops), or \"I'll do comms\"."
         return SkillResult(title=f"Incident #{inc.id}", summary=say, data={"incident_id": inc.id})
+
+    def _role(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """``role <commander|comms|scribe|ops> <@user|me|none> [id]``: who holds a role on the incident. The
+        commander is the assignee; comms is who the update reminders ask first."""
+        named = _ROLE_NAME.match(rest.strip())
+        usage = ("Usage: `/incident role <commander|comms|scribe|ops> @user [id]` (or `me`, or `none` to clear); "
+                 "under the card: \"I'll do comms\", \"@carla is the scribe\".")
+        if named is None:
+            if not rest.strip() or INCIDENT_REF.match(rest.strip()) or _ID.match(rest.strip()):
+                return self._who(s, request, rest, ctx)  # `/incident role` alone: who holds what
+            raise SkillError(usage)
+        role = _ROLE_WORDS[named.group("role").lower()]
+        left = rest.strip()[named.end():]
+        m = _USER.search(left)
+        me = None if m else re.search(r"\bme\b", left, re.I)
+        clear = None if (m or me) else re.search(r"\b(?:none|nobody|no\s*one|clear)\b", left, re.I)
+        if not (m or me or clear):
+            raise SkillError(usage)
+        cut = m or me or clear
+        assert cut is not None
+        inc, _ = self._target(s, request, [a for a in (left[:cut.start()] + " " + left[cut.end():]).split()
+                                           if a.lower() not in ("to", "is", "as")])
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is resolved: its roles are over.")
+        user = (m.group(1) or m.group(2)) if m else (str(request.user_id) if me else None)
+        if role == "commander":
+            if user is None:
+                raise SkillError("An open incident keeps its commander: hand it to someone (`/incident role "
+                                 "commander @user`) instead of clearing it.")
+            return self._assign(s, request, f"<@{user}> #{inc.id}", ctx)
+        roles = {k: v for k, v in ((inc.findings or {}).get("roles") or {}).items() if k in ROLES}
+        before = roles.get(role)
+        if user is None:
+            if before is None:
+                return self._done(inc, f"Nobody is {ROLES[role].lower()} on incident #{inc.id}.")
+            roles.pop(role)
+            text = f"{ROLES[role]}: <@{before}> no longer (by <@{request.user_id}>)"
+        else:
+            if before == user:
+                return self._done(inc, f"<@{user}> is already {ROLES[role].lower()} on incident #{inc.id}.")
+            roles[role] = user
+            text = f"{ROLES[role]}: <@{user}>" + (f" (was <@{before}>)" if before else "") + \
+                f", set by <@{request.user_id}>"
+        inc.findings = {**(inc.findings or {}), "roles": roles}
+        self._event(s, inc, "role", text, request.user_id)
+        said = (f"<@{user}> is {ROLES[role].lower()} on incident #{inc.id}." if user else
+                f"Incident #{inc.id} has no {ROLES[role].lower()} now (was <@{before}>).")
+        if user and role == "comms":
+            said += " The update reminders ask them first."
+        return self._done(inc, said, invite=[user] if user else [])
 
     def _stats(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """How many incidents over a period (default the last 7 days: "today", "this month", "30 days"), by
