@@ -66,3 +66,10 @@ def add_intake_steps(add: Callable[..., None], channel: str, secret: str) -> Non
     add("bob", "@warroom note #<the storm's incident>: pool exhausted on postgres-main, failing over   (a key "
         "moment)", lambda d, srv, st: d.mention(f"note #{_latest(srv)}: pool exhausted on postgres-main, failing over",
                                                 user="U0BOB", channel=channel))
+    add("carla", "@warroom I'll do comms for #<the storm's incident>   (incident roles: on the card; the update "
+        "reminders ask her first)", lambda d, srv, st: d.mention(f"I'll do comms for #{_latest(srv)}", user="U0CARLA",
+                                                                 channel=channel))
+    add("iris", "/incident new postgres-main at max_connections, replicas lagging sev2   (payments-api depends on "
+        "it: its card names the storm's incident as related)",
+        lambda d, srv, st: d.command("/incident", "new postgres-main at max_connections, replicas lagging sev2",
+                                     user="U0IRIS", channel=channel))

@@ -18,6 +18,8 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     assert "(300 received)" in text
     assert "escalated incident #" in text and "Next to call: <@U0" in text  # the mention in words
     assert "'s timeline as a key moment." in text  # "note #N: ..." in words
+    assert "<@U0CARLA> is comms on incident #" in text  # a role, in words
+    assert "*Related open incidents* (service dependencies)" in text and "may be impact of this one" in text
     assert "classifier says payments" in text
     # the storm's log excerpt: connection exhaustion is the database's, not the network's
     assert "[database] `FATAL remaining connection slots are reserved`" in text
