@@ -52,6 +52,25 @@ def _finding_blocks(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
+# Links an alert brings, by where they lead: the tool's own fields, then the usual annotations.
+_LINK_KEYS = (("generatorURL", "Alert source"), ("panelURL", "Grafana panel"), ("dashboardURL", "Grafana dashboard"),
+              ("html_url", "PagerDuty incident"), ("dashboard_url", "Dashboard"), ("dashboard", "Dashboard"),
+              ("grafana_url", "Dashboard"), ("runbook_url", "Runbook (from the alert)"))
+_SAFE_URL = re.compile(r"^https?://[^\s<>|]{1,1900}$")
+
+
+def _links(annotations: list[dict[str, Any]], limit: int = 6) -> list[str]:
+    """Slack links to what the incident's alerts point at (http(s) only, nothing that could break the markup),
+    each URL once, at most ``limit``."""
+    seen: dict[str, str] = {}
+    for ann in annotations:
+        for key, label in _LINK_KEYS:
+            url = ann.get(key)
+            if isinstance(url, str) and _SAFE_URL.match(url.strip()) and url.strip() not in seen:
+                seen[url.strip()] = label
+    return [f"<{url.replace('&', '&amp;')}|{label}>" for url, label in list(seen.items())[:limit]]
+
+
 def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[str, Any]]] | None:
     """Text and blocks of an incident's card."""
     with services.db.session() as s:
@@ -89,6 +108,10 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
         ]
         if inc.description:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(esc(inc.description), 1500)}})
+        links = _links([a or {} for a in s.scalars(select(Alert.annotations).where(Alert.incident_id == incident_id)
+                                                   .order_by(Alert.id).limit(20))])
+        if links:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
         if grouped:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(esc(grouped), 300)}]})
         order = [sk.name for sk in services.registry.skills]

@@ -82,6 +82,8 @@ class AlertmanagerPayload(_Strict):
         for a in self.alerts:
             labels = {**self.commonLabels, **a.labels}
             ann = {**self.commonAnnotations, **a.annotations}
+            # the tool's own links (the Prometheus graph; Grafana's dashboard and panel): on the incident card
+            ann |= {k: v for k in ("generatorURL", "dashboardURL", "panelURL") if (v := getattr(a, k, None))}
             out.append(NormalizedAlert(
                 source=source, fingerprint=a.fingerprint or _fp(sorted(labels.items())), name=labels["alertname"],
                 status=a.status, service=_service(labels), severity=severity_from(labels.get("severity")),
@@ -99,6 +101,8 @@ _GRAFANA_STATE_ALERTS = {"DatasourceNoData": "no data from its data source",
 class GrafanaAlert(AMAlert):
     values: dict[str, float | int | None] | None = None
     valueString: str | None = None  # noqa: N815
+    dashboardURL: str | None = None  # noqa: N815
+    panelURL: str | None = None  # noqa: N815
 
 
 class GrafanaPayload(AlertmanagerPayload):

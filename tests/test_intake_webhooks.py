@@ -81,6 +81,38 @@ def test_alertmanager_group_opens_one_incident_with_one_card(live: Live) -> None
     assert "Alertmanager left out up to 40 more" in json.dumps(cards[0].args["blocks"])
 
 
+def test_card_links_to_what_the_alerts_point_at_and_nothing_hostile(live: Live) -> None:
+    payload = copy.deepcopy(load("alertmanager"))
+    first, second = payload["alerts"]
+    first["annotations"]["runbook_url"] = "https://runbooks.example/payments/high-error-rate?team=payments&x=1"
+    first["annotations"]["dashboard_url"] = "javascript:alert(1)"  # never a link
+    second["annotations"]["dashboard"] = "https://grafana.example/d/abc|<!channel>"  # would break the markup
+    second["generatorURL"] = first["generatorURL"]  # the same URL twice: one link
+    assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    live.drain()
+    (inc,) = incidents(live)
+    card = [c for c in live.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"][0]
+    (links,) = [e["text"] for b in card.args["blocks"] if b["type"] == "context" for e in b["elements"]
+                if "|Alert source>" in e["text"]]
+    assert links == ("<http://prometheus.example:9090/graph?g0.expr=...|Alert source> · <https://runbooks.example/"
+                     "payments/high-error-rate?team=payments&amp;x=1|Runbook (from the alert)>")
+    assert "javascript" not in json.dumps(card.args["blocks"]) and "<!channel>" not in json.dumps(card.args["blocks"])
+    # Grafana's own dashboard and panel links; PagerDuty's incident page
+    graf = copy.deepcopy(load("grafana"))
+    graf["alerts"][0].update(dashboardURL="https://grafana.example/d/xyz",
+                             panelURL="https://grafana.example/d/xyz?viewPanel=2")
+    assert post(live, "grafana", graf).status_code == 202
+    assert post(live, "pagerduty", load("pagerduty"), auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    contexts = [e["text"] for c in live.standin.calls_to("chat.postMessage") if c.args["channel"] == "C0INCIDENTS"
+                for b in c.args["blocks"] if b["type"] == "context" for e in b["elements"]]
+    assert ("<https://grafana.example/d/xyz?viewPanel=2|Grafana panel> · <https://grafana.example/d/xyz|Grafana "
+            "dashboard>") in " ".join(contexts)
+    assert "<https://acme.pagerduty.com/incidents/PGR0VU2|PagerDuty incident>" in contexts
+
+
 def test_redelivery_and_resolution_mitigate_without_new_incident(live: Live) -> None:
     payload = load("alertmanager")
     for _ in range(3):
