@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from knowledge.models import OnCallShift, Service, Team, utcnow
+from knowledge.people import shifts_now
 from skills.base import SkillResult, esc
 from skills.handover import DEFAULT_HOURS, MAX_HOURS, handover
 
@@ -49,15 +50,10 @@ def _plan(services: Services) -> None:
 
 
 def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
-    """Who is on call for the team at ``at`` (an imported calendar shift overrides the rotation, as in
-    ``knowledge.people.oncall_now``), and since when the earliest of their shifts runs."""
-    rows = s.execute(select(Expert.slack_user_id, OnCallShift.source, OnCallShift.starts_at)
-                     .join(OnCallShift, OnCallShift.expert_id == Expert.id)
-                     .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at,
-                            Expert.active.is_(True))).all()
-    if any(src == "ical" for _, src, _ in rows):
-        rows = [r for r in rows if r[1] == "ical"]
-    return sorted({u for u, _, _ in rows}), min((start for _, _, start in rows), default=None)
+    """Who is on call for the team at ``at`` (``knowledge.people.shifts_now``: a calendar shift overrides the
+    rotation), and since when the earliest of their shifts runs."""
+    rows = shifts_now(session=s, team_id=team_id, at=at)
+    return sorted({e.slack_user_id for e, _, _ in rows}), min((start for _, _, start in rows), default=None)
 
 
 def register(services: Services) -> None:

@@ -26,7 +26,7 @@ from knowledge.models import Expert, Incident, OnCallShift, Service, Team, utcno
 
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
-    "services_in_text", "oncall_now", "oncall_by_team", "escalation_for", "open_load", "local_time",
+    "services_in_text", "shifts_now", "oncall_now", "oncall_by_team", "escalation_for", "open_load", "local_time",
     "in_working_hours", "experts_by_ids",
 ]
 
@@ -85,22 +85,29 @@ def team_in_text(*, session: Session, text: str) -> str:
     return min(names, key=lambda n: low.index(n.lower())) if names else ""
 
 
-def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
-               include_inactive: bool = False) -> list[Expert]:
-    """Experts on shift for a team at ``at`` (UTC, default now).
-
-    Imported calendar shifts (source "ical", overrides and swaps) come before the rotation, then the
-    most recently started shift first.
-    """
+def shifts_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
+               include_inactive: bool = False) -> list[tuple[Expert, str, dt.datetime]]:
+    """The shifts of a team running at ``at`` (UTC, default now), as (expert, source, start): imported calendar
+    shifts (source "ical": overrides and swaps) replace the rotation while any of them runs; the most recently
+    started first."""
     at = at or utcnow()
     q = (select(Expert, OnCallShift.source, OnCallShift.starts_at)
          .join(OnCallShift, OnCallShift.expert_id == Expert.id)
          .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
     if not include_inactive:
         q = q.where(Expert.active.is_(True))
-    rows = sorted(session.execute(q).all(), key=lambda r: (r[1] != "ical", -r[2].timestamp(), r[0].slack_user_id))
+    rows = [(e, str(src), start) for e, src, start in session.execute(q).all()]
+    if any(src == "ical" for _, src, _ in rows):
+        rows = [r for r in rows if r[1] == "ical"]
+    return sorted(rows, key=lambda r: (-r[2].timestamp(), r[0].slack_user_id))
+
+
+def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
+               include_inactive: bool = False) -> list[Expert]:
+    """Experts on shift for a team at ``at`` (UTC, default now), see :func:`shifts_now`: a calendar override
+    replaces the rotation; the most recently started shift first."""
     seen: dict[str, Expert] = {}
-    for e, _src, _start in rows:
+    for e, _src, _start in shifts_now(session=session, team_id=team_id, at=at, include_inactive=include_inactive):
         seen.setdefault(e.slack_user_id, e)
     return list(seen.values())
 

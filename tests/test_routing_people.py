@@ -99,14 +99,17 @@ def test_bad_people_files_give_one_line(db: Database, tmp_path: Path, name: str,
 
 def test_ical_import_overrides_the_rotation(db: Database, tmp_path: Path) -> None:
     with db.session() as s:
-        s.scalars(select(Expert).where(Expert.slack_user_id == "U0BOB")).one().email = "bob@example.com"
+        (row,) = oncall_by_team(session=s, team="payments")
+        (rotation,) = [u for u, _ in row.people]  # this week's rotation person; the calendar names the other one
+        other, name = ("U0ALICE", "Alice Moreau") if rotation == "U0BOB" else ("U0BOB", "Bob Okafor")
+        s.scalars(select(Expert).where(Expert.slack_user_id == other)).one().email = "cover@example.com"
     f = tmp_path / "payments.ics"
-    f.write_text(ICS)
+    f.write_text(ICS.replace("Bob Okafor", name).replace("bob@example.com", "cover@example.com"))
     with db.session() as s:
         assert import_ical(session=s, path=f, team="payments").shifts == 1
     with db.session() as s:
         (row,) = oncall_by_team(session=s, team="payments")
-        assert row.people[0][0] == "U0BOB"
+        assert [u for u, _ in row.people] == [other]  # the override replaces the rotation, not joins it
         assert s.scalars(select(OnCallShift).where(OnCallShift.source == "ical")).one()
 
 
