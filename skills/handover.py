@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Incident, Postmortem, RunbookExecution, TimelineEvent, utcnow
+from knowledge.service_graph import dependency_paths, graph
 from skills.base import Section, SkillError, SkillResult, duration, esc, esc_keep_users
 from skills.intake import OPEN_STATUSES
 
@@ -93,11 +94,18 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None,
     opened = s.scalar(select(func.count()).select_from(Incident).where(Incident.created_at >= since, *scope)) or 0
     latest = last_updates(s, [r.id for r in open_rows])
     lines = []
+    deps = graph(s)  # what is open upstream of an open incident may be its cause: said, nearest first
+    by_service = {(r.service_name or "").lower(): r for r in sorted(open_rows, key=lambda x: (x.severity, x.id))}
     for r in open_rows[:15]:
         who = f"<@{r.assignee}>" if r.assignee else "*nobody on it*"
+        comms = ((r.findings or {}).get("roles") or {}).get("comms")
+        who += f", comms <@{comms}>" if comms else ""
         upd = latest.get(r.id)
         said = (f"last update {_ago(upd.at, now)} ago: {_quote(upd.text)}" if upd is not None
                 else f"no update since it opened {_ago(r.created_at, now)} ago")
+        up = dependency_paths(deps, r.service_name) if deps and r.service_name else {}
+        causes = [by_service[n] for n in sorted(up, key=lambda n: len(up[n])) if n in by_service][:2]
+        said += "".join(f"; may be caused by #{c.id} ({esc(c.service_name or '')})" for c in causes)
         lines.append(f"*#{r.id}* SEV{r.severity} [{r.status}] {esc(r.title[:100])} "
                      f"({esc(r.service_name or 'unknown service')}, {who}); {said}")
     if len(open_rows) > 15:

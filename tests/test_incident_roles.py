@@ -54,6 +54,9 @@ def test_roles_in_words_and_commands_on_the_card_and_in_the_reminders(live: Live
     who = _say(live, pay, "who's on this?", "U0ERIN")
     assert "Roles: Commander <@U0BOB>, Comms <@U0CARLA>, Scribe <@U0DEV>." in who
 
+    _cmd(live, "handover")
+    handover = blocks_to_text(live.standin.messages("C0ROLES")[-1]["blocks"])
+    assert "(payments-api, <@U0BOB>, comms <@U0CARLA>)" in handover
     # The reminder asks comms first, then the commander (the incident is acknowledged: taken by Bob)
     _cmd(live, f"ack {pay.id}", user="U0BOB")
     time.sleep(1.2)

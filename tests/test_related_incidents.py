@@ -50,6 +50,12 @@ def test_cards_and_status_name_the_likely_cause_and_the_impact(live: Live) -> No
     db_card = _card(live, db_inc)  # refreshed when the others opened: its impact
     assert f"#{pay.id} SEV1 [open] payments-api" in db_card and f"#{web.id} SEV3 [open] checkout-web" in db_card
 
+    live.driver.command("/incident", "handover", user="U0ERIN", channel="C0OPS")  # the handover says it too
+    live.drain()
+    handover = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert f"ago; may be caused by #{db_inc.id} (postgres-main)\n" in handover
+    assert (f"ago; may be caused by #{pay.id} (payments-api); may be caused by #{db_inc.id} (postgres-main)"
+            in handover)
     live.driver.command("/incident", f"status {pay.id}", user="U0ERIN", channel="C0OPS")
     live.drain()
     status = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
