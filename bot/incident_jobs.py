@@ -47,8 +47,8 @@ def register(services: Services) -> None:
         queue_update_check(services, int(payload["incident_id"]))
 
     def broadcast(payload: dict[str, Any]) -> None:
-        """A status update (then the mitigation, the resolution) in the status channel, with the incident's
-        state and a link to its card."""
+        """A status update (then the mitigation, the resolution) in the status channel, or to a follower of the
+        incident by DM (``channel`` is their user id), with the incident's state and a link to its card."""
         from bot.handlers import deliver
 
         with services.db.session() as s:
@@ -59,7 +59,8 @@ def register(services: Services) -> None:
             head = f"SEV{inc.severity} · {inc.status} · {inc.service_name or 'unknown service'} · {age}"
             title, card = f"Incident #{inc.id}: {inc.title[:150]}", (inc.channel_id, inc.card_ts)
         user, said = payload.get("user"), esc_keep_users(str(payload.get("text") or "")[:1000])
-        what = ({"update": "Update from", "mitigated": "Mitigated by", "resolved": "Resolved by"}[str(payload["what"])]
+        what = ({"update": "Update from", "mitigated": "Mitigated by", "resolved": "Resolved by",
+                 "reopened": "Reopened by", "severity": "Severity changed by"}[str(payload["what"])]
                 + (f" <@{user}>" if user else " the bot") + (f": {said}" if said else ""))
         link = services.poster.permalink(*card) if all(card) else None
         follow = f"\n<{link}|Follow the incident>" if link else ""

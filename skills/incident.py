@@ -53,7 +53,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats", "timeline", "role", "roles")
+          "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
@@ -66,7 +66,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
           "`/incident timeline [id]`, `/incident handover [hours]`, "
-          "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`")
+          "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -152,6 +152,11 @@ _ROLE_OTHER = re.compile(r"^\W*<@(?P<user>U[A-Z0-9]+)(?:\|[^>]*)?>\s+(?:is|will\
 # "who's on comms?", "who is the scribe?", "roles?": the roles
 _ROLE_ASK = re.compile(rf"^\W*(?:who(?:'s|\s+is)\s+(?:on\s+|doing\s+|taking\s+)?(?:the\s+)?(?:{_ROLE_ALT})\b"
                        r"(?!\s+(?:lead\s+)?(?:for|of)\s+\w)|(?:what\s+are\s+the\s+)?roles\W*$)", re.I)
+# Following an incident (its updates, mitigation and resolution by DM): "follow #113", "keep me posted", "unfollow"
+_FOLLOW = re.compile(r"^\W*(?:(?P<un>un|stop\s+)?follow(?:ing)?|(?:please\s+)?keep\s+me\s+"
+                     r"(?:posted|updated|in\s+the\s+loop))(?:\s+(?:on\s+)?(?:(?:it|this(?:\s+one)?)"
+                     r"|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9})))?\W*$", re.I)
+MAX_FOLLOWERS = 200
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
@@ -230,6 +235,9 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "sev", here.group(1)
     if _WHO_HERE.match(text) and ref is None:
         return "who", ""
+    follow = _FOLLOW.match(text)
+    if follow:
+        return "unfollow" if follow.group("un") else "follow", f"#{follow.group('id')}" if follow.group("id") else ""
     role = _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
     if role:  # "I'll do comms", "@carla is comms": that role, that person (the number when one is said)
         who = f"<@{role.group('user')}>" if "user" in role.groupdict() else "me"
@@ -307,6 +315,7 @@ class IncidentSkill(BaseSkill):
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
+                or _FOLLOW.match(text)
                 or _ROLE_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
@@ -342,7 +351,7 @@ class IncidentSkill(BaseSkill):
             first = (rest.split() or [""])[0]  # "status of incident #101": the number is not first
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
-                    or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text)
+                    or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -352,7 +361,7 @@ class IncidentSkill(BaseSkill):
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
                     "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
-                    "role": self._role, "roles": self._who,
+                    "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
                     "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -574,7 +583,9 @@ class IncidentSkill(BaseSkill):
             return self._done(inc, f"Incident #{inc.id} is already SEV{sev}.")
         old, inc.severity = inc.severity, sev
         self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
-        return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).")
+        return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).",
+                          follow_up_jobs=self._tell_followers(inc, "severity", f"SEV{old} -> SEV{sev}",
+                                                              request.user_id))
 
     def _escalate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """One severity level up, and the next people to call named (a mention notifies them): the router's
@@ -610,7 +621,9 @@ class IncidentSkill(BaseSkill):
             then += f" (I know no team or service called \"{escape(asked[:60])}\": `/oncall` lists the teams.)"
         elif team and not any(c.why == f"on call for {team}" for c in nxt):
             then += f" (Nobody is on call for {escape(team)} now.)"
-        return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}")
+        return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}",
+                          follow_up_jobs=self._tell_followers(inc, "severity", f"escalated ({level})", request.user_id)
+                          if old != inc.severity else [])
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         m = _USER.search(rest)
@@ -638,7 +651,8 @@ class IncidentSkill(BaseSkill):
                           follow_up_jobs=self._broadcast(s, inc, ctx, "mitigated", note, request.user_id,
                                                          always=False)
                           + pagerduty_jobs(s, ctx.settings, inc, "note", "Mitigated" + (f": {note}" if note else ""),
-                                           request.user_id))
+                                           request.user_id)
+                          + self._tell_followers(inc, "mitigated", note, request.user_id))
 
     def _reopen(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """It is back: the same incident, open again (its postmortem draft stays, to be revised)."""
@@ -648,7 +662,8 @@ class IncidentSkill(BaseSkill):
         inc.status, inc.resolved_at = "open", None
         inc.findings = {k: v for k, v in (inc.findings or {}).items() if k != "closed_as"}  # a real one after all
         self._event(s, inc, "reopen", f"Reopened by <@{request.user_id}>", request.user_id)
-        return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}).")
+        return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}).",
+                          follow_up_jobs=self._tell_followers(inc, "reopened", "", request.user_id))
 
     def _resolve(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         args = rest.split()
@@ -680,7 +695,7 @@ class IncidentSkill(BaseSkill):
                                            "dedup_key": f"postmortem:{inc.id}:{now.isoformat()}"}]
                           + self._broadcast(s, inc, ctx, "resolved", said, request.user_id, always=False)
                           + pagerduty_jobs(s, ctx.settings, inc, "resolve", said, request.user_id)
-                          + _related_cards(s, inc))
+                          + _related_cards(s, inc) + self._tell_followers(inc, "resolved", said, request.user_id))
 
     def _close_without_postmortem(self, s: Session, inc: Incident, request: SkillRequest, said: str,
                                   original: int | None, ctx: SkillContext) -> SkillResult:
@@ -720,7 +735,7 @@ class IncidentSkill(BaseSkill):
         self._event(s, inc, "resolve", f"Resolved by <@{request.user_id}>: {why}", request.user_id)
         return self._done(inc, f"Incident #{inc.id} resolved: {why}. No postmortem for it.", follow_up_jobs=refresh
                           + pagerduty_jobs(s, ctx.settings, inc, "resolve", why, request.user_id)
-                          + _related_cards(s, inc))
+                          + _related_cards(s, inc) + self._tell_followers(inc, "resolved", why, request.user_id))
 
     def _update(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A status update ("update: failover done, errors back to 0.2%"): a key moment, like a note, and posted
@@ -764,7 +779,8 @@ class IncidentSkill(BaseSkill):
                 if ts and (e.data or {}).get("ts") == ts]
         jobs = self._broadcast(s, inc, ctx, "update", text, request.user_id, always=True) if broadcast else []
         data = ({"ts": ts, "channel": request.channel_id} if ts else {}) | ({"broadcast": True} if jobs else {})
-        pd = pagerduty_jobs(s, ctx.settings, inc, "note", f"Update: {text}", request.user_id) if broadcast else []
+        pd = (pagerduty_jobs(s, ctx.settings, inc, "note", f"Update: {text}", request.user_id)
+              + self._tell_followers(inc, "update", text, request.user_id)) if broadcast else []
         if same:
             same[0].kind, same[0].key, same[0].text, same[0].data = "note", True, line, {**(same[0].data or {}),
                                                                                         **data}
@@ -794,6 +810,41 @@ class IncidentSkill(BaseSkill):
         elif inc.status != "resolved":
             say += " No other roles yet: `/incident role comms @someone` (also scribe, ops), or \"I'll do comms\"."
         return SkillResult(title=f"Incident #{inc.id}", summary=say, data={"incident_id": inc.id})
+
+    def _follow(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Follow an incident: its status updates, severity changes, mitigation, resolution and reopening come to
+        the follower by DM (not what the follower does: they know)."""
+        inc, _ = self._target(s, request, rest.split())
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is resolved: there is nothing more to follow.")
+        user = str(request.user_id or "")
+        if not user:
+            raise SkillError("Following needs a person to tell.")
+        followers = list((inc.findings or {}).get("followers") or [])
+        if user in followers:
+            return self._done(inc, f"You already follow incident #{inc.id}.")
+        if len(followers) >= MAX_FOLLOWERS:
+            raise SkillError(f"Incident #{inc.id} has {MAX_FOLLOWERS} followers already: read its card or the "
+                             "status channel.")
+        inc.findings = {**(inc.findings or {}), "followers": [*followers, user]}
+        return self._done(inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, "
+                          f"mitigation and resolution by DM. `/incident unfollow {inc.id}` to stop.")
+
+    def _unfollow(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        inc, _ = self._target(s, request, rest.split())
+        followers = list((inc.findings or {}).get("followers") or [])
+        if request.user_id not in followers:
+            return self._done(inc, f"You do not follow incident #{inc.id}.")
+        inc.findings = {**(inc.findings or {}), "followers": [u for u in followers if u != request.user_id]}
+        return self._done(inc, f"You no longer follow incident #{inc.id}.")
+
+    @staticmethod
+    def _tell_followers(inc: Incident, what: str, text: str, user: str | None) -> list[dict[str, Any]]:
+        """One ``incident.broadcast`` job per follower (their DM), but the person who made the change."""
+        at = utcnow().isoformat()
+        return [{"kind": "incident.broadcast", "dedup_key": f"follow:{inc.id}:{u}:{what}:{at}"[:200],
+                 "payload": {"incident_id": inc.id, "channel": u, "what": what, "text": text[:1000], "user": user}}
+                for u in ((inc.findings or {}).get("followers") or [])[:MAX_FOLLOWERS] if u != user]
 
     def _role(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """``role <commander|comms|scribe|ops> <@user|me|none> [id]``: who holds a role on the incident. The

@@ -1,0 +1,71 @@
+"""Following an incident: "keep me posted" under its card (or `/incident follow`) and its status updates, severity
+changes, mitigation, resolution and reopening come by DM, except the follower's own changes; "unfollow" stops
+them. Through the real app: signed requests in, the DMs asserted on the Slack stand-in."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.render import blocks_to_text
+from bot.settings import Settings
+from tests.conftest import Live, make_settings, open_incidents
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    return make_settings(tmp_path, standin, warm_models=False)
+
+
+def _dms(live: Live, user: str) -> list[str]:
+    return [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages(user)]
+
+
+def _cmd(live: Live, text: str, user: str) -> str:
+    assert live.driver.command("/incident", text, user=user, channel="C0FOLLOW").status_code == 200
+    live.drain()
+    return live.standin.messages("C0FOLLOW")[-1]["text"]
+
+
+def test_followers_get_the_changes_by_dm(live: Live) -> None:
+    (pay,) = open_incidents(live, "payments-api returning 503 sev2")
+    ts = f"{time.time():.6f}"
+    assert live.driver.event({"type": "app_mention", "user": "U0ERIN", "ts": ts, "event_ts": ts,
+                              "text": "<@UWARROOM> keep me posted", "thread_ts": pay.card_ts,
+                              "channel": pay.channel_id}).status_code == 200
+    live.drain()
+    reply = [m["text"] for m in live.standin.messages(pay.channel_id) if m.get("thread_ts") == pay.card_ts][-1]
+    assert f"You follow incident #{pay.id}: I will send you its updates" in reply
+    assert "You follow incident" in _cmd(live, f"follow {pay.id}", "U0FRANK")
+    assert f"You already follow incident #{pay.id}." in _cmd(live, f"follow {pay.id}", "U0ERIN")
+
+    _cmd(live, f"update {pay.id} failed over to the replica, token=abc123secretvalue", "U0BOB")
+    for follower in ("U0ERIN", "U0FRANK"):
+        (dm,) = _dms(live, follower)
+        assert f"Incident #{pay.id}: payments-api returning 503" in dm and "SEV2 · open · payments-api" in dm
+        assert "Update from <@U0BOB>: failed over to the replica, token=[REDACTED]" in dm
+        assert "abc123secretvalue" not in dm and "|Follow the incident>" in dm
+    assert _dms(live, "U0BOB") == []  # not a follower
+
+    _cmd(live, f"sev 1 {pay.id}", "U0ERIN")  # a follower's own change is not sent back to them
+    assert len(_dms(live, "U0ERIN")) == 1
+    assert "Severity changed by <@U0ERIN>: SEV2 -> SEV1" in _dms(live, "U0FRANK")[-1]
+
+    assert f"You no longer follow incident #{pay.id}." in _cmd(live, f"unfollow {pay.id}", "U0FRANK")
+    _cmd(live, f"mitigate {pay.id} traffic on the replica", "U0BOB")
+    _cmd(live, f"resolve {pay.id} raised the pool limit", "U0BOB")
+    assert "Mitigated by <@U0BOB>: traffic on the replica" in _dms(live, "U0ERIN")[-2]
+    assert "Resolved by <@U0BOB>: raised the pool limit" in _dms(live, "U0ERIN")[-1]
+    assert len(_dms(live, "U0FRANK")) == 2  # nothing after the unfollow
+    _cmd(live, f"reopen {pay.id}", "U0BOB")
+    assert "Reopened by <@U0BOB>" in _dms(live, "U0ERIN")[-1]
+
+    # bad input: a clear answer, nobody followed
+    _cmd(live, f"resolve {pay.id} again", "U0BOB")
+    assert "is resolved: there is nothing more to follow" in _cmd(live, f"follow {pay.id}", "U0GIA")
+    assert "There is no incident #99999" in _cmd(live, "follow 99999", "U0GIA")
+    assert f"You do not follow incident #{pay.id}." in _cmd(live, f"unfollow {pay.id}", "U0GIA")
+    assert _dms(live, "U0GIA") == []
