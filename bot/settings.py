@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     # of an incident that PagerDuty opened reach its PagerDuty incident(s), so PagerDuty stops paging. `From`:
     # the email of the PagerDuty user the bot acts as (required with an account token). Unset token: off.
     pagerduty_api_token: SecretStr | None = None
-    pagerduty_from: str | None = Field(default=None, max_length=200)
-    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_from: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", pattern=r"^https?://[^\s]+$")
     pagerduty_timeout_s: float = Field(default=10.0, gt=0, le=60)
     pagerduty_max_attempts: int = Field(default=5, ge=1, le=20)  # then the incident's thread is told
 

@@ -69,3 +69,11 @@ def test_offline_commands_need_no_slack_secrets_but_serve_does(tmp_path) -> None
     refused = _cli("serve", "--port", "1", env=env)
     assert refused.returncode != 0 and "WARROOM_SLACK_SIGNING_SECRET" in refused.stderr
     assert load_settings(offline=True).mode == "production"  # offline only skips the secrets check
+
+
+@pytest.mark.parametrize(("name", "value"), [("WARROOM_PAGERDUTY_API_URL", "ftp://api.pagerduty.com"),
+                                             ("WARROOM_PAGERDUTY_FROM", "not-an-email")])
+def test_pagerduty_write_back_settings_are_checked(name: str, value: str) -> None:
+    proc = _cli("db", "current", env={"WARROOM_MODE": "test", name: value})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith(f"warroom: invalid setting {name.removeprefix('WARROOM_').lower()}:")
