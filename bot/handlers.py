@@ -87,7 +87,8 @@ def follow_up(services: Services, result: SkillResult) -> None:
     for job in result.data.get("follow_up_jobs") or []:
         if job.get("kind") in services.runner.handlers:
             services.runner.submit(job["kind"], job.get("payload") or {}, job.get("dedup_key"),
-                                   max_attempts=int(job.get("max_attempts") or 5))
+                                   max_attempts=int(job.get("max_attempts") or 5),
+                                   delay_s=float(job.get("delay_s") or 0.0))
 
 
 def _request_from(payload: dict[str, Any]) -> SkillRequest:

@@ -67,6 +67,24 @@ def register(services: Services) -> None:
         deliver(services, SkillResult(title=title, summary=f"*{esc(head)}*\n{what}{follow}"),
                 {"channel": payload["channel"]})
 
+    def reminder(payload: dict[str, Any]) -> None:
+        """A reminder someone set under the card ("remind me in 20m to ..."), now due: in the card's thread."""
+        from bot.handlers import deliver
+
+        with services.db.session() as s:
+            inc = s.get(Incident, int(payload["incident_id"]))
+            if inc is None:
+                return
+            where = {"channel": inc.channel_id or services.settings.slack_incident_channel, "thread_ts": inc.card_ts}
+            state = f" (incident #{inc.id} is {inc.status} now)" if inc.status == "resolved" else ""
+            incident_id = inc.id
+        by = payload.get("by")
+        said = (f":alarm_clock: {payload['mention']} reminder" + (f" from <@{by}>" if by and f"<@{by}>" !=
+                                                                   payload["mention"] else "")
+                + f": {esc_keep_users(str(payload.get('what') or ''))}{state}")
+        deliver(services, SkillResult(title=f"Reminder for incident #{incident_id}", summary=said,
+                                      data={"incident_id": incident_id}), where)
+
     def triage(payload: dict[str, Any]) -> None:
         incident_id = int(payload["incident_id"])
         run_triage(services.ctx, services.registry, incident_id)
@@ -205,6 +223,7 @@ def register(services: Services) -> None:
 
     services.runner.register("incident.card", card)
     services.runner.register("incident.broadcast", broadcast)
+    services.runner.register("incident.reminder", reminder)
     services.runner.register("incident.still_firing", still_firing)
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)

@@ -37,6 +37,7 @@ from skills.base import (
     SkillRequest,
     SkillResult,
     clock,
+    duration,
     esc_keep_users,
 )
 from skills.base import esc as escape
@@ -53,7 +54,8 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-          "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow")
+          "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
+          "remind")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
@@ -66,7 +68,8 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
           "`/incident timeline [id]`, `/incident handover [hours]`, "
-          "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`")
+          "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
+          "`/incident remind [id] me|us|@user in <20m|1h> <what>`")
 
 
 def _minutes(minutes: float) -> str:
@@ -157,6 +160,11 @@ _FOLLOW = re.compile(r"^\W*(?:(?P<un>un|stop\s+)?follow(?:ing)?|(?:please\s+)?ke
                      r"(?:posted|updated|in\s+the\s+loop))(?:\s+(?:on\s+)?(?:(?:it|this(?:\s+one)?)"
                      r"|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9})))?\W*$", re.I)
 MAX_FOLLOWERS = 200
+# "remind me in 20 min to check the replica lag", "remind us in 1h: ...", "remind @bob in 30m that ..."
+_REMIND = re.compile(r"^\W*remind\s+(?P<who>me|us|<@U[A-Z0-9]+(?:\|[^>]*)?>)\s+(?:in\s+)?(?P<n>\d{1,5})\s*"
+                     r"(?P<unit>s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b[\s:,-]*"
+                     r"(?:(?:to|that|about|of)\b\s*)?(?P<what>.*)$", re.I | re.S)
+MAX_REMIND_S = 24 * 3600
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
@@ -235,6 +243,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "sev", here.group(1)
     if _WHO_HERE.match(text) and ref is None:
         return "who", ""
+    if _REMIND.match(text):  # the whole text: the skill reads who, when and what
+        return "remind", text.strip()
     follow = _FOLLOW.match(text)
     if follow:
         return "unfollow" if follow.group("un") else "follow", f"#{follow.group('id')}" if follow.group("id") else ""
@@ -315,7 +325,7 @@ class IncidentSkill(BaseSkill):
             return 0.8
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
-                or _FOLLOW.match(text)
+                or _FOLLOW.match(text) or _REMIND.match(text)
                 or _ROLE_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
@@ -352,6 +362,7 @@ class IncidentSkill(BaseSkill):
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
+                    or _REMIND.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -362,6 +373,7 @@ class IncidentSkill(BaseSkill):
                     "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
+                    "remind": self._remind,
                     "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -845,6 +857,39 @@ class IncidentSkill(BaseSkill):
         return [{"kind": "incident.broadcast", "dedup_key": f"follow:{inc.id}:{u}:{what}:{at}"[:200],
                  "payload": {"incident_id": inc.id, "channel": u, "what": what, "text": text[:1000], "user": user}}
                 for u in ((inc.findings or {}).get("followers") or [])[:MAX_FOLLOWERS] if u != user]
+
+    def _remind(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """``remind [id] me|us|@user in <n><s|m|h> [to] <what>``: said in the incident card's thread when it is
+        due (at most 24 h ahead; kept in the job queue, so a restart does not lose it)."""
+        args = rest.split()
+        lead = args[:1] if args and (_ID.match(args[0]) or INCIDENT_REF.match(args[0])) else []
+        body = " ".join(args[len(lead):])
+        body = re.sub(r"^remind\s+", "", body, flags=re.I)
+        m = _REMIND.match(f"remind {body}")
+        if m is None:
+            raise SkillError("Usage: `remind me in 20m to check the replica lag` (or `us`, or `@someone`; "
+                             "`s`, `m` or `h`) under the incident's card, or `/incident remind <id> me in 20m ...`.")
+        n, unit = int(m.group("n")), m.group("unit").lower()
+        seconds = n * (3600 if unit.startswith("h") else 60 if unit.startswith("m") else 1)
+        if not 1 <= seconds <= MAX_REMIND_S:
+            raise SkillError("A reminder is for 1 second to 24 hours ahead.")
+        what = mask_secrets(" ".join(m.group("what").split()))[:500]
+        if not what:
+            raise SkillError("Remind you of what? `remind me in 20m to check the replica lag`.")
+        inc, _ = self._target(s, request, [a.lstrip("#") for a in lead])
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is resolved: no reminder for it.")
+        who = m.group("who")
+        mention = ("<!here>" if who.lower() == "us" else f"<@{request.user_id}>" if who.lower() == "me"
+                   else re.sub(r"\|[^>]*>", ">", who))
+        at = utcnow() + dt.timedelta(seconds=seconds)
+        job = {"kind": "incident.reminder", "delay_s": float(seconds),
+               "dedup_key": f"remind:{inc.id}:{request.user_id}:{at.isoformat()}"[:200],
+               "payload": {"incident_id": inc.id, "mention": mention, "what": what, "by": request.user_id,
+                           "due": at.isoformat()}}
+        return self._done(inc, f"OK: at {at:%H:%M} UTC ({duration(seconds)}) I will remind "
+                          f"{'you' if who.lower() == 'me' else 'the channel' if who.lower() == 'us' else mention} "
+                          f"in incident #{inc.id}'s thread: {escape(what)}", follow_up_jobs=[job])
 
     def _role(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """``role <commander|comms|scribe|ops> <@user|me|none> [id]``: who holds a role on the incident. The

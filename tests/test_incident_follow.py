@@ -69,3 +69,29 @@ def test_followers_get_the_changes_by_dm(live: Live) -> None:
     assert "There is no incident #99999" in _cmd(live, "follow 99999", "U0GIA")
     assert f"You do not follow incident #{pay.id}." in _cmd(live, f"unfollow {pay.id}", "U0GIA")
     assert _dms(live, "U0GIA") == []
+
+
+def test_reminders_under_the_card(live: Live) -> None:
+    (pay,) = open_incidents(live, "payments-api returning 503 sev2")
+
+    def say(text: str, user: str = "U0BOB") -> str:
+        ts = f"{time.time():.6f}"
+        assert live.driver.event({"type": "app_mention", "user": user, "ts": ts, "event_ts": ts,
+                                  "text": f"<@UWARROOM> {text}", "thread_ts": pay.card_ts,
+                                  "channel": pay.channel_id}).status_code == 200
+        live.drain(30)
+        return live.standin.messages(pay.channel_id)[-1]["text"]  # in the thread, or privately for a mistake
+
+    said = say("remind me in 1s to check the replica lag, password=hunter22")
+    assert said.endswith(":alarm_clock: <@U0BOB> reminder: check the replica lag, password=[REDACTED]"), said
+    assert _cmd(live, f"remind {pay.id} <@U0ERIN> in 2 seconds that the vendor call starts", "U0BOB").startswith(
+        f"Incident #{pay.id}: OK: at ")
+    live.drain(30)
+    thread = [m["text"] for m in live.standin.messages(pay.channel_id) if m.get("thread_ts") == pay.card_ts]
+    assert thread[-1].endswith(":alarm_clock: <@U0ERIN> reminder from <@U0BOB>: the vendor call starts")
+    # bad input: said plainly, nothing queued
+    for text, reply in (("remind me in 30h to sleep", "1 second to 24 hours ahead"),
+                        ("remind me in 0m to x", "1 second to 24 hours ahead"),
+                        ("remind me in 5m", "Remind you of what?")):
+        assert reply in say(text), text
+    assert "There is no incident #99999" in _cmd(live, "remind 99999 me in 5m x", "U0BOB")
