@@ -2,10 +2,10 @@
 
 Slack sends ``app_home_opened`` when someone opens the app's Home tab; the listener queues ``slack.app_home``
 and this job publishes (``views.publish``) a view built from the same answers the commands give: whether they
-are on call (``/oncall``), the incidents on them (``/incident list mine``), every open incident
-(``/incident list``), and their open postmortem action items (``/postmortem actions mine``). Each part is the
-skill's own result rendered as blocks, so the tab and the commands never disagree; one part failing leaves a
-line saying so, and the others still show.
+are on call (``/oncall``), the incidents on them (``/incident list mine``), those they follow (``/incident list
+following``), every open incident (``/incident list``), and their open postmortem action items (``/postmortem
+actions mine``). Each part is the skill's own result rendered as blocks, so the tab and the commands never
+disagree; one part failing leaves a line saying so, and the others still show.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ __all__ = ["register", "home_view"]
 
 log = logging.getLogger("warroom.app_home")
 # (skill, command text, heading): each part of the tab is that command's answer for the person
-PARTS = (("incident", "list mine", "On you"), ("incident", "list", "Open incidents"),
-         ("postmortem", "actions mine", "Your action items"))
+PARTS = (("incident", "list mine", "On you"), ("incident", "list following", "You follow"),
+         ("incident", "list", "Open incidents"), ("postmortem", "actions mine", "Your action items"))
 
 
 def _on_call(services: Services, user: str) -> str:

@@ -132,6 +132,8 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
                                 "text": {"type": "plain_text", "text": "Acknowledge"}})
             buttons.append({"type": "button", "action_id": "incident:resolve", "value": str(inc.id), "style": "primary",
                             "text": {"type": "plain_text", "text": "Resolve"}})
+            buttons.append({"type": "button", "action_id": "incident:follow", "value": str(inc.id),
+                            "text": {"type": "plain_text", "text": "Follow"}})
             if inc.severity > 1:  # the severity it was clicked at: a double click escalates once
                 buttons.append({"type": "button", "action_id": "incident:escalate", "value": f"{inc.id}:{inc.severity}",
                                 "text": {"type": "plain_text", "text": f"Escalate to SEV{inc.severity - 1}"}})

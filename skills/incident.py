@@ -400,7 +400,7 @@ class IncidentSkill(BaseSkill):
                     return self._done(inc, f"Incident #{inc.id} is SEV{inc.severity} now (it was SEV{shown} on the "
                                       "card you clicked): not escalated again.")
             request, verb = dataclasses.replace(request, text=ident), "escalate"
-        elif verb not in ("ack", "resolve", "reopen"):
+        elif verb not in ("ack", "resolve", "reopen", "follow"):
             raise SkillError(f"unknown incident action {verb}")
         if not request.text.isdigit():
             raise SkillError("this button does not name an incident")
@@ -834,13 +834,14 @@ class IncidentSkill(BaseSkill):
             raise SkillError("Following needs a person to tell.")
         followers = list((inc.findings or {}).get("followers") or [])
         if user in followers:
-            return self._done(inc, f"You already follow incident #{inc.id}.")
+            return dataclasses.replace(self._done(inc, f"You already follow incident #{inc.id}."), ephemeral=True)
         if len(followers) >= MAX_FOLLOWERS:
             raise SkillError(f"Incident #{inc.id} has {MAX_FOLLOWERS} followers already: read its card or the "
                              "status channel.")
         inc.findings = {**(inc.findings or {}), "followers": [*followers, user]}
-        return self._done(inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, "
-                          f"mitigation and resolution by DM. `/incident unfollow {inc.id}` to stop.")
+        return dataclasses.replace(self._done(
+            inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
+            f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
 
     def _unfollow(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())
@@ -994,6 +995,11 @@ class IncidentSkill(BaseSkill):
                 raise SkillError("`mine` needs to know who you are: ask in Slack.")
             where.append(Incident.assignee == request.user_id)
             said.append("assigned to you")
+        following = bool({"following", "followed", "follow"} & set(words))
+        if following:
+            if not request.user_id:
+                raise SkillError("`following` needs to know who you are: ask in Slack.")
+            said.append("that you follow")
         sev = next((int(m.group(1)) for w in words if (m := _SEV.match(w))), None)
         if sev is not None:
             where.append(Incident.severity == sev)
@@ -1002,12 +1008,20 @@ class IncidentSkill(BaseSkill):
         if service:
             where.append(Incident.service_name == service)
             said.append(f"on {escape(service)}")
-        left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents") and not _SEV.match(w)
+        left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
+                                              "follow", "i") and not _SEV.match(w)
                 and not (service and w in service.lower().split())]
         if left and request.source == "command":
-            raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list [mine] "
-                             "[sev1-4] [service]`.")
-        rows = s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id).limit(25)).all()
+            raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
+                             "[mine|following] [sev1-4] [service]`.")
+        if following:  # followers are kept on the incident (JSON): the open ones, filtered here
+            every = [r for r in s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id)
+                                          .limit(2000))
+                     if request.user_id in ((r.findings or {}).get("followers") or [])]
+            rows, total = every[:25], len(every)
+        else:
+            rows = s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id).limit(25)).all()
+            total = None
         lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
                       f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)}"
                       + (f", <@{r.assignee}>" if r.assignee else ", nobody on it") + ")"
@@ -1015,7 +1029,8 @@ class IncidentSkill(BaseSkill):
         which = f" ({', '.join(said)})" if said else ""
         if not rows:
             return SkillResult(title="Open incidents", summary=f"No open incidents{which}.")
-        total = s.scalar(select(func.count()).select_from(Incident).where(*where))
+        if total is None:
+            total = s.scalar(select(func.count()).select_from(Incident).where(*where))
         more = f" (the {len(rows)} most severe shown)" if (total or 0) > len(rows) else ""
         return SkillResult(title="Open incidents", summary=f"{total} open incident(s){which}{more}.",
                            sections=(Section("", lines),))

@@ -136,7 +136,13 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     live.drain()
     pay = _id(live, "payments-api returning 503")
     live.driver.command("/incident", f"take {pay}", user="U0IRIS", channel="C0OPS")
+    lag = _id(live, "ingest lag growing")
+    with live.db.session() as s:
+        lag_card = s.get(Incident, lag).card_ts  # type: ignore[union-attr]
+    live.driver.click("incident:follow", str(lag), user="U0IRIS", channel="C0INCIDENTS", message_ts=lag_card)
     live.drain()
+    said = live.standin.messages("C0INCIDENTS")[-1]
+    assert said["ephemeral"] and f"You follow incident #{lag}" in said["text"]  # the card's Follow button
 
     def opened(user: str, tab: str = "home", event_id: str | None = None, retry: int | None = None) -> None:
         ev = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": tab, "event_ts": "1.0"}
@@ -154,8 +160,10 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     with live.db.session() as s:
         storage = next(r for r in oncall_by_team(session=s) if r.team == "storage")
     assert ("You are on call for *storage*" in tab) == any(u == "U0IRIS" for u, _ in storage.people), tab
-    on_you = tab.split("== On you ==")[1].split("== Open incidents ==")[0]
+    on_you = tab.split("== On you ==")[1].split("== You follow ==")[0]
     assert f"*#{pay}* SEV1 [acknowledged] payments-api returning 503" in on_you and "ingest lag" not in on_you
+    followed = tab.split("== You follow ==")[1].split("== Open incidents ==")[0]
+    assert f"*#{lag}* SEV3 [open] ingest lag growing" in followed and "payments-api" not in followed
     assert "ingest lag growing" in tab.split("== Open incidents ==")[1]
     items = tab.split("== Your action items ==")[1]
     assert "2 open action item(s) of yours" in items and f"*{old}.1* put pgbouncer" in items

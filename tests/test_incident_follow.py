@@ -37,8 +37,8 @@ def test_followers_get_the_changes_by_dm(live: Live) -> None:
                               "text": "<@UWARROOM> keep me posted", "thread_ts": pay.card_ts,
                               "channel": pay.channel_id}).status_code == 200
     live.drain()
-    reply = [m["text"] for m in live.standin.messages(pay.channel_id) if m.get("thread_ts") == pay.card_ts][-1]
-    assert f"You follow incident #{pay.id}: I will send you its updates" in reply
+    reply = live.standin.messages(pay.channel_id)[-1]  # only to the person who asked
+    assert reply["ephemeral"] and f"You follow incident #{pay.id}: I will send you its updates" in reply["text"]
     assert "You follow incident" in _cmd(live, f"follow {pay.id}", "U0FRANK")
     assert f"You already follow incident #{pay.id}." in _cmd(live, f"follow {pay.id}", "U0ERIN")
 
