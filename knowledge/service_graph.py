@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Incident, Service
+from knowledge.people import OPEN_STATUSES
 
 __all__ = ["Related", "related_open", "related_lines", "dependency_paths", "graph"]
 
 MAX_HOPS = 3
-OPEN = ("open", "acknowledged", "mitigated")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def related_open(session: Session, inc: Incident, limit: int = 5) -> list[Relate
     names = set(up) | set(down)
     if not names:
         return []
-    rows = session.scalars(select(Incident).where(Incident.status.in_(OPEN), Incident.id != inc.id,
+    rows = session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES), Incident.id != inc.id,
                                                   func.lower(Incident.service_name).in_(sorted(names)))
                            .order_by(Incident.severity, Incident.created_at).limit(200)).all()
     out = []
