@@ -155,6 +155,7 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
             mode="demo", slack_bot_token="xoxb-demo-token", slack_signing_secret=signing_secret,
             slack_api_url=standin.api_url, database_url=f"sqlite:///{workdir / 'warroom.db'}",
             data_dir=workdir, embedder="minilm" if real_model else "hash", slack_incident_channel=CHANNEL,
+            slack_channel_interval_s=0.1,  # the stand-in has no rate limit; Slack's 1 s pacing would only add waiting
             webhook_secrets={"alertmanager": "demo-alertmanager-secret", "generic": "demo-generic-secret"},
         )
         db = Database(settings.database_url)

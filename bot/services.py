@@ -103,7 +103,7 @@ def build_services(settings: Settings) -> Services:
     registry = default_registry()
     ctx = SkillContext(db=db, data_dir=settings.data_dir, model_dir=settings.models_path, settings=settings)
     client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    poster = SlackPoster(client)
+    poster = SlackPoster(client, per_channel_interval=settings.slack_channel_interval_s)
     dispatch = None
     if settings.job_backend == "celery":
         from bot.celery_app import celery_dispatcher, make_celery

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     slack_status_channel: str | None = None
     slack_open_incident_channels: bool = False
     slack_max_text: int = 3000
+    # At most one post per this many seconds per channel (Slack's chat.postMessage allows about one a second per
+    # channel and answers 429 beyond short bursts). Lower only against a server without that limit.
+    slack_channel_interval_s: float = Field(default=1.0, ge=0, le=10)
 
     # Storage
     database_url: str = "sqlite:///./var/warroom.db"

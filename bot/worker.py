@@ -284,7 +284,9 @@ class JobRunner:
             with self.db.session() as s:
                 horizon = None if due_within_s is None else utcnow() + dt.timedelta(seconds=due_within_s)
                 c = jobs.counts(s, due_before=horizon)
-            if c.get("queued", 0) == 0 and c.get("running", 0) == 0:
+            with self._running_lock:  # a job marked done or failed may still be telling about it (on_give_up)
+                busy = bool(self._running)
+            if c.get("queued", 0) == 0 and c.get("running", 0) == 0 and not busy:
                 return True
             time.sleep(0.05)
         return False

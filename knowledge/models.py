@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -145,14 +146,14 @@ class Alert(Base):
     service_name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="firing")
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
-    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     severity: Mapped[str | None] = mapped_column(String(32))
     summary: Mapped[str] = mapped_column(Text, default="")
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
     starts_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     incident: Mapped[Incident | None] = relationship(back_populates="alerts")
 
 
@@ -275,6 +276,7 @@ class WebhookInbox(Base):
     """Raw webhook deliveries, committed before the 2xx goes back."""
 
     __tablename__ = "webhook_inbox"
+    __table_args__ = (Index("ix_webhook_inbox_pending", "status", "id"),)  # the processor's "next pending" scan
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -322,7 +324,7 @@ class RiskReading(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     service_name: Mapped[str | None] = mapped_column(String(100), index=True)
     source: Mapped[str] = mapped_column(String(32), default="slack")
-    probability: Mapped[float] = mapped_column()
+    probability: Mapped[float] = mapped_column(Float)
     band: Mapped[str] = mapped_column(String(16))
     model_version: Mapped[str] = mapped_column(String(100))
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -49,6 +49,7 @@ def make_settings(tmp_path: Path, standin: SlackStandIn | None = None, **overrid
         slack_api_url=standin.api_url if standin else "http://127.0.0.1:9/api/",
         database_url=f"sqlite:///{tmp_path / 'warroom.db'}", data_dir=tmp_path, embedder="hash",
         slack_incident_channel="C0INCIDENTS", workers=2, card_update_interval_s=0.5, triage_interval_s=1.0,
+        slack_channel_interval_s=0.05,  # the stand-in has no rate limit; the 1 s default is tested on its own
         webhook_secrets={"alertmanager": "am-secret-0123456789", "grafana": "grafana-secret-0123456789",
                          "pagerduty": "pd-secret-0123456789", "generic": "generic-secret-0123456789"},
     )

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from knowledge.db import Database
@@ -19,6 +21,9 @@ def _roundtrip(db: Database) -> None:
     assert db.at_head()
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables, set(Base.metadata.tables) - tables
+    with db.engine.connect() as conn:  # the migrations build what the models say: columns, types, indexes
+        drift = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert drift == [], drift
     with db.session() as s:
         counts = seed(s)
     assert counts["incidents"] == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -10,7 +11,9 @@ import urllib.parse
 import httpx
 from sqlalchemy import func, select
 
+from bot.settings import Settings
 from bot.slack_app import strip_bot_mention
+from knowledge.db import Database
 from knowledge.models import AuditRecord, Incident, Job, Postmortem, RunbookExecution, TimelineEvent
 from knowledge.people import oncall_by_team
 from tests.conftest import Live
@@ -143,6 +146,28 @@ def test_rate_limited_posts_are_retried_after_retry_after(live: Live) -> None:
     assert len(live.standin.messages("C0OPS")) == 1
     statuses = [c.status for c in live.standin.calls if c.method == "chat.postMessage"]
     assert statuses == [429, 429, 200]
+
+
+def test_posts_to_one_channel_are_paced_at_slacks_rate(tmp_path, standin) -> None:  # type: ignore[no-untyped-def]
+    """With the default interval, replies to one channel leave at most one a second; other channels do not wait."""
+    from bot.standin.driver import SlackDriver
+    from bot.standin.harness import LiveServer
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, standin, slack_channel_interval_s=1.0)
+    assert Settings.model_fields["slack_channel_interval_s"].default == 1.0  # the shipped default
+    Database(settings.database_url).upgrade()
+    with LiveServer(settings) as srv:
+        driver = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
+        for channel in ("C0PACE", "C0PACE", "C0PACE", "C0OTHER"):
+            assert driver.command("/warroom", "status", channel=channel).status_code == 200
+        assert srv.drain(30)
+    posts = {ch: [c.at for c in standin.calls_to("chat.postMessage") if c.args.get("channel") == ch and c.status == 200]
+             for ch in ("C0PACE", "C0OTHER")}
+    assert len(posts["C0PACE"]) == 3 and len(posts["C0OTHER"]) == 1
+    gaps = [b - a for a, b in itertools.pairwise(posts["C0PACE"])]
+    assert min(gaps) >= 0.9, gaps  # a lower bound on spacing (Slack's limit), not a speed assertion
+    assert posts["C0OTHER"][0] < posts["C0PACE"][-1]  # another channel is not queued behind C0PACE
 
 
 def test_free_text_routes_to_best_skill_or_help(live: Live) -> None:
