@@ -140,7 +140,9 @@ class SlackPoster:
         kw: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if blocks:
             kw["blocks"] = blocks
-        return self._call("chat.postEphemeral", channel, **kw)
+        # Not paced with the channel's posts: the one-a-second limit is chat.postMessage's, and an answer only the
+        # asker sees should not wait behind a busy incident channel's updates (a 429 is retried as any other).
+        return self._call("chat.postEphemeral", None, **kw)
 
     def upload(self, channel: str, filename: str, content: bytes, title: str = "",
                thread_ts: str | None = None) -> dict[str, Any]:

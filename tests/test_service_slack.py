@@ -149,7 +149,8 @@ def test_rate_limited_posts_are_retried_after_retry_after(live: Live) -> None:
 
 
 def test_posts_to_one_channel_are_paced_at_slacks_rate(tmp_path, standin) -> None:  # type: ignore[no-untyped-def]
-    """With the default interval, replies to one channel leave at most one a second; other channels do not wait."""
+    """With the default interval, replies to one channel leave at most one a second; other channels and answers
+    only the asker sees (ephemeral, not under that limit) do not wait behind them."""
     from bot.standin.driver import SlackDriver
     from bot.standin.harness import LiveServer
     from tests.conftest import make_settings
@@ -161,6 +162,7 @@ def test_posts_to_one_channel_are_paced_at_slacks_rate(tmp_path, standin) -> Non
         driver = SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value())
         for channel in ("C0PACE", "C0PACE", "C0PACE", "C0OTHER"):
             assert driver.command("/warroom", "status", channel=channel).status_code == 200
+        assert driver.command("/warroom", "help", channel="C0PACE").status_code == 200  # ephemeral
         assert srv.drain(30)
     posts = {ch: [c.at for c in standin.calls_to("chat.postMessage") if c.args.get("channel") == ch and c.status == 200]
              for ch in ("C0PACE", "C0OTHER")}
@@ -168,6 +170,8 @@ def test_posts_to_one_channel_are_paced_at_slacks_rate(tmp_path, standin) -> Non
     gaps = [b - a for a, b in itertools.pairwise(posts["C0PACE"])]
     assert min(gaps) >= 0.9, gaps  # a lower bound on spacing (Slack's limit), not a speed assertion
     assert posts["C0OTHER"][0] < posts["C0PACE"][-1]  # another channel is not queued behind C0PACE
+    (help_,) = [c.at for c in standin.calls_to("chat.postEphemeral") if c.status == 200]
+    assert help_ < posts["C0PACE"][-1]  # nor is the ephemeral answer
 
 
 def test_free_text_routes_to_best_skill_or_help(live: Live) -> None:
