@@ -8,7 +8,9 @@ PagerDuty incident id) keeps paging in PagerDuty until someone acknowledges it t
 - acknowledges the incident or takes it: ``PUT /incidents/{id}`` status ``acknowledged`` (PagerDuty stops
   escalating);
 - resolves it (a false alarm and a duplicate too): status ``resolved``, with what fixed it as the resolution;
-- mitigates it or posts a status update: ``POST /incidents/{id}/notes``.
+- mitigates it or posts a status update: ``POST /incidents/{id}/notes``;
+- re-rates it across the SEV2/SEV3 line (``/incident sev``, escalate): its urgency, ``high`` for SEV1-2 and
+  ``low`` for SEV3-4 (``skills.incident.pd_urgency``).
 
 Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``Accept:
 application/vnd.pagerduty+json;version=2``, ``From:`` the bot's PagerDuty user). Each outcome is on the incident's
@@ -44,8 +46,9 @@ __all__ = ["register", "PagerDutyRejected", "PagerDutyUnavailable", "NOTE_MARK"]
 
 log = logging.getLogger("warroom.pagerduty")
 
-ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note"}
-_WORDS = {"acknowledge": "acknowledge", "resolve": "resolve", "note": "add the note to"}
+ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note", "urgency": "urgency"}
+_WORDS = {"acknowledge": "acknowledge", "resolve": "resolve", "note": "add the note to",
+          "urgency": "change the urgency of"}
 
 
 class PagerDutyRejected(PermanentJobError):
@@ -96,6 +99,11 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
     if action == "note":
         resp = _request(services.settings, "POST", f"/incidents/{pd_id}/notes",
                         {"note": {"content": f"{NOTE_MARK}{text} ({who}, in Slack)"[:25000]}})
+    elif action == "urgency":
+        if text not in ("high", "low"):
+            raise PagerDutyRejected(f"not an urgency: {text[:20]!r}")
+        resp = _request(services.settings, "PUT", f"/incidents/{pd_id}",
+                        {"incident": {"type": "incident_reference", "urgency": text}})
     else:
         body: dict[str, Any] = {"type": "incident_reference", "status": ACTIONS[action]}
         if action == "resolve":
@@ -108,6 +116,8 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
         if action == "resolve" and "already resolved" in said.lower():
             return f"PagerDuty incident {pd_id} was already resolved there"
         raise PagerDutyRejected(said)
+    if action == "urgency":
+        return f"PagerDuty incident {pd_id} urgency set to {text} (for {who})"
     return (f"Note added to PagerDuty incident {pd_id}" if action == "note"
             else f"PagerDuty incident {pd_id} {ACTIONS[action]} (for {who})")
 
@@ -143,7 +153,9 @@ def register(services: Services) -> None:
         if channel is None:
             return
         then = {"acknowledge": "It may go on paging: acknowledge it in PagerDuty.",
-                "resolve": "Resolve it in PagerDuty, or it stays open there."}.get(action, "Add it there by hand.")
+                "resolve": "Resolve it in PagerDuty, or it stays open there.",
+                "urgency": f"Set its urgency to {payload.get('text')} in PagerDuty."}.get(action,
+                                                                                    "Add it there by hand.")
         what = f"I could not {_WORDS.get(action, action)} PagerDuty incident {pd_id}"
         deliver(services, SkillResult(
             title=f"PagerDuty incident {pd_id} not updated", summary=f":warning: {what}: {esc(why)}. {then}",

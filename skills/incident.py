@@ -279,9 +279,9 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
 
 def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, text: str = "",
                    user: str | None = None) -> list[dict[str, Any]]:
-    """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note) to the
-    PagerDuty incidents behind ``inc``, one job each; none when write-back is off or PagerDuty did not open it.
-    Acknowledge and resolve go to those still firing there; a note goes to all of them."""
+    """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note, urgency) to
+    the PagerDuty incidents behind ``inc``, one job each; none when write-back is off or PagerDuty did not open it.
+    Acknowledge, resolve and urgency go to those still firing there; a note goes to all of them."""
     if settings is None or getattr(settings, "pagerduty_api_token", None) is None:
         return []
     q = select(Alert.fingerprint).where(Alert.incident_id == inc.id, Alert.source == "pagerduty",
@@ -294,6 +294,20 @@ def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, 
              "max_attempts": int(settings.pagerduty_max_attempts),
              "payload": {"incident_id": inc.id, "pd_incident": pd_id, "action": action,
                          "text": mask_secrets(text)[:2000], "user": user}} for pd_id in pd_ids]
+
+
+def pd_urgency(severity: int) -> str:
+    """PagerDuty's urgency for one of our severities: SEV1-2 page now (high), SEV3-4 can wait (low)."""
+    return "high" if severity <= 2 else "low"
+
+
+def urgency_jobs(session: Session, settings: Any, inc: Incident, old: int, user: str | None) -> list[dict[str, Any]]:
+    """When a person re-rates an incident PagerDuty opened across the SEV2/SEV3 line, its PagerDuty incidents still
+    firing get the matching urgency (a SEV1 there no longer waits behind low-urgency rules; a SEV4 stops paging
+    at night). A change within one urgency sends nothing."""
+    if pd_urgency(old) == pd_urgency(inc.severity):
+        return []
+    return pagerduty_jobs(session, settings, inc, "urgency", pd_urgency(inc.severity), user)
 
 
 def roles_of(inc: Incident) -> dict[str, str]:
@@ -597,7 +611,8 @@ class IncidentSkill(BaseSkill):
         self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).",
                           follow_up_jobs=self._tell_followers(inc, "severity", f"SEV{old} -> SEV{sev}",
-                                                              request.user_id))
+                                                              request.user_id)
+                          + urgency_jobs(s, ctx.settings, inc, old, request.user_id))
 
     def _escalate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """One severity level up, and the next people to call named (a mention notifies them): the router's
@@ -635,7 +650,7 @@ class IncidentSkill(BaseSkill):
             then += f" (Nobody is on call for {escape(team)} now.)"
         return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}",
                           follow_up_jobs=self._tell_followers(inc, "severity", f"escalated ({level})", request.user_id)
-                          if old != inc.severity else [])
+                          + urgency_jobs(s, ctx.settings, inc, old, request.user_id) if old != inc.severity else [])
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         m = _USER.search(rest)

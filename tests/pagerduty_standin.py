@@ -1,7 +1,7 @@
 """A local stand-in for the PagerDuty REST API v2, as far as the write-back uses it: ``PUT /incidents/{id}``
-(acknowledge, resolve) and ``POST /incidents/{id}/notes``. It checks what PagerDuty checks (the token, the
+(acknowledge, resolve, urgency) and ``POST /incidents/{id}/notes``. It checks what PagerDuty checks (the token, the
 API version in ``Accept``, ``From`` for an account token, the body's shape), answers in PagerDuty's error
-format, keeps each incident's status, and records every request."""
+format, keeps each incident's status and urgency, and records every request."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class FakePagerDuty:
     token: str
     incidents: dict[str, str] = field(default_factory=dict)  # id -> triggered | acknowledged | resolved
     notes: dict[str, list[str]] = field(default_factory=dict)
+    urgency: dict[str, str] = field(default_factory=dict)  # id -> high | low, once set through the API
     requests: list[PDRequest] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # HTTP statuses to answer the next requests with
 
@@ -94,6 +95,14 @@ class FakePagerDuty:
             self.notes.setdefault(pd_id, []).append(content)
             return 201, {"note": {"id": f"N{len(self.notes[pd_id])}", "content": content}}
         inc = req.body.get("incident") or {}
+        if req.method == "PUT" and "urgency" in inc and "status" not in inc:
+            if inc.get("type") not in ("incident", "incident_reference") or inc["urgency"] not in ("high", "low"):
+                return self._error(400, "Invalid Input Provided", 2001, "Urgency must be high or low")
+            if self.incidents[pd_id] == "resolved":
+                return self._error(400, "Invalid Input Provided", 2001, "Incident Already Resolved")
+            self.urgency[pd_id] = inc["urgency"]
+            return 200, {"incident": {"id": pd_id, "type": "incident", "status": self.incidents[pd_id],
+                                      "urgency": inc["urgency"]}}
         if req.method != "PUT" or inc.get("type") not in ("incident", "incident_reference") \
                 or inc.get("status") not in ("acknowledged", "resolved"):
             return self._error(400, "Invalid Input Provided", 2001, "Incident status must be acknowledged or resolved")

@@ -164,6 +164,40 @@ def test_refusals_and_outages_are_told_in_the_thread(live: Live, pagerduty: Fake
     assert not any(":warning:" in t for t in _thread(live, late))
 
 
+def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerduty: FakePagerDuty) -> None:
+    """SEV1-2 is PagerDuty's high urgency, SEV3-4 its low: a re-rating that crosses the line is sent, one within
+    it is not, and a priority change that came from PagerDuty is not sent back."""
+    inc = _trigger(live, pagerduty, "PURG001", 1, "checkout-web cart errors")  # P1: SEV1
+    _cmd(live, f"sev 2 {inc.id}")
+    assert pagerduty.requests == []  # still high urgency
+    _cmd(live, f"sev 4 {inc.id}", user="U0BOB")
+    (put,) = pagerduty.calls("PUT")
+    assert (put.path, put.status) == ("/incidents/PURG001", 200)
+    assert put.body == {"incident": {"type": "incident_reference", "urgency": "low"}}
+    assert pagerduty.urgency == {"PURG001": "low"} and pagerduty.incidents["PURG001"] == "triggered"
+    _cmd(live, f"sev 3 {inc.id}")
+    assert len(pagerduty.calls()) == 1
+    _cmd(live, f"escalate {inc.id}")  # SEV3 -> SEV2
+    assert pagerduty.urgency == {"PURG001": "high"} and len(pagerduty.calls()) == 2
+    said = [e.text for e in _timeline(live, inc.id, "pagerduty")]
+    assert said[0].startswith("PagerDuty incident PURG001 urgency set to low (for ")
+    assert said[1].startswith("PagerDuty incident PURG001 urgency set to high (for ")
+    changed = pd_event("incident.priority_updated", 5, priority="P4", id="PURG001")  # re-rated there
+    assert post(live, "pagerduty", changed, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    assert len(pagerduty.calls()) == 2  # news from PagerDuty is not written back to it
+
+    pagerduty.incidents["PURG001"] = "resolved"  # resolved there meanwhile (its webhook late): refused, told
+    with live.db.session() as s:  # P4 there: SEV4 here
+        assert s.get(Incident, inc.id).severity == 4  # type: ignore[union-attr]
+    _cmd(live, f"sev 1 {inc.id}")
+    assert pagerduty.calls()[-1].status == 400 and len(pagerduty.calls()) == 3
+    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t]
+    assert "could not change the urgency of PagerDuty incident PURG001" in warn
+    assert "Set its urgency to high in PagerDuty." in warn
+
+
 def test_nothing_goes_to_pagerduty_for_other_incidents(live: Live, pagerduty: FakePagerDuty) -> None:
     """An incident a person declared (or Alertmanager opened) has no PagerDuty incident: no request."""
     _cmd(live, "new checkout-web 500s on the cart page sev2")
