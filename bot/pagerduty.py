@@ -13,10 +13,12 @@ PagerDuty incident id) keeps paging in PagerDuty until someone acknowledges it t
   ``low`` for SEV3-4 (``skills.incident.pd_urgency``).
 
 Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``Accept:
-application/vnd.pagerduty+json;version=2``, ``From:`` the bot's PagerDuty user). Each outcome is on the incident's
-timeline. PagerDuty refusing (401, 403, 404, 400) fails at once; not answering (a timeout, 429, 5xx) is retried
-``WARROOM_PAGERDUTY_MAX_ATTEMPTS`` times. Either way the card's thread is told, with what to do by hand: an
-acknowledgement that did not arrive means PagerDuty goes on paging.
+application/vnd.pagerduty+json;version=2``). ``From:`` is the email the people directory has for the person who
+acted, so PagerDuty's log names them; when PagerDuty knows no user by that email ("Requester User Not Found") or
+the directory has none, the change is sent (again) as the bot's PagerDuty user (``WARROOM_PAGERDUTY_FROM``). Each
+outcome is on the incident's timeline. PagerDuty refusing (401, 403, 404, 400) fails at once; not answering (a
+timeout, 429, 5xx) is retried ``WARROOM_PAGERDUTY_MAX_ATTEMPTS`` times. Either way the card's thread is told, with
+what to do by hand: an acknowledgement that did not arrive means PagerDuty goes on paging.
 
 PagerDuty then sends its own webhook events for these changes: an acknowledgement or resolution already made
 here changes nothing, and the notes the bot wrote start with :data:`NOTE_MARK`, so they are not written on the
@@ -69,20 +71,32 @@ def _error(resp: httpx.Response) -> str:
     return f"HTTP {resp.status_code}" + (f": {said[:300]}" if said else "")
 
 
-def _person(session: Session, user: str | None) -> str:
+def _person(session: Session, user: str | None) -> tuple[str, str | None]:
+    """(the name to write, the email to act as in PagerDuty: an active person's, when the directory has one)."""
     if not user:
-        return "someone"
-    name = session.scalar(select(Expert.name).where(Expert.slack_user_id == user))
-    return name or user
+        return "someone", None
+    row = session.execute(select(Expert.name, Expert.email, Expert.active).where(Expert.slack_user_id == user)).first()
+    if row is None:
+        return user, None
+    email = (row.email or "").strip()
+    return row.name or user, email if row.active and "@" in email and email not in _NOT_PD_USERS else None
 
 
-def _request(settings: Settings, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+_NOT_PD_USERS: set[str] = set()  # emails PagerDuty said it has no user for (this process): not tried again
+
+
+def _unknown_requester(resp: httpx.Response) -> bool:
+    return resp.status_code == 400 and "requester user not found" in _error(resp).lower()
+
+
+def _request(settings: Settings, method: str, path: str, body: dict[str, Any],
+             sender: str | None = None) -> httpx.Response:
     token = settings.pagerduty_api_token
     assert token is not None
     headers = {"Authorization": f"Token token={token.get_secret_value()}",
                "Accept": "application/vnd.pagerduty+json;version=2", "Content-Type": "application/json"}
-    if settings.pagerduty_from:
-        headers["From"] = settings.pagerduty_from
+    if sender or settings.pagerduty_from:
+        headers["From"] = str(sender or settings.pagerduty_from)
     try:
         return httpx.request(method, settings.pagerduty_api_url.rstrip("/") + path, json=body, headers=headers,
                              timeout=settings.pagerduty_timeout_s)
@@ -95,20 +109,25 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
     pd_id, action = str(payload["pd_incident"]), str(payload["action"])
     text = str(payload.get("text") or "")
     with services.db.session() as s:
-        who = _person(s, payload.get("user"))
+        who, email = _person(s, payload.get("user"))
     if action == "note":
-        resp = _request(services.settings, "POST", f"/incidents/{pd_id}/notes",
-                        {"note": {"content": f"{NOTE_MARK}{text} ({who}, in Slack)"[:25000]}})
+        method, path, body = "POST", f"/incidents/{pd_id}/notes", \
+            {"note": {"content": f"{NOTE_MARK}{text} ({who}, in Slack)"[:25000]}}
     elif action == "urgency":
         if text not in ("high", "low"):
             raise PagerDutyRejected(f"not an urgency: {text[:20]!r}")
-        resp = _request(services.settings, "PUT", f"/incidents/{pd_id}",
-                        {"incident": {"type": "incident_reference", "urgency": text}})
+        method, path, body = "PUT", f"/incidents/{pd_id}", {"incident": {"type": "incident_reference", "urgency": text}}
     else:
-        body: dict[str, Any] = {"type": "incident_reference", "status": ACTIONS[action]}
+        change: dict[str, Any] = {"type": "incident_reference", "status": ACTIONS[action]}
         if action == "resolve":
-            body["resolution"] = f"Resolved in Slack by {who}" + (f": {text}" if text else "")
-        resp = _request(services.settings, "PUT", f"/incidents/{pd_id}", {"incident": body})
+            change["resolution"] = f"Resolved in Slack by {who}" + (f": {text}" if text else "")
+        method, path, body = "PUT", f"/incidents/{pd_id}", {"incident": change}
+    resp = _request(services.settings, method, path, body, email)
+    if email and _unknown_requester(resp):  # not a PagerDuty user by that email: act as the bot
+        _NOT_PD_USERS.add(email)
+        log.info("PagerDuty has no user %s: acting as %s", email, services.settings.pagerduty_from or "the token")
+        email = None
+        resp = _request(services.settings, method, path, body)
     if resp.status_code == 429 or resp.status_code >= 500:
         raise PagerDutyUnavailable(_error(resp))
     if resp.status_code >= 400:
@@ -116,10 +135,11 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
         if action == "resolve" and "already resolved" in said.lower():
             return f"PagerDuty incident {pd_id} was already resolved there"
         raise PagerDutyRejected(said)
+    by = f"as {who}" if email else f"for {who}"  # acting as the person in PagerDuty, or as the bot on their behalf
     if action == "urgency":
-        return f"PagerDuty incident {pd_id} urgency set to {text} (for {who})"
-    return (f"Note added to PagerDuty incident {pd_id}" if action == "note"
-            else f"PagerDuty incident {pd_id} {ACTIONS[action]} (for {who})")
+        return f"PagerDuty incident {pd_id} urgency set to {text} ({by})"
+    return (f"Note added to PagerDuty incident {pd_id} ({by})" if action == "note"
+            else f"PagerDuty incident {pd_id} {ACTIONS[action]} ({by})")
 
 
 def _record(services: Services, payload: dict[str, Any], text: str, ok: bool) -> tuple[str | None, str | None]:

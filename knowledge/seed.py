@@ -65,7 +65,7 @@ def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: 
     for e in world.get("experts", []):
         if e["slack_user_id"] not in experts:
             experts[e["slack_user_id"]] = Expert(
-                slack_user_id=e["slack_user_id"], name=e["name"], team_id=teams[e["team"]].id,
+                slack_user_id=e["slack_user_id"], name=e["name"], email=e.get("email"), team_id=teams[e["team"]].id,
                 services=e.get("services", []), skills=e.get("skills", []),
                 timezone=e.get("timezone", "UTC"), active=e.get("active", True))
             session.add(experts[e["slack_user_id"]])

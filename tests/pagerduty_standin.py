@@ -32,6 +32,7 @@ class FakePagerDuty:
     incidents: dict[str, str] = field(default_factory=dict)  # id -> triggered | acknowledged | resolved
     notes: dict[str, list[str]] = field(default_factory=dict)
     urgency: dict[str, str] = field(default_factory=dict)  # id -> high | low, once set through the API
+    users: set[str] | None = None  # the account's users' emails: ``From`` must name one (None: any)
     requests: list[PDRequest] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # HTTP statuses to answer the next requests with
 
@@ -80,7 +81,7 @@ class FakePagerDuty:
             return self._error(401, "Unauthorized", 0)
         if req.headers.get("accept") != "application/vnd.pagerduty+json;version=2":
             return self._error(400, "Invalid Input Provided", 2001, "Accept header must name version=2")
-        if not req.headers.get("from"):
+        if not req.headers.get("from") or (self.users is not None and req.headers["from"] not in self.users):
             return self._error(400, "Invalid Input Provided", 2001, "Requester User Not Found")
         m = _PATH.match(req.path)
         if m is None or not isinstance(req.body, dict):

@@ -198,6 +198,33 @@ def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerd
     assert "Set its urgency to high in PagerDuty." in warn
 
 
+def test_changes_are_made_as_the_person_when_pagerduty_knows_them(live: Live, pagerduty: FakePagerDuty) -> None:
+    """``From`` is the acting person's email from the people directory, so PagerDuty's log names them; someone
+    PagerDuty has no user for is acted for by the bot's user, in the same attempt, and not tried again."""
+    from knowledge.models import Expert
+
+    with live.db.session() as s:
+        for user, email in (("U0ALICE", "alice@acme.test"), ("U0BOB", "bob@contractor.test")):
+            s.scalars(select(Expert).where(Expert.slack_user_id == user)).one().email = email
+    pagerduty.users = {"warroom-bot@acme.test", "alice@acme.test"}
+    inc = _trigger(live, pagerduty, "PASME01", 1, "warehouse-loader stuck on the nightly batch")
+    _cmd(live, f"ack {inc.id}")  # Alice
+    (ack,) = pagerduty.calls()
+    assert ack.headers["from"] == "alice@acme.test" and ack.status == 200
+    _cmd(live, f"update {inc.id} lag shrinking", user="U0BOB")
+    _cmd(live, f"resolve {inc.id} scaled the consumers", user="U0BOB")
+    sent = [(r.method, r.headers["from"], r.status) for r in pagerduty.calls()[1:]]
+    assert sent == [("POST", "bob@contractor.test", 400), ("POST", "warroom-bot@acme.test", 201),
+                    ("PUT", "warroom-bot@acme.test", 200)]  # Bob's email is not tried a second time
+    assert pagerduty.notes["PASME01"] == ["[warroom] Update: lag shrinking (Bob Okafor, in Slack)"]
+    assert pagerduty.incidents["PASME01"] == "resolved"
+    assert [e.text for e in _timeline(live, inc.id, "pagerduty")] == [
+        "PagerDuty incident PASME01 acknowledged (as Alice Moreau)",
+        "Note added to PagerDuty incident PASME01 (for Bob Okafor)",
+        "PagerDuty incident PASME01 resolved (for Bob Okafor)"]
+    assert not any(":warning:" in t for t in _thread(live, inc))
+
+
 def test_nothing_goes_to_pagerduty_for_other_incidents(live: Live, pagerduty: FakePagerDuty) -> None:
     """An incident a person declared (or Alertmanager opened) has no PagerDuty incident: no request."""
     _cmd(live, "new checkout-web 500s on the cart page sev2")
