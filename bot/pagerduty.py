@@ -10,7 +10,10 @@ PagerDuty incident id) keeps paging in PagerDuty until someone acknowledges it t
 - resolves it (a false alarm and a duplicate too): status ``resolved``, with what fixed it as the resolution;
 - mitigates it or posts a status update: ``POST /incidents/{id}/notes``;
 - re-rates it across the SEV2/SEV3 line (``/incident sev``, escalate): its urgency, ``high`` for SEV1-2 and
-  ``low`` for SEV3-4 (``skills.incident.pd_urgency``).
+  ``low`` for SEV3-4 (``skills.incident.pd_urgency``);
+- assigns it to someone (``/incident assign``, the card's *Assign* and *Wrong owner* buttons): the PagerDuty user
+  with that person's directory email (``GET /users?query=``) becomes the assignee there, so PagerDuty pages the
+  person chosen here and stops paging the one before.
 
 Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``Accept:
 application/vnd.pagerduty+json;version=2``). ``From:`` is the email the people directory has for the person who
@@ -48,9 +51,10 @@ __all__ = ["register", "PagerDutyRejected", "PagerDutyUnavailable", "NOTE_MARK"]
 
 log = logging.getLogger("warroom.pagerduty")
 
-ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note", "urgency": "urgency"}
+ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note", "urgency": "urgency",
+           "assign": "assign"}
 _WORDS = {"acknowledge": "acknowledge", "resolve": "resolve", "note": "add the note to",
-          "urgency": "change the urgency of"}
+          "urgency": "change the urgency of", "assign": "reassign"}
 
 
 class PagerDutyRejected(PermanentJobError):
@@ -89,8 +93,8 @@ def _unknown_requester(resp: httpx.Response) -> bool:
     return resp.status_code == 400 and "requester user not found" in _error(resp).lower()
 
 
-def _request(settings: Settings, method: str, path: str, body: dict[str, Any],
-             sender: str | None = None) -> httpx.Response:
+def _request(settings: Settings, method: str, path: str, body: dict[str, Any] | None,
+             sender: str | None = None, params: dict[str, str] | None = None) -> httpx.Response:
     token = settings.pagerduty_api_token
     assert token is not None
     headers = {"Authorization": f"Token token={token.get_secret_value()}",
@@ -98,10 +102,34 @@ def _request(settings: Settings, method: str, path: str, body: dict[str, Any],
     if sender or settings.pagerduty_from:
         headers["From"] = str(sender or settings.pagerduty_from)
     try:
-        return httpx.request(method, settings.pagerduty_api_url.rstrip("/") + path, json=body, headers=headers,
-                             timeout=settings.pagerduty_timeout_s)
+        return httpx.request(method, settings.pagerduty_api_url.rstrip("/") + path, json=body, params=params,
+                             headers=headers, timeout=settings.pagerduty_timeout_s)
     except httpx.HTTPError as exc:
         raise PagerDutyUnavailable(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _checked(resp: httpx.Response) -> httpx.Response:
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise PagerDutyUnavailable(_error(resp))
+    if resp.status_code >= 400:
+        raise PagerDutyRejected(_error(resp))
+    return resp
+
+
+def _pd_user(services: Services, user: str) -> tuple[str, str]:
+    """(PagerDuty user id, name here) of the person with Slack id ``user``, by their email in the people directory."""
+    with services.db.session() as s:
+        row = s.execute(select(Expert.name, Expert.email).where(Expert.slack_user_id == user)).first()
+    name = row.name if row is not None else user
+    email = (row.email or "").strip() if row is not None else ""
+    if "@" not in email:
+        raise PagerDutyRejected(f"the people directory has no email for {name}, so I cannot tell which PagerDuty "
+                                "user they are")
+    found = _checked(_request(services.settings, "GET", "/users", None, params={"query": email})).json()
+    for u in found.get("users") or []:
+        if str(u.get("email", "")).lower() == email.lower() and u.get("id"):
+            return str(u["id"]), name
+    raise PagerDutyRejected(f"PagerDuty has no user with the email {email} ({name})")
 
 
 def _write(services: Services, payload: dict[str, Any]) -> str:
@@ -113,6 +141,10 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
     if action == "note":
         method, path, body = "POST", f"/incidents/{pd_id}/notes", \
             {"note": {"content": f"{NOTE_MARK}{text} ({who}, in Slack)"[:25000]}}
+    elif action == "assign":
+        pd_user, assignee = _pd_user(services, text)
+        method, path, body = "PUT", f"/incidents/{pd_id}", {"incident": {
+            "type": "incident_reference", "assignments": [{"assignee": {"id": pd_user, "type": "user_reference"}}]}}
     elif action == "urgency":
         if text not in ("high", "low"):
             raise PagerDutyRejected(f"not an urgency: {text[:20]!r}")
@@ -138,6 +170,8 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
     by = f"as {who}" if email else f"for {who}"  # acting as the person in PagerDuty, or as the bot on their behalf
     if action == "urgency":
         return f"PagerDuty incident {pd_id} urgency set to {text} ({by})"
+    if action == "assign":
+        return f"PagerDuty incident {pd_id} assigned to {assignee} ({by})"
     return (f"Note added to PagerDuty incident {pd_id} ({by})" if action == "note"
             else f"PagerDuty incident {pd_id} {ACTIONS[action]} ({by})")
 
@@ -174,8 +208,9 @@ def register(services: Services) -> None:
             return
         then = {"acknowledge": "It may go on paging: acknowledge it in PagerDuty.",
                 "resolve": "Resolve it in PagerDuty, or it stays open there.",
-                "urgency": f"Set its urgency to {payload.get('text')} in PagerDuty."}.get(action,
-                                                                                    "Add it there by hand.")
+                "urgency": f"Set its urgency to {payload.get('text')} in PagerDuty.",
+                "assign": "Reassign it in PagerDuty, or it goes on paging the person before."}.get(
+                    action, "Add it there by hand.")
         what = f"I could not {_WORDS.get(action, action)} PagerDuty incident {pd_id}"
         deliver(services, SkillResult(
             title=f"PagerDuty incident {pd_id} not updated", summary=f":warning: {what}: {esc(why)}. {then}",

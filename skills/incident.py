@@ -279,9 +279,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
 
 def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, text: str = "",
                    user: str | None = None) -> list[dict[str, Any]]:
-    """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note, urgency) to
-    the PagerDuty incidents behind ``inc``, one job each; none when write-back is off or PagerDuty did not open it.
-    Acknowledge, resolve and urgency go to those still firing there; a note goes to all of them."""
+    """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note, urgency,
+    assign: ``text`` is then the assignee's Slack id) to the PagerDuty incidents behind ``inc``, one job each; none
+    when write-back is off or PagerDuty did not open it. A note goes to all of them, the rest to those still firing
+    there."""
     if settings is None or getattr(settings, "pagerduty_api_token", None) is None:
         return []
     q = select(Alert.fingerprint).where(Alert.incident_id == inc.id, Alert.source == "pagerduty",
@@ -662,7 +663,8 @@ class IncidentSkill(BaseSkill):
         inc, _ = self._target(s, request, [a for a in left.split() if not _USER.search(a) and a.lower() != "to"])
         inc.assignee = user
         self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
-        return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user])
+        return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user],
+                          follow_up_jobs=pagerduty_jobs(s, ctx.settings, inc, "assign", user, request.user_id))
 
     def _mitigate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """The impact is over, the cause maybe not: the clock for time-to-mitigate stops here."""

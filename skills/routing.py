@@ -33,6 +33,7 @@ from skills.base import (
     SkillResult,
     esc,
 )
+from skills.incident import pagerduty_jobs
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 
@@ -234,8 +235,9 @@ class RoutingSkill(BaseSkill):
             inc.assignee = uid
             s.add(TimelineEvent(incident_id=incident_id, kind=kind, actor=actor,
                                 text=f"Assigned to <@{uid}> ({e.name}), {how}", data={"assignee": uid}))
+            pd = pagerduty_jobs(s, ctx.settings, inc, "assign", uid, actor)  # PagerDuty pages the person chosen
         return SkillResult(title=f"#{incident_id} assigned to {e.name}", summary=f"<@{uid}>: {how}.",
-                           data={"refresh_card": incident_id, "assignee": uid})
+                           data={"refresh_card": incident_id, "assignee": uid, "follow_up_jobs": pd})
 
     def _wrong_incident(self, incident_id: int, uid: str, actor: str | None, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:

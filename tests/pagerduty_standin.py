@@ -1,13 +1,14 @@
 """A local stand-in for the PagerDuty REST API v2, as far as the write-back uses it: ``PUT /incidents/{id}``
-(acknowledge, resolve, urgency) and ``POST /incidents/{id}/notes``. It checks what PagerDuty checks (the token, the
-API version in ``Accept``, ``From`` for an account token, the body's shape), answers in PagerDuty's error
-format, keeps each incident's status and urgency, and records every request."""
+(acknowledge, resolve, urgency, assignments), ``POST /incidents/{id}/notes`` and ``GET /users?query=``. It checks
+what PagerDuty checks (the token, the API version in ``Accept``, ``From`` for an account token, the body's
+shape), answers in PagerDuty's error format, keeps each incident's status and urgency, and records every request."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,7 +33,8 @@ class FakePagerDuty:
     incidents: dict[str, str] = field(default_factory=dict)  # id -> triggered | acknowledged | resolved
     notes: dict[str, list[str]] = field(default_factory=dict)
     urgency: dict[str, str] = field(default_factory=dict)  # id -> high | low, once set through the API
-    users: set[str] | None = None  # the account's users' emails: ``From`` must name one (None: any)
+    users: dict[str, str] | None = None  # the account's users, email -> id: ``From`` must name one (None: any)
+    assigned: dict[str, list[str]] = field(default_factory=dict)  # incident id -> user ids, once set through the API
     requests: list[PDRequest] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # HTTP statuses to answer the next requests with
 
@@ -63,7 +65,7 @@ class FakePagerDuty:
                 status, answer = fake._respond(req)
                 self._answer(req, status, answer)
 
-            do_PUT = do_POST = _handle  # noqa: N815 - http.server's naming
+            do_PUT = do_POST = do_GET = _handle  # noqa: N815 - http.server's naming
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -83,6 +85,12 @@ class FakePagerDuty:
             return self._error(400, "Invalid Input Provided", 2001, "Accept header must name version=2")
         if not req.headers.get("from") or (self.users is not None and req.headers["from"] not in self.users):
             return self._error(400, "Invalid Input Provided", 2001, "Requester User Not Found")
+        url = urllib.parse.urlsplit(req.path)
+        if req.method == "GET" and url.path == "/users":  # PagerDuty matches the query in names and emails
+            query = (urllib.parse.parse_qs(url.query).get("query") or [""])[0].lower()
+            found = [{"id": uid, "type": "user", "email": email, "name": email.split("@")[0]}
+                     for email, uid in (self.users or {}).items() if query and query in email.lower()]
+            return 200, {"users": found, "limit": 25, "offset": 0, "more": False}
         m = _PATH.match(req.path)
         if m is None or not isinstance(req.body, dict):
             return self._error(404, "Not Found", 2100)
@@ -96,6 +104,15 @@ class FakePagerDuty:
             self.notes.setdefault(pd_id, []).append(content)
             return 201, {"note": {"id": f"N{len(self.notes[pd_id])}", "content": content}}
         inc = req.body.get("incident") or {}
+        if req.method == "PUT" and "assignments" in inc and "status" not in inc:
+            ids = [(a.get("assignee") or {}).get("id") for a in inc["assignments"] if isinstance(a, dict)]
+            known = set((self.users or {}).values())
+            if not ids or any(i not in known for i in ids):
+                return self._error(400, "Invalid Input Provided", 2001, "Assignee User Not Found")
+            if self.incidents[pd_id] == "resolved":
+                return self._error(400, "Invalid Input Provided", 2001, "Incident Already Resolved")
+            self.assigned[pd_id] = ids
+            return 200, {"incident": {"id": pd_id, "type": "incident", "status": self.incidents[pd_id]}}
         if req.method == "PUT" and "urgency" in inc and "status" not in inc:
             if inc.get("type") not in ("incident", "incident_reference") or inc["urgency"] not in ("high", "low"):
                 return self._error(400, "Invalid Input Provided", 2001, "Urgency must be high or low")

@@ -206,7 +206,7 @@ def test_changes_are_made_as_the_person_when_pagerduty_knows_them(live: Live, pa
     with live.db.session() as s:
         for user, email in (("U0ALICE", "alice@acme.test"), ("U0BOB", "bob@contractor.test")):
             s.scalars(select(Expert).where(Expert.slack_user_id == user)).one().email = email
-    pagerduty.users = {"warroom-bot@acme.test", "alice@acme.test"}
+    pagerduty.users = {"warroom-bot@acme.test": "PBOT001", "alice@acme.test": "PALICE1"}
     inc = _trigger(live, pagerduty, "PASME01", 1, "warehouse-loader stuck on the nightly batch")
     _cmd(live, f"ack {inc.id}")  # Alice
     (ack,) = pagerduty.calls()
@@ -223,6 +223,47 @@ def test_changes_are_made_as_the_person_when_pagerduty_knows_them(live: Live, pa
         "Note added to PagerDuty incident PASME01 (for Bob Okafor)",
         "PagerDuty incident PASME01 resolved (for Bob Okafor)"]
     assert not any(":warning:" in t for t in _thread(live, inc))
+
+
+def test_assigning_here_reassigns_there(live: Live, pagerduty: FakePagerDuty) -> None:
+    """``/incident assign`` and the card's *Assign* button make the PagerDuty user with the person's directory email
+    the assignee there (so PagerDuty pages them, not the one before); PagerDuty's echo changes nothing; a person
+    PagerDuty cannot be told about is said in the thread with what to do."""
+    from knowledge.models import Expert
+
+    with live.db.session() as s:
+        for user, email in (("U0ALICE", "alice@acme.test"), ("U0BOB", "bob@acme.test")):
+            s.scalars(select(Expert).where(Expert.slack_user_id == user)).one().email = email
+    pagerduty.users = {"warroom-bot@acme.test": "PBOT001", "alice@acme.test": "PALICE1", "bob@acme.test": "PBOB001"}
+    inc = _trigger(live, pagerduty, "PASN001", 1, "auth-service refresh tokens rejected")
+    _cmd(live, f"assign <@U0BOB> {inc.id}")  # Alice assigns Bob
+    get, put = pagerduty.calls()
+    assert (get.method, get.path, get.status) == ("GET", "/users?query=bob%40acme.test", 200)
+    assert put.body == {"incident": {"type": "incident_reference",
+                                     "assignments": [{"assignee": {"id": "PBOB001", "type": "user_reference"}}]}}
+    assert put.headers["from"] == "alice@acme.test" and pagerduty.assigned == {"PASN001": ["PBOB001"]}
+    echo = pd_event("incident.reassigned", 4, id="PASN001", status="triggered",
+                    assignees=[{"id": "PBOB001", "type": "user_reference", "summary": "Bob Okafor"}])
+    assert post(live, "pagerduty", echo, auth="pagerduty").status_code == 202
+    wait_processed(live)
+    live.drain()
+    assert len(pagerduty.calls()) == 2
+
+    assert live.driver.click("routing:assign", f"{inc.id}:U0ALICE", user="U0BOB",
+                             channel=inc.channel_id or "C0INCIDENTS").status_code == 200
+    live.drain()
+    assert pagerduty.assigned == {"PASN001": ["PALICE1"]} and len(pagerduty.calls()) == 4
+    assert [e.text for e in _timeline(live, inc.id, "pagerduty")] == [
+        "PagerDuty incident PASN001 assigned to Bob Okafor (as Alice Moreau)",
+        "PagerDuty incident PASN001 assigned to Alice Moreau (as Bob Okafor)"]
+
+    _cmd(live, f"assign <@U0CARLA> {inc.id}")  # no email in the directory: PagerDuty cannot be told who
+    assert len(pagerduty.calls()) == 4 and pagerduty.assigned == {"PASN001": ["PALICE1"]}
+    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t]
+    assert "could not reassign PagerDuty incident PASN001" in warn and "no email for Carla Mendes" in warn
+    assert "Reassign it in PagerDuty, or it goes on paging the person before." in warn
+    with live.db.session() as s:  # assigned here all the same
+        assert s.get(Incident, inc.id).assignee == "U0CARLA"  # type: ignore[union-attr]
 
 
 def test_nothing_goes_to_pagerduty_for_other_incidents(live: Live, pagerduty: FakePagerDuty) -> None:
