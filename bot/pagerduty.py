@@ -125,9 +125,13 @@ def _pd_user(services: Services, user: str) -> tuple[str, str]:
     if "@" not in email:
         raise PagerDutyRejected(f"the people directory has no email for {name}, so I cannot tell which PagerDuty "
                                 "user they are")
-    found = _checked(_request(services.settings, "GET", "/users", None, params={"query": email})).json()
-    for u in found.get("users") or []:
-        if str(u.get("email", "")).lower() == email.lower() and u.get("id"):
+    resp = _checked(_request(services.settings, "GET", "/users", None, params={"query": email}))
+    try:
+        users = resp.json().get("users") or []
+    except (ValueError, AttributeError):
+        raise PagerDutyUnavailable(f"GET /users answered {resp.status_code} without a user list") from None
+    for u in users if isinstance(users, list) else []:
+        if isinstance(u, dict) and str(u.get("email", "")).lower() == email.lower() and u.get("id"):
             return str(u["id"]), name
     raise PagerDutyRejected(f"PagerDuty has no user with the email {email} ({name})")
 
