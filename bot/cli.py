@@ -272,6 +272,19 @@ def db_downgrade(revision: str = "base") -> None:
     typer.echo(f"database downgraded to {revision}")
 
 
+@db_app.command("prune")
+def db_prune(days: int | None = typer.Option(None, help="Days after processing (default: "
+                                                        "WARROOM_INBOX_RETENTION_DAYS).", min=1, max=3650)) -> None:
+    """Empty the raw bodies of webhook deliveries processed over N days ago (the bot does it every 6 hours)."""
+    from bot.maintenance import prune_all
+    from knowledge.db import Database
+
+    settings = _settings()
+    keep = days if days is not None else settings.inbox_retention_days
+    n = prune_all(Database(settings.database_url), keep)
+    typer.echo(f"emptied the bodies of {n} webhook deliveries processed over {keep} days ago")
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Say whether every migration is applied."""

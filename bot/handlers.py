@@ -156,3 +156,4 @@ def register_all(services: Services) -> None:
     __import__("bot.shift_handover").shift_handover.register(services)  # oncall.plan, oncall.shift_change
     __import__("bot.app_home").app_home.register(services)  # slack.app_home
     __import__("bot.pagerduty").pagerduty.register(services)  # pagerduty.sync (write-back)
+    __import__("bot.maintenance").maintenance.register(services)  # maintenance.prune (retention)

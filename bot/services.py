@@ -74,6 +74,11 @@ class Services:
         __import__("bot.runbook_jobs").runbook_jobs.recover_interrupted(self)  # before workers (issue 8)
         self.runner.start()
         self.intake.start()
+        if self.settings.retention_runs():  # the retention of raw webhook bodies, every 6 hours (bot/maintenance.py)
+            try:
+                __import__("bot.maintenance").maintenance.schedule(self)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
+                log.warning("could not plan the retention run: %s", exc)
         if self.settings.shift_handovers():  # the next on-call change of every team (bot/shift_handover.py)
             try:
                 self.runner.submit("oncall.plan", {})

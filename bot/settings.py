@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     # Webhooks: one secret per source, e.g. WARROOM_WEBHOOK_SECRETS='{"alertmanager": "..."}'
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
+    # Raw webhook bodies (unmasked, as the sender sent them) are emptied this many days after they were processed;
+    # the alerts and incidents they made stay (knowledge/retention.py, `warroom db prune`).
+    inbox_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Whether the bot runs that retention itself every 6 hours. Unset: on in production, off in test and demo mode
+    # (a run planned hours ahead would keep their job queue from ever being empty).
+    inbox_retention_runs: bool | None = None
 
     # PagerDuty write-back (bot/pagerduty.py): with a REST API token, acknowledging, resolving and status updates
     # of an incident that PagerDuty opened reach its PagerDuty incident(s), so PagerDuty stops paging. `From`:
@@ -108,6 +114,10 @@ class Settings(BaseSettings):
     # At each on-call shift change, post the handover of the team's services in the team's channel (see
     # bot/shift_handover.py). Unset: on in production, off in test and demo mode (a shift change is days away).
     shift_handover: bool | None = None
+
+    def retention_runs(self) -> bool:
+        """Whether the 6-hourly retention run is planned (see ``bot/maintenance.py``)."""
+        return self.inbox_retention_runs if self.inbox_retention_runs is not None else self.mode not in ("test", "demo")
 
     def shift_handovers(self) -> bool:
         """Whether shift-change handovers are posted (see ``shift_handover``)."""

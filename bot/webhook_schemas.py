@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from
+from skills.redact import mask_secrets
 
 __all__ = ["parse_payload", "AlertmanagerPayload", "PagerDutyPayload", "GrafanaPayload", "GenericPayload",
            "SOURCES", "delivery_id", "payload_json_schema"]
@@ -283,12 +284,21 @@ def payload_json_schema() -> dict[str, Any]:
             "a few fields); pagerduty: v3 webhook event; generic: {\"alerts\": [...]} or one alert"}
 
 
+def _masked(a: NormalizedAlert) -> NormalizedAlert:
+    """The alert with credentials in its texts masked: what is stored, shown on the card, indexed for search or
+    sent to an LLM never carries a password an annotation quoted (the raw body is kept only until retention)."""
+    return dataclasses.replace(
+        a, summary=mask_secrets(a.summary), description=mask_secrets(a.description),
+        annotations={k: mask_secrets(v) if isinstance(v, str) else v for k, v in a.annotations.items()},
+        log_lines=tuple(mask_secrets(x) for x in a.log_lines), update_text=mask_secrets(a.update_text))
+
+
 def parse_payload(source: str, data: Any) -> list[NormalizedAlert]:
-    """Validate and normalise; raises pydantic.ValidationError on schema errors."""
+    """Validate and normalise (secrets in the texts masked); raises pydantic.ValidationError on schema errors."""
     model = SOURCES[source]
     if source == "generic" and isinstance(data, dict) and "alerts" not in data:
         data = {"alerts": [data]}
-    return model.model_validate(data).normalise()  # type: ignore[attr-defined]
+    return [_masked(a) for a in model.model_validate(data).normalise()]  # type: ignore[attr-defined]
 
 
 def delivery_id(source: str, data: Any) -> str | None:

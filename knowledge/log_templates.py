@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from knowledge.models import LogTemplate, utcnow
@@ -56,23 +58,35 @@ def known_template_ids(s: Session, *, templates: Sequence[tuple[str, str]]) -> s
 
 
 def record_templates(s: Session, *, seen: Sequence[TemplateSeen], incident_id: int | None = None) -> int:
-    """Store or update the templates; returns how many were inserted."""
+    """Store or update the templates; returns how many were inserted.
+
+    Safe when two incidents record the same new template at once (two triage jobs of one storm): new ids are
+    inserted with "on conflict do nothing", and the counts are added in the UPDATE itself, so neither
+    transaction fails on the unique id nor loses the other's count."""
     if not seen:
         return 0
     now = utcnow()
-    rows = {r.template_id: r for r in s.scalars(
-        select(LogTemplate).where(LogTemplate.template_id.in_([t.template_id for t in seen])))}
+    ids = list(dict.fromkeys(t.template_id for t in seen))
+    have = set(s.scalars(select(LogTemplate.template_id).where(LogTemplate.template_id.in_(ids))))
+    fresh = {t.template_id: t for t in seen if t.template_id not in have}
     inserted = 0
+    if fresh:
+        dialect = s.get_bind().dialect.name
+        insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(dialect)
+        values = [dict(template_id=t.template_id, template=t.template[:4000], n_tokens=len(t.template.split(" ")),
+                       severity=t.severity, category=t.category, example=t.example[:500], count=0,
+                       first_incident_id=incident_id, first_seen=now, last_seen=now) for t in fresh.values()]
+        if insert is not None:
+            stmt = insert(LogTemplate).values(values).on_conflict_do_nothing(index_elements=["template_id"])
+            inserted = len(s.execute(stmt.returning(LogTemplate.template_id)).all())
+        else:  # another database: plain inserts (a concurrent duplicate fails this transaction, as before)
+            s.add_all(LogTemplate(**v) for v in values)
+            s.flush()
+            inserted = len(values)
+    rows = {r.template_id: r for r in s.scalars(select(LogTemplate).where(LogTemplate.template_id.in_(ids)))}
     for t in seen:
-        row = rows.get(t.template_id)
-        if row is None:
-            row = LogTemplate(template_id=t.template_id, template=t.template[:4000],
-                              n_tokens=len(t.template.split(" ")), severity=t.severity, category=t.category,
-                              example=t.example[:500], count=0, first_incident_id=incident_id,
-                              first_seen=now, last_seen=now)
-            s.add(row)
-            rows[t.template_id] = row
-            inserted += 1
-        row.count = (row.count or 0) + t.count
+        row = rows[t.template_id]
+        row.count = LogTemplate.count + t.count  # computed by the database at flush: no lost update
         row.severity, row.category, row.last_seen = t.severity, t.category, now
+        s.flush()
     return inserted

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import threading
+import time
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+
+from knowledge.log_templates import TemplateSeen, record_templates
+from knowledge.models import LogTemplate
 from models.log_classifier import LogClassifier, load_log_model, save_log_model
 from models.log_data import load_examples
 from models.log_eval import grouping_accuracy
@@ -100,3 +108,33 @@ def test_severity_reads_each_templates_first_raw_line_once_and_trusts_a_stated_l
     assert model.predict(stated) == ["INFO", "WARNING"]
     assert stated_level("ERROR IN CONTACTING RM.") == "ERROR"
     assert stated_level("instruction cache parity error corrected") is None, "only capitals state a level"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_one_new_template_recorded_by_two_transactions_at_once(kind: str, tmp_path: Path) -> None:
+    """Two incidents' triage jobs see the same never-seen template together: the second transaction read "not
+    known" before the first committed its row. Neither fails on the unique id, and both counts are kept."""
+    from tests.test_incident_report_once import _database
+
+    db = _database(kind, tmp_path)
+    seen = TemplateSeen("0123456789ab", "ledger commit rejected quorum lost on shard <*>", 3, "ERROR", "database",
+                        "ledger commit rejected: quorum lost on shard 7")
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with db.session() as s:
+                record_templates(s, seen=[dataclasses.replace(seen, count=2)])
+        except BaseException as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+
+    with db.session() as first:
+        assert record_templates(first, seen=[seen]) == 1  # inserted, not committed yet: the row is held
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.5)  # the second reads "not known" and waits to write
+    other.join(60)  # the first committed when its block ended
+    assert errors == []
+    with db.session() as s:
+        (row,) = s.scalars(select(LogTemplate).where(LogTemplate.template_id == seen.template_id)).all()
+        assert row.count == 5 and row.severity == "ERROR"

@@ -1,0 +1,57 @@
+"""``maintenance.prune``: the retention of raw webhook bodies (``knowledge.retention``), every 6 hours.
+
+The job is queued when the bot's workers start and queues its own next run, keyed by the 6-hour slot, so any
+number of replicas and restarts plan one run per slot. Each batch is its own short transaction: an alert storm
+never waits behind a long delete. ``warroom db prune`` does the same at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from knowledge.models import utcnow
+from knowledge.retention import prune_inbox
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from knowledge.db import Database
+
+__all__ = ["register", "schedule", "prune_all", "PRUNE", "EVERY_S"]
+
+log = logging.getLogger("warroom.maintenance")
+
+PRUNE = "maintenance.prune"
+EVERY_S = 6 * 3600
+_MAX_BATCHES = 500  # 1,000,000 bodies a run at most; the next slot goes on
+
+
+def prune_all(db: Database, days: int, batch: int = 2000) -> int:
+    """Prune in batches of ``batch`` until none is left (or ``_MAX_BATCHES``); return how many bodies."""
+    total = 0
+    for _ in range(_MAX_BATCHES):
+        with db.session() as s:
+            n = prune_inbox(s, days, batch=batch)
+        total += n
+        if n < batch:
+            break
+    return total
+
+
+def schedule(services: Services, delay_s: float = 0.0) -> None:
+    """Queue the run of the slot ``delay_s`` from now (once per slot, whoever asks)."""
+    slot = int((utcnow().timestamp() + delay_s) // EVERY_S)
+    services.runner.submit(PRUNE, {}, f"{PRUNE}:{slot}", delay_s=delay_s)
+
+
+def register(services: Services) -> None:
+    def run(payload: dict[str, Any]) -> None:
+        try:
+            n = prune_all(services.db, services.settings.inbox_retention_days)
+            if n:
+                log.info("emptied the bodies of %d webhook deliveries processed over %d days ago", n,
+                         services.settings.inbox_retention_days)
+        finally:
+            schedule(services, EVERY_S)
+
+    services.runner.register(PRUNE, run)

@@ -1,0 +1,97 @@
+"""Retention of raw webhook bodies: a processed delivery's body (unmasked, as sent) is emptied after
+``WARROOM_INBOX_RETENTION_DAYS``, by the bot's own 6-hourly job and by `warroom db prune`; the row, the alerts and
+incidents it made, and its delivery id (a late redelivery is still a duplicate) stay."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.inbox_spool import backlog
+from bot.maintenance import EVERY_S, PRUNE
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from knowledge.db import Database
+from knowledge.models import Alert, Job, WebhookInbox, utcnow
+from knowledge.seed import seed
+from tests.conftest import Live, make_settings
+from tests.test_intake_webhooks import load, pd_event, post
+
+
+def _alert(name: str, password: str) -> dict[str, Any]:
+    p = copy.deepcopy(load("alertmanager"))
+    for a in p["alerts"]:
+        a["labels"]["alertname"] = name
+        a["annotations"]["description"] = f"connect failed with password={password}"
+    p["groupKey"] = f'{{}}:{{alertname="{name}"}}'
+    return p
+
+
+def _processed(live: Live) -> None:
+    """The deliveries processed and the jobs due now done (the next retention run, 6 hours ahead, does not count)."""
+    deadline = time.time() + 30
+    while backlog(live.db, live.services.spool) and time.time() < deadline:
+        live.services.intake.notify()
+        time.sleep(0.05)
+    live.drain(due_within_s=60)
+
+
+def test_old_bodies_are_emptied_and_nothing_else(tmp_path: Path, standin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path, standin, warm_models=False, inbox_retention_runs=True, inbox_retention_days=30)
+    db = Database(settings.database_url)
+    db.upgrade()
+    with db.session() as s:
+        seed(s)
+    with LiveServer(settings) as srv:
+        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                              standin_url=standin.url))
+        with db.session() as s:  # the start planned one run now and, from it, the next slot's
+            planned = s.scalars(select(Job).where(Job.kind == PRUNE)).all()
+            assert all(j.dedup_key and j.dedup_key.startswith(f"{PRUNE}:") for j in planned) and planned
+        for body in (_alert("OldDiskFull", "hunter2"), _alert("NewDiskFull", "swordfish")):
+            assert post(live, "alertmanager", body).status_code == 202
+        event = pd_event("incident.triggered", 1, id="PRET001", title="billing-worker stuck")
+        assert post(live, "pagerduty", event, auth="pagerduty").status_code == 202
+        _processed(live)
+        with db.session() as s:
+            rows = s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)).all()
+            assert [r.status for r in rows] == ["processed"] * 3 and "hunter2" in rows[0].body
+            old_ids = [rows[0].id, rows[2].id]
+            for r in rows:  # the first delivery and the PagerDuty event were processed 31 days ago
+                if r.id in old_ids:
+                    r.processed_at = utcnow() - dt.timedelta(days=31)
+            assert "hunter2" not in " ".join(a.annotations.get("description", "") for a in s.scalars(select(Alert)))
+        assert standin.messages() and "hunter2" not in repr(standin.messages())  # nor on the card: masked at intake
+
+        srv.services.runner.submit(PRUNE, {}, "test-run")  # what the planned run does when its slot comes
+        live.drain(due_within_s=60)
+        with db.session() as s:
+            rows = s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)).all()
+            assert [r.body == "" for r in rows] == [True, False, True]
+            assert [r.status for r in rows] == ["processed"] * 3 and "swordfish" in rows[1].body
+            assert s.scalars(select(Alert).where(Alert.name == "OldDiskFull")).first() is not None  # kept
+            nxt = s.scalars(select(Job).where(Job.kind == PRUNE, Job.status == "queued")).all()
+            assert len(nxt) == 1 and (nxt[0].run_after - utcnow()).total_seconds() > EVERY_S - 120
+        again = post(live, "pagerduty", event, auth="pagerduty")  # PagerDuty redelivers, late
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+
+    # `warroom db prune --days 1` does the same at once, in the terminal
+    for k, v in {"WARROOM_MODE": "test", "WARROOM_DATABASE_URL": settings.database_url,
+                 "WARROOM_DATA_DIR": str(tmp_path), "WARROOM_EMBEDDER": "hash"}.items():
+        monkeypatch.setenv(k, v)
+    with db.session() as s:
+        s.get(WebhookInbox, rows[1].id).processed_at = utcnow() - dt.timedelta(days=2)  # type: ignore[union-attr]
+    res = CliRunner().invoke(app, ["db", "prune", "--days", "1"])
+    assert res.exit_code == 0, res.output
+    assert "emptied the bodies of 1 webhook deliveries processed over 1 days ago" in res.output
+    with db.session() as s:
+        assert all(r.body == "" for r in s.scalars(select(WebhookInbox)))
+    assert CliRunner().invoke(app, ["db", "prune", "--days", "0"]).exit_code != 0  # out of range: refused
