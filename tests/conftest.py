@@ -6,6 +6,7 @@ including the database (SQLite here; PostgreSQL where WARROOM_TEST_POSTGRES_URL 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -88,6 +89,19 @@ class Live:
 @pytest.fixture
 def live(settings: Settings, db: Database, standin: SlackStandIn) -> Iterator[Live]:
     """The real app on loopback over a seeded SQLite knowledge base."""
+    with LiveServer(settings) as srv:
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                             standin_url=standin.url))
+
+
+@contextlib.contextmanager
+def live_with(tmp_path: Path, standin: SlackStandIn, **overrides: Any) -> Iterator[Live]:
+    """The real app over a fresh, seeded SQLite knowledge base under ``tmp_path``, with settings ``overrides``."""
+    settings = make_settings(tmp_path, standin, **overrides)
+    database = Database(settings.database_url)
+    database.upgrade()
+    with database.session() as s:
+        seed(s)
     with LiveServer(settings) as srv:
         yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
                                              standin_url=standin.url))

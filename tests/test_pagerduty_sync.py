@@ -14,12 +14,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.standin.driver import SlackDriver
-from bot.standin.harness import LiveServer
-from knowledge.db import Database
 from knowledge.models import Incident, Job, TimelineEvent
-from knowledge.seed import seed
-from tests.conftest import Live, make_settings
+from tests.conftest import Live, live_with, make_settings
 from tests.pagerduty_standin import FakePagerDuty
 from tests.test_intake_webhooks import pd_event, post, wait_processed
 
@@ -279,14 +275,7 @@ def test_nothing_goes_to_pagerduty_for_other_incidents(live: Live, pagerduty: Fa
 
 def test_write_back_is_off_without_a_token(tmp_path: Path, standin: Any, pagerduty: FakePagerDuty) -> None:
     (tmp_path / "off").mkdir()
-    settings = make_settings(tmp_path / "off", standin, warm_models=False, pagerduty_api_url=pagerduty.url)
-    database = Database(settings.database_url)
-    database.upgrade()
-    with database.session() as s:
-        seed(s)
-    with LiveServer(settings) as srv:
-        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
-                                              standin_url=standin.url))
+    with live_with(tmp_path / "off", standin, warm_models=False, pagerduty_api_url=pagerduty.url) as live:
         inc = _trigger(live, pagerduty, "POFF001", 1, "auth-service token errors")
         _cmd(live, f"ack {inc.id}")
         _cmd(live, f"resolve {inc.id} fixed")

@@ -17,12 +17,8 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.inbox_spool import backlog
 from bot.maintenance import EVERY_S, PRUNE
-from bot.standin.driver import SlackDriver
-from bot.standin.harness import LiveServer
-from knowledge.db import Database
 from knowledge.models import Alert, Job, WebhookInbox, utcnow
-from knowledge.seed import seed
-from tests.conftest import Live, make_settings
+from tests.conftest import Live, live_with
 from tests.test_intake_webhooks import load, pd_event, post
 
 
@@ -45,14 +41,8 @@ def _processed(live: Live) -> None:
 
 
 def test_old_bodies_are_emptied_and_nothing_else(tmp_path: Path, standin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = make_settings(tmp_path, standin, warm_models=False, inbox_retention_runs=True, inbox_retention_days=30)
-    db = Database(settings.database_url)
-    db.upgrade()
-    with db.session() as s:
-        seed(s)
-    with LiveServer(settings) as srv:
-        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
-                                              standin_url=standin.url))
+    with live_with(tmp_path, standin, warm_models=False, inbox_retention_runs=True, inbox_retention_days=30) as live:
+        srv, db, settings = live.server, live.db, live.services.settings
         with db.session() as s:  # the start planned one run now and, from it, the next slot's
             planned = s.scalars(select(Job).where(Job.kind == PRUNE)).all()
             assert all(j.dedup_key and j.dedup_key.startswith(f"{PRUNE}:") for j in planned) and planned
