@@ -287,10 +287,12 @@ def payload_json_schema() -> dict[str, Any]:
 def _masked(a: NormalizedAlert) -> NormalizedAlert:
     """The alert with credentials in its texts masked: what is stored, shown on the card, indexed for search or
     sent to an LLM never carries a password an annotation quoted (the raw body is kept only until retention)."""
-    return dataclasses.replace(
-        a, summary=mask_secrets(a.summary), description=mask_secrets(a.description),
-        annotations={k: mask_secrets(v) if isinstance(v, str) else v for k, v in a.annotations.items()},
-        log_lines=tuple(mask_secrets(x) for x in a.log_lines), update_text=mask_secrets(a.update_text))
+    changed = {"summary": mask_secrets(a.summary), "description": mask_secrets(a.description),
+               "annotations": {k: mask_secrets(v) if isinstance(v, str) else v for k, v in a.annotations.items()},
+               "log_lines": tuple(mask_secrets(x) for x in a.log_lines), "update_text": mask_secrets(a.update_text)}
+    if all(v == getattr(a, k) for k, v in changed.items()):
+        return a  # nearly every alert: no copy
+    return dataclasses.replace(a, **changed)
 
 
 def parse_payload(source: str, data: Any) -> list[NormalizedAlert]:
