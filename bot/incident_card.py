@@ -164,7 +164,7 @@ def card_job(services: Services, payload: dict[str, Any]) -> None:
         if ts and last == digest:
             return
         _post_or_update(services, incident_id, channel, ts, text, blocks, digest)
-    _topic(services, incident_id)
+        _topic(services, incident_id)  # under the lock: two refreshes at once must not both set the same topic
 
 
 def _topic(services: Services, incident_id: int) -> None:
