@@ -104,7 +104,8 @@ def classify(
         return
     out = sys.stderr if lines else sys.stdout
     counts = ", ".join(f"{k} {v:,}" for k, v in sorted(report.severity_counts.items()))
-    print(f"{report.n_lines:,} lines, {len(report.templates)} templates ({counts}); "
+    n, t = report.n_lines, len(report.templates)
+    print(f"{n:,} line{'s' * (n != 1)}, {t} template{'s' * (t != 1)} ({counts}); "
           f"{len(report.new_templates)} new", file=out)
     for note in report.notes:
         print(f"note: {note}", file=out)

@@ -225,7 +225,7 @@ class JobRunner:
         handler = self.handlers[ref.kind]
         start = time.perf_counter()
         incident = ref.payload.get("incident_id") or (ref.payload.get("request") or {}).get("incident_id")
-        tokens = (REQUEST_ID.set(f"job-{ref.id}"), INCIDENT_ID.set(incident))
+        tokens = (REQUEST_ID.set(f"job-{ref.id}"), INCIDENT_ID.set(incident), jobs.CURRENT_JOB.set(ref.id))
         try:
             handler(ref.payload)
         except Exception as exc:  # noqa: BLE001 - the worker boundary: record, retry, go on
@@ -260,6 +260,7 @@ class JobRunner:
             metrics.JOB_LATENCY.labels(kind=ref.kind).observe(time.perf_counter() - start)
             REQUEST_ID.reset(tokens[0])
             INCIDENT_ID.reset(tokens[1])
+            jobs.CURRENT_JOB.reset(tokens[2])
 
     def _loop(self) -> None:
         while not self._stop.is_set():

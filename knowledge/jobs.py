@@ -9,6 +9,7 @@ crash between its side effect and its completion.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +22,13 @@ from sqlalchemy.orm import Session
 from knowledge.models import Job, utcnow
 
 __all__ = ["JobRef", "enqueue", "enqueue_many", "claim", "complete", "fail", "requeue_failed", "counts", "BACKOFF_S",
-           "stalled", "renew"]
+           "stalled", "renew", "CURRENT_JOB"]
 
 BACKOFF_S = (1, 2, 5, 15, 60, 300)
+
+# The job this thread is running (set by the worker around its handler): ``counts`` leaves it out, so a job that
+# reports the queue (``/warroom status``) does not count itself as work in progress.
+CURRENT_JOB: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_job", default=None)
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,12 @@ def requeue_failed(session: Session) -> int:
 
 def counts(session: Session, *, due_before: dt.datetime | None = None) -> dict[str, int]:
     """Number of jobs per status (with ``due_before``: only jobs due by then, so one planned for next week,
-    such as a shift change, does not count)."""
+    such as a shift change, does not count), the job asking (:data:`CURRENT_JOB`) left out."""
     from sqlalchemy import func
 
     q = select(Job.status, func.count()).group_by(Job.status)
+    if (me := CURRENT_JOB.get()) is not None:
+        q = q.where(Job.id != me)
     if due_before is not None:
         q = q.where(Job.run_after <= due_before)
     rows = session.execute(q).all()

@@ -100,7 +100,7 @@ def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: 
         session.add(row)
         session.flush()
         for at, kind, text in ((started, "created", "Incident opened"),
-                               (row.acknowledged_at, "ack", f"Acknowledged by {inc.get('assignee')}"),
+                               (row.acknowledged_at, "ack", f"Acknowledged by <@{inc.get('assignee')}>"),
                                (resolved, "resolve", "Resolved: " + inc.get("resolution", ""))):
             session.add(TimelineEvent(incident_id=row.id, at=at, kind=kind, text=text, actor=inc.get("assignee")))
         session.add(Postmortem(

@@ -185,7 +185,8 @@ class LogsSkill(BaseSkill):
 
     def _finding(self, report: LogReport) -> Finding:
         worst = report.templates[0].severity if report.templates else "INFO"
-        heading = (f"Logs: {report.n_lines:,} lines, {len(report.templates)} templates, worst {worst}"
+        n, t = report.n_lines, len(report.templates)
+        heading = (f"Logs: {n:,} line{'s' * (n != 1)}, {t} template{'s' * (t != 1)}, worst {worst}"
                    + (f", {len(report.new_templates)} new" if report.new_templates else ""))
         top = [t for t in report.templates if SEVERITY_RANK[t.severity] >= 2][:3] or list(report.templates[:2])
         return Finding(skill=self.name, heading=heading, lines=tuple(_line(t) for t in top),

@@ -59,7 +59,7 @@ class StatusSkill(BaseSkill):
             ).all()
             n_open = s.scalar(select(func.count()).select_from(Incident)
                               .where(Incident.status.in_(("open", "acknowledged", "mitigated")))) or 0
-            queue = jobs.counts(s)
+            queue = jobs.counts(s, due_before=utcnow())  # reminders planned for later are not work in progress
             inbox = s.scalar(select(func.count()).select_from(WebhookInbox)
                              .where(WebhookInbox.status == "pending")) or 0
             # What went wrong lately, so whoever asks sees why (a channel the bot cannot post in, ...)
