@@ -14,6 +14,10 @@ PagerDuty incident id) keeps paging in PagerDuty until someone acknowledges it t
 - assigns it to someone (``/incident assign``, the card's *Assign* and *Wrong owner* buttons): the PagerDuty user
   with that person's directory email (``GET /users?query=``) becomes the assignee there, so PagerDuty pages the
   person chosen here and stops paging the one before.
+- escalates it (``/incident escalate``, "escalate to storage"): the next people to call that the bot named are
+  asked to respond there too (``POST /incidents/{id}/responder_requests``, each the PagerDuty user with their
+  directory email), so PagerDuty pages their phones, not only their Slack; the requester is the person who
+  escalated, or the bot's PagerDuty user when PagerDuty has none for them.
 
 Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``Accept:
 application/vnd.pagerduty+json;version=2``). ``From:`` is the email the people directory has for the person who
@@ -52,9 +56,9 @@ __all__ = ["register", "PagerDutyRejected", "PagerDutyUnavailable", "NOTE_MARK"]
 log = logging.getLogger("warroom.pagerduty")
 
 ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "note": "note", "urgency": "urgency",
-           "assign": "assign"}
+           "assign": "assign", "responders": "responders"}
 _WORDS = {"acknowledge": "acknowledge", "resolve": "resolve", "note": "add the note to",
-          "urgency": "change the urgency of", "assign": "reassign"}
+          "urgency": "change the urgency of", "assign": "reassign", "responders": "ask for more responders on"}
 
 
 class PagerDutyRejected(PermanentJobError):
@@ -116,6 +120,20 @@ def _checked(resp: httpx.Response) -> httpx.Response:
     return resp
 
 
+def _pd_user_id(services: Services, email: str) -> str | None:
+    """The id of the PagerDuty user with this email (``GET /users?query=``, which also matches names: the email
+    must be equal), or None."""
+    resp = _checked(_request(services.settings, "GET", "/users", None, params={"query": email}))
+    try:
+        users = resp.json().get("users") or []
+    except (ValueError, AttributeError):
+        raise PagerDutyUnavailable(f"GET /users answered {resp.status_code} without a user list") from None
+    for u in users if isinstance(users, list) else []:
+        if isinstance(u, dict) and str(u.get("email", "")).lower() == email.lower() and u.get("id"):
+            return str(u["id"])
+    return None
+
+
 def _pd_user(services: Services, user: str) -> tuple[str, str]:
     """(PagerDuty user id, name here) of the person with Slack id ``user``, by their email in the people directory."""
     with services.db.session() as s:
@@ -125,19 +143,43 @@ def _pd_user(services: Services, user: str) -> tuple[str, str]:
     if "@" not in email:
         raise PagerDutyRejected(f"the people directory has no email for {name}, so I cannot tell which PagerDuty "
                                 "user they are")
-    resp = _checked(_request(services.settings, "GET", "/users", None, params={"query": email}))
-    try:
-        users = resp.json().get("users") or []
-    except (ValueError, AttributeError):
-        raise PagerDutyUnavailable(f"GET /users answered {resp.status_code} without a user list") from None
-    for u in users if isinstance(users, list) else []:
-        if isinstance(u, dict) and str(u.get("email", "")).lower() == email.lower() and u.get("id"):
-            return str(u["id"]), name
-    raise PagerDutyRejected(f"PagerDuty has no user with the email {email} ({name})")
+    pd_user = _pd_user_id(services, email)
+    if pd_user is None:
+        raise PagerDutyRejected(f"PagerDuty has no user with the email {email} ({name})")
+    return pd_user, name
 
 
-def _write(services: Services, payload: dict[str, Any]) -> str:
-    """Send one change; return what it did, for the timeline. Raises the two errors above."""
+def _responders(services: Services, payload: dict[str, Any], email: str | None, who: str
+                ) -> tuple[dict[str, Any], str | None, list[str], list[str]]:
+    """The responder request for the people named in ``text`` (Slack ids, comma-separated): (body, the email to
+    send it as, the names asked, why the others could not be). Its requester is the person who escalated when
+    PagerDuty knows them, else the bot's PagerDuty user (``WARROOM_PAGERDUTY_FROM``)."""
+    asked: list[tuple[str, str]] = []
+    missing: list[str] = []
+    for uid in dict.fromkeys(u for u in str(payload.get("text") or "").split(",") if u.strip()):
+        try:
+            asked.append(_pd_user(services, uid.strip()))
+        except PagerDutyRejected as exc:
+            missing.append(str(exc))
+    if not asked:
+        raise PagerDutyRejected("; ".join(missing) or "nobody to ask")
+    requester = _pd_user_id(services, email) if email else None
+    if requester is None:
+        email, bot = None, str(services.settings.pagerduty_from or "")
+        requester = _pd_user_id(services, bot) if "@" in bot else None
+        if requester is None:
+            raise PagerDutyRejected("a responder request needs a requester, and PagerDuty has a user neither for "
+                                    f"{who} nor for the bot (WARROOM_PAGERDUTY_FROM={bot or 'unset'})")
+    body = {"requester_id": requester,
+            "message": f"Escalated in Slack by {who}: incident #{payload['incident_id']}. Please join.",
+            "responder_request_targets": [{"responder_request_target": {"id": pid, "type": "user_reference"}}
+                                          for pid, _ in asked]}
+    return body, email, [name for _, name in asked], missing
+
+
+def _write(services: Services, payload: dict[str, Any]) -> tuple[str, str | None]:
+    """Send one change; return what it did, for the timeline, and what the card's thread must be told (a part
+    that could not be done), if anything. Raises the two errors above."""
     pd_id, action = str(payload["pd_incident"]), str(payload["action"])
     text = str(payload.get("text") or "")
     with services.db.session() as s:
@@ -149,6 +191,9 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
         pd_user, assignee = _pd_user(services, text)
         method, path, body = "PUT", f"/incidents/{pd_id}", {"incident": {
             "type": "incident_reference", "assignments": [{"assignee": {"id": pd_user, "type": "user_reference"}}]}}
+    elif action == "responders":
+        body, email, asked, missing = _responders(services, payload, email, who)
+        method, path = "POST", f"/incidents/{pd_id}/responder_requests"
     elif action == "urgency":
         if text not in ("high", "low"):
             raise PagerDutyRejected(f"not an urgency: {text[:20]!r}")
@@ -169,15 +214,21 @@ def _write(services: Services, payload: dict[str, Any]) -> str:
     if resp.status_code >= 400:
         said = _error(resp)
         if action == "resolve" and "already resolved" in said.lower():
-            return f"PagerDuty incident {pd_id} was already resolved there"
+            return f"PagerDuty incident {pd_id} was already resolved there", None
         raise PagerDutyRejected(said)
     by = f"as {who}" if email else f"for {who}"  # acting as the person in PagerDuty, or as the bot on their behalf
     if action == "urgency":
-        return f"PagerDuty incident {pd_id} urgency set to {text} ({by})"
+        return f"PagerDuty incident {pd_id} urgency set to {text} ({by})", None
     if action == "assign":
-        return f"PagerDuty incident {pd_id} assigned to {assignee} ({by})"
+        return f"PagerDuty incident {pd_id} assigned to {assignee} ({by})", None
+    if action == "responders":
+        not_asked = "; ".join(missing)
+        return (f"PagerDuty incident {pd_id}: asked {', '.join(asked)} to respond ({by})"
+                + (f"; not asked: {not_asked}" if missing else ""),
+                f":warning: PagerDuty paged {', '.join(asked)}, but not everyone I named: {esc(not_asked)}. "
+                "Call them, or add them as responders in PagerDuty." if missing else None)
     return (f"Note added to PagerDuty incident {pd_id} ({by})" if action == "note"
-            else f"PagerDuty incident {pd_id} {ACTIONS[action]} ({by})")
+            else f"PagerDuty incident {pd_id} {ACTIONS[action]} ({by})"), None
 
 
 def _record(services: Services, payload: dict[str, Any], text: str, ok: bool) -> tuple[str | None, str | None]:
@@ -196,9 +247,15 @@ def register(services: Services) -> None:
     """Register ``pagerduty.sync`` on the runner."""
 
     def sync(payload: dict[str, Any]) -> None:
-        done = _write(services, payload)
-        _record(services, payload, done, True)
+        from bot.handlers import deliver
+
+        done, tell = _write(services, payload)
+        channel, thread = _record(services, payload, done, True)
         log.info("%s", done)
+        if tell and channel is not None:
+            deliver(services, SkillResult(title=f"PagerDuty incident {payload.get('pd_incident')}", summary=tell,
+                                          data={"incident_id": payload.get("incident_id")}),
+                    {"channel": channel, "thread_ts": thread})
 
     def give_up(payload: dict[str, Any], exc: BaseException) -> None:
         from bot.handlers import deliver
@@ -213,7 +270,8 @@ def register(services: Services) -> None:
         then = {"acknowledge": "It may go on paging: acknowledge it in PagerDuty.",
                 "resolve": "Resolve it in PagerDuty, or it stays open there.",
                 "urgency": f"Set its urgency to {payload.get('text')} in PagerDuty.",
-                "assign": "Reassign it in PagerDuty, or it goes on paging the person before."}.get(
+                "assign": "Reassign it in PagerDuty, or it goes on paging the person before.",
+                "responders": "Add them as responders in PagerDuty, or call them."}.get(
                     action, "Add it there by hand.")
         what = f"I could not {_WORDS.get(action, action)} PagerDuty incident {pd_id}"
         deliver(services, SkillResult(

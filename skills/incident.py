@@ -280,7 +280,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
 def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, text: str = "",
                    user: str | None = None) -> list[dict[str, Any]]:
     """The ``pagerduty.sync`` jobs (bot/pagerduty.py) that take ``action`` (acknowledge, resolve, note, urgency,
-    assign: ``text`` is then the assignee's Slack id) to the PagerDuty incidents behind ``inc``, one job each; none
+    assign: ``text`` is then the assignee's Slack id; responders: the Slack ids of the people to page, comma-separated)
+    to the PagerDuty incidents behind ``inc``, one job each; none
     when write-back is off or PagerDuty did not open it. A note goes to all of them, the rest to those still firing
     there."""
     if settings is None or getattr(settings, "pagerduty_api_token", None) is None:
@@ -290,6 +291,8 @@ def pagerduty_jobs(session: Session, settings: Any, inc: Incident, action: str, 
     if action != "note":
         q = q.where(Alert.status == "firing")
     pd_ids = list(dict.fromkeys(session.scalars(q.order_by(Alert.id).limit(_PD_MAX_INCIDENTS))))
+    if action == "responders":  # one request pages them; one per PagerDuty incident would page them over and over
+        pd_ids = pd_ids[:1]
     at = utcnow().isoformat()
     return [{"kind": "pagerduty.sync", "dedup_key": f"pagerduty:{inc.id}:{pd_id}:{action}:{at}"[:200],
              "max_attempts": int(settings.pagerduty_max_attempts),
@@ -649,9 +652,13 @@ class IncidentSkill(BaseSkill):
             then += f" (I know no team or service called \"{escape(asked[:60])}\": `/oncall` lists the teams.)"
         elif team and not any(c.why == f"on call for {team}" for c in nxt):
             then += f" (Nobody is on call for {escape(team)} now.)"
+        follow = (self._tell_followers(inc, "severity", f"escalated ({level})", request.user_id)
+                  + urgency_jobs(s, ctx.settings, inc, old, request.user_id)) if old != inc.severity else []
+        if nxt:  # PagerDuty pages them too (their phones, not only their Slack)
+            follow += pagerduty_jobs(s, ctx.settings, inc, "responders", ",".join(c.user_id for c in nxt),
+                                     request.user_id)
         return self._done(inc, f"<@{request.user_id}> escalated incident #{inc.id} ({level}).{then}",
-                          follow_up_jobs=self._tell_followers(inc, "severity", f"escalated ({level})", request.user_id)
-                          + urgency_jobs(s, ctx.settings, inc, old, request.user_id) if old != inc.severity else [])
+                          follow_up_jobs=follow)
 
     def _assign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         m = _USER.search(rest)

@@ -1,5 +1,6 @@
 """A local stand-in for the PagerDuty REST API v2, as far as the write-back uses it: ``PUT /incidents/{id}``
-(acknowledge, resolve, urgency, assignments), ``POST /incidents/{id}/notes`` and ``GET /users?query=``. It checks
+(acknowledge, resolve, urgency, assignments), ``POST /incidents/{id}/notes``,
+``POST /incidents/{id}/responder_requests`` and ``GET /users?query=``. It checks
 what PagerDuty checks (the token, the API version in ``Accept``, ``From`` for an account token, the body's
 shape), answers in PagerDuty's error format, keeps each incident's status and urgency, and records every request."""
 
@@ -15,7 +16,7 @@ from typing import Any
 
 __all__ = ["FakePagerDuty", "PDRequest"]
 
-_PATH = re.compile(r"^/incidents/([A-Z0-9]+)(/notes)?$")
+_PATH = re.compile(r"^/incidents/([A-Z0-9]+)(/notes|/responder_requests)?$")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class FakePagerDuty:
     urgency: dict[str, str] = field(default_factory=dict)  # id -> high | low, once set through the API
     users: dict[str, str] | None = None  # the account's users, email -> id: ``From`` must name one (None: any)
     assigned: dict[str, list[str]] = field(default_factory=dict)  # incident id -> user ids, once set through the API
+    responders: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)  # id -> [(requester, targets)]
     requests: list[PDRequest] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # HTTP statuses to answer the next requests with
 
@@ -94,9 +96,11 @@ class FakePagerDuty:
         m = _PATH.match(req.path)
         if m is None or not isinstance(req.body, dict):
             return self._error(404, "Not Found", 2100)
-        pd_id, is_note = m.group(1), bool(m.group(2))
+        pd_id, is_note = m.group(1), m.group(2) == "/notes"
         if pd_id not in self.incidents:
             return self._error(404, "Not Found", 2100, "Incident Not Found")
+        if m.group(2) == "/responder_requests" and req.method == "POST":
+            return self._responder_request(pd_id, req.body)
         if is_note and req.method == "POST":
             content = (req.body.get("note") or {}).get("content")
             if not isinstance(content, str) or not content:
@@ -128,6 +132,27 @@ class FakePagerDuty:
             return self._error(400, "Invalid Input Provided", 2001, "Incident Already Resolved")
         self.incidents[pd_id] = inc["status"]
         return 200, {"incident": {"id": pd_id, "type": "incident", "status": inc["status"]}}
+
+    def _responder_request(self, pd_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        known = set((self.users or {}).values())
+        requester, targets = body.get("requester_id"), body.get("responder_request_targets")
+        if requester not in known:
+            return self._error(400, "Invalid Input Provided", 2001, "Requester User Not Found")
+        if not isinstance(body.get("message"), str) or not isinstance(targets, list) or not targets:
+            return self._error(400, "Invalid Input Provided", 2001, "Message and responder request targets required")
+        refs = [t.get("responder_request_target") or {} for t in targets if isinstance(t, dict)]
+        bad = [r for r in refs if r.get("type") != "user_reference" or r.get("id") not in known]
+        if bad or len(refs) != len(targets):
+            return self._error(400, "Invalid Input Provided", 2001, "Responder Request Target Not Found")
+        if self.incidents[pd_id] == "resolved":
+            return self._error(400, "Invalid Input Provided", 2001, "Incident Already Resolved")
+        ids = [str(r["id"]) for r in refs]
+        self.responders.setdefault(pd_id, []).append((str(requester), ids))
+        return 200, {"responder_request": {
+            "incident": {"id": pd_id, "type": "incident_reference"},
+            "requester": {"id": requester, "type": "user_reference"}, "message": body["message"],
+            "responder_request_targets": [{"responder_request_target": {
+                "type": "user", "id": i, "incidents_responders": [{"state": "pending"}]}} for i in ids]}}
 
     def calls(self, method: str | None = None) -> list[PDRequest]:
         return [r for r in self.requests if method is None or r.method == method]

@@ -173,9 +173,9 @@ def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerd
     assert pagerduty.urgency == {"PURG001": "low"} and pagerduty.incidents["PURG001"] == "triggered"
     _cmd(live, f"sev 3 {inc.id}")
     assert len(pagerduty.calls()) == 1
-    _cmd(live, f"escalate {inc.id}")  # SEV3 -> SEV2
+    _cmd(live, f"escalate {inc.id}")  # SEV3 -> SEV2 (the people it names have no email here: not paged there)
     assert pagerduty.urgency == {"PURG001": "high"} and len(pagerduty.calls()) == 2
-    said = [e.text for e in _timeline(live, inc.id, "pagerduty")]
+    said = [e.text for e in _timeline(live, inc.id, "pagerduty") if "urgency" in e.text]
     assert said[0].startswith("PagerDuty incident PURG001 urgency set to low (for ")
     assert said[1].startswith("PagerDuty incident PURG001 urgency set to high (for ")
     changed = pd_event("incident.priority_updated", 5, priority="P4", id="PURG001")  # re-rated there
@@ -189,7 +189,7 @@ def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerd
         assert s.get(Incident, inc.id).severity == 4  # type: ignore[union-attr]
     _cmd(live, f"sev 1 {inc.id}")
     assert pagerduty.calls()[-1].status == 400 and len(pagerduty.calls()) == 3
-    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t]
+    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t and "urgency" in t]
     assert "could not change the urgency of PagerDuty incident PURG001" in warn
     assert "Set its urgency to high in PagerDuty." in warn
 
@@ -305,3 +305,59 @@ def test_reassigned_in_pagerduty_changes_the_assignee_here(live: Live, pagerduty
         "PagerDuty: reassigned to Contractor X by Tenex Engineer (not in the people directory: the assignee here "
         "stays)")
     assert pagerduty.requests == []  # news from PagerDuty is not written back to it
+
+
+def test_escalating_here_pages_the_next_people_there(live: Live, pagerduty: FakePagerDuty) -> None:
+    """``/incident escalate`` names the next people to call; PagerDuty is asked to page them as responders (one
+    request, whoever escalated as the requester, or the bot when PagerDuty does not know them); those PagerDuty
+    cannot page are said in the thread, and when it can page nobody, what to do by hand."""
+    from knowledge.models import Expert
+
+    with live.db.session() as s:
+        experts = list(s.scalars(select(Expert)))
+        for e in experts:
+            e.email = f"{e.slack_user_id.lower()}@acme.test"
+        everyone = {f"{e.slack_user_id.lower()}@acme.test": f"P{e.slack_user_id[2:]}"[:7] for e in experts}
+    pagerduty.users = {"warroom-bot@acme.test": "PBOT001", **everyone}
+    inc = _trigger(live, pagerduty, "PESC001", 1, "ledger writes time out on the primary")
+
+    def named() -> list[str]:  # whom the last escalation named, from its pagerduty.sync job
+        with live.db.session() as s:
+            job = s.scalars(select(Job).where(Job.kind == "pagerduty.sync").order_by(Job.id.desc())).first()
+            assert job is not None and job.payload["action"] == "responders"
+            return str(job.payload["text"]).split(",")
+
+    _cmd(live, f"escalate {inc.id}")  # Alice escalates
+    first = named()
+    assert len(first) >= 2 and "U0ALICE" not in first
+    (req,) = [r for r in pagerduty.calls("POST")]
+    assert req.path == "/incidents/PESC001/responder_requests" and req.status == 200
+    assert req.headers["from"] == "u0alice@acme.test" and req.body["requester_id"] == everyone["u0alice@acme.test"]
+    assert pagerduty.responders == {"PESC001": [(everyone["u0alice@acme.test"],
+                                                 [everyone[f"{u.lower()}@acme.test"] for u in first])]}
+    assert f"incident #{inc.id}" in req.body["message"]
+    (said,) = [e.text for e in _timeline(live, inc.id, "pagerduty")]
+    assert said.startswith("PagerDuty incident PESC001: asked ") and said.endswith("to respond (as Alice Moreau)")
+
+    # The second one named is no PagerDuty user, nor is whoever escalates: the bot asks for the first alone
+    gone = f"{first[1].lower()}@acme.test"
+    pagerduty.users = {k: v for k, v in pagerduty.users.items() if k not in (gone, "u0alice@acme.test")}
+    _cmd(live, f"escalate {inc.id}")
+    again = named()
+    assert first[1] in again
+    last = pagerduty.calls("POST")[-1]
+    assert last.headers["from"] == "warroom-bot@acme.test" and last.body["requester_id"] == "PBOT001"
+    assert gone.replace("@acme.test", "").upper() not in json.dumps(last.body)
+    assert [r for r in pagerduty.responders["PESC001"][1][1]] == [
+        everyone[f"{u.lower()}@acme.test"] for u in again if u != first[1]]
+    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t]
+    assert "but not everyone I named" in warn and f"no user with the email {gone}" in warn
+
+    # PagerDuty can page none of them: nothing is sent, and the thread says what to do by hand
+    pagerduty.users = {"warroom-bot@acme.test": "PBOT001"}
+    posts = len(pagerduty.calls("POST"))
+    _cmd(live, f"escalate {inc.id}")
+    assert len(pagerduty.calls("POST")) == posts and len(pagerduty.responders["PESC001"]) == 2
+    warn = [t for t in _thread(live, inc) if ":warning:" in t][-1]
+    assert "could not ask for more responders on PagerDuty incident PESC001" in warn
+    assert "Add them as responders in PagerDuty, or call them." in warn
