@@ -274,15 +274,22 @@ def db_downgrade(revision: str = "base") -> None:
 
 @db_app.command("prune")
 def db_prune(days: int | None = typer.Option(None, help="Days after processing (default: "
-                                                        "WARROOM_INBOX_RETENTION_DAYS).", min=1, max=3650)) -> None:
-    """Empty the raw bodies of webhook deliveries processed over N days ago (the bot does it every 6 hours)."""
+                                                        "WARROOM_INBOX_RETENTION_DAYS).", min=1, max=3650),
+             job_days: int | None = typer.Option(None, help="Days after a job is done (default: "
+                                                            "WARROOM_JOB_RETENTION_DAYS).", min=1, max=3650)) -> None:
+    """Empty the raw bodies of webhook deliveries processed over N days ago and delete finished jobs (the bot does
+    it every 6 hours)."""
     from bot.maintenance import prune_all
     from knowledge.db import Database
 
     settings = _settings()
     keep = days if days is not None else settings.inbox_retention_days
-    n = prune_all(Database(settings.database_url), keep)
-    typer.echo(f"emptied the bodies of {n} webhook deliveries processed over {keep} days ago")
+    keep_jobs = job_days if job_days is not None else settings.job_retention_days
+    n, jobs = prune_all(Database(settings.database_url), keep, job_days=keep_jobs,
+                        failed_job_days=max(keep_jobs, settings.failed_job_retention_days))
+    typer.echo(f"emptied the bodies of {n} webhook deliveries processed over {keep} days ago; deleted {jobs} job(s) "
+               f"done over {keep_jobs} days ago or failed over "
+               f"{max(keep_jobs, settings.failed_job_retention_days)} days ago")
 
 
 @db_app.command("current")

@@ -1,4 +1,5 @@
-"""``maintenance.prune``: the retention of raw webhook bodies (``knowledge.retention``), every 6 hours.
+"""``maintenance.prune``: the retention of raw webhook bodies and finished jobs (``knowledge.retention``), every 6
+hours.
 
 The job is queued when the bot's workers start and queues its own next run, keyed by the 6-hour slot, so any
 number of replicas and restarts plan one run per slot. Each batch is its own short transaction: an alert storm
@@ -11,9 +12,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from knowledge.models import utcnow
-from knowledge.retention import prune_inbox
+from knowledge.retention import prune_inbox, prune_jobs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
+
     from bot.services import Services
     from knowledge.db import Database
 
@@ -26,16 +31,24 @@ EVERY_S = 6 * 3600
 _MAX_BATCHES = 500  # 1,000,000 bodies a run at most; the next slot goes on
 
 
-def prune_all(db: Database, days: int, batch: int = 2000) -> int:
-    """Prune in batches of ``batch`` until none is left (or ``_MAX_BATCHES``); return how many bodies."""
+def _batches(db: Database, prune: Callable[[Session], int], batch: int) -> int:
     total = 0
     for _ in range(_MAX_BATCHES):
         with db.session() as s:
-            n = prune_inbox(s, days, batch=batch)
+            n = prune(s)
         total += n
         if n < batch:
             break
     return total
+
+
+def prune_all(db: Database, days: int, *, job_days: int = 7, failed_job_days: int = 30,
+              batch: int = 2000) -> tuple[int, int]:
+    """Prune in batches of ``batch`` until none is left (or ``_MAX_BATCHES`` each): the bodies of deliveries
+    processed over ``days`` days ago, then jobs done over ``job_days`` / failed over ``failed_job_days`` days ago.
+    Return (bodies emptied, jobs deleted)."""
+    bodies = _batches(db, lambda s: prune_inbox(s, days, batch=batch), batch)
+    return bodies, _batches(db, lambda s: prune_jobs(s, job_days, failed_job_days, batch=batch), batch)
 
 
 def schedule(services: Services, delay_s: float = 0.0) -> None:
@@ -47,10 +60,12 @@ def schedule(services: Services, delay_s: float = 0.0) -> None:
 def register(services: Services) -> None:
     def run(payload: dict[str, Any]) -> None:
         try:
-            n = prune_all(services.db, services.settings.inbox_retention_days)
-            if n:
-                log.info("emptied the bodies of %d webhook deliveries processed over %d days ago", n,
-                         services.settings.inbox_retention_days)
+            cfg = services.settings
+            n, jobs = prune_all(services.db, cfg.inbox_retention_days, job_days=cfg.job_retention_days,
+                                failed_job_days=cfg.failed_job_retention_days)
+            if n or jobs:
+                log.info("emptied the bodies of %d webhook deliveries processed over %d days ago; deleted %d "
+                         "finished jobs", n, cfg.inbox_retention_days, jobs)
         finally:
             schedule(services, EVERY_S)
 

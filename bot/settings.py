@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # Raw webhook bodies (unmasked, as the sender sent them) are emptied this many days after they were processed;
     # the alerts and incidents they made stay (knowledge/retention.py, `warroom db prune`).
     inbox_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Finished jobs are deleted this many days after they finished (done), or gave up (failed); queued and running
+    # jobs never are (knowledge/retention.py).
+    job_retention_days: int = Field(default=7, ge=1, le=3650)
+    failed_job_retention_days: int = Field(default=30, ge=1, le=3650)
     # Whether the bot runs that retention itself every 6 hours. Unset: on in production, off in test and demo mode
     # (a run planned hours ahead would keep their job queue from ever being empty).
     inbox_retention_runs: bool | None = None

@@ -1,4 +1,4 @@
-"""Retention: the raw webhook bodies are not kept forever.
+"""Retention: the raw webhook bodies and the finished jobs are not kept forever.
 
 Every delivery is committed to ``webhook_inbox`` as it arrived (``body``: the sender's JSON, up to
 ``WARROOM_WEBHOOK_MAX_BYTES``, with whatever its annotations carried, unmasked) before the 2xx goes back. Once
@@ -6,18 +6,25 @@ processed, what matters of it lives on in the alerts and incidents (normalised, 
 ``WARROOM_INBOX_RETENTION_DAYS`` the body of a processed delivery is emptied. The row stays: its delivery id
 still answers a late redelivery as a duplicate, and the alerts it created still point at it. Deliveries that
 failed to process keep their bodies, for whoever looks into them.
+
+Every Slack request, alert batch, card refresh and reminder is a row in ``jobs``; a busy bot adds thousands a day.
+A job that is done is deleted ``WARROOM_JOB_RETENTION_DAYS`` after it finished; one that gave up (``failed``: the
+evidence for `/warroom status` and `warroom jobs retry`) after ``WARROOM_FAILED_JOB_RETENTION_DAYS``. Queued and
+running jobs are never touched. What a job did lives on in what it wrote (incidents, timelines, the runbook
+audit); its ``dedup_key`` is freed, which is safe because every key names a moment or a row that does not recur
+(a Slack event id, a delivery, an incident's creation, a planned time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from knowledge.models import WebhookInbox, utcnow
+from knowledge.models import Job, WebhookInbox, utcnow
 
-__all__ = ["prune_inbox"]
+__all__ = ["prune_inbox", "prune_jobs"]
 
 
 def prune_inbox(session: Session, days: int, *, now: dt.datetime | None = None, batch: int = 2000) -> int:
@@ -29,4 +36,17 @@ def prune_inbox(session: Session, days: int, *, now: dt.datetime | None = None, 
         .order_by(WebhookInbox.id).limit(batch)))
     if ids:
         session.execute(update(WebhookInbox).where(WebhookInbox.id.in_(ids)).values(body=""))
+    return len(ids)
+
+
+def prune_jobs(session: Session, done_days: int, failed_days: int, *, now: dt.datetime | None = None,
+               batch: int = 2000) -> int:
+    """Delete up to ``batch`` jobs done more than ``done_days`` days ago or failed more than ``failed_days`` days
+    ago; return how many. Call again (a new transaction) until it returns fewer than ``batch``."""
+    now = now or utcnow()
+    old = or_(and_(Job.status == "done", Job.finished_at < now - dt.timedelta(days=done_days)),
+              and_(Job.status == "failed", Job.finished_at < now - dt.timedelta(days=failed_days)))
+    ids = list(session.scalars(select(Job.id).where(old).order_by(Job.id).limit(batch)))
+    if ids:
+        session.execute(delete(Job).where(Job.id.in_(ids), old))
     return len(ids)

@@ -81,7 +81,51 @@ def test_old_bodies_are_emptied_and_nothing_else(tmp_path: Path, standin: Any, m
         s.get(WebhookInbox, rows[1].id).processed_at = utcnow() - dt.timedelta(days=2)  # type: ignore[union-attr]
     res = CliRunner().invoke(app, ["db", "prune", "--days", "1"])
     assert res.exit_code == 0, res.output
-    assert "emptied the bodies of 1 webhook deliveries processed over 1 days ago" in res.output
+    assert "emptied the bodies of 1 webhook deliveries processed over 1 days ago; deleted 0 job(s)" in res.output
     with db.session() as s:
         assert all(r.body == "" for r in s.scalars(select(WebhookInbox)))
     assert CliRunner().invoke(app, ["db", "prune", "--days", "0"]).exit_code != 0  # out of range: refused
+
+
+def test_finished_jobs_are_deleted_and_work_in_hand_is_not(tmp_path: Path, standin: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Done jobs go after WARROOM_JOB_RETENTION_DAYS, failed ones (the evidence) after
+    WARROOM_FAILED_JOB_RETENTION_DAYS; queued ones, however old, stay, as does what the jobs did."""
+    from knowledge.models import Incident
+
+    with live_with(tmp_path, standin, warm_models=False, job_retention_days=7, failed_job_retention_days=30) as live:
+        db = live.db
+        assert post(live, "alertmanager", _alert("QueueDepthHigh", "hunter2")).status_code == 202
+        _processed(live)
+        old = utcnow() - dt.timedelta(days=8)
+        with db.session() as s:
+            done = [j.id for j in s.scalars(select(Job).where(Job.status == "done"))]
+            assert len(done) >= 2  # the alert's processing and its card at least
+            for j in s.scalars(select(Job).where(Job.id.in_(done[1:]))):
+                j.finished_at = old  # the first stays recent
+            s.add_all([
+                Job(kind="incident.card", status="failed", payload={}, finished_at=old, last_error="x"),  # kept
+                Job(kind="incident.card", status="failed", payload={}, last_error="gone",
+                    finished_at=utcnow() - dt.timedelta(days=31)),
+                Job(kind="incident.card", status="queued", payload={}, created_at=old,  # planned long ago: kept
+                    run_after=utcnow() + dt.timedelta(days=1), dedup_key="planned-old"),
+            ])
+        live.services.runner.submit(PRUNE, {}, "jobs-run")
+        live.drain(due_within_s=60)
+        with db.session() as s:
+            left = {j.id: (j.status, j.last_error) for j in s.scalars(select(Job))}
+            assert done[0] in left and not set(done[1:]) & set(left)
+            assert ("failed", "x") in left.values() and ("failed", "gone") not in left.values()
+            assert s.scalars(select(Job).where(Job.dedup_key == "planned-old")).one().status == "queued"
+            assert s.scalars(select(Incident)).first() is not None  # what the jobs did stays
+
+    for k, v in {"WARROOM_MODE": "test", "WARROOM_DATABASE_URL": live.services.settings.database_url,
+                 "WARROOM_DATA_DIR": str(tmp_path), "WARROOM_EMBEDDER": "hash"}.items():
+        monkeypatch.setenv(k, v)
+    with db.session() as s:
+        s.get(Job, done[0]).finished_at = utcnow() - dt.timedelta(days=2)  # type: ignore[union-attr]
+    res = CliRunner().invoke(app, ["db", "prune", "--job-days", "1"])
+    assert res.exit_code == 0, res.output
+    assert "deleted 1 job(s) done over 1 days ago or failed over 30 days ago" in res.output  # done[0]
+    with db.session() as s:
+        assert s.get(Job, done[0]) is None
