@@ -9,8 +9,8 @@ failed to process keep their bodies, for whoever looks into them.
 
 Every Slack request, alert batch, card refresh and reminder is a row in ``jobs``; a busy bot adds thousands a day.
 A job that is done is deleted ``WARROOM_JOB_RETENTION_DAYS`` after it finished; one that gave up (``failed``: the
-evidence for `/warroom status` and `warroom jobs --retry-failed`) after ``WARROOM_FAILED_JOB_RETENTION_DAYS``. Queued and
-running jobs are never touched. What a job did lives on in what it wrote (incidents, timelines, the runbook
+evidence for `/warroom status` and `warroom jobs --retry-failed`) after ``WARROOM_FAILED_JOB_RETENTION_DAYS``.
+Queued and running jobs are never touched. What a job did lives on in what it wrote (incidents, timelines, the runbook
 audit); its ``dedup_key`` is freed, which is safe because every key names a moment or a row that does not recur
 (a Slack event id, a delivery, an incident's creation, a planned time).
 """
