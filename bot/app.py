@@ -125,6 +125,13 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
         services.db.wal_autocheckpoint = 10_000
     bolt = build_bolt_app(services)
     handler = AsyncSlackRequestHandler(bolt)
+    socket = None
+    if settings.slack_socket_mode:
+        from bot.socket_mode import SocketModeLink
+
+        if settings.slack_app_token is None:
+            raise ValueError("Socket Mode needs WARROOM_SLACK_APP_TOKEN (an app-level token, xapp-...)")
+        socket = SocketModeLink(bolt, settings.slack_app_token.get_secret_value())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -141,15 +148,20 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
 
         gc.collect()
         gc.freeze()
+        if socket is not None:  # Slack's door over a WebSocket; opened in the background (bot/socket_mode.py)
+            socket.start()
         try:
             yield
         finally:
+            if socket is not None:
+                await socket.stop()
             await asyncio.to_thread(services.stop)
 
     app = FastAPI(title="warroom", version="0.1.0", lifespan=lifespan,
                   description="Incident-response ChatOps bot: Slack, webhooks and a small REST API.")
     app.state.services = services
     app.state.bolt = bolt
+    app.state.socket = socket
 
     app.add_middleware(_Observe, services=services)
 
@@ -180,8 +192,12 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Starting: migrations or models not ready"}})
     async def readyz() -> JSONResponse:
-        """Readiness: migrations applied and models loaded."""
-        body = {"migrated": services.migrated, "models_loaded": services.warm, "error": services.warm_error}
+        """Readiness: migrations applied and models loaded. In Socket Mode ``slack_socket`` says whether the
+        WebSocket to Slack is up; it does not make the bot unready (alerts still arrive over HTTP)."""
+        body: dict[str, Any] = {"migrated": services.migrated, "models_loaded": services.warm,
+                                "error": services.warm_error}
+        if socket is not None:
+            body["slack_socket"] = await socket.state()
         ready = services.migrated and services.warm
         return JSONResponse({"status": "ready" if ready else "starting", **body}, status_code=200 if ready else 503)
 

@@ -46,7 +46,8 @@ def _logging(level: str, fmt: str = "json") -> None:
 
 @app.command()
 def serve(
-    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode instead of HTTP.")] = False,
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Slack over Socket Mode (no public URL); "
+                                              "webhooks, API and health stay on HTTP.")] = False,
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
 ) -> None:
@@ -56,9 +57,10 @@ def serve(
     from knowledge.db import Database
 
     Database(settings.database_url).ping()
-    if socket_mode:
-        _serve_socket_mode(settings)
-        return
+    if socket_mode:  # Slack over a WebSocket; webhooks, REST API, health and metrics still on HTTP
+        if settings.slack_app_token is None:
+            raise CliError("Socket Mode needs WARROOM_SLACK_APP_TOKEN (xapp-...)")
+        settings = settings.model_copy(update={"slack_socket_mode": True})
     import subprocess
 
     import uvicorn
@@ -126,28 +128,6 @@ def background(parent: Annotated[int, typer.Option(help="pid of `warroom serve`:
     while not stopping and os.getppid() == parent:  # stop on SIGTERM, or when the web process is gone
         time.sleep(0.25)
     services.stop()
-
-
-def _serve_socket_mode(settings: Settings) -> None:
-    import asyncio
-
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    from bot.services import build_services
-    from bot.slack_app import build_bolt_app
-
-    if settings.slack_app_token is None:
-        raise CliError("Socket Mode needs WARROOM_SLACK_APP_TOKEN (xapp-...)")
-    services = build_services(settings)
-    if settings.upgrade_on_start:
-        services.db.upgrade()
-    services.migrated = services.db.at_head()
-    services.start_background()
-    bolt = build_bolt_app(services)
-    try:
-        asyncio.run(AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start_async())
-    finally:
-        services.stop()
 
 
 @app.command()

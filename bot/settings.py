@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr = SecretStr(f"xoxb-{PLACEHOLDER}")
     slack_signing_secret: SecretStr = SecretStr(PLACEHOLDER)
     slack_app_token: SecretStr | None = None  # xapp-..., only for Socket Mode
+    # Slack over a WebSocket the bot opens (no public URL needed; bot/socket_mode.py); webhooks, the REST API and
+    # health stay on HTTP. `warroom serve --socket-mode` sets it.
+    slack_socket_mode: bool = False
     slack_api_url: str = "https://slack.com/api/"
     slack_incident_channel: str = "C0INCIDENTS"
     # Where status updates ("update: ...", `/incident update`) go for the people following incidents (support,

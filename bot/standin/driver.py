@@ -56,29 +56,40 @@ class SlackDriver:
         return self.http.post(self.url, content=body.encode(), headers=h)
 
     # --- slash commands ---------------------------------------------------------------------------
-    def command(self, command: str, text: str = "", user: str = "U0ALICE", channel: str = "C0GENERAL",
-                **extra: str) -> httpx.Response:
-        form = {"token": "legacy", "team_id": self.team_id, "channel_id": channel, "channel_name": "general",
+    def command_form(self, command: str, text: str = "", user: str = "U0ALICE", channel: str = "C0GENERAL",
+                     **extra: str) -> dict[str, str]:
+        """A slash command's fields, as Slack sends them (a form over HTTP, the payload in Socket Mode)."""
+        return {"token": "legacy", "team_id": self.team_id, "channel_id": channel, "channel_name": "general",
                 "user_id": user, "user_name": user.lower(), "command": command, "text": text,
                 "response_url": self._response_url(channel), "trigger_id": self._uid("trig."),
                 "api_app_id": "A0WARROOM", **extra}
+
+    def command(self, command: str, text: str = "", user: str = "U0ALICE", channel: str = "C0GENERAL",
+                **extra: str) -> httpx.Response:
+        form = self.command_form(command, text, user, channel, **extra)
         return self.post(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
 
     # --- events -------------------------------------------------------------------------------
+    def event_body(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """An Events API callback around ``event``."""
+        return {"token": "legacy", "team_id": self.team_id, "api_app_id": "A0WARROOM", "type": "event_callback",
+                "event_id": event_id or self._uid("Ev"), "event_time": int(time.time()), "event": event}
+
     def event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None
               ) -> httpx.Response:
-        body = {"token": "legacy", "team_id": self.team_id, "api_app_id": "A0WARROOM", "type": "event_callback",
-                "event_id": event_id or self._uid("Ev"), "event_time": int(time.time()), "event": event}
+        body = self.event_body(event, event_id)
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
         return self.post(json.dumps(body), "application/json", headers=headers)
+
+    def mention_event(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL") -> dict[str, Any]:
+        return {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": self._ts(),
+                "channel": channel, "event_ts": self._ts()}
 
     def _ts(self) -> str:
         return f"{time.time():.6f}"
 
     def mention(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", **kw: Any) -> httpx.Response:
-        ev = {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": self._ts(),
-              "channel": channel, "event_ts": self._ts()}
-        return self.event(ev, **kw)
+        return self.event(self.mention_event(text, user, channel), **kw)
 
     def message(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", channel_type: str = "channel",
                 files: list[dict[str, Any]] | None = None, **kw: Any) -> httpx.Response:
@@ -102,9 +113,10 @@ class SlackDriver:
         return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}),
                          "application/x-www-form-urlencoded")
 
-    def click(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
-              message_ts: str | None = None) -> httpx.Response:
-        payload = {
+    def click_payload(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
+                      message_ts: str | None = None) -> dict[str, Any]:
+        """A button click (``block_actions``)."""
+        return {
             "type": "block_actions", "team": {"id": self.team_id}, "user": {"id": user, "username": user.lower()},
             "api_app_id": "A0WARROOM", "trigger_id": self._uid("trig."), "channel": {"id": channel},
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
@@ -112,7 +124,10 @@ class SlackDriver:
             "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
                          "action_ts": self._ts()}],
         }
-        return self._interactive(payload)
+
+    def click(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
+              message_ts: str | None = None) -> httpx.Response:
+        return self._interactive(self.click_payload(action_id, value, user, channel, message_ts))
 
     def message_shortcut(self, callback_id: str, message_text: str, user: str = "U0ALICE",
                          channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None,

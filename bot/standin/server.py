@@ -18,7 +18,10 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.standin.socket_mode import SocketModeStandIn
 
 __all__ = ["SlackStandIn", "Call"]
 
@@ -38,8 +41,11 @@ class Call:
 class SlackStandIn:
     """The fake Slack Web API server."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 app_token: str | None = None) -> None:
         self.token = token
+        self.app_token = app_token  # Socket Mode's app-level token (xapp-...), when it is to be checked
+        self.socket: SocketModeStandIn | None = None  # Slack's Socket Mode side, once an app asked for it
         self.calls: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
@@ -76,6 +82,21 @@ class SlackStandIn:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self.socket is not None:
+            self.socket.stop()
+
+    def _connections_open(self, auth: str) -> dict[str, Any]:
+        """``apps.connections.open``: the URL of the Socket Mode stand-in (started on first use)."""
+        if not auth.startswith("Bearer xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type" if auth.startswith("Bearer ") else "not_authed"}
+        if self.app_token and auth != f"Bearer {self.app_token}":
+            return {"ok": False, "error": "invalid_auth"}
+        with self._lock:
+            if self.socket is None:
+                from bot.standin.socket_mode import SocketModeStandIn
+
+                self.socket = SocketModeStandIn()
+        return {"ok": True, "url": self.socket.url}
 
     def __enter__(self) -> SlackStandIn:
         return self.start()
@@ -347,8 +368,10 @@ class SlackStandIn:
                         standin.calls.append(Call(method, args, status, response=body))
                     self._json(status, body, {"Retry-After": str(retry_after)} if status == 429 else None)
                     return
-                if method != "auth.test" and not auth.startswith("Bearer ") and "token" not in args:
-                    resp: dict[str, Any] = {"ok": False, "error": "not_authed"}
+                if method == "apps.connections.open":  # Socket Mode: an app-level token only
+                    resp: dict[str, Any] = standin._connections_open(auth)
+                elif method != "auth.test" and not auth.startswith("Bearer ") and "token" not in args:
+                    resp = {"ok": False, "error": "not_authed"}
                 elif standin.token and auth and auth != f"Bearer {standin.token}":
                     resp = {"ok": False, "error": "invalid_auth"}
                 else:
