@@ -114,7 +114,8 @@ def build_services(settings: Settings) -> Services:
         from bot.celery_app import celery_dispatcher, make_celery
 
         dispatch = celery_dispatcher(make_celery(settings.redis_url))
-    runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch)
+    runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch,
+                       interactive_lane=settings.interactive_lane)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
     spool = InboxSpool.for_database(db)
     # With WARROOM_INBOX_SPOOL=false the door writes webhook_inbox, but a spool file left from before is still

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     workers: int = 4
+    # The first worker thread takes only the jobs a person waits for (commands, mentions, clicks: bot/worker.py
+    # INTERACTIVE), the others everything; off: first in, first out on every thread (bench/interactive_bench.py).
+    interactive_lane: bool = True
     # Where `warroom serve` runs the inbox processor and the job pool: "process" (a `warroom background`
     # child, at a lower CPU priority; the web door then never waits for the interpreter lock behind parsing,
     # grouping and triage: an alert storm is accepted at about 1.4x the rate, docs/benchmarks.md) or "thread"

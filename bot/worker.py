@@ -24,11 +24,17 @@ from knowledge.models import utcnow
 if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
 
-__all__ = ["JobRunner", "Handler", "PermanentJobError"]
+__all__ = ["JobRunner", "Handler", "PermanentJobError", "INTERACTIVE"]
 
 log = logging.getLogger("warroom.worker")
 
 Handler = Callable[[dict[str, Any]], None]
+
+# Jobs a person is waiting for: a slash command, a mention or DM, a click, their Home tab. With two threads or more
+# the first one takes only these (with one thread, these first), so during an alert storm an answer does not wait
+# behind the backlog of cards and triage (the queue is otherwise first in, first out), nor behind a card post that
+# waits for its channel's one-message-a-second slot. The other threads take these too, in their turn.
+INTERACTIVE = ("skill.run", "slack.action", "slack.app_home")
 
 
 class PermanentJobError(Exception):
@@ -50,10 +56,13 @@ class JobRunner:
     """Runs registered handlers for queued jobs on ``n_threads`` threads."""
 
     def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5,
-                 dispatch: Callable[[int, float], None] | None = None) -> None:
+                 dispatch: Callable[[int, float], None] | None = None, interactive_lane: bool = True) -> None:
         """``dispatch(job_id, delay_s)``, when given, hands queued jobs to an external worker (Celery) instead
-        of this process's threads; this process then only sweeps for jobs a broker lost."""
+        of this process's threads; this process then only sweeps for jobs a broker lost. ``interactive_lane``:
+        the first thread claims only :data:`INTERACTIVE` jobs (the only thread: those first; off: every thread first
+        in, first out)."""
         self.db = db
+        self.interactive_lane = interactive_lane
         self.dispatch = dispatch
         self.n_threads = n_threads
         self.lease_s = lease_s
@@ -136,7 +145,9 @@ class JobRunner:
             self._threads.append(t)
             return
         for i in range(self.n_threads):
-            t = threading.Thread(target=self._loop, name=f"warroom-worker-{i}", daemon=True)
+            first = INTERACTIVE if i == 0 and self.interactive_lane else ()
+            only = bool(first) and self.n_threads > 1
+            t = threading.Thread(target=self._loop, args=(first, only), name=f"warroom-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -171,10 +182,15 @@ class JobRunner:
             t.join(timeout)
         self._threads.clear()
 
-    def run_once(self) -> bool:
-        """Claim and run one job; False when none was due."""
+    def run_once(self, first: tuple[str, ...] = (), only: bool = False) -> bool:
+        """Claim and run one job (the oldest due of the kinds ``first``, if any, else, unless ``only``, the oldest
+        due); False when none was due."""
         with self.db.session() as s:
-            ref = jobs.claim(s, lease_s=self.lease_s, kinds=list(self.handlers))
+            ref = None
+            if first:
+                ref = jobs.claim(s, lease_s=self.lease_s, kinds=[k for k in first if k in self.handlers])
+            if ref is None and not only:
+                ref = jobs.claim(s, lease_s=self.lease_s, kinds=list(self.handlers))
         if ref is None:
             return False
         self._run(ref)
@@ -262,10 +278,10 @@ class JobRunner:
             INCIDENT_ID.reset(tokens[1])
             jobs.CURRENT_JOB.reset(tokens[2])
 
-    def _loop(self) -> None:
+    def _loop(self, first: tuple[str, ...] = (), only: bool = False) -> None:
         while not self._stop.is_set():
             try:
-                ran = self.run_once()
+                ran = self.run_once(first, only)
             except Exception as exc:  # noqa: BLE001 - database hiccup: wait and try again
                 log.warning("worker could not claim a job: %s", exc)
                 ran = False

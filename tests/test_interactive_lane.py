@@ -1,0 +1,43 @@
+"""A person's command is answered before a backlog of background work that was queued ahead of it (an alert storm's
+cards and triage): the first worker thread takes the jobs people wait for first. With the lane off (the baseline),
+the same command waits for the whole backlog, first in, first out. Ordering is asserted, not timing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import live_with
+
+SLOW_S, BACKLOG = 0.2, 16
+
+
+@pytest.mark.parametrize("lane", [True, False])
+def test_a_command_overtakes_the_backlog(tmp_path: Path, standin: Any, lane: bool) -> None:
+    with live_with(tmp_path, standin, warm_models=False, workers=2, interactive_lane=lane) as live:
+        done: list[float] = []
+        lock = threading.Lock()
+
+        def slow(payload: dict[str, Any]) -> None:  # background work: a card refresh, a triage
+            time.sleep(SLOW_S)
+            with lock:
+                done.append(time.time())
+
+        live.services.runner.register("test.backlog", slow)
+        for i in range(BACKLOG):
+            live.services.runner.submit("test.backlog", {"n": i}, f"backlog-{i}")
+        assert live.driver.command("/warroom", "status", user="U0BOB", channel="C0OPS").status_code == 200
+        live.drain()
+        (answer,) = [c for c in standin.calls_to("chat.postMessage") if c.args.get("channel") == "C0OPS"]
+        with lock:
+            after = sum(t > answer.at for t in done)
+        assert len(done) == BACKLOG
+        if lane:  # answered while most of the backlog was still queued
+            assert after >= BACKLOG // 2, (after, BACKLOG)
+            assert "I am up." in answer.args["text"] and "job(s) in progress" in answer.args["text"]
+        else:  # first in, first out: the backlog went first
+            assert after <= 2, (after, BACKLOG)
