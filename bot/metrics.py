@@ -15,6 +15,10 @@ SLACK_RETRIES = Counter("warroom_slack_api_retries_total", "Slack Web API retrie
 SLACK_LATENCY = Histogram("warroom_slack_api_seconds", "Slack Web API call latency")
 JOBS = Counter("warroom_jobs_total", "Jobs finished", ["kind", "outcome"])
 JOB_LATENCY = Histogram("warroom_job_seconds", "Job run time", ["kind"])
+# How long a job was due before a worker took it: the queue's delay, per kind (an answer someone waits for is
+# skill.run / slack.action; a backlog shows here before it shows anywhere else).
+JOB_WAIT = Histogram("warroom_job_wait_seconds", "Time a job waited in the queue, from due to claimed", ["kind"],
+                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 SKILL_LATENCY = Histogram("warroom_skill_seconds", "Skill run time", ["skill"])
 SKILL_ERRORS = Counter("warroom_skill_errors_total", "Skill failures", ["skill"])
 WEBHOOKS = Counter("warroom_webhooks_total", "Webhook deliveries", ["source", "outcome"])

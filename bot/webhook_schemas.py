@@ -295,12 +295,15 @@ def _masked(a: NormalizedAlert) -> NormalizedAlert:
     return dataclasses.replace(a, **changed)
 
 
-def parse_payload(source: str, data: Any) -> list[NormalizedAlert]:
-    """Validate and normalise (secrets in the texts masked); raises pydantic.ValidationError on schema errors."""
+def parse_payload(source: str, data: Any, *, mask: bool = True) -> list[NormalizedAlert]:
+    """Validate and normalise (secrets in the texts masked, unless ``mask`` is False: the door only validates and
+    counts, and stores the raw body; the processor parses again, masked, before anything is kept); raises
+    pydantic.ValidationError on schema errors."""
     model = SOURCES[source]
     if source == "generic" and isinstance(data, dict) and "alerts" not in data:
         data = {"alerts": [data]}
-    return [_masked(a) for a in model.model_validate(data).normalise()]  # type: ignore[attr-defined]
+    alerts = model.model_validate(data).normalise()  # type: ignore[attr-defined]
+    return [_masked(a) for a in alerts] if mask else alerts
 
 
 def delivery_id(source: str, data: Any) -> str | None:

@@ -215,7 +215,7 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return _error(400, f"malformed JSON: {str(exc)[:200] or 'too deeply nested'}", source)
     try:
-        alerts = parse_payload(source, data)
+        alerts = parse_payload(source, data, mask=False)  # validated and counted here; masked when processed
     except ValidationError as exc:
         errs = exc.errors()
         first = errs[0]

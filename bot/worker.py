@@ -239,6 +239,7 @@ class JobRunner:
 
     def _run_tracked(self, ref: jobs.JobRef) -> None:
         handler = self.handlers[ref.kind]
+        metrics.JOB_WAIT.labels(kind=ref.kind).observe(ref.waited_s)
         start = time.perf_counter()
         incident = ref.payload.get("incident_id") or (ref.payload.get("request") or {}).get("incident_id")
         tokens = (REQUEST_ID.set(f"job-{ref.id}"), INCIDENT_ID.set(incident), jobs.CURRENT_JOB.set(ref.id))

@@ -10,6 +10,7 @@ crash between its side effect and its completion.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class JobRef:
     attempts: int
     status: str
     created: bool = True
+    waited_s: float = 0.0  # claimed jobs: how long it was due before a worker took it
 
 
 def enqueue_many(session: Session, items: Sequence[tuple[Any, ...]]) -> list[JobRef]:
@@ -150,7 +152,8 @@ def claim(session: Session, *, lease_s: float = 300.0, kinds: list[str] | None =
     job = session.get(Job, job_id)
     assert job is not None
     session.refresh(job)
-    return _ref(job)
+    waited = max(0.0, (now - job.run_after).total_seconds()) if job.run_after is not None else 0.0
+    return dataclasses.replace(_ref(job), waited_s=waited)
 
 
 def complete(session: Session, job_id: int) -> None:

@@ -32,8 +32,13 @@ def test_metrics_count_acks_webhooks_jobs_skills_and_slack_calls(live: Live) -> 
                  'warroom_jobs_total{kind="skill.run",outcome="done"}',
                  'warroom_skill_seconds_count{skill="status"}',
                  'warroom_slack_api_retries_total{reason="rate_limited"}',
-                 "warroom_queue_depth", "warroom_job_seconds_bucket", "warroom_slack_api_calls_total"):
+                 "warroom_queue_depth", "warroom_job_seconds_bucket", "warroom_slack_api_calls_total",
+                 'warroom_job_wait_seconds_count{kind="skill.run"}'):
         assert line in body, line
+    # the command waited in the queue for a moment, not for ever: counted in a bucket under a minute
+    bucket = 'warroom_job_wait_seconds_bucket{kind="skill.run",le="60.0"}'
+    waited = [ln for ln in body.splitlines() if ln.startswith(bucket)]
+    assert waited and float(waited[0].rsplit(" ", 1)[1]) >= 1
 
 
 def test_json_log_lines_carry_request_and_incident_ids() -> None:
