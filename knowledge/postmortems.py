@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Incident, Postmortem, Runbook, utcnow
 
-__all__ = ["PostmortemDoc", "latest", "history", "add_version", "publish", "search", "list_latest",
+__all__ = ["PostmortemDoc", "latest", "history", "add_version", "publish", "search", "list_latest", "latest_fields",
            "STATUSES"]
 
 STATUSES = ("draft", "edited", "published")
@@ -84,6 +84,17 @@ def list_latest(session: Session, *, limit: int = 200) -> list[Postmortem]:
                                  & (Postmortem.version == newest.c.v))
          .order_by(Postmortem.incident_id.desc()).limit(limit))
     return list(session.scalars(q))
+
+
+def latest_fields(session: Session) -> list[Any]:
+    """(incident_id, status, created_at, fields) of the newest version of every postmortem, oldest incident
+    first, without the documents themselves: what the action-item lists read, however many postmortems there are."""
+    newest = (select(Postmortem.incident_id, func.max(Postmortem.version).label("v"))
+              .group_by(Postmortem.incident_id).subquery())
+    q = (select(Postmortem.incident_id, Postmortem.status, Postmortem.created_at, Postmortem.fields)
+         .join(newest, (Postmortem.incident_id == newest.c.incident_id) & (Postmortem.version == newest.c.v))
+         .order_by(Postmortem.incident_id))
+    return list(session.execute(q).all())
 
 
 def search(session: Session, *, query: str, limit: int = 50) -> dict[str, list[Any]]:

@@ -49,9 +49,9 @@ def listing(s: Session, text: str, *, user: str | None) -> SkillResult:
     mine, every = bool({"mine", "my", "me"} & words), "all" in words
     if mine and not user:
         raise SkillError("`mine` needs to know who you are: ask in Slack.")
-    rows = sorted(store.list_latest(s, limit=1000), key=lambda r: r.incident_id or 0)
+    rows = store.latest_fields(s)  # every postmortem, oldest incident first (not only the newest 1,000)
     service_of = dict(s.execute(select(Incident.id, Incident.service_name).where(
-        Incident.id.in_([r.incident_id for r in rows]))).all())
+        Incident.id.in_([r.incident_id for r in rows if (r.fields or {}).get("action_items")]))).all())
     service = (names_in_text({v for v in service_of.values() if v}, text) or [None])[0]
     lines, open_count, done_count, now = [], 0, 0, utcnow()
     for row in rows:

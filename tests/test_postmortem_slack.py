@@ -289,3 +289,23 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     with live.db.session() as s:
         top = store.latest(s, incident_id=iid)
         assert top is not None and [bool(a.get("done_at")) for a in top.fields["action_items"]] == [True, False, True]
+
+
+def test_an_old_postmortems_open_action_items_are_not_forgotten(live: Live) -> None:
+    """An action item stays on `/postmortem actions` however many postmortems came after its own (the list once
+    read only the newest 1,000)."""
+    from knowledge.models import Incident, Postmortem
+
+    iid = _seed(live.db)
+    assert live.driver.command("/postmortem", f"draft {iid}", user="U0ALICE", channel=CHANNEL).status_code == 200
+    live.drain()
+    with live.db.session() as s:  # 1,000 later incidents, each with a published postmortem without action items
+        later = [Incident(title=f"later incident {i}", service_name="ingest", status="resolved") for i in range(1000)]
+        s.add_all(later)
+        s.flush()
+        s.add_all(Postmortem(incident_id=inc.id, status="published", title=inc.title, fields={"action_items": []})
+                  for inc in later)
+    assert live.driver.command("/postmortem", "actions", user="U0BOB", channel="C0AI").status_code == 200
+    live.drain()
+    listed = " ".join(_texts(live.standin, "C0AI"))
+    assert "3 open action item(s), 0 done" in listed and f"*{iid}.1* put pgbouncer" in listed
