@@ -17,11 +17,15 @@ from celery import Celery
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["make_celery", "celery_dispatcher", "worker_services", "TASK"]
+__all__ = ["make_celery", "celery_dispatcher", "worker_services", "TASK", "QUEUES"]
 
 log = logging.getLogger("warroom.celery")
 
 TASK = "warroom.run_job"
+# The jobs people wait for (bot.worker.INTERACTIVE) have their own queue, which workers read first (the "priority"
+# queue order: the first queue of `--queues` that holds a message wins), so an alert storm's backlog in "warroom"
+# never delays an answer. `warroom worker` reads both, in this order.
+QUEUES = ("warroom.interactive", "warroom")
 _services: Services | None = None
 _services_lock = threading.Lock()
 
@@ -45,7 +49,8 @@ def make_celery(redis_url: str) -> Celery:
     app.conf.update(
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_default_queue="warroom", broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 600}, task_ignore_result=True,
+        broker_transport_options={"visibility_timeout": 600, "queue_order_strategy": "priority"},
+        task_ignore_result=True,
     )
 
     @app.task(name=TASK)
@@ -56,9 +61,12 @@ def make_celery(redis_url: str) -> Celery:
 
 
 def celery_dispatcher(app: Celery):  # type: ignore[no-untyped-def]
-    """``dispatch(job_id, delay_s)`` for :class:`bot.worker.JobRunner`."""
+    """``dispatch(job_id, delay_s, kind)`` for :class:`bot.worker.JobRunner`: the jobs people wait for go to the
+    interactive queue."""
+    from bot.worker import INTERACTIVE
 
-    def dispatch(job_id: int, delay_s: float) -> None:
-        app.send_task(TASK, args=[job_id], countdown=max(0.0, delay_s) or None)
+    def dispatch(job_id: int, delay_s: float, kind: str = "") -> None:
+        app.send_task(TASK, args=[job_id], countdown=max(0.0, delay_s) or None,
+                      queue=QUEUES[0] if kind in INTERACTIVE else QUEUES[1])
 
     return dispatch

@@ -138,11 +138,11 @@ def worker(concurrency: Annotated[int, typer.Option(help="Worker threads.")] = 4
     from knowledge.db import Database
 
     Database(settings.database_url).ping()
-    from bot.celery_app import make_celery, worker_services
+    from bot.celery_app import QUEUES, make_celery, worker_services
 
     worker_services()  # load the skills once, before taking jobs
     make_celery(settings.redis_url).worker_main(
-        ["worker", f"--concurrency={concurrency}", "--pool=threads", "--queues=warroom",
+        ["worker", f"--concurrency={concurrency}", "--pool=threads", f"--queues={','.join(QUEUES)}",
          f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 

@@ -30,11 +30,12 @@ log = logging.getLogger("warroom.worker")
 
 Handler = Callable[[dict[str, Any]], None]
 
-# Jobs a person is waiting for: a slash command, a mention or DM, a click, their Home tab. With two threads or more
+# Jobs a person is waiting for: a slash command, a mention or DM, a click, their Home tab, and the write-back that
+# stops PagerDuty paging them once they acknowledged in Slack (one short request). With two threads or more
 # the first one takes only these (with one thread, these first), so during an alert storm an answer does not wait
 # behind the backlog of cards and triage (the queue is otherwise first in, first out), nor behind a card post that
 # waits for its channel's one-message-a-second slot. The other threads take these too, in their turn.
-INTERACTIVE = ("skill.run", "slack.action", "slack.app_home")
+INTERACTIVE = ("skill.run", "slack.action", "slack.app_home", "pagerduty.sync")
 
 
 class PermanentJobError(Exception):
@@ -56,8 +57,8 @@ class JobRunner:
     """Runs registered handlers for queued jobs on ``n_threads`` threads."""
 
     def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5,
-                 dispatch: Callable[[int, float], None] | None = None, interactive_lane: bool = True) -> None:
-        """``dispatch(job_id, delay_s)``, when given, hands queued jobs to an external worker (Celery) instead
+                 dispatch: Callable[[int, float, str], None] | None = None, interactive_lane: bool = True) -> None:
+        """``dispatch(job_id, delay_s, kind)``, when given, hands queued jobs to an external worker (Celery) instead
         of this process's threads; this process then only sweeps for jobs a broker lost. ``interactive_lane``:
         the first thread claims only :data:`INTERACTIVE` jobs (the only thread: those first; off: every thread first
         in, first out)."""
@@ -98,15 +99,15 @@ class JobRunner:
                                delay_s=delay_s)
         if ref.created:
             if self.dispatch is not None:
-                self._dispatch(ref.id, delay_s)
+                self._dispatch(ref.id, delay_s, kind)
             else:
                 self.notify()
         return ref
 
-    def _dispatch(self, job_id: int, delay_s: float) -> None:
+    def _dispatch(self, job_id: int, delay_s: float, kind: str = "") -> None:
         assert self.dispatch is not None
         try:
-            self.dispatch(job_id, delay_s)
+            self.dispatch(job_id, delay_s, kind)
         except Exception as exc:  # noqa: BLE001 - broker down: the job is in the database, the sweeper resends it
             log.warning("could not hand job %s to the broker (%s); the sweeper will resend it", job_id, exc)
 
@@ -122,16 +123,16 @@ class JobRunner:
             return jobs.enqueue_many(session, items)
 
         return GroupCommit(self.db, write, after_commit=lambda refs: self.handoff(
-            [(r.id, 0.0) for r in refs if r.created]) if any(r.created for r in refs) else None)
+            [(r.id, 0.0, r.kind) for r in refs if r.created]) if any(r.created for r in refs) else None)
 
-    def handoff(self, created: list[tuple[int, float]]) -> None:
+    def handoff(self, created: list[tuple[int, float]] | list[tuple[int, float, str]]) -> None:
         """After a caller committed jobs itself (``jobs.enqueue`` in its own transaction): wake a thread, or
-        give each (job id, delay) to the broker."""
+        give each (job id, delay[, kind]) to the broker."""
         if self.dispatch is None:
             self.notify()
             return
-        for job_id, delay in created:
-            self._dispatch(job_id, delay)
+        for job_id, delay, *kind in created:
+            self._dispatch(job_id, delay, *kind)
 
     def notify(self) -> None:
         with self._wake:
@@ -268,7 +269,7 @@ class JobRunner:
             if status == "queued" and self.dispatch is not None:
                 backoff = jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]
                 delay = jobs.TRANSIENT_CAP_S if transient else backoff
-                self._dispatch(ref.id, float(delay))
+                self._dispatch(ref.id, float(delay), ref.kind)
         else:
             with self.db.session() as s:
                 jobs.complete(s, ref.id)

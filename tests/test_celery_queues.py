@@ -1,0 +1,57 @@
+"""Scale-out mode: the jobs people wait for go to their own Celery queue, which a worker reads before the backlog.
+
+Against the real Redis that scripts/test.sh starts: the dispatcher routes by job kind, and a consumer set up as
+`warroom worker` sets up its own (the same Celery app, its queues in the same order) takes three interactive jobs
+first although five background jobs were sent before them. With kombu's default queue order (round robin) it
+would take one from each queue in turn."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from kombu import Consumer, Queue
+
+from bot.celery_app import QUEUES, celery_dispatcher, make_celery
+
+REDIS = os.environ.get("WARROOM_TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(not REDIS, reason="needs WARROOM_TEST_REDIS_URL")
+
+
+def _taken(order_strategy: str | None) -> list[int]:
+    import redis
+
+    assert REDIS
+    redis.Redis.from_url(REDIS).flushdb()
+    app = make_celery(REDIS)
+    if order_strategy is not None:
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options,
+                                             "queue_order_strategy": order_strategy}
+    dispatch = celery_dispatcher(app)
+    for job_id in range(1, 6):
+        dispatch(job_id, 0.0, "incident.card")  # an alert storm's backlog
+    for job_id in (97, 98, 99):  # slash commands, mentions, clicks, sent last
+        dispatch(job_id, 0.0, "skill.run")
+    taken: list[int] = []
+    with app.connection_for_read() as conn:
+        def on_message(body: object, message: object) -> None:
+            args = body[0] if isinstance(body, (list, tuple)) else []  # protocol 2: (args, kwargs, embed)
+            taken.append(int(args[0]))
+            message.ack()  # type: ignore[attr-defined]
+
+        consumer = Consumer(conn, queues=[Queue(q) for q in QUEUES], callbacks=[on_message], prefetch_count=1)
+        with consumer:
+            while len(taken) < 8:
+                conn.drain_events(timeout=5)
+    return taken
+
+
+def test_commands_are_taken_before_the_backlog() -> None:
+    assert QUEUES[0] == "warroom.interactive"
+    taken = _taken(None)
+    assert taken == [97, 98, 99, 1, 2, 3, 4, 5], taken
+
+
+def test_with_the_default_order_the_queues_take_turns() -> None:
+    taken = _taken("round_robin")  # the baseline: kombu's default
+    assert taken[:4] == [97, 1, 98, 2], taken
