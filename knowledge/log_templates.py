@@ -84,9 +84,14 @@ def record_templates(s: Session, *, seen: Sequence[TemplateSeen], incident_id: i
             s.flush()
             inserted = len(values)
     rows = {r.template_id: r for r in s.scalars(select(LogTemplate).where(LogTemplate.template_id.in_(ids)))}
-    for t in seen:
-        row = rows[t.template_id]
-        row.count = LogTemplate.count + t.count  # computed by the database at flush: no lost update
+    counts: dict[str, int] = {}
+    last: dict[str, TemplateSeen] = {}
+    for t in seen:  # one id seen twice in a batch: its counts summed, its latest reading kept
+        counts[t.template_id] = counts.get(t.template_id, 0) + t.count
+        last[t.template_id] = t
+    for tid, t in last.items():
+        row = rows[tid]
+        row.count = LogTemplate.count + counts[tid]  # computed by the database at flush: no lost update
         row.severity, row.category, row.last_seen = t.severity, t.category, now
-        s.flush()
+    s.flush()  # one flush for the batch
     return inserted

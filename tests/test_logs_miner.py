@@ -138,3 +138,20 @@ def test_one_new_template_recorded_by_two_transactions_at_once(kind: str, tmp_pa
     with db.session() as s:
         (row,) = s.scalars(select(LogTemplate).where(LogTemplate.template_id == seen.template_id)).all()
         assert row.count == 5 and row.severity == "ERROR"
+
+
+def test_one_template_seen_twice_in_a_batch_counts_both(tmp_path: Path) -> None:
+    """Two sightings of one id in one batch (two streams of one upload): one row, the counts summed, the later
+    reading kept."""
+    from tests.test_incident_report_once import _database
+
+    db = _database("sqlite", tmp_path)
+    seen = TemplateSeen("ba9876543210", "disk <*> at <*> percent", 4, "WARNING", "storage/disk",
+                        "disk sda at 91 percent")
+    with db.session() as s:
+        assert record_templates(s, seen=[seen, dataclasses.replace(seen, count=6, severity="ERROR")]) == 1
+    with db.session() as s:
+        assert record_templates(s, seen=[dataclasses.replace(seen, count=1)]) == 0
+    with db.session() as s:
+        (row,) = s.scalars(select(LogTemplate).where(LogTemplate.template_id == seen.template_id)).all()
+        assert row.count == 11 and row.severity == "WARNING"  # the last batch's reading
