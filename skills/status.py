@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 
 from knowledge import jobs
 from knowledge.models import Incident, Job, WebhookInbox, utcnow
-from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, esc
+from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, duration, esc
 from skills.redact import mask_secrets
 
 __all__ = ["StatusSkill"]
@@ -59,7 +59,10 @@ class StatusSkill(BaseSkill):
             ).all()
             n_open = s.scalar(select(func.count()).select_from(Incident)
                               .where(Incident.status.in_(("open", "acknowledged", "mitigated")))) or 0
-            queue = jobs.counts(s, due_before=utcnow())  # reminders planned for later are not work in progress
+            now = utcnow()
+            queue = jobs.counts(s, due_before=now)  # reminders planned for later are not work in progress
+            # how far behind the workers are: the job due longest ago and still not taken
+            oldest = s.scalar(select(func.min(Job.run_after)).where(Job.status == "queued", Job.run_after <= now))
             inbox = s.scalar(select(func.count()).select_from(WebhookInbox)
                              .where(WebhookInbox.status == "pending")) or 0
             # What went wrong lately, so whoever asks sees why (a channel the bot cannot post in, ...)
@@ -74,6 +77,10 @@ class StatusSkill(BaseSkill):
         if n_open > len(lines):
             lines += (f"... and {n_open - len(lines)} more: `/incident list`",)
         backlog = f"{waiting} job(s) in progress" + (f", {failed} failed" if failed else "")
+        waited = (now - oldest).total_seconds() if oldest is not None else None
+        if waited is not None:
+            span = f"{waited:.0f} s" if waited < 60 else duration(waited)
+            backlog += f" (the oldest waiting for a worker for {span})"
         if inbox:
             backlog += f", {inbox} alert deliveries not yet processed"
         problems = tuple(f"`{kind}` ({'gave up' if st == 'failed' else 'retrying'}): "
@@ -89,5 +96,5 @@ class StatusSkill(BaseSkill):
             fields=(("Open incidents", str(n_open)), ("Jobs in progress", str(waiting)), ("Jobs failed", str(failed)),
                     ("Alerts waiting", str(inbox))),
             sections=sections,
-            data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox},
+            data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox, "oldest_wait_s": waited},
         )

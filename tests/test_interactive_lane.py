@@ -39,5 +39,6 @@ def test_a_command_overtakes_the_backlog(tmp_path: Path, standin: Any, lane: boo
         if lane:  # answered while most of the backlog was still queued
             assert after >= BACKLOG // 2, (after, BACKLOG)
             assert "I am up." in answer.args["text"] and "job(s) in progress" in answer.args["text"]
+            assert "(the oldest waiting for a worker for " in answer.args["text"]  # how far behind, said
         else:  # first in, first out: the backlog went first
             assert after <= 2, (after, BACKLOG)
