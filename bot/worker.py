@@ -137,7 +137,12 @@ class JobRunner:
     def notify(self) -> None:
         with self._wake:
             self._pending_wakes += 1
-            self._wake.notify()
+            if self.interactive_lane and self.n_threads > 1:
+                # The lane thread takes only some kinds: waking it alone would leave a background job for the next
+                # poll of another thread (up to poll_s later; measured 0.3 s). Wake them all; one claims it.
+                self._wake.notify_all()
+            else:
+                self._wake.notify()
 
     def start(self) -> None:
         if self.dispatch is not None:
