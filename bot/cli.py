@@ -265,11 +265,10 @@ def db_prune(days: int | None = typer.Option(None, help="Days after processing (
     settings = _settings()
     keep = days if days is not None else settings.inbox_retention_days
     keep_jobs = job_days if job_days is not None else settings.job_retention_days
-    n, jobs = prune_all(Database(settings.database_url), keep, job_days=keep_jobs,
-                        failed_job_days=max(keep_jobs, settings.failed_job_retention_days))
+    keep_failed = max(keep_jobs, settings.failed_job_retention_days)  # a failed job is never kept less than a done one
+    n, jobs = prune_all(Database(settings.database_url), keep, job_days=keep_jobs, failed_job_days=keep_failed)
     typer.echo(f"emptied the bodies of {n} webhook deliveries processed over {keep} days ago; deleted {jobs} job(s) "
-               f"done over {keep_jobs} days ago or failed over "
-               f"{max(keep_jobs, settings.failed_job_retention_days)} days ago")
+               f"done over {keep_jobs} days ago or failed over {keep_failed} days ago")
 
 
 @db_app.command("current")
