@@ -8,7 +8,12 @@ the same process on fresh databases: with the interactive lane (the first worker
 and clicks first; the product default) and without it (the baseline: first in, first out on every thread).
 Product defaults otherwise (4 workers, the bundled MiniLM, 1 s channel pacing). Prints one JSON object.
 
+With ``--question-delay S`` an LLM is configured (the local OpenAI stand-in, answering after S seconds) and someone
+asks the bot a question just before the first command: that answer holds one worker thread for S seconds, so the
+commands show whether they wait behind it or behind the backlog.
+
     python bench/interactive_bench.py --incidents 40 --commands 8
+    python bench/interactive_bench.py --incidents 40 --commands 8 --question-delay 10
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from bot.inbox_spool import backlog  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.standin.driver import SlackDriver  # noqa: E402
 from bot.standin.harness import LiveServer  # noqa: E402
+from bot.standin.openai_api import OpenAIStandIn, Reply  # noqa: E402
 from bot.standin.server import SlackStandIn  # noqa: E402
 from knowledge import jobs  # noqa: E402
 from knowledge.db import Database  # noqa: E402
@@ -41,13 +47,17 @@ SECRET = "generic-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-bench-0123456789"
 
 
-def _run(lane: bool, n_incidents: int, n_commands: int, gap: float, encoder: str) -> dict[str, Any]:
+def _run(lane: bool, n_incidents: int, n_commands: int, gap: float, encoder: str,
+         question_delay: float = 0.0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="warroom-interactive-"))
-    with SlackStandIn(token=BOT_TOKEN) as standin:
+    with SlackStandIn(token=BOT_TOKEN) as standin, \
+            OpenAIStandIn(lambda body: Reply("Lower the pool size [1].", delay_s=question_delay)) as llm:
+        llm_settings: dict[str, Any] = dict(llm_base_url=llm.url, llm_api_key="sk-bench", llm_model="fake",
+                                            llm_timeout_s=question_delay + 30) if question_delay else {}
         settings = Settings(mode="test", slack_bot_token=BOT_TOKEN, slack_signing_secret="bench-signing-secret",
                             slack_api_url=standin.api_url, database_url=f"sqlite:///{tmp / 'warroom.db'}",
                             data_dir=tmp, embedder=encoder, slack_incident_channel="C0INCIDENTS",
-                            webhook_secrets={"generic": SECRET}, interactive_lane=lane)
+                            webhook_secrets={"generic": SECRET}, interactive_lane=lane, **llm_settings)
         db = Database(settings.database_url)
         db.upgrade()
         with db.session() as s:
@@ -71,6 +81,12 @@ def _run(lane: bool, n_incidents: int, n_commands: int, gap: float, encoder: str
                 time.sleep(0.05)
             with db.session() as s:
                 queued_at_start = jobs.counts(s, due_before=None).get("queued", 0)
+            asked = time.time()
+            if question_delay:
+                assert driver.mention("have we seen remaining connection slots are reserved before?",
+                                      channel="C0QUESTION").status_code == 200
+                while not llm.calls and time.monotonic() < deadline:  # a worker thread now waits on the LLM
+                    time.sleep(0.01)
             waits: list[float] = []
             for k in range(n_commands):
                 channel = f"C0ASK{k:03d}"
@@ -86,12 +102,14 @@ def _run(lane: bool, n_incidents: int, n_commands: int, gap: float, encoder: str
             t0 = time.monotonic()
             srv.drain(timeout=600)
             done_at = time.monotonic()
+            question = [c.at for c in standin.calls_to("chat.postMessage") if c.args.get("channel") == "C0QUESTION"]
             cards = len([c for c in standin.calls_to("chat.postMessage") if c.args.get("channel") == "C0INCIDENTS"])
             return {"interactive_lane": lane, "answers": len(waits), "wait_p50_s": round(percentile(waits, 50), 3),
                     "wait_max_s": round(max(waits), 3) if waits else None,
                     "waits_s": [round(w, 3) for w in waits], "jobs_queued_when_asking": queued_at_start,
                     "backlog_left_after_s": round(done_at - t0, 1),
-                    "storm_to_all_work_done_s": round(done_at - storm_at, 1), "incident_cards_posted": cards}
+                    "storm_to_all_work_done_s": round(done_at - storm_at, 1), "incident_cards_posted": cards,
+                    "question_answered_after_s": round(question[-1] - asked, 1) if question else None}
 
 
 def main() -> None:
@@ -100,11 +118,14 @@ def main() -> None:
     ap.add_argument("--commands", type=int, default=8)
     ap.add_argument("--gap", type=float, default=2.0, help="seconds between two commands")
     ap.add_argument("--encoder", default="minilm", choices=["minilm", "hash"])
+    ap.add_argument("--question-delay", type=float, default=0.0,
+                    help="seconds the LLM takes to answer a question asked just before the commands (0: none)")
     a = ap.parse_args()
     load_before = load_line()
-    lane = _run(True, a.incidents, a.commands, a.gap, a.encoder)
-    fifo = _run(False, a.incidents, a.commands, a.gap, a.encoder)
+    lane = _run(True, a.incidents, a.commands, a.gap, a.encoder, a.question_delay)
+    fifo = _run(False, a.incidents, a.commands, a.gap, a.encoder, a.question_delay)
     print(json.dumps({"incidents": a.incidents, "commands": a.commands, "gap_s": a.gap, "encoder": a.encoder,
+                      "question_delay_s": a.question_delay,
                       "lane": lane, "baseline_fifo": fifo, "load_before": load_before, "load_after": load_line()}))
 
 

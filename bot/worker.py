@@ -60,8 +60,9 @@ class JobRunner:
                  dispatch: Callable[[int, float, str], None] | None = None, interactive_lane: bool = True) -> None:
         """``dispatch(job_id, delay_s, kind)``, when given, hands queued jobs to an external worker (Celery) instead
         of this process's threads; this process then only sweeps for jobs a broker lost. ``interactive_lane``:
-        the first thread claims only :data:`INTERACTIVE` jobs (the only thread: those first; off: every thread first
-        in, first out)."""
+        the first thread claims only :data:`INTERACTIVE` jobs, and every other thread claims those first, then the
+        rest first in, first out (so a second command does not wait behind the backlog while the lane thread is
+        busy with a slow one, an LLM answer); off: every thread first in, first out."""
         self.db = db
         self.interactive_lane = interactive_lane
         self.dispatch = dispatch
@@ -151,8 +152,8 @@ class JobRunner:
             self._threads.append(t)
             return
         for i in range(self.n_threads):
-            first = INTERACTIVE if i == 0 and self.interactive_lane else ()
-            only = bool(first) and self.n_threads > 1
+            first = INTERACTIVE if self.interactive_lane else ()
+            only = bool(first) and i == 0 and self.n_threads > 1
             t = threading.Thread(target=self._loop, args=(first, only), name=f"warroom-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from bot.standin.openai_api import OpenAIStandIn, Reply
 from knowledge.db import Database
 from knowledge.facts import PostmortemFacts, assemble_facts
 from knowledge.incident_history import load_history
@@ -27,59 +25,26 @@ from skills.postmortem_writers import DeterministicWriter, redact
 SCENARIOS = {s["name"]: s for s in load_scenarios()}
 
 
-class FakeOpenAI:
-    """A tiny OpenAI-compatible chat-completions server on loopback."""
+class FakeOpenAI(OpenAIStandIn):
+    """The OpenAI stand-in answering from a queue: ``answers.append((mode, arg))``, mode ``ok`` (arg: the JSON
+    draft or a string), ``status`` (arg: the HTTP status) or ``slow`` (arg: seconds)."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        fake = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        mode, arg = self.answers.pop(0) if self.answers else ("ok", {"summary": "Nothing."})
+        if mode == "status":
+            return Reply(status=int(arg))
+        if mode == "slow":
+            return Reply(json.dumps({"summary": "late"}), delay_s=float(arg))
+        return Reply(arg if isinstance(arg, str) else json.dumps(arg))
 
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
-                mode, arg = fake.answers.pop(0) if fake.answers else ("ok", {"summary": "Nothing."})
-                if mode == "status":
-                    data = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
-                    self.send_response(int(arg))
-                    self.send_header("retry-after", "0")
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                if mode == "slow":
-                    time.sleep(float(arg))
-                    arg = {"summary": "late"}
-                content = arg if isinstance(arg, str) else json.dumps(arg)
-                data = json.dumps({
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-                }).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request: path, JSON body, Authorization header."""
+        return self.calls
 
 
 @pytest.fixture

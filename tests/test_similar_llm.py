@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,63 +12,38 @@ import pytest
 from bot.settings import Settings
 from bot.standin.driver import SlackDriver
 from bot.standin.harness import LiveServer
+from bot.standin.openai_api import OpenAIStandIn, Reply
 from bot.standin.server import SlackStandIn
 from knowledge.db import Database
 from skills.ask import AskSkill
 from skills.base import SkillContext, SkillRequest
 from tests.conftest import make_settings
 
+CONTENT = {"ok": "Lower the per-pod pool size and put pgbouncer in front of postgres-main [1].",
+           "idk": "I don't know.", "uncited": "Just restart everything.", "bad_cite": "It was DNS [7].",
+           "slow": "late [1]"}
 
-class FakeOpenAI:
-    """A tiny OpenAI-compatible chat-completions server; ``mode`` picks how it answers."""
+
+class FakeOpenAI(OpenAIStandIn):
+    """The OpenAI stand-in; ``mode`` picks how it answers (``slow``: after 3 s)."""
 
     def __init__(self) -> None:
         self.mode = "ok"
-        self.requests: list[dict[str, Any]] = []
-        fake = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        if self.mode == "429":
+            return Reply(status=429)
+        if self.mode == "malformed":
+            return Reply(raw=b"{this is not json")
+        if self.mode == "wrong_shape":
+            return Reply(raw=json.dumps({"hello": "world"}).encode())
+        return Reply(CONTENT[self.mode], delay_s=3.0 if self.mode == "slow" else 0.0)
 
-            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fake.requests.append(json.loads(raw or b"{}"))
-                mode = fake.mode
-                if mode == "slow":
-                    time.sleep(3)
-                if mode == "429":
-                    self._send(429, json.dumps({"error": {"message": "rate limited", "type": "rate_limit"}}).encode())
-                    return
-                if mode == "malformed":
-                    self._send(200, b"{this is not json")
-                    return
-                if mode == "wrong_shape":
-                    self._send(200, json.dumps({"hello": "world"}).encode())
-                    return
-                content = {"ok": "Lower the per-pod pool size and put pgbouncer in front of postgres-main [1].",
-                           "idk": "I don't know.", "uncited": "Just restart everything.",
-                           "bad_cite": "It was DNS [7].", "slow": "late [1]"}[mode]
-                body = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": "fake",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-                self._send(200, json.dumps(body).encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The JSON bodies received."""
+        return [c["body"] for c in self.calls]
 
 
 @pytest.fixture
