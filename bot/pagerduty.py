@@ -23,7 +23,9 @@ Requests follow PagerDuty's REST API v2 (``Authorization: Token token=...``, ``A
 application/vnd.pagerduty+json;version=2``). ``From:`` is the email the people directory has for the person who
 acted, so PagerDuty's log names them; when PagerDuty knows no user by that email ("Requester User Not Found") or
 the directory has none, the change is sent (again) as the bot's PagerDuty user (``WARROOM_PAGERDUTY_FROM``). Each
-outcome is on the incident's timeline. PagerDuty refusing (401, 403, 404, 400) fails at once; not answering (a
+outcome is on the incident's timeline, with the job that made it: a job retried after its change went through (the
+thread's Slack post failed) tells the thread again and does not send the change twice (no second page, no
+duplicate note). PagerDuty refusing (401, 403, 404, 400) fails at once; not answering (a
 timeout, 429, 5xx) is retried ``WARROOM_PAGERDUTY_MAX_ATTEMPTS`` times. Either way the card's thread is told, with
 what to do by hand: an acknowledgement that did not arrive means PagerDuty goes on paging.
 
@@ -41,6 +43,7 @@ import httpx
 from sqlalchemy import select
 
 from bot.worker import PermanentJobError
+from knowledge import jobs
 from knowledge.models import Expert, Incident, TimelineEvent, utcnow
 from skills.base import SkillResult, esc
 from skills.intake import PD_NOTE_MARK as NOTE_MARK
@@ -231,16 +234,40 @@ def _write(services: Services, payload: dict[str, Any]) -> tuple[str, str | None
             else f"PagerDuty incident {pd_id} {ACTIONS[action]} ({by})"), None
 
 
-def _record(services: Services, payload: dict[str, Any], text: str, ok: bool) -> tuple[str | None, str | None]:
-    """Write the outcome on the timeline; return the card's (channel, thread)."""
+def _record(services: Services, payload: dict[str, Any], text: str, ok: bool,
+            tell: str | None = None) -> tuple[str | None, str | None]:
+    """Write the outcome on the timeline (with this job's id, and what the thread must be told); return the card's
+    (channel, thread)."""
     with services.db.session() as s:
         inc = s.get(Incident, int(payload["incident_id"]))
         if inc is None:
             return None, None
         s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="pagerduty", text=text[:2000],
                             data={"pd_incident": payload.get("pd_incident"), "action": payload.get("action"),
-                                  "ok": ok}))
+                                  "ok": ok, "job": jobs.CURRENT_JOB.get(), "tell": tell}))
         return inc.channel_id or services.settings.slack_incident_channel, inc.card_ts
+
+
+def _card(services: Services, payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The incident card's (channel, thread)."""
+    with services.db.session() as s:
+        inc = s.get(Incident, int(payload["incident_id"]))
+        return (None, None) if inc is None else (inc.channel_id or services.settings.slack_incident_channel,
+                                                 inc.card_ts)
+
+
+def _done_by_this_job(services: Services, payload: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(what was done, what the thread must be told) when an earlier attempt of this job already made the change."""
+    job = jobs.CURRENT_JOB.get()
+    if job is None or payload.get("incident_id") is None:
+        return None
+    with services.db.session() as s:
+        for ev in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == int(payload["incident_id"]),
+                                                        TimelineEvent.kind == "pagerduty")):
+            data = ev.data or {}
+            if data.get("job") == job and data.get("ok"):
+                return ev.text, data.get("tell")
+    return None
 
 
 def register(services: Services) -> None:
@@ -249,9 +276,14 @@ def register(services: Services) -> None:
     def sync(payload: dict[str, Any]) -> None:
         from bot.handlers import deliver
 
-        done, tell = _write(services, payload)
-        channel, thread = _record(services, payload, done, True)
-        log.info("%s", done)
+        again = _done_by_this_job(services, payload)
+        if again is None:
+            done, tell = _write(services, payload)
+            channel, thread = _record(services, payload, done, True, tell)
+            log.info("%s", done)
+        else:  # retried after the change went through: only the thread's message is left to send
+            (done, tell), (channel, thread) = again, _card(services, payload)
+            log.info("%s (already done by this job; not sent again)", done)
         if tell and channel is not None:
             deliver(services, SkillResult(title=f"PagerDuty incident {payload.get('pd_incident')}", summary=tell,
                                           data={"incident_id": payload.get("incident_id")}),
@@ -261,6 +293,9 @@ def register(services: Services) -> None:
         from bot.handlers import deliver
 
         pd_id, action = payload.get("pd_incident"), str(payload.get("action"))
+        if _done_by_this_job(services, payload) is not None:  # PagerDuty has it; only telling the thread failed
+            log.warning("PagerDuty incident %s: %s went through, but the thread was not told (%s)", pd_id, action, exc)
+            return
         why = f"PagerDuty refused it ({exc})" if isinstance(exc, PagerDutyRejected) else \
             f"PagerDuty did not answer ({exc})"
         channel, thread = _record(services, payload, f"Could not {_WORDS.get(action, action)} PagerDuty "

@@ -361,3 +361,50 @@ def test_escalating_here_pages_the_next_people_there(live: Live, pagerduty: Fake
     warn = [t for t in _thread(live, inc) if ":warning:" in t][-1]
     assert "could not ask for more responders on PagerDuty incident PESC001" in warn
     assert "Add them as responders in PagerDuty, or call them." in warn
+
+
+def test_a_retried_escalation_does_not_page_twice(live: Live, pagerduty: FakePagerDuty) -> None:
+    """PagerDuty took the responder request, then telling the card's thread failed (the bot was taken out of the
+    incident channel): the job fails without claiming PagerDuty failed; run again once the bot is back, it tells the
+    thread and does not ask PagerDuty a second time (nobody is paged twice)."""
+    from knowledge import jobs
+    from knowledge.models import Expert
+
+    with live.db.session() as s:
+        for e in s.scalars(select(Expert)):
+            e.email = f"{e.slack_user_id.lower()}@acme.test"
+        everyone = {f"{e.slack_user_id.lower()}@acme.test": f"P{e.slack_user_id[2:]}"[:7]
+                    for e in s.scalars(select(Expert))}
+    pagerduty.users = {"warroom-bot@acme.test": "PBOT001", **everyone}
+    seen = _trigger(live, pagerduty, "PESC002", 1, "ledger writes time out on the primary")
+    _cmd(live, f"escalate {seen.id}")  # who an escalation of such an incident names
+    with live.db.session() as s:
+        first = str(s.scalars(select(Job).where(Job.kind == "pagerduty.sync")).one().payload["text"]).split(",")
+    assert len(first) >= 2
+    # The same failure again; PagerDuty cannot page the second one named, so the thread has something to be told
+    pagerduty.users.pop(f"{first[1].lower()}@acme.test")
+    inc = _trigger(live, pagerduty, "PESC003", 2, "ledger writes time out on the primary again")
+    posts = len(pagerduty.calls("POST"))
+    live.standin.leave(inc.channel_id, private=True)
+    _cmd(live, f"escalate {inc.id}")
+    with live.db.session() as s:
+        job = s.scalars(select(Job).where(Job.kind == "pagerduty.sync").order_by(Job.id.desc())).first()
+        assert job is not None and str(job.payload["text"]).split(",") == first
+        assert job.status == "failed" and "not a member" in str(job.last_error)
+        job_id = job.id
+    (req,) = pagerduty.calls("POST")[posts:]
+    assert req.path == "/incidents/PESC003/responder_requests"
+    (said,) = [e.text for e in _timeline(live, inc.id, "pagerduty")]
+    assert said.startswith("PagerDuty incident PESC003: asked ")  # PagerDuty did its part; not said to have failed
+
+    live.standin.outside.clear()  # the bot is invited back; the operator retries the failed job
+    with live.db.session() as s:
+        assert jobs.requeue_failed(s) >= 1
+    live.services.runner.notify()
+    live.drain()
+    assert len(pagerduty.calls("POST")) == posts + 1  # not asked again
+    assert len(_timeline(live, inc.id, "pagerduty")) == 1
+    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t]  # the thread is told now
+    assert "but not everyone I named" in warn
+    with live.db.session() as s:
+        assert s.get(Job, job_id).status == "done"  # type: ignore[union-attr]
