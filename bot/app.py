@@ -131,7 +131,8 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
 
         if settings.slack_app_token is None:
             raise ValueError("Socket Mode needs WARROOM_SLACK_APP_TOKEN (an app-level token, xapp-...)")
-        socket = SocketModeLink(bolt, settings.slack_app_token.get_secret_value())
+        socket = SocketModeLink(bolt, settings.slack_app_token.get_secret_value(),
+                                stale_after_s=settings.slack_socket_stale_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Slack over a WebSocket the bot opens (no public URL needed; bot/socket_mode.py); webhooks, the REST API and
     # health stay on HTTP. `warroom serve --socket-mode` sets it.
     slack_socket_mode: bool = False
+    # Down this long, the bot asks Slack for a new WebSocket URL (slack_sdk alone retries the old one forever).
+    slack_socket_stale_s: float = Field(default=30.0, gt=0)
     slack_api_url: str = "https://slack.com/api/"
     slack_incident_channel: str = "C0INCIDENTS"
     # Where status updates ("update: ...", `/incident update`) go for the people following incidents (support,

@@ -155,3 +155,37 @@ def test_socket_mode_needs_an_app_level_token(tmp_path: Path, standin: SlackStan
     monkeypatch.delenv("WARROOM_SLACK_APP_TOKEN", raising=False)
     res = CliRunner().invoke(app, ["serve", "--socket-mode"])
     assert res.exit_code != 0 and "Socket Mode needs WARROOM_SLACK_APP_TOKEN" in str(res.exception)
+
+
+def test_a_dropped_link_is_said_and_comes_back_with_a_new_url(tmp_path: Path, standin: SlackStandIn) -> None:
+    """Slack's end of the socket goes away for good (a long network cut: the URL the bot had is dead): ``/readyz``
+    says the link is down and since when; alerts still arrive over HTTP; once down longer than
+    ``WARROOM_SLACK_SOCKET_STALE_S`` the bot asks Slack for a new URL (slack_sdk alone would retry the dead one
+    forever), and the link is up again without anyone restarting the bot."""
+    standin.app_token = APP_TOKEN
+    with live_with(tmp_path, standin, warm_models=False, slack_socket_mode=True, slack_socket_stale_s=2.0,
+                   slack_app_token=SecretStr(APP_TOKEN)) as live:
+        sock = _socket(live.standin)
+        assert httpx.get(f"{live.url}/readyz").json()["slack_socket"]["connected"] is True
+        sock.stop()  # the WebSocket server is gone; for now apps.connections.open still hands its dead URL
+        deadline = time.monotonic() + 20
+        while (state := httpx.get(f"{live.url}/readyz").json()["slack_socket"])["connected"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state["connected"] is False, state
+        assert "dropped" in state["error"] and state["down_since"]
+        assert post(live, "alertmanager", load("alertmanager")).status_code == 202  # the HTTP door is open
+        wait_processed(live)
+        live.standin.socket = None  # Slack is back: the next apps.connections.open hands a new, live URL
+        deadline = time.monotonic() + 60
+        while not (state := httpx.get(f"{live.url}/readyz").json()["slack_socket"])["connected"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state["connected"] is True and state["error"] is None and state["down_since"] is None, state
+        assert state["new_urls"] >= 1
+        new = _socket(live.standin)  # and it works: a command over the new connection is answered
+        env = new.send("slash_commands", live.driver.command_form("/warroom", "status", user="U0BOB",
+                                                                  channel="C0BACK"))
+        assert new.wait_ack(env) is not None
+        live.drain()
+        assert any("I am up." in t for t in _texts(live, "C0BACK"))
