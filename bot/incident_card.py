@@ -10,14 +10,15 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from bot.render import cut, esc
+from bot.render import cut, esc, unique_action_ids
 from bot.slack_client import SlackApiError, slack_error
-from knowledge.models import Alert, Incident, TimelineEvent
+from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import clock, esc_keep_users
 from skills.incident import ROLES, roles_of
@@ -45,10 +46,10 @@ def _finding_blocks(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
         f"*{esc(f.get('heading') or name)}*\n" + "\n".join(lines), 2900)}}]
     actions = f.get("actions") or []
     if actions:
-        blocks.append({"type": "actions", "block_id": f"f:{name}"[:255], "elements": [
+        blocks.append({"type": "actions", "block_id": f"f:{name}"[:255], "elements": unique_action_ids([
             {"type": "button", "action_id": a["action_id"], "value": str(a["value"])[:2000],
              "text": {"type": "plain_text", "text": str(a["label"])[:75]},
-             **({"style": a["style"]} if a.get("style") else {})} for a in actions[:5]]})
+             **({"style": a["style"]} if a.get("style") else {})} for a in actions[:5]])})
     return blocks
 
 
@@ -226,11 +227,28 @@ def _open_channel(services: Services, incident_id: int) -> str:
     channel, dedicated = settings.slack_incident_channel, False
     if settings.slack_open_incident_channels:
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
-        channel = services.poster.create_channel(f"inc-{incident_id}-{slug}".rstrip("-")[:80])
-        services.poster.invite(channel, [u for u in {assignee, creator} if u])
+        name = f"inc-{incident_id}-{slug}".rstrip("-")[:80]
+        try:
+            channel = services.poster.create_channel(name)
+        except SlackApiError as exc:  # another install (staging, a reset database) already has an inc-<id> channel
+            if slack_error(exc) != "name_taken":
+                raise
+            name = f"{name[:74]}-{secrets.token_hex(2)}"
+            log.warning("channel name taken; opening #%s instead", name)
+            channel = services.poster.create_channel(name)
         dedicated = True
-    with services.db.session() as s:
+    with services.db.session() as s:  # kept before inviting: a retry of this job reuses the channel, never a second
         inc = s.get(Incident, incident_id)
         assert inc is not None
         inc.channel_id, inc.dedicated_channel = channel, dedicated
+    if dedicated:
+        people = [u for u in {assignee, creator} if u]
+        try:
+            services.poster.invite(channel, people)
+        except SlackApiError as exc:  # a person who left, a guest: the channel and the card go on without them
+            log.warning("could not invite %s to %s: %s", people, channel, slack_error(exc) or exc)
+            with services.db.session() as s:
+                s.add(TimelineEvent(incident_id=incident_id, kind="card", at=utcnow(), text=(
+                    f"Could not invite {', '.join(f'<@{u}>' for u in people)} to the incident channel "
+                    f"({slack_error(exc) or 'Slack error'}); /invite them by hand")[:2000]))
     return channel

@@ -10,7 +10,7 @@ from typing import Any
 
 from skills.base import SkillResult, esc
 
-__all__ = ["esc", "cut", "result_blocks", "result_text", "blocks_to_text"]
+__all__ = ["esc", "cut", "result_blocks", "result_text", "blocks_to_text", "unique_action_ids", "base_action_id"]
 
 MAX_SECTION = 2900  # Slack's section text limit is 3000 characters
 
@@ -21,6 +21,26 @@ def cut(text: str, limit: int = MAX_SECTION) -> str:
         return text
     note = f"\n… (cut: {len(text) - limit + 40} more characters)"
     return text[: limit - len(note)] + note
+
+
+def unique_action_ids(elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Slack refuses a block whose elements share an ``action_id`` (``invalid_blocks``): three *Run* buttons, one per
+    suggested runbook, become ``runbooks:start``, ``runbooks:start#2``, ``runbooks:start#3``. The value still says
+    which; :func:`base_action_id` gives back the action."""
+    seen: dict[str, int] = {}
+    for el in elements:
+        aid = el.get("action_id")
+        if aid is None:
+            continue
+        seen[aid] = seen.get(aid, 0) + 1
+        if seen[aid] > 1:
+            el["action_id"] = f"{aid}#{seen[aid]}"
+    return elements
+
+
+def base_action_id(action_id: str) -> str:
+    """The action a button stands for, without the suffix :func:`unique_action_ids` gave it."""
+    return action_id.split("#", 1)[0]
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -37,9 +57,14 @@ def result_blocks(result: SkillResult) -> list[dict[str, Any]]:
     if result.fields:
         fields = [{"type": "mrkdwn", "text": cut(f"*{k}*\n{v}", 1900)} for k, v in result.fields[:10]]
         blocks.append({"type": "section", "fields": fields})
-    for sec in result.sections:
+    room = 50 - len(blocks) - (1 if result.actions else 0)  # Slack's 50 blocks; the buttons are never the ones cut
+    sections = result.sections if len(result.sections) <= room else result.sections[:room - 1]
+    for sec in sections:
         body = "\n".join(sec.lines)
         blocks.append(_mrkdwn(f"*{sec.heading}*\n{body}" if sec.heading else body))
+    if len(sections) < len(result.sections):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"… {len(result.sections) - len(sections)} more sections cut (Slack shows at most 50 blocks)")}]})
     if result.actions:
         elements = []
         for a in result.actions[:25]:
@@ -48,7 +73,7 @@ def result_blocks(result: SkillResult) -> list[dict[str, Any]]:
             if a.style:
                 btn["style"] = a.style
             elements.append(btn)
-        blocks.append({"type": "actions", "elements": elements})
+        blocks.append({"type": "actions", "elements": unique_action_ids(elements)})
     return blocks[:50]
 
 

@@ -19,7 +19,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render import esc
+from bot.render import base_action_id, esc
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -182,7 +182,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     @app.action(re.compile(r".*"))
     async def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         payload = {
-            "action_id": action.get("action_id"), "value": action.get("value") or
+            "action_id": base_action_id(str(action.get("action_id") or "")), "value": action.get("value") or
             (action.get("selected_option") or {}).get("value", ""),
             "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
             "message_ts": (body.get("message") or {}).get("ts"), "trigger_id": body.get("trigger_id"),

@@ -41,6 +41,10 @@ def shared_data() -> Path:
 def standin() -> Iterator[SlackStandIn]:
     with SlackStandIn(token=BOT_TOKEN) as s:
         yield s
+        # Every message and view the bot sent in the test kept to Slack's Block Kit limits
+        refused = [(c.method, c.response.get("errors") or c.response.get("response_metadata"))
+                   for c in s.block_kit_refusals()]
+        assert not refused, f"Slack would refuse these: {refused}"
 
 
 def make_settings(tmp_path: Path, standin: SlackStandIn | None = None, **overrides: Any) -> Settings:

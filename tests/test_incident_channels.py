@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.settings import Settings
-from knowledge.models import Incident
+from knowledge.models import Incident, TimelineEvent
 from tests.conftest import Live, make_settings
 
 
@@ -47,3 +47,23 @@ def test_the_incident_channel_topic_follows_its_state(live: Live) -> None:
         assert done is not None and done.status == "resolved"
         assert done.findings["channel_topic"].startswith("SEV1 · acknowledged")  # the refused one was not kept
     assert any("resolved" in c.args["text"] for c in live.standin.calls_to("chat.update"))
+
+
+def test_a_taken_name_or_a_failed_invite_still_gives_one_channel_and_a_card(live: Live) -> None:
+    """Slack answers ``name_taken`` (another install already opened ``inc-<id>-...``): the bot opens the channel
+    under a suffixed name. Inviting the reporter fails (``user_not_found``): the channel and the card go on, the
+    timeline says who to invite by hand, and no second channel is opened."""
+    with live.db.session() as s:
+        next_id = (s.scalar(select(func.max(Incident.id))) or 0) + 1
+    live.standin.channels["C0OTHER"] = {"id": "C0OTHER", "name": f"inc-{next_id}-ledger-writes-time-out"}
+    live.standin.refuse("conversations.invite", "user_not_found")
+    live.driver.command("/incident", "new ledger writes time out sev2", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "ledger writes time out")).one()
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    assert inc.id == next_id and inc.dedicated_channel and inc.channel_id != "C0OTHER" and inc.card_ts
+    created = [c for c in live.standin.calls_to("conversations.create") if c.response.get("ok")]
+    assert len(created) == 1 and created[0].args["name"].startswith(f"inc-{next_id}-ledger-writes-time-out-")
+    assert any("Could not invite <@U0ERIN>" in n and "user_not_found" in n for n in notes), notes
+    assert any(m.get("ts") == inc.card_ts for m in live.standin.messages(inc.channel_id))

@@ -217,6 +217,18 @@ def test_alert_webhook_card_shows_suggestions_and_run_button_starts_a_confirmati
     live.drain()
     ask = [_text(m) for m in live.standin.messages(channel) if "Run restart-service v1?" in _text(m)]
     assert ask and "kubectl rollout restart deployment/payments-api -n prod" in ask[-1]
+    # The other suggestions' buttons: Slack refuses buttons sharing an action_id in one block, so each has its own,
+    # and it starts its own runbook (rollback-deploy needs a version: the clicker is told how to give it)
+    second = finding["data"]["suggestions"][1]["slug"]
+    value, ts = _value(live, "runbooks:start#2", channel)
+    assert value.startswith(f"{second}:")
+    before = len(live.standin.calls)
+    assert live.driver.click("runbooks:start#2", value, user="U0CARLA", channel=channel,
+                             message_ts=ts).status_code == 200
+    live.drain()
+    answers = [json.dumps(c.args) for c in live.standin.calls[before:]
+               if c.method in ("chat.postMessage", "chat.postEphemeral") and c.args.get("user") in (None, "U0CARLA")]
+    assert any(f"Run {second} v1?" in a or f"/runbook run {second} " in a for a in answers), answers
 
 
 def test_slack_user_group_and_channel_permissions(extra: Database, live: Any) -> None:

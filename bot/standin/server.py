@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+
+from bot.standin.blockkit import message_errors, view_errors
 
 if TYPE_CHECKING:
     from bot.standin.socket_mode import SocketModeStandIn
@@ -140,6 +143,12 @@ class SlackStandIn:
                            "size": len(content)}
         return fid
 
+    def block_kit_refusals(self) -> list[Call]:
+        """The calls refused for breaking a Block Kit limit (see :mod:`bot.standin.blockkit`)."""
+        with self._lock:
+            return [c for c in self.calls if c.response.get("error") == "invalid_blocks"
+                    or (c.response.get("error") == "invalid_arguments" and c.response.get("response_metadata"))]
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.status == 200]
@@ -172,6 +181,11 @@ class SlackStandIn:
         if method == "auth.test":
             return {"ok": True, "url": "https://warroom-standin.slack.com/", "team": "warroom",
                     "user": "warroom", "team_id": TEAM, "user_id": BOT_USER, "bot_id": "BWARROOM"}
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral") and (bad := message_errors(args)):
+            return {"ok": False, "error": "invalid_blocks", "errors": bad}
+        if method in ("views.open", "views.update", "views.push", "views.publish") and \
+                (bad := view_errors(args.get("view"))):
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": bad}}
         if method == "chat.postMessage":
             if not args.get("channel"):
                 return {"ok": False, "error": "channel_not_found"}
@@ -193,7 +207,16 @@ class SlackStandIn:
             ch, ts = args.get("channel", ""), str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "channel": ch,
                     "permalink": f"https://warroom-standin.slack.com/archives/{ch}/p{ts}"}
-        if method == "conversations.create":
+        if method == "conversations.create":  # Slack's naming rules
+            name = str(args.get("name") or "")
+            if not name:
+                return {"ok": False, "error": "invalid_name_required"}
+            if len(name) > 80:
+                return {"ok": False, "error": "invalid_name_maxlength"}
+            if not re.fullmatch(r"[a-z0-9_-]+", name):
+                return {"ok": False, "error": "invalid_name_specials"}
+            if any(c.get("name") == name for c in self.channels.values()):
+                return {"ok": False, "error": "name_taken"}
             cid = f"C{next(self._ids):08d}"
             self.channels[cid] = {"id": cid, "name": args.get("name", cid), "is_channel": True}
             return {"ok": True, "channel": self.channels[cid]}
@@ -318,6 +341,13 @@ class SlackStandIn:
                         body = json.loads(raw or b"{}")
                     except json.JSONDecodeError:
                         self._send(400, b"invalid_payload", "text/plain")
+                        return
+                    if bad := message_errors(body):
+                        with standin._lock:
+                            standin.calls.append(Call("response_url", {**body, "channel": channel}, 400,
+                                                      response={"ok": False, "error": "invalid_blocks",
+                                                                "errors": bad}))
+                        self._send(400, b"invalid_blocks", "text/plain")
                         return
                     with standin._lock:
                         standin.calls.append(Call("response_url", {**body, "channel": channel}, 200,
