@@ -184,7 +184,7 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
                 if seen == before:
                     out("  !! no reply")
                     failures += 1
-            for call in standin.block_kit_refusals():  # what real Slack would have refused (invalid_blocks)
+            for call in standin.bad_calls():  # what real Slack would have refused (invalid_blocks)
                 failures += 1
                 out(f"  !! Slack would refuse this {call.method}: {call.response.get('errors') or call.response}")
             out(f"\nwarroom demo: {len(standin.calls)} Slack API calls, {failures} failed step(s)")

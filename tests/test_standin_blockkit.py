@@ -49,7 +49,7 @@ def test_the_stand_in_answers_invalid_blocks_over_http() -> None:
                        json={"channel": "C1", "text": "t", "blocks": [{"type": "actions", "elements": [
                            _button("a"), _button("a")]}]})
         assert r.json()["ok"] is False and r.json()["error"] == "invalid_blocks"
-        assert standin.messages("C1") == [] and len(standin.block_kit_refusals()) == 1
+        assert standin.messages("C1") == [] and len(standin.bad_calls()) == 1
         standin.calls.clear()  # refused on purpose: the fixture check is for the bot's own calls
 
 

@@ -57,6 +57,7 @@ class SlackStandIn:
         # which it cannot join by itself.
         self.outside: dict[str, bool] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        self._posted: set[tuple[str, str]] = set()  # (channel, ts) of every message posted: chat.update's targets
         self._refusals: dict[str, list[str]] = {}  # method -> [Slack error code]
         self._outage: tuple[float, Any, int] | None = None  # (until, statuses, retry_after)
         self._lock = threading.Lock()
@@ -143,10 +144,14 @@ class SlackStandIn:
                            "size": len(content)}
         return fid
 
-    def block_kit_refusals(self) -> list[Call]:
-        """The calls refused for breaking a Block Kit limit (see :mod:`bot.standin.blockkit`)."""
+    BAD_CALL_ERRORS = frozenset({"invalid_blocks", "message_not_found", "invalid_name_specials",
+                                 "invalid_name_maxlength", "invalid_name_required", "too_long"})
+
+    def bad_calls(self) -> list[Call]:
+        """The calls Slack would refuse as malformed: a Block Kit limit broken (see :mod:`bot.standin.blockkit`), an
+        update of a message that is not there, a channel name or topic Slack does not allow."""
         with self._lock:
-            return [c for c in self.calls if c.response.get("error") == "invalid_blocks"
+            return [c for c in self.calls if c.response.get("error") in self.BAD_CALL_ERRORS
                     or (c.response.get("error") == "invalid_arguments" and c.response.get("response_metadata"))]
 
     def calls_to(self, method: str) -> list[Call]:
@@ -194,10 +199,13 @@ class SlackStandIn:
             if args["channel"] in self.outside:
                 return {"ok": False, "error": "not_in_channel"}
             ts = self._next_ts()
+            self._posted.add((str(args["channel"]), ts))
             return {"ok": True, "channel": args["channel"], "ts": ts,
                     "message": {"text": args.get("text", ""), "user": BOT_USER, "ts": ts,
                                 "thread_ts": args.get("thread_ts")}}
-        if method == "chat.update":
+        if method == "chat.update":  # only a message the bot posted there (not an ephemeral one) can be updated
+            if (str(args.get("channel")), str(args.get("ts"))) not in self._posted:
+                return {"ok": False, "error": "message_not_found"}
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text", "")}
         if method == "chat.postEphemeral":
             if args.get("channel") in self.outside:
