@@ -23,6 +23,7 @@ from bot.webhook_schemas import parse_payload
 from knowledge import jobs
 from knowledge.models import WebhookInbox, utcnow
 from skills.intake import GroupingRules, IngestCache, ingest
+from skills.redact import mask_json_text
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -130,6 +131,8 @@ class IntakeProcessor:
             def mark() -> None:
                 for row in rows:
                     row.attempts += 1
+                    # Parsed above; what is kept of the delivery from now on has its secrets masked (still JSON)
+                    row.body = mask_json_text(row.body)
                 for row, why in failed:
                     # Validated at the door, so this means the format changed under us: keep it, visible.
                     row.status, row.error = "error", why

@@ -1,8 +1,9 @@
 """Retention: the raw webhook bodies and the finished jobs are not kept forever.
 
 Every delivery is committed to ``webhook_inbox`` as it arrived (``body``: the sender's JSON, up to
-``WARROOM_WEBHOOK_MAX_BYTES``, with whatever its annotations carried, unmasked) before the 2xx goes back. Once
-processed, what matters of it lives on in the alerts and incidents (normalised, secrets masked). After
+``WARROOM_WEBHOOK_MAX_BYTES``, with whatever its annotations carried, unmasked) before the 2xx goes back; the
+processor masks its secrets when it processes it (``skills.redact.mask_json_text``). Once processed, what matters of
+it lives on in the alerts and incidents (normalised, secrets masked). After
 ``WARROOM_INBOX_RETENTION_DAYS`` the body of a processed delivery is emptied. The row stays: its delivery id
 still answers a late redelivery as a duplicate, and the alerts it created still point at it. Deliveries that
 failed to process keep their bodies, for whoever looks into them.
