@@ -29,7 +29,7 @@ _KEY = re.compile(r"(?i)(?:[A-Za-z0-9]*[_.-])*" + _WORDS + r"[A-Za-z0-9_.-]*|"
 # checked against _KEY on its own. key = value, key: value, "key": "value", key => value; a bare number is left
 # (tokens: 5, max_tokens=100).
 _ASSIGN = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,100}+)([\"']?\s*(?:=>|[=:])\s*)"
-                     r"(?!\d+(?:\.\d+)?(?:[\s,;&}\])]|$))(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]]+)")
+                     r"(?!\d+(?:\.\d+)?(?:[\s,;&}\])]|$)|\[REDACTED\])(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]]+)")
 _XML = re.compile(r"<([A-Za-z0-9_.-]{1,100}+)>[^<]*</")  # <password>...</password>
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (

@@ -61,6 +61,7 @@ def test_credentials_are_masked_and_their_names_kept() -> None:
     for line, secret in LEAKS.items():
         masked = mask_secrets(line)
         assert secret not in masked and MASK in masked, (line, masked)
+        assert mask_secrets(masked) == masked  # masking twice (a note built from masked text) changes nothing
     assert mask_secrets("DB_PASSWORD=hunter2 started") == "DB_PASSWORD=[REDACTED] started"  # what leaked, said
     assert mask_secrets('{"password": "hunter2"}') == '{"password": "[REDACTED]"}'  # a quoted value stays quoted
 

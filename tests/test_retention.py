@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ def test_old_bodies_are_emptied_and_nothing_else(tmp_path: Path, standin: Any, m
         _processed(live)
         with db.session() as s:
             rows = s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)).all()
-            assert [r.status for r in rows] == ["processed"] * 3 and "hunter2" in rows[0].body
+            assert [r.status for r in rows] == ["processed"] * 3 and "OldDiskFull" in rows[0].body
+            assert "hunter2" not in rows[0].body and "[REDACTED]" in rows[0].body  # masked once processed
+            json.loads(rows[0].body)  # and still the JSON it was
             old_ids = [rows[0].id, rows[2].id]
             for r in rows:  # the first delivery and the PagerDuty event were processed 31 days ago
                 if r.id in old_ids:
@@ -66,7 +69,7 @@ def test_old_bodies_are_emptied_and_nothing_else(tmp_path: Path, standin: Any, m
         with db.session() as s:
             rows = s.scalars(select(WebhookInbox).order_by(WebhookInbox.id)).all()
             assert [r.body == "" for r in rows] == [True, False, True]
-            assert [r.status for r in rows] == ["processed"] * 3 and "swordfish" in rows[1].body
+            assert [r.status for r in rows] == ["processed"] * 3 and "NewDiskFull" in rows[1].body
             assert s.scalars(select(Alert).where(Alert.name == "OldDiskFull")).first() is not None  # kept
             nxt = s.scalars(select(Job).where(Job.kind == PRUNE, Job.status == "queued")).all()
             assert len(nxt) == 1 and (nxt[0].run_after - utcnow()).total_seconds() > EVERY_S - 120
