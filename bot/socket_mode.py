@@ -90,17 +90,17 @@ class SocketModeLink:
             await asyncio.sleep(min(5.0, self.stale_after_s / 2))
             if client.closed:
                 return
-            if await self._up():
-                asked_at = None
-                continue
-            now = time.time()
-            down_since = self._seen_down(now)
-            if now - max(down_since, asked_at or 0.0) < self.stale_after_s:
-                continue
-            asked_at = now
             try:
+                if await self._up():
+                    asked_at = None
+                    continue
+                now = time.time()
+                down_since = self._seen_down(now)
+                if now - max(down_since, asked_at or 0.0) < self.stale_after_s:
+                    continue
+                asked_at = now
                 url = await client.issue_new_wss_url()
-            except Exception as exc:  # noqa: BLE001 - Slack still unreachable: say why, try again later
+            except Exception as exc:  # noqa: BLE001 - Slack still unreachable: say why, watch on, try again later
                 self.error = f"the connection to Slack dropped and a new URL could not be had: {exc}"[:300]
                 log.warning("Socket Mode: %s", self.error)
                 continue
