@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from bot import metrics
-from bot.render import result_blocks, result_text
+from bot.render import cut, result_blocks, result_text
 from bot.slack_client import SlackApiError, slack_error
 from skills.base import SkillError, SkillRequest, SkillResult, incident_here
 
@@ -59,6 +59,8 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
     try:
         if ephemeral:
             services.poster.ephemeral(channel, user, text, blocks)
+            if result.detail:  # the long part (a runbook's text), also only for the asker: there is no thread
+                services.poster.ephemeral(channel, user, cut(result.detail, 12000))
             return None
         # With a response_url (a slash command, a shortcut) the bot does not join a channel to answer there.
         resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"), join=not url)

@@ -247,6 +247,8 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     assert "checkout-web" in json.dumps(live.standin.messages("C0A6")[0]["blocks"])  # a ticket's own number
     assert _first(live, "C0A3").startswith("Runbooks for kafka")
     assert "(restart-service)" in _first(live, "C0A4")
+    shown = [m for m in live.standin.messages("C0A4") if m.get("ephemeral")]  # the runbook's own text, to the asker
+    assert any("A rolling restart replaces every pod" in m["text"] and m.get("user") == "U0BOB" for m in shown)
     assert _first(live, "C0A5").startswith("warroom status: I am up")
     assert _first(live, "C0A9").startswith("warroom status: I am up")
     listed = json.dumps(live.standin.messages("C0A7"))  # "postgres" finds the runbooks for postgres-main
