@@ -24,12 +24,15 @@ MASK = "[REDACTED]"
 _WORDS = (r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|account[_-]?key|private[_-]?key|"
           r"access[_-]?token|auth[_-]?token|refresh[_-]?token|token|credentials?)")
 _KEY = re.compile(r"(?i)(?:[A-Za-z0-9]*[_.-])*" + _WORDS + r"[A-Za-z0-9_.-]*|"
-                  r"[A-Za-z0-9]*pass(?:word|wd)[A-Za-z0-9_.-]*|[A-Za-z0-9]+(?-i:Token|Secret|Password|ApiKey|AccessKey|SecretKey|PrivateKey)")
+                  r"[A-Za-z0-9]*pass(?:word|wd)[A-Za-z0-9_.-]*|"
+                  r"[A-Za-z0-9]+(?-i:Token|Secret|Password|ApiKey|AccessKey|SecretKey|PrivateKey)")
+_PASSWORDISH = re.compile(r"(?i)pass|pwd|secret")  # keys whose bare number is still a secret (password=123456)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # Any key-like run (at most 100 characters, matched whole: no backtracking into it) and its value; the key is then
-# checked against _KEY on its own. key = value, key: value, "key": "value", key => value; a bare number is left
-# (tokens: 5, max_tokens=100).
+# checked against _KEY on its own. key = value, key: value, "key": "value", key => value; a bare number under a
+# token or key name is left (tokens: 5, max_tokens=100).
 _ASSIGN = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,100}+)([\"']?\s*(?:=>|[=:])\s*)"
-                     r"(?!\d+(?:\.\d+)?(?:[\s,;&}\])]|$)|\[REDACTED\])(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]]+)")
+                     r"(?!\[REDACTED\])(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]]+)")
 _XML = re.compile(r"<([A-Za-z0-9_.-]{1,100}+)>[^<]*</")  # <password>...</password>
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -59,7 +62,7 @@ _TRIGGER = re.compile(r"(?i)private key|xox|xapp|hooks\.slack|bearer|basic|eyJ|A
 
 
 def _assign(m: re.Match[str]) -> str:
-    if not _KEY.fullmatch(m[1]):
+    if not _KEY.fullmatch(m[1]) or (_NUMBER.fullmatch(m[3]) and not _PASSWORDISH.search(m[1])):
         return m[0]
     quote = m[3][0] if m[3][0] in "\"'" else ""  # a quoted value stays quoted: JSON and YAML stay readable
     return f"{m[1]}{m[2]}{quote}{MASK}{quote}"

@@ -41,6 +41,8 @@ LEAKS = {  # line -> the secret value that must not survive
     "slack token xoxb-1111-2222-abcdefghijkl": "xoxb-1111-2222-abcdefghijkl",
     "github ghp_abcdefghijklmnopqrstuvwxyz0123": "ghp_abcdefghijklmnopqrstuvwxyz0123",
     "aws AKIAABCDEFGHIJKLMNOP": "AKIAABCDEFGHIJKLMNOP",
+    "login ok, password=123456": "123456",  # a number is a password too, under a password's name
+    "DB_PASSWORD: 20242024": "20242024",
 }
 KEPT = (  # log text that only looks like a credential
     "usage: total_tokens: 20, prompt_tokens=12",
