@@ -245,15 +245,18 @@ def _record(services: Services, payload: dict[str, Any], text: str, ok: bool,
         s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="pagerduty", text=text[:2000],
                             data={"pd_incident": payload.get("pd_incident"), "action": payload.get("action"),
                                   "ok": ok, "job": jobs.CURRENT_JOB.get(), "tell": tell}))
-        return inc.channel_id or services.settings.slack_incident_channel, inc.card_ts
+        return _card_of(services, inc)
+
+
+def _card_of(services: Services, inc: Incident) -> tuple[str | None, str | None]:
+    return inc.channel_id or services.settings.slack_incident_channel, inc.card_ts
 
 
 def _card(services: Services, payload: dict[str, Any]) -> tuple[str | None, str | None]:
     """The incident card's (channel, thread)."""
     with services.db.session() as s:
         inc = s.get(Incident, int(payload["incident_id"]))
-        return (None, None) if inc is None else (inc.channel_id or services.settings.slack_incident_channel,
-                                                 inc.card_ts)
+        return (None, None) if inc is None else _card_of(services, inc)
 
 
 def _done_by_this_job(services: Services, payload: dict[str, Any]) -> tuple[str, str | None] | None:
