@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.slack_client import SlackApiError
+from bot.slack_client import FileUnavailable, SlackApiError
 from skills.base import SkillError, SkillResult
-from skills.logs import FILE_FETCHER, LogsSkill
+from skills.logs import FILE_FETCHER, MAX_FILE_BYTES, LogsSkill
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -28,8 +28,10 @@ _TEXT_TYPES = {"text", "log", "plain", "csv", "json", "javascript", "shell", "py
 def _fetcher(services: Services) -> Any:
     def fetch(file_id: str) -> tuple[str, bytes]:
         try:
-            info = services.poster._call("files.info", None, file=file_id)["file"]
-            return str(info.get("name") or file_id), services.poster.file_content(file_id)
+            info = services.poster.file_info(file_id)
+            return str(info.get("name") or file_id), services.poster.download(info, MAX_FILE_BYTES)
+        except FileUnavailable as exc:
+            raise SkillError(f"I did not read it: {exc}.") from None
         except (SlackApiError, KeyError, OSError) as exc:
             raise SkillError(f"I could not download file {file_id} from Slack ({type(exc).__name__}).") from None
 
@@ -54,8 +56,8 @@ def file_shared(services: Services, payload: dict[str, Any]) -> None:
     if incident_id is None:
         return
     try:
-        info = services.poster._call("files.info", None, file=file_id)["file"]
-    except (SlackApiError, KeyError) as exc:
+        info = services.poster.file_info(file_id)
+    except (SlackApiError, KeyError, FileUnavailable) as exc:
         log.warning("files.info failed for %s: %s", file_id, exc)
         return
     if not _is_log_file(info):
@@ -64,8 +66,11 @@ def file_shared(services: Services, payload: dict[str, Any]) -> None:
     if not isinstance(skill, LogsSkill):
         return
     try:
-        data = services.poster.file_content(file_id)
+        data = services.poster.download(info, MAX_FILE_BYTES)
         result = skill.analyze_file(str(info.get("name") or file_id), data, services.ctx, incident_id=incident_id)
+    except FileUnavailable as exc:
+        result = SkillResult(title="Log classification: cannot read that file", summary=f"I did not read it: {exc}.",
+                             ok=False)
     except SkillError as exc:
         result = SkillResult(title="Log classification: cannot read that file", summary=str(exc), ok=False)
     except OSError as exc:

@@ -31,14 +31,18 @@ log = logging.getLogger("warroom.slack")
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s,:]*")
 
 
+def _bot_users(body: dict[str, Any]) -> list[str]:
+    """The bot's own user ids, as Slack lists them under an event's ``authorizations``."""
+    return [uid for a in body.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot")
+            and isinstance(uid := a.get("user_id"), str) and re.fullmatch(r"[A-Z0-9]+", uid)]
+
+
 def strip_bot_mention(text: str, body: dict[str, Any]) -> str:
     """The message without its address to the bot: the leading mention, and any mention of the bot's own
     user (Slack lists it under ``authorizations``). Other people's mentions stay ("assign #12 to @bob")."""
     text = _LEADING_MENTION.sub("", text, count=1)
-    bots = [a.get("user_id") for a in body.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot")]
-    for uid in bots:
-        if isinstance(uid, str) and re.fullmatch(r"[A-Z0-9]+", uid):
-            text = re.sub(rf"<@{uid}(\|[^>]*)?>", "", text)
+    for uid in _bot_users(body):
+        text = re.sub(rf"<@{uid}(\|[^>]*)?>", "", text)
     return text.strip()
 
 
@@ -166,6 +170,10 @@ def build_bolt_app(services: Services) -> AsyncApp:
     @app.event(re.compile(r"^(reaction_added|reaction_removed|pin_added|file_shared)$"))
     async def on_marker(event: dict[str, Any], body: dict[str, Any]) -> None:
         kind = f"slack.{event.get('type')}"
+        if event.get("user_id") and event.get("user_id") in _bot_users(body):
+            # The bot's own upload (the CSV of a long log summary). Bolt drops its own events only once auth.test
+            # has answered; reading its own CSV as logs would post another CSV, and so on.
+            return
         if kind in services.runner.handlers:
             await submit(kind, {"event": event}, f"slack:event:{body.get('event_id')}")
 

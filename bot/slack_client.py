@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.parse
+import urllib.request
 from typing import Any
 
 from slack_sdk import WebClient
@@ -25,7 +27,7 @@ from slack_sdk.webhook import WebhookClient
 from bot import metrics
 from bot.worker import PermanentJobError
 
-__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "make_web_client", "slack_error"]
+__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "FileUnavailable", "make_web_client", "slack_error"]
 
 log = logging.getLogger("warroom.slack")
 
@@ -202,12 +204,84 @@ class SlackPoster:
         """Set ``user``'s Home tab of the app (``views.publish``)."""
         return self._call("views.publish", None, user_id=user, view=view)
 
-    def file_content(self, file_id: str) -> bytes:
-        """Download a file someone uploaded (files.info, then its private URL with the bot token)."""
-        info = self._call("files.info", None, file=file_id)["file"]
-        url = info.get("url_private_download") or info.get("url_private")
-        import urllib.request
+    def file_info(self, file_id: str) -> dict[str, Any]:
+        """``files.info``: a file's metadata (name, type, size, mode, private URLs)."""
+        try:
+            return dict(self._call("files.info", None, file=file_id)["file"])
+        except SlackApiError as exc:
+            code = slack_error(exc)
+            if code in ("file_not_found", "file_deleted"):
+                raise FileUnavailable(f"file {file_id} was deleted or is not shared with me") from None
+            if code == "missing_scope":
+                raise FileUnavailable("I may not read files here: the Slack app lacks the `files:read` scope "
+                                      "(add it in the app's settings and reinstall the app)") from None
+            raise
 
+    def download(self, info: dict[str, Any], max_bytes: int) -> bytes:
+        """The bytes of a file from :meth:`file_info`, read with the bot token from Slack's own file host.
+
+        Refused with :class:`FileUnavailable` (a sentence for the person who shared it): a link to a file kept
+        elsewhere (Google Drive and the like: the bot token is never sent off Slack), a deleted file, a file
+        over ``max_bytes`` (checked on Slack's size first), and Slack's sign-in page, which Slack answers with
+        ``200`` instead of the file when the token may not read it (no ``files:read``, another workspace).
+        A redirect to another host is followed without the token."""
+        name = str(info.get("name") or info.get("id") or "the file")
+        if info.get("mode") == "tombstone":
+            raise FileUnavailable(f"`{name}` was deleted")
+        url = str(info.get("url_private_download") or info.get("url_private") or "")
+        if info.get("is_external") or info.get("mode") == "external" or not url:
+            raise FileUnavailable(f"`{name}` is a link to a file kept outside Slack; I only read files "
+                                  "uploaded to Slack (download it and upload the file itself)")
+        if not _slack_file_host(url, self.client.base_url):
+            raise FileUnavailable(f"`{name}` is not stored on Slack's file host, so I did not fetch it")
+        size = info.get("size")
+        if isinstance(size, int) and size > max_bytes:
+            raise FileUnavailable(f"`{name}` is {size / 2**20:,.0f} MB, over the {max_bytes // 2**20} MB I read "
+                                  "from Slack; use `warroom logs classify FILE` on the host instead")
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.client.token}"})
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - URL comes from Slack's API
-            return bytes(r.read(50 * 1024 * 1024 + 1))
+        start = time.perf_counter()
+        try:
+            with _FILE_OPENER.open(req, timeout=30) as r:  # noqa: S310 - Slack's file host, checked above
+                ctype = r.headers.get_content_type()
+                data = bytes(r.read(max_bytes + 1))
+        finally:
+            metrics.SLACK_CALLS.labels(method="files.download").inc()
+            metrics.SLACK_LATENCY.observe(time.perf_counter() - start)
+        if str(info.get("mimetype") or "") != "text/html" and (
+                ctype == "text/html" or data[:512].lstrip().lower().startswith((b"<!doctype html", b"<html"))):
+            raise FileUnavailable(f"Slack sent its sign-in page instead of `{name}`: the app's token may not "
+                                  "read this file (it needs the `files:read` scope; reinstall the app after "
+                                  "adding it)")
+        return data
+
+
+class FileUnavailable(Exception):
+    """A shared file the bot will not or cannot read; the message is meant for the person who shared it."""
+
+
+def _slack_file_host(url: str, api_base: str) -> bool:
+    """Whether ``url`` is on Slack's file host (``*.slack.com`` over https), or on the API's own host (a
+    stand-in or proxy the deployment configured)."""
+    u, api = urllib.parse.urlsplit(url), urllib.parse.urlsplit(api_base)
+    host = (u.hostname or "").lower()
+    if u.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
+        return True
+    return bool(host) and host == (api.hostname or "").lower() and u.scheme == api.scheme
+
+
+class _TokenStaysHome(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect, but drop the ``Authorization`` header when it leads to another host or off https
+    (urllib would send the bot token wherever the redirect points)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            old_u, new_u = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+            if (old_u.hostname, old_u.port) != (new_u.hostname, new_u.port) or \
+                    (old_u.scheme == "https" and new_u.scheme != "https"):
+                new.remove_header("Authorization")
+        return new
+
+
+_FILE_OPENER = urllib.request.build_opener(_TokenStaysHome)

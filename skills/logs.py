@@ -34,12 +34,12 @@ from skills.log_engine import (
     split_paste,
 )
 
-__all__ = ["LogsSkill", "FILE_FETCHER", "SHOWN_TEMPLATES"]
+__all__ = ["LogsSkill", "FILE_FETCHER", "SHOWN_TEMPLATES", "MAX_FILE_BYTES"]
 
 # ctx.resources key: a callable(file_id) -> (filename, bytes) the bot installs (only bot/ talks to Slack).
 FILE_FETCHER = "slack.file_fetcher"
 SHOWN_TEMPLATES = 8
-_MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FILE_BYTES = 50 * 1024 * 1024
 _ORDER = ("FATAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _HELP = ("Paste log lines after `/logs` (one per line; a code block is fine), use the message shortcut "
          "*Classify these logs* on a message, or upload a log file in an incident channel.")
@@ -142,8 +142,8 @@ class LogsSkill(BaseSkill):
     def analyze_file(self, name: str, data: bytes, ctx: SkillContext, *,
                      incident_id: int | None = None) -> SkillResult:
         """Analyse an uploaded file's bytes (binary files and huge files get a clear refusal)."""
-        if len(data) > _MAX_FILE_BYTES:
-            raise SkillError(f"`{_esc(name)}` is larger than {_MAX_FILE_BYTES // 2**20} MB; "
+        if len(data) > MAX_FILE_BYTES:
+            raise SkillError(f"`{_esc(name)}` is larger than {MAX_FILE_BYTES // 2**20} MB; "
                              "use `warroom logs classify FILE` on the host instead.")
         try:
             text, notes = decode_log_bytes(data)
@@ -162,8 +162,8 @@ class LogsSkill(BaseSkill):
             if fetch is None:
                 raise SkillError("I cannot read attached files here; paste the lines instead.")
             name, data = fetch(str(fid))
-            if len(data) > _MAX_FILE_BYTES:
-                raise SkillError(f"`{_esc(name)}` is larger than {_MAX_FILE_BYTES // 2**20} MB; "
+            if len(data) > MAX_FILE_BYTES:
+                raise SkillError(f"`{_esc(name)}` is larger than {MAX_FILE_BYTES // 2**20} MB; "
                                  "use `warroom logs classify FILE` on the host instead.")
             try:
                 text, _notes = decode_log_bytes(data)  # replaced bytes show up as U+FFFD in examples

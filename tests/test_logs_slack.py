@@ -123,3 +123,118 @@ def test_triage_reads_alert_log_lines(live) -> None:  # type: ignore[no-untyped-
     finding = skill.triage(facts, live.services.ctx)
     assert finding is not None and finding.heading.startswith("Logs: 2 lines")
     assert skill.triage(IncidentFacts(incident_id=incident_id, title="x"), live.services.ctx) is None
+
+
+# --- downloads as Slack's file host really answers them ---------------------------------------------------------
+def _file_event(live, fid: str, channel: str, user: str = "U0ALICE") -> None:  # type: ignore[no-untyped-def]
+    resp = live.driver.event({"type": "file_shared", "file_id": fid, "user_id": user, "channel_id": channel,
+                              "file": {"id": fid}})
+    assert resp.status_code == 200
+    live.drain()
+
+
+def _no_finding(live, incident_id: int) -> None:  # type: ignore[no-untyped-def]
+    with live.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None and "logs" not in (inc.findings or {})
+        assert s.scalars(select(LogTemplate)).all() == []
+
+
+def test_slack_sign_in_page_is_not_read_as_logs(live) -> None:  # type: ignore[no-untyped-def]
+    """Without ``files:read`` Slack's file host answers 200 with its sign-in page; that page is not a log."""
+    incident_id = _open_incident(live, "C0INC45")
+    fid = live.standin.add_file("node.log", b"ERROR disk /dev/sdb1 I/O error on block 88123\n")
+    live.standin.files_sign_in_page = True
+    _file_event(live, fid, "C0INC45")
+    (msg,) = live.standin.messages("C0INC45")
+    body = json.dumps(msg["blocks"])
+    assert "sign-in page" in body and "files:read" in body
+    assert "template" not in body.lower(), "nothing was classified"
+    _no_finding(live, incident_id)
+
+
+def test_external_and_deleted_files_are_not_fetched(live) -> None:  # type: ignore[no-untyped-def]
+    """A Google Drive link shared as a file: its URL is not Slack's, so the bot token is never sent there."""
+    gdrive = live.standin.add_file("payments.log", b"", mode="external", is_external=True, external_type="gdrive",
+                                   url_private="https://docs.google.com/document/d/1AbC/edit")
+    live.driver.message_shortcut("logs:classify", "", channel="C0OPS", files=[{"id": gdrive, "name": "payments.log"}])
+    live.drain()
+    body = json.dumps(live.standin.messages("C0OPS")[-1]["blocks"])
+    assert "outside Slack" in body and "payments.log" in body
+    gone = live.standin.add_file("old.log", b"ERROR x\n", mode="tombstone")
+    live.driver.message_shortcut("logs:classify", "", channel="C0OPS", files=[{"id": gone, "name": "old.log"}])
+    live.drain()
+    assert "was deleted" in json.dumps(live.standin.messages("C0OPS")[-1]["blocks"])
+    assert live.standin.calls_to("files.download") == [], "nothing was downloaded"
+
+
+def test_file_over_the_limit_is_refused_before_downloading(live) -> None:  # type: ignore[no-untyped-def]
+    incident_id = _open_incident(live, "C0INC46")
+    fid = live.standin.add_file("huge.log", b"ERROR x\n", size=3 * 2**30)  # Slack's size says 3 GB
+    _file_event(live, fid, "C0INC46")
+    body = json.dumps(live.standin.messages("C0INC46")[-1]["blocks"])
+    assert "3,072 MB" in body and "warroom logs classify FILE" in body
+    assert live.standin.calls_to("files.download") == []
+    _no_finding(live, incident_id)
+
+
+def test_redirect_to_another_host_does_not_carry_the_token(live) -> None:  # type: ignore[no-untyped-def]
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            body = b"ERROR disk /dev/sdc1 I/O error on block 7\nINFO flushed 3 pages\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        incident_id = _open_incident(live, "C0INC47")
+        # the stand-in is http://127.0.0.1:<port>; "localhost" is another host name, so another origin
+        fid = live.standin.add_file("disk.log", b"", redirect=f"http://localhost:{srv.server_port}/f")
+        _file_event(live, fid, "C0INC47")
+    finally:
+        srv.shutdown()
+    (first,) = live.standin.calls_to("files.download")
+    assert first.args["authorized"], "Slack's own host gets the token"
+    assert seen == [None], "the redirect's host did not"
+    with live.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None and inc.findings["logs"]["heading"].startswith("Logs: 2 lines")
+
+
+def test_own_csv_upload_is_not_read_back(live) -> None:  # type: ignore[no-untyped-def]
+    """A long summary comes with a CSV of its templates; Slack sends ``file_shared`` for the bot's own upload
+    too. Reading it back would answer with another CSV, for ever. Here auth.test fails first, so Bolt does not
+    know its own user and cannot drop the event itself."""
+    live.standin.fail("auth.test", 500, count=50)
+    incident_id = _open_incident(live, "C0INC48")
+    words = ["disk", "cache", "queue", "socket", "lease", "shard", "index", "token", "quota", "mount", "route",
+             "kernel"]
+    content = "\n".join(f"ERROR {words[i % 12]} {words[(i + 5) % 12]} failed after {i} retries"
+                        for i in range(400)).encode()  # 12 templates, more than a summary shows
+    fid = live.standin.add_file("many.log", content)
+    _file_event(live, fid, "C0INC48")
+    uploads = live.standin.calls_to("files.completeUploadExternal")
+    assert uploads, "the long summary came with its CSV"
+    csv_id = uploads[-1].response["files"][0]["id"]
+    before = len(live.standin.messages("C0INC48"))
+    downloads = len(live.standin.calls_to("files.download"))
+    _file_event(live, csv_id, "C0INC48", user="UWARROOM")
+    assert len(live.standin.messages("C0INC48")) == before
+    assert len(live.standin.calls_to("files.download")) == downloads
+    with live.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None and inc.findings["logs"]["heading"].startswith("Logs: 400 lines"), \
+            "the finding is still the uploaded log's, not the CSV's"

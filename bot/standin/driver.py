@@ -73,7 +73,9 @@ class SlackDriver:
     def event_body(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
         """An Events API callback around ``event``."""
         return {"token": "legacy", "team_id": self.team_id, "api_app_id": "A0WARROOM", "type": "event_callback",
-                "event_id": event_id or self._uid("Ev"), "event_time": int(time.time()), "event": event}
+                "event_id": event_id or self._uid("Ev"), "event_time": int(time.time()), "event": event,
+                "authorizations": [{"enterprise_id": None, "team_id": self.team_id, "user_id": "UWARROOM",
+                                    "is_bot": True, "is_enterprise_install": False}]}
 
     def event(self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None
               ) -> httpx.Response:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["SlackStandIn", "Call"]
 
 BOT_USER = "UWARROOM"
+# What Slack's file host answers, with 200, to a token that may not read the file (no files:read scope, another
+# workspace's token): its sign-in page, not an error (reported in bolt-js #2585, vercel/eve #1531).
+SIGN_IN_PAGE = (b'<!DOCTYPE html><html lang="en-US"><head><title>Slack</title></head>'
+                b"<body><h1>Sign in to warroom</h1></body></html>")
 TEAM = "T0WARROOM"
 
 
@@ -51,6 +55,7 @@ class SlackStandIn:
         self.socket: SocketModeStandIn | None = None  # Slack's Socket Mode side, once an app asked for it
         self.calls: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
+        self.files_sign_in_page = False  # True: file downloads get the sign-in page, as without files:read
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         # Channels the bot is not a member of (by default it is in every channel): True for a private one,
@@ -136,12 +141,15 @@ class SlackStandIn:
             self._failures.clear()
             self._refusals.clear()
             self._outage = None
+            self.files_sign_in_page = False
 
-    def add_file(self, name: str, content: bytes, filetype: str = "text") -> str:
-        """Pretend a user uploaded a file; returns its id."""
+    def add_file(self, name: str, content: bytes, filetype: str = "text", **meta: Any) -> str:
+        """Pretend a user uploaded a file; returns its id. ``meta`` overrides the file object's fields as Slack
+        shows them (``mode="external"`` with ``url_private`` elsewhere for a Google Drive link, ``size``, ...);
+        ``redirect`` makes the download answer ``302`` to that URL."""
         fid = f"F{next(self._ids):08d}"
         self.files[fid] = {"id": fid, "name": name, "filetype": filetype, "content": content,
-                           "size": len(content)}
+                           "size": len(content), "mode": "hosted", **meta}
         return fid
 
     BAD_CALL_ERRORS = frozenset({"invalid_blocks", "message_not_found", "invalid_name_specials",
@@ -282,8 +290,11 @@ class SlackStandIn:
             f = self.files.get(str(args.get("file")))
             if f is None:
                 return {"ok": False, "error": "file_not_found"}
-            return {"ok": True, "file": {k: v for k, v in f.items() if k != "content"}
-                    | {"url_private_download": f"{self.url}_files/{f['id']}"}}
+            if f.get("mode") == "tombstone":
+                return {"ok": False, "error": "file_deleted"}
+            hosted = {} if f.get("mode") == "external" else {
+                "url_private": f"{self.url}_files/{f['id']}", "url_private_download": f"{self.url}_files/{f['id']}"}
+            return {"ok": True, "file": {k: v for k, v in f.items() if k not in ("content", "redirect")} | hosted}
         return {"ok": False, "error": "unknown_method"}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -315,9 +326,18 @@ class SlackStandIn:
                         self._json(200, [asdict(c) for c in standin.calls])
                     return
                 if path.path.startswith("/_files/"):
-                    f = standin.files.get(path.path.rsplit("/", 1)[-1])
+                    fid = path.path.rsplit("/", 1)[-1]
+                    f = standin.files.get(fid)
+                    with standin._lock:  # a download is no Web API call; recorded so tests can tell none was made
+                        standin.calls.append(Call("files.download", {
+                            "file": fid, "authorized": bool(self.headers.get("Authorization"))}, 200,
+                            response={"ok": True}))
                     if f is None:
                         self._send(404, b"not found", "text/plain")
+                    elif standin.files_sign_in_page:  # Slack's answer when the token may not read files
+                        self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
+                    elif f.get("redirect"):
+                        self._send(302, b"", "text/plain", headers={"Location": str(f["redirect"])})
                     elif standin.token and self.headers.get("Authorization") != f"Bearer {standin.token}":
                         self._send(403, b"forbidden", "text/plain")
                     else:
