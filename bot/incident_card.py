@@ -229,14 +229,27 @@ def _open_channel(services: Services, incident_id: int) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
         name = f"inc-{incident_id}-{slug}".rstrip("-")[:80]
         try:
-            channel = services.poster.create_channel(name)
-        except SlackApiError as exc:  # another install (staging, a reset database) already has an inc-<id> channel
-            if slack_error(exc) != "name_taken":
+            try:
+                channel = services.poster.create_channel(name)
+            except SlackApiError as exc:  # another install (staging, a reset database) has an inc-<id> channel
+                if slack_error(exc) != "name_taken":
+                    raise
+                name = f"{name[:74]}-{secrets.token_hex(2)}"
+                log.warning("channel name taken; opening #%s instead", name)
+                channel = services.poster.create_channel(name)
+            dedicated = True
+        except SlackApiError as exc:
+            status = getattr(exc.response, "status_code", 200)
+            if status == 429 or status >= 500:  # Slack was out, not refusing: the job tries again
                 raise
-            name = f"{name[:74]}-{secrets.token_hex(2)}"
-            log.warning("channel name taken; opening #%s instead", name)
-            channel = services.poster.create_channel(name)
-        dedicated = True
+            # Refused for good (only admins may create channels, a missing scope): the incident is not held up,
+            # its card goes to the incident channel and the timeline says why there is no channel of its own.
+            log.warning("could not open #%s (%s); the card goes to %s", name, slack_error(exc) or exc, channel)
+            with services.db.session() as s:
+                s.add(TimelineEvent(incident_id=incident_id, kind="card", at=utcnow(), text=(
+                    f"Could not open an incident channel ({slack_error(exc) or 'Slack error'}); the card is "
+                    f"in <#{channel}>. Ask an admin to allow the app to create channels, or open one by hand "
+                    "and /invite @warroom")[:2000]))
     with services.db.session() as s:  # kept before inviting: a retry of this job reuses the channel, never a second
         inc = s.get(Incident, incident_id)
         assert inc is not None

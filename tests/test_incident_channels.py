@@ -67,3 +67,27 @@ def test_a_taken_name_or_a_failed_invite_still_gives_one_channel_and_a_card(live
     assert len(created) == 1 and created[0].args["name"].startswith(f"inc-{next_id}-ledger-writes-time-out-")
     assert any("Could not invite <@U0ERIN>" in n and "user_not_found" in n for n in notes), notes
     assert any(m.get("ts") == inc.card_ts for m in live.standin.messages(inc.channel_id))
+
+
+def test_a_refused_channel_still_gives_a_card_in_the_incident_channel(live: Live) -> None:
+    """Workspaces that let only admins create channels answer ``restricted_action``: the incident is not held up
+    (no retries, no missing card), its card goes to the configured incident channel and the timeline says why.
+    A ``500`` from Slack is retried instead, and the channel is opened once Slack answers."""
+    live.standin.refuse("conversations.create", "restricted_action")
+    live.driver.command("/incident", "new search index lagging sev3", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "search index lagging")).one()
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    home = live.services.settings.slack_incident_channel
+    assert inc.channel_id == home and not inc.dedicated_channel and inc.card_ts
+    assert any(m.get("ts") == inc.card_ts for m in live.standin.messages(home))
+    assert any("Could not open an incident channel (restricted_action)" in n for n in notes), notes
+    assert live.standin.calls_to("conversations.invite") == []
+
+    live.standin.fail("conversations.create", 500, count=1)
+    live.driver.command("/incident", "new cache evictions spike sev3", user="U0ERIN", channel="C0OPS")
+    live.drain(due_within_s=120)
+    with live.db.session() as s:
+        second = s.scalars(select(Incident).where(Incident.title == "cache evictions spike")).one()
+    assert second.dedicated_channel and second.channel_id != home and second.card_ts
