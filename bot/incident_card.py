@@ -208,11 +208,51 @@ def _post_or_update(services: Services, incident_id: int, channel: str | None, t
             s.add(TimelineEvent(incident_id=incident_id, kind="card", text="Incident card posted",
                                 permalink=link))
     else:
-        services.poster.update(channel, ts, text, blocks)
+        try:
+            services.poster.update(channel, ts, text, blocks)
+        except SlackApiError as exc:
+            if slack_error(exc) not in _CARD_GONE + _CHANNEL_GONE:
+                raise
+            _repost(services, incident_id, channel, text, blocks, digest, str(slack_error(exc)))
+            return
         with services.db.session() as s:
             inc = s.get(Incident, incident_id)
             assert inc is not None
             inc.card_hash = digest
+
+
+# Slack's answers when the card cannot be updated where it was: someone deleted the message, or archived (or
+# deleted) its channel. Retrying cannot help; the card is posted again, in the incident channel if need be.
+_CARD_GONE = ("message_not_found", "cant_update_message")
+_CHANNEL_GONE = ("is_archived", "channel_not_found")
+
+
+def _repost(services: Services, incident_id: int, channel: str, text: str, blocks: list[dict[str, Any]],
+            digest: str, why: str) -> None:
+    """Post the card anew: in its channel when only the message is gone, else in the incident channel; the
+    incident follows it there (reminders, answers in its thread) and the timeline says what happened."""
+    home = services.settings.slack_incident_channel
+    where = home if why in _CHANNEL_GONE else channel
+    if where == channel == home and why in _CHANNEL_GONE:
+        raise RuntimeError(f"the incident channel {home} is {why}: the card cannot be posted anywhere")
+    try:
+        resp = services.poster.post(where, text, blocks)
+    except SlackApiError as exc:
+        if slack_error(exc) not in _CHANNEL_GONE or where == home:
+            raise
+        where, why = home, str(slack_error(exc))
+        resp = services.poster.post(where, text, blocks)
+    note = ("The card was deleted in Slack; posted it again" if where == channel else
+            f"The incident's channel <#{channel}> is {why.replace('_', ' ')}; the card is now in <#{where}>")
+    log.warning("incident #%s: card update refused (%s); %s", incident_id, why, note)
+    link = services.poster.permalink(where, str(resp["ts"]))
+    with services.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+        inc.card_ts, inc.card_hash = str(resp["ts"]), digest
+        if where != channel:
+            inc.channel_id, inc.dedicated_channel = where, False
+        s.add(TimelineEvent(incident_id=incident_id, kind="card", at=utcnow(), text=note[:2000], permalink=link))
 
 
 def _open_channel(services: Services, incident_id: int) -> str:

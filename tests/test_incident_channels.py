@@ -91,3 +91,42 @@ def test_a_refused_channel_still_gives_a_card_in_the_incident_channel(live: Live
     with live.db.session() as s:
         second = s.scalars(select(Incident).where(Incident.title == "cache evictions spike")).one()
     assert second.dedicated_channel and second.channel_id != home and second.card_ts
+
+
+def test_a_deleted_card_or_an_archived_channel_does_not_stop_the_card(live: Live) -> None:
+    """Someone deletes the card message (``message_not_found`` on update): the card is posted again in its
+    channel. Someone archives the incident's channel while it is open (``is_archived``): the card moves to the
+    incident channel, and the incident follows it (its reminders, its thread); the timeline says both."""
+    live.driver.command("/incident", "new kafka consumer lag growing sev2", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == "kafka consumer lag growing")).one()
+    own, first_ts = inc.channel_id, inc.card_ts
+    assert inc.dedicated_channel and own and first_ts
+    live.standin.delete_message(own, first_ts)
+    live.driver.command("/incident", "take", user="U0BOB", channel=own)
+    live.drain()
+    with live.db.session() as s:
+        again = s.get(Incident, inc.id)
+        assert again is not None and again.channel_id == own and again.card_ts not in (None, first_ts)
+    card = [m for m in live.standin.messages(own) if m.get("ts") == again.card_ts]
+    assert card and "<@U0BOB>" in str(card[0]["blocks"])
+
+    live.standin.archive(own)  # archived channels are read-only: the next command comes from elsewhere
+    live.driver.command("/incident", f"sev 1 #{inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain()
+    home = live.services.settings.slack_incident_channel
+    with live.db.session() as s:
+        moved = s.get(Incident, inc.id)
+        assert moved is not None and moved.channel_id == home and not moved.dedicated_channel
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    assert any(m.get("ts") == moved.card_ts and "SEV1" in str(m["blocks"]) for m in live.standin.messages(home))
+    assert any("The card was deleted in Slack" in n for n in notes), notes
+    assert any(f"<#{own}> is is archived; the card is now in <#{home}>" in n for n in notes), notes
+    live.driver.command("/incident", f"resolve #{inc.id} consumer restarted", user="U0BOB", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        done = s.get(Incident, inc.id)
+        assert done is not None and done.status == "resolved"
+    assert any(m.get("ts") == moved.card_ts and "resolved" in str(m.get("text")) and m.get("updated")
+               for m in live.standin.messages(home))

@@ -56,6 +56,8 @@ class SlackStandIn:
         self.calls: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.files_sign_in_page = False  # True: file downloads get the sign-in page, as without files:read
+        self.archived: set[str] = set()
+        self._deleted: set[tuple[str, str]] = set()  # messages people deleted: updating them is no bot error
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         # Channels the bot is not a member of (by default it is in every channel): True for a private one,
@@ -135,6 +137,17 @@ class SlackStandIn:
         with self._lock:
             self.outside[channel] = private
 
+    def archive(self, channel: str) -> None:
+        """Someone archived ``channel``: posting, updating and joining there answer ``is_archived``."""
+        with self._lock:
+            self.archived.add(channel)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone deleted a message the bot posted: updating it answers ``message_not_found``."""
+        with self._lock:
+            self._posted.discard((channel, ts))
+            self._deleted.add((channel, ts))
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -159,7 +172,8 @@ class SlackStandIn:
         """The calls Slack would refuse as malformed: a Block Kit limit broken (see :mod:`bot.standin.blockkit`), an
         update of a message that is not there, a channel name or topic Slack does not allow."""
         with self._lock:
-            return [c for c in self.calls if c.response.get("error") in self.BAD_CALL_ERRORS
+            return [c for c in self.calls if (c.response.get("error") in self.BAD_CALL_ERRORS
+                    and (str(c.args.get("channel")), str(c.args.get("ts"))) not in self._deleted)
                     or (c.response.get("error") == "invalid_arguments" and c.response.get("response_metadata"))]
 
     def calls_to(self, method: str) -> list[Call]:
@@ -199,6 +213,9 @@ class SlackStandIn:
         if method in ("views.open", "views.update", "views.push", "views.publish") and \
                 (bad := view_errors(args.get("view"))):
             return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": bad}}
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.setTopic",
+                      "conversations.join", "conversations.invite") and str(args.get("channel")) in self.archived:
+            return {"ok": False, "error": "is_archived"}
         if method == "chat.postMessage":
             if not args.get("channel"):
                 return {"ok": False, "error": "channel_not_found"}
