@@ -18,7 +18,7 @@ import openai
 
 from skills.redact import mask_secrets
 
-__all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "IDK"]
+__all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK"]
 
 log = logging.getLogger("warroom.skills.ask")
 
@@ -91,4 +91,33 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
         raise LLMUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     except (ValueError, KeyError, TypeError) as exc:  # a body langchain cannot turn into a message
         raise LLMUnavailable(f"malformed reply: {type(exc).__name__}") from None
-    return check_answer(getattr(reply, "content", None), len(passages))
+    content = getattr(reply, "content", None)
+    finish = (getattr(reply, "response_metadata", None) or {}).get("finish_reason")
+    if (problem := withheld(reply)) is not None:
+        raise LLMUnavailable(problem)
+    if finish == "length" and isinstance(content, str):
+        # Cut at max_tokens, perhaps mid-claim: keep the whole sentences, each of which must still be cited.
+        content = _whole_sentences(content)
+        if not content:
+            raise LLMUnavailable("the answer was cut off at the token limit before its first sentence ended")
+    return check_answer(content, len(passages))
+
+
+def withheld(reply: object) -> str | None:
+    """Why a chat reply carries no usable answer although the call succeeded: the provider's content filter,
+    or the model's own refusal (OpenAI sends it in ``refusal``, with no content); None when neither."""
+    if (getattr(reply, "response_metadata", None) or {}).get("finish_reason") == "content_filter":
+        return "the provider's content filter withheld the answer"
+    refusal = (getattr(reply, "additional_kwargs", None) or {}).get("refusal")
+    if refusal:
+        return f"the model refused: {str(refusal)[:200]}"
+    return None
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s*\[\d{1,2}\])*(?=\s|$)")
+
+
+def _whole_sentences(text: str) -> str:
+    """``text`` up to the end of its last complete sentence (a citation right after the full stop included)."""
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()].strip() if ends else ""

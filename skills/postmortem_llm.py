@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from knowledge.facts import PostmortemFacts
 from knowledge.postmortems import PostmortemDoc
+from skills.ask_llm import withheld as reply_withheld
 from skills.postmortem_check import check_prose, fact_universe
 from skills.postmortem_writers import PROSE_KEYS, deterministic_prose, render
 
@@ -142,6 +143,11 @@ class LLMWriter:
                  facts.incident_id, len(sent), sent_hash, self.base_url, self.model, sent)
         try:
             answer = self._chat().invoke(messages)
+            finish = (getattr(answer, "response_metadata", None) or {}).get("finish_reason")
+            if finish == "length":  # the JSON is cut: say so, rather than "not JSON"
+                return self._fallback(facts, meta, f"the answer was cut at the {self.max_tokens:,}-token limit")
+            if (problem := reply_withheld(answer)) is not None:
+                return self._fallback(facts, meta, problem)
             prose = _parse(answer.content)
         except openai.APITimeoutError:
             return self._fallback(facts, meta, "timeout")

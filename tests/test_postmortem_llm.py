@@ -39,6 +39,12 @@ class FakeOpenAI(OpenAIStandIn):
             return Reply(status=int(arg))
         if mode == "slow":
             return Reply(json.dumps({"summary": "late"}), delay_s=float(arg))
+        if mode == "cut":  # max_tokens reached: the JSON stops mid-string
+            return Reply('{"summary": "Kemal Aydin raised the CoreDNS CPU', finish_reason="length")
+        if mode == "filtered":
+            return Reply("", finish_reason="content_filter")
+        if mode == "refused":
+            return Reply(None, refusal="I can't help with that.")
         return Reply(arg if isinstance(arg, str) else json.dumps(arg))
 
     @property
@@ -156,3 +162,18 @@ def test_unreachable_endpoint_falls_back(db: Database) -> None:
     facts = _facts(db, "minimal-imported")
     doc = LLMWriter(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=5).write(facts)
     assert doc.writer == "deterministic" and doc.fields["llm"]["fallback"].startswith("API error")
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("cut", "the answer was cut at the 1,200-token limit"),
+    ("filtered", "the provider's content filter withheld the answer"),
+    ("refused", "the model refused: I can't help with that."),
+])
+def test_a_cut_filtered_or_refused_answer_says_why_it_fell_back(db: Database, fake_llm: FakeOpenAI, mode: str,
+                                                                 reason: str) -> None:
+    """The call succeeds (200) but the answer is unusable: the fallback names the real cause, not "not JSON"."""
+    facts = _facts(db, "dns-reported-by-human")
+    fake_llm.answers.append((mode, None))
+    doc = _writer(fake_llm).write(facts)
+    assert doc.writer == "deterministic" and doc.fields["llm"]["fallback"] == reason
+    assert doc.markdown == DeterministicWriter().write(facts).markdown

@@ -38,6 +38,15 @@ class FakeOpenAI(OpenAIStandIn):
             return Reply(raw=b"{this is not json")
         if self.mode == "wrong_shape":
             return Reply(raw=json.dumps({"hello": "world"}).encode())
+        if self.mode == "cut":  # max_tokens reached inside the second claim
+            return Reply("Lower the per-pod pool size [1]. Then put pgbouncer in front of postg",
+                         finish_reason="length")
+        if self.mode == "cut_early":
+            return Reply("Lower the per-pod pool size and put pgbouncer in", finish_reason="length")
+        if self.mode == "filtered":
+            return Reply("", finish_reason="content_filter")
+        if self.mode == "refused":
+            return Reply(None, refusal="I can't help with that.")
         return Reply(CONTENT[self.mode], delay_s=3.0 if self.mode == "slow" else 0.0)
 
     @property
@@ -93,7 +102,8 @@ def test_nothing_relevant_means_i_dont_know_without_asking_the_llm(db: Database,
     assert result.title == "I don't know" and fake_llm.requests == []
 
 
-@pytest.mark.parametrize("mode", ["slow", "429", "malformed", "wrong_shape", "uncited", "bad_cite"])
+@pytest.mark.parametrize("mode", ["slow", "429", "malformed", "wrong_shape", "uncited", "bad_cite", "cut_early",
+                                  "filtered", "refused"])
 def test_llm_trouble_falls_back_to_the_passages(db: Database, tmp_path: Path, fake_llm: FakeOpenAI,
                                                 mode: str) -> None:
     fake_llm.mode = mode
@@ -114,3 +124,12 @@ def test_question_in_slack_with_llm_configured(db: Database, tmp_path: Path, sta
         assert srv.drain(30)
     texts = [json.dumps(m.get("blocks")) for m in standin.messages("C0GENERAL")]
     assert any("pgbouncer" in t and "[1]" in t for t in texts)
+
+
+def test_an_answer_cut_at_the_token_limit_keeps_only_its_whole_sentences(db: Database, tmp_path: Path,
+                                                                         fake_llm: FakeOpenAI) -> None:
+    fake_llm.mode = "cut"
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "llm", result.data
+    assert "Lower the per-pod pool size [1]." in result.summary
+    assert "Then put pgbouncer" not in result.summary, "the half sentence is not shown"

@@ -22,10 +22,12 @@ class Reply:
     """One answer: ``content`` as the assistant message (status 200), or an error ``status`` with an OpenAI-shaped
     error body, or ``raw`` bytes sent as they are; after ``delay_s`` seconds."""
 
-    content: str = "OK."
+    content: str | None = "OK."
     status: int = 200
     delay_s: float = 0.0
     raw: bytes | None = None
+    finish_reason: str = "stop"  # "length": cut at max_tokens; "content_filter": withheld by the provider
+    refusal: str | None = None  # a refusal message instead of content (content None), as OpenAI sends it
 
 
 class OpenAIStandIn:
@@ -60,8 +62,9 @@ class OpenAIStandIn:
                     data = json.dumps({
                         "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
                         "model": body.get("model", "fake"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": answer.content}}],
+                        "choices": [{"index": 0, "finish_reason": answer.finish_reason,
+                                     "message": {"role": "assistant", "content": answer.content,
+                                                 "refusal": answer.refusal}}],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
                     }).encode()
                 try:
