@@ -92,7 +92,7 @@ class _Observe:
             await send(message)
 
         try:
-            if scope["method"] == "POST" and path.startswith(webhooks.DOOR_PREFIX) and path.count("/") == 2:
+            if scope["method"] in ("POST", "PUT") and path.startswith(webhooks.DOOR_PREFIX) and path.count("/") == 2:
                 await webhooks.asgi_door(self.services, scope, receive, send_with_id)  # the storm's fast path
             else:
                 await self.app(scope, receive, send_with_id)

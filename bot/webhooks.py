@@ -9,6 +9,7 @@ acknowledged as a duplicate and not processed again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -57,6 +58,14 @@ def _authenticated(source: str, secret: str, h: Headers, body: bytes) -> str | N
     auth = h.get("authorization", "")
     if auth.lower().startswith("bearer ") and source != "pagerduty":
         return None if hmac.compare_digest(auth[7:].strip().encode(), secret.encode()) else "bad bearer token"
+    if auth.lower().startswith("basic ") and source != "pagerduty":
+        # Alertmanager's and Grafana's basic_auth: any user name, the source's secret as the password.
+        try:
+            _user, sep, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return "malformed basic credentials"
+        ok = bool(sep) and hmac.compare_digest(password.encode(), secret.encode())
+        return None if ok else "bad basic credentials"
     if source == "pagerduty":
         sigs = [s.strip()[3:] for s in h.get("x-pagerduty-signature", "").split(",") if s.strip().startswith("v1=")]
         if not sigs:
@@ -65,6 +74,8 @@ def _authenticated(source: str, secret: str, h: Headers, body: bytes) -> str | N
         return None if any(hmac.compare_digest(s.encode(), want.encode()) for s in sigs) else "bad signature"
     if source == "grafana" and h.get("x-grafana-alerting-signature"):
         ts = h.get("x-grafana-alerting-signature-timestamp")
+        if ts is not None and _stale(ts):  # Grafana's advice: check the timestamp is recent (replays)
+            return "stale or invalid X-Grafana-Alerting-Signature-Timestamp"
         msg = (ts.encode() + b":" + body) if ts else body
         want = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
         got = h["x-grafana-alerting-signature"].encode()
@@ -73,11 +84,15 @@ def _authenticated(source: str, secret: str, h: Headers, body: bytes) -> str | N
     if not sig:
         return "missing Authorization bearer token or X-Warroom-Signature"
     ts = h.get("x-warroom-timestamp")
-    if ts is not None:
-        if not ts.isdigit() or abs(time.time() - int(ts)) > MAX_SKEW_S:
-            return "stale or invalid X-Warroom-Timestamp"
+    if ts is not None and _stale(ts):
+        return "stale or invalid X-Warroom-Timestamp"
     want = "sha256=" + sign_body(secret, body, ts)
     return None if hmac.compare_digest(sig.encode(), want.encode()) else "bad signature"
+
+
+def _stale(ts: str) -> bool:
+    """A signature timestamp (Unix seconds) that is not a number or is more than ``MAX_SKEW_S`` away."""
+    return not ts.isdigit() or abs(time.time() - int(ts)) > MAX_SKEW_S
 
 
 def _field(err: dict[str, Any]) -> str:
@@ -154,15 +169,17 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/webhooks/{source}", status_code=202, response_model=None, responses=_RESPONSES,
-             openapi_extra=_OPENAPI)
+@router.api_route("/webhooks/{source}", methods=["POST", "PUT"], status_code=202, response_model=None,
+                  responses=_RESPONSES, openapi_extra=_OPENAPI)
 async def receive(
     request: Request,
     source: Annotated[str, Path(description="the sending tool", json_schema_extra={"enum": sorted(SOURCES)})],
 ) -> JSONResponse:
     """Accept one delivery from an alerting tool.
 
-    Authentication: ``Authorization: Bearer <secret of the source>`` (not for pagerduty),
+    ``PUT`` is accepted too (Grafana's contact point can be set to it).
+    Authentication: ``Authorization: Bearer <secret of the source>`` or ``Basic`` with the secret as the
+    password (not for pagerduty),
     ``X-Warroom-Signature: sha256=<HMAC-SHA256 of [timestamp.]body>`` with an optional ``X-Warroom-Timestamp``,
     Grafana's ``X-Grafana-Alerting-Signature``, or PagerDuty's ``X-PagerDuty-Signature: v1=<HMAC-SHA256>``.
     """

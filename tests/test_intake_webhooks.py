@@ -493,3 +493,47 @@ def test_log_lines_of_a_description_are_its_log_like_lines_not_its_metrics() -> 
         "java.lang.NullPointerException at Foo.bar", "pod OOMKilled")
     # an explicit logs field is taken whole
     assert extract_log_lines({"logs": "a\nerrors=3", "description": "ERROR x"}) == ("a", "errors=3")
+
+
+def test_grafana_put_basic_auth_and_its_signature_timestamp(live: Live) -> None:
+    """What a Grafana contact point can be set to send: PUT instead of POST, HTTP basic auth (Alertmanager's
+    ``basic_auth`` too), an HMAC signature over ``timestamp:body`` whose timestamp must be recent."""
+    import base64
+    import hashlib
+    import hmac
+
+    body = json.dumps(load("grafana")).encode()
+    secret = SECRETS["grafana"]
+
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+                "Content-Type": "application/json"}
+
+    put = httpx.put(f"{live.url}/webhooks/grafana", content=body, headers=basic("grafana", secret), timeout=30)
+    assert put.status_code == 202, put.text
+    wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.alert_name == "DiskSpaceLow"
+    for bad in (basic("grafana", "wrong"), basic("grafana", ""),
+                {"Authorization": "Basic !!!not-base64", "Content-Type": "application/json"},
+                {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}):  # no "user:"
+        refused = httpx.post(f"{live.url}/webhooks/grafana", content=body, headers=bad, timeout=30)
+        assert refused.status_code == 401, (bad, refused.text)
+    am = json.dumps(load("alertmanager")).encode()
+    ok = httpx.post(f"{live.url}/webhooks/alertmanager", content=am, headers=basic("am", SECRETS["alertmanager"]),
+                    timeout=30)
+    assert ok.status_code == 202
+    pd = httpx.post(f"{live.url}/webhooks/pagerduty", content=body, headers=basic("x", SECRETS["pagerduty"]),
+                    timeout=30)
+    assert pd.status_code == 401, "PagerDuty deliveries are signed; a password is not enough"
+
+    def signed(ts: str) -> httpx.Response:
+        sig = hmac.new(secret.encode(), ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+        return httpx.post(f"{live.url}/webhooks/grafana", content=body, timeout=30, headers={
+            "Content-Type": "application/json", "X-Grafana-Alerting-Signature": sig,
+            "X-Grafana-Alerting-Signature-Timestamp": ts})
+
+    assert signed(str(int(time.time()))).status_code == 202
+    stale = signed(str(int(time.time()) - 3600))
+    assert stale.status_code == 401 and "stale" in stale.text, "a captured delivery replayed an hour later"
+    assert signed("yesterday").status_code == 401
