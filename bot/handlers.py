@@ -138,9 +138,10 @@ def register_all(services: Services) -> None:
         except SkillError as exc:
             result = SkillResult(title="Cannot do that", summary=str(exc), ok=False, ephemeral=True)
         if result is not None:
+            # Not in the thread of an ephemeral message: nobody else can see it, so a thread there is lost.
+            thread = None if payload.get("ephemeral_source") else payload.get("message_ts")
             deliver(services, result, {"channel": payload.get("channel"), "user": payload.get("user"),
-                                       "thread_ts": payload.get("message_ts"),
-                                       "response_url": payload.get("response_url")})
+                                       "thread_ts": thread, "response_url": payload.get("response_url")})
             follow_up(services, result)
 
     services.runner.register("skill.run", skill_run)

@@ -189,12 +189,19 @@ def build_bolt_app(services: Services) -> AsyncApp:
 
     @app.action(re.compile(r".*"))
     async def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        container = body.get("container") or {}
         payload = {
             "action_id": base_action_id(str(action.get("action_id") or "")), "value": action.get("value") or
             (action.get("selected_option") or {}).get("value", ""),
-            "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
-            "message_ts": (body.get("message") or {}).get("ts"), "trigger_id": body.get("trigger_id"),
-            "action_ts": action.get("action_ts"),
+            "user": (body.get("user") or {}).get("id"),
+            "channel": (body.get("channel") or {}).get("id") or container.get("channel_id"),
+            # A button on an ephemeral message (a /runbook suggest answer) comes without ``message``: its
+            # container still has the ts. The response_url answers where the bot may not post (a private
+            # channel without it, a DM between two people).
+            "message_ts": (body.get("message") or {}).get("ts") or container.get("message_ts"),
+            "ephemeral_source": bool(container.get("is_ephemeral")),
+            "response_url": body.get("response_url"),
+            "trigger_id": body.get("trigger_id"), "action_ts": action.get("action_ts"),
         }
         await submit("slack.action", payload,
                      f"slack:action:{action.get('action_id')}:{action.get('action_ts') or body.get('trigger_id')}")

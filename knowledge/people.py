@@ -72,6 +72,13 @@ def services_in_text(*, session: Session, text: str) -> list[str]:
     return names_in_text(session.scalars(select(Service.name)).all(), text)
 
 
+def known_services_in_text(*, session: Session, text: str) -> list[str]:
+    """Like :func:`services_in_text`, over the catalogue and every service an incident was filed under."""
+    known = set(session.scalars(select(Service.name)).all()) | set(session.scalars(
+        select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
+    return names_in_text(known, text)
+
+
 def team_in_text(*, session: Session, text: str) -> str:
     """The first team named in free text, else the owner of the first service named ("" when neither)."""
     named = services_in_text(session=session, text=text)

@@ -98,11 +98,9 @@ def _period_days(text: str) -> int:
 
 def _service_in(s: Session, text: str) -> str | None:
     """The first service ``text`` names: one in the catalogue, or one an incident was filed under."""
-    from knowledge.people import names_in_text
+    from knowledge.people import known_services_in_text
 
-    known = set(s.scalars(select(Service.name)).all()) | set(
-        s.scalars(select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
-    return (names_in_text(known, text) or [None])[0]
+    return (known_services_in_text(session=s, text=text) or [None])[0]
 
 
 def _age(inc: Incident) -> str:

@@ -222,8 +222,9 @@ class RunbooksSkill(BaseSkill):
         if not text.strip():
             raise SkillError("Usage: `/runbook suggest <what is happening>`")
         sugg = suggester(ctx).suggest(text)
+        service = _service_named(ctx, text)  # "/runbook suggest payments-api pods crash": Run fills it in
         return SkillResult(title="Suggested runbooks", sections=(Section("", _suggestion_lines(sugg)),),
-                           actions=tuple(_run_button(sg, None) for sg in sugg), ephemeral=True)
+                           actions=tuple(_run_button(sg, None, service) for sg in sugg), ephemeral=True)
 
     def _request_run(self, request: SkillRequest, ctx: SkillContext, args: str) -> SkillResult:
         slug, given, dry = _parse_run_args(args)
@@ -288,11 +289,12 @@ class RunbooksSkill(BaseSkill):
         raise refuse(ctx, actor=user, reason=f"unknown runbook action `{verb[:40]}`")
 
     def _start_from_suggestion(self, ctx: SkillContext, request: SkillRequest, value: str) -> SkillResult:
-        slug, _, inc = value.partition(":")
+        slug, _, rest = value.partition(":")
+        inc, _, named = rest.partition(":")
         spec = _load_spec(ctx, slug)
         given: dict[str, str] = {}
         incident_id = int(inc) if inc.isdigit() else None
-        service = None
+        service = named or None  # the service the question named; the parameter's allow-list still decides
         if incident_id is not None:
             with ctx.db.session() as s:
                 row = s.get(Incident, incident_id)
@@ -409,5 +411,15 @@ def _suggestion_lines(sugg: list[Suggestion]) -> tuple[str, ...]:
     return tuple(f"`{sg.slug}` *{sg.title}*: {sg.confidence:.0%} ({'; '.join(sg.why)})" for sg in sugg)
 
 
-def _run_button(sg: Suggestion, incident_id: int | None) -> Action:
-    return Action("runbooks:start", f"Run {sg.slug}"[:75], f"{sg.slug}:{incident_id or ''}")
+def _run_button(sg: Suggestion, incident_id: int | None, service: str | None = None) -> Action:
+    return Action("runbooks:start", f"Run {sg.slug}"[:75],
+                  f"{sg.slug}:{incident_id or ''}" + (f":{service[:200]}" if service else ""))
+
+
+def _service_named(ctx: SkillContext, text: str) -> str | None:
+    """The longest catalogued service (or service an incident was filed under) that ``text`` names whole."""
+    from knowledge.people import known_services_in_text
+
+    with ctx.db.session() as s:
+        found = known_services_in_text(session=s, text=text)
+    return max(found, key=len) if found else None

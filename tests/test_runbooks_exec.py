@@ -250,3 +250,29 @@ def test_slack_user_group_and_channel_permissions(extra: Database, live: Any) ->
     row = _wait(live, eid, ("succeeded", "failed"))
     assert row.status == "succeeded" and row.approved_by == "U0ZED"
     assert live.standin.calls_to("usergroups.users.list"), "the group was resolved through the Web API"
+
+
+def test_run_button_on_an_ephemeral_suggestion_where_the_bot_is_not_a_member(live: Any) -> None:
+    """`/runbook suggest` in a private channel without the bot answers through the response_url, only to the
+    asker (ephemeral). Its *Run* button arrives as Slack sends a click on an ephemeral message: no ``message``,
+    the container's ts, a response_url. The confirmation goes back through that response_url (the bot cannot
+    post there); before, the job failed and the person saw nothing. The service the question named fills the
+    runbook's ``service`` parameter (before, the click was refused: "needs service=...")."""
+    live.standin.leave("G0PRIVATE", private=True)
+    live.driver.command("/runbook", "suggest payments-api pods crash looping, restart them", user="U0CARLA",
+                        channel="G0PRIVATE")
+    live.drain()
+    (answer,) = live.standin.calls_to("response_url")
+    assert answer.args["response_type"] == "ephemeral"
+    buttons = [e for b in answer.args.get("blocks") or [] if b.get("type") == "actions" for e in b["elements"]]
+    run = next(e for e in buttons if e["value"].startswith("restart-service"))
+    assert live.driver.click(run["action_id"], run["value"], user="U0CARLA", channel="G0PRIVATE",
+                             ephemeral=True).status_code == 200
+    live.drain()
+    replies = live.standin.calls_to("response_url")[1:]
+    assert replies and "Run restart-service v1?" in json.dumps(replies[-1].args), [r.args for r in replies]
+    assert live.standin.calls_to("conversations.join") == []
+    with live.db.session() as s:
+        row = s.scalars(select(RunbookExecution).where(RunbookExecution.runbook_slug == "restart-service")).one()
+        assert row.status == "pending" and row.requested_by == "U0CARLA", "previewed, nothing ran"
+        assert row.params["service"] == "payments-api"

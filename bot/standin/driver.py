@@ -116,20 +116,25 @@ class SlackDriver:
                          "application/x-www-form-urlencoded")
 
     def click_payload(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
-                      message_ts: str | None = None) -> dict[str, Any]:
-        """A button click (``block_actions``)."""
-        return {
+                      message_ts: str | None = None, ephemeral: bool = False) -> dict[str, Any]:
+        """A button click (``block_actions``), with the message's ``response_url`` as Slack sends it. On an
+        ephemeral message (``ephemeral``) Slack sends no ``message``, only its ``container``."""
+        ts = message_ts or self._ts()
+        payload: dict[str, Any] = {
             "type": "block_actions", "team": {"id": self.team_id}, "user": {"id": user, "username": user.lower()},
             "api_app_id": "A0WARROOM", "trigger_id": self._uid("trig."), "channel": {"id": channel},
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
-            "message": {"ts": message_ts or self._ts(), "text": ""},
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": ephemeral},
+            "response_url": self._response_url(channel),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
                          "action_ts": self._ts()}],
         }
+        if not ephemeral:
+            payload["message"] = {"ts": ts, "text": ""}
+        return payload
 
     def click(self, action_id: str, value: str, user: str = "U0ALICE", channel: str = "C0GENERAL",
-              message_ts: str | None = None) -> httpx.Response:
-        return self._interactive(self.click_payload(action_id, value, user, channel, message_ts))
+              message_ts: str | None = None, ephemeral: bool = False) -> httpx.Response:
+        return self._interactive(self.click_payload(action_id, value, user, channel, message_ts, ephemeral))
 
     def message_shortcut(self, callback_id: str, message_text: str, user: str = "U0ALICE",
                          channel: str = "C0GENERAL", files: list[dict[str, Any]] | None = None,
