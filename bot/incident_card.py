@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from bot.render import cut, esc, unique_action_ids
+from bot.render import cut, esc, unique_action_ids, whole_lines
 from bot.slack_client import SlackApiError, slack_error
 from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
-from skills.base import clock, esc_keep_users
+from skills.base import esc_keep_users, slack_clock
 from skills.incident import ROLES, roles_of
 
 if TYPE_CHECKING:
@@ -124,8 +124,8 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(
                 "*Related open incidents* (service dependencies)\n" + "\n".join(esc(x) for x in related), 2900)}})
         if recent:
-            lines = [f"{clock(e.at)} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": cut("\n".join(lines), 2000)}]})
+            lines = [f"{slack_clock(e.at)} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": whole_lines(lines, 2000)}]})
         buttons = []
         if inc.status != "resolved":
             if inc.status == "open":

@@ -6,6 +6,7 @@ Everything that came from outside (alert text, log lines, user text) goes throug
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from skills.base import SkillResult, esc
@@ -100,4 +101,24 @@ def blocks_to_text(blocks: list[dict[str, Any]]) -> str:
             out.append(" ".join(f"[{e['text']['text']}]" for e in b.get("elements", []) if "text" in e))
         elif t == "divider":
             out.append("---")
-    return "\n".join(out).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = _DATE_TOKEN.sub(r"\1", "\n".join(out))  # a date token reads as its fallback ("14:05 UTC")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+_DATE_TOKEN = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+
+
+def whole_lines(lines: list[str], limit: int) -> str:
+    """``lines`` joined, keeping the first ones that fit in ``limit`` characters and then a line saying how many
+    were left out; a line is never cut, so a Slack token in it (a date, a mention) is never broken."""
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        left = len(lines) - i
+        room = 0 if left == 1 else len(f"… {left - 1} more") + 1  # kept for the "more" line
+        if used + len(line) + room > limit:
+            out.append(f"… {left} more")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from bot.ack_reminders import reminded
 from knowledge.models import Incident, TimelineEvent, utcnow
-from skills.base import Action, SkillResult, clock, duration, esc_keep_users
+from skills.base import Action, SkillResult, duration, esc_keep_users, slack_clock
 from skills.handover import last_updates
 from skills.incident import roles_of
 
@@ -85,7 +85,7 @@ def register(services: Services) -> None:
                 _submit(services, incident_id, due)
                 return
             quiet = (now - (last.at if last is not None else inc.created_at)).total_seconds()
-            said = (f" The last one ({clock(last.at)}): {esc_keep_users(' '.join(last.text.split())[:200])}"
+            said = (f" The last one ({slack_clock(last.at)}): {esc_keep_users(' '.join(last.text.split())[:200])}"
                     if last is not None else " There has been none since it opened.")
             # comms first: posting updates is their job; then whoever is on it
             held = roles_of(inc)

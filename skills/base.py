@@ -208,6 +208,15 @@ def clock(at: dt.datetime, today: dt.date | None = None) -> str:
     return at.strftime("%H:%M" if at.date() == today else "%d %b %H:%M")
 
 
+def slack_clock(at: dt.datetime, today: dt.date | None = None) -> str:
+    """:func:`clock` as Slack's date token: every reader sees the time in their own time zone (Slack renders
+    ``<!date^unix^{time}|fallback>``); the fallback, for notifications and clients that cannot, says UTC."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    today = today or dt.datetime.now(dt.UTC).date()
+    fmt = "{time}" if aware.astimezone(dt.UTC).date() == today else "{date_short} {time}"
+    return f"<!date^{int(aware.timestamp())}^{fmt}|{clock(aware.astimezone(dt.UTC), today)} UTC>"
+
+
 def incident_here(db: Database, *, channel_id: str | None, thread_ts: str | None) -> int | None:
     """The incident whose card thread (``thread_ts`` is the card's ts) or dedicated channel this is."""
     from sqlalchemy import select

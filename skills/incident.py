@@ -39,6 +39,7 @@ from skills.base import (
     clock,
     duration,
     esc_keep_users,
+    slack_clock,
 )
 from skills.base import esc as escape
 from skills.handover import HANDOVER, handover, handover_hours
@@ -560,7 +561,7 @@ class IncidentSkill(BaseSkill):
                            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(200)).all()
         # A storm writes the same event many times in a row ("Alert X joined ..."): one line with a count.
         runs = [(line, len(list(same))) for line, same in
-                groupby(f"{clock(e.at)} {esc_keep_users(e.text[:200])}" for e in reversed(events))]
+                groupby(f"{slack_clock(e.at)} {esc_keep_users(e.text[:200])}" for e in reversed(events))]
         lines = tuple(line if n == 1 else f"{line} (×{n})" for line, n in runs[-8:])
         sections = [Section("Latest", lines or ("nothing yet",))]
         # "what happened in #101?": for a closed incident, what it was and what fixed it, and its postmortem
