@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import lzma
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Annotated
@@ -70,34 +72,46 @@ def classify(
                                            help="Compare with and store templates in the knowledge base.")] = True,
 ) -> None:
     """Classify every line of a log file (streamed), then summarise its templates (new ones flagged)."""
-    from skills.log_engine import LogAnalyzer, NotLogs, decode_log_bytes, get_model
+    from skills.log_engine import LogAnalyzer, NotLogs, compression_of, decode_log_bytes, get_model, open_decompressed
 
     if str(file) != "-" and not file.is_file():
         raise CliError(f"{file} is not a readable file")
     ctx = _ctx(remember)
     analyzer = LogAnalyzer(get_model(ctx))
-    fh: IO[bytes] = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    raw: IO[bytes] = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    fh = raw
+    n = 0
+    batch: list[str] = []
     try:
-        head = fh.peek(8192)[:8192] if hasattr(fh, "peek") else b""
         try:
+            head = raw.peek(8192)[:8192] if hasattr(raw, "peek") else b""
+            fh = open_decompressed(raw, head)  # a rotated syslog.2.gz reads as its lines
+            if fh is not raw:
+                analyzer.notes.append(f"decompressed ({compression_of(head)})")
+                head = fh.peek(8192)[:8192] if hasattr(fh, "peek") else b""
             decode_log_bytes(head)
         except NotLogs as exc:
             raise CliError(f"{file}: {exc}") from None
-        n = 0
-        batch: list[str] = []
         for line in iter_log_lines(fh, analyzer.notes):
             batch.append(line)
             if len(batch) >= _BATCH:
                 n = _flush(analyzer, batch, n, lines)
                 batch = []
-        n = _flush(analyzer, batch, n, lines)
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc}") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        if fh is raw:
+            raise CliError(f"cannot read {file}: {exc}") from None
+        # cut short (a rotated log copied while being written) or damaged: keep what came before
+        analyzer.notes.append(f"the compressed file ends early or is damaged ({type(exc).__name__}); "
+                              "the lines before that point were read")
     finally:
-        if fh is not sys.stdin.buffer:
+        if fh is not raw:
             fh.close()
+        if raw is not sys.stdin.buffer:
+            raw.close()
+    n = _flush(analyzer, batch, n, lines)
     if n == 0:
-        raise CliError(f"{file} holds no log lines")
+        damaged = [note for note in analyzer.notes if "damaged" in note]
+        raise CliError(f"{file}: {damaged[0]}" if damaged else f"{file} holds no log lines")
     report = analyzer.report(ctx if remember else None, remember=remember)
     if as_json:
         typer.echo(json.dumps(report.to_dict(top=top)))

@@ -8,6 +8,7 @@ summary posted there (the incident card gets the finding). Files elsewhere are l
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from bot.slack_client import FileUnavailable, SlackApiError
@@ -38,9 +39,14 @@ def _fetcher(services: Services) -> Any:
     return fetch
 
 
+# Rotated logs, compressed: app.log.gz, syslog.2.gz, access.log.1.xz (not backup.tar.gz)
+_COMPRESSED_LOG = re.compile(r"(\.(log|txt|out|err|csv|json|jsonl)(\.\d+)?|\.\d+)\.(gz|bz2|xz)$")
+
+
 def _is_log_file(info: dict[str, Any]) -> bool:
     name = str(info.get("name") or "").lower()
-    return name.endswith(LOG_SUFFIXES) or str(info.get("filetype") or "").lower() in _TEXT_TYPES
+    return (name.endswith(LOG_SUFFIXES) or bool(_COMPRESSED_LOG.search(name))
+            or str(info.get("filetype") or "").lower() in _TEXT_TYPES)
 
 
 def file_shared(services: Services, payload: dict[str, Any]) -> None:

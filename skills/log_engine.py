@@ -8,10 +8,15 @@ At the end the templates are ranked (severity, then count), checked against the 
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import IO
 
 from knowledge.log_templates import TemplateSeen, known_template_ids, record_templates
 from models.log_classifier import LinePrediction, LogClassifier, load_log_model, save_log_model
@@ -21,7 +26,8 @@ from skills.base import SkillContext
 from skills.redact import mask_secrets
 
 __all__ = ["LogAnalyzer", "LogReport", "TemplateSummary", "get_model", "split_paste", "decode_log_bytes",
-           "SEVERITY_RANK", "MAX_LINE_CHARS", "MAX_PASTE_LINES", "NotLogs"]
+           "compression_of", "open_decompressed", "decompress_bounded", "SEVERITY_RANK", "MAX_LINE_CHARS",
+           "MAX_PASTE_LINES", "NotLogs"]
 
 SEVERITY_RANK = {"FATAL": 4, "ERROR": 3, "WARNING": 2, "INFO": 1, "DEBUG": 0}
 MAX_LINE_CHARS = 4000
@@ -53,6 +59,45 @@ def get_model(ctx: SkillContext) -> LogClassifier:
             save_log_model(model, ctx.model_dir, texts=texts, labels=sev, source="bundled examples")
         ctx.resources[_MODEL_KEY] = model
         return model
+
+
+# Rotated logs come compressed (``syslog.2.gz``, ``app.log.xz``): told apart by their first bytes, not the name.
+_GZIP, _BZIP2, _XZ, _ZSTD = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
+
+
+def compression_of(head: bytes) -> str | None:
+    """"gzip", "bzip2", "xz" or "zstd" when ``head`` starts like such a stream, else None."""
+    for name, magic in (("gzip", _GZIP), ("bzip2", _BZIP2), ("xz", _XZ), ("zstd", _ZSTD)):
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def open_decompressed(fh: IO[bytes], head: bytes) -> IO[bytes]:
+    """``fh`` itself, or a stream decompressing it (gzip, bzip2, xz; read in pieces, any size)."""
+    kind = compression_of(head)
+    if kind is None:
+        return fh
+    if kind == "zstd":
+        raise NotLogs("this is zstd-compressed, which I cannot read; use `zstd -dc FILE | warroom logs classify -`")
+    opener = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
+    return opener(fileobj=fh) if kind == "gzip" else opener(fh)  # type: ignore[no-any-return, operator]
+
+
+def decompress_bounded(data: bytes, limit: int) -> tuple[bytes, list[str]]:
+    """The bytes of an uploaded file, decompressed when compressed, never more than ``limit`` of them (a small
+    archive can expand a thousandfold); notes say what was done."""
+    kind = compression_of(data[:8])
+    if kind is None:
+        return data, []
+    stream = open_decompressed(io.BytesIO(data), data[:8])
+    try:
+        out = stream.read(limit + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise NotLogs(f"this {kind} file is damaged ({type(exc).__name__})") from None
+    if len(out) > limit:
+        raise NotLogs(f"this {kind} file expands to more than {limit // 2**20} MB")
+    return out, [f"decompressed ({kind})"]
 
 
 def decode_log_bytes(data: bytes) -> tuple[str, list[str]]:

@@ -30,6 +30,7 @@ from skills.log_engine import (
     NotLogs,
     TemplateSummary,
     decode_log_bytes,
+    decompress_bounded,
     get_model,
     split_paste,
 )
@@ -146,10 +147,11 @@ class LogsSkill(BaseSkill):
             raise SkillError(f"`{_esc(name)}` is larger than {MAX_FILE_BYTES // 2**20} MB; "
                              "use `warroom logs classify FILE` on the host instead.")
         try:
+            data, unpacked = decompress_bounded(data, MAX_FILE_BYTES)
             text, notes = decode_log_bytes(data)
         except NotLogs as exc:
             raise SkillError(f"`{_esc(name)}`: {exc}.") from None
-        result = self.analyze_texts([text], ctx, incident_id=incident_id, notes=notes)
+        result = self.analyze_texts([text], ctx, incident_id=incident_id, notes=unpacked + notes)
         return dataclasses.replace(result, title=f"Log classification: {_esc(name, 80)}")
 
     def _file_texts(self, files: Sequence[Any], ctx: SkillContext) -> list[str]:
@@ -166,6 +168,7 @@ class LogsSkill(BaseSkill):
                 raise SkillError(f"`{_esc(name)}` is larger than {MAX_FILE_BYTES // 2**20} MB; "
                                  "use `warroom logs classify FILE` on the host instead.")
             try:
+                data, _unpacked = decompress_bounded(data, MAX_FILE_BYTES)
                 text, _notes = decode_log_bytes(data)  # replaced bytes show up as U+FFFD in examples
             except NotLogs as exc:
                 raise SkillError(f"`{_esc(name)}`: {exc}.") from None

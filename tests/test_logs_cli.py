@@ -110,3 +110,47 @@ def test_eval_logs_json_contract_on_a_small_loghub_like_dir(env: Path) -> None:
     assert res["bgl_alert_f1"] is None and res["grouping_accuracy"]["HDFS"] == 1.0
     code, msg = _run("eval", "logs", "--data", str(env / "missing"), "--json")
     assert code == 1 and "not a directory" in msg
+
+
+def test_classify_reads_rotated_compressed_logs(env: Path) -> None:
+    """Rotated logs come compressed (``syslog.2.gz``); they are read as their lines, told apart by their first
+    bytes (not the name, so stdin works too). A gzip cut short (copied while being written) keeps what came
+    before, with a note; zstd gets a clear way round; a bz2 that is not one is an error, not a traceback."""
+    import bz2
+    import gzip
+    import lzma
+
+    text = b"".join(b"ERROR db-%d connection refused\nINFO worker %d started\n" % (i, i) for i in range(500))
+    for name, packed in (("syslog.2.gz", gzip.compress(text)), ("app.log.bz2", bz2.compress(text)),
+                         ("app.log.xz", lzma.compress(text))):
+        (env / name).write_bytes(packed)
+        code, out = _run("logs", "classify", str(env / name), "--json", "--no-remember")
+        assert code == 0, out
+        rep = json.loads(out.strip().splitlines()[-1])
+        assert rep["n_lines"] == 1000 and any(n.startswith("decompressed") for n in rep["notes"]), rep
+    packed = gzip.compress(text)
+    (env / "cut.log.gz").write_bytes(packed[: len(packed) // 2])
+    code, out = _run("logs", "classify", str(env / "cut.log.gz"), "--json", "--no-remember")
+    assert code == 0, out
+    rep = json.loads(out.strip().splitlines()[-1])
+    assert 0 < rep["n_lines"] < 1000 and any("ends early" in n for n in rep["notes"]), rep
+    (env / "new.log.zst").write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 64)
+    code, out = _run("logs", "classify", str(env / "new.log.zst"))
+    assert code == 1 and "zstd -dc" in out
+    (env / "fake.bz2").write_bytes(b"BZh9" + b"not really bzip2 at all\n" * 10)
+    code, out = _run("logs", "classify", str(env / "fake.bz2"), "--json", "--no-remember")
+    assert code == 1 and "damaged" in out, out
+
+
+def test_uploaded_archive_is_capped_when_it_expands() -> None:
+    import gzip
+
+    from skills.log_engine import NotLogs, decompress_bounded
+
+    bomb = gzip.compress(b"A" * (20 * 2**20))  # 20 KB that expand to 20 MB
+    with pytest.raises(NotLogs, match="expands to more than 1 MB"):
+        decompress_bounded(bomb, 2**20)
+    with pytest.raises(NotLogs, match="damaged"):
+        decompress_bounded(b"\x1f\x8b" + b"\x00" * 40, 2**20)
+    data, notes = decompress_bounded(b"plain text\n", 2**20)
+    assert data == b"plain text\n" and notes == []

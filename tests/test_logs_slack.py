@@ -238,3 +238,22 @@ def test_own_csv_upload_is_not_read_back(live) -> None:  # type: ignore[no-untyp
         inc = s.get(Incident, incident_id)
         assert inc is not None and inc.findings["logs"]["heading"].startswith("Logs: 400 lines"), \
             "the finding is still the uploaded log's, not the CSV's"
+
+
+def test_rotated_compressed_log_upload_is_read(live) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    incident_id = _open_incident(live, "C0INC49")
+    content = "\n".join(["ERROR disk /dev/sdb1 I/O error on block 88123"] * 3
+                        + [f"INFO flushed {i} pages" for i in range(10)]).encode()
+    fid = live.standin.add_file("kern.log.1.gz", gzip.compress(content), filetype="gzip")
+    _file_event(live, fid, "C0INC49")
+    body = next(t for t in _texts(live, "C0INC49") if "kern.log.1.gz" in t)
+    assert "decompressed (gzip)" in body
+    with live.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None and inc.findings["logs"]["heading"].startswith("Logs: 13 lines")
+    other = live.standin.add_file("backup.tar.gz", gzip.compress(b"\x00" * 512), filetype="gzip")
+    before = len(live.standin.messages("C0INC49"))
+    _file_event(live, other, "C0INC49")
+    assert len(live.standin.messages("C0INC49")) == before, "an archive that is no log is left alone"
