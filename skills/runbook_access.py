@@ -4,6 +4,10 @@ Entries in ``allowed_users`` and ``approvers`` are Slack user ids (``U...``/``W.
 group ids (``S...``, resolved by the bot through ``usergroups.users.list``; the skill gets the
 resolver in ``ctx.resources["slack_usergroup_members"]``) or team names from the knowledge base
 (the team's active experts, plus the team's Slack user group when it has one).
+
+Whatever the lists say, guests, people from another organisation (Slack Connect), bots and deactivated
+accounts never request or approve a run: the bot looks each person up (``users.info``, cached briefly) and
+refuses when Slack cannot tell.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from knowledge.runbook_store import audit, team_members
 from knowledge.runbooks import RunbookSpec
 from skills.base import SkillContext, SkillError
 
-__all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP"]
+__all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP", "PERSON_LOOKUP"]
 
 ENTRY_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 ENTRY_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -46,11 +50,40 @@ def members(session: Session, ctx: SkillContext, entries: Iterable[str]) -> set[
     return out
 
 
+# ctx.resources key: callable(user_id) -> the person as Slack describes them (users.info's ``user``, with
+# ``external`` set for someone from another organisation); raises LookupError when Slack cannot tell.
+PERSON_LOOKUP = "slack_person"
+
+
+def _not_one_of_us(ctx: SkillContext, user: str) -> str | None:
+    """Why this Slack account may never run or approve anything: a guest, someone from another organisation in
+    a Slack Connect channel, a bot, a deactivated account (None: a full member, or no Slack here to ask)."""
+    lookup: Callable[[str], dict[str, object]] | None = ctx.resources.get(PERSON_LOOKUP)
+    if lookup is None:  # no Slack (the CLI): the operator at the keyboard
+        return None
+    try:
+        person = lookup(user)
+    except LookupError as exc:
+        return f"I could not check your Slack account ({exc}), so I will not run anything"
+    if person.get("deleted"):
+        return "this Slack account is deactivated"
+    if person.get("is_bot") or person.get("is_app_user"):
+        return "bots and apps cannot run or approve runbooks"
+    if person.get("is_restricted") or person.get("is_ultra_restricted"):
+        return "guests cannot run or approve runbooks; ask a member of the workspace"
+    if person.get("external"):
+        return ("people from another organisation (a Slack Connect channel) cannot run or approve runbooks; "
+                "ask a member of this workspace")
+    return None
+
+
 def may_request(session: Session, ctx: SkillContext, spec: RunbookSpec, user: str | None,
                 channel: str | None) -> str | None:
     """Why ``user`` may not request ``spec`` in ``channel`` (None: allowed)."""
     if not user:
         return "I cannot tell who is asking, so I will not run anything"
+    if (why := _not_one_of_us(ctx, user)) is not None:
+        return why
     if spec.allowed_channels and channel not in spec.allowed_channels:
         return f"`{spec.slug}` may only be run in " + ", ".join(f"<#{c}>" for c in spec.allowed_channels)
     if spec.allowed_users and user not in members(session, ctx, spec.allowed_users):
@@ -64,6 +97,8 @@ def may_approve(session: Session, ctx: SkillContext, spec: RunbookSpec, user: st
     """Why ``user`` may not approve a run of ``spec`` requested by ``requester`` (None: allowed)."""
     if not user:
         return "I cannot tell who is approving"
+    if (why := _not_one_of_us(ctx, user)) is not None:
+        return why
     if spec.risk == "high" and user == requester:
         return (f"`{spec.slug}` is high risk: the person who asked for the run cannot approve it; "
                 f"someone else from {', '.join(spec.approvers)} must")

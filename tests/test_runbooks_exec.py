@@ -276,3 +276,36 @@ def test_run_button_on_an_ephemeral_suggestion_where_the_bot_is_not_a_member(liv
         row = s.scalars(select(RunbookExecution).where(RunbookExecution.runbook_slug == "restart-service")).one()
         assert row.status == "pending" and row.requested_by == "U0CARLA", "previewed, nothing ran"
         assert row.params["service"] == "payments-api"
+
+
+def test_guests_outsiders_and_bots_never_request_or_approve(extra: Database, live: Any) -> None:
+    """Whatever a runbook's lists say, Slack decides who is a person of this workspace: a guest (even in the
+    approvers' user group), someone from another organisation in a Slack Connect channel, a bot, a deactivated
+    account are refused, and every refusal is audited. When Slack cannot tell (users.info refused), nothing runs."""
+    live.standin.users.update({"U0GUEST": {"is_restricted": True}, "U0EXT": {"team_id": "T0OTHERORG"},
+                               "U0BOTTY": {"is_bot": True}, "U0GONE": {"deleted": True}})
+    live.standin.usergroups["S0SRE"] = ["U0GUEST", "U0EXT", "U0ZED"]
+    for user, said in (("U0GUEST", "guests cannot run"), ("U0EXT", "another organisation"),
+                       ("U0BOTTY", "bots and apps"), ("U0GONE", "deactivated")):
+        live.driver.command("/runbook", "run sleepy seconds=1", user=user, channel=CH)
+        live.drain()
+        assert said in _text(live.standin.messages(CH)[-1]), user
+    eid, ts = _start(live, "run sre-only")  # U0ALICE asks; the high-risk run needs someone from S0SRE
+    live.drain()
+    value, ts = _value(live, "runbooks:approve")
+    for user in ("U0GUEST", "U0EXT"):  # both in the group, neither may approve
+        live.driver.click("runbooks:approve", value, user=user, channel=CH, message_ts=ts)
+        live.drain()
+        assert "Refused" in _text(live.standin.messages(CH)[-1]), user
+    live.standin.refuse("users.info", "missing_scope")
+    live.driver.click("runbooks:approve", value, user="U0ZED", channel=CH, message_ts=ts)
+    live.drain()
+    assert "could not check your Slack account (users.info: missing_scope)" in _text(live.standin.messages(CH)[-1])
+    with live.db.session() as s:
+        row = s.get(RunbookExecution, eid)
+        assert row is not None and row.status == "awaiting_approval" and row.approved_by is None
+        refusals = s.scalars(select(AuditRecord).where(AuditRecord.action == "runbook.refused")).all()
+        assert {r.actor for r in refusals} >= {"U0GUEST", "U0EXT", "U0BOTTY", "U0GONE", "U0ZED"}
+    live.driver.click("runbooks:approve", value, user="U0ZED", channel=CH, message_ts=ts)  # Slack answers again
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded" and row.approved_by == "U0ZED"

@@ -57,6 +57,8 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self.files_sign_in_page = False  # True: file downloads get the sign-in page, as without files:read
         self.archived: set[str] = set()
+        # users.info answers per person: {"U0GUEST": {"is_restricted": True}, "U0EXT": {"team_id": "T0OTHER"}}
+        self.users: dict[str, dict[str, Any]] = {}
         self._deleted: set[tuple[str, str]] = set()  # messages people deleted: updating them is no bot error
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -284,8 +286,12 @@ class SlackStandIn:
         if method in ("views.open", "views.update", "views.push"):
             return {"ok": True, "view": {"id": f"V{next(self._ids):08d}", **(args.get("view") or {})}}
         if method == "users.info":
-            uid = args.get("user", "")
-            return {"ok": True, "user": {"id": uid, "name": str(uid).lower(), "tz": "UTC", "deleted": False}}
+            uid = str(args.get("user", ""))
+            if not uid:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "user": {"id": uid, "team_id": TEAM, "name": uid.lower(), "tz": "UTC",
+                                         "deleted": False, "is_bot": False, "is_restricted": False,
+                                         "is_ultra_restricted": False, **self.users.get(uid, {})}}
         if method == "usergroups.users.list":
             return {"ok": True, "users": self.usergroups.get(str(args.get("usergroup")), [])}
         if method == "files.getUploadURLExternal":
