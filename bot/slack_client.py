@@ -270,16 +270,17 @@ def _slack_file_host(url: str, api_base: str) -> bool:
 
 
 class _TokenStaysHome(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect, but drop the ``Authorization`` header when it leads to another host or off https
-    (urllib would send the bot token wherever the redirect points)."""
+    """Follow a redirect, but drop the ``Authorization`` header when it leads off Slack's hosts (to another host,
+    or off https): urllib would send the bot token wherever the redirect points."""
 
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
                          newurl: str) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
             old_u, new_u = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
-            if (old_u.hostname, old_u.port) != (new_u.hostname, new_u.port) or \
-                    (old_u.scheme == "https" and new_u.scheme != "https"):
+            same = (old_u.hostname, old_u.port) == (new_u.hostname, new_u.port) and \
+                not (old_u.scheme == "https" and new_u.scheme != "https")
+            if not same and not _slack_file_host(newurl, "https://slack.com/"):  # Slack's own hosts keep it
                 new.remove_header("Authorization")
         return new
 
