@@ -8,6 +8,7 @@ when the heavy parts are loaded.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import time
@@ -194,11 +195,15 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Starting: migrations or models not ready"}})
     async def readyz() -> JSONResponse:
         """Readiness: migrations applied and models loaded. In Socket Mode ``slack_socket`` says whether the
-        WebSocket to Slack is up; it does not make the bot unready (alerts still arrive over HTTP)."""
+        WebSocket to Slack is up; ``slack_auth`` appears while Slack refuses the bot's token. Neither makes the
+        bot unready (alerts still arrive over HTTP and wait)."""
         body: dict[str, Any] = {"migrated": services.migrated, "models_loaded": services.warm,
                                 "error": services.warm_error}
         if socket is not None:
             body["slack_socket"] = await socket.state()
+        if (problem := getattr(services.poster, "auth_problem", None)) is not None:
+            # Slack refuses the token: work is kept and waits; alerts still arrive, so not "unready".
+            body["slack_auth"] = {**problem, "since": dt.datetime.fromtimestamp(problem["since"], dt.UTC).isoformat()}
         ready = services.migrated and services.warm
         return JSONResponse({"status": "ready" if ready else "starting", **body}, status_code=200 if ready else 503)
 

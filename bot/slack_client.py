@@ -27,9 +27,16 @@ from slack_sdk.webhook import WebhookClient
 from bot import metrics
 from bot.worker import PermanentJobError
 
-__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "FileUnavailable", "make_web_client", "slack_error"]
+__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "FileUnavailable", "AUTH_ERRORS", "make_web_client",
+           "slack_error"]
 
 log = logging.getLogger("warroom.slack")
+
+
+# Slack's answers when the bot's token no longer works (revoked, the app uninstalled or reinstalled with a new
+# token, the workspace suspended): every call fails until someone fixes the token, then every call works again.
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                         "no_permission", "org_login_required", "team_access_not_granted"})
 
 
 def slack_error(exc: SlackApiError) -> str | None:
@@ -90,6 +97,7 @@ class SlackPoster:
     def __init__(self, client: WebClient, per_channel_interval: float = 1.0) -> None:
         self.client = client
         self._pacer = _ChannelPacer(per_channel_interval)
+        self.auth_problem: dict[str, Any] | None = None  # {"error", "since", "method"} while the token fails
 
     def _call(self, method: str, pace: str | None = None, **kwargs: Any) -> dict[str, Any]:
         if pace:
@@ -97,7 +105,15 @@ class SlackPoster:
         start = time.perf_counter()
         try:
             resp = self.client.api_call(method, json=kwargs)
+            self.auth_problem = None
             return dict(resp.data)  # type: ignore[arg-type]
+        except SlackApiError as exc:
+            if (code := slack_error(exc)) in AUTH_ERRORS:
+                if self.auth_problem is None or self.auth_problem["error"] != code:
+                    log.error("Slack refuses the bot token (%s on %s): work waits until the token is fixed",
+                              code, method)
+                    self.auth_problem = {"error": code, "method": method, "since": time.time()}
+            raise
         finally:
             metrics.SLACK_CALLS.labels(method=method).inc()
             metrics.SLACK_LATENCY.observe(time.perf_counter() - start)

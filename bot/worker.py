@@ -43,13 +43,17 @@ class PermanentJobError(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure of a dependency that will come back: Slack 429/5xx, a refused connection, the database gone."""
+    """A failure of a dependency that will come back: Slack 429/5xx, a refused connection, the database gone;
+    and Slack refusing the bot's token (revoked, the app reinstalled): the work waits for the fixed token
+    (``jobs.TRANSIENT_WINDOW``) instead of using up its attempts in a minute."""
     from slack_sdk.errors import SlackApiError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     if isinstance(exc, SlackApiError):
+        from bot.slack_client import AUTH_ERRORS, slack_error
+
         status = getattr(exc.response, "status_code", 200)
-        return status == 429 or status >= 500
+        return status == 429 or status >= 500 or slack_error(exc) in AUTH_ERRORS
     return isinstance(exc, OSError | OperationalError | InterfaceError)
 
 

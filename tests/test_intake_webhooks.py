@@ -537,3 +537,35 @@ def test_grafana_put_basic_auth_and_its_signature_timestamp(live: Live) -> None:
     stale = signed(str(int(time.time()) - 3600))
     assert stale.status_code == 401 and "stale" in stale.text, "a captured delivery replayed an hour later"
     assert signed("yesterday").status_code == 401
+
+
+def test_a_revoked_slack_token_makes_work_wait_not_fail(live: Live) -> None:
+    """Slack starts refusing the bot's token (``invalid_auth``: the app was reinstalled, the token revoked).
+    Alerts are still accepted and the incident opened; its card job waits (its attempts are not used up in a
+    minute), /readyz says why; once the token works again the card is posted, nothing lost."""
+    from knowledge.models import Job
+
+    good = live.standin.token
+    live.standin.token = "xoxb-the-new-token-nobody-deployed"
+    try:
+        assert post(live, "alertmanager", load("alertmanager")).status_code == 202
+        deadline = time.time() + 30  # not live.drain(): the card job is meant to stay queued meanwhile
+        while time.time() < deadline and not (incidents(live) and live.services.poster.auth_problem):
+            live.services.intake.notify()
+            time.sleep(0.1)
+        ready = httpx.get(f"{live.url}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["slack_auth"]["error"] == "invalid_auth", ready.json()
+        (inc,) = incidents(live)
+        assert inc.card_ts is None
+        time.sleep(6)  # more than the first backoffs (1 s, 2 s): plain failures would be on their third attempt
+        with live.db.session() as s:
+            cards = s.scalars(select(Job).where(Job.kind == "incident.card")).all()
+            assert cards and all(j.status in ("queued", "running") for j in cards), [(j.status, j.attempts)
+                                                                                     for j in cards]
+            assert all(j.attempts <= 1 for j in cards), "waiting for the token does not use up attempts"
+    finally:
+        live.standin.token = good
+    live.drain(timeout=60)
+    (inc,) = incidents(live)
+    assert inc.card_ts is not None, "the card is posted once Slack takes the token again"
+    assert "slack_auth" not in httpx.get(f"{live.url}/readyz", timeout=10).json()
