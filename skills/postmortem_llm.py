@@ -74,15 +74,54 @@ class _LLMProse(BaseModel):
     went_wrong: str = ""
 
 
+MAX_PROMPT_ALERTS = 40
+MAX_PROMPT_EVENTS = 200
+MAX_PROMPT_CHARS = 60_000  # the facts' JSON; an alert storm's incident must not become a megabyte prompt
+
+
 def _prompt_facts(facts: PostmortemFacts) -> dict[str, Any]:
+    """The facts as the model sees them, bounded: people's messages (the first ``MAX_PROMPT_MESSAGES`` and every
+    key one), bot events with repeats in a row folded into one (``"repeated": n``, as an alert storm writes
+    "Alert X joined" thousands of times), at most ``MAX_PROMPT_EVENTS`` of them (the first and the last), one
+    alert per name and service with its count, and the JSON cut to ``MAX_PROMPT_CHARS`` from the middle of the
+    timeline. ``omitted`` says what was left out; the postmortem itself still has everything."""
     data = facts.to_dict()
+    omitted: dict[str, int] = {}
     timeline = data["timeline"]
     msgs = [t for t in timeline if t["source"] == "message"]
-    if len(msgs) > MAX_PROMPT_MESSAGES:
-        keep = {id(t) for t in msgs if t["key"]} | {id(t) for t in msgs[:MAX_PROMPT_MESSAGES]}
-        data["timeline"] = [t for t in timeline if t["source"] != "message" or id(t) in keep]
-    for t in data["timeline"]:
+    keep_msgs = {id(t) for t in msgs if t["key"]} | {id(t) for t in msgs[:MAX_PROMPT_MESSAGES]}
+    folded: list[dict[str, Any]] = []
+    for t in timeline:
         t.pop("permalink", None)
+        if t["source"] == "message":
+            if id(t) in keep_msgs:
+                folded.append(t)
+            continue
+        last = folded[-1] if folded else None
+        if last is not None and last["source"] != "message" and (last["kind"], last["text"]) == (t["kind"], t["text"]):
+            last["repeated"] = last.get("repeated", 1) + 1
+            continue
+        folded.append(t)
+    events = [t for t in folded if t["source"] != "message"]
+    if len(events) > MAX_PROMPT_EVENTS:
+        half = MAX_PROMPT_EVENTS // 2
+        drop = {id(t) for t in events[half:-half] if not t.get("key")}
+        folded = [t for t in folded if id(t) not in drop]
+    repeats = sum(t.get("repeated", 1) - 1 for t in folded)
+    omitted["timeline"] = len(timeline) - len(folded) - repeats
+    alerts: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for a in data["alerts"]:
+        seen = alerts.setdefault((a.get("name"), a.get("service")), {**a, "count": 0})
+        seen["count"] += 1
+    data["alerts"] = list(alerts.values())[:MAX_PROMPT_ALERTS]
+    omitted["alerts"] = len(facts.alerts) - sum(a["count"] for a in data["alerts"])  # other names past the cap
+    data["timeline"] = folded
+    while len(json.dumps(data, ensure_ascii=False)) > MAX_PROMPT_CHARS and len(data["timeline"]) > 20:
+        mid = len(data["timeline"]) // 2  # trim the middle: the start and the end tell the story
+        cut = max(1, len(data["timeline"]) // 10)
+        del data["timeline"][mid - cut // 2: mid - cut // 2 + cut]
+        omitted["timeline"] += cut
+    data["omitted"] = {k: v for k, v in omitted.items() if v > 0}
     return data
 
 

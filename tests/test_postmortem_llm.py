@@ -177,3 +177,36 @@ def test_a_cut_filtered_or_refused_answer_says_why_it_fell_back(db: Database, fa
     doc = _writer(fake_llm).write(facts)
     assert doc.writer == "deterministic" and doc.fields["llm"]["fallback"] == reason
     assert doc.markdown == DeterministicWriter().write(facts).markdown
+
+
+def test_an_alert_storm_incident_sends_a_bounded_prompt(db: Database, fake_llm: FakeOpenAI) -> None:
+    """3,000 alerts joined, 3,000 "joined" events and 400 messages: the model gets repeats folded, one alert
+    per name with its count, the key messages, a prompt under the cap, and is told what was left out; the
+    checker still holds the draft to all the facts."""
+    import dataclasses
+    import datetime as dt
+
+    from knowledge.facts import AlertFact, TimelineItem
+    from skills.postmortem_llm import MAX_PROMPT_CHARS, build_messages
+
+    facts = _facts(db, "dns-reported-by-human")
+    t0 = dt.datetime(2026, 6, 1, 10, 0)
+    storm = tuple(TimelineItem(at=t0 + dt.timedelta(seconds=i), kind="alert", text="Alert HighErrorRate joined",
+                               source="alert") for i in range(3000))
+    chatter = tuple(TimelineItem(at=t0 + dt.timedelta(seconds=i), kind="message", text=f"still looking {i}",
+                                 actor="U0ALICE", source="message", key=i == 350) for i in range(400))
+    alerts = tuple(AlertFact(name="HighErrorRate", service="payments-api", severity="critical", status="firing",
+                             summary=f"5xx on pod {i}", starts_at=t0) for i in range(3000))
+    big = dataclasses.replace(facts, timeline=facts.timeline + storm + chatter, alerts=facts.alerts + alerts)
+    user = build_messages(big)[1][1]
+    sent = json.loads(user.removeprefix("<facts>\n").removesuffix("\n</facts>"))
+    assert len(user) < MAX_PROMPT_CHARS + 100
+    joined = [t for t in sent["timeline"] if t["text"] == "Alert HighErrorRate joined"]
+    assert len(joined) == 1 and joined[0]["repeated"] == 3000
+    assert any(t["text"] == "still looking 350" for t in sent["timeline"]), "a key message is always kept"
+    (hot,) = [a for a in sent["alerts"] if a["name"] == "HighErrorRate" and a["service"] == "payments-api"]
+    assert hot["count"] >= 3000
+    assert sent["omitted"]["timeline"] > 0
+    fake_llm.answers.append(("ok", {"summary": "HighErrorRate fired for payments-api."}))
+    doc = _writer(fake_llm).write(big)
+    assert doc.writer == "llm" and doc.fields["llm"]["sent_chars"] < MAX_PROMPT_CHARS + 2000
