@@ -206,12 +206,6 @@ class SlackPoster:
         if users:
             self._call("conversations.invite", None, channel=channel, users=",".join(users))
 
-    def react(self, channel: str, ts: str, name: str) -> None:
-        self._call("reactions.add", None, channel=channel, timestamp=ts, name=name)
-
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
-        return self._call("views.open", None, trigger_id=trigger_id, view=view)
-
     def set_topic(self, channel: str, topic: str) -> None:
         """A channel's topic (``conversations.setTopic``; at most 250 characters)."""
         self._call("conversations.setTopic", None, channel=channel, topic=topic[:250])
