@@ -53,7 +53,8 @@ def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (worl
 
 
 @oncall_app.command("import-ical")
-def oncall_import_ical(file: Annotated[Path, typer.Argument(help="An iCalendar (.ics) file, one VEVENT per shift.")],
+def oncall_import_ical(file: Annotated[Path, typer.Argument(help="An iCalendar (.ics) file: one VEVENT per shift, or "
+                                                      "repeating ones (RRULE).")],
                        team: Annotated[str, typer.Option("--team", help="The team these shifts are for.")]) -> None:
     """Replace a team's iCal-sourced on-call shifts with the events of an .ics file."""
     from knowledge.people_import import PeopleImportError, import_ical

@@ -259,11 +259,43 @@ def _who(session: Session, event: Any) -> Expert | None:
     return None
 
 
-def import_ical(*, session: Session, path: Path, team: str) -> ImportReport:
+MAX_OCCURRENCES = 5_000  # of repeating events in the horizon: a weekly rotation of 8 people has 26 a year
+
+
+def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int) -> list[Any]:
+    """The occurrences of the repeating events ``uids`` from 30 days ago to ``horizon_days`` ahead (exceptions,
+    moved and cancelled occurrences applied by recurring-ical-events), at most ``MAX_OCCURRENCES``."""
+    if not uids:
+        return []
+    import itertools
+
+    import recurring_ical_events
+
+    now = dt.datetime.now(dt.UTC)
+    start, stop = now - dt.timedelta(days=30), now + dt.timedelta(days=horizon_days)
+    out: list[Any] = []
+    try:
+        for occ in itertools.islice(recurring_ical_events.of(cal).after(start), 10 * MAX_OCCURRENCES):
+            if _utc(occ.decoded("DTSTART")) >= stop.replace(tzinfo=None):
+                break
+            if str(occ.get("UID")) in uids:
+                out.append(occ)
+                if len(out) > MAX_OCCURRENCES:
+                    raise PeopleImportError(f"{name}: the repeating events have more than {MAX_OCCURRENCES:,} "
+                                            f"shifts in the next {horizon_days} days; is an RRULE too frequent?")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PeopleImportError(f"{name}: cannot expand a repeating event ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:100] if str(exc) else ''})") from None
+    return out
+
+
+def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = 180) -> ImportReport:
     """Replace a team's iCal-sourced shifts with the events of an .ics file.
 
-    Each VEVENT is one shift (DTSTART..DTEND); the person is found by ATTENDEE e-mail, or by a Slack
-    user id, e-mail or name in SUMMARY/DESCRIPTION.
+    Each VEVENT is one shift (DTSTART..DTEND); a repeating one (RRULE, RDATE, with EXDATE and RECURRENCE-ID
+    exceptions) is one shift per occurrence from 30 days ago to ``horizon_days`` ahead (import again to go
+    further). The person is found by ATTENDEE e-mail, or by a Slack user id, e-mail or name in
+    SUMMARY/DESCRIPTION.
 
     Raises:
         PeopleImportError: unreadable or malformed calendar, unknown team or person, bad times.
@@ -282,6 +314,12 @@ def import_ical(*, session: Session, path: Path, team: str) -> ImportReport:
     events = list(cal.walk("VEVENT")) if hasattr(cal, "walk") else []
     if not events:
         raise PeopleImportError(f"{path.name}: no VEVENT (on-call shift) in the calendar")
+    # A rotation is usually one event repeating (RRULE:FREQ=WEEKLY;INTERVAL=3 per person), with EXDATEs and
+    # one-week swaps (RECURRENCE-ID). Read as one shift each, everyone would be on call once and then never.
+    recurring = {str(ev.get("UID")) for ev in events if ev.get("RRULE") or ev.get("RDATE")}
+    single = [ev for ev in events if not (ev.get("RRULE") or ev.get("RDATE") or ev.get("RECURRENCE-ID"))
+              or str(ev.get("UID")) not in recurring]
+    events = single + _occurrences(cal, recurring, path.name, horizon_days)
     shifts: list[OnCallShift] = []
     for i, ev in enumerate(events, 1):
         try:

@@ -146,3 +146,52 @@ def test_cli_doors(env: dict[str, str], tmp_path: Path) -> None:
     assert code == 1 and "no team called 'nope'" in out
     code, out = _cli("experts", "import", str(tmp_path / "missing.csv"))
     assert code == 1 and "cannot read" in out
+
+
+def test_ical_rotation_that_repeats_is_on_call_every_turn(db: Database, tmp_path: Path) -> None:
+    """How calendars hold a rotation: one event per person repeating every 2 weeks (RRULE), a cancelled week
+    (EXDATE) and a swap for one week (RECURRENCE-ID). Each occurrence is a shift: the right person is on
+    call this week, in three weeks and in five, not only on the first week."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    monday = (now - dt.timedelta(days=now.weekday())).replace(hour=9, minute=0, second=0, microsecond=0)
+    a0 = monday - dt.timedelta(weeks=4)  # Alice on even weeks from 4 weeks ago, Bob on odd ones
+
+    def stamp(t: dt.datetime) -> str:
+        return t.strftime("%Y%m%dT%H%M%SZ")
+
+    swap = a0 + dt.timedelta(weeks=6)  # Alice's turn two weeks from now: Bob covers it
+    ics = "\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//rotation//EN",
+        "BEGIN:VEVENT", "UID:alice@rota", f"DTSTART:{stamp(a0)}", f"DTEND:{stamp(a0 + dt.timedelta(weeks=1))}",
+        "RRULE:FREQ=WEEKLY;INTERVAL=2", "SUMMARY:On call: Alice Moreau", "END:VEVENT",
+        "BEGIN:VEVENT", "UID:alice@rota", f"RECURRENCE-ID:{stamp(swap)}", f"DTSTART:{stamp(swap)}",
+        f"DTEND:{stamp(swap + dt.timedelta(weeks=1))}", "SUMMARY:On call: Bob Okafor (swap)", "END:VEVENT",
+        "BEGIN:VEVENT", "UID:bob@rota", f"DTSTART:{stamp(a0 + dt.timedelta(weeks=1))}",
+        f"DTEND:{stamp(a0 + dt.timedelta(weeks=2))}", "RRULE:FREQ=WEEKLY;INTERVAL=2",
+        f"EXDATE:{stamp(a0 + dt.timedelta(weeks=7))}", "SUMMARY:On call: Bob Okafor", "END:VEVENT",
+        "END:VCALENDAR", ""])
+    f = tmp_path / "rota.ics"
+    f.write_text(ics)
+    with db.session() as s:
+        shifts = import_ical(session=s, path=f, team="payments").shifts
+    assert 28 <= shifts <= 31, shifts  # 30 days back to 180 ahead: one shift a week, one cancelled
+
+    def on_call(weeks: int) -> list[str]:
+        with db.session() as s:
+            (row,) = oncall_by_team(session=s, team="payments", at=now + dt.timedelta(weeks=weeks))
+            return [u for u, _ in row.people]
+
+    assert on_call(0) == ["U0ALICE"] and on_call(1) == ["U0BOB"] and on_call(5) == ["U0BOB"]
+    assert on_call(2) == ["U0BOB"], "the swapped week is Bob's"
+    assert on_call(4) == ["U0ALICE"], "not only the first week"
+    assert "U0BOB" not in on_call(3), "Bob's cancelled week (EXDATE) is not his"
+
+
+def test_ical_rrule_every_minute_is_refused(db: Database, tmp_path: Path) -> None:
+    f = tmp_path / "mad.ics"
+    f.write_text(ICS.replace("DTEND:20351231T000000Z", "DTEND:20260101T000100Z\nRRULE:FREQ=MINUTELY"))
+    with pytest.raises(PeopleImportError, match="more than 5,000 shifts") as err, db.session() as s:
+        import_ical(session=s, path=f, team="payments")
+    assert "\n" not in str(err.value)
