@@ -311,6 +311,14 @@ def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = 
     except (ValueError, IndexError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise PeopleImportError(f"{path.name}: not a valid iCal file ({first})") from None
+    if hasattr(cal, "walk") and cal.get("X-WR-TIMEZONE"):
+        # Google Calendar's exports: times without a zone are in the calendar's X-WR-TIMEZONE, not UTC
+        import x_wr_timezone
+
+        try:
+            cal = x_wr_timezone.to_standard(cal)
+        except (ValueError, KeyError) as exc:
+            raise PeopleImportError(f"{path.name}: unknown X-WR-TIMEZONE ({str(exc)[:80]})") from None
     events = list(cal.walk("VEVENT")) if hasattr(cal, "walk") else []
     if not events:
         raise PeopleImportError(f"{path.name}: no VEVENT (on-call shift) in the calendar")

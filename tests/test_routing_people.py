@@ -195,3 +195,24 @@ def test_ical_rrule_every_minute_is_refused(db: Database, tmp_path: Path) -> Non
     with pytest.raises(PeopleImportError, match="more than 5,000 shifts") as err, db.session() as s:
         import_ical(session=s, path=f, team="payments")
     assert "\n" not in str(err.value)
+
+
+def test_google_calendar_times_are_in_its_x_wr_timezone(db: Database, tmp_path: Path) -> None:
+    """Google Calendar writes times without a zone and names the zone once (X-WR-TIMEZONE): 09:00 in New York
+    is 14:00 UTC in January, not 09:00 UTC."""
+    import datetime as dt
+
+    f = tmp_path / "google.ics"
+    f.write_text(ICS.replace("VERSION:2.0", "VERSION:2.0\nX-WR-TIMEZONE:America/New_York")
+                 .replace("DTSTART:20260101T000000Z", "DTSTART:20270105T090000")
+                 .replace("DTEND:20351231T000000Z", "DTEND:20270112T090000"))
+    with db.session() as s:
+        assert import_ical(session=s, path=f, team="payments").shifts == 1
+    with db.session() as s:
+        shift = s.scalars(select(OnCallShift).where(OnCallShift.source == "ical")).one()
+        assert shift.starts_at == dt.datetime(2027, 1, 5, 14, 0) and shift.ends_at == dt.datetime(2027, 1, 12, 14, 0)
+    f.write_text(ICS.replace("VERSION:2.0", "VERSION:2.0\nX-WR-TIMEZONE:Mars/Olympus_Mons")
+                 .replace("DTSTART:20260101T000000Z", "DTSTART:20270105T090000"))
+    with pytest.raises(PeopleImportError) as err, db.session() as s:
+        import_ical(session=s, path=f, team="payments")
+    assert "\n" not in str(err.value)
