@@ -90,17 +90,17 @@ def register(services: Services) -> None:
         since = "it reopened" if reopened else "it opened"
         summary = (f"Reminder {step}: incident #{incident_id} (SEV{sev}) has not been acknowledged {minutes} min "
                    f"after {since}.{ask}")
-        with services.db.session() as s:
-            s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="reminder",
-                                text=f"Reminder {step}: not acknowledged after {minutes} min"
-                                + (f"; called {', '.join(f'<@{u}>' for u in [c.user_id for c in fresh] + again)}"
-                                   if fresh or again else "")))
         result = SkillResult(title=f"Incident #{incident_id}: {title[:100]}", summary=summary,
                              actions=(Action("incident:ack", "Acknowledge", str(incident_id), "primary"),),
                              data={"incident_id": incident_id})
         channel, card_ts = card
         deliver(services, result, {"channel": channel or services.settings.slack_incident_channel,
                                    "thread_ts": card_ts})
+        with services.db.session() as s:  # after the post: a failed post is retried, not written down twice
+            s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="reminder",
+                                text=f"Reminder {step}: not acknowledged after {minutes} min"
+                                + (f"; called {', '.join(f'<@{u}>' for u in [c.user_id for c in fresh] + again)}"
+                                   if fresh or again else "")))
         if step >= services.settings.ack_reminder_max:
             return
         _queue(services, incident_id, this_round, step + 1, called_before + [c.user_id for c in fresh], delays[sev])

@@ -45,6 +45,8 @@ def run_skill(services: Services, skill_name: str, request: SkillRequest) -> Ski
 
 # Slack's answers when the bot cannot post in the conversation a request came from.
 _NOT_HERE = ("not_in_channel", "channel_not_found", "method_not_supported_for_channel_type")
+# ... and when the conversation is gone for everyone.
+_GONE = ("is_archived", "channel_not_found")
 
 
 def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,13 +67,20 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
         # With a response_url (a slash command, a shortcut) the bot does not join a channel to answer there.
         resp = services.poster.post(channel, text, blocks, thread_ts=reply.get("thread_ts"), join=not url)
     except SlackApiError as exc:
-        # A DM between two people, or a channel the bot is not in: Slack's response_url still reaches it.
-        if not url or slack_error(exc) not in _NOT_HERE:
+        home = services.settings.slack_incident_channel
+        if slack_error(exc) in _GONE and not url and result.data.get("incident_id") and channel != home:
+            # The incident's own channel was archived or deleted: a reminder, a PagerDuty note, an update must
+            # still reach people, so it goes to the incident channel (not into a thread it cannot reach).
+            log.warning("%s is %s: posting %r in %s instead", channel, slack_error(exc), result.title[:80], home)
+            channel, reply = home, {**reply, "channel": home, "thread_ts": None}
+            resp = services.poster.post(home, text, blocks)
+        elif not url or slack_error(exc) not in _NOT_HERE:
             raise
-        more = " (files and long detail are posted only where I am a member: `/invite @warroom`)" \
-            if result.detail or result.attachments else ""
-        services.poster.respond(url, text + more, blocks, ephemeral=ephemeral)
-        return None
+        else:  # A DM between two people, or a channel the bot is not in: Slack's response_url still reaches it.
+            more = " (files and long detail are posted only where I am a member: `/invite @warroom`)" \
+                if result.detail or result.attachments else ""
+            services.poster.respond(url, text + more, blocks, ephemeral=ephemeral)
+            return None
     thread = reply.get("thread_ts") or resp.get("ts")
     if result.detail:
         services.poster.post(channel, result.detail[:39000], thread_ts=thread)

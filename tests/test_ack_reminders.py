@@ -107,3 +107,26 @@ def test_an_incident_an_alert_reopens_is_reminded_again(live: Live) -> None:
     time.sleep(1.0)  # past the SEV1 delay: a round would have started
     live.drain()
     assert len(_reminders(live, inc)) == 4
+
+
+def test_reminders_still_reach_people_when_the_incident_channel_is_archived(tmp_path: Path,
+                                                                             standin: SlackStandIn) -> None:
+    """Someone archives the incident's own channel while nobody has acknowledged it: the reminder cannot go in
+    the card's thread (``is_archived``), so it goes to the incident channel; the chain of reminders goes on,
+    and the timeline has each reminder once."""
+    from tests.conftest import live_with
+
+    with live_with(tmp_path, standin, ack_reminder_s={2: 8.0}, ack_reminder_max=2,
+                   slack_open_incident_channels=True, warm_models=False) as live:
+        live.driver.command("/incident", "new ledger writes time out sev2", user="U0ERIN", channel="C0OPS")
+        inc = _incident(live, "ledger writes time out")
+        assert inc.dedicated_channel
+        live.drain(60, due_within_s=1)  # triage done, its card updates made: only the reminders are ahead
+        live.standin.archive(inc.channel_id)
+        live.drain(60, due_within_s=30)
+        home = live.services.settings.slack_incident_channel
+        said = [m["text"] for m in live.standin.messages(home) if "has not been acknowledged" in m["text"]]
+        assert len(said) == 2 and "Reminder 1" in said[0] and "Reminder 2" in said[1], said
+        with live.db.session() as s:
+            events = s.scalars(select(TimelineEvent).where(TimelineEvent.kind == "reminder")).all()
+            assert len(events) == 2
