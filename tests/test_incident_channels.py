@@ -19,6 +19,16 @@ def settings(tmp_path: Path, standin: Any) -> Settings:
     return make_settings(tmp_path, standin, slack_open_incident_channels=True, warm_models=False)
 
 
+def _declare(live: Live, title: str, sev: str) -> tuple[Incident, list[str]]:
+    """`/incident new <title> <sev>` from #ops, the worker drained: the incident and its timeline's texts."""
+    live.driver.command("/incident", f"new {title} {sev}", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.title == title)).one()
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    return inc, notes
+
+
 def test_the_incident_channel_topic_follows_its_state(live: Live) -> None:
     live.driver.command("/incident", "new payments-api returning 503 sev2", user="U0ERIN", channel="C0OPS")
     live.drain()
@@ -57,11 +67,7 @@ def test_a_taken_name_or_a_failed_invite_still_gives_one_channel_and_a_card(live
         next_id = (s.scalar(select(func.max(Incident.id))) or 0) + 1
     live.standin.channels["C0OTHER"] = {"id": "C0OTHER", "name": f"inc-{next_id}-ledger-writes-time-out"}
     live.standin.refuse("conversations.invite", "user_not_found")
-    live.driver.command("/incident", "new ledger writes time out sev2", user="U0ERIN", channel="C0OPS")
-    live.drain()
-    with live.db.session() as s:
-        inc = s.scalars(select(Incident).where(Incident.title == "ledger writes time out")).one()
-        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    inc, notes = _declare(live, "ledger writes time out", "sev2")
     assert inc.id == next_id and inc.dedicated_channel and inc.channel_id != "C0OTHER" and inc.card_ts
     created = [c for c in live.standin.calls_to("conversations.create") if c.response.get("ok")]
     assert len(created) == 1 and created[0].args["name"].startswith(f"inc-{next_id}-ledger-writes-time-out-")
@@ -74,11 +80,7 @@ def test_a_refused_channel_still_gives_a_card_in_the_incident_channel(live: Live
     (no retries, no missing card), its card goes to the configured incident channel and the timeline says why.
     A ``500`` from Slack is retried instead, and the channel is opened once Slack answers."""
     live.standin.refuse("conversations.create", "restricted_action")
-    live.driver.command("/incident", "new search index lagging sev3", user="U0ERIN", channel="C0OPS")
-    live.drain()
-    with live.db.session() as s:
-        inc = s.scalars(select(Incident).where(Incident.title == "search index lagging")).one()
-        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
+    inc, notes = _declare(live, "search index lagging", "sev3")
     home = live.services.settings.slack_incident_channel
     assert inc.channel_id == home and not inc.dedicated_channel and inc.card_ts
     assert any(m.get("ts") == inc.card_ts for m in live.standin.messages(home))
