@@ -105,7 +105,10 @@ class SlackPoster:
         start = time.perf_counter()
         try:
             resp = self.client.api_call(method, json=kwargs)
-            self.auth_problem = None
+            if self.auth_problem is not None:
+                log.warning("Slack takes the bot token again (refused since %s)", self.auth_problem["error"])
+                self.auth_problem = None
+                metrics.SLACK_AUTH_OK.set(1)
             return dict(resp.data)  # type: ignore[arg-type]
         except SlackApiError as exc:
             if (code := slack_error(exc)) in AUTH_ERRORS:
@@ -113,6 +116,7 @@ class SlackPoster:
                     log.error("Slack refuses the bot token (%s on %s): work waits until the token is fixed",
                               code, method)
                     self.auth_problem = {"error": code, "method": method, "since": time.time()}
+                metrics.SLACK_AUTH_OK.set(0)
             raise
         finally:
             metrics.SLACK_CALLS.labels(method=method).inc()

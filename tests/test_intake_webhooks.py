@@ -555,6 +555,7 @@ def test_a_revoked_slack_token_makes_work_wait_not_fail(live: Live) -> None:
             time.sleep(0.1)
         ready = httpx.get(f"{live.url}/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["slack_auth"]["error"] == "invalid_auth", ready.json()
+        assert "warroom_slack_auth_ok 0.0" in httpx.get(f"{live.url}/metrics", timeout=10).text
         (inc,) = incidents(live)
         assert inc.card_ts is None
         time.sleep(6)  # more than the first backoffs (1 s, 2 s): plain failures would be on their third attempt
@@ -569,3 +570,4 @@ def test_a_revoked_slack_token_makes_work_wait_not_fail(live: Live) -> None:
     (inc,) = incidents(live)
     assert inc.card_ts is not None, "the card is posted once Slack takes the token again"
     assert "slack_auth" not in httpx.get(f"{live.url}/readyz", timeout=10).json()
+    assert "warroom_slack_auth_ok 1.0" in httpx.get(f"{live.url}/metrics", timeout=10).text
