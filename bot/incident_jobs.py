@@ -222,7 +222,30 @@ def register(services: Services) -> None:
         deliver(services, result, where)
 
     services.runner.register("incident.card", card)
+    def member_joined(payload: dict[str, Any]) -> None:
+        """Someone joined an open incident's own channel (paged in, asked to help): they get, only for them,
+        what `/incident status` says (state, roles, the latest of the timeline), so they need not scroll."""
+        import dataclasses
+
+        from bot.handlers import deliver, run_skill
+        from skills.base import SkillRequest
+
+        user, channel = str(payload.get("user") or ""), str(payload.get("channel") or "")
+        with services.db.session() as s:
+            inc = s.scalar(select(Incident).where(Incident.channel_id == channel, Incident.dedicated_channel.is_(True),
+                                                  Incident.status != "resolved").limit(1))
+            incident_id = inc.id if inc is not None else None
+        if not user or incident_id is None:
+            return
+        result = run_skill(services, "incident", SkillRequest(text=f"status #{incident_id}", source="event",
+                                                              user_id=user, channel_id=channel))
+        if not result.ok:
+            return
+        deliver(services, dataclasses.replace(result, title=f"Catching up: {result.title}"[:150], ephemeral=True),
+                {"channel": channel, "user": user})
+
     services.runner.register("incident.broadcast", broadcast)
+    services.runner.register("slack.member_joined_channel", member_joined)
     services.runner.register("incident.reminder", reminder)
     services.runner.register("incident.still_firing", still_firing)
     services.runner.register("intake.test", test_notice)

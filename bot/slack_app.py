@@ -177,6 +177,18 @@ def build_bolt_app(services: Services) -> AsyncApp:
         if kind in services.runner.handlers:
             await submit(kind, {"event": event}, f"slack:event:{body.get('event_id')}")
 
+    @app.event("member_joined_channel")
+    async def on_join(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Bolt keeps this event even for the bot's own joins. The bot itself, and the people it invites when it
+        # opens an incident channel (its card is right there), get no catch-up.
+        ours = _bot_users(body)
+        if event.get("user") in ours or event.get("inviter") in ours:
+            return
+        if "slack.member_joined_channel" in services.runner.handlers and event.get("user") and event.get("channel"):
+            await submit("slack.member_joined_channel",
+                         {"user": str(event["user"])[:32], "channel": str(event["channel"])[:32]},
+                         f"slack:event:{body.get('event_id')}")
+
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         # the Home tab (not the Messages tab): publish what is on this person now (bot/app_home.py)

@@ -35,7 +35,7 @@ Handler = Callable[[dict[str, Any]], None]
 # the first one takes only these (with one thread, these first), so during an alert storm an answer does not wait
 # behind the backlog of cards and triage (the queue is otherwise first in, first out), nor behind a card post that
 # waits for its channel's one-message-a-second slot. The other threads take these too, in their turn.
-INTERACTIVE = ("skill.run", "slack.action", "slack.app_home", "pagerduty.sync")
+INTERACTIVE = ("skill.run", "slack.action", "slack.app_home", "pagerduty.sync", "slack.member_joined_channel")
 
 
 class PermanentJobError(Exception):

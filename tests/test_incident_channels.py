@@ -3,6 +3,7 @@ the state changes and not again when it does not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,25 @@ def test_a_deleted_card_or_an_archived_channel_does_not_stop_the_card(live: Live
         assert done is not None and done.status == "resolved"
     assert any(m.get("ts") == moved.card_ts and "resolved" in str(m.get("text")) and m.get("updated")
                for m in live.standin.messages(home))
+
+
+def test_someone_joining_the_incident_channel_is_caught_up(live: Live) -> None:
+    """A responder paged in joins the incident's channel: only they get its status (state, roles, the latest
+    of the timeline). Nobody else sees it; the bot's own joins and the people it invited get none; a channel of
+    no open incident gets none."""
+    inc, _ = _declare(live, "checkout latency doubled", "sev2")
+    live.driver.command("/incident", "take", user="U0BOB", channel=inc.channel_id)
+    live.drain()
+    before = len(live.standin.messages(inc.channel_id))
+    for user, inviter in (("U0NEWBIE", "U0BOB"), ("U0ERIN", "UWARROOM"), ("UWARROOM", "U0BOB")):
+        live.driver.event({"type": "member_joined_channel", "user": user, "channel": inc.channel_id,
+                           "channel_type": "C", "team": "T0WARROOM", "inviter": inviter})
+    live.driver.event({"type": "member_joined_channel", "user": "U0NEWBIE", "channel": "C0RANDOM",
+                       "channel_type": "C", "team": "T0WARROOM"})
+    live.drain()
+    new = live.standin.messages(inc.channel_id)[before:]
+    (catch_up,) = new
+    assert catch_up["ephemeral"] and catch_up["user"] == "U0NEWBIE"
+    text = json.dumps(catch_up["blocks"])
+    assert f"Catching up: Incident #{inc.id}: checkout latency doubled" in text and "<@U0BOB>" in text
+    assert live.standin.messages("C0RANDOM") == []
