@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import threading
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -266,7 +267,8 @@ def _open_channel(services: Services, incident_id: int) -> str:
         title, assignee, creator = inc.title, inc.assignee, inc.created_by
     channel, dedicated = settings.slack_incident_channel, False
     if settings.slack_open_incident_channels:
-        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
+        ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()  # "über" -> "uber"
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:40]
         name = f"inc-{incident_id}-{slug}".rstrip("-")[:80]
         try:
             try:

@@ -155,3 +155,8 @@ def test_someone_joining_the_incident_channel_is_caught_up(live: Live) -> None:
     text = json.dumps(catch_up["blocks"])
     assert f"Catching up: Incident #{inc.id}: checkout latency doubled" in text and "<@U0BOB>" in text
     assert live.standin.messages("C0RANDOM") == []
+
+
+def test_channel_names_keep_accented_letters_as_plain_ones(live: Live) -> None:
+    inc, _ = _declare(live, "Zahlungsdienst überlastet, Café-API lent", "sev3")
+    assert live.standin.channels[inc.channel_id]["name"] == f"inc-{inc.id}-zahlungsdienst-uberlastet-cafe-api-lent"
