@@ -274,13 +274,13 @@ class FileUnavailable(Exception):
 
 
 def _slack_file_host(url: str, api_base: str) -> bool:
-    """Whether ``url`` is on Slack's file host (``*.slack.com`` over https), or on the API's own host (a
-    stand-in or proxy the deployment configured)."""
+    """Whether ``url`` is on Slack's file host (``*.slack.com``, GovSlack's ``*.slack-gov.com``, over https), or
+    on the API's own host (a stand-in or proxy the deployment configured)."""
     u, api = urllib.parse.urlsplit(url), urllib.parse.urlsplit(api_base)
     host = (u.hostname or "").lower()
-    if u.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
-        return True
-    return bool(host) and host == (api.hostname or "").lower() and u.scheme == api.scheme
+    if u.scheme == "https" and any(host == d or host.endswith("." + d) for d in ("slack.com", "slack-gov.com")):
+        return True  # Slack's commercial and GovSlack file hosts
+    return bool(host) and (host, u.port) == ((api.hostname or "").lower(), api.port) and u.scheme == api.scheme
 
 
 class _TokenStaysHome(urllib.request.HTTPRedirectHandler):

@@ -257,3 +257,16 @@ def test_rotated_compressed_log_upload_is_read(live) -> None:  # type: ignore[no
     before = len(live.standin.messages("C0INC49"))
     _file_event(live, other, "C0INC49")
     assert len(live.standin.messages("C0INC49")) == before, "an archive that is no log is left alone"
+
+
+def test_which_hosts_get_the_bot_token() -> None:
+    from bot.slack_client import _slack_file_host
+
+    api = "https://slack.com/api/"
+    for url in ("https://files.slack.com/files-pri/T1-F1/download/a.log", "https://files.slack-gov.com/f/a.log"):
+        assert _slack_file_host(url, api), url
+    for url in ("http://files.slack.com/f", "https://files.slack.com.evil.example/f", "https://evilslack.com/f",
+                "https://docs.google.com/document/d/1", "file:///etc/passwd", ""):
+        assert not _slack_file_host(url, api), url
+    assert _slack_file_host("http://127.0.0.1:9000/_files/F1", "http://127.0.0.1:9000/api/")  # a stand-in, a proxy
+    assert not _slack_file_host("http://127.0.0.1:9001/_files/F1", "http://127.0.0.1:9000/api/")
