@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import logging
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,19 @@ def _rate(n: int, fn) -> float:  # type: ignore[no-untyped-def]
     return n / (time.perf_counter() - t0)
 
 
-def _stream(lines: list[str], mb: int) -> dict[str, float]:
+def _classify_file(path: Path, env: dict[str, str]) -> tuple[int, float]:
+    """``warroom logs classify PATH --no-remember --json`` in a subprocess: lines read, wall seconds."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "logs", "classify", str(path),
+           "--no-remember", "--json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"stream run failed: {proc.stderr[-500:]}")
+    return int(json.loads(proc.stdout.strip().splitlines()[-1])["n_lines"]), wall
+
+
+def _stream(lines: list[str], mb: int, gz: bool = False) -> dict[str, float]:
     rnd = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.log"
@@ -54,17 +68,21 @@ def _stream(lines: list[str], mb: int) -> dict[str, float]:
                 written += len(chunk)
         env = dict(os.environ, WARROOM_DATA_DIR=tmp, WARROOM_DATABASE_URL=f"sqlite:///{tmp}/b.db",
                    WARROOM_MODE="demo")
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-c", "from bot.cli import main; main()", "logs", "classify", str(path),
-               "--no-remember", "--json"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"stream run failed: {proc.stderr[-500:]}")
-        n = json.loads(proc.stdout.strip().splitlines()[-1])["n_lines"]
+        n, wall = _classify_file(path, env)
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        return {"stream_mb": round(written / 2**20), "stream_lines": n, "stream_seconds": round(wall, 1),
-                "stream_lines_per_second": round(n / wall), "stream_peak_rss_mb": round(peak_mb)}
+        out = {"stream_mb": round(written / 2**20), "stream_lines": n, "stream_seconds": round(wall, 1),
+               "stream_lines_per_second": round(n / wall), "stream_peak_rss_mb": round(peak_mb)}
+        if gz:  # the same file gzipped, as a rotated log comes: read through the decompressing stream
+            packed = path.with_suffix(".log.gz")
+            with path.open("rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst, 2**20)
+            n_gz, wall_gz = _classify_file(packed, env)
+            if n_gz != n:
+                raise SystemExit(f"gzip run read {n_gz} lines, the plain one {n}")
+            out.update(stream_gzip_mb=round(packed.stat().st_size / 2**20, 1), stream_gzip_seconds=round(wall_gz, 1),
+                       stream_gzip_lines_per_second=round(n / wall_gz),
+                       stream_peak_rss_mb_both=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
+        return out
 
 
 def main() -> None:
@@ -72,6 +90,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--stream-mb", type=int, default=0)
+    ap.add_argument("--stream-gzip", action="store_true", help="also stream the same file gzipped")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from sklearn.feature_extraction.text import CountVectorizer
@@ -108,7 +127,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     if args.stream_mb:
-        out.update(_stream(base, args.stream_mb))
+        out.update(_stream(base, args.stream_mb, args.stream_gzip))
     print(json.dumps(out))
 
 
