@@ -167,7 +167,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
         elif "slack.message" in services.runner.handlers:
             await submit("slack.message", {"event": event}, f"slack:event:{body.get('event_id')}")
 
-    @app.event(re.compile(r"^(reaction_added|reaction_removed|pin_added|file_shared)$"))
+    @app.event(re.compile(r"^(reaction_added|pin_added|file_shared)$"))
     async def on_marker(event: dict[str, Any], body: dict[str, Any]) -> None:
         kind = f"slack.{event.get('type')}"
         if event.get("user_id") and event.get("user_id") in _bot_users(body):

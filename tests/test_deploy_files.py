@@ -45,3 +45,29 @@ def test_kubernetes_manifests_have_probes_and_a_shared_volume() -> None:
         if d["metadata"]["name"] == "warroom-bot":
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_slack_manifest_subscribes_to_what_the_bot_listens_for() -> None:
+    """An event or command missing from the app manifest is a feature silently dead in a real workspace: every
+    skill command is registered, every event the listeners handle is subscribed, each with its scope."""
+    import re
+
+    from bot import slack_app
+    from skills.registry import default_registry
+
+    manifest = yaml.safe_load((ROOT / "slack-app-manifest.yaml").read_text())
+    registered = {c["command"] for c in manifest["features"]["slash_commands"]}
+    wanted = {c.split()[0] for skill in default_registry().skills for c in skill.commands}
+    assert wanted <= registered, f"commands not in the manifest: {wanted - registered}"
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    source = Path(slack_app.__file__).read_text()
+    handled = set(re.findall(r'@app\.event\("(\w+)"\)', source))
+    for group in re.findall(r"@app\.event\(re\.compile\(r\"\^\(([\w|]+)\)\$\"\)\)", source):
+        handled |= set(group.split("|"))
+    handled = {("message.channels" if e == "message" else e) for e in handled}
+    assert handled <= events, f"handled but not subscribed: {handled - events}"
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    needs = {"app_mention": "app_mentions:read", "message.channels": "channels:history",
+             "message.groups": "groups:history", "message.im": "im:history", "reaction_added": "reactions:read",
+             "pin_added": "pins:read", "file_shared": "files:read", "member_joined_channel": "channels:read"}
+    assert all(needs[e] in scopes for e in events if e in needs), scopes
