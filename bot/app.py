@@ -204,6 +204,10 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
         if (problem := getattr(services.poster, "auth_problem", None)) is not None:
             # Slack refuses the token: work is kept and waits; alerts still arrive, so not "unready".
             body["slack_auth"] = {**problem, "since": dt.datetime.fromtimestamp(problem["since"], dt.UTC).isoformat()}
+        if missing := getattr(services.poster, "missing_scopes", None):
+            from bot.slack_client import REQUIRED_SCOPES
+
+            body["slack_scopes_missing"] = {m: REQUIRED_SCOPES[m] for m in missing}
         ready = services.migrated and services.warm
         return JSONResponse({"status": "ready" if ready else "starting", **body}, status_code=200 if ready else 503)
 

@@ -64,6 +64,8 @@ class Services:
             else:  # another process (an old child still stopping, a second server) processes this SQLite file
                 log.warning("another process holds %s: inbox and jobs start when it exits", self._lock.path)
                 threading.Thread(target=self._start_when_free, name="warroom-processor-lock", daemon=True).start()
+        # the token's scopes against what the bot needs (logged, and on /readyz), without holding up the start
+        threading.Thread(target=self.poster.check_scopes, name="warroom-scopes", daemon=True).start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
             self._warm_thread.start()

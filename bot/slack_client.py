@@ -27,8 +27,8 @@ from slack_sdk.webhook import WebhookClient
 from bot import metrics
 from bot.worker import PermanentJobError
 
-__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "FileUnavailable", "AUTH_ERRORS", "make_web_client",
-           "slack_error"]
+__all__ = ["SlackPoster", "SlackApiError", "NotAMemberError", "FileUnavailable", "AUTH_ERRORS", "REQUIRED_SCOPES",
+           "make_web_client", "slack_error"]
 
 log = logging.getLogger("warroom.slack")
 
@@ -37,6 +37,28 @@ log = logging.getLogger("warroom.slack")
 # token, the workspace suspended): every call fails until someone fixes the token, then every call works again.
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
                          "no_permission", "org_login_required", "team_access_not_granted"})
+
+
+# The bot token's scopes (slack-app-manifest.yaml has the same list; a test holds them together), and what
+# breaks without each: Slack lists a token's scopes in the X-OAuth-Scopes header of every answer, so a missing
+# one is found at start, not when an incident needs it.
+REQUIRED_SCOPES: dict[str, str] = {
+    "app_mentions:read": "mentions of the bot are not received",
+    "channels:history": "messages in incident channels are not recorded on the timeline",
+    "channels:join": "the bot cannot join a public channel to post there",
+    "channels:manage": "incidents get no channel of their own",
+    "channels:read": "people joining an incident channel are not caught up",
+    "chat:write": "the bot cannot post at all",
+    "commands": "slash commands do not reach the bot",
+    "files:read": "uploaded log files cannot be read",
+    "files:write": "charts and postmortem files cannot be uploaded",
+    "groups:history": "messages in private incident channels are not recorded",
+    "im:history": "direct messages to the bot are not received",
+    "pins:read": "pinned messages are not marked on the timeline",
+    "reactions:read": "reactions (:eyes: to acknowledge) are not received",
+    "usergroups:read": "user-group approvers of runbooks cannot be resolved",
+    "users:read": "runbook requests are refused (who is asking cannot be checked)",
+}
 
 
 def slack_error(exc: SlackApiError) -> str | None:
@@ -98,6 +120,7 @@ class SlackPoster:
         self.client = client
         self._pacer = _ChannelPacer(per_channel_interval)
         self.auth_problem: dict[str, Any] | None = None  # {"error", "since", "method"} while the token fails
+        self.missing_scopes: list[str] = []  # what check_scopes found missing at start
 
     def _call(self, method: str, pace: str | None = None, **kwargs: Any) -> dict[str, Any]:
         if pace:
@@ -217,6 +240,24 @@ class SlackPoster:
     def publish_home(self, user: str, view: dict[str, Any]) -> dict[str, Any]:
         """Set ``user``'s Home tab of the app (``views.publish``)."""
         return self._call("views.publish", None, user_id=user, view=view)
+
+    def check_scopes(self) -> list[str] | None:
+        """Compare the token's scopes (``X-OAuth-Scopes`` of an ``auth.test`` answer) with ``REQUIRED_SCOPES``;
+        keep and log the missing ones (``missing_scopes``). None when Slack could not be asked or did not say."""
+        try:
+            resp = self.client.api_call("auth.test")
+        except Exception as exc:  # noqa: BLE001 - Slack down at start: checked again at the next start
+            log.warning("could not check the Slack token's scopes: %s", exc)
+            return None
+        header = next((v for k, v in (resp.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+        if header is None:
+            return None
+        granted = {x.strip() for x in str(header).split(",") if x.strip()}
+        self.missing_scopes = sorted(set(REQUIRED_SCOPES) - granted)
+        for scope in self.missing_scopes:
+            log.error("the Slack app lacks the %s scope: %s (add it in the app's settings, then reinstall the app)",
+                      scope, REQUIRED_SCOPES[scope])
+        return self.missing_scopes
 
     def file_info(self, file_id: str) -> dict[str, Any]:
         """``files.info``: a file's metadata (name, type, size, mode, private URLs)."""

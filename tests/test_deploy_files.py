@@ -67,6 +67,9 @@ def test_slack_manifest_subscribes_to_what_the_bot_listens_for() -> None:
     handled = {("message.channels" if e == "message" else e) for e in handled}
     assert handled <= events, f"handled but not subscribed: {handled - events}"
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    from bot.slack_client import REQUIRED_SCOPES
+
+    assert scopes == set(REQUIRED_SCOPES), "the manifest and the start-up scope check must ask for the same"
     needs = {"app_mention": "app_mentions:read", "message.channels": "channels:history",
              "message.groups": "groups:history", "message.im": "im:history", "reaction_added": "reactions:read",
              "pin_added": "pins:read", "file_shared": "files:read", "member_joined_channel": "channels:read"}

@@ -270,3 +270,20 @@ def test_which_hosts_get_the_bot_token() -> None:
         assert not _slack_file_host(url, api), url
     assert _slack_file_host("http://127.0.0.1:9000/_files/F1", "http://127.0.0.1:9000/api/")  # a stand-in, a proxy
     assert not _slack_file_host("http://127.0.0.1:9001/_files/F1", "http://127.0.0.1:9000/api/")
+
+
+def test_a_missing_scope_is_found_at_start_and_named_on_readyz(live) -> None:  # type: ignore[no-untyped-def]
+    """Slack lists the token's scopes in X-OAuth-Scopes on every answer: a token installed without files:read
+    is found when the bot starts (logged, on /readyz, with what it breaks), not when an incident needs it."""
+    import httpx
+
+    from bot.slack_client import REQUIRED_SCOPES
+
+    assert live.services.poster.check_scopes() == []
+    assert "slack_scopes_missing" not in httpx.get(f"{live.url}/readyz", timeout=10).json()
+    live.standin.scopes = sorted(set(REQUIRED_SCOPES) - {"files:read", "users:read"})
+    assert live.services.poster.check_scopes() == ["files:read", "users:read"]
+    ready = httpx.get(f"{live.url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["slack_scopes_missing"] == {"files:read": "uploaded log files cannot be read",
+                                                   "users:read": REQUIRED_SCOPES["users:read"]}

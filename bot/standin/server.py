@@ -57,6 +57,7 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self.files_sign_in_page = False  # True: file downloads get the sign-in page, as without files:read
         self.archived: set[str] = set()
+        self.scopes: list[str] | None = None  # the token's scopes (X-OAuth-Scopes); None: all the bot needs
         # users.info answers per person: {"U0GUEST": {"is_restricted": True}, "U0EXT": {"team_id": "T0OTHER"}}
         self.users: dict[str, dict[str, Any]] = {}
         self._deleted: set[tuple[str, str]] = set()  # messages people deleted: updating them is no bot error
@@ -462,6 +463,9 @@ class SlackStandIn:
                         resp = {"ok": False, "error": refusal} if refusal else standin._answer(method, args)
                 with standin._lock:
                     standin.calls.append(Call(method, args, 200, response=resp))
-                self._json(200, resp)
+                from bot.slack_client import REQUIRED_SCOPES  # Slack names the token's scopes on every answer
+
+                scopes = standin.scopes if standin.scopes is not None else sorted(REQUIRED_SCOPES)
+                self._json(200, resp, {"X-OAuth-Scopes": ",".join(scopes)})
 
         return Handler
