@@ -74,6 +74,9 @@ def deliver(services: Services, result: SkillResult, reply: dict[str, Any]) -> d
             log.warning("%s is %s: posting %r in %s instead", channel, slack_error(exc), result.title[:80], home)
             channel, reply = home, {**reply, "channel": home, "thread_ts": None}
             resp = services.poster.post(home, text, blocks)
+            incident_id = int(result.data["incident_id"])  # and the card follows (it moves on its next update)
+            services.runner.submit("incident.card", {"incident_id": incident_id, "force": True},
+                                   f"card:{incident_id}:{uuid.uuid4().hex}")
         elif not url or slack_error(exc) not in _NOT_HERE:
             raise
         else:  # A DM between two people, or a channel the bot is not in: Slack's response_url still reaches it.

@@ -163,7 +163,7 @@ def card_job(services: Services, payload: dict[str, Any]) -> None:
             inc = s.get(Incident, incident_id)
             assert inc is not None
             channel, ts, last = inc.channel_id, inc.card_ts, inc.card_hash
-        if ts and last == digest:
+        if ts and last == digest and not payload.get("force"):  # forced: its channel is gone, find out now
             return
         _post_or_update(services, incident_id, channel, ts, text, blocks, digest)
         _topic(services, incident_id)  # under the lock: two refreshes at once must not both set the same topic

@@ -130,3 +130,6 @@ def test_reminders_still_reach_people_when_the_incident_channel_is_archived(tmp_
         with live.db.session() as s:
             events = s.scalars(select(TimelineEvent).where(TimelineEvent.kind == "reminder")).all()
             assert len(events) == 2
+            moved = s.get(Incident, inc.id)
+            assert moved is not None and moved.channel_id == home, "the card followed to the incident channel"
+            assert any(m.get("ts") == moved.card_ts for m in live.standin.messages(home))
