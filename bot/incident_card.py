@@ -297,13 +297,17 @@ def _open_channel(services: Services, incident_id: int) -> str:
         assert inc is not None
         inc.channel_id, inc.dedicated_channel = channel, dedicated
     if dedicated:
-        people = [u for u in {assignee, creator} if u]
-        try:
-            services.poster.invite(channel, people)
-        except SlackApiError as exc:  # a person who left, a guest: the channel and the card go on without them
-            log.warning("could not invite %s to %s: %s", people, channel, slack_error(exc) or exc)
-            with services.db.session() as s:
-                s.add(TimelineEvent(incident_id=incident_id, kind="card", at=utcnow(), text=(
-                    f"Could not invite {', '.join(f'<@{u}>' for u in people)} to the incident channel "
-                    f"({slack_error(exc) or 'Slack error'}); /invite them by hand")[:2000]))
+        # One call per person: Slack refuses a whole invitation when one person in it cannot be invited (someone
+        # who left), so inviting both at once would leave out the one who could come.
+        for user in sorted(u for u in {assignee, creator} if u):
+            try:
+                services.poster.invite(channel, [user])
+            except SlackApiError as exc:  # a person who left, a guest: the channel and the card go on without them
+                if slack_error(exc) in ("already_in_channel", "cant_invite_self"):
+                    continue
+                log.warning("could not invite %s to %s: %s", user, channel, slack_error(exc) or exc)
+                with services.db.session() as s:
+                    s.add(TimelineEvent(incident_id=incident_id, kind="card", at=utcnow(), text=(
+                        f"Could not invite <@{user}> to the incident channel ({slack_error(exc) or 'Slack error'}); "
+                        "/invite them by hand")[:2000]))
     return channel

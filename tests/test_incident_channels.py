@@ -160,3 +160,25 @@ def test_someone_joining_the_incident_channel_is_caught_up(live: Live) -> None:
 def test_channel_names_keep_accented_letters_as_plain_ones(live: Live) -> None:
     inc, _ = _declare(live, "Zahlungsdienst überlastet, Café-API lent", "sev3")
     assert live.standin.channels[inc.channel_id]["name"] == f"inc-{inc.id}-zahlungsdienst-uberlastet-cafe-api-lent"
+
+
+def test_one_person_who_cannot_be_invited_does_not_keep_the_other_out(live: Live) -> None:
+    """Slack refuses a whole conversations.invite when one user in it cannot be invited. The incident's
+    assignee left the company; its reporter is still invited, and the timeline names only the one left out."""
+    live.standin.uninvitable["U0GONE"] = "user_not_found"
+    with live.db.session() as s:
+        inc = Incident(title="invoice export stuck", status="open", severity=3, source="slack",
+                       created_by="U0ERIN", assignee="U0GONE")
+        s.add(inc)
+        s.flush()
+        incident_id = inc.id
+    live.services.runner.submit("incident.card", {"incident_id": incident_id}, f"card:{incident_id}:first")
+    live.drain()
+    invited = [c.args["users"] for c in live.standin.calls_to("conversations.invite") if c.response.get("ok")]
+    assert invited == ["U0ERIN"], invited
+    with live.db.session() as s:
+        row = s.get(Incident, incident_id)
+        assert row is not None and row.dedicated_channel and row.card_ts
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id))]
+    assert [n for n in notes if n.startswith("Could not invite")] == [
+        "Could not invite <@U0GONE> to the incident channel (user_not_found); /invite them by hand"]

@@ -58,6 +58,7 @@ class SlackStandIn:
         self.files_sign_in_page = False  # True: file downloads get the sign-in page, as without files:read
         self.archived: set[str] = set()
         self.scopes: list[str] | None = None  # the token's scopes (X-OAuth-Scopes); None: all the bot needs
+        self.uninvitable: dict[str, str] = {}  # user -> the error conversations.invite answers for them
         # users.info answers per person: {"U0GUEST": {"is_restricted": True}, "U0EXT": {"team_id": "T0OTHER"}}
         self.users: dict[str, dict[str, Any]] = {}
         self._deleted: set[tuple[str, str]] = set()  # messages people deleted: updating them is no bot error
@@ -268,7 +269,10 @@ class SlackStandIn:
                 return {"ok": False, "error": "too_long"}
             self.channels.setdefault(ch, {"id": ch, "name": ch.lower()})["topic"] = {"value": topic}
             return {"ok": True, "channel": self.channels[ch]}
-        if method == "conversations.invite":
+        if method == "conversations.invite":  # all or nothing, as Slack does without force=true
+            bad = [self.uninvitable[u] for u in str(args.get("users") or "").split(",") if u in self.uninvitable]
+            if bad:
+                return {"ok": False, "error": bad[0]}
             return {"ok": True, "channel": self.channels.get(str(args.get("channel")), {"id": args.get("channel")})}
         if method == "conversations.info":
             ch = str(args.get("channel"))
