@@ -216,8 +216,13 @@ def _write(services: Services, payload: dict[str, Any]) -> tuple[str, str | None
         raise PagerDutyUnavailable(_error(resp))
     if resp.status_code >= 400:
         said = _error(resp)
-        if action == "resolve" and "already resolved" in said.lower():
-            return f"PagerDuty incident {pd_id} was already resolved there", None
+        if "already resolved" in said.lower():  # resolved in PagerDuty first (its webhook lost or late)
+            if action == "resolve":
+                return f"PagerDuty incident {pd_id} was already resolved there", None
+            # not a failure to warn about ("it may go on paging" would be wrong): it pages nobody any more
+            return (f"PagerDuty incident {pd_id} is already resolved there: did not {_WORDS.get(action, action)} it",
+                    f":information_source: PagerDuty incident {pd_id} is already resolved there, so I did not "
+                    f"{_WORDS.get(action, action)} it. If this incident is over, resolve it here too.")
         raise PagerDutyRejected(said)
     by = f"as {who}" if email else f"for {who}"  # acting as the person in PagerDuty, or as the bot on their behalf
     if action == "urgency":

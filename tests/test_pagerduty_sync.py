@@ -158,6 +158,14 @@ def test_refusals_and_outages_are_told_in_the_thread(live: Live, pagerduty: Fake
     assert pagerduty.calls()[-1].status == 400
     assert _timeline(live, late.id, "pagerduty")[-1].text == "PagerDuty incident PLATE01 was already resolved there"
     assert not any(":warning:" in t for t in _thread(live, late))
+    # Acknowledged here after PagerDuty resolved it: no warning that it "may go on paging", a plain word instead
+    over = _trigger(live, pagerduty, "POVER01", 4, "cache hit ratio low")
+    pagerduty.incidents["POVER01"] = "resolved"
+    _cmd(live, f"ack {over.id}")
+    assert pagerduty.calls()[-1].status == 400
+    assert not any(":warning:" in t for t in _thread(live, over))
+    (said,) = [t for t in _thread(live, over) if "already resolved there" in t]
+    assert "so I did not acknowledge it. If this incident is over, resolve it here too." in said
 
 
 def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerduty: FakePagerDuty) -> None:
@@ -189,9 +197,10 @@ def test_rerating_across_sev2_and_sev3_sets_the_urgency_there(live: Live, pagerd
         assert s.get(Incident, inc.id).severity == 4  # type: ignore[union-attr]
     _cmd(live, f"sev 1 {inc.id}")
     assert pagerduty.calls()[-1].status == 400 and len(pagerduty.calls()) == 3
-    (warn,) = [t for t in _thread(live, inc) if ":warning:" in t and "urgency" in t]
-    assert "could not change the urgency of PagerDuty incident PURG001" in warn
-    assert "Set its urgency to high in PagerDuty." in warn
+    # nothing to set there any more: said plainly, not "set its urgency in PagerDuty" (it pages nobody now)
+    assert not [t for t in _thread(live, inc) if ":warning:" in t and "urgency" in t]
+    (said,) = [t for t in _thread(live, inc) if "already resolved there" in t]
+    assert "so I did not change the urgency of it. If this incident is over, resolve it here too." in said
 
 
 def test_changes_are_made_as_the_person_when_pagerduty_knows_them(live: Live, pagerduty: FakePagerDuty) -> None:
