@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -41,7 +42,7 @@ def esc_keep_users(text: object) -> str:
 __all__ = [
     "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "duration", "esc", "esc_keep_users", "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
-    "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill",
+    "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",
 ]
 
 
@@ -233,4 +234,31 @@ def incident_here(db: Database, *, channel_id: str | None, thread_ts: str | None
                                                       Incident.dedicated_channel.is_(True))
                              .order_by(Incident.id.desc()).limit(1))
             return int(found) if found is not None else None
+    return None
+
+
+# ctx.resources key: callable(user_id) -> the person as Slack describes them (users.info's ``user``, with
+# ``external`` set for someone from another organisation); raises LookupError when Slack cannot tell.
+PERSON_LOOKUP = "slack_person"
+
+
+def outsider(ctx: SkillContext, user: str) -> str | None:
+    """What this Slack account is when it is not a full member of the workspace ("a guest account", "someone
+    from another organisation (a Slack Connect channel)", a bot, a deactivated account), or why Slack could not
+    tell; None for a member, or where there is no Slack to ask (the CLI: the operator at the keyboard)."""
+    lookup: Callable[[str], dict[str, object]] | None = ctx.resources.get(PERSON_LOOKUP)
+    if lookup is None:
+        return None
+    try:
+        person = lookup(user)
+    except LookupError as exc:
+        return f"an account I could not check ({exc})"
+    if person.get("deleted"):
+        return "a deactivated account"
+    if person.get("is_bot") or person.get("is_app_user"):
+        return "a bot or app"
+    if person.get("is_restricted") or person.get("is_ultra_restricted"):
+        return "a guest account"
+    if person.get("external"):
+        return "someone from another organisation (a Slack Connect channel)"
     return None

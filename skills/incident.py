@@ -39,6 +39,7 @@ from skills.base import (
     clock,
     duration,
     esc_keep_users,
+    outsider,
     slack_clock,
 )
 from skills.base import esc as escape
@@ -95,6 +96,11 @@ def _period_days(text: str) -> int:
         return 365
     m = re.fullmatch(r"\s*(\d{1,3})\s*", low)  # "/incident stats 30"
     return max(1, min(int(m.group(1)), 366)) if m else 7
+
+
+# Verbs that change an incident (or page people): only full members of the workspace may use them.
+_MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "mitigate", "resolve", "close",
+                           "reopen", "take", "role"})
 
 
 def _service_in(s: Session, text: str) -> str | None:
@@ -394,6 +400,11 @@ class IncidentSkill(BaseSkill):
                     "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
+        if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
+            # A vendor in a shared incident channel, a guest: they can follow, read and post updates, but not
+            # change the incident (resolve it, page people by escalating it, take it over).
+            raise SkillError(f"{what[0].upper()}{what[1:]} cannot {verb} incidents here; ask a member of this "
+                             "workspace. Notes and updates are welcome.")
         with ctx.db.session() as s:
             return handlers[verb](s, request, rest.strip(), ctx)
 

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from knowledge.runbook_store import audit, team_members
 from knowledge.runbooks import RunbookSpec
-from skills.base import SkillContext, SkillError
+from skills.base import PERSON_LOOKUP, SkillContext, SkillError, outsider
 
-__all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP", "PERSON_LOOKUP"]
+__all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP", "PERSON_LOOKUP",
+           "outsider"]
 
 ENTRY_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 ENTRY_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -50,31 +51,10 @@ def members(session: Session, ctx: SkillContext, entries: Iterable[str]) -> set[
     return out
 
 
-# ctx.resources key: callable(user_id) -> the person as Slack describes them (users.info's ``user``, with
-# ``external`` set for someone from another organisation); raises LookupError when Slack cannot tell.
-PERSON_LOOKUP = "slack_person"
-
-
 def _not_one_of_us(ctx: SkillContext, user: str) -> str | None:
-    """Why this Slack account may never run or approve anything: a guest, someone from another organisation in
-    a Slack Connect channel, a bot, a deactivated account (None: a full member, or no Slack here to ask)."""
-    lookup: Callable[[str], dict[str, object]] | None = ctx.resources.get(PERSON_LOOKUP)
-    if lookup is None:  # no Slack (the CLI): the operator at the keyboard
-        return None
-    try:
-        person = lookup(user)
-    except LookupError as exc:
-        return f"I could not check your Slack account ({exc}), so I will not run anything"
-    if person.get("deleted"):
-        return "this Slack account is deactivated"
-    if person.get("is_bot") or person.get("is_app_user"):
-        return "bots and apps cannot run or approve runbooks"
-    if person.get("is_restricted") or person.get("is_ultra_restricted"):
-        return "guests cannot run or approve runbooks; ask a member of the workspace"
-    if person.get("external"):
-        return ("people from another organisation (a Slack Connect channel) cannot run or approve runbooks; "
-                "ask a member of this workspace")
-    return None
+    """Why this account may never run or approve anything (None: a full member, or no Slack here to ask)."""
+    what = outsider(ctx, user)
+    return None if what is None else f"{what} cannot run or approve runbooks; ask a member of this workspace"
 
 
 def may_request(session: Session, ctx: SkillContext, spec: RunbookSpec, user: str | None,

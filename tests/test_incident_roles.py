@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,32 @@ def test_roles_in_words_and_commands_on_the_card_and_in_the_reminders(live: Live
     with live.db.session() as s:
         inc = s.get(Incident, pay.id)
         assert inc is not None and inc.assignee == "U0BOB" and inc.findings["roles"] == {"comms": "U0ERIN"}
+
+
+def test_guests_and_people_from_other_organisations_can_follow_but_not_change_an_incident(live: Live) -> None:
+    """A vendor in a shared (Slack Connect) incident channel, a guest: they read it and post notes; resolving,
+    escalating (which pages people), taking it or changing its severity is for members of the workspace."""
+    live.standin.users.update({"U0VENDOR": {"team_id": "T0VENDORCO"}, "U0GUEST": {"is_ultra_restricted": True}})
+    (inc,) = open_incidents(live, "object storage 5xx for uploads sev2")
+    for user in ("U0VENDOR", "U0GUEST"):
+        for cmd in (f"resolve #{inc.id} fixed on our side", f"escalate #{inc.id}", f"take #{inc.id}",
+                    f"sev 1 #{inc.id}"):
+            live.driver.command("/incident", cmd, user=user, channel="C0OPS")
+        live.driver.command("/incident", f"note #{inc.id} our CDN had a bad deploy, rolled back", user=user,
+                            channel="C0OPS")
+    live.drain()
+    answers = [json.dumps(m["blocks"]) for m in live.standin.messages("C0OPS") if m.get("user") in
+               ("U0VENDOR", "U0GUEST") and m["ephemeral"]]
+    assert sum("cannot resolve incidents here" in a for a in answers) == 2
+    assert sum("Someone from another organisation (a Slack Connect channel) cannot" in a for a in answers) == 4
+    assert sum("A guest account cannot" in a for a in answers) == 4
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert row is not None and row.status == "open" and row.severity == 2 and row.assignee is None
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                                       TimelineEvent.kind == "note"))]
+    assert len(notes) == 2, "their notes are welcome"
+    live.driver.command("/incident", f"resolve #{inc.id} CDN rollback held", user="U0BOB", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, inc.id).status == "resolved"  # type: ignore[union-attr]

@@ -285,8 +285,8 @@ def test_guests_outsiders_and_bots_never_request_or_approve(extra: Database, liv
     live.standin.users.update({"U0GUEST": {"is_restricted": True}, "U0EXT": {"team_id": "T0OTHERORG"},
                                "U0BOTTY": {"is_bot": True}, "U0GONE": {"deleted": True}})
     live.standin.usergroups["S0SRE"] = ["U0GUEST", "U0EXT", "U0ZED"]
-    for user, said in (("U0GUEST", "guests cannot run"), ("U0EXT", "another organisation"),
-                       ("U0BOTTY", "bots and apps"), ("U0GONE", "deactivated")):
+    for user, said in (("U0GUEST", "a guest account cannot run"), ("U0EXT", "another organisation"),
+                       ("U0BOTTY", "a bot or app cannot run"), ("U0GONE", "a deactivated account cannot run")):
         live.driver.command("/runbook", "run sleepy seconds=1", user=user, channel=CH)
         live.drain()
         assert said in _text(live.standin.messages(CH)[-1]), user
@@ -300,7 +300,7 @@ def test_guests_outsiders_and_bots_never_request_or_approve(extra: Database, liv
     live.standin.refuse("users.info", "missing_scope")
     live.driver.click("runbooks:approve", value, user="U0ZED", channel=CH, message_ts=ts)
     live.drain()
-    assert "could not check your Slack account (users.info: missing_scope)" in _text(live.standin.messages(CH)[-1])
+    assert "an account I could not check (users.info: missing_scope) cannot run" in _text(live.standin.messages(CH)[-1])
     with live.db.session() as s:
         row = s.get(RunbookExecution, eid)
         assert row is not None and row.status == "awaiting_approval" and row.approved_by is None
