@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from bot.render import cut, esc, unique_action_ids, whole_lines
-from bot.slack_client import SlackApiError, slack_error
+from bot.slack_client import AUTH_ERRORS, SlackApiError, slack_error
 from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import esc_keep_users, slack_clock
@@ -243,8 +243,9 @@ def _repost(services: Services, incident_id: int, channel: str, text: str, block
             raise
         where, why = home, str(slack_error(exc))
         resp = services.poster.post(where, text, blocks)
+    gone = {"is_archived": "was archived", "channel_not_found": "was deleted"}.get(why, f"refused ({why})")
     note = ("The card was deleted in Slack; posted it again" if where == channel else
-            f"The incident's channel <#{channel}> is {why.replace('_', ' ')}; the card is now in <#{where}>")
+            f"The incident's channel <#{channel}> {gone}; the card is now in <#{where}>")
     log.warning("incident #%s: card update refused (%s); %s", incident_id, why, note)
     link = services.poster.permalink(where, str(resp["ts"]))
     with services.db.session() as s:
@@ -282,7 +283,7 @@ def _open_channel(services: Services, incident_id: int) -> str:
             dedicated = True
         except SlackApiError as exc:
             status = getattr(exc.response, "status_code", 200)
-            if status == 429 or status >= 500:  # Slack was out, not refusing: the job tries again
+            if status == 429 or status >= 500 or slack_error(exc) in AUTH_ERRORS:  # out, or the token: it waits
                 raise
             # Refused for good (only admins may create channels, a missing scope): the incident is not held up,
             # its card goes to the incident channel and the timeline says why there is no channel of its own.

@@ -125,7 +125,7 @@ def test_a_deleted_card_or_an_archived_channel_does_not_stop_the_card(live: Live
         notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id))]
     assert any(m.get("ts") == moved.card_ts and "SEV1" in str(m["blocks"]) for m in live.standin.messages(home))
     assert any("The card was deleted in Slack" in n for n in notes), notes
-    assert any(f"<#{own}> is is archived; the card is now in <#{home}>" in n for n in notes), notes
+    assert any(f"<#{own}> was archived; the card is now in <#{home}>" in n for n in notes), notes
     live.driver.command("/incident", f"resolve #{inc.id} consumer restarted", user="U0BOB", channel="C0OPS")
     live.drain()
     with live.db.session() as s:
