@@ -45,6 +45,7 @@ def test_handover_names_what_is_open_what_was_fixed_and_what_waits(live: Live, t
     pay, lag, bill, flaky = (_id(live, t) for t in ("payments-api returning 503", "ingest lag growing",
                                                     "billing-worker slow", "checkout flaky"))
     cmd("/incident", f"take {pay}", user="U0BOB", channel="C0OPS")
+    live.drain()  # taken, then the note: the note is the last update (sent together, either may land first)
     cmd("/incident", f"note {pay} failover to the replica started, token=hunter2secret", user="U0BOB",
         channel="C0OPS")
     cmd("/incident", f"resolve {bill} rolled back the 14:02 deploy", user="U0ERIN", channel="C0OPS")
