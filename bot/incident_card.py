@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from bot.render import cut, esc, unique_action_ids, whole_lines
-from bot.slack_client import AUTH_ERRORS, SlackApiError, slack_error
+from bot.slack_client import SlackApiError, slack_error
+from bot.worker import is_transient
 from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import esc_keep_users, slack_clock
@@ -282,8 +283,7 @@ def _open_channel(services: Services, incident_id: int) -> str:
                 channel = services.poster.create_channel(name)
             dedicated = True
         except SlackApiError as exc:
-            status = getattr(exc.response, "status_code", 200)
-            if status == 429 or status >= 500 or slack_error(exc) in AUTH_ERRORS:  # out, or the token: it waits
+            if is_transient(exc):  # Slack out, or the token refused: the job waits and tries again
                 raise
             # Refused for good (only admins may create channels, a missing scope): the incident is not held up,
             # its card goes to the incident channel and the timeline says why there is no channel of its own.

@@ -11,10 +11,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot.slack_client import SlackApiError, slack_error
+from bot.slack_client import SlackApiError
 from knowledge.models import RunbookExecution, TimelineEvent, utcnow
 from knowledge.runbook_store import audit, get_runbook, mark_interrupted, spec_of, transition
-from skills.runbook_access import PERSON_LOOKUP
 from skills.runbook_exec import PlannedStep, StepOutcome, plan, run_step
 from skills.runbooks import policy_for
 
@@ -59,34 +58,6 @@ def _usergroup_resolver(services: Services) -> Any:
         return users
 
     return resolve
-
-
-def _person_lookup(services: Services) -> Any:
-    """``users.info`` of a person, cached a minute, with ``external`` set when they belong to another
-    organisation than the bot's (a Slack Connect channel); LookupError when Slack cannot tell."""
-    cache: dict[str, tuple[float, dict[str, Any]]] = {}
-    home: dict[str, Any] = {}
-
-    def lookup(user: str) -> dict[str, Any]:
-        hit = cache.get(user)
-        if hit and time.monotonic() - hit[0] < 60:
-            return hit[1]
-        try:
-            if not home:
-                home.update(services.poster._call("auth.test", None))
-            person = dict(services.poster._call("users.info", None, user=user)["user"])
-        except SlackApiError as exc:
-            raise LookupError(f"users.info: {slack_error(exc) or 'Slack error'}") from None
-        except (OSError, KeyError) as exc:
-            raise LookupError(f"users.info: {type(exc).__name__}") from None
-        same_team = person.get("team_id") in (None, home.get("team_id"))
-        same_org = bool(home.get("enterprise_id")) and (
-            (person.get("enterprise_user") or {}).get("enterprise_id") == home.get("enterprise_id"))
-        person["external"] = bool(person.get("is_stranger")) or not (same_team or same_org)
-        cache[user] = (time.monotonic(), person)
-        return person
-
-    return lookup
 
 
 def _post(services: Services, channel: str | None, thread: str | None, text: str) -> None:
@@ -198,5 +169,4 @@ def execute(services: Services, payload: dict[str, Any]) -> None:
 def register(services: Services) -> None:
     """Register the job kind and give the skill its user-group resolver."""
     services.ctx.resources["slack_usergroup_members"] = _usergroup_resolver(services)
-    services.ctx.resources[PERSON_LOOKUP] = _person_lookup(services)
     services.runner.register("runbook.execute", lambda payload: execute(services, payload))

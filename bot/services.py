@@ -14,7 +14,7 @@ from bot.settings import Settings
 from bot.slack_client import SlackPoster, make_web_client
 from bot.worker import JobRunner
 from knowledge.db import Database
-from skills.base import SkillContext
+from skills.base import PERSON_LOOKUP, SkillContext
 from skills.registry import Registry, default_registry
 
 __all__ = ["Services", "build_services"]
@@ -111,6 +111,7 @@ def build_services(settings: Settings) -> Services:
     ctx = SkillContext(db=db, data_dir=settings.data_dir, model_dir=settings.models_path, settings=settings)
     client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     poster = SlackPoster(client, per_channel_interval=settings.slack_channel_interval_s)
+    ctx.resources[PERSON_LOOKUP] = poster.person  # who is a member: runbooks and incident changes ask it
     dispatch = None
     if settings.job_backend == "celery":
         from bot.celery_app import celery_dispatcher, make_celery

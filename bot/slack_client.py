@@ -121,6 +121,8 @@ class SlackPoster:
         self._pacer = _ChannelPacer(per_channel_interval)
         self.auth_problem: dict[str, Any] | None = None  # {"error", "since", "method"} while the token fails
         self.missing_scopes: list[str] = []  # what check_scopes found missing at start
+        self._people: dict[str, tuple[float, dict[str, Any]]] = {}  # person(): users.info, a minute
+        self._home: dict[str, Any] = {}  # auth.test: the bot's own team (and Enterprise Grid org)
 
     def _call(self, method: str, pace: str | None = None, **kwargs: Any) -> dict[str, Any]:
         if pace:
@@ -240,6 +242,31 @@ class SlackPoster:
     def publish_home(self, user: str, view: dict[str, Any]) -> dict[str, Any]:
         """Set ``user``'s Home tab of the app (``views.publish``)."""
         return self._call("views.publish", None, user_id=user, view=view)
+
+    def person(self, user: str) -> dict[str, Any]:
+        """``users.info`` of a person, cached a minute, with ``external`` set when they belong to another
+        organisation than the bot's (a Slack Connect channel: another team, not the same Enterprise Grid org).
+
+        Raises:
+            LookupError: Slack could not tell (the call refused or failed)."""
+        hit = self._people.get(user)
+        if hit and time.monotonic() - hit[0] < 60:
+            return hit[1]
+        try:
+            if not self._home:
+                self._home.update(self._call("auth.test", None))
+            person = dict(self._call("users.info", None, user=user)["user"])
+        except SlackApiError as exc:
+            raise LookupError(f"users.info: {slack_error(exc) or 'Slack error'}") from None
+        except (OSError, KeyError) as exc:
+            raise LookupError(f"users.info: {type(exc).__name__}") from None
+        home = self._home
+        same_team = person.get("team_id") in (None, home.get("team_id"))
+        same_org = bool(home.get("enterprise_id")) and (
+            (person.get("enterprise_user") or {}).get("enterprise_id") == home.get("enterprise_id"))
+        person["external"] = bool(person.get("is_stranger")) or not (same_team or same_org)
+        self._people[user] = (time.monotonic(), person)
+        return person
 
     def check_scopes(self) -> list[str] | None:
         """Compare the token's scopes (``X-OAuth-Scopes`` of an ``auth.test`` answer) with ``REQUIRED_SCOPES``;
