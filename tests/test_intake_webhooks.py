@@ -531,12 +531,18 @@ def test_grafana_put_basic_auth_and_its_signature_timestamp(live: Live) -> None:
         sig = hmac.new(secret.encode(), ts.encode() + b":" + body, hashlib.sha256).hexdigest()
         return httpx.post(f"{live.url}/webhooks/grafana", content=body, timeout=30, headers={
             "Content-Type": "application/json", "X-Grafana-Alerting-Signature": sig,
-            "X-Grafana-Alerting-Signature-Timestamp": ts})
+            "X-Grafana-Alerting-Signature-Timestamp": ts.encode("latin-1")})  # HTTP headers are latin-1
 
     assert signed(str(int(time.time()))).status_code == 202
     stale = signed(str(int(time.time()) - 3600))
     assert stale.status_code == 401 and "stale" in stale.text, "a captured delivery replayed an hour later"
     assert signed("yesterday").status_code == 401
+    for odd in ("\u00b2", "9" * 5000):  # a digit to isdigit() that int() refuses; more digits than int() takes
+        assert signed(odd).status_code == 401, odd
+        warroom_ts = {"X-Warroom-Timestamp": odd.encode("latin-1"), "X-Warroom-Signature": "sha256=" + "0" * 64,
+                      "Content-Type": "application/json"}
+        resp = httpx.post(f"{live.url}/webhooks/generic", content=b"{}", headers=warroom_ts, timeout=30)
+        assert resp.status_code == 401, (odd[:5], resp.status_code)
 
 
 def test_a_revoked_slack_token_makes_work_wait_not_fail(live: Live) -> None:
