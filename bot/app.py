@@ -28,6 +28,7 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack_app import build_bolt_app
 from knowledge.db import DatabaseUnavailable
+from skills.base import small_int
 
 __all__ = ["create_app"]
 
@@ -170,7 +171,7 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > SLACK_MAX_BODY:
+        if length is not None and (n := small_int(length, 20)) is not None and n > SLACK_MAX_BODY:
             return PlainTextResponse("payload too large", status_code=413)
         body = await request.body()
         if len(body) > SLACK_MAX_BODY:

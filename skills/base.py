@@ -43,6 +43,7 @@ __all__ = [
     "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "duration", "esc", "esc_keep_users", "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",
+    "small_int",
 ]
 
 
@@ -207,6 +208,12 @@ def clock(at: dt.datetime, today: dt.date | None = None) -> str:
     """A timeline time for people: "14:05" today, "02 Mar 09:14" on another day (UTC)."""
     today = today or dt.datetime.now(dt.UTC).date()
     return at.strftime("%H:%M" if at.date() == today else "%d %b %H:%M")
+
+
+def small_int(text: str, max_digits: int = 12) -> int | None:
+    """``text`` as a number when it is ASCII digits (at most ``max_digits``), else None. Input from outside
+    passes ``str.isdigit()`` with "²" or 5,000 digits, on which ``int()`` raises."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= max_digits else None
 
 
 def slack_clock(at: dt.datetime, today: dt.date | None = None) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, utcnow
+from skills.base import small_int
 from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
@@ -53,8 +54,8 @@ def severity_from(value: object, default: int = 3) -> int:
     if value is None:
         return default
     text = str(value).strip().lower()
-    if text.isdigit():
-        return min(4, max(1, int(text)))
+    if (n := small_int(text)) is not None:
+        return min(4, max(1, n))
     return _SEVERITY.get(text, default)
 
 

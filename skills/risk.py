@@ -25,6 +25,7 @@ from skills.base import (
     SkillContext,
     SkillRequest,
     SkillResult,
+    small_int,
 )
 from skills.risk_engine import (
     WARN_LEVELS,
@@ -54,8 +55,8 @@ def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
     for tok in text.replace(",", " ").split():
         m = _TOKEN.match(tok)
         if m is None:
-            if tok.startswith("#") and tok[1:].isdigit():
-                incident = int(tok[1:])
+            if tok.startswith("#") and (n := small_int(tok[1:])) is not None:
+                incident = n
                 continue
             raise RiskInputError(f"I do not understand {tok[:40]!r}: write metrics as name=value. {USAGE}")
         key, value = m.group(1).lower(), m.group(2)
@@ -64,9 +65,9 @@ def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
                 raise RiskInputError(f"service={value[:40]!r} is not a service name (letters, digits, . _ -)")
             service = value
         elif key in ("incident", "inc"):
-            if not value.lstrip("#").isdigit():
+            if (n := small_int(value.lstrip("#"))) is None:
                 raise RiskInputError(f"incident={value[:40]!r} is not an incident number")
-            incident = int(value.lstrip("#"))
+            incident = n
         elif key in raw:
             raise RiskInputError(f"{key} is given twice")
         else:
@@ -114,7 +115,7 @@ class RiskSkill(BaseSkill):
         if request.source != "command":
             # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count.
             words = [t.rstrip("?.!,;:") for t in text.split()]
-            text = " ".join(t for t in words if "=" in t or (t.startswith("#") and t[1:].isdigit()))
+            text = " ".join(t for t in words if "=" in t or (t.startswith("#") and small_int(t[1:]) is not None))
         if not any((m := _TOKEN.match(t)) and m.group(1).lower() not in ("service", "incident", "inc")
                    for t in text.replace(",", " ").split()):
             latest = self._latest(ctx, text if request.source == "command" else request.text)

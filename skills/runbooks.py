@@ -36,6 +36,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    small_int,
 )
 from skills.redact import mask_secrets
 from skills.runbook_access import may_request, refuse
@@ -204,8 +205,8 @@ class RunbooksSkill(BaseSkill):
 
     def _history(self, ctx: SkillContext, arg: str) -> SkillResult:
         with ctx.db.session() as s:
-            if arg.isdigit():
-                rows = audit_rows(s, execution_id=int(arg))
+            if (run_id := small_int(arg)) is not None:
+                rows = audit_rows(s, execution_id=run_id)
                 lines = tuple(f"{r.at:%Y-%m-%d %H:%M:%S} {r.action} by {r.actor or '-'} "
                               f"{_short(r.detail)}" for r in rows)
                 return SkillResult(title=f"Audit of run #{arg}", sections=(Section("", lines or ("nothing",)),),
@@ -293,7 +294,7 @@ class RunbooksSkill(BaseSkill):
         inc, _, named = rest.partition(":")
         spec = _load_spec(ctx, slug)
         given: dict[str, str] = {}
-        incident_id = int(inc) if inc.isdigit() else None
+        incident_id = small_int(inc)
         service = named or None  # the service the question named; the parameter's allow-list still decides
         if incident_id is not None:
             with ctx.db.session() as s:

@@ -577,3 +577,24 @@ def test_a_revoked_slack_token_makes_work_wait_not_fail(live: Live) -> None:
     assert inc.card_ts is not None, "the card is posted once Slack takes the token again"
     assert "slack_auth" not in httpx.get(f"{live.url}/readyz", timeout=10).json()
     assert "warroom_slack_auth_ok 1.0" in httpx.get(f"{live.url}/metrics", timeout=10).text
+
+
+def test_digits_that_int_refuses_are_not_numbers(live: Live) -> None:
+    """"²" passes str.isdigit() and int() refuses it; so does a 5,000-digit number. As a severity label the alert
+    is still taken (default severity), not lost to a processing error; in commands they get a plain answer."""
+    body = load("alertmanager")
+    for i, odd in enumerate(("\u00b2", "9" * 5000)):
+        payload = copy.deepcopy(body)
+        payload["groupKey"] = f"odd-{i}"
+        for a in payload["alerts"]:
+            a["labels"]["severity"], a["labels"]["alertname"] = odd, f"OddSeverity{i}"
+            a["fingerprint"] = f"odd{i}{a.get('fingerprint', '')}"
+        assert post(live, "alertmanager", payload).status_code == 202
+    wait_processed(live)
+    odd_ones = [i for i in incidents(live) if (i.alert_name or "").startswith("OddSeverity")]
+    assert len(odd_ones) == 2 and all(i.severity == 3 for i in odd_ones)
+    live.driver.command("/runbook", "history \u00b2", user="U0ALICE", channel="C0OPS")
+    live.driver.command("/risk", "cpu=90 #" + "9" * 5000, user="U0ALICE", channel="C0OPS")
+    live.drain()
+    said = [json.dumps(m.get("blocks")) for m in live.standin.messages("C0OPS") if m.get("user") == "U0ALICE"]
+    assert len(said) == 2 and not any("Something went wrong" in s for s in said), said
