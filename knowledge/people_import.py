@@ -260,33 +260,111 @@ def _who(session: Session, event: Any) -> Expert | None:
 
 
 MAX_OCCURRENCES = 5_000  # of repeating events in the horizon: a weekly rotation of 8 people has 26 a year
+# Repeats from a rule's DTSTART to the end of the horizon: the expansion walks them all (about 10 us each), so a
+# rule that started long ago and repeats often costs CPU even when few of its repeats fall in the horizon.
+MAX_EXPANSION = 200_000
+_FREQ_S = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3_600, "DAILY": 86_400, "WEEKLY": 7 * 86_400,
+           "MONTHLY": 28 * 86_400, "YEARLY": 365 * 86_400}  # the shortest month and year: more periods, a bound
+_WEEKS_IN = {"MONTHLY": 5, "YEARLY": 53}  # a weekday without an ordinal (BYDAY=MO) falls this often in a period
+# The BY* parts that can add repeats inside a period when their unit is finer than FREQ's (RFC 5545 3.3.10:
+# "expand"); at or above FREQ's unit they only remove repeats, and BYSETPOS only picks among them.
+_BY_UNIT_S = {"BYSECOND": 1, "BYMINUTE": 60, "BYHOUR": 3_600, "BYDAY": 86_400, "BYMONTHDAY": 86_400,
+              "BYYEARDAY": 86_400, "BYWEEKNO": 7 * 86_400, "BYMONTH": 28 * 86_400}
+
+
+_CYCLE = {"BYSECOND": 60, "BYMINUTE": 60, "BYHOUR": 24, "BYDAY": 7}  # at or above FREQ's unit: len / cycle kept
+
+
+def _per_period(rule: Any, freq_name: str, kept: bool) -> float:
+    """At most how many repeats one period of the rule holds (``kept``: after the parts that only remove repeats,
+    BYHOUR=9 on an hourly rule keeps one hour in 24; without: what the expansion walks through)."""
+    freq = _FREQ_S[freq_name]
+    n = 1.0
+    for part, unit in _BY_UNIT_S.items():
+        values = rule.get(part) or []
+        if not values:
+            continue
+        if unit >= freq:
+            plain = part != "BYDAY" or not any(any(c.isdigit() for c in str(v)) for v in values)
+            if kept and part in _CYCLE and plain:
+                n *= min(1.0, len(values) / _CYCLE[part])
+            continue
+        if part == "BYDAY":  # MO: every Monday of the period; 1MO / -1FR: one day
+            n *= sum(1 if any(c.isdigit() for c in str(v)) else _WEEKS_IN.get(freq_name, 1) for v in values)
+        elif part == "BYMONTHDAY" and freq_name == "YEARLY" and not rule.get("BYMONTH"):
+            n *= 12 * len(values)
+        elif part == "BYWEEKNO":
+            n *= 7 * len(values)
+        else:
+            n *= len(values)
+    return n
+
+
+def _repeats_at_most(event: Any, since: dt.datetime, until: dt.datetime, kept: bool = True) -> float:
+    """An upper bound on how many times ``event``'s RRULEs (and RDATEs) repeat from ``since`` to ``until``
+    (naive UTC), read from the rule without expanding it: the periods of FREQ x INTERVAL in the span times what
+    one period can hold, capped by COUNT and UNTIL (``kept``: see :func:`_per_period`)."""
+    rules = event.get("RRULE") or []
+    rules = rules if isinstance(rules, list) else [rules]
+    start = _utc(event.decoded("DTSTART"))
+    total = 0.0
+    for rule in rules:
+        freq_name = str((rule.get("FREQ") or ["?"])[0]).upper()
+        if freq_name not in _FREQ_S:
+            continue  # the library refuses an unknown FREQ with a clear error
+        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
+        end = until
+        if rule.get("UNTIL"):
+            end = min(end, _utc(rule["UNTIL"][0]))
+        span = (end - max(since, start)).total_seconds()
+        n = 0.0 if span < 0 else (span / (_FREQ_S[freq_name] * interval) + 1) * _per_period(rule, freq_name, kept)
+        if rule.get("COUNT"):
+            n = min(n, int(rule["COUNT"][0]))
+        total += n
+    rdates = event.get("RDATE") or []
+    for rdate in rdates if isinstance(rdates, list) else [rdates]:
+        total += len(getattr(rdate, "dts", []) or [])
+    return total
 
 
 def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int) -> list[Any]:
     """The occurrences of the repeating events ``uids`` from 30 days ago to ``horizon_days`` ahead (exceptions,
-    moved and cancelled occurrences applied by recurring-ical-events), at most ``MAX_OCCURRENCES``."""
+    moved and cancelled occurrences applied by recurring-ical-events), at most ``MAX_OCCURRENCES``.
+
+    A rule that would repeat too often is refused from the rule itself, before it is expanded: expanding
+    ``FREQ=MINUTELY`` over the horizon took minutes of CPU (recurring-ical-events' ``after()`` slows down with
+    every window it has already returned), and an import must not be a way to keep the bot busy."""
     if not uids:
         return []
-    import itertools
-
     import recurring_ical_events
 
     now = dt.datetime.now(dt.UTC)
     start, stop = now - dt.timedelta(days=30), now + dt.timedelta(days=horizon_days)
-    out: list[Any] = []
+    naive_start, naive_stop = start.replace(tzinfo=None), stop.replace(tzinfo=None)
+    in_horizon = walked = 0.0
     try:
-        for occ in itertools.islice(recurring_ical_events.of(cal).after(start), 10 * MAX_OCCURRENCES):
-            if _utc(occ.decoded("DTSTART")) >= stop.replace(tzinfo=None):
-                break
-            if str(occ.get("UID")) in uids:
-                out.append(occ)
-                if len(out) > MAX_OCCURRENCES:
-                    raise PeopleImportError(f"{name}: the repeating events have more than {MAX_OCCURRENCES:,} "
-                                            f"shifts in the next {horizon_days} days; is an RRULE too frequent?")
-    except (ValueError, TypeError, KeyError) as exc:
+        for ev in cal.walk("VEVENT"):
+            if str(ev.get("UID")) in uids and not ev.get("RECURRENCE-ID"):
+                in_horizon += _repeats_at_most(ev, naive_start, naive_stop)
+                walked += _repeats_at_most(ev, dt.datetime.min, naive_stop, kept=False)
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise PeopleImportError(f"{name}: cannot read a repeating event ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:100] if str(exc) else ''})") from None
+    if in_horizon > MAX_OCCURRENCES:
+        raise PeopleImportError(f"{name}: the repeating events have more than {MAX_OCCURRENCES:,} shifts in "
+                                f"the next {horizon_days} days; is an RRULE too frequent?")
+    if walked > MAX_EXPANSION:
+        raise PeopleImportError(f"{name}: a repeating event repeats more than {MAX_EXPANSION:,} times from "
+                                "its first DTSTART on; is an RRULE too frequent, or does it start decades ago?")
+    try:
+        out = [occ for occ in recurring_ical_events.of(cal).between(start, stop) if str(occ.get("UID")) in uids]
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise PeopleImportError(f"{name}: cannot expand a repeating event ({type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:100] if str(exc) else ''})") from None
-    return out
+    if len(out) > MAX_OCCURRENCES:  # the bound above holds; this keeps the promise if it ever did not
+        raise PeopleImportError(f"{name}: the repeating events have more than {MAX_OCCURRENCES:,} shifts in "
+                                f"the next {horizon_days} days; is an RRULE too frequent?")
+    return sorted(out, key=lambda occ: _utc(occ.decoded("DTSTART")))
 
 
 def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = 180) -> ImportReport:

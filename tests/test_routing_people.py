@@ -197,6 +197,25 @@ def test_ical_rrule_every_minute_is_refused(db: Database, tmp_path: Path) -> Non
     assert "\n" not in str(err.value)
 
 
+def test_ical_rules_are_judged_before_they_are_expanded(db: Database, tmp_path: Path) -> None:
+    """Expanding a rule costs CPU for every repeat from its first DTSTART: an hourly rule from 2000 is refused from
+    the rule itself, while a minutely rule that stops after ten repeats (COUNT) is ten shifts."""
+    import datetime as dt
+
+    f = tmp_path / "old.ics"
+    f.write_text(ICS.replace("DTSTART:20260101T000000Z", "DTSTART:20000101T000000Z")
+                 .replace("DTEND:20351231T000000Z", "DTEND:20000101T003000Z\nRRULE:FREQ=HOURLY;BYHOUR=9"))
+    with pytest.raises(PeopleImportError, match="starts? decades ago") as err, db.session() as s:
+        import_ical(session=s, path=f, team="payments")
+    assert "\n" not in str(err.value)
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y%m%dT%H%M00Z")
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)).strftime("%Y%m%dT%H%M00Z")
+    f.write_text(ICS.replace("DTSTART:20260101T000000Z", f"DTSTART:{soon}")
+                 .replace("DTEND:20351231T000000Z", f"DTEND:{later}\nRRULE:FREQ=MINUTELY;COUNT=10"))
+    with db.session() as s:
+        assert import_ical(session=s, path=f, team="payments").shifts == 10
+
+
 def test_google_calendar_times_are_in_its_x_wr_timezone(db: Database, tmp_path: Path) -> None:
     """Google Calendar writes times without a zone and names the zone once (X-WR-TIMEZONE): 09:00 in New York
     is 14:00 UTC in January, not 09:00 UTC."""
