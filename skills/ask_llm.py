@@ -14,8 +14,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import openai
-
 from skills.redact import mask_secrets
 
 __all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK"]
@@ -77,6 +75,7 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
     Raises:
         LLMUnavailable: timeout, rate limit, server error, malformed output, or an unchecked answer.
     """
+    import openai  # here, not at the top: 1.1 s of import that a start-up without an LLM need not pay
     from langchain_openai import ChatOpenAI
 
     messages = build_messages(question, passages)

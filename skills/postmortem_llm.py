@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from knowledge.facts import PostmortemFacts
@@ -172,6 +171,8 @@ class LLMWriter:
 
     def write(self, facts: PostmortemFacts) -> PostmortemDoc:
         """A checked LLM draft, or the deterministic one (with the reason) when the model fails."""
+        import openai  # here, not at the top: 1.1 s of import that a start-up without an LLM need not pay
+
         model_facts, withheld = quarantine(facts)
         messages = build_messages(model_facts)
         sent = json.dumps(messages, ensure_ascii=False)

@@ -15,7 +15,6 @@ from knowledge.models import utcnow
 from knowledge.people import services_in_text
 from knowledge.risk_store import add_reading, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
-from models.risk_chart import snapshot_chart, window_chart
 from skills.base import (
     Attachment,
     BaseSkill,
@@ -203,6 +202,9 @@ class RiskSkill(BaseSkill):
                 f"• outside the dynamic threshold: {', '.join(a.anomalies) or 'none'}",
                 f"• early warnings: {', '.join(a.early_warnings) or 'none'}")))
         fields = (("Probability", pct(a.probability)), ("Band", a.band), ("Model", a.model_version))
+        # matplotlib on first use, not at start-up (a second of import before the bot can acknowledge anything)
+        from models.risk_chart import snapshot_chart, window_chart
+
         if window is not None and a.panels:
             png = window_chart(f"{who}: recent window, dynamic threshold and flagged points", a.panels)
         else:
