@@ -205,6 +205,10 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
         if (problem := getattr(services.poster, "auth_problem", None)) is not None:
             # Slack refuses the token: work is kept and waits; alerts still arrive, so not "unready".
             body["slack_auth"] = {**problem, "since": dt.datetime.fromtimestamp(problem["since"], dt.UTC).isoformat()}
+        if (limited := getattr(services.poster, "events_limited", None)) and time.time() - limited["at"] < 3600:
+            # Slack held back events in the last hour: what people said in Slack may not have reached the bot
+            body["slack_events_limited"] = {
+                "minute": dt.datetime.fromtimestamp(limited["minute"], dt.UTC).isoformat(), "team": limited["team"]}
         if missing := getattr(services.poster, "missing_scopes", None):
             from bot.slack_client import REQUIRED_SCOPES
 

@@ -156,7 +156,22 @@ def register_all(services: Services) -> None:
                                        "thread_ts": thread, "response_url": payload.get("response_url")})
             follow_up(services, result)
 
+    def events_limited(payload: dict[str, Any]) -> None:
+        """Tell the incident channel that Slack held back events: what people said there may not have arrived."""
+        import datetime as dt
+
+        from skills.base import slack_clock
+
+        since = slack_clock(dt.datetime.fromtimestamp(int(payload["minute"]), dt.UTC))
+        text = (f":warning: Slack is holding back the events it sends warroom (since {since}). Mentions, messages, "
+                "reactions and file uploads in Slack may not reach warroom while it lasts: repeat anything urgent "
+                "as a slash command. Slash commands, buttons and alert webhooks are not affected. Slack does this "
+                "when an app gets more than 30,000 events an hour from a workspace (is warroom in a very busy "
+                "channel?) or fails to answer 5% of them; the app's Event Subscriptions page shows which.")
+        services.poster.post(services.settings.slack_incident_channel, text)
+
     services.runner.register("skill.run", skill_run)
+    services.runner.register("slack.events_limited", events_limited)
     services.runner.register("slack.action", slack_action)
     from bot import incident_jobs
 

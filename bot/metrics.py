@@ -26,3 +26,5 @@ QUEUE_DEPTH = Gauge("warroom_queue_depth", "Jobs waiting in the queue")
 # 0 while Slack refuses the bot's token (revoked, the app reinstalled): work waits; alert on it.
 SLACK_AUTH_OK = Gauge("warroom_slack_auth_ok", "1 while Slack accepts the bot token, 0 while it refuses it")
 SLACK_AUTH_OK.set(1)
+# Slack's app_rate_limited: it is holding back the app's events (mentions, messages, uploads may be lost)
+SLACK_EVENTS_LIMITED = Counter("warroom_slack_events_limited", "app_rate_limited notices from Slack")

@@ -114,6 +114,27 @@ def build_bolt_app(services: Services) -> AsyncApp:
         logger.error("could not accept a Slack request: %s", error)
         return BoltResponse(status=503, body="warroom cannot accept this right now; please retry")
 
+    @app.middleware
+    async def on_app_rate_limited(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002 - Bolt's name
+        """``app_rate_limited`` has no inner event, so no listener matches it and Bolt would answer 404: another
+        failed delivery, the very thing that makes Slack disable an app's events. Answered 200, counted, said."""
+        if body.get("type") != "app_rate_limited":
+            await next()
+            return None
+        from bot import metrics
+        from skills.base import small_int
+
+        minute = small_int(str(body.get("minute_rate_limited", ""))) or int(time.time()) // 60 * 60
+        team = str(body.get("team_id") or "")[:32]
+        log.error("Slack is holding back this app's events for team %s since %s (app_rate_limited): mentions, "
+                  "messages and uploads may be lost until it stops", team, minute)
+        metrics.SLACK_EVENTS_LIMITED.inc()
+        services.poster.events_limited = {"minute": minute, "team": team, "at": time.time()}
+        # Slack repeats the notice while it lasts: people hear it once an hour, whichever replica gets it.
+        await submit("slack.events_limited", {"minute": minute, "team": team},
+                     f"slack:app_rate_limited:{team}:{minute // 3600}")
+        return BoltResponse(status=200, body="")
+
     @app.command(re.compile(r"^/[\w-]+$"))
     async def on_command(ack: Any, body: dict[str, Any]) -> None:
         command = str(body.get("command", ""))

@@ -121,6 +121,7 @@ class SlackPoster:
         self._pacer = _ChannelPacer(per_channel_interval)
         self.auth_problem: dict[str, Any] | None = None  # {"error", "since", "method"} while the token fails
         self.missing_scopes: list[str] = []  # what check_scopes found missing at start
+        self.events_limited: dict[str, Any] | None = None  # {"minute", "team", "at"}: Slack's last app_rate_limited
         self._people: dict[str, tuple[float, dict[str, Any]]] = {}  # person(): users.info, a minute
         self._home: dict[str, Any] = {}  # auth.test: the bot's own team (and Enterprise Grid org)
 

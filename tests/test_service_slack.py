@@ -36,6 +36,28 @@ def test_health_ready_metrics(live: Live) -> None:
     assert "warroom_http_requests_total" in body and "warroom_queue_depth" in body
 
 
+def test_slack_holding_back_events_is_answered_200_and_said_once_an_hour(live: Live) -> None:
+    """Slack stops delivering events to an app that gets more than 30,000 an hour, and disables them for one that
+    answers non-200 to 5% of deliveries; it says so with ``app_rate_limited``, which has no inner event. The bot
+    must answer it 200 (a 404 counts as another failed delivery) and tell people what they may have missed."""
+    minute = int(time.time()) // 60 * 60
+    assert live.driver.app_rate_limited(minute).status_code == 200
+    assert live.driver.app_rate_limited(minute + 60).status_code == 200  # Slack repeats it: said once an hour
+    assert live.driver.app_rate_limited(minute + 60).status_code == 200
+    live.drain()
+    said = [m["text"] for m in live.standin.messages("C0INCIDENTS")]
+    assert len(said) == 1 and "holding back" in said[0] and "slash commands" in said[0].lower(), said
+    assert f"<!date^{minute}^" in said[0]  # the minute it began, in each reader's time zone
+    ready = httpx.get(f"{live.url}/readyz").json()
+    assert ready["status"] == "ready" and ready["slack_events_limited"]["minute"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M", time.gmtime(minute + 60)))
+    metrics = httpx.get(f"{live.url}/metrics").text
+    assert re.search(r"^warroom_slack_events_limited_total 3\.0$", metrics, re.M), metrics[-2000:]
+    forged = live.driver.post(json.dumps({"type": "app_rate_limited", "team_id": "T0WARROOM"}), "application/json",
+                              sign=False)
+    assert forged.status_code == 401
+
+
 def test_signed_slash_command_is_answered(live: Live) -> None:
     resp = live.driver.command("/warroom", "status", user="U0BOB", channel="C0OPS")
     assert resp.status_code == 200

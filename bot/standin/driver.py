@@ -83,6 +83,14 @@ class SlackDriver:
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
         return self.post(json.dumps(body), "application/json", headers=headers)
 
+    def app_rate_limited(self, minute: int | None = None) -> httpx.Response:
+        """What Slack sends when it holds back the app's events (more than 30,000 an hour from one workspace, or
+        too many non-200 answers): a top-level type with no inner event (api.slack.com/events/app_rate_limited)."""
+        minute = int(time.time()) // 60 * 60 if minute is None else minute
+        body = {"token": "legacy", "type": "app_rate_limited", "team_id": self.team_id,
+                "minute_rate_limited": minute, "api_app_id": "A0WARROOM"}
+        return self.post(json.dumps(body), "application/json")
+
     def mention_event(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL") -> dict[str, Any]:
         return {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": self._ts(),
                 "channel": channel, "event_ts": self._ts()}
