@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from skills.redact import mask_secrets
 
-__all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK"]
+__all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK",
+           "without_reasoning"]
 
 log = logging.getLogger("warroom.skills.ask")
 
@@ -94,6 +95,11 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
     finish = (getattr(reply, "response_metadata", None) or {}).get("finish_reason")
     if (problem := withheld(reply)) is not None:
         raise LLMUnavailable(problem)
+    if isinstance(content, str):
+        content = without_reasoning(content)
+        if not content:
+            raise LLMUnavailable("the model was still reasoning (<think>) when it stopped: no answer"
+                                 + (" within the token limit" if finish == "length" else ""))
     if finish == "length" and isinstance(content, str):
         # Cut at max_tokens, perhaps mid-claim: keep the whole sentences, each of which must still be cited.
         content = _whole_sentences(content)
@@ -111,6 +117,21 @@ def withheld(reply: object) -> str | None:
     if refusal:
         return f"the model refused: {str(refusal)[:200]}"
     return None
+
+
+_REASONING_END = re.compile(r"</(?:think|thinking|reasoning)>", re.I)
+_REASONING_START = re.compile(r"\s*<(?:think|thinking|reasoning)>", re.I)
+
+
+def without_reasoning(text: str) -> str:
+    """The answer without a reasoning model's thoughts. DeepSeek-R1, Qwen3 and QwQ behind an OpenAI-compatible
+    server (Ollama, vLLM without a reasoning parser) put them in the content as ``<think>...</think>`` before the
+    answer, or only the closing tag when the chat template opened it; shown, they are a wall of half-thoughts,
+    and parsed as JSON, an error. Empty when the thoughts never ended (the answer never came)."""
+    ends = list(_REASONING_END.finditer(text))
+    if ends:
+        return text[ends[-1].end():].strip()
+    return "" if _REASONING_START.match(text) else text.strip()
 
 
 _SENTENCE_END = re.compile(r"[.!?](?:\s*\[\d{1,2}\])*(?=\s|$)")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from knowledge.facts import PostmortemFacts
 from knowledge.postmortems import PostmortemDoc
 from skills.ask_llm import withheld as reply_withheld
+from skills.ask_llm import without_reasoning
 from skills.postmortem_check import check_prose, fact_universe
 from skills.postmortem_writers import PROSE_KEYS, deterministic_prose, render
 
@@ -133,7 +134,9 @@ def build_messages(facts: PostmortemFacts) -> list[tuple[str, str]]:
 def _parse(content: object) -> _LLMProse:
     if not isinstance(content, str):
         raise ValueError("the model answered no text")
-    text = content.strip()
+    text = without_reasoning(content)
+    if not text:
+        raise ValueError("the model was still reasoning (<think>) when it stopped: no answer")
     fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.S)
     if fence:
         text = fence.group(1)

@@ -158,6 +158,24 @@ def test_fenced_json_answer_is_accepted(db: Database, fake_llm: FakeOpenAI) -> N
     assert doc.writer == "llm" and "Kemal Aydin raised the CoreDNS CPU limit to 500m." in doc.markdown
 
 
+def test_a_reasoning_models_thoughts_are_not_the_answer(db: Database, fake_llm: FakeOpenAI) -> None:
+    """DeepSeek-R1 / Qwen3 behind Ollama or vLLM: ``<think>...</think>`` before the JSON, or only the closing tag
+    when the chat template opened it; thoughts that never end are no answer."""
+    facts = _facts(db, "dns-reported-by-human")
+    summary = "Kemal Aydin raised the CoreDNS CPU limit to 500m."
+    fake_llm.answers.append(("ok", '<think>\nThe facts say {"summary": maybe}. Let me write JSON.\n</think>\n\n'
+                                   + json.dumps({"summary": summary})))
+    fake_llm.answers.append(("ok", 'Okay, the user wants JSON.\n</think>\n' + json.dumps({"summary": summary})))
+    fake_llm.answers.append(("ok", "<think>\nOkay, the user wants a postmortem. First I should"))
+    for _ in range(2):
+        doc = _writer(fake_llm).write(facts)
+        assert doc.writer == "llm" and summary in doc.markdown and "think" not in doc.markdown
+    doc = _writer(fake_llm).write(facts)
+    assert doc.writer == "deterministic"
+    assert doc.fields["llm"]["fallback"] == ("malformed output: the model was still reasoning (<think>) when it "
+                                             "stopped: no answer")
+
+
 def test_unreachable_endpoint_falls_back(db: Database) -> None:
     facts = _facts(db, "minimal-imported")
     doc = LLMWriter(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=5).write(facts)

@@ -43,6 +43,11 @@ class FakeOpenAI(OpenAIStandIn):
                          finish_reason="length")
         if self.mode == "cut_early":
             return Reply("Lower the per-pod pool size and put pgbouncer in", finish_reason="length")
+        if self.mode == "thinking":  # a reasoning model behind Ollama / vLLM: its thoughts first, in the content
+            return Reply("<think>\nThe passages mention pool size [1]. Maybe restart everything?\n</think>\n\n"
+                         + CONTENT["ok"])
+        if self.mode == "thinking_cut":  # the token limit reached while still thinking
+            return Reply("<think>\nThe user asks about connection slots. Passage [1] says", finish_reason="length")
         if self.mode == "filtered":
             return Reply("", finish_reason="content_filter")
         if self.mode == "refused":
@@ -111,6 +116,16 @@ def test_llm_trouble_falls_back_to_the_passages(db: Database, tmp_path: Path, fa
     assert result.data["mode"] == "extractive" and result.data["fallback"]
     assert "did not answer" in result.summary
     assert "remaining connection slots are reserved" in "\n".join(result.sections[0].lines)
+
+
+def test_a_reasoning_models_thoughts_are_not_shown(db: Database, tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    fake_llm.mode = "thinking"
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "llm" and result.summary.startswith(CONTENT["ok"]), result.summary
+    assert "think" not in result.summary and "restart everything" not in result.summary
+    fake_llm.mode = "thinking_cut"
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "extractive" and "still reasoning" in result.data["fallback"], result.data
 
 
 def test_question_in_slack_with_llm_configured(db: Database, tmp_path: Path, standin: SlackStandIn,
