@@ -13,11 +13,12 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from skills.redact import mask_secrets
 
 __all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK",
-           "without_reasoning"]
+           "without_reasoning", "invoke", "NoAnswer"]
 
 log = logging.getLogger("warroom.skills.ask")
 
@@ -86,7 +87,9 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
     chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
                       temperature=0, extra_body={"max_tokens": 300})
     try:
-        reply = chat.invoke(messages)
+        reply = invoke(chat, messages)
+    except NoAnswer as exc:
+        raise LLMUnavailable(str(exc)) from None
     except openai.OpenAIError as exc:  # timeouts, 429, 5xx, bad JSON from the endpoint
         raise LLMUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     except (ValueError, KeyError, TypeError) as exc:  # a body langchain cannot turn into a message
@@ -106,6 +109,21 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
         if not content:
             raise LLMUnavailable("the answer was cut off at the token limit before its first sentence ended")
     return check_answer(content, len(passages))
+
+
+class NoAnswer(ValueError):
+    """The endpoint answered 200 with no answer in it."""
+
+
+def invoke(chat: Any, messages: Any) -> Any:
+    """``chat.invoke(messages)``; a 200 with no answer in it raises :class:`NoAnswer` instead of whatever
+    langchain trips over: ``"choices": []`` (Azure's and Gemini's safety filters, some proxies) is an
+    IndexError, ``null`` (vLLM) a TypeError, a choice without a message an AttributeError."""
+    try:
+        return chat.invoke(messages)
+    except (IndexError, AttributeError, TypeError) as exc:
+        raise NoAnswer(f"the endpoint answered with no answer in it ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0][:80] if str(exc) else 'no choices'})") from None
 
 
 def withheld(reply: object) -> str | None:

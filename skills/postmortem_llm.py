@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from knowledge.facts import PostmortemFacts
 from knowledge.postmortems import PostmortemDoc
+from skills.ask_llm import invoke, without_reasoning
 from skills.ask_llm import withheld as reply_withheld
-from skills.ask_llm import without_reasoning
 from skills.postmortem_check import check_prose, fact_universe
 from skills.postmortem_writers import PROSE_KEYS, deterministic_prose, render
 
@@ -185,7 +185,7 @@ class LLMWriter:
         log.info("postmortem incident=%s: sending %d characters (sha256 %s) to %s model %s: %s",
                  facts.incident_id, len(sent), sent_hash, self.base_url, self.model, sent)
         try:
-            answer = self._chat().invoke(messages)
+            answer = invoke(self._chat(), messages)
             finish = (getattr(answer, "response_metadata", None) or {}).get("finish_reason")
             if finish == "length":  # the JSON is cut: say so, rather than "not JSON"
                 return self._fallback(facts, meta, f"the answer was cut at the {self.max_tokens:,}-token limit")

@@ -37,6 +37,8 @@ class FakeOpenAI(OpenAIStandIn):
         mode, arg = self.answers.pop(0) if self.answers else ("ok", {"summary": "Nothing."})
         if mode == "status":
             return Reply(status=int(arg))
+        if mode == "raw":
+            return Reply(raw=json.dumps(arg).encode())
         if mode == "slow":
             return Reply(json.dumps({"summary": "late"}), delay_s=float(arg))
         if mode == "cut":  # max_tokens reached: the JSON stops mid-string
@@ -132,6 +134,11 @@ def test_prompt_injection_changes_nothing_but_prose(db: Database, fake_llm: Fake
     (("ok", "[1, 2, 3]"), "malformed output"),
     (("ok", {"root_cause": "no summary key"}), "malformed output"),
     (("ok", {"summary": ["not", "a", "string"]}), "malformed output"),
+    # 200 with no answer in it: Azure's and Gemini's filters send "choices": [], vLLM null, proxies no message
+    (("raw", {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": []}), "no answer"),
+    (("raw", {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": None}), "no answer"),
+    (("raw", {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop"}]}), "no answer"),
 ])
 def test_failures_fall_back_to_the_deterministic_draft(db: Database, fake_llm: FakeOpenAI,
                                                        answer: tuple[str, Any], reason: str) -> None:

@@ -36,6 +36,11 @@ class FakeOpenAI(OpenAIStandIn):
             return Reply(status=429)
         if self.mode == "malformed":
             return Reply(raw=b"{this is not json")
+        if self.mode in ("empty_choices", "null_choices", "no_message"):  # Azure / Gemini filters, vLLM, proxies
+            choices = {"empty_choices": [], "null_choices": None,
+                       "no_message": [{"index": 0, "finish_reason": "stop"}]}[self.mode]
+            return Reply(raw=json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                                         "choices": choices}).encode())
         if self.mode == "wrong_shape":
             return Reply(raw=json.dumps({"hello": "world"}).encode())
         if self.mode == "cut":  # max_tokens reached inside the second claim
@@ -108,7 +113,7 @@ def test_nothing_relevant_means_i_dont_know_without_asking_the_llm(db: Database,
 
 
 @pytest.mark.parametrize("mode", ["slow", "429", "malformed", "wrong_shape", "uncited", "bad_cite", "cut_early",
-                                  "filtered", "refused"])
+                                  "filtered", "refused", "empty_choices", "null_choices", "no_message"])
 def test_llm_trouble_falls_back_to_the_passages(db: Database, tmp_path: Path, fake_llm: FakeOpenAI,
                                                 mode: str) -> None:
     fake_llm.mode = mode
