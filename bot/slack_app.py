@@ -28,6 +28,10 @@ __all__ = ["build_bolt_app", "parse_command"]
 
 log = logging.getLogger("warroom.slack")
 
+# Message subtypes that carry what a person said; the others (channel_join, channel_topic, pinned_item, bot_message,
+# channel_name, ...) are Slack's notices about the channel, which the incident timeline and postmortem must not quote.
+_SAID_BY_PEOPLE = (None, "thread_broadcast", "file_share", "me_message")
+
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s,:]*")
 
 
@@ -181,8 +185,8 @@ def build_bolt_app(services: Services) -> AsyncApp:
             if "slack.message_edit" in services.runner.handlers:
                 await submit("slack.message_edit", {"event": event}, f"slack:event:{body.get('event_id')}")
             return
-        if event.get("bot_id") or event.get("subtype") == "bot_message":
-            return
+        if event.get("bot_id") or event.get("subtype") not in _SAID_BY_PEOPLE:
+            return  # a bot's, or Slack's own notice: "<@U1> has joined the channel", "set the channel topic: ..."
         if event.get("channel_type") == "im":
             await route_text(event, body, "dm")
         elif "slack.message" in services.runner.handlers:

@@ -203,6 +203,13 @@ def test_resolve_drafts_the_postmortem_end_to_end(tmp_path: Path, standin: Slack
                            ("U0BOB", "the deploy doubled the replicas, that is the root cause"),
                            ("U0BOB", "we should put pgbouncer in front of postgres-main <@U0IRIS>")):
             assert d.message(text, user=user, channel=channel).status_code == 200
+        # What Slack itself posts in an incident channel (people invited, the bot's topic, a pin) is not said by
+        # anyone: not on the timeline, not in the postmortem. A reply also sent to the channel is.
+        for subtype, user, text in (("channel_join", "U0CARA", "<@U0CARA> has joined the channel"),
+                                    ("channel_topic", "UWARROOM", "set the channel topic: SEV2 open"),
+                                    ("pinned_item", "U0ALICE", "pinned a message to this channel."),
+                                    ("thread_broadcast", "U0CARA", "replicas back to 4, errors falling")):
+            assert d.message(text, user=user, channel=channel, subtype=subtype).status_code == 200
         assert srv.drain(60)
         with db.session() as s:
             ts = s.scalar(select(SlackMessage.ts).where(SlackMessage.incident_id == iid,
@@ -220,6 +227,8 @@ def test_resolve_drafts_the_postmortem_end_to_end(tmp_path: Path, standin: Slack
         assert pm is not None and pm.status == "draft" and pm.version == 1
         md = pm.markdown
     assert "hunter2-secret" not in md
+    assert "has joined the channel" not in md and "SEV2 open" not in md and "pinned a message" not in md
+    assert "replicas back to 4, errors falling" in md
     assert "**key** [the deploy doubled the replicas" in md
     assert "- Services: payments-api" in md
     assert "rolled back the deploy" in md

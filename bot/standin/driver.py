@@ -102,9 +102,12 @@ class SlackDriver:
         return self.event(self.mention_event(text, user, channel), **kw)
 
     def message(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", channel_type: str = "channel",
-                files: list[dict[str, Any]] | None = None, **kw: Any) -> httpx.Response:
+                files: list[dict[str, Any]] | None = None, subtype: str | None = None, **kw: Any) -> httpx.Response:
+        """A ``message`` event; ``subtype`` as Slack sets it (``channel_join``, ``thread_broadcast``, ...)."""
         ev: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": self._ts(), "channel": channel,
                               "channel_type": channel_type, "event_ts": self._ts()}
+        if subtype:
+            ev["subtype"] = subtype
         if files:
             ev["files"] = files
         return self.event(ev, **kw)
