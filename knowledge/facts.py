@@ -300,7 +300,7 @@ def assemble_facts(session: Session, *, incident_id: int, similar: SimilarFn | N
     runbooks = _runbooks(session, inc.id)
     services: list[str] = [s for s in [inc.service_name, *(a.service for a in alerts)] if s]
     responder_ids: list[str] = [u for u in [inc.assignee, inc.created_by] if u]
-    responder_ids += [t.actor for t in timeline if t.actor and t.actor.startswith("U")]
+    responder_ids += [t.actor for t in timeline if t.actor and t.actor.startswith(("U", "W"))]  # W: Enterprise Grid
     responder_ids += [u for r in runbooks for u in (r.requested_by, r.approved_by) if u]
     responders = tuple(Person(u, names.get(u, u)) for u in dict.fromkeys(responder_ids))
     related = tuple((similar or similar_by_service)(session, inc))

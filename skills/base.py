@@ -26,7 +26,11 @@ ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:
 # A severity first: "sev1 outage on checkout", "SEV-2: ingest lag", "severity 1 db down" (group 1: the level)
 LEAD_SEV = re.compile(r"^\W*sev(?:erity)?[\s-]?([1-4])\b[\s:,.-]*", re.I)
 
-_USER_MENTION = re.compile(r"&lt;@(U[A-Z0-9]{2,})&gt;")
+# Slack user IDs: U..., or W... (Enterprise Grid's organisation-wide IDs). Bare in text (not inside <@...>), one
+# needs a digit too, so that UTC, URL, WARN or WAL are not read as people.
+USER_ID = r"[UW][A-Z0-9]{2,}"
+BARE_USER_ID = r"\b[UW](?=[A-Z0-9]*\d)[A-Z0-9]{2,}\b"
+_USER_MENTION = re.compile(rf"&lt;@({USER_ID})&gt;")
 
 
 def esc(text: object) -> str:

@@ -27,8 +27,10 @@ from sqlalchemy.orm import Session
 from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Postmortem, Service, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import (
+    BARE_USER_ID,
     INCIDENT_REF,
     LEAD_SEV,
+    USER_ID,
     Action,
     BaseSkill,
     Section,
@@ -50,7 +52,7 @@ from skills.redact import mask_secrets
 
 __all__ = ["IncidentSkill"]
 
-_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?\b(U[A-Z0-9]{2,})\b")
+_USER = re.compile(rf"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?({BARE_USER_ID})")
 _SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
@@ -141,7 +143,7 @@ _STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
 _HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?)\s+"
                       r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
-                      r"<@U[A-Z0-9]+(?:\|[^>]*)?>", re.I)
+                      rf"<@{USER_ID}(?:\|[^>]*)?>", re.I)
 # Incident roles: the commander is the assignee; the others are kept on the incident (findings["roles"]).
 ROLES = {"commander": "Commander", "comms": "Comms", "scribe": "Scribe", "ops": "Ops"}
 _ROLE_WORDS = {"incident commander": "commander", "commander": "commander", "ic": "commander",
@@ -154,7 +156,7 @@ _ROLE_SELF = re.compile(rf"^\W*(?:i'?ll|i\s+will|i'?m|i\s+am|let\s+me)\s+(?:do|t
                         rf"(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on)\s+"
                         r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
 # "@carla is comms", "@dave will take notes", "@bob is the IC for #12"
-_ROLE_OTHER = re.compile(r"^\W*<@(?P<user>U[A-Z0-9]+)(?:\|[^>]*)?>\s+(?:is|will\s+be|will\s+do|will\s+take|takes|does|"
+_ROLE_OTHER = re.compile(rf"^\W*<@(?P<user>{USER_ID})(?:\|[^>]*)?>\s+(?:is|will\s+be|will\s+do|will\s+take|takes|does|"
                          rf"handles|is\s+doing|is\s+on)\s+(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b"
                          r"(?:\s+(?:for|on)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
 # "who's on comms?", "who is the scribe?", "roles?": the roles
@@ -166,7 +168,7 @@ _FOLLOW = re.compile(r"^\W*(?:(?P<un>un|stop\s+)?follow(?:ing)?|(?:please\s+)?ke
                      r"|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9})))?\W*$", re.I)
 MAX_FOLLOWERS = 200
 # "remind me in 20 min to check the replica lag", "remind us in 1h: ...", "remind @bob in 30m that ..."
-_REMIND = re.compile(r"^\W*remind\s+(?P<who>me|us|<@U[A-Z0-9]+(?:\|[^>]*)?>)\s+(?:in\s+)?(?P<n>\d{1,5})\s*"
+_REMIND = re.compile(rf"^\W*remind\s+(?P<who>me|us|<@{USER_ID}(?:\|[^>]*)?>)\s+(?:in\s+)?(?P<n>\d{{1,5}})\s*"
                      r"(?P<unit>s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b[\s:,-]*"
                      r"(?:(?:to|that|about|of)\b\s*)?(?P<what>.*)$", re.I | re.S)
 MAX_REMIND_S = 24 * 3600
@@ -414,7 +416,7 @@ class IncidentSkill(BaseSkill):
             return self._new_from_report(request, ctx)
         if verb == "from_message":  # the message shortcut "Open an incident" on anyone's message: its first line
             first = next((ln for ln in request.text.splitlines() if ln.strip()), "")
-            first = re.sub(r"<@U[A-Z0-9]+(?:\|[^>]*)?>", "", mask_secrets(first)).strip(" :-")
+            first = re.sub(rf"<@{USER_ID}(?:\|[^>]*)?>", "", mask_secrets(first)).strip(" :-")
             return self._new_from_report(dataclasses.replace(request, text=first[:300]), ctx)
         if verb == "escalate":  # value "<id>:<severity shown on the card>": a second click finds it changed
             ident, _, shown = request.text.partition(":")

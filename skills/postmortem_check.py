@@ -22,7 +22,7 @@ _URL = re.compile(r"\b(?:https?|ftp|javascript|data)://?\S+|\]\([^)]*\)", re.I)
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?\b")
 _NUM = re.compile(r"(?<![\w.:/#-])(\d+(?:\.\d+)?)(?![\w:/])")
-_UID = re.compile(r"\bU[0-9A-Z]{4,}\b")
+_UID = re.compile(r"\b[UW](?=[0-9A-Z]*\d)[0-9A-Z]{4,}\b")  # Slack user IDs (W: Enterprise Grid)
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -144,7 +144,7 @@ _ACTION = re.compile(
     r"\b(?:we|someone|team)\s+(?:should|must|need to|needs to|have to)\s+(?=\w))(?P<body>[^\n]+)",
     re.I,
 )
-_OWNER_MENTION = re.compile(r"<@(U[0-9A-Z]+)(?:\|[^>]*)?>|@?\b(U[0-9A-Z]{4,})\b")
+_OWNER_MENTION = re.compile(r"<@([UW][0-9A-Z]+)(?:\|[^>]*)?>|@?\b([UW](?=[0-9A-Z]*\d)[0-9A-Z]{4,})\b")
 _OWNER_WORD = re.compile(r"\b(?:owner|assignee|assigned to|assign to)\s*[:=]?\s*@?([A-Za-z][\w.-]*)", re.I)
 _SELF = re.compile(r"\b(I will|I'll|I can take|I'll take|mine)\b", re.I)
 
@@ -175,7 +175,7 @@ def extract_action_items(facts: PostmortemFacts) -> list[ActionItem]:
         for m in _ACTION.finditer(t.text):
             body = m.group("body").strip().rstrip(".!")
             # A trailing mention names the owner (shown apart); mentions inside read as names.
-            body = re.sub(r"[\s,]*(<@U[0-9A-Z]+(?:\|[^>]*)?>\s*)+$", "", body)
+            body = re.sub(r"[\s,]*(<@[UW][0-9A-Z]+(?:\|[^>]*)?>\s*)+$", "", body)
             body = _OWNER_MENTION.sub(lambda x: facts.person_name(x.group(1) or x.group(2))
                                       or (x.group(1) or x.group(2)), body)
             body = re.sub(r"\s+", " ", body).strip()[:240]

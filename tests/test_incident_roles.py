@@ -119,3 +119,21 @@ def test_guests_and_people_from_other_organisations_can_follow_but_not_change_an
     live.drain()
     with live.db.session() as s:
         assert s.get(Incident, inc.id).status == "resolved"  # type: ignore[union-attr]
+
+
+def test_enterprise_grid_people_whose_ids_start_with_w_are_people(live: Live) -> None:
+    """On Enterprise Grid a person's ID is organisation-wide and starts with W (W0GRIDDEV), not U: naming them
+    must work as naming anyone does, and words like WARN or UTC are not people."""
+    (inc,) = open_incidents(live, "checkout 5xx after the WAL disk filled sev2")
+    assert _say(live, inc, "<@W0GRIDDEV> is the scribe", "W0GRIDAMY").endswith(
+        f"<@W0GRIDDEV> is scribe on incident #{inc.id}.")
+    assert _cmd(live, f"assign {inc.id} <@W0GRIDBEN>", user="W0GRIDAMY").endswith(
+        f"Incident #{inc.id} is assigned to <@W0GRIDBEN>.")
+    said = _say(live, inc, "remind <@W0GRIDDEV> in 1s to check the WAL volume", "W0GRIDAMY")
+    assert "<@W0GRIDDEV>" in said and "check the WAL volume" in said, said
+    card = _card(live, inc)
+    assert "*Assignee*: <@W0GRIDBEN>" in card and "Scribe <@W0GRIDDEV>" in card, card
+    with live.db.session() as s:
+        row = s.get(Incident, inc.id)
+        assert row is not None and row.assignee == "W0GRIDBEN"
+    assert "assigned to" not in _cmd(live, f"assign {inc.id} WARN", user="W0GRIDAMY")
