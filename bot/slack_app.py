@@ -20,6 +20,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render import base_action_id, esc
+from skills.base import unesc
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -48,6 +49,14 @@ def strip_bot_mention(text: str, body: dict[str, Any]) -> str:
     for uid in _bot_users(body):
         text = re.sub(rf"<@{uid}(\|[^>]*)?>", "", text)
     return text.strip()
+
+
+def _typed(event: dict[str, Any]) -> dict[str, Any]:
+    """A message event with its text (and an edited message's) as typed: see :func:`skills.base.unesc`."""
+    out = {**event, "text": unesc(str(event.get("text", "")))} if "text" in event else dict(event)
+    if isinstance(event.get("message"), dict) and "text" in event["message"]:
+        out["message"] = {**event["message"], "text": unesc(str(event["message"]["text"]))}
+    return out
 
 
 def parse_command(services: Services, command: str, text: str) -> tuple[str | None, str]:
@@ -142,7 +151,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     @app.command(re.compile(r"^/[\w-]+$"))
     async def on_command(ack: Any, body: dict[str, Any]) -> None:
         command = str(body.get("command", ""))
-        text, was_cut = _cut(services, str(body.get("text", "")))
+        text, was_cut = _cut(services, unesc(str(body.get("text", ""))))
         skill_name, rest = parse_command(services, command, text)
         if skill_name is None:
             await ack(text=f"I do not know `{esc(command)}`. Try `/warroom help`.")
@@ -176,10 +185,11 @@ def build_bolt_app(services: Services) -> AsyncApp:
 
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
-        await route_text(event, body, "mention")
+        await route_text(_typed(event), body, "mention")
 
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+        event = _typed(event)
         if event.get("subtype") in ("message_changed", "message_deleted"):
             # An edit or a deletion: the incident timeline's copy follows (a deleted secret goes from ours too).
             if "slack.message_edit" in services.runner.handlers:
@@ -249,7 +259,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
         callback = str(body.get("callback_id", ""))
         message = body.get("message") or {}
         payload = {
-            "action_id": callback, "value": message.get("text", ""),
+            "action_id": callback, "value": unesc(str(message.get("text", ""))),
             "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
             "message_ts": message.get("ts"), "trigger_id": body.get("trigger_id"),
             "files": message.get("files") or [], "response_url": body.get("response_url"),

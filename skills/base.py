@@ -33,6 +33,17 @@ BARE_USER_ID = r"\b[UW](?=[A-Z0-9]*\d)[A-Z0-9]{2,}\b"
 _USER_MENTION = re.compile(rf"&lt;@({USER_ID})&gt;")
 
 
+_SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITY_CHAR = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def unesc(text: str) -> str:
+    """Text as the person typed it: Slack sends ``&``, ``<`` and ``>`` in message and command text as ``&amp;``,
+    ``&lt;`` and ``&gt;`` (its control sequences, ``<@U1>`` or ``<https://...|label>``, stay as they are).
+    One pass, so ``&amp;lt;`` (someone typed ``&lt;``) comes back as ``&lt;``; no other entity is Slack's."""
+    return _SLACK_ENTITY.sub(lambda m: _ENTITY_CHAR[m.group(1)], text)
+
+
 def esc(text: object) -> str:
     """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``) in untrusted text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

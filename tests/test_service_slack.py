@@ -58,6 +58,26 @@ def test_slack_holding_back_events_is_answered_200_and_said_once_an_hour(live: L
     assert forged.status_code == 401
 
 
+def test_what_people_type_is_kept_as_typed_not_as_slacks_escapes(live: Live) -> None:
+    """Slack sends &, < and > in typed text as &amp;, &lt; and &gt;: stored as such, a title showed "p99 &gt; 2s"
+    and a pasted log line was not the line the CLI sees. One pass: someone who typed "&lt;" keeps "&lt;"."""
+    title = "checkout p99 > 2s & rising, see &lt;docs&gt;"
+    assert live.driver.command("/incident", f"new {title} sev2", channel="C0OPS").status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).order_by(Incident.id.desc())).first()
+        assert inc is not None and inc.title == title, inc.title if inc else None
+    card = json.dumps([m.get("blocks") for m in live.standin.messages() if m.get("ts") == inc.card_ts])
+    assert "p99 &gt; 2s &amp; rising, see &amp;lt;docs&amp;gt;" in card and "&amp;gt; 2s" not in card
+    assert live.driver.mention(f"note #{inc.id}: if the pool < 5 & the lag > 10s, page <@U0BOB>",
+                               channel="C0OPS").status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        notes = s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == inc.id,
+                                                           TimelineEvent.kind == "note")).all()
+    assert any("if the pool < 5 & the lag > 10s, page <@U0BOB>" in n for n in notes), notes
+
+
 def test_signed_slash_command_is_answered(live: Live) -> None:
     resp = live.driver.command("/warroom", "status", user="U0BOB", channel="C0OPS")
     assert resp.status_code == 200

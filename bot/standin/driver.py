@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 import urllib.parse
 from typing import Any
@@ -16,6 +17,10 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 __all__ = ["SlackDriver"]
+
+
+# Slack's own sequences in message text: mentions, channels, special mentions, dates, links.
+_SLACK_SEQUENCE = re.compile(r"(<(?:[@#!][^<>\s|]+|(?:https?|mailto):[^<>\s|]+)(?:\|[^<>]*)?>)")
 
 
 class SlackDriver:
@@ -56,11 +61,21 @@ class SlackDriver:
         return self.http.post(self.url, content=body.encode(), headers=h)
 
     # --- slash commands ---------------------------------------------------------------------------
+    @staticmethod
+    def encoded(text: str) -> str:
+        """``text`` as Slack sends what someone typed: ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;``, ``&gt;``;
+        its own sequences (``<@U1>``, ``<#C1|name>``, ``<!here>``, ``<https://...|label>``) left as they are."""
+        out = []
+        for part in _SLACK_SEQUENCE.split(text):
+            out.append(part.replace("&", "&amp;") if _SLACK_SEQUENCE.fullmatch(part) else  # a link's & too
+                       part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+        return "".join(out)
+
     def command_form(self, command: str, text: str = "", user: str = "U0ALICE", channel: str = "C0GENERAL",
                      **extra: str) -> dict[str, str]:
         """A slash command's fields, as Slack sends them (a form over HTTP, the payload in Socket Mode)."""
         return {"token": "legacy", "team_id": self.team_id, "channel_id": channel, "channel_name": "general",
-                "user_id": user, "user_name": user.lower(), "command": command, "text": text,
+                "user_id": user, "user_name": user.lower(), "command": command, "text": self.encoded(text),
                 "response_url": self._response_url(channel), "trigger_id": self._uid("trig."),
                 "api_app_id": "A0WARROOM", **extra}
 
@@ -92,7 +107,7 @@ class SlackDriver:
         return self.post(json.dumps(body), "application/json")
 
     def mention_event(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL") -> dict[str, Any]:
-        return {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {text}", "ts": self._ts(),
+        return {"type": "app_mention", "user": user, "text": f"<@UWARROOM> {self.encoded(text)}", "ts": self._ts(),
                 "channel": channel, "event_ts": self._ts()}
 
     def _ts(self) -> str:
@@ -104,7 +119,8 @@ class SlackDriver:
     def message(self, text: str, user: str = "U0ALICE", channel: str = "C0GENERAL", channel_type: str = "channel",
                 files: list[dict[str, Any]] | None = None, subtype: str | None = None, **kw: Any) -> httpx.Response:
         """A ``message`` event; ``subtype`` as Slack sets it (``channel_join``, ``thread_broadcast``, ...)."""
-        ev: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": self._ts(), "channel": channel,
+        ev: dict[str, Any] = {"type": "message", "user": user, "text": self.encoded(text), "ts": self._ts(),
+                              "channel": channel,
                               "channel_type": channel_type, "event_ts": self._ts()}
         if subtype:
             ev["subtype"] = subtype
@@ -155,7 +171,8 @@ class SlackDriver:
         payload = {"type": "message_action", "callback_id": callback_id, "team": {"id": self.team_id},
                    "user": {"id": user}, "channel": {"id": channel}, "trigger_id": self._uid("trig."),
                    "message_ts": ts, "response_url": self._response_url(channel),
-                   "message": {"type": "message", "text": message_text, "ts": ts, "files": files or []}}
+                   "message": {"type": "message", "text": self.encoded(message_text), "ts": ts,
+                               "files": files or []}}
         return self._interactive(payload)
 
     def view_submission(self, callback_id: str, values: dict[str, Any], private_metadata: str = "",
