@@ -59,6 +59,8 @@ def test_slack_manifest_subscribes_to_what_the_bot_listens_for() -> None:
     registered = {c["command"] for c in manifest["features"]["slash_commands"]}
     wanted = {c.split()[0] for skill in default_registry().skills for c in skill.commands}
     assert wanted <= registered, f"commands not in the manifest: {wanted - registered}"
+    # Without should_escape Slack sends "@bob" as plain words: "/incident assign 12 @bob" could name nobody.
+    assert [c["command"] for c in manifest["features"]["slash_commands"] if c.get("should_escape") is not True] == []
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     source = Path(slack_app.__file__).read_text()
     handled = set(re.findall(r'@app\.event\("(\w+)"\)', source))
