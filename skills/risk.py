@@ -27,11 +27,13 @@ from skills.base import (
     small_int,
 )
 from skills.risk_engine import (
+    BY_NAME,
     WARN_LEVELS,
     Assessment,
     MetricWindow,
     RiskEngine,
     RiskInputError,
+    canonical_name,
     get_engine,
     validate_snapshot,
     validate_window,
@@ -44,13 +46,32 @@ USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [l
          "it last reported.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
 _MIN_HISTORY = 8
+# Units people write after a number: "cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k". Each converts to the
+# metric's own unit; one that does not fit the metric (cpu=250ms) is refused by name, never guessed.
+_WITH_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%|ms|s|sec|secs|us|µs|k)$", re.I)
+_UNITS = {"%": ("%", 1.0), "ms": ("ms", 1.0), "s": ("ms", 1000.0), "sec": ("ms", 1000.0), "secs": ("ms", 1000.0),
+          "us": ("ms", 0.001), "µs": ("ms", 0.001), "k": ("count", 1000.0)}
+
+
+def _in_metric_unit(key: str, value: str) -> str | float:
+    """``value`` in the metric's unit when it carries one of :data:`_UNITS`, else as given (checked later)."""
+    m = _WITH_UNIT.match(value.strip())
+    name = canonical_name(key)
+    if m is None or name is None:
+        return value
+    kind, scale = _UNITS[m.group(2).lower()]
+    unit = BY_NAME[name].unit
+    fits = unit == kind or (kind == "count" and unit not in ("%", "ms"))
+    if not fits:
+        raise RiskInputError(f"{key}={value[:40]!r}: {BY_NAME[name].label} is in {unit}, not {m.group(2)}")
+    return float(m.group(1)) * scale
 
 
 def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
     """``service``, ``incident`` and validated metrics from ``/risk`` text; errors name the bad part."""
     service: str | None = None
     incident: int | None = None
-    raw: dict[str, str] = {}
+    raw: dict[str, str | float] = {}
     for tok in text.replace(",", " ").split():
         m = _TOKEN.match(tok)
         if m is None:
@@ -70,7 +91,7 @@ def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
         elif key in raw:
             raise RiskInputError(f"{key} is given twice")
         else:
-            raw[key] = value
+            raw[key] = _in_metric_unit(key, value)
     return service, incident, validate_snapshot(raw)
 
 

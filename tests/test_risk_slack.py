@@ -60,6 +60,18 @@ def test_risk_command_posts_card_and_chart_and_stores_reading(live: Live) -> Non
     assert content[:8] == PNG_MAGIC and len(content) > 5000
 
 
+def test_numbers_with_the_units_people_write(live: Live) -> None:
+    """"cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k": what an engineer copies from a dashboard."""
+    assert live.driver.command("/risk", "service=search cpu=85% mem=40% latency=250ms rt=1.2s conns=1.5k",
+                               user="U0ALICE").status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        (row,) = s.scalars(select(RiskReading)).all()
+    assert row.inputs["cpu_usage"] == 85.0 and row.inputs["memory_usage"] == 40.0
+    assert row.inputs["network_latency_ms"] == 250.0 and row.inputs["response_time_ms"] == 1200.0
+    assert row.inputs["active_connections"] == 1500.0
+
+
 def test_healthy_snapshot_is_low(live: Live) -> None:
     live.driver.command("/risk", "service=search cpu=20 mem=35 disk=30 latency=12 errors=0 rt=90 conns=120")
     live.drain()
@@ -75,6 +87,8 @@ def test_healthy_snapshot_is_low(live: Live) -> None:
     ("service=api cpu=80", "at least 2 metrics"),
     ("service=api bogus=1 cpu=3", "unknown metric 'bogus'"),
     ("service=api cpu=80 mem=20 incident=999", "no incident #999"),
+    ("service=api cpu=250ms mem=20", "CPU is in %, not ms"),
+    ("service=api cpu=80 mem=20 errors=12%", "errors is in errors/min, not %"),
 ])
 def test_bad_input_gets_a_clear_private_reply(live: Live, text: str, named: str) -> None:
     assert live.driver.command("/risk", text, user="U0BOB").status_code == 200
