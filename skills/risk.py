@@ -42,8 +42,8 @@ from skills.risk_engine import (
 __all__ = ["RiskSkill", "parse_command", "card_lines", "pct"]
 
 USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [latency=<ms>] [errors=<n>] "
-         "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics; or `/risk <service>` for the metrics "
-         "it last reported.")
+         "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics (85%, 250ms, 1.2s and 1.5k are "
+         "understood); or `/risk <service>` for the metrics it last reported.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
 _MIN_HISTORY = 8
 # Units people write after a number: "cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k". Each converts to the
