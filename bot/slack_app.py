@@ -20,7 +20,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render import base_action_id, esc
-from skills.base import unesc
+from skills.base import typed
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -53,9 +53,9 @@ def strip_bot_mention(text: str, body: dict[str, Any]) -> str:
 
 def _typed(event: dict[str, Any]) -> dict[str, Any]:
     """A message event with its text (and an edited message's) as typed: see :func:`skills.base.unesc`."""
-    out = {**event, "text": unesc(str(event.get("text", "")))} if "text" in event else dict(event)
+    out = {**event, "text": typed(str(event.get("text", "")))} if "text" in event else dict(event)
     if isinstance(event.get("message"), dict) and "text" in event["message"]:
-        out["message"] = {**event["message"], "text": unesc(str(event["message"]["text"]))}
+        out["message"] = {**event["message"], "text": typed(str(event["message"]["text"]))}
     return out
 
 
@@ -151,7 +151,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     @app.command(re.compile(r"^/[\w-]+$"))
     async def on_command(ack: Any, body: dict[str, Any]) -> None:
         command = str(body.get("command", ""))
-        text, was_cut = _cut(services, unesc(str(body.get("text", ""))))
+        text, was_cut = _cut(services, typed(str(body.get("text", ""))))
         skill_name, rest = parse_command(services, command, text)
         if skill_name is None:
             await ack(text=f"I do not know `{esc(command)}`. Try `/warroom help`.")
@@ -259,7 +259,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
         callback = str(body.get("callback_id", ""))
         message = body.get("message") or {}
         payload = {
-            "action_id": callback, "value": unesc(str(message.get("text", ""))),
+            "action_id": callback, "value": typed(str(message.get("text", ""))),
             "user": (body.get("user") or {}).get("id"), "channel": (body.get("channel") or {}).get("id"),
             "message_ts": message.get("ts"), "trigger_id": body.get("trigger_id"),
             "files": message.get("files") or [], "response_url": body.get("response_url"),

@@ -44,6 +44,22 @@ def unesc(text: str) -> str:
     return _SLACK_ENTITY.sub(lambda m: _ENTITY_CHAR[m.group(1)], text)
 
 
+_LABELLED_USER = re.compile(r"<@([UW][A-Z0-9]{2,})\|[^<>]*>")
+_CHANNEL_REF = re.compile(r"<#C[A-Z0-9]+\|([^<>]+)>")
+_LINK = re.compile(r"<((?:https?|mailto):[^<>|\s]+)(?:\|[^<>]*)?>")
+
+
+def typed(text: str) -> str:
+    """Slack text (a message, a command with its users and channels escaped) as the person typed it: ``@bob``
+    stays a mention (``<@U0BOB>``, the label dropped, so the card shows whoever it is now), ``#ops`` is the word
+    ``#ops`` again, a link is its address; then :func:`unesc`. Stored like this, a title or note reads on the card
+    as it was written instead of as ``<#C0OPS|ops>``."""
+    text = _LABELLED_USER.sub(r"<@\1>", text)
+    text = _CHANNEL_REF.sub(r"#\1", text)
+    text = _LINK.sub(lambda m: m.group(1).removeprefix("mailto:"), text)
+    return unesc(text)
+
+
 def esc(text: object) -> str:
     """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``) in untrusted text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -76,6 +76,18 @@ def test_what_people_type_is_kept_as_typed_not_as_slacks_escapes(live: Live) -> 
         notes = s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == inc.id,
                                                            TimelineEvent.kind == "note")).all()
     assert any("if the pool < 5 & the lag > 10s, page <@U0BOB>" in n for n in notes), notes
+    # Commands escape users and channels (the manifest's should_escape): "#checkout" arrives as <#C0CHK|checkout>,
+    # "@bob" as <@U0BOB|bob>, a link as <https://...>; the title reads as typed, the assignee is a person.
+    live.driver.command("/incident", "new card errors in <#C0CHK|checkout> see <https://grafana.example/d/x?a=1&b=2> "
+                        "sev3", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        new = s.scalars(select(Incident).order_by(Incident.id.desc())).first()
+        assert new is not None and new.title == "card errors in #checkout see https://grafana.example/d/x?a=1&b=2"
+    live.driver.command("/incident", f"assign {new.id} <@U0BOB|bob>", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        assert s.get(Incident, new.id).assignee == "U0BOB"  # type: ignore[union-attr]
 
 
 def test_signed_slash_command_is_answered(live: Live) -> None:
