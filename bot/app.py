@@ -209,6 +209,8 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
             # Slack held back events in the last hour: what people said in Slack may not have reached the bot
             body["slack_events_limited"] = {
                 "minute": dt.datetime.fromtimestamp(limited["minute"], dt.UTC).isoformat(), "team": limited["team"]}
+        if services.llm_status is not None:  # the configured LLM endpoint: reachable, serving the model?
+            body["llm"] = services.llm_status
         if missing := getattr(services.poster, "missing_scopes", None):
             from bot.slack_client import REQUIRED_SCOPES
 

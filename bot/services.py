@@ -36,6 +36,7 @@ class Services:
     migrated: bool = False
     warm: bool = False
     warm_error: str | None = None
+    llm_status: dict[str, Any] | None = None  # check_llm(): whether the LLM endpoint answers and serves the model
     _warm_thread: threading.Thread | None = field(default=None, repr=False)
     _lock: ProcessorLock | None = field(default=None, repr=False)  # SQLite: one processor per database file
 
@@ -53,6 +54,17 @@ class Services:
             self.warm_error = f"{type(exc).__name__}: {exc}"
             log.exception("warm-up failed")
 
+    def check_llm(self) -> None:
+        """Ask the LLM endpoint, once at start, whether it serves the configured model (logged, on /readyz)."""
+        from skills.ask_llm import check_endpoint
+
+        s = self.settings
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key else "not-needed"
+        self.llm_status = check_endpoint(s.llm_base_url, key, s.llm_model, min(s.llm_timeout_s, 10.0))
+        if not self.llm_status["ok"]:
+            log.warning("LLM: %s; answers and postmortem drafts fall back to the model-free ones",
+                        self.llm_status["error"])
+
     def start_background(self, *, local_work: bool = True) -> None:
         """Start the worker pool, the inbox processor and the model warm-up. With ``local_work=False`` (the
         web process when ``WARROOM_BACKGROUND=process``) only the warm-up: a `warroom background` child
@@ -66,6 +78,8 @@ class Services:
                 threading.Thread(target=self._start_when_free, name="warroom-processor-lock", daemon=True).start()
         # the token's scopes against what the bot needs (logged, and on /readyz), without holding up the start
         threading.Thread(target=self.poster.check_scopes, name="warroom-scopes", daemon=True).start()
+        if self.settings.llm_enabled:
+            threading.Thread(target=self.check_llm, name="warroom-llm-check", daemon=True).start()
         if self.settings.warm_models:
             self._warm_thread = threading.Thread(target=self.warm_up, name="warroom-warm", daemon=True)
             self._warm_thread.start()

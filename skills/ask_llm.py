@@ -18,7 +18,7 @@ from typing import Any
 from skills.redact import mask_secrets
 
 __all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK",
-           "without_reasoning", "invoke", "NoAnswer"]
+           "without_reasoning", "invoke", "NoAnswer", "check_endpoint"]
 
 log = logging.getLogger("warroom.skills.ask")
 
@@ -109,6 +109,30 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
         if not content:
             raise LLMUnavailable("the answer was cut off at the token limit before its first sentence ended")
     return check_answer(content, len(passages))
+
+
+def check_endpoint(base_url: str | None, api_key: str, model: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Whether the configured endpoint answers and serves ``model`` (``GET /models``, which OpenAI, Ollama, vLLM,
+    LM Studio and llama.cpp all serve): ``{"ok": True, "model": ...}`` or ``{"ok": False, "error": ...}``
+    naming what to fix. A wrong model name or key otherwise shows only as every answer falling back."""
+    import openai
+
+    try:
+        served = [m.id for m in openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s,
+                                              max_retries=0).models.list()]
+    except openai.AuthenticationError:
+        return {"ok": False, "error": "the endpoint refuses the API key (401): check WARROOM_LLM_API_KEY"}
+    except openai.NotFoundError:  # a server without the listing: the model is found out at the first question
+        return {"ok": True, "model": model, "listed": False}
+    except openai.OpenAIError as exc:
+        return {"ok": False, "error": f"the endpoint does not answer ({type(exc).__name__}: {str(exc)[:120]})"}
+    except (ValueError, TypeError, AttributeError) as exc:  # a 200 that is not a model list
+        return {"ok": False, "error": f"the endpoint's model list is unreadable ({type(exc).__name__})"}
+    if model not in served and not any(s.split(":")[0] == model for s in served):  # Ollama: "llama3" ~ llama3:latest
+        shown = ", ".join(sorted(served)[:10]) or "none"
+        return {"ok": False, "error": f"the endpoint does not serve model '{model}' (WARROOM_LLM_MODEL); it serves: "
+                                      f"{shown}"}
+    return {"ok": True, "model": model, "listed": True}
 
 
 class NoAnswer(ValueError):

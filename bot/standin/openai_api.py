@@ -34,14 +34,44 @@ class OpenAIStandIn:
     """``with OpenAIStandIn(reply) as llm: llm.url``; ``llm.calls`` holds every request (path, JSON body, the
     Authorization header) in arrival order."""
 
-    def __init__(self, reply: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+    def __init__(self, reply: Callable[[dict[str, Any]], Reply] | None = None, *, models: list[str] | None = None,
+                 api_key: str | None = None) -> None:
+        """``models``: what ``GET /models`` lists, and a chat with another model answers 404 ``model_not_found``
+        as OpenAI does (None: no listing, 404, as some servers; any model answers). ``api_key``: another bearer
+        token answers 401 ``invalid_api_key``."""
         self.reply = reply or (lambda body: Reply())
         self.calls: list[dict[str, Any]] = []
+        self.models, self.api_key = models, api_key
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 return None
+
+            def _send(self, status: int, obj: dict[str, Any]) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _refused(self) -> bool:
+                if stand_in.api_key is None or self.headers.get("authorization") == f"Bearer {stand_in.api_key}":
+                    return False
+                self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                           "code": "invalid_api_key"}})
+                return True
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                stand_in.calls.append({"path": self.path, "body": None, "auth": self.headers.get("authorization")})
+                if self._refused():
+                    return
+                if not self.path.rstrip("/").endswith("/models") or stand_in.models is None:
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                    return
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                             "owned_by": "stand-in"} for m in stand_in.models]})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -50,6 +80,14 @@ class OpenAIStandIn:
                 except ValueError:
                     body = {}
                 stand_in.calls.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
+                if self._refused():
+                    return
+                if stand_in.models is not None and body.get("model") not in {
+                        *stand_in.models, *(m.split(":")[0] for m in stand_in.models)}:  # Ollama: llama3 = :latest
+                    self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist or you "
+                                                          "do not have access to it.", "type": "invalid_request_error",
+                                               "code": "model_not_found"}})
+                    return
                 answer = stand_in.reply(body)
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
