@@ -238,6 +238,10 @@ def _run_shell(step: PlannedStep, policy: ExecPolicy, should_cancel: Callable[[]
                 break
             time.sleep(0.05)
         proc.wait()
+        try:  # what the step left running in its group (a forked helper) ends with the step: nothing unaudited
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         reader.join(5)
     out = mask_secrets(b"".join(sink).decode("utf-8", "replace"))
     code = proc.returncode
@@ -251,11 +255,19 @@ def _run_shell(step: PlannedStep, policy: ExecPolicy, should_cancel: Callable[[]
 def _run_http(step: PlannedStep, policy: ExecPolicy) -> StepOutcome:
     start = time.monotonic()
     try:
-        with httpx.Client(timeout=step.timeout_s, follow_redirects=False, trust_env=False) as client:
-            resp = client.request(step.method, step.url)
+        with httpx.Client(timeout=step.timeout_s, follow_redirects=False, trust_env=False) as client, \
+                client.stream(step.method, step.url) as resp:
+            raw, more = bytearray(), False
+            for chunk in resp.iter_bytes():  # streamed: a 2 GB answer must not be read whole to show 64 KB
+                raw += chunk
+                if len(raw) > policy.output_cap:
+                    more = True
+                    break
     except httpx.HTTPError as exc:
         return StepOutcome("failed", f"{type(exc).__name__}: {exc}", None, time.monotonic() - start)
-    body = resp.text[: policy.output_cap]
+    body = bytes(raw[: policy.output_cap]).decode(resp.encoding or "utf-8", "replace")
+    if more:
+        body += "\n… (output cut)"
     status = "ok" if resp.status_code < 400 else "failed"
     return StepOutcome(status, mask_secrets(f"HTTP {resp.status_code}\n{body}"), resp.status_code,
                        time.monotonic() - start)

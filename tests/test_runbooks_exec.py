@@ -3,7 +3,10 @@ allow-list, the bot restart that leaves a run interrupted, and suggestions on th
 
 from __future__ import annotations
 
+import http.server
 import json
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,22 @@ steps:
   - {name: Environment, kind: shell, run: [env]}
 ---
 """,
+    "leaves-a-helper.md": """---
+id: leaves-a-helper
+title: Starts something in the background and returns
+risk: low
+steps:
+  - {name: Fork, kind: shell, run: [sh, -c, "sleep 287 & echo started"]}
+---
+""",
+    "big-answer.md": """---
+id: big-answer
+title: Calls an endpoint that answers 50 MB
+risk: low
+steps:
+  - {name: Call, kind: http, method: GET, url: "http://127.0.0.1:BIGPORT/dump"}
+---
+""",
     "outside.md": """---
 id: outside
 title: Calls a host that is not allowed
@@ -70,11 +89,33 @@ steps:
 }
 
 
+class _Big(http.server.BaseHTTPRequestHandler):
+    """An endpoint that answers 50 MB, as a metrics dump or a log endpoint can."""
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(50 * 2**20))
+        self.end_headers()
+        try:
+            for _ in range(50 * 16):
+                self.wfile.write(b"x" * 65536)
+        except (BrokenPipeError, ConnectionResetError):  # the bot stopped reading at its cap
+            pass
+
+
+BIG = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Big)
+threading.Thread(target=BIG.serve_forever, daemon=True).start()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, standin: Any) -> Settings:
     from tests.conftest import make_settings  # type: ignore[import-not-found]
 
-    return make_settings(tmp_path, standin, runbook_commands=["sleep", "env", "kubectl"],
+    return make_settings(tmp_path, standin, runbook_commands=["sleep", "env", "kubectl", "sh"],
                          runbook_http_hosts=["127.0.0.1"], warm_models=False)  # ours builds lazily
 
 
@@ -84,7 +125,7 @@ def extra(db: Database, tmp_path: Path, standin: Any) -> Database:
     d.mkdir()
     port = standin.api_url.split(":")[2].split("/")[0]
     for name, text in TEST_RUNBOOKS.items():
-        (d / name).write_text(text.replace("PORT", port))
+        (d / name).write_text(text.replace("BIGPORT", str(BIG.server_address[1])).replace("PORT", port))
     with db.session() as s:
         import_dir(s, path=d)
     return db
@@ -171,6 +212,19 @@ def test_child_gets_no_secrets_and_http_goes_only_to_allowed_hosts(extra: Databa
     assert live.driver.command("/runbook", "run outside", user="U0ALICE", channel=CH).status_code == 200
     live.drain()
     assert "host `evil.example.com` is not on the http allow-list" in _text(live.standin.messages(CH)[-1])
+
+
+def test_a_step_leaves_nothing_running_and_a_big_answer_is_not_read_whole(extra: Database, live: Any) -> None:
+    """What a step forks ends with the step (nothing runs on unaudited); an HTTP step's 50 MB answer is read up to
+    the output cap and said to be cut, not loaded whole into the bot."""
+    eid, _ = _start(live, "run leaves-a-helper")
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded" and "started" in row.output, row.output
+    assert subprocess.run(["pgrep", "-f", "sleep 287"], capture_output=True).returncode == 1, "the helper runs on"
+    eid, _ = _start(live, "run big-answer")
+    row = _wait(live, eid, ("succeeded", "failed"))
+    assert row.status == "succeeded" and "(output cut)" in row.output, row.output[-300:]
+    assert len(row.output) < 40_000
 
 
 def test_restart_marks_running_runs_interrupted(settings: Settings, db: Database, standin: Any) -> None:
