@@ -24,7 +24,19 @@ INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:i|we) do\b|\bnext steps?\b", re.I)
 
 # A severity first: "sev1 outage on checkout", "SEV-2: ingest lag", "severity 1 db down" (group 1: the level)
-LEAD_SEV = re.compile(r"^\W*sev(?:erity)?[\s-]?([1-4])\b[\s:,.-]*", re.I)
+# (group 1: the level; SEV0 / P0, the top level where levels start at 0, is SEV1: see severity_word)
+LEAD_SEV = re.compile(r"^\W*(?:sev(?:erity)?[\s-]?|p)([0-4])\b[\s:,.-]*", re.I)
+_SEV_WORD = re.compile(r"^(?:sev(?:erity)?-?|p)?([0-4])$", re.I)
+
+
+def severity_word(word: str) -> int | None:
+    """The severity a word names: ``sev1``, ``SEV-2``, ``P1`` (PagerDuty's and many teams' priorities), a bare
+    ``3``; ``SEV0`` / ``P0`` (where levels start at 0) is the top one, 1. Mapped up, never down: a P1 opened as
+    the default SEV3 would page nobody. A bare ``0`` is not a severity."""
+    m = _SEV_WORD.match(word)
+    if m is None or word == "0":
+        return None
+    return max(1, int(m.group(1)))
 
 # Slack user IDs: U..., or W... (Enterprise Grid's organisation-wide IDs). Bare in text (not inside <@...>), one
 # needs a digit too, so that UTC, URL, WARN or WAL are not read as people.
@@ -71,7 +83,8 @@ def esc_keep_users(text: object) -> str:
 
 
 __all__ = [
-    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "clock", "duration", "esc", "esc_keep_users", "incident_here",
+    "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "severity_word", "clock", "duration", "esc", "esc_keep_users",
+    "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",
     "small_int",

@@ -42,6 +42,7 @@ from skills.base import (
     duration,
     esc_keep_users,
     outsider,
+    severity_word,
     slack_clock,
 )
 from skills.base import esc as escape
@@ -53,7 +54,6 @@ from skills.redact import mask_secrets
 __all__ = ["IncidentSkill"]
 
 _USER = re.compile(rf"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?({BARE_USER_ID})")
-_SEV = re.compile(r"^(?:sev)?([1-4])$", re.I)
 _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 # Free text about one incident: "status of incident #101", "what's going on with #113?"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
@@ -506,11 +506,11 @@ class IncidentSkill(BaseSkill):
         sev = 3
         lead = LEAD_SEV.match(rest)  # "/incident new sev1: checkout down" (a leading bare "2" is a title word)
         if lead:
-            sev, rest = int(lead.group(1)), re.sub(r"^(?:for|about|on)\s+", "", rest[lead.end():], flags=re.I)
+            sev, rest = max(1, int(lead.group(1))), re.sub(r"^(?:for|about|on)\s+", "", rest[lead.end():], flags=re.I)
         words = rest.split()
-        if words and _SEV.match(words[-1]):
-            sev = int(_SEV.match(words[-1]).group(1))  # type: ignore[union-attr]
-            words = words[:-1]
+        if words and (level := severity_word(words[-1])) is not None:
+            sev = level
+            words = words[:-2] if len(words) > 1 and words[-2].lower() in ("sev", "severity") else words[:-1]
         title = " ".join(words).strip()
         if not title:
             raise SkillError("Give the incident a title: `/incident new <title> [sev1-4]`.")
@@ -615,10 +615,10 @@ class IncidentSkill(BaseSkill):
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         args = rest.split()
-        sev_args = [a for a in args if _SEV.match(a) and not a.startswith("#")]
+        sev_args = [a for a in args if severity_word(a) is not None and not a.startswith("#")]
         if not sev_args:
             raise SkillError("Usage: `/incident sev <1-4> [id]`.")
-        sev = int(_SEV.match(sev_args[0]).group(1))  # type: ignore[union-attr]
+        sev = severity_word(sev_args[0]) or 3
         rest_args = [a for a in args if a != sev_args[0]]
         inc, _ = self._target(s, request, rest_args)
         if inc.severity == sev:
@@ -1036,7 +1036,7 @@ class IncidentSkill(BaseSkill):
             if not request.user_id:
                 raise SkillError("`following` needs to know who you are: ask in Slack.")
             said.append("that you follow")
-        sev = next((int(m.group(1)) for w in words if (m := _SEV.match(w))), None)
+        sev = next((level for w in words if (level := severity_word(w)) is not None), None)
         if sev is not None:
             where.append(Incident.severity == sev)
             said.append(f"SEV{sev}")
@@ -1045,7 +1045,7 @@ class IncidentSkill(BaseSkill):
             where.append(Incident.service_name == service)
             said.append(f"on {escape(service)}")
         left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
-                                              "follow", "i") and not _SEV.match(w)
+                                              "follow", "i") and severity_word(w) is None
                 and not (service and w in service.lower().split())]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "

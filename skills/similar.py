@@ -205,7 +205,8 @@ class SimilarSkill(BaseSkill):
                 and (own is None or h.incident_id != own)][:5]
         report = (request.source in ("mention", "dm") and incident_id is None and request.incident_id is None
                   and (sev or _reported(text)))  # under an incident's card, a symptom is part of that one
-        label, value = ((f"Open a SEV{sev.group(1)} incident", f"{text[:290]} sev{sev.group(1)}") if sev
+        level = max(1, int(sev.group(1))) if sev else None
+        label, value = ((f"Open a SEV{level} incident", f"{text[:290]} sev{level}") if sev
                         else ("Open an incident", text[:300]))
         offer = (Action("incident:new", label, value, "primary"),) if report else ()
         if not hits:

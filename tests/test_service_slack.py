@@ -680,3 +680,16 @@ def test_open_an_incident_shortcut_on_a_message_opens_one_incident(live: Live) -
     replies = [m["text"] for m in live.standin.messages("C0SHORT") if m.get("thread_ts") == "1800000001.000100"]
     assert f"Opened incident #{inc.id} (SEV2)" in replies[0]
     assert f"Already opened as incident #{inc.id} by <@U0ERIN>" in replies[1]
+
+
+def test_severities_as_teams_write_them(live: Live) -> None:
+    """P1 (PagerDuty's and many teams' priorities), "sev 2" with a space, SEV0 where levels start at 0: opened at
+    that severity, the words out of the title. A P1 opened at the default SEV3 would page nobody."""
+    for text in ("P1 checkout returning 502s", "search results stale sev 2", "SEV0: payments ledger down",
+                 "ingest lag growing P3"):
+        assert live.driver.command("/incident", f"new {text}", channel="C0OPS").status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        got = {i.title: i.severity for i in s.scalars(select(Incident).where(Incident.source == "slack"))}
+    assert got == {"checkout returning 502s": 1, "search results stale": 2, "payments ledger down": 1,
+                   "ingest lag growing": 3}, got
