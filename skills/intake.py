@@ -38,7 +38,10 @@ PD_NOTE_MARK = "[warroom] "
 
 _SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "p1": 1, "sev1": 1, "high": 2, "error": 2,
              "major": 2, "p2": 2, "sev2": 2, "warning": 3, "warn": 3, "medium": 3, "minor": 3, "p3": 3,
-             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "p5": 4, "sev5": 4, "none": 4}
+             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "p5": 4, "sev5": 4, "none": 4,
+             # syslog's levels (emerg, alert), Zabbix's (disaster, average, not classified), OpsGenie's P0..P5
+             "emerg": 1, "emergency": 1, "alert": 1, "disaster": 1, "p0": 1, "sev0": 1, "average": 3,
+             "notice": 4, "information": 4, "informational": 4, "debug": 4, "notclassified": 4, "ok": 4}
 
 # Metric snapshot names the risk skill understands, and the aliases alerts use for them.
 METRIC_KEYS = {
@@ -53,7 +56,7 @@ def severity_from(value: object, default: int = 3) -> int:
     """Map a tool's severity word or number to 1 (worst) .. 4."""
     if value is None:
         return default
-    text = str(value).strip().lower()
+    text = re.sub(r"[\s_-]+", "", str(value).strip().lower())  # "SEV-1", "sev 1", "Not classified"
     if (n := small_int(text)) is not None:
         return min(4, max(1, n))
     return _SEVERITY.get(text, default)

@@ -598,3 +598,15 @@ def test_digits_that_int_refuses_are_not_numbers(live: Live) -> None:
     live.drain()
     said = [json.dumps(m.get("blocks")) for m in live.standin.messages("C0OPS") if m.get("user") == "U0ALICE"]
     assert len(said) == 2 and not any("Something went wrong" in s for s in said), said
+
+
+def test_severity_words_of_other_tools(live: Live) -> None:
+    """"SEV-1", Zabbix's "Disaster" and "Average", syslog's "emerg", OpsGenie's "P0": each at its level, not at the
+    default SEV3 (a disaster that pages nobody)."""
+    words = {"SEV-1": 1, "Disaster": 1, "emerg": 1, "P0": 1, "Average": 3, "Not classified": 4}
+    alerts = [{"name": f"Sev{i}", "service": f"svc-{i}", "fingerprint": f"sevword{i}", "severity": word}
+              for i, word in enumerate(words)]
+    assert post(live, "generic", {"alerts": alerts}).status_code == 202
+    wait_processed(live)
+    got = {i.alert_name: i.severity for i in incidents(live)}
+    assert got == {f"Sev{i}": level for i, level in enumerate(words.values())}, got
