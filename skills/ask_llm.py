@@ -18,7 +18,7 @@ from typing import Any
 from skills.redact import mask_secrets
 
 __all__ = ["GroundedAnswer", "LLMUnavailable", "ask_llm", "build_messages", "check_answer", "withheld", "IDK",
-           "without_reasoning", "invoke", "NoAnswer", "check_endpoint"]
+           "without_reasoning", "invoke", "NoAnswer", "check_endpoint", "complete"]
 
 log = logging.getLogger("warroom.skills.ask")
 
@@ -78,16 +78,14 @@ def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str
         LLMUnavailable: timeout, rate limit, server error, malformed output, or an unchecked answer.
     """
     import openai  # here, not at the top: 1.1 s of import that a start-up without an LLM need not pay
-    from langchain_openai import ChatOpenAI
 
     messages = build_messages(question, passages)
     log.info("llm request: model=%s passages=%d chars=%d", model, len(passages),
              sum(len(m[1]) for m in messages))
     log.debug("llm prompt (masked): %s", messages[1][1])
-    chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
-                      temperature=0, extra_body={"max_tokens": 300})
     try:
-        reply = invoke(chat, messages)
+        reply = complete(messages, base_url=base_url, api_key=api_key, model=model, timeout_s=timeout_s,
+                         max_tokens=300)
     except NoAnswer as exc:
         raise LLMUnavailable(str(exc)) from None
     except openai.OpenAIError as exc:  # timeouts, 429, 5xx, bad JSON from the endpoint
@@ -133,6 +131,41 @@ def check_endpoint(base_url: str | None, api_key: str, model: str, timeout_s: fl
         return {"ok": False, "error": f"the endpoint does not serve model '{model}' (WARROOM_LLM_MODEL); it serves: "
                                       f"{shown}"}
     return {"ok": True, "model": model, "listed": True}
+
+
+# The request shape each endpoint and model took: OpenAI's reasoning models (o1, o3, gpt-5) refuse max_tokens
+# ("use max_completion_tokens") and any temperature but the default, with a 400 naming the parameter; Ollama,
+# vLLM and llama.cpp take max_tokens. Learnt from the first refusal, kept for the process.
+_SHAPES: dict[tuple[str | None, str], dict[str, Any]] = {}
+
+
+def complete(messages: Any, *, base_url: str | None, api_key: str, model: str, timeout_s: float,
+             max_tokens: int) -> Any:
+    """One chat completion through langchain's ``ChatOpenAI`` (see :func:`invoke`), in the request shape the
+    endpoint takes: a 400 that names ``max_tokens`` or ``temperature`` as unsupported is asked again once
+    without it (``max_completion_tokens`` instead; the model's default temperature), and remembered."""
+    import openai
+    from langchain_openai import ChatOpenAI
+
+    key = (base_url, model)
+    while True:
+        shape = _SHAPES.get(key, {"tokens": "max_tokens", "temperature": True})
+        extra = {"temperature": 0} if shape["temperature"] else {}
+        chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
+                          extra_body={shape["tokens"]: max_tokens}, **extra)
+        try:
+            return invoke(chat, messages)
+        except openai.BadRequestError as exc:
+            said = f"{exc.param or ''} {exc.message}"
+            adapted = dict(shape)
+            if "max_tokens" in said and shape["tokens"] == "max_tokens":
+                adapted["tokens"] = "max_completion_tokens"
+            elif "temperature" in said and shape["temperature"]:
+                adapted["temperature"] = False
+            if adapted == shape:
+                raise
+            log.info("llm %s refuses %s: asking again with %s", model, exc.param or "a parameter", adapted)
+            _SHAPES[key] = adapted
 
 
 class NoAnswer(ValueError):

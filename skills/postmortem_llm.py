@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from knowledge.facts import PostmortemFacts
 from knowledge.postmortems import PostmortemDoc
-from skills.ask_llm import invoke, without_reasoning
+from skills.ask_llm import complete, without_reasoning
 from skills.ask_llm import withheld as reply_withheld
 from skills.postmortem_check import check_prose, fact_universe
 from skills.postmortem_writers import PROSE_KEYS, deterministic_prose, render
@@ -166,12 +166,6 @@ class LLMWriter:
     max_tokens: int = 1200
     name: str = "llm"
 
-    def _chat(self) -> Any:
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model=self.model, base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
-                          max_retries=0, temperature=0, extra_body={"max_tokens": self.max_tokens})
-
     def write(self, facts: PostmortemFacts) -> PostmortemDoc:
         """A checked LLM draft, or the deterministic one (with the reason) when the model fails."""
         import openai  # here, not at the top: 1.1 s of import that a start-up without an LLM need not pay
@@ -185,7 +179,8 @@ class LLMWriter:
         log.info("postmortem incident=%s: sending %d characters (sha256 %s) to %s model %s: %s",
                  facts.incident_id, len(sent), sent_hash, self.base_url, self.model, sent)
         try:
-            answer = invoke(self._chat(), messages)
+            answer = complete(messages, base_url=self.base_url, api_key=self.api_key, model=self.model,
+                              timeout_s=self.timeout_s, max_tokens=self.max_tokens)
             finish = (getattr(answer, "response_metadata", None) or {}).get("finish_reason")
             if finish == "length":  # the JSON is cut: say so, rather than "not JSON"
                 return self._fallback(facts, meta, f"the answer was cut at the {self.max_tokens:,}-token limit")

@@ -179,3 +179,22 @@ def test_readyz_says_whether_the_llm_endpoint_serves_the_model(tmp_path: Path, s
         assert ready["llm"] == {"ok": True, "model": "llama3", "listed": True}
     else:
         assert ready["llm"]["ok"] is False and expect in ready["llm"]["error"], ready["llm"]
+
+
+def test_a_reasoning_model_that_refuses_max_tokens_and_temperature_still_answers(db: Database,
+                                                                                tmp_path: Path) -> None:
+    """OpenAI's o1/o3/gpt-5 answer 400 to max_tokens ("use max_completion_tokens") and to temperature 0: asked
+    again without what was refused, once, and the next question goes in the shape that worked."""
+    with OpenAIStandIn(lambda body: Reply(CONTENT["ok"]), reasoning=True) as llm:
+        s = make_settings(tmp_path, None, llm_base_url=llm.url, llm_api_key="sk-test-key", llm_model="o3-mini",
+                          llm_timeout_s=5.0)
+        ctx = SkillContext(db=db, data_dir=tmp_path, model_dir=tmp_path / "models", settings=s)
+        first = AskSkill().run(SkillRequest(text=QUESTION), ctx)
+        asked = len(llm.calls)
+        second = AskSkill().run(SkillRequest(text=QUESTION), ctx)
+        bodies = [c["body"] for c in llm.calls]
+    assert first.data["mode"] == "llm" and second.data["mode"] == "llm", (first.data, second.data)
+    assert asked == 3 and len(bodies) == 4
+    assert "max_tokens" in bodies[0] and "max_completion_tokens" in bodies[1] and bodies[1]["temperature"] == 0
+    assert bodies[3].get("max_completion_tokens") == 300 and "temperature" not in bodies[3]
+    assert "max_tokens" not in bodies[3]

@@ -35,13 +35,14 @@ class OpenAIStandIn:
     Authorization header) in arrival order."""
 
     def __init__(self, reply: Callable[[dict[str, Any]], Reply] | None = None, *, models: list[str] | None = None,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, reasoning: bool = False) -> None:
         """``models``: what ``GET /models`` lists, and a chat with another model answers 404 ``model_not_found``
         as OpenAI does (None: no listing, 404, as some servers; any model answers). ``api_key``: another bearer
-        token answers 401 ``invalid_api_key``."""
+        token answers 401 ``invalid_api_key``. ``reasoning``: as OpenAI's o1/o3/gpt-5, a request with ``max_tokens``
+        or a temperature other than 1 answers 400, naming the parameter."""
         self.reply = reply or (lambda body: Reply())
         self.calls: list[dict[str, Any]] = []
-        self.models, self.api_key = models, api_key
+        self.models, self.api_key, self.reasoning = models, api_key, reasoning
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,6 +88,18 @@ class OpenAIStandIn:
                     self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist or you "
                                                           "do not have access to it.", "type": "invalid_request_error",
                                                "code": "model_not_found"}})
+                    return
+                if stand_in.reasoning and "max_tokens" in body:
+                    self._send(400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with "
+                                                          "this model. Use 'max_completion_tokens' instead.",
+                                               "type": "invalid_request_error", "param": "max_tokens",
+                                               "code": "unsupported_parameter"}})
+                    return
+                if stand_in.reasoning and body.get("temperature", 1) != 1:
+                    self._send(400, {"error": {"message": f"Unsupported value: 'temperature' does not support "
+                                                          f"{body['temperature']} with this model. Only the default "
+                                                          "(1) value is supported.", "type": "invalid_request_error",
+                                               "param": "temperature", "code": "unsupported_value"}})
                     return
                 answer = stand_in.reply(body)
                 if answer.delay_s:
