@@ -131,7 +131,8 @@ class OpenAIStandIn:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="openai-standin", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="openai-standin",
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:

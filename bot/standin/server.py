@@ -90,7 +90,8 @@ class SlackStandIn:
         return self.url + "api/"
 
     def start(self) -> SlackStandIn:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-standin", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="slack-standin",
+                                        daemon=True)  # shutdown() waits up to one poll interval
         self._thread.start()
         return self
 
