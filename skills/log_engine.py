@@ -40,6 +40,20 @@ class NotLogs(ValueError):
     """The input is not text log lines (binary, empty); the message says why."""
 
 
+_BUNDLED: tuple[list[str], list[str], LogClassifier] | None = None
+
+
+def _bundled() -> tuple[list[str], list[str], LogClassifier]:
+    """The classifier fitted on the bundled examples, once per process (the same examples give the same model:
+    a second knowledge base in the process, as each test's app is, saves its own copy without fitting again)."""
+    global _BUNDLED
+    if _BUNDLED is None:
+        ex = load_examples()
+        texts, sev = [e.text for e in ex], [e.severity for e in ex]
+        _BUNDLED = (texts, sev, LogClassifier().fit(texts, sev, [e.category for e in ex]))
+    return _BUNDLED
+
+
 def get_model(ctx: SkillContext) -> LogClassifier:
     """The saved model under ``ctx.model_dir``; trained from the bundled examples when there is none."""
     model = ctx.resources.get(_MODEL_KEY)
@@ -53,9 +67,7 @@ def get_model(ctx: SkillContext) -> LogClassifier:
         if loaded is not None:
             model = loaded.model
         else:
-            ex = load_examples()
-            texts, sev = [e.text for e in ex], [e.severity for e in ex]
-            model = LogClassifier().fit(texts, sev, [e.category for e in ex])
+            texts, sev, model = _bundled()
             save_log_model(model, ctx.model_dir, texts=texts, labels=sev, source="bundled examples")
         ctx.resources[_MODEL_KEY] = model
         return model
