@@ -38,8 +38,10 @@ def worker_services() -> Services:
             from bot.services import build_services
             from bot.settings import load_settings
 
-            settings = load_settings(job_backend="inprocess")  # this process runs jobs; it does not hand off
-            _services = build_services(settings)
+            # The worker runs the jobs Celery hands it (``run_job``), and the jobs those jobs queue (a triage's card
+            # refreshes, a retry after a failure) go to the broker like a replica's, not to in-process threads this
+            # process never starts: those waited for a replica's sweeper (5 s or more), or for ever with no replica up.
+            _services = build_services(load_settings(job_backend="celery"))
         return _services
 
 

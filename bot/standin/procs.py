@@ -168,4 +168,6 @@ class TcpProxy:
             c.close()
 
     def restore(self) -> None:
-        self.start()
+        """Accept connections again (nothing to do when the proxy is not cut)."""
+        if self._listener is None:
+            self.start()
