@@ -156,6 +156,9 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
             slack_api_url=standin.api_url, database_url=f"sqlite:///{workdir / 'warroom.db'}",
             data_dir=workdir, embedder="minilm" if real_model else "hash", slack_incident_channel=CHANNEL,
             slack_channel_interval_s=0.1,  # the stand-in has no rate limit; Slack's 1 s pacing would only add waiting
+            # The storm lasts seconds: a card redrawn at most every 3 s and a re-triage every 30 s (the defaults, for
+            # storms that last minutes) held the demo half a minute with nothing to show.
+            card_update_interval_s=0.5, triage_interval_s=2.0,
             webhook_secrets={"alertmanager": "demo-alertmanager-secret", "generic": "demo-generic-secret"},
         )
         db = Database(settings.database_url)

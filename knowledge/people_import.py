@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from knowledge.yamlfile import safe_load
 
 __all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "MAX_FILE_BYTES"]
 
@@ -132,7 +133,7 @@ def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: di
 
 def _import_yaml(session: Session, text: str, name: str, report: dict[str, int]) -> None:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

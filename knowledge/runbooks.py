@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from knowledge.yamlfile import safe_load
+
 __all__ = [
     "RunbookFormatError", "ParamSpec", "StepSpec", "RunbookSpec", "parse_runbook", "to_markdown",
     "spec_from_row_fields", "RISKS", "PARAM_TYPES", "STEP_KINDS",
@@ -254,7 +256,7 @@ def _split(text: str, source: str) -> tuple[dict[str, Any], str]:
     if len(parts) < 3:
         raise _err(source, "front matter is not closed (no second `---` line)")
     try:
-        meta = yaml.safe_load(parts[1])
+        meta = safe_load(parts[1])
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 2}" if where is not None else ""

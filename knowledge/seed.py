@@ -6,11 +6,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Expert, Incident, OnCallShift, Postmortem, Service, Team, TimelineEvent, utcnow
+from knowledge.yamlfile import safe_load
 
 __all__ = ["SAMPLE_WORLD", "load_world", "seed"]
 
@@ -20,7 +20,7 @@ SAMPLE_WORLD = Path(__file__).resolve().parent / "sample_world" / "world.yaml"
 def load_world(path: Path = SAMPLE_WORLD) -> dict[str, Any]:
     """Parse a world file."""
     with path.open(encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+        data = safe_load(f)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data

@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from knowledge.db import Database
 from knowledge.facts import PostmortemFacts, assemble_facts
 from knowledge.incident_history import load_history
 from knowledge.postmortems import PostmortemDoc
 from knowledge.seed import seed
+from knowledge.yamlfile import safe_load
 from skills.postmortem_check import check_prose, faithfulness, sentences
 from skills.postmortem_writers import REQUIRED_SECTIONS, DeterministicWriter, PostmortemWriter, redact
 
@@ -41,7 +40,7 @@ _HALLUCINATIONS = ("The outage began at 03:17 UTC.", "Lena Fischer restarted the
 
 def load_scenarios(path: Path = SCENARIOS) -> list[dict[str, Any]]:
     """Parse a scenarios file; raises ValueError with a one-line reason when it has the wrong shape."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
         raise ValueError(f"{path}: expected a mapping with a 'scenarios' list")
     for i, sc in enumerate(data["scenarios"]):

@@ -116,7 +116,7 @@ def test_reminders_still_reach_people_when_the_incident_channel_is_archived(tmp_
     and the timeline has each reminder once."""
     from tests.conftest import live_with
 
-    with live_with(tmp_path, standin, ack_reminder_s={2: 8.0}, ack_reminder_max=2,
+    with live_with(tmp_path, standin, ack_reminder_s={2: 5.0}, ack_reminder_max=2,
                    slack_open_incident_channels=True, warm_models=False) as live:
         live.driver.command("/incident", "new ledger writes time out sev2", user="U0ERIN", channel="C0OPS")
         inc = _incident(live, "ledger writes time out")
