@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from bot import metrics
 from bot.logs import INCIDENT_ID, REQUEST_ID
 from knowledge import jobs
 from knowledge.db import Database
-from knowledge.models import utcnow
+from knowledge.models import Job, utcnow
 
 if TYPE_CHECKING:
     from bot.group_commit import GroupCommit
@@ -264,12 +266,13 @@ class JobRunner:
             transient = not permanent and is_transient(exc)
             with self.db.session() as s:
                 if permanent:
-                    from knowledge.models import Job
-
                     job = s.get(Job, ref.id)
                     if job is not None:
                         job.max_attempts = job.attempts
                 status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}", transient=transient)
+                due = s.scalar(select(Job.run_after).where(Job.id == ref.id))
+            # The broker gets the retry when the database says it is due (a transient failure of a young job: 1 s)
+            retry_in = max(0.0, (due - utcnow()).total_seconds()) if due is not None else 0.0
             metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()
             if status == "failed" and ref.kind in self.on_give_up:
                 try:
@@ -277,9 +280,7 @@ class JobRunner:
                 except Exception:  # noqa: BLE001 - telling about a failure must not fail the worker
                     log.exception("job %s (%s): the give-up notice failed too", ref.id, ref.kind)
             if status == "queued" and self.dispatch is not None:
-                backoff = jobs.BACKOFF_S[min(ref.attempts, len(jobs.BACKOFF_S)) - 1]
-                delay = jobs.TRANSIENT_CAP_S if transient else backoff
-                self._dispatch(ref.id, float(delay), ref.kind)
+                self._dispatch(ref.id, retry_in, ref.kind)
         else:
             with self.db.session() as s:
                 jobs.complete(s, ref.id)

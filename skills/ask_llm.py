@@ -9,6 +9,7 @@ raises :class:`LLMUnavailable` for the same fallback.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -145,14 +146,11 @@ def complete(messages: Any, *, base_url: str | None, api_key: str, model: str, t
     endpoint takes: a 400 that names ``max_tokens`` or ``temperature`` as unsupported is asked again once
     without it (``max_completion_tokens`` instead; the model's default temperature), and remembered."""
     import openai
-    from langchain_openai import ChatOpenAI
 
     key = (base_url, model)
     while True:
         shape = _SHAPES.get(key, {"tokens": "max_tokens", "temperature": True})
-        extra = {"temperature": 0} if shape["temperature"] else {}
-        chat = ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
-                          extra_body={shape["tokens"]: max_tokens}, **extra)
+        chat = _chat(base_url, api_key, model, timeout_s, max_tokens, shape["tokens"], shape["temperature"])
         try:
             return invoke(chat, messages)
         except openai.BadRequestError as exc:
@@ -166,6 +164,19 @@ def complete(messages: Any, *, base_url: str | None, api_key: str, model: str, t
                 raise
             log.info("llm %s refuses %s: asking again with %s", model, exc.param or "a parameter", adapted)
             _SHAPES[key] = adapted
+
+
+@functools.lru_cache(maxsize=16)
+def _chat(base_url: str | None, api_key: str, model: str, timeout_s: float, max_tokens: int, tokens: str,
+          temperature: bool) -> Any:
+    """One ``ChatOpenAI`` per endpoint, model and request shape, kept: each new one built an OpenAI client with its
+    own connection pool and TLS context (loading the CA bundle, about 50 ms of CPU here) for every question, and
+    never reused a connection to the endpoint. The clients are thread-safe."""
+    from langchain_openai import ChatOpenAI
+
+    extra = {"temperature": 0} if temperature else {}
+    return ChatOpenAI(model=model, base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0,
+                      extra_body={tokens: max_tokens}, **extra)
 
 
 class NoAnswer(ValueError):

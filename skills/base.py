@@ -56,7 +56,7 @@ def unesc(text: str) -> str:
     return _SLACK_ENTITY.sub(lambda m: _ENTITY_CHAR[m.group(1)], text)
 
 
-_LABELLED_USER = re.compile(r"<@([UW][A-Z0-9]{2,})\|[^<>]*>")
+_LABELLED_USER = re.compile(rf"<@({USER_ID})\|[^<>]*>")
 _CHANNEL_REF = re.compile(r"<#C[A-Z0-9]+\|([^<>]+)>")
 _LINK = re.compile(r"<((?:https?|mailto):[^<>|\s]+)(?:\|[^<>]*)?>")
 

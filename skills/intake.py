@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, utcnow
-from skills.base import small_int
+from skills.base import severity_word, small_int
 from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
@@ -36,11 +36,11 @@ UPDATES = ("ack", "severity", "note", "reopen", "assign", "event")
 # How the notes the bot writes into PagerDuty begin (bot/pagerduty.py): PagerDuty's webhook echoes them back.
 PD_NOTE_MARK = "[warroom] "
 
-_SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "p1": 1, "sev1": 1, "high": 2, "error": 2,
-             "major": 2, "p2": 2, "sev2": 2, "warning": 3, "warn": 3, "medium": 3, "minor": 3, "p3": 3,
-             "sev3": 3, "low": 4, "info": 4, "p4": 4, "sev4": 4, "p5": 4, "sev5": 4, "none": 4,
+# Besides SEV0-SEV4 and P0-P4 (severity_word, as people write them in Slack):
+_SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "high": 2, "error": 2, "major": 2, "warning": 3,
+             "warn": 3, "medium": 3, "minor": 3, "low": 4, "info": 4, "p5": 4, "sev5": 4, "none": 4,
              # syslog's levels (emerg, alert), Zabbix's (disaster, average, not classified), OpsGenie's P0..P5
-             "emerg": 1, "emergency": 1, "alert": 1, "disaster": 1, "p0": 1, "sev0": 1, "average": 3,
+             "emerg": 1, "emergency": 1, "alert": 1, "disaster": 1, "average": 3,
              "notice": 4, "information": 4, "informational": 4, "debug": 4, "notclassified": 4, "ok": 4}
 
 # Metric snapshot names the risk skill understands, and the aliases alerts use for them.
@@ -59,7 +59,7 @@ def severity_from(value: object, default: int = 3) -> int:
     text = re.sub(r"[\s_-]+", "", str(value).strip().lower())  # "SEV-1", "sev 1", "Not classified"
     if (n := small_int(text)) is not None:
         return min(4, max(1, n))
-    return _SEVERITY.get(text, default)
+    return severity_word(text) or _SEVERITY.get(text, default)
 
 
 _ALIAS_TO_KEY = {alias: key for key, aliases in METRIC_KEYS.items() for alias in aliases}

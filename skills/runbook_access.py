@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 
 from knowledge.runbook_store import audit, team_members
 from knowledge.runbooks import RunbookSpec
-from skills.base import PERSON_LOOKUP, SkillContext, SkillError, outsider
+from skills.base import PERSON_LOOKUP, USER_ID, SkillContext, SkillError, outsider
 
 __all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP", "PERSON_LOOKUP",
            "outsider"]
 
-ENTRY_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+ENTRY_USER = re.compile(rf"^{USER_ID}$")
 ENTRY_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 
 

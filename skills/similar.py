@@ -19,6 +19,7 @@ from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_sim
 from skills.base import (
     INCIDENT_REF,
     LEAD_SEV,
+    USER_ID,
     Action,
     BaseSkill,
     Finding,
@@ -81,7 +82,7 @@ def kb_link(ctx: SkillContext, hit: Hit) -> str:
     return esc(hit.link)
 
 
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_SLACK_USER = re.compile(USER_ID)
 
 
 def resolver(resolved_by: str, markup: bool = True) -> str:

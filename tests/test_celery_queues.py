@@ -55,3 +55,43 @@ def test_commands_are_taken_before_the_backlog() -> None:
 def test_with_the_default_order_the_queues_take_turns() -> None:
     taken = _taken("round_robin")  # the baseline: kombu's default
     assert taken[:4] == [97, 1, 98, 2], taken
+
+
+def test_a_retry_reaches_the_broker_when_the_database_says_it_is_due(tmp_path) -> None:  # noqa: ANN001
+    """A job that fails on a refused connection (Slack or a dependency out) is due again in 1 s while it is young
+    (knowledge.jobs.fail); the message the worker sends Celery must carry that time, not the 15 s ceiling."""
+    import datetime as dt
+    import time
+
+    import redis
+
+    from bot.worker import JobRunner
+    from knowledge.db import Database
+
+    assert REDIS
+    redis.Redis.from_url(REDIS).flushdb()
+    db = Database(f"sqlite:///{tmp_path / 'jobs.db'}")
+    db.upgrade()
+    app = make_celery(REDIS)
+    runner = JobRunner(db, n_threads=1, lease_s=30, dispatch=celery_dispatcher(app))
+
+    def refused(payload: dict) -> None:
+        raise ConnectionRefusedError("dependency out")
+
+    runner.register("incident.card", refused)
+    ref = runner.submit("incident.card", {"incident_id": 1})
+    assert runner.run_job(ref.id) is True  # claimed and run: it failed, and was queued again
+    failed_at = time.time()
+    etas: list[str | None] = []
+    with app.connection_for_read() as conn:
+        def on_message(body: object, message: object) -> None:
+            etas.append(message.headers.get("eta"))  # type: ignore[attr-defined]
+            message.ack()  # type: ignore[attr-defined]
+
+        with Consumer(conn, queues=[Queue(q) for q in QUEUES], callbacks=[on_message], prefetch_count=1):
+            while len(etas) < 2:
+                conn.drain_events(timeout=5)
+    assert etas[0] is None  # the first delivery: at once
+    assert etas[1] is not None
+    retry_in = dt.datetime.fromisoformat(etas[1]).timestamp() - failed_at
+    assert 0 < retry_in <= 2.0, retry_in  # jobs.fail made it due in 1 s (it was 15 s: TRANSIENT_CAP_S)
