@@ -17,7 +17,7 @@ from celery import Celery
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["make_celery", "celery_dispatcher", "worker_services", "TASK", "QUEUES"]
+__all__ = ["make_celery", "celery_dispatcher", "celery_pending", "worker_services", "TASK", "QUEUES"]
 
 log = logging.getLogger("warroom.celery")
 
@@ -72,3 +72,20 @@ def celery_dispatcher(app: Celery):  # type: ignore[no-untyped-def]
                       queue=QUEUES[0] if kind in INTERACTIVE else QUEUES[1])
 
     return dispatch
+
+
+def celery_pending(app: Celery):  # type: ignore[no-untyped-def]
+    """``pending(interactive)`` for :class:`bot.worker.JobRunner`: how many messages wait in the interactive queue
+    (True) or the background queue; None when the broker cannot be asked (the sweeper then resends every job
+    that has waited)."""
+
+    def pending(interactive: bool) -> int | None:
+        try:
+            with app.pool.acquire(block=True, timeout=2.0) as conn:
+                return int(conn.default_channel.queue_declare(queue=QUEUES[0] if interactive else QUEUES[1])
+                           .message_count)
+        except Exception as exc:  # noqa: BLE001 - broker down: say so, the caller falls back
+            log.warning("could not read the broker's queue length: %s", exc)
+            return None
+
+    return pending

@@ -126,13 +126,14 @@ def build_services(settings: Settings) -> Services:
     client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     poster = SlackPoster(client, per_channel_interval=settings.slack_channel_interval_s)
     ctx.resources[PERSON_LOOKUP] = poster.person  # who is a member: runbooks and incident changes ask it
-    dispatch = None
+    dispatch = pending = None
     if settings.job_backend == "celery":
-        from bot.celery_app import celery_dispatcher, make_celery
+        from bot.celery_app import celery_dispatcher, celery_pending, make_celery
 
-        dispatch = celery_dispatcher(make_celery(settings.redis_url))
+        celery = make_celery(settings.redis_url)
+        dispatch, pending = celery_dispatcher(celery), celery_pending(celery)
     runner = JobRunner(db, n_threads=settings.workers, lease_s=settings.job_lease_s, dispatch=dispatch,
-                       interactive_lane=settings.interactive_lane)
+                       interactive_lane=settings.interactive_lane, pending=pending)
     services = Services(settings=settings, db=db, registry=registry, ctx=ctx, poster=poster, runner=runner)
     spool = InboxSpool.for_database(db)
     # With WARROOM_INBOX_SPOOL=false the door writes webhook_inbox, but a spool file left from before is still

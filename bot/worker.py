@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from bot import metrics
 from bot.logs import INCIDENT_ID, REQUEST_ID
 from knowledge import jobs
@@ -63,15 +61,19 @@ class JobRunner:
     """Runs registered handlers for queued jobs on ``n_threads`` threads."""
 
     def __init__(self, db: Database, n_threads: int = 4, lease_s: float = 300.0, poll_s: float = 0.5,
-                 dispatch: Callable[[int, float, str], None] | None = None, interactive_lane: bool = True) -> None:
+                 dispatch: Callable[[int, float, str], None] | None = None, interactive_lane: bool = True,
+                 pending: Callable[[bool], int | None] | None = None) -> None:
         """``dispatch(job_id, delay_s, kind)``, when given, hands queued jobs to an external worker (Celery) instead
-        of this process's threads; this process then only sweeps for jobs a broker lost. ``interactive_lane``:
+        of this process's threads; this process then only sweeps for jobs a broker lost. ``pending(interactive)``:
+        how many messages wait in the broker's queue for the :data:`INTERACTIVE` jobs (True) or the rest (None when
+        it cannot tell); the sweeper resends only the jobs the broker cannot be holding. ``interactive_lane``:
         the first thread claims only :data:`INTERACTIVE` jobs, and every other thread claims those first, then the
         rest first in, first out (so a second command does not wait behind the backlog while the lane thread is
         busy with a slow one, an LLM answer); off: every thread first in, first out."""
         self.db = db
         self.interactive_lane = interactive_lane
         self.dispatch = dispatch
+        self.pending = pending
         self.n_threads = n_threads
         self.lease_s = lease_s
         self.poll_s = poll_s
@@ -165,16 +167,31 @@ class JobRunner:
             self._threads.append(t)
 
     def sweep(self, older_than_s: float = 5.0) -> int:
-        """Resend jobs a broker lost (Redis restarted) or whose worker died (lease expired)."""
+        """Resend jobs a broker lost (Redis restarted) or whose worker died (lease expired).
+
+        A job that has waited ``older_than_s`` is resent only when the broker's queue holds fewer messages than
+        there are such jobs: in a backlog each job waits its turn, and resending every one of them every round
+        (as before) filled the queue with copies the worker then had to claim and drop, which made the backlog
+        longer still. The oldest go first (what a Redis restart loses is the oldest). A job is resent at most
+        every 15 s by this process.
+        """
         with self.db.session() as s:
-            stalled = jobs.stalled(s, older_than_s=older_than_s)
+            found = jobs.stalled(s, older_than_s=older_than_s)
+        resend = list(found.expired)
+        for interactive in (True, False):
+            ids = [(i, kind) for i, kind in found.waiting if (kind in INTERACTIVE) == interactive]
+            held = self.pending(interactive) if self.pending is not None and ids else None
+            if held is not None:
+                n = sum(c for kind, c in found.waiting_by_kind.items() if (kind in INTERACTIVE) == interactive)
+                ids = ids[:max(0, n - held)]
+            resend += ids
         now = time.monotonic()
         sent = 0
-        for job_id, delay in stalled:
+        for job_id, kind in resend:
             if now - self._resent.get(job_id, -1e9) < 15.0:
                 continue
             self._resent[job_id] = now
-            self._dispatch(job_id, delay)
+            self._dispatch(job_id, 0.0, kind)  # to its own queue: a lost command does not wait behind the backlog
             sent += 1
         if len(self._resent) > 10_000:
             self._resent.clear()
@@ -269,8 +286,7 @@ class JobRunner:
                     job = s.get(Job, ref.id)
                     if job is not None:
                         job.max_attempts = job.attempts
-                status = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}", transient=transient)
-                due = s.scalar(select(Job.run_after).where(Job.id == ref.id))
+                status, due = jobs.fail(s, ref.id, f"[{err_id}] {type(exc).__name__}: {exc}", transient=transient)
             # The broker gets the retry when the database says it is due (a transient failure of a young job: 1 s)
             retry_in = max(0.0, (due - utcnow()).total_seconds()) if due is not None else 0.0
             metrics.JOBS.labels(kind=ref.kind, outcome="retry" if status == "queued" else "failed").inc()

@@ -14,9 +14,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -166,7 +166,14 @@ TRANSIENT_CAP_S = 15  # backoff ceiling while a dependency (Slack, the database)
 TRANSIENT_WINDOW = dt.timedelta(hours=1)  # outages shorter than this never use up a job's attempts
 
 
-def fail(session: Session, job_id: int, error: str, *, transient: bool = False) -> str:
+class Failed(NamedTuple):
+    """What :func:`fail` decided: the job's new status and, when queued again, when it is due."""
+
+    status: str
+    due: dt.datetime | None = None
+
+
+def fail(session: Session, job_id: int, error: str, *, transient: bool = False) -> Failed:
     """Record a failure: queue again with backoff, or mark failed after ``max_attempts``.
 
     A ``transient`` failure (Slack answering 429/5xx, a connection refused, the database gone) gives the
@@ -175,7 +182,7 @@ def fail(session: Session, job_id: int, error: str, *, transient: bool = False) 
     """
     job = session.get(Job, job_id)
     if job is None:
-        return "missing"
+        return Failed("missing")
     job.last_error = error[:2000]
     job.lease_until = None
     age = utcnow() - job.created_at if job.created_at is not None else TRANSIENT_WINDOW
@@ -183,13 +190,13 @@ def fail(session: Session, job_id: int, error: str, *, transient: bool = False) 
         job.attempts = max(0, job.attempts - 1)
         job.status = "queued"  # back off with the job's age: 1 s at first, at most TRANSIENT_CAP_S
         job.run_after = utcnow() + dt.timedelta(seconds=min(TRANSIENT_CAP_S, max(1.0, age.total_seconds() / 4)))
-        return job.status
+        return Failed(job.status, job.run_after)
     if job.attempts >= job.max_attempts:
         job.status, job.finished_at = "failed", utcnow()
-    else:
-        job.status = "queued"
-        job.run_after = utcnow() + dt.timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
-    return job.status
+        return Failed(job.status)
+    job.status = "queued"
+    job.run_after = utcnow() + dt.timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
+    return Failed(job.status, job.run_after)
 
 
 def renew(session: Session, job_ids: list[int], lease_s: float) -> int:
@@ -212,8 +219,6 @@ def requeue_failed(session: Session) -> int:
 def counts(session: Session, *, due_before: dt.datetime | None = None) -> dict[str, int]:
     """Number of jobs per status (with ``due_before``: only jobs due by then, so one planned for next week,
     such as a shift change, does not count), the job asking (:data:`CURRENT_JOB`) left out."""
-    from sqlalchemy import func
-
     q = select(Job.status, func.count()).group_by(Job.status)
     if (me := CURRENT_JOB.get()) is not None:
         q = q.where(Job.id != me)
@@ -223,15 +228,27 @@ def counts(session: Session, *, due_before: dt.datetime | None = None) -> dict[s
     return {status: int(n) for status, n in rows}
 
 
-def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) -> list[tuple[int, float]]:
-    """Jobs a broker may have lost: queued and due for ``older_than_s``, or running with an expired lease.
+@dataclass(frozen=True)
+class Stalled:
+    """Jobs a broker may have lost (:func:`stalled`)."""
 
-    Returns (job id, seconds until due; 0 when due now).
+    expired: list[tuple[int, str]]  # (id, kind) running with an expired lease: the worker died
+    waiting: list[tuple[int, str]]  # (id, kind) queued and due for a while, oldest first (at most ``limit``)
+    waiting_by_kind: dict[str, int]  # how many wait, all of them, per kind
+
+
+def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) -> Stalled:
+    """Jobs a broker may have lost: running with an expired lease, or queued and due for ``older_than_s``.
+
+    A job that waits is not necessarily lost: in a backlog it waits its turn in the broker. The caller
+    compares ``waiting_by_kind`` with what the broker holds (:class:`bot.worker.JobRunner` ``sweep``).
     """
     now = utcnow()
     due_before = now - dt.timedelta(seconds=older_than_s)
-    rows = session.execute(
-        select(Job.id).where(((Job.status == "queued") & (Job.run_after <= due_before))
-                             | ((Job.status == "running") & (Job.lease_until < now)))
-        .order_by(Job.id).limit(limit)).all()
-    return [(int(r[0]), 0.0) for r in rows]
+    waits = (Job.status == "queued") & (Job.run_after <= due_before)
+    expired = session.execute(select(Job.id, Job.kind).where((Job.status == "running") & (Job.lease_until < now))
+                              .order_by(Job.id).limit(limit)).all()
+    waiting = session.execute(select(Job.id, Job.kind).where(waits).order_by(Job.id).limit(limit)).all()
+    by_kind = session.execute(select(Job.kind, func.count()).where(waits).group_by(Job.kind)).all()
+    return Stalled([(int(i), str(k)) for i, k in expired], [(int(i), str(k)) for i, k in waiting],
+                   {str(k): int(n) for k, n in by_kind})

@@ -95,3 +95,49 @@ def test_a_retry_reaches_the_broker_when_the_database_says_it_is_due(tmp_path) -
     assert etas[1] is not None
     retry_in = dt.datetime.fromisoformat(etas[1]).timestamp() - failed_at
     assert 0 < retry_in <= 2.0, retry_in  # jobs.fail made it due in 1 s (it was 15 s: TRANSIENT_CAP_S)
+
+
+def test_the_sweeper_leaves_a_backlog_alone_and_resends_what_redis_lost(tmp_path) -> None:  # noqa: ANN001
+    """Jobs that wait in a backlog are in the broker: the sweeper must not send them again (it sent every job that
+    had waited 5 s, every 15 s, from every replica: copies the worker had to claim and drop). When Redis loses them
+    (a restart), each is resent once, and a lost command goes back to the interactive queue, not behind the
+    backlog."""
+    import datetime as dt
+
+    import redis
+    from sqlalchemy import update
+
+    from bot.celery_app import celery_pending
+    from bot.worker import JobRunner
+    from knowledge.db import Database
+    from knowledge.models import Job, utcnow
+
+    assert REDIS
+    r = redis.Redis.from_url(REDIS)
+    r.flushdb()
+    db = Database(f"sqlite:///{tmp_path / 'jobs.db'}")
+    db.upgrade()
+    app = make_celery(REDIS)
+    runner = JobRunner(db, n_threads=1, lease_s=30, dispatch=celery_dispatcher(app), pending=celery_pending(app))
+    for kind in ("incident.card", "skill.run"):
+        runner.register(kind, lambda payload: None)
+    for i in range(30):
+        runner.submit("incident.card", {"incident_id": i})
+    for i in range(2):
+        runner.submit("skill.run", {"n": i})
+    with db.session() as s:  # they have all waited 10 s: an alert storm's backlog the worker has not reached
+        s.execute(update(Job).values(run_after=utcnow() - dt.timedelta(seconds=10)))
+    assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (30, 2)
+
+    assert runner.sweep() == 0
+    assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (30, 2)  # no copies
+
+    r.delete(QUEUES[0])  # Redis loses the commands ...
+    for _ in range(10):
+        r.rpop(QUEUES[1])  # ... and the 10 oldest alerts' messages (the worker takes from the other end)
+    assert runner.sweep() == 12
+    assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (30, 2)
+    assert runner.sweep() == 0  # found again at once: nothing more to send
+
+    never_asked = JobRunner(db, n_threads=1, lease_s=30, dispatch=celery_dispatcher(app), pending=lambda _: None)
+    assert never_asked.sweep() == 32  # a broker that cannot say what it holds: every waiting job is sent again
