@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from celery import Celery
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.services import Services
 
 __all__ = ["make_celery", "celery_dispatcher", "celery_pending", "worker_services", "TASK", "QUEUES"]
@@ -45,8 +47,9 @@ def worker_services() -> Services:
         return _services
 
 
-def make_celery(redis_url: str) -> Celery:
-    """The Celery app (broker: Redis). Late acks: a job whose worker dies is redelivered."""
+def make_celery(redis_url: str, run: Callable[[int], bool] | None = None) -> Celery:
+    """The Celery app (broker: Redis). Late acks: a job whose worker dies is redelivered. ``run(job_id)`` runs a
+    job in the worker (default: this process's :func:`worker_services` runner)."""
     app = Celery("warroom", broker=redis_url)
     app.conf.update(
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
@@ -57,7 +60,7 @@ def make_celery(redis_url: str) -> Celery:
 
     @app.task(name=TASK)
     def run_job(job_id: int) -> bool:
-        return worker_services().runner.run_job(int(job_id))
+        return run(int(job_id)) if run is not None else worker_services().runner.run_job(int(job_id))
 
     return app
 

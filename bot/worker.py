@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import threading
 import time
 import traceback
@@ -198,7 +199,9 @@ class JobRunner:
         return sent
 
     def _sweep_loop(self) -> None:
-        while not self._stop.wait(2.0):
+        # Every 1-3 s, at random: replicas started together would otherwise sweep in step, and each resend what
+        # the broker lost before the other's copies reach the queue
+        while not self._stop.wait(random.uniform(1.0, 3.0)):
             try:
                 self.sweep()
             except Exception as exc:  # noqa: BLE001 - database hiccup: try again next round
