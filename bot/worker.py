@@ -171,10 +171,11 @@ class JobRunner:
         """Resend jobs a broker lost (Redis restarted) or whose worker died (lease expired).
 
         A job that has waited ``older_than_s`` is resent only when the broker's queue holds fewer messages than
-        there are such jobs: in a backlog each job waits its turn, and resending every one of them every round
-        (as before) filled the queue with copies the worker then had to claim and drop, which made the backlog
-        longer still. The oldest go first (what a Redis restart loses is the oldest). A job is resent at most
-        every 15 s by this process.
+        there are due jobs (young ones counted too: their messages are in the queue, and in a storm that goes on
+        they would otherwise hide the lost ones): in a backlog each job waits its turn, and resending every one of
+        them every round (as before) filled the queue with copies the worker then had to claim and drop, which
+        made the backlog longer still. The oldest go first (what a Redis restart loses is the oldest). A job is
+        resent at most every 15 s by this process.
         """
         with self.db.session() as s:
             found = jobs.stalled(s, older_than_s=older_than_s)

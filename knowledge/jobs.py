@@ -234,14 +234,16 @@ class Stalled:
 
     expired: list[tuple[int, str]]  # (id, kind) running with an expired lease: the worker died
     waiting: list[tuple[int, str]]  # (id, kind) queued and due for a while, oldest first (at most ``limit``)
-    waiting_by_kind: dict[str, int]  # how many wait, all of them, per kind
+    waiting_by_kind: dict[str, int]  # how many are queued and due, however briefly, per kind: each should have a
+    # message in the broker, so this is what to compare with the broker's queue length
 
 
 def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) -> Stalled:
     """Jobs a broker may have lost: running with an expired lease, or queued and due for ``older_than_s``.
 
     A job that waits is not necessarily lost: in a backlog it waits its turn in the broker. The caller
-    compares ``waiting_by_kind`` with what the broker holds (:class:`bot.worker.JobRunner` ``sweep``).
+    compares ``waiting_by_kind`` (every due job, young ones too, as the broker's queue holds their messages as well)
+    with what the broker holds (:class:`bot.worker.JobRunner` ``sweep``).
     """
     now = utcnow()
     due_before = now - dt.timedelta(seconds=older_than_s)
@@ -249,6 +251,7 @@ def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) ->
     expired = session.execute(select(Job.id, Job.kind).where((Job.status == "running") & (Job.lease_until < now))
                               .order_by(Job.id).limit(limit)).all()
     waiting = session.execute(select(Job.id, Job.kind).where(waits).order_by(Job.id).limit(limit)).all()
-    by_kind = session.execute(select(Job.kind, func.count()).where(waits).group_by(Job.kind)).all()
+    due = (Job.status == "queued") & (Job.run_after <= now)
+    by_kind = session.execute(select(Job.kind, func.count()).where(due).group_by(Job.kind)).all()
     return Stalled([(int(i), str(k)) for i, k in expired], [(int(i), str(k)) for i, k in waiting],
                    {str(k): int(n) for k, n in by_kind})

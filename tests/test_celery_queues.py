@@ -135,8 +135,10 @@ def test_the_sweeper_leaves_a_backlog_alone_and_resends_what_redis_lost(tmp_path
     r.delete(QUEUES[0])  # Redis loses the commands ...
     for _ in range(10):
         r.rpop(QUEUES[1])  # ... and the 10 oldest alerts' messages (the worker takes from the other end)
+    for i in range(15):  # the storm goes on: new alerts' messages fill the queue again, but not for the lost ones
+        runner.submit("incident.card", {"incident_id": 100 + i})
     assert runner.sweep() == 12
-    assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (30, 2)
+    assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (45, 2)
     assert runner.sweep() == 0  # found again at once: nothing more to send
 
     never_asked = JobRunner(db, n_threads=1, lease_s=30, dispatch=celery_dispatcher(app), pending=lambda _: None)
