@@ -88,7 +88,6 @@ class JobRunner:
         self._running: set[int] = set()
         self._running_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
-        self._resent: dict[int, float] = {}
 
     def register(self, kind: str, handler: Handler,
                  on_give_up: Callable[[dict[str, Any], BaseException], None] | None = None) -> None:
@@ -175,33 +174,27 @@ class JobRunner:
         they would otherwise hide the lost ones): in a backlog each job waits its turn, and resending every one of
         them every round (as before) filled the queue with copies the worker then had to claim and drop, which
         made the backlog longer still. The oldest go first (what a Redis restart loses is the oldest). A job is
-        resent at most every 15 s by this process.
+        resent at most every 15 s (``jobs.RESEND_EVERY_S``) by all the replicas together.
         """
         with self.db.session() as s:
             found = jobs.stalled(s, older_than_s=older_than_s)
-        resend = list(found.expired)
+        resend = [i for i, _ in found.expired]
         for interactive in (True, False):
-            ids = [(i, kind) for i, kind in found.waiting if (kind in INTERACTIVE) == interactive]
+            ids = [i for i, kind in found.waiting if (kind in INTERACTIVE) == interactive]
             held = self.pending(interactive) if self.pending is not None and ids else None
             if held is not None:
                 n = sum(c for kind, c in found.waiting_by_kind.items() if (kind in INTERACTIVE) == interactive)
                 ids = ids[:max(0, n - held)]
             resend += ids
-        now = time.monotonic()
-        sent = 0
-        for job_id, kind in resend:
-            if now - self._resent.get(job_id, -1e9) < 15.0:
-                continue
-            self._resent[job_id] = now
+        with self.db.session() as s:
+            taken = jobs.take_resends(s, resend)  # another replica's sweeper may have sent some of them just now
+        for job_id, kind in taken:
             self._dispatch(job_id, 0.0, kind)  # to its own queue: a lost command does not wait behind the backlog
-            sent += 1
-        if len(self._resent) > 10_000:
-            self._resent.clear()
-        return sent
+        return len(taken)
 
     def _sweep_loop(self) -> None:
-        # Every 1-3 s, at random: replicas started together would otherwise sweep in step, and each resend what
-        # the broker lost before the other's copies reach the queue
+        # Every 1-3 s, at random: replicas started together would otherwise sweep in step, each counting the broker's
+        # queue before the other's resends reach it
         while not self._stop.wait(random.uniform(1.0, 3.0)):
             try:
                 self.sweep()

@@ -228,6 +228,9 @@ def counts(session: Session, *, due_before: dt.datetime | None = None) -> dict[s
     return {status: int(n) for status, n in rows}
 
 
+RESEND_EVERY_S = 15.0  # a job is sent to the broker again at most this often, by all the sweepers together
+
+
 @dataclass(frozen=True)
 class Stalled:
     """Jobs a broker may have lost (:func:`stalled`)."""
@@ -238,20 +241,39 @@ class Stalled:
     # message in the broker, so this is what to compare with the broker's queue length
 
 
+def _not_resent_since(now: dt.datetime) -> Any:
+    return Job.resent_at.is_(None) | (Job.resent_at <= now - dt.timedelta(seconds=RESEND_EVERY_S))
+
+
 def stalled(session: Session, *, older_than_s: float = 5.0, limit: int = 500) -> Stalled:
-    """Jobs a broker may have lost: running with an expired lease, or queued and due for ``older_than_s``.
+    """Jobs a broker may have lost: running with an expired lease, or queued and due for ``older_than_s``; those
+    a sweeper sent again in the last :data:`RESEND_EVERY_S` are left out of both lists.
 
     A job that waits is not necessarily lost: in a backlog it waits its turn in the broker. The caller
-    compares ``waiting_by_kind`` (every due job, young ones too, as the broker's queue holds their messages as well)
-    with what the broker holds (:class:`bot.worker.JobRunner` ``sweep``).
+    compares ``waiting_by_kind`` (every due job, young ones and those just sent again too, as the broker's queue
+    holds their messages as well) with what the broker holds (:class:`bot.worker.JobRunner` ``sweep``), and takes
+    the resends it makes with :func:`take_resends`.
     """
     now = utcnow()
     due_before = now - dt.timedelta(seconds=older_than_s)
-    waits = (Job.status == "queued") & (Job.run_after <= due_before)
-    expired = session.execute(select(Job.id, Job.kind).where((Job.status == "running") & (Job.lease_until < now))
+    fresh = _not_resent_since(now)
+    expired = session.execute(select(Job.id, Job.kind).where(Job.status == "running", Job.lease_until < now, fresh)
                               .order_by(Job.id).limit(limit)).all()
-    waiting = session.execute(select(Job.id, Job.kind).where(waits).order_by(Job.id).limit(limit)).all()
-    due = (Job.status == "queued") & (Job.run_after <= now)
-    by_kind = session.execute(select(Job.kind, func.count()).where(due).group_by(Job.kind)).all()
+    waiting = session.execute(select(Job.id, Job.kind).where(Job.status == "queued", Job.run_after <= due_before,
+                                                             fresh).order_by(Job.id).limit(limit)).all()
+    by_kind = session.execute(select(Job.kind, func.count()).where(Job.status == "queued", Job.run_after <= now)
+                              .group_by(Job.kind)).all()
     return Stalled([(int(i), str(k)) for i, k in expired], [(int(i), str(k)) for i, k in waiting],
                    {str(k): int(n) for k, n in by_kind})
+
+
+def take_resends(session: Session, job_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """Claim the resend of these jobs (compare-and-set on ``resent_at``): of several sweepers (replicas) that found
+    the same lost job, one sends it again. Returns (id, kind) of the jobs this caller is to send."""
+    if not job_ids:
+        return []
+    now = utcnow()
+    rows = session.execute(update(Job).where(Job.id.in_(list(job_ids)), _not_resent_since(now))
+                           .values(resent_at=now).returning(Job.id, Job.kind)
+                           .execution_options(synchronize_session=False)).all()
+    return sorted((int(i), str(k)) for i, k in rows)

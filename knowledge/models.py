@@ -310,6 +310,7 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     run_after: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # a sweeper sent it to the broker again
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
