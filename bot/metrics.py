@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["REQUESTS", "REQUEST_LATENCY", "SLACK_CALLS", "SLACK_LATENCY", "SLACK_RETRIES", "JOBS", "JOB_LATENCY",
-           "SKILL_LATENCY", "SKILL_ERRORS", "WEBHOOKS", "QUEUE_DEPTH", "SLACK_AUTH_OK"]
+           "SKILL_LATENCY", "SKILL_ERRORS", "WEBHOOKS", "QUEUE_DEPTH", "SLACK_AUTH_OK", "JOBS_RESENT"]
 
 REQUESTS = Counter("warroom_http_requests_total", "HTTP requests", ["route", "status"])
 REQUEST_LATENCY = Histogram("warroom_http_request_seconds", "HTTP request latency", ["route"],
@@ -23,6 +23,9 @@ SKILL_LATENCY = Histogram("warroom_skill_seconds", "Skill run time", ["skill"])
 SKILL_ERRORS = Counter("warroom_skill_errors_total", "Skill failures", ["skill"])
 WEBHOOKS = Counter("warroom_webhooks_total", "Webhook deliveries", ["source", "outcome"])
 QUEUE_DEPTH = Gauge("warroom_queue_depth", "Jobs waiting in the queue")
+# What the replicas' sweepers sent to the broker again: "lost" (due, and the broker's queue no longer holds it: Redis
+# lost its data) or "expired" (its worker died mid-job). Anything above zero means the broker or a worker failed.
+JOBS_RESENT = Counter("warroom_jobs_resent_total", "Jobs the sweeper sent to the broker again", ["reason"])
 # 0 while Slack refuses the bot's token (revoked, the app reinstalled): work waits; alert on it.
 SLACK_AUTH_OK = Gauge("warroom_slack_auth_ok", "1 while Slack accepts the bot token, 0 while it refuses it")
 SLACK_AUTH_OK.set(1)

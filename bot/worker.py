@@ -190,6 +190,13 @@ class JobRunner:
             taken = jobs.take_resends(s, resend)  # another replica's sweeper may have sent some of them just now
         for job_id, kind in taken:
             self._dispatch(job_id, 0.0, kind)  # to its own queue: a lost command does not wait behind the backlog
+        if taken:
+            expired = {i for i, _ in found.expired}
+            n_expired = sum(1 for i, _ in taken if i in expired)
+            metrics.JOBS_RESENT.labels(reason="expired").inc(n_expired)
+            metrics.JOBS_RESENT.labels(reason="lost").inc(len(taken) - n_expired)
+            log.warning("sweeper: sent %d job(s) to the broker again: %d it no longer held, %d whose worker died",
+                        len(taken), len(taken) - n_expired, n_expired)
         return len(taken)
 
     def _sweep_loop(self) -> None:

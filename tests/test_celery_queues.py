@@ -105,6 +105,7 @@ def test_the_sweeper_leaves_a_backlog_alone_and_resends_what_redis_lost(tmp_path
     import datetime as dt
 
     import redis
+    from prometheus_client import REGISTRY
     from sqlalchemy import update
 
     from bot.celery_app import celery_pending
@@ -137,8 +138,10 @@ def test_the_sweeper_leaves_a_backlog_alone_and_resends_what_redis_lost(tmp_path
         r.rpop(QUEUES[1])  # ... and the 10 oldest alerts' messages (the worker takes from the other end)
     for i in range(15):  # the storm goes on: new alerts' messages fill the queue again, but not for the lost ones
         runner.submit("incident.card", {"incident_id": 100 + i})
+    lost_before = REGISTRY.get_sample_value("warroom_jobs_resent_total", {"reason": "lost"}) or 0.0
     assert runner.sweep() == 12
     assert (r.llen(QUEUES[1]), r.llen(QUEUES[0])) == (45, 2)
+    assert REGISTRY.get_sample_value("warroom_jobs_resent_total", {"reason": "lost"}) == lost_before + 12
     assert runner.sweep() == 0  # found again at once: nothing more to send
 
     # Another replica, whose broker cannot say what it holds, sends every job that has waited again, except the 12

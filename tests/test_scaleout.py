@@ -202,12 +202,28 @@ def test_redis_restart_loses_no_acknowledged_job(topo: Topology) -> None:
     topo.worker.stop()  # jobs pile up in Redis ...
     for channel in channels:
         assert driver.command("/warroom", "status", channel=channel).status_code == 200
+    resent_before = _resent_lost(topo)
     r.flushall()  # ... and Redis loses them (as a restart without persistence would)
     topo.worker = WorkerProcess(topo.tmp, topo.a.env)
     topo.worker.start()
     topo.wait_idle()
     for channel in channels:
         assert len(topo.standin.messages(channel)) == 1, json.dumps(topo.standin.messages(channel))
+    # The two replicas' sweepers sent the 5 lost jobs again once in all (each takes its resends in the database),
+    # and their metrics say so
+    assert _resent_lost(topo) - resent_before == 5
+
+
+def _resent_lost(topo: Topology) -> float:
+    """warroom_jobs_resent_total{reason="lost"} summed over both replicas' /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for server in (topo.a, topo.b):
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        total += sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                     if sample.name == "warroom_jobs_resent_total" and sample.labels.get("reason") == "lost")
+    return total
 
 
 @pytest.mark.timeout(600)
