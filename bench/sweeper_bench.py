@@ -6,8 +6,10 @@ WARROOM_TEST_POSTGRES_URL / WARROOM_TEST_REDIS_URL; the database and Redis are w
 N jobs are queued at once through replica A (a storm's work) and one Celery worker (threads, `--concurrency`)
 runs them, each taking `--work-ms`. Two replicas (A, B) run their sweepers as `warroom serve` does. Two runs:
 
-- baseline: the sweeper as before this change: every job queued and due for 5 s is sent again (at most every
-  15 s per replica), whether or not the broker still holds it;
+- baseline: the sweeper without the broker's count (``pending=None``, what it does when Redis cannot say, and
+  what it always did before 2026-12-03): every job queued and due for 5 s is sent again, at most every 15 s,
+  whether or not the broker still holds it (the replicas share that 15 s through ``jobs.resent_at``; before
+  migration 0007 each replica kept its own, see docs/benchmarks.md);
 - product: the sweeper asks the broker how many messages wait (``bot.celery_app.celery_pending``) and sends only
   as many of the oldest as the broker cannot be holding.
 
