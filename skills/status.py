@@ -72,6 +72,9 @@ class StatusSkill(BaseSkill):
                 or_(Job.status == "failed", Job.status == "queued")).order_by(Job.id.desc()).limit(3)).all()
             bad_inbox = s.scalar(select(func.count()).select_from(WebhookInbox).where(
                 WebhookInbox.status == "error", WebhookInbox.received_at >= since)) or 0
+            # scale-out: jobs a replica's sweeper had to send to Redis again (the broker lost them, a worker died)
+            resent = s.scalar(select(func.count()).select_from(Job).where(
+                Job.resent_at >= now - dt.timedelta(hours=1))) or 0
         waiting, failed = queue.get("queued", 0) + queue.get("running", 0), queue.get("failed", 0)
         lines = tuple(f"#{i} SEV{sev} [{st}] {title}" for i, title, sev, st in open_rows)
         if n_open > len(lines):
@@ -87,6 +90,9 @@ class StatusSkill(BaseSkill):
                          f"{esc(mask_secrets(_gist(err))[:400])}" for kind, st, err in recent)
         if bad_inbox:
             problems += (f"{bad_inbox} alert deliveries could not be processed (kept in the inbox, status error)",)
+        if resent:
+            problems += (f"{resent} job(s) sent to the job broker again in the last hour: Redis lost them or their "
+                         "worker died (nothing is lost; see `warroom_jobs_resent_total`)",)
         sections = (Section("Open incidents", lines),) if lines else ()
         if problems:
             sections += (Section("Recent failures", problems),)
@@ -96,5 +102,6 @@ class StatusSkill(BaseSkill):
             fields=(("Open incidents", str(n_open)), ("Jobs in progress", str(waiting)), ("Jobs failed", str(failed)),
                     ("Alerts waiting", str(inbox))),
             sections=sections,
-            data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox, "oldest_wait_s": waited},
+            data={"open_incidents": n_open, "jobs": queue, "inbox_pending": inbox, "oldest_wait_s": waited,
+                  "jobs_resent_last_hour": resent},
         )

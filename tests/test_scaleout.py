@@ -209,6 +209,8 @@ def test_redis_restart_loses_no_acknowledged_job(topo: Topology) -> None:
     topo.wait_idle()
     for channel in channels:
         assert len(topo.standin.messages(channel)) == 1, json.dumps(topo.standin.messages(channel))
+        # and the status each of them asked for says that jobs had to be sent again (it was one of them)
+        assert "job(s) sent to the job broker again" in json.dumps(topo.standin.messages(channel))
     # The two replicas' sweepers sent the 5 lost jobs again once in all (each takes its resends in the database),
     # and their metrics say so
     assert _resent_lost(topo) - resent_before == 5
