@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.artifact_io import load_with_record, save_with_record, text_data_hash
 from models.log_data import load_examples
-from models.log_features import CATEGORIES, SEVERITIES, cue_matrix, stated_level
+from models.log_features import CATEGORIES, SEVERITIES, cue_matrix, says_what_failed, stated_level
 from models.log_miner import masked_text
 
 __all__ = [
@@ -207,7 +207,11 @@ class LogClassifier(BaseEstimator):
                 # its word: the learned model has only seen other templates' wording.
                 stated = [stated_level(m) for m in todo]
                 sev = [st or s for st, s in zip(stated, sev, strict=True)]
-            cats = list(self.category_.predict(todo)) if self.category_ is not None else ["application"] * len(todo)
+            cats = ["application"] * len(todo)
+            if self.category_ is not None:
+                vocabulary = self.category_.named_steps["features"].transformer_list[0][1].vocabulary_
+                cats = [c if says_what_failed(m, vocabulary) else "application"
+                        for m, c in zip(todo, self.category_.predict(todo), strict=True)]
             for m, s, c, p in zip(todo, sev, cats, conf, strict=True):
                 # A category names a failure; lines classified DEBUG/INFO are "normal".
                 cache[m] = LinePrediction(

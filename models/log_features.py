@@ -15,11 +15,13 @@ the classifier scores each distinct key once (see ``models.log_classifier``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-__all__ = ["SEVERITIES", "CATEGORIES", "cue_matrix", "rule_severity", "rule_category", "stated_level", "N_CUES"]
+__all__ = ["SEVERITIES", "CATEGORIES", "cue_matrix", "rule_severity", "rule_category", "stated_level", "N_CUES",
+           "says_what_failed"]
 
 SEVERITIES = ("DEBUG", "INFO", "WARNING", "ERROR", "FATAL")
 CATEGORIES = ("network", "database", "storage", "memory", "auth", "configuration", "timeout", "hardware",
@@ -104,6 +106,26 @@ def rule_category(masked: str, severity: str) -> str:
         if n > hits:
             best, hits = cat, n
     return best
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_]+")  # the category model's token pattern (models.log_classifier)
+
+
+def says_what_failed(masked: str, vocabulary: Container[str]) -> bool:
+    """Whether a line names anything a failure category could rest on: a category cue word, or a word the category
+    model learned (``vocabulary``, lower case) that is neither an English stop word nor a level or severity word.
+
+    "ERROR foo bar" names nothing: its category is the generic application error, not whichever class the model's
+    intercept favours (it said "database").
+    """
+    if any(p.search(masked) for p in _CAT_WORDS.values()):
+        return True
+    for token in _WORD.findall(masked):
+        w = token.lower()
+        if (w in vocabulary and w not in ENGLISH_STOP_WORDS and not _LEVEL.fullmatch(token.upper())
+                and not any(p.fullmatch(w) for p in _SEV_WORDS.values())):
+            return True
+    return False
 
 
 def cue_matrix(masked_texts: Sequence[str]) -> np.ndarray:

@@ -80,6 +80,12 @@ def test_classifier_on_bundled_examples_and_artifact_roundtrip(tmp_path: Path) -
     assert pred[0].severity == "ERROR" and pred[0].category == "network"
     assert pred[1].severity == "INFO" and pred[1].category == "normal"
     assert pred[2].severity == "FATAL"
+    # A line that names nothing that failed gets the generic category, not the class the model leans to
+    # ("ERROR foo bar" was "database"); one that names a thing keeps the model's answer
+    vague = ["ERROR foo bar", "FATAL zzz", "ERROR xxxxxxxxxxxxxxxx", "WARN something odd happened"]
+    assert [p.category for p in model.predict_masked(vague, vague)] == ["application"] * 4
+    named = ["ERROR deadlock detected while updating the orders table", "ERROR permission denied for user deploy"]
+    assert [p.category for p in model.predict_masked(named, named)] == ["database", "auth"]
     rec = save_log_model(model, tmp_path, texts=texts, labels=sev, source="test")
     loaded = load_log_model(tmp_path)
     assert loaded is not None and loaded.record["n_train"] == len(texts)
