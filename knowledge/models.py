@@ -300,7 +300,12 @@ class Job(Base):
     """A durable unit of work for the worker pool (see ``knowledge.jobs``)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "run_after"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "run_after"),
+        # /warroom status counts the jobs resent in the last hour; partial, so a job's insert does not pay for it
+        Index("ix_jobs_resent_at", "resent_at", postgresql_where=text("resent_at IS NOT NULL"),
+              sqlite_where=text("resent_at IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
