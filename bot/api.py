@@ -141,7 +141,10 @@ class RiskRequest(BaseModel):
         },
     )
     service: str | None = Field(default=None, max_length=100, pattern=r"^[\w.-]+$")
-    incident_id: JsonInt | None = Field(default=None, ge=1, description="store the reading on this incident")
+    # le: incident ids are 32-bit in PostgreSQL; a bigger number is no incident, and SQLite cannot even bind one
+    # past 64 bits (a 500 found by schemathesis, 2026-12-03)
+    incident_id: JsonInt | None = Field(default=None, ge=1, le=2**31 - 1,
+                                        description="store the reading on this incident")
     metrics: Metrics | None = None
     window: Window | None = None
     prometheus: PromRange | None = None

@@ -164,6 +164,8 @@ def _detail(r: httpx.Response) -> str:
         ({"window": {"series": {"cpuz": [1.0, 2.0, 3.0]}}}, "cpuz"),
         ({"window": {"series": {"cpu_usage": [1.0, 2.0, 300.0]}}}, "cpu_usage=300"),
         ({"service": "bad name!", "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "service"),
+        ({"incident_id": 119935002584300945408, "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "incident_id"),
+        ({"incident_id": 2**31, "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "incident_id"),
         (
             {
                 "prometheus": {
