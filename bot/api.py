@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.batching import MicroBatcher
 from bot.group_commit import GroupCommit
+from knowledge.models import MAX_ID
 from knowledge.risk_store import add_readings
 from skills.risk_engine import (
     MAX_WINDOW_POINTS,
@@ -141,10 +142,8 @@ class RiskRequest(BaseModel):
         },
     )
     service: str | None = Field(default=None, max_length=100, pattern=r"^[\w.-]+$")
-    # le: incident ids are 32-bit in PostgreSQL; a bigger number is no incident, and SQLite cannot even bind one
-    # past 64 bits (a 500 found by schemathesis, 2026-12-03)
-    incident_id: JsonInt | None = Field(default=None, ge=1, le=2**31 - 1,
-                                        description="store the reading on this incident")
+    # le: a bigger number names no incident (a 21-digit one was a 500, found by schemathesis, 2026-12-03)
+    incident_id: JsonInt | None = Field(default=None, ge=1, le=MAX_ID, description="store the reading on this incident")
     metrics: Metrics | None = None
     window: Window | None = None
     prometheus: PromRange | None = None

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from knowledge import postmortems as store
-from knowledge.models import Incident, Runbook, TimelineEvent
+from knowledge.models import MAX_ID, Incident, Runbook, TimelineEvent
 
 __all__ = ["router", "render_markdown"]
 
@@ -164,7 +164,7 @@ def incident(request: Request, incident_id: int) -> Response:
     if (denied := _guard(request)) is not None:
         return denied
     with _services(request).db.session() as s:
-        inc = s.get(Incident, incident_id)
+        inc = s.get(Incident, incident_id) if 1 <= incident_id <= MAX_ID else None
         if inc is None:
             return _page("Not found", f"<p>No incident #{incident_id}.</p>", 404)
         events = list(s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
@@ -201,7 +201,7 @@ def postmortem(request: Request, incident_id: int, version: int | None = Query(N
     if (denied := _guard(request)) is not None:
         return denied
     with _services(request).db.session() as s:
-        versions = store.history(s, incident_id=incident_id)
+        versions = store.history(s, incident_id=incident_id) if 1 <= incident_id <= MAX_ID else []
         if not versions:
             return _page("Not found", f"<p>Incident #{incident_id} has no postmortem.</p>", 404)
         chosen = next((p for p in versions if p.version == version), None) if version else versions[-1]

@@ -27,11 +27,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "Base", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
+    "MAX_ID", "Base", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
     "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
     "Feedback", "WebhookInbox", "IntakeSpoolCursor", "Job",
     "RiskReading",
 ]
+
+# Ids are INTEGER columns: 32 bits in PostgreSQL. A number from outside past this names no row (and SQLite cannot even
+# bind one past 64 bits: a 500 before); check it before asking the database.
+MAX_ID = 2**31 - 1
 
 
 def utcnow() -> dt.datetime:

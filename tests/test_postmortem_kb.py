@@ -85,6 +85,9 @@ def test_login_cookie_escaping_and_bad_input(kb: KB) -> None:
         assert 'href="javascript' not in pm and "evil.example/" not in pm.replace("&#x27;", "'").split("<a ")[0]
         assert c.get("/kb/postmortems/abc").status_code == 422
         assert c.get("/kb/postmortems/424242").status_code == 404
+        for huge in ("119935002584300945408", str(2**31), str(2**63)):  # past what an id column holds: no such page
+            assert c.get(f"/kb/incidents/{huge}").status_code == 404, huge
+            assert c.get(f"/kb/postmortems/{huge}").status_code == 404, huge
         assert c.get("/kb/search", params={"q": "x" * 500}).status_code == 422
         assert c.get("/kb/search", params={"q": "%_' OR 1=1 --"}).status_code == 200
         assert c.get("/kb/runbooks/does-not-exist").status_code == 404
