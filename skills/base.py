@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from knowledge.db import Database
+from knowledge.models import MAX_ID
 
 # An incident named in free text: "#12", "incident 12", "inc-12" (group 1: the number).
 INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
@@ -88,6 +89,7 @@ __all__ = [
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",
     "small_int",
+    "db_id",
 ]
 
 
@@ -258,6 +260,13 @@ def small_int(text: str, max_digits: int = 12) -> int | None:
     """``text`` as a number when it is ASCII digits (at most ``max_digits``), else None. Input from outside
     passes ``str.isdigit()`` with "²" or 5,000 digits, on which ``int()`` raises."""
     return int(text) if text.isascii() and text.isdigit() and len(text) <= max_digits else None
+
+
+def db_id(text: str) -> int | None:
+    """``text`` as a row id when it is ASCII digits naming one an id column can hold (1 to ``MAX_ID``), else None:
+    a button value of 30 digits reached ``session.get`` and failed the job (SQLite cannot bind it) with no answer."""
+    n = small_int(text, 10)
+    return n if n is not None and 1 <= n <= MAX_ID else None
 
 
 def slack_clock(at: dt.datetime, today: dt.date | None = None) -> str:

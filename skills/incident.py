@@ -39,11 +39,13 @@ from skills.base import (
     SkillRequest,
     SkillResult,
     clock,
+    db_id,
     duration,
     esc_keep_users,
     outsider,
     severity_word,
     slack_clock,
+    small_int,
 )
 from skills.base import esc as escape
 from skills.handover import HANDOVER, handover, handover_hours
@@ -420,20 +422,22 @@ class IncidentSkill(BaseSkill):
             return self._new_from_report(dataclasses.replace(request, text=first[:300]), ctx)
         if verb == "escalate":  # value "<id>:<severity shown on the card>": a second click finds it changed
             ident, _, shown = request.text.partition(":")
-            if not (ident.isdigit() and shown.isdigit()):
+            if not (ident.isascii() and ident.isdigit()) or (sev_shown := small_int(shown)) is None:
                 raise SkillError("this button does not name an incident")
             with ctx.db.session() as s:
-                inc = s.get(Incident, int(ident))
+                inc = s.get(Incident, n) if (n := db_id(ident)) is not None else None
                 if inc is None:
-                    raise SkillError(f"There is no incident #{ident}.")
-                if inc.severity != int(shown):
+                    raise SkillError(f"There is no incident #{ident[:24]}.")
+                if inc.severity != sev_shown:
                     return self._done(inc, f"Incident #{inc.id} is SEV{inc.severity} now (it was SEV{shown} on the "
                                       "card you clicked): not escalated again.")
             request, verb = dataclasses.replace(request, text=ident), "escalate"
         elif verb not in ("ack", "resolve", "reopen", "follow"):
             raise SkillError(f"unknown incident action {verb}")
-        if not request.text.isdigit():
+        if not (request.text.isascii() and request.text.isdigit()):
             raise SkillError("this button does not name an incident")
+        if db_id(request.text) is None:
+            raise SkillError(f"There is no incident #{request.text[:24]}.")
         fake = SkillRequest(text=f"{verb} {request.text}", source="action", user_id=request.user_id,
                             channel_id=request.channel_id)
         return self.run(fake, ctx)

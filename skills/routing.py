@@ -31,6 +31,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    db_id,
     esc,
 )
 from skills.incident import pagerduty_jobs
@@ -219,7 +220,9 @@ class RoutingSkill(BaseSkill):
         m = _VALUE.match(value.strip())
         if not m:
             raise SkillError("this button does not name an incident and a person")
-        return int(m.group(1)), m.group(2)
+        if (incident_id := db_id(m.group(1))) is None:
+            raise SkillError(f"There is no incident #{m.group(1)[:24]}.")
+        return incident_id, m.group(2)
 
     def _assign(self, incident_id: int, uid: str, actor: str | None, ctx: SkillContext, *, kind: str,
                 how: str) -> SkillResult:

@@ -23,7 +23,7 @@ from knowledge import jobs
 from knowledge.models import RunbookExecution, utcnow
 from knowledge.runbook_store import audit, get_execution, get_runbook, spec_of, transition
 from knowledge.runbooks import RunbookSpec
-from skills.base import Action, SkillContext, SkillResult
+from skills.base import Action, SkillContext, SkillResult, db_id, small_int
 from skills.runbook_access import may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
@@ -47,10 +47,12 @@ def button_value(row: RunbookExecution) -> str:
 def parse_button(ctx: SkillContext, value: str, user: str | None) -> ButtonValue:
     """Parse a button value, refusing (and auditing) anything malformed."""
     parts = (value or "").split(":")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2]:
+    execution_id = db_id(parts[0]) if len(parts) == 3 else None
+    version = small_int(parts[1]) if len(parts) == 3 else None
+    if execution_id is None or version is None or not parts[2]:
         raise refuse(ctx, actor=user, reason="this button is not one of mine (malformed value)",
                      detail={"value": (value or "")[:200]})
-    return ButtonValue(int(parts[0]), int(parts[1]), parts[2])
+    return ButtonValue(execution_id, version, parts[2])
 
 
 def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | None, states: tuple[str, ...],

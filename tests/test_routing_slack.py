@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from bot.render import blocks_to_text
 from knowledge.db import Database
-from knowledge.models import Expert, Feedback, Incident, OnCallShift, Team, TimelineEvent, utcnow
+from knowledge.models import Expert, Feedback, Incident, Job, OnCallShift, Team, TimelineEvent, utcnow
 from tests.conftest import Live
 
 CHANNEL = "C0INCIDENTS"
@@ -152,13 +153,20 @@ def test_incident_card_assign_and_wrong_owner(live: Live) -> None:
 
 def test_bad_button_values_are_refused_politely(live: Live) -> None:
     for action, value in (("routing:assign", "not-a-value"), ("routing:assign", "99999:U0ALICE"),
-                          ("routing:wrong_owner", "{broken json")):
+                          ("routing:wrong_owner", "{broken json"), ("routing:assign", f"{'9' * 30}:U0ALICE"),
+                          ("incident:ack", "9" * 30), ("incident:escalate", f"{'9' * 30}:2"),
+                          ("incident:ack", "\u00b2")):
         live.driver.click(action, value, user="U0BOB", channel=CHANNEL)
         live.drain()
     texts = "\n".join(_texts(live))
     assert "does not name an incident and a person" in texts
     assert "There is no incident #99999" in texts
     assert "does not carry a ticket" in texts
+    # ids past what an id column holds, or digits int() cannot read: a clear answer each, no job left failing
+    assert texts.count("There is no incident #" + "9" * 24 + ".") == 3, texts  # assign, ack, escalate
+    assert re.search(r"this button does not name an incident$", texts, re.M), texts  # the "²"
+    with live.db.session() as s:
+        assert not s.scalars(select(Job).where(Job.status.in_(("failed", "queued", "running")))).all()
 
 
 def test_wrong_owner_on_a_ticket_is_stored_and_names_the_next(live: Live) -> None:

@@ -196,6 +196,10 @@ def test_forged_replayed_and_malformed_buttons_are_refused(live: Any) -> None:
     assert "stale or forged" in _text(live.standin.messages(CH)[-1])
     _click(live, "runbooks:confirm", "not-a-button", "U0CARLA", ask["ts"])
     assert "malformed" in _text(live.standin.messages(CH)[-1])
+    # an execution id past what an id column holds (the job failed on it, no answer) and digits int() cannot read
+    for bad in (f"{'9' * 30}:{version}:{_nonce}", f"\u00b2:{version}:{_nonce}"):
+        _click(live, "runbooks:confirm", bad, "U0CARLA", ask["ts"])
+        assert "malformed" in _text(live.standin.messages(CH)[-1]), bad
     _click(live, "runbooks:confirm", value, "U0DEV", ask["ts"])
     assert "can confirm it" in _text(live.standin.messages(CH)[-1])
     _click(live, "runbooks:confirm", value, "U0CARLA", ask["ts"])
@@ -203,7 +207,7 @@ def test_forged_replayed_and_malformed_buttons_are_refused(live: Any) -> None:
     _click(live, "runbooks:confirm", value, "U0CARLA", ask["ts"])  # replay of a used click
     assert "stale or forged" in _text(live.standin.messages(CH)[-1])
     assert _exec(live, int(eid)).status == "awaiting_approval"
-    assert sum(1 for a in _audit(live) if a.action == "runbook.refused") == 4
+    assert sum(1 for a in _audit(live) if a.action == "runbook.refused") == 6
 
 
 def test_approval_for_an_older_runbook_version_is_refused(live: Any, tmp_path: Path) -> None:
