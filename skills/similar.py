@@ -29,6 +29,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    db_id,
     esc,
 )
 from skills.postmortem import kb_url as postmortem_url
@@ -253,7 +254,8 @@ class SimilarSkill(BaseSkill):
             target, incident_id, query = str(value["t"]), value.get("i"), str(value.get("q") or "")
             if not re.fullmatch(r"(incident|postmortem|runbook):[\w.\-]{1,100}", target):
                 raise ValueError(target)
-            incident_id = int(incident_id) if incident_id is not None else None
+            if incident_id is not None and (incident_id := db_id(str(incident_id))) is None:
+                raise ValueError("not an incident id")  # true, 2.5, 30 digits (SQLite cannot bind them)
         except (ValueError, KeyError, TypeError):
             raise SkillError("That button's data is broken; nothing was recorded.") from None
         if incident_id is not None:

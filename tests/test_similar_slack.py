@@ -106,7 +106,8 @@ def test_bad_input_at_the_slack_door(live: Live) -> None:
     live.drain()
     assert "incident #109" in _text(_last(live))
     for value in ("not json", json.dumps({"t": "users:1; drop table"}), json.dumps({"t": "incident:1", "i": "x"}),
-                  json.dumps({"t": "incident:101", "i": 424242})):
+                  json.dumps({"t": "incident:101", "i": 424242}), json.dumps({"t": "incident:101", "i": 10**30}),
+                  json.dumps({"t": "incident:101", "i": True})):
         assert live.driver.click("similar:not_similar", value, channel=CH).status_code == 200
         live.drain()
         assert "nothing was recorded" in _text(_last(live))
