@@ -62,6 +62,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+BENCH_TOKEN = secrets.token_hex(16)
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_TOKEN}"}
+
+
 def _settings(workdir: Path, model_dir: Path):  # type: ignore[no-untyped-def]
     from bot.settings import Settings
 
@@ -75,6 +79,7 @@ def _settings(workdir: Path, model_dir: Path):  # type: ignore[no-untyped-def]
         model_dir=model_dir,
         embedder="hash",
         workers=1,
+        kb_token=BENCH_TOKEN,
     )
 
 
@@ -154,7 +159,7 @@ async def _load(url: str, body: bytes | list[bytes], seconds: float, concurrency
             data = pool[sent % len(pool)]
             sent += 1
             t0 = time.perf_counter()
-            async with session.post(url, data=data, headers={"Content-Type": "application/json"}) as r:
+            async with session.post(url, data=data, headers=HEADERS) as r:
                 await r.read()
                 if r.status == 200:
                     done += 1

@@ -1,5 +1,8 @@
 """REST API for monitoring systems: ``POST /api/v1/risk`` and ``POST /api/v1/risk/batch``.
 
+Authorised with ``Authorization: Bearer <WARROOM_KB_TOKEN>`` (:mod:`bot.api_auth`); without a configured token
+the endpoints answer 403.
+
 JSON in, JSON out. Every input is validated before the model sees it: NaN, infinities, strings
 where numbers belong, negative or absurd values (cpu=500), unknown fields, empty windows, one-point
 series and batches over 1,000 items get a 422 whose ``detail`` names the field.
@@ -13,7 +16,7 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,6 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.api_auth import auth_errors, require_token
 from bot.batching import MicroBatcher
 from bot.group_commit import GroupCommit
 from knowledge.models import MAX_ID
@@ -69,7 +73,8 @@ class _SafeValidationRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=_SafeValidationRoute)
+router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=_SafeValidationRoute,
+                   dependencies=[Depends(require_token)])
 
 
 def _json_integer(value: object) -> object:
@@ -223,7 +228,8 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-_BAD_BODY = {400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"}}
+_BAD_BODY = {400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"},
+             **auth_errors(ErrorOut)}
 
 
 class BatchRequest(BaseModel):

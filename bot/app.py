@@ -56,6 +56,8 @@ def _malformed_slack_body(body: bytes, content_type: str) -> str | None:
                 return "'payload' is not a JSON object"
     except (json.JSONDecodeError, ValueError):
         return "invalid JSON"
+    except RecursionError:  # a signed body of 5,000 nested brackets was a 500
+        return "JSON nested too deeply"
     return None
 
 

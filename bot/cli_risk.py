@@ -93,6 +93,8 @@ def _window_from_file(path: Path) -> Any:
             body = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read {path}: {exc}") from None
+        except RecursionError:
+            raise CliError(f"cannot read {path}: its JSON is nested too deeply") from None
         key = "prometheus" if isinstance(body, dict) and "data" in body else "window"
         from pydantic import ValidationError
 

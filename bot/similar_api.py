@@ -8,19 +8,19 @@ has FastAPI's usual shape, ``{"detail": [{"loc": [...], "msg": "...", "type": ".
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.api import ErrorOut, JsonInt
+from bot.api_auth import auth_errors, require_token
 from knowledge.search import SearchError, search
 
 __all__ = ["router", "SimilarRequest"]
 
-router = APIRouter(prefix="/api/v1", tags=["similar"])
+router = APIRouter(prefix="/api/v1", tags=["similar"], dependencies=[Depends(require_token)])
 
 
 def _iso_only(value: object) -> object:
@@ -53,27 +53,15 @@ class SimilarRequest(BaseModel):
     resolved_only: Annotated[bool, Field(strict=True)] = False
 
 
-def _check_token(request: Request, authorization: str | None) -> None:
-    token = request.app.state.services.settings.kb_token
-    if token is None or not token.get_secret_value():
-        raise HTTPException(403, "the search API is off: set WARROOM_KB_TOKEN and send it as a Bearer token")
-    given = (authorization or "")[7:].strip() if (authorization or "").lower().startswith("bearer ") else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise HTTPException(401, "missing or wrong Bearer token")
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"},
-    401: {"model": ErrorOut, "description": "Missing or wrong Bearer token"},
-    403: {"model": ErrorOut, "description": "The search API is off (no WARROOM_KB_TOKEN configured)"},
+    **auth_errors(ErrorOut),
 }
 
 
 @router.post("/similar", responses=_ERRORS)
-def similar(body: SimilarRequest, request: Request,
-            authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+def similar(body: SimilarRequest, request: Request) -> dict[str, Any]:
     """Similar past incidents, postmortems and runbooks, best first, with why they matched."""
-    _check_token(request, authorization)
     ctx = request.app.state.services.ctx
     t0 = time.perf_counter()
     try:

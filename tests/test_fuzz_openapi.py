@@ -132,7 +132,7 @@ def test_openapi_document_lists_the_rest_api(api_schema: schemathesis.BaseSchema
         ["alertmanager", "generic", "grafana", "pagerduty"])
     assert {"200", "202", "400", "401", "404", "413", "422", "503"} <= set(hook["responses"])
     assert {"400", "401", "403", "422"} <= set(raw["/api/v1/similar"]["post"]["responses"])
-    assert {"400", "404", "422"} <= set(raw["/api/v1/risk"]["post"]["responses"])
+    assert {"400", "401", "403", "404", "422"} <= set(raw["/api/v1/risk"]["post"]["responses"])
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)

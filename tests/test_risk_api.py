@@ -15,7 +15,7 @@ from bot.api import BatchResponse, RiskResponse
 from bot.settings import Settings
 from bot.standin.server import SlackStandIn
 from knowledge.models import Incident, RiskReading
-from tests.conftest import Live
+from tests.conftest import Live, live_with
 from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
 
 
@@ -23,14 +23,17 @@ from tests.risk_support import risk_model_dir  # noqa: F401 - fixture
 def settings(tmp_path: Path, standin: SlackStandIn, risk_model_dir: Path) -> Settings:  # noqa: F811
     from tests.conftest import make_settings  # type: ignore[import-not-found]
 
-    return make_settings(tmp_path, standin, model_dir=risk_model_dir)
+    return make_settings(tmp_path, standin, model_dir=risk_model_dir, kb_token=TOKEN)
 
 
-def post(live: Live, path: str, body: Any = None, raw: str | None = None) -> httpx.Response:
+TOKEN = "risk-api-token-0123456789"
+
+
+def post(live: Live, path: str, body: Any = None, raw: str | None = None, token: str | None = TOKEN
+         ) -> httpx.Response:
     content = raw if raw is not None else json.dumps(body)
-    return httpx.post(
-        f"{live.url}/api/v1/{path}", content=content, headers={"Content-Type": "application/json"}, timeout=60
-    )
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    return httpx.post(f"{live.url}/api/v1/{path}", content=content, headers=headers, timeout=60)
 
 
 def test_snapshot_gives_probability_band_factors_and_version(live: Live) -> None:
@@ -105,6 +108,23 @@ def test_incident_id_stores_a_reading(live: Live) -> None:
     with live.db.session() as s:
         (row,) = s.scalars(select(RiskReading)).all()
         assert row.incident_id == iid and row.source == "api" and row.inputs["disk_usage"] == 97.0
+
+
+def test_without_the_token_nothing_is_answered_or_stored(live: Live, tmp_path: Path, standin: SlackStandIn,
+                                                        risk_model_dir: Path) -> None:  # noqa: F811
+    """Anyone who could reach the port could write readings onto incidents: the API now takes the REST token."""
+    iid = _new_incident(live, "db slow", "db")
+    body = {"service": "db", "incident_id": iid, "metrics": {"cpu_usage": 90, "disk_usage": 97}}
+    for token in (None, "wrong-token", TOKEN + "x"):
+        for path, b in (("risk", body), ("risk/batch", {"items": [body]}), ("risk", {"not": "valid"})):
+            r = post(live, path, b, token=token)
+            assert r.status_code == 401 and "Bearer token" in r.json()["detail"], (token, path, r.text)
+    with live.db.session() as s:
+        assert s.scalars(select(RiskReading)).all() == []
+    assert post(live, "risk", body).status_code == 200  # the right token still works
+    with live_with(tmp_path / "off", standin, model_dir=risk_model_dir, kb_token=None) as off:
+        r = post(off, "risk", {"metrics": {"cpu_usage": 90, "disk_usage": 97}})
+        assert r.status_code == 403 and "WARROOM_KB_TOKEN" in r.json()["detail"]
 
 
 def _bodies(n: int, **extra: Any) -> list[dict[str, Any]]:
@@ -203,4 +223,6 @@ def test_batch_limits(live: Live) -> None:
 def test_openapi_describes_the_risk_api(live: Live) -> None:
     spec = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
     assert "/api/v1/risk" in spec["paths"] and "/api/v1/risk/batch" in spec["paths"]
+    for path in ("/api/v1/risk", "/api/v1/risk/batch"):
+        assert {"401", "403"} <= set(spec["paths"][path]["post"]["responses"])
     assert "RiskResponse" in spec["components"]["schemas"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 from tests.conftest import Live
 
@@ -13,6 +14,18 @@ def test_malformed_payloads_get_4xx(live: Live) -> None:
         resp = live.driver.post(body, ctype)
         assert 400 <= resp.status_code < 500 or resp.status_code == 200, (body, resp.status_code)
         assert resp.status_code != 500
+
+
+def test_deeply_nested_json_is_400_not_500(live: Live) -> None:
+    """A correctly signed body of 5,000 nested brackets made the JSON parser raise RecursionError: a 500."""
+    deep = "[" * 5000 + "]" * 5000
+    block_actions = '{"type":"block_actions","actions":' + deep + "}"
+    for body, ctype in ((deep, "application/json"),
+                        ("payload=" + urllib.parse.quote(block_actions), "application/x-www-form-urlencoded")):
+        resp = live.driver.post(body, ctype)
+        assert resp.status_code == 400, resp.text
+        assert "nested too deeply" in resp.text
+    assert live.driver.command("/warroom", "status").status_code == 200  # the app is still there
 
 
 def test_oversized_body_is_413(live: Live) -> None:
