@@ -222,6 +222,10 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     for args in (["cpu=500", "mem=1"], ["--window", str(one)], ["--window", str(tmp_path / "nope.csv")]):
         r = runner.invoke(app, ["risk", "predict", *args])
         assert r.exit_code != 0
+    deep = tmp_path / "deep.json"  # a RecursionError traceback before
+    deep.write_text("[" * 5000 + "]" * 5000)
+    r = runner.invoke(app, ["risk", "predict", "service=api", "--window", str(deep)])
+    assert r.exit_code == 1 and "nested too deeply" in r.output + str(r.exception), (r.output, r.exception)
     labelled = tmp_path / "mine.csv"
     pd.DataFrame({"cpu_usage": [20, 99, 30, 98] * 10, "memory_usage": [30, 97, 40, 96] * 10,
                   "label": [0, 1, 0, 1] * 10}).to_csv(labelled, index=False)
