@@ -23,7 +23,7 @@ from models.log_classifier import LinePrediction, LogClassifier, load_log_model,
 from models.log_data import load_examples
 from models.log_miner import LogMiner, masked_tokens, template_id
 from skills.base import SkillContext
-from skills.redact import mask_secrets
+from skills.redact import mask_secrets, strip_ansi
 
 __all__ = ["LogAnalyzer", "LogReport", "TemplateSummary", "get_model", "split_paste", "decode_log_bytes",
            "compression_of", "open_decompressed", "decompress_bounded", "SEVERITY_RANK", "MAX_LINE_CHARS",
@@ -198,7 +198,7 @@ class LogAnalyzer:
         kids: list[int] = []
         new: dict[int, tuple[str, str]] = {}
         for line in lines:
-            line = line[:MAX_LINE_CHARS]
+            line = strip_ansi(line)[:MAX_LINE_CHARS]  # "\x1b[31mFATAL\x1b[0m disk full" was a WARNING
             tokens = masked_tokens(line)
             kid = self.miner.add_tokens(tokens, line)
             kids.append(kid)

@@ -92,6 +92,16 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
+# Terminal colour and cursor codes (ECMA-48: CSI, OSC, and the two-byte escapes), as `kubectl logs`, CI logs and
+# coloured loggers write them: "Bearer \x1b[2meyJ..." hid a token from every pattern below.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (a lone ESC that starts none is left)."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
 def mask_secrets(text: str) -> str:
     """Return ``text`` with credentials replaced by ``[REDACTED]``.
 
@@ -99,8 +109,10 @@ def mask_secrets(text: str) -> str:
         text: any free text (a chat message, a log line, an alert annotation).
 
     Returns:
-        The same text with the secret parts masked; text without secrets is returned unchanged.
+        The same text with the secret parts masked and terminal escape codes removed (they split a secret from
+        the word that announces it); other text is returned unchanged.
     """
+    text = strip_ansi(text)
     if not text or not _TRIGGER.search(text):
         return text
     for pattern, repl in _PATTERNS:

@@ -68,6 +68,17 @@ def test_credentials_are_masked_and_their_names_kept() -> None:
     assert mask_secrets('{"password": "hunter2"}') == '{"password": "[REDACTED]"}'  # a quoted value stays quoted
 
 
+def test_terminal_colour_codes_do_not_hide_a_secret() -> None:
+    # Coloured logs (kubectl, CI, a TTY logger): the escape code between "Bearer" and the token hid it.
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    for line in (f"Authorization: Bearer \x1b[2m{jwt}\x1b[0m", f"\x1b[33mtoken\x1b[0m=\x1b[1m{jwt}\x1b[0m",
+                 f"pass\x1b[0mword=\x1b]8;;http://x\x07{jwt}\x1b]8;;\x07"):
+        masked = mask_secrets(line)
+        assert jwt not in masked and MASK in masked and "\x1b" not in masked, (line, masked)
+    body = json.dumps({"alerts": [{"annotations": {"description": f"curl -H 'Authorization: Bearer \x1b[2m{jwt}'"}}]})
+    assert jwt not in mask_json_text(body) and MASK in mask_json_text(body)
+
+
 def test_a_json_body_is_masked_and_stays_json() -> None:
     body = json.dumps({"groupKey": "{}:{alertname=\"DbDown\"}", "alerts": [{"annotations": {
         "description": "DB_PASSWORD=hunter2 on boot", "api_key": "abc", "max_tokens": 5, "dedup_key": "k-1"}}]})
