@@ -13,6 +13,7 @@ from typing import IO, Annotated
 import typer
 
 from bot.cli import CliError, _settings, app, eval_app, train_app
+from skills.redact import strip_ansi
 
 __all__ = ["logs_app", "iter_log_lines"]
 
@@ -40,7 +41,7 @@ def iter_log_lines(fh: IO[bytes], notes: list[str], max_line_bytes: int = _MAX_L
         line = raw.decode("utf-8", errors="replace")
         if "\ufffd" in line:
             bad += 1
-        line = line.strip()
+        line = strip_ansi(line).strip()  # a line of colour codes alone is no log line
         if line:
             yield line
     if cut:

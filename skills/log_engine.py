@@ -132,7 +132,7 @@ def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str],
     notes: list[str] = []
     cut_long = 0
     for raw in text.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
+        line = strip_ansi(raw).strip()  # a line of colour codes alone is no log line
         if not line or line.startswith("```"):
             continue
         line = line.strip("`")

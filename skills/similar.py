@@ -171,6 +171,8 @@ class SimilarSkill(BaseSkill):
 
     def _query_for(self, text: str, ctx: SkillContext) -> tuple[str, int | None, str | None, str | None]:
         m = INCIDENT_REF.fullmatch(text.strip())  # the whole text names one incident
+        if not m and re.fullmatch(r"#\d{10,}", text.strip()):  # past any id: no incident, not words to search
+            raise SkillError(f"There is no incident {text.strip()[:40]}.")
         if not m:
             return text, None, service_in(text, ctx), None
         with ctx.db.session() as s:

@@ -50,7 +50,7 @@ def test_terminal_colour_codes_are_read_through(env: Path) -> None:
     # "\x1b[31mFATAL\x1b[0m disk full" was a WARNING: the escape codes hid the level word from the model.
     f = env / "colour.log"
     f.write_bytes(b"\x1b[31mFATAL\x1b[0m disk full on /dev/sda1\n\x1b[1;33mWARN\x1b[0m retrying in 5s\n"
-                  b"\x1b[32mINFO\x1b[0m started worker 3\n")
+                  b"\x1b[0m\x1b[K\n\x1b[32mINFO\x1b[0m started worker 3\n")  # a line of codes alone is no line
     code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
     rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
     assert [r[1] for r in rows] == ["FATAL", "WARNING", "INFO"], out

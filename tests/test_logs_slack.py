@@ -54,6 +54,10 @@ def test_empty_paste_gets_a_clear_ephemeral_answer(live) -> None:  # type: ignor
     live.drain()
     (msg,) = live.standin.messages("C0OPS")
     assert msg["ephemeral"] and "no log lines" in json.dumps(msg["blocks"])
+    live.driver.command("/logs", "\x1b[31m\n\x1b[0m", user="U0BOB", channel="C0OPS")  # colour codes alone
+    live.drain()
+    msg = live.standin.messages("C0OPS")[-1]
+    assert msg["ephemeral"] and "no log lines" in json.dumps(msg["blocks"]), msg
 
 
 def test_huge_paste_is_cut_with_a_notice(live) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,9 @@ def test_bad_input_at_the_slack_door(live: Live) -> None:
     assert live.driver.command("/similar", "#99999", channel=CH).status_code == 200
     live.drain()
     assert "There is no incident #99999" in _text(_last(live))
+    live.driver.command("/similar", "#99999999999999999999", channel=CH)  # was searched as words
+    live.drain()
+    assert "There is no incident #99999999999999999999" in _text(_last(live))
     assert live.driver.command("/similar", "?!", channel=CH).status_code == 200
     live.drain()
     assert "nothing to search for" in _text(_last(live))
