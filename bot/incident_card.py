@@ -22,7 +22,7 @@ from bot.slack_client import SlackApiError, slack_error
 from bot.worker import is_transient
 from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
-from skills.base import esc_keep_users, slack_clock
+from skills.base import esc_keep_users, no_bidi, slack_clock
 from skills.incident import ROLES, roles_of
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _finding_blocks(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
     if actions:
         blocks.append({"type": "actions", "block_id": f"f:{name}"[:255], "elements": unique_action_ids([
             {"type": "button", "action_id": a["action_id"], "value": str(a["value"])[:2000],
-             "text": {"type": "plain_text", "text": str(a["label"])[:75]},
+             "text": {"type": "plain_text", "text": no_bidi(str(a["label"]))[:75]},
              **({"style": a["style"]} if a.get("style") else {})} for a in actions[:5]])})
     return blocks
 
@@ -92,7 +92,7 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
                                                        TimelineEvent.kind.not_in(("grouped", "card", "message")))
                            .order_by(TimelineEvent.id.desc()).limit(5)).all()
         findings = dict(inc.findings or {})
-        title = f"{_STATUS_ICON.get(inc.status, '')} #{inc.id} SEV{inc.severity} {inc.title}"
+        title = f"{_STATUS_ICON.get(inc.status, '')} #{inc.id} SEV{inc.severity} {no_bidi(inc.title)}"
         intake = findings.get("intake") or {}
         service = esc(inc.service_name or "unknown")
         if intake.get("unknown_service"):

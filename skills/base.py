@@ -70,12 +70,22 @@ def typed(text: str) -> str:
     text = _LABELLED_USER.sub(r"<@\1>", text)
     text = _CHANNEL_REF.sub(r"#\1", text)
     text = _LINK.sub(lambda m: m.group(1).removeprefix("mailto:"), text)
-    return unesc(text)
+    return no_bidi(unesc(text))
+
+
+# Unicode's bidirectional embeddings, overrides and isolates ("Trojan Source"): an incident titled
+# "\u202edevloser" showed on its card as "resolved". Removed from what is stored and what is shown.
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+def no_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters (the marks U+200E/U+200F stay)."""
+    return text.translate(_BIDI_CONTROLS)
 
 
 def esc(text: object) -> str:
-    """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``) in untrusted text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape Slack mrkdwn control characters (``&``, ``<``, ``>``) in untrusted text, and drop bidi controls."""
+    return no_bidi(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def esc_keep_users(text: object) -> str:
@@ -85,6 +95,7 @@ def esc_keep_users(text: object) -> str:
 
 __all__ = [
     "ABOUT_HERE", "INCIDENT_REF", "LEAD_SEV", "severity_word", "clock", "duration", "esc", "esc_keep_users",
+    "no_bidi",
     "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
     "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, utcnow
-from skills.base import severity_word, small_int
+from skills.base import no_bidi, severity_word, small_int
 from skills.redact import mask_secrets
 
 __all__ = ["NormalizedAlert", "GroupingRules", "Decision", "IngestCache", "ingest", "severity_from", "OPEN_STATUSES",
@@ -185,7 +185,7 @@ def _find_open(session: Session, alert: NormalizedAlert, rules: GroupingRules) -
 
 def _title(alert: NormalizedAlert) -> str:
     text = alert.summary or alert.name
-    return (f"{alert.service}: {text}" if alert.service and alert.service not in text else text)[:500]
+    return no_bidi(f"{alert.service}: {text}" if alert.service and alert.service not in text else text)[:500]
 
 
 def _apply_to_incident(session: Session, inc: Incident, alert: NormalizedAlert, now: dt.datetime,

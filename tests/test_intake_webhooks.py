@@ -445,7 +445,8 @@ def test_bad_bodies_are_4xx_with_the_field_named(live: Live) -> None:
 
 def test_injection_is_rendered_as_text(live: Live) -> None:
     payload = {"alerts": [{"name": "Boom", "service": "ingress", "fingerprint": "inj",
-                           "summary": "<!channel> <!here> *bold* <https://evil.example|click> 💥 ünïcödé",
+                           "summary": "<!channel> <!here> *bold* <https://evil.example|click> 💥 ünïcödé "
+                                      "\u202edevloser\u202c",  # a right-to-left override: showed as "resolved"
                            "description": "@channel wake up <@U0BOB>"}]}
     assert post(live, "generic", payload).status_code == 202
     wait_processed(live)
@@ -455,6 +456,8 @@ def test_injection_is_rendered_as_text(live: Live) -> None:
     card = json.dumps(parsed, ensure_ascii=False)
     assert "<!channel>" not in card and "<!here>" not in card and "<https://evil" not in card
     assert "&lt;!channel&gt;" in card and "💥" in card
+    everything = json.dumps(args, ensure_ascii=False)
+    assert "devloser" in everything and "\u202e" not in everything
 
 
 def test_thousands_of_alerts_one_fingerprint_one_incident_few_slack_calls(live: Live) -> None:

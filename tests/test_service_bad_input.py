@@ -56,3 +56,18 @@ def test_huge_text_is_cut_with_a_note(live: Live) -> None:
 def test_mrkdwn_injection_is_escaped(live: Live) -> None:
     resp = live.driver.command("/nope<!channel>", "x")
     assert "<!channel>" not in resp.text
+
+
+def test_bidi_controls_cannot_spoof_a_title(live: Live) -> None:
+    """An incident titled "\u202edevloser\u202c" showed on its card as "resolved" (a right-to-left override)."""
+    live.driver.command("/incident", "new \u202edevloser\u202c sev2", channel="C0BIDI")
+    live.drain()
+    from sqlalchemy import select
+
+    from knowledge.models import Incident
+
+    with live.db.session() as s:
+        (title,) = s.scalars(select(Incident.title).where(Incident.title.like("%devloser%"))).all()
+    assert title == "devloser"
+    sent = json.dumps([c.args for c in live.standin.calls], ensure_ascii=False)  # the card, its header too
+    assert "devloser" in sent and "\u202e" not in sent and "\u202c" not in sent
