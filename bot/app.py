@@ -46,14 +46,18 @@ def _malformed_slack_body(body: bytes, content_type: str) -> str | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return "not UTF-8"
+    from bot.slack_shapes import problem_in
+
     try:
         if text.lstrip().startswith("{") or "application/json" in content_type:
-            if not isinstance(json.loads(text or "null"), dict):
+            if not isinstance(body_obj := json.loads(text or "null"), dict):
                 return "JSON body is not an object"
-        else:
-            fields = urllib.parse.parse_qs(text, keep_blank_values=True)
-            if "payload" in fields and not isinstance(json.loads(fields["payload"][0] or "null"), dict):
+            return problem_in(body_obj, interactive=False)
+        fields = urllib.parse.parse_qs(text, keep_blank_values=True)
+        if "payload" in fields:
+            if not isinstance(payload := json.loads(fields["payload"][0] or "null"), dict):
                 return "'payload' is not a JSON object"
+            return problem_in(payload, interactive=True)
     except (json.JSONDecodeError, ValueError):
         return "invalid JSON"
     except RecursionError:  # a signed body of 5,000 nested brackets was a 500

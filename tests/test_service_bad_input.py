@@ -71,3 +71,48 @@ def test_bidi_controls_cannot_spoof_a_title(live: Live) -> None:
     assert title == "devloser"
     sent = json.dumps([c.args for c in live.standin.calls], ensure_ascii=False)  # the card, its header too
     assert "devloser" in sent and "\u202e" not in sent and "\u202c" not in sent
+
+
+def _shaped(live: Live, key: str, value: object, base: dict | None = None) -> dict:
+    payload = json.loads(json.dumps(base or live.driver.click_payload("incident:ack", "1")))
+    payload[key] = value
+    return payload
+
+
+def test_signed_bodies_of_the_wrong_shape_are_400_naming_the_field(live: Live) -> None:
+    """Each of these raised inside Bolt or a listener: a 500, or a 503 "please retry" that made Slack resend it."""
+    view = {"type": "view_submission", "team": {"id": "T0WARROOM"}, "user": {"id": "U0ALICE"}, "trigger_id": "t",
+            "view": {"id": "V1", "hash": "h", "callback_id": "runbook:confirm", "private_metadata": "{}",
+                     "state": {"values": {}}}}
+    interactive = [(_shaped(live, "user", "U0ALICE"), "payload.user"),
+                   (_shaped(live, "actions", []), "payload.actions"),
+                   (_shaped(live, "actions", [{"action_id": 5}]), "payload.actions[0].action_id"),
+                   (_shaped(live, "channel", "C1"), "payload.channel"),
+                   (_shaped(live, "message", "x"), "payload.message"),
+                   (_shaped(live, "view", None, view), "payload.view"),
+                   (_shaped(live, "view", {"callback_id": "runbook:confirm", "state": {"values": {"b": {"a": 5}}}},
+                            view), "payload.view.state.values")]
+    for payload, field in interactive:
+        resp = live.driver.post(urllib.parse.urlencode({"payload": json.dumps(payload)}),
+                                "application/x-www-form-urlencoded")
+        assert resp.status_code == 400 and field in resp.text, (field, resp.status_code, resp.text)
+    events = [({"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
+                "item": {"type": "message", "channel": 5, "ts": []}}, "event.item.channel"),
+              ({"type": "app_mention", "user": ["x"], "text": "<@UWARROOM> help", "channel": "C0E"}, "event.user"),
+              ({"type": "file_shared", "file_id": "F1", "channel_id": ["C"]}, "event.channel_id"),
+              ({"type": "message", "user": "U0ALICE", "text": "x", "channel": "C0E", "files": [5]}, "event.files[0]")]
+    for event, field in events:
+        resp = live.driver.event(event)
+        assert resp.status_code == 400 and field in resp.text, (field, resp.status_code, resp.text)
+    for body in ({"type": "event_callback", "event": None}, {"type": "event_callback", "event": "x"}):
+        resp = live.driver.post(json.dumps(body), "application/json")
+        assert resp.status_code == 400 and "`event` must be an object" in resp.text
+    # Events the app does not read keep Slack's own shapes (channel_rename's channel is an object) and get a 200.
+    assert live.driver.event({"type": "channel_rename", "channel": {"id": "C0E", "name": "x"}}).status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        from sqlalchemy import select
+
+        from knowledge.models import Job
+
+        assert s.scalars(select(Job).where(Job.last_error.is_not(None))).all() == []
