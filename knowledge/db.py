@@ -31,6 +31,37 @@ def _sqlite_pragmas(dbapi_conn, _record, autocheckpoint: int | None = None) -> N
     cur.close()
 
 
+def _has_nul(row: object) -> bool:
+    values = row.values() if isinstance(row, dict) else row
+    return any(type(v) is str and "\x00" in v for v in values)  # type: ignore[union-attr]
+
+
+def _without_nul(row: object) -> object:
+    def clean(v: object) -> object:
+        return v.replace("\x00", "\ufffd") if type(v) is str else v
+
+    if isinstance(row, dict):
+        return {k: clean(v) for k, v in row.items()}
+    return type(row)(clean(v) for v in row)  # type: ignore[call-arg, union-attr]
+
+
+def _no_nul_bytes(_conn, _cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
+    """PostgreSQL refuses a text value holding a NUL byte (``DataError``), SQLite stores it: an alert whose summary
+    held "\\u0000" was accepted (202) and then never became an incident on PostgreSQL, and "/incident new" with one
+    answered "something went wrong". Every string bound to a statement has its NULs replaced by U+FFFD, the
+    character that already stands for unreadable bytes in logs, so both databases store the same text."""
+    if not parameters:
+        return statement, parameters
+    # executemany: a list of rows; but a batched INSERT (insertmanyvalues) comes as one flat row with the flag set
+    many = executemany and not isinstance(parameters, dict) and isinstance(parameters[0], dict | tuple | list)
+    rows = parameters if many else (parameters,)
+    if not any(_has_nul(row) for row in rows):
+        return statement, parameters
+    if many:
+        return statement, type(parameters)(_without_nul(row) for row in parameters)
+    return statement, _without_nul(parameters)
+
+
 class Database:
     """One engine and its session factory for a database URL."""
 
@@ -52,6 +83,7 @@ class Database:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10,
                           connect_args={"connect_timeout": 5})
         self.engine: Engine = create_engine(url, **kwargs)
+        event.listen(self.engine, "before_cursor_execute", _no_nul_bytes, retval=True)
         # SQLite only: WAL pages after which a committing connection copies the WAL back into the database
         # (None: SQLite's 1,000). A process whose commits must stay fast sets it high and leaves the
         # checkpoints to another process (see bot.app: the web door when a background child exists).

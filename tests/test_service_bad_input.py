@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
+from pathlib import Path
 
-from tests.conftest import Live
+import pytest
+
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from bot.standin.server import SlackStandIn
+from knowledge.db import Database
+from knowledge.seed import seed
+from tests.conftest import Live, make_settings, seeded_sqlite
 
 
 def test_malformed_payloads_get_4xx(live: Live) -> None:
@@ -116,3 +125,46 @@ def test_signed_bodies_of_the_wrong_shape_are_400_naming_the_field(live: Live) -
         from knowledge.models import Job
 
         assert s.scalars(select(Job).where(Job.last_error.is_not(None))).all() == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_nul_characters_are_stored_on_both_databases_and_lose_nothing(kind: str, tmp_path: Path,
+                                                                     standin: SlackStandIn) -> None:
+    """PostgreSQL refuses NUL in text: an alert whose summary held "\\u0000" was accepted (202), then its inbox row
+    went to 'error' and no incident was opened; `/incident new` and `/logs` with one answered "went wrong"."""
+    from sqlalchemy import select
+
+    from knowledge.models import Incident, WebhookInbox
+    from tests.test_intake_webhooks import post, wait_processed
+
+    overrides = {}
+    if kind == "postgres":
+        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
+        db = Database(url)
+        db.reset_postgres_schema()
+        db.upgrade()
+        with db.session() as s:
+            seed(s)
+        overrides["database_url"] = url
+    else:
+        seeded_sqlite(f"sqlite:///{tmp_path / 'nul.db'}")
+        overrides["database_url"] = f"sqlite:///{tmp_path / 'nul.db'}"
+    settings = make_settings(tmp_path, standin, **overrides)
+    with LiveServer(settings) as srv:
+        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                              standin_url=standin.url))
+        alert = {"alerts": [{"name": "Nul\x00Alert", "service": "api", "summary": "disk\x00full",
+                             "logs": ["ERROR \x00 x"], "labels": {"team": "v\x00"}}]}
+        assert post(live, "generic", alert).status_code == 202
+        wait_processed(live)
+        live.driver.command("/incident", "new nul\x00title sev2", channel="C0NUL")
+        live.driver.command("/logs", "ERROR a\x00b", channel="C0NUL")
+        live.drain()
+        with live.db.session() as s:
+            assert [r.status for r in s.scalars(select(WebhookInbox))] == ["processed"]
+            titles = set(s.scalars(select(Incident.title).where(Incident.source != "import")))
+        assert titles == {"api: disk\ufffdfull", "nul\ufffdtitle"}, titles
+        texts = [m.get("text") or "" for m in live.standin.messages("C0NUL")]
+        assert len(texts) == 2 and not any("went wrong" in t for t in texts), texts
