@@ -60,12 +60,19 @@ def _counts(report: LogReport) -> str:
     return ", ".join(f"{report.severity_counts[s]:,} {s}" for s in _ORDER if report.severity_counts.get(s))
 
 
+def _cell(text: str) -> str:
+    """A log text as a spreadsheet cell that stays text: a line beginning with ``=``, ``+``, ``-``, ``@``, a tab
+    or a carriage return is a formula to Excel and LibreOffice (``=HYPERLINK(...)`` in a pasted log became a
+    link in the CSV the bot uploads), so it gets a leading ``'``, as OWASP's CSV-injection advice says."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _templates_csv(report: LogReport) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["template_id", "severity", "category", "count", "new", "template", "example"])
     for t in report.templates:
-        w.writerow([t.template_id, t.severity, t.category, t.count, int(t.new), t.template, t.example])
+        w.writerow([t.template_id, t.severity, t.category, t.count, int(t.new), _cell(t.template), _cell(t.example)])
     return buf.getvalue().encode("utf-8")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from sqlalchemy import select
@@ -291,3 +292,22 @@ def test_a_missing_scope_is_found_at_start_and_named_on_readyz(live) -> None:  #
     assert ready.status_code == 200
     assert ready.json()["slack_scopes_missing"] == {"files:read": "uploaded log files cannot be read",
                                                    "users:read": REQUIRED_SCOPES["users:read"]}
+
+
+def test_the_uploaded_csv_keeps_hostile_lines_as_text(live) -> None:  # type: ignore[no-untyped-def]
+    """A pasted line "=HYPERLINK(...)" was a formula cell in the CSV that comes with a long summary."""
+    import csv as csv_module
+
+    words = ["disk", "cache", "queue", "socket", "lease", "shard", "index", "token", "quota", "mount", "route"]
+    lines = [f"ERROR {w} {words[(i + 3) % 11]} failed after {i} retries" for i, w in enumerate(words)]
+    lines += ['=HYPERLINK("http://evil.example/x","open the dashboard") ERROR payment failed',
+              "@SUM(1+1) ERROR totals", "+cmd|' /C calc'!A0 WARN ok"]
+    live.driver.command("/logs", "\n".join(lines), user="U0ALICE", channel="C0CSV")
+    live.drain()
+    uploads = live.standin.calls_to("files.completeUploadExternal")
+    assert uploads, "a summary of 14 templates comes with its CSV"
+    content = live.standin.files[uploads[-1].response["files"][0]["id"]]["content"].decode()
+    rows = list(csv_module.DictReader(io.StringIO(content)))
+    cells = [r[k] for r in rows for k in ("template", "example")]
+    assert any("HYPERLINK" in c for c in cells) and any("SUM(1+1)" in c for c in cells)
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], cells
