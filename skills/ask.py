@@ -163,7 +163,9 @@ class AskSkill(BaseSkill):
                                        data={**data, "mode": "llm_unknown"})
                 cited = tuple(line for i, (src, h) in enumerate(zip(sources, found, strict=True), 1)
                               if i in answer.cited for line in (src, *_preview_hint(ctx, h, service)))
-                return SkillResult(title="From the knowledge base", summary=esc(answer.text),
+                left_out = (f"\n_{answer.uncited_dropped} sentence(s) of the model's answer cited no passage and are "
+                            "left out._" if answer.uncited_dropped else "")
+                return SkillResult(title="From the knowledge base", summary=esc(answer.text) + left_out,
                                    sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
         sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h), *_preview_hint(ctx, h, service)))
                          for src, h in zip(sources, found, strict=True))

@@ -3,8 +3,8 @@
 The model sees the question and numbered passages (secrets masked first), and must answer in a few
 sentences with ``[n]`` citations, or say exactly "I don't know". Its output is checked: an answer
 without citations, with citations to passages that do not exist, or empty, is refused and the
-caller falls back to the extractive answer. Network trouble (timeouts, 429, 5xx, malformed JSON)
-raises :class:`LLMUnavailable` for the same fallback.
+caller falls back to the extractive answer; a sentence that cites nothing is left out of the answer.
+Network trouble (timeouts, 429, 5xx, malformed JSON) raises :class:`LLMUnavailable` for the same fallback.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class GroundedAnswer:
 
     text: str
     cited: tuple[int, ...]
+    uncited_dropped: int = 0  # sentences left out because they cited no passage
 
     @property
     def unknown(self) -> bool:
@@ -68,7 +69,20 @@ def check_answer(raw: object, n_passages: int) -> GroundedAnswer:
         raise LLMUnavailable("answer without citations")
     if any(c < 1 or c > n_passages for c in cited):
         raise LLMUnavailable("answer cites passages that do not exist")
-    return GroundedAnswer(text[:1500], cited)
+    # Every claim cited: a sentence that cites no passage ("Also drop the old replica.") is not shown.
+    sentences = _sentences(text)
+    kept = [x for x in sentences if _CITE.search(x)]
+    return GroundedAnswer(" ".join(kept)[:1500], cited, len(sentences) - len(kept))
+
+
+def _sentences(text: str) -> list[str]:
+    """``text`` cut after each sentence end (its citations right after the full stop stay with it)."""
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        out.append(text[start:m.end()].strip())
+        start = m.end()
+    out.append(text[start:].strip())
+    return [x for x in out if x]
 
 
 def ask_llm(question: str, passages: Sequence[tuple[str, str]], *, base_url: str | None, api_key: str,

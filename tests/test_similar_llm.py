@@ -21,7 +21,9 @@ from tests.conftest import make_settings
 
 CONTENT = {"ok": "Lower the per-pod pool size and put pgbouncer in front of postgres-main [1].",
            "idk": "I don't know.", "uncited": "Just restart everything.", "bad_cite": "It was DNS [7].",
-           "slow": "late [1]"}
+           "slow": "late [1]",
+           "half_cited": "Lower the per-pod pool size [1]. Also drop the old replica and restart every node. "
+                         "Put pgbouncer in front of postgres-main. [1]"}
 
 
 class FakeOpenAI(OpenAIStandIn):
@@ -98,6 +100,15 @@ def test_llm_answer_to_a_how_to_cites_the_runbook_with_its_preview(db: Database,
                             _ctx(db, tmp_path, fake_llm))
     assert result.data["mode"] == "llm"  # the fake cites [1], the runbook (how-to: runbooks first)
     assert "`/runbook run restart-service service=ingest --dry-run`" in "\n".join(result.sections[0].lines)
+
+
+def test_a_sentence_that_cites_nothing_is_left_out(db: Database, tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    """Every claim cited: the one uncited (and invented) claim is not shown; the reader is told something was cut."""
+    fake_llm.mode = "half_cited"
+    result = AskSkill().run(SkillRequest(text=QUESTION), _ctx(db, tmp_path, fake_llm))
+    assert result.data["mode"] == "llm"
+    assert "Lower the per-pod pool size [1]." in result.summary and "pgbouncer" in result.summary
+    assert "old replica" not in result.summary and "1 sentence(s)" in result.summary
 
 
 def test_llm_says_i_dont_know(db: Database, tmp_path: Path, fake_llm: FakeOpenAI) -> None:
