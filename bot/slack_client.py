@@ -218,7 +218,12 @@ class SlackPoster:
     def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None,
                 ephemeral: bool = False) -> None:
         """Answer through a slash command's or shortcut's ``response_url`` (valid 30 minutes, 5 times):
-        it reaches conversations the bot is not a member of."""
+        it reaches conversations the bot is not a member of. Only a URL on Slack's hosts (or the configured API's) is
+        used: an answer posted wherever a request said would hand the knowledge base to anyone holding the signing
+        secret (a made-up channel makes the bot answer through the URL)."""
+        if not _slack_file_host(response_url, self.client.base_url):
+            where = urllib.parse.urlsplit(response_url).netloc[:80]
+            raise PermanentJobError(f"response_url is not on Slack's hosts: {where!r}")
         start = time.perf_counter()
         try:
             resp = WebhookClient(response_url, timeout=10).send(

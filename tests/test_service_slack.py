@@ -144,6 +144,38 @@ def test_commands_where_the_bot_is_not_a_member_answer_through_the_response_url(
         assert inc.card_ts is not None
 
 
+def test_an_answer_goes_only_to_a_response_url_on_slacks_hosts(live: Live) -> None:
+    """Whoever held the signing secret could name a channel the bot cannot post in and their own response_url:
+    the answer (here the on-call list; any question to the knowledge base alike) went to them."""
+    import http.server
+    import threading
+
+    got: list[bytes] = []
+
+    class Catch(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Catch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        live.standin.leave("C0SECRET", private=True)
+        live.driver.command("/oncall", "payments", channel="C0SECRET",
+                            response_url=f"http://127.0.0.1:{server.server_port}/steal")
+        live.drain()
+    finally:
+        server.shutdown()
+    assert got == []
+    with live.db.session() as s:
+        (job,) = s.scalars(select(Job).where(Job.kind == "skill.run", Job.status == "failed")).all()
+        assert "response_url is not on Slack's hosts" in (job.last_error or "") and job.attempts == 1
+
+
 def test_unsigned_and_stale_requests_are_refused(live: Live) -> None:
     body = urllib.parse.urlencode({"command": "/warroom", "text": "status", "user_id": "U1", "channel_id": "C1",
                                    "trigger_id": "t1"})
