@@ -196,6 +196,9 @@ class Settings(BaseSettings):
         for source, secret in self.webhook_secrets.items():
             if PLACEHOLDER in secret.get_secret_value() or len(secret.get_secret_value()) < 16:
                 bad.append(f"WARROOM_WEBHOOK_SECRETS[{source}] (placeholder or shorter than 16)")
+        kb = self.kb_token.get_secret_value() if self.kb_token is not None else ""
+        if kb and (PLACEHOLDER in kb or len(kb) < 16):  # it guards the KB pages and the REST API (risk writes)
+            bad.append("WARROOM_KB_TOKEN (placeholder or shorter than 16)")
         if bad:
             raise ValueError(
                 "placeholder secrets are refused in production mode: set " + ", ".join(bad)

@@ -40,6 +40,15 @@ def test_short_webhook_secret_refused_in_production() -> None:
                       webhook_secrets={"alertmanager": "short"})
 
 
+def test_short_kb_token_refused_in_production() -> None:
+    # It guards the KB pages and the REST API, which stores risk readings onto incidents.
+    with pytest.raises(SettingsError, match="WARROOM_KB_TOKEN"):
+        load_settings(slack_bot_token="xoxb-real-token", slack_signing_secret="a-real-signing-secret",
+                      kb_token="abc123")
+    assert load_settings(slack_bot_token="xoxb-real-token", slack_signing_secret="a-real-signing-secret",
+                         kb_token="a-long-enough-kb-token").kb_token is not None
+
+
 def test_unknown_setting_is_one_line_and_nonzero() -> None:
     proc = _cli("db", "current", env={"WARROOM_MODE": "test", "WARROOM_NOPE": "1"})
     assert proc.returncode == 2
