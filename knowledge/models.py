@@ -25,9 +25,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
-    "MAX_ID", "Base", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
+    "MAX_ID", "Base", "Bounded", "fit", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
     "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
     "Feedback", "WebhookInbox", "IntakeSpoolCursor", "Job",
     "RiskReading",
@@ -36,6 +37,34 @@ __all__ = [
 # Ids are INTEGER columns: 32 bits in PostgreSQL. A number from outside past this names no row (and SQLite cannot even
 # bind one past 64 bits: a 500 before); check it before asking the database.
 MAX_ID = 2**31 - 1
+
+
+def fit(value: str, limit: int) -> str:
+    """``value`` made to fit ``limit`` characters, the same way every time: cut, with a hash of the whole value at
+    the end (so two long values that share their start stay two values, and a lookup by the long value finds the
+    row stored from it). Short limits (status words, ids the code makes) are only cut."""
+    if len(value) <= limit:
+        return value
+    if limit < 40:
+        return value[:limit]
+    import hashlib
+
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{value[:limit - 17]}~{digest}"
+
+
+class Bounded(TypeDecorator[str]):
+    """``VARCHAR(n)`` whose values are made to fit (:func:`fit`) on their way into the database, in statements and in
+    the values they are compared with. PostgreSQL refuses a longer value and SQLite stores it whole: an Alertmanager
+    group key of 478 characters (twelve ``group_by`` labels) was accepted (202), then its incident failed to insert
+    on PostgreSQL, so the alert was never shown; a 400-character Slack ``trigger_id`` made a command a 503."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        length = self.impl.length  # type: ignore[attr-defined]
+        return fit(value, length) if isinstance(value, str) and length and len(value) > length else value
 
 
 def utcnow() -> dt.datetime:
@@ -50,9 +79,9 @@ class Base(DeclarativeBase):
 class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    slack_channel: Mapped[str | None] = mapped_column(String(64))
-    slack_usergroup: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Bounded(100), unique=True)
+    slack_channel: Mapped[str | None] = mapped_column(Bounded(64))
+    slack_usergroup: Mapped[str | None] = mapped_column(Bounded(64))
     description: Mapped[str] = mapped_column(Text, default="")
     services: Mapped[list[Service]] = relationship(back_populates="team")
     experts: Mapped[list[Expert]] = relationship(back_populates="team")
@@ -61,7 +90,7 @@ class Team(Base):
 class Service(Base):
     __tablename__ = "services"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(Bounded(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     tier: Mapped[int] = mapped_column(Integer, default=2)
@@ -76,13 +105,13 @@ class Service(Base):
 class Expert(Base):
     __tablename__ = "experts"
     id: Mapped[int] = mapped_column(primary_key=True)
-    slack_user_id: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(200))
+    slack_user_id: Mapped[str] = mapped_column(Bounded(32), unique=True)
+    name: Mapped[str] = mapped_column(Bounded(200))
+    email: Mapped[str | None] = mapped_column(Bounded(200))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     services: Mapped[list[Any]] = mapped_column(default=list)
     skills: Mapped[list[Any]] = mapped_column(default=list)
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    timezone: Mapped[str] = mapped_column(Bounded(64), default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     team: Mapped[Team | None] = relationship(back_populates="experts")
 
@@ -94,7 +123,7 @@ class OnCallShift(Base):
     expert_id: Mapped[int] = mapped_column(ForeignKey("experts.id"))
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    source: Mapped[str] = mapped_column(String(32), default="rotation")
+    source: Mapped[str] = mapped_column(Bounded(32), default="rotation")
 
 
 REPORT_KEY_PREFIX = "slack-report:"  # group_key of an incident opened from a report in words: unique
@@ -106,23 +135,23 @@ class Incident(Base):
                             sqlite_where=text(f"group_key LIKE '{REPORT_KEY_PREFIX}%'"),
                             postgresql_where=text(f"group_key LIKE '{REPORT_KEY_PREFIX}%'")),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(500))
+    title: Mapped[str] = mapped_column(Bounded(500))
     description: Mapped[str] = mapped_column(Text, default="")
     severity: Mapped[int] = mapped_column(Integer, default=3)  # 1 (worst) .. 4
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    status: Mapped[str] = mapped_column(Bounded(20), default="open", index=True)
     service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
-    service_name: Mapped[str | None] = mapped_column(String(100), index=True)
-    alert_name: Mapped[str | None] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(32), default="slack")
-    group_key: Mapped[str | None] = mapped_column(String(300), index=True)
-    channel_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    card_ts: Mapped[str | None] = mapped_column(String(32), index=True)  # a reply in the card's thread: which one
+    service_name: Mapped[str | None] = mapped_column(Bounded(100), index=True)
+    alert_name: Mapped[str | None] = mapped_column(Bounded(200))
+    source: Mapped[str] = mapped_column(Bounded(32), default="slack")
+    group_key: Mapped[str | None] = mapped_column(Bounded(300), index=True)
+    channel_id: Mapped[str | None] = mapped_column(Bounded(64), index=True)
+    card_ts: Mapped[str | None] = mapped_column(Bounded(32), index=True)  # a reply in the card's thread: which one
     # Hash of the card last sent to Slack: an update that would not change it is skipped.
-    card_hash: Mapped[str | None] = mapped_column(String(64))
+    card_hash: Mapped[str | None] = mapped_column(Bounded(64))
     dedicated_channel: Mapped[bool] = mapped_column(Boolean, default=False)
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
-    assignee: Mapped[str | None] = mapped_column(String(32))
-    created_by: Mapped[str | None] = mapped_column(String(32))
+    assignee: Mapped[str | None] = mapped_column(Bounded(32))
+    created_by: Mapped[str | None] = mapped_column(Bounded(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     detected_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -144,14 +173,14 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_inbox.id"))
-    source: Mapped[str] = mapped_column(String(32))
-    fingerprint: Mapped[str] = mapped_column(String(200))
-    name: Mapped[str] = mapped_column(String(200))
-    service_name: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="firing")
+    source: Mapped[str] = mapped_column(Bounded(32))
+    fingerprint: Mapped[str] = mapped_column(Bounded(200))
+    name: Mapped[str] = mapped_column(Bounded(200))
+    service_name: Mapped[str | None] = mapped_column(Bounded(100))
+    status: Mapped[str] = mapped_column(Bounded(20), default="firing")
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
-    severity: Mapped[str | None] = mapped_column(String(32))
+    severity: Mapped[str | None] = mapped_column(Bounded(32))
     summary: Mapped[str] = mapped_column(Text, default="")
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -166,10 +195,10 @@ class TimelineEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    kind: Mapped[str] = mapped_column(String(40))  # created, ack, sev, assign, alert, message, resolve, ...
+    kind: Mapped[str] = mapped_column(Bounded(40))  # created, ack, sev, assign, alert, message, resolve, ...
     text: Mapped[str] = mapped_column(Text, default="")
-    actor: Mapped[str | None] = mapped_column(String(64))
-    permalink: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(Bounded(64))
+    permalink: Mapped[str | None] = mapped_column(Bounded(500))
     key: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     incident: Mapped[Incident] = relationship(back_populates="timeline")
@@ -179,12 +208,12 @@ class SlackMessage(Base):
     __tablename__ = "slack_messages"
     __table_args__ = (UniqueConstraint("channel_id", "ts"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64))
-    ts: Mapped[str] = mapped_column(String(32))
-    thread_ts: Mapped[str | None] = mapped_column(String(32))
-    user_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(Bounded(64))
+    ts: Mapped[str] = mapped_column(Bounded(32))
+    thread_ts: Mapped[str | None] = mapped_column(Bounded(32))
+    user_id: Mapped[str | None] = mapped_column(Bounded(32))
     text: Mapped[str] = mapped_column(Text, default="")
-    permalink: Mapped[str | None] = mapped_column(String(500))
+    permalink: Mapped[str | None] = mapped_column(Bounded(500))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     key: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -194,15 +223,15 @@ class Runbook(Base):
     __tablename__ = "runbooks"
     __table_args__ = (UniqueConstraint("slug", "version"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    slug: Mapped[str] = mapped_column(String(100), index=True)
+    slug: Mapped[str] = mapped_column(Bounded(100), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    title: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(Bounded(300))
     services: Mapped[list[Any]] = mapped_column(default=list)
     alert_names: Mapped[list[Any]] = mapped_column(default=list)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     steps: Mapped[list[Any]] = mapped_column(default=list)
-    risk: Mapped[str] = mapped_column(String(20), default="low")
+    risk: Mapped[str] = mapped_column(Bounded(20), default="low")
     approvers: Mapped[list[Any]] = mapped_column(default=list)
     allowed_users: Mapped[list[Any]] = mapped_column(default=list)
     allowed_channels: Mapped[list[Any]] = mapped_column(default=list)
@@ -215,22 +244,22 @@ class Runbook(Base):
 class RunbookExecution(Base):
     __tablename__ = "runbook_executions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    runbook_slug: Mapped[str] = mapped_column(String(100), index=True)
+    runbook_slug: Mapped[str] = mapped_column(Bounded(100), index=True)
     runbook_version: Mapped[int] = mapped_column(Integer)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
-    requested_by: Mapped[str] = mapped_column(String(32))
-    approved_by: Mapped[str | None] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(Bounded(32))
+    approved_by: Mapped[str | None] = mapped_column(Bounded(32))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="requested")
+    status: Mapped[str] = mapped_column(Bounded(20), default="requested")
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    channel_id: Mapped[str | None] = mapped_column(String(64))
-    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(Bounded(64))
+    thread_ts: Mapped[str | None] = mapped_column(Bounded(32))
     output: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # One-time token for the buttons of this execution; rotated on every state change (issue 8).
-    nonce: Mapped[str | None] = mapped_column(String(64))
+    nonce: Mapped[str | None] = mapped_column(Bounded(64))
 
 
 class AuditRecord(Base):
@@ -239,9 +268,9 @@ class AuditRecord(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    actor: Mapped[str | None] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str | None] = mapped_column(Bounded(64))
+    action: Mapped[str] = mapped_column(Bounded(64))
+    subject: Mapped[str | None] = mapped_column(Bounded(200))
     execution_id: Mapped[int | None] = mapped_column(ForeignKey("runbook_executions.id"), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -252,15 +281,15 @@ class Postmortem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft, edited, published
-    title: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(Bounded(20), default="draft")  # draft, edited, published
+    title: Mapped[str] = mapped_column(Bounded(500), default="")
     summary: Mapped[str] = mapped_column(Text, default="")
     root_cause: Mapped[str] = mapped_column(Text, default="")
     resolution: Mapped[str] = mapped_column(Text, default="")
     markdown: Mapped[str] = mapped_column(Text, default="")
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    author: Mapped[str | None] = mapped_column(String(64))
-    writer: Mapped[str] = mapped_column(String(32), default="deterministic")
+    author: Mapped[str | None] = mapped_column(Bounded(64))
+    writer: Mapped[str] = mapped_column(Bounded(32), default="deterministic")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -268,10 +297,10 @@ class Postmortem(Base):
 class Feedback(Base):
     __tablename__ = "feedback"
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40), index=True)  # not_similar, wrong_owner, ...
+    kind: Mapped[str] = mapped_column(Bounded(40), index=True)  # not_similar, wrong_owner, ...
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
-    target: Mapped[str | None] = mapped_column(String(200))
-    user_id: Mapped[str | None] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(Bounded(200))
+    user_id: Mapped[str | None] = mapped_column(Bounded(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -282,10 +311,10 @@ class WebhookInbox(Base):
     __tablename__ = "webhook_inbox"
     __table_args__ = (Index("ix_webhook_inbox_pending", "status", "id"),)  # the processor's "next pending" scan
     id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(32))
-    delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(Bounded(32))
+    delivery_id: Mapped[str | None] = mapped_column(Bounded(200), unique=True)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    status: Mapped[str] = mapped_column(Bounded(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -296,7 +325,7 @@ class IntakeSpoolCursor(Base):
     """How far the processor has copied the webhook door's spool file (SQLite only; ``bot.inbox_spool``)."""
 
     __tablename__ = "intake_spool_cursor"
-    epoch: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[str] = mapped_column(Bounded(64), primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -311,10 +340,10 @@ class Job(Base):
               sqlite_where=text("resent_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(64))
-    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(Bounded(64))
+    dedup_key: Mapped[str | None] = mapped_column(Bounded(300), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, done, failed
+    status: Mapped[str] = mapped_column(Bounded(20), default="queued")  # queued, running, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     run_after: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -332,11 +361,11 @@ class RiskReading(Base):
     __tablename__ = "risk_readings"
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
-    service_name: Mapped[str | None] = mapped_column(String(100), index=True)
-    source: Mapped[str] = mapped_column(String(32), default="slack")
+    service_name: Mapped[str | None] = mapped_column(Bounded(100), index=True)
+    source: Mapped[str] = mapped_column(Bounded(32), default="slack")
     probability: Mapped[float] = mapped_column(Float)
-    band: Mapped[str] = mapped_column(String(16))
-    model_version: Mapped[str] = mapped_column(String(100))
+    band: Mapped[str] = mapped_column(Bounded(16))
+    model_version: Mapped[str] = mapped_column(Bounded(100))
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     factors: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -347,11 +376,11 @@ class LogTemplate(Base):
 
     __tablename__ = "log_templates"
     id: Mapped[int] = mapped_column(primary_key=True)
-    template_id: Mapped[str] = mapped_column(String(16), unique=True)
+    template_id: Mapped[str] = mapped_column(Bounded(16), unique=True)
     template: Mapped[str] = mapped_column(Text)
     n_tokens: Mapped[int] = mapped_column(Integer, default=0, index=True)
-    severity: Mapped[str] = mapped_column(String(10), default="INFO")
-    category: Mapped[str] = mapped_column(String(20), default="normal")
+    severity: Mapped[str] = mapped_column(Bounded(10), default="INFO")
+    category: Mapped[str] = mapped_column(Bounded(20), default="normal")
     example: Mapped[str] = mapped_column(Text, default="")
     count: Mapped[int] = mapped_column(Integer, default=0)
     first_incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, utcnow
+from knowledge.models import Alert, Expert, Incident, Service, TimelineEvent, fit, utcnow
 from skills.base import no_bidi, severity_word, small_int
 from skills.redact import mask_secrets
 
@@ -134,6 +134,14 @@ class NormalizedAlert:
     opens: bool = False  # an update about an incident we never saw opens it (its event carries the incident)
     test: bool = False  # the tool's "send a test notification": confirm the connection, open nothing
     truncated: int = 0  # alerts of the same message the tool left out (Alertmanager's max_alerts)
+
+    def __post_init__(self) -> None:
+        # The keys as the database stores them (knowledge.models.Bounded), so that what is compared in memory is
+        # what was stored: a long Alertmanager group key or alert name is cut with a hash of the whole at its end.
+        for name, limit in (("fingerprint", 200), ("name", 200), ("service", 100), ("group_key", 300)):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > limit:
+                object.__setattr__(self, name, fit(value, limit))
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,28 @@ def live_with(tmp_path: Path, standin: SlackStandIn, **overrides: Any) -> Iterat
                                              standin_url=standin.url))
 
 
+@contextlib.contextmanager
+def live_on(kind: str, tmp_path: Path, standin: SlackStandIn, **overrides: Any) -> Iterator[Live]:
+    """The real app over a seeded knowledge base on SQLite or PostgreSQL (``kind``; PostgreSQL skips the test
+    where WARROOM_TEST_POSTGRES_URL is not set): what SQLite lets through and PostgreSQL refuses shows here."""
+    if kind == "postgres":
+        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
+        db = Database(url)
+        db.reset_postgres_schema()
+        db.upgrade()
+        with db.session() as s:
+            seed(s)
+    else:
+        url = f"sqlite:///{tmp_path / 'live-on.db'}"
+        seeded_sqlite(url)
+    settings = make_settings(tmp_path, standin, database_url=url, **overrides)
+    with LiveServer(settings) as srv:
+        yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                             standin_url=standin.url))
+
+
 def open_incidents(live: Live, *commands: str, user: str = "U0ERIN", channel: str = "C0OPS") -> list[Any]:
     """`/incident new <command>` for each (sent together, as people would), then their rows in the same order,
     found by title (the severity word dropped), not by id: concurrent commands get ids in any order."""

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from bot.inbox_spool import backlog
+from bot.standin.server import SlackStandIn
 from bot.webhooks import sign_body
 from knowledge.models import Alert, Incident, TimelineEvent, WebhookInbox
 from skills.intake import extract_log_lines
-from tests.conftest import Live
+from tests.conftest import Live, live_on
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRETS = {"alertmanager": "am-secret-0123456789", "grafana": "grafana-secret-0123456789",
@@ -613,3 +615,36 @@ def test_severity_words_of_other_tools(live: Live) -> None:
     wait_processed(live)
     got = {i.alert_name: i.severity for i in incidents(live)}
     assert got == {f"Sev{i}": level for i, level in enumerate(words.values())}, got
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_long_group_keys_and_names_are_stored_and_still_group(kind: str, tmp_path: Path, standin: SlackStandIn
+                                                              ) -> None:
+    """An Alertmanager route grouping by twelve labels sends a 478-character groupKey: accepted (202), then its
+    incident failed to insert on PostgreSQL (VARCHAR(300)) and the alert was never shown. Long alert names,
+    fingerprints, services and Slack ids the same."""
+    group_key = "{}/{}:{" + ", ".join(f'label{i}="value-{i}-{"z" * 20}"' for i in range(12)) + "}"
+    long_name = "KubeDeploymentReplicasMismatch" + "X" * 400
+    with live_on(kind, tmp_path, standin) as live:
+        first = load("alertmanager")
+        first["groupKey"] = group_key
+        for i, a in enumerate(first["alerts"]):
+            a["labels"] = {**a["labels"], "alertname": long_name, "service": "svc-" + "s" * 300}
+            a["fingerprint"] = f"{i}" + "f" * 400
+        assert post(live, "alertmanager", first).status_code == 202
+        wait_processed(live)
+        again = copy.deepcopy(first)  # the same group, a new alert in it: joins the incident opened for the group
+        again["alerts"] = [{**first["alerts"][0], "fingerprint": "9" + "f" * 400,
+                            "labels": {**first["alerts"][0]["labels"], "instance": "another:9100"}}]
+        assert post(live, "alertmanager", again).status_code == 202
+        wait_processed(live)
+        live.driver.command("/incident", "list", channel="C0LONG", trigger_id="T" * 400)  # a 503 on PostgreSQL
+        live.drain()
+        with live.db.session() as s:
+            assert [r.status for r in s.scalars(select(WebhookInbox))] == ["processed", "processed"]
+            (inc,) = incidents(live)
+            alerts = s.scalars(select(Alert).where(Alert.incident_id == inc.id)).all()
+        assert len(alerts) == len(first["alerts"]) + 1 and len({a.fingerprint for a in alerts}) == len(alerts)
+        assert inc.alert_name is not None and inc.alert_name.startswith("KubeDeploymentReplicasMismatch")
+        assert len(inc.group_key or "") == 300
+        assert live.standin.messages("C0LONG")[-1]["text"].startswith("Open incidents")

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from bot.standin.driver import SlackDriver
-from bot.standin.harness import LiveServer
 from bot.standin.server import SlackStandIn
-from knowledge.db import Database
-from knowledge.seed import seed
-from tests.conftest import Live, make_settings, seeded_sqlite
+from tests.conftest import Live, live_on
 
 
 def test_malformed_payloads_get_4xx(live: Live) -> None:
@@ -137,24 +132,7 @@ def test_nul_characters_are_stored_on_both_databases_and_lose_nothing(kind: str,
     from knowledge.models import Incident, WebhookInbox
     from tests.test_intake_webhooks import post, wait_processed
 
-    overrides = {}
-    if kind == "postgres":
-        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
-        db = Database(url)
-        db.reset_postgres_schema()
-        db.upgrade()
-        with db.session() as s:
-            seed(s)
-        overrides["database_url"] = url
-    else:
-        seeded_sqlite(f"sqlite:///{tmp_path / 'nul.db'}")
-        overrides["database_url"] = f"sqlite:///{tmp_path / 'nul.db'}"
-    settings = make_settings(tmp_path, standin, **overrides)
-    with LiveServer(settings) as srv:
-        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
-                                              standin_url=standin.url))
+    with live_on(kind, tmp_path, standin) as live:
         alert = {"alerts": [{"name": "Nul\x00Alert", "service": "api", "summary": "disk\x00full",
                              "logs": ["ERROR \x00 x"], "labels": {"team": "v\x00"}}]}
         assert post(live, "generic", alert).status_code == 202
