@@ -142,6 +142,11 @@ class NormalizedAlert:
             value = getattr(self, name)
             if isinstance(value, str) and len(value) > limit:
                 object.__setattr__(self, name, fit(value, limit))
+        # A start the sender's clock cannot have seen (an unset 1970 epoch, a year 9999) is no start: it made the
+        # incident detected 56 years ago, or in the future, and every duration on its postmortem absurd.
+        if self.starts_at is not None and (self.starts_at.year < 2000
+                                           or self.starts_at > utcnow() + dt.timedelta(hours=1)):
+            object.__setattr__(self, "starts_at", None)
 
 
 @dataclass(frozen=True)
@@ -410,7 +415,7 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
             inc = Incident(title=_title(alert), description=alert.description[:5000], severity=alert.severity,
                            status="open", service_id=svc.id if svc else None, service_name=alert.service,
                            alert_name=alert.name, source=alert.source, group_key=alert.group_key,
-                           created_at=now, detected_at=alert.starts_at or now, alert_count=0,
+                           created_at=now, detected_at=min(alert.starts_at or now, now), alert_count=0,
                            findings={"intake": {"unknown_service": bool(alert.service and svc is None),
                                                 "metrics": alert.metrics, "log_lines": list(alert.log_lines),
                                                 **({"truncated_alerts": alert.truncated} if alert.truncated else {})}})

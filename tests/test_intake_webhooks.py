@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -648,3 +649,21 @@ def test_long_group_keys_and_names_are_stored_and_still_group(kind: str, tmp_pat
         assert inc.alert_name is not None and inc.alert_name.startswith("KubeDeploymentReplicasMismatch")
         assert len(inc.group_key or "") == 300
         assert live.standin.messages("C0LONG")[-1]["text"].startswith("Open incidents")
+
+
+def test_a_start_no_clock_could_have_seen_is_no_start(live: Live) -> None:
+    """A 1970 epoch (an unset field) or a year-9999 start made the incident "detected" 56 years ago or in the future,
+    so its time to acknowledge and its postmortem's durations were absurd. A start minutes ago still counts."""
+    recent = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for i, start in enumerate(("1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", recent)):
+        assert post(live, "generic", {"alerts": [{"name": f"Clock{i}", "service": "api", "fingerprint": f"clk{i}",
+                                                  "starts_at": start}]}).status_code == 202
+    wait_processed(live)
+    with live.db.session() as s:
+        rows = {inc.alert_name: (inc.detected_at, inc.created_at) for inc in incidents(live)}
+        starts = dict(s.execute(select(Alert.name, Alert.starts_at).where(Alert.name.like("Clock%"))).all())
+    for name in ("Clock0", "Clock1"):
+        detected, created = rows[name]
+        assert detected == created and starts[name] is None, (name, detected, created)
+    detected, created = rows["Clock2"]
+    assert dt.timedelta(minutes=9) < created - detected < dt.timedelta(minutes=11)
