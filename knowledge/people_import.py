@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,13 +152,19 @@ def _import_yaml(session: Session, text: str, name: str, report: dict[str, int])
         where = f"{name} services[{i}]"
         if not isinstance(s, dict) or not s.get("name"):
             raise PeopleImportError(f"{where}: expected a mapping with a name")
+        if not re.fullmatch(r"[\w.-]{1,100}", str(s["name"])):  # as alerts, /risk and the REST API name services
+            raise PeopleImportError(f"{where}: {str(s['name'])[:40]!r} is not a service name (letters, digits, "
+                                    ". _ -, at most 100)")
+        tier = s.get("tier", 2)
+        if isinstance(tier, bool) or not isinstance(tier, int) or not 0 <= tier <= 9:
+            raise PeopleImportError(f"{where}: tier {str(tier)[:20]!r} is not a whole number from 0 to 9")
         team = _team(session, s.get("team"), where, report)
         row = session.scalar(select(Service).where(func.lower(Service.name) == str(s["name"]).lower()))
         if row is None:
             row = Service(name=str(s["name"]))
             session.add(row)
             report["services"] += 1
-        row.team_id, row.tier = team.id, int(s.get("tier", row.tier or 2))
+        row.team_id, row.tier = team.id, tier if "tier" in s else (row.tier or 2)
         row.description = str(s.get("description", row.description or ""))
         row.escalation = _list(s.get("escalation")) if "escalation" in s else (row.escalation or [])
         if "depends_on" in s:

@@ -88,6 +88,12 @@ def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path
     ("f.yaml", "just a string\n", "expected a mapping"),
     ("g.yaml", "rotations: [{team: nope, start: '2026-01-05', members: [U0ALICE]}]\n", "unknown team 'nope'"),
     ("h.txt", "x", "use a .yaml, .yml or .csv file"),
+    # a traceback (int('abc'), int([1])) or a silent 1.7 -> 1 and 99999999999 (past PostgreSQL's INTEGER) before
+    ("i.yaml", "services: [{name: s1, team: payments, tier: abc}]\n", "tier 'abc' is not a whole number from 0 to 9"),
+    ("j.yaml", "services: [{name: s1, team: payments, tier: [1]}]\n", "tier '[1]' is not a whole number"),
+    ("k.yaml", "services: [{name: s1, team: payments, tier: 99999999999}]\n", "is not a whole number from 0 to 9"),
+    ("l.yaml", "services: [{name: s1, team: payments, tier: 1.7}]\n", "tier '1.7' is not a whole number"),
+    ("m.yaml", "services: [{name: 'pay ments!', team: payments}]\n", "'pay ments!' is not a service name"),
 ])
 def test_bad_people_files_give_one_line(db: Database, tmp_path: Path, name: str, body: str, message: str) -> None:
     f = tmp_path / name
