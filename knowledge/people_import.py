@@ -113,6 +113,9 @@ def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: di
     name = str(rec.get("name") or "").strip()
     if not uid:
         raise PeopleImportError(f"{where}: missing slack_user_id")
+    if not re.fullmatch(r"[UW][A-Z0-9]{2,31}", uid):  # "alice" or an e-mail address here made a mention no one got
+        raise PeopleImportError(f"{where}: slack_user_id {uid[:40]!r} is not a Slack user id (U... or W..., "
+                                "from the person's profile: Copy member ID)")
     if not name:
         raise PeopleImportError(f"{where}: missing name")
     team = _team(session, rec.get("team"), where, report)

@@ -81,9 +81,9 @@ def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path
 
 @pytest.mark.parametrize(("name", "body", "message"), [
     ("a.csv", "name,team\nX,payments\n", "missing column(s) slack_user_id"),
-    ("b.csv", "slack_user_id,name,team\nU1,,payments\n", "row 2: missing name"),
-    ("c.csv", "slack_user_id,name,team,timezone\nU1,A,payments,Mars/Base\n", "unknown time zone 'Mars/Base'"),
-    ("d.csv", "slack_user_id,name,team,active\nU1,A,payments,maybe\n", "'active' must be true or false"),
+    ("b.csv", "slack_user_id,name,team\nU0A1,,payments\n", "row 2: missing name"),
+    ("c.csv", "slack_user_id,name,team,timezone\nU0A1,A,payments,Mars/Base\n", "unknown time zone 'Mars/Base'"),
+    ("d.csv", "slack_user_id,name,team,active\nU0A1,A,payments,maybe\n", "'active' must be true or false"),
     ("e.yaml", "experts: [unclosed\n", "not valid YAML"),
     ("f.yaml", "just a string\n", "expected a mapping"),
     ("g.yaml", "rotations: [{team: nope, start: '2026-01-05', members: [U0ALICE]}]\n", "unknown team 'nope'"),
@@ -94,6 +94,7 @@ def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path
     ("k.yaml", "services: [{name: s1, team: payments, tier: 99999999999}]\n", "is not a whole number from 0 to 9"),
     ("l.yaml", "services: [{name: s1, team: payments, tier: 1.7}]\n", "tier '1.7' is not a whole number"),
     ("m.yaml", "services: [{name: 'pay ments!', team: payments}]\n", "'pay ments!' is not a service name"),
+    ("n.csv", "slack_user_id,name,team\nalice@example.com,A,payments\n", "is not a Slack user id"),
 ])
 def test_bad_people_files_give_one_line(db: Database, tmp_path: Path, name: str, body: str, message: str) -> None:
     f = tmp_path / name
