@@ -130,22 +130,27 @@ def live_with(tmp_path: Path, standin: SlackStandIn, **overrides: Any) -> Iterat
                                              standin_url=standin.url))
 
 
+def seeded_database(kind: str, tmp_path: Path) -> Database:
+    """A migrated knowledge base with the sample world, on SQLite (a file under ``tmp_path``) or on the test
+    PostgreSQL, emptied first (``kind`` "postgres": the test is skipped where WARROOM_TEST_POSTGRES_URL is unset)."""
+    if kind != "postgres":
+        return seeded_sqlite(f"sqlite:///{tmp_path / 'seeded.db'}")
+    url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
+    db = Database(url)
+    db.reset_postgres_schema()
+    db.upgrade()
+    with db.session() as s:
+        seed(s)
+    return db
+
+
 @contextlib.contextmanager
 def live_on(kind: str, tmp_path: Path, standin: SlackStandIn, **overrides: Any) -> Iterator[Live]:
-    """The real app over a seeded knowledge base on SQLite or PostgreSQL (``kind``; PostgreSQL skips the test
-    where WARROOM_TEST_POSTGRES_URL is not set): what SQLite lets through and PostgreSQL refuses shows here."""
-    if kind == "postgres":
-        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
-        db = Database(url)
-        db.reset_postgres_schema()
-        db.upgrade()
-        with db.session() as s:
-            seed(s)
-    else:
-        url = f"sqlite:///{tmp_path / 'live-on.db'}"
-        seeded_sqlite(url)
+    """The real app over a seeded knowledge base on SQLite or PostgreSQL (``kind``, see :func:`seeded_database`):
+    what SQLite lets through and PostgreSQL refuses shows here."""
+    url = seeded_database(kind, tmp_path).url
     settings = make_settings(tmp_path, standin, database_url=url, **overrides)
     with LiveServer(settings) as srv:
         yield Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -12,24 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from knowledge.db import Database
 from knowledge.models import Incident, utcnow
-from knowledge.seed import seed
 from skills.base import SkillContext, SkillError, SkillRequest
 from skills.incident import IncidentSkill
+from tests.conftest import seeded_database
 
 
 def _database(kind: str, tmp_path: Path) -> Database:
-    if kind == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'race.db'}")
-    else:
-        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
-        db = Database(url)
-        db.reset_postgres_schema()
-    db.upgrade()
-    with db.session() as s:
-        seed(s)
-    return db
+    return seeded_database(kind, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
