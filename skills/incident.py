@@ -69,6 +69,8 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
 _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve)))",
                     re.I)
+# A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
+_NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
@@ -515,6 +517,9 @@ class IncidentSkill(BaseSkill):
         if words and (level := severity_word(words[-1])) is not None:
             sev = level
             words = words[:-2] if len(words) > 1 and words[-2].lower() in ("sev", "severity") else words[:-1]
+        if bad := _NO_SEV.search(" ".join(words[:2] + words[-2:])):  # "sev9", "SEV-12": a level we do not have
+            raise SkillError(f"`{escape(bad.group(1))}` is not a severity here: use sev1 (worst) to sev4 "
+                             "(P0-P4 work too): `/incident new <title> [sev1-4]`.")
         title = " ".join(words).strip()
         if not title:
             raise SkillError("Give the incident a title: `/incident new <title> [sev1-4]`.")

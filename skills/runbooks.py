@@ -6,6 +6,7 @@ alert or log text; every request, approval, refusal, step and outcome is in the 
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 import threading
@@ -36,6 +37,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    esc,
     small_int,
 )
 from skills.redact import mask_secrets
@@ -54,6 +56,9 @@ _RUN_WORDS = re.compile(r"(/runbook\s+run\b|\b(run|execute|start|trigger)\b.{0,4
 _RUN_SLUG = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:run|execute|trigger)\s+"
                        r"([a-z0-9]+(?:-[a-z0-9]+)+)\b(.*)$", re.I | re.S)
 _LOCK = threading.Lock()
+
+# Control and format characters (C0/C1, zero-width, bidi): never part of a name someone typed
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def policy_for(ctx: SkillContext) -> ExecPolicy:
@@ -175,14 +180,22 @@ class RunbooksSkill(BaseSkill):
                          "`/runbook suggest <text>`")
 
     def _list(self, ctx: SkillContext, service: str) -> SkillResult:
+        # A service is one name: control characters and anything after the first word are not part of it
+        service = next(iter(_CONTROL.sub(" ", service).split()), "")[:100]
         with ctx.db.session() as s:
             rows = list_runbooks(s, service=service or None)
             lines = tuple(f"`{r.slug}` v{r.version} *{r.title}* ({r.risk} risk"
                           f"{', auto-safe' if r.auto_safe else ''}) services: {', '.join(r.services) or 'any'}"
                           for r in rows)
+            names = {n for r in list_runbooks(s) for n in (*r.services, *(r.tags or []))} if service else set()
         title = f"Runbooks for {service}" if service else "Runbooks"
-        return SkillResult(title=title, summary=f"{len(lines)} runbook(s). `/runbook show <id>` for details.",
-                           sections=(Section("", lines or ("none",)),), ephemeral=True)
+        summary = f"{len(lines)} runbook(s). `/runbook show <id>` for details."
+        if service and not any(r.services for r in rows):  # only the ones for any service: a typo, or no runbook
+            close = difflib.get_close_matches(service.lower(), sorted({n.lower() for n in names}), n=3, cutoff=0.6)
+            summary = (f"No runbook is written for `{esc(service)}`"
+                       + (f" (did you mean {', '.join(f'`{esc(c)}`' for c in close)}?)" if close else "")
+                       + f"; {'these apply' if lines else 'none applies'} to any service. " + summary)
+        return SkillResult(title=title, summary=summary, sections=(Section("", lines or ("none",)),), ephemeral=True)
 
     def _show(self, ctx: SkillContext, slug: str) -> SkillResult:
         if not slug:

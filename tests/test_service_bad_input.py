@@ -146,3 +146,51 @@ def test_nul_characters_are_stored_on_both_databases_and_lose_nothing(kind: str,
         assert titles == {"api: disk\ufffdfull", "nul\ufffdtitle"}, titles
         texts = [m.get("text") or "" for m in live.standin.messages("C0NUL")]
         assert len(texts) == 2 and not any("went wrong" in t for t in texts), texts
+
+
+def _reply(live: Live, command: str, text: str, channel: str) -> str:
+    from bot.render import blocks_to_text
+
+    assert live.driver.command(command, text, channel=channel).status_code == 200
+    live.drain()
+    msg = live.standin.messages(channel)[-1]
+    return blocks_to_text(msg.get("blocks") or []) or msg.get("text", "")
+
+
+def test_a_severity_we_do_not_have_is_refused_not_filed_as_sev3(live: Live) -> None:
+    """`/incident new checkout down sev9` opened a SEV3 titled "checkout down sev9": the person meant something
+    urgent (or a typo of a real level) and got the default severity without a word."""
+    from sqlalchemy import func, select
+
+    from knowledge.models import Incident
+
+    with live.db.session() as s:
+        before = s.scalar(select(func.count(Incident.id)))
+    for i, text in enumerate(("new checkout down sev9", "new sev12: checkout down", "new checkout down severity 7",
+                              "new checkout down SEV-5")):
+        reply = _reply(live, "/incident", text, f"C0SEV{i}")
+        assert "is not a severity here" in reply and "sev1 (worst) to sev4" in reply, (text, reply)
+    with live.db.session() as s:
+        assert s.scalar(select(func.count(Incident.id))) == before, "nothing opened at a made-up severity"
+    # real levels and title words that only look alike still open incidents
+    for i, (text, sev, title) in enumerate((("new checkout down sev1", 1, "checkout down"),
+                                            ("new p5 instances slow", 3, "p5 instances slow"),
+                                            ("new severe lag on ingest P2", 2, "severe lag on ingest"))):
+        _reply(live, "/incident", text, f"C0SEVOK{i}")
+        with live.db.session() as s:
+            inc = s.scalars(select(Incident).order_by(Incident.id.desc())).first()
+        assert inc is not None and (inc.severity, inc.title) == (sev, title), text
+
+
+def test_runbook_list_for_an_unknown_or_garbled_service_says_so(live: Live) -> None:
+    """`/runbook list paymnets-api` listed the runbooks for any service under "Runbooks for paymnets-api" with no
+    hint of the typo; a control character gave the title "Runbooks for \x01"."""
+    reply = _reply(live, "/runbook", "list paymnets-api", "C0RBL1")
+    assert "No runbook is written for `paymnets-api` (did you mean `payments-api`?)" in reply, reply
+    reply = _reply(live, "/runbook", "list \x01payments-api\x7f extra words", "C0RBL2")
+    assert "Runbooks for payments-api" in reply and "No runbook is written" not in reply, reply
+    assert "\x01" not in reply and "\x7f" not in reply
+    _reply(live, "/runbook", "list <!channel>", "C0RBL3")
+    (summary,) = [b["text"]["text"] for b in live.standin.messages("C0RBL3")[-1]["blocks"]
+                  if b.get("type") == "section" and "No runbook" in b["text"]["text"]]
+    assert "<!channel>" not in summary and "&lt;!channel&gt;" in summary, summary  # no @channel ping
