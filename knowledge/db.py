@@ -29,6 +29,15 @@ def _sqlite_pragmas(dbapi_conn, _record, autocheckpoint: int | None = None) -> N
     if autocheckpoint is not None:
         cur.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     cur.close()
+    # SQLite's lower() folds ASCII only: lower('Zahlungen-Ä') kept the 'Ä', so a team or service whose name has
+    # a capital beyond ASCII was never found by its name lower-cased in Python (func.lower(Team.name) == ...),
+    # and importing a people file that named it twice failed on the unique name. Python's, as PostgreSQL's does
+    # under a UTF-8 locale.
+    dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _has_nul(row: object) -> bool:

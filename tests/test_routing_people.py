@@ -79,6 +79,33 @@ def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path
         assert s.scalars(select(Service).where(Service.name == "search-api")).one().escalation == ["U0ZED"]
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_names_with_capitals_beyond_ascii_are_found_on_both_databases(kind: str, tmp_path: Path) -> None:
+    """On SQLite, lower('Zahlungsverkehr-Ä') kept its 'Ä': an expert naming the team "Zahlungsverkehr-Ä" did not
+    find the team the same file had just added, and the import died on the unique team name (IntegrityError)."""
+    from knowledge.people import service_named, team_in_text, team_named
+    from tests.conftest import seeded_database
+
+    db = seeded_database(kind, tmp_path)
+    f = tmp_path / "org.yaml"
+    f.write_text("teams: [{name: Zahlungsverkehr-Ä, slack_channel: C0ZV}]\n"
+                 "services: [{name: Überweisung-API, team: Zahlungsverkehr-Ä}]\n"
+                 "experts: [{slack_user_id: U0JOZ, name: Jürgen Öztürk, team: Zahlungsverkehr-Ä}]\n"
+                 "rotations: [{team: ZAHLUNGSVERKEHR-Ä, start: '2026-01-05', members: [U0JOZ]}]\n")
+    for _ in range(2):  # a second import of the same file changes nothing
+        with db.session() as s:
+            rep = import_people(session=s, path=f)
+    assert (rep.teams, rep.services, rep.experts_added) == (0, 0, 0)
+    with db.session() as s:
+        team = team_named(session=s, name="zahlungsverkehr-ä")
+        assert team is not None and team.name == "Zahlungsverkehr-Ä"
+        assert s.scalars(select(Team).where(Team.name.like("Zahlungsverkehr%"))).all() == [team]
+        svc = service_named(session=s, name="ÜBERWEISUNG-api")
+        assert svc is not None and svc.team_id == team.id
+        assert team_in_text(session=s, text="who is on call for überweisung-api?") == "Zahlungsverkehr-Ä"
+        assert [e.slack_user_id for e in oncall_now(session=s, team_id=team.id)] == ["U0JOZ"]
+
+
 @pytest.mark.parametrize(("name", "body", "message"), [
     ("a.csv", "name,team\nX,payments\n", "missing column(s) slack_user_id"),
     ("b.csv", "slack_user_id,name,team\nU0A1,,payments\n", "row 2: missing name"),
