@@ -33,18 +33,33 @@ _VARIABLE = re.compile(
     re.I,
 )
 _SPACE = re.compile(r"\s+")
+_BLOCK_LINE = re.compile(r"^\s{0,3}(?:#{1,6}(?:\s|$)|\|)")  # a Markdown heading, a table row
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s")
 _MARKUP = re.compile(r"```[\w-]*|<https?://[^>|]+\|([^>]+)>|<https?://[^>]+>|https?://\S+|[#*`>|]+")
 
 
 def clean_text(text: str) -> str:
-    """Text as it is indexed: links, code-fence and Markdown marks removed, one line per sentence
-    (a heading or list item without a full stop gets one), spaces collapsed."""
-    out = []
-    for line in text.splitlines():
-        line = _SPACE.sub(" ", _MARKUP.sub(lambda m: m.group(1) or " ", line)).strip()
-        if line:
-            out.append(line if line[-1] in ".!?:;,…" else line + ".")
-    return " ".join(out)
+    """Text as it is indexed: links, code-fence and Markdown marks removed, one line per sentence (a heading,
+    list item or line without a full stop gets one), spaces collapsed. A prose line that goes on in lower case on
+    the next line is one sentence wrapped: it is joined, not stopped ("... without downtime when the. deployment
+    has ..." was indexed, and quoted in answers cut there)."""
+    out: list[str] = []
+    joinable = False  # the last unit is prose that may go on on the next line
+    fenced = False
+    for raw in text.splitlines():
+        if raw.lstrip().startswith("```"):
+            fenced, joinable = not fenced, False
+        line = _SPACE.sub(" ", _MARKUP.sub(lambda m: m.group(1) or " ", raw)).strip()
+        if not line:
+            joinable = False
+            continue
+        block = fenced or bool(_BLOCK_LINE.match(raw))
+        if joinable and not block and line[0].islower() and not _LIST_ITEM.match(raw):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+        joinable = not block and out[-1][-1] not in ".!?:;…"
+    return " ".join(u if u[-1] in ".!?:;,…" else u + "." for u in out)
 
 
 def _template(line: str) -> str:

@@ -221,3 +221,16 @@ def test_a_postmortem_published_through_another_replica_is_found_within_seconds(
         found = any("clock skew" in h.title for h in search(here, text=query, k=3))
         time.sleep(0.2)
     assert found, "the other replica's postmortem never reached this replica's index"
+
+
+def test_markdown_is_indexed_as_sentences_not_as_lines() -> None:
+    """Each line break got a full stop: a wrapped paragraph was indexed (and quoted) as "... when the. deployment"."""
+    from knowledge.kb_docs import clean_text
+
+    md = ("# Restart a service\n\nA rolling restart replaces every pod, without downtime when the\n"
+          "deployment has two replicas.\n\n- scale it\n  down first\n- then up\n\n```bash\nkubectl get pods\n"
+          "kubectl rollout restart\n```\nDuration: 44 min\nSeverity: SEV1\n| step | owner |\n")
+    assert clean_text(md) == ("Restart a service. A rolling restart replaces every pod, without downtime when the "
+                              "deployment has two replicas. - scale it down first. - then up. kubectl get pods. "
+                              "kubectl rollout restart. Duration: 44 min. Severity: SEV1. step owner.")
+    assert clean_text("one line") == "one line."
