@@ -164,15 +164,17 @@ def _postmortem_doc(pm: Postmortem, inc: Incident | None) -> Doc:
 
 
 def _runbook_doc(rb: Runbook) -> Doc:
-    steps = " ".join(str(s.get("name") or s.get("title") or s) if isinstance(s, dict) else str(s)
-                     for s in (rb.steps or []))
-    body = " ".join(p for p in (rb.title, rb.body, steps, " ".join(map(str, rb.alert_names or []))) if p)
+    steps = "\n".join(str(s.get("name") or s.get("title") or s) if isinstance(s, dict) else str(s)
+                      for s in (rb.steps or []))
+    # title, body, step names and alert names each end a sentence ("Restart a service's pods (rolling restart)
+    # Restart a service." was quoted as one)
+    body = "\n\n".join(p for p in (rb.title, rb.body, steps, "\n".join(map(str, rb.alert_names or []))) if p)
     services = tuple(str(s) for s in (rb.services or []) if s)
     alerts = [str(a) for a in (rb.alert_names or []) if a]
     return Doc(
         key=f"runbook:{rb.slug}", kind="runbook", ref_id=rb.slug, title=rb.title, text=clean_text(body),
         service=services[0] if services else None, alert_name=alerts[0] if alerts else None,
-        created_at=_iso(rb.created_at), status="active", resolution=steps[:300], resolved_by=None,
+        created_at=_iso(rb.created_at), status="active", resolution=steps.replace("\n", "; ")[:300], resolved_by=None,
         services=services,
     )
 

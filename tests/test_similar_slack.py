@@ -142,6 +142,7 @@ def test_questions_in_the_channel_get_cited_passages_or_i_dont_know(live: Live) 
     assert "`/runbook run restart-service service=ingest --dry-run`" in howto
     # the runbook's paragraph is wrapped in its Markdown: quoted whole, not stopped at the line break
     assert "without downtime when the deployment has more than one replica" in howto, howto
+    assert "(rolling restart) Restart a service" not in howto  # the title is a sentence of its own
     # Runbooks score lower than long postmortems; for a how-to they are the answer, and come first.
     for question, first in (("what's the runbook for disk full on kafka?", "clear-disk-space"),
                             ("how do I roll back checkout-web?", "rollback-deploy"),
