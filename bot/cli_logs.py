@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import lzma
 import sys
@@ -41,7 +42,7 @@ def iter_log_lines(fh: IO[bytes], notes: list[str], max_line_bytes: int = _MAX_L
         line = raw.decode("utf-8", errors="replace")
         if "\ufffd" in line:
             bad += 1
-        line = strip_ansi(line).strip()  # a line of colour codes alone is no log line
+        line = strip_ansi(line).strip().lstrip("\ufeff")  # a line of colour codes alone is no log line; no BOM
         if line:
             yield line
     if cut:
@@ -73,7 +74,15 @@ def classify(
                                            help="Compare with and store templates in the knowledge base.")] = True,
 ) -> None:
     """Classify every line of a log file (streamed), then summarise its templates (new ones flagged)."""
-    from skills.log_engine import LogAnalyzer, NotLogs, compression_of, decode_log_bytes, get_model, open_decompressed
+    from skills.log_engine import (
+        LogAnalyzer,
+        NotLogs,
+        compression_of,
+        decode_log_bytes,
+        get_model,
+        open_decompressed,
+        utf16_of,
+    )
 
     if str(file) != "-" and not file.is_file():
         raise CliError(f"{file} is not a readable file")
@@ -83,14 +92,19 @@ def classify(
     fh = raw
     n = 0
     batch: list[str] = []
+    compressed = False
     try:
         try:
             head = raw.peek(8192)[:8192] if hasattr(raw, "peek") else b""
             fh = open_decompressed(raw, head)  # a rotated syslog.2.gz reads as its lines
+            compressed = fh is not raw
             if fh is not raw:
                 analyzer.notes.append(f"decompressed ({compression_of(head)})")
                 head = fh.peek(8192)[:8192] if hasattr(fh, "peek") else b""
             decode_log_bytes(head)
+            if codec := utf16_of(head):  # a Windows PowerShell log: read as UTF-8 lines, in pieces as ever
+                fh = codecs.EncodedFile(fh, "utf-8", codec, errors="replace")  # type: ignore[assignment]
+                analyzer.notes.append("read as UTF-16 (as Windows PowerShell writes files)")
         except NotLogs as exc:
             raise CliError(f"{file}: {exc}") from None
         for line in iter_log_lines(fh, analyzer.notes):
@@ -99,7 +113,7 @@ def classify(
                 n = _flush(analyzer, batch, n, lines)
                 batch = []
     except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-        if fh is raw:
+        if not compressed:
             raise CliError(f"cannot read {file}: {exc}") from None
         # cut short (a rotated log copied while being written) or damaged: keep what came before
         analyzer.notes.append(f"the compressed file ends early or is damaged ({type(exc).__name__}); "

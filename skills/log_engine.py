@@ -25,7 +25,7 @@ from models.log_miner import LogMiner, masked_tokens, template_id
 from skills.base import SkillContext
 from skills.redact import mask_secrets, strip_ansi
 
-__all__ = ["LogAnalyzer", "LogReport", "TemplateSummary", "get_model", "split_paste", "decode_log_bytes",
+__all__ = ["LogAnalyzer", "LogReport", "TemplateSummary", "get_model", "split_paste", "decode_log_bytes", "utf16_of",
            "compression_of", "open_decompressed", "decompress_bounded", "SEVERITY_RANK", "MAX_LINE_CHARS",
            "MAX_PASTE_LINES", "NotLogs"]
 
@@ -112,17 +112,41 @@ def decompress_bounded(data: bytes, limit: int) -> tuple[bytes, list[str]]:
     return out, [f"decompressed ({kind})"]
 
 
+def utf16_of(head: bytes) -> str | None:
+    """The codec of UTF-16 text ("utf-16" with a byte-order mark; "utf-16-le" / "utf-16-be" without one, seen as
+    ASCII with every other byte NUL), else None. Windows PowerShell 5 writes `Get-EventLog ... > out.log` and
+    `Get-Content` output this way: such a file is text, not a binary."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    sample = head[: min(len(head), 4096) // 2 * 2]
+    if len(sample) < 16:
+        return None
+    evens, odds = sample[0::2], sample[1::2]
+    if odds.count(0) >= 0.9 * len(odds) and evens.count(0) == 0:
+        return "utf-16-le"
+    if evens.count(0) >= 0.9 * len(evens) and odds.count(0) == 0:
+        return "utf-16-be"
+    return None
+
+
 def decode_log_bytes(data: bytes) -> tuple[str, list[str]]:
-    """Text of an uploaded/CLI file, refusing binaries; notes say what was replaced."""
-    head = data[:8192]
-    if b"\x00" in head:
-        raise NotLogs("this looks like a binary file (it contains NUL bytes), not a text log")
+    """Text of an uploaded/CLI file (UTF-8, or UTF-16 as Windows writes it), refusing binaries; notes say what was
+    replaced."""
+    if codec := utf16_of(data[:8192]):
+        text = data.decode(codec, errors="replace")
+        notes = ["read as UTF-16 (as Windows PowerShell writes files)"]
+    else:
+        if b"\x00" in data[:8192]:
+            raise NotLogs("this looks like a binary file (it contains NUL bytes), not a text log")
+        text = data.decode("utf-8-sig", errors="replace")  # a byte-order mark is no part of the first line
+        notes = []
+    head = text[:8192]
     if head:
-        controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+        controls = sum(1 for c in head if c < "\t" or "\r" < c < " ")
         if controls / len(head) > 0.1:
             raise NotLogs("this looks like a binary file, not a text log")
-    text = data.decode("utf-8", errors="replace")
-    notes = ["some bytes were not valid UTF-8 and were replaced"] if "\ufffd" in text else []
+    if "\ufffd" in text:
+        notes.append("some bytes were not valid UTF-8 and were replaced")
     return text, notes
 
 

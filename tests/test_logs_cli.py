@@ -153,6 +153,36 @@ def test_classify_reads_rotated_compressed_logs(env: Path) -> None:
     assert code == 1 and "damaged" in out, out
 
 
+def test_windows_utf16_logs_and_a_utf8_byte_order_mark_are_read_as_text(env: Path) -> None:
+    """Windows PowerShell 5 writes `Get-Content app.log > out.log` as UTF-16 (little-endian, with a byte-order
+    mark): it was refused as "a binary file (it contains NUL bytes)". A UTF-8 byte-order mark stuck to the first
+    line (its template began with U+FEFF)."""
+    import gzip
+
+    text = "".join(f"2026-12-03 10:00:{i:02d} ERROR db-{i} connection refused\r\n"
+                   f"2026-12-03 10:00:{i:02d} INFO worker {i} started\r\n" for i in range(40))
+    for name, data in (("ps.log", b"\xff\xfe" + text.encode("utf-16-le")), ("nobom-le.log", text.encode("utf-16-le")),
+                       ("nobom-be.log", text.encode("utf-16-be")),
+                       ("ps.log.gz", gzip.compress(b"\xff\xfe" + text.encode("utf-16-le")))):
+        (env / name).write_bytes(data)
+        code, out = _run("logs", "classify", str(env / name), "--json", "--no-remember")
+        assert code == 0, (name, out)
+        rep = json.loads(out.strip().splitlines()[-1])
+        assert rep["n_lines"] == 80 and any("UTF-16" in n for n in rep["notes"]), (name, rep)
+        assert not any("not UTF-8" in n for n in rep["notes"]), (name, rep)
+        assert "connection refused" in out and "\\u0000" not in out and "\\ufffd" not in out, (name, out[-600:])
+        code, out = _run("logs", "classify", str(env / name), "--lines", "--no-remember")
+        rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+        assert [r[1] for r in rows[:2]] == ["ERROR", "INFO"] and len(rows) == 80, (name, out[:300])
+    (env / "bom8.log").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    code, out = _run("logs", "classify", str(env / "bom8.log"), "--json", "--no-remember")
+    rep = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and len(rep["templates"]) == 2 and "\\ufeff" not in out, out[-600:]
+    (env / "real.bin").write_bytes(bytes(range(256)) * 40)  # still a binary
+    code, out = _run("logs", "classify", str(env / "real.bin"))
+    assert code == 1 and "binary" in out, out
+
+
 def test_uploaded_archive_is_capped_when_it_expands() -> None:
     import gzip
 

@@ -264,6 +264,20 @@ def test_rotated_compressed_log_upload_is_read(live) -> None:  # type: ignore[no
     assert len(live.standin.messages("C0INC49")) == before, "an archive that is no log is left alone"
 
 
+def test_windows_utf16_log_upload_is_read(live) -> None:  # type: ignore[no-untyped-def]
+    """A log saved by Windows PowerShell (UTF-16 with a byte-order mark) was answered "binary file"."""
+    incident_id = _open_incident(live, "C0INC50")
+    content = "\r\n".join(["ERROR disk D: I/O error on block 88123"] * 3
+                           + [f"INFO flushed {i} pages" for i in range(9)])
+    fid = live.standin.add_file("app-events.log", b"\xff\xfe" + content.encode("utf-16-le"), filetype="text")
+    _file_event(live, fid, "C0INC50")
+    body = next(t for t in _texts(live, "C0INC50") if "app-events.log" in t)
+    assert "read as UTF-16" in body and "binary" not in body, body
+    with live.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None and inc.findings["logs"]["heading"].startswith("Logs: 12 lines"), inc.findings
+
+
 def test_which_hosts_get_the_bot_token() -> None:
     from bot.slack_client import _slack_file_host
 
