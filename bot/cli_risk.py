@@ -90,7 +90,7 @@ def _window_from_file(path: Path) -> Any:
 
     if path.suffix.lower() == ".json":
         try:
-            body = json.loads(path.read_text())
+            body = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read {path}: {exc}") from None
         except RecursionError:

@@ -68,7 +68,7 @@ def export_cmd(directory: Annotated[Path, typer.Argument(help="Directory to writ
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a clear error for a missing file or a bad line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
     rows = []

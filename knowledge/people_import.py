@@ -55,7 +55,7 @@ def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise PeopleImportError(f"{path.name}: larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except UnicodeDecodeError:
         raise PeopleImportError(f"{path.name}: not UTF-8 text") from None
     except OSError as exc:

@@ -88,6 +88,11 @@ def test_train_logs_with_user_data_and_bad_data(env: Path) -> None:
     saved = json.loads(out.strip().splitlines()[-1])
     record = json.loads(Path(saved["saved"]).read_text())
     assert record["n_train"] >= 152 and str(good) in record["source"]
+    excel = env / "excel.csv"  # Excel's "CSV UTF-8" starts with a byte-order mark: "no rows with 'text'" before
+    excel.write_bytes(b"\xef\xbb\xbf" + good.read_bytes())
+    code, out = _run("train", "logs", "--data", str(excel), "--no-bundled")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["n_train"] == 2
     bad = env / "bad.csv"
     bad.write_text("text,severity\nhello,LOUD\n")
     code, msg = _run("train", "logs", "--data", str(bad))

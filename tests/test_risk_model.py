@@ -217,6 +217,17 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(win), "--json"])
     assert r.exit_code == 0, r.output
     assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
+    # the same window as Prometheus' query_range JSON, saved with a byte-order mark (Windows editors, PowerShell
+    # 7's Out-File -Encoding utf8BOM): "Unexpected UTF-8 BOM" before
+    start = 1_767_225_600
+    values = [[start + 300 * i, str(60 + i * 38 / 35)] for i in range(36)]
+    prom = {"status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {"__name__": "disk_usage"}, "values": values}]}}
+    bom = tmp_path / "w.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(prom).encode())
+    r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(bom), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
     one = tmp_path / "one.csv"
     pd.DataFrame({"cpu": [50.0]}).to_csv(one, index=False)
     for args in (["cpu=500", "mem=1"], ["--window", str(one)], ["--window", str(tmp_path / "nope.csv")]):

@@ -57,6 +57,10 @@ def test_csv_import_adds_updates_and_deactivates(db: Database, tmp_path: Path) -
     with db.session() as s:
         rep = import_people(session=s, path=f)
     assert (rep.experts_added, rep.experts_updated) == (1, 1)
+    excel = tmp_path / "excel.csv"  # Excel's "CSV UTF-8": a byte-order mark, then the header ("missing column(s)
+    excel.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"U0NEW", b"U0XLS"))  # slack_user_id" before)
+    with db.session() as s:
+        assert import_people(session=s, path=excel).experts_added == 1
     with db.session() as s:
         nina = s.scalars(select(Expert).where(Expert.slack_user_id == "U0NEW")).one()
         bob = s.scalars(select(Expert).where(Expert.slack_user_id == "U0BOB")).one()

@@ -26,6 +26,6 @@ class LabelledLine:
 
 def load_examples(path: Path = EXAMPLES_PATH) -> list[LabelledLine]:
     """The labelled lines of a CSV with columns ``text``, ``severity`` and optionally ``category``."""
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # a BOM (Excel) is no part of a column name
         return [LabelledLine(r["text"], r["severity"].strip().upper(), (r.get("category") or "").strip() or None)
                 for r in csv.DictReader(fh) if r.get("text") and r.get("severity")]
