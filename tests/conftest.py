@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.pool import NullPool
 
 from bot.settings import Settings
 from bot.standin.driver import SlackDriver
@@ -50,8 +51,87 @@ def standin() -> Iterator[SlackStandIn]:
         assert not refused, f"Slack would refuse these: {refused}"
 
 
+# WARROOM_TEST_DATABASE=postgres (with WARROOM_TEST_POSTGRES_URL, which scripts/test.sh sets): every test's own
+# knowledge base is a fresh PostgreSQL database, a copy of one migrated and seeded once per run (CREATE DATABASE
+# ... TEMPLATE), instead of a SQLite file: the whole suite on PostgreSQL (`scripts/test.sh --postgres`).
+ALL_ON_POSTGRES = os.environ.get("WARROOM_TEST_DATABASE") == "postgres"
+_PG_TEMPLATE: list[str] = []
+_PG_COPIES: set[str] = set()
+
+
+def _postgres_copy(tmp_path: Path) -> str:
+    """The URL of a new database on the test PostgreSQL, a copy of the migrated and seeded template; dropped at
+    the end of the run."""
+    import hashlib
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+    if not url:
+        raise RuntimeError("WARROOM_TEST_DATABASE=postgres needs WARROOM_TEST_POSTGRES_URL (scripts/test.sh sets it)")
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    if not _PG_TEMPLATE:
+        name = f"warroom_tpl_{os.getpid()}"
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        template = Database(make_url(url).set(database=name).render_as_string(hide_password=False))
+        template.upgrade()
+        with template.session() as session:
+            seed(session)
+        template.engine.dispose()
+        _PG_TEMPLATE.append(name)
+        atexit.register(_drop_postgres_copies, admin, name)
+    name = f"{_PG_TEMPLATE[0]}_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:16]}"
+    if name not in _PG_COPIES:  # one per test: settings made again in the same test (a restart) find its data
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_PG_TEMPLATE[0]}"'))
+        _PG_COPIES.add(name)
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ALL_ON_POSTGRES:
+        skip = pytest.mark.skip(reason="about SQLite itself; the suite runs on PostgreSQL (WARROOM_TEST_DATABASE)")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _drop_this_tests_postgres_copies() -> Iterator[None]:
+    """Under WARROOM_TEST_DATABASE=postgres: the test's databases are dropped when it ends, with the connections
+    its engines still hold (PostgreSQL's client limit is reached after a few dozen tests otherwise)."""
+    before = set(_PG_COPIES)  # those of module- and session-scoped fixtures (set up first) stay
+    yield
+    if ALL_ON_POSTGRES and (mine := _PG_COPIES - before):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        admin = create_engine(make_url(os.environ["WARROOM_TEST_POSTGRES_URL"]).set(database="postgres"),
+                              isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        with admin.connect() as c:
+            for name in sorted(mine):
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _PG_COPIES.difference_update(mine)
+
+
+def _drop_postgres_copies(admin: Any, template: str) -> None:
+    from sqlalchemy import text
+
+    with admin.connect() as c:
+        for (name,) in c.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                 {"p": f"{template}%"}).all():
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def make_settings(tmp_path: Path, standin: SlackStandIn | None = None, **overrides: Any) -> Settings:
-    """Test-mode settings on a fresh SQLite file under ``tmp_path``."""
+    """Test-mode settings on a fresh SQLite file under ``tmp_path`` (a fresh PostgreSQL database, migrated and
+    seeded, under ``WARROOM_TEST_DATABASE=postgres``)."""
+    if ALL_ON_POSTGRES and "database_url" not in overrides:
+        overrides["database_url"] = _postgres_copy(tmp_path)
     base: dict[str, Any] = dict(
         mode="test", slack_bot_token=BOT_TOKEN, slack_signing_secret=secrets.token_hex(16),
         slack_api_url=standin.api_url if standin else "http://127.0.0.1:9/api/",
@@ -87,6 +167,8 @@ def seeded_sqlite(url: str) -> Database:
         assert not (d / "template.db-wal").exists()
         _TEMPLATE.append(d / "template.db")
     database = Database(url)
+    if ALL_ON_POSTGRES and database.engine.dialect.name == "postgresql":
+        return database  # a copy of the migrated and seeded template already (make_settings)
     target = database.engine.url.database
     assert database.engine.dialect.name == "sqlite" and target and not Path(target).exists(), url
     shutil.copyfile(_TEMPLATE[0], target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.inbox_spool import SPOOL, InboxSpool, backlog
@@ -17,6 +18,8 @@ from knowledge.seed import seed
 from tests.conftest import Live, make_settings
 from tests.test_intake_batch import delivery
 from tests.test_intake_webhooks import incidents, load, post, wait_processed
+
+pytestmark = pytest.mark.sqlite_only  # the spool is a SQLite file beside the SQLite database
 
 
 def _main(tmp_path: Path) -> Database:

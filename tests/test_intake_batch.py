@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select, text
 
 from knowledge.models import Alert, Incident, WebhookInbox
@@ -46,6 +47,7 @@ def test_storm_repeats_counted_once_and_resolution_in_the_same_batch(live: Live)
         assert done == len(bodies)
 
 
+@pytest.mark.sqlite_only  # a SQLite trigger poisons the row
 def test_a_row_the_database_refuses_is_isolated_and_the_batch_goes_through(live: Live) -> None:
     with live.db.session() as s:
         s.execute(text("CREATE TRIGGER poison_alert BEFORE INSERT ON alerts WHEN NEW.fingerprint = 'fp-poison' "

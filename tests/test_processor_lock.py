@@ -11,10 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.processor_lock import ProcessorLock
 from bot.services import build_services
 from knowledge.db import Database
 from tests.conftest import make_settings
+
+pytestmark = pytest.mark.sqlite_only  # PostgreSQL serialises with advisory locks (bot/intake_worker.py)
 
 
 def test_lock_is_exclusive_and_released_on_close(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.standin.procs import ServerProcess
 from bot.standin.server import SlackStandIn
@@ -55,6 +56,7 @@ def test_child_process_processes_the_inbox_and_dies_with_its_parent(tmp_path: Pa
             srv.stop()
 
 
+@pytest.mark.sqlite_only  # SQLite's write-ahead log
 def test_web_process_leaves_wal_checkpoints_to_the_child(tmp_path: Path) -> None:
     from sqlalchemy import text
 
