@@ -21,8 +21,10 @@ app.add_typer(risk_app, name="risk")
 def _read_table(path: Path) -> Any:
     import pandas as pd
 
+    from knowledge.csvfile import file_delimiter
+
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, sep=file_delimiter(path))  # Excel's semicolons too
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
 

@@ -13,9 +13,7 @@ someone who left (``active: false``).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import yaml
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from knowledge.csvfile import dict_reader
 from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
 from knowledge.yamlfile import safe_load
 
@@ -217,7 +216,7 @@ def _rotation(session: Session, rot: Any, where: str, report: dict[str, int], we
 
 
 def _import_csv(session: Session, text: str, name: str, report: dict[str, int]) -> None:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = dict_reader(text)  # commas, or Excel's semicolons where the decimal separator is a comma
     cols = {c.strip() for c in reader.fieldnames or []}
     missing = {"slack_user_id", "name", "team"} - cols
     if missing:

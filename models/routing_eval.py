@@ -28,8 +28,10 @@ def load_ticket_csv(path: Path, text_cols: Sequence[str], label: str, min_class:
     """Texts, labels and a description of the filtering applied."""
     import pandas as pd
 
+    from knowledge.csvfile import file_delimiter
+
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=file_delimiter(path))
     except FileNotFoundError:
         raise EvalInputError(f"no such file: {path}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:

@@ -93,6 +93,12 @@ def test_train_logs_with_user_data_and_bad_data(env: Path) -> None:
     code, out = _run("train", "logs", "--data", str(excel), "--no-bundled")
     assert code == 0, out
     assert json.loads(out.strip().splitlines()[-1])["n_train"] == 2
+    tabs = env / "mine.tsv"
+    tabs.write_text("text\tseverity\tcategory\npayment gateway returned 502, retrying\tERROR\tdependency\n"
+                    "cron job done\tINFO\tnormal\n")
+    code, out = _run("train", "logs", "--data", str(tabs), "--no-bundled")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["n_train"] == 2
     bad = env / "bad.csv"
     bad.write_text("text,severity\nhello,LOUD\n")
     code, msg = _run("train", "logs", "--data", str(bad))

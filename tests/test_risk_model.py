@@ -245,6 +245,11 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.strip().splitlines()[-1])["rows"] == 600 + 40
     assert load_risk_model(tmp_path / "m") is not None
+    semi = tmp_path / "excel-fr.csv"  # semicolons, as Excel writes CSV where the decimal separator is a comma
+    pd.read_csv(labelled).to_csv(semi, index=False, sep=";")
+    r = runner.invoke(app, ["train", "risk", "--csv", str(semi), "--episodes", "300"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["rows"] == 600 + 40
     pd.DataFrame({"cpu_usage": [20, 900], "memory_usage": [1, 2], "label": [0, 1]}).to_csv(labelled, index=False)
     r = runner.invoke(app, ["train", "risk", "--csv", str(labelled), "--episodes", "300"])
     assert r.exit_code != 0

@@ -148,6 +148,12 @@ def test_eval_cli_json_contract_and_bad_input(env: Settings, tmp_path: Path) -> 
     for k in ("accuracy", "macro_f1", "top3_accuracy"):
         assert 0.0 <= m[k] <= 1.0 and 0.0 <= m["baseline_" + k] <= 1.0
     assert m["classes"] == 3 and m["rows_used"] == 120 and m["accuracy"] > 0.9
+    semi = tmp_path / "excel-de.csv"  # Excel where the decimal separator is a comma writes semicolons
+    semi.write_text(f.read_text().replace(",", ";"))
+    code, out = _cli("eval", "routing", "--csv", str(semi), "--text", "title,body", "--label", "label",
+                     "--min-class", "10", "--json")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["rows_used"] == 120
     code, out = _cli("eval", "routing", "--csv", str(f), "--text", "nope", "--label", "label", "--json")
     assert code == 1 and "no column(s) nope" in out
     code, out = _cli("eval", "routing", "--csv", str(f), "--text", "title", "--label", "label", "--min-class", "500")

@@ -61,6 +61,17 @@ def test_csv_import_adds_updates_and_deactivates(db: Database, tmp_path: Path) -
     excel.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"U0NEW", b"U0XLS"))  # slack_user_id" before)
     with db.session() as s:
         assert import_people(session=s, path=excel).experts_added == 1
+    for sep, uid in ((";", "U0SEMI"), ("\t", "U0TAB")):  # Excel in de/fr/... writes semicolons; tab-separated
+        other = tmp_path / f"people-{uid}.csv"
+        other.write_text(f"slack_user_id{sep}name{sep}team{sep}services\n{uid}{sep}Sam Roe{sep}payments{sep}"
+                         f"payments-api;checkout-web\n".replace("payments-api;checkout-web",
+                                                               '"payments-api;checkout-web"' if sep == ";" else
+                                                               "payments-api;checkout-web"))
+        with db.session() as s:
+            assert import_people(session=s, path=other).experts_added == 1, sep
+        with db.session() as s:
+            sam = s.scalars(select(Expert).where(Expert.slack_user_id == uid)).one()
+            assert (sam.name, sam.services) == ("Sam Roe", ["payments-api", "checkout-web"]), sep
     with db.session() as s:
         nina = s.scalars(select(Expert).where(Expert.slack_user_id == "U0NEW")).one()
         bob = s.scalars(select(Expert).where(Expert.slack_user_id == "U0BOB")).one()
