@@ -18,15 +18,27 @@ risk_app = typer.Typer(help="Failure-risk prediction from metrics.", no_args_is_
 app.add_typer(risk_app, name="risk")
 
 
+_DECIMAL_COMMA = r"[+-]?\d+(?:,\d+)?"
+
+
 def _read_table(path: Path) -> Any:
     import pandas as pd
 
     from knowledge.csvfile import file_delimiter
 
     try:
-        return pd.read_csv(path, sep=file_delimiter(path))  # Excel's semicolons too
+        sep = file_delimiter(path)  # Excel's semicolons too
+        df = pd.read_csv(path, sep=sep)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
+    if sep == ";":  # where Excel separates with semicolons, it writes 85,5 for 85.5
+        for col in df.columns:
+            values = df[col].dropna().astype(str)
+            if pd.api.types.is_numeric_dtype(df[col]) or not len(values):
+                continue
+            if values.str.fullmatch(_DECIMAL_COMMA).all() and values.str.contains(",").any():
+                df[col] = pd.to_numeric(values.str.replace(",", ".", regex=False)).reindex(df.index)
+    return df
 
 
 def _csv_training_rows(path: Path, label_col: str) -> tuple[list[dict[str, float]], list[int]]:

@@ -228,6 +228,11 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(bom), "--json"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
+    excel = tmp_path / "excel-fr.csv"  # semicolons and decimal commas: the same window as Excel in France saves it
+    excel.write_text(win.read_text().replace(",", ";").replace(".", ","))
+    r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(excel), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
     one = tmp_path / "one.csv"
     pd.DataFrame({"cpu": [50.0]}).to_csv(one, index=False)
     for args in (["cpu=500", "mem=1"], ["--window", str(one)], ["--window", str(tmp_path / "nope.csv")]):
