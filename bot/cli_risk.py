@@ -123,7 +123,12 @@ def _window_from_file(path: Path) -> Any:
         if tcol in df.columns:
             import pandas as pd
 
-            t = pd.to_datetime(df.pop(tcol), errors="coerce")
+            raw = df.pop(tcol)
+            if pd.api.types.is_numeric_dtype(raw):  # Unix time (Prometheus, Grafana exports): s, or ms when that big
+                unit = "ms" if raw.abs().max() > 1e11 else "s"
+                t = pd.to_datetime(raw, unit=unit, errors="coerce", utc=True)  # not nanoseconds: 300 s apart was 300 ns
+            else:
+                t = pd.to_datetime(raw, errors="coerce", utc=True)  # "...Z" and "+01:00" in one column
             if t.isna().any():
                 raise CliError(f"{path}: column {tcol!r} has values that are not times")
             minutes = list((t - t.iloc[0]).dt.total_seconds() / 60.0)

@@ -228,6 +228,21 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(bom), "--json"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
+    iso = json.loads(r.output.strip().splitlines()[-1])["probability"]
+    from bot.cli_risk import _window_from_file
+
+    assert _window_from_file(win).minutes == tuple(5.0 * i for i in range(36))
+    frame = pd.read_csv(win)  # Unix time, as Prometheus and Grafana export it: read as nanoseconds before, so the
+    seconds = (pd.to_datetime(frame["timestamp"]) - pd.Timestamp(0)) // pd.Timedelta(seconds=1)  # 300 ns apart
+    for name, stamps in (("epoch-s.csv", seconds), ("epoch-ms.csv", seconds * 1000),
+                         ("offsets.csv", [t.isoformat() + ("Z" if i % 2 else "+00:00")
+                                          for i, t in enumerate(pd.to_datetime(frame["timestamp"]))])):
+        other = tmp_path / name
+        frame.assign(timestamp=stamps).to_csv(other, index=False)
+        assert _window_from_file(other).minutes == tuple(5.0 * i for i in range(36)), name
+        r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(other), "--json"])
+        assert r.exit_code == 0, (name, r.output, r.exception)
+        assert json.loads(r.output.strip().splitlines()[-1])["probability"] == iso, name
     excel = tmp_path / "excel-fr.csv"  # semicolons and decimal commas: the same window as Excel in France saves it
     excel.write_text(win.read_text().replace(",", ";").replace(".", ","))
     r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(excel), "--json"])
