@@ -38,6 +38,25 @@ _HEX = re.compile(r"^(0x)?[0-9a-fA-F]{8,}$")
 _DATE_WORDS = frozenset("mon tue wed thu fri sat sun jan feb mar apr may jun jul aug sep oct nov dec".split())
 
 
+# logfmt (Go's logrus, go-kit: Prometheus, Grafana, Loki, etcd): `ts=... level=error msg="failed to pull image"`.
+# Values after "=" are variables, but these two are what the line says: with both masked, every line with the same
+# keys was one template, whatever its level and message. A line with a level key and a message key keeps the level
+# as its capitalised word (ERROR) and the message as words.
+_LOGFMT_LEVEL = re.compile(r"""(?:(?<=\s)|^)(?:level|lvl|severity)=["']?([A-Za-z]+)["']?(?=\s|$)""", re.I)
+_LOGFMT_MSG = re.compile(r"""(?:(?<=\s)|^)(?:msg|message)=(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"']\S*))""", re.I)
+_LEVEL_WORDS = {"err": "ERROR", "error": "ERROR", "warn": "WARNING", "warning": "WARNING", "info": "INFO",
+                "debug": "DEBUG", "trace": "DEBUG", "fatal": "FATAL", "panic": "FATAL", "crit": "FATAL",
+                "critical": "FATAL", "dpanic": "FATAL", "notice": "INFO"}
+
+
+def _logfmt(line: str) -> str:
+    """A logfmt line with its level as a word and its message unquoted (other lines unchanged)."""
+    if not (_LOGFMT_LEVEL.search(line) and _LOGFMT_MSG.search(line)):
+        return line
+    line = _LOGFMT_LEVEL.sub(lambda m: _LEVEL_WORDS.get(m.group(1).lower(), m.group(1).upper()), line)
+    return _LOGFMT_MSG.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "").replace('\\"', '"'), line)
+
+
 def _mask_token(tok: str) -> str:
     if tok == WILDCARD or _DIGIT.search(tok) or _HOST.match(tok) or _HEX.match(tok):
         return WILDCARD
@@ -55,7 +74,7 @@ _TOKEN_CACHE_MAX = 200_000
 def masked_tokens(line: str) -> tuple[str, ...]:
     """The line's tokens with variables replaced by ``<*>`` (runs of ``<*>`` collapsed)."""
     if "=" in line:
-        line = _VALUE.sub("=<*> ", line)
+        line = _VALUE.sub("=<*> ", _logfmt(line))
     line = _EMPTY.sub(" <*> ", line)
     cache = _TOKEN_CACHE
     if len(cache) > _TOKEN_CACHE_MAX:  # bounded: a stream of unique tokens must not grow memory

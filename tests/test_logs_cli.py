@@ -194,6 +194,31 @@ def test_windows_utf16_logs_and_a_utf8_byte_order_mark_are_read_as_text(env: Pat
     assert code == 1 and "binary" in out, out
 
 
+def test_kubernetes_klog_and_logfmt_lines_keep_their_level_and_message(env: Path) -> None:
+    """Two formats on-call engineers paste most, each read as one template per message and level:
+    - klog (kubelet, controllers): "W1203 10:00:12.123456 1234 reflector.go:324] ..." - the masker made the header
+      one <*>, so a warning and an info line with the same message were one template, taken as INFO;
+    - logfmt (Prometheus, Grafana, Loki): `level=error msg="..."` - both values were masked, so every line with the
+      same keys was one template with the first line's level, whatever its message."""
+    f = env / "mixed-formats.log"
+    f.write_text(
+        "W1203 10:00:12.123456    1234 reflector.go:324] watch of *v1.Pod ended with: too old resource version\n"
+        "I1203 10:00:13.123456    1234 reflector.go:324] watch of *v1.Pod ended with: too old resource version\n"
+        "E1203 10:00:14.123456    1234 controller.go:114] syncing pod web-1 done\n"
+        'ts=2026-12-03T10:00:07Z caller=main.go:12 level=info component=tsdb msg="compaction done" blocks=3\n'
+        'ts=2026-12-03T10:00:08Z caller=main.go:13 level=error component=tsdb msg="compaction failed" err="no space"\n'
+        'ts=2026-12-03T10:00:09Z caller=main.go:14 level=warn component=tsdb msg="head GC slow" took=3.1s\n'
+        'ts=2026-12-03T10:00:10Z caller=main.go:13 level=error component=tsdb msg="compaction failed" err="quota"\n')
+    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
+    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    assert [r[1] for r in rows] == ["WARNING", "INFO", "ERROR", "INFO", "ERROR", "WARNING", "ERROR"], out
+    assert len({r[3] for r in rows}) == 6 and rows[4][3] == rows[6][3], out  # one template per message and level
+    code, out = _run("logs", "classify", str(f), "--json", "--no-remember")
+    templates = {t["template"] for t in json.loads(out.strip().splitlines()[-1])["templates"]}
+    assert "ts <*> caller <*> ERROR component <*> compaction failed err <*>" in templates, templates
+    assert "WARNING <*> watch of <*> ended with too old resource version" in templates, templates
+
+
 def test_uploaded_archive_is_capped_when_it_expands() -> None:
     import gzip
 
