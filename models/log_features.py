@@ -77,18 +77,6 @@ _CAMEL_CALL = re.compile(r"^[a-z]+[A-Z]\w*")
 N_CUES = 5 + len(_SEV_WORDS) + len(_CAT_WORDS) + 3
 
 
-# The header of Kubernetes' (klog) and Google's (glog) logs: "W1203 10:00:12.123456    1234 reflector.go:324] ...":
-# its first letter is the level (Info, Warning, Error, Fatal). The masker turns the whole header into one <*>.
-_KLOG = re.compile(r"^([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+[^\s\]]+:\d+\] ")
-_KLOG_LEVEL = {"I": "INFO", "W": "WARNING", "E": "ERROR", "F": "FATAL"}
-
-
-def klog_level(line: str) -> str | None:
-    """The level a klog/glog line's header states ("W1203 ..." is WARNING), or None for other lines."""
-    m = _KLOG.match(line)
-    return _KLOG_LEVEL[m.group(1)] if m else None
-
-
 def stated_level(masked: str) -> str | None:
     """The level a line states about itself (a level name in capitals), or None."""
     m = _LEVEL.search(masked)

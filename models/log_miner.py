@@ -57,6 +57,27 @@ def _logfmt(line: str) -> str:
     return _LOGFMT_MSG.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "").replace('\\"', '"'), line)
 
 
+# Kubernetes (klog) and glog headers, "W1203 10:00:12.123456    1234 reflector.go:324] ...", at the start or after a
+# syslog/journald prefix ("... kubelet[1234]: E1203 ..."): the first letter is the level (the masker made the whole
+# header one <*>, so an info and a warning line with the same message were one template).
+_KLOG = re.compile(r"(?:^|(?<=: ))([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+[^\s\]]+:\d+\] ")
+_KLOG_LEVEL = {"I": "INFO ", "W": "WARNING ", "E": "ERROR ", "F": "FATAL "}
+# Access logs (nginx, Apache, Envoy: "GET /api HTTP/1.1" 502 157): the status is masked like any number, so a 502
+# and a 200 were one template, read as INFO. It becomes words: its level and its class.
+_ACCESS = re.compile(r'("(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) [^"]*") ([1-5])\d\d(?= )')
+_HTTP_CLASS = {"5": "ERROR server_error", "4": "WARNING client_error", "3": "INFO redirect", "2": "INFO ok",
+               "1": "INFO informational"}
+
+
+def _formats(line: str) -> str:
+    """A klog header or an access log's status as words (other lines unchanged)."""
+    if "] " in line:
+        line = _KLOG.sub(lambda m: _KLOG_LEVEL[m.group(1)], line, count=1)
+    if '" ' in line:
+        line = _ACCESS.sub(lambda m: f"{m.group(1)} {_HTTP_CLASS[m.group(2)]}", line, count=1)
+    return line
+
+
 def _mask_token(tok: str) -> str:
     if tok == WILDCARD or _DIGIT.search(tok) or _HOST.match(tok) or _HEX.match(tok):
         return WILDCARD
@@ -73,6 +94,7 @@ _TOKEN_CACHE_MAX = 200_000
 
 def masked_tokens(line: str) -> tuple[str, ...]:
     """The line's tokens with variables replaced by ``<*>`` (runs of ``<*>`` collapsed)."""
+    line = _formats(line)
     if "=" in line:
         line = _VALUE.sub("=<*> ", _logfmt(line))
     line = _EMPTY.sub(" <*> ", line)

@@ -21,7 +21,6 @@ from typing import IO
 from knowledge.log_templates import TemplateSeen, known_template_ids, record_templates
 from models.log_classifier import LinePrediction, LogClassifier, load_log_model, save_log_model
 from models.log_data import load_examples
-from models.log_features import klog_level
 from models.log_miner import LogMiner, masked_tokens, template_id
 from skills.base import SkillContext
 from skills.redact import mask_secrets, strip_ansi
@@ -225,8 +224,6 @@ class LogAnalyzer:
         for line in lines:
             line = strip_ansi(line)[:MAX_LINE_CHARS]  # "\x1b[31mFATAL\x1b[0m disk full" was a WARNING
             tokens = masked_tokens(line)
-            if level := klog_level(line):  # Kubernetes' "W1203 10:00:12.1 1 x.go:3] ...": the level word leads the
-                tokens = (level, *tokens)  # template (the masker made the header one <*>; I and W lines were one)
             kid = self.miner.add_tokens(tokens, line)
             kids.append(kid)
             if kid not in self._key_pred and kid not in new:

@@ -194,12 +194,14 @@ def test_windows_utf16_logs_and_a_utf8_byte_order_mark_are_read_as_text(env: Pat
     assert code == 1 and "binary" in out, out
 
 
-def test_kubernetes_klog_and_logfmt_lines_keep_their_level_and_message(env: Path) -> None:
-    """Two formats on-call engineers paste most, each read as one template per message and level:
+def test_kubernetes_klog_logfmt_and_access_lines_keep_their_level_and_message(env: Path) -> None:
+    """Formats on-call engineers paste most, each read as one template per message and level (access logs: per
+    status class):
     - klog (kubelet, controllers): "W1203 10:00:12.123456 1234 reflector.go:324] ..." - the masker made the header
       one <*>, so a warning and an info line with the same message were one template, taken as INFO;
     - logfmt (Prometheus, Grafana, Loki): `level=error msg="..."` - both values were masked, so every line with the
-      same keys was one template with the first line's level, whatever its message."""
+      same keys was one template with the first line's level, whatever its message;
+    - access logs (nginx, Apache): the status was masked like any number, so a 502 and a 200 were one INFO template."""
     f = env / "mixed-formats.log"
     f.write_text(
         "W1203 10:00:12.123456    1234 reflector.go:324] watch of *v1.Pod ended with: too old resource version\n"
@@ -208,15 +210,24 @@ def test_kubernetes_klog_and_logfmt_lines_keep_their_level_and_message(env: Path
         'ts=2026-12-03T10:00:07Z caller=main.go:12 level=info component=tsdb msg="compaction done" blocks=3\n'
         'ts=2026-12-03T10:00:08Z caller=main.go:13 level=error component=tsdb msg="compaction failed" err="no space"\n'
         'ts=2026-12-03T10:00:09Z caller=main.go:14 level=warn component=tsdb msg="head GC slow" took=3.1s\n'
-        'ts=2026-12-03T10:00:10Z caller=main.go:13 level=error component=tsdb msg="compaction failed" err="quota"\n')
+        'ts=2026-12-03T10:00:10Z caller=main.go:13 level=error component=tsdb msg="compaction failed" err="quota"\n'
+        # journald's prefix before the klog header (journalctl -u kubelet)
+        'Dec 03 10:00:01 node-7 kubelet[1234]: E1203 10:00:01.123456    1234 kubelet.go:2412] "Error syncing pod"\n'
+        'Dec 03 10:00:02 node-7 kubelet[1234]: W1203 10:00:02.123456    1234 kubelet.go:2412] "Error syncing pod"\n'
+        # access logs: a 502 and a 200 were one INFO template
+        '10.0.0.1 - - [03/Dec/2026:10:00:01 +0000] "GET /api/orders HTTP/1.1" 502 157 "-" "curl/8.5.0"\n'
+        '10.0.0.2 - - [03/Dec/2026:10:00:02 +0000] "GET /api/orders HTTP/1.1" 200 5120 "-" "curl/8.5.0"\n'
+        '10.0.0.3 - - [03/Dec/2026:10:00:03 +0000] "POST /login HTTP/1.1" 401 12 "-" "Mozilla/5.0"\n'
+        '10.0.0.4 - - [03/Dec/2026:10:00:04 +0000] "GET /api/cart HTTP/1.1" 504 0 "-" "Mozilla/5.0"\n')
     code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
     rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
-    assert [r[1] for r in rows] == ["WARNING", "INFO", "ERROR", "INFO", "ERROR", "WARNING", "ERROR"], out
-    assert len({r[3] for r in rows}) == 6 and rows[4][3] == rows[6][3], out  # one template per message and level
+    assert [r[1] for r in rows] == ["WARNING", "INFO", "ERROR", "INFO", "ERROR", "WARNING", "ERROR", "ERROR",
+                                    "WARNING", "ERROR", "INFO", "WARNING", "ERROR"], out
+    assert len({r[3] for r in rows}) == 11 and rows[4][3] == rows[6][3] and rows[9][3] == rows[12][3], out
     code, out = _run("logs", "classify", str(f), "--json", "--no-remember")
     templates = {t["template"] for t in json.loads(out.strip().splitlines()[-1])["templates"]}
     assert "ts <*> caller <*> ERROR component <*> compaction failed err <*>" in templates, templates
-    assert "WARNING <*> watch of <*> ended with too old resource version" in templates, templates
+    assert "WARNING watch of <*> ended with too old resource version" in templates, templates
 
 
 def test_uploaded_archive_is_capped_when_it_expands() -> None:
