@@ -59,8 +59,10 @@ def _logfmt(line: str) -> str:
 
 # Kubernetes (klog) and glog headers, "W1203 10:00:12.123456    1234 reflector.go:324] ...", at the start or after a
 # syslog/journald prefix ("... kubelet[1234]: E1203 ..."): the first letter is the level (the masker made the whole
-# header one <*>, so an info and a warning line with the same message were one template).
-_KLOG = re.compile(r"(?:^|(?<=: ))([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+[^\s\]]+:\d+\] ")
+# header one <*>, so an info and a warning line with the same message were one template). Also after the container
+# runtime's prefix of /var/log/containers/*.log ("2026-12-03T10:00:01.1Z stderr F E1203 ...").
+_KLOG = re.compile(r"(?:^|(?<=: )|(?<= stdout [FP] )|(?<= stderr [FP] ))"
+                   r"([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+[^\s\]]+:\d+\] ")
 _KLOG_LEVEL = {"I": "INFO ", "W": "WARNING ", "E": "ERROR ", "F": "FATAL "}
 # Access logs (nginx, Apache, Envoy: "GET /api HTTP/1.1" 502 157): the status is masked like any number, so a 502
 # and a 200 were one template, read as INFO. It becomes words: its level and its class.

@@ -161,3 +161,15 @@ def test_one_template_seen_twice_in_a_batch_counts_both(tmp_path: Path) -> None:
     with db.session() as s:
         (row,) = s.scalars(select(LogTemplate).where(LogTemplate.template_id == seen.template_id)).all()
         assert row.count == 11 and row.severity == "WARNING"  # the last batch's reading
+
+
+def test_klog_headers_are_read_after_the_prefixes_that_carry_them() -> None:
+    """kubectl logs (bare), journalctl -u kubelet (journald's prefix) and /var/log/containers/*.log (the container
+    runtime's prefix) all carry the klog header; its level letter becomes the level word."""
+    from models.log_miner import masked_text
+
+    msg = "1203 10:00:01.123456       1 kubelet.go:12] failed to sync pod web-1"
+    for prefix in ("", "Dec 03 10:00:01 node-7 kubelet[1234]: ", "2026-12-03T10:00:01.123456789Z stderr F "):
+        assert masked_text(f"{prefix}E{msg}").split()[-6:] == ["ERROR", "failed", "to", "sync", "pod", "<*>"], prefix
+        assert "WARNING" in masked_text(f"{prefix}W{msg}").split(), prefix
+    assert masked_text("INFO E1203 is a ticket, not a header") == "INFO <*> is a ticket not a header"
