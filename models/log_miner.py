@@ -51,7 +51,8 @@ _LEVEL_WORDS = {"err": "ERROR", "error": "ERROR", "warn": "WARNING", "warning": 
 
 def _logfmt(line: str) -> str:
     """A logfmt line with its level as a word and its message unquoted (other lines unchanged)."""
-    if not (_LOGFMT_LEVEL.search(line) and _LOGFMT_MSG.search(line)):
+    if not ("level=" in line or "lvl=" in line or "severity=" in line) or not (
+            _LOGFMT_LEVEL.search(line) and _LOGFMT_MSG.search(line)):  # plain substring tests first: the hot path
         return line
     line = _LOGFMT_LEVEL.sub(lambda m: _LEVEL_WORDS.get(m.group(1).lower(), m.group(1).upper()), line)
     return _LOGFMT_MSG.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "").replace('\\"', '"'), line)
@@ -73,9 +74,9 @@ _HTTP_CLASS = {"5": "ERROR server_error", "4": "WARNING client_error", "3": "INF
 
 def _formats(line: str) -> str:
     """A klog header or an access log's status as words (other lines unchanged)."""
-    if "] " in line:
+    if "] " in line and (".go:" in line or ".cc:" in line):  # klog is Go's, glog C++'s: skip the regex otherwise
         line = _KLOG.sub(lambda m: _KLOG_LEVEL[m.group(1)], line, count=1)
-    if '" ' in line:
+    if '" ' in line and " HTTP/" in line:
         line = _ACCESS.sub(lambda m: f"{m.group(1)} {_HTTP_CLASS[m.group(2)]}", line, count=1)
     return line
 
