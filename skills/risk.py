@@ -46,6 +46,7 @@ USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [l
          "understood); or `/risk <service>` for the metrics it last reported.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
 _MIN_HISTORY = 8
+_COMMA_NUMBER = re.compile(r"\b[A-Za-z_][\w.-]*=[+-]?(\d+),(\d+)\b")
 # Units people write after a number: "cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k". Each converts to the
 # metric's own unit; one that does not fit the metric (cpu=250ms) is refused by name, never guessed.
 _WITH_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%|ms|s|sec|secs|us|µs|k)$", re.I)
@@ -72,6 +73,10 @@ def parse_command(text: str) -> tuple[str | None, int | None, dict[str, float]]:
     service: str | None = None
     incident: int | None = None
     raw: dict[str, str | float] = {}
+    if comma := _COMMA_NUMBER.search(text):  # "cpu=85,5" (a decimal comma) or "conns=1,500": one number, not two
+        raise RiskInputError(f"{comma.group(0)[:40]!r}: a comma inside a number reads two ways (85,5 or 1,500); "
+                             f"write it with a point or without the comma ({comma.group(1)}.{comma.group(2)} or "
+                             f"{comma.group(1)}{comma.group(2)})")
     for tok in text.replace(",", " ").split():
         m = _TOKEN.match(tok)
         if m is None:
