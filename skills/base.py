@@ -60,6 +60,10 @@ def unesc(text: str) -> str:
 _LABELLED_USER = re.compile(rf"<@({USER_ID})\|[^<>]*>")
 _CHANNEL_REF = re.compile(r"<#C[A-Z0-9]+\|([^<>]+)>")
 _LINK = re.compile(r"<((?:https?|mailto):[^<>|\s]+)(?:\|[^<>]*)?>")
+# "@payments-oncall" (a user group: <!subteam^S0X|@payments-oncall>), "@here" (<!here>, <!channel>, <!everyone>):
+# stored as the words, so a title never pings a group where it is shown again, and reads as it was typed.
+_GROUP_REF = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|@?([^<>]+))?>")
+_SPECIAL_REF = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]*)?>")
 
 
 def typed(text: str) -> str:
@@ -70,6 +74,8 @@ def typed(text: str) -> str:
     text = _LABELLED_USER.sub(r"<@\1>", text)
     text = _CHANNEL_REF.sub(r"#\1", text)
     text = _LINK.sub(lambda m: m.group(1).removeprefix("mailto:"), text)
+    text = _GROUP_REF.sub(lambda m: f"@{m.group(1) or 'group'}", text)
+    text = _SPECIAL_REF.sub(r"@\1", text)
     return no_bidi(unesc(text))
 
 

@@ -546,7 +546,7 @@ class IncidentSkill(BaseSkill):
             heads_up = (f" Heads-up: {escape(inc.service_name or '')} depends on {escape(cause.service)}, which has an "
                         f"open incident, #{cause.incident_id} SEV{cause.severity} [{cause.status}] "
                         f"{escape(cause.title[:100])} ({escape(' → '.join(cause.path))}): it may be the cause.")
-        return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {escape(title)}" + (
+        return self._done(inc, f"Opened incident #{inc.id} (SEV{sev}): {esc_keep_users(title)}" + (
             f"\n{heads_up.strip()}" if heads_up else ""), created=True,
                           follow_up_jobs=[{"kind": "incident.triage", "payload": {"incident_id": inc.id},
                                            "dedup_key": f"triage:{inc.id}:new"}])

@@ -193,4 +193,24 @@ def test_runbook_list_for_an_unknown_or_garbled_service_says_so(live: Live) -> N
     _reply(live, "/runbook", "list <!channel>", "C0RBL3")
     (summary,) = [b["text"]["text"] for b in live.standin.messages("C0RBL3")[-1]["blocks"]
                   if b.get("type") == "section" and "No runbook" in b["text"]["text"]]
-    assert "<!channel>" not in summary and "&lt;!channel&gt;" in summary, summary  # no @channel ping
+    assert "<!channel>" not in summary and "`@channel`" in summary, summary  # the word, never a ping
+
+
+def test_group_mentions_in_a_title_are_stored_as_words_and_users_stay_mentions(live: Live) -> None:
+    """`/incident new paged by @payments-oncall @here` kept `<!subteam^S0ONCALL|@payments-oncall>` and `<!here>` in
+    the title: the reply showed them escaped, and the card header as Slack's markup; `@bob` showed as `<@U0BOB>`."""
+    from sqlalchemy import select
+
+    from knowledge.models import Incident
+
+    reply = _reply(live, "/incident", "new paged by <!subteam^S0ONCALL|@payments-oncall> and <!here> about "
+                   "<#C0PAY|payments>, ask <@U0BOB> sev2", "C0GRP")
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).order_by(Incident.id.desc())).first()
+    assert inc is not None and inc.title == "paged by @payments-oncall and @here about #payments, ask <@U0BOB>"
+    assert inc.severity == 2
+    (msg,) = live.standin.messages("C0GRP")
+    assert "ask <@U0BOB>" in msg["text"] and "&lt;@U0BOB&gt;" not in msg["text"], msg["text"]  # a real mention
+    sent = json.dumps([c.args for c in live.standin.calls])
+    assert "subteam" not in sent and "<!here>" not in sent and "&lt;!" not in sent
+    assert "@payments-oncall" in reply
