@@ -74,6 +74,11 @@ class Settings(BaseSettings):
 
     # Webhooks: one secret per source, e.g. WARROOM_WEBHOOK_SECRETS='{"alertmanager": "..."}'
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Rotating a secret without losing alerts: the old one, still accepted until every sender has the new one
+    # (each delivery it authenticates is counted: warroom_webhooks_total{outcome="previous_secret"}). Senders do not
+    # retry a 401, so a hard switch loses what they send in between.
+    # WARROOM_WEBHOOK_PREVIOUS_SECRETS='{"grafana": "..."}'
+    webhook_previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
     # Raw webhook bodies (unmasked, as the sender sent them) are emptied this many days after they were processed;
     # the alerts and incidents they made stay (knowledge/retention.py, `warroom db prune`).
@@ -193,9 +198,11 @@ class Settings(BaseSettings):
             bad.append("WARROOM_SLACK_BOT_TOKEN")
         if PLACEHOLDER in self.slack_signing_secret.get_secret_value():
             bad.append("WARROOM_SLACK_SIGNING_SECRET")
-        for source, secret in self.webhook_secrets.items():
-            if PLACEHOLDER in secret.get_secret_value() or len(secret.get_secret_value()) < 16:
-                bad.append(f"WARROOM_WEBHOOK_SECRETS[{source}] (placeholder or shorter than 16)")
+        for name, secrets in (("WARROOM_WEBHOOK_SECRETS", self.webhook_secrets),
+                              ("WARROOM_WEBHOOK_PREVIOUS_SECRETS", self.webhook_previous_secrets)):
+            for source, secret in secrets.items():
+                if PLACEHOLDER in secret.get_secret_value() or len(secret.get_secret_value()) < 16:
+                    bad.append(f"{name}[{source}] (placeholder or shorter than 16)")
         kb = self.kb_token.get_secret_value() if self.kb_token is not None else ""
         if kb and (PLACEHOLDER in kb or len(kb) < 16):  # it guards the KB pages and the REST API (risk writes)
             bad.append("WARROOM_KB_TOKEN (placeholder or shorter than 16)")

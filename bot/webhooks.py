@@ -227,6 +227,10 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     if secret is None:
         return _error(401, f"webhook source {source} is not configured (no secret)", source)
     why = _authenticated(source, secret.get_secret_value(), headers, body)
+    if why is not None and (old := settings.webhook_previous_secrets.get(source)) is not None:
+        if _authenticated(source, old.get_secret_value(), headers, body) is None:  # mid-rotation: still accepted
+            why = None
+            metrics.WEBHOOKS.labels(source=source, outcome="previous_secret").inc()
     if why is not None:
         return _error(401, f"unauthenticated: {why}", source)
     try:

@@ -428,6 +428,34 @@ def test_authentication_failures_are_401_and_store_nothing(live: Live) -> None:
         assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 0
 
 
+def test_a_secret_is_rotated_without_losing_a_delivery(tmp_path: Path, standin: SlackStandIn) -> None:
+    """Senders do not retry a 401: changing a source's secret lost every alert sent between the bot's switch and the
+    sender's. WARROOM_WEBHOOK_PREVIOUS_SECRETS keeps the old one accepted (and counted) until the senders have moved.
+    """
+    from bot.metrics import WEBHOOKS
+
+    new = {**SECRETS, "alertmanager": "am-secret-NEW-0123456789"}
+    with live_on("sqlite", tmp_path, standin, webhook_secrets=new,
+                 webhook_previous_secrets={"alertmanager": SECRETS["alertmanager"]}) as live:
+        before = WEBHOOKS.labels(source="alertmanager", outcome="previous_secret")._value.get()
+        body = load("alertmanager")
+        raw = json.dumps(body).encode()
+        ts = str(int(time.time()))
+        old_sig = {"X-Warroom-Timestamp": ts, "X-Warroom-Signature": "sha256=" + sign_body(SECRETS["alertmanager"],
+                                                                                           raw, ts)}
+        assert post(live, "alertmanager", body).status_code == 202  # the old secret, as bearer token
+        assert post(live, "alertmanager", body, raw=raw, auth="none", headers=old_sig).status_code == 202  # as HMAC
+        assert post(live, "alertmanager", body, auth="none",
+                    headers={"Authorization": f"Bearer {new['alertmanager']}"}).status_code == 202  # the new one
+        assert post(live, "alertmanager", body, auth="none",
+                    headers={"Authorization": "Bearer am-secret-WRONG-123456"}).status_code == 401
+        assert post(live, "grafana", load("grafana"), auth="none",  # no previous secret for grafana
+                    headers={"Authorization": f"Bearer {SECRETS['alertmanager']}"}).status_code == 401
+        assert WEBHOOKS.labels(source="alertmanager", outcome="previous_secret")._value.get() - before == 2
+        with live.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 3
+
+
 def test_bad_bodies_are_4xx_with_the_field_named(live: Live) -> None:
     huge = post(live, "generic", None, raw=b'{"alerts": [' + b'{"name": "x"},' * 800_000 + b'{"name": "x"}]}')
     assert huge.status_code == 413

@@ -26,6 +26,10 @@ def test_placeholder_secrets_refused_in_production(monkeypatch: pytest.MonkeyPat
         load_settings()
     assert "WARROOM_SLACK_SIGNING_SECRET" in str(err.value)
     assert "\n" not in str(err.value)
+    monkeypatch.setenv("WARROOM_WEBHOOK_PREVIOUS_SECRETS", '{"grafana": "short"}')  # an old secret is a secret too
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "WARROOM_WEBHOOK_PREVIOUS_SECRETS[grafana] (placeholder or shorter than 16)" in str(err.value)
 
 
 def test_demo_mode_allows_placeholders_and_secrets_never_print() -> None:
