@@ -37,12 +37,10 @@ def file_delimiter(path: Path, encoding: str = "utf-8-sig") -> str:
 
 
 def dict_reader(source: str | IO[str]) -> csv.DictReader[str]:
-    """``csv.DictReader`` over ``source`` (text, or a file opened with ``newline=""``) with the separator its header
-    line uses."""
+    """``csv.DictReader`` over ``source`` (text, or a seekable file opened with ``newline=""``) with the separator
+    its header line uses."""
     fh = io.StringIO(source) if isinstance(source, str) else source
-    start = fh.tell() if fh.seekable() else None
+    start = fh.tell()
     header = fh.readline()
-    if start is not None:
-        fh.seek(start)
-        return csv.DictReader(fh, delimiter=delimiter_of(header))
-    return csv.DictReader(io.StringIO(header + fh.read()), delimiter=delimiter_of(header))
+    fh.seek(start)
+    return csv.DictReader(fh, delimiter=delimiter_of(header))
