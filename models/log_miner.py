@@ -72,8 +72,23 @@ _HTTP_CLASS = {"5": "ERROR server_error", "4": "WARNING client_error", "3": "INF
                "1": "INFO informational"}
 
 
+# A syslog priority as sent on the wire (RFC 3164/5424: "<11>1 2026-12-03T10:00:05Z web-1 nginx ..."): its severity
+# is the priority modulo 8. Windows Event Viewer's CSV export ("Warning,12/3/2026 10:00:02 AM,Source,36,...") names
+# the level first, in a word the capitals-only level rule does not read.
+_PRI = re.compile(r"^<(\d{1,3})>")
+_PRI_LEVEL = ("FATAL ", "FATAL ", "FATAL ", "ERROR ", "WARNING ", "INFO ", "INFO ", "DEBUG ")
+_EVENTLOG = re.compile(r"^(Error|Warning|Information|Critical|Verbose),(?=\d{1,2}/\d{1,2}/\d{4} )")
+_EVENTLOG_LEVEL = {"Error": "ERROR,", "Warning": "WARNING,", "Information": "INFO,", "Critical": "FATAL,",
+                   "Verbose": "DEBUG,"}
+
+
 def _formats(line: str) -> str:
-    """A klog header or an access log's status as words (other lines unchanged)."""
+    """A klog header, a syslog priority, an Event Viewer level or an access log's status as words (other lines
+    unchanged)."""
+    if line[:1] == "<":
+        line = _PRI.sub(lambda m: _PRI_LEVEL[int(m.group(1)) % 8] if int(m.group(1)) < 192 else m.group(0), line)
+    elif line[:1] in ("E", "W", "I", "C", "V"):
+        line = _EVENTLOG.sub(lambda m: _EVENTLOG_LEVEL[m.group(1)], line)
     if "] " in line and (".go:" in line or ".cc:" in line):  # klog is Go's, glog C++'s: skip the regex otherwise
         line = _KLOG.sub(lambda m: _KLOG_LEVEL[m.group(1)], line, count=1)
     if '" ' in line and " HTTP/" in line:

@@ -230,6 +230,20 @@ def test_kubernetes_klog_logfmt_and_access_lines_keep_their_level_and_message(en
     assert "WARNING watch of <*> ended with too old resource version" in templates, templates
 
 
+def test_event_viewer_export_and_syslog_priorities_are_classified_by_their_level(env: Path) -> None:
+    """Windows Event Viewer's CSV ("Warning,12/3/2026 ...") was read as ERROR and "Error,..." as FATAL; a syslog
+    priority states the level too (<12> is user.warning)."""
+    f = env / "events.csv"
+    f.write_text(
+        "Error,12/3/2026 10:00:01 AM,Service Control Manager,7031,None,The Print Spooler service terminated.\n"
+        "Warning,12/3/2026 10:00:02 AM,Microsoft-Windows-Time-Service,36,None,The time service is not in sync.\n"
+        "Information,12/3/2026 10:00:03 AM,Service Control Manager,7036,None,The Windows Update service runs.\n"
+        "<12>Dec  3 10:00:07 web-1 sshd[99]: Accepted publickey for deploy from 10.0.0.5 port 50122\n")
+    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
+    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    assert [r[1] for r in rows] == ["ERROR", "WARNING", "INFO", "WARNING"], out
+
+
 def test_uploaded_archive_is_capped_when_it_expands() -> None:
     import gzip
 

@@ -173,3 +173,17 @@ def test_klog_headers_are_read_after_the_prefixes_that_carry_them() -> None:
         assert masked_text(f"{prefix}E{msg}").split()[-6:] == ["ERROR", "failed", "to", "sync", "pod", "<*>"], prefix
         assert "WARNING" in masked_text(f"{prefix}W{msg}").split(), prefix
     assert masked_text("INFO E1203 is a ticket, not a header") == "INFO <*> is a ticket not a header"
+
+
+def test_syslog_priorities_and_event_viewer_levels_become_level_words() -> None:
+    """A syslog priority (<11> is user.err: 11 % 8 = 3) and Windows Event Viewer's CSV level column ("Warning,...")
+    state the level in a form the capitals-only rule did not read: "Warning,12/3/2026 ..." was classified ERROR."""
+    from models.log_miner import masked_text
+
+    assert masked_text("<11>1 2026-12-03T10:00:05Z web-1 nginx 123 - - upstream timed out").startswith("ERROR ")
+    assert masked_text("<12>Dec  3 10:00:07 web-1 sshd[99]: session opened").startswith("WARNING ")
+    assert masked_text("<191>x").startswith("DEBUG") and masked_text("<999>x").startswith("<*>")
+    row = "Warning,12/3/2026 10:00:02 AM,Microsoft-Windows-Time-Service,36,None,The time service is not in sync"
+    assert masked_text(row).startswith("WARNING ")
+    assert masked_text("Error rate back to normal") == "Error rate back to normal"  # prose, not the export
+
