@@ -32,6 +32,13 @@ def _run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.stdout
 
 
+def _line_rows(path: Path) -> tuple[list[list[str]], str]:
+    """`warroom logs classify PATH --lines --no-remember`: its rows (line, severity, category, template id), and its
+    whole output for messages."""
+    _code, out = _run("logs", "classify", str(path), "--lines", "--no-remember")
+    return [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r], out
+
+
 def test_classify_streams_bad_bytes_and_a_huge_line(env: Path) -> None:
     f = env / "mixed.log"
     f.write_bytes(b"ERROR db-1 connection refused\n" + b"INFO ok \xff\xfe bytes\n" + b"x" * (10 * 2**20) + b"\n"
@@ -41,8 +48,7 @@ def test_classify_streams_bad_bytes_and_a_huge_line(env: Path) -> None:
     rep = json.loads(out.strip().splitlines()[-1])
     assert rep["n_lines"] == 4
     assert any("not UTF-8" in n for n in rep["notes"]) and any("were cut" in n for n in rep["notes"])
-    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
-    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    rows, out = _line_rows(f)
     assert [r[1] for r in rows][:1] == ["ERROR"] and len(rows) == 4
 
 
@@ -51,8 +57,7 @@ def test_terminal_colour_codes_are_read_through(env: Path) -> None:
     f = env / "colour.log"
     f.write_bytes(b"\x1b[31mFATAL\x1b[0m disk full on /dev/sda1\n\x1b[1;33mWARN\x1b[0m retrying in 5s\n"
                   b"\x1b[0m\x1b[K\n\x1b[32mINFO\x1b[0m started worker 3\n")  # a line of codes alone is no line
-    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
-    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    rows, out = _line_rows(f)
     assert [r[1] for r in rows] == ["FATAL", "WARNING", "INFO"], out
     assert "\x1b" not in out and "[31m" not in out
 
@@ -182,8 +187,7 @@ def test_windows_utf16_logs_and_a_utf8_byte_order_mark_are_read_as_text(env: Pat
         assert rep["n_lines"] == 80 and any("UTF-16" in n for n in rep["notes"]), (name, rep)
         assert not any("not UTF-8" in n for n in rep["notes"]), (name, rep)
         assert "connection refused" in out and "\\u0000" not in out and "\\ufffd" not in out, (name, out[-600:])
-        code, out = _run("logs", "classify", str(env / name), "--lines", "--no-remember")
-        rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+        rows, out = _line_rows(env / name)
         assert [r[1] for r in rows[:2]] == ["ERROR", "INFO"] and len(rows) == 80, (name, out[:300])
     (env / "bom8.log").write_bytes(b"\xef\xbb\xbf" + text.encode())
     code, out = _run("logs", "classify", str(env / "bom8.log"), "--json", "--no-remember")
@@ -219,8 +223,7 @@ def test_kubernetes_klog_logfmt_and_access_lines_keep_their_level_and_message(en
         '10.0.0.2 - - [03/Dec/2026:10:00:02 +0000] "GET /api/orders HTTP/1.1" 200 5120 "-" "curl/8.5.0"\n'
         '10.0.0.3 - - [03/Dec/2026:10:00:03 +0000] "POST /login HTTP/1.1" 401 12 "-" "Mozilla/5.0"\n'
         '10.0.0.4 - - [03/Dec/2026:10:00:04 +0000] "GET /api/cart HTTP/1.1" 504 0 "-" "Mozilla/5.0"\n')
-    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
-    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    rows, out = _line_rows(f)
     assert [r[1] for r in rows] == ["WARNING", "INFO", "ERROR", "INFO", "ERROR", "WARNING", "ERROR", "ERROR",
                                     "WARNING", "ERROR", "INFO", "WARNING", "ERROR"], out
     assert len({r[3] for r in rows}) == 11 and rows[4][3] == rows[6][3] and rows[9][3] == rows[12][3], out
@@ -239,8 +242,7 @@ def test_event_viewer_export_and_syslog_priorities_are_classified_by_their_level
         "Warning,12/3/2026 10:00:02 AM,Microsoft-Windows-Time-Service,36,None,The time service is not in sync.\n"
         "Information,12/3/2026 10:00:03 AM,Service Control Manager,7036,None,The Windows Update service runs.\n"
         "<12>Dec  3 10:00:07 web-1 sshd[99]: Accepted publickey for deploy from 10.0.0.5 port 50122\n")
-    code, out = _run("logs", "classify", str(f), "--lines", "--no-remember")
-    rows = [r.split("\t") for r in out.splitlines() if r[:1].isdigit() and "\t" in r]
+    rows, out = _line_rows(f)
     assert [r[1] for r in rows] == ["ERROR", "WARNING", "INFO", "WARNING"], out
 
 
