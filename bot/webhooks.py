@@ -234,7 +234,8 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     if why is not None:
         return _error(401, f"unauthenticated: {why}", source)
     try:
-        data = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8-sig")  # .NET's UTF-8 writers (PowerShell, C# senders) start with a BOM: not stored
+        data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return _error(400, f"malformed JSON: {str(exc)[:200] or 'too deeply nested'}", source)
     try:
@@ -247,7 +248,7 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     except RecursionError:
         return _error(400, "malformed JSON: too deeply nested", source)
     try:
-        inbox_id = await _inbox(services).submit((source, body.decode("utf-8"), delivery_id(source, data)))
+        inbox_id = await _inbox(services).submit((source, text, delivery_id(source, data)))
     except (OperationalError, sqlite3.Error):  # nothing was acknowledged: the sender retries
         return _error(503, "database unavailable; retry", source)
     if inbox_id is None:

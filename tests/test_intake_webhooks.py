@@ -456,6 +456,17 @@ def test_a_secret_is_rotated_without_losing_a_delivery(tmp_path: Path, standin: 
             assert s.scalar(select(func.count()).select_from(WebhookInbox)) == 3
 
 
+def test_a_json_body_with_a_byte_order_mark_is_accepted(live: Live) -> None:
+    """.NET's UTF-8 writers (a PowerShell or C# sender) put a byte-order mark first: it was a 400 "malformed JSON:
+    Unexpected UTF-8 BOM", and the sender does not retry a 4xx."""
+    raw = b"\xef\xbb\xbf" + json.dumps({"alerts": [{"name": "DiskFull", "service": "ingest",
+                                                     "fingerprint": "bom-1"}]}).encode()
+    assert post(live, "generic", None, raw=raw).status_code == 202
+    wait_processed(live)
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Alert).where(Alert.fingerprint == "bom-1")) == 1
+
+
 def test_bad_bodies_are_4xx_with_the_field_named(live: Live) -> None:
     huge = post(live, "generic", None, raw=b'{"alerts": [' + b'{"name": "x"},' * 800_000 + b'{"name": "x"}]}')
     assert huge.status_code == 413
