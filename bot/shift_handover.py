@@ -8,17 +8,23 @@ who hands over to whom and the handover of the team's services over the shift th
 open incidents with their last update, what was resolved and how, runbook runs waiting, alerts), then plans
 the next change. Nothing is posted when the same people stay on call, nor for a change the bot missed by more
 than ``STALE`` (it was down): a handover hours late would be misleading.
+
+``oncall.top_up`` writes the rotations' turns ahead (``knowledge.rotations.top_up``): once when the workers start,
+then every day, keyed by the day, so replicas and restarts run it once a day. Without it a rotation ran out
+``HORIZON`` after its import and nobody was on call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from knowledge.models import OnCallShift, Service, Team, utcnow
 from knowledge.people import shifts_now
+from knowledge.rotations import top_up
 from skills.base import SkillResult, esc
 from skills.handover import DEFAULT_HOURS, MAX_HOURS, handover
 
@@ -27,10 +33,12 @@ if TYPE_CHECKING:
 
     from bot.services import Services
 
-__all__ = ["register", "PLAN", "CHANGE"]
+__all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_UP"]
 
-PLAN, CHANGE = "oncall.plan", "oncall.shift_change"
+PLAN, CHANGE, TOP_UP = "oncall.plan", "oncall.shift_change", "oncall.top_up"
+DAY_S = 86400
 STALE = dt.timedelta(hours=1)
+log = logging.getLogger("warroom.oncall")
 
 
 def _plan(services: Services) -> None:
@@ -47,6 +55,21 @@ def _plan(services: Services) -> None:
     for team_id, at in nxt.items():
         services.runner.submit(CHANGE, {"team_id": int(team_id), "at": at.isoformat()},
                                f"shiftchange:{team_id}:{at:%Y%m%dT%H%M%S}", delay_s=(at - now).total_seconds())
+
+
+def top_up_now(services: Services) -> int:
+    """Write every rotation's turns up to ``knowledge.rotations.HORIZON`` ahead; return how many were written."""
+    with services.db.session() as s:
+        n = top_up(s)
+    if n:
+        log.info("wrote %d rotation shifts ahead", n)
+    return n
+
+
+def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:
+    """Queue the top-up of the day ``delay_s`` from now (once a day, whoever asks)."""
+    day = int((utcnow().timestamp() + delay_s) // DAY_S)
+    services.runner.submit(TOP_UP, {}, f"{TOP_UP}:{day}", delay_s=delay_s)
 
 
 def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
@@ -91,5 +114,13 @@ def register(services: Services) -> None:
         finally:
             _plan(services)
 
+    def top_up_job(payload: dict[str, Any]) -> None:
+        try:
+            if top_up_now(services):
+                _plan(services)  # a team whose shifts had run out has a next change again
+        finally:
+            schedule_top_up(services, DAY_S)
+
     services.runner.register(PLAN, plan)
     services.runner.register(CHANGE, change)
+    services.runner.register(TOP_UP, top_up_job)

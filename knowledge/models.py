@@ -28,8 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
-    "MAX_ID", "Base", "Bounded", "fit", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Incident", "Alert",
-    "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
+    "MAX_ID", "Base", "Bounded", "fit", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Rotation", "Incident",
+    "Alert", "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
     "Feedback", "WebhookInbox", "IntakeSpoolCursor", "Job",
     "RiskReading",
 ]
@@ -124,6 +124,22 @@ class OnCallShift(Base):
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(Bounded(32), default="rotation")
+
+
+class Rotation(Base):
+    """A team's rotation as declared (``rotations:`` in an experts file): the members take turns of ``shift_hours``
+    from ``starts_at``. With ``timezone`` set, ``starts_at`` is a wall-clock time there and every handover keeps that
+    local time across daylight-saving changes; without, it is UTC. Its turns are written as ``oncall_shifts`` rows
+    ahead of time and topped up every day (knowledge/rotations.py); ``next_turn`` is the first turn not written yet."""
+
+    __tablename__ = "rotations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), unique=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    timezone: Mapped[str | None] = mapped_column(Bounded(64))
+    shift_hours: Mapped[int] = mapped_column(Integer, default=168)
+    members: Mapped[list[Any]] = mapped_column(default=list)  # expert ids, in turn order
+    next_turn: Mapped[int] = mapped_column(Integer, default=0)
 
 
 REPORT_KEY_PREFIX = "slack-report:"  # group_key of an incident opened from a report in words: unique

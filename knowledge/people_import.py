@@ -25,7 +25,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from knowledge.csvfile import dict_reader
-from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from knowledge.models import Expert, OnCallShift, Service, Team
+from knowledge.rotations import define_rotation
 from knowledge.yamlfile import safe_load
 
 __all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "MAX_FILE_BYTES"]
@@ -191,28 +192,37 @@ def _import_yaml(session: Session, text: str, name: str, report: dict[str, int])
         _rotation(session, r, f"{name} rotations[{i}]", report)
 
 
-def _rotation(session: Session, rot: Any, where: str, report: dict[str, int], weeks: int = 8) -> None:
+def _turn_hours(rot: dict[str, Any], where: str) -> int:
+    """A turn's length: ``days`` or ``hours`` (whole numbers), a week when neither is given."""
+    if "days" in rot and "hours" in rot:
+        raise PeopleImportError(f"{where}: give a turn's length as days or hours, not both")
+    key, unit, most = ("hours", 1, 24 * 366) if "hours" in rot else ("days", 24, 366)
+    value = rot.get(key, 7)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise PeopleImportError(f"{where}: {key} '{value}' is not a whole number from 1 to {most}")
+    return value * unit
+
+
+def _rotation(session: Session, rot: Any, where: str, report: dict[str, int]) -> None:
     if not isinstance(rot, dict) or not rot.get("members") or not rot.get("start"):
         raise PeopleImportError(f"{where}: a rotation needs team, start and members")
     team = _team(session, rot.get("team"), where, report, create=False)
+    tz = _tz(rot["timezone"], where) if rot.get("timezone") else None
     try:
         start = dt.datetime.fromisoformat(str(rot["start"]))
     except ValueError:
         raise PeopleImportError(f"{where}: start '{rot['start']}' is not an ISO date") from None
+    if start.tzinfo is not None:  # "2026-01-05T09:00+01:00": that instant, as wall-clock time in the timezone
+        start = start.astimezone(ZoneInfo(tz) if tz else dt.UTC).replace(tzinfo=None)
+    hours = _turn_hours(rot, where)
     members = []
     for uid in _list(rot["members"]):
         e = session.scalar(select(Expert).where(Expert.slack_user_id == uid))
         if e is None:
             raise PeopleImportError(f"{where}: unknown member '{uid}'")
-        members.append(e)
-    session.execute(delete(OnCallShift).where(OnCallShift.team_id == team.id, OnCallShift.source == "rotation"))
-    until, i = utcnow() + dt.timedelta(weeks=weeks), 0
-    while start < until:
-        end = start + dt.timedelta(weeks=1)
-        session.add(OnCallShift(team_id=team.id, expert_id=members[i % len(members)].id, starts_at=start,
-                                ends_at=end, source="rotation"))
-        start, i = end, i + 1
-        report["shifts"] += 1
+        members.append(e.id)
+    report["shifts"] += define_rotation(session, team_id=team.id, start=start, members=members, shift_hours=hours,
+                                        timezone=tz)
 
 
 def _import_csv(session: Session, text: str, name: str, report: dict[str, int]) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from knowledge.models import Expert, Incident, OnCallShift, Postmortem, Service, Team, TimelineEvent, utcnow
+from knowledge.models import Expert, Incident, OnCallShift, Postmortem, Service, Team, TimelineEvent
+from knowledge.rotations import define_rotation
 from knowledge.yamlfile import safe_load
 
 __all__ = ["SAMPLE_WORLD", "load_world", "seed"]
@@ -38,7 +39,7 @@ def _postmortem_markdown(inc: dict[str, Any]) -> str:
     )
 
 
-def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: int = 8) -> dict[str, int]:
+def seed(session: Session, world: dict[str, Any] | None = None) -> dict[str, int]:
     """Insert the world's teams, services, experts, on-call shifts and past incidents.
 
     Idempotent: rows that exist (by name, user id or incident id) are left alone.
@@ -71,18 +72,12 @@ def seed(session: Session, world: dict[str, Any] | None = None, *, weeks_ahead: 
             session.add(experts[e["slack_user_id"]])
             counts["experts"] += 1
     session.flush()
-    until = utcnow() + dt.timedelta(weeks=weeks_ahead)
     for rot in world.get("rotations", []):
         team = teams[rot["team"]]
         if session.scalar(select(OnCallShift.id).where(OnCallShift.team_id == team.id).limit(1)):
             continue
-        start, members, i = _ts(rot["start"]), rot["members"], 0
-        while start < until:
-            end = start + dt.timedelta(weeks=1)
-            session.add(OnCallShift(team_id=team.id, expert_id=experts[members[i % len(members)]].id,
-                                    starts_at=start, ends_at=end, source="rotation"))
-            counts["shifts"] += 1
-            start, i = end, i + 1
+        counts["shifts"] += define_rotation(session, team_id=team.id, start=_ts(rot["start"]),
+                                           members=[experts[m].id for m in rot["members"]])
     for inc in world.get("incidents", []):
         if session.get(Incident, inc["id"]) is not None:
             continue

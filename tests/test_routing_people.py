@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -92,6 +93,14 @@ def test_yaml_import_with_team_service_and_rotation(db: Database, tmp_path: Path
         team = s.scalars(select(Team).where(Team.name == "search")).one()
         assert [e.slack_user_id for e in oncall_now(session=s, team_id=team.id)] == ["U0ZED"]
         assert s.scalars(select(Service).where(Service.name == "search-api")).one().escalation == ["U0ZED"]
+    # A start with its UTC offset and no timezone (a traceback before: naive and aware times compared).
+    day = dt.date.today() - dt.timedelta(days=14)
+    f.write_text(f"rotations: [{{team: search, start: '{day}T09:00:00+01:00', members: [U0ZED]}}]\n")
+    with db.session() as s:
+        import_people(session=s, path=f)
+        team = s.scalars(select(Team).where(Team.name == "search")).one()
+        first = s.scalar(select(func.min(OnCallShift.starts_at)).where(OnCallShift.team_id == team.id))
+    assert first == dt.datetime(day.year, day.month, day.day, 8, 0)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -137,6 +146,15 @@ def test_names_with_capitals_beyond_ascii_are_found_on_both_databases(kind: str,
     ("l.yaml", "services: [{name: s1, team: payments, tier: 1.7}]\n", "tier '1.7' is not a whole number"),
     ("m.yaml", "services: [{name: 'pay ments!', team: payments}]\n", "'pay ments!' is not a service name"),
     ("n.csv", "slack_user_id,name,team\nalice@example.com,A,payments\n", "is not a Slack user id"),
+    # a rotation's turn length and local time (knowledge/rotations.py)
+    ("o.yaml", "rotations: [{team: payments, start: '2026-01-05', days: 0, members: [U0ALICE]}]\n",
+     "days '0' is not a whole number from 1 to 366"),
+    ("p.yaml", "rotations: [{team: payments, start: '2026-01-05', days: 7, hours: 12, members: [U0ALICE]}]\n",
+     "give a turn's length as days or hours, not both"),
+    ("q.yaml", "rotations: [{team: payments, start: '2026-01-05', hours: 1.5, members: [U0ALICE]}]\n",
+     "hours '1.5' is not a whole number from 1 to 8784"),
+    ("r.yaml", "rotations: [{team: payments, start: '2026-01-05', timezone: Mars/Base, members: [U0ALICE]}]\n",
+     "unknown time zone 'Mars/Base'"),
 ])
 def test_bad_people_files_give_one_line(db: Database, tmp_path: Path, name: str, body: str, message: str) -> None:
     f = tmp_path / name

@@ -1,0 +1,157 @@
+"""On-call rotations go on for as long as they are declared: written ahead, topped up by the running bot, local
+handover times kept across daylight-saving changes, and a database from before rotations were kept as declared
+gets its rotation back from its shifts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from bot.render import blocks_to_text
+from bot.settings import Settings
+from bot.standin.driver import SlackDriver
+from bot.standin.harness import LiveServer
+from knowledge.db import Database
+from knowledge.models import Expert, Job, OnCallShift, Rotation, Team, utcnow
+from knowledge.people import oncall_by_team
+from knowledge.people_import import import_people
+from knowledge.rotations import HORIZON, define_rotation, top_up, turn_start
+from tests.conftest import Live
+
+MONDAY = dt.datetime(2026, 1, 5)
+
+
+def _ids(db: Database, *users: str) -> tuple[int, list[int]]:
+    with db.session() as s:
+        team = s.scalar(select(Team.id).where(Team.name == "payments"))
+        return team, [s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in users]
+
+
+def _on_call(db: Database, team: str = "payments") -> list[str]:
+    with db.session() as s:
+        return [u for u, _ in oncall_by_team(session=s, team=team)[0].people]
+
+
+def _whose_turn(now: dt.datetime, members: list[str]) -> str:
+    return members[int((now - MONDAY).total_seconds() // (7 * 86400)) % len(members)]
+
+
+def _last_oncall_answer(live: Live) -> str:
+    texts = [blocks_to_text(m.get("blocks") or []) or m.get("text", "") for m in live.standin.messages("C0OPS")]
+    return texts[-1]
+
+
+def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day(settings: Settings, db: Database,
+                                                                                standin: Any) -> None:
+    """Before: a rotation was written 8 weeks ahead at import and never again, so 8 weeks later ``/oncall`` said
+    "nobody on call now" for a team whose rotation had not changed."""
+    team_id, members = _ids(db, "U0ALICE", "U0BOB")
+    ten_weeks_ago = utcnow() - dt.timedelta(weeks=10)
+    with db.session() as s:
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == team_id))
+        define_rotation(s, team_id=team_id, start=MONDAY, members=members, now=ten_weeks_ago)
+    assert _on_call(db) == []  # what a bot that imported ten weeks ago and did nothing since would say
+    with LiveServer(settings) as srv:  # the workers start: the turns are written ahead again
+        live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
+                                              standin_url=standin.url))
+        live.driver.command("/oncall", "payments", user="U0ERIN", channel="C0OPS")
+        live.drain()
+        now = utcnow()
+        assert f"<@{_whose_turn(now, ['U0ALICE', 'U0BOB'])}>" in _last_oncall_answer(live)
+        with live.db.session() as s:
+            ahead = s.scalar(select(func.max(OnCallShift.ends_at)).where(OnCallShift.team_id == team_id))
+        assert ahead >= now + HORIZON
+        # Weeks pass without a restart: the daily job writes the turns ahead.
+        with live.db.session() as s:
+            define_rotation(s, team_id=team_id, start=MONDAY, members=members, now=ten_weeks_ago)
+        assert _on_call(live.db) == []
+        live.services.runner.submit("oncall.top_up", {})
+        live.drain(due_within_s=60)  # (its next run, tomorrow, stays queued)
+        live.driver.command("/oncall", "payments", user="U0ERIN", channel="C0OPS")
+        live.drain(due_within_s=60)
+        assert f"<@{_whose_turn(utcnow(), ['U0ALICE', 'U0BOB'])}>" in _last_oncall_answer(live)
+        with live.db.session() as s:  # and it comes back tomorrow
+            again = s.scalars(select(Job).where(Job.kind == "oncall.top_up", Job.status == "queued")).all()
+            assert len(again) == 1 and again[0].run_after > utcnow() + dt.timedelta(hours=23)
+
+
+def test_topping_up_twice_writes_each_turn_once(db: Database) -> None:
+    team_id, members = _ids(db, "U0ALICE", "U0BOB")
+    with db.session() as s:
+        define_rotation(s, team_id=team_id, start=MONDAY, members=members, now=MONDAY)
+    later = MONDAY + dt.timedelta(weeks=20)
+    with db.session() as s:
+        assert top_up(s, now=later) == 20
+    with db.session() as s:
+        assert top_up(s, now=later) == 0
+        starts = s.scalars(select(OnCallShift.starts_at).where(OnCallShift.team_id == team_id,
+                                                                OnCallShift.source == "rotation")
+                           .order_by(OnCallShift.starts_at)).all()
+    assert len(starts) == len(set(starts)) == 28  # weeks 0..27: up to 8 weeks after `later`
+    assert all(b - a == dt.timedelta(weeks=1) for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_a_local_handover_time_stays_when_the_clocks_change(db: Database, tmp_path: Path) -> None:
+    """A Monday 09:00 Berlin handover is 08:00 UTC in winter and 07:00 UTC in summer."""
+    team_id, members = _ids(db, "U0ALICE", "U0BOB")
+    with db.session() as s:
+        define_rotation(s, team_id=team_id, start=dt.datetime(2026, 3, 16, 9, 0), members=members,
+                        timezone="Europe/Berlin", now=dt.datetime(2026, 3, 1))
+        rows = s.execute(select(OnCallShift.starts_at, OnCallShift.ends_at, OnCallShift.expert_id)
+                         .where(OnCallShift.team_id == team_id, OnCallShift.source == "rotation")
+                         .order_by(OnCallShift.starts_at)).all()
+    assert [r[0] for r in rows[:3]] == [dt.datetime(2026, 3, 16, 8), dt.datetime(2026, 3, 23, 8),
+                                        dt.datetime(2026, 3, 30, 7)]  # summer time from 29 March
+    assert rows[1][1] == rows[2][0] and rows[1][1] - rows[1][0] == dt.timedelta(hours=167)  # the short week
+    assert [r[2] for r in rows[:3]] == [members[0], members[1], members[0]]
+    rot = Rotation(starts_at=dt.datetime(2026, 3, 16, 9, 0), timezone="Europe/Berlin", shift_hours=168, members=[])
+    assert turn_start(rot, 32) == dt.datetime(2026, 10, 26, 8)  # winter again from 25 October
+
+    # The same through the experts file: 12-hour turns, a zone without daylight saving, a start with its offset.
+    f = tmp_path / "rota.yaml"
+    start = (utcnow() - dt.timedelta(days=2)).replace(hour=7, minute=0, second=0, microsecond=0)
+    f.write_text(f"rotations: [{{team: payments, start: '{start:%Y-%m-%dT%H:%M}+00:00', hours: 12, "
+                 "timezone: Asia/Kolkata, members: [U0ALICE, U0BOB]}]\n")
+    with db.session() as s:
+        rep = import_people(session=s, path=f)
+        rot = s.scalars(select(Rotation).where(Rotation.team_id == team_id)).one()
+        shifts = s.scalars(select(OnCallShift).where(OnCallShift.team_id == team_id, OnCallShift.source == "rotation")
+                           .order_by(OnCallShift.starts_at)).all()
+    assert (rot.shift_hours, rot.timezone, rot.starts_at) == (12, "Asia/Kolkata", start + dt.timedelta(hours=5.5))
+    assert rep.shifts == len(shifts) and shifts[-1].ends_at >= utcnow() + HORIZON
+    assert (shifts[0].starts_at, shifts[0].ends_at) == (start, start + dt.timedelta(hours=12))
+    half_days = int((utcnow() - start).total_seconds() // (12 * 3600))
+    assert _on_call(db) == [["U0ALICE", "U0BOB"][half_days % 2]]
+
+
+def test_a_database_from_before_gets_its_rotations_back_from_their_shifts(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    db.upgrade("0007")
+    with db.engine.begin() as c:
+        c.execute(text("INSERT INTO teams (id, name, description) VALUES (1, 'payments', ''), (2, 'data', '')"))
+        for i, (uid, team) in enumerate([("U0A", 1), ("U0B", 1), ("U0C", 1), ("U0D", 2)], 1):
+            c.execute(text("INSERT INTO experts (id, slack_user_id, name, team_id, services, skills, timezone, "
+                           "active) VALUES (:i, :u, :u, :t, '[]', '[]', 'UTC', 1)"), {"i": i, "u": uid, "t": team})
+        for k in range(10):  # payments: A, B, C taking weekly turns, the way warroom wrote them
+            c.execute(text("INSERT INTO oncall_shifts (team_id, expert_id, starts_at, ends_at, source) "
+                           "VALUES (1, :e, :a, :b, 'rotation')"),
+                      {"e": [1, 2, 3][k % 3], "a": MONDAY + dt.timedelta(weeks=k),
+                       "b": MONDAY + dt.timedelta(weeks=k + 1)})
+        for a, b in ((0, 5), (9, 20)):  # data: shifts with a gap, not warroom's: left as they are
+            c.execute(text("INSERT INTO oncall_shifts (team_id, expert_id, starts_at, ends_at, source) "
+                           "VALUES (2, 4, :a, :b, 'rotation')"),
+                      {"a": MONDAY + dt.timedelta(days=a), "b": MONDAY + dt.timedelta(days=b)})
+    db.upgrade()
+    with db.session() as s:
+        rot = s.scalars(select(Rotation)).one()
+        assert (rot.team_id, rot.starts_at, rot.shift_hours, rot.members, rot.next_turn) == (1, MONDAY, 168,
+                                                                                             [1, 2, 3], 10)
+        assert top_up(s, now=MONDAY + dt.timedelta(weeks=10)) == 8  # weeks 10..17
+        week12 = s.scalar(select(OnCallShift.expert_id).where(
+            OnCallShift.team_id == 1, OnCallShift.starts_at == MONDAY + dt.timedelta(weeks=12)))
+    assert week12 == [1, 2, 3][12 % 3]
+    db.downgrade("0007")
+    db.upgrade()
