@@ -9,9 +9,10 @@ open incidents with their last update, what was resolved and how, runbook runs w
 the next change. Nothing is posted when the same people stay on call, nor for a change the bot missed by more
 than ``STALE`` (it was down): a handover hours late would be misleading.
 
-``oncall.top_up`` writes the rotations' turns ahead (``knowledge.rotations.top_up``): once when the workers start,
-then every day, keyed by the day, so replicas and restarts run it once a day. Without it a rotation ran out
-``HORIZON`` after its import and nobody was on call.
+``oncall.top_up`` writes the rotations' turns ahead (``knowledge.rotations.top_up``) and expands the kept iCal
+calendars again (``knowledge.people_import.refresh_calendars``): once when the workers start, then every day, keyed
+by the day, so replicas and restarts run it once a day. Without it a rotation ran out 8 weeks after its import (a
+calendar's repeating events 180 days after) and nobody was on call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 
 from knowledge.models import OnCallShift, Service, Team, utcnow
 from knowledge.people import shifts_now
+from knowledge.people_import import refresh_calendars
 from knowledge.rotations import top_up
 from skills.base import SkillResult, esc
 from skills.handover import DEFAULT_HOURS, MAX_HOURS, handover
@@ -58,12 +60,15 @@ def _plan(services: Services) -> None:
 
 
 def top_up_now(services: Services) -> int:
-    """Write every rotation's turns up to ``knowledge.rotations.HORIZON`` ahead; return how many were written."""
+    """Write every rotation's turns up to ``knowledge.rotations.HORIZON`` ahead, and every kept calendar's repeating
+    events up to ``knowledge.people_import.HORIZON_DAYS`` ahead; return how many rotation shifts were written."""
     with services.db.session() as s:
         n = top_up(s)
-    if n:
-        log.info("wrote %d rotation shifts ahead", n)
-    return n
+    with services.db.session() as s:
+        m = refresh_calendars(s)
+    if n or m:
+        log.info("wrote %d rotation shifts ahead; calendars expanded again: %d shifts", n, m)
+    return n + m
 
 
 def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:

@@ -28,8 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
-    "MAX_ID", "Base", "Bounded", "fit", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Rotation", "Incident",
-    "Alert", "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution", "AuditRecord", "Postmortem",
+    "MAX_ID", "Base", "Bounded", "fit", "utcnow", "Team", "Service", "Expert", "OnCallShift", "Rotation",
+    "TeamCalendar", "Incident", "Alert", "TimelineEvent", "SlackMessage", "Runbook", "RunbookExecution",
+    "AuditRecord", "Postmortem",
     "Feedback", "WebhookInbox", "IntakeSpoolCursor", "Job",
     "RiskReading",
 ]
@@ -140,6 +141,19 @@ class Rotation(Base):
     shift_hours: Mapped[int] = mapped_column(Integer, default=168)
     members: Mapped[list[Any]] = mapped_column(default=list)  # expert ids, in turn order
     next_turn: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TeamCalendar(Base):
+    """The iCal file last imported for a team (``warroom oncall import-ical``). A repeating event is written as one
+    shift per occurrence up to 180 days ahead; the calendar is kept so the bot can write them on every day
+    (knowledge/people_import.py ``refresh_calendars``) instead of running out half a year after the import."""
+
+    __tablename__ = "team_calendars"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), unique=True)
+    name: Mapped[str] = mapped_column(Bounded(200))
+    ics: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 REPORT_KEY_PREFIX = "slack-report:"  # group_key of an incident opened from a report in words: unique

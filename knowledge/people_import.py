@@ -14,6 +14,7 @@ someone who left (``active: false``).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from knowledge.csvfile import dict_reader
-from knowledge.models import Expert, OnCallShift, Service, Team
+from knowledge.models import Expert, OnCallShift, Service, Team, TeamCalendar, utcnow
 from knowledge.rotations import define_rotation
 from knowledge.yamlfile import safe_load
 
-__all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "MAX_FILE_BYTES"]
+__all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "refresh_calendars", "MAX_FILE_BYTES",
+           "HORIZON_DAYS"]
+
+log = logging.getLogger("warroom.oncall")
 
 MAX_FILE_BYTES = 5_000_000
 _TRUE = {"1", "true", "yes", "y", "on"}
@@ -279,6 +283,7 @@ def _who(session: Session, event: Any) -> Expert | None:
     return None
 
 
+HORIZON_DAYS = 180  # a repeating event's occurrences are written this far ahead (and again every day)
 MAX_OCCURRENCES = 5_000  # of repeating events in the horizon: a weekly rotation of 8 people has 26 a year
 # Repeats from a rule's DTSTART to the end of the horizon: the expansion walks them all (about 10 us each), so a
 # rule that started long ago and repeats often costs CPU even when few of its repeats fall in the horizon.
@@ -347,7 +352,7 @@ def _repeats_at_most(event: Any, since: dt.datetime, until: dt.datetime, kept: b
     return total
 
 
-def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int) -> list[Any]:
+def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int, now: dt.datetime) -> list[Any]:
     """The occurrences of the repeating events ``uids`` from 30 days ago to ``horizon_days`` ahead (exceptions,
     moved and cancelled occurrences applied by recurring-ical-events), at most ``MAX_OCCURRENCES``.
 
@@ -358,7 +363,7 @@ def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int) -> list
         return []
     import recurring_ical_events
 
-    now = dt.datetime.now(dt.UTC)
+    now = now.replace(tzinfo=dt.UTC)
     start, stop = now - dt.timedelta(days=30), now + dt.timedelta(days=horizon_days)
     naive_start, naive_stop = start.replace(tzinfo=None), stop.replace(tzinfo=None)
     in_horizon = walked = 0.0
@@ -387,28 +392,58 @@ def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int) -> list
     return sorted(out, key=lambda occ: _utc(occ.decoded("DTSTART")))
 
 
-def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = 180) -> ImportReport:
-    """Replace a team's iCal-sourced shifts with the events of an .ics file.
+def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = HORIZON_DAYS,
+                now: dt.datetime | None = None) -> ImportReport:
+    """Replace a team's iCal-sourced shifts with the events of an .ics file, and keep the file for the bot to
+    write the repeating events ahead every day (:func:`refresh_calendars`).
 
     Each VEVENT is one shift (DTSTART..DTEND); a repeating one (RRULE, RDATE, with EXDATE and RECURRENCE-ID
-    exceptions) is one shift per occurrence from 30 days ago to ``horizon_days`` ahead (import again to go
-    further). The person is found by ATTENDEE e-mail, or by a Slack user id, e-mail or name in
+    exceptions) is one shift per occurrence from 30 days before ``now`` (naive UTC, default now) to
+    ``horizon_days`` ahead. The person is found by ATTENDEE e-mail, or by a Slack user id, e-mail or name in
     SUMMARY/DESCRIPTION.
 
     Raises:
         PeopleImportError: unreadable or malformed calendar, unknown team or person, bad times.
     """
-    from icalendar import Calendar
-
     text = _read(path)
     row = session.scalar(select(Team).where(func.lower(Team.name) == team.strip().lower()))
     if row is None:
         raise PeopleImportError(f"no team called '{team}'")
+    report = _apply_calendar(session, row.id, text, path.name, horizon_days, now or utcnow())
+    kept = session.scalar(select(TeamCalendar).where(TeamCalendar.team_id == row.id)) or TeamCalendar(team_id=row.id)
+    kept.name, kept.ics, kept.imported_at = path.name[:200], text, utcnow()
+    session.add(kept)
+    session.flush()
+    return report
+
+
+def refresh_calendars(session: Session, *, horizon_days: int = HORIZON_DAYS, now: dt.datetime | None = None) -> int:
+    """Expand every kept calendar with repeating events again, up to ``horizon_days`` ahead of ``now``, so a
+    repeating rotation goes on; return how many shifts were written. A calendar that no longer imports (a person
+    in it was removed) keeps the shifts it had, and the reason is logged."""
+    written = 0
+    for cal in session.scalars(select(TeamCalendar).order_by(TeamCalendar.id).with_for_update()).all():
+        if "RRULE" not in cal.ics and "RDATE" not in cal.ics:
+            continue  # nothing repeats: the shifts it had are all it will ever have
+        try:
+            with session.begin_nested():
+                written += _apply_calendar(session, cal.team_id, cal.ics, cal.name, horizon_days,
+                                           now or utcnow()).shifts
+        except PeopleImportError as exc:
+            log.warning("could not expand the calendar of team %s again, its shifts stay as they were: %s",
+                        cal.team_id, exc)
+    return written
+
+
+def _apply_calendar(session: Session, team_id: int, text: str, name: str, horizon_days: int,
+                    now: dt.datetime) -> ImportReport:
+    from icalendar import Calendar
+
     try:
         cal = Calendar.from_ical(text)
     except (ValueError, IndexError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise PeopleImportError(f"{path.name}: not a valid iCal file ({first})") from None
+        raise PeopleImportError(f"{name}: not a valid iCal file ({first})") from None
     if hasattr(cal, "walk") and cal.get("X-WR-TIMEZONE"):
         # Google Calendar's exports: times without a zone are in the calendar's X-WR-TIMEZONE, not UTC
         import x_wr_timezone
@@ -416,31 +451,31 @@ def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = 
         try:
             cal = x_wr_timezone.to_standard(cal)
         except (ValueError, KeyError) as exc:
-            raise PeopleImportError(f"{path.name}: unknown X-WR-TIMEZONE ({str(exc)[:80]})") from None
+            raise PeopleImportError(f"{name}: unknown X-WR-TIMEZONE ({str(exc)[:80]})") from None
     events = list(cal.walk("VEVENT")) if hasattr(cal, "walk") else []
     if not events:
-        raise PeopleImportError(f"{path.name}: no VEVENT (on-call shift) in the calendar")
+        raise PeopleImportError(f"{name}: no VEVENT (on-call shift) in the calendar")
     # A rotation is usually one event repeating (RRULE:FREQ=WEEKLY;INTERVAL=3 per person), with EXDATEs and
     # one-week swaps (RECURRENCE-ID). Read as one shift each, everyone would be on call once and then never.
     recurring = {str(ev.get("UID")) for ev in events if ev.get("RRULE") or ev.get("RDATE")}
     single = [ev for ev in events if not (ev.get("RRULE") or ev.get("RDATE") or ev.get("RECURRENCE-ID"))
               or str(ev.get("UID")) not in recurring]
-    events = single + _occurrences(cal, recurring, path.name, horizon_days)
+    events = single + _occurrences(cal, recurring, name, horizon_days, now)
     shifts: list[OnCallShift] = []
     for i, ev in enumerate(events, 1):
         try:
             start = _utc(ev.decoded("DTSTART"))
             end = _utc(ev.decoded("DTEND")) if ev.get("DTEND") else start + ev.decoded("DURATION")
         except (KeyError, TypeError, ValueError):
-            raise PeopleImportError(f"{path.name} event {i}: missing or bad DTSTART/DTEND") from None
+            raise PeopleImportError(f"{name} event {i}: missing or bad DTSTART/DTEND") from None
         if end <= start:
-            raise PeopleImportError(f"{path.name} event {i}: ends before it starts")
+            raise PeopleImportError(f"{name} event {i}: ends before it starts")
         who = _who(session, ev)
         if who is None:
-            raise PeopleImportError(f"{path.name} event {i} ('{ev.get('SUMMARY', '')}'): no known expert "
+            raise PeopleImportError(f"{name} event {i} ('{ev.get('SUMMARY', '')}'): no known expert "
                                     "in ATTENDEE or SUMMARY")
-        shifts.append(OnCallShift(team_id=row.id, expert_id=who.id, starts_at=start, ends_at=end, source="ical"))
-    session.execute(delete(OnCallShift).where(OnCallShift.team_id == row.id, OnCallShift.source == "ical"))
+        shifts.append(OnCallShift(team_id=team_id, expert_id=who.id, starts_at=start, ends_at=end, source="ical"))
+    session.execute(delete(OnCallShift).where(OnCallShift.team_id == team_id, OnCallShift.source == "ical"))
     session.add_all(shifts)
     session.flush()
     return ImportReport(shifts=len(shifts))

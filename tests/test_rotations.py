@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.render import blocks_to_text
@@ -17,7 +18,7 @@ from bot.standin.harness import LiveServer
 from knowledge.db import Database
 from knowledge.models import Expert, Job, OnCallShift, Rotation, Team, utcnow
 from knowledge.people import oncall_by_team
-from knowledge.people_import import import_people
+from knowledge.people_import import import_ical, import_people, refresh_calendars
 from knowledge.rotations import HORIZON, define_rotation, top_up, turn_start
 from tests.conftest import Live
 
@@ -45,15 +46,29 @@ def _last_oncall_answer(live: Live) -> str:
 
 
 def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day(settings: Settings, db: Database,
-                                                                                standin: Any) -> None:
+                                                                                standin: Any, tmp_path: Path) -> None:
     """Before: a rotation was written 8 weeks ahead at import and never again, so 8 weeks later ``/oncall`` said
-    "nobody on call now" for a team whose rotation had not changed."""
+    "nobody on call now" for a team whose rotation had not changed; the same for a calendar's repeating events
+    180 days after its import."""
     team_id, members = _ids(db, "U0ALICE", "U0BOB")
     ten_weeks_ago = utcnow() - dt.timedelta(weeks=10)
     with db.session() as s:
         s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == team_id))
         define_rotation(s, team_id=team_id, start=MONDAY, members=members, now=ten_weeks_ago)
     assert _on_call(db) == []  # what a bot that imported ten weeks ago and did nothing since would say
+    # The data team's rotation lives in a calendar instead: one event repeating every week, imported 200 days ago
+    # (its occurrences were written 180 days ahead of then).
+    ics = tmp_path / "data.ics"
+    first = (utcnow() - dt.timedelta(days=300)).replace(hour=9, minute=0, second=0, microsecond=0)
+    ics.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//rota//EN\nBEGIN:VEVENT\nUID:farid@rota\n"
+                   f"DTSTART:{first:%Y%m%dT%H%M%SZ}\nDTEND:{first + dt.timedelta(weeks=1):%Y%m%dT%H%M%SZ}\n"
+                   "RRULE:FREQ=WEEKLY\nSUMMARY:On call: Farid Haddad\nEND:VEVENT\nEND:VCALENDAR\n")
+    with db.session() as s:
+        data = s.scalar(select(Team.id).where(Team.name == "data"))
+        s.execute(Rotation.__table__.delete().where(Rotation.team_id == data))
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == data))
+        import_ical(session=s, path=ics, team="data", now=utcnow() - dt.timedelta(days=200))
+    assert _on_call(db, "data") == []
     with LiveServer(settings) as srv:  # the workers start: the turns are written ahead again
         live = Live(srv, standin, SlackDriver(srv.url, settings.slack_signing_secret.get_secret_value(),
                                               standin_url=standin.url))
@@ -61,6 +76,9 @@ def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day
         live.drain()
         now = utcnow()
         assert f"<@{_whose_turn(now, ['U0ALICE', 'U0BOB'])}>" in _last_oncall_answer(live)
+        live.driver.command("/oncall", "data", user="U0ERIN", channel="C0OPS")
+        live.drain()
+        assert "<@U0FARID>" in _last_oncall_answer(live)
         with live.db.session() as s:
             ahead = s.scalar(select(func.max(OnCallShift.ends_at)).where(OnCallShift.team_id == team_id))
         assert ahead >= now + HORIZON
@@ -155,3 +173,20 @@ def test_a_database_from_before_gets_its_rotations_back_from_their_shifts(tmp_pa
     assert week12 == [1, 2, 3][12 % 3]
     db.downgrade("0007")
     db.upgrade()
+
+
+def test_a_calendar_that_no_longer_imports_keeps_its_shifts(db: Database, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    ics = tmp_path / "p.ics"
+    first = (utcnow() - dt.timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
+    ics.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//rota//EN\nBEGIN:VEVENT\nUID:bob@rota\n"
+                   f"DTSTART:{first:%Y%m%dT%H%M%SZ}\nDTEND:{first + dt.timedelta(weeks=1):%Y%m%dT%H%M%SZ}\n"
+                   "RRULE:FREQ=WEEKLY\nSUMMARY:On call: Bob Okafor\nEND:VEVENT\nEND:VCALENDAR\n")
+    with db.session() as s:
+        before = import_ical(session=s, path=ics, team="payments").shifts
+        s.execute(Expert.__table__.update().where(Expert.slack_user_id == "U0BOB").values(name="Robert Okafor"))
+    with db.session() as s:
+        assert refresh_calendars(s) == 0
+        kept = s.scalar(select(func.count()).select_from(OnCallShift).where(OnCallShift.source == "ical"))
+    assert kept == before and _on_call(db) == ["U0BOB"]
+    assert "could not expand the calendar of team" in caplog.text and "Bob Okafor" in caplog.text

@@ -1,8 +1,11 @@
-"""rotations: a team's rotation kept as declared, so its shifts can be written ahead for as long as it runs
+"""rotations and team_calendars: a team's rotation kept as declared, and its imported iCal file, so their shifts can
+be written ahead for as long as they run
 
 A rotation used to be written out as shift rows eight weeks ahead at import, and nothing wrote more: eight weeks
 after the last import nobody was on call (``/oncall``: "nobody on call now"; routing lost its on-call lead; no
 handover). The definition now lives in ``rotations`` and ``knowledge/rotations.py`` tops its shifts up every day.
+The same for a calendar's repeating events (one shift per occurrence up to 180 days ahead): the file imported last
+is kept in ``team_calendars`` and expanded again every day.
 
 A database that already holds rotation shifts gets its definition back from them: the first shift's start and
 length, and the members in the order they took turns (the shortest repeating cycle). A team whose rotation
@@ -45,6 +48,14 @@ def upgrade() -> None:
         sa.Column("members", sa.JSON(), nullable=False),
         sa.Column("next_turn", sa.Integer(), nullable=False),
     )
+    op.create_table(
+        "team_calendars",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("team_id", sa.Integer(), sa.ForeignKey("teams.id"), nullable=False, unique=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("ics", sa.Text(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(), nullable=False),
+    )
     bind = op.get_bind()
     shifts: dict[int, list[tuple[dt.datetime, dt.datetime, int]]] = {}
     for team_id, start, end, expert_id in bind.execute(sa.text(
@@ -65,4 +76,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("team_calendars")
     op.drop_table("rotations")
