@@ -81,7 +81,11 @@ def oncall_show(team: Annotated[str | None, typer.Argument(help="A team name (de
             raise CliError(str(exc)) from None
     for r in rows:
         who = ", ".join(f"{n} ({u})" for u, n in r.people) or "nobody"
-        typer.echo(f"{r.team}: {who}" + (f"  [deactivated, skipped: {', '.join(r.skipped)}]" if r.skipped else ""))
+        nxt = "" if r.next_at is None else (
+            f"; next: {', '.join(f'{n} ({u})' for u, n in r.next_people)} from {r.next_at:%Y-%m-%d %H:%M} UTC"
+            if r.next_people else f"; then nobody from {r.next_at:%Y-%m-%d %H:%M} UTC (a gap in the schedule)")
+        typer.echo(f"{r.team}: {who}{nxt}" + (f"  [deactivated, skipped: {', '.join(r.skipped)}]" if r.skipped
+                                              else ""))
 
 
 def _cols(text: str) -> list[str]:

@@ -43,6 +43,10 @@ class OnCall:
     people: tuple[tuple[str, str], ...]  # (slack user id, name), active experts on shift now
     skipped: tuple[str, ...] = ()  # names on shift who are deactivated
     until: dt.datetime | None = None
+    # who takes over next (active experts), and when: at ``until``, or, with nobody on call now, the next shift;
+    # ``next_at`` without ``next_people``: nobody after ``until``, a gap in the schedule
+    next_people: tuple[tuple[str, str], ...] = ()
+    next_at: dt.datetime | None = None
 
 
 def team_named(*, session: Session, name: str) -> Team | None:
@@ -139,9 +143,16 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
         everyone = oncall_now(session=session, team_id=t.id, at=at, include_inactive=True)
         until = session.scalar(select(func.max(OnCallShift.ends_at)).where(
             OnCallShift.team_id == t.id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
-        out.append(OnCall(team=t.name, channel=t.slack_channel,
-                          people=tuple((e.slack_user_id, e.name) for e in everyone if e.active),
-                          skipped=tuple(e.name for e in everyone if not e.active), until=until))
+        people = tuple((e.slack_user_id, e.name) for e in everyone if e.active)
+        nxt = until if people else session.scalar(select(func.min(OnCallShift.starts_at)).where(
+            OnCallShift.team_id == t.id, OnCallShift.starts_at > at))
+        after = tuple((e.slack_user_id, e.name) for e in oncall_now(session=session, team_id=t.id, at=nxt)) if nxt \
+            else ()
+        if after == people or not (after or people):  # the same people go on, or nobody now and then
+            after, nxt = (), None
+        out.append(OnCall(team=t.name, channel=t.slack_channel, people=people,
+                          skipped=tuple(e.name for e in everyone if not e.active), until=until,
+                          next_people=after, next_at=nxt))
     return out
 
 

@@ -151,12 +151,17 @@ class RoutingSkill(BaseSkill):
             line = f"*{esc(r.team)}*: {who}{until}" if who else f"*{esc(r.team)}*: nobody on call now: ask in {where}"
             if r.skipped:
                 line += f" (skipped, deactivated: {esc(', '.join(r.skipped))})"
+            if r.next_at:
+                line += (f"; next: {', '.join(f'<@{u}> ({esc(n)})' for u, n in r.next_people)} from "
+                         f"{r.next_at:%a %d %b %H:%M} UTC" if r.next_people else
+                         f"; *then nobody* from {r.next_at:%a %d %b %H:%M} UTC: a gap in the schedule")
             lines.append(line)
         if not lines:
             lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]
         return SkillResult(title="On call now" + (f": {team.split()[0]}" if team else ""),
                            sections=(Section("", tuple(lines)),),
-                           data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people]} for r in rows]})
+                           data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people],
+                                            "next": [u for u, _ in r.next_people]} for r in rows]})
 
     def _route(self, text: str, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         service, incident_id = None, request.incident_id

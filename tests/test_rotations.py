@@ -190,3 +190,35 @@ def test_a_calendar_that_no_longer_imports_keeps_its_shifts(db: Database, tmp_pa
         kept = s.scalar(select(func.count()).select_from(OnCallShift).where(OnCallShift.source == "ical"))
     assert kept == before and _on_call(db) == ["U0BOB"]
     assert "could not expand the calendar of team" in caplog.text and "Bob Okafor" in caplog.text
+
+
+def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
+    now = utcnow().replace(microsecond=0)
+    hours = [now + dt.timedelta(hours=h) for h in range(-1, 30)]
+    with live.db.session() as s:
+        ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u))
+               for u in ("U0ALICE", "U0BOB", "U0DEV", "U0ERIN", "U0GRACE")}
+        teams = {n: s.scalar(select(Team.id).where(Team.name == n))
+                 for n in ("payments", "platform", "data", "identity")}
+        s.execute(OnCallShift.__table__.delete())
+        s.execute(Rotation.__table__.delete())
+        for team, user, a, b in (("payments", "U0ALICE", 0, 3), ("payments", "U0BOB", 3, 25),  # then a gap
+                                 ("platform", "U0DEV", 6, 25),  # nobody now, Dev from 5 hours on
+                                 ("data", "U0ERIN", 0, 3), ("data", "U0ERIN", 3, 25),  # Erin stays on
+                                 ("identity", "U0GRACE", 0, 2)):  # and then nobody
+            s.add(OnCallShift(team_id=teams[team], expert_id=ids[user], starts_at=hours[a], ends_at=hours[b],
+                              source="ical"))
+    for team in ("payments", "platform", "data", "identity"):
+        live.driver.command("/oncall", team, user="U0ERIN", channel="C0OPS")
+        live.drain()
+    payments, platform, data, identity = [blocks_to_text(m.get("blocks") or [])
+                                          for m in live.standin.messages("C0OPS")[-4:]]
+    assert f"<@U0ALICE> (Alice Moreau) until {hours[3]:%a %d %b %H:%M} UTC; next: <@U0BOB> (Bob Okafor) from " \
+           f"{hours[3]:%a %d %b %H:%M} UTC" in payments
+    assert f"nobody on call now: ask in <#C0PLATFORM>; next: <@U0DEV> (Dev Sharma) from {hours[6]:%a %d %b %H:%M}" \
+           in platform
+    assert "<@U0ERIN>" in data and "next" not in data  # the same person goes on: nothing to announce
+    assert f"*then nobody* from {hours[2]:%a %d %b %H:%M} UTC: a gap in the schedule" in identity
+    with live.db.session() as s:
+        (later,) = oncall_by_team(session=s, team="payments", at=hours[5])
+    assert later.people == (("U0BOB", "Bob Okafor"),) and (later.next_people, later.next_at) == ((), hours[25])
