@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -24,10 +25,12 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import Expert, Incident, OnCallShift, Service, Team, utcnow
 
+_R = TypeVar("_R")
+
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
-    "services_in_text", "shifts_now", "oncall_now", "oncall_by_team", "escalation_for", "open_load", "local_time",
-    "in_working_hours", "experts_by_ids",
+    "services_in_text", "winning", "shifts_now", "oncall_now", "oncall_by_team", "escalation_for", "open_load",
+    "local_time", "in_working_hours", "experts_by_ids",
 ]
 
 OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "mitigated")
@@ -96,20 +99,27 @@ def team_in_text(*, session: Session, text: str) -> str:
     return min(names, key=lambda n: low.index(n.lower())) if names else ""
 
 
+def winning(rows: list[_R], source: Callable[[_R], str]) -> list[_R]:
+    """Of the shifts running at one time, the ones that count: a cover set in Slack (source "override") replaces
+    everything else, a calendar shift ("ical") the rotation."""
+    for first in ("override", "ical"):
+        if any(source(r) == first for r in rows):
+            return [r for r in rows if source(r) == first]
+    return rows
+
+
 def shifts_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
                include_inactive: bool = False) -> list[tuple[Expert, str, dt.datetime]]:
-    """The shifts of a team running at ``at`` (UTC, default now), as (expert, source, start): imported calendar
-    shifts (source "ical": overrides and swaps) replace the rotation while any of them runs; the most recently
-    started first."""
+    """The shifts of a team running at ``at`` (UTC, default now), as (expert, source, start): a cover set with
+    ``/oncall cover`` (source "override") replaces everything else while it runs, and imported calendar shifts
+    (source "ical": overrides and swaps) replace the rotation; the most recently started first."""
     at = at or utcnow()
     q = (select(Expert, OnCallShift.source, OnCallShift.starts_at)
          .join(OnCallShift, OnCallShift.expert_id == Expert.id)
          .where(OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
     if not include_inactive:
         q = q.where(Expert.active.is_(True))
-    rows = [(e, str(src), start) for e, src, start in session.execute(q).all()]
-    if any(src == "ical" for _, src, _ in rows):
-        rows = [r for r in rows if r[1] == "ical"]
+    rows = winning([(e, str(src), start) for e, src, start in session.execute(q).all()], lambda r: r[1])
     return sorted(rows, key=lambda r: (-r[2].timestamp(), r[0].slack_user_id))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from knowledge import people
 from knowledge.models import Expert, Feedback, Incident, TimelineEvent
 from knowledge.routing_history import record_wrong_owner
+from skills import oncall_cover
 from skills.base import (
     ABOUT_HERE,
     INCIDENT_REF,
@@ -73,7 +74,8 @@ class RoutingSkill(BaseSkill):
     name = "routing"
     commands = ("/route", "/oncall")
     keywords = ("who should", "route", "on call", "oncall", "on-call", "who owns", "owner of", "assign")
-    examples = ("/route payments-api returns 503 at checkout", "/oncall payments")
+    examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
+                "/oncall cover payments until 18:00")
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
@@ -91,6 +93,11 @@ class RoutingSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
         if request.command == "/oncall":  # a team, or a service ("/oncall ingest": the team that owns it)
+            verb, _, rest = text.partition(" ")
+            if verb.lower() == "cover":  # someone takes the pager for a while (skills/oncall_cover.py)
+                return oncall_cover.cover(rest, request.user_id, ctx)
+            if verb.lower() == "release":
+                return oncall_cover.release(rest, request.user_id, ctx)
             return self._oncall(self._team_in(text, ctx) or text, ctx)
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"

@@ -222,7 +222,7 @@ class _Directory:
     teams: dict[int, Team]
     services: dict[str, Service]
     experts: dict[str, Expert]
-    shifts: tuple[tuple[int, str, dt.datetime, dt.datetime], ...]  # team id, user id, start, end
+    shifts: tuple[tuple[int, str, dt.datetime, dt.datetime, str], ...]  # team id, user id, start, end, source
     loaded: float
 
     @classmethod
@@ -238,22 +238,24 @@ class _Directory:
                 OnCallShift.source,
             ).where(OnCallShift.ends_at > now - dt.timedelta(days=1))
         ).all()
-        # Calendar imports (overrides, swaps) first, then the latest-started shift, as knowledge.people does.
-        rows = sorted(rows, key=lambda r: (r[4] != "ical", -r[2].timestamp(), r[1]))
+        rows = sorted(rows, key=lambda r: (-r[2].timestamp(), r[1]))  # the latest-started shift first
         return cls(
             {t.id: t for t in s.scalars(select(Team))},
             {v.name.lower(): v for v in s.scalars(select(Service))},
             experts,
-            tuple((t, by_id[e], a, b) for t, e, a, b, _src in rows if e in by_id),
+            tuple((t, by_id[e], a, b, str(src)) for t, e, a, b, src in rows if e in by_id),
             time.monotonic(),
         )
 
     def oncall(self, team_id: int, at: dt.datetime, include_inactive: bool = False) -> list[Expert]:
+        """Who is on call, as ``knowledge.people.shifts_now`` says: a cover set in Slack replaces everything else
+        while it runs, a calendar shift replaces the rotation."""
+        running = people.winning([(uid, src) for t, uid, a, b, src in self.shifts
+                           if t == team_id and a <= at < b and (include_inactive or self.experts[uid].active)],
+                          lambda r: r[1])
         out: dict[str, Expert] = {}
-        for t, uid, a, b in self.shifts:
-            e = self.experts[uid]
-            if t == team_id and a <= at < b and (include_inactive or e.active):
-                out.setdefault(uid, e)
+        for uid, _src in running:
+            out.setdefault(uid, self.experts[uid])
         return list(out.values())
 
     def service(self, name: str) -> Service | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, text
@@ -222,3 +223,61 @@ def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
     with live.db.session() as s:
         (later,) = oncall_by_team(session=s, team="payments", at=hours[5])
     assert later.people == (("U0BOB", "Bob Okafor"),) and (later.next_people, later.next_at) == ((), hours[25])
+
+
+def _say(live: Live, text: str, user: str) -> str:
+    live.driver.command("/oncall", text, user=user, channel="C0OPS")
+    live.drain(due_within_s=60)
+    msgs = live.standin.messages("C0OPS")
+    return blocks_to_text(msgs[-1].get("blocks") or []) or msgs[-1].get("text", "")
+
+
+def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None:
+    """``/oncall cover``: the cover wins over the rotation and the calendar while it runs, /oncall and routing
+    follow it, its end follows the requester's local time, and ``/oncall release`` gives the pager back."""
+    now = utcnow().replace(microsecond=0)
+    with live.db.session() as s:
+        ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in ("U0ALICE", "U0BOB")}
+        payments = s.scalar(select(Team.id).where(Team.name == "payments"))
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == payments))
+        s.execute(Rotation.__table__.delete().where(Rotation.team_id == payments))
+        s.add(OnCallShift(team_id=payments, expert_id=ids["U0ALICE"], starts_at=now - dt.timedelta(hours=1),
+                          ends_at=now + dt.timedelta(hours=30), source="ical"))
+    said = _say(live, "cover payments for 3h", "U0BOB")  # Bob takes Alice's pager for three hours
+    assert f"<@U0BOB> is on call for payments from now until {now + dt.timedelta(hours=3):%a %d %b %H}" in said
+    assert "instead of <@U0ALICE>" in said and "`/oncall release payments` ends it early" in said
+    assert _on_call(live.db) == ["U0BOB"]
+    assert "<@U0BOB>" in _say(live, "payments", "U0ERIN")
+    with live.db.session() as s:  # and three hours later Alice is back
+        (later,) = oncall_by_team(session=s, team="payments", at=now + dt.timedelta(hours=3, minutes=1))
+    assert [u for u, _ in later.people] == ["U0ALICE"]
+    said = _say(live, "release", "U0BOB")
+    assert "<@U0BOB> is no longer covering payments" in said and "*payments*: <@U0ALICE>" in said
+    assert _on_call(live.db) == ["U0ALICE"]
+    # "until 18:00" is the requester's own time: Alice works in Europe/Paris
+    said = _say(live, "cover until 18:00", "U0ALICE")  # her own team by default
+    paris = now.replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Europe/Paris"))
+    end = paris.replace(hour=18, minute=0, second=0)
+    end = end if end > paris else (end.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=paris.tzinfo)
+    assert f"until {end.astimezone(dt.UTC):%a %d %b %H:%M} UTC (18:00 Europe/Paris)" in said
+    # Alice sets Bob to cover to the end of her shift (no time given)
+    said = _say(live, "cover <@U0BOB|bob> payments", "U0ALICE")
+    assert f"until {now + dt.timedelta(hours=30):%a %d %b %H:%M} UTC" in said and "Set by <@U0ALICE>" in said
+    assert "instead of <@U0ALICE>" in said and _on_call(live.db) == ["U0BOB"]  # her own cover ends: replaced
+
+
+@pytest.mark.parametrize(("text", "user", "message"), [
+    ("cover payments for 2h", "U0NOBODY", "Only people in the knowledge base can change who is on call"),
+    ("cover payments for 2h", "U0IRIS", "Only a member of payments, or whoever is on call for it"),
+    ("cover payments for 20d", "U0BOB", "A cover runs at most 14 days"),
+    ("cover payments until 25:00", "U0BOB", "is not a time of day"),
+    ("cover payments until 13pm", "U0BOB", "is not a time of day"),
+    ("cover <@U0GHOST> payments for 1h", "U0BOB", "<@U0GHOST> is not an active expert"),
+    ("release payments", "U0BOB", "You are not covering payments now"),
+])
+def test_bad_covers_get_a_clear_answer_and_change_nothing(live: Live, text: str, user: str, message: str) -> None:
+    before = _on_call(live.db)
+    assert message in _say(live, text, user)
+    assert _on_call(live.db) == before
+    with live.db.session() as s:
+        assert not s.scalars(select(OnCallShift).where(OnCallShift.source == "override")).all()

@@ -8,7 +8,7 @@ from typing import Any
 from knowledge.db import Database
 from knowledge.models import Incident, RunbookExecution
 from skills.base import SkillContext
-from skills.routing_engine import route
+from skills.routing_engine import DIRECTORY_TTL_S, route
 
 TEXT = "payments-api 503, remaining connection slots are reserved on postgres-main"
 
@@ -105,3 +105,33 @@ def test_lean_history_lookup_matches_knowledge_search(db: Database, settings: ob
     assert record_not_similar(db=db, target="incident:101", incident_id=None, user_id="U0X", query=TEXT)
     lean, full = both(TEXT, None, None)
     assert lean == full and 101 not in [i for i, _ in lean]
+
+
+def test_routing_follows_the_same_on_call_as_oncall_a_cover_then_the_calendar(db: Database, settings: object) -> None:
+    """Before: routing counted everyone with a shift running as on call, so with Bob's calendar shift over Alice's
+    rotation week both got the on-call lead, while `/oncall` named Bob alone."""
+    from sqlalchemy import select
+
+    from knowledge.models import Expert, OnCallShift, Team, utcnow
+
+    now = utcnow()
+    with db.session() as s:
+        team = s.scalar(select(Team.id).where(Team.name == "payments"))
+        ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u))
+               for u in ("U0ALICE", "U0BOB")}
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == team))
+        for user, source in (("U0ALICE", "rotation"), ("U0BOB", "ical")):
+            s.add(OnCallShift(team_id=team, expert_id=ids[user], starts_at=now - dt.timedelta(hours=1),
+                              ends_at=now + dt.timedelta(hours=5), source=source))
+
+    def on_call() -> list[str]:
+        return sorted(c.user_id for c in route(_ctx(db, settings), text=TEXT, at=now).candidates if c.on_call)
+
+    assert on_call() == ["U0BOB"]
+    with db.session() as s:  # a cover set in Slack wins over both
+        s.add(OnCallShift(team_id=team, expert_id=ids["U0ALICE"], starts_at=now - dt.timedelta(minutes=5),
+                          ends_at=now + dt.timedelta(hours=1), source="override"))
+    import time
+
+    time.sleep(DIRECTORY_TTL_S + 0.1)  # the router re-reads who is on call this often
+    assert on_call() == ["U0ALICE"]

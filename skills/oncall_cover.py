@@ -1,0 +1,151 @@
+"""``/oncall cover`` and ``/oncall release``: someone takes the pager for a while, from Slack.
+
+"Can you take my shift tonight?" used to need a new iCal file. ``/oncall cover [team] [for 3h | until 18:00]`` puts
+the requester (or ``<@someone>``) on call for the team from now on: an ``override`` shift, which wins over the
+calendar and the rotation while it runs (``knowledge.people.shifts_now``), so ``/oncall``, routing, pages and the
+shift-change handover all follow it. Without a time it runs to the end of the current shift. ``until 18:00`` is the
+requester's own local time (their expert timezone; ``until 18:00 UTC`` for UTC), the next 18:00 to come. A new cover
+replaces the one running. ``/oncall release [team]`` ends your cover now. Only a member of the team, or whoever is
+on call for it, can set who covers it; the person covering must be a known, active expert. Imports never touch
+override shifts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from knowledge import jobs, people
+from knowledge.models import Expert, OnCallShift, Team, utcnow
+from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult, esc
+
+__all__ = ["cover", "release", "MAX_COVER"]
+
+MAX_COVER = dt.timedelta(days=14)
+_FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
+_UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?(\s*utc)?\b", re.I)
+_MENTION = re.compile(rf"<@({USER_ID})(?:\|[^<>]*)?>")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+_USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
+
+
+def _when(text: str, tz: str, now: dt.datetime) -> tuple[dt.datetime | None, str]:
+    """The end the words ask for (naive UTC), or None, and how to say it."""
+    m = _FOR.search(text)
+    if m:
+        return now + dt.timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0].lower()]), ""
+    m = _UNTIL.search(text)
+    if not m:
+        return None, ""
+    hour, minute = int(m.group(2)), int(m.group(3) or 0)
+    if m.group(4):  # 6pm, 12am
+        if not 1 <= hour <= 12:
+            raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {_USAGE}")
+        hour = hour % 12 + (12 if m.group(4).lower() == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {_USAGE}")
+    try:
+        zone = dt.UTC if m.group(5) else ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    local_now = now.replace(tzinfo=dt.UTC).astimezone(zone)
+    end = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if m.group(1) or end <= local_now:
+        end = (end.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=zone)  # the same wall-clock time
+    shown = "" if zone is dt.UTC else f" ({end:%H:%M} {zone})"
+    return end.astimezone(dt.UTC).replace(tzinfo=None), shown
+
+
+def _team(s: Session, text: str, me: Expert) -> Team:
+    name = people.team_in_text(session=s, text=text)
+    team = people.team_named(session=s, name=name) if name else (s.get(Team, me.team_id) if me.team_id else None)
+    if team is None:
+        raise SkillError(f"Which team? Name it, e.g. {_USAGE}.")
+    return team
+
+
+def _me(s: Session, user_id: str | None) -> Expert:
+    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
+    if me is None or not me.active:
+        raise SkillError("Only people in the knowledge base can change who is on call: ask an admin to add you "
+                         "(`warroom experts import`).")
+    return me
+
+
+def cover(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
+    """Put the requester (or the person mentioned) on call for a team from now on."""
+    now = utcnow().replace(microsecond=0)
+    mention = _MENTION.search(text)
+    rest = _MENTION.sub(" ", text)
+    with ctx.db.session() as s:
+        me = _me(s, user_id)
+        who = me if mention is None else s.scalar(select(Expert).where(Expert.slack_user_id == mention.group(1)))
+        if who is None or not who.active:
+            raise SkillError(f"<@{mention.group(1) if mention else user_id}> is not an active expert in the "
+                             "knowledge base, so cannot be put on call.")
+        team = _team(s, _FOR.sub(" ", _UNTIL.sub(" ", rest)), me)
+        current = people.oncall_now(session=s, team_id=team.id, at=now)
+        if me.team_id != team.id and me not in current:
+            raise SkillError(f"Only a member of {esc(team.name)}, or whoever is on call for it, can change who "
+                             "covers it.")
+        end, local = _when(rest, me.timezone, now)
+        if end is None:  # to the end of the shift running now
+            end = s.scalar(select(func.max(OnCallShift.ends_at)).where(
+                OnCallShift.team_id == team.id, OnCallShift.starts_at <= now, OnCallShift.ends_at > now))
+            if end is None:
+                raise SkillError(f"Nobody is on call for {esc(team.name)} now, so there is no shift to take over: "
+                                 f"say until when, e.g. {_USAGE}.")
+        if end <= now:
+            raise SkillError(f"That cover would end before it starts. {_USAGE}")
+        if end - now > MAX_COVER:
+            raise SkillError(f"A cover runs at most {MAX_COVER.days} days; for longer, change the rotation or the "
+                             "calendar (`warroom experts import`, `warroom oncall import-ical`).")
+        for earlier in s.scalars(select(OnCallShift).where(  # a new cover replaces the one running now
+                OnCallShift.team_id == team.id, OnCallShift.source == "override", OnCallShift.starts_at <= now,
+                OnCallShift.ends_at > now)):
+            earlier.ends_at = now
+        s.add(OnCallShift(team_id=team.id, expert_id=who.id, starts_at=now, ends_at=end, source="override"))
+        jobs.enqueue(s, kind="oncall.plan", payload={})  # the handover at the cover's end
+        instead = [e for e in current if e.id != who.id]
+        team_name, who_id = team.name, who.slack_user_id
+    by = "" if who_id == user_id else f" Set by <@{user_id}>."
+    replaced = f", instead of {', '.join(f'<@{e.slack_user_id}>' for e in instead)}" if instead else ""
+    return SkillResult(
+        title=f"On-call cover: {esc(team_name)}",
+        summary=(f"<@{who_id}> is on call for {esc(team_name)} from now until {end:%a %d %b %H:%M} UTC{local}"
+                 f"{replaced}.{by} `/oncall release {esc(team_name)}` ends it early."),
+        data={"team": team_name, "user": who_id, "until": end.isoformat()})
+
+
+def release(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
+    """End the requester's running cover of a team now (the calendar or rotation takes over again)."""
+    now = utcnow().replace(microsecond=0)
+    with ctx.db.session() as s:
+        me = _me(s, user_id)
+        name = people.team_in_text(session=s, text=text)
+        teams = [people.team_named(session=s, name=name)] if name else None
+        q = select(OnCallShift).where(OnCallShift.source == "override", OnCallShift.expert_id == me.id,
+                                      OnCallShift.starts_at <= now, OnCallShift.ends_at > now)
+        if teams:
+            q = q.where(OnCallShift.team_id.in_([t.id for t in teams if t is not None]))
+        running = list(s.scalars(q))
+        if not running:
+            raise SkillError("You are not covering " + (esc(name) if name else "any team") + " now.")
+        after: dict[str, list[str]] = {}
+        for shift in running:
+            shift.ends_at = now
+        s.flush()
+        for shift in running:
+            team = s.get(Team, shift.team_id)
+            after[team.name if team else "?"] = [e.slack_user_id for e in people.oncall_now(
+                session=s, team_id=shift.team_id, at=now)]
+        jobs.enqueue(s, kind="oncall.plan", payload={})
+    names = sorted(after)
+    lines = tuple(f"*{esc(n)}*: " + (", ".join(f"<@{u}>" for u in after[n]) or "nobody on call now") for n in names)
+    return SkillResult(title="On-call cover ended", summary=f"<@{user_id}> is no longer covering "
+                       f"{esc(', '.join(names))}.", sections=(Section("On call now", lines),),
+                       data={"teams": names})
