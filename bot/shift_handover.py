@@ -13,6 +13,9 @@ than ``STALE`` (it was down): a handover hours late would be misleading.
 calendars again (``knowledge.people_import.refresh_calendars``): once when the workers start, then every day, keyed
 by the day, so replicas and restarts run it once a day. Without it a rotation ran out 8 weeks after its import (a
 calendar's repeating events 180 days after) and nobody was on call.
+
+``oncall.announce`` tells a team's channel of a cover set or ended with ``/oncall cover|release`` in another channel
+(skills/oncall_cover.py), queued in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ if TYPE_CHECKING:
 
     from bot.services import Services
 
-__all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_UP"]
+__all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_UP", "ANNOUNCE"]
 
-PLAN, CHANGE, TOP_UP = "oncall.plan", "oncall.shift_change", "oncall.top_up"
+PLAN, CHANGE, TOP_UP, ANNOUNCE = "oncall.plan", "oncall.shift_change", "oncall.top_up", "oncall.announce"
 DAY_S = 86400
 STALE = dt.timedelta(hours=1)
 log = logging.getLogger("warroom.oncall")
@@ -126,6 +129,11 @@ def register(services: Services) -> None:
         finally:
             schedule_top_up(services, DAY_S)
 
+    def announce(payload: dict[str, Any]) -> None:  # a cover set or ended from Slack, told in the team's channel
+        deliver(services, SkillResult(title=str(payload["title"]), summary=str(payload["summary"])),
+                {"channel": str(payload["channel"])})
+
+    services.runner.register(ANNOUNCE, announce)
     services.runner.register(PLAN, plan)
     services.runner.register(CHANGE, change)
     services.runner.register(TOP_UP, top_up_job)

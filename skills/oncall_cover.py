@@ -76,8 +76,17 @@ def _me(s: Session, user_id: str | None) -> Expert:
     return me
 
 
-def cover(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
-    """Put the requester (or the person mentioned) on call for a team from now on."""
+def _announce(s: Session, team: Team, title: str, summary: str, origin: str | None) -> None:
+    """The team hears of it in its own channel too (``oncall.announce``, bot/shift_handover.py), in the same
+    transaction as the change."""
+    if team.slack_channel and team.slack_channel != origin:
+        jobs.enqueue(s, kind="oncall.announce", payload={"channel": team.slack_channel, "title": title,
+                                                          "summary": summary})
+
+
+def cover(text: str, user_id: str | None, ctx: SkillContext, origin: str | None = None) -> SkillResult:
+    """Put the requester (or the person mentioned) on call for a team from now on; ``origin``: the channel asked
+    in (the team's channel is told too when it is another)."""
     now = utcnow().replace(microsecond=0)
     mention = _MENTION.search(text)
     rest = _MENTION.sub(" ", text)
@@ -111,17 +120,19 @@ def cover(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
         s.add(OnCallShift(team_id=team.id, expert_id=who.id, starts_at=now, ends_at=end, source="override"))
         jobs.enqueue(s, kind="oncall.plan", payload={})  # the handover at the cover's end
         instead = [e for e in current if e.id != who.id]
-        team_name, who_id = team.name, who.slack_user_id
-    by = "" if who_id == user_id else f" Set by <@{user_id}>."
-    replaced = f", instead of {', '.join(f'<@{e.slack_user_id}>' for e in instead)}" if instead else ""
-    return SkillResult(
-        title=f"On-call cover: {esc(team_name)}",
-        summary=(f"<@{who_id}> is on call for {esc(team_name)} from now until {end:%a %d %b %H:%M} UTC{local}"
-                 f"{replaced}.{by} `/oncall release {esc(team_name)}` ends it early."),
-        data={"team": team_name, "user": who_id, "until": end.isoformat()})
+        by = "" if who.slack_user_id == user_id else f" Set by <@{user_id}>."
+        replaced = f", instead of {', '.join(f'<@{e.slack_user_id}>' for e in instead)}" if instead else ""
+        result = SkillResult(
+            title=f"On-call cover: {esc(team.name)}",
+            summary=(f"<@{who.slack_user_id}> is on call for {esc(team.name)} from now until "
+                     f"{end:%a %d %b %H:%M} UTC{local}{replaced}.{by} `/oncall release {esc(team.name)}` ends it "
+                     "early."),
+            data={"team": team.name, "user": who.slack_user_id, "until": end.isoformat()})
+        _announce(s, team, result.title, result.summary, origin)
+    return result
 
 
-def release(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
+def release(text: str, user_id: str | None, ctx: SkillContext, origin: str | None = None) -> SkillResult:
     """End the requester's running cover of a team now (the calendar or rotation takes over again)."""
     now = utcnow().replace(microsecond=0)
     with ctx.db.session() as s:
@@ -141,8 +152,12 @@ def release(text: str, user_id: str | None, ctx: SkillContext) -> SkillResult:
         s.flush()
         for shift in running:
             team = s.get(Team, shift.team_id)
-            after[team.name if team else "?"] = [e.slack_user_id for e in people.oncall_now(
-                session=s, team_id=shift.team_id, at=now)]
+            if team is None:
+                continue
+            after[team.name] = [e.slack_user_id for e in people.oncall_now(session=s, team_id=team.id, at=now)]
+            who = ", ".join(f"<@{u}>" for u in after[team.name]) or "nobody"
+            _announce(s, team, f"On-call cover ended: {esc(team.name)}",
+                      f"<@{user_id}> is no longer covering {esc(team.name)}; on call now: {who}.", origin)
         jobs.enqueue(s, kind="oncall.plan", payload={})
     names = sorted(after)
     lines = tuple(f"*{esc(n)}*: " + (", ".join(f"<@{u}>" for u in after[n]) or "nobody on call now") for n in names)

@@ -95,9 +95,9 @@ class RoutingSkill(BaseSkill):
         if request.command == "/oncall":  # a team, or a service ("/oncall ingest": the team that owns it)
             verb, _, rest = text.partition(" ")
             if verb.lower() == "cover":  # someone takes the pager for a while (skills/oncall_cover.py)
-                return oncall_cover.cover(rest, request.user_id, ctx)
+                return oncall_cover.cover(rest, request.user_id, ctx, request.channel_id)
             if verb.lower() == "release":
-                return oncall_cover.release(rest, request.user_id, ctx)
+                return oncall_cover.release(rest, request.user_id, ctx, request.channel_id)
             return self._oncall(self._team_in(text, ctx) or text, ctx)
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"

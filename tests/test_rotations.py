@@ -246,6 +246,8 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     said = _say(live, "cover payments for 3h", "U0BOB")  # Bob takes Alice's pager for three hours
     assert f"<@U0BOB> is on call for payments from now until {now + dt.timedelta(hours=3):%a %d %b %H}" in said
     assert "instead of <@U0ALICE>" in said and "`/oncall release payments` ends it early" in said
+    told = [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS")]
+    assert len(told) == 1 and "<@U0BOB> is on call for payments from now until" in told[0]  # the team's channel
     assert _on_call(live.db) == ["U0BOB"]
     assert "<@U0BOB>" in _say(live, "payments", "U0ERIN")
     with live.db.session() as s:  # and three hours later Alice is back
@@ -253,6 +255,8 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     assert [u for u, _ in later.people] == ["U0ALICE"]
     said = _say(live, "release", "U0BOB")
     assert "<@U0BOB> is no longer covering payments" in said and "*payments*: <@U0ALICE>" in said
+    told = blocks_to_text(live.standin.messages("C0PAYMENTS")[-1].get("blocks") or [])
+    assert "<@U0BOB> is no longer covering payments; on call now: <@U0ALICE>." in told
     assert _on_call(live.db) == ["U0ALICE"]
     # "until 18:00" is the requester's own time: Alice works in Europe/Paris
     said = _say(live, "cover until 18:00", "U0ALICE")  # her own team by default
