@@ -14,6 +14,9 @@ calendars again (``knowledge.people_import.refresh_calendars``): once when the w
 by the day, so replicas and restarts run it once a day. Without it a rotation ran out 8 weeks after its import (a
 calendar's repeating events 180 days after) and nobody was on call.
 
+Each planning also looks 48 hours ahead (``GAP_NOTICE``) for a time when nobody will be on call and tells the team's
+channel once ("Heads-up: *nobody* will be on call for payments from ..."), keyed by team and gap start.
+
 ``oncall.announce`` tells a team's channel of a cover set or ended with ``/oncall cover|release`` in another channel
 (skills/oncall_cover.py), queued in the same transaction as the change.
 """
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from knowledge.models import OnCallShift, Service, Team, utcnow
-from knowledge.people import shifts_now
+from knowledge.people import coverage_gaps, shifts_now
 from knowledge.people_import import refresh_calendars
 from knowledge.rotations import top_up
 from skills.base import SkillResult, esc
@@ -43,6 +46,7 @@ __all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_U
 PLAN, CHANGE, TOP_UP, ANNOUNCE = "oncall.plan", "oncall.shift_change", "oncall.top_up", "oncall.announce"
 DAY_S = 86400
 STALE = dt.timedelta(hours=1)
+GAP_NOTICE = dt.timedelta(hours=48)  # a gap in the schedule this far ahead is told to the team's channel, once
 log = logging.getLogger("warroom.oncall")
 
 
@@ -60,6 +64,27 @@ def _plan(services: Services) -> None:
     for team_id, at in nxt.items():
         services.runner.submit(CHANGE, {"team_id": int(team_id), "at": at.isoformat()},
                                f"shiftchange:{team_id}:{at:%Y%m%dT%H%M%S}", delay_s=(at - now).total_seconds())
+    _warn_of_gaps(services, now)
+
+
+def _warn_of_gaps(services: Services, now: dt.datetime) -> None:
+    """Tell a team's channel, once, of a time in the next ``GAP_NOTICE`` when nobody will be on call (a calendar
+    that ends, a cover that ends in a hole, everyone on shift deactivated): at the change itself it is too late."""
+    with services.db.session() as s:
+        notices = []
+        for team in s.scalars(select(Team).order_by(Team.id)):
+            for start, end in coverage_gaps(session=s, team_id=team.id, since=now, until=now + GAP_NOTICE):
+                if start <= now:
+                    continue  # nobody on call now: /oncall and the handover already say so
+                till = f"until {end:%a %d %b %H:%M} UTC" if end else "with no shift after that"
+                names = ", ".join(esc(n) for n in s.scalars(select(Service.name).where(Service.team_id == team.id)))
+                notices.append((team.id, start, team.slack_channel or services.settings.slack_incident_channel, (
+                    f"Heads-up: *nobody* will be on call for {esc(team.name)}" + (f" ({names})" if names else "")
+                    + f" from {start:%a %d %b %H:%M} UTC {till}. Take it with `/oncall cover {esc(team.name)} "
+                    "...` when it starts, or fix the rotation or the calendar.")))
+    for team_id, start, channel, text in notices:
+        services.runner.submit(ANNOUNCE, {"channel": channel, "title": "On-call gap ahead", "summary": text},
+                               f"oncall.gap:{team_id}:{start:%Y%m%dT%H%M%S}")
 
 
 def top_up_now(services: Services) -> int:
@@ -124,8 +149,8 @@ def register(services: Services) -> None:
 
     def top_up_job(payload: dict[str, Any]) -> None:
         try:
-            if top_up_now(services):
-                _plan(services)  # a team whose shifts had run out has a next change again
+            top_up_now(services)
+            _plan(services)  # a team whose shifts had run out has a next change again; gaps ahead are told
         finally:
             schedule_top_up(services, DAY_S)
 

@@ -29,8 +29,8 @@ _R = TypeVar("_R")
 
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
-    "services_in_text", "winning", "shifts_now", "oncall_now", "oncall_by_team", "escalation_for", "open_load",
-    "local_time", "in_working_hours", "experts_by_ids",
+    "services_in_text", "winning", "shifts_now", "coverage_gaps", "oncall_now", "oncall_by_team", "escalation_for",
+    "open_load", "local_time", "in_working_hours", "experts_by_ids",
 ]
 
 OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "mitigated")
@@ -164,6 +164,29 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
                           skipped=tuple(e.name for e in everyone if not e.active), until=until,
                           next_people=after, next_at=nxt))
     return out
+
+
+def coverage_gaps(*, session: Session, team_id: int, since: dt.datetime,
+                  until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """The times from ``since`` to ``until`` when nobody active is on shift for a team, as (start, end): end None
+    when no shift follows. A team with no shift at all from ``since`` on has no schedule, and so no gaps."""
+    rows = session.execute(
+        select(OnCallShift.starts_at, OnCallShift.ends_at).join(Expert, Expert.id == OnCallShift.expert_id)
+        .where(OnCallShift.team_id == team_id, Expert.active.is_(True), OnCallShift.ends_at > since)
+        .order_by(OnCallShift.starts_at)).all()
+    if not rows:
+        return []
+    gaps: list[tuple[dt.datetime, dt.datetime | None]] = []
+    covered = since
+    for start, end in rows:
+        if start > covered:
+            gaps.append((covered, start))
+        covered = max(covered, end)
+        if covered >= until:
+            break
+    if covered < until:
+        gaps.append((covered, None))
+    return [(a, b) for a, b in gaps if a < until]
 
 
 def escalation_for(*, session: Session, service: Service) -> list[Expert]:

@@ -79,3 +79,30 @@ def test_the_team_channel_gets_the_handover_at_the_shift_change(live: Live, sett
                                                                         Job.status == "queued"))
                   if j.payload["team_id"] == team.id]
         assert after.isoformat() in queued and change.isoformat() not in queued, queued  # (and the rotation's)
+
+
+def test_a_gap_in_the_schedule_is_told_to_the_team_once_before_it_starts(live: Live) -> None:
+    """At the change itself ("hands over to *nobody*") it is too late: a gap in the next 48 hours is told ahead."""
+    from sqlalchemy import delete
+
+    from knowledge.models import Expert, OnCallShift, Rotation, utcnow
+
+    now = utcnow().replace(microsecond=0)
+    with live.db.session() as s:
+        team = s.scalars(select(Team).where(Team.name == "payments")).one()
+        alice, bob = (s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in ("U0ALICE", "U0BOB"))
+        s.execute(delete(OnCallShift).where(OnCallShift.team_id == team.id))
+        s.execute(delete(Rotation).where(Rotation.team_id == team.id))
+        for who, a, b in ((alice, -1, 5), (bob, 10, 40)):  # a hole from +5 h to +10 h, and nothing after +40 h
+            s.add(OnCallShift(team_id=team.id, expert_id=who, starts_at=now + dt.timedelta(hours=a),
+                              ends_at=now + dt.timedelta(hours=b), source="ical"))
+    for _ in range(2):  # planned again (every import, change and day): told once
+        live.services.runner.submit("oncall.plan", {})
+        live.drain(due_within_s=60)
+    said = [json.dumps(m) for m in live.standin.messages("C0PAYMENTS")]
+    assert len(said) == 2, said
+    hole, end = now + dt.timedelta(hours=5), now + dt.timedelta(hours=40)
+    assert (f"Heads-up: *nobody* will be on call for payments (payments-api, billing-worker, checkout-web) from "
+            f"{hole:%a %d %b %H:%M} UTC until {hole + dt.timedelta(hours=5):%a %d %b %H:%M} UTC") in said[0]
+    assert f"from {end:%a %d %b %H:%M} UTC with no shift after that" in said[1]
+    assert not any(live.standin.messages(c) for c in ("C0PLATFORM", "C0DATA"))  # their rotations have no hole
