@@ -1,5 +1,5 @@
-"""The routing part of ``warroom demo``: who is on call, a routed ticket, the card's Assign and
-Wrong owner buttons."""
+"""The routing part of ``warroom demo``: who is on call, a cover taken from Slack, a routed ticket, the card's Assign
+and Wrong owner buttons."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def add_routing_steps(add: Callable[[str, str, Act], None], channel: str) -> Non
     """Append the routing steps to the demo scenario."""
     add("carla", "/oncall payments", lambda d, srv, st: _ok(d.command("/oncall", "payments", user="U0CARLA",
                                                                         channel=channel)))
+    add("bob", "/oncall cover payments for 2h", lambda d, srv, st: _ok(d.command(
+        "/oncall", "cover payments for 2h", user="U0BOB", channel=channel)))
     add("erin", f"/route {TICKET}", lambda d, srv, st: _ok(d.command("/route", TICKET, user="U0ERIN",
                                                                      channel=channel)))
     add("bob", f"/incident new {INCIDENT}", lambda d, srv, st: _ok(d.command("/incident", f"new {INCIDENT}",

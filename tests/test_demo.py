@@ -21,6 +21,7 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     assert "<@U0CARLA> is comms on incident #" in text  # a role, in words
     assert "*Related open incidents* (service dependencies)" in text and "may be impact of this one" in text
     assert "classifier says payments" in text
+    assert "<@U0BOB> is on call for payments from now until" in text  # /oncall cover
     # the storm's log excerpt: connection exhaustion is the database's, not the network's
     assert "[database] `FATAL remaining connection slots are reserved`" in text
     # the published postmortem is named by its incident, and a person who resolved one is a mention
