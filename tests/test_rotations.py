@@ -41,6 +41,16 @@ def _whose_turn(now: dt.datetime, members: list[str]) -> str:
     return members[int((now - MONDAY).total_seconds() // (7 * 86400)) % len(members)]
 
 
+def _weekly_ics(tmp_path: Path, who: str, days_ago: int) -> Path:
+    """A calendar with one event, ``who`` on call every week from ``days_ago`` days ago (RRULE)."""
+    first = (utcnow() - dt.timedelta(days=days_ago)).replace(hour=9, minute=0, second=0, microsecond=0)
+    f = tmp_path / "weekly.ics"
+    f.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//rota//EN\nBEGIN:VEVENT\nUID:weekly@rota\n"
+                 f"DTSTART:{first:%Y%m%dT%H%M%SZ}\nDTEND:{first + dt.timedelta(weeks=1):%Y%m%dT%H%M%SZ}\n"
+                 f"RRULE:FREQ=WEEKLY\nSUMMARY:On call: {who}\nEND:VEVENT\nEND:VCALENDAR\n")
+    return f
+
+
 def _last_oncall_answer(live: Live) -> str:
     texts = [blocks_to_text(m.get("blocks") or []) or m.get("text", "") for m in live.standin.messages("C0OPS")]
     return texts[-1]
@@ -59,11 +69,7 @@ def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day
     assert _on_call(db) == []  # what a bot that imported ten weeks ago and did nothing since would say
     # The data team's rotation lives in a calendar instead: one event repeating every week, imported 200 days ago
     # (its occurrences were written 180 days ahead of then).
-    ics = tmp_path / "data.ics"
-    first = (utcnow() - dt.timedelta(days=300)).replace(hour=9, minute=0, second=0, microsecond=0)
-    ics.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//rota//EN\nBEGIN:VEVENT\nUID:farid@rota\n"
-                   f"DTSTART:{first:%Y%m%dT%H%M%SZ}\nDTEND:{first + dt.timedelta(weeks=1):%Y%m%dT%H%M%SZ}\n"
-                   "RRULE:FREQ=WEEKLY\nSUMMARY:On call: Farid Haddad\nEND:VEVENT\nEND:VCALENDAR\n")
+    ics = _weekly_ics(tmp_path, "Farid Haddad", days_ago=300)
     with db.session() as s:
         data = s.scalar(select(Team.id).where(Team.name == "data"))
         s.execute(Rotation.__table__.delete().where(Rotation.team_id == data))
@@ -178,11 +184,7 @@ def test_a_database_from_before_gets_its_rotations_back_from_their_shifts(tmp_pa
 
 def test_a_calendar_that_no_longer_imports_keeps_its_shifts(db: Database, tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    ics = tmp_path / "p.ics"
-    first = (utcnow() - dt.timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
-    ics.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//rota//EN\nBEGIN:VEVENT\nUID:bob@rota\n"
-                   f"DTSTART:{first:%Y%m%dT%H%M%SZ}\nDTEND:{first + dt.timedelta(weeks=1):%Y%m%dT%H%M%SZ}\n"
-                   "RRULE:FREQ=WEEKLY\nSUMMARY:On call: Bob Okafor\nEND:VEVENT\nEND:VCALENDAR\n")
+    ics = _weekly_ics(tmp_path, "Bob Okafor", days_ago=30)
     with db.session() as s:
         before = import_ical(session=s, path=ics, team="payments").shifts
         s.execute(Expert.__table__.update().where(Expert.slack_user_id == "U0BOB").values(name="Robert Okafor"))
