@@ -26,10 +26,12 @@ from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult,
 __all__ = ["cover", "release", "MAX_COVER"]
 
 MAX_COVER = dt.timedelta(days=14)
-_FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
+_FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
+# a time the two patterns above did not read ("for 1.5h", "until noon"): asked for, so never a silent default
+_TIME_ASKED = re.compile(r"\bfor\s+\d|\b(?:until|till|til)\b", re.I)
 _UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?(\s*utc)?\b", re.I)
 _MENTION = re.compile(rf"<@({USER_ID})(?:\|[^<>]*)?>")
-_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
 
 
@@ -40,6 +42,11 @@ def _when(text: str, tz: str, now: dt.datetime) -> tuple[dt.datetime | None, str
         return now + dt.timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0].lower()]), ""
     m = _UNTIL.search(text)
     if not m:
+        asked = _TIME_ASKED.search(text)
+        if asked:
+            words = text[asked.start():].split()[:3]
+            raise SkillError(f"I cannot read `{esc(' '.join(words))}` as a time: say `for 90m`, `for 3h`, `for 2d` "
+                             f"or `until 18:00`. {_USAGE}")
         return None, ""
     hour, minute = int(m.group(2)), int(m.group(3) or 0)
     if m.group(4):  # 6pm, 12am

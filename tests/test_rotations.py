@@ -278,6 +278,8 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     ("cover payments for 20d", "U0BOB", "A cover runs at most 14 days"),
     ("cover payments until 25:00", "U0BOB", "is not a time of day"),
     ("cover payments until 13pm", "U0BOB", "is not a time of day"),
+    ("cover payments for 1.5h", "U0BOB", "I cannot read `for 1.5h` as a time"),  # was: to the shift's end, silently
+    ("cover payments until noon", "U0BOB", "I cannot read `until noon` as a time"),
     ("cover <@U0GHOST> payments for 1h", "U0BOB", "<@U0GHOST> is not an active expert"),
     ("release payments", "U0BOB", "You are not covering payments now"),
 ])
