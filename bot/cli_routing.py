@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,16 +54,18 @@ def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (worl
 
 
 @oncall_app.command("import-ical")
-def oncall_import_ical(file: Annotated[Path, typer.Argument(help="An iCalendar (.ics) file: one VEVENT per shift, or "
-                                                      "repeating ones (RRULE).")],
+def oncall_import_ical(source: Annotated[str, typer.Argument(help="An iCalendar (.ics) file (one VEVENT per shift, "
+                                                         "or repeating ones: RRULE), or the http(s)/webcal URL of a "
+                                                         "scheduling tool's on-call feed, fetched again every hour.")],
                        team: Annotated[str, typer.Option("--team", help="The team these shifts are for.")]) -> None:
-    """Replace a team's iCal-sourced on-call shifts with the events of an .ics file."""
+    """Replace a team's iCal-sourced on-call shifts with the events of an .ics file or feed URL."""
     from knowledge.people_import import PeopleImportError, import_ical
 
+    url = source if re.match(r"^(?:https?|webcal)://", source, re.I) else None
     db = _db()
     try:
         with db.session() as s:
-            report = import_ical(session=s, path=file, team=team)
+            report = import_ical(session=s, path=None if url else Path(source), url=url, team=team)
             _replan(s)
     except PeopleImportError as exc:
         raise CliError(str(exc)) from None

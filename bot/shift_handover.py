@@ -10,9 +10,9 @@ the next change. Nothing is posted when the same people stay on call, nor for a 
 than ``STALE`` (it was down): a handover hours late would be misleading.
 
 ``oncall.top_up`` writes the rotations' turns ahead (``knowledge.rotations.top_up``) and expands the kept iCal
-calendars again (``knowledge.people_import.refresh_calendars``): once when the workers start, then every day, keyed
-by the day, so replicas and restarts run it once a day. Without it a rotation ran out 8 weeks after its import (a
-calendar's repeating events 180 days after) and nobody was on call.
+calendars again, fetching those imported from a URL (``knowledge.people_import.refresh_calendars``): once when the
+workers start, then every hour, keyed by the hour, so replicas and restarts run it once an hour. Without it a
+rotation ran out 8 weeks after its import (a calendar's repeating events 180 days after) and nobody was on call.
 
 Each planning also looks 48 hours ahead (``GAP_NOTICE``) for a time when nobody will be on call and tells the team's
 channel once ("Heads-up: *nobody* will be on call for payments from ..."), keyed by team and gap start.
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_UP", "ANNOUNCE"]
 
 PLAN, CHANGE, TOP_UP, ANNOUNCE = "oncall.plan", "oncall.shift_change", "oncall.top_up", "oncall.announce"
-DAY_S = 86400
+EVERY_S = 3600  # oncall.top_up: rotations written ahead, calendars fetched and expanded again
 STALE = dt.timedelta(hours=1)
 GAP_NOTICE = dt.timedelta(hours=48)  # a gap in the schedule this far ahead is told to the team's channel, once
 log = logging.getLogger("warroom.oncall")
@@ -100,9 +100,9 @@ def top_up_now(services: Services) -> int:
 
 
 def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:
-    """Queue the top-up of the day ``delay_s`` from now (once a day, whoever asks)."""
-    day = int((utcnow().timestamp() + delay_s) // DAY_S)
-    services.runner.submit(TOP_UP, {}, f"{TOP_UP}:{day}", delay_s=delay_s)
+    """Queue the top-up of the hour ``delay_s`` from now (once an hour, whoever asks)."""
+    slot = int((utcnow().timestamp() + delay_s) // EVERY_S)
+    services.runner.submit(TOP_UP, {}, f"{TOP_UP}:{slot}", delay_s=delay_s)
 
 
 def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
@@ -152,7 +152,7 @@ def register(services: Services) -> None:
             top_up_now(services)
             _plan(services)  # a team whose shifts had run out has a next change again; gaps ahead are told
         finally:
-            schedule_top_up(services, DAY_S)
+            schedule_top_up(services, EVERY_S)
 
     def announce(payload: dict[str, Any]) -> None:  # a cover set or ended from Slack, told in the team's channel
         deliver(services, SkillResult(title=str(payload["title"]), summary=str(payload["summary"])),

@@ -144,15 +144,17 @@ class Rotation(Base):
 
 
 class TeamCalendar(Base):
-    """The iCal file last imported for a team (``warroom oncall import-ical``). A repeating event is written as one
-    shift per occurrence up to 180 days ahead; the calendar is kept so the bot can write them on every day
-    (knowledge/people_import.py ``refresh_calendars``) instead of running out half a year after the import."""
+    """The iCal calendar last imported for a team (``warroom oncall import-ical``). A repeating event is written as one
+    shift per occurrence up to 180 days ahead; the calendar is kept so the bot can write them on every hour
+    (knowledge/people_import.py ``refresh_calendars``) instead of running out half a year after the import, and one
+    imported from a URL is fetched again, so a swap made in the scheduling tool reaches the bot."""
 
     __tablename__ = "team_calendars"
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), unique=True)
     name: Mapped[str] = mapped_column(Bounded(200))
     ics: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)  # a scheduling tool's feed: fetched again every hour
     imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -30,8 +30,8 @@ from knowledge.models import Expert, OnCallShift, Service, Team, TeamCalendar, u
 from knowledge.rotations import define_rotation
 from knowledge.yamlfile import safe_load
 
-__all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "refresh_calendars", "MAX_FILE_BYTES",
-           "HORIZON_DAYS"]
+__all__ = ["PeopleImportError", "ImportReport", "import_people", "import_ical", "fetch_ical", "refresh_calendars",
+           "MAX_FILE_BYTES", "HORIZON_DAYS"]
 
 log = logging.getLogger("warroom.oncall")
 
@@ -392,45 +392,86 @@ def _occurrences(cal: Any, uids: set[str], name: str, horizon_days: int, now: dt
     return sorted(out, key=lambda occ: _utc(occ.decoded("DTSTART")))
 
 
-def import_ical(*, session: Session, path: Path, team: str, horizon_days: int = HORIZON_DAYS,
-                now: dt.datetime | None = None) -> ImportReport:
+def fetch_ical(url: str, timeout_s: float = 10.0) -> str:
+    """The text of the calendar at ``url`` (http, https, or webcal: PagerDuty's, Opsgenie's and Google's on-call
+    feeds), at most ``MAX_FILE_BYTES``.
+
+    Raises:
+        PeopleImportError: not such a URL, unreachable, an HTTP error, too large, not UTF-8.
+    """
+    import httpx
+
+    if url.lower().startswith("webcal://"):
+        url = "https://" + url[len("webcal://"):]
+    if not re.match(r"^https?://[^\s/]+", url, re.I):
+        raise PeopleImportError(f"'{url[:100]}' is not an http(s) or webcal URL")
+    where = url.split("?", 1)[0][:100]  # feeds carry their secret token in the query: never shown
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=True) as client, client.stream("GET", url) as resp:
+            if resp.status_code >= 400:
+                raise PeopleImportError(f"{where}: the server answered HTTP {resp.status_code}")
+            body = bytearray()
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > MAX_FILE_BYTES:
+                    raise PeopleImportError(f"{where}: larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    except httpx.HTTPError as exc:
+        raise PeopleImportError(f"{where}: cannot fetch the calendar ({type(exc).__name__})") from None
+    try:
+        return bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PeopleImportError(f"{where}: not UTF-8 text") from None
+
+
+def import_ical(*, session: Session, path: Path | None = None, team: str, horizon_days: int = HORIZON_DAYS,
+                now: dt.datetime | None = None, url: str | None = None) -> ImportReport:
     """Replace a team's iCal-sourced shifts with the events of an .ics file, and keep the file for the bot to
     write the repeating events ahead every day (:func:`refresh_calendars`).
 
     Each VEVENT is one shift (DTSTART..DTEND); a repeating one (RRULE, RDATE, with EXDATE and RECURRENCE-ID
     exceptions) is one shift per occurrence from 30 days before ``now`` (naive UTC, default now) to
     ``horizon_days`` ahead. The person is found by ATTENDEE e-mail, or by a Slack user id, e-mail or name in
-    SUMMARY/DESCRIPTION.
+    SUMMARY/DESCRIPTION. From a ``url`` instead of a file (a scheduling tool's feed), the calendar is fetched
+    again every hour (:func:`refresh_calendars`), so swaps made there reach the bot.
 
     Raises:
         PeopleImportError: unreadable or malformed calendar, unknown team or person, bad times.
     """
-    text = _read(path)
     row = session.scalar(select(Team).where(func.lower(Team.name) == team.strip().lower()))
     if row is None:
         raise PeopleImportError(f"no team called '{team}'")
-    report = _apply_calendar(session, row.id, text, path.name, horizon_days, now or utcnow())
+    if url:
+        text, name = fetch_ical(url), url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "calendar"
+    elif path is not None:
+        text, name = _read(path), path.name
+    else:
+        raise PeopleImportError("give an .ics file or a calendar URL")
+    report = _apply_calendar(session, row.id, text, name, horizon_days, now or utcnow())
     kept = session.scalar(select(TeamCalendar).where(TeamCalendar.team_id == row.id)) or TeamCalendar(team_id=row.id)
-    kept.name, kept.ics, kept.imported_at = path.name[:200], text, utcnow()
+    kept.name, kept.ics, kept.url, kept.imported_at = name[:200], text, url, utcnow()
     session.add(kept)
     session.flush()
     return report
 
 
 def refresh_calendars(session: Session, *, horizon_days: int = HORIZON_DAYS, now: dt.datetime | None = None) -> int:
-    """Expand every kept calendar with repeating events again, up to ``horizon_days`` ahead of ``now``, so a
-    repeating rotation goes on; return how many shifts were written. A calendar that no longer imports (a person
-    in it was removed) keeps the shifts it had, and the reason is logged."""
+    """Fetch every calendar imported from a URL again, and expand every kept calendar with repeating events again,
+    up to ``horizon_days`` ahead of ``now``, so a repeating rotation goes on and a swap made in the scheduling tool
+    arrives; return how many shifts were written. A calendar that cannot be fetched or no longer imports (a person in
+    it was removed) keeps the shifts it had, and the reason is logged."""
     written = 0
     for cal in session.scalars(select(TeamCalendar).order_by(TeamCalendar.id).with_for_update()).all():
-        if "RRULE" not in cal.ics and "RDATE" not in cal.ics:
-            continue  # nothing repeats: the shifts it had are all it will ever have
+        text = cal.ics
         try:
+            if cal.url:
+                text = fetch_ical(cal.url)
+            elif "RRULE" not in text and "RDATE" not in text:
+                continue  # a file where nothing repeats: the shifts it had are all it will ever have
             with session.begin_nested():
-                written += _apply_calendar(session, cal.team_id, cal.ics, cal.name, horizon_days,
-                                           now or utcnow()).shifts
+                written += _apply_calendar(session, cal.team_id, text, cal.name, horizon_days, now or utcnow()).shifts
+            cal.ics, cal.imported_at = text, utcnow()
         except PeopleImportError as exc:
-            log.warning("could not expand the calendar of team %s again, its shifts stay as they were: %s",
+            log.warning("could not refresh the calendar of team %s, its shifts stay as they were: %s",
                         cal.team_id, exc)
     return written
 

@@ -1,11 +1,11 @@
-"""On-call rotations: kept as declared, their turns written as shift rows ahead of time and topped up every day.
+"""On-call rotations: kept as declared, their turns written as shift rows ahead of time and topped up every hour.
 
 A rotation (``rotations:`` in an experts file) is its members taking turns of ``shift_hours`` (a week unless
 ``days`` or ``hours`` says otherwise) from ``start``. With a ``timezone`` the start is a wall-clock time there, and
 every handover keeps that local time when the clocks change (a Monday 09:00 Berlin handover stays at 09:00, not
 08:00 or 10:00 for half the year). The rest of the bot reads shift rows (``knowledge.people.shifts_now``, routing,
 the shift-change handover), so :func:`top_up` writes the turns up to ``HORIZON`` ahead; the bot's workers call it at
-start and every day (``bot/shift_handover.py``), and an import or the seed writes the first ones.
+start and every hour (``bot/shift_handover.py``), and an import or the seed writes the first ones.
 """
 
 from __future__ import annotations

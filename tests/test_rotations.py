@@ -89,7 +89,7 @@ def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day
         with live.db.session() as s:
             ahead = s.scalar(select(func.max(OnCallShift.ends_at)).where(OnCallShift.team_id == team_id))
         assert ahead >= now + HORIZON
-        # Weeks pass without a restart: the daily job writes the turns ahead.
+        # Weeks pass without a restart: the hourly job writes the turns ahead.
         with live.db.session() as s:
             define_rotation(s, team_id=team_id, start=MONDAY, members=members, now=ten_weeks_ago)
         assert _on_call(live.db) == []
@@ -98,9 +98,9 @@ def test_a_rotation_imported_weeks_ago_goes_on_when_the_bot_starts_and_every_day
         live.driver.command("/oncall", "payments", user="U0ERIN", channel="C0OPS")
         live.drain(due_within_s=60)
         assert f"<@{_whose_turn(utcnow(), ['U0ALICE', 'U0BOB'])}>" in _last_oncall_answer(live)
-        with live.db.session() as s:  # and it comes back tomorrow
+        with live.db.session() as s:  # and it comes back in an hour
             again = s.scalars(select(Job).where(Job.kind == "oncall.top_up", Job.status == "queued")).all()
-            assert len(again) == 1 and again[0].run_after > utcnow() + dt.timedelta(hours=23)
+            assert len(again) == 1 and again[0].run_after > utcnow() + dt.timedelta(minutes=59)
 
 
 def test_topping_up_twice_writes_each_turn_once(db: Database) -> None:
@@ -192,7 +192,7 @@ def test_a_calendar_that_no_longer_imports_keeps_its_shifts(db: Database, tmp_pa
         assert refresh_calendars(s) == 0
         kept = s.scalar(select(func.count()).select_from(OnCallShift).where(OnCallShift.source == "ical"))
     assert kept == before and _on_call(db) == ["U0BOB"]
-    assert "could not expand the calendar of team" in caplog.text and "Bob Okafor" in caplog.text
+    assert "could not refresh the calendar of team" in caplog.text and "Bob Okafor" in caplog.text
 
 
 def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
@@ -289,3 +289,67 @@ def test_bad_covers_get_a_clear_answer_and_change_nothing(live: Live, text: str,
     assert _on_call(live.db) == before
     with live.db.session() as s:
         assert not s.scalars(select(OnCallShift).where(OnCallShift.source == "override")).all()
+
+
+class _Feed:
+    """A scheduling tool's on-call feed on loopback: what it serves can change, or fail."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        feed = self
+        self.body, self.status, self.paths = b"", 200, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the library's name
+                feed.paths.append(self.path)
+                self.send_response(feed.status)
+                self.send_header("Content-Type", "text/calendar")
+                self.end_headers()
+                self.wfile.write(feed.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/private/feed.ics?token=s3cr3t-feed-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def feed() -> Any:
+    f = _Feed()
+    yield f
+    f.server.shutdown()
+
+
+def test_a_calendar_feed_url_is_fetched_again_so_a_swap_made_there_arrives(
+        settings: Settings, db: Database, feed: _Feed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    for key, value in (("WARROOM_DATABASE_URL", settings.database_url), ("WARROOM_DATA_DIR", str(settings.data_dir)),
+                       ("WARROOM_MODE", "test"), ("WARROOM_EMBEDDER", "hash")):
+        monkeypatch.setenv(key, value)
+    feed.body = _weekly_ics(tmp_path, "Alice Moreau", days_ago=3).read_bytes()
+    res = CliRunner().invoke(app, ["oncall", "import-ical", feed.url, "--team", "payments"])
+    assert res.exit_code == 0, res.output
+    assert _on_call(db) == ["U0ALICE"] and feed.paths == ["/private/feed.ics?token=s3cr3t-feed-token"]
+    feed.body = _weekly_ics(tmp_path, "Bob Okafor", days_ago=3).read_bytes()  # Bob swaps in, in the tool
+    with db.session() as s:
+        assert refresh_calendars(s) > 0
+    assert _on_call(db) == ["U0BOB"]
+    feed.status = 503  # the tool is down: what it said last stays, and the log says why (without the token)
+    with db.session() as s:
+        assert refresh_calendars(s) == 0
+    assert _on_call(db) == ["U0BOB"]
+    assert "the server answered HTTP 503" in caplog.text and "s3cr3t" not in caplog.text
+    for source, message in ((feed.url, "the server answered HTTP 503"), ("http://127.0.0.1:9/x.ics", "cannot fetch"),
+                            ("ftp://example.com/x.ics", "cannot read ftp:")):
+        res = CliRunner().invoke(app, ["oncall", "import-ical", source, "--team", "payments"])
+        assert res.exit_code == 1 and message in str(res.exception or res.output), (source, res.output)
+        assert "s3cr3t" not in str(res.exception or res.output)
+    assert _on_call(db) == ["U0BOB"]

@@ -4,8 +4,9 @@ be written ahead for as long as they run
 A rotation used to be written out as shift rows eight weeks ahead at import, and nothing wrote more: eight weeks
 after the last import nobody was on call (``/oncall``: "nobody on call now"; routing lost its on-call lead; no
 handover). The definition now lives in ``rotations`` and ``knowledge/rotations.py`` tops its shifts up every day.
-The same for a calendar's repeating events (one shift per occurrence up to 180 days ahead): the file imported last
-is kept in ``team_calendars`` and expanded again every day.
+The same for a calendar's repeating events (one shift per occurrence up to 180 days ahead): the calendar imported
+last is kept in ``team_calendars`` and expanded again every hour, and one imported from a URL (a scheduling tool's
+feed) is fetched again.
 
 A database that already holds rotation shifts gets its definition back from them: the first shift's start and
 length, and the members in the order they took turns (the shortest repeating cycle). A team whose rotation
@@ -54,6 +55,7 @@ def upgrade() -> None:
         sa.Column("team_id", sa.Integer(), sa.ForeignKey("teams.id"), nullable=False, unique=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("ics", sa.Text(), nullable=False),
+        sa.Column("url", sa.Text(), nullable=True),
         sa.Column("imported_at", sa.DateTime(), nullable=False),
     )
     bind = op.get_bind()
