@@ -97,9 +97,9 @@ class Services:
                 log.warning("could not plan the retention run: %s", exc)
         handovers = __import__("bot.shift_handover").shift_handover
         try:  # the rotations' turns ahead, now (a bot down for weeks comes back with someone on call) and hourly
-            handovers.top_up_now(self)
+            handovers.top_up_now(self, fetch=False)  # no network here: a slow feed must not hold the start up
             if self.settings.mode not in ("test", "demo"):
-                handovers.schedule_top_up(self, handovers.EVERY_S)
+                handovers.schedule_top_up(self)  # fetches the feeds, then every hour
         except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
             log.warning("could not write the rotations' shifts ahead: %s", exc)
         if self.settings.shift_handovers():  # the next on-call change of every team (bot/shift_handover.py)

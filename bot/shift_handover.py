@@ -87,13 +87,14 @@ def _warn_of_gaps(services: Services, now: dt.datetime) -> None:
                                f"oncall.gap:{team_id}:{start:%Y%m%dT%H%M%S}")
 
 
-def top_up_now(services: Services) -> int:
+def top_up_now(services: Services, fetch: bool = True) -> int:
     """Write every rotation's turns up to ``knowledge.rotations.HORIZON`` ahead, and every kept calendar's repeating
-    events up to ``knowledge.people_import.HORIZON_DAYS`` ahead; return how many rotation shifts were written."""
+    events up to ``knowledge.people_import.HORIZON_DAYS`` ahead, fetching the feeds again unless not ``fetch``;
+    return how many shifts were written."""
     with services.db.session() as s:
         n = top_up(s)
     with services.db.session() as s:
-        m = refresh_calendars(s)
+        m = refresh_calendars(s, fetch=fetch)
     if n or m:
         log.info("wrote %d rotation shifts ahead; calendars expanded again: %d shifts", n, m)
     return n + m

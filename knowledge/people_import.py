@@ -454,16 +454,18 @@ def import_ical(*, session: Session, path: Path | None = None, team: str, horizo
     return report
 
 
-def refresh_calendars(session: Session, *, horizon_days: int = HORIZON_DAYS, now: dt.datetime | None = None) -> int:
-    """Fetch every calendar imported from a URL again, and expand every kept calendar with repeating events again,
-    up to ``horizon_days`` ahead of ``now``, so a repeating rotation goes on and a swap made in the scheduling tool
-    arrives; return how many shifts were written. A calendar that cannot be fetched or no longer imports (a person in
-    it was removed) keeps the shifts it had, and the reason is logged."""
+def refresh_calendars(session: Session, *, horizon_days: int = HORIZON_DAYS, now: dt.datetime | None = None,
+                      fetch: bool = True) -> int:
+    """Fetch every calendar imported from a URL again (unless not ``fetch``: then its last text is used), and expand
+    every kept calendar with repeating events again, up to ``horizon_days`` ahead of ``now``, so a repeating rotation
+    goes on and a swap made in the scheduling tool arrives; return how many shifts were written. A calendar that
+    cannot be fetched or no longer imports (a person in it was removed) keeps the shifts it had, and the reason is
+    logged."""
     written = 0
     for cal in session.scalars(select(TeamCalendar).order_by(TeamCalendar.id).with_for_update()).all():
         text = cal.ics
         try:
-            if cal.url:
+            if cal.url and fetch:
                 text = fetch_ical(cal.url)
             elif "RRULE" not in text and "RDATE" not in text:
                 continue  # a file where nothing repeats: the shifts it had are all it will ever have
