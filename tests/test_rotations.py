@@ -5,6 +5,7 @@ gets its rotation back from its shifts."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -152,14 +153,22 @@ def test_a_local_handover_time_stays_when_the_clocks_change(db: Database, tmp_pa
     assert _on_call(db) == [["U0ALICE", "U0BOB"][half_days % 2]]
 
 
-def test_a_database_from_before_gets_its_rotations_back_from_their_shifts(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_database_from_before_gets_its_rotations_back_from_their_shifts(kind: str, tmp_path: Path) -> None:
+    if kind == "postgres":
+        url = os.environ.get("WARROOM_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("WARROOM_TEST_POSTGRES_URL not set (scripts/test.sh starts PostgreSQL)")
+        db = Database(url)
+        db.reset_postgres_schema()
+    else:
+        db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     db.upgrade("0007")
     with db.engine.begin() as c:
         c.execute(text("INSERT INTO teams (id, name, description) VALUES (1, 'payments', ''), (2, 'data', '')"))
         for i, (uid, team) in enumerate([("U0A", 1), ("U0B", 1), ("U0C", 1), ("U0D", 2)], 1):
             c.execute(text("INSERT INTO experts (id, slack_user_id, name, team_id, services, skills, timezone, "
-                           "active) VALUES (:i, :u, :u, :t, '[]', '[]', 'UTC', 1)"), {"i": i, "u": uid, "t": team})
+                           "active) VALUES (:i, :u, :u, :t, '[]', '[]', 'UTC', TRUE)"), {"i": i, "u": uid, "t": team})
         for k in range(10):  # payments: A, B, C taking weekly turns, the way warroom wrote them
             c.execute(text("INSERT INTO oncall_shifts (team_id, expert_id, starts_at, ends_at, source) "
                            "VALUES (1, :e, :a, :b, 'rotation')"),
