@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from knowledge.models import OnCallShift, Service, Team, utcnow
-from knowledge.people import coverage_gaps, shifts_now
+from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
+from knowledge.people import coverage_gaps, oncall_now, shifts_now
 from knowledge.people_import import refresh_calendars
 from knowledge.rotations import top_up
 from skills.base import SkillResult, esc
@@ -41,9 +41,12 @@ if TYPE_CHECKING:
 
     from bot.services import Services
 
-__all__ = ["register", "schedule_top_up", "top_up_now", "PLAN", "CHANGE", "TOP_UP", "ANNOUNCE"]
+__all__ = ["register", "schedule_top_up", "top_up_now", "deactivated", "PLAN", "CHANGE", "TOP_UP", "ANNOUNCE",
+           "DEACTIVATED"]
 
 PLAN, CHANGE, TOP_UP, ANNOUNCE = "oncall.plan", "oncall.shift_change", "oncall.top_up", "oncall.announce"
+DEACTIVATED = "slack.user_deactivated"
+SOON = dt.timedelta(days=7)  # a deactivated person's shifts this far ahead are named to their team
 EVERY_S = 3600  # oncall.top_up: rotations written ahead, calendars fetched and expanded again
 STALE = dt.timedelta(hours=1)
 GAP_NOTICE = dt.timedelta(hours=48)  # a gap in the schedule this far ahead is told to the team's channel, once
@@ -106,6 +109,37 @@ def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:
     services.runner.submit(TOP_UP, {}, f"{TOP_UP}:{slot}", delay_s=delay_s)
 
 
+def deactivated(services: Services, user_id: str) -> list[tuple[str, str]]:
+    """Someone was deactivated in Slack (they left): mark the expert inactive, so routing, pages and ``/oncall`` skip
+    them, and return what to tell each team that had them on call now or in the next ``SOON``: (channel, text).
+    Nothing for someone warroom does not know or already marked inactive."""
+    now = utcnow()
+    out = []
+    with services.db.session() as s:
+        e = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
+        if e is None or not e.active:
+            return []
+        e.active = False
+        rows = s.execute(select(OnCallShift.team_id, func.min(OnCallShift.starts_at), func.max(OnCallShift.ends_at))
+                         .where(OnCallShift.expert_id == e.id, OnCallShift.ends_at > now,
+                                OnCallShift.starts_at < now + SOON)
+                         .group_by(OnCallShift.team_id)).all()
+        s.flush()
+        for team_id, first, last in rows:
+            team = s.get(Team, team_id)
+            if team is None:
+                continue
+            now_on = ", ".join(f"<@{x.slack_user_id}>" for x in oncall_now(session=s, team_id=team.id, at=now))
+            when = "now" if first <= now else f"from {first:%a %d %b %H:%M} UTC"
+            out.append((team.slack_channel or services.settings.slack_incident_channel,
+                        f"<@{user_id}> ({esc(e.name)}) was deactivated in Slack: warroom no longer routes or pages to "
+                        f"them, and skips their {esc(team.name)} on-call shifts ({when} until "
+                        f"{last:%a %d %b %H:%M} UTC). On call now: {now_on or '*nobody*'}. Take their shifts with "
+                        f"`/oncall cover {esc(team.name)} ...`, and fix the rotation or the calendar."))
+    log.info("%s was deactivated in Slack: expert marked inactive", user_id)
+    return out
+
+
 def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
     """Who is on call for the team at ``at`` (``knowledge.people.shifts_now``: a calendar shift overrides the
     rotation), and since when the earliest of their shifts runs."""
@@ -159,7 +193,15 @@ def register(services: Services) -> None:
         deliver(services, SkillResult(title=str(payload["title"]), summary=str(payload["summary"])),
                 {"channel": str(payload["channel"])})
 
+    def user_deactivated(payload: dict[str, Any]) -> None:
+        notices = deactivated(services, str(payload["user"]))
+        for channel, text in notices:
+            deliver(services, SkillResult(title="Deactivated in Slack", summary=text), {"channel": channel})
+        if notices:
+            _plan(services)  # the gaps their shifts leave are told ahead
+
     services.runner.register(ANNOUNCE, announce)
+    services.runner.register(DEACTIVATED, user_deactivated)
     services.runner.register(PLAN, plan)
     services.runner.register(CHANGE, change)
     services.runner.register(TOP_UP, top_up_job)

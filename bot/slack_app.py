@@ -224,6 +224,15 @@ def build_bolt_app(services: Services) -> AsyncApp:
                          {"user": str(event["user"])[:32], "channel": str(event["channel"])[:32]},
                          f"slack:event:{body.get('event_id')}")
 
+    @app.event("user_change")
+    async def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Someone deactivated in Slack (they left): stop routing to them and tell their team (bot/shift_handover.py)
+        user = event.get("user") if isinstance(event.get("user"), dict) else {}
+        uid = str(user.get("id") or "")
+        if user.get("deleted") is True and re.fullmatch(r"[UW][A-Z0-9]{2,31}", uid) \
+                and "slack.user_deactivated" in services.runner.handlers:
+            await submit("slack.user_deactivated", {"user": uid}, f"slack:event:{body.get('event_id')}")
+
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         # the Home tab (not the Messages tab): publish what is on this person now (bot/app_home.py)

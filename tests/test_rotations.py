@@ -362,3 +362,34 @@ def test_a_calendar_feed_url_is_fetched_again_so_a_swap_made_there_arrives(
         assert res.exit_code == 1 and message in str(res.exception or res.output), (source, res.output)
         assert "s3cr3t" not in str(res.exception or res.output)
     assert _on_call(db) == ["U0BOB"]
+
+
+def test_someone_deactivated_in_slack_is_no_longer_paged_and_their_team_is_told(live: Live) -> None:
+    """Slack's ``user_change`` with ``deleted: true`` (they left): routing, pages and /oncall skip them at once,
+    their team hears which shifts are now uncovered; a change that is not a deactivation changes nothing."""
+    now = utcnow().replace(microsecond=0)
+    with live.db.session() as s:
+        team = s.scalar(select(Team.id).where(Team.name == "payments"))
+        bob = s.scalar(select(Expert.id).where(Expert.slack_user_id == "U0BOB"))
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == team))
+        s.execute(Rotation.__table__.delete().where(Rotation.team_id == team))
+        s.add(OnCallShift(team_id=team, expert_id=bob, starts_at=now - dt.timedelta(hours=1),
+                          ends_at=now + dt.timedelta(days=2), source="ical"))
+    profile = {"id": "U0BOB", "name": "bob", "real_name": "Bob Okafor", "deleted": False}
+    for change in ({"type": "user_change", "user": profile},  # a new status emoji: nothing to do
+                   {"type": "user_change", "user": "U0BOB"},  # not Slack's shape: ignored
+                   {"type": "user_change", "user": {"id": "<script>", "deleted": True}}):
+        assert live.driver.event(change).status_code == 200
+    live.drain(due_within_s=60)
+    assert _on_call(live.db) == ["U0BOB"] and live.standin.messages("C0PAYMENTS") == []
+    assert live.driver.event({"type": "user_change", "user": {**profile, "deleted": True}}).status_code == 200
+    live.drain(due_within_s=60)
+    assert _on_call(live.db) == []
+    (told,) = [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS")]
+    assert ("<@U0BOB> (Bob Okafor) was deactivated in Slack: warroom no longer routes or pages to them, and skips "
+            f"their payments on-call shifts (now until {now + dt.timedelta(days=2):%a %d %b %H:%M} UTC). On call "
+            "now: *nobody*.") in told
+    assert "<@U0BOB>" not in _say(live, "payments", "U0ERIN").split("skipped")[0]
+    live.driver.event({"type": "user_change", "user": {**profile, "deleted": True}})  # Slack says it again
+    live.drain(due_within_s=60)
+    assert len(live.standin.messages("C0PAYMENTS")) == 1
