@@ -151,8 +151,10 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
     out: list[OnCall] = []
     for t in teams:
         everyone = oncall_now(session=session, team_id=t.id, at=at, include_inactive=True)
-        until = session.scalar(select(func.max(OnCallShift.ends_at)).where(
-            OnCallShift.team_id == t.id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at))
+        running = winning(session.execute(select(OnCallShift.source, OnCallShift.ends_at).where(
+            OnCallShift.team_id == t.id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at)).all(),
+            lambda r: str(r[0]))
+        until = max((end for _, end in running), default=None)  # of the shifts that count: a cover's own end
         people = tuple((e.slack_user_id, e.name) for e in everyone if e.active)
         nxt = until if people else session.scalar(select(func.min(OnCallShift.starts_at)).where(
             OnCallShift.team_id == t.id, OnCallShift.starts_at > at))

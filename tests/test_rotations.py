@@ -257,6 +257,10 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     said = _say(live, "cover payments for 3h", "U0BOB")  # Bob takes Alice's pager for three hours
     assert f"<@U0BOB> is on call for payments from now until {now + dt.timedelta(hours=3):%a %d %b %H}" in said
     assert "instead of <@U0ALICE>" in said and "`/oncall release payments` ends it early" in said
+    with live.db.session() as s:  # /oncall: until the cover ends, then Alice again
+        three = f"{s.scalar(select(OnCallShift.ends_at).where(OnCallShift.source == 'override')):%a %d %b %H:%M}"
+    assert f"<@U0BOB> (Bob Okafor) until {three} UTC; next: <@U0ALICE> (Alice Moreau) from {three} UTC" in _say(
+        live, "payments", "U0ERIN")
     told = [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS")]
     assert len(told) == 1 and "<@U0BOB> is on call for payments from now until" in told[0]  # the team's channel
     assert _on_call(live.db) == ["U0BOB"]
