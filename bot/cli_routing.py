@@ -87,8 +87,9 @@ def oncall_show(team: Annotated[str | None, typer.Argument(help="A team name (de
         nxt = "" if r.next_at is None else (
             f"; next: {', '.join(f'{n} ({u})' for u, n in r.next_people)} from {r.next_at:%Y-%m-%d %H:%M} UTC"
             if r.next_people else f"; then nobody from {r.next_at:%Y-%m-%d %H:%M} UTC (a gap in the schedule)")
-        typer.echo(f"{r.team}: {who}{nxt}" + (f"  [deactivated, skipped: {', '.join(r.skipped)}]" if r.skipped
-                                              else ""))
+        why = {"override": " (covering)", "ical": " (per the calendar)"}.get(r.source, "") if r.people else ""
+        typer.echo(f"{r.team}: {who}{why}{nxt}" + (f"  [deactivated, skipped: {', '.join(r.skipped)}]" if r.skipped
+                                                   else ""))
 
 
 def _cols(text: str) -> list[str]:

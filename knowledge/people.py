@@ -50,6 +50,7 @@ class OnCall:
     # ``next_at`` without ``next_people``: nobody after ``until``, a gap in the schedule
     next_people: tuple[tuple[str, str], ...] = ()
     next_at: dt.datetime | None = None
+    source: str = ""  # of the shifts that count now: "override" (a cover), "ical" (a calendar) or "rotation"
 
 
 def team_named(*, session: Session, name: str) -> Team | None:
@@ -164,7 +165,7 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
             after, nxt = (), None
         out.append(OnCall(team=t.name, channel=t.slack_channel, people=people,
                           skipped=tuple(e.name for e in everyone if not e.active), until=until,
-                          next_people=after, next_at=nxt))
+                          next_people=after, next_at=nxt, source=str(running[0][0]) if running else ""))
     return out
 
 

@@ -155,13 +155,16 @@ class RoutingSkill(BaseSkill):
             where = f"<#{r.channel}>" if r.channel else f"the {r.team} team"
             who = ", ".join(f"<@{u}> ({esc(n)})" for u, n in r.people)
             until = f" until {r.until:%a %d %b %H:%M} UTC" if r.until and r.people else ""
-            line = f"*{esc(r.team)}*: {who}{until}" if who else f"*{esc(r.team)}*: nobody on call now: ask in {where}"
+            why = {"override": " covering", "ical": " per the calendar"}.get(r.source, "")  # why them
+            line = f"*{esc(r.team)}*: " + (f"{who}{why}{until}" if who else f"nobody on call now: ask in {where}")
             if r.skipped:
                 line += f" (skipped, deactivated: {esc(', '.join(r.skipped))})"
             if r.next_at:
                 line += (f"; next: {', '.join(f'<@{u}> ({esc(n)})' for u, n in r.next_people)} from "
                          f"{r.next_at:%a %d %b %H:%M} UTC" if r.next_people else
                          f"; *then nobody* from {r.next_at:%a %d %b %H:%M} UTC: a gap in the schedule")
+            if not who:  # nobody now: how to fix that from here
+                line += f". To take it: `/oncall cover {esc(r.team)} for 2h`"
             lines.append(line)
         if not lines:
             lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]

@@ -225,11 +225,12 @@ def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
         live.drain()
     payments, platform, data, identity = [blocks_to_text(m.get("blocks") or [])
                                           for m in live.standin.messages("C0OPS")[-4:]]
-    assert f"<@U0ALICE> (Alice Moreau) until {hours[3]:%a %d %b %H:%M} UTC; next: <@U0BOB> (Bob Okafor) from " \
+    assert f"<@U0ALICE> (Alice Moreau) per the calendar until {hours[3]:%a %d %b %H:%M} UTC; next: <@U0BOB> (Bob " \
+           f"Okafor) from " \
            f"{hours[3]:%a %d %b %H:%M} UTC" in payments
     assert f"nobody on call now: ask in <#C0PLATFORM>; next: <@U0DEV> (Dev Sharma) from {hours[6]:%a %d %b %H:%M}" \
-           in platform
-    assert "<@U0ERIN>" in data and "next" not in data  # the same person goes on: nothing to announce
+           " UTC. To take it: `/oncall cover platform for 2h`" in platform
+    assert "<@U0ERIN> (Erin Walsh) per the calendar until" in data and "next" not in data  # the same person goes on
     assert f"*then nobody* from {hours[2]:%a %d %b %H:%M} UTC: a gap in the schedule" in identity
     with live.db.session() as s:
         (later,) = oncall_by_team(session=s, team="payments", at=hours[5])
@@ -259,7 +260,7 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     assert "instead of <@U0ALICE>" in said and "`/oncall release payments` ends it early" in said
     with live.db.session() as s:  # /oncall: until the cover ends, then Alice again
         three = f"{s.scalar(select(OnCallShift.ends_at).where(OnCallShift.source == 'override')):%a %d %b %H:%M}"
-    assert f"<@U0BOB> (Bob Okafor) until {three} UTC; next: <@U0ALICE> (Alice Moreau) from {three} UTC" in _say(
+    assert f"<@U0BOB> (Bob Okafor) covering until {three} UTC; next: <@U0ALICE> (Alice Moreau) from {three}" in _say(
         live, "payments", "U0ERIN")
     told = [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS")]
     assert len(told) == 1 and "<@U0BOB> is on call for payments from now until" in told[0]  # the team's channel

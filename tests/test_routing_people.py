@@ -204,7 +204,7 @@ def test_cli_doors(env: dict[str, str], tmp_path: Path) -> None:
     code, out = _cli("oncall", "import-ical", str(ics), "--team", "payments")
     assert code == 0 and json.loads(out) == {"team": "payments", "shifts": 1}
     code, out = _cli("oncall", "show", "payments")
-    assert code == 0 and "Nina West (U0NEW)" in out
+    assert code == 0 and "payments: Nina West (U0NEW) (per the calendar)" in out
     bad = tmp_path / "bad.ics"
     bad.write_text("garbage")
     code, out = _cli("oncall", "import-ical", str(bad), "--team", "payments")
