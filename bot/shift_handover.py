@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from knowledge import jobs
 from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
 from knowledge.people import coverage_gaps, oncall_now, shifts_now
 from knowledge.people_import import refresh_calendars
@@ -109,12 +110,13 @@ def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:
     services.runner.submit(TOP_UP, {}, f"{TOP_UP}:{slot}", delay_s=delay_s)
 
 
-def deactivated(services: Services, user_id: str) -> list[tuple[str, str]]:
+def deactivated(services: Services, user_id: str) -> int:
     """Someone was deactivated in Slack (they left): mark the expert inactive, so routing, pages and ``/oncall`` skip
-    them, and return what to tell each team that had them on call now or in the next ``SOON``: (channel, text).
+    them, and, in the same transaction, queue the notice to each team that had them on call now or in the next
+    ``SOON`` (``oncall.announce``: a Slack hiccup retries it, never loses it); return how many teams are told.
     Nothing for someone warroom does not know or already marked inactive."""
     now = utcnow()
-    out = []
+    told = 0
     with services.db.session() as s:
         e = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
         if e is None or not e.active:
@@ -131,13 +133,16 @@ def deactivated(services: Services, user_id: str) -> list[tuple[str, str]]:
                 continue
             now_on = ", ".join(f"<@{x.slack_user_id}>" for x in oncall_now(session=s, team_id=team.id, at=now))
             when = "now" if first <= now else f"from {first:%a %d %b %H:%M} UTC"
-            out.append((team.slack_channel or services.settings.slack_incident_channel,
-                        f"<@{user_id}> ({esc(e.name)}) was deactivated in Slack: warroom no longer routes or pages to "
-                        f"them, and skips their {esc(team.name)} on-call shifts ({when} until "
-                        f"{last:%a %d %b %H:%M} UTC). On call now: {now_on or '*nobody*'}. Take their shifts with "
-                        f"`/oncall cover {esc(team.name)} ...`, and fix the rotation or the calendar."))
-    log.info("%s was deactivated in Slack: expert marked inactive", user_id)
-    return out
+            jobs.enqueue(s, kind=ANNOUNCE, dedup_key=f"oncall.deactivated:{user_id}:{team.id}", payload={
+                "channel": team.slack_channel or services.settings.slack_incident_channel,
+                "title": "Deactivated in Slack",
+                "summary": f"<@{user_id}> ({esc(e.name)}) was deactivated in Slack: warroom no longer routes or pages "
+                           f"to them, and skips their {esc(team.name)} on-call shifts ({when} until "
+                           f"{last:%a %d %b %H:%M} UTC). On call now: {now_on or '*nobody*'}. Take their shifts with "
+                           f"`/oncall cover {esc(team.name)} ...`, and fix the rotation or the calendar."})
+            told += 1
+    log.info("%s was deactivated in Slack: expert marked inactive, %d team(s) told", user_id, told)
+    return told
 
 
 def _on_call(s: Session, team_id: int, at: dt.datetime) -> tuple[list[str], dt.datetime | None]:
@@ -194,10 +199,7 @@ def register(services: Services) -> None:
                 {"channel": str(payload["channel"])})
 
     def user_deactivated(payload: dict[str, Any]) -> None:
-        notices = deactivated(services, str(payload["user"]))
-        for channel, text in notices:
-            deliver(services, SkillResult(title="Deactivated in Slack", summary=text), {"channel": channel})
-        if notices:
+        if deactivated(services, str(payload["user"])):
             _plan(services)  # the gaps their shifts leave are told ahead
 
     services.runner.register(ANNOUNCE, announce)
