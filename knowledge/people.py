@@ -29,8 +29,8 @@ _R = TypeVar("_R")
 
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
-    "services_in_text", "winning", "shifts_now", "coverage_gaps", "oncall_now", "oncall_by_team", "escalation_for",
-    "open_load", "local_time", "in_working_hours", "experts_by_ids",
+    "services_in_text", "winning", "shifts_now", "shift_end", "coverage_gaps", "oncall_now", "oncall_by_team",
+    "escalation_for", "open_load", "local_time", "in_working_hours", "experts_by_ids",
 ]
 
 OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "mitigated")
@@ -134,6 +134,15 @@ def oncall_now(*, session: Session, team_id: int, at: dt.datetime | None = None,
     return list(seen.values())
 
 
+def shift_end(*, session: Session, team_id: int, at: dt.datetime) -> tuple[str, dt.datetime | None]:
+    """The source of the shifts that count at ``at`` (see :func:`winning`) and when they end: a cover's own end,
+    not that of the rotation week under it; ("", None) when nobody is on shift."""
+    running = winning(session.execute(select(OnCallShift.source, OnCallShift.ends_at).where(
+        OnCallShift.team_id == team_id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at)).all(),
+        lambda r: str(r[0]))
+    return (str(running[0][0]), max(end for _, end in running)) if running else ("", None)
+
+
 def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime | None = None) -> list[OnCall]:
     """The on-call situation of one team (by name) or of every team, sorted by team name.
 
@@ -152,10 +161,7 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
     out: list[OnCall] = []
     for t in teams:
         everyone = oncall_now(session=session, team_id=t.id, at=at, include_inactive=True)
-        running = winning(session.execute(select(OnCallShift.source, OnCallShift.ends_at).where(
-            OnCallShift.team_id == t.id, OnCallShift.starts_at <= at, OnCallShift.ends_at > at)).all(),
-            lambda r: str(r[0]))
-        until = max((end for _, end in running), default=None)  # of the shifts that count: a cover's own end
+        source, until = shift_end(session=session, team_id=t.id, at=at)
         people = tuple((e.slack_user_id, e.name) for e in everyone if e.active)
         nxt = until if people else session.scalar(select(func.min(OnCallShift.starts_at)).where(
             OnCallShift.team_id == t.id, OnCallShift.starts_at > at))
@@ -165,7 +171,7 @@ def oncall_by_team(*, session: Session, team: str | None = None, at: dt.datetime
             after, nxt = (), None
         out.append(OnCall(team=t.name, channel=t.slack_channel, people=people,
                           skipped=tuple(e.name for e in everyone if not e.active), until=until,
-                          next_people=after, next_at=nxt, source=str(running[0][0]) if running else ""))
+                          next_people=after, next_at=nxt, source=source))
     return out
 
 

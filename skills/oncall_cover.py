@@ -3,8 +3,10 @@
 "Can you take my shift tonight?" used to need a new iCal file. ``/oncall cover [team] [for 3h | until 18:00]`` puts
 the requester (or ``<@someone>``) on call for the team from now on: an ``override`` shift, which wins over the
 calendar and the rotation while it runs (``knowledge.people.shifts_now``), so ``/oncall``, routing, pages and the
-shift-change handover all follow it. Without a time it runs to the end of the current shift. ``until 18:00`` is the
-requester's own local time (their expert timezone; ``until 18:00 UTC`` for UTC), the next 18:00 to come. A new cover
+shift-change handover all follow it. Without a time it runs to the end of the shift that counts now (another's
+cover: its end, as ``/oncall`` says). ``until 18:00`` is the requester's own local time (their expert timezone), the
+next 18:00 to come, unless a zone follows: ``UTC``, an IANA name, an offset (``UTC+2``) or a common abbreviation read
+as the place's zone (``PST`` is Pacific time, summer or winter); an ambiguous one (``CST``) is refused. A new cover
 replaces the one running. ``/oncall release [team]`` ends your cover now. Only a member of the team, or whoever is
 on call for it, can set who covers it; the person covering must be a known, active expert. Imports never touch
 override shifts.
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import jobs, people
@@ -29,14 +32,60 @@ MAX_COVER = dt.timedelta(days=14)
 _FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
 # a time the two patterns above did not read ("for 1.5h", "until noon"): asked for, so never a silent default
 _TIME_ASKED = re.compile(r"\bfor\s+\d|\b(?:until|till|til)\b", re.I)
-_UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?(\s*utc)?\b", re.I)
+_UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b", re.I)
+# a zone after the time: an IANA name, an offset ("UTC+2", "+05:30"), or a word looked up in _ABBREV
+_ZONE = re.compile(r"\s*(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)"
+                   r"|(?P<word>[A-Za-z]{1,5}))\b", re.I)
+# what people mean by the abbreviations they write: the place's zone, so "6pm PST" in July is 18:00 Pacific time
+_ABBREV = {"utc": "UTC", "gmt": "UTC", "z": "UTC", "pt": "America/Los_Angeles", "pst": "America/Los_Angeles",
+           "pdt": "America/Los_Angeles", "mt": "America/Denver", "mst": "America/Denver",
+           "mdt": "America/Denver", "ct": "America/Chicago", "cdt": "America/Chicago", "et": "America/New_York",
+           "est": "America/New_York", "edt": "America/New_York", "bst": "Europe/London", "wet": "Europe/Lisbon",
+           "west": "Europe/Lisbon", "cet": "Europe/Paris", "cest": "Europe/Paris", "eet": "Europe/Athens",
+           "eest": "Europe/Athens", "msk": "Europe/Moscow", "sgt": "Asia/Singapore", "hkt": "Asia/Hong_Kong",
+           "jst": "Asia/Tokyo", "kst": "Asia/Seoul", "aest": "Australia/Sydney", "aedt": "Australia/Sydney",
+           "nzst": "Pacific/Auckland", "nzdt": "Pacific/Auckland"}
+_AMBIGUOUS = {"cst": "US Central or China", "ist": "India, Israel or Ireland", "ast": "Atlantic or Arabia"}
 _MENTION = re.compile(rf"<@({USER_ID})(?:\|[^<>]*)?>")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
 
 
-def _when(text: str, tz: str, now: dt.datetime) -> tuple[dt.datetime | None, str]:
-    """The end the words ask for (naive UTC), or None, and how to say it."""
+def _zone(text: str, at: int, own: str, is_team: Callable[[str], bool]) -> dt.tzinfo:
+    """The zone written at ``text[at:]`` (after an ``until`` time), else the requester's own (``own``)."""
+    m = _ZONE.match(text, at)
+    if m and m.group("iana"):
+        try:
+            return ZoneInfo(m.group("iana"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SkillError(f"`{esc(m.group('iana')[:40])}` is not a time zone I know: write it like "
+                             f"`Europe/Berlin`, `UTC+2` or `PST`. {_USAGE}") from None
+    if m and m.group("off"):
+        sign, digits = m.group("off")[0], re.sub(r"\D", "", m.group("off"))
+        hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+        if hours > 14 or minutes > 59:
+            raise SkillError(f"`{esc(m.group(0).strip())}` is not a UTC offset. {_USAGE}")
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return dt.timezone(-delta if sign == "-" else delta)
+    word = m.group("word") if m else ""
+    if word.lower() in _ABBREV:
+        return dt.UTC if _ABBREV[word.lower()] == "UTC" else ZoneInfo(_ABBREV[word.lower()])
+    if word.lower() in _AMBIGUOUS:
+        raise SkillError(f"`{esc(word)}` could mean {_AMBIGUOUS[word.lower()]}: write the zone like `Asia/Kolkata` or "
+                         f"`UTC+5:30`, or leave it out for your own ({esc(own or 'UTC')}).")
+    if len(word) >= 2 and word.isupper() and not is_team(word):  # "until 18:00 AKST": a zone not read is refused
+        raise SkillError(f"`{esc(word)}` is not a time zone I know: write it like `Europe/Berlin` or `UTC+2`, or "
+                         f"leave it out for your own ({esc(own or 'UTC')}).")
+    try:
+        return ZoneInfo(own) if own and own != "UTC" else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _when(text: str, tz: str, now: dt.datetime,
+          is_team: Callable[[str], bool] = lambda _: False) -> tuple[dt.datetime | None, str]:
+    """The end the words ask for (naive UTC), or None, and how to say it; ``is_team`` tells a team named in capitals
+    after the time from a zone."""
     m = _FOR.search(text)
     if m:
         return now + dt.timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0].lower()]), ""
@@ -55,10 +104,7 @@ def _when(text: str, tz: str, now: dt.datetime) -> tuple[dt.datetime | None, str
         hour = hour % 12 + (12 if m.group(4).lower() == "pm" else 0)
     if hour > 23 or minute > 59:
         raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {_USAGE}")
-    try:
-        zone = dt.UTC if m.group(5) else ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = dt.UTC
+    zone = _zone(text, m.end(), tz, is_team)
     local_now = now.replace(tzinfo=dt.UTC).astimezone(zone)
     end = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if m.group(1) or end <= local_now:
@@ -108,10 +154,9 @@ def cover(text: str, user_id: str | None, ctx: SkillContext, origin: str | None 
         if me.team_id != team.id and me not in current:
             raise SkillError(f"Only a member of {esc(team.name)}, or whoever is on call for it, can change who "
                              "covers it.")
-        end, local = _when(rest, me.timezone, now)
-        if end is None:  # to the end of the shift running now
-            end = s.scalar(select(func.max(OnCallShift.ends_at)).where(
-                OnCallShift.team_id == team.id, OnCallShift.starts_at <= now, OnCallShift.ends_at > now))
+        end, local = _when(rest, me.timezone, now, lambda w: people.team_named(session=s, name=w) is not None)
+        if end is None:  # to the end of the shift that counts now (another's cover: its end, as /oncall says)
+            _, end = people.shift_end(session=s, team_id=team.id, at=now)
             if end is None:
                 raise SkillError(f"Nobody is on call for {esc(team.name)} now, so there is no shift to take over: "
                                  f"say until when, e.g. {_USAGE}.")

@@ -280,10 +280,57 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     end = paris.replace(hour=18, minute=0, second=0)
     end = end if end > paris else (end.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=paris.tzinfo)
     assert f"until {end.astimezone(dt.UTC):%a %d %b %H:%M} UTC (18:00 Europe/Paris)" in said
-    # Alice sets Bob to cover to the end of her shift (no time given)
+    # Alice hands her cover to Bob (no time given): he takes it over to its end, as /oncall says, and then the
+    # calendar (Alice) goes on; it was: to the end of the longest shift running, the calendar's 30 hours
     said = _say(live, "cover <@U0BOB|bob> payments", "U0ALICE")
-    assert f"until {now + dt.timedelta(hours=30):%a %d %b %H:%M} UTC" in said and "Set by <@U0ALICE>" in said
+    assert f"until {end.astimezone(dt.UTC):%a %d %b %H:%M} UTC" in said and "Set by <@U0ALICE>" in said
     assert "instead of <@U0ALICE>" in said and _on_call(live.db) == ["U0BOB"]  # her own cover ends: replaced
+    said = _say(live, "release", "U0BOB")  # and with the cover gone, to the end of the calendar's shift
+    said = _say(live, "cover <@U0BOB|bob> payments", "U0ALICE")
+    assert f"until {now + dt.timedelta(hours=30):%a %d %b %H:%M} UTC" in said
+
+
+def _next(now: dt.datetime, zone: dt.tzinfo, hour: int, minute: int = 0) -> dt.datetime:
+    """The next ``hour:minute`` in ``zone`` after ``now`` (naive UTC), in naive UTC."""
+    local = now.replace(tzinfo=dt.UTC).astimezone(zone)
+    end = local.replace(hour=hour, minute=minute, second=0)
+    end = end if end > local else (end.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=zone)
+    return end.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize(("words", "zone", "shown"), [
+    ("until 18:00 PST", ZoneInfo("America/Los_Angeles"), "18:00 America/Los_Angeles"),  # Pacific time, summer too
+    ("until 6pm cet", ZoneInfo("Europe/Paris"), "18:00 Europe/Paris"),
+    ("until 18:00 Asia/Kolkata", ZoneInfo("Asia/Kolkata"), "18:00 Asia/Kolkata"),
+    ("until 18:30 UTC+5:30", dt.timezone(dt.timedelta(hours=5, minutes=30)), "18:30 UTC+05:30"),
+    ("until 18:00 -03:00", dt.timezone(dt.timedelta(hours=-3)), "18:00 UTC-03:00"),
+    ("until 18:00 UTC", dt.UTC, ""),
+    ("until 18:00", ZoneInfo("Europe/London"), "18:00 Europe/London"),  # Bob's own zone
+])
+def test_a_zone_after_the_time_is_the_zone_it_names(live: Live, words: str, zone: dt.tzinfo, shown: str) -> None:
+    """It was ignored: "until 18:00 CET" from Bob in London ended at 18:00 London time, an hour late."""
+    now = utcnow().replace(microsecond=0)
+    said = _say(live, f"cover payments {words}", "U0BOB")
+    end = _next(now, zone, int(words.split()[1][:2].rstrip("p")) + (12 if "pm" in words else 0),
+                30 if ":30" in words else 0)
+    assert f"until {end:%a %d %b %H:%M} UTC{f' ({shown})' if shown else ''}" in said
+    with live.db.session() as s:
+        assert s.scalar(select(OnCallShift.ends_at).where(OnCallShift.source == "override")) == end
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    ("until 18:00 CST", "`CST` could mean US Central or China"),
+    ("until 18:00 IST", "`IST` could mean India, Israel or Ireland"),
+    ("until 18:00 AKST", "`AKST` is not a time zone I know"),
+    ("until 18:00 Mars/Olympus_Mons", "`Mars/Olympus_Mons` is not a time zone I know"),
+    ("until 18:00 UTC+15", "is not a UTC offset"),
+])
+def test_a_zone_it_cannot_read_is_refused_not_guessed(live: Live, words: str, message: str) -> None:
+    before = _on_call(live.db)
+    assert message in _say(live, f"cover payments {words}", "U0BOB")
+    assert _on_call(live.db) == before
+    with live.db.session() as s:
+        assert not s.scalars(select(OnCallShift).where(OnCallShift.source == "override")).all()
 
 
 @pytest.mark.parametrize(("text", "user", "message"), [
