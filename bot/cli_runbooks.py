@@ -1,4 +1,4 @@
-"""``warroom runbooks import|export DIR`` and ``warroom eval runbooks`` (suggestion quality).
+"""``warroom runbooks import DIR [--prune]|export DIR|retire ID`` and ``warroom eval runbooks`` (suggestion quality).
 
 The evaluation follows ../shared/docs/evaluation.md: the query is an alert's summary + description
 with ``{{ ... }}`` templates removed and the alert name hidden (the ``alert`` field is never read,
@@ -13,16 +13,19 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
 from bot.cli import CliError, _settings, app, eval_app
 
+if TYPE_CHECKING:
+    from knowledge.runbook_store import Retired
+
 __all__ = ["runbooks_app", "load_jsonl", "build_eval_set", "rank_metrics", "missed"]
 
-runbooks_app = typer.Typer(help="Runbook library: import and export Markdown files.", no_args_is_help=True)
+runbooks_app = typer.Typer(help="Runbook library: import, export and retire Markdown runbooks.", no_args_is_help=True)
 app.add_typer(runbooks_app, name="runbooks")
 
 
@@ -35,19 +38,57 @@ def _db():  # type: ignore[no-untyped-def]
 
 
 @runbooks_app.command("import")
-def import_cmd(directory: Annotated[Path, typer.Argument(help="Directory of *.md runbooks.")]) -> None:
+def import_cmd(
+    directory: Annotated[Path, typer.Argument(help="Directory of *.md runbooks.")],
+    prune: Annotated[bool, typer.Option("--prune", help="Retire the runbooks that are not in DIR (DIR is the whole "
+                                                         "library, e.g. a git checkout).")] = False,
+) -> None:
     """Validate every runbook in DIR, then store new versions of those that changed."""
-    from knowledge.runbook_store import import_dir
+    from knowledge.runbook_store import import_dir, retire_missing
     from knowledge.runbooks import RunbookFormatError
 
     db = _db()
     try:
         with db.session() as s:
             results = import_dir(s, path=directory, actor="cli")
+            if prune and not results:
+                raise CliError(f"nothing changed: {directory} holds no runbooks (*.md), and --prune would retire "
+                               "every runbook")
+            retired = retire_missing(s, keep={r.slug for r in results}, actor="cli",
+                                     source=str(directory)) if prune else []
     except RunbookFormatError as exc:
         raise CliError(f"nothing imported: {exc}") from None
     for r in results:
         typer.echo(f"{r.slug}: v{r.version} {'(new version)' if r.changed else '(unchanged)'}")
+    for gone in retired:
+        typer.echo(f"{gone.slug}: retired (not in {directory}){_runs_line(gone)}")
+
+
+def _runs_line(gone: Retired) -> str:
+    cancelled = f"; waiting runs cancelled: {', '.join(f'#{i}' for i in gone.cancelled)}" if gone.cancelled else ""
+    running = (f"; still running: {', '.join(f'#{i}' for i in gone.running)} (cancel from its thread)"
+               if gone.running else "")
+    return cancelled + running
+
+
+@runbooks_app.command("retire")
+def retire_cmd(
+    runbook: Annotated[str, typer.Argument(help="The runbook's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, kept in the audit log and shown to whoever asks for "
+                                                         "it.")] = "",
+) -> None:
+    """Stop offering a runbook: not listed, suggested or runnable; its versions, runs and audit stay. Runs still
+    waiting for confirmation, approval or a worker are cancelled. Importing it again brings it back."""
+    from knowledge.runbook_store import get_runbook, retire_runbook, retired_note
+
+    db = _db()
+    with db.session() as s:
+        gone = retire_runbook(s, slug=runbook, actor="cli", reason=reason[:200])
+        if gone is None:
+            note = retired_note(s, slug=runbook) if get_runbook(s, slug=runbook) else None
+            raise CliError(f"`{runbook}` is already {note}" if note else
+                           f"there is no runbook `{runbook}` (see `warroom runbooks export`)")
+    typer.echo(f"{gone.slug}: retired (was v{gone.version}){_runs_line(gone)}")
 
 
 @runbooks_app.command("export")

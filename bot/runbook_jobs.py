@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.slack_client import SlackApiError
 from knowledge.models import RunbookExecution, TimelineEvent, utcnow
-from knowledge.runbook_store import audit, get_runbook, mark_interrupted, spec_of, transition
+from knowledge.runbook_store import NOTICE_JOB, audit, get_runbook, mark_interrupted, spec_of, transition
 from skills.runbook_exec import PlannedStep, StepOutcome, plan, run_step
 from skills.runbooks import policy_for
 
@@ -170,3 +170,5 @@ def register(services: Services) -> None:
     """Register the job kind and give the skill its user-group resolver."""
     services.ctx.resources["slack_usergroup_members"] = _usergroup_resolver(services)
     services.runner.register("runbook.execute", lambda payload: execute(services, payload))
+    services.runner.register(NOTICE_JOB, lambda payload: _post(services, str(payload["channel"]),
+                                                               payload.get("thread_ts"), str(payload["text"])))

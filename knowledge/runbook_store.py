@@ -23,11 +23,13 @@ __all__ = [
     "SAMPLE_RUNBOOKS", "UpsertResult", "upsert_runbook", "get_runbook", "list_runbooks", "spec_of",
     "import_dir", "export_dir", "seed_runbooks", "audit", "new_nonce", "create_execution", "get_execution",
     "transition", "mark_interrupted", "recent_executions", "audit_rows", "team_members", "past_resolutions",
-    "ACTIVE_STATES",
+    "ACTIVE_STATES", "Retired", "retire_runbook", "retire_missing", "retired_note", "NOTICE_JOB",
 ]
 
 SAMPLE_RUNBOOKS = Path(__file__).resolve().parent / "sample_world" / "runbooks"
 ACTIVE_STATES = ("queued", "running", "cancelling")
+WAITING_STATES = ("pending", "awaiting_approval", "queued")  # requested, not started: a retirement cancels them
+NOTICE_JOB = "runbook.notice"  # payload {channel, thread_ts, text}: a line into a run's thread (bot/runbook_jobs.py)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,68 @@ def import_dir(session: Session, *, path: Path, actor: str = "cli") -> list[Upse
             audit(session, actor=actor, action="runbook.imported", subject=f"{r.slug}@v{r.version}",
                   detail={"source": str(path)})
     return results
+
+
+@dataclass(frozen=True)
+class Retired:
+    slug: str
+    version: int  # the last version, kept with its runs and audit
+    cancelled: tuple[int, ...]  # runs that were waiting (to be confirmed, approved or started): they will not run
+    running: tuple[int, ...]  # runs already going: they finish unless cancelled with their button
+
+
+def retire_runbook(session: Session, *, slug: str, actor: str, reason: str = "") -> Retired | None:
+    """Stop offering a runbook: no version stays active, so it is not listed, suggested, searched or run; its
+    versions, runs and audit stay. Runs still waiting are cancelled, and their threads told (``NOTICE_JOB``, in this
+    transaction). Importing it again brings it back. None when there is no such active runbook."""
+    from knowledge import jobs
+
+    latest = get_runbook(session, slug=slug)
+    if latest is None or not latest.active:
+        return None
+    session.execute(update(Runbook).where(Runbook.slug == slug).values(active=False))
+    why = f"`{slug}` was retired" + (f" ({reason})" if reason else "")
+    cancelled = []
+    for run in session.scalars(select(RunbookExecution).where(RunbookExecution.runbook_slug == slug,
+                                                              RunbookExecution.status.in_(WAITING_STATES))):
+        was = run.status  # the nonce stays: a click on its buttons is told "cancelled", not "stale or forged"
+        if not transition(session, execution_id=run.id, from_states=(was,), to_state="cancelled", rotate=False,
+                          finished_at=utcnow()):
+            continue
+        audit(session, actor=actor, action="runbook.cancelled", subject=f"{slug}@v{run.runbook_version}",
+              execution_id=run.id, detail={"was": was, "reason": why})
+        if run.channel_id:
+            jobs.enqueue(session, kind=NOTICE_JOB, payload={
+                "channel": run.channel_id, "thread_ts": run.thread_ts,
+                "text": f":octagonal_sign: Run #{run.id} will not run: {why}."})
+        cancelled.append(run.id)
+    running = tuple(session.scalars(select(RunbookExecution.id).where(
+        RunbookExecution.runbook_slug == slug, RunbookExecution.status.in_(ACTIVE_STATES[1:]))))
+    audit(session, actor=actor, action="runbook.retired", subject=f"{slug}@v{latest.version}",
+          detail={"reason": reason, "cancelled": cancelled, "running": list(running)})
+    return Retired(slug, latest.version, tuple(cancelled), running)
+
+
+def retire_missing(session: Session, *, keep: set[str], actor: str, source: str) -> list[Retired]:
+    """Retire every active runbook whose id is not in ``keep`` (``warroom runbooks import DIR --prune``: the
+    directory is the whole library)."""
+    gone = [r.slug for r in list_runbooks(session) if r.slug not in keep]
+    out = [retire_runbook(session, slug=slug, actor=actor, reason=f"not in {source}") for slug in gone]
+    return [r for r in out if r is not None]
+
+
+def retired_note(session: Session, *, slug: str) -> str | None:
+    """"retired Thu 03 Dec 2026 by cli (reason)" for a runbook none of whose versions is active, else None."""
+    if get_runbook(session, slug=slug) is None or session.scalar(select(func.count(Runbook.id)).where(
+            Runbook.slug == slug, Runbook.active.is_(True))):
+        return None
+    rec = session.scalars(select(AuditRecord).where(AuditRecord.action == "runbook.retired",
+                                                    AuditRecord.subject.startswith(f"{slug}@v", autoescape=True))
+                          .order_by(AuditRecord.id.desc()).limit(1)).first()
+    if rec is None:
+        return "retired"
+    reason = (rec.detail or {}).get("reason")
+    return f"retired {rec.at:%a %d %b %Y} by {rec.actor}" + (f" ({reason})" if reason else "")
 
 
 def export_dir(session: Session, *, path: Path) -> list[Path]:

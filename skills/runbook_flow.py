@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from knowledge import jobs
 from knowledge.models import RunbookExecution, utcnow
-from knowledge.runbook_store import audit, get_execution, get_runbook, spec_of, transition
+from knowledge.runbook_store import audit, get_execution, get_runbook, retired_note, spec_of, transition
 from knowledge.runbooks import RunbookSpec
 from skills.base import Action, SkillContext, SkillResult, db_id, small_int
 from skills.runbook_access import may_approve, refuse
@@ -69,6 +69,10 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=f"run #{row.id} is {row.status}, it cannot be {verb} now", detail={"verb": verb})
     latest = get_runbook(s, slug=row.runbook_slug)
+    retired = retired_note(s, slug=row.runbook_slug)
+    if retired:
+        raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
+                     reason=f"`{row.runbook_slug}` was {retired}; it no longer runs", detail={"verb": verb})
     if latest is None or latest.version != row.runbook_version or not latest.active:
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=(f"`{row.runbook_slug}` changed since this run was requested (requested v"

@@ -24,6 +24,7 @@ from knowledge.runbook_store import (
     list_runbooks,
     past_resolutions,
     recent_executions,
+    retired_note,
     spec_of,
 )
 from knowledge.runbooks import RunbookSpec
@@ -74,6 +75,7 @@ def suggester(ctx: SkillContext) -> RunbookSuggester:
     """The process-wide suggester, rebuilt when runbooks or past resolutions change."""
     with ctx.db.session() as s:
         key = (s.scalar(select(func.count(Runbook.id))), s.scalar(select(func.max(Runbook.id))),
+               s.scalar(select(func.sum(Runbook.id)).where(Runbook.active.is_(True))),  # a retirement too
                s.scalar(select(func.count(Incident.id)).where(Incident.status == "resolved")))
         cached = ctx.resources.get("runbook_suggester")
         if cached is not None and cached[0] == key:
@@ -115,6 +117,10 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
     with ctx.db.session() as s:
         row = get_runbook(s, slug=slug[:100])
         if row is None or not row.active:
+            note = retired_note(s, slug=row.slug) if row is not None else None
+            if row is not None and note:
+                raise SkillError(f"`{esc(row.slug)}` was {esc(note)}: it is no longer offered or run. Try "
+                                 "`/runbook list`.")
             raise SkillError(f"There is no runbook `{slug[:100]}`. Try `/runbook list`.")
         return spec_of(row)
 

@@ -245,3 +245,104 @@ def test_text_from_mentions_or_alerts_never_runs_a_runbook(live: Any) -> None:
         assert s.scalar(select(RunbookExecution.id)) is None
     refused = [a for a in _audit(live) if a.action == "runbook.refused"]
     assert {a.actor for a in refused} == {"U0CARLA", "alert"}
+
+
+def _retire_cli(live: Any, args: list[str], monkeypatch: pytest.MonkeyPatch,
+                capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``warroom runbooks ...`` through the real console entry point, on the live app's database."""
+    import sys
+
+    from bot.cli import main
+
+    monkeypatch.setenv("WARROOM_MODE", "test")
+    monkeypatch.setenv("WARROOM_DATABASE_URL", live.db.url)
+    monkeypatch.setattr(sys, "argv", ["warroom", "runbooks", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_a_retired_runbook_is_no_longer_offered_run_or_approved(live: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """It could not be retired at all: a runbook deleted from the team's repository stayed suggested and runnable.
+    ``warroom runbooks retire`` (and ``import DIR --prune``) stop it; the runs waiting for it are cancelled and told;
+    its history stays."""
+    _cmd(live, "suggest redis cache full, evictions, flush it", "U0HUGO")
+    before = _last(live, "Suggested runbooks")
+    assert "`flush-cache`" in _text(before)
+    start = next(v for a, v in _buttons(before).items() if a.startswith("runbooks:start") and
+                 v.startswith("flush-cache:"))
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")
+    ask = _last(live, "Run flush-cache v1?")
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0HUGO", ask["ts"])
+    approve_value = _buttons(_last(live, "Approval needed: flush-cache"))["runbooks:approve"]
+    waiting = int(approve_value.split(":")[0])
+
+    code, out = _retire_cli(live, ["retire", "flush-cache", "--reason", "the cache moved to managed Redis"],
+                            monkeypatch, capsys)
+    assert code == 0, out
+    assert f"flush-cache: retired (was v1); waiting runs cancelled: #{waiting}" in out
+    assert _exec(live, waiting).status == "cancelled"
+    live.drain()
+    told = [_text(m) for m in live.standin.messages(CH) if m.get("thread_ts") == ask["ts"]]
+    assert any(f"Run #{waiting} will not run: `flush-cache` was retired (the cache moved to managed Redis)" in t
+               for t in told), told
+
+    _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])  # the old approval card
+    assert f"run #{waiting} is cancelled, it cannot be approved now" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, waiting).status == "cancelled"
+    for words in ("run flush-cache instance=redis-cache-pages", "show flush-cache"):
+        _cmd(live, words, "U0HUGO")
+        said = _text(live.standin.messages(CH)[-1])
+        assert "`flush-cache` was retired" in said and "by cli (the cache moved to managed Redis)" in said, said
+    _click(live, "runbooks:start", start, "U0HUGO")  # its Run button on an older suggestion
+    assert "`flush-cache` was retired" in _text(live.standin.messages(CH)[-1])
+    _cmd(live, "list", "U0HUGO")
+    assert "flush-cache" not in _text(_last(live, "unbook"))
+    _cmd(live, "suggest redis cache full, evictions, flush it", "U0HUGO")
+    assert "`flush-cache`" not in _text(_last(live, "Suggested runbooks"))
+    _cmd(live, f"history {waiting}", "U0HUGO")  # its history stays
+    assert "runbook.cancelled by cli" in _text(_last(live, f"Audit of run #{waiting}"))
+    with live.db.session() as s:
+        assert s.scalars(select(RunbookExecution).where(RunbookExecution.runbook_slug == "flush-cache",
+                                                        RunbookExecution.status.in_(("pending", "queued")))).all() == []
+    code, out = _retire_cli(live, ["retire", "flush-cache"], monkeypatch, capsys)
+    assert code == 1 and "`flush-cache` is already retired" in out
+    code, out = _retire_cli(live, ["retire", "no-such-runbook"], monkeypatch, capsys)
+    assert code == 1 and "there is no runbook `no-such-runbook`" in out and "Traceback" not in out
+    assert [a.action for a in _audit(live) if a.action == "runbook.retired"] == ["runbook.retired"]
+
+
+def test_import_prune_makes_the_directory_the_whole_library(live: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from knowledge.runbook_store import SAMPLE_RUNBOOKS, list_runbooks
+
+    repo = tmp_path / "runbooks"
+    repo.mkdir()
+    for name in ("restart-service.md", "flush-cache.md"):
+        (repo / name).write_text((SAMPLE_RUNBOOKS / name).read_text())
+    with live.db.session() as s:
+        everything = {r.slug for r in list_runbooks(s)}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _retire_cli(live, ["import", str(empty), "--prune"], monkeypatch, capsys)
+    assert code == 1 and "holds no runbooks" in out
+    code, out = _retire_cli(live, ["import", str(repo)], monkeypatch, capsys)  # without --prune: nothing retired
+    assert code == 0 and "retired" not in out
+    code, out = _retire_cli(live, ["import", str(repo), "--prune"], monkeypatch, capsys)
+    assert code == 0 and "restart-service: v1 (unchanged)" in out
+    gone = everything - {"restart-service", "flush-cache"}
+    assert gone and all(f"{slug}: retired (not in {repo})" in out for slug in gone), out
+    with live.db.session() as s:
+        assert {r.slug for r in list_runbooks(s)} == {"restart-service", "flush-cache"}
+    (repo / "clear-disk-space.md").write_text((SAMPLE_RUNBOOKS / "clear-disk-space.md").read_text())
+    code, out = _retire_cli(live, ["import", str(repo), "--prune"], monkeypatch, capsys)  # back: the same version
+    assert code == 0 and "clear-disk-space: v1 (unchanged)" in out
+    _cmd(live, "show clear-disk-space", "U0HUGO")
+    assert "retired" not in _text(live.standin.messages(CH)[-1])
