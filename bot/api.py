@@ -30,6 +30,7 @@ from bot.batching import MicroBatcher
 from bot.group_commit import GroupCommit
 from knowledge.models import MAX_ID
 from knowledge.risk_store import add_readings
+from models.risk_features import canonical_name
 from skills.risk_engine import (
     MAX_WINDOW_POINTS,
     Assessment,
@@ -154,6 +155,7 @@ class RiskRequest(BaseModel):
     prometheus: PromRange | None = None
     _snapshot: dict[str, float] = PrivateAttr(default_factory=dict)
     _window: MetricWindow | None = PrivateAttr(default=None)
+    _notes: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> RiskRequest:
@@ -171,7 +173,7 @@ class RiskRequest(BaseModel):
         if self.window is not None:
             win = validate_window(self.window.series, self.window.minutes)
         elif self.prometheus is not None:
-            win = _from_prometheus(self.prometheus)
+            win, self._notes = _from_prometheus(self.prometheus)
         given = {k: v for k, v in (self.metrics.model_dump() if self.metrics else {}).items() if v is not None}
         if win is None and len(given) < 2:
             raise RiskInputError(
@@ -181,26 +183,48 @@ class RiskRequest(BaseModel):
         return validate_snapshot(given, min_metrics=0), win
 
 
-def _from_prometheus(p: PromRange) -> MetricWindow:
-    series: dict[str, list[float]] = {}
-    times: list[float] | None = None
+def _labels(metric: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v[:40]}"' for k, v in sorted(metric.items()) if k != "__name__")[:120] + "}"
+
+
+def _from_prometheus(p: PromRange) -> tuple[MetricWindow, list[str]]:
+    """The window of a ``query_range`` answer, on the sample times every series has (a missed scrape leaves a
+    time out of one series), and notes on what was left out."""
+    named: dict[str, tuple[int, dict[float, float]]] = {}
     for i, s in enumerate(p.data.result):
         name = s.metric.get("__name__") or s.metric.get("name")
         if not name:
             raise RiskInputError(f"prometheus.data.result[{i}].metric has no __name__")
-        vals = []
-        for j, (_, v) in enumerate(s.values):
+        key = canonical_name(name) or name  # an unknown name is refused by validate_window, naming it
+        if key in named:  # two pods' cpu_usage: which one is at risk is the caller's question, not ours to pick
+            j = named[key][0]
+            raise RiskInputError(
+                f"prometheus.data.result[{j}] and [{i}] are both {key} ({_labels(p.data.result[j].metric)} and "
+                f"{_labels(s.metric)}): aggregate them in the query (e.g. max by (service) (...)), or send one "
+                "request per instance")
+        samples: dict[float, float] = {}
+        for j, (ts, v) in enumerate(s.values):
             try:
                 x = float(v)
             except ValueError:
                 raise RiskInputError(f"prometheus.data.result[{i}].values[{j}] = {v[:20]!r} is not a number") from None
             if not math.isfinite(x):
                 raise RiskInputError(f"prometheus.data.result[{i}].values[{j}] is {v}; need a finite number")
-            vals.append(x)
-        series[name] = vals
-        t = [ts / 60.0 for ts, _ in s.values]
-        times = times or t
-    return validate_window(series, times)
+            if ts in samples:
+                raise RiskInputError(f"prometheus.data.result[{i}].values[{j}] repeats the time {ts}")
+            samples[ts] = x
+        named[key] = (i, samples)
+    common = sorted(set.intersection(*(set(d) for _, d in named.values())))
+    short = {k: len(d) - len(common) for k, (_, d) in named.items() if len(d) > len(common)}
+    notes = []
+    if short:
+        if len(common) < 3:
+            raise RiskInputError(f"the series have only {len(common)} sample time(s) in common; a window needs 3: "
+                                 "query them in one query_range call (one start, end and step)")
+        notes.append("prometheus: left out the sample times that not every series has ("
+                     + ", ".join(f"{k}: {n} of {n + len(common)} samples" for k, n in short.items()) + ")")
+    window = validate_window({k: [d[t] for t in common] for k, (_, d) in named.items()}, [t / 60.0 for t in common])
+    return window, notes
 
 
 class FactorOut(BaseModel):
@@ -220,6 +244,8 @@ class RiskResponse(BaseModel):
     early_warnings: list[str]
     anomalies: list[str]
     model_version: str
+    notes: list[str] = Field(default_factory=list, description="what was left out of the input before it was read "
+                             "(e.g. Prometheus sample times that not every series has)")
 
 
 class ErrorOut(BaseModel):
@@ -311,9 +337,9 @@ def _readings(request: Request) -> GroupCommit[tuple[RiskRequest, Assessment], b
     return writer  # type: ignore[no-any-return]
 
 
-def _out_dict(service: str | None, a: Assessment) -> dict[str, object]:
+def _out_dict(req: RiskRequest, a: Assessment) -> dict[str, object]:
     """The ``RiskResponse`` of one assessment as plain JSON values."""
-    return {"service": service, **a.as_dict()}
+    return {"service": req.service, **a.as_dict(), "notes": req._notes}  # noqa: SLF001 - set by its validator
 
 
 def _json(body: object) -> Response:
@@ -335,7 +361,7 @@ async def risk(req: RiskRequest, request: Request) -> Response:
     a = await (await _lane(request)).assess(req._snapshot, req._window)  # noqa: SLF001 - validated in the model
     if req.incident_id is not None and not await _readings(request).submit((req, a)):
         raise HTTPException(404, detail=f"incident_id {req.incident_id}: no such incident")
-    return _json(_out_dict(req.service, a))
+    return _json(_out_dict(req, a))
 
 
 @router.post(
@@ -362,6 +388,6 @@ def risk_batch(req: BatchRequest, request: Request) -> Response:
     return _json(
         {
             "model_version": engine.version,
-            "results": [_out_dict(it.service, a) for it, a in zip(req.items, found, strict=True)],
+            "results": [_out_dict(it, a) for it, a in zip(req.items, found, strict=True)],
         }
     )

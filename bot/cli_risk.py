@@ -21,14 +21,17 @@ app.add_typer(risk_app, name="risk")
 _DECIMAL_COMMA = r"[+-]?\d+(?:,\d+)?"
 
 
-def _read_table(path: Path) -> Any:
+def _read_table(path: Path, only_blank_missing: bool = False) -> Any:
+    """The CSV as a frame; ``only_blank_missing``: only an empty cell is a missing value ("NaN" stays text, and is
+    refused as a number)."""
     import pandas as pd
 
     from knowledge.csvfile import file_delimiter
 
     try:
         sep = file_delimiter(path)  # Excel's semicolons too
-        df = pd.read_csv(path, sep=sep)
+        df = pd.read_csv(path, sep=sep, **({"keep_default_na": False, "na_values": [""]} if only_blank_missing
+                                           else {}))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
     if sep == ";":  # where Excel separates with semicolons, it writes 85,5 for 85.5
@@ -113,11 +116,14 @@ def _window_from_file(path: Path) -> Any:
         from pydantic import ValidationError
 
         try:
-            return RiskRequest.model_validate({key: body})._window  # noqa: SLF001
+            req = RiskRequest.model_validate({key: body})
         except ValidationError as exc:
             err = exc.errors()[0]
             raise CliError(f"{path}: {'.'.join(map(str, err['loc'][1:])) or key}: {err['msg']}") from None
-    df = _read_table(path)
+        for note in req._notes:  # noqa: SLF001 - set by its validator
+            typer.echo(f"note: {note}", err=True)
+        return req._window  # noqa: SLF001
+    df = _read_table(path, only_blank_missing=True)
     minutes = None
     for tcol in ("timestamp", "time"):
         if tcol in df.columns:
@@ -132,6 +138,13 @@ def _window_from_file(path: Path) -> Any:
             if t.isna().any():
                 raise CliError(f"{path}: column {tcol!r} has values that are not times")
             minutes = list((t - t.iloc[0]).dt.total_seconds() / 60.0)
+    blank = df.isna()
+    if len(df) and blank.to_numpy().any():  # a sample missed (a Grafana export leaves the cell empty): that time
+        keep = ~blank.any(axis=1).to_numpy()  # is left out of every series, as with a Prometheus range
+        minutes = [m for m, k in zip(minutes or [5.0 * i for i in range(len(df))], keep, strict=True) if k]
+        counts = ", ".join(f"{c}: {int(n)}" for c, n in blank.sum().items() if n)
+        typer.echo(f"note: left out {int((~keep).sum())} of {len(df)} row(s) with an empty cell ({counts})", err=True)
+        df = df[keep]
     try:
         return validate_window({c: list(df[c]) for c in df.columns}, minutes)
     except RiskInputError as exc:

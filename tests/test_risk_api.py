@@ -83,6 +83,48 @@ def test_window_and_prometheus_range(live: Live) -> None:
     assert {f["metric"] for f in r.json()["factors"]} == {"disk_usage", "cpu_usage"}
 
 
+def _range(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> dict[str, Any]:
+    return {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": labels, "values": [list(v) for v in values]} for labels, values in series]}}
+
+
+def test_a_prometheus_range_with_a_missed_scrape_is_read_on_the_times_every_series_has(live: Live) -> None:
+    """It was a 422 ("same number of samples"): a scrape missed once in one series, which Prometheus answers by
+    leaving that time out of that series, made the whole range unreadable."""
+    t0 = 1_700_000_000
+    disk = [(t0 + 60 * i, str(60 + i)) for i in range(30)]
+    cpu = [(t0 + 60 * i, "25") for i in range(30) if i not in (7, 8)]  # two scrapes missed
+    r = post(live, "risk", {"service": "db", "prometheus": _range(({"__name__": "disk_usage"}, disk),
+                                                                  ({"__name__": "cpu_usage"}, cpu))})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    RiskResponse.model_validate(body)
+    assert body["notes"] == ["prometheus: left out the sample times that not every series has (disk_usage: 2 of 30 "
+                             "samples)"]
+    # the same reading as a window of the 28 common times: nothing made up for the missing ones
+    kept = [v for i, (_, v) in enumerate(disk) if i not in (7, 8)]
+    same = post(live, "risk", {"service": "db", "window": {"series": {"disk_usage": [float(v) for v in kept],
+                                                                      "cpu_usage": [25.0] * 28},
+                                                           "minutes": [ts / 60 for ts, _ in cpu]}}).json()
+    assert (body["probability"], body["anomalies"], body["early_warnings"]) == (
+        same["probability"], same["anomalies"], same["early_warnings"]) and same["notes"] == []
+
+
+@pytest.mark.parametrize(("result", "named"), [
+    # two pods' series of one metric: the second silently replaced the first
+    ([({"__name__": "cpu_usage", "pod": "api-1"}, [(60 * i, "20") for i in range(5)]),
+      ({"__name__": "cpu_usage", "pod": "api-2"}, [(60 * i, "99") for i in range(5)])],
+     'result[0] and [1] are both cpu_usage ({pod="api-1"} and {pod="api-2"}): aggregate them'),
+    ([({"__name__": "cpu"}, [(60 * i, "20") for i in range(5)]),  # an alias of the same metric
+      ({"__name__": "cpu_usage"}, [(60 * i, "30") for i in range(5)])], "both cpu_usage"),
+    ([({"__name__": "cpu_usage"}, [(60 * i, "20") for i in range(5)]),
+      ({"__name__": "memory_usage"}, [(60 * i + 30, "50") for i in range(5)])], "only 0 sample time(s) in common"),
+    ([({"__name__": "cpu_usage"}, [(0, "1"), (60, "2"), (60, "3"), (120, "4")])], "values[2] repeats the time 60"),
+])
+def test_a_prometheus_range_it_cannot_read_as_one_window_is_422(live: Live, result: list[Any], named: str) -> None:
+    assert named.replace('"', '\\"') in _detail(post(live, "risk", {"prometheus": _range(*result)}))  # JSON quoting
+
+
 def test_batch_of_1000_in_order(live: Live) -> None:
     items = [{"service": f"s{i}", "metrics": {"cpu_usage": i % 100, "memory_usage": 40}} for i in range(1000)]
     r = post(live, "risk/batch", {"items": items})

@@ -248,6 +248,25 @@ def test_predict_and_train_cli(tmp_path: Path, risk_model_dir: Path, monkeypatch
     r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(excel), "--json"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "disk_usage" in json.loads(r.output.strip().splitlines()[-1])["anomalies"]
+    # an empty cell (a missed sample, as Grafana exports it) was "window.disk[3]=nan is not a finite number": now
+    # that time is left out, said on stderr, and the rest read as if it had never been there; "NaN" is still refused
+    gaps = tmp_path / "gaps.csv"
+    frame.assign(cpu=30.0).to_csv(gaps, index=False)
+    text = gaps.read_text().splitlines()
+    text[4] = text[4][:text[4].rindex(",")] + ","  # row 3's cpu left empty
+    gaps.write_text("\n".join(text) + "\n")
+    r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(gaps), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "note: left out 1 of 36 row(s) with an empty cell (cpu: 1)" in r.stderr
+    without = tmp_path / "without.csv"
+    without.write_text("\n".join(text[:4] + text[5:]) + "\n")
+    assert _window_from_file(gaps) == _window_from_file(without)
+    assert json.loads(r.stdout.strip().splitlines()[-1])["probability"] == json.loads(runner.invoke(
+        app, ["risk", "predict", "service=db", "--window", str(without), "--json"]).stdout.strip().splitlines()[-1]
+    )["probability"]
+    gaps.write_text("\n".join(text[:4] + [text[4] + "NaN"] + text[5:]) + "\n")
+    r = runner.invoke(app, ["risk", "predict", "service=db", "--window", str(gaps)])
+    assert r.exit_code == 1 and "window.cpu[3]=NaN is not a finite number" in r.output + str(r.exception)
     one = tmp_path / "one.csv"
     pd.DataFrame({"cpu": [50.0]}).to_csv(one, index=False)
     for args in (["cpu=500", "mem=1"], ["--window", str(one)], ["--window", str(tmp_path / "nope.csv")]):
