@@ -164,9 +164,17 @@ def _check_range(name: str, x: float) -> float:
     return x
 
 
+def _once(name: str, key: str, seen: dict[str, str]) -> None:
+    """Refuse a metric given twice under two names (``cpu=85 cpu_usage=20``): the last one silently won."""
+    if name in seen:
+        raise RiskInputError(f"{seen[name]} and {key} are both {name}: give it once")
+    seen[name] = key
+
+
 def validate_snapshot(values: Mapping[str, object], *, min_metrics: int = MIN_METRICS) -> dict[str, float]:
     """Core metrics from user input (aliases accepted); unknown names and bad values are refused."""
     out: dict[str, float] = {}
+    seen: dict[str, str] = {}
     for key, raw in values.items():
         name = canonical_name(key)
         if name is None:
@@ -176,6 +184,7 @@ def validate_snapshot(values: Mapping[str, object], *, min_metrics: int = MIN_ME
             )
         if raw is None:
             continue
+        _once(name, key, seen)
         out[name] = _check_range(name, _number(key, raw))
     if len(out) < min_metrics:
         raise RiskInputError(
@@ -190,10 +199,12 @@ def validate_window(series: Mapping[str, Sequence[object]], minutes: Sequence[fl
     if not series:
         raise RiskInputError("the window is empty: give at least one metric with 3 or more samples")
     clean: dict[str, tuple[float, ...]] = {}
+    seen: dict[str, str] = {}
     for key, values in series.items():
         name = canonical_name(key)
         if name is None:
             raise RiskInputError(f"unknown metric {key!r} in the window; known: {', '.join(BY_NAME)}")
+        _once(name, key, seen)
         if len(values) < 3:
             raise RiskInputError(f"window.{key} has {len(values)} point(s); a window needs at least 3")
         if len(values) > MAX_WINDOW_POINTS:

@@ -224,6 +224,7 @@ def _detail(r: httpx.Response) -> str:
         ({"window": {"series": {"cpu_usage": [50.0]}}}, "cpu_usage"),
         ({"window": {"series": {"cpu_usage": [1.0, 2.0, 3.0], "memory_usage": [1.0, 2.0, 3.0, 4.0]}}}, "same number"),
         ({"window": {"series": {"cpuz": [1.0, 2.0, 3.0]}}}, "cpuz"),
+        ({"window": {"series": {"cpu": [1.0, 2.0, 3.0], "cpu_usage": [9.0, 9.0, 9.0]}}}, "cpu and cpu_usage are both"),
         ({"window": {"series": {"cpu_usage": [1.0, 2.0, 300.0]}}}, "cpu_usage=300"),
         ({"service": "bad name!", "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "service"),
         ({"incident_id": 119935002584300945408, "metrics": {"cpu_usage": 1, "memory_usage": 1}}, "incident_id"),

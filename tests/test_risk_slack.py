@@ -92,6 +92,7 @@ def test_healthy_snapshot_is_low(live: Live) -> None:
     # a decimal comma read as a separator: "cpu=85" and then "I do not understand '5'"
     ("service=api cpu=85,5 mem=20", "'cpu=85,5': a comma inside a number reads two ways (85,5 or 1,500); write it "
                                     "with a point or without the comma (85.5 or 855)"),
+    ("service=api cpu=85 mem=20 cpu_usage=20", "cpu and cpu_usage are both cpu_usage: give it once"),  # 20 won
 ])
 def test_bad_input_gets_a_clear_private_reply(live: Live, text: str, named: str) -> None:
     assert live.driver.command("/risk", text, user="U0BOB").status_code == 200
