@@ -182,7 +182,7 @@ class RunbooksSkill(BaseSkill):
         if request.source != "command":
             return self._suggest(ctx, text)
         raise SkillError("Usage: `/runbook list [service]`, `/runbook show <id>`, "
-                         "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id]`, "
+                         "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id]`, "
                          "`/runbook suggest <text>`")
 
     def _list(self, ctx: SkillContext, service: str) -> SkillResult:
@@ -224,18 +224,24 @@ class RunbooksSkill(BaseSkill):
 
     def _history(self, ctx: SkillContext, arg: str) -> SkillResult:
         with ctx.db.session() as s:
-            if (run_id := small_int(arg)) is not None:
+            if (run_id := small_int(arg.strip().lstrip("#"))) is not None:  # "12" or "#12"
                 rows = audit_rows(s, execution_id=run_id)
                 lines = tuple(f"{r.at:%Y-%m-%d %H:%M:%S} {r.action} by {r.actor or '-'} "
                               f"{_short(r.detail)}" for r in rows)
-                return SkillResult(title=f"Audit of run #{arg}", sections=(Section("", lines or ("nothing",)),),
+                return SkillResult(title=f"Audit of run #{run_id}", sections=(Section("", lines or ("nothing",)),),
                                    ephemeral=True)
-            execs = recent_executions(s, limit=15)
+            slug = next(iter(_CONTROL.sub(" ", arg).split()), "").lstrip("#").lower()[:100]
+            if slug and get_runbook(s, slug=slug) is None:  # it was ignored: the last 15 runs of every runbook
+                raise SkillError(f"There is no runbook or run `{esc(slug)}`: `/runbook history [<run id> | <runbook "
+                                 "id>]`.")
+            execs = recent_executions(s, limit=15, slug=slug or None)
             lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{e.status}*"
                           f"{' (dry run)' if e.dry_run else ''} by <@{e.requested_by}>"
                           + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
                           + f" {_params(e.params)} {e.requested_at:%Y-%m-%d %H:%M}" for e in execs)
-        return SkillResult(title="Runbook history", summary="`/runbook history <run id>` shows a run's audit trail.",
+        return SkillResult(title=f"Runbook history{f': {slug}' if slug else ''}",
+                           summary="`/runbook history <run id>` shows a run's audit trail; `/runbook history "
+                                   "<runbook id>` the runs of one runbook.",
                            sections=(Section("", lines or ("no runs yet",)),), ephemeral=True)
 
     def _suggest(self, ctx: SkillContext, text: str) -> SkillResult:

@@ -135,8 +135,17 @@ def test_dry_run_then_request_confirm_and_approval_by_another_user(live: Any, tm
 
     _cmd(live, "history", "U0BOB")
     assert f"#{eid} `clear-disk-space` v1 *succeeded*" in _text(_last(live, "Runbook history"))
-    _cmd(live, f"history {eid}", "U0BOB")
+    _cmd(live, f"history #{eid}", "U0BOB")
     assert "runbook.approved by U0IRIS" in _text(_last(live, f"Audit of run #{eid}"))
+    # the runs of one runbook; a name it does not know was ignored (every runbook's last runs, as if none was given)
+    _cmd(live, "run flush-cache instance=redis-cache-pages --dry-run", "U0HUGO")
+    _cmd(live, "history clear-disk-space", "U0BOB")
+    said = _text(_last(live, "Runbook history: clear-disk-space"))
+    assert f"#{eid} `clear-disk-space`" in said and "flush-cache" not in said
+    _cmd(live, "history flush-cache", "U0BOB")
+    assert "clear-disk-space" not in _text(_last(live, "Runbook history: flush-cache"))
+    _cmd(live, "history clear-disk-spcae", "U0BOB")
+    assert "There is no runbook or run `clear-disk-spcae`" in _text(live.standin.messages(CH)[-1])
 
 
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
