@@ -62,15 +62,32 @@ def similar(
     k: Annotated[int, typer.Option(help="How many results (1..50).")] = 5,
     kind: Annotated[list[str] | None, typer.Option(help="incident, postmortem or runbook (repeatable).")] = None,
     service: Annotated[str | None, typer.Option(help="Prefer this service.")] = None,
+    only_service: Annotated[str | None, typer.Option(help="Only documents about this service.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only incidents and postmortems since: 7d, 36h, 2w or a date "
+                                                   "(UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="... and until: the same forms.")] = None,
+    max_severity: Annotated[int | None, typer.Option(min=1, max=4, help="Only SEV1 up to this one.")] = None,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Only resolved incidents.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Search past incidents, postmortems and runbooks like `/similar` does in Slack."""
+    """Search past incidents, postmortems and runbooks like `/similar` does in Slack (its filters too)."""
+    from knowledge.models import utcnow
     from knowledge.search import KINDS, SearchError, search
+    from skills.search_filters import FilterError, Filters, parse_when
 
     ctx = _ctx()
+    now = utcnow()
+    try:
+        filters = Filters(service=only_service.lower() if only_service else None,
+                          since=parse_when(since, now, "since") if since else None,
+                          until=parse_when(until, now, "until") if until else None,
+                          max_severity=max_severity, resolved_only=resolved)
+    except FilterError as exc:
+        raise CliError(str(exc).replace("`since:", "`--since ").replace("`until:", "`--until ")) from None
     t0 = time.perf_counter()
     try:
-        hits = search(ctx, text=text, kinds=tuple(kind) if kind else KINDS, service=service, k=k)
+        hits = search(ctx, text=text, kinds=tuple(kind) if kind else KINDS, service=service or filters.service, k=k,
+                      **filters.search_args())
     except SearchError as exc:
         raise CliError(str(exc)) from None
     ms = (time.perf_counter() - t0) * 1000
@@ -82,7 +99,7 @@ def similar(
         if h.resolution:
             typer.echo(f"   fix: {h.resolution[:200]}")
     if not hits:
-        typer.echo("nothing found")
+        typer.echo("nothing found" + (f" (only {filters.describe()})" if filters else ""))
 
 
 @eval_app.command("similar")

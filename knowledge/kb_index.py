@@ -188,9 +188,9 @@ class KnowledgeIndex:
                 continue
             if q.filter_service and q.filter_service not in (d.service, *d.services):
                 continue
-            created = _parse(d.created_at)
-            if (q.since and (created is None or created < q.since)) or (q.until and (created is None
-                                                                                   or created > q.until)):
+            created = _parse(d.created_at)  # a runbook is not an event: like the severity, time keeps it
+            if d.kind != "runbook" and ((q.since and (created is None or created < q.since))
+                                        or (q.until and (created is None or created > q.until))):
                 continue
             if q.max_severity is not None and d.kind != "runbook" and (d.severity is None
                                                                        or d.severity > q.max_severity):

@@ -31,7 +31,8 @@ from skills.base import (
 )
 from skills.redact import mask_secrets
 from skills.runbooks import incident_runbooks, preview_line
-from skills.similar import collapse, kb_link, service_in
+from skills.search_filters import Filters
+from skills.similar import collapse, kb_link, read_filters, service_in
 
 __all__ = ["AskSkill", "relevant"]
 
@@ -99,7 +100,9 @@ class AskSkill(BaseSkill):
         question = mask_secrets(request.text.strip())
         if not question:
             raise SkillError("Ask me a question, e.g. `@warroom how do I restart ingest?`")
-        query, service, exclude, told = question, service_in(question, ctx), (), bool(_DO.match(question))
+        rest, filters = read_filters(ctx, question, natural=True)  # "... in the last 30 days?", "service:x"
+        query, exclude, told = rest or question, (), bool(_DO.match(question))
+        service = service_in(query, ctx) or filters.service
         pre: tuple[Section, ...] = ()
         acts: tuple[Action, ...] = ()
         if request.incident_id is not None and ABOUT_HERE.search(question) and not INCIDENT_REF.search(question):
@@ -111,7 +114,7 @@ class AskSkill(BaseSkill):
             if inc is not None and (told or _HOW_TO.search(question)):  # "what should I do?": its runbooks
                 lines, acts = incident_runbooks(ctx, inc.id)
                 pre = (Section(f"Runbooks for incident #{inc.id}", lines),) if lines else ()
-        result = self._answer(ctx, question, query, service, exclude, told)
+        result = self._answer(ctx, question, query, service, exclude, told, filters)
         if not pre:
             return result
         if result.title == IDK:  # nothing in the passages, but runbooks for the incident: those are the answer
@@ -121,10 +124,18 @@ class AskSkill(BaseSkill):
         return dataclasses.replace(result, sections=pre + result.sections, actions=acts + result.actions)
 
     def _answer(self, ctx: SkillContext, question: str, query: str, service: str | None, exclude: tuple[str, ...],
-                told: bool) -> SkillResult:
+                told: bool, filters: Filters) -> SkillResult:
         """From the knowledge-base passages that match ``query``: extractive, or an LLM grounded in them."""
+        result = self._grounded(ctx, question, query, service, exclude, told, filters)
+        if not filters:
+            return result
+        return dataclasses.replace(result, summary=f"{result.summary} _(Only {esc(filters.describe())}.)_")
+
+    def _grounded(self, ctx: SkillContext, question: str, query: str, service: str | None, exclude: tuple[str, ...],
+                  told: bool, filters: Filters) -> SkillResult:
         try:
-            hits = search(ctx, text=query, kinds=KINDS, service=service, exclude=exclude, k=8)
+            hits = search(ctx, text=query, kinds=KINDS, service=service, exclude=exclude, k=8,
+                          **filters.search_args())
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         how_to = told or bool(_HOW_TO.search(question))

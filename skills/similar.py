@@ -8,12 +8,13 @@ triage flow shows the top 3 similar past incidents. Each hit has a "Not similar"
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import re
 from typing import Any
 
-from knowledge.models import Incident
+from knowledge.models import Incident, utcnow
 from knowledge.people import names_in_text
 from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
 from skills.base import (
@@ -33,8 +34,10 @@ from skills.base import (
     esc,
 )
 from skills.postmortem import kb_url as postmortem_url
+from skills.search_filters import FILTER_HELP, FilterError, Filters, take_filters
 
-__all__ = ["SimilarSkill", "collapse", "hit_lines", "kb_link", "kb_url", "service_in", "MIN_SCORE_SHOWN"]
+__all__ = ["SimilarSkill", "collapse", "hit_lines", "kb_link", "kb_url", "service_in", "read_filters",
+           "MIN_SCORE_SHOWN"]
 
 log = logging.getLogger("warroom.skills.similar")
 
@@ -143,6 +146,24 @@ def service_in(text: str, ctx: SkillContext) -> str | None:
     return max(found, key=len) if found else None
 
 
+def read_filters(ctx: SkillContext, text: str, natural: bool) -> tuple[str, Filters]:
+    """The search text and the filters written in it (``service:x since:30d sev:2 status:resolved``; with
+    ``natural``, "in the last 30 days" too); a filter that cannot be read, or a service the knowledge base has
+    nothing about, is a :class:`SkillError` (a filter that silently matches nothing answers another question)."""
+    try:
+        rest, filters = take_filters(text, utcnow(), natural=natural)
+    except FilterError as exc:
+        raise SkillError(f"{exc} Filters: {FILTER_HELP}.") from None
+    if filters.service:
+        known = {s.lower() for d in open_index(ctx).docs.values() for s in (d.service, *d.services) if s}
+        if filters.service not in known:
+            close = difflib.get_close_matches(filters.service, sorted(known), n=3, cutoff=0.6) or sorted(
+                k for k in known if k.startswith(filters.service))[:3]
+            raise SkillError(f"No past incident, postmortem or runbook is about `{esc(filters.service)}`"
+                             + (f" (did you mean {', '.join(f'`{esc(c)}`' for c in close)}?)" if close else "") + ".")
+    return rest, filters
+
+
 class SimilarSkill(BaseSkill):
     """Find similar past incidents and what fixed them: `/similar <text or #incident>`."""
 
@@ -197,12 +218,17 @@ class SimilarSkill(BaseSkill):
         sev = _lead_sev(text) if request.source in ("mention", "dm") else None
         if sev:  # the severity is for the incident the button opens, not words to search for
             text = text[sev.end():].strip()
+        text, filters = read_filters(ctx, text, natural=request.source in ("mention", "dm"))
+        if filters and not text.strip():
+            raise SkillError("Tell me what to look for as well as the filters, e.g. `/similar db timeout "
+                             "service:payments-api since:30d`.")
         query, incident_id, service, alert = self._query_for(text, ctx)
         own = incident_id or request.incident_id  # the incident searched from, or the one this is posted under
         exclude = (f"incident:{own}",) if own is not None else ()
         try:
-            hits = search(ctx, text=query, kinds=KINDS, service=service, alert_name=alert, exclude=exclude,
-                          incident_id=incident_id or request.incident_id, k=8)
+            hits = search(ctx, text=query, kinds=KINDS, service=service or filters.service, alert_name=alert,
+                          exclude=exclude,
+                          incident_id=incident_id or request.incident_id, k=8, **filters.search_args())
         except SearchError as exc:
             raise SkillError(str(exc)) from None
         hits = [h for h in collapse(hits) if h.score >= MIN_SCORE_SHOWN
@@ -213,6 +239,10 @@ class SimilarSkill(BaseSkill):
         label, value = ((f"Open a SEV{level} incident", f"{text[:290]} sev{level}") if sev
                         else ("Open an incident", text[:300]))
         offer = (Action("incident:new", label, value, "primary"),) if report else ()
+        if not hits and filters:
+            return SkillResult(title="Nothing similar found", summary=f"Nothing matches this closely with the "
+                               f"filters ({esc(filters.describe())}). Try without them, or with a longer span.",
+                               actions=offer, data={"hits": []})
         if not hits:
             return SkillResult(title="Nothing similar found", summary="No past incident, postmortem or runbook "
                                "matches this closely. Try other words, an alert name or a log line.",
@@ -224,6 +254,8 @@ class SimilarSkill(BaseSkill):
         about = f"_{esc(text[:150])}_"
         if incident_id is not None:  # "/similar #109": name the incident, not just its number
             about = f"incident #{incident_id}: _{esc(query.split('. ')[0][:150])}_"
+        if filters:
+            note += f" (only {esc(filters.describe())})"
         if report:
             note += f". Not an incident yet: *{label}* declares it"
         return SkillResult(title="Similar past incidents", summary=f"Closest matches for {about}{note}",

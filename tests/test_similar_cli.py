@@ -62,6 +62,24 @@ def test_similar_command(env: Database) -> None:
     assert res.exit_code == 0 and "incident #103" in res.output and "fix:" in res.output
 
 
+def test_similar_command_filters_like_slack(env: Database, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    res = runner.invoke(app, ["similar", "disk full", "--json", "--k", "8"])
+    assert {"incident:105", "incident:109"} <= {h["key"] for h in _json_last(res.output)["hits"]}
+    for args, kept, gone in ((["--since", "2026-06-01"], "incident:109", "incident:105"),
+                             (["--until", "2026-06-01"], "incident:105", "incident:109"),
+                             (["--only-service", "postgres-main"], "incident:105", "incident:109")):
+        res = runner.invoke(app, ["similar", "disk full", "--json", "--k", "8", *args])
+        assert res.exit_code == 0, res.output
+        keys = {h["key"] for h in _json_last(res.output)["hits"]}
+        assert kept in keys and gone not in keys, (args, keys)
+    res = runner.invoke(app, ["similar", "disk full", "--only-service", "postgres-main", "--since", "2026-06-01",
+                              "--kind", "incident"])
+    assert res.exit_code == 0 and "nothing found (only service postgres-main, since Mon 01 Jun 2026" in res.output
+    code, err = _main(monkeypatch, capsys, "similar", "disk full", "--since", "yesterday")
+    assert code == 1 and "I cannot read `--since yesterday` as a time" in err and "Traceback" not in err
+
+
 def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """Run the console entry point (``warroom ...``) in-process; its exit code and stderr."""
     from bot.cli import main

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.render import blocks_to_text
 from bot.standin.driver import SlackDriver
@@ -15,6 +16,7 @@ from bot.standin.harness import LiveServer
 from bot.standin.server import SlackStandIn
 from knowledge.db import Database
 from knowledge.models import Feedback, Incident, RunbookExecution
+from knowledge.search import sync_index
 from skills.similar import resolver
 from tests.conftest import Live, make_settings
 
@@ -216,3 +218,70 @@ def test_rest_api_similar(tmp_path: Any, standin: Any, db: Any) -> None:
             assert r.status_code == 422, (bad, r.status_code)
         r = httpx.post(url, content=b"{not json", headers={**auth, "Content-Type": "application/json"})
         assert r.status_code == 422
+
+
+def _shown(live: Live, text: str, source: str = "command") -> str:
+    if source == "command":
+        assert live.driver.command("/similar", text, channel=CH).status_code == 200
+    else:
+        assert live.driver.mention(text, channel=CH).status_code == 200
+    live.drain()
+    return _text(_last(live))
+
+
+def test_similar_takes_the_filters_the_search_has(live: Live) -> None:
+    """Service, time range, severity and status filtered only through the REST API; in Slack "since:30d" was words
+    to search for."""
+    both = _shown(live, "disk full")
+    assert "incident #109" in both and "incident #105" in both  # kafka (Jul 2026), postgres-main (May 2026)
+    since = _shown(live, "disk full since:2026-06-01")
+    assert "incident #109" in since and "incident #105" not in since
+    assert "(only since Mon 01 Jun 2026 00:00 UTC)" in since
+    until = _shown(live, "disk full --until 2026-06-01")
+    assert "incident #105" in until and "incident #109" not in until
+    assert "runbook `clear-disk-space`" in until  # a runbook is not an event: time filters keep it
+    only = _shown(live, "disk full service:postgres-main")
+    assert "incident #105" in only and "incident #109" not in only and "(only service postgres-main)" in only
+    auth = _shown(live, "auth-service 401")
+    assert "#111" in auth and "#104" in auth  # SEV1 and SEV2
+    sev1 = _shown(live, "auth-service 401 sev:1")
+    assert "#111" in sev1 and "#104" not in sev1 and "(only SEV1)" in sev1
+    with live.db.session() as s:
+        s.add(Incident(title="auth-service returning 401 to every login", service_name="auth-service", severity=2,
+                       status="open", description="401 since the 14:00 deploy"))
+        s.flush()
+        new = s.scalar(select(func.max(Incident.id)))
+    sync_index(live.services.ctx)
+    assert f"incident #{new}" in _shown(live, "auth-service 401")
+    done = _shown(live, "auth-service 401 status:resolved")
+    assert "#111" in done and f"#{new}" not in done and "(only resolved incidents)" in done
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Feedback)) == 0
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("disk full since:yesterday", "I cannot read `since:yesterday` as a time: write a span back from now"),
+    ("disk full sev:2-3", "I cannot read `sev:2-3`"),
+    ("disk full --service", "`--service` needs a value"),
+    ("disk full service:postgres", "No past incident, postmortem or runbook is about `postgres` (did you mean "
+                                   "`postgres-main`?)"),
+    ("disk full since:2026-06-01 until:2026-05-01", "`until` (01 May 2026 00:00) is not after `since`"),
+    ("since:30d sev:1", "Tell me what to look for as well as the filters"),
+])
+def test_a_filter_it_cannot_read_is_said_not_dropped(live: Live, text: str, said: str) -> None:
+    assert said in _shown(live, text)
+
+
+def test_words_of_a_pasted_log_stay_words(live: Live) -> None:
+    """``status=503``, ``Service: x`` and ``severity=ERROR`` in a pasted line are what to search for, not filters."""
+    said = _shown(live, "ingress 502s upstream status=503 severity=ERROR Service: ingress pods not ready")
+    assert "Closest matches for _ingress 502s upstream status=503 severity=ERROR Service: ingress pods not ready_" \
+        in said
+    assert "(only" not in said and "incident #112" in said
+
+
+def test_a_question_in_the_last_n_days_is_asked_of_that_span(live: Live) -> None:
+    said = _shown(live, "have we seen disks filling up in the last 30 days?", source="mention")
+    assert "(Only since" in said and "incident #105" not in said and "incident #109" not in said
+    said = _shown(live, "have we seen disks filling up since:2026-01-01?", source="mention")
+    assert "(Only since Thu 01 Jan 2026 00:00 UTC.)" in said and "#10" in said
