@@ -69,6 +69,10 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
 _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve)))",
                     re.I)
+# What "/incident stats" reads besides a service or team: the period and words around it
+_STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
+                          r"this|last|past|the|in|on|for|of|over|by|team|service|incidents?|month|quarter|year|"
+                          r"week)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
@@ -990,12 +994,24 @@ class IncidentSkill(BaseSkill):
     def _stats(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """How many incidents over a period (default the last 7 days: "today", "this month", "30 days"), by
         severity and service, how many are still open, and the median times to acknowledge, mitigate, resolve."""
+        from knowledge import people
+
         days = _period_days(rest)
         since = utcnow() - dt.timedelta(days=days)
         where = [Incident.created_at >= since]
         service = _service_in(s, rest)  # "how many incidents on payments-api this month?"
+        team = None if service else people.team_named(session=s, name=people.team_in_text(session=s, text=rest)
+                                                      or "")  # "/incident stats payments": the team's services
+        if request.source == "command" and (left := _STATS_WORDS.sub(" ", rest.lower()).split()):
+            named = {w.lower() for w in (service, team.name if team else None) if w}
+            if unread := [w for w in left if w.strip(".,;:!?") not in named]:  # it was ignored: every service
+                raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident stats [today | 7d | "
+                                 "30 days | this month] [service or team]`.")
         if service:
             where.append(Incident.service_name == service)
+        elif team is not None:
+            where.append(Incident.service_name.in_(select(Service.name).where(Service.team_id == team.id)))
+            service = f"the {team.name} team's services"
         every = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
         rows = [r for r in every if not (r.findings or {}).get("closed_as")]
         skipped = Counter(str((r.findings or {}).get("closed_as")) for r in every if r not in rows)
@@ -1006,7 +1022,8 @@ class IncidentSkill(BaseSkill):
         if not rows and skipped:
             return SkillResult(title="Incident stats", summary=f"No incidents in {span}{aside}.")
         if not rows:
-            last = s.scalars(select(Incident).order_by(Incident.created_at.desc()).limit(1)).first()
+            last = s.scalars(select(Incident).where(*where[1:])  # on that service or team, at any time
+                             .order_by(Incident.created_at.desc()).limit(1)).first()
             before = f" The last one: #{last.id} on {last.created_at:%d %b %Y}." if last is not None else ""
             return SkillResult(title="Incident stats", summary=f"No incidents in {span}.{before}")
         by_sev = Counter(r.severity for r in rows)

@@ -11,6 +11,7 @@ import urllib.parse
 import httpx
 from sqlalchemy import func, select
 
+from bot.render import blocks_to_text
 from bot.settings import Settings
 from bot.slack_app import strip_bot_mention
 from knowledge.db import Database
@@ -729,3 +730,22 @@ def test_severities_as_teams_write_them(live: Live) -> None:
         got = {i.title: i.severity for i in s.scalars(select(Incident).where(Incident.source == "slack"))}
     assert got == {"checkout returning 502s": 1, "search results stale": 2, "payments ledger down": 1,
                    "ingest lag growing": 3}, got
+
+
+def test_incident_stats_for_a_team_and_words_it_cannot_read(live: Live) -> None:
+    """``/incident stats payments`` ignored the word (no service is called "payments"): it counted every service's
+    incidents and said nothing of it. A team's name now counts its services; an unread word is said."""
+    def stats(text: str) -> str:
+        live.driver.command("/incident", text, user="U0ERIN", channel="C0STATS")
+        live.drain()
+        return blocks_to_text(live.standin.messages("C0STATS")[-1].get("blocks") or [])
+
+    every = stats("stats 366 days")
+    said = stats("stats 366 days payments")
+    assert "incident(s) in the last 366 days on the payments team's services" in said
+    assert "payments-api (1), billing-worker (1), checkout-web (1)" in said and "ingress" not in said
+    assert "ingress" in every
+    assert "I cannot read `paymnts`: `/incident stats [today | 7d | 30 days | this month] [service or team]`" in stats(
+        "stats paymnts")
+    quiet = stats("stats 1 day payments")  # "the last one" is the team's, not any service's (#112 on ingress)
+    assert "No incidents in the last 24 hours on the payments team's services. The last one: #108" in quiet
