@@ -28,7 +28,7 @@ from knowledge.models import Expert, Incident, OnCallShift, Service, Team, utcno
 _R = TypeVar("_R")
 
 __all__ = [
-    "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named",
+    "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named", "teams_in_text",
     "services_in_text", "winning", "shifts_now", "shift_end", "coverage_gaps", "oncall_now", "oncall_by_team",
     "escalation_for", "open_load", "local_time", "in_working_hours", "experts_by_ids",
 ]
@@ -98,6 +98,22 @@ def team_in_text(*, session: Session, text: str) -> str:
     low = text.lower()
     names = [n for n in session.scalars(select(Team.name)) if re.search(rf"\b{re.escape(n.lower())}\b", low)]
     return min(names, key=lambda n: low.index(n.lower())) if names else ""
+
+
+def teams_in_text(*, session: Session, text: str) -> list[str]:
+    """Every team free text names, directly or by a service it owns, in the order named ("payments platform",
+    "ingest and dns")."""
+    low = text.lower()
+    found: list[tuple[int, str]] = []
+    for name in services_in_text(session=session, text=text):
+        svc = session.scalars(select(Service).where(Service.name == name)).first()
+        owner = session.get(Team, svc.team_id) if svc is not None and svc.team_id else None
+        if owner is not None:
+            found.append((low.find(name.lower()), owner.name))
+    for n in session.scalars(select(Team.name)):
+        if m := re.search(rf"\b{re.escape(n.lower())}\b", low):
+            found.append((m.start(), n))
+    return list(dict.fromkeys(n for _, n in sorted(found)))
 
 
 def winning(rows: list[_R], source: Callable[[_R], str]) -> list[_R]:

@@ -98,11 +98,14 @@ class RoutingSkill(BaseSkill):
                 return oncall_cover.cover(rest, request.user_id, ctx, request.channel_id)
             if verb.lower() == "release":
                 return oncall_cover.release(rest, request.user_id, ctx, request.channel_id)
-            return self._oncall(self._team_in(text, ctx) or text, ctx)
+            with ctx.db.session() as s:  # "/oncall payments platform": both (the second was ignored)
+                named = people.teams_in_text(session=s, text=text)
+            return self._oncall(named or ([text] if text else []), ctx)
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
-            return self._oncall(self._team_in(text, ctx), ctx)  # "@warroom who is on call for payments?"
+            team = self._team_in(text, ctx)  # "@warroom who is on call for payments?"
+            return self._oncall([team] if team else [], ctx)
         return self._route(text, request, ctx)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
@@ -138,16 +141,17 @@ class RoutingSkill(BaseSkill):
         if not team:
             raise SkillError("Page whom? Name a team or a service, e.g. `@warroom page the payments team` or "
                              "`@warroom page ingest`.")
-        result = self._oncall(team, ctx)
+        result = self._oncall([team], ctx)
         paged = [u for r in result.data["oncall"] for u in r["people"]]
         summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {esc(team)}, and wanted here."
                    if paged else f"Nobody is on call for {esc(team)} now.")
         return dataclasses.replace(result, title=f"Paging {team}", summary=summary)
 
-    def _oncall(self, team: str, ctx: SkillContext) -> SkillResult:
+    def _oncall(self, teams: list[str], ctx: SkillContext) -> SkillResult:
+        """Who is on call for each of ``teams``, or for every team."""
         with ctx.db.session() as s:
             try:
-                rows = people.oncall_by_team(session=s, team=team.split()[0] if team else None)
+                rows = [r for name in (teams or [None]) for r in people.oncall_by_team(session=s, team=name)]
             except LookupError as exc:
                 raise SkillError(str(exc)) from None
         lines = []
@@ -168,7 +172,7 @@ class RoutingSkill(BaseSkill):
             lines.append(line)
         if not lines:
             lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]
-        return SkillResult(title="On call now" + (f": {team.split()[0]}" if team else ""),
+        return SkillResult(title="On call now" + (f": {', '.join(r.team for r in rows)}" if teams else ""),
                            sections=(Section("", tuple(lines)),),
                            data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people],
                                             "next": [u for u, _ in r.next_people]} for r in rows]})

@@ -72,11 +72,18 @@ def test_oncall_for_one_team_and_all_teams(live: Live) -> None:
     live.drain()
     live.driver.command("/oncall", "ingest", user="U0BOB", channel=CHANNEL)  # a service: the team that owns it
     live.drain()
-    one, every, service = _texts(live)[-3:]
+    live.driver.command("/oncall", "payments platform", user="U0BOB", channel=CHANNEL)  # the second was ignored
+    live.drain()
+    live.driver.command("/oncall", "ingest, dns", user="U0BOB", channel=CHANNEL)  # two services, two owners
+    live.drain()
+    one, every, service, two, owners = _texts(live)[-5:]
     assert "On call now: payments" in one and "<@U0ALICE>" in one
     for team in ("data", "identity", "payments", "platform", "storage"):
         assert f"*{team}*" in every
     assert "On call now: data" in service and "identity" not in service
+    assert "On call now: payments, platform" in two and "*payments*" in two and "*platform*" in two
+    assert "*data*" not in two
+    assert "On call now: data, platform" in owners and "*payments*" not in owners
 
 
 def test_bad_input_gets_clear_answers(live: Live) -> None:
