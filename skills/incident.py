@@ -5,8 +5,8 @@
 ``/incident mitigate [id] [what]``, ``/incident resolve|close [id] [what fixed it]``, ``/incident reopen [id]``,
 ``/incident note [id] <text>`` (a key moment on the timeline), ``/incident update [id] <text>`` (a note also
 posted in the status channel), ``/incident who [id]``,
-``/incident list [mine] [sev1-4] [service]``, ``/incident stats [days] [service]``, ``/incident timeline [id]``,
-``/incident handover [hours]`` (the shift handover, see ``skills.handover``).
+``/incident list [mine] [sev1-4] [service or team]``, ``/incident stats [days] [service or team]``,
+``/incident timeline [id]``, ``/incident handover [hours]`` (the shift handover, see ``skills.handover``).
 Without an id, the incident is the one whose channel (or card thread) this is.
 """
 
@@ -78,8 +78,8 @@ _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
-          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service]`, `/incident stats [days] [service]`, "
-          "`/incident timeline [id]`, `/incident handover [hours]`, "
+          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service or team]`, "
+          "`/incident stats [days] [service or team]`, `/incident timeline [id]`, `/incident handover [hours]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`")
 
@@ -1067,15 +1067,23 @@ class IncidentSkill(BaseSkill):
             where.append(Incident.severity == sev)
             said.append(f"SEV{sev}")
         service = _service_in(s, rest)
+        team = None
         if service:
             where.append(Incident.service_name == service)
             said.append(f"on {escape(service)}")
+        else:  # "/incident list payments": the team's services
+            from knowledge import people
+
+            team = people.team_named(session=s, name=people.team_in_text(session=s, text=rest) or "")
+            if team is not None:
+                where.append(Incident.service_name.in_(select(Service.name).where(Service.team_id == team.id)))
+                said.append(f"on the {escape(team.name)} team's services")
         left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
                                               "follow", "i") and severity_word(w) is None
-                and not (service and w in service.lower().split())]
+                and not (service and w in service.lower().split()) and not (team and w == team.name.lower())]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
-                             "[mine|following] [sev1-4] [service]`.")
+                             "[mine|following] [sev1-4] [service or team]`.")
         if following:  # followers are kept on the incident (JSON): the open ones, filtered here
             every = [r for r in s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id)
                                           .limit(2000))

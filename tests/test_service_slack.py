@@ -391,6 +391,7 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     live.driver.command("/incident", "list sev3", user="U0ERIN", channel="C0SEV3")
     live.driver.command("/incident", "list ingest sev2", user="U0ERIN", channel="C0ING")
     live.driver.command("/incident", "list the moon", user="U0ERIN", channel="C0BAD")
+    live.driver.command("/incident", "list payments", user="U0ERIN", channel="C0TEAM")  # a team: its services
     live.drain()
     mine = json.dumps(live.standin.messages("C0MINE"))
     assert "(assigned to you)" in mine and f"#{inc.id}*" in mine and "billing-worker" not in mine
@@ -398,6 +399,8 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     assert "billing-worker stuck" in sev3 and "ingest lag" not in sev3
     assert "ingest lag growing" in json.dumps(live.standin.messages("C0ING"))
     assert "I cannot filter by `the moon`" in json.dumps(live.standin.messages("C0BAD"))
+    team = json.dumps(live.standin.messages("C0TEAM"))  # was "I cannot filter by `payments`"
+    assert "on the payments team's services" in team and "billing-worker stuck" in team and "ingest lag" not in team
     reply("status")  # that incident's status, not the bot's
     assert live.standin.messages(channel)[-1]["text"].startswith(f"Incident #{inc.id}: ingest lag growing")
     reply("escalate")  # one level up, and the data team's people named (a mention notifies them)
