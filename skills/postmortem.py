@@ -1,7 +1,8 @@
 """Postmortem skill: draft, show, edit, publish and export an incident's postmortem.
 
 ``/postmortem draft|show|publish|export <incident>`` and ``/postmortem edit <incident> <section>: text``;
-``/postmortem actions [mine] [all] [service]`` and ``/postmortem done <incident>.<n>`` (``skills.action_items``);
+``/postmortem actions [mine] [all] [service or team]`` and ``/postmortem done <incident>.<n>``
+(``skills.action_items``);
 buttons ``postmortem:publish``, ``postmortem:regenerate`` and ``postmortem:confirm_root_cause``. A
 draft is written from the incident's facts (secrets masked first) by the deterministic writer, or
 by the LLM writer when an endpoint is configured; each change is stored as a new version.
@@ -130,7 +131,8 @@ class PostmortemSkill(BaseSkill):
                 return mark_done(s, (done.group("a") or done.group("b")) if done else rest, user=request.user_id)
         if verb == "actions" or (request.source in ("mention", "dm") and _ACTIONS_ASKED.match(request.text)):
             with ctx.db.session() as s:
-                return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id)
+                return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id,
+                                       strict=request.source == "command" and verb == "actions")
         if request.source in ("mention", "dm") and (verb not in _VERBS or not _ID.match(rest.strip().split(" ")[0])):
             # Free text ("@warroom show the postmortem of #113"): a verb word and an incident number.
             words = [_SAY_DRAFT.get(w, w) for w in re.findall(r"[\w#-]+", request.text.lower())]
@@ -142,7 +144,8 @@ class PostmortemSkill(BaseSkill):
         if verb not in _VERBS:
             raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>`, "
                              "`/postmortem edit <incident> <section>: <text>`, `/postmortem list [draft|published]`, "
-                             "`/postmortem actions [mine] [all] [service]` or `/postmortem done <incident>.<n>`")
+                             "`/postmortem actions [mine] [all] [service or team]` or "
+                             "`/postmortem done <incident>.<n>`")
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id

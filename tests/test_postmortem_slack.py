@@ -284,6 +284,10 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     everything = say("C0AI", "actions all")
     assert "2 open action item(s), 1 done" in everything and "~done by <@U0IRIS>~" in everything
     assert "2 open action item(s) on payments-api, 1 done" in say("C0AI", "actions payments-api")
+    # a team: its services' items (the word was ignored: every team's items); a word it cannot read is said
+    assert "2 open action item(s) on the payments team's services, 1 done" in say("C0AI", "actions payments")
+    assert "No open action items on the data team's services." in say("C0AI", "actions data")
+    assert "I cannot filter action items by `paymnts`" in say("C0AI", "actions paymnts")
     # in words
     asked = say("C0AI", "what action items are open?", command="")
     assert f"*{iid}.2* add a CI check" in asked and f"*{iid}.1*" not in asked
