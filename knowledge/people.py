@@ -29,6 +29,7 @@ _R = TypeVar("_R")
 
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named", "teams_in_text",
+    "Scope", "scope_in_text",
     "services_in_text", "winning", "shifts_now", "shift_end", "coverage_gaps", "oncall_now", "oncall_by_team",
     "escalation_for", "open_load", "local_time", "in_working_hours", "experts_by_ids",
 ]
@@ -85,6 +86,31 @@ def known_services_in_text(*, session: Session, text: str) -> list[str]:
     known = set(session.scalars(select(Service.name)).all()) | set(session.scalars(
         select(Incident.service_name).where(Incident.service_name.is_not(None)).distinct()).all())
     return names_in_text(known, text)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The services a request names: one service, or the services of a team ("/incident stats payments")."""
+
+    label: str  # "on payments-api", "on the payments team's services"
+    services: frozenset[str]
+    name: str  # the word that named it
+
+
+def scope_in_text(*, session: Session, text: str) -> Scope | None:
+    """The first service ``text`` names (catalogue, or one an incident was filed under), else the first team it
+    names (its catalogue services), else None."""
+    named = known_services_in_text(session=session, text=text)
+    if named:
+        return Scope(f"on {named[0]}", frozenset(named[:1]), named[0])
+    low = text.lower()
+    teams = [n for n in session.scalars(select(Team.name)) if re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])",
+                                                                       low)]
+    team = team_named(session=session, name=min(teams, key=lambda n: low.index(n.lower()))) if teams else None
+    if team is None:
+        return None
+    return Scope(f"on the {team.name} team's services",
+                 frozenset(session.scalars(select(Service.name).where(Service.team_id == team.id))), team.name)
 
 
 def team_in_text(*, session: Session, text: str) -> str:

@@ -43,8 +43,7 @@ def carry_done(fields: dict[str, Any], top: Postmortem | None) -> None:
 def listing(s: Session, text: str, *, user: str | None, strict: bool = False) -> SkillResult:
     """Open action items (``all``: done ones too; ``mine``: owned by ``user``; a service or team name: its
     incidents'), oldest incident first; ``strict`` (the slash command): a word it cannot read is an error."""
-    from knowledge.models import Service
-    from knowledge.people import names_in_text, team_in_text, team_named
+    from knowledge.people import scope_in_text
 
     words = set(re.findall(r"[\w-]+", text.lower()))
     mine, every = bool({"mine", "my", "me"} & words), "all" in words
@@ -53,19 +52,15 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
     rows = store.latest_fields(s)  # every postmortem, oldest incident first (not only the newest 1,000)
     service_of = dict(s.execute(select(Incident.id, Incident.service_name).where(
         Incident.id.in_([r.incident_id for r in rows if (r.fields or {}).get("action_items")]))).all())
-    known = {v for v in service_of.values() if v} | set(s.scalars(select(Service.name)))
-    service = (names_in_text(known, text) or [None])[0]
-    team = None if service else team_named(session=s, name=team_in_text(session=s, text=text) or "")
-    services = {service} if service else set(s.scalars(select(Service.name).where(Service.team_id == team.id))) \
-        if team is not None else None
-    unread = words - {"mine", "my", "me", "all", "actions", "action", "items", "open", "of", "for", "on", "the"} - {
-        (service or "").lower(), (team.name.lower() if team else "")}
+    scope = scope_in_text(session=s, text=text)  # a service, or a team's services
+    unread = words - {"mine", "my", "me", "all", "actions", "action", "items", "open", "of", "for", "on", "the",
+                      scope.name.lower() if scope else ""}
     if unread and strict:  # "payments" was ignored: every team's items, as if no name had been given
         raise SkillError(f"I cannot filter action items by `{esc(' '.join(sorted(unread))[:60])}`: "
                          "`/postmortem actions [mine] [all] [service or team]`.")
     lines, open_count, done_count, now = [], 0, 0, utcnow()
     for row in rows:
-        if services is not None and service_of.get(row.incident_id) not in services:
+        if scope is not None and service_of.get(row.incident_id) not in scope.services:
             continue
         for n, item in enumerate((row.fields or {}).get("action_items") or [], start=1):
             if mine and item.get("owner") != user:
@@ -80,8 +75,7 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
             lines.append(f"*{row.incident_id}.{n}* {esc(str(item.get('text', ''))[:200])} ({owner}; postmortem of "
                          f"#{row.incident_id} [{row.status}], {duration((now - row.created_at).total_seconds())} "
                          f"old){state}")
-    which = (" of yours" if mine else "") + (f" on {esc(service)}" if service else "") + (
-        f" on the {esc(team.name)} team's services" if team is not None else "")
+    which = (" of yours" if mine else "") + (f" {esc(scope.label)}" if scope else "")
     if not lines:
         none = "No open action items" if not every else "No action items"
         return SkillResult(title="Action items", ephemeral=True,

@@ -113,13 +113,6 @@ _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "m
                            "reopen", "take", "role"})
 
 
-def _service_in(s: Session, text: str) -> str | None:
-    """The first service ``text`` names: one in the catalogue, or one an incident was filed under."""
-    from knowledge.people import known_services_in_text
-
-    return (known_services_in_text(session=s, text=text) or [None])[0]
-
-
 def _age(inc: Incident) -> str:
     minutes = int(((inc.resolved_at or utcnow()) - inc.created_at).total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
@@ -994,31 +987,26 @@ class IncidentSkill(BaseSkill):
     def _stats(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """How many incidents over a period (default the last 7 days: "today", "this month", "30 days"), by
         severity and service, how many are still open, and the median times to acknowledge, mitigate, resolve."""
-        from knowledge import people
+        from knowledge.people import scope_in_text
 
         days = _period_days(rest)
         since = utcnow() - dt.timedelta(days=days)
         where = [Incident.created_at >= since]
-        service = _service_in(s, rest)  # "how many incidents on payments-api this month?"
-        team = None if service else people.team_named(session=s, name=people.team_in_text(session=s, text=rest)
-                                                      or "")  # "/incident stats payments": the team's services
+        # "how many incidents on payments-api this month?", "/incident stats payments" (the team's services)
+        scope = scope_in_text(session=s, text=rest)
         if request.source == "command" and (left := _STATS_WORDS.sub(" ", rest.lower()).split()):
-            named = {w.lower() for w in (service, team.name if team else None) if w}
-            if unread := [w for w in left if w.strip(".,;:!?") not in named]:  # it was ignored: every service
+            if unread := [w for w in left if w.strip(".,;:!?") != (scope.name.lower() if scope else "")]:
                 raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident stats [today | 7d | "
-                                 "30 days | this month] [service or team]`.")
-        if service:
-            where.append(Incident.service_name == service)
-        elif team is not None:
-            where.append(Incident.service_name.in_(select(Service.name).where(Service.team_id == team.id)))
-            service = f"the {team.name} team's services"
+                                 "30 days | this month] [service or team]`.")  # it was ignored: every service
+        if scope is not None:
+            where.append(Incident.service_name.in_(scope.services))
         every = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
         rows = [r for r in every if not (r.findings or {}).get("closed_as")]
         skipped = Counter(str((r.findings or {}).get("closed_as")) for r in every if r not in rows)
         aside = " (not counted: " + ", ".join(f"{n} {'false alarm' if k == 'false_alarm' else k}{'s' * (n > 1)}"
                                              for k, n in sorted(skipped.items())) + ")" if skipped else ""
         span = ("the last 24 hours" if days == 1 else f"the last {days} days") + (
-            f" on {escape(service)}" if service else "")
+            f" {escape(scope.label)}" if scope else "")
         if not rows and skipped:
             return SkillResult(title="Incident stats", summary=f"No incidents in {span}{aside}.")
         if not rows:
@@ -1066,21 +1054,15 @@ class IncidentSkill(BaseSkill):
         if sev is not None:
             where.append(Incident.severity == sev)
             said.append(f"SEV{sev}")
-        service = _service_in(s, rest)
-        team = None
-        if service:
-            where.append(Incident.service_name == service)
-            said.append(f"on {escape(service)}")
-        else:  # "/incident list payments": the team's services
-            from knowledge import people
+        from knowledge.people import scope_in_text
 
-            team = people.team_named(session=s, name=people.team_in_text(session=s, text=rest) or "")
-            if team is not None:
-                where.append(Incident.service_name.in_(select(Service.name).where(Service.team_id == team.id)))
-                said.append(f"on the {escape(team.name)} team's services")
+        scope = scope_in_text(session=s, text=rest)  # a service, or a team ("/incident list payments")
+        if scope is not None:
+            where.append(Incident.service_name.in_(scope.services))
+            said.append(escape(scope.label))
         left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
                                               "follow", "i") and severity_word(w) is None
-                and not (service and w in service.lower().split()) and not (team and w == team.name.lower())]
+                and not (scope and w == scope.name.lower())]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
                              "[mine|following] [sev1-4] [service or team]`.")

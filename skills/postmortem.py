@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import postmortems as store
@@ -143,7 +144,8 @@ class PostmortemSkill(BaseSkill):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
         if verb not in _VERBS:
             raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>`, "
-                             "`/postmortem edit <incident> <section>: <text>`, `/postmortem list [draft|published]`, "
+                             "`/postmortem edit <incident> <section>: <text>`, "
+                             "`/postmortem list [draft|published] [service or team]`, "
                              "`/postmortem actions [mine] [all] [service or team]` or "
                              "`/postmortem done <incident>.<n>`")
         ref, _, tail = rest.strip().partition(" ")
@@ -191,20 +193,26 @@ class PostmortemSkill(BaseSkill):
 
     def listing(self, ctx: SkillContext, which: str) -> SkillResult:
         """The newest version of each postmortem, drafts first (they wait for someone to publish them)."""
+        from knowledge.people import scope_in_text
+
         words = set(re.findall(r"[a-z]+", which))
         status = next((w for w in ("draft", "published") if w in words or f"{w}s" in words), None)
         with ctx.db.session() as s:
+            scope = scope_in_text(session=s, text=which)  # "/postmortem list published ingress", "... payments"
+            ids = set(s.scalars(select(Incident.id).where(Incident.service_name.in_(scope.services)))) if scope else ()
             rows = [r for r in store.list_latest(s, limit=500)
-                    if status is None or (r.status == "published") == (status == "published")]
+                    if (status is None or (r.status == "published") == (status == "published"))
+                    and (scope is None or r.incident_id in ids)]
         rows.sort(key=lambda r: (r.status == "published", -(r.incident_id or 0)))
         lines = tuple(f"<{kb_url(ctx, r.incident_id)}|postmortem of #{r.incident_id}> v{r.version} "
                       f"[{r.status}] {esc(r.title[:100])}" for r in rows[:25] if r.incident_id is not None)
         waiting = sum(r.status != "published" for r in rows)
+        on = f" {esc(scope.label)}" if scope else ""
         if not rows:
-            return SkillResult(title="Postmortems", summary=f"No {status + ' ' if status else ''}postmortems yet.",
+            return SkillResult(title="Postmortems", summary=f"No {status + ' ' if status else ''}postmortems{on} yet.",
                                ephemeral=True)
         more = " (25 shown)" if len(rows) > 25 else ""
-        summary = (f"{len(rows)} postmortem(s){more}, {waiting} not published yet. "
+        summary = (f"{len(rows)} postmortem(s){on}{more}, {waiting} not published yet. "
                    "`/postmortem show <incident>` opens one.")
         return SkillResult(title="Postmortems", summary=summary, sections=(Section("", lines),), ephemeral=True)
 

@@ -121,7 +121,13 @@ def test_edit_show_and_draft_job(live: Live) -> None:
     live.driver.command("/postmortem", "list drafts", user="U0DEV", channel="C0LIST")
     live.driver.mention("which postmortems are still drafts?", user="U0DEV", channel="C0LIST2")
     live.driver.command("/postmortem", "list", user="U0DEV", channel="C0LIST3")
+    live.driver.command("/postmortem", "list published ingress", user="U0DEV", channel="C0LIST4")  # was: all 12
+    live.driver.command("/postmortem", "list platform", user="U0DEV", channel="C0LIST5")  # a team's services
     live.drain()
+    (ingress,) = _texts(live.standin, "C0LIST4")
+    assert "2 postmortem(s) on ingress, 0 not published yet" in ingress and "#112>" in ingress and "#103>" in ingress
+    (platform,) = _texts(live.standin, "C0LIST5")
+    assert "4 postmortem(s) on the platform team's services, 1 not published yet" in platform and "#106>" in platform
     for channel in ("C0LIST", "C0LIST2"):  # the edited draft, not the 12 published ones of the sample world
         (listing,) = _texts(live.standin, channel)
         assert "1 postmortem(s), 1 not published yet" in listing and f"postmortem of #{iid}> v2 [edited]" in listing
