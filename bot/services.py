@@ -102,6 +102,10 @@ class Services:
                 handovers.schedule_top_up(self)  # fetches the feeds, then every hour
         except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
             log.warning("could not write the rotations' shifts ahead: %s", exc)
+        try:  # the routing classifier kept in step with the knowledge base (bot/train_jobs.py); a minute in
+            __import__("bot.train_jobs").train_jobs.schedule_refresh(self, 60.0)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
+            log.warning("could not plan the routing refresh: %s", exc)
         if self.settings.shift_handovers():  # the next on-call change of every team (bot/shift_handover.py)
             try:
                 self.runner.submit("oncall.plan", {})

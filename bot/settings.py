@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     # bot/shift_handover.py). Unset: on in production, off in test and demo mode (a shift change is days away).
     shift_handover: bool | None = None
 
+    # Retrain the routing classifier from the knowledge base every this many hours when what it learns from changed
+    # (new incidents with a team, "wrong owner" feedback; see bot/train_jobs.py). A model trained from a CSV is kept.
+    # Unset: 24 in production, off in test and demo mode; 0 turns it off.
+    routing_refresh_hours: float | None = Field(default=None, ge=0, le=24 * 90)
+
+    def routing_refresh_s(self) -> float:
+        """Seconds between routing refreshes in effect (0: off)."""
+        hours = self.routing_refresh_hours
+        return 3600.0 * (hours if hours is not None else 0.0 if self.mode in ("test", "demo") else 24.0)
+
     def retention_runs(self) -> bool:
         """Whether the 6-hourly retention run is planned (see ``bot/maintenance.py``)."""
         return self.inbox_retention_runs if self.inbox_retention_runs is not None else self.mode not in ("test", "demo")

@@ -209,3 +209,68 @@ def test_mention_asking_who_is_on_call(live: Live) -> None:
     live.drain()
     text = "\n".join(_texts(live))
     assert "On call now: storage" in text and "<@U0IRIS>" in text
+
+
+def test_the_routing_classifier_keeps_up_with_the_knowledge_base(tmp_path: Any, standin: Any) -> None:
+    """It was trained only by hand (`warroom train routing`): a new install routed without it until someone knew the
+    command, and a trained one never learned from the incidents after it. ``model.refresh`` retrains it when what it
+    learns from changed, and leaves a model trained from a CSV alone."""
+    from models.routing_artifact import load_routing_model
+    from tests.conftest import live_with
+
+    own = tmp_path / "own"  # not the database of this module's autouse fixture
+    own.mkdir()
+    with live_with(own, standin, routing_refresh_hours=24) as live:
+        with live.db.session() as s:  # planned when the workers start, a minute later, once per slot
+            (job,) = s.scalars(select(Job).where(Job.kind == "model.refresh")).all()
+            assert 30 < (job.run_after - utcnow()).total_seconds() <= 60
+        record = live.services.settings.models_path / "routing" / "routing-model.json"
+        live.driver.command("/route", "kafka consumer lag growing on ingest", user="U0BOB", channel=CHANNEL)
+        live.drain(due_within_s=5)  # the next refresh, planned ahead, is not waited for
+        assert "no routing classifier trained yet" in _last(live)
+
+        def refresh(key: str) -> None:
+            live.services.runner.submit("model.refresh", {}, key)
+            live.drain(due_within_s=5)
+
+        refresh("now-1")
+        first = load_routing_model(live.services.settings.models_path)
+        assert first is not None and first.record["source"] == "knowledge-base" and len(first.record["classes"]) >= 2
+        live.driver.command("/route", "kafka consumer lag growing on ingest", user="U0BOB", channel=CHANNEL)
+        live.drain(due_within_s=5)
+        assert "no routing classifier trained yet" not in _last(live) and "classifier" in _last(live)
+        stamp = record.stat().st_mtime_ns
+        refresh("now-2")  # nothing new: not retrained
+        assert record.stat().st_mtime_ns == stamp
+        live.driver.command("/incident", "new warehouse-loader nightly load failed again sev3", user="U0ERIN",
+                            channel=CHANNEL)
+        live.drain(due_within_s=5)
+        with live.db.session() as s:
+            new = s.scalar(select(Incident.id).order_by(Incident.id.desc()).limit(1))
+        live.driver.command("/incident", f"resolve {new} re-ran the load", user="U0ERIN", channel=CHANNEL)
+        live.drain(due_within_s=5)
+        refresh("now-3")  # a resolved incident more: retrained on it
+        second = load_routing_model(live.services.settings.models_path)
+        assert second is not None and second.record["n_train"] == first.record["n_train"] + 1
+        with live.db.session() as s:  # and the next run is planned a day on
+            later = [j.run_after for j in s.scalars(select(Job).where(Job.kind == "model.refresh",
+                                                                      Job.status == "queued"))]
+        assert any((t - utcnow()).total_seconds() > 23 * 3600 for t in later), later
+        # a model trained from the user's own tickets is theirs: kept
+        csv = tmp_path / "tickets.csv"
+        csv.write_text("text,team\n" + "".join(f"disk full on node {i},storage\npayments 503 {i},payments\n"
+                                               for i in range(10)))
+        from typer.testing import CliRunner
+
+        from bot.cli import app
+
+        env = {"WARROOM_MODE": "test", "WARROOM_DATABASE_URL": live.db.url,
+               "WARROOM_DATA_DIR": str(live.services.settings.data_dir),
+               "WARROOM_MODEL_DIR": str(live.services.settings.models_path)}
+        done = CliRunner().invoke(app, ["train", "routing", "--csv", str(csv), "--text", "text", "--label", "team"],
+                                  env=env)
+        assert done.exit_code == 0, done.output
+        mine = record.stat().st_mtime_ns
+        refresh("now-4")
+        assert record.stat().st_mtime_ns == mine
+        assert load_routing_model(live.services.settings.models_path).record["source"] == "csv:tickets.csv"
