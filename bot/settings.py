@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     runbook_commands: list[str] = Field(default_factory=lambda: [
         "kubectl", "helm", "redis-cli", "cmctl", "systemctl", "journalctl", "df", "du", "find", "uptime"])
     runbook_http_hosts: list[str] = Field(default_factory=list)
+    # A run not confirmed and approved within this many minutes of its request expires: an old Approve button must not
+    # start, days later, what an incident needed then (skills/runbook_flow.py).
+    runbook_approval_ttl_min: int = Field(default=60, ge=1, le=7 * 24 * 60)
     public_url: str | None = None  # how people reach this app (links to the /kb pages); default host:port
 
     @property

@@ -13,6 +13,7 @@ approval is refused when the runbook changed since the request (the approver mus
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,14 @@ from knowledge import jobs
 from knowledge.models import RunbookExecution, utcnow
 from knowledge.runbook_store import audit, get_execution, get_runbook, retired_note, spec_of, transition
 from knowledge.runbooks import RunbookSpec
-from skills.base import Action, SkillContext, SkillResult, db_id, small_int
+from skills.base import Action, SkillContext, SkillResult, db_id, duration, small_int
 from skills.runbook_access import may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
            "cancel", "enqueue_execution", "EXECUTE_JOB"]
 
 EXECUTE_JOB = "runbook.execute"
+EXPIRES = ("pending", "awaiting_approval")  # not started yet: after the settings' TTL, expired
 SKILL = "runbooks"
 
 
@@ -68,6 +70,18 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
     if row.status not in states:
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=f"run #{row.id} is {row.status}, it cannot be {verb} now", detail={"verb": verb})
+    ttl = dt.timedelta(minutes=getattr(ctx.settings, "runbook_approval_ttl_min", 60))
+    age = utcnow() - row.requested_at
+    if row.status in EXPIRES and age > ttl:  # what an incident needed then, not now: asked for again, or not at all
+        if transition(s, execution_id=row.id, from_states=(row.status,), to_state="expired", rotate=False,
+                      finished_at=utcnow()):
+            audit(s, actor="warroom", action="runbook.expired", subject=f"{row.runbook_slug}@v{row.runbook_version}",
+                  execution_id=row.id, detail={"was": row.status, "age_s": int(age.total_seconds())})
+            s.commit()
+        raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
+                     reason=(f"run #{row.id} was requested {duration(age.total_seconds())} ago and expired (a run "
+                             f"must be confirmed and approved within {duration(ttl.total_seconds())}); request it "
+                             "again if it is still needed"), detail={"verb": verb})
     latest = get_runbook(s, slug=row.runbook_slug)
     retired = retired_note(s, slug=row.runbook_slug)
     if retired:
@@ -113,9 +127,11 @@ def confirm(ctx: SkillContext, value: str, user: str | None, channel: str | None
                                actions=_buttons(row, ("cancel", "Cancel run", "danger")))
         who = ", ".join(spec.approvers)
         extra = " (not the requester)" if spec.risk == "high" else ""
+        left = row.requested_at + dt.timedelta(minutes=getattr(ctx.settings, "runbook_approval_ttl_min", 60))
         return SkillResult(
             title=f"Approval needed: {spec.slug} v{spec.version} (run #{row.id})",
-            summary=f"<@{user}> asked to run a {spec.risk}-risk runbook. Someone from *{who}*{extra} must approve.",
+            summary=f"<@{user}> asked to run a {spec.risk}-risk runbook. Someone from *{who}*{extra} must approve, "
+                    f"by {left:%H:%M} UTC (then the request expires).",
             actions=_buttons(row, ("approve", "Approve", "primary"), ("reject", "Reject", "danger")))
 
 

@@ -355,3 +355,36 @@ def test_import_prune_makes_the_directory_the_whole_library(live: Any, tmp_path:
     assert code == 0 and "clear-disk-space: v1 (unchanged)" in out
     _cmd(live, "show clear-disk-space", "U0HUGO")
     assert "retired" not in _text(live.standin.messages(CH)[-1])
+
+
+def test_a_request_not_approved_in_time_expires(live: Any) -> None:
+    """An Approve button from last week started the run then: the restart an incident needed days ago, on a service
+    that has long recovered. A request now expires after ``runbook_approval_ttl_min`` (60)."""
+    import datetime as dt
+
+    from knowledge.models import utcnow
+
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")
+    ask = _last(live, "Run flush-cache v1?")
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0HUGO", ask["ts"])
+    approval = _last(live, "Approval needed: flush-cache")
+    assert "then the request expires" in _text(approval)
+    approve_value = _buttons(approval)["runbooks:approve"]
+    eid = int(approve_value.split(":")[0])
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")  # a second request, never confirmed
+    pending = _buttons(_last(live, "Run flush-cache v1?"))["runbooks:confirm"]
+    with live.db.session() as s:  # both were asked for 61 minutes ago
+        for run in s.scalars(select(RunbookExecution).where(RunbookExecution.status.in_(("pending",
+                                                                                           "awaiting_approval")))):
+            run.requested_at = utcnow() - dt.timedelta(minutes=61)
+    _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])
+    said = _text(live.standin.messages(CH)[-1])
+    assert f"run #{eid} was requested 1h" in said and "expired" in said and "request it again" in said, said
+    assert _exec(live, eid).status == "expired" and _exec(live, eid).started_at is None
+    _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])  # and stays so
+    assert f"run #{eid} is expired, it cannot be approved now" in _text(live.standin.messages(CH)[-1])
+    _click(live, "runbooks:confirm", pending, "U0HUGO")
+    assert "expired" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, int(pending.split(":")[0])).status == "expired"
+    actions = [a.action for a in _audit(live, eid)]
+    assert "runbook.expired" in actions and "runbook.approved" not in actions and "runbook.started" not in actions
