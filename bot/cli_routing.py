@@ -39,18 +39,38 @@ def _replan(s: Session) -> None:
 
 
 @experts_app.command("import")
-def experts_import(file: Annotated[Path, typer.Argument(help="A .yaml/.yml (world shape) or .csv file.")]) -> None:
+def experts_import(
+    file: Annotated[Path, typer.Argument(help="A .yaml/.yml (world shape) or .csv file.")],
+    prune: Annotated[bool, typer.Option("--prune", help="Deactivate the experts the file does not list (it is the "
+                                                         "whole staff list, e.g. an HR export).")] = False,
+) -> None:
     """Import experts (and from YAML also teams, services, rotations); updates existing rows."""
+    from sqlalchemy import select
+
+    from bot.shift_handover import deactivate
+    from knowledge.models import Expert
     from knowledge.people_import import PeopleImportError, import_people
 
     db = _db()
+    listed: set[str] = set()
+    gone: list[str] = []
     try:
         with db.session() as s:
-            report = import_people(session=s, path=file)
+            report = import_people(session=s, path=file, seen=listed)
+            if prune and not listed:
+                raise CliError(f"nothing changed: {file.name} lists no experts, and --prune would deactivate "
+                               "everyone")
+            if prune:  # left the company: routed and paged to no more, their teams told of the shifts they leave
+                channel = _settings().slack_incident_channel
+                for uid in s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))
+                                     .order_by(Expert.slack_user_id)).all():
+                    if uid not in listed and deactivate(s, uid, channel=channel,
+                                                        why=f"is no longer in {file.name}") >= 0:
+                        gone.append(uid)
             _replan(s)
     except PeopleImportError as exc:
         raise CliError(str(exc)) from None
-    typer.echo(json.dumps(report.__dict__))
+    typer.echo(json.dumps({**report.__dict__, **({"deactivated": gone} if prune else {})}))
 
 
 @oncall_app.command("import-ical")

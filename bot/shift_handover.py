@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
     from bot.services import Services
 
-__all__ = ["register", "schedule_top_up", "top_up_now", "deactivated", "PLAN", "CHANGE", "TOP_UP", "ANNOUNCE",
-           "DEACTIVATED"]
+__all__ = ["register", "schedule_top_up", "top_up_now", "deactivated", "deactivate", "PLAN", "CHANGE", "TOP_UP",
+           "ANNOUNCE", "DEACTIVATED"]
 
 PLAN, CHANGE, TOP_UP, ANNOUNCE = "oncall.plan", "oncall.shift_change", "oncall.top_up", "oncall.announce"
 DEACTIVATED = "slack.user_deactivated"
@@ -111,37 +111,42 @@ def schedule_top_up(services: Services, delay_s: float = 0.0) -> None:
 
 
 def deactivated(services: Services, user_id: str) -> int:
-    """Someone was deactivated in Slack (they left): mark the expert inactive, so routing, pages and ``/oncall`` skip
-    them, and, in the same transaction, queue the notice to each team that had them on call now or in the next
-    ``SOON`` (``oncall.announce``: a Slack hiccup retries it, never loses it); return how many teams are told.
-    Nothing for someone warroom does not know or already marked inactive."""
-    now = utcnow()
-    told = 0
+    """Someone was deactivated in Slack (they left): :func:`deactivate` them; return how many teams are told."""
     with services.db.session() as s:
-        e = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
-        if e is None or not e.active:
-            return []
-        e.active = False
-        rows = s.execute(select(OnCallShift.team_id, func.min(OnCallShift.starts_at), func.max(OnCallShift.ends_at))
-                         .where(OnCallShift.expert_id == e.id, OnCallShift.ends_at > now,
-                                OnCallShift.starts_at < now + SOON)
-                         .group_by(OnCallShift.team_id)).all()
-        s.flush()
-        for team_id, first, last in rows:
-            team = s.get(Team, team_id)
-            if team is None:
-                continue
-            now_on = ", ".join(f"<@{x.slack_user_id}>" for x in oncall_now(session=s, team_id=team.id, at=now))
-            when = "now" if first <= now else f"from {first:%a %d %b %H:%M} UTC"
-            jobs.enqueue(s, kind=ANNOUNCE, dedup_key=f"oncall.deactivated:{user_id}:{team.id}", payload={
-                "channel": team.slack_channel or services.settings.slack_incident_channel,
-                "title": "Deactivated in Slack",
-                "summary": f"<@{user_id}> ({esc(e.name)}) was deactivated in Slack: warroom no longer routes or pages "
-                           f"to them, and skips their {esc(team.name)} on-call shifts ({when} until "
-                           f"{last:%a %d %b %H:%M} UTC). On call now: {now_on or '*nobody*'}. Take their shifts with "
-                           f"`/oncall cover {esc(team.name)} ...`, and fix the rotation or the calendar."})
-            told += 1
-    log.info("%s was deactivated in Slack: expert marked inactive, %d team(s) told", user_id, told)
+        told = deactivate(s, user_id, channel=services.settings.slack_incident_channel, why="was deactivated in Slack")
+    if told >= 0:
+        log.info("%s was deactivated in Slack: expert marked inactive, %d team(s) told", user_id, told)
+    return max(told, 0)
+
+
+def deactivate(s: Session, user_id: str, *, channel: str, why: str) -> int:
+    """Mark the expert inactive, so routing, pages and ``/oncall`` skip them, and, in the same transaction, queue the
+    notice to each team that had them on call now or in the next ``SOON`` (``oncall.announce``, in the team's channel,
+    else ``channel``: a Slack hiccup retries it, never loses it). ``why`` ends "<@U> (Name) ...". Return how many teams
+    are told; -1 for someone warroom does not know or already marked inactive (nothing done)."""
+    now = utcnow()
+    e = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
+    if e is None or not e.active:
+        return -1
+    e.active = False
+    rows = s.execute(select(OnCallShift.team_id, func.min(OnCallShift.starts_at), func.max(OnCallShift.ends_at))
+                     .where(OnCallShift.expert_id == e.id, OnCallShift.ends_at > now,
+                            OnCallShift.starts_at < now + SOON).group_by(OnCallShift.team_id)).all()
+    told = 0
+    for team_id, first, last in rows:
+        team = s.get(Team, team_id)
+        if team is None:
+            continue
+        now_on = ", ".join(f"<@{x.slack_user_id}>" for x in oncall_now(session=s, team_id=team.id, at=now))
+        when = "now" if first <= now else f"from {first:%a %d %b %H:%M} UTC"
+        jobs.enqueue(s, kind=ANNOUNCE, dedup_key=f"oncall.deactivated:{user_id}:{team.id}", payload={
+            "channel": team.slack_channel or channel,
+            "title": "No longer on call",
+            "summary": f"<@{user_id}> ({esc(e.name)}) {esc(why)}: warroom no longer routes or pages to them, and skips "
+                       f"their {esc(team.name)} on-call shifts ({when} until {last:%a %d %b %H:%M} UTC). On call now: "
+                       f"{now_on or '*nobody*'}. Take their shifts with `/oncall cover {esc(team.name)} ...`, and fix "
+                       "the rotation or the calendar."})
+        told += 1
     return told
 
 

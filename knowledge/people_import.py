@@ -112,7 +112,8 @@ def _team(session: Session, name: Any, where: str, report: dict[str, int], chann
     return row
 
 
-def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: dict[str, int]) -> Expert:
+def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: dict[str, int], seen: set[str]
+                   ) -> Expert:
     uid = str(rec.get("slack_user_id") or "").strip()
     name = str(rec.get("name") or "").strip()
     if not uid:
@@ -124,22 +125,27 @@ def _upsert_expert(session: Session, rec: dict[str, Any], where: str, report: di
         raise PeopleImportError(f"{where}: missing name")
     team = _team(session, rec.get("team"), where, report)
     row = session.scalar(select(Expert).where(Expert.slack_user_id == uid))
+    new = row is None
     if row is None:
         row = Expert(slack_user_id=uid, name=name)
         session.add(row)
         report["experts_added"] += 1
     else:
         report["experts_updated"] += 1
+    seen.add(uid)
     row.name, row.team_id = name, team.id
     row.email = str(rec["email"]).strip() if rec.get("email") else row.email
     row.services, row.skills = _list(rec.get("services")), _list(rec.get("skills"))
     row.timezone = _tz(rec.get("timezone"), where)
-    row.active = _bool(rec.get("active", True), where)
+    # Only an ``active`` the file states changes it: someone deactivated in Slack (they left) stays inactive when a
+    # file that still lists them is imported again (it made them routed and paged to once more)
+    stated = rec.get("active")
+    row.active = _bool(stated, where) if stated not in (None, "") else (True if new else row.active)
     session.flush()
     return row
 
 
-def _import_yaml(session: Session, text: str, name: str, report: dict[str, int]) -> None:
+def _import_yaml(session: Session, text: str, name: str, report: dict[str, int], seen: set[str]) -> None:
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
@@ -191,7 +197,7 @@ def _import_yaml(session: Session, text: str, name: str, report: dict[str, int])
     for i, e in enumerate(data.get("experts") or [], 1):
         if not isinstance(e, dict):
             raise PeopleImportError(f"{name} experts[{i}]: expected a mapping")
-        _upsert_expert(session, e, f"{name} experts[{i}]", report)
+        _upsert_expert(session, e, f"{name} experts[{i}]", report, seen)
     for i, r in enumerate(data.get("rotations") or [], 1):
         _rotation(session, r, f"{name} rotations[{i}]", report)
 
@@ -229,7 +235,7 @@ def _rotation(session: Session, rot: Any, where: str, report: dict[str, int]) ->
                                         timezone=tz)
 
 
-def _import_csv(session: Session, text: str, name: str, report: dict[str, int]) -> None:
+def _import_csv(session: Session, text: str, name: str, report: dict[str, int], seen: set[str]) -> None:
     reader = dict_reader(text)  # commas, or Excel's semicolons where the decimal separator is a comma
     cols = {c.strip() for c in reader.fieldnames or []}
     missing = {"slack_user_id", "name", "team"} - cols
@@ -237,13 +243,14 @@ def _import_csv(session: Session, text: str, name: str, report: dict[str, int]) 
         raise PeopleImportError(f"{name}: missing column(s) {', '.join(sorted(missing))}")
     n = 0
     for n, row in enumerate(reader, 2):
-        _upsert_expert(session, {(k or "").strip(): v for k, v in row.items()}, f"{name} row {n}", report)
+        _upsert_expert(session, {(k or "").strip(): v for k, v in row.items()}, f"{name} row {n}", report, seen)
     if n == 0:
         raise PeopleImportError(f"{name}: no rows")
 
 
-def import_people(*, session: Session, path: Path) -> ImportReport:
-    """Import experts (and, from YAML, teams, services and rotations) from ``path``.
+def import_people(*, session: Session, path: Path, seen: set[str] | None = None) -> ImportReport:
+    """Import experts (and, from YAML, teams, services and rotations) from ``path``; ``seen`` collects the Slack
+    user ids of the experts the file lists.
 
     Raises:
         PeopleImportError: unreadable file, unknown format, or a bad row (nothing is kept then,
@@ -251,11 +258,12 @@ def import_people(*, session: Session, path: Path) -> ImportReport:
     """
     text = _read(path)
     counts = {"teams": 0, "services": 0, "experts_added": 0, "experts_updated": 0, "shifts": 0}
+    listed = seen if seen is not None else set()
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        _import_yaml(session, text, path.name, counts)
+        _import_yaml(session, text, path.name, counts, listed)
     elif suffix == ".csv":
-        _import_csv(session, text, path.name, counts)
+        _import_csv(session, text, path.name, counts, listed)
     else:
         raise PeopleImportError(f"{path.name}: use a .yaml, .yml or .csv file")
     return ImportReport(**counts)

@@ -5,6 +5,7 @@ gets its rotation back from its shifts."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -445,3 +446,50 @@ def test_someone_deactivated_in_slack_is_no_longer_paged_and_their_team_is_told(
     live.driver.event({"type": "user_change", "user": {**profile, "deleted": True}})  # Slack says it again
     live.drain(due_within_s=60)
     assert len(live.standin.messages("C0PAYMENTS")) == 1
+    # the nightly import of a staff file that still lists him (no `active` column) made him active again: routed and
+    # paged once more. An `active` the file does not state now changes nothing.
+    staff = live.services.settings.data_dir / "people.csv"
+    staff.write_text("slack_user_id,name,team\nU0BOB,Bob Okafor,payments\nU0NEW,Nina West,payments\n")
+    with live.db.session() as s:
+        import_people(session=s, path=staff)
+    with live.db.session() as s:
+        active = dict(s.execute(select(Expert.slack_user_id, Expert.active)
+                                .where(Expert.slack_user_id.in_(("U0BOB", "U0NEW")))).all())
+    assert active == {"U0BOB": False, "U0NEW": True} and _on_call(live.db) == []
+
+
+def test_import_prune_deactivates_who_left_the_staff_list(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warroom experts import FILE --prune``: the file is the whole staff list (an HR export); whoever it no longer
+    lists is deactivated as a Slack deactivation would, and their teams are told of the shifts they leave."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    now = utcnow().replace(microsecond=0)
+    with live.db.session() as s:
+        team = s.scalar(select(Team.id).where(Team.name == "payments"))
+        bob = s.scalar(select(Expert.id).where(Expert.slack_user_id == "U0BOB"))
+        s.add(OnCallShift(team_id=team, expert_id=bob, starts_at=now + dt.timedelta(hours=5),
+                          ends_at=now + dt.timedelta(hours=30), source="override"))
+        everyone = set(s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))))
+    staff = live.services.settings.data_dir / "staff.csv"
+    staff.write_text("slack_user_id,name,team\n" + "".join(f"{u},{u},payments\n" for u in sorted(everyone)
+                                                           if u not in ("U0BOB", "U0ERIN")))
+    for key, value in (("WARROOM_MODE", "test"), ("WARROOM_DATABASE_URL", live.db.url),
+                       ("WARROOM_DATA_DIR", str(live.services.settings.data_dir))):
+        monkeypatch.setenv(key, value)
+    empty = live.services.settings.data_dir / "empty.yaml"
+    empty.write_text("teams:\n  - {name: payments}\n")
+    res = CliRunner().invoke(app, ["experts", "import", str(empty), "--prune"])
+    assert res.exit_code == 1 and "lists no experts, and --prune would deactivate everyone" in str(res.exception)
+    res = CliRunner().invoke(app, ["experts", "import", str(staff), "--prune"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["deactivated"] == ["U0BOB", "U0ERIN"]
+    with live.db.session() as s:
+        still = set(s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))))
+    assert still == everyone - {"U0BOB", "U0ERIN"}
+    live.drain(due_within_s=60)
+    told = " ".join(blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS"))
+    assert "<@U0BOB> (Bob Okafor) is no longer in staff.csv: warroom no longer routes or pages to them" in told
+    res = CliRunner().invoke(app, ["experts", "import", str(staff), "--prune"])  # again: nobody more
+    assert json.loads(res.output.strip().splitlines()[-1])["deactivated"] == []
