@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -256,3 +257,32 @@ def open_incidents(live: Live, *commands: str, user: str = "U0ERIN", channel: st
         rows = {i.title: i for i in s.scalars(select(Incident).where(Incident.title.in_(titles)))}
     assert all(t in rows and rows[t].card_ts for t in titles), (titles, list(rows))
     return [rows[t] for t in titles]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsoleRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def console(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            database_url: str, data_dir: Path) -> ConsoleRun:
+    """``warroom ARGS`` through the real console entry point, in process (its error handling included), in test mode
+    on ``database_url``."""
+    import sys
+
+    from bot.cli import main
+
+    monkeypatch.setenv("WARROOM_MODE", "test")
+    monkeypatch.setenv("WARROOM_DATABASE_URL", database_url)
+    monkeypatch.setenv("WARROOM_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(sys, "argv", ["warroom", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return ConsoleRun(code, cap.out, cap.err)

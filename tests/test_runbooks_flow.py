@@ -259,21 +259,10 @@ def test_text_from_mentions_or_alerts_never_runs_a_runbook(live: Any) -> None:
 def _retire_cli(live: Any, args: list[str], monkeypatch: pytest.MonkeyPatch,
                 capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """``warroom runbooks ...`` through the real console entry point, on the live app's database."""
-    import sys
+    from tests.conftest import console
 
-    from bot.cli import main
-
-    monkeypatch.setenv("WARROOM_MODE", "test")
-    monkeypatch.setenv("WARROOM_DATABASE_URL", live.db.url)
-    monkeypatch.setattr(sys, "argv", ["warroom", "runbooks", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    run = console(["runbooks", *args], monkeypatch, capsys, live.db.url, live.services.settings.data_dir)
+    return run.returncode, run.stdout + run.stderr
 
 
 def test_a_retired_runbook_is_no_longer_offered_run_or_approved(live: Any, monkeypatch: pytest.MonkeyPatch,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from knowledge.runbook_store import SAMPLE_RUNBOOKS, export_dir, get_runbook, im
 from knowledge.runbooks import RunbookFormatError, parse_runbook, to_markdown
 from skills.base import IncidentFacts, SkillContext
 from skills.runbook_exec import ExecPolicy, ParameterRefused, PlannedStep, plan, run_step, validate_params
+from tests.conftest import ConsoleRun, console
 
 GOOD = """---
 id: demo
@@ -223,27 +223,9 @@ def test_suggestions_rank_by_alert_service_text_and_past_resolutions(db: Databas
         assert s.scalar(select(AuditRecord.id).where(AuditRecord.action == "runbook.auto_run")) is not None
 
 
-class _Out:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-def _cli(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> _Out:
-    """The real console entry point, in process (its error handling included)."""
-    from bot.cli import main
-
-    monkeypatch.setenv("WARROOM_MODE", "test")
-    monkeypatch.setenv("WARROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("WARROOM_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(sys, "argv", ["warroom", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return _Out(code, cap.out, cap.err)
+def _cli(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         capsys: pytest.CaptureFixture[str]) -> ConsoleRun:
+    return console(args, monkeypatch, capsys, f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
 
 
 def test_cli_import_export_and_bad_input(
