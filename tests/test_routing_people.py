@@ -205,6 +205,10 @@ def test_cli_doors(env: dict[str, str], tmp_path: Path) -> None:
     assert code == 0 and json.loads(out) == {"team": "payments", "shifts": 1}
     code, out = _cli("oncall", "show", "payments")
     assert code == 0 and "payments: Nina West (U0NEW) (per the calendar)" in out
+    code, out = _cli("oncall", "show", "checkout-web", "ingest")  # services, as /oncall takes them: their owners
+    assert code == 0 and [line.split(":")[0] for line in out.splitlines()] == ["payments", "data"], out
+    code, out = _cli("oncall", "show", "paymnts")
+    assert code == 1 and "no team called 'paymnts'" in out
     bad = tmp_path / "bad.ics"
     bad.write_text("garbage")
     code, out = _cli("oncall", "import-ical", str(bad), "--team", "payments")
