@@ -28,7 +28,7 @@ from skills.base import Action, SkillContext, SkillResult, db_id, duration, smal
 from skills.runbook_access import may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
-           "cancel", "enqueue_execution", "EXECUTE_JOB"]
+           "cancel", "enqueue_execution", "approval_ttl", "shown_status", "EXECUTE_JOB"]
 
 EXECUTE_JOB = "runbook.execute"
 EXPIRES = ("pending", "awaiting_approval")  # not started yet: after the settings' TTL, expired
@@ -70,7 +70,7 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
     if row.status not in states:
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=f"run #{row.id} is {row.status}, it cannot be {verb} now", detail={"verb": verb})
-    ttl = dt.timedelta(minutes=getattr(ctx.settings, "runbook_approval_ttl_min", 60))
+    ttl = approval_ttl(ctx)
     age = utcnow() - row.requested_at
     if row.status in EXPIRES and age > ttl:  # what an incident needed then, not now: asked for again, or not at all
         if transition(s, execution_id=row.id, from_states=(row.status,), to_state="expired", rotate=False,
@@ -93,6 +93,17 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
                              f"{row.runbook_version}, now v{latest.version if latest else '?'}); request it again"),
                      detail={"verb": verb})
     return row, spec_of(latest)
+
+
+def approval_ttl(ctx: SkillContext) -> dt.timedelta:
+    """How long a request waits for confirmation and approval before it expires (``runbook_approval_ttl_min``)."""
+    return dt.timedelta(minutes=getattr(ctx.settings, "runbook_approval_ttl_min", 60))
+
+
+def shown_status(ctx: SkillContext, row: RunbookExecution) -> str:
+    """The status to show: "expired" for a request past its time that nobody clicked since (it is marked so when
+    someone does)."""
+    return "expired" if row.status in EXPIRES and utcnow() - row.requested_at > approval_ttl(ctx) else row.status
 
 
 def enqueue_execution(s: Session, row: RunbookExecution) -> None:
@@ -127,7 +138,7 @@ def confirm(ctx: SkillContext, value: str, user: str | None, channel: str | None
                                actions=_buttons(row, ("cancel", "Cancel run", "danger")))
         who = ", ".join(spec.approvers)
         extra = " (not the requester)" if spec.risk == "high" else ""
-        left = row.requested_at + dt.timedelta(minutes=getattr(ctx.settings, "runbook_approval_ttl_min", 60))
+        left = row.requested_at + approval_ttl(ctx)
         return SkillResult(
             title=f"Approval needed: {spec.slug} v{spec.version} (run #{row.id})",
             summary=f"<@{user}> asked to run a {spec.risk}-risk runbook. Someone from *{who}*{extra} must approve, "

@@ -44,7 +44,7 @@ from skills.base import (
 from skills.redact import mask_secrets
 from skills.runbook_access import may_request, refuse
 from skills.runbook_exec import ExecPolicy, ParameterRefused, plan, preview_lines, validate_params
-from skills.runbook_flow import approve, button_value, cancel, confirm, enqueue_execution, reject
+from skills.runbook_flow import approve, button_value, cancel, confirm, enqueue_execution, reject, shown_status
 from skills.runbook_suggest import RunbookSuggester, Suggestion
 
 __all__ = ["RunbooksSkill", "policy_for", "AUTO_RUN_CONFIDENCE", "AUTO_ACTOR"]
@@ -235,7 +235,7 @@ class RunbooksSkill(BaseSkill):
                 raise SkillError(f"There is no runbook or run `{esc(slug)}`: `/runbook history [<run id> | <runbook "
                                  "id>]`.")
             execs = recent_executions(s, limit=15, slug=slug or None)
-            lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{e.status}*"
+            lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{shown_status(ctx, e)}*"
                           f"{' (dry run)' if e.dry_run else ''} by <@{e.requested_by}>"
                           + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
                           + f" {_params(e.params)} {e.requested_at:%Y-%m-%d %H:%M}" for e in execs)

@@ -366,6 +366,9 @@ def test_a_request_not_approved_in_time_expires(live: Any) -> None:
         for run in s.scalars(select(RunbookExecution).where(RunbookExecution.status.in_(("pending",
                                                                                            "awaiting_approval")))):
             run.requested_at = utcnow() - dt.timedelta(minutes=61)
+    _cmd(live, "history flush-cache", "U0HUGO")  # shown as expired before anyone clicks
+    said = _text(_last(live, "Runbook history: flush-cache"))
+    assert f"#{eid} `flush-cache` v1 *expired*" in said and "*pending*" not in said and "*awaiting" not in said
     _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])
     said = _text(live.standin.messages(CH)[-1])
     assert f"run #{eid} was requested 1h" in said and "expired" in said and "request it again" in said, said
