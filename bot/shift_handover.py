@@ -34,7 +34,7 @@ from knowledge.models import Expert, OnCallShift, Service, Team, utcnow
 from knowledge.people import coverage_gaps, oncall_now, shifts_now
 from knowledge.people_import import refresh_calendars
 from knowledge.rotations import top_up
-from skills.base import SkillResult, esc
+from skills.base import SkillResult, esc, slack_when
 from skills.handover import DEFAULT_HOURS, MAX_HOURS, handover
 
 if TYPE_CHECKING:
@@ -80,11 +80,11 @@ def _warn_of_gaps(services: Services, now: dt.datetime) -> None:
             for start, end in coverage_gaps(session=s, team_id=team.id, since=now, until=now + GAP_NOTICE):
                 if start <= now:
                     continue  # nobody on call now: /oncall and the handover already say so
-                till = f"until {end:%a %d %b %H:%M} UTC" if end else "with no shift after that"
+                till = f"until {slack_when(end)}" if end else "with no shift after that"
                 names = ", ".join(esc(n) for n in s.scalars(select(Service.name).where(Service.team_id == team.id)))
                 notices.append((team.id, start, team.slack_channel or services.settings.slack_incident_channel, (
                     f"Heads-up: *nobody* will be on call for {esc(team.name)}" + (f" ({names})" if names else "")
-                    + f" from {start:%a %d %b %H:%M} UTC {till}. Take it with `/oncall cover {esc(team.name)} "
+                    + f" from {slack_when(start)} {till}. Take it with `/oncall cover {esc(team.name)} "
                     "...` when it starts, or fix the rotation or the calendar.")))
     for team_id, start, channel, text in notices:
         services.runner.submit(ANNOUNCE, {"channel": channel, "title": "On-call gap ahead", "summary": text},
@@ -138,12 +138,12 @@ def deactivate(s: Session, user_id: str, *, channel: str, why: str) -> int:
         if team is None:
             continue
         now_on = ", ".join(f"<@{x.slack_user_id}>" for x in oncall_now(session=s, team_id=team.id, at=now))
-        when = "now" if first <= now else f"from {first:%a %d %b %H:%M} UTC"
+        when = "now" if first <= now else f"from {slack_when(first)}"
         jobs.enqueue(s, kind=ANNOUNCE, dedup_key=f"oncall.deactivated:{user_id}:{team.id}", payload={
             "channel": team.slack_channel or channel,
             "title": "No longer on call",
             "summary": f"<@{user_id}> ({esc(e.name)}) {esc(why)}: warroom no longer routes or pages to them, and skips "
-                       f"their {esc(team.name)} on-call shifts ({when} until {last:%a %d %b %H:%M} UTC). On call now: "
+                       f"their {esc(team.name)} on-call shifts ({when} until {slack_when(last)}). On call now: "
                        f"{now_on or '*nobody*'}. Take their shifts with `/oncall cover {esc(team.name)} ...`, and fix "
                        "the rotation or the calendar."})
         told += 1

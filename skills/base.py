@@ -104,7 +104,8 @@ __all__ = [
     "no_bidi",
     "incident_here",
     "SkillContext", "SkillRequest", "SkillResult", "Section", "Action", "Attachment", "Skill",
-    "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "PERSON_LOOKUP", "outsider",
+    "SkillError", "BaseSkill", "IncidentFacts", "Finding", "TriageSkill", "slack_clock", "slack_when", "PERSON_LOOKUP",
+    "outsider",
     "small_int",
     "db_id",
 ]
@@ -293,6 +294,16 @@ def slack_clock(at: dt.datetime, today: dt.date | None = None) -> str:
     today = today or dt.datetime.now(dt.UTC).date()
     fmt = "{time}" if aware.astimezone(dt.UTC).date() == today else "{date_short} {time}"
     return f"<!date^{int(aware.timestamp())}^{fmt}|{clock(aware.astimezone(dt.UTC), today)} UTC>"
+
+
+def slack_when(at: dt.datetime, time_only: bool = False) -> str:
+    """A time to come, as Slack's date token: each reader sees it in their own time zone ("tomorrow 09:00"); the
+    fallback (notifications, clients that cannot, the demo transcript) is "Mon 07 Dec 09:00 UTC"."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    utc = aware.astimezone(dt.UTC)
+    fmt, fallback = ("{time}", f"{utc:%H:%M} UTC") if time_only else ("{date_short_pretty} {time}",
+                                                                      f"{utc:%a %d %b %H:%M} UTC")
+    return f"<!date^{int(aware.timestamp())}^{fmt}|{fallback}>"
 
 
 def incident_here(db: Database, *, channel_id: str | None, thread_ts: str | None) -> int | None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from knowledge import jobs, people
 from knowledge.models import Expert, OnCallShift, Team, utcnow
-from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult, esc
+from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult, esc, slack_when
 
 __all__ = ["cover", "release", "MAX_COVER"]
 
@@ -177,7 +177,7 @@ def cover(text: str, user_id: str | None, ctx: SkillContext, origin: str | None 
         result = SkillResult(
             title=f"On-call cover: {esc(team.name)}",
             summary=(f"<@{who.slack_user_id}> is on call for {esc(team.name)} from now until "
-                     f"{end:%a %d %b %H:%M} UTC{local}{replaced}.{by} `/oncall release {esc(team.name)}` ends it "
+                     f"{slack_when(end)}{local}{replaced}.{by} `/oncall release {esc(team.name)}` ends it "
                      "early."),
             data={"team": team.name, "user": who.slack_user_id, "until": end.isoformat()})
         _announce(s, team, result.title, result.summary, origin)

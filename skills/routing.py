@@ -34,6 +34,7 @@ from skills.base import (
     SkillResult,
     db_id,
     esc,
+    slack_when,
 )
 from skills.incident import pagerduty_jobs
 from skills.redact import mask_secrets
@@ -158,15 +159,15 @@ class RoutingSkill(BaseSkill):
         for r in rows:
             where = f"<#{r.channel}>" if r.channel else f"the {r.team} team"
             who = ", ".join(f"<@{u}> ({esc(n)})" for u, n in r.people)
-            until = f" until {r.until:%a %d %b %H:%M} UTC" if r.until and r.people else ""
+            until = f" until {slack_when(r.until)}" if r.until and r.people else ""
             why = {"override": " covering", "ical": " per the calendar"}.get(r.source, "")  # why them
             line = f"*{esc(r.team)}*: " + (f"{who}{why}{until}" if who else f"nobody on call now: ask in {where}")
             if r.skipped:
                 line += f" (skipped, deactivated: {esc(', '.join(r.skipped))})"
             if r.next_at:
                 line += (f"; next: {', '.join(f'<@{u}> ({esc(n)})' for u, n in r.next_people)} from "
-                         f"{r.next_at:%a %d %b %H:%M} UTC" if r.next_people else
-                         f"; *then nobody* from {r.next_at:%a %d %b %H:%M} UTC: a gap in the schedule")
+                         f"{slack_when(r.next_at)}" if r.next_people else
+                         f"; *then nobody* from {slack_when(r.next_at)}: a gap in the schedule")
             if not who:  # nobody now: how to fix that from here
                 line += f". To take it: `/oncall cover {esc(r.team)} for 2h`"
             lines.append(line)

@@ -24,7 +24,7 @@ from knowledge import jobs
 from knowledge.models import RunbookExecution, utcnow
 from knowledge.runbook_store import audit, get_execution, get_runbook, retired_note, spec_of, transition
 from knowledge.runbooks import RunbookSpec
-from skills.base import Action, SkillContext, SkillResult, db_id, duration, small_int
+from skills.base import Action, SkillContext, SkillResult, db_id, duration, slack_when, small_int
 from skills.runbook_access import may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
@@ -142,7 +142,7 @@ def confirm(ctx: SkillContext, value: str, user: str | None, channel: str | None
         return SkillResult(
             title=f"Approval needed: {spec.slug} v{spec.version} (run #{row.id})",
             summary=f"<@{user}> asked to run a {spec.risk}-risk runbook. Someone from *{who}*{extra} must approve, "
-                    f"by {left:%H:%M} UTC (then the request expires).",
+                    f"by {slack_when(left, time_only=True)} (then the request expires).",
             actions=_buttons(row, ("approve", "Approve", "primary"), ("reject", "Reject", "danger")))
 
 

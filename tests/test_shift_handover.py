@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.render import blocks_to_text
 from bot.settings import Settings
 from knowledge.models import Job, Team
 from tests.conftest import Live, make_settings
@@ -99,8 +100,10 @@ def test_a_gap_in_the_schedule_is_told_to_the_team_once_before_it_starts(live: L
     for _ in range(2):  # planned again (every import, change and day): told once
         live.services.runner.submit("oncall.plan", {})
         live.drain(due_within_s=60)
-    said = [json.dumps(m) for m in live.standin.messages("C0PAYMENTS")]
+    said = [blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS")]
     assert len(said) == 2, said
+    raw = json.dumps(live.standin.messages("C0PAYMENTS")[0])  # each reader sees the time in their own zone
+    assert f"<!date^{int((now + dt.timedelta(hours=5)).replace(tzinfo=dt.UTC).timestamp())}^" in raw
     hole, end = now + dt.timedelta(hours=5), now + dt.timedelta(hours=40)
     assert (f"Heads-up: *nobody* will be on call for payments (payments-api, billing-worker, checkout-web) from "
             f"{hole:%a %d %b %H:%M} UTC until {hole + dt.timedelta(hours=5):%a %d %b %H:%M} UTC") in said[0]
