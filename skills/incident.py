@@ -575,7 +575,10 @@ class IncidentSkill(BaseSkill):
                           follow_up_jobs=pagerduty_jobs(s, ctx.settings, inc, "acknowledge", user=request.user_id))
 
     def _status(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
-        inc, _ = self._target(s, request, rest.split())
+        inc, extra = self._target(s, request, rest.split())
+        if request.source == "command" and extra:  # "/incident status 101 102": 102 was dropped without a word
+            raise SkillError(f"`/incident status` shows one incident; I cannot read `{escape(' '.join(extra)[:60])}`. "
+                             "`/incident list` shows every open one.")
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
                            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(200)).all()
         # A storm writes the same event many times in a row ("Alert X joined ..."): one line with a count.

@@ -144,6 +144,10 @@ def test_status_collapses_repeated_timeline_events(live: Live) -> None:
     text = json.dumps(msg["blocks"], ensure_ascii=False)
     assert text.count("Alert LagHigh joined incident") == 1 and "Alert LagHigh joined incident (×5)" in text
     assert "Declared by" in text  # the other events are still listed
+    live.driver.command("/incident", f"status {inc.id} 101", channel="C0S2")  # the 101 was dropped without a word
+    live.drain()
+    (msg,) = live.standin.messages("C0S2")
+    assert "`/incident status` shows one incident; I cannot read `101`" in msg["text"]
 
 
 class _BrokenSkill(BaseSkill):
