@@ -20,7 +20,7 @@ from knowledge.models import Expert, Feedback, Incident, RunbookExecution, Servi
 
 __all__ = [
     "RUNBOOK_SUCCESS", "IncidentTextIndex", "history_fingerprint", "routing_examples", "resolvers",
-    "runbook_runners", "wrong_owner_votes", "record_wrong_owner", "incident_text",
+    "runbook_runners", "wrong_owner_votes", "record_wrong_owner", "incident_text", "UNDONE",
 ]
 
 RUNBOOK_SUCCESS: tuple[str, ...] = ("succeeded", "success", "ok", "done", "completed")
@@ -37,7 +37,8 @@ def history_fingerprint(*, session: Session) -> tuple[int, ...]:
     row = session.execute(select(
         select(func.count(Incident.id)).scalar_subquery(), select(func.max(Incident.id)).scalar_subquery(),
         select(func.max(Incident.resolved_at)).scalar_subquery(),
-        select(func.count(Feedback.id)).where(Feedback.kind == "wrong_owner").scalar_subquery())).one()
+        select(func.count(Feedback.id)).where(Feedback.kind == "wrong_owner").scalar_subquery(),
+        select(func.sum(Feedback.id)).where(Feedback.kind == "wrong_owner").scalar_subquery())).one()  # an undo too
     return tuple(hash(v) for v in row)
 
 
@@ -111,10 +112,17 @@ def wrong_owner_votes(*, session: Session, incident_id: int | None, service: str
 
 
 def record_wrong_owner(*, session: Session, incident_id: int | None, target: str, user_id: str | None,
-                       text: str, service: str | None, team: str | None) -> None:
-    """Store "wrong owner" feedback: ``target`` should not own this; ``team`` is the better guess, if any."""
-    session.add(Feedback(kind="wrong_owner", incident_id=incident_id, target=target, user_id=user_id,
-                         data={"text": text[:4000], "service": service, "team": team}))
+                       text: str, service: str | None, team: str | None) -> int:
+    """Store "wrong owner" feedback: ``target`` should not own this; ``team`` is the better guess, if any. Return
+    its id (the Undo button's)."""
+    fb = Feedback(kind="wrong_owner", incident_id=incident_id, target=target, user_id=user_id,
+                  data={"text": text[:4000], "service": service, "team": team})
+    session.add(fb)
+    session.flush()
+    return fb.id
+
+
+UNDONE = "wrong_owner_undone"  # the kind an undone "wrong owner" keeps: learned from no more, still on record
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ triage findings and the two card buttons:
 - ``routing:assign`` (value ``"<incident id>:<user id>"``) sets the assignee and adds a timeline event;
 - ``routing:wrong_owner`` (same value, or a JSON ticket from ``/route``) stores "wrong owner"
   feedback (learned from: history demotes the person, ``warroom train routing`` retrains with the
-  corrected team) and reassigns the incident to the next candidate.
+  corrected team) and reassigns the incident to the next candidate;
+- ``routing:undo`` (value: the feedback's id) takes such a click back, for whoever made it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import re
 from typing import Any
 
 from knowledge import people
-from knowledge.models import Expert, Feedback, Incident, TimelineEvent
-from knowledge.routing_history import record_wrong_owner
+from knowledge.models import Expert, Feedback, Incident, TimelineEvent, utcnow
+from knowledge.routing_history import UNDONE, record_wrong_owner
 from skills import oncall_cover
 from skills.base import (
     ABOUT_HERE,
@@ -126,6 +127,8 @@ class RoutingSkill(BaseSkill):
                 return self._wrong_ticket(request, ctx)
             inc_id, uid = self._parse(request.text)
             return self._wrong_incident(inc_id, uid, request.user_id, ctx)
+        if verb == "undo":
+            return self._undo(request.text, request.user_id, ctx)
         raise SkillError(f"unknown routing action '{verb}'")
 
     # --- /oncall and /route -----------------------------------------------------------------------
@@ -272,32 +275,80 @@ class RoutingSkill(BaseSkill):
             dup = s.query(Feedback.id).filter(Feedback.kind == "wrong_owner", Feedback.incident_id == incident_id,
                                               Feedback.target == uid).first()
         d = route(ctx, text=text, service=service, incident_id=incident_id) if dup else None
+        fb_id = None
         if d is None:
             with ctx.db.session() as s:
-                record_wrong_owner(session=s, incident_id=incident_id, target=uid, user_id=actor, text=text,
-                                   service=service, team=None)
+                fb_id = record_wrong_owner(session=s, incident_id=incident_id, target=uid, user_id=actor, text=text,
+                                           service=service, team=None)
             d = route(ctx, text=text, service=service, incident_id=incident_id)
             with ctx.db.session() as s:
-                fb = s.query(Feedback).filter(Feedback.kind == "wrong_owner", Feedback.incident_id == incident_id,
-                                              Feedback.target == uid).order_by(Feedback.id.desc()).first()
+                fb = s.get(Feedback, fb_id)
                 if fb is not None:
                     fb.data = {**(fb.data or {}), "team": d.best.team if d.best else None}
                 inc = s.get(Incident, incident_id)
                 assert inc is not None
                 inc.findings = {**(inc.findings or {}), self.name: _finding_dict(self._finding(incident_id, d))}
+        undo = (Action("routing:undo", "Undo", str(fb_id)),) if fb_id is not None else ()  # a click by mistake
         nxt = d.best
         if nxt is None:
             return SkillResult(title=f"#{incident_id}: noted, <@{uid}> is not the owner",
-                               summary=f"No other candidate. {d.fallback or ''}".strip(),
+                               summary=f"No other candidate. {d.fallback or ''}".strip(), actions=undo,
                                data={"refresh_card": incident_id})
         with ctx.db.session() as s:
             current = (s.get(Incident, incident_id) or Incident(title="")).assignee
         if current == nxt.user_id:
-            return SkillResult(title=f"#{incident_id} is with {nxt.name}", ephemeral=True,
+            return SkillResult(title=f"#{incident_id} is with {nxt.name}", ephemeral=True, actions=undo,
                                data={"refresh_card": incident_id})
         res = self._assign(incident_id, nxt.user_id, actor, ctx, kind="reassign",
                            how=f"reassigned after <@{actor}> marked <@{uid}> wrong owner ({nxt.why})")
-        return SkillResult(title=res.title, summary=res.summary, data=res.data)
+        if fb_id is not None:  # what an undo gives back
+            with ctx.db.session() as s:
+                fb = s.get(Feedback, fb_id)
+                if fb is not None:
+                    fb.data = {**(fb.data or {}), "was_assignee": current, "reassigned_to": nxt.user_id}
+        return SkillResult(title=res.title, summary=res.summary, actions=undo, data=res.data)
+
+    def _undo(self, value: str, actor: str | None, ctx: SkillContext) -> SkillResult:
+        """Take back a "wrong owner" click: the person is a candidate again, the router and the next training
+        learn nothing from it, and an incident reassigned by it (and not since) goes back to whom it was with.
+        Only whoever clicked can undo it; the row stays, as ``wrong_owner_undone``."""
+        fb_id = db_id(value.strip())
+        if fb_id is None:
+            raise SkillError("this Undo button is not one of mine")
+        with ctx.db.session() as s:
+            fb = s.get(Feedback, fb_id)
+            if fb is None or fb.kind not in ("wrong_owner", UNDONE):
+                raise SkillError("there is no \"wrong owner\" to undo here")
+            data = dict(fb.data or {})
+            if fb.kind == UNDONE:
+                return SkillResult(title="Already undone", ephemeral=True,
+                                   summary=f"<@{data.get('undone_by')}> already undid it.")
+            if actor is None or fb.user_id != actor:
+                raise SkillError(f"only <@{fb.user_id}>, who marked <@{fb.target}> wrong owner, can undo it")
+            fb.kind = UNDONE
+            fb.data = {**data, "undone_by": actor, "undone_at": utcnow().isoformat(timespec="seconds")}
+            incident_id, target = fb.incident_id, str(fb.target)
+            inc = s.get(Incident, incident_id) if incident_id is not None else None
+            back = data.get("was_assignee")
+            moved = inc is not None and back and inc.assignee == data.get("reassigned_to")
+            if inc is not None and moved:
+                inc.assignee = str(back)
+                s.add(TimelineEvent(incident_id=inc.id, kind="reassign", actor=actor, data={"assignee": back},
+                                    text=f"Assigned back to <@{back}>: <@{actor}> undid their \"wrong owner\""))
+            text, service = (mask_secrets(" ".join([inc.title, inc.description]))[:MAX_TEXT], inc.service_name) \
+                if inc is not None else ("", None)
+        summary = f"<@{target}> is a candidate again; nothing is learned from that click."
+        if incident_id is None:
+            return SkillResult(title="Undone", summary=summary)
+        d = route(ctx, text=text, service=service, incident_id=incident_id)
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is not None:
+                inc.findings = {**(inc.findings or {}), self.name: _finding_dict(self._finding(incident_id, d))}
+        if moved:
+            summary += f" #{incident_id} is with <@{back}> again."
+        return SkillResult(title=f"#{incident_id}: \"wrong owner\" undone", summary=summary,
+                           data={"refresh_card": incident_id})
 
     def _wrong_ticket(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         try:
@@ -306,21 +357,22 @@ class RoutingSkill(BaseSkill):
         except (ValueError, KeyError, TypeError):
             raise SkillError("this button does not carry a ticket") from None
         with ctx.db.session() as s:
-            record_wrong_owner(session=s, incident_id=None, target=uid, user_id=request.user_id,
-                               text=mask_secrets(text), service=service if isinstance(service, str) else None,
-                               team=None)
+            fb_id = record_wrong_owner(session=s, incident_id=None, target=uid, user_id=request.user_id,
+                                       text=mask_secrets(text), service=service if isinstance(service, str) else None,
+                                       team=None)
             wrong = s.query(Expert).filter(Expert.slack_user_id == uid).first()
         d = route(ctx, text=text, service=service if isinstance(service, str) else None)
         others = [c for c in d.candidates if c.user_id != uid]
         with ctx.db.session() as s:
-            fb = s.query(Feedback).filter(Feedback.kind == "wrong_owner", Feedback.target == uid,
-                                          Feedback.incident_id.is_(None)).order_by(Feedback.id.desc()).first()
+            fb = s.get(Feedback, fb_id)
             if fb is not None and others:
                 fb.data = {**(fb.data or {}), "team": others[0].team}
         name = wrong.name if wrong else uid
+        undo = (Action("routing:undo", "Undo", str(fb_id)),)
         if not others:
-            return SkillResult(title=f"Noted: {name} is not the owner", summary=f"No other candidate. {d.fallback}")
-        return SkillResult(title=f"Noted: {name} is not the owner",
+            return SkillResult(title=f"Noted: {name} is not the owner", summary=f"No other candidate. {d.fallback}",
+                               actions=undo)
+        return SkillResult(title=f"Noted: {name} is not the owner", actions=undo,
                            summary=f"Next: <@{others[0].user_id}> ({esc(others[0].name)}): {esc(others[0].why)}")
 
 

@@ -157,6 +157,31 @@ def test_incident_card_assign_and_wrong_owner(live: Live) -> None:
         assert all(c["user_id"] != "U0ALICE" for c in inc.findings["routing"]["data"]["candidates"])
     assert "marked <@U0ALICE> wrong owner" in "\n".join(_texts(live))
 
+    # a click by mistake could not be taken back: learned from (and, now, retrained on) for good
+    (undo,) = _buttons(live, "routing:undo")
+    for value, who, said in (("abc", "U0BOB", "this Undo button is not one of mine"),
+                             ("99999", "U0BOB", "there is no \"wrong owner\" to undo here"),
+                             (undo["value"], "U0CARLA", "only <@U0BOB>, who marked <@U0ALICE> wrong owner, can undo")):
+        live.driver.click("routing:undo", value, user=who, channel=CHANNEL)
+        live.drain()
+        assert said in _last(live), _last(live)
+    with live.db.session() as s:
+        assert s.get(Incident, inc_id).assignee == new_owner  # type: ignore[union-attr]
+    live.driver.click("routing:undo", undo["value"], user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert f"<@U0ALICE> is a candidate again; nothing is learned from that click. #{inc_id} is with <@U0ALICE> " \
+           "again." in _last(live)
+    with live.db.session() as s:
+        inc = s.get(Incident, inc_id)
+        assert inc is not None and inc.assignee == "U0ALICE"
+        assert s.scalars(select(Feedback).where(Feedback.kind == "wrong_owner")).all() == []
+        (kept,) = s.scalars(select(Feedback).where(Feedback.kind == "wrong_owner_undone")).all()
+        assert kept.data["undone_by"] == "U0BOB"
+        assert inc.findings["routing"]["data"]["candidates"][0]["user_id"] == "U0ALICE"
+    live.driver.click("routing:undo", undo["value"], user="U0BOB", channel=CHANNEL)  # a second click
+    live.drain()
+    assert "<@U0BOB> already undid it" in _last(live)
+
 
 def test_bad_button_values_are_refused_politely(live: Live) -> None:
     for action, value in (("routing:assign", "not-a-value"), ("routing:assign", "99999:U0ALICE"),
@@ -190,6 +215,13 @@ def test_wrong_owner_on_a_ticket_is_stored_and_names_the_next(live: Live) -> Non
     live.driver.command("/route", "payments-api returns 503 at checkout", user="U0BOB", channel=CHANNEL)
     live.drain()
     assert "marked wrong owner 1x for payments-api" in _last(live)
+    (undo,) = _buttons(live, "routing:undo")  # unless it was a slip of the finger
+    live.driver.click("routing:undo", undo["value"], user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert "<@U0ALICE> is a candidate again" in _last(live)
+    live.driver.command("/route", "payments-api returns 503 at checkout", user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert "marked wrong owner" not in _last(live) and "Route: Alice Moreau" in _last(live)
 
 
 def test_long_ticket_with_quotes_and_injection_round_trips_through_the_button(live: Live) -> None:
