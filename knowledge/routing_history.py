@@ -20,7 +20,7 @@ from knowledge.models import Expert, Feedback, Incident, RunbookExecution, Servi
 
 __all__ = [
     "RUNBOOK_SUCCESS", "IncidentTextIndex", "history_fingerprint", "routing_examples", "resolvers",
-    "runbook_runners", "wrong_owner_votes", "record_wrong_owner", "incident_text", "UNDONE",
+    "runbook_runners", "wrong_owner_votes", "record_wrong_owner", "incident_text",
 ]
 
 RUNBOOK_SUCCESS: tuple[str, ...] = ("succeeded", "success", "ok", "done", "completed")
@@ -121,8 +121,6 @@ def record_wrong_owner(*, session: Session, incident_id: int | None, target: str
     session.flush()
     return fb.id
 
-
-UNDONE = "wrong_owner_undone"  # the kind an undone "wrong owner" keeps: learned from no more, still on record
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,13 @@ from knowledge.db import Database
 from knowledge.embedder import Encoder, get_encoder
 from knowledge.kb_docs import collect_documents
 from knowledge.kb_index import KnowledgeIndex, Penalties, Query
-from knowledge.models import Feedback, Incident, Postmortem, Runbook
+from knowledge.models import Feedback, Incident, Postmortem, Runbook, utcnow
 from knowledge.search_types import Hit, SearchError, SyncReport
 from knowledge.vector_index import IndexUnusable, VectorIndex
 
 __all__ = ["Hit", "SearchError", "SyncReport", "KINDS", "search", "sync_index", "open_index", "encoder_for",
            "check_index", "index_dir",
-           "record_not_similar", "MAX_QUERY_CHARS", "AUTO_SYNC_S", "STAMP_CHECK_S", "db_stamp"]
+           "record_not_similar", "undo_feedback", "MAX_QUERY_CHARS", "AUTO_SYNC_S", "STAMP_CHECK_S", "db_stamp"]
 
 KINDS: tuple[str, ...] = ("incident", "postmortem", "runbook")
 MAX_QUERY_CHARS = 8000
@@ -194,8 +194,8 @@ def _norm(text: str) -> str:
 
 
 def record_not_similar(*, db: Database, target: str, incident_id: int | None, user_id: str | None,
-                       query: str = "") -> bool:
-    """Store "not similar" feedback on a hit; returns False when this user already said so."""
+                       query: str = "") -> int | None:
+    """Store "not similar" feedback on a hit; return its id, or None when this user already said so."""
     with db.session() as s:
         q = select(Feedback.id).where(Feedback.kind == "not_similar", Feedback.target == target,
                                       Feedback.user_id == user_id)
@@ -205,12 +205,39 @@ def record_not_similar(*, db: Database, target: str, incident_id: int | None, us
             for fid in s.scalars(q):
                 fb = s.get(Feedback, fid)
                 if fb is not None and (fb.data or {}).get("query_norm") == _norm(query):
-                    return False
+                    return None
         elif s.scalar(q) is not None:
-            return False
-        s.add(Feedback(kind="not_similar", incident_id=incident_id, target=target, user_id=user_id,
-                       data={"query": query[:2000], "query_norm": _norm(query)}))
-    return True
+            return None
+        fb = Feedback(kind="not_similar", incident_id=incident_id, target=target, user_id=user_id,
+                      data={"query": query[:2000], "query_norm": _norm(query)})
+        s.add(fb)
+        s.flush()
+        return fb.id
+
+
+def undo_feedback(*, db: Database, feedback_id: int, kind: str, user_id: str | None) -> tuple[Feedback, bool]:
+    """Take back one's own feedback of ``kind`` (a click by mistake): it becomes ``<kind>_undone``, which nothing
+    learns from, and stays on record. Return the row (detached) and whether this call undid it (False: it was
+    undone before).
+
+    Raises:
+        LookupError: no such feedback of that kind.
+        PermissionError: someone else gave it (the message names them).
+    """
+    with db.session() as s:
+        fb = s.get(Feedback, feedback_id)
+        if fb is None or fb.kind not in (kind, f"{kind}_undone"):
+            raise LookupError(f"no {kind} feedback #{feedback_id}")
+        now = fb.kind == kind
+        if now:
+            if user_id is None or fb.user_id != user_id:
+                raise PermissionError(f"only <@{fb.user_id}>, who gave it, can undo it")
+            fb.kind = f"{kind}_undone"
+            fb.data = {**(fb.data or {}), "undone_by": user_id,
+                       "undone_at": utcnow().isoformat(timespec="seconds")}
+        s.flush()
+        s.expunge(fb)
+    return fb, now
 
 
 def _penalties(db: Database, incident_id: int | None, text: str) -> Penalties:

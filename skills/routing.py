@@ -18,8 +18,9 @@ import re
 from typing import Any
 
 from knowledge import people
-from knowledge.models import Expert, Feedback, Incident, TimelineEvent, utcnow
-from knowledge.routing_history import UNDONE, record_wrong_owner
+from knowledge.models import Expert, Feedback, Incident, TimelineEvent
+from knowledge.routing_history import record_wrong_owner
+from knowledge.search import undo_feedback
 from skills import oncall_cover
 from skills.base import (
     ABOUT_HERE,
@@ -315,31 +316,33 @@ class RoutingSkill(BaseSkill):
         fb_id = db_id(value.strip())
         if fb_id is None:
             raise SkillError("this Undo button is not one of mine")
-        with ctx.db.session() as s:
-            fb = s.get(Feedback, fb_id)
-            if fb is None or fb.kind not in ("wrong_owner", UNDONE):
-                raise SkillError("there is no \"wrong owner\" to undo here")
-            data = dict(fb.data or {})
-            if fb.kind == UNDONE:
-                return SkillResult(title="Already undone", ephemeral=True,
-                                   summary=f"<@{data.get('undone_by')}> already undid it.")
-            if actor is None or fb.user_id != actor:
-                raise SkillError(f"only <@{fb.user_id}>, who marked <@{fb.target}> wrong owner, can undo it")
-            fb.kind = UNDONE
-            fb.data = {**data, "undone_by": actor, "undone_at": utcnow().isoformat(timespec="seconds")}
-            incident_id, target = fb.incident_id, str(fb.target)
-            inc = s.get(Incident, incident_id) if incident_id is not None else None
-            back = data.get("was_assignee")
-            moved = inc is not None and back and inc.assignee == data.get("reassigned_to")
-            if inc is not None and moved:
-                inc.assignee = str(back)
-                s.add(TimelineEvent(incident_id=inc.id, kind="reassign", actor=actor, data={"assignee": back},
-                                    text=f"Assigned back to <@{back}>: <@{actor}> undid their \"wrong owner\""))
-            text, service = (mask_secrets(" ".join([inc.title, inc.description]))[:MAX_TEXT], inc.service_name) \
-                if inc is not None else ("", None)
+        try:
+            fb, now = undo_feedback(db=ctx.db, feedback_id=fb_id, kind="wrong_owner", user_id=actor)
+        except LookupError:
+            raise SkillError("there is no \"wrong owner\" to undo here") from None
+        except PermissionError:
+            with ctx.db.session() as s:
+                mine = s.get(Feedback, fb_id)
+                who, whom = (mine.user_id, mine.target) if mine is not None else ("?", "?")
+            raise SkillError(f"only <@{who}>, who marked <@{whom}> wrong owner, can undo it") from None
+        data = dict(fb.data or {})
+        if not now:
+            return SkillResult(title="Already undone", ephemeral=True, summary=f"<@{data.get('undone_by')}> already "
+                               "undid it.")
+        incident_id, target, back = fb.incident_id, str(fb.target), data.get("was_assignee")
         summary = f"<@{target}> is a candidate again; nothing is learned from that click."
         if incident_id is None:
             return SkillResult(title="Undone", summary=summary)
+        with ctx.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return SkillResult(title="Undone", summary=summary)
+            moved = bool(back) and inc.assignee == data.get("reassigned_to")  # and nobody moved it since
+            text, service = mask_secrets(" ".join([inc.title, inc.description]))[:MAX_TEXT], inc.service_name
+        jobs: Any = None
+        if moved:  # the timeline and PagerDuty follow, as for any assignment
+            jobs = self._assign(incident_id, str(back), actor, ctx, kind="reassign",
+                                how=f"assigned back: <@{actor}> undid their \"wrong owner\"").data.get("follow_up_jobs")
         d = route(ctx, text=text, service=service, incident_id=incident_id)
         with ctx.db.session() as s:
             inc = s.get(Incident, incident_id)
@@ -347,8 +350,10 @@ class RoutingSkill(BaseSkill):
                 inc.findings = {**(inc.findings or {}), self.name: _finding_dict(self._finding(incident_id, d))}
         if moved:
             summary += f" #{incident_id} is with <@{back}> again."
+        elif data.get("reassigned_to"):  # it had nobody before, or someone moved it since: left as it is
+            summary += f" #{incident_id} stays with whom it is with now; *Assign* on the card changes that."
         return SkillResult(title=f"#{incident_id}: \"wrong owner\" undone", summary=summary,
-                           data={"refresh_card": incident_id})
+                           data={"refresh_card": incident_id, **({"follow_up_jobs": jobs} if jobs else {})})
 
     def _wrong_ticket(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from knowledge.models import Incident, utcnow
 from knowledge.people import names_in_text
-from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search
+from knowledge.search import KINDS, Hit, SearchError, open_index, record_not_similar, search, undo_feedback
 from skills.base import (
     INCIDENT_REF,
     LEAD_SEV,
@@ -280,7 +280,10 @@ class SimilarSkill(BaseSkill):
                        data={"hits": [h.key for h in hits], "scores": [h.score for h in hits]})
 
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
-        """"Not similar": store the feedback, and refresh the card when it was given on one."""
+        """"Not similar": store the feedback, and refresh the card when it was given on one; "Undo" (whoever
+        clicked) takes it back."""
+        if action_id == "similar:undo":
+            return self._undo(request, ctx)
         if action_id != "similar:not_similar":
             return None
         try:
@@ -305,7 +308,29 @@ class SimilarSkill(BaseSkill):
         kind, _, ref = target.partition(":")
         msg = (f"Thanks: {kind} {ref} will not be suggested for this again." if new
                else f"You already marked {kind} {ref} as not similar.")
-        return SkillResult(title="Feedback recorded", summary=msg, ephemeral=True, data=data)
+        undo = (Action("similar:undo", "Undo", str(new)),) if new else ()  # a click by mistake
+        return SkillResult(title="Feedback recorded", summary=msg, ephemeral=True, data=data, actions=undo)
+
+    def _undo(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        fb_id = db_id((request.text or "").strip())
+        if fb_id is None:
+            raise SkillError("That Undo button's data is broken; nothing was changed.")
+        try:
+            fb, now = undo_feedback(db=ctx.db, feedback_id=fb_id, kind="not_similar", user_id=request.user_id)
+        except LookupError:
+            raise SkillError("There is no \"not similar\" to undo here.") from None
+        except PermissionError as exc:
+            raise SkillError(f"That was not your click: {exc}.") from None
+        kind, _, ref = str(fb.target).partition(":")
+        if not now:
+            return SkillResult(title="Already undone", summary=f"{kind} {ref} is suggested again already.",
+                               ephemeral=True)
+        data: dict[str, Any] = {"feedback": fb.target, "undone": True}
+        if fb.incident_id is not None:
+            self._refresh_finding(fb.incident_id, ctx)
+            data["refresh_card"] = fb.incident_id
+        return SkillResult(title="Feedback undone", summary=f"{kind} {ref} can be suggested again.", ephemeral=True,
+                           data=data)
 
     def _refresh_finding(self, incident_id: int, ctx: SkillContext) -> None:
         with ctx.db.session() as s:

@@ -197,6 +197,25 @@ def test_incident_card_shows_similar_incidents_and_not_similar_refreshes_it(live
         assert s.query(Feedback).filter_by(kind="not_similar", incident_id=new_id).count() == 1
     card_now = next(m for m in live.standin.messages(card["channel"]) if m["ts"] == card["ts"])
     assert card_now.get("updated") and "incident #101" not in _text(card_now).split("Similar incidents")[-1]
+    # a click by mistake could not be taken back: #101, the incident whose fix applies, was gone from the card
+    (undo,) = [b for m in live.standin.messages(card["channel"]) for b in _buttons(m)
+               if b["action_id"] == "similar:undo"]
+    for value, who, said in (("x", "U0CARLA", "That Undo button's data is broken"),
+                             ("99999", "U0CARLA", "There is no \"not similar\" to undo here"),
+                             (undo["value"], "U0BOB", "That was not your click: only <@U0CARLA>, who gave it")):
+        live.driver.click("similar:undo", value, user=who, channel=card["channel"])
+        live.drain()
+        assert said in _text(_last(live, card["channel"])), _text(_last(live, card["channel"]))
+    live.driver.click("similar:undo", undo["value"], user="U0CARLA", channel=card["channel"])
+    live.drain()
+    assert "incident 101 can be suggested again" in _text(_last(live, card["channel"]))
+    with live.db.session() as s:
+        inc = s.get(Incident, new_id)
+        assert inc is not None and inc.findings["similar"]["data"]["hits"][0] == "incident:101"
+        assert s.query(Feedback).filter_by(kind="not_similar").count() == 0
+        assert s.query(Feedback).filter_by(kind="not_similar_undone", incident_id=new_id).count() == 1
+    card_now = next(m for m in live.standin.messages(card["channel"]) if m["ts"] == card["ts"])
+    assert "incident #101" in _text(card_now).split("Similar incidents")[-1]
 
 
 def test_rest_api_similar(tmp_path: Any, standin: Any, db: Any) -> None:
