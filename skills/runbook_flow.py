@@ -83,8 +83,8 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
                              f"must be confirmed and approved within {duration(ttl.total_seconds())}); request it "
                              "again if it is still needed"), detail={"verb": verb})
     latest = get_runbook(s, slug=row.runbook_slug)
-    retired = retired_note(s, slug=row.runbook_slug)
-    if retired:
+    if latest is not None and not latest.active:  # no version active: retired
+        retired = retired_note(s, slug=row.runbook_slug) or "retired"
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=f"`{row.runbook_slug}` was {retired}; it no longer runs", detail={"verb": verb})
     if latest is None or latest.version != row.runbook_version or not latest.active:

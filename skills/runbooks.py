@@ -12,7 +12,7 @@ import shlex
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from knowledge.embedder import get_encoder
 from knowledge.models import Incident, Runbook
@@ -74,8 +74,8 @@ def policy_for(ctx: SkillContext) -> ExecPolicy:
 def suggester(ctx: SkillContext) -> RunbookSuggester:
     """The process-wide suggester, rebuilt when runbooks or past resolutions change."""
     with ctx.db.session() as s:
-        key = (s.scalar(select(func.count(Runbook.id))), s.scalar(select(func.max(Runbook.id))),
-               s.scalar(select(func.sum(Runbook.id)).where(Runbook.active.is_(True))),  # a retirement too
+        key = (*s.execute(select(func.count(Runbook.id), func.max(Runbook.id),  # a new version, a retirement
+                                 func.sum(case((Runbook.active.is_(True), Runbook.id), else_=0)))).one(),
                s.scalar(select(func.count(Incident.id)).where(Incident.status == "resolved")))
         cached = ctx.resources.get("runbook_suggester")
         if cached is not None and cached[0] == key:
