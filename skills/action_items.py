@@ -3,7 +3,8 @@
 The postmortem writer finds them in the incident's conversation ("we should add a pool alert", "TODO:",
 "action item: ... @bob"). ``/postmortem actions [mine] [all] [service or team]`` lists the open ones of every
 incident's newest postmortem version, oldest incident first, each numbered ``<incident>.<n>``;
-``/postmortem done <incident>.<n>`` closes one (who, when) on that version and says so on the incident's
+``/postmortem done <incident>.<n>`` closes one (who, when) on that version (``/postmortem reopen <incident>.<n>``
+opens it again) and says so on the incident's
 timeline, so the postmortem's history shows it. A later version (edited, regenerated, published) keeps the
 marks of the items whose text is the same (``carry_done``).
 """
@@ -87,8 +88,9 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
                        ephemeral=True)
 
 
-def mark_done(s: Session, ref: str, *, user: str | None) -> SkillResult:
-    """Close action item ``<incident>.<n>`` of the incident's newest postmortem version."""
+def mark_done(s: Session, ref: str, *, user: str | None, reopen: bool = False) -> SkillResult:
+    """Close action item ``<incident>.<n>`` of the incident's newest postmortem version; ``reopen``: open it again
+    (closed by mistake, or the fix did not hold)."""
     m = ITEM_REF.match(ref)
     if m is None:
         raise SkillError("Which action item? `/postmortem done <incident>.<n>`, e.g. `/postmortem done 109.2` "
@@ -105,6 +107,17 @@ def mark_done(s: Session, ref: str, *, user: str | None) -> SkillResult:
                          f"{incident_id}.{n}.")
     item = items[n - 1]
     text = esc(str(item.get("text", ""))[:200])
+    if reopen:
+        if not item.get("done_at"):
+            return SkillResult(title="Action item", summary=f"*{incident_id}.{n}* {text} is open already.")
+        closed_by = item.pop("done_by", None)
+        item.pop("done_at", None)
+        items[n - 1] = item
+        top.fields = {**(top.fields or {}), "action_items": items}
+        s.add(TimelineEvent(incident_id=incident_id, at=utcnow(), kind="action_reopened", actor=user,
+                            text=f"Action item {n} reopened by <@{user}> (closed by <@{closed_by}>): "
+                                 f"{str(item.get('text', ''))[:500]}"))
+        return SkillResult(title="Action item reopened", summary=f"<@{user}> reopened *{incident_id}.{n}* {text}.")
     if item.get("done_at"):
         return SkillResult(title="Action item", summary=f"*{incident_id}.{n}* {text} was already closed by "
                            f"<@{item.get('done_by')}>.")
@@ -115,4 +128,5 @@ def mark_done(s: Session, ref: str, *, user: str | None) -> SkillResult:
                         text=f"Action item {n} done by <@{user}>: {str(item.get('text', ''))[:500]}"))
     left = sum(1 for a in items if not a.get("done_at"))
     return SkillResult(title="Action item closed", summary=f"<@{user}> closed *{incident_id}.{n}* {text}. "
-                       f"{left} open action item(s) left on the postmortem of #{incident_id}.")
+                       f"{left} open action item(s) left on the postmortem of #{incident_id}. (By mistake? "
+                       f"`/postmortem reopen {incident_id}.{n}`)")

@@ -130,6 +130,9 @@ class PostmortemSkill(BaseSkill):
         if done or verb == "done":
             with ctx.db.session() as s:
                 return mark_done(s, (done.group("a") or done.group("b")) if done else rest, user=request.user_id)
+        if verb == "reopen" and request.source == "command":  # an action item closed by mistake
+            with ctx.db.session() as s:
+                return mark_done(s, rest, user=request.user_id, reopen=True)
         if verb == "actions" or (request.source in ("mention", "dm") and _ACTIONS_ASKED.match(request.text)):
             with ctx.db.session() as s:
                 return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id,
@@ -147,7 +150,7 @@ class PostmortemSkill(BaseSkill):
                              "`/postmortem edit <incident> <section>: <text>`, "
                              "`/postmortem list [draft|published] [service or team]`, "
                              "`/postmortem actions [mine] [all] [service or team]` or "
-                             "`/postmortem done <incident>.<n>`")
+                             "`/postmortem done|reopen <incident>.<n>`")
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id

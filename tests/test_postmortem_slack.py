@@ -273,11 +273,21 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     assert (f"<@U0IRIS> closed *{iid}.1* put pgbouncer in front of postgres-main. I will take it. 2 open action "
             "item(s) left") in closed
     assert "was already closed by <@U0IRIS>" in say("C0AI", f"done #{iid}.1")
+    # closed by mistake: there was no way back
+    assert f"`/postmortem reopen {iid}.1`" in closed
+    assert f"<@U0BOB> reopened *{iid}.1* put pgbouncer" in say("C0AI", f"reopen {iid}.1")
+    assert "3 open action item(s), 0 done" in say("C0AI", "actions")
+    assert "is open already" in say("C0AI", f"reopen {iid}.1")
+    assert "Which action item?" in say("C0AI", "reopen banana")
+    say("C0AI", f"done {iid}.1", user="U0IRIS")
     with live.db.session() as s:
         events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == iid,
                                                        TimelineEvent.kind == "action_done")).all()
         said = [(e.actor, e.text[:46]) for e in events]
-        assert said == [("U0IRIS", "Action item 1 done by <@U0IRIS>: put pgbouncer")]
+        assert said == [("U0IRIS", "Action item 1 done by <@U0IRIS>: put pgbouncer")] * 2
+        reopened = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == iid,
+                                                         TimelineEvent.kind == "action_reopened")).one()
+        assert reopened.actor == "U0BOB" and "closed by <@U0IRIS>" in reopened.text
     # a regenerated draft and the published version keep the mark
     say(CHANNEL, f"regenerate {iid}", user="U0ALICE")
     say(CHANNEL, f"publish {iid}", user="U0ALICE")
