@@ -7,7 +7,8 @@ shift-change handover all follow it. Without a time it runs to the end of the sh
 cover: its end, as ``/oncall`` says). ``until 18:00`` is the requester's own local time (their expert timezone), the
 next 18:00 to come, unless a zone follows: ``UTC``, an IANA name, an offset (``UTC+2``) or a common abbreviation read
 as the place's zone (``PST`` is Pacific time, summer or winter); an ambiguous one (``CST``) is refused. A new cover
-replaces the one running. ``/oncall release [team]`` ends your cover now. Only a member of the team, or whoever is
+replaces the one running. ``/oncall release [team]`` ends your cover now, or, naming a team you may set covers for,
+the one running there. Only a member of the team, or whoever is
 on call for it, can set who covers it; the person covering must be a known, active expert. Imports never touch
 override shifts.
 """
@@ -185,20 +186,30 @@ def cover(text: str, user_id: str | None, ctx: SkillContext, origin: str | None 
 
 
 def release(text: str, user_id: str | None, ctx: SkillContext, origin: str | None = None) -> SkillResult:
-    """End the requester's running cover of a team now (the calendar or rotation takes over again)."""
+    """End the requester's running cover of a team now (the calendar or rotation takes over again). Not covering
+    it, whoever may set a team's cover (a member, or whoever is on call for it) may end the one running: a cover
+    set for someone else by mistake could be ended only by the person covering."""
     now = utcnow().replace(microsecond=0)
     with ctx.db.session() as s:
         me = _me(s, user_id)
         name = people.team_in_text(session=s, text=text)
         teams = [people.team_named(session=s, name=name)] if name else None
-        q = select(OnCallShift).where(OnCallShift.source == "override", OnCallShift.expert_id == me.id,
-                                      OnCallShift.starts_at <= now, OnCallShift.ends_at > now)
+        q = select(OnCallShift).where(OnCallShift.source == "override", OnCallShift.starts_at <= now,
+                                      OnCallShift.ends_at > now)
         if teams:
             q = q.where(OnCallShift.team_id.in_([t.id for t in teams if t is not None]))
-        running = list(s.scalars(q))
+        running = list(s.scalars(q.where(OnCallShift.expert_id == me.id)))
+        team = teams[0] if teams else None
+        if not running and team is not None:  # someone else's cover of a team named
+            if me.team_id != team.id and me not in people.oncall_now(session=s, team_id=team.id, at=now):
+                raise SkillError(f"You are not covering {esc(team.name)}, and only a member of it, or whoever is on "
+                                 "call for it, can end another's cover.")
+            running = list(s.scalars(q))
         if not running:
-            raise SkillError("You are not covering " + (esc(name) if name else "any team") + " now.")
+            raise SkillError("You are not covering " + (esc(name) if name else "any team") + " now" + (
+                ", and nobody else is." if team is not None else "."))
         after: dict[str, list[str]] = {}
+        whose: set[str] = set()
         for shift in running:
             shift.ends_at = now
         s.flush()
@@ -208,11 +219,15 @@ def release(text: str, user_id: str | None, ctx: SkillContext, origin: str | Non
                 continue
             after[team.name] = [e.slack_user_id for e in people.oncall_now(session=s, team_id=team.id, at=now)]
             who = ", ".join(f"<@{u}>" for u in after[team.name]) or "nobody"
+            covering = s.scalar(select(Expert.slack_user_id).where(Expert.id == shift.expert_id)) or user_id
+            ended = "" if covering == user_id else f" Ended by <@{user_id}>."
             _announce(s, team, f"On-call cover ended: {esc(team.name)}",
-                      f"<@{user_id}> is no longer covering {esc(team.name)}; on call now: {who}.", origin)
+                      f"<@{covering}> is no longer covering {esc(team.name)}; on call now: {who}.{ended}", origin)
+            whose.add(covering)
         jobs.enqueue(s, kind="oncall.plan", payload={})
     names = sorted(after)
     lines = tuple(f"*{esc(n)}*: " + (", ".join(f"<@{u}>" for u in after[n]) or "nobody on call now") for n in names)
-    return SkillResult(title="On-call cover ended", summary=f"<@{user_id}> is no longer covering "
-                       f"{esc(', '.join(names))}.", sections=(Section("On call now", lines),),
-                       data={"teams": names})
+    by = "" if whose == {user_id} else f" Ended by <@{user_id}>."
+    return SkillResult(title="On-call cover ended", summary=f"{', '.join(f'<@{u}>' for u in sorted(whose))} "
+                       f"{'is' if len(whose) == 1 else 'are'} no longer covering {esc(', '.join(names))}.{by}",
+                       sections=(Section("On call now", lines),), data={"teams": names})

@@ -289,6 +289,15 @@ def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None
     said = _say(live, "release", "U0BOB")  # and with the cover gone, to the end of the calendar's shift
     said = _say(live, "cover <@U0BOB|bob> payments", "U0ALICE")
     assert f"until {now + dt.timedelta(hours=30):%a %d %b %H:%M} UTC" in said
+    # set for Bob by mistake: only Bob could end it. Whoever may set the team's cover may end it now; others may not
+    assert "only a member of it, or whoever is on call for it, can end another's cover" in _say(
+        live, "release payments", "U0IRIS")
+    assert _on_call(live.db) == ["U0BOB"]
+    said = _say(live, "release payments", "U0ALICE")
+    assert "<@U0BOB> is no longer covering payments. Ended by <@U0ALICE>." in said and "*payments*: <@U0ALICE>" in said
+    assert _on_call(live.db) == ["U0ALICE"]
+    told = blocks_to_text(live.standin.messages("C0PAYMENTS")[-1].get("blocks") or [])
+    assert "<@U0BOB> is no longer covering payments; on call now: <@U0ALICE>. Ended by <@U0ALICE>." in told
 
 
 def _next(now: dt.datetime, zone: dt.tzinfo, hour: int, minute: int = 0) -> dt.datetime:
