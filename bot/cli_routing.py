@@ -71,6 +71,46 @@ def experts_import(
     except PeopleImportError as exc:
         raise CliError(str(exc)) from None
     typer.echo(json.dumps({**report.__dict__, **({"deactivated": gone} if prune else {})}))
+    if gone:
+        typer.echo(f"by mistake? warroom experts activate {' '.join(gone)}", err=True)
+
+
+@experts_app.command("activate")
+def experts_activate(users: Annotated[list[str], typer.Argument(help="Slack user ids (U...).")]) -> None:
+    """Mark experts active again (back from leave, or deactivated by mistake, e.g. by `import --prune`): routed and
+    paged to again. An import only changes this when its file states `active`."""
+    _set_active(users, True)
+
+
+@experts_app.command("deactivate")
+def experts_deactivate(users: Annotated[list[str], typer.Argument(help="Slack user ids (U...).")]) -> None:
+    """Mark experts inactive (they left): no longer routed or paged to, and each team that had them on call in the
+    next week is told in its channel, as for a Slack deactivation."""
+    _set_active(users, False)
+
+
+def _set_active(users: list[str], active: bool) -> None:
+    from sqlalchemy import select
+
+    from bot.shift_handover import deactivate
+    from knowledge.models import Expert
+
+    with _db().session() as s:
+        rows = {e.slack_user_id: e for e in s.scalars(select(Expert).where(Expert.slack_user_id.in_(users)))}
+        unknown = [u for u in users if u not in rows]
+        if unknown:  # nothing is changed then: a typo in one id must not leave the others half done
+            raise CliError(f"nothing changed: no expert {', '.join(unknown[:10])} (see `warroom oncall show`)")
+        changed = []
+        for uid in dict.fromkeys(users):
+            if rows[uid].active == active:
+                continue
+            if active:
+                rows[uid].active = True
+            else:
+                deactivate(s, uid, channel=_settings().slack_incident_channel, why="was deactivated by an admin")
+            changed.append(uid)
+        _replan(s)
+    typer.echo(json.dumps({"activated" if active else "deactivated": changed}))
 
 
 @oncall_app.command("import-ical")

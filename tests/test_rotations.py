@@ -493,7 +493,8 @@ def test_import_prune_deactivates_who_left_the_staff_list(live: Live, monkeypatc
     assert res.exit_code == 1 and "lists no experts, and --prune would deactivate everyone" in str(res.exception)
     res = CliRunner().invoke(app, ["experts", "import", str(staff), "--prune"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["deactivated"] == ["U0BOB", "U0ERIN"]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["deactivated"] == ["U0BOB", "U0ERIN"]
+    assert "by mistake? warroom experts activate U0BOB U0ERIN" in res.stderr
     with live.db.session() as s:
         still = set(s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))))
     assert still == everyone - {"U0BOB", "U0ERIN"}
@@ -501,4 +502,14 @@ def test_import_prune_deactivates_who_left_the_staff_list(live: Live, monkeypatc
     told = " ".join(blocks_to_text(m.get("blocks") or []) for m in live.standin.messages("C0PAYMENTS"))
     assert "<@U0BOB> (Bob Okafor) is no longer in staff.csv: warroom no longer routes or pages to them" in told
     res = CliRunner().invoke(app, ["experts", "import", str(staff), "--prune"])  # again: nobody more
-    assert json.loads(res.output.strip().splitlines()[-1])["deactivated"] == []
+    assert json.loads(res.stdout.strip().splitlines()[-1])["deactivated"] == []
+    # Erin was pruned by mistake (the export missed her): a re-import would not bring her back, this does
+    res = CliRunner().invoke(app, ["experts", "activate", "U0ERIN", "U0NOPE"])
+    assert res.exit_code == 1 and "nothing changed: no expert U0NOPE" in str(res.exception)
+    res = CliRunner().invoke(app, ["experts", "activate", "U0ERIN", "U0ALICE"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"activated": ["U0ERIN"]}  # Alice was active
+    res = CliRunner().invoke(app, ["experts", "deactivate", "U0ALICE"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"deactivated": ["U0ALICE"]}
+    with live.db.session() as s:
+        now_active = set(s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))))
+    assert now_active == (everyone - {"U0BOB", "U0ALICE"})
