@@ -59,7 +59,8 @@ def import_cmd(
     except RunbookFormatError as exc:
         raise CliError(f"nothing imported: {exc}") from None
     for r in results:
-        typer.echo(f"{r.slug}: v{r.version} {'(new version)' if r.changed else '(unchanged)'}")
+        typer.echo(f"{r.slug}: v{r.version} "
+                   f"{'(new version)' if r.changed else '(active again)' if r.revived else '(unchanged)'}")
     for gone in retired:
         typer.echo(f"{gone.slug}: retired (not in {directory}){_runs_line(gone)}")
 

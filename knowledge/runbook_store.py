@@ -37,6 +37,7 @@ class UpsertResult:
     slug: str
     version: int
     changed: bool
+    revived: bool = False  # a retired runbook imported again as it was: active again, the same version
 
 
 def spec_of(row: Runbook) -> RunbookSpec:
@@ -70,9 +71,9 @@ def upsert_runbook(session: Session, *, spec: RunbookSpec) -> UpsertResult:
     latest = get_runbook(session, slug=spec.slug)
     if latest is not None and spec_of(latest).front_matter() == spec.front_matter() \
             and latest.body.strip() == spec.body.strip():
-        if not latest.active:
-            latest.active = True
-        return UpsertResult(spec.slug, latest.version, False)
+        revived = not latest.active
+        latest.active = True
+        return UpsertResult(spec.slug, latest.version, False, revived)
     version = 1 if latest is None else latest.version + 1
     session.execute(update(Runbook).where(Runbook.slug == spec.slug).values(active=False))
     fm = spec.front_matter()
@@ -107,9 +108,9 @@ def import_dir(session: Session, *, path: Path, actor: str = "cli") -> list[Upse
         specs.append(spec)
     results = [upsert_runbook(session, spec=s) for s in specs]
     for r in results:
-        if r.changed:
-            audit(session, actor=actor, action="runbook.imported", subject=f"{r.slug}@v{r.version}",
-                  detail={"source": str(path)})
+        if r.changed or r.revived:
+            audit(session, actor=actor, action="runbook.imported" if r.changed else "runbook.reactivated",
+                  subject=f"{r.slug}@v{r.version}", detail={"source": str(path)})
     return results
 
 

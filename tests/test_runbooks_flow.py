@@ -341,7 +341,8 @@ def test_import_prune_makes_the_directory_the_whole_library(live: Any, tmp_path:
         assert {r.slug for r in list_runbooks(s)} == {"restart-service", "flush-cache"}
     (repo / "clear-disk-space.md").write_text((SAMPLE_RUNBOOKS / "clear-disk-space.md").read_text())
     code, out = _retire_cli(live, ["import", str(repo), "--prune"], monkeypatch, capsys)  # back: the same version
-    assert code == 0 and "clear-disk-space: v1 (unchanged)" in out
+    assert code == 0 and "clear-disk-space: v1 (active again)" in out and "restart-service: v1 (unchanged)" in out
+    assert [a.subject for a in _audit(live) if a.action == "runbook.reactivated"] == ["clear-disk-space@v1"]
     _cmd(live, "show clear-disk-space", "U0HUGO")
     assert "retired" not in _text(live.standin.messages(CH)[-1])
 
