@@ -103,10 +103,8 @@ def scope_in_text(*, session: Session, text: str) -> Scope | None:
     named = known_services_in_text(session=session, text=text)
     if named:
         return Scope(f"on {named[0]}", frozenset(named[:1]), named[0])
-    low = text.lower()
-    teams = [n for n in session.scalars(select(Team.name)) if re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])",
-                                                                       low)]
-    team = team_named(session=session, name=min(teams, key=lambda n: low.index(n.lower()))) if teams else None
+    teams = names_in_text(session.scalars(select(Team.name)).all(), text)
+    team = team_named(session=session, name=teams[0]) if teams else None
     if team is None:
         return None
     return Scope(f"on the {team.name} team's services",
