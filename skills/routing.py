@@ -107,8 +107,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
-            team = self._team_in(text, ctx)  # "@warroom who is on call for payments?"
-            return self._oncall([team] if team else [], ctx)
+            with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
+                named = people.teams_in_text(session=s, text=text)
+            return self._oncall(named, ctx)
         return self._route(text, request, ctx)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:

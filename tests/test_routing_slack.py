@@ -241,6 +241,10 @@ def test_mention_asking_who_is_on_call(live: Live) -> None:
     live.drain()
     text = "\n".join(_texts(live))
     assert "On call now: storage" in text and "<@U0IRIS>" in text
+    live.driver.mention("who is on call for payments and platform?", user="U0BOB", channel="C0BOTH")
+    live.drain()
+    both = _last(live, "C0BOTH")  # the second team was dropped
+    assert "On call now: payments, platform" in both and "<@U0ALICE>" in both and "<@U0DEV>" in both
 
 
 def test_the_routing_classifier_keeps_up_with_the_knowledge_base(tmp_path: Any, standin: Any) -> None:
