@@ -135,23 +135,22 @@ class RoutingSkill(BaseSkill):
 
     # --- /oncall and /route -----------------------------------------------------------------------
 
-    @staticmethod
-    def _team_in(text: str, ctx: SkillContext) -> str:
-        """The first team named in free text, else the owner of the first service named ("" for all teams)."""
-        with ctx.db.session() as s:
-            return people.team_in_text(session=s, text=text)
-
     def _page(self, text: str, ctx: SkillContext) -> SkillResult:
-        """Name (and so notify) whoever is on call for the team or service in the words."""
-        team = self._team_in(text, ctx)
-        if not team:
+        """Name (and so notify) whoever is on call for each team or service in the words."""
+        with ctx.db.session() as s:  # "page payments and platform": both (the second was dropped)
+            teams = people.teams_in_text(session=s, text=text)
+        if not teams:
             raise SkillError("Page whom? Name a team or a service, e.g. `@warroom page the payments team` or "
                              "`@warroom page ingest`.")
-        result = self._oncall([team], ctx)
-        paged = [u for r in result.data["oncall"] for u in r["people"]]
-        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {esc(team)}, and wanted here."
-                   if paged else f"Nobody is on call for {esc(team)} now.")
-        return dataclasses.replace(result, title=f"Paging {team}", summary=summary)
+        result = self._oncall(teams, ctx)
+        paged = list(dict.fromkeys(u for r in result.data["oncall"] for u in r["people"]))
+        nobody = [r["team"] for r in result.data["oncall"] if not r["people"]]
+        named = esc(", ".join(teams))
+        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {named}, and wanted here."
+                   if paged else f"Nobody is on call for {named} now.")
+        if paged and nobody:
+            summary += f" Nobody is on call for {esc(', '.join(nobody))} now."
+        return dataclasses.replace(result, title=f"Paging {', '.join(teams)}", summary=summary)
 
     def _oncall(self, teams: list[str], ctx: SkillContext) -> SkillResult:
         """Who is on call for each of ``teams``, or for every team."""

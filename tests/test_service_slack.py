@@ -479,6 +479,7 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
         assert (row.severity, row.status) == (2, "mitigated") and row.mitigated_at is not None
     live.driver.mention(f"close #{inc.id}: rolled back the deploy", channel="C0CLS", user="U0ALICE")
     live.driver.mention("page the storage team", channel="C0PAG", user="U0ALICE")
+    live.driver.mention("page storage and data", channel="C0PAG2", user="U0ALICE")  # data was dropped
     live.driver.mention("what happened in #101?", channel="C0WHT", user="U0ALICE")
     live.driver.mention("escalate #101", channel="C0ESC", user="U0ALICE")
     live.drain()
@@ -487,6 +488,9 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
         assert (row.status, row.resolution) == ("resolved", "rolled back the deploy")
     paged = _first(live, "C0PAG")
     assert paged.startswith("Paging storage") and re.search(r"<@U0(IRIS|JONAS)>", paged)
+    both = _first(live, "C0PAG2")
+    assert both.startswith("Paging storage, data") and re.search(r"<@U0(IRIS|JONAS)>", both)
+    assert re.search(r"<@U0(ERIN|FARID)>", both) and "you are on call for storage, data" in both
     what = json.dumps(live.standin.messages("C0WHT")[0]["blocks"])
     assert "Root cause" in what and "pgbouncer" in what and "/kb/postmortems/101|postmortem of #101" in what
     assert "02 Mar 09:14" in what  # a time of another day carries its date
