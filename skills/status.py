@@ -44,6 +44,15 @@ class StatusSkill(BaseSkill):
         return super().score(text)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm"):  # "list open incidents for payments": that team's, not all
+            from knowledge.people import scope_in_text
+            from skills.incident import IncidentSkill
+
+            with ctx.db.session() as s:
+                scope = scope_in_text(session=s, text=request.text)
+            if scope is not None:
+                return IncidentSkill().run(dataclasses.replace(request, text=f"list {scope.name}", source="command"),
+                                           ctx)
         if request.source in ("mention", "dm") and request.incident_id is not None \
                 and not re.search(r"\b(you|warroom|bot|open)\b", request.text, re.I):
             # "@warroom status" in an incident card's thread or channel: that incident's status

@@ -531,9 +531,11 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
         refusals = s.scalars(select(AuditRecord).where(AuditRecord.action == "runbook.refused")).all()
         assert [r.actor for r in refusals] == ["U0ERIN"]
     live.driver.command("/incident", "list", channel="C0LST")
+    live.driver.mention("list open incidents for payments", channel="C0LST2")  # was the bot's status: every team
     live.drain()
     listing = live.standin.messages("C0LST")[0]
     assert "No open incidents" in listing["text"] and json.dumps(listing["blocks"]).count("No open incidents") == 1
+    assert "No open incidents (on the payments team's services)." in _first(live, "C0LST2")
 
 
 def test_questions_under_an_incident_card_are_about_that_incident(live: Live) -> None:
