@@ -15,6 +15,7 @@ from knowledge.models import utcnow
 from knowledge.people import services_in_text
 from knowledge.risk_store import add_reading, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
+from models.risk_features import ALIASES
 from skills.base import (
     Attachment,
     BaseSkill,
@@ -45,6 +46,9 @@ USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [l
          "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics (85%, 250ms, 1.2s and 1.5k are "
          "understood); or `/risk <service>` for the metrics it last reported.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
+# a metric said in words: "cpu 95", "cpu at 95%", "memory is 90", "p99 of 2.4s", "errors: 120"
+_SAID = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ALIASES, key=len, reverse=True)) +
+                   r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?%|ms|s|k)?)(?![\w.])", re.I)
 _MIN_HISTORY = 8
 _COMMA_NUMBER = re.compile(r"\b[A-Za-z_][\w.-]*=[+-]?(\d+),(\d+)\b")
 # Units people write after a number: "cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k". Each converts to the
@@ -138,7 +142,9 @@ class RiskSkill(BaseSkill):
         if not text or text.lower() in ("help", "?"):
             return SkillResult(title="risk: how to ask", summary=USAGE, ephemeral=True)
         if request.source != "command":
-            # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count.
+            # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count, and "cpu 95",
+            # "cpu at 95%", "memory is 90" are such parts (they were dropped: its last metrics answered instead)
+            text = _SAID.sub(lambda m: f"{m.group(1)}={m.group(2)}", text)
             words = [t.rstrip("?.!,;:") for t in text.split()]
             text = " ".join(t for t in words if "=" in t or (t.startswith("#") and small_int(t[1:]) is not None))
         if not any((m := _TOKEN.match(t)) and m.group(1).lower() not in ("service", "incident", "inc")

@@ -155,6 +155,14 @@ def test_mention_with_metrics_routes_to_risk(live: Live) -> None:
     live.drain()
     assert any("Failure risk: api" in m.get("text", "") for m in live.standin.messages("C0GENERAL"))
     assert len(_uploads(live)) == 1
+    # in words, as people write: was "I have no metrics from payments-api yet" (the numbers were dropped)
+    live.driver.mention("what's the failure risk for payments-api with cpu 96 and memory at 95%?", channel="C0W")
+    live.drain()
+    card = next(m for m in live.standin.messages("C0W") if "Failure risk: payments-api" in m.get("text", ""))
+    assert "CPU 96 %" in json.dumps(card["blocks"]) and "memory 95 %" in json.dumps(card["blocks"]).lower()
+    with live.db.session() as s:
+        (reading,) = s.scalars(select(RiskReading).where(RiskReading.service_name == "payments-api")).all()
+        assert (reading.inputs["cpu_usage"], reading.inputs["memory_usage"]) == (96.0, 95.0)
 
 
 def test_a_service_without_metrics_is_answered_from_its_last_reading(live: Live) -> None:
