@@ -90,25 +90,32 @@ def known_services_in_text(*, session: Session, text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Scope:
-    """The services a request names: one service, or the services of a team ("/incident stats payments")."""
+    """The services a request names: services, and the services of teams ("/incident stats payments platform")."""
 
-    label: str  # "on payments-api", "on the payments team's services"
+    label: str  # "on payments-api", "on the payments team's services", "on ingest and the platform team's services"
     services: frozenset[str]
-    name: str  # the word that named it
+    names: tuple[str, ...]  # the words that named them, in the order written
 
 
 def scope_in_text(*, session: Session, text: str) -> Scope | None:
-    """The first service ``text`` names (catalogue, or one an incident was filed under), else the first team it
-    names (its catalogue services), else None."""
-    named = known_services_in_text(session=session, text=text)
-    if named:
-        return Scope(f"on {named[0]}", frozenset(named[:1]), named[0])
-    teams = names_in_text(session.scalars(select(Team.name)).all(), text)
-    team = team_named(session=session, name=teams[0]) if teams else None
-    if team is None:
+    """Every service ``text`` names (catalogue, or one an incident was filed under) and every team it names (their
+    catalogue services), or None when it names neither."""
+    services = known_services_in_text(session=session, text=text)
+    teams = [t for n in names_in_text(session.scalars(select(Team.name)).all(), text)
+             if (t := team_named(session=session, name=n)) is not None]
+    if not services and not teams:
         return None
-    return Scope(f"on the {team.name} team's services",
-                 frozenset(session.scalars(select(Service.name).where(Service.team_id == team.id))), team.name)
+    covered = set(services)
+    for team in teams:
+        covered |= set(session.scalars(select(Service.name).where(Service.team_id == team.id)))
+    def listed(words: list[str]) -> str:
+        return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+    names = [t.name for t in teams]
+    parts = [*services, *([f"the {listed(names)} team{'s' * (len(names) > 1)}'{'s' * (len(names) == 1)} services"]
+                          if teams else [])]
+    label = "on " + listed(parts)
+    return Scope(label, frozenset(covered), tuple([*services, *(t.name for t in teams)]))
 
 
 def team_in_text(*, session: Session, text: str) -> str:

@@ -55,7 +55,7 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
         Incident.id.in_([r.incident_id for r in rows if (r.fields or {}).get("action_items")]))).all())
     scope = scope_in_text(session=s, text=text)  # a service, or a team's services
     unread = words - {"mine", "my", "me", "all", "actions", "action", "items", "open", "of", "for", "on", "the",
-                      scope.name.lower() if scope else ""}
+                      "and"} - {n.lower() for n in (scope.names if scope else ())}
     if unread and strict:  # "payments" was ignored: every team's items, as if no name had been given
         raise SkillError(f"I cannot filter action items by `{esc(' '.join(sorted(unread))[:60])}`: "
                          "`/postmortem actions [mine] [all] [service or team]`.")

@@ -71,8 +71,8 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statisti
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
-                          r"this|last|past|the|in|on|for|of|over|by|team|service|incidents?|month|quarter|year|"
-                          r"week)\b", re.I)
+                          r"this|last|past|the|in|on|for|of|over|by|and|teams?|services?|incidents?|month|quarter|"
+                          r"year|week)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
@@ -998,7 +998,8 @@ class IncidentSkill(BaseSkill):
         # "how many incidents on payments-api this month?", "/incident stats payments" (the team's services)
         scope = scope_in_text(session=s, text=rest)
         if request.source == "command" and (left := _STATS_WORDS.sub(" ", rest.lower()).split()):
-            if unread := [w for w in left if w.strip(".,;:!?") != (scope.name.lower() if scope else "")]:
+            named = {n.lower() for n in scope.names} if scope else set()
+            if unread := [w for w in left if w.strip(".,;:!?") not in named]:
                 raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident stats [today | 7d | "
                                  "30 days | this month] [service or team]`.")  # it was ignored: every service
         if scope is not None:
@@ -1064,8 +1065,8 @@ class IncidentSkill(BaseSkill):
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
         left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
-                                              "follow", "i") and severity_word(w) is None
-                and not (scope and w == scope.name.lower())]
+                                              "follow", "i", "and") and severity_word(w) is None
+                and not (scope and w in {n.lower() for n in scope.names})]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
                              "[mine|following] [sev1-4] [service or team]`.")

@@ -51,8 +51,8 @@ class StatusSkill(BaseSkill):
             with ctx.db.session() as s:
                 scope = scope_in_text(session=s, text=request.text)
             if scope is not None:
-                return IncidentSkill().run(dataclasses.replace(request, text=f"list {scope.name}", source="command"),
-                                           ctx)
+                return IncidentSkill().run(dataclasses.replace(request, text=f"list {' '.join(scope.names)}",
+                                                               source="command"), ctx)
         if request.source in ("mention", "dm") and request.incident_id is not None \
                 and not re.search(r"\b(you|warroom|bot|open)\b", request.text, re.I):
             # "@warroom status" in an incident card's thread or channel: that incident's status

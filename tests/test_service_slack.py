@@ -758,3 +758,6 @@ def test_incident_stats_for_a_team_and_words_it_cannot_read(live: Live) -> None:
         "stats paymnts")
     quiet = stats("stats 1 day payments")  # "the last one" is the team's, not any service's (#112 on ingress)
     assert "No incidents in the last 24 hours on the payments team's services. The last one: #108" in quiet
+    two = stats("stats 366 days payments and platform")  # the second name was dropped
+    assert "6 incident(s) in the last 366 days on the payments and platform teams' services" in two
+    assert "ingress (2)" in two and "ingest" not in two
