@@ -13,14 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from bot.slack_client import SlackApiError
 from knowledge.models import RunbookExecution, TimelineEvent, utcnow
-from knowledge.runbook_store import NOTICE_JOB, audit, get_runbook, mark_interrupted, spec_of, transition
+from knowledge.runbook_store import (
+    NOTICE_JOB,
+    audit,
+    expire_waiting,
+    get_runbook,
+    mark_interrupted,
+    spec_of,
+    transition,
+)
 from skills.runbook_exec import PlannedStep, StepOutcome, plan, run_step
 from skills.runbooks import policy_for
 
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["register", "recover_interrupted", "execute"]
+__all__ = ["register", "recover_interrupted", "execute", "expire_sweep", "schedule_sweep", "EXPIRE_SWEEP"]
 
 log = logging.getLogger("warroom.runbooks")
 
@@ -166,9 +174,40 @@ def execute(services: Services, payload: dict[str, Any]) -> None:
     _post(services, channel, thread, f"{icon} Run #{eid} of `{spec.slug}` {final}.")
 
 
+EXPIRE_SWEEP = "runbook.expire_sweep"
+SWEEP_EVERY_S = 600
+
+
+def expire_sweep(services: Services) -> list[int]:
+    """Expire the requests nobody confirmed or approved in time (``knowledge.runbook_store.expire_waiting``): their
+    outcome is in the audit log and their requester is told, without anyone clicking an old button."""
+    from skills.runbook_flow import approval_ttl
+
+    with services.db.session() as s:
+        ids = expire_waiting(s, ttl=approval_ttl(services.ctx))
+    if ids:
+        log.info("expired runbook requests %s (not confirmed or approved in time)", ids)
+    return ids
+
+
+def schedule_sweep(services: Services, delay_s: float) -> None:
+    """Queue the sweep ``delay_s`` from now, once per slot whoever asks (replicas, restarts)."""
+    slot = int((utcnow().timestamp() + delay_s) // SWEEP_EVERY_S)
+    services.runner.submit(EXPIRE_SWEEP, {}, f"{EXPIRE_SWEEP}:{slot}", delay_s=delay_s)
+
+
 def register(services: Services) -> None:
     """Register the job kind and give the skill its user-group resolver."""
     services.ctx.resources["slack_usergroup_members"] = _usergroup_resolver(services)
     services.runner.register("runbook.execute", lambda payload: execute(services, payload))
     services.runner.register(NOTICE_JOB, lambda payload: _post(services, str(payload["channel"]),
                                                                payload.get("thread_ts"), str(payload["text"])))
+
+    def sweep(payload: dict[str, Any]) -> None:
+        try:
+            expire_sweep(services)
+        finally:
+            if services.settings.mode not in ("test", "demo"):
+                schedule_sweep(services, SWEEP_EVERY_S)
+
+    services.runner.register(EXPIRE_SWEEP, sweep)

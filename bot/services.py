@@ -102,6 +102,11 @@ class Services:
                 handovers.schedule_top_up(self)  # fetches the feeds, then every hour
         except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
             log.warning("could not write the rotations' shifts ahead: %s", exc)
+        if self.settings.mode not in ("test", "demo"):  # runbook requests past their approval time (every 10 min)
+            try:
+                __import__("bot.runbook_jobs").runbook_jobs.schedule_sweep(self, 60.0)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start
+                log.warning("could not plan the runbook request sweep: %s", exc)
         try:  # the routing classifier kept in step with the knowledge base (bot/train_jobs.py); a minute in
             __import__("bot.train_jobs").train_jobs.schedule_refresh(self, 60.0)
         except Exception as exc:  # noqa: BLE001 - a database hiccup here must not stop the bot: next start

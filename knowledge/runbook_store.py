@@ -23,7 +23,8 @@ __all__ = [
     "SAMPLE_RUNBOOKS", "UpsertResult", "upsert_runbook", "get_runbook", "list_runbooks", "spec_of",
     "import_dir", "export_dir", "seed_runbooks", "audit", "new_nonce", "create_execution", "get_execution",
     "transition", "mark_interrupted", "recent_executions", "audit_rows", "team_members", "past_resolutions",
-    "ACTIVE_STATES", "Retired", "retire_runbook", "retire_missing", "retired_note", "NOTICE_JOB",
+    "ACTIVE_STATES", "Retired", "retire_runbook", "retire_missing", "retired_note", "NOTICE_JOB", "EXPIRES",
+    "expire_waiting",
 ]
 
 SAMPLE_RUNBOOKS = Path(__file__).resolve().parent / "sample_world" / "runbooks"
@@ -258,6 +259,37 @@ def mark_interrupted(session: Session) -> list[int]:
             audit(session, actor="warroom", action="runbook.interrupted", subject=f"execution {eid}",
                   execution_id=eid, detail={"reason": "the bot restarted while this run was in progress"})
     return ids
+
+
+EXPIRES = ("pending", "awaiting_approval")  # not confirmed or not approved yet: these expire
+
+
+def expire_waiting(session: Session, *, ttl: dt.timedelta, execution_id: int | None = None) -> list[int]:
+    """Mark requests still waiting for confirmation or approval ``ttl`` after they were made ``expired`` (audited, and
+    their channel or thread told through ``NOTICE_JOB``): an old button must not start, days later, what an
+    incident needed then. Only ``execution_id`` when given. Return the ids expired."""
+    from knowledge import jobs
+
+    now = utcnow()
+    q = select(RunbookExecution).where(RunbookExecution.status.in_(EXPIRES), RunbookExecution.requested_at < now - ttl)
+    if execution_id is not None:
+        q = q.where(RunbookExecution.id == execution_id)
+    out = []
+    for run in session.scalars(q.limit(500)):
+        was, age = run.status, now - run.requested_at
+        if not transition(session, execution_id=run.id, from_states=(was,), to_state="expired", rotate=False,
+                          finished_at=now):
+            continue
+        audit(session, actor="warroom", action="runbook.expired", subject=f"{run.runbook_slug}@v{run.runbook_version}",
+              execution_id=run.id, detail={"was": was, "age_s": int(age.total_seconds())})
+        if run.channel_id:
+            waiting = "confirmed" if was == "pending" else "approved"
+            jobs.enqueue(session, kind=NOTICE_JOB, dedup_key=f"runbook.expired:{run.id}", payload={
+                "channel": run.channel_id, "thread_ts": run.thread_ts,
+                "text": f":hourglass: Run #{run.id} of `{run.runbook_slug}` expired: nobody {waiting} it within "
+                        f"{int(ttl.total_seconds() // 60)} min. Request it again if it is still needed."})
+        out.append(run.id)
+    return out
 
 
 def recent_executions(session: Session, *, limit: int = 10, slug: str | None = None,

@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 
 from knowledge import jobs
 from knowledge.models import RunbookExecution, utcnow
-from knowledge.runbook_store import audit, get_execution, get_runbook, retired_note, spec_of, transition
+from knowledge.runbook_store import (
+    EXPIRES,
+    audit,
+    expire_waiting,
+    get_execution,
+    get_runbook,
+    retired_note,
+    spec_of,
+    transition,
+)
 from knowledge.runbooks import RunbookSpec
 from skills.base import Action, SkillContext, SkillResult, db_id, duration, slack_when, small_int
 from skills.runbook_access import may_approve, refuse
@@ -31,7 +40,6 @@ __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confi
            "cancel", "enqueue_execution", "approval_ttl", "shown_status", "EXECUTE_JOB"]
 
 EXECUTE_JOB = "runbook.execute"
-EXPIRES = ("pending", "awaiting_approval")  # not started yet: after the settings' TTL, expired
 SKILL = "runbooks"
 
 
@@ -73,11 +81,8 @@ def load_checked(s: Session, ctx: SkillContext, bv: ButtonValue, user: str | Non
     ttl = approval_ttl(ctx)
     age = utcnow() - row.requested_at
     if row.status in EXPIRES and age > ttl:  # what an incident needed then, not now: asked for again, or not at all
-        if transition(s, execution_id=row.id, from_states=(row.status,), to_state="expired", rotate=False,
-                      finished_at=utcnow()):
-            audit(s, actor="warroom", action="runbook.expired", subject=f"{row.runbook_slug}@v{row.runbook_version}",
-                  execution_id=row.id, detail={"was": row.status, "age_s": int(age.total_seconds())})
-            s.commit()
+        if expire_waiting(s, ttl=ttl, execution_id=row.id):
+            s.commit()  # the refusal below rolls this session back
         raise refuse(ctx, actor=user, execution_id=row.id, subject=f"execution {row.id}",
                      reason=(f"run #{row.id} was requested {duration(age.total_seconds())} ago and expired (a run "
                              f"must be confirmed and approved within {duration(ttl.total_seconds())}); request it "

@@ -371,13 +371,40 @@ def test_a_request_not_approved_in_time_expires(live: Any) -> None:
     said = _text(_last(live, "Runbook history: flush-cache"))
     assert f"#{eid} `flush-cache` v1 *expired*" in said and "*pending*" not in said and "*awaiting" not in said
     _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])
-    said = _text(live.standin.messages(CH)[-1])
+    said = _text(_last(live, f"run #{eid} was requested"))  # the requester's thread is told too (the sweep's notice)
     assert f"run #{eid} was requested 1h" in said and "expired" in said and "request it again" in said, said
+    assert f"Run #{eid} of `flush-cache` expired: nobody approved it" in _text(_last(live, f"Run #{eid} of"))
     assert _exec(live, eid).status == "expired" and _exec(live, eid).started_at is None
     _click(live, "runbooks:approve", approve_value, "U0JONAS", ask["ts"])  # and stays so
     assert f"run #{eid} is expired, it cannot be approved now" in _text(live.standin.messages(CH)[-1])
     _click(live, "runbooks:confirm", pending, "U0HUGO")
-    assert "expired" in _text(live.standin.messages(CH)[-1])
+    assert "expired" in _text(_last(live, f"run #{int(pending.split(':')[0])} was requested"))
     assert _exec(live, int(pending.split(":")[0])).status == "expired"
     actions = [a.action for a in _audit(live, eid)]
     assert "runbook.expired" in actions and "runbook.approved" not in actions and "runbook.started" not in actions
+
+
+def test_the_sweep_expires_requests_nobody_clicks_and_tells_the_requester(live: Any) -> None:
+    """Without a click, a stale request stayed pending for good: no outcome in the audit log, and its requester never
+    heard. The sweep (every 10 minutes in production) expires it and says so where it was asked."""
+    import datetime as dt
+
+    from knowledge.models import utcnow
+
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")
+    ask = _last(live, "Run flush-cache v1?")
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0HUGO", ask["ts"])
+    eid = int(_buttons(_last(live, "Approval needed: flush-cache"))["runbooks:approve"].split(":")[0])
+    _cmd(live, "run flush-cache instance=redis-cache-pages", "U0HUGO")  # a fresh one: it stays
+    fresh = int(_buttons(_last(live, "Run flush-cache v1?"))["runbooks:confirm"].split(":")[0])
+    with live.db.session() as s:
+        s.get(RunbookExecution, eid).requested_at = utcnow() - dt.timedelta(minutes=61)  # type: ignore[union-attr]
+    live.services.runner.submit("runbook.expire_sweep", {}, "sweep-now")
+    live.drain()
+    assert _exec(live, eid).status == "expired" and _exec(live, fresh).status == "pending"
+    told = [_text(m) for m in live.standin.messages(CH) if m.get("thread_ts") == ask["ts"]]
+    assert any(f"Run #{eid} of `flush-cache` expired: nobody approved it within 60 min" in x for x in told), told
+    assert [a.action for a in _audit(live, eid)][-1] == "runbook.expired"
+    live.services.runner.submit("runbook.expire_sweep", {}, "sweep-again")  # once: nothing more to do or say
+    live.drain()
+    assert sum(f"Run #{eid} of" in _text(m) for m in live.standin.messages(CH)) == 1
