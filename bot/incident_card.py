@@ -97,7 +97,11 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
         service = esc(inc.service_name or "unknown")
         if intake.get("unknown_service"):
             service += " _(not in the service catalogue)_"
-        fields = [("Status", inc.status), ("Severity", f"SEV{inc.severity}"), ("Service", service),
+        severity = f"SEV{inc.severity}"
+        if intake.get("unread_severity"):
+            severity += (f" _(the alert said `{esc(intake['unread_severity'])}`, a level I do not know: "
+                         f"`/incident sev <1-4> {inc.id}` sets it)_")
+        fields = [("Status", inc.status), ("Severity", severity), ("Service", service),
                   ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody yet"),
                   ("Alerts", (f"{firing} firing / {total} ({occurrences} received)" if total else "none linked")
                    + (f"; Alertmanager left out up to {intake['truncated_alerts']} more (its `max_alerts`)"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
-from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from
+from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from, unread_severity
 from skills.redact import mask_secrets
 
 __all__ = ["parse_payload", "AlertmanagerPayload", "PagerDutyPayload", "GrafanaPayload", "GenericPayload",
@@ -88,6 +88,7 @@ class AlertmanagerPayload(_Strict):
             out.append(NormalizedAlert(
                 source=source, fingerprint=a.fingerprint or _fp(sorted(labels.items())), name=labels["alertname"],
                 status=a.status, service=_service(labels), severity=severity_from(labels.get("severity")),
+                severity_unread=unread_severity(labels.get("severity")),
                 summary=ann.get("summary", ""), description=ann.get("description", ""), labels=labels,
                 annotations=ann, starts_at=_when(a.startsAt), ends_at=_when(a.endsAt), group_key=self.groupKey,
                 metrics=extract_metrics(labels, ann), log_lines=extract_log_lines(ann),
@@ -245,6 +246,7 @@ class GenericPayload(_Strict):
             out.append(NormalizedAlert(
                 source=source, fingerprint=a.fingerprint or _fp(a.name, a.service, sorted(a.labels.items())),
                 name=a.name, status=a.status, service=a.service, severity=severity_from(a.severity),
+                severity_unread=unread_severity(a.severity),
                 summary=a.summary, description=a.description, labels=labels,
                 annotations={"summary": a.summary, "description": a.description},
                 starts_at=_when(a.starts_at), metrics=extract_metrics(a.metrics, labels),

@@ -133,6 +133,8 @@ class Accepted(BaseModel):
     status: Literal["accepted"]
     inbox_id: int
     alerts: int = Field(description="alerts in the delivery")
+    warnings: list[str] | None = Field(default=None, description="what was accepted but not understood: a "
+                                       "severity that is no level the bot knows (taken as SEV3)")
 
 
 class Duplicate(BaseModel):
@@ -255,4 +257,8 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
         metrics.WEBHOOKS.labels(source=source, outcome="duplicate").inc()
         return JSONResponse({"status": "duplicate", "detail": "this delivery was already accepted"}, status_code=200)
     metrics.WEBHOOKS.labels(source=source, outcome="accepted").inc()
-    return JSONResponse({"status": "accepted", "inbox_id": inbox_id, "alerts": len(alerts)}, status_code=202)
+    # Accepted whole (an alert is never refused for a word), but what was not understood is said to the sender.
+    warnings = [f"alert {a.name!r}: severity {a.severity_unread!r} is not a level I know (critical, high, warning, "
+                f"low, info, SEV1-4, P1-4, 1-4): taken as SEV3" for a in alerts if a.severity_unread][:20]
+    return JSONResponse({"status": "accepted", "inbox_id": inbox_id, "alerts": len(alerts),
+                         **({"warnings": warnings} if warnings else {})}, status_code=202)

@@ -630,6 +630,10 @@ class IncidentSkill(BaseSkill):
         sev = severity_word(sev_args[0]) or 3
         rest_args = [a for a in args if a != sev_args[0]]
         inc, _ = self._target(s, request, rest_args)
+        intake = (inc.findings or {}).get("intake") or {}
+        if intake.get("unread_severity"):  # a person has now said the level: the card's doubt goes
+            inc.findings = {**(inc.findings or {}), "intake": {k: v for k, v in intake.items()
+                                                               if k != "unread_severity"}}
         if inc.severity == sev:
             return self._done(inc, f"Incident #{inc.id} is already SEV{sev}.")
         old, inc.severity = inc.severity, sev

@@ -41,7 +41,10 @@ _SEVERITY = {"critical": 1, "crit": 1, "fatal": 1, "page": 1, "high": 2, "error"
              "warn": 3, "medium": 3, "minor": 3, "low": 4, "info": 4, "p5": 4, "sev5": 4, "none": 4,
              # syslog's levels (emerg, alert), Zabbix's (disaster, average, not classified), OpsGenie's P0..P5
              "emerg": 1, "emergency": 1, "alert": 1, "disaster": 1, "average": 3,
-             "notice": 4, "information": 4, "informational": 4, "debug": 4, "notclassified": 4, "ok": 4}
+             "notice": 4, "information": 4, "informational": 4, "debug": 4, "notclassified": 4, "ok": 4,
+             # Jira's and Zendesk's priorities, and a few more words tools use
+             "blocker": 1, "highest": 1, "urgent": 1, "severe": 2, "serious": 2, "err": 2, "moderate": 3,
+             "normal": 3, "lowest": 4, "trivial": 4, "verbose": 4, "planning": 4}
 
 # Metric snapshot names the risk skill understands, and the aliases alerts use for them.
 METRIC_KEYS = {
@@ -52,14 +55,28 @@ METRIC_KEYS = {
 }
 
 
-def severity_from(value: object, default: int = 3) -> int:
-    """Map a tool's severity word or number to 1 (worst) .. 4."""
+def read_severity(value: object) -> int | None:
+    """A tool's severity word or number as 1 (worst) .. 4; None when it is none we know (the caller says so)."""
     if value is None:
-        return default
+        return None
     text = re.sub(r"[\s_-]+", "", str(value).strip().lower())  # "SEV-1", "sev 1", "Not classified"
+    text = re.sub(r"^([0-5])[a-z]+$", r"\1", text)  # ServiceNow's "1 - Critical" .. "5 - Planning"
     if (n := small_int(text)) is not None:
-        return min(4, max(1, n))
-    return severity_word(text) or _SEVERITY.get(text, default)
+        return min(4, max(1, n)) if 0 <= n <= 5 else None
+    return severity_word(text) or _SEVERITY.get(text)
+
+
+def severity_from(value: object, default: int = 3) -> int:
+    """Map a tool's severity word or number to 1 (worst) .. 4; ``default`` when absent or unknown."""
+    level = read_severity(value)
+    return default if level is None else level
+
+
+def unread_severity(value: object) -> str:
+    """A severity the alert gave that :func:`read_severity` cannot read ('' when absent or read), as said back."""
+    if value is None or str(value).strip() == "" or read_severity(value) is not None:
+        return ""
+    return str(value).strip()[:40]
 
 
 _ALIAS_TO_KEY = {alias: key for key, aliases in METRIC_KEYS.items() for alias in aliases}
@@ -134,6 +151,7 @@ class NormalizedAlert:
     opens: bool = False  # an update about an incident we never saw opens it (its event carries the incident)
     test: bool = False  # the tool's "send a test notification": confirm the connection, open nothing
     truncated: int = 0  # alerts of the same message the tool left out (Alertmanager's max_alerts)
+    severity_unread: str = ""  # the severity the alert gave when it is none we know (``severity`` is then 3)
 
     def __post_init__(self) -> None:
         # The keys as the database stores them (knowledge.models.Bounded), so that what is compared in memory is
@@ -418,6 +436,8 @@ def ingest(session: Session, alerts: list[NormalizedAlert], rules: GroupingRules
                            created_at=now, detected_at=min(alert.starts_at or now, now), alert_count=0,
                            findings={"intake": {"unknown_service": bool(alert.service and svc is None),
                                                 "metrics": alert.metrics, "log_lines": list(alert.log_lines),
+                                                **({"unread_severity": alert.severity_unread}
+                                                   if alert.severity_unread else {}),
                                                 **({"truncated_alerts": alert.truncated} if alert.truncated else {})}})
             session.add(inc)
             session.flush()

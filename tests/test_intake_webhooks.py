@@ -530,6 +530,40 @@ def test_unknown_service_still_opens_an_incident_and_says_so(live: Live) -> None
     assert "not in the service catalogue" in card
 
 
+def test_a_severity_no_tool_vocabulary_knows_is_accepted_and_said_not_silently_sev3(live: Live) -> None:
+    """An alert with ``"severity": "whenever"`` was opened as SEV3 with nothing said: the sender and the card now
+    say which word was not understood, and a person's ``/incident sev`` ends the doubt. Words of other tools
+    (ServiceNow's "1 - Critical", Zendesk's "urgent", Jira's "Blocker") are read, not defaulted."""
+    payload = {"alerts": [{"name": "Odd", "service": "payments-api", "severity": "whenever"},
+                          {"name": "SnowTicket", "service": "ingest", "severity": "1 - Critical"},
+                          {"name": "ZendeskEscalation", "service": "auth-service", "severity": "Urgent"},
+                          {"name": "JiraBlocker", "service": "search", "severity": "Blocker"},
+                          {"name": "Azure", "service": "checkout", "severity": "Sev4"}]}
+    resp = post(live, "generic", payload)
+    assert resp.status_code == 202
+    assert resp.json()["warnings"] == ["alert 'Odd': severity 'whenever' is not a level I know (critical, high, "
+                                       "warning, low, info, SEV1-4, P1-4, 1-4): taken as SEV3"]
+    wait_processed(live)
+    by_alert = {i.alert_name: i for i in incidents(live)}
+    assert {n: i.severity for n, i in by_alert.items()} == {"Odd": 3, "SnowTicket": 1, "ZendeskEscalation": 1,
+                                                            "JiraBlocker": 1, "Azure": 4}
+    odd = by_alert["Odd"]
+    cards = {c.args["text"]: json.dumps(c.args["blocks"]) for c in live.standin.calls_to("chat.postMessage")
+             if c.args.get("blocks")}
+    (card,) = [b for text, b in cards.items() if f"#{odd.id} " in text]
+    assert "the alert said `whenever`, a level I do not know" in card
+    assert sum("a level I do not know" in b for b in cards.values()) == 1  # the others were read
+    live.driver.command("/incident", f"sev 2 {odd.id}", user="U0BOB", channel="C0OPS")
+    live.drain()
+    with live.db.session() as s:
+        inc = s.get(Incident, odd.id)
+        assert inc is not None and inc.severity == 2 and "unread_severity" not in inc.findings["intake"]
+    last = [c for c in live.standin.calls_to("chat.update") if f"#{odd.id} " in c.args.get("text", "")][-1]
+    assert "SEV2" in json.dumps(last.args["blocks"]) and "a level I do not know" not in json.dumps(last.args["blocks"])
+    # Nothing unknown, no warnings key: the answer senders already parse is unchanged.
+    assert "warnings" not in post(live, "generic", {"name": "Fine", "severity": "P2"}).json()
+
+
 def test_log_lines_of_a_description_are_its_log_like_lines_not_its_metrics() -> None:
     desc = ("5xx ratio 14% (cpu=91 errors=380 latency=850)\nFATAL: remaining connection slots are reserved\n"
             "level=error msg=\"upstream reset\"\njava.lang.NullPointerException at Foo.bar\npod OOMKilled\nall good")
