@@ -337,10 +337,16 @@ class RoutingSkill(BaseSkill):
             inc = s.get(Incident, incident_id)
             if inc is None:
                 return SkillResult(title="Undone", summary=summary)
-            moved = bool(back) and inc.assignee == data.get("reassigned_to")  # and nobody moved it since
+            # The click moved it (and nobody has since): back to whom it was with, or to nobody if it had nobody.
+            moved = "reassigned_to" in data and inc.assignee == data["reassigned_to"]
+            if moved and not back:
+                inc.assignee = None
+                s.add(TimelineEvent(incident_id=incident_id, kind="reassign", actor=actor, data={"assignee": None},
+                                    text=f"Unassigned <@{data['reassigned_to']}> (nobody had it before): <@{actor}> "
+                                         "undid their \"wrong owner\""))
             text, service = mask_secrets(" ".join([inc.title, inc.description]))[:MAX_TEXT], inc.service_name
         jobs: Any = None
-        if moved:  # the timeline and PagerDuty follow, as for any assignment
+        if moved and back:  # the timeline and PagerDuty follow, as for any assignment
             jobs = self._assign(incident_id, str(back), actor, ctx, kind="reassign",
                                 how=f"assigned back: <@{actor}> undid their \"wrong owner\"").data.get("follow_up_jobs")
         d = route(ctx, text=text, service=service, incident_id=incident_id)
@@ -348,9 +354,11 @@ class RoutingSkill(BaseSkill):
             inc = s.get(Incident, incident_id)
             if inc is not None:
                 inc.findings = {**(inc.findings or {}), self.name: _finding_dict(self._finding(incident_id, d))}
-        if moved:
+        if moved and back:
             summary += f" #{incident_id} is with <@{back}> again."
-        elif data.get("reassigned_to"):  # it had nobody before, or someone moved it since: left as it is
+        elif moved:
+            summary += f" #{incident_id} has nobody assigned again, as before the click; *Assign* on the card picks one."
+        elif data.get("reassigned_to"):  # someone moved it since: left as it is
             summary += f" #{incident_id} stays with whom it is with now; *Assign* on the card changes that."
         return SkillResult(title=f"#{incident_id}: \"wrong owner\" undone", summary=summary,
                            data={"refresh_card": incident_id, **({"follow_up_jobs": jobs} if jobs else {})})

@@ -183,6 +183,34 @@ def test_incident_card_assign_and_wrong_owner(live: Live) -> None:
     assert "<@U0BOB> already undid it" in _last(live)
 
 
+def test_undo_of_wrong_owner_on_an_unassigned_incident_leaves_it_unassigned_again(live: Live) -> None:
+    """*Wrong owner* on the suggestion of an incident nobody had assigned the next candidate; its *Undo* left
+    that person assigned ("stays with whom it is with now"): the click's effect was not taken back."""
+    live.driver.command("/incident", "new payments-api 503 connection slots reserved on postgres-main sev2",
+                        user="U0BOB", channel=CHANNEL)
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.source == "slack")).one()
+        inc_id, suggested = inc.id, inc.findings["routing"]["data"]["candidates"][0]["user_id"]
+        assert inc.assignee is None
+    live.driver.click("routing:wrong_owner", f"{inc_id}:{suggested}", user="U0BOB", channel=CHANNEL)
+    live.drain()
+    with live.db.session() as s:
+        moved_to = s.get(Incident, inc_id).assignee  # type: ignore[union-attr]
+    assert moved_to not in (None, suggested)
+    (undo,) = _buttons(live, "routing:undo")
+    live.driver.click("routing:undo", undo["value"], user="U0BOB", channel=CHANNEL)
+    live.drain()
+    assert f"#{inc_id} has nobody assigned again, as before the click" in _last(live), _last(live)
+    with live.db.session() as s:
+        assert s.get(Incident, inc_id).assignee is None  # type: ignore[union-attr]
+        last = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc_id)
+                         .order_by(TimelineEvent.id.desc())).first()
+        assert last is not None and f"Unassigned <@{moved_to}>" in last.text and last.actor == "U0BOB"
+    card = [c for c in live.standin.calls_to("chat.update") if f"#{inc_id} " in c.args.get("text", "")][-1]
+    assert "nobody yet" in blocks_to_text(card.args["blocks"])
+
+
 def test_bad_button_values_are_refused_politely(live: Live) -> None:
     for action, value in (("routing:assign", "not-a-value"), ("routing:assign", "99999:U0ALICE"),
                           ("routing:wrong_owner", "{broken json"), ("routing:assign", f"{'9' * 30}:U0ALICE"),
