@@ -357,7 +357,7 @@ class RoutingSkill(BaseSkill):
         if moved and back:
             summary += f" #{incident_id} is with <@{back}> again."
         elif moved:
-            summary += f" #{incident_id} has nobody assigned again, as before the click; *Assign* on the card picks one."
+            summary += f" #{incident_id} has nobody assigned again, as before the click; *Assign* picks one."
         elif data.get("reassigned_to"):  # someone moved it since: left as it is
             summary += f" #{incident_id} stays with whom it is with now; *Assign* on the card changes that."
         return SkillResult(title=f"#{incident_id}: \"wrong owner\" undone", summary=summary,
