@@ -20,7 +20,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render import base_action_id, esc
-from skills.base import typed
+from skills.base import as_typed_command, typed
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -151,7 +151,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     @app.command(re.compile(r"^/[\w-]+$"))
     async def on_command(ack: Any, body: dict[str, Any]) -> None:
         command = str(body.get("command", ""))
-        text, was_cut = _cut(services, typed(str(body.get("text", ""))))
+        text, was_cut = _cut(services, as_typed_command(typed(str(body.get("text", "")))))
         skill_name, rest = parse_command(services, command, text)
         if skill_name is None:
             await ack(text=f"I do not know `{esc(command)}`. Try `/warroom help`.")

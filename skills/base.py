@@ -79,6 +79,18 @@ def typed(text: str) -> str:
     return no_bidi(unesc(text))
 
 
+# What a Slack client's "smart punctuation" (macOS) makes of what was typed: `--dry-run` becomes `—dry-run`, and
+# `reason="disk full"` gets curly quotes. In a command's words they are read as typed (a dash inside a sentence,
+# "checkout down — 503s", stays: only a dash that starts a word is an option's).
+_SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+_OPTION_DASH = re.compile(r"(?<!\S)[\u2014\u2013](?=[A-Za-z])")
+
+
+def as_typed_command(text: str) -> str:
+    """A slash command's text with the client's smart punctuation undone (see ``_OPTION_DASH``)."""
+    return _OPTION_DASH.sub("--", text.translate(_SMART_QUOTES))
+
+
 # Unicode's bidirectional embeddings, overrides and isolates ("Trojan Source"): an incident titled
 # "\u202edevloser" showed on its card as "resolved". Removed from what is stored and what is shown.
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))

@@ -38,6 +38,7 @@ from skills.base import (
     SkillError,
     SkillRequest,
     SkillResult,
+    as_typed_command,
     esc,
     small_int,
 )
@@ -89,14 +90,11 @@ def suggester(ctx: SkillContext) -> RunbookSuggester:
     return fitted
 
 
-_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
-
-
 def _parse_run_args(text: str) -> tuple[str, dict[str, str], bool]:
     """``<id> key=value ... [--dry-run]``; a quoted value (``reason="disk full"``) stays one value, for the
     parameter check to judge (a space is never allowed in one)."""
     try:
-        tokens = shlex.split(text.translate(_QUOTES))
+        tokens = shlex.split(as_typed_command(text))  # a mention's text too
     except ValueError:
         raise SkillError("A quote is not closed: give parameters as `key=value`, or `--dry-run`") from None
     if not tokens:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.settings import Settings
-from knowledge.models import AuditRecord, RunbookExecution
+from knowledge.models import AuditRecord, Incident, RunbookExecution
 from knowledge.runbook_store import import_dir
 
 CH = "C0INCIDENTS"
@@ -146,6 +146,28 @@ def test_dry_run_then_request_confirm_and_approval_by_another_user(live: Any, tm
     assert "clear-disk-space" not in _text(_last(live, "Runbook history: flush-cache"))
     _cmd(live, "history clear-disk-spcae", "U0BOB")
     assert "There is no runbook or run `clear-disk-spcae`" in _text(live.standin.messages(CH)[-1])
+
+
+def test_smart_punctuation_of_a_slack_client_is_read_as_typed(live: Any) -> None:
+    """macOS Slack turns `--dry-run` into `\u2014dry-run` and quotes into curly ones: the dry run was refused
+    ("I do not understand"), and `/similar \u2014service payments-api` searched for the words "\u2014service
+    payments-api" with no filter. A dash inside a sentence is left as written."""
+    _cmd(live, "run flush-cache instance=\u201credis-cache-pages\u201d \u2014dry-run", "U0HUGO")
+    preview = _last(live, "Dry run: flush-cache")
+    assert preview["ephemeral"] is True and "redis-cache-pages" in _text(preview)
+    with live.db.session() as s:
+        (row,) = s.scalars(select(RunbookExecution)).all()
+        assert row.dry_run is True and row.status == "previewed"
+    assert live.driver.command("/similar", "\u2013service payments-api connection pool exhausted", user="U0BOB",
+                               channel=CH).status_code == 200
+    live.drain()
+    said = _text(live.standin.messages(CH)[-1])
+    assert "service payments-api" in said and "\u2013service" not in said, said
+    assert live.driver.command("/incident", "new checkout down \u2014 503s at the edge", user="U0BOB",
+                               channel=CH).status_code == 200
+    live.drain()
+    with live.db.session() as s:
+        assert s.scalar(select(Incident.title).where(Incident.source == "slack")) == "checkout down \u2014 503s at the edge"
 
 
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
