@@ -167,7 +167,8 @@ def test_smart_punctuation_of_a_slack_client_is_read_as_typed(live: Any) -> None
                                channel=CH).status_code == 200
     live.drain()
     with live.db.session() as s:
-        assert s.scalar(select(Incident.title).where(Incident.source == "slack")) == "checkout down \u2014 503s at the edge"
+        title = s.scalar(select(Incident.title).where(Incident.source == "slack"))
+    assert title == "checkout down \u2014 503s at the edge"
 
 
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
