@@ -135,14 +135,30 @@ def oncall_import_ical(source: Annotated[str, typer.Argument(help="An iCalendar 
 @oncall_app.command("show")
 def oncall_show(names: Annotated[list[str] | None, typer.Argument(
         help="Teams, or services (the team that owns each), as /oncall takes them (default: every team).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="When, as /oncall reads it, in UTC unless a zone is written: 'tomorrow 09:00', "
+                     "'2026-12-24 18:00 Europe/Berlin', 'in 3h', 'yesterday 03:00'.")] = None,
 ) -> None:
-    """Who is on call now."""
+    """Who is on call now (or at --at)."""
+    from knowledge.models import utcnow
     from knowledge.people import oncall_by_team, teams_in_text
+    from skills.base import SkillError
+    from skills.clock_words import moment
 
+    when = None
+    if at is not None:
+        try:
+            m = moment(at, "UTC", utcnow().replace(microsecond=0), usage="")
+        except SkillError as exc:
+            raise CliError(f"--at: {str(exc).strip()}") from None
+        if m is None or m.without(at).strip():
+            raise CliError(f"--at: cannot read {at!r} as a time: say 'tomorrow 09:00', '2026-12-24 18:00', 'in 3h'")
+        when = m.at
+        typer.echo(f"at {when:%Y-%m-%d %H:%M} UTC")
     with _db().session() as s:
         try:  # "payments-api" is its owner's team, as in Slack; a name it knows neither way is an error
             teams = [t for n in names or [] for t in (teams_in_text(session=s, text=n) or [n])]
-            rows = [r for t in dict.fromkeys(teams or [None]) for r in oncall_by_team(session=s, team=t)]
+            rows = [r for t in dict.fromkeys(teams or [None]) for r in oncall_by_team(session=s, team=t, at=when)]
         except LookupError as exc:
             raise CliError(str(exc)) from None
     for r in rows:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from knowledge import jobs, people
 from knowledge.models import Expert, OnCallShift, Team, utcnow
 from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult, esc, slack_when
+from skills.clock_words import zone_at
 
 __all__ = ["cover", "release", "MAX_COVER"]
 
@@ -34,19 +34,6 @@ _FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|
 # a time the two patterns above did not read ("for 1.5h", "until noon"): asked for, so never a silent default
 _TIME_ASKED = re.compile(r"\bfor\s+\d|\b(?:until|till|til)\b", re.I)
 _UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b", re.I)
-# a zone after the time: an IANA name, an offset ("UTC+2", "+05:30"), or a word looked up in _ABBREV
-_ZONE = re.compile(r"\s*(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)"
-                   r"|(?P<word>[A-Za-z]{1,5}))\b", re.I)
-# what people mean by the abbreviations they write: the place's zone, so "6pm PST" in July is 18:00 Pacific time
-_ABBREV = {"utc": "UTC", "gmt": "UTC", "z": "UTC", "pt": "America/Los_Angeles", "pst": "America/Los_Angeles",
-           "pdt": "America/Los_Angeles", "mt": "America/Denver", "mst": "America/Denver",
-           "mdt": "America/Denver", "ct": "America/Chicago", "cdt": "America/Chicago", "et": "America/New_York",
-           "est": "America/New_York", "edt": "America/New_York", "bst": "Europe/London", "wet": "Europe/Lisbon",
-           "west": "Europe/Lisbon", "cet": "Europe/Paris", "cest": "Europe/Paris", "eet": "Europe/Athens",
-           "eest": "Europe/Athens", "msk": "Europe/Moscow", "sgt": "Asia/Singapore", "hkt": "Asia/Hong_Kong",
-           "jst": "Asia/Tokyo", "kst": "Asia/Seoul", "aest": "Australia/Sydney", "aedt": "Australia/Sydney",
-           "nzst": "Pacific/Auckland", "nzdt": "Pacific/Auckland"}
-_AMBIGUOUS = {"cst": "US Central or China", "ist": "India, Israel or Ireland", "ast": "Atlantic or Arabia"}
 _MENTION = re.compile(rf"<@({USER_ID})(?:\|[^<>]*)?>")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
@@ -54,33 +41,7 @@ _USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
 
 def _zone(text: str, at: int, own: str, is_team: Callable[[str], bool]) -> dt.tzinfo:
     """The zone written at ``text[at:]`` (after an ``until`` time), else the requester's own (``own``)."""
-    m = _ZONE.match(text, at)
-    if m and m.group("iana"):
-        try:
-            return ZoneInfo(m.group("iana"))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SkillError(f"`{esc(m.group('iana')[:40])}` is not a time zone I know: write it like "
-                             f"`Europe/Berlin`, `UTC+2` or `PST`. {_USAGE}") from None
-    if m and m.group("off"):
-        sign, digits = m.group("off")[0], re.sub(r"\D", "", m.group("off"))
-        hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
-        if hours > 14 or minutes > 59:
-            raise SkillError(f"`{esc(m.group(0).strip())}` is not a UTC offset. {_USAGE}")
-        delta = dt.timedelta(hours=hours, minutes=minutes)
-        return dt.timezone(-delta if sign == "-" else delta)
-    word = m.group("word") if m else ""
-    if word.lower() in _ABBREV:
-        return dt.UTC if _ABBREV[word.lower()] == "UTC" else ZoneInfo(_ABBREV[word.lower()])
-    if word.lower() in _AMBIGUOUS:
-        raise SkillError(f"`{esc(word)}` could mean {_AMBIGUOUS[word.lower()]}: write the zone like `Asia/Kolkata` or "
-                         f"`UTC+5:30`, or leave it out for your own ({esc(own or 'UTC')}).")
-    if len(word) >= 2 and word.isupper() and not is_team(word):  # "until 18:00 AKST": a zone not read is refused
-        raise SkillError(f"`{esc(word)}` is not a time zone I know: write it like `Europe/Berlin` or `UTC+2`, or "
-                         f"leave it out for your own ({esc(own or 'UTC')}).")
-    try:
-        return ZoneInfo(own) if own and own != "UTC" else dt.UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
+    return zone_at(text, at, own, is_team, _USAGE)
 
 
 def _when(text: str, tz: str, now: dt.datetime,

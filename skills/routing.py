@@ -17,8 +17,10 @@ import json
 import re
 from typing import Any
 
+from sqlalchemy import select
+
 from knowledge import people
-from knowledge.models import Expert, Feedback, Incident, TimelineEvent
+from knowledge.models import Expert, Feedback, Incident, Team, TimelineEvent, utcnow
 from knowledge.routing_history import record_wrong_owner
 from knowledge.search import undo_feedback
 from skills import oncall_cover
@@ -38,6 +40,7 @@ from skills.base import (
     esc,
     slack_when,
 )
+from skills.clock_words import Moment, moment
 from skills.incident import pagerduty_jobs
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
@@ -45,6 +48,9 @@ from skills.routing_engine import RoutingDecision, route
 __all__ = ["RoutingSkill"]
 
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
+_ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
+                 "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall cover|release ...`")
+_ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were of & , ? now".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
@@ -52,7 +58,8 @@ _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I) 
 _HELP_HERE = re.compile(r"^\W*(?:(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
                         r"|(?:i |we )?need (?:some )?help)(?:\s+(?:here|please|with (?:it|this)|on (?:it|this)))*"
                         r"\W*$", re.I)
-_WHO = re.compile(r"\bwho(?:'s| is| are)? (?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
+_WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
+                  r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
                   r"|\bwho owns\b|\bwho is the owner\b"
                   r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
                   r"|^\W*(?:i |we )?need (?:some )?help\b", re.IGNORECASE)
@@ -102,14 +109,19 @@ class RoutingSkill(BaseSkill):
             if verb.lower() == "release":
                 return oncall_cover.release(rest, request.user_id, ctx, request.channel_id)
             with ctx.db.session() as s:  # "/oncall payments platform": both (the second was ignored)
-                named = people.teams_in_text(session=s, text=text)
-            return self._oncall(named or ([text] if text else []), ctx)
+                when = self._moment(s, text, request.user_id)
+                rest = when.without(text).strip() if when else text
+                named = people.teams_in_text(session=s, text=rest)
+                if named and (unread := _unread_oncall_words(s, rest)):  # "/oncall payments thursdya": not dropped
+                    raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`. {_ONCALL_USAGE}")
+            return self._oncall(named or ([rest] if rest else []), ctx, when)
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
-                named = people.teams_in_text(session=s, text=text)
-            return self._oncall(named, ctx)
+                when = self._moment(s, text, request.user_id)  # "... tomorrow?", "who was on call at 03:00?"
+                named = people.teams_in_text(session=s, text=when.without(text) if when else text)
+            return self._oncall(named, ctx, when)
         return self._route(text, request, ctx)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
@@ -152,11 +164,21 @@ class RoutingSkill(BaseSkill):
             summary += f" Nobody is on call for {esc(', '.join(nobody))} now."
         return dataclasses.replace(result, title=f"Paging {', '.join(teams)}", summary=summary)
 
-    def _oncall(self, teams: list[str], ctx: SkillContext) -> SkillResult:
-        """Who is on call for each of ``teams``, or for every team."""
+    @staticmethod
+    def _moment(s: Any, text: str, user_id: str | None) -> Moment | None:
+        """The moment an on-call question asks about ("tomorrow", "monday 18:00 CET", "at 03:00"), in the asker's
+        zone; None: now."""
+        me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
+        return moment(text, me.timezone if me is not None and me.timezone else "", utcnow().replace(microsecond=0),
+                      usage=_ONCALL_USAGE, past=bool(re.search(r"\b(?:was|were)\b", text, re.I)),
+                      is_team=lambda w: people.team_named(session=s, name=w) is not None)
+
+    def _oncall(self, teams: list[str], ctx: SkillContext, when: Moment | None = None) -> SkillResult:
+        """Who is on call for each of ``teams``, or for every team: now, or at the moment ``when``."""
+        at = when.at if when is not None else None
         with ctx.db.session() as s:
             try:
-                rows = [r for name in (teams or [None]) for r in people.oncall_by_team(session=s, team=name)]
+                rows = [r for name in (teams or [None]) for r in people.oncall_by_team(session=s, team=name, at=at)]
             except LookupError as exc:
                 raise SkillError(str(exc)) from None
         lines = []
@@ -165,19 +187,24 @@ class RoutingSkill(BaseSkill):
             who = ", ".join(f"<@{u}> ({esc(n)})" for u, n in r.people)
             until = f" until {slack_when(r.until)}" if r.until and r.people else ""
             why = {"override": " covering", "ical": " per the calendar"}.get(r.source, "")  # why them
-            line = f"*{esc(r.team)}*: " + (f"{who}{why}{until}" if who else f"nobody on call now: ask in {where}")
+            line = f"*{esc(r.team)}*: " + (f"{who}{why}{until}" if who else
+                                             f"nobody on call {'then' if when else 'now'}: ask in {where}")
             if r.skipped:
                 line += f" (skipped, deactivated: {esc(', '.join(r.skipped))})"
             if r.next_at:
                 line += (f"; next: {', '.join(f'<@{u}> ({esc(n)})' for u, n in r.next_people)} from "
                          f"{slack_when(r.next_at)}" if r.next_people else
                          f"; *then nobody* from {slack_when(r.next_at)}: a gap in the schedule")
-            if not who:  # nobody now: how to fix that from here
+            if not who and when is None:  # nobody now: how to fix that from here
                 line += f". To take it: `/oncall cover {esc(r.team)} for 2h`"
             lines.append(line)
         if not lines:
             lines = ["No teams are defined yet: import them with `warroom experts import FILE`."]
-        return SkillResult(title="On call now" + (f": {', '.join(r.team for r in rows)}" if teams else ""),
+        gone = when is not None and when.at < utcnow()
+        summary = "" if when is None else (f"{'Was' if gone else 'Will be'} on call at {slack_when(when.at)}"
+                                           + (f" ({when.note})" if when.note else "") + ":")
+        return SkillResult(title=f"On call {esc(when.said) if when else 'now'}"
+                           + (f": {', '.join(r.team for r in rows)}" if teams else ""), summary=summary,
                            sections=(Section("", tuple(lines)),),
                            data={"oncall": [{"team": r.team, "people": [u for u, _ in r.people],
                                             "next": [u for u, _ in r.next_people]} for r in rows]})
@@ -387,6 +414,14 @@ class RoutingSkill(BaseSkill):
                                actions=undo)
         return SkillResult(title=f"Noted: {name} is not the owner", actions=undo,
                            summary=f"Next: <@{others[0].user_id}> ({esc(others[0].name)}): {esc(others[0].why)}")
+
+
+def _unread_oncall_words(s: Any, text: str) -> list[str]:
+    """The words of an ``/oncall`` request that name no team, no service and no time."""
+    names = {n.lower() for n in s.scalars(select(Team.name))} | {
+        n.lower() for n in people.services_in_text(session=s, text=text)}
+    words = re.findall(r"[^\s,?!]+", text.lower())
+    return [w for w in words if w not in names and w not in _ONCALL_FILLER and w.removesuffix("'s") not in names]
 
 
 def _ticket_value(uid: str, service: str | None, text: str, limit: int = 1900) -> str:

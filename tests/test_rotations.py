@@ -238,6 +238,41 @@ def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
     assert later.people == (("U0BOB", "Bob Okafor"),) and (later.next_people, later.next_at) == ((), hours[25])
 
 
+def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
+    """"Who is on call tomorrow?" answered who is on call now: the time words were dropped. Now `/oncall` and the
+    question read a moment (in the asker's zone unless one is written), in the future or the past, and a word that
+    is neither team, service nor time is said back."""
+    now = utcnow().replace(microsecond=0)
+    with live.db.session() as s:
+        ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in ("U0ALICE", "U0BOB")}
+        payments = s.scalar(select(Team.id).where(Team.name == "payments"))
+        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == payments))
+        s.execute(Rotation.__table__.delete().where(Rotation.team_id == payments))
+        for user, a, b in (("U0ALICE", -48, 2), ("U0BOB", 2, 50)):
+            s.add(OnCallShift(team_id=payments, expert_id=ids[user], starts_at=now + dt.timedelta(hours=a),
+                              ends_at=now + dt.timedelta(hours=b), source="ical"))
+    said = _say(live, "payments in 3h", "U0ERIN")
+    assert "On call in 3h: payments" in said and "Will be on call at" in said
+    assert "*payments*: <@U0BOB> (Bob Okafor) per the calendar" in said and "U0ALICE" not in said
+    assert "<@U0ALICE> (Alice Moreau)" in _say(live, "payments", "U0ERIN")  # now
+    # Erin is in New York: "at 06:00 CET" is Paris time, the next one to come
+    paris = (now + dt.timedelta(hours=4)).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Europe/Paris"))
+    said = _say(live, f"payments at {paris:%H:%M} CET", "U0ERIN")
+    assert f"Will be on call at {now + dt.timedelta(hours=4):%a %d %b %H:%M} UTC" in said
+    assert "<@U0BOB>" in said
+    # the past: "who was on call at 16:00?" is the last 16:00, in the asker's own zone
+    ago = (now - dt.timedelta(hours=5)).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("America/New_York"))
+    live.driver.mention(f"who was on call for payments at {ago:%H:%M}?", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "Was on call at" in said and "<@U0ALICE> (Alice Moreau)" in said and "U0BOB" not in said.split("next")[0]
+    for asked, error in (("payments thursdya", "I cannot read `thursdya`"),
+                        ("payments 25:00", "`25:00` is not a time of day"),
+                        ("payments 2026-02-30", "`2026-02-30` is not a date"),
+                        ("payments at 9:00 CST", "`CST` could mean US Central or China")):
+        assert error in _say(live, asked, "U0ERIN"), asked
+
+
 def _say(live: Live, text: str, user: str) -> str:
     live.driver.command("/oncall", text, user=user, channel="C0OPS")
     live.drain(due_within_s=60)

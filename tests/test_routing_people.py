@@ -209,6 +209,14 @@ def test_cli_doors(env: dict[str, str], tmp_path: Path) -> None:
     assert code == 0 and [line.split(":")[0] for line in out.splitlines()] == ["payments", "data"], out
     code, out = _cli("oncall", "show", "paymnts")
     assert code == 1 and "no team called 'paymnts'" in out
+    code, out = _cli("oncall", "show", "payments", "--at", "2030-06-01 14:00 Europe/Berlin")  # inside the calendar
+    assert code == 0 and out.splitlines()[0] == "at 2030-06-01 12:00 UTC" and "Nina West" in out, out
+    code, out = _cli("oncall", "show", "payments", "--at", "2025-06-01 12:00")  # before it: the calendar is not on
+    assert code == 0 and "payments: nobody; next: Nina West (U0NEW) from 2026-01-01 00:00 UTC" in out, out
+    for bad_at, said in (("someday", "cannot read 'someday' as a time"), ("tomorrow blah", "cannot read"),
+                         ("25:00", "is not a time of day")):
+        code, out = _cli("oncall", "show", "payments", "--at", bad_at)
+        assert code == 1 and said in out, out
     bad = tmp_path / "bad.ics"
     bad.write_text("garbage")
     code, out = _cli("oncall", "import-ical", str(bad), "--team", "payments")

@@ -1,0 +1,188 @@
+"""Times as people write them in Slack: zones after a time, and moments ("tomorrow", "monday 09:00", "in 3h").
+
+``zone_at`` reads the zone written after a time: an IANA name, an offset (``UTC+2``, ``+05:30``), or a common
+abbreviation read as the place's zone (``PST`` is Pacific time, summer or winter); an ambiguous one (``CST``) and
+an unknown one in capitals (``AKST``) are refused. ``moment`` finds the moment a question is about ("who is on call
+tomorrow?", "/oncall payments monday 18:00 CET", "yesterday 3am", "in 3h", "2026-12-24 18:00"), in the asker's own
+zone unless another is written; a day without a time is 09:00 there (tonight 22:00), and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from skills.base import SkillError, esc
+
+__all__ = ["zone_at", "own_zone", "moment", "Moment"]
+
+# a zone after the time: an IANA name, an offset ("UTC+2", "+05:30"), or a word looked up in _ABBREV
+_ZONE = re.compile(r"\s*(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)"
+                   r"|(?P<word>[A-Za-z]{1,5}))\b", re.I)
+# what people mean by the abbreviations they write: the place's zone, so "6pm PST" in July is 18:00 Pacific time
+_ABBREV = {"utc": "UTC", "gmt": "UTC", "z": "UTC", "pt": "America/Los_Angeles", "pst": "America/Los_Angeles",
+           "pdt": "America/Los_Angeles", "mt": "America/Denver", "mst": "America/Denver",
+           "mdt": "America/Denver", "ct": "America/Chicago", "cdt": "America/Chicago", "et": "America/New_York",
+           "est": "America/New_York", "edt": "America/New_York", "bst": "Europe/London", "wet": "Europe/Lisbon",
+           "west": "Europe/Lisbon", "cet": "Europe/Paris", "cest": "Europe/Paris", "eet": "Europe/Athens",
+           "eest": "Europe/Athens", "msk": "Europe/Moscow", "sgt": "Asia/Singapore", "hkt": "Asia/Hong_Kong",
+           "jst": "Asia/Tokyo", "kst": "Asia/Seoul", "aest": "Australia/Sydney", "aedt": "Australia/Sydney",
+           "nzst": "Pacific/Auckland", "nzdt": "Pacific/Auckland"}
+_AMBIGUOUS = {"cst": "US Central or China", "ist": "India, Israel or Ireland", "ast": "Atlantic or Arabia"}
+
+
+def own_zone(own: str | None) -> dt.tzinfo:
+    """An expert's timezone as a zone (UTC when unset or unknown)."""
+    try:
+        return ZoneInfo(own) if own and own != "UTC" else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _zone_match(text: str, at: int, own: str, is_team: Callable[[str], bool],
+                usage: str) -> tuple[dt.tzinfo, int]:
+    """The zone written at ``text[at:]`` and where it ends (``at`` when none is written: the asker's own)."""
+    m = _ZONE.match(text, at)
+    if m and m.group("iana"):
+        try:
+            return ZoneInfo(m.group("iana")), m.end()
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SkillError(f"`{esc(m.group('iana')[:40])}` is not a time zone I know: write it like "
+                             f"`Europe/Berlin`, `UTC+2` or `PST`. {usage}") from None
+    if m and m.group("off"):
+        sign, digits = m.group("off")[0], re.sub(r"\D", "", m.group("off"))
+        hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+        if hours > 14 or minutes > 59:
+            raise SkillError(f"`{esc(m.group(0).strip())}` is not a UTC offset. {usage}")
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return dt.timezone(-delta if sign == "-" else delta), m.end()
+    word = m.group("word") if m else ""
+    if word.lower() in _ABBREV:
+        assert m is not None
+        return (dt.UTC if _ABBREV[word.lower()] == "UTC" else ZoneInfo(_ABBREV[word.lower()])), m.end()
+    if word.lower() in _AMBIGUOUS:
+        raise SkillError(f"`{esc(word)}` could mean {_AMBIGUOUS[word.lower()]}: write the zone like `Asia/Kolkata` or "
+                         f"`UTC+5:30`, or leave it out for your own ({esc(own or 'UTC')}).")
+    if len(word) >= 2 and word.isupper() and not is_team(word):  # "until 18:00 AKST": a zone not read is refused
+        raise SkillError(f"`{esc(word)}` is not a time zone I know: write it like `Europe/Berlin` or `UTC+2`, or "
+                         f"leave it out for your own ({esc(own or 'UTC')}).")
+    return own_zone(own), at
+
+
+def zone_at(text: str, at: int, own: str, is_team: Callable[[str], bool], usage: str) -> dt.tzinfo:
+    """The zone written at ``text[at:]`` (after a time), else the asker's own (``own``, an IANA name).
+
+    Raises:
+        SkillError: an unknown IANA name, an offset past 14 hours, an ambiguous or unknown abbreviation.
+    """
+    return _zone_match(text, at, own, is_team, usage)[0]
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY = re.compile(r"\b(?:(?P<rel>today|tonight|tomorrow|tmrw|yesterday|this\s+weekend|the\s+weekend|weekend|"
+                  r"next\s+week)|(?:on\s+|next\s+|this\s+)?(?P<wd>mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)"
+                  r"(?:day)?|(?:on\s+)?(?P<iso>\d{4}-\d{2}-\d{2}))\b", re.I)
+_TIME = re.compile(r"(?:\bat\s+(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*(?P<ap1>am|pm)?(?![\d:])"
+                   r"|\b(?P<h2>\d{1,2}):(?P<m2>\d{2})\s*(?P<ap2>am|pm)?(?![\d:])"
+                   r"|\b(?P<h3>\d{1,2})\s*(?P<ap3>am|pm)\b|\b(?:at\s+)?(?P<word>noon|midnight))", re.I)
+_IN = re.compile(r"\bin\s+(\d{1,3})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class Moment:
+    at: dt.datetime  # naive UTC
+    said: str  # the words that named it, as written ("tomorrow 18:00")
+    spans: tuple[tuple[int, int], ...]  # where they are in the text
+    note: str = ""  # what was assumed ("09:00 your time")
+
+    def without(self, text: str) -> str:
+        """``text`` with the words that named the moment blanked out."""
+        for a, b in sorted(self.spans, reverse=True):
+            text = text[:a] + " " + text[b:]
+        return text
+
+
+def _clock(m: re.Match[str], usage: str) -> tuple[int, int]:
+    if m.group("word"):
+        return (12, 0) if m.group("word").lower() == "noon" else (0, 0)
+    h = next(g for g in (m.group("h1"), m.group("h2"), m.group("h3")) if g is not None)
+    mins = next((g for g in (m.group("m1"), m.group("m2")) if g is not None), "0")
+    ap = next((g for g in (m.group("ap1"), m.group("ap2"), m.group("ap3")) if g is not None), None)
+    hour, minute = int(h), int(mins)
+    if ap:
+        if not 1 <= hour <= 12:
+            raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {usage}")
+        hour = hour % 12 + (12 if ap.lower() == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {usage}")
+    return hour, minute
+
+
+def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = False,
+           is_team: Callable[[str], bool] = lambda _: False) -> Moment | None:
+    """The moment ``text`` asks about, or None when it names none (now). ``own``: the asker's IANA zone, used unless
+    the text writes one after its time; ``now`` naive UTC. A time of day without a day is the next one to come, or
+    with ``past`` ("who was on call at 14:05?") the last one gone.
+
+    Raises:
+        SkillError: a time of day that is none (25:00, 13pm), a date that is none, a zone not known.
+    """
+    if (m := _IN.search(text)) is not None:  # "in 3h"
+        return Moment(now + dt.timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0].lower()]),
+                      m.group(0), ((m.start(), m.end()),))
+    day, clock = _DAY.search(text), _TIME.search(text)
+    if day is not None and clock is not None and day.start() <= clock.start() < day.end():
+        clock = _TIME.search(text, day.end())
+    if day is None and clock is None:
+        return None
+    spans = [(x.start(), x.end()) for x in (day, clock) if x is not None]
+    zone, note, written = own_zone(own), "", False
+    if clock is not None:
+        zone, end = _zone_match(text, clock.end(), own, is_team, usage)
+        spans[-1], written = (clock.start(), end), end != clock.end()
+    local_now = now.replace(tzinfo=dt.UTC).astimezone(zone)
+    date = local_now.date()
+    rel = (day.group("rel") or "").lower() if day is not None else ""
+    rel = re.sub(r"\s+", " ", rel)
+    if rel == "next week":
+        if clock is None:
+            return Moment(now + dt.timedelta(days=7), day.group(0) if day else "", tuple(spans))
+        date += dt.timedelta(days=7)
+    elif rel in ("tomorrow", "tmrw"):
+        date += dt.timedelta(days=1)
+    elif rel == "yesterday":
+        date -= dt.timedelta(days=1)
+    elif rel.endswith("weekend"):
+        date += dt.timedelta(days=(5 - date.weekday()) % 7 if date.weekday() < 5 else 0)
+    elif day is not None and day.group("wd"):
+        want = _WEEKDAYS.index(day.group("wd")[:3].lower())
+        ahead = (want - date.weekday()) % 7
+        if day.group(0).lower().startswith("next") and ahead == 0:
+            ahead = 7
+        date += dt.timedelta(days=ahead)
+    elif day is not None and day.group("iso"):
+        try:
+            date = dt.date.fromisoformat(day.group("iso"))
+        except ValueError:
+            raise SkillError(f"`{esc(day.group('iso'))}` is not a date. {usage}") from None
+    if clock is not None:
+        hour, minute = _clock(clock, usage)
+    elif rel == "tonight":
+        hour, minute = 22, 0
+        note = "22:00"
+    else:
+        hour, minute = 9, 0
+        note = "09:00"
+    if note:
+        note = f"{note} {'your time' if own and not written else 'UTC'}: add a time, like `tomorrow 18:00`"
+    wall = dt.datetime.combine(date, dt.time(hour, minute))
+    at = wall.replace(tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
+    if day is None and (at > now if past else at <= now):  # "at 18:00" after six: the next one (or the last)
+        wall += dt.timedelta(days=-1 if past else 1)
+        at = wall.replace(tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
+    said = " ".join(text[a:b].strip() for a, b in spans)
+    return Moment(at, said, tuple(spans), note)

@@ -1,0 +1,61 @@
+"""The moments people name in Slack ("tomorrow", "monday 09:00 CET", "at 03:00", "in 3h"), read against a fixed now."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from skills.base import SkillError
+from skills.clock_words import moment
+
+NOW = dt.datetime(2026, 12, 3, 21, 10)  # a Thursday, 21:10 UTC (16:10 in New York, 22:10 in Paris)
+USAGE = "usage"
+
+
+def at(text: str, own: str = "", past: bool = False) -> dt.datetime | None:
+    m = moment(text, own, NOW, usage=USAGE, past=past)
+    return m.at if m is not None else None
+
+
+@pytest.mark.parametrize(("text", "own", "past", "want"), [
+    ("payments", "", False, None),
+    ("payments tomorrow", "", False, dt.datetime(2026, 12, 4, 9, 0)),
+    ("tomorrow 18:00", "Europe/Paris", False, dt.datetime(2026, 12, 4, 17, 0)),
+    ("at 18:00", "", False, dt.datetime(2026, 12, 4, 18, 0)),  # six has gone today: the next one
+    ("at 18:00", "", True, dt.datetime(2026, 12, 3, 18, 0)),  # "who was on call at 18:00?": the last one
+    ("at 22:00", "", False, dt.datetime(2026, 12, 3, 22, 0)),
+    ("6pm", "America/New_York", False, dt.datetime(2026, 12, 3, 23, 0)),
+    ("monday 09:00 CET", "America/New_York", False, dt.datetime(2026, 12, 7, 8, 0)),
+    ("on thursday", "", False, dt.datetime(2026, 12, 3, 9, 0)),  # today is Thursday
+    ("next thursday", "", False, dt.datetime(2026, 12, 10, 9, 0)),
+    ("this weekend", "", False, dt.datetime(2026, 12, 5, 9, 0)),
+    ("tonight", "Europe/Paris", False, dt.datetime(2026, 12, 3, 21, 0)),
+    ("yesterday 03:00", "", False, dt.datetime(2026, 12, 2, 3, 0)),
+    ("in 3h", "", False, dt.datetime(2026, 12, 4, 0, 10)),
+    ("next week", "", False, dt.datetime(2026, 12, 10, 21, 10)),
+    ("2026-12-24 18:00 UTC+2", "", False, dt.datetime(2026, 12, 24, 16, 0)),
+    ("at noon", "", False, dt.datetime(2026, 12, 4, 12, 0)),
+    ("payments at 9", "", False, dt.datetime(2026, 12, 4, 9, 0)),
+])
+def test_moments(text: str, own: str, past: bool, want: dt.datetime | None) -> None:
+    assert at(text, own, past) == want
+
+
+def test_what_was_assumed_is_said_and_the_words_can_be_taken_out() -> None:
+    m = moment("who is on call for payments tomorrow?", "Europe/London", NOW, usage=USAGE)
+    assert m is not None and m.said == "tomorrow" and m.note.startswith("09:00 your time")
+    assert m.without("who is on call for payments tomorrow?").split() == "who is on call for payments ?".split()
+    m = moment("payments monday 18:00 Asia/Tokyo", "", NOW, usage=USAGE)
+    assert m is not None and m.said == "monday 18:00 Asia/Tokyo" and m.note == ""
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("at 25:00", "`at 25:00` is not a time of day"), ("13pm", "`13pm` is not a time of day"),
+    ("2026-02-30", "`2026-02-30` is not a date"), ("at 18:00 IST", "`IST` could mean India, Israel or Ireland"),
+    ("at 18:00 Mars/Olympus", "`Mars/Olympus` is not a time zone I know"),
+    ("at 18:00 UTC+15", "is not a UTC offset"),
+])
+def test_times_that_are_none_are_refused(text: str, error: str) -> None:
+    with pytest.raises(SkillError, match=error.replace("+", r"\+")):
+        moment(text, "", NOW, usage=USAGE)
