@@ -174,7 +174,12 @@ _REMIND = re.compile(rf"^\W*remind\s+(?P<who>me|us|<@{USER_ID}(?:\|[^>]*)?>)\s+(
                      r"(?:(?:to|that|about|of)\b\s*)?(?P<what>.*)$", re.I | re.S)
 MAX_REMIND_S = 24 * 3600
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
+# ("what incidents are assigned to me?" went to the knowledge base, which answered with a runbook)
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
+                   r"|(?:what|which)\s+(?:open\s+)?incidents?\s+(?:are|is)\s+(?:assigned\s+to\s+me|mine|on\s+me)"
+                   r"|(?:is\s+|are\s+)?(?:there\s+)?(?:anything|any\s+(?:open\s+)?incidents?)\s+assigned\s+to\s+me"
+                   r"|(?:(?:list|show)\s+)?(?:the\s+)?(?:open\s+)?incidents\s+assigned\s+to\s+me"
+                   r"|what\s+(?:incidents\s+)?am\s+i\s+assigned(?:\s+to)?"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"

@@ -388,6 +388,9 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     with live.db.session() as s:
         assert s.get(Incident, inc.id).assignee == "U0ERIN"
     live.driver.mention("what am I on?", channel="C0MINE", user="U0ERIN")
+    for i, asked in enumerate(("what incidents are assigned to me?", "anything assigned to me?",
+                               "show incidents assigned to me", "which incident is mine?")):
+        live.driver.mention(asked, channel=f"C0MINE{i}", user="U0ERIN")  # the first went to the knowledge base
     live.driver.command("/incident", "list sev3", user="U0ERIN", channel="C0SEV3")
     live.driver.command("/incident", "list ingest sev2", user="U0ERIN", channel="C0ING")
     live.driver.command("/incident", "list the moon", user="U0ERIN", channel="C0BAD")
@@ -395,6 +398,9 @@ def test_ack_and_resolve_in_the_card_thread_act_on_that_incident(live: Live) -> 
     live.drain()
     mine = json.dumps(live.standin.messages("C0MINE"))
     assert "(assigned to you)" in mine and f"#{inc.id}*" in mine and "billing-worker" not in mine
+    for i in range(4):
+        assert [m["text"] for m in live.standin.messages(f"C0MINE{i}")] == \
+            [m["text"] for m in live.standin.messages("C0MINE")], i
     sev3 = json.dumps(live.standin.messages("C0SEV3"))
     assert "billing-worker stuck" in sev3 and "ingest lag" not in sev3
     assert "ingest lag growing" in json.dumps(live.standin.messages("C0ING"))
