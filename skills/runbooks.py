@@ -184,21 +184,28 @@ class RunbooksSkill(BaseSkill):
                          "`/runbook suggest <text>`")
 
     def _list(self, ctx: SkillContext, service: str) -> SkillResult:
-        # A service is one name: control characters and anything after the first word are not part of it
-        service = next(iter(_CONTROL.sub(" ", service).split()), "")[:100]
+        # Services (or tags): "payments-api ingest", "payments-api, ingest and dns": each counts (the second was
+        # dropped); control characters are not part of a name.
+        wanted = list(dict.fromkeys(w[:100] for w in re.split(r"[\s,;]+", _CONTROL.sub(" ", service))
+                                    if w and w.lower() not in ("and", "&", "or", "for")))[:10]
         with ctx.db.session() as s:
-            rows = list_runbooks(s, service=service or None)
-            lines = tuple(f"`{r.slug}` v{r.version} *{r.title}* ({r.risk} risk"
-                          f"{', auto-safe' if r.auto_safe else ''}) services: {', '.join(r.services) or 'any'}"
-                          for r in rows)
-            names = {n for r in list_runbooks(s) for n in (*r.services, *(r.tags or []))} if service else set()
-        title = f"Runbooks for {service}" if service else "Runbooks"
+            everything = list_runbooks(s)
+            per = {w: list_runbooks(s, service=w) for w in wanted}
+        rows = [r for r in everything if not wanted or any(r in per[w] for w in wanted)]
+        lines = tuple(f"`{r.slug}` v{r.version} *{r.title}* ({r.risk} risk"
+                      f"{', auto-safe' if r.auto_safe else ''}) services: {', '.join(r.services) or 'any'}"
+                      for r in rows)
+        names = sorted({n.lower() for r in everything for n in (*r.services, *(r.tags or []))})
+        title = ("Runbooks for " + (f"{', '.join(wanted[:-1])} and {wanted[-1]}" if len(wanted) > 1 else wanted[0])
+                 if wanted else "Runbooks")
         summary = f"{len(lines)} runbook(s). `/runbook show <id>` for details."
-        if service and not any(r.services for r in rows):  # only the ones for any service: a typo, or no runbook
-            close = difflib.get_close_matches(service.lower(), sorted({n.lower() for n in names}), n=3, cutoff=0.6)
-            summary = (f"No runbook is written for `{esc(service)}`"
-                       + (f" (did you mean {', '.join(f'`{esc(c)}`' for c in close)}?)" if close else "")
-                       + f"; {'these apply' if lines else 'none applies'} to any service. " + summary)
+        for w in reversed(wanted):
+            if not any(r.services for r in per[w]):  # only the ones for any service: a typo, or no runbook
+                close = difflib.get_close_matches(w.lower(), names, n=3, cutoff=0.6)
+                summary = (f"No runbook is written for `{esc(w)}`"
+                           + (f" (did you mean {', '.join(f'`{esc(c)}`' for c in close)}?)" if close else "")
+                           + (f"; {'these apply' if per[w] else 'none applies'} to any service. " if len(wanted) == 1
+                              else ". ") + summary)
         return SkillResult(title=title, summary=summary, sections=(Section("", lines or ("none",)),), ephemeral=True)
 
     def _show(self, ctx: SkillContext, slug: str) -> SkillResult:

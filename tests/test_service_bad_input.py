@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -187,9 +188,18 @@ def test_runbook_list_for_an_unknown_or_garbled_service_says_so(live: Live) -> N
     hint of the typo; a control character gave the title "Runbooks for \x01"."""
     reply = _reply(live, "/runbook", "list paymnets-api", "C0RBL1")
     assert "No runbook is written for `paymnets-api` (did you mean `payments-api`?)" in reply, reply
-    reply = _reply(live, "/runbook", "list \x01payments-api\x7f extra words", "C0RBL2")
+    reply = _reply(live, "/runbook", "list \x01payments-api\x7f", "C0RBL2")
     assert "Runbooks for payments-api" in reply and "No runbook is written" not in reply, reply
     assert "\x01" not in reply and "\x7f" not in reply
+    # several names: each counts (the second was dropped), and one nothing is written for is named
+    reply = _reply(live, "/runbook", "list flush-nothing, kafka and paymnets-api", "C0RBL4")
+    assert "Runbooks for flush-nothing, kafka and paymnets-api ==" in reply, reply
+    assert "No runbook is written for `flush-nothing`." in reply and "(did you mean `payments-api`?)" in reply
+    assert "No runbook is written for `kafka`" not in reply
+    one, two = _reply(live, "/runbook", "list dns", "C0RBL5"), _reply(live, "/runbook", "list redis-cache", "C0RBL6")
+    both = _reply(live, "/runbook", "list dns redis-cache", "C0RBL7")
+    slugs = lambda said: set(re.findall(r"`([a-z-]+)` v\d", said))  # noqa: E731
+    assert slugs(both) == slugs(one) | slugs(two) and slugs(one) != slugs(two), (one, two)
     _reply(live, "/runbook", "list <!channel>", "C0RBL3")
     (summary,) = [b["text"]["text"] for b in live.standin.messages("C0RBL3")[-1]["blocks"]
                   if b.get("type") == "section" and "No runbook" in b["text"]["text"]]
