@@ -31,7 +31,7 @@ from skills.base import (
 )
 from skills.redact import mask_secrets
 from skills.runbooks import incident_runbooks, preview_line
-from skills.search_filters import Filters
+from skills.search_filters import FILTER_HELP, Filters
 from skills.similar import collapse, kb_link, read_filters, service_in
 
 __all__ = ["AskSkill", "relevant"]
@@ -81,6 +81,7 @@ class AskSkill(BaseSkill):
 
     name = "ask"
     commands = ("/ask",)
+    usage = "Usage: `/ask <question>` or `@warroom <question>`; filters " + FILTER_HELP
     examples = ("@warroom have we seen remaining connection slots are reserved before?",
                 "@warroom how do I restart ingest?")
 

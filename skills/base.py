@@ -213,6 +213,7 @@ class BaseSkill:
     commands: ClassVar[tuple[str, ...]] = ()
     keywords: ClassVar[tuple[str, ...]] = ()
     examples: ClassVar[tuple[str, ...]] = ()
+    usage: ClassVar[str] = ""  # every form the skill's commands take, as `/warroom help <skill>` shows them
 
     def score_here(self, text: str) -> float:
         """How well the skill fits ``text`` said under an incident's card (beyond :meth:`score`); 0 by default."""

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from knowledge.models import Incident
-from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult
+from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, esc
 
 if TYPE_CHECKING:
     from skills.registry import Registry
 
 __all__ = ["HelpSkill"]
 
+# "help runbooks", "help with /oncall", "help on postmortems": one skill in full
+_TOPIC = re.compile(r"^\W*help\s+(?:(?:with|on|for|about)\s+)?(?:the\s+)?/?([a-z][\w-]{1,30})\W*$", re.I)
 _THANKS = re.compile(r"^\W*(thanks?( you)?|thx|ty|cheers|great|nice|ok(ay)?|cool|👍)\W*(warroom|bot)?\W*$", re.I)
 
 
@@ -66,6 +68,12 @@ class HelpSkill(BaseSkill):
         if request.source in ("mention", "dm") and request.incident_id is not None and request.text.strip() \
                 and not self._asked_for_help(request):
             return self._here(request.incident_id)
+        topic = (request.text.strip() if request.source == "command"
+                 else (m.group(1) if (m := _TOPIC.match(request.text)) else ""))
+        if topic:  # "/warroom help runbook": that skill's commands in full (the word was dropped)
+            skill = self._skill_for(topic)
+            if skill is not None:
+                return self._detail(skill, request)
         lines = []
         for s in self.registry.skills if self.registry else [self]:
             cmds = ", ".join(getattr(s, "commands", ()))
@@ -73,10 +81,43 @@ class HelpSkill(BaseSkill):
             examples = getattr(s, "examples", ())
             ex = f' (e.g. "{examples[0]}")' if examples else ""
             lines.append(f"*{s.name}*: {help_line}" + (f" `{cmds}`" if cmds else "") + ex)
-        intro = "Here is what I can do. Mention me with a question, or use a slash command."
+        intro = "Here is what I can do. Mention me with a question, or use a slash command. " \
+                "`/warroom help <skill or command>` shows one in full."
+        if topic and request.source == "command":
+            intro = f"I have no skill or command called `{esc(topic[:40])}`. " + intro
         if request.source in ("mention", "dm") and request.text.strip() and not self._asked_for_help(request):
             intro = "I am not sure what you need. " + intro
         return SkillResult(title="warroom help", summary=intro, sections=(Section("Skills", tuple(lines)),),
+                           ephemeral=request.source == "command")
+
+    def score(self, text: str) -> float:
+        """Keywords; "help runbooks", "help with /oncall" (a skill named after "help") are mine whatever else fits."""
+        m = _TOPIC.match(text)
+        if m and self._skill_for(m.group(1)) is not None:
+            return 1.0
+        return super().score(text)
+
+    def _skill_for(self, topic: str) -> Any:
+        """The skill a word names: its name, a command of it (``/oncall``, ``oncall``), singular or plural."""
+        word = topic.split()[0].lower().lstrip("/")
+        for s in self.registry.skills if self.registry else [self]:
+            names = {s.name, s.name.rstrip("s"), *(c.split()[-1].lstrip("/") for c in getattr(s, "commands", ()))}
+            if word in names or word.rstrip("s") in names or f"{word}s" in names:
+                return s
+        return None
+
+    @staticmethod
+    def _detail(skill: Any, request: SkillRequest) -> SkillResult:
+        cmds = ", ".join(f"`{c}`" for c in getattr(skill, "commands", ()))
+        usage = getattr(skill, "usage", "").removeprefix("Usage: ")
+        sections = [Section("Commands", (usage or cmds or "mention me",))]
+        if getattr(skill, "examples", ()):
+            sections.append(Section("Examples", tuple(f"`{e}`" if e.startswith(("/", "@")) else e
+                                                      for e in skill.examples)))
+        if getattr(skill, "keywords", ()):
+            sections.append(Section("In words", ("Mentions with words like " + ", ".join(
+                f'"{k}"' for k in skill.keywords[:8]) + " come here.",)))
+        return SkillResult(title=f"warroom help: {skill.name}", summary=skill.help_line(), sections=tuple(sections),
                            ephemeral=request.source == "command")
 
     @staticmethod

@@ -346,6 +346,7 @@ class IncidentSkill(BaseSkill):
     commands = ("/incident",)
     keywords = ("incident", "outage", "declare", "sev1", "sev2")
     examples = ("/incident new payments-api returning 500s sev2",)
+    usage = _USAGE
 
     def score(self, text: str) -> float:
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""

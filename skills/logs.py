@@ -88,6 +88,8 @@ class LogsSkill(BaseSkill):
     keywords = ("log lines", "these logs", "classify logs", "classify these logs", "stack trace", "traceback",
                 "log file")
     examples = ("/logs ERROR db-1 connection refused ...", "message shortcut: Classify these logs")
+    usage = ("Usage: `/logs <pasted lines>`, `@warroom <pasted lines>`, the message shortcut *Classify these logs*, "
+             "or a log file uploaded in an incident channel (`.gz`, `.bz2`, `.xz` too)")
 
     def score(self, text: str) -> float:
         """Keywords, or pasted log lines: a level in capitals among a line's first words

@@ -27,7 +27,7 @@ from knowledge.models import Expert, OnCallShift, Team, utcnow
 from skills.base import USER_ID, Section, SkillContext, SkillError, SkillResult, esc, slack_when
 from skills.clock_words import zone_at
 
-__all__ = ["cover", "release", "MAX_COVER"]
+__all__ = ["cover", "release", "MAX_COVER", "USAGE"]
 
 MAX_COVER = dt.timedelta(days=14)
 _FOR = re.compile(r"\bfor\s+(\d{1,5})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
@@ -36,12 +36,12 @@ _TIME_ASKED = re.compile(r"\bfor\s+\d|\b(?:until|till|til)\b", re.I)
 _UNTIL = re.compile(r"\buntil\s+(tomorrow\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b", re.I)
 _MENTION = re.compile(rf"<@({USER_ID})(?:\|[^<>]*)?>")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
+USAGE = "`/oncall cover [team] [for 3h | until 18:00] [<@someone>]`"
 
 
 def _zone(text: str, at: int, own: str, is_team: Callable[[str], bool]) -> dt.tzinfo:
     """The zone written at ``text[at:]`` (after an ``until`` time), else the requester's own (``own``)."""
-    return zone_at(text, at, own, is_team, _USAGE)
+    return zone_at(text, at, own, is_team, USAGE)
 
 
 def _when(text: str, tz: str, now: dt.datetime,
@@ -57,15 +57,15 @@ def _when(text: str, tz: str, now: dt.datetime,
         if asked:
             words = text[asked.start():].split()[:3]
             raise SkillError(f"I cannot read `{esc(' '.join(words))}` as a time: say `for 90m`, `for 3h`, `for 2d` "
-                             f"or `until 18:00`. {_USAGE}")
+                             f"or `until 18:00`. {USAGE}")
         return None, ""
     hour, minute = int(m.group(2)), int(m.group(3) or 0)
     if m.group(4):  # 6pm, 12am
         if not 1 <= hour <= 12:
-            raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {_USAGE}")
+            raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {USAGE}")
         hour = hour % 12 + (12 if m.group(4).lower() == "pm" else 0)
     if hour > 23 or minute > 59:
-        raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {_USAGE}")
+        raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {USAGE}")
     zone = _zone(text, m.end(), tz, is_team)
     local_now = now.replace(tzinfo=dt.UTC).astimezone(zone)
     end = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
@@ -79,7 +79,7 @@ def _team(s: Session, text: str, me: Expert) -> Team:
     name = people.team_in_text(session=s, text=text)
     team = people.team_named(session=s, name=name) if name else (s.get(Team, me.team_id) if me.team_id else None)
     if team is None:
-        raise SkillError(f"Which team? Name it, e.g. {_USAGE}.")
+        raise SkillError(f"Which team? Name it, e.g. {USAGE}.")
     return team
 
 
@@ -121,9 +121,9 @@ def cover(text: str, user_id: str | None, ctx: SkillContext, origin: str | None 
             _, end = people.shift_end(session=s, team_id=team.id, at=now)
             if end is None:
                 raise SkillError(f"Nobody is on call for {esc(team.name)} now, so there is no shift to take over: "
-                                 f"say until when, e.g. {_USAGE}.")
+                                 f"say until when, e.g. {USAGE}.")
         if end <= now:
-            raise SkillError(f"That cover would end before it starts. {_USAGE}")
+            raise SkillError(f"That cover would end before it starts. {USAGE}")
         if end - now > MAX_COVER:
             raise SkillError(f"A cover runs at most {MAX_COVER.days} days; for longer, change the rotation or the "
                              "calendar (`warroom experts import`, `warroom oncall import-ical`).")

@@ -114,6 +114,11 @@ class PostmortemSkill(BaseSkill):
     commands: ClassVar[tuple[str, ...]] = ("/postmortem",)
     keywords: ClassVar[tuple[str, ...]] = ("postmortem", "post-mortem", "retro", "incident review")
     examples: ClassVar[tuple[str, ...]] = ("/postmortem draft 42", "/postmortem publish 42")
+    usage: ClassVar[str] = ("Usage: `/postmortem draft|show|publish|export <incident>`, "
+                            "`/postmortem edit <incident> <section>: <text>`, "
+                            "`/postmortem list [draft|published] [service or team]`, "
+                            "`/postmortem actions [mine] [all] [service or team]` or "
+                            "`/postmortem done|reopen <incident>.<n>`")
 
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
@@ -146,11 +151,7 @@ class PostmortemSkill(BaseSkill):
                               and not INCIDENT_REF.search(request.text)):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
         if verb not in _VERBS:
-            raise SkillError("Usage: `/postmortem draft|show|publish|export <incident>`, "
-                             "`/postmortem edit <incident> <section>: <text>`, "
-                             "`/postmortem list [draft|published] [service or team]`, "
-                             "`/postmortem actions [mine] [all] [service or team]` or "
-                             "`/postmortem done|reopen <incident>.<n>`")
+            raise SkillError(self.usage)
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id

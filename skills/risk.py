@@ -126,6 +126,7 @@ class RiskSkill(BaseSkill):
         """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
         return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) else 0.0, super().score(text))
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
+    usage = USAGE
 
     def warm(self, ctx: SkillContext) -> None:
         """Load the model, training it first (about ten seconds) when none was saved. In test mode a

@@ -84,6 +84,8 @@ class RoutingSkill(BaseSkill):
     name = "routing"
     commands = ("/route", "/oncall")
     keywords = ("who should", "route", "on call", "oncall", "on-call", "who owns", "owner of", "assign")
+    usage = ("Usage: `/route <ticket text> [service:<name>]` or `/route #<incident>`; "
+             + _ONCALL_USAGE.removeprefix("Usage: ") + "; " + oncall_cover.USAGE + ", `/oncall release [team]`")
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
                 "/oncall cover payments until 18:00")
 

@@ -135,6 +135,9 @@ class RunbooksSkill(BaseSkill):
     commands = ("/runbook",)
     keywords = ("runbook", "run book", "playbook")
     examples = ("/runbook run restart-service service=payments-api --dry-run",)
+    usage = ("Usage: `/runbook list [service or tag ...]`, `/runbook show <id>`, "
+             "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id]`, "
+             "`/runbook suggest <text>`")
 
     def score(self, text: str) -> float:
         """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse; a
@@ -179,9 +182,7 @@ class RunbooksSkill(BaseSkill):
             return self._list(ctx, rest.strip())
         if request.source != "command":
             return self._suggest(ctx, text)
-        raise SkillError("Usage: `/runbook list [service]`, `/runbook show <id>`, "
-                         "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id]`, "
-                         "`/runbook suggest <text>`")
+        raise SkillError(self.usage)
 
     def _list(self, ctx: SkillContext, service: str) -> SkillResult:
         # Services (or tags): "payments-api ingest", "payments-api, ingest and dns": each counts (the second was

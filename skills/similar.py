@@ -171,6 +171,7 @@ class SimilarSkill(BaseSkill):
     commands = ("/similar",)
     keywords = ("similar incident", "similar to", "like this before")
     examples = ("/similar payments-api 503 remaining connection slots are reserved",)
+    usage = "Usage: `/similar <what is happening> [filters]`, filters " + FILTER_HELP
 
     def warm(self, ctx: SkillContext) -> None:
         """Load the encoder and the index (rebuilt from the database when unusable)."""

@@ -122,6 +122,26 @@ def test_help_is_ephemeral_for_commands(live: Live) -> None:
     assert "/warroom status" in json.dumps(msg["blocks"])
 
 
+def test_help_about_one_skill_shows_its_commands_in_full(live: Live) -> None:
+    """`/warroom help runbook` listed every skill, "runbook" dropped: it now shows that skill's every form."""
+    from bot.render import blocks_to_text
+
+    for i, (cmd, text) in enumerate((("/warroom", "help runbook"), ("/warroom", "help /oncall"),
+                                     (None, "help with postmortems"), ("/warroom", "help quantum"))):
+        if cmd:
+            live.driver.command(cmd, text, user="U0BOB", channel=f"C0HELP{i}")
+        else:
+            live.driver.mention(text, user="U0BOB", channel=f"C0HELP{i}")
+    live.drain()
+    said = [blocks_to_text(live.standin.messages(f"C0HELP{i}")[-1]["blocks"]) for i in range(4)]
+    assert said[0].startswith("== warroom help: runbooks ==") and "`/runbook history [run id | runbook id]`" in said[0]
+    assert "/runbook run restart-service service=payments-api --dry-run" in said[0] and "*incident*" not in said[0]
+    assert said[1].startswith("== warroom help: routing ==") and "`/oncall cover [team]" in said[1]
+    assert "`in 3h`" in said[1] and "/oncall release [team]" in said[1]
+    assert said[2].startswith("== warroom help: postmortem ==") and "/postmortem done|reopen" in said[2]
+    assert "I have no skill or command called `quantum`" in said[3] and "*incident*" in said[3]
+
+
 def test_commands_where_the_bot_is_not_a_member_answer_through_the_response_url(live: Live) -> None:
     """A slash command in a DM between two people or a private channel without the bot (chat.postMessage
     refused): the answer goes back through the command's response_url; the bot joins no channel for it."""
