@@ -48,14 +48,18 @@ USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [l
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
 # a metric said in words: "cpu 95", "cpu at 95%", "memory is 90", "p99 of 2.4s", "errors: 120"
 _SAID = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ALIASES, key=len, reverse=True)) +
-                   r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?%|ms|s|k)?)(?![\w.])", re.I)
+                   r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?(?:%|percent\b|ms\b|milliseconds?\b"
+                   r"|millis\b|s\b|secs?\b|seconds?\b|k\b))?)(?![\w.])", re.I)
 _MIN_HISTORY = 8
 _COMMA_NUMBER = re.compile(r"\b[A-Za-z_][\w.-]*=[+-]?(\d+),(\d+)\b")
 # Units people write after a number: "cpu=85%", "latency=250ms", "rt=1.2s", "conns=1.5k". Each converts to the
 # metric's own unit; one that does not fit the metric (cpu=250ms) is refused by name, never guessed.
-_WITH_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%|ms|s|sec|secs|us|µs|k)$", re.I)
-_UNITS = {"%": ("%", 1.0), "ms": ("ms", 1.0), "s": ("ms", 1000.0), "sec": ("ms", 1000.0), "secs": ("ms", 1000.0),
-          "us": ("ms", 0.001), "µs": ("ms", 0.001), "k": ("count", 1000.0)}
+_WITH_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*([a-zµ%]+|/(?:min|m|s|sec))$", re.I)
+_UNITS = {"%": ("%", 1.0), "percent": ("%", 1.0), "ms": ("ms", 1.0), "millis": ("ms", 1.0),
+          "millisecond": ("ms", 1.0), "milliseconds": ("ms", 1.0), "s": ("ms", 1000.0), "sec": ("ms", 1000.0),
+          "secs": ("ms", 1000.0), "second": ("ms", 1000.0), "seconds": ("ms", 1000.0), "us": ("ms", 0.001),
+          "µs": ("ms", 0.001), "k": ("count", 1000.0), "/min": ("/min", 1.0), "/m": ("/min", 1.0),
+          "/s": ("/min", 60.0), "/sec": ("/min", 60.0)}
 
 
 def _in_metric_unit(key: str, value: str) -> str | float:
@@ -64,9 +68,12 @@ def _in_metric_unit(key: str, value: str) -> str | float:
     name = canonical_name(key)
     if m is None or name is None:
         return value
-    kind, scale = _UNITS[m.group(2).lower()]
     unit = BY_NAME[name].unit
-    fits = unit == kind or (kind == "count" and unit not in ("%", "ms"))
+    if m.group(2).lower() not in _UNITS:  # "mem=7.5GB": a size is no share of memory; never guessed
+        raise RiskInputError(f"{key}={value[:40]!r}: {BY_NAME[name].label} is in {unit}; `{m.group(2)[:10]}` is not "
+                             "a unit I convert (%, ms, s, k, /min, /s)")
+    kind, scale = _UNITS[m.group(2).lower()]
+    fits = unit == kind or (kind == "count" and unit not in ("%", "ms")) or (kind == "/min" and unit.endswith("/min"))
     if not fits:
         raise RiskInputError(f"{key}={value[:40]!r}: {BY_NAME[name].label} is in {unit}, not {m.group(2)}")
     return float(m.group(1)) * scale
@@ -142,12 +149,16 @@ class RiskSkill(BaseSkill):
         text = request.text.strip()
         if not text or text.lower() in ("help", "?"):
             return SkillResult(title="risk: how to ask", summary=USAGE, ephemeral=True)
+        # "cpu 95", "cpu at 95%", "memory is 90", "latency 2 seconds" are name=value parts (they were dropped: its
+        # last metrics answered instead), in a command too
+        text = _SAID.sub(lambda m: m.group(1) + "=" + "".join(m.group(2).split()), text)
         if request.source != "command":
-            # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count, and "cpu 95",
-            # "cpu at 95%", "memory is 90" are such parts (they were dropped: its last metrics answered instead)
-            text = _SAID.sub(lambda m: f"{m.group(1)}={m.group(2)}", text)
+            # Free text ("@warroom risk for api cpu=92 mem=88"): only the name=value parts count
             words = [t.rstrip("?.!,;:") for t in text.split()]
             text = " ".join(t for t in words if "=" in t or (t.startswith("#") and small_int(t[1:]) is not None))
+        elif (first := text.split(maxsplit=1)) and "=" not in first[0] and not first[0].startswith("#") \
+                and len(text.split()) > 1:
+            text = f"service={text}"  # "/risk payments-api cpu=95 mem=90": the service first, as `/risk <service>`
         if not any((m := _TOKEN.match(t)) and m.group(1).lower() not in ("service", "incident", "inc")
                    for t in text.replace(",", " ").split()):
             latest = self._latest(ctx, text if request.source == "command" else request.text)

@@ -72,6 +72,23 @@ def test_numbers_with_the_units_people_write(live: Live) -> None:
     assert row.inputs["active_connections"] == 1500.0
 
 
+def test_metrics_in_words_in_the_command_and_their_unit_words(live: Live) -> None:
+    """`/risk payments-api cpu 95 latency 2 seconds errors 40/min` answered "I have no metrics from payments-api yet"
+    (its words dropped), and "latency 2 seconds" in a mention was read as 2 ms (the unit word dropped)."""
+    assert live.driver.command("/risk", "payments-api cpu 95 latency 2 seconds errors 40/min",
+                               user="U0ALICE").status_code == 200
+    live.driver.mention("risk for ingest with cpu at 90% and latency 1.5 seconds, errors 2/s", user="U0ALICE")
+    live.drain()
+    with live.db.session() as s:
+        rows = s.scalars(select(RiskReading).order_by(RiskReading.id)).all()
+    assert [(r.service_name, r.inputs) for r in rows] == [
+        ("payments-api", {"cpu_usage": 95.0, "network_latency_ms": 2000.0, "error_count": 40.0}),
+        ("ingest", {"cpu_usage": 90.0, "network_latency_ms": 1500.0, "error_count": 120.0})]
+    live.driver.command("/risk", "service=api cpu=95 mem=7.5GB", user="U0BOB", channel="C0GB")
+    live.drain()
+    assert "mem='7.5GB': memory is in %; `GB` is not a unit I convert" in live.standin.messages("C0GB")[-1]["text"]
+
+
 def test_healthy_snapshot_is_low(live: Live) -> None:
     live.driver.command("/risk", "service=search cpu=20 mem=35 disk=30 latency=12 errors=0 rt=90 conns=120")
     live.drain()
