@@ -113,6 +113,20 @@ _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "m
                            "reopen", "take", "role"})
 
 
+# where a reason starts after a team named ("to storage because ...", "to storage: ...", "to storage - ...")
+_BECAUSE = re.compile(r"\s*[:;,]\s*|\s+[-\u2014]\s+|\s+(?:because|since|as)\s+", re.I)
+
+
+def _why(words: list[str]) -> str:
+    """The reason said after an incident's id ("ack 12 looking at the consumers"), as ": reason" for a timeline
+    entry (masked, cut); "" when nothing is left but filler."""
+    text = mask_secrets(" ".join(words)).strip(" .:;,-\u2014")
+    text = re.sub(r"^(?:because|since|as)\s+", "", text, flags=re.I)
+    if not text or text.lower() in ("please", "pls", "now", "thanks", "thx"):
+        return ""
+    return f": {text[:300]}"
+
+
 def _age(inc: Incident) -> str:
     minutes = int(((inc.resolved_at or utcnow()) - inc.created_at).total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
@@ -569,14 +583,14 @@ class IncidentSkill(BaseSkill):
             pagerduty_jobs(s, ctx.settings, inc, "acknowledge", user=request.user_id) if acked else []))
 
     def _ack(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
-        inc, _ = self._target(s, request, rest.split())
+        inc, left = self._target(s, request, rest.split())
         if inc.status == "resolved":
             raise SkillError(f"Incident #{inc.id} is already resolved.")
         if inc.acknowledged_at is not None and inc.status == "acknowledged":
             return self._done(inc, f"Incident #{inc.id} was already acknowledged.")
         inc.status, inc.acknowledged_at = "acknowledged", utcnow()
         inc.assignee = inc.assignee or request.user_id
-        self._event(s, inc, "ack", f"Acknowledged by <@{request.user_id}>", request.user_id)
+        self._event(s, inc, "ack", f"Acknowledged by <@{request.user_id}>{_why(left)}", request.user_id)
         return self._done(inc, f"<@{request.user_id}> acknowledged incident #{inc.id}.",
                           follow_up_jobs=pagerduty_jobs(s, ctx.settings, inc, "acknowledge", user=request.user_id))
 
@@ -635,7 +649,7 @@ class IncidentSkill(BaseSkill):
             raise SkillError("Usage: `/incident sev <1-4> [id]`.")
         sev = severity_word(sev_args[0]) or 3
         rest_args = [a for a in args if a != sev_args[0]]
-        inc, _ = self._target(s, request, rest_args)
+        inc, left = self._target(s, request, rest_args)
         intake = (inc.findings or {}).get("intake") or {}
         if intake.get("unread_severity"):  # a person has now said the level: the card's doubt goes
             inc.findings = {**(inc.findings or {}), "intake": {k: v for k, v in intake.items()
@@ -643,7 +657,8 @@ class IncidentSkill(BaseSkill):
         if inc.severity == sev:
             return self._done(inc, f"Incident #{inc.id} is already SEV{sev}.")
         old, inc.severity = inc.severity, sev
-        self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>", request.user_id)
+        self._event(s, inc, "sev", f"Severity SEV{old} -> SEV{sev} by <@{request.user_id}>{_why(left)}",
+                    request.user_id)
         return self._done(inc, f"Incident #{inc.id} is now SEV{sev} (was SEV{old}).",
                           follow_up_jobs=self._tell_followers(inc, "severity", f"SEV{old} -> SEV{sev}",
                                                               request.user_id)
@@ -664,6 +679,12 @@ class IncidentSkill(BaseSkill):
         nxt = [c for c in d.candidates if c.user_id not in (inc.assignee, request.user_id)][:2]
         to = re.match(r"^\s*to\s+(?:the\s+)?(.+)", " ".join(left), re.I | re.S)  # "escalate to (the) storage team"
         asked = to.group(1).strip(" .!") if to else ""
+        # why, said after it: "escalate #12 to storage because the disk is full", "escalate: customers affected"
+        why = _why(left)
+        if to and (cut := _BECAUSE.search(asked)):
+            why, asked = _why(asked[cut.end():].split()), asked[:cut.start()].strip(" .!")
+        elif to:
+            why = ""
         team = team_in_text(session=s, text=asked) if asked else ""
         if team:  # "escalate to storage": that team's on-call first, then the router's candidates
             shift = [(u, n) for r in oncall_by_team(session=s, team=team) for u, n in r.people
@@ -676,7 +697,7 @@ class IncidentSkill(BaseSkill):
         old, inc.severity = inc.severity, max(1, inc.severity - 1)
         level = f"SEV{old} -> SEV{inc.severity}" if old != inc.severity else "it stays SEV1, the highest"
         who = "; ".join(f"<@{c.user_id}> ({escape(c.name)}): {escape(c.why)}" for c in nxt)
-        self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level})"
+        self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level}){why}"
                     + (f"; called {', '.join(f'<@{c.user_id}>' for c in nxt)}" if nxt else ""), request.user_id)
         then = f" Next to call: {who}." if nxt else f" Nobody else to call: {escape(d.fallback or 'no candidate')}."
         if asked and not team:
@@ -723,14 +744,16 @@ class IncidentSkill(BaseSkill):
 
     def _reopen(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """It is back: the same incident, open again (its postmortem draft stays, to be revised)."""
-        inc, _ = self._target(s, request, rest.split())
+        inc, left = self._target(s, request, rest.split())
         if inc.status != "resolved":
             return self._done(inc, f"Incident #{inc.id} is not resolved (it is {inc.status}).")
         inc.status, inc.resolved_at = "open", None
         inc.findings = {k: v for k, v in (inc.findings or {}).items() if k != "closed_as"}  # a real one after all
-        self._event(s, inc, "reopen", f"Reopened by <@{request.user_id}>", request.user_id)
-        return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}).",
-                          follow_up_jobs=self._tell_followers(inc, "reopened", "", request.user_id))
+        why = _why(left)
+        self._event(s, inc, "reopen", f"Reopened by <@{request.user_id}>{why}", request.user_id)
+        return self._done(inc, f"<@{request.user_id}> reopened incident #{inc.id} (SEV{inc.severity}){why}.",
+                          follow_up_jobs=self._tell_followers(inc, "reopened", why.removeprefix(": "),
+                                                              request.user_id))
 
     def _resolve(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         args = rest.split()

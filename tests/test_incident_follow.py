@@ -95,3 +95,36 @@ def test_reminders_under_the_card(live: Live) -> None:
                         ("remind me in 5m", "Remind you of what?")):
         assert reply in say(text), text
     assert "There is no incident #99999" in _cmd(live, "remind 99999 me in 5m x", "U0BOB")
+
+
+def test_the_reason_said_after_the_id_is_kept_on_the_timeline(live: Live) -> None:
+    """`/incident reopen 12 it is back after the deploy` kept "Reopened by <@U>" and dropped the why; so did
+    `ack 12 looking at the consumers`, `sev 1 12 customers affected` and `escalate 12 to storage because ...`.
+    The reason is what the postmortem's timeline needs; a follower reads it in the DM."""
+    from sqlalchemy import select
+
+    from knowledge.models import TimelineEvent
+
+    (pay,) = open_incidents(live, "payments-api returning 503 sev3")
+    _cmd(live, f"follow {pay.id}", "U0ERIN")
+    _cmd(live, f"ack {pay.id} looking at the consumers", "U0BOB")
+    _cmd(live, f"sev 2 {pay.id} customers affected password=hunter2", "U0BOB")
+    _cmd(live, f"escalate {pay.id} to storage because the disk is full", "U0BOB")
+    said = _cmd(live, f"escalate {pay.id} checkout revenue at risk", "U0BOB")
+    assert "SEV1" in said
+    _cmd(live, f"resolve {pay.id} restarted the consumers", "U0BOB")
+    assert "it is back after the deploy" in _cmd(live, f"reopen {pay.id} it is back after the deploy", "U0BOB")
+    _cmd(live, f"ack {pay.id} please", "U0BOB")  # nothing to keep
+    with live.db.session() as s:
+        texts = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == pay.id)
+                                           .order_by(TimelineEvent.id))]
+    assert "Acknowledged by <@U0BOB>: looking at the consumers" in texts
+    assert any(t.startswith("Severity SEV3 -> SEV2 by <@U0BOB>: customers affected password=") and "hunter2" not in t
+               for t in texts), texts
+    assert any(t.startswith("Escalated by <@U0BOB> (SEV2 -> SEV1): the disk is full; called <@U0JONAS>")
+               for t in texts), texts
+    assert any(t.startswith("Escalated by <@U0BOB> (it stays SEV1, the highest): checkout revenue at risk")
+               for t in texts), texts
+    assert "Reopened by <@U0BOB>: it is back after the deploy" in texts
+    assert texts[-1] == "Acknowledged by <@U0BOB>"
+    assert any("it is back after the deploy" in dm for dm in _dms(live, "U0ERIN"))
