@@ -64,9 +64,14 @@ _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "
           "remind")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
-                          r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved)\b", re.I)
+                          r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
+                          r"summari[sz]e|recap|sitrep|tell me about|brief me|where are we)\b"
+                          # "show me #101", "show incident 101" (not "show the runbooks for #101")
+                          r"|^\W*(?:show|display)(?:\s+me)?\s+(?:the\s+)?(?:#|inc(?:ident)?\b[-\s#]*)\d", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
 _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
+                    # "has payments-api had incidents this month?", "did platform have any incidents last week?"
+                    r"|(?:has|have|did)\s+[\w\s,&-]{1,80}?\s+(?:had|have)\s+(?:any\s+)?incidents\b"
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve)))",
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it

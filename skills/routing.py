@@ -60,7 +60,7 @@ _HELP_HERE = re.compile(r"^\W*(?:(?:can|could) (?:some|any)(?:one|body) (?:take 
                         r"\W*$", re.I)
 _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
                   r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
-                  r"|\bwho owns\b|\bwho is the owner\b"
+                  r"|\bwho owns\b|\bwho is the owner\b|\bwho knows\b|\bwho(?:'s| is) (?:the |our )?(?:expert|go-to)\b"
                   r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
                   r"|^\W*(?:i |we )?need (?:some )?help\b", re.IGNORECASE)
 

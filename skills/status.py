@@ -38,7 +38,8 @@ class StatusSkill(BaseSkill):
         if INCIDENT_REF.search(text):
             return 0.0
         if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|(what is|what's|is anything|"
-                     r"anything|is something|something) on fire|is anything (open|going on|down)|anything open)\b",
+                     r"anything|is something|something) on fire|is anything (open|going on|down)|anything open"
+                     r"|what(?:'s| is| are)? (?:broken|down|failing|burning)(?= right now\W*$| now\W*$|\W*$))",
                      text, re.I):
             return 0.9
         return super().score(text)

@@ -340,7 +340,11 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     asks = {"C0A1": "assign #102 to <@U0CARLA>", "C0A2": "who should take #101?", "C0A3": "list runbooks for kafka",
             "C0A4": "show runbook restart-service", "C0A5": "what is open right now?",
             "C0A7": "what runbooks do we have for postgres?", "C0A8": "what was the root cause of #101?",
-            "C0A9": "is anything on fire?"}
+            "C0A9": "is anything on fire?",
+            # these went to the knowledge base, or to help ("I am not sure what you need")
+            "C0B1": "summarize #101", "C0B2": "show me #101", "C0B3": "what's broken right now?",
+            "C0B4": "who knows postgres best?", "C0B5": "has kafka had incidents this year?",
+            "C0B6": "show the runbooks for #101"}
     for ch, text in asks.items():
         live.driver.mention(text, channel=ch, user="U0BOB")
     live.drain()
@@ -362,6 +366,11 @@ def test_free_text_assign_route_runbooks_and_status(live: Live) -> None:
     assert "Runbooks for postgres" in listed and "clear-disk-space" in listed and "rollback-deploy" not in listed
     cause = json.dumps(live.standin.messages("C0A8"))  # #101's own outcome, not a search that finds another
     assert _first(live, "C0A8").startswith("Incident #101:") and "doubled the payments-api replica count" in cause
+    assert _first(live, "C0B1").startswith("Incident #101:") and _first(live, "C0B2").startswith("Incident #101:")
+    assert _first(live, "C0B3").startswith("warroom status: I am up")
+    assert _first(live, "C0B4").startswith("Route: ")
+    assert _first(live, "C0B5").startswith("Incident stats: ") and "on kafka" in _first(live, "C0B5")
+    assert not _first(live, "C0B6").startswith("Incident #101:")  # "show" names the runbooks, not the incident
 
 
 def test_a_symptom_in_words_gets_similar_incidents_and_one_click_opens_one_incident(live: Live) -> None:
