@@ -155,6 +155,15 @@ class PostmortemSkill(BaseSkill):
         ref, _, tail = rest.strip().partition(" ")
         incident_id = self._incident_id(ref, request, ctx)
         user = request.user_id
+        if request.source == "command" and verb != "edit":  # words after the incident that would be dropped
+            more = [w for w in tail.split() if _ID.match(w)]
+            if more:
+                raise SkillError(f"One incident at a time: `/postmortem {verb} {incident_id}`, then "
+                                 f"`/postmortem {verb} {esc(more[0].lstrip('#'))}`.")
+            fmt = [w for w in tail.lower().split() if w not in ("as", "in", "to", "markdown", "md", ".md")]
+            if verb == "export" and fmt:
+                raise SkillError(f"I export postmortems as Markdown only, not `{esc(' '.join(fmt)[:30])}`: "
+                                 f"`/postmortem export {incident_id}`.")
         if verb in ("draft", "regenerate"):
             return self.draft(incident_id, ctx, user=user, force=verb == "regenerate")
         if verb == "show":

@@ -141,7 +141,10 @@ def test_bad_input_gets_a_clear_message(live: Live) -> None:
     cases = [("frobnicate 1", "Usage"), ("draft abc", "is not an incident number"),
              ("draft 99999", "There is no incident #99999"), ("show 99999", "has no postmortem yet"),
              (f"publish {iid}", "Nothing to publish"), (f"edit {iid} colour: blue", "Usage"),
-             ("draft", "Which incident?")]
+             ("draft", "Which incident?"),
+             # the second incident and the format were dropped: one draft, and Markdown, with nothing said
+             (f"draft {iid} 102", f"One incident at a time: `/postmortem draft {iid}`, then `/postmortem draft 102`"),
+             (f"export {iid} as pdf", "I export postmortems as Markdown only, not `pdf`")]
     for text, _expected in cases:
         resp = live.driver.command("/postmortem", text, user="U0ALICE", channel="C0ELSEWHERE")
         assert resp.status_code == 200
