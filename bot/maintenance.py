@@ -1,5 +1,5 @@
 """``maintenance.prune``: the retention of raw webhook bodies and finished jobs (``knowledge.retention``), every 6
-hours.
+hours, and the archiving of resolved incidents' own channels (``bot/channel_archive.py``).
 
 The job is queued when the bot's workers start and queues its own next run, keyed by the 6-hour slot, so any
 number of replicas and restarts plan one run per slot. Each batch is its own short transaction: an alert storm
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bot.channel_archive import archive_resolved
 from knowledge.models import utcnow
 from knowledge.retention import prune_inbox, prune_jobs
 
@@ -66,6 +67,10 @@ def register(services: Services) -> None:
             if n or jobs:
                 log.info("emptied the bodies of %d webhook deliveries processed over %d days ago; deleted %d "
                          "finished jobs", n, cfg.inbox_retention_days, jobs)
+            try:  # the channels of incidents resolved a week ago (bot/channel_archive.py)
+                archive_resolved(services)
+            except Exception as exc:  # noqa: BLE001 - Slack or the database down: the next run goes on
+                log.warning("could not archive the channels of resolved incidents: %s", exc)
         finally:
             schedule(services, EVERY_S)
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # management); then also the mitigation and resolution of those incidents. Unset: updates stay on the timeline.
     slack_status_channel: str | None = None
     slack_open_incident_channels: bool = False
+    # An incident's own channel is archived this many hours after it was resolved (it stays readable and
+    # searchable; a reopened incident's card moves to the incident channel). 0: never.
+    slack_archive_resolved_after_h: int = Field(default=168, ge=0, le=24 * 365)
     slack_max_text: int = 3000
     # At most one post per this many seconds per channel (Slack's chat.postMessage allows about one a second per
     # channel and answers 429 beyond short bursts). Lower only against a server without that limit.

@@ -249,6 +249,10 @@ class SlackPoster:
         if users:
             self._call("conversations.invite", None, channel=channel, users=",".join(users))
 
+    def archive(self, channel: str) -> None:
+        """Archive a channel (``conversations.archive``; ``channels:manage``). Raises SlackApiError as Slack says."""
+        self._call("conversations.archive", None, channel=channel)
+
     def set_topic(self, channel: str, topic: str) -> None:
         """A channel's topic (``conversations.setTopic``; at most 250 characters)."""
         self._call("conversations.setTopic", None, channel=channel, topic=topic[:250])

@@ -182,3 +182,49 @@ def test_one_person_who_cannot_be_invited_does_not_keep_the_other_out(live: Live
         notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id))]
     assert [n for n in notes if n.startswith("Could not invite")] == [
         "Could not invite <@U0GONE> to the incident channel (user_not_found); /invite them by hand"]
+
+
+def test_resolved_incidents_channels_are_archived_a_week_later(live: Live) -> None:
+    """With a channel per incident, the channel list grew by one per incident for ever. The maintenance run now
+    archives the channel of an incident resolved `WARROOM_SLACK_ARCHIVE_RESOLVED_AFTER_H` (168) hours ago, after a
+    last message there; once, whatever Slack answers; a reopened incident's card moves to the incident channel."""
+    import datetime as dt
+
+    from bot.maintenance import PRUNE
+    from knowledge.models import utcnow
+
+    refused, _ = _declare(live, "dns timeouts", "sev3")  # the first archived: Slack refuses it (see below)
+    old, _ = _declare(live, "ingest lag growing", "sev2")
+    recent, _ = _declare(live, "checkout-web 502s", "sev2")
+    for inc in (old, recent, refused):
+        live.driver.command("/incident", "resolve restarted the consumers", user="U0BOB", channel=inc.channel_id)
+        live.drain()
+    with live.db.session() as s:
+        for inc, days in ((old, 8), (recent, 2), (refused, 9)):
+            s.get(Incident, inc.id).resolved_at = utcnow() - dt.timedelta(days=days)  # type: ignore[union-attr]
+    live.standin.refuse("conversations.archive", "restricted_action")  # a workspace policy forbids it
+    for _ in range(2):  # the second run archives nothing again, and asks Slack nothing again
+        live.services.runner.submit(PRUNE, {}, f"test-run-{_}")  # what the planned run does when its slot comes
+        live.drain(due_within_s=60)
+    archived = [c.args["channel"] for c in live.standin.calls_to("conversations.archive")]
+    assert archived == [refused.channel_id, old.channel_id], archived
+    assert old.channel_id in live.standin.archived and recent.channel_id not in live.standin.archived
+    last = live.standin.messages(old.channel_id)[-1]["text"]
+    assert f"Incident #{old.id} was resolved 8 days ago: archiving this channel" in last
+    assert f"/kb/postmortems/{old.id}" in last
+    assert f"`/incident reopen {old.id}`" in last
+    with live.db.session() as s:
+        notes = {i: [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == i,
+                                                                            TimelineEvent.kind == "channel"))]
+                 for i in (old.id, recent.id, refused.id)}
+        outcome = s.get(Incident, refused.id).findings["channel_archived"]["outcome"]  # type: ignore[union-attr]
+    assert outcome == "refused: restricted_action"
+    assert notes[old.id] == [f"Channel <#{old.channel_id}> archived, 8 days after the incident was resolved"], notes
+    assert notes[recent.id] == [] and "Slack said restricted_action" in notes[refused.id][0]
+    # It is back: reopened, its card goes to the incident channel (the archived one refuses posts)
+    live.driver.command("/incident", f"reopen {old.id} the lag is back", user="U0BOB", channel="C0OPS")
+    live.drain(due_within_s=60)
+    with live.db.session() as s:
+        back = s.get(Incident, old.id)
+        assert back is not None and back.status == "open"
+        assert back.channel_id == live.services.settings.slack_incident_channel

@@ -275,6 +275,14 @@ class SlackStandIn:
             if bad:
                 return {"ok": False, "error": bad[0]}
             return {"ok": True, "channel": self.channels.get(str(args.get("channel")), {"id": args.get("channel")})}
+        if method == "conversations.archive":
+            ch = str(args.get("channel"))
+            if ch in self.archived:
+                return {"ok": False, "error": "already_archived"}
+            if ch in self.outside:
+                return {"ok": False, "error": "not_in_channel"}
+            self.archived.add(ch)
+            return {"ok": True}
         if method == "conversations.info":
             ch = str(args.get("channel"))
             return {"ok": True, "channel": self.channels.get(ch, {"id": ch, "name": ch.lower()})}
