@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Postmortem, Service, TimelineEvent, utcnow
+from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Job, Postmortem, Service, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import (
     BARE_USER_ID,
@@ -440,6 +440,8 @@ class IncidentSkill(BaseSkill):
         verb = action_id.split(":", 1)[1]
         if verb == "new":  # "Open an incident" under the bot's answer to a reported symptom
             return self._new_from_report(request, ctx)
+        if verb == "unremind":
+            return self._unremind(request.text, request.user_id, ctx)
         if verb == "from_message":  # the message shortcut "Open an incident" on anyone's message: its first line
             first = next((ln for ln in request.text.splitlines() if ln.strip()), "")
             first = re.sub(rf"<@{USER_ID}(?:\|[^>]*)?>", "", mask_secrets(first)).strip(" :-")
@@ -971,9 +973,27 @@ class IncidentSkill(BaseSkill):
                "dedup_key": f"remind:{inc.id}:{request.user_id}:{at.isoformat()}"[:200],
                "payload": {"incident_id": inc.id, "mention": mention, "what": what, "by": request.user_id,
                            "due": at.isoformat()}}
-        return self._done(inc, f"OK: at {at:%H:%M} UTC ({duration(seconds)}) I will remind "
+        done = self._done(inc, f"OK: at {slack_clock(at)} ({duration(seconds)}) I will remind "
                           f"{'you' if who.lower() == 'me' else 'the channel' if who.lower() == 'us' else mention} "
                           f"in incident #{inc.id}'s thread: {escape(what)}", follow_up_jobs=[job])
+        # set for the wrong time, or no longer needed: it would fire anyway
+        return dataclasses.replace(done, actions=(Action("incident:unremind", "Cancel reminder", job["dedup_key"]),))
+
+    def _unremind(self, key: str, user: str | None, ctx: SkillContext) -> SkillResult:
+        """The *Cancel reminder* button: the reminder's job is taken off the queue, by whoever set it."""
+        with ctx.db.session() as s:
+            job = s.scalar(select(Job).where(Job.kind == "incident.reminder", Job.dedup_key == key[:200]))
+            if job is None or not key.startswith("remind:"):
+                raise SkillError("There is no such reminder (it was cancelled, or sent long ago).")
+            payload = dict(job.payload or {})
+            if payload.get("by") != user:
+                raise SkillError(f"Only <@{payload.get('by')}>, who set this reminder, can cancel it.")
+            if job.status != "queued":
+                what = escape(str(payload.get("what"))[:200])
+                return SkillResult(title="Already sent", ephemeral=True, summary=f"The reminder \"{what}\" was sent.")
+            s.delete(job)
+        return SkillResult(title="Reminder cancelled", summary=f"<@{user}> cancelled the reminder \""
+                           f"{escape(str(payload.get('what'))[:200])}\" for incident #{payload.get('incident_id')}.")
 
     def _role(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """``role <commander|comms|scribe|ops> <@user|me|none> [id]``: who holds a role on the incident. The

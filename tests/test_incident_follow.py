@@ -128,3 +128,38 @@ def test_the_reason_said_after_the_id_is_kept_on_the_timeline(live: Live) -> Non
     assert "Reopened by <@U0BOB>: it is back after the deploy" in texts
     assert texts[-1] == "Acknowledged by <@U0BOB>"
     assert any("it is back after the deploy" in dm for dm in _dms(live, "U0ERIN"))
+
+
+def test_a_reminder_set_by_mistake_can_be_cancelled_by_whoever_set_it(live: Live) -> None:
+    """A reminder set for the wrong time fired anyway: its confirmation now has *Cancel reminder*."""
+    from sqlalchemy import select
+
+    from knowledge.models import Job
+
+    (pay,) = open_incidents(live, "payments-api returning 503 sev2")
+    live.driver.command("/incident", f"remind {pay.id} me in 2h to check the replica lag", user="U0BOB",
+                        channel="C0FOLLOW")
+    live.drain(due_within_s=60)  # not the reminder, two hours ahead
+    assert live.standin.messages("C0FOLLOW")[-1]["text"].startswith(f"Incident #{pay.id}: OK: at ")
+    msg = live.standin.messages("C0FOLLOW")[-1]
+    (button,) = [e for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]
+                 if e["action_id"] == "incident:unremind"]
+    with live.db.session() as s:
+        assert s.scalars(select(Job).where(Job.kind == "incident.reminder", Job.status == "queued")).one()
+    for user, value, answer in (("U0ERIN", button["value"], "Only <@U0BOB>, who set this reminder, can cancel it"),
+                                ("U0BOB", "remind:1:forged", "There is no such reminder"),
+                                ("U0BOB", button["value"], "<@U0BOB> cancelled the reminder \"check the replica lag\""),
+                                ("U0BOB", button["value"], "There is no such reminder")):
+        assert live.driver.click("incident:unremind", value, user=user, channel="C0FOLLOW").status_code == 200
+        live.drain(due_within_s=60)
+        assert answer in live.standin.messages("C0FOLLOW")[-1]["text"], (user, value)
+    with live.db.session() as s:
+        assert not s.scalars(select(Job).where(Job.kind == "incident.reminder")).all()
+    # one already sent: said so
+    _cmd(live, f"remind {pay.id} me in 1s to look again", "U0BOB")
+    msg = live.standin.messages("C0FOLLOW")[-1]
+    (value,) = [e["value"] for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]]
+    live.drain(30)
+    live.driver.click("incident:unremind", value, user="U0BOB", channel="C0FOLLOW")
+    live.drain()
+    assert "The reminder \"look again\" was sent." in live.standin.messages("C0FOLLOW")[-1]["text"]
