@@ -214,6 +214,12 @@ class PagerDutyPayload(_Strict):
             opens=is_incident and d.status != "resolved" and update != "note")]
 
 
+_STATUS_WORDS = {**dict.fromkeys(("firing", "fire", "triggered", "trigger", "alerting", "alert", "problem", "open",
+                                   "active", "raised", "down"), "firing"),
+                 **dict.fromkeys(("resolved", "resolve", "ok", "recovered", "recovery", "closed", "cleared", "clear",
+                                  "normal", "up", "inactive"), "resolved")}
+
+
 class GenericAlert(_Strict):
     name: str = Field(min_length=1, max_length=200)
     status: Literal["firing", "resolved"] = "firing"
@@ -226,6 +232,15 @@ class GenericAlert(_Strict):
     metrics: dict[str, StrictFloat] = Field(default_factory=dict)  # numbers only (true is not 1.0)
     logs: list[str] = Field(default_factory=list, max_length=1000)
     starts_at: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_words(cls, v: Any) -> Any:
+        # "RESOLVED", "OK", "triggered": what other tools send. Refused (a 422) they were lost at the door, as a
+        # sender seldom retries a 4xx; a word that is neither is still refused, never guessed.
+        if isinstance(v, str):
+            return _STATUS_WORDS.get(v.strip().lower(), v)
+        return v
 
     @field_validator("severity", mode="before")
     @classmethod

@@ -564,6 +564,20 @@ def test_a_severity_no_tool_vocabulary_knows_is_accepted_and_said_not_silently_s
     assert "warnings" not in post(live, "generic", {"name": "Fine", "severity": "P2"}).json()
 
 
+def test_generic_status_words_of_other_tools_are_read_not_refused(live: Live) -> None:
+    """`"status": "TRIGGERED"` then `"OK"` (Nagios, Datadog, Zabbix words, any case) were refused with 422, and a
+    sender seldom retries a 4xx: the alert was lost at the door. A word that is neither is still refused."""
+    for status in ("TRIGGERED", "OK"):
+        resp = post(live, "generic", {"name": "DiskFull", "service": "kafka", "fingerprint": "disk-kafka-3",
+                                      "status": status})
+        assert resp.status_code == 202, resp.text
+        wait_processed(live)
+    (inc,) = incidents(live)
+    assert inc.alert_name == "DiskFull" and inc.status == "mitigated"  # opened, then its only alert cleared
+    bad = post(live, "generic", {"name": "DiskFull", "status": "maybe"})
+    assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "alerts.0.status"
+
+
 def test_log_lines_of_a_description_are_its_log_like_lines_not_its_metrics() -> None:
     desc = ("5xx ratio 14% (cpu=91 errors=380 latency=850)\nFATAL: remaining connection slots are reserved\n"
             "level=error msg=\"upstream reset\"\njava.lang.NullPointerException at Foo.bar\npod OOMKilled\nall good")
