@@ -10,9 +10,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationInfo, field_validator
 
 from skills.intake import NormalizedAlert, extract_log_lines, extract_metrics, severity_from, unread_severity
 from skills.redact import mask_secrets
@@ -223,15 +224,19 @@ _STATUS_WORDS = {**dict.fromkeys(("firing", "fire", "triggered", "trigger", "ale
 class GenericAlert(_Strict):
     name: str = Field(min_length=1, max_length=200)
     status: Literal["firing", "resolved"] = "firing"
-    service: str | None = Field(default=None, max_length=100)
+    # The types say what is accepted, and the validators below turn it into one form: a number for text is its
+    # text, null text is empty, one log string is its lines, a quoted number is the number, a start may be Unix
+    # seconds or milliseconds (a 422 would lose the alert: senders seldom retry a 4xx). true/false are refused
+    # where they would be read as 1 or 0.
+    service: str | int | None = Field(default=None, max_length=100)
     severity: str | int | None = None
-    summary: str = Field(default="", max_length=2000)
-    description: str = Field(default="", max_length=20000)
-    fingerprint: str | None = Field(default=None, max_length=200)
-    labels: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, StrictFloat] = Field(default_factory=dict)  # numbers only (true is not 1.0)
-    logs: list[str] = Field(default_factory=list, max_length=1000)
-    starts_at: str | None = None
+    summary: str | None = Field(default="", max_length=2000)
+    description: str | None = Field(default="", max_length=20000)
+    fingerprint: str | int | None = Field(default=None, max_length=200)
+    labels: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    metrics: dict[str, StrictFloat | str] = Field(default_factory=dict)  # numbers (true is not 1.0), or "97"
+    logs: list[str] | str = Field(default_factory=list, max_length=1000)
+    starts_at: str | int | float | None = None
 
     @field_validator("status", mode="before")
     @classmethod
@@ -240,6 +245,57 @@ class GenericAlert(_Strict):
         # sender seldom retries a 4xx; a word that is neither is still refused, never guessed.
         if isinstance(v, str):
             return _STATUS_WORDS.get(v.strip().lower(), v)
+        return v
+
+    @field_validator("service", "fingerprint", "starts_at", mode="before")
+    @classmethod
+    def _no_bool(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("is text (or a number), not true/false")
+        if info.field_name != "starts_at" and isinstance(v, int):
+            return str(v)  # a numeric fingerprint or service id: its text
+        return v
+
+    @field_validator("summary", "description", mode="after")
+    @classmethod
+    def _null_text(cls, v: Any) -> Any:
+        return "" if v is None else v
+
+    @field_validator("labels", mode="after")
+    @classmethod
+    def _labels_as_text(cls, v: dict[str, Any]) -> dict[str, str]:
+        return {k: ("true" if x else "false") if isinstance(x, bool) else "" if x is None else str(x)
+                for k, x in v.items()}
+
+    @field_validator("logs", mode="after")
+    @classmethod
+    def _one_log_text(cls, v: Any) -> Any:
+        return [ln for ln in v.splitlines() if ln.strip()][:1000] if isinstance(v, str) else v
+
+    @field_validator("metrics", mode="after")
+    @classmethod
+    def _quoted_numbers(cls, v: dict[str, Any]) -> dict[str, float]:
+        out = {}
+        for k, x in v.items():
+            if isinstance(x, str):
+                try:
+                    x = float(x.strip())
+                except ValueError:
+                    raise ValueError(f"metric {k[:40]!r}: {x[:20]!r} is not a number") from None
+                if not math.isfinite(x):
+                    raise ValueError(f"metric {k[:40]!r} is not a finite number")
+            out[k] = x
+        return out
+
+    @field_validator("starts_at", mode="after")
+    @classmethod
+    def _unix_time(cls, v: Any) -> Any:
+        if isinstance(v, int | float):
+            seconds = v / 1000 if v > 1e11 else v  # milliseconds (JavaScript's Date.now()) or seconds
+            try:
+                return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+            except (OverflowError, OSError, ValueError):
+                raise ValueError("is not a time: an ISO 8601 text, or Unix seconds or milliseconds") from None
         return v
 
     @field_validator("severity", mode="before")

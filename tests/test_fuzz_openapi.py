@@ -242,7 +242,10 @@ def test_risk_unreadable_body_is_a_documented_400(api_schema: schemathesis.BaseS
 @pytest.mark.parametrize("alert", [{"name": "HighLatency", "severity": True},
                                    {"name": "HighLatency", "severity": False},
                                    {"name": "HighLatency", "metrics": {"cpu_usage": True}},
-                                   {"name": "HighLatency", "metrics": {"cpu_usage": "97"}}])
+                                   {"name": "HighLatency", "metrics": {"cpu_usage": "ninety"}},
+                                   {"name": "HighLatency", "metrics": {"cpu_usage": "NaN"}},
+                                   {"name": "HighLatency", "fingerprint": True},
+                                   {"name": "HighLatency", "starts_at": False}])
 def test_generic_webhook_refuses_booleans_for_numbers(api_schema: schemathesis.BaseSchema, env: Env,
                                                      alert: dict[str, Any]) -> None:
     # Were accepted: "severity": false opened a SEV1 incident; true counted as a metric value of 1.0.
@@ -251,6 +254,19 @@ def test_generic_webhook_refuses_booleans_for_numbers(api_schema: schemathesis.B
     assert r.status_code == 422, r.text
     field = next(iter(k for k in alert if k != "name"))
     assert field in r.json()["error"] and r.json()["fields"], r.text
+
+
+def test_generic_webhook_reads_what_senders_write_as_documented(api_schema: schemathesis.BaseSchema,
+                                                               env: Env) -> None:
+    # Were refused with 422 (and the alert lost): a quoted number, label values 3 and true, a numeric fingerprint,
+    # null text, one log string, a start in Unix milliseconds. The document says so, and the answer matches it.
+    alert = {"name": "QuotedNumbers", "metrics": {"cpu_usage": "97", "error_count": 3}, "fingerprint": 4021,
+             "labels": {"replica": 3, "canary": True, "zone": None}, "summary": None, "logs": "ERROR a\nERROR b",
+             "starts_at": 1764756000000}
+    c = api_schema["/webhooks/{source}"]["POST"].Case(path_parameters={"source": "generic"}, body={"alerts": [alert]})
+    r = c.call(auth=env.credentials)
+    c.validate_response(r)  # every check: accepted data the document calls invalid would fail here
+    assert r.status_code == 202 and r.json()["alerts"] == 1, r.text
 
 
 def test_generic_webhook_accepts_documented_severities(api_schema: schemathesis.BaseSchema, env: Env) -> None:

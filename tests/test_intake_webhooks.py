@@ -576,6 +576,19 @@ def test_generic_status_words_of_other_tools_are_read_not_refused(live: Live) ->
     assert inc.alert_name == "DiskFull" and inc.status == "mitigated"  # opened, then its only alert cleared
     bad = post(live, "generic", {"name": "DiskFull", "status": "maybe"})
     assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "alerts.0.status"
+    # numbers where text is due, quoted numbers, null text, one log string, Unix milliseconds: read, not a 422
+    loose = {"name": "PoolExhausted", "service": "payments-api", "fingerprint": 4021, "summary": None,
+             "labels": {"replica": 3, "canary": True}, "metrics": {"cpu_usage": "97", "error_count": "12"},
+             "logs": "FATAL: remaining connection slots are reserved\nERROR pool timeout", "starts_at": 1764756000000}
+    assert post(live, "generic", loose).status_code == 202
+    wait_processed(live)
+    inc = next(i for i in incidents(live) if i.alert_name == "PoolExhausted")
+    intake = inc.findings["intake"]
+    assert intake["metrics"] == {"cpu_usage": 97.0, "error_count": 12.0} and len(intake["log_lines"]) == 2
+    with live.db.session() as s:
+        (row,) = s.scalars(select(Alert).where(Alert.incident_id == inc.id)).all()
+        assert row.fingerprint == "4021" and row.labels["replica"] == "3" and row.labels["canary"] == "true"
+        assert row.starts_at == dt.datetime(2025, 12, 3, 10, 0)
 
 
 def test_log_lines_of_a_description_are_its_log_like_lines_not_its_metrics() -> None:
