@@ -122,6 +122,10 @@ _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "m
 _BECAUSE = re.compile(r"\s*[:;,]\s*|\s+[-\u2014]\s+|\s+(?:because|since|as)\s+", re.I)
 
 
+# "last hour", "last 2h", "last 30 minutes", "past day": a span of the timeline back from now
+_LAST_SPAN = re.compile(r"\b(?:last|past)\s+(?:(\d{1,4})\s*)?(m|mins?|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
+
+
 def _why(words: list[str]) -> str:
     """The reason said after an incident's id ("ack 12 looking at the consumers"), as ": reason" for a timeline
     entry (masked, cut); "" when nothing is left but filler."""
@@ -637,16 +641,32 @@ class IncidentSkill(BaseSkill):
 
     def _timeline(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Every event of the incident, oldest first, in the thread (the status shows only the latest)."""
-        inc, _ = self._target(s, request, rest.split())
-        events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
-                           .order_by(TimelineEvent.at, TimelineEvent.id).limit(2000)).all()
+        inc, left = self._target(s, request, rest.split())
+        said = " ".join(left).strip(" .?!")
+        span = _LAST_SPAN.search(said)  # "last hour", "last 30m": only that span ("last hour" was dropped)
+        key_only = bool(re.search(r"\bkey(?:\s+moments?)?\b", said, re.I))
+        unread = _LAST_SPAN.sub(" ", re.sub(r"\bkey(?:\s+moments?)?\b|\b(?:of|for|the|only|in)\b", " ", said,
+                                            flags=re.I)).split()
+        if request.source == "command" and unread:
+            raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident timeline [id] [key] "
+                             "[last 2h | last 30m | last day]`.")
+        q = select(TimelineEvent).where(TimelineEvent.incident_id == inc.id)
+        if span:
+            n, unit = int(span.group(1) or 1), span.group(2).lower()[0]
+            q = q.where(TimelineEvent.at >= utcnow() - dt.timedelta(
+                minutes=n if unit == "m" else 0, hours=n if unit == "h" else 0, days=n if unit == "d" else 0))
+        if key_only:
+            q = q.where(TimelineEvent.key.is_(True))
+        events = s.scalars(q.order_by(TimelineEvent.at, TimelineEvent.id).limit(2000)).all()
         lines = [f"{e.at:%Y-%m-%d %H:%M:%S} UTC · {e.kind}{' · key' if e.key else ''} · "
                  f"{esc_keep_users(' '.join(e.text.split())[:400])}" for e in events]
         shown = lines[:200]
         more = f"\n… {len(lines) - len(shown)} more: the postmortem export has them all." if len(lines) > 200 else ""
+        kind, when = "key " if key_only else "", f" in the {span.group(0)}" if span else ""
         return SkillResult(title=f"Timeline of incident #{inc.id}: {inc.title[:100]}",
-                           summary=f"{len(events)} event(s) from {clock(events[0].at)} to {clock(events[-1].at)}; "
-                                   "the full list is in the thread." if events else "No events yet.",
+                           summary=(f"{len(events)} {kind}event(s){when} from {clock(events[0].at)} to "
+                                    f"{clock(events[-1].at)}; the full list is in the thread." if events else
+                                    f"No {kind}events{when}." if kind or when else "No events yet."),
                            detail="\n".join(shown) + more if events else "", data={"incident_id": inc.id})
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:

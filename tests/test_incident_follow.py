@@ -163,3 +163,39 @@ def test_a_reminder_set_by_mistake_can_be_cancelled_by_whoever_set_it(live: Live
     live.driver.click("incident:unremind", value, user="U0BOB", channel="C0FOLLOW")
     live.drain()
     assert "The reminder \"look again\" was sent." in live.standin.messages("C0FOLLOW")[-1]["text"]
+
+
+def test_timeline_of_the_last_hour_or_key_moments_only(live: Live) -> None:
+    """`/incident timeline 12 last hour` showed every event from the start ("last hour" dropped)."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from knowledge.models import TimelineEvent, utcnow
+
+    (pay,) = open_incidents(live, "payments-api returning 503 sev2")
+    _cmd(live, f"note {pay.id} failover started", "U0BOB")  # a note is a key moment
+    _cmd(live, f"ack {pay.id}", "U0BOB")
+    with live.db.session() as s:
+        total = len(s.scalars(select_events(pay.id)).all())
+        s.execute(update(TimelineEvent).where(TimelineEvent.incident_id == pay.id, TimelineEvent.kind != "ack")
+                  .values(at=utcnow() - dt.timedelta(hours=3)))
+
+    def summary(text: str) -> str:
+        _cmd(live, text, "U0BOB")
+        return next(m["text"] for m in reversed(live.standin.messages("C0FOLLOW")) if "Timeline of" in m["text"]
+                    or "cannot read" in m["text"])
+
+    assert f"{total} event(s)" in summary(f"timeline {pay.id}")
+    assert "1 event(s) in the last hour" in summary(f"timeline {pay.id} last hour")
+    assert "1 key event(s)" in summary(f"timeline {pay.id} key")
+    assert "No key events in the last 30m." in summary(f"timeline {pay.id} key last 30m")
+    assert "I cannot read `yesterday-ish`" in summary(f"timeline {pay.id} yesterday-ish")
+
+
+def select_events(incident_id: int):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from knowledge.models import TimelineEvent
+
+    return select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
