@@ -217,6 +217,9 @@ class RoutingSkill(BaseSkill):
         if m:
             service, text = m.group(1), (text[: m.start()] + " " + text[m.end():]).strip()
         ref = INCIDENT_REF.search(text)
+        refs = INCIDENT_REF.findall(text)
+        if len(refs) > 1 and not INCIDENT_REF.sub(" ", text).replace(",", " ").replace(" and ", " ").strip():
+            raise SkillError(f"One incident at a time: `/route #{refs[0]}`, then `/route #{refs[1]}`.")  # not dropped
         named = int(ref.group(1)) if ref else None
         if named is None and incident_id is not None and request.command is None and (
                 ABOUT_HERE.search(text) or _HELP_HERE.match(text)):

@@ -89,10 +89,11 @@ def test_oncall_for_one_team_and_all_teams(live: Live) -> None:
 def test_bad_input_gets_clear_answers(live: Live) -> None:
     for cmd, text in (("/route", "   "), ("/oncall", "no-such-team"),
                       ("/route", "service:ghost-service the thing is broken"),
-                      ("/route", "the office printer is on fire")):
+                      ("/route", "the office printer is on fire"), ("/route", "#101 #102")):
         live.driver.command(cmd, text, user="U0BOB", channel=CHANNEL)
         live.drain()
-    empty, team, ghost, printer = _texts(live)[-4:]
+    empty, team, ghost, printer, two = _texts(live)[-5:]
+    assert "One incident at a time: `/route #101`, then `/route #102`" in two  # the second was dropped
     assert "Tell me what the ticket is about" in empty
     assert "no team called 'no-such-team'" in team and "payments" in team
     assert "unknown service 'ghost-service'" in ghost
