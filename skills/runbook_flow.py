@@ -33,11 +33,11 @@ from knowledge.runbook_store import (
     transition,
 )
 from knowledge.runbooks import RunbookSpec
-from skills.base import Action, SkillContext, SkillResult, db_id, duration, slack_when, small_int
+from skills.base import Action, SkillContext, SkillError, SkillResult, db_id, duration, slack_when, small_int
 from skills.runbook_access import may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
-           "cancel", "enqueue_execution", "approval_ttl", "shown_status", "EXECUTE_JOB"]
+           "cancel", "cancel_run", "enqueue_execution", "approval_ttl", "shown_status", "EXECUTE_JOB"]
 
 EXECUTE_JOB = "runbook.execute"
 SKILL = "runbooks"
@@ -195,6 +195,16 @@ def cancel(ctx: SkillContext, value: str, user: str | None) -> SkillResult:
             s.rollback()
             raise refuse(ctx, actor=user, reason="this cancel button is stale or forged",
                          detail={"verb": "cancel"})
+    return cancel_run(ctx, bv.execution_id, user)
+
+
+def cancel_run(ctx: SkillContext, execution_id: int, user: str | None) -> SkillResult:
+    """:func:`cancel` by the run's number (``/runbook cancel 12``: its button may be far up the thread, or in a
+    message the person cannot find); the same rule: the requester, whoever approved it, or an approver."""
+    with ctx.db.session() as s:
+        row = get_execution(s, execution_id=execution_id)
+        if row is None:
+            raise SkillError(f"There is no run #{execution_id}. `/runbook history` lists the runs.")
         spec = spec_of(get_runbook(s, slug=row.runbook_slug, version=row.runbook_version))  # type: ignore[arg-type]
         allowed = user == row.requested_by or user == row.approved_by or \
             may_approve(s, ctx, spec, user, "") is None

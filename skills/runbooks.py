@@ -45,7 +45,16 @@ from skills.base import (
 from skills.redact import mask_secrets
 from skills.runbook_access import may_request, refuse
 from skills.runbook_exec import ExecPolicy, ParameterRefused, plan, preview_lines, validate_params
-from skills.runbook_flow import approve, button_value, cancel, confirm, enqueue_execution, reject, shown_status
+from skills.runbook_flow import (
+    approve,
+    button_value,
+    cancel,
+    cancel_run,
+    confirm,
+    enqueue_execution,
+    reject,
+    shown_status,
+)
 from skills.runbook_suggest import RunbookSuggester, Suggestion
 
 __all__ = ["RunbooksSkill", "policy_for", "AUTO_RUN_CONFIDENCE", "AUTO_ACTOR"]
@@ -125,6 +134,12 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
 
 _LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+|all\s+|our\s+)?"
                        r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b", re.I)
+# "what runbooks ran today?", "show runbook history", "runbook runs": the history, not the list
+_HISTORY_ASK = re.compile(r"\b(?:what|which)\s+runbooks?\s+(?:ran|were\s+run|have\s+run|executed)\b"
+                          r"|\brunbooks?\s+(?:history|runs)\b", re.I)
+# "cancel run #12", "stop the runbook run 12": how to (a mention does not cancel: a pasted line could say it)
+_CANCEL_ASK = re.compile(r"^\W*(?:please\s+)?(?:cancel|stop|abort)\s+(?:the\s+)?(?:runbook\s+)?run\s+#?(\d{1,9})\b",
+                         re.I)
 _FILLER = frozenset({"runbook", "runbooks", "for", "of", "the", "a", "me", "all", "runs", "run", "our", "please"})
 
 
@@ -137,12 +152,13 @@ class RunbooksSkill(BaseSkill):
     examples = ("/runbook run restart-service service=payments-api --dry-run",)
     usage = ("Usage: `/runbook list [service or tag ...]`, `/runbook show <id>`, "
              "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id]`, "
-             "`/runbook suggest <text>`")
+             "`/runbook cancel <run id>`, `/runbook suggest <text>`")
 
     def score(self, text: str) -> float:
         """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse; a
         question for the list ("what runbooks do we have for postgres?") is mine too."""
-        return 0.8 if _RUN_SLUG.match(text) or _LIST_ASK.search(text) else super().score(text)
+        return 0.8 if (_RUN_SLUG.match(text) or _LIST_ASK.search(text) or _HISTORY_ASK.search(text)
+                       or _CANCEL_ASK.match(text)) else super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
         suggester(ctx).suggest("warm up", k=1)
@@ -164,7 +180,12 @@ class RunbooksSkill(BaseSkill):
             raise err
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
-        if request.source in ("mention", "dm") and _LIST_ASK.search(text):  # "which runbooks are there for kafka?"
+        if request.source in ("mention", "dm") and (m := _CANCEL_ASK.match(text)):
+            sub, rest = "cancel", m.group(1)
+        elif request.source in ("mention", "dm") and _HISTORY_ASK.search(text):  # "what runbooks ran today?"
+            slug = next((w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", text.lower()) if w != "runbook"), "")
+            sub, rest = "history", slug
+        elif request.source in ("mention", "dm") and _LIST_ASK.search(text):  # "which runbooks are there for kafka?"
             about = re.search(r"\b(?:for|on|about)\s+(?:the\s+)?([\w.-]+)", text)
             sub, rest = "list", about.group(1) if about else ""
         if request.source in ("mention", "dm") and sub in ("list", "show", "history"):
@@ -176,6 +197,14 @@ class RunbooksSkill(BaseSkill):
             return self._show(ctx, rest.strip())
         if sub == "history":
             return self._history(ctx, rest.strip())
+        if sub == "cancel":  # "/runbook cancel 12": the run's Cancel button may be far up its thread
+            run_id = small_int(rest.strip().lstrip("#")) if rest.strip() else None
+            if run_id is None:
+                raise SkillError("Usage: `/runbook cancel <run id>` (`/runbook history` lists the runs).")
+            if request.source != "command":  # a pasted line saying "cancel run #3" must not stop a fix
+                raise SkillError(f"To cancel run #{run_id}, use `/runbook cancel {run_id}` or its *Cancel run* "
+                                 "button.")
+            return cancel_run(ctx, run_id, request.user_id)
         if sub == "suggest":
             return self._suggest(ctx, rest)
         if sub in ("list", ""):

@@ -171,6 +171,30 @@ def test_smart_punctuation_of_a_slack_client_is_read_as_typed(live: Any) -> None
     assert title == "checkout down \u2014 503s at the edge"
 
 
+def test_a_run_is_cancelled_by_its_number_when_its_button_is_out_of_reach(live: Any) -> None:
+    """Only the *Cancel run* button cancelled a run; far up a busy thread, or in someone else's message, it could not
+    be found. `/runbook cancel <run id>` does the same, under the same rule (requester, approver); a mention is
+    told how (a pasted line saying "cancel run #3" must not stop a fix)."""
+    _cmd(live, "run restart-service service=payments-api", "U0BOB")
+    eid = int(_buttons(_last(live, "Run restart-service v1?"))["runbooks:confirm"].split(":")[0])
+    for user, text, said in (("U0ERIN", f"cancel {eid}", "only the requester or an approver of `restart-service`"),
+                             ("U0BOB", "cancel 99999", "There is no run #99999"),
+                             ("U0BOB", "cancel soon", "Usage: `/runbook cancel <run id>`")):
+        _cmd(live, text, user)
+        assert said in _text(live.standin.messages(CH)[-1]), text
+    assert _exec(live, eid).status == "pending"
+    live.driver.mention(f"cancel run #{eid}", user="U0BOB", channel=CH)
+    live.drain()
+    assert f"use `/runbook cancel {eid}`" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, eid).status == "pending"
+    _cmd(live, f"cancel #{eid}", "U0BOB")
+    assert f"Cancelled: restart-service (run #{eid})" in _text(live.standin.messages(CH)[-1])
+    assert _exec(live, eid).status == "cancelled"
+    assert [a.actor for a in _audit(live, eid) if a.action == "runbook.cancel_requested"] == ["U0BOB"]
+    _cmd(live, f"cancel {eid}", "U0CARLA")  # an approver, too late
+    assert f"run #{eid} is cancelled; nothing to cancel" in _text(live.standin.messages(CH)[-1])
+
+
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
     _cmd(live, "run restart-service service=payments-api", "U0CARLA")
     ask = _last(live, "Run restart-service v1?")
