@@ -70,9 +70,10 @@ def _fix(hit: Hit) -> tuple[str, ...]:
     return (f"> _fix that worked:_ {esc(hit.resolution[:300])}",)
 
 
-def _preview_hint(ctx: SkillContext, hit: Hit, service: str | None) -> tuple[str, ...]:
-    """For a runbook: the command that previews it (nothing runs from a question)."""
-    line = preview_line(ctx, hit.id, service) if hit.kind == "runbook" else None
+def _preview_hint(ctx: SkillContext, hit: Hit, service: str | None, question: str = "") -> tuple[str, ...]:
+    """For a runbook: the command that previews it, with what the question names filled in (nothing runs from a
+    question)."""
+    line = preview_line(ctx, hit.id, service, question) if hit.kind == "runbook" else None
     return (line,) if line else ()
 
 
@@ -153,7 +154,7 @@ class AskSkill(BaseSkill):
         data: dict[str, object] = {"hits": [h.key for h in found]}
         s = ctx.settings
         if told:  # an instruction: what would do it, and how to preview it; a message never runs anything
-            sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_preview_hint(ctx, h, service)))
+            sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_preview_hint(ctx, h, service, question)))
                              for src, h in zip(sources, found, strict=True))
             return SkillResult(title="Nothing runs from a message",
                                summary="I do not run anything from a mention. What would do it, and the command "
@@ -174,12 +175,12 @@ class AskSkill(BaseSkill):
                                        sections=(Section("Closest sources", sources),),
                                        data={**data, "mode": "llm_unknown"})
                 cited = tuple(line for i, (src, h) in enumerate(zip(sources, found, strict=True), 1)
-                              if i in answer.cited for line in (src, *_preview_hint(ctx, h, service)))
+                              if i in answer.cited for line in (src, *_preview_hint(ctx, h, service, question)))
                 left_out = (f"\n_{answer.uncited_dropped} sentence(s) of the model's answer cited no passage and are "
                             "left out._" if answer.uncited_dropped else "")
                 return SkillResult(title="From the knowledge base", summary=esc(answer.text) + left_out,
                                    sections=(Section("Sources", cited),), data={**data, "mode": "llm"})
-        sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h), *_preview_hint(ctx, h, service)))
+        sections = tuple(Section("", (src, f"> {esc(h.passage)}", *_fix(h), *_preview_hint(ctx, h, service, question)))
                          for src, h in zip(sources, found, strict=True))
         note = " (the language model did not answer; these are the passages)" if "fallback" in data else ""
         return SkillResult(title="From the knowledge base", summary=f"The most relevant passages{note}:",

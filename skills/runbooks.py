@@ -447,12 +447,13 @@ def incident_runbooks(ctx: SkillContext, incident_id: int) -> tuple[tuple[str, .
         text, alert, service = f"{inc.title}. {inc.description or ''}", inc.alert_name, inc.service_name
     sugg = suggester(ctx).suggest(mask_secrets(text), alert_name=alert, service=service)
     lines = [x for sg, line in zip(sugg, _suggestion_lines(sugg), strict=True)
-             for x in (line, preview_line(ctx, sg.slug, service)) if x]
+             for x in (line, preview_line(ctx, sg.slug, service, text)) if x]
     return tuple(lines), tuple(_run_button(sg, incident_id) for sg in sugg)
 
 
-def preview_line(ctx: SkillContext, slug: str, service: str | None) -> str | None:
-    """The command that previews a runbook: the service filled in when the runbook accepts it, and a
+def preview_line(ctx: SkillContext, slug: str, service: str | None, text: str = "") -> str | None:
+    """The command that previews a runbook: the service filled in when the runbook accepts it, a parameter whose
+    allowed values ``text`` names exactly one of filled with it ("flush the cache on redis-cache-pages"), and a
     placeholder for each other parameter it needs."""
     with ctx.db.session() as s:
         row = get_runbook(s, slug=slug)
@@ -460,9 +461,13 @@ def preview_line(ctx: SkillContext, slug: str, service: str | None) -> str | Non
     if spec is None:
         return None
     args = []
+    words = set(re.findall(r"[\w.:/-]+", text.lower()))
     for p in spec.parameters:
+        said = [v for v in p.allowed if v.lower() in words] if p.allowed else []
         if p.name == "service" and service and (not p.allowed or service in p.allowed):
             args.append(f"service={service}")
+        elif len(said) == 1:
+            args.append(f"{p.name}={said[0]}")
         elif p.required and p.default is None:
             args.append(f"{p.name}=<{p.name}>")
     return f"> _preview it:_ `/runbook run {' '.join((spec.slug, *args))} --dry-run`"

@@ -551,7 +551,11 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
     live.driver.mention("run restart-service service=ingest", channel="C0DO2", user="U0ERIN")
     live.driver.mention("thanks!", channel="C0DO3", user="U0ERIN")
     live.driver.mention("silence DiskSpaceLow for 3 hours", channel="C0DO4", user="U0ERIN")
+    live.driver.mention("flush the cache on redis-cache-pages", channel="C0DO5", user="U0ERIN")
     live.drain()
+    # a parameter's allowed value named in the words is filled in (it was `instance=<instance>`)
+    assert "/runbook run flush-cache instance=redis-cache-pages --dry-run" in json.dumps(
+        live.standin.messages("C0DO5")[0]["blocks"])
     silence = live.standin.messages("C0DO4")[0]
     assert silence["text"].startswith("I do not silence alerts")
     assert "amtool silence add alertname=DiskSpaceLow --duration=3h" in json.dumps(silence["blocks"])
