@@ -66,6 +66,10 @@ _RUN_WORDS = re.compile(r"(/runbook\s+run\b|\b(run|execute|start|trigger)\b.{0,4
 # "run restart-service service=ingest" in a mention: an instruction naming a runbook (refused, with the command)
 _RUN_SLUG = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:run|execute|trigger)\s+"
                        r"([a-z0-9]+(?:-[a-z0-9]+)+)\b(.*)$", re.I | re.S)
+# "dry run restart-service for ingest", "preview flush-cache": the command that previews it (from a mention nothing
+# is previewed or run: the preview is the command's, with its checks and its audit record)
+_PREVIEW_SLUG = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:dry[- ]?run|preview)\s+(?:of\s+)?"
+                           r"(?:the\s+)?(?:runbook\s+)?([a-z0-9]+(?:-[a-z0-9]+)+)\b(.*)$", re.I | re.S)
 _LOCK = threading.Lock()
 
 # Control and format characters (C0/C1, zero-width, bidi): never part of a name someone typed
@@ -158,6 +162,7 @@ class RunbooksSkill(BaseSkill):
         """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse; a
         question for the list ("what runbooks do we have for postgres?") is mine too."""
         return 0.8 if (_RUN_SLUG.match(text) or _LIST_ASK.search(text) or _HISTORY_ASK.search(text)
+                       or _PREVIEW_SLUG.match(text)
                        or _CANCEL_ASK.match(text)) else super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
@@ -178,6 +183,8 @@ class RunbooksSkill(BaseSkill):
                 command = " ".join([named.group(1).lower(), *args])[:200]
                 err = SkillError(f"{err}. Preview it with `/runbook run {command} --dry-run`.")
             raise err
+        if request.source not in ("command", "cli") and (pv := _PREVIEW_SLUG.match(text)):
+            return self._preview_hint(ctx, pv.group(1).lower(), pv.group(2))
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
         if request.source in ("mention", "dm") and (m := _CANCEL_ASK.match(text)):
@@ -212,6 +219,19 @@ class RunbooksSkill(BaseSkill):
         if request.source != "command":
             return self._suggest(ctx, text)
         raise SkillError(self.usage)
+
+    def _preview_hint(self, ctx: SkillContext, slug: str, said: str) -> SkillResult:
+        """The command that previews ``slug``, with what ``said`` names filled in ("for ingest")."""
+        spec = _load_spec(ctx, slug)
+        given = [w.replace("`", "") for w in said.split() if "=" in w and not w.startswith("--")]
+        line = preview_line(ctx, spec.slug, _service_named(ctx, said), said) or ""
+        command = re.search(r"`(/runbook run [^`]*)`", line)
+        text = command.group(1) if command else f"/runbook run {spec.slug} --dry-run"
+        if given:  # parameters written key=value: as given (the command checks them)
+            text = f"/runbook run {' '.join([spec.slug, *given])} --dry-run"
+        return SkillResult(title=f"Preview {spec.slug}", ephemeral=True,
+                           summary=f"`{text[:300]}` shows exactly what would run, and runs nothing; without "
+                                   "`--dry-run` it asks you to confirm (and an approver, where the runbook needs one).")
 
     def _list(self, ctx: SkillContext, service: str) -> SkillResult:
         # Services (or tags): "payments-api ingest", "payments-api, ingest and dns": each counts (the second was

@@ -552,7 +552,10 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
     live.driver.mention("thanks!", channel="C0DO3", user="U0ERIN")
     live.driver.mention("silence DiskSpaceLow for 3 hours", channel="C0DO4", user="U0ERIN")
     live.driver.mention("flush the cache on redis-cache-pages", channel="C0DO5", user="U0ERIN")
+    live.driver.mention("dry run restart-service for ingest", channel="C0DO6", user="U0ERIN")  # was the help
     live.drain()
+    assert "`/runbook run restart-service service=ingest --dry-run` shows exactly what would run" in _first(
+        live, "C0DO6")
     # a parameter's allowed value named in the words is filled in (it was `instance=<instance>`)
     assert "/runbook run flush-cache instance=redis-cache-pages --dry-run" in json.dumps(
         live.standin.messages("C0DO5")[0]["blocks"])
