@@ -238,19 +238,25 @@ def test_oncall_names_who_is_next_and_warns_of_a_gap(live: Live) -> None:
     assert later.people == (("U0BOB", "Bob Okafor"),) and (later.next_people, later.next_at) == ((), hours[25])
 
 
-def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
-    """"Who is on call tomorrow?" answered who is on call now: the time words were dropped. Now `/oncall` and the
-    question read a moment (in the asker's zone unless one is written), in the future or the past, and a word that
-    is neither team, service nor time is said back."""
+def _only_payments_shifts(live: Live, shifts: tuple[tuple[str, int, int], ...]) -> dt.datetime:
+    """The payments team's only shifts: (user, start, end) in hours from now, from a calendar; returns now."""
     now = utcnow().replace(microsecond=0)
     with live.db.session() as s:
         ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in ("U0ALICE", "U0BOB")}
         payments = s.scalar(select(Team.id).where(Team.name == "payments"))
         s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == payments))
         s.execute(Rotation.__table__.delete().where(Rotation.team_id == payments))
-        for user, a, b in (("U0ALICE", -48, 2), ("U0BOB", 2, 50)):
+        for user, a, b in shifts:
             s.add(OnCallShift(team_id=payments, expert_id=ids[user], starts_at=now + dt.timedelta(hours=a),
                               ends_at=now + dt.timedelta(hours=b), source="ical"))
+    return now
+
+
+def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
+    """"Who is on call tomorrow?" answered who is on call now: the time words were dropped. Now `/oncall` and the
+    question read a moment (in the asker's zone unless one is written), in the future or the past, and a word that
+    is neither team, service nor time is said back."""
+    now = _only_payments_shifts(live, (("U0ALICE", -48, 2), ("U0BOB", 2, 50)))
     said = _say(live, "payments in 3h", "U0ERIN")
     assert "On call in 3h: payments" in said and "Will be on call at" in said
     assert "*payments*: <@U0BOB> (Bob Okafor) per the calendar" in said and "U0ALICE" not in said
@@ -283,14 +289,7 @@ def _say(live: Live, text: str, user: str) -> str:
 def test_someone_covers_the_pager_from_slack_and_releases_it(live: Live) -> None:
     """``/oncall cover``: the cover wins over the rotation and the calendar while it runs, /oncall and routing
     follow it, its end follows the requester's local time, and ``/oncall release`` gives the pager back."""
-    now = utcnow().replace(microsecond=0)
-    with live.db.session() as s:
-        ids = {u: s.scalar(select(Expert.id).where(Expert.slack_user_id == u)) for u in ("U0ALICE", "U0BOB")}
-        payments = s.scalar(select(Team.id).where(Team.name == "payments"))
-        s.execute(OnCallShift.__table__.delete().where(OnCallShift.team_id == payments))
-        s.execute(Rotation.__table__.delete().where(Rotation.team_id == payments))
-        s.add(OnCallShift(team_id=payments, expert_id=ids["U0ALICE"], starts_at=now - dt.timedelta(hours=1),
-                          ends_at=now + dt.timedelta(hours=30), source="ical"))
+    now = _only_payments_shifts(live, (("U0ALICE", -1, 30),))
     said = _say(live, "cover payments for 3h", "U0BOB")  # Bob takes Alice's pager for three hours
     assert f"<@U0BOB> is on call for payments from now until {now + dt.timedelta(hours=3):%a %d %b %H}" in said
     assert "instead of <@U0ALICE>" in said and "`/oncall release payments` ends it early" in said
