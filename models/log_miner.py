@@ -21,6 +21,7 @@ Template ids are stable hashes of the template text, so a template keeps its id 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,9 +83,36 @@ _EVENTLOG_LEVEL = {"Error": "ERROR,", "Warning": "WARNING,", "Information": "INF
                    "Verbose": "DEBUG,"}
 
 
+# JSON logs (zap, pino, bunyan, structlog, Serilog: `{"level":"info","msg":"ok",...}`): every line was one shape
+# of keys, its level a quoted word the capitals-only rule does not read ("info" lines came out WARNING). The level
+# becomes its word, the message its words, the other fields key=value (their values masked like any).
+_JSON_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level", "@l", "loglevel")
+_JSON_MSG_KEYS = ("msg", "message", "@m", "@message", "event", "log")
+
+
+def _json_line(line: str) -> str:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(obj, dict):
+        return line
+    level = next((obj.pop(k) for k in _JSON_LEVEL_KEYS if isinstance(obj.get(k), str | int)), None)
+    msg = next((obj.pop(k) for k in _JSON_MSG_KEYS if isinstance(obj.get(k), str)), "")
+    if level is None:
+        return line
+    word = _LEVEL_WORDS.get(str(level).lower(), str(level).upper()) if isinstance(level, str) else (
+        "FATAL" if level >= 60 else "ERROR" if level >= 50 else "WARNING" if level >= 40 else "INFO" if level >= 30
+        else "DEBUG")  # pino and bunyan: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal
+    rest = " ".join(f"{k}={v if isinstance(v, str | int | float) else json.dumps(v)}" for k, v in obj.items())
+    return f"{word} {msg} {rest}".strip()
+
+
 def _formats(line: str) -> str:
-    """A klog header, a syslog priority, an Event Viewer level or an access log's status as words (other lines
-    unchanged)."""
+    """A klog header, a syslog priority, an Event Viewer level, a JSON line's level and message, or an access log's
+    status as words (other lines unchanged)."""
+    if line[:1] == "{" and line.rstrip()[-1:] == "}" and any(f'"{k}"' in line for k in _JSON_LEVEL_KEYS):
+        line = _json_line(line)
     if line[:1] == "<":
         line = _PRI.sub(lambda m: _PRI_LEVEL[int(m.group(1)) % 8] if int(m.group(1)) < 192 else m.group(0), line)
     elif line[:1] in ("E", "W", "I", "C", "V"):

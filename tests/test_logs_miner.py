@@ -187,3 +187,24 @@ def test_syslog_priorities_and_event_viewer_levels_become_level_words() -> None:
     assert masked_text(row).startswith("WARNING ")
     assert masked_text("Error rate back to normal") == "Error rate back to normal"  # prose, not the export
 
+
+
+def test_json_lines_state_their_level_and_message() -> None:
+    """zap, pino, bunyan, structlog, Serilog write one JSON object per line: every line was one shape of keys and
+    its level a quoted word, so `{"level":"info","msg":"ok"}` was classified WARNING. The level becomes its word,
+    the message its words; pino's numeric levels too; a JSON line with no level, or broken JSON, is left as it is."""
+    from models.log_miner import masked_text
+
+    assert masked_text('{"level":"info","msg":"request served","ts":"2026-12-03T10:00:00Z"}') == \
+        "INFO request served ts <*>"
+    assert masked_text('{"level":50,"time":1764756000000,"msg":"upstream timed out"}').startswith("ERROR upstream")
+    assert masked_text('{"severity":"WARNING","message":"disk 91% full","pod":"web-1"}').startswith("WARNING disk")
+    assert masked_text('{"@l":"Error","@m":"Payment declined"}') == "ERROR Payment declined"
+    assert masked_text('{"user":"bob","action":"login"}') == masked_text('{"user":"bob","action":"login"}')
+    assert masked_text('{"level":"info", broken').startswith("level")
+    lines = ['{"level":"info","msg":"ok"}', '{"level":"error","msg":"connection refused to db-1"}',
+             '{"level":"warn","msg":"retrying in 5s"}']
+    ex = load_examples()
+    model = LogClassifier().fit([e.text for e in ex], [e.severity for e in ex])
+    got = [p.severity for p in model.predict_masked([" ".join(masked_tokens(t)) for t in lines], lines)]
+    assert got == ["INFO", "ERROR", "WARNING"], got
