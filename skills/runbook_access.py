@@ -21,7 +21,8 @@ from knowledge.runbook_store import audit, team_members
 from knowledge.runbooks import RunbookSpec
 from skills.base import PERSON_LOOKUP, USER_ID, SkillContext, SkillError, outsider
 
-__all__ = ["members", "may_request", "may_approve", "refuse", "ENTRY_USER", "ENTRY_GROUP", "PERSON_LOOKUP",
+__all__ = ["members", "may_request", "may_approve", "approvers_to_ping", "refuse", "ENTRY_USER", "ENTRY_GROUP",
+           "PERSON_LOOKUP",
            "outsider"]
 
 ENTRY_USER = re.compile(rf"^{USER_ID}$")
@@ -49,6 +50,32 @@ def members(session: Session, ctx: SkillContext, entries: Iterable[str]) -> set[
                 if group:
                     out |= _group_members(ctx, group)
     return out
+
+
+def approvers_to_ping(session: Session, ctx: SkillContext, spec: RunbookSpec, requester: str | None,
+                      limit: int = 5) -> list[str]:
+    """Who to mention on an approval request, so the approvers learn of it: a person named in ``approvers``; a Slack
+    user group, as the group; for a team, whoever is on call for it now (else its Slack user group), as long as
+    they may approve (never the requester of a high-risk run)."""
+    from knowledge.people import oncall_by_team
+
+    eligible = members(session, ctx, spec.approvers)
+    if spec.risk == "high" and requester:
+        eligible.discard(requester)
+    out: list[str] = []
+    for e in spec.approvers:
+        if ENTRY_USER.match(e):
+            out += [f"<@{e}>"] if e in eligible else []
+        elif ENTRY_GROUP.match(e):
+            out.append(f"<!subteam^{e}>")
+        else:
+            try:
+                on_call = [u for r in oncall_by_team(session=session, team=e) for u, _ in r.people if u in eligible]
+            except LookupError:
+                on_call = []
+            group = (team_members(session, team=e) or (set(), None))[1]
+            out += [f"<@{u}>" for u in on_call] or ([f"<!subteam^{group}>"] if group else [])
+    return list(dict.fromkeys(out))[:limit]
 
 
 def _not_one_of_us(ctx: SkillContext, user: str) -> str | None:

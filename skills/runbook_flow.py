@@ -34,7 +34,7 @@ from knowledge.runbook_store import (
 )
 from knowledge.runbooks import RunbookSpec
 from skills.base import Action, SkillContext, SkillError, SkillResult, db_id, duration, slack_when, small_int
-from skills.runbook_access import may_approve, refuse
+from skills.runbook_access import approvers_to_ping, may_approve, refuse
 
 __all__ = ["ButtonValue", "button_value", "parse_button", "load_checked", "confirm", "approve", "reject",
            "cancel", "cancel_run", "enqueue_execution", "approval_ttl", "shown_status", "EXECUTE_JOB"]
@@ -144,10 +144,13 @@ def confirm(ctx: SkillContext, value: str, user: str | None, channel: str | None
         who = ", ".join(spec.approvers)
         extra = " (not the requester)" if spec.risk == "high" else ""
         left = row.requested_at + approval_ttl(ctx)
+        ping = approvers_to_ping(s, ctx, spec, user)  # they learn of it (the request was seen only by chance)
         return SkillResult(
             title=f"Approval needed: {spec.slug} v{spec.version} (run #{row.id})",
             summary=f"<@{user}> asked to run a {spec.risk}-risk runbook. Someone from *{who}*{extra} must approve, "
-                    f"by {slack_when(left, time_only=True)} (then the request expires).",
+                    f"by {slack_when(left, time_only=True)} (then the request expires)."
+                    + (f" {', '.join(ping)}: can you approve or reject it?" if ping else
+                       " Nobody who can approve is on call now: ask them directly."),
             actions=_buttons(row, ("approve", "Approve", "primary"), ("reject", "Reject", "danger")))
 
 

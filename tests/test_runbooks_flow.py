@@ -195,6 +195,39 @@ def test_a_run_is_cancelled_by_its_number_when_its_button_is_out_of_reach(live: 
     assert f"run #{eid} is cancelled; nothing to cancel" in _text(live.standin.messages(CH)[-1])
 
 
+def test_an_approval_request_mentions_who_can_approve_now(live: Any) -> None:
+    """"Someone from *platform* must approve" pinged nobody: the request waited until an approver saw it by chance,
+    and expired. Now whoever is on call for the approver team (and may approve: never the requester of a high-risk
+    run) is mentioned; with nobody, it says so."""
+    import datetime as dt
+
+    from sqlalchemy import delete
+
+    from knowledge.models import Expert, OnCallShift, Rotation, Team, utcnow
+
+    def platform_on_call(user: str) -> None:
+        now = utcnow()
+        with live.db.session() as s:
+            team = s.scalar(select(Team.id).where(Team.name == "platform"))
+            s.execute(delete(OnCallShift).where(OnCallShift.team_id == team))
+            s.execute(delete(Rotation).where(Rotation.team_id == team))
+            s.add(OnCallShift(team_id=team, expert_id=s.scalar(select(Expert.id).where(Expert.slack_user_id == user)),
+                              starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8),
+                              source="ical"))
+
+    def ask(user: str) -> str:
+        _cmd(live, "run restart-service service=payments-api", user)
+        ask = _last(live, "Run restart-service v1?")
+        _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], user, ask["ts"])
+        return _text(_last(live, "Approval needed: restart-service"))
+
+    platform_on_call("U0KEMAL")
+    assert "<@U0KEMAL>: can you approve or reject it?" in ask("U0BOB")
+    platform_on_call("U0CARLA")  # on call, but she asks: she cannot approve her own high-risk run
+    said = ask("U0CARLA")
+    assert "<@U0CARLA>: can you" not in said and "Nobody who can approve is on call now" in said, said
+
+
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
     _cmd(live, "run restart-service service=payments-api", "U0CARLA")
     ask = _last(live, "Run restart-service v1?")
