@@ -56,8 +56,8 @@ def handover_hours(text: str, strict: bool) -> int:
         hours = 24 if re.search(r"\b(today|yesterday|24\s*h)\b", low) else DEFAULT_HOURS
         rest = re.sub(r"\b(today|yesterday)\b", "", low)
     if strict and re.sub(r"\b(for|the|last|past|of|handover)\b|\W", "", rest):
-        raise SkillError("Usage: `/incident handover [hours]`, e.g. `/incident handover 8h` (default 12 hours, "
-                         f"at most {MAX_HOURS}).")
+        raise SkillError("Usage: `/incident handover [hours] [service or team ...]`, e.g. `/incident handover 8h "
+                         f"payments` (default 12 hours, at most {MAX_HOURS}).")
     return hours
 
 

@@ -84,7 +84,8 @@ _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to 
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service or team]`, "
-          "`/incident stats [days] [service or team]`, `/incident timeline [id]`, `/incident handover [hours]`, "
+          "`/incident stats [days] [service or team]`, `/incident timeline [id] [key] [last 2h]`, "
+          "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`")
 
@@ -1114,8 +1115,18 @@ class IncidentSkill(BaseSkill):
                            sections=(Section("", tuple(lines)),), data={"incidents": len(rows), "days": days})
 
     def _handover(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
-        """The shift handover for the last hours (see ``skills.handover``)."""
-        return handover(s, handover_hours(rest, strict=request.source == "command"))
+        """The shift handover for the last hours (see ``skills.handover``), of the services and teams named, if any
+        ("/incident handover 8h payments": that team's; the words were refused)."""
+        from knowledge.people import scope_in_text
+
+        scope = scope_in_text(session=s, text=rest)
+        words = rest
+        for name in scope.names if scope else ():
+            words = re.sub(rf"(?<![\w-]){re.escape(name)}(?:'s)?(?![\w-])", " ", words, flags=re.I)
+        words = re.sub(r"\b(?:and|teams?|services?|on)\b|,", " ", words, flags=re.I) if scope else words
+        result = handover(s, handover_hours(words, strict=request.source == "command"),
+                          services=scope.services if scope else None)
+        return dataclasses.replace(result, title=f"{result.title} {scope.label}") if scope else result
 
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a

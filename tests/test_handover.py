@@ -83,6 +83,17 @@ def test_handover_names_what_is_open_what_was_fixed_and_what_waits(live: Live, t
     assert "Runbook runs waiting for an approver" in said
     assert "2 alert(s) fired in the last 8 hours; by name: HighErrorRate (2)" in said  # the Alertmanager group
 
+    # one team's, or some services': "/incident handover 8h payments" (the team's name was refused)
+    cmd("/incident", "handover 8h for the data team", user="U0CARLA", channel="C0HANDT")
+    cmd("/incident", "handover 8 hours payments-api, billing-worker", user="U0CARLA", channel="C0HANDS")
+    live.drain()
+    team = _said(live, "C0HANDT")
+    assert "Shift handover on the data team's services" in team and "ingest lag growing" in team
+    assert "payments-api returning 503" not in team and "billing-worker slow" not in team
+    two = _said(live, "C0HANDS")
+    assert "Shift handover on payments-api and billing-worker" in two and "payments-api returning 503" in two
+    assert "billing-worker slow" in two and "ingest lag growing" not in two
+
     # in words, anywhere: the default 12 hours
     live.driver.mention("what did I miss?", channel="C0HAND2", user="U0CARLA")
     live.driver.mention("handover for the last 2 days please", channel="C0HAND3", user="U0CARLA")
@@ -98,8 +109,8 @@ def test_handover_with_nothing_going_on_and_bad_periods(live: Live) -> None:
     assert "Handover for the last 12 hours: 0 incident(s) opened, 0 resolved; 0 open now. Nothing is open." in said
     for text, reply in (("handover 500h", "A handover covers 1 to 168 hours (a week); you asked for 500."),
                         ("handover 0h", "you asked for 0"),
-                        ("handover bananas", "Usage: `/incident handover [hours]`"),
-                        ("handover 99999999999 days", "Usage: `/incident handover [hours]`")):
+                        ("handover bananas", "Usage: `/incident handover [hours] [service or team ...]`"),
+                        ("handover 99999999999 days", "Usage: `/incident handover [hours]")):
         before = len(live.standin.messages("C0BAD"))
         assert live.driver.command("/incident", text, user="U0CARLA", channel="C0BAD").status_code == 200
         live.drain()
