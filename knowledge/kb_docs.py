@@ -183,9 +183,10 @@ def collect_documents(session: Session) -> list[Doc]:
     """Every searchable document now in the database, in a stable order."""
     incidents = {i.id: i for i in session.scalars(select(Incident).order_by(Incident.id))}
     latest_pm: dict[int | str, Postmortem] = {}
-    for pm in session.scalars(select(Postmortem).where(Postmortem.status == "published")
+    for pm in session.scalars(select(Postmortem).where(Postmortem.status.in_(("published", "withdrawn")))
                               .order_by(Postmortem.version, Postmortem.id)):
         latest_pm[pm.incident_id if pm.incident_id is not None else f"pm{pm.id}"] = pm
+    latest_pm = {k: pm for k, pm in latest_pm.items() if pm.status == "published"}  # withdrawn: out of search
     docs: list[Doc] = []
     for inc in incidents.values():
         pm = latest_pm.get(inc.id)

@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 from knowledge.models import Incident, Postmortem, Runbook, utcnow
 
 __all__ = ["PostmortemDoc", "latest", "history", "add_version", "publish", "search", "list_latest", "latest_fields",
-           "STATUSES"]
+           "STATUSES", "withdraw"]
 
-STATUSES = ("draft", "edited", "published")
+# withdrawn: a published postmortem taken back (a publish by mistake, a wrong root cause): out of search until it is
+# published again; the versions before it stay, as every version does
+STATUSES = ("draft", "edited", "published", "withdrawn")
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,30 @@ def publish(session: Session, *, incident_id: int, author: str | None) -> Postmo
         return None
     if top.status == "published":
         return top
-    doc = PostmortemDoc(top.title, top.summary, top.root_cause, top.resolution,
-                        top.markdown.replace("_Status: draft", "_Status: published", 1)
-                        .replace("_Status: edited", "_Status: published", 1),
-                        {**top.fields, "published_from_version": top.version}, top.writer)
-    return add_version(session, incident_id=incident_id, doc=doc, status="published", author=author)
+    return add_version(session, incident_id=incident_id, status="published", author=author,
+                       doc=_restated(top, "published", published_from_version=top.version))
+
+
+def _restated(top: Postmortem, status: str, **fields: Any) -> PostmortemDoc:
+    """``top``'s content as a version of ``status`` (its markdown's status line says so)."""
+    markdown = top.markdown
+    for old in ("draft", "edited", "published", "withdrawn"):
+        markdown = markdown.replace(f"_Status: {old}", f"_Status: {status}", 1)
+    return PostmortemDoc(top.title, top.summary, top.root_cause, top.resolution, markdown,
+                         {**top.fields, **fields}, top.writer)
+
+
+def withdraw(session: Session, *, incident_id: int, author: str | None, why: str = "") -> Postmortem | None:
+    """Take a published postmortem back (a new ``withdrawn`` version of the newest one): out of search until it is
+    published again. None when it was never published; the withdrawn version itself when it already is."""
+    top = latest(session, incident_id=incident_id)
+    if top is None or latest(session, incident_id=incident_id, status="published") is None:
+        return None
+    if top.status == "withdrawn":
+        return top
+    return add_version(session, incident_id=incident_id, author=author,
+                       doc=_restated(top, "withdrawn", withdrawn_from_version=top.version, withdrawn_why=why[:500]),
+                       status="withdrawn")
 
 
 def list_latest(session: Session, *, limit: int = 200) -> list[Postmortem]:

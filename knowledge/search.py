@@ -123,7 +123,7 @@ def db_stamp(db: Database) -> tuple[Any, ...]:
         inc = s.execute(select(func.count(Incident.id), func.max(Incident.id), func.max(Incident.resolved_at),
                                func.max(Incident.acknowledged_at))).one()
         pm = s.execute(select(func.count(Postmortem.id), func.max(Postmortem.id), func.max(Postmortem.published_at))
-                       .where(Postmortem.status == "published")).one()
+                       .where(Postmortem.status.in_(("published", "withdrawn")))).one()
         rb = s.execute(select(func.count(Runbook.id), func.max(Runbook.id)).where(Runbook.active.is_(True))).one()
     return (*inc, *pm, *rb)
 

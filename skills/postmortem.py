@@ -38,13 +38,15 @@ from skills.base import (
     esc,
 )
 from skills.postmortem_writers import PROSE_KEYS, DeterministicWriter, PostmortemWriter, redact, render
+from skills.redact import mask_secrets
 
 __all__ = ["PostmortemSkill", "choose_writer", "kb_url"]
 
 log = logging.getLogger("warroom.skills.postmortem")
 
 _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
-_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate")  # "actions", "done": see run
+_VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "unpublish",
+          "withdraw")  # "actions", "done": see run
 # "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
 _ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?(?:(?:the|my|our|all|open)\s+)*"
                             r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)
@@ -118,7 +120,7 @@ class PostmortemSkill(BaseSkill):
                             "`/postmortem edit <incident> <section>: <text>`, "
                             "`/postmortem list [draft|published] [service or team]`, "
                             "`/postmortem actions [mine] [all] [service or team]` or "
-                            "`/postmortem done|reopen <incident>.<n>`")
+                            "`/postmortem done|reopen <incident>.<n>`, `/postmortem unpublish <incident> [why]`")
 
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
@@ -172,6 +174,8 @@ class PostmortemSkill(BaseSkill):
             return self.publish(incident_id, ctx, user=user)
         if verb == "edit":
             return self.edit(incident_id, tail, ctx, user=user)
+        if verb in ("unpublish", "withdraw"):
+            return self.unpublish(incident_id, ctx, user=user, why=tail)
         return self.export(incident_id, ctx)
 
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
@@ -187,6 +191,8 @@ class PostmortemSkill(BaseSkill):
             return self.draft(incident_id, ctx, user=user, force=True)
         if verb == "confirm_root_cause":
             return self.confirm_root_cause(incident_id, ctx, user=user)
+        if verb == "unpublish":  # "Undo publish" on the answer to a publish
+            return self.unpublish(incident_id, ctx, user=user)
         raise SkillError(f"Unknown postmortem action `{esc(verb)}`.")
 
     # --- verbs ------------------------------------------------------------------------------------
@@ -250,6 +256,31 @@ class PostmortemSkill(BaseSkill):
             title=f"Postmortem for incident #{incident_id} published",
             summary=f"Version {version} published by {who}: {kb_url(ctx, incident_id)}. "
                     "Similar-incident search will find it once the index is synced.",
+            actions=(Action("postmortem:unpublish", "Undo publish", str(incident_id)),),  # a click by mistake
+            data={"postmortem_version": version,
+                  "follow_up_jobs": [{"kind": "index.sync", "payload": {},
+                                      "dedup_key": f"index.sync:postmortem:{incident_id}:v{version}"}]})
+
+    def unpublish(self, incident_id: int, ctx: SkillContext, *, user: str | None, why: str = "") -> SkillResult:
+        """Take a published postmortem back (published by mistake, a wrong root cause): out of similar-incident
+        search and answers until it is published again; every version stays."""
+        with ctx.db.session() as s:
+            self._incident(s, incident_id)
+            before = store.latest(s, incident_id=incident_id)
+            row = store.withdraw(s, incident_id=incident_id, author=user, why=mask_secrets(why.strip()))
+            if row is None:
+                raise SkillError(f"The postmortem of #{incident_id} is not published: nothing to take back.")
+            again = before is not None and before.id == row.id
+            version = row.version
+        if again:
+            return SkillResult(title=f"Postmortem for incident #{incident_id} already withdrawn", ephemeral=True,
+                               summary=f"`/postmortem publish {incident_id}` publishes it again.")
+        who = f"<@{user}>" if user else "someone"
+        return SkillResult(
+            title=f"Postmortem for incident #{incident_id} withdrawn",
+            summary=f"{who} took it back (version {version}" + (f": {esc(why.strip()[:200])}" if why.strip() else "")
+                    + "). It leaves similar-incident search and answers once the index is synced; "
+                    f"`/postmortem edit {incident_id} ...` then `/postmortem publish {incident_id}` brings it back.",
             data={"postmortem_version": version,
                   "follow_up_jobs": [{"kind": "index.sync", "payload": {},
                                       "dedup_key": f"index.sync:postmortem:{incident_id}:v{version}"}]})

@@ -100,6 +100,36 @@ def test_draft_buttons_and_publish_through_slack(live: Live) -> None:
     live.drain()
     assert any(name == f"postmortem-incident-{iid}-v3.md" for name, _ in _uploaded(live.standin))
 
+    # Published by mistake (the button sits on the draft): it could not be taken back, and search kept finding it.
+    published = next(m for m in live.standin.messages(CHANNEL) if "published" in m.get("text", "")
+                     and any(b["type"] == "actions" for b in m.get("blocks") or []))
+    (undo,) = [e for b in published["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert (undo["action_id"], undo["value"]) == ("postmortem:unpublish", str(iid))
+    live.driver.click("postmortem:unpublish", str(iid), user="U0ALICE", channel=CHANNEL)
+    live.drain(due_within_s=60)
+    assert f"Postmortem for incident #{iid} withdrawn" in live.standin.messages(CHANNEL)[-1]["text"]
+    with live.db.session() as s:
+        assert [(p.version, p.status) for p in store.history(s, incident_id=iid)][-1] == (4, "withdrawn")
+    hits = search(live.services.ctx, text="replicas doubled pool size connection slots pgbouncer",
+                  kinds=("postmortem",), k=10)
+    assert not any(h.incident_id == iid for h in hits), "a withdrawn postmortem is out of search"
+    live.driver.click("postmortem:unpublish", str(iid), user="U0ALICE", channel=CHANNEL)  # a second click
+    live.drain(due_within_s=60)
+    assert "already withdrawn" in live.standin.messages(CHANNEL)[-1]["text"]
+    live.driver.command("/postmortem", f"publish {iid}", user="U0ALICE", channel=CHANNEL)
+    live.drain(due_within_s=60)
+    hits = search(live.services.ctx, text="replicas doubled pool size connection slots pgbouncer",
+                  kinds=("postmortem",), k=10)
+    assert any(h.incident_id == iid for h in hits), "published again: found again"
+    with live.db.session() as s:
+        top = store.latest(s, incident_id=iid)
+        assert top is not None and (top.version, top.status) == (5, "published")
+        assert "_Status: published" in top.markdown
+    other = _seed(live.db, "minimal-imported")
+    live.driver.command("/postmortem", f"unpublish {other} wrong root cause", user="U0ALICE", channel=CHANNEL)
+    live.drain()
+    assert "is not published: nothing to take back" in live.standin.messages(CHANNEL)[-1]["text"]
+
 
 def test_edit_show_and_draft_job(live: Live) -> None:
     iid = _seed(live.db, "dns-reported-by-human")
