@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.channel_archive import archive_resolved
 from knowledge.models import utcnow
-from knowledge.retention import prune_inbox, prune_jobs
+from knowledge.retention import prune_inbox, prune_jobs, prune_risk_readings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,13 +43,14 @@ def _batches(db: Database, prune: Callable[[Session], int], batch: int) -> int:
     return total
 
 
-def prune_all(db: Database, days: int, *, job_days: int = 7, failed_job_days: int = 30,
-              batch: int = 2000) -> tuple[int, int]:
+def prune_all(db: Database, days: int, *, job_days: int = 7, failed_job_days: int = 30, risk_days: int = 90,
+              batch: int = 2000) -> tuple[int, int, int]:
     """Prune in batches of ``batch`` until none is left (or ``_MAX_BATCHES`` each): the bodies of deliveries
-    processed over ``days`` days ago, then jobs done over ``job_days`` / failed over ``failed_job_days`` days ago.
-    Return (bodies emptied, jobs deleted)."""
+    processed over ``days`` days ago, jobs done over ``job_days`` / failed over ``failed_job_days`` days ago, and
+    risk readings of no incident older than ``risk_days``. Return (bodies emptied, jobs deleted, readings deleted)."""
     bodies = _batches(db, lambda s: prune_inbox(s, days, batch=batch), batch)
-    return bodies, _batches(db, lambda s: prune_jobs(s, job_days, failed_job_days, batch=batch), batch)
+    jobs = _batches(db, lambda s: prune_jobs(s, job_days, failed_job_days, batch=batch), batch)
+    return bodies, jobs, _batches(db, lambda s: prune_risk_readings(s, risk_days, batch=batch), batch)
 
 
 def schedule(services: Services, delay_s: float = 0.0) -> None:
@@ -62,11 +63,12 @@ def register(services: Services) -> None:
     def run(payload: dict[str, Any]) -> None:
         try:
             cfg = services.settings
-            n, jobs = prune_all(services.db, cfg.inbox_retention_days, job_days=cfg.job_retention_days,
-                                failed_job_days=cfg.failed_job_retention_days)
-            if n or jobs:
+            n, jobs, readings = prune_all(services.db, cfg.inbox_retention_days, job_days=cfg.job_retention_days,
+                                          failed_job_days=cfg.failed_job_retention_days,
+                                          risk_days=cfg.risk_reading_retention_days)
+            if n or jobs or readings:
                 log.info("emptied the bodies of %d webhook deliveries processed over %d days ago; deleted %d "
-                         "finished jobs", n, cfg.inbox_retention_days, jobs)
+                         "finished jobs and %d old risk readings", n, cfg.inbox_retention_days, jobs, readings)
             try:  # the channels of incidents resolved a week ago (bot/channel_archive.py)
                 archive_resolved(services)
             except Exception as exc:  # noqa: BLE001 - Slack or the database down: the next run goes on

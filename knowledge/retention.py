@@ -14,6 +14,10 @@ evidence for `/warroom status` and `warroom jobs --retry-failed`) after ``WARROO
 Queued and running jobs are never touched. What a job did lives on in what it wrote (incidents, timelines, the runbook
 audit); its ``dedup_key`` is freed, which is safe because every key names a moment or a row that does not recur
 (a Slack event id, a delivery, an incident's creation, a planned time).
+
+Every risk assessment is a row in ``risk_readings`` (a monitoring system calling ``/api/v1/risk/batch`` each minute
+writes up to 1,000 a minute). A reading older than ``WARROOM_RISK_READING_RETENTION_DAYS`` (90) is deleted unless it
+belongs to an incident (the postmortem's evidence); the detector reads only a service's last 59.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import datetime as dt
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from knowledge.models import Job, WebhookInbox, utcnow
+from knowledge.models import Job, RiskReading, WebhookInbox, utcnow
 
-__all__ = ["prune_inbox", "prune_jobs"]
+__all__ = ["prune_inbox", "prune_jobs", "prune_risk_readings"]
 
 
 def prune_inbox(session: Session, days: int, *, now: dt.datetime | None = None, batch: int = 2000) -> int:
@@ -50,4 +54,14 @@ def prune_jobs(session: Session, done_days: int, failed_days: int, *, now: dt.da
     ids = list(session.scalars(select(Job.id).where(old).order_by(Job.id).limit(batch)))
     if ids:
         session.execute(delete(Job).where(Job.id.in_(ids), old))
+    return len(ids)
+
+
+def prune_risk_readings(session: Session, days: int, *, now: dt.datetime | None = None, batch: int = 2000) -> int:
+    """Delete up to ``batch`` risk readings older than ``days`` days that belong to no incident; return how many.
+    Call again (a new transaction) until it returns fewer than ``batch``."""
+    old = and_(RiskReading.created_at < (now or utcnow()) - dt.timedelta(days=days), RiskReading.incident_id.is_(None))
+    ids = list(session.scalars(select(RiskReading.id).where(old).order_by(RiskReading.id).limit(batch)))
+    if ids:
+        session.execute(delete(RiskReading).where(RiskReading.id.in_(ids), old))
     return len(ids)

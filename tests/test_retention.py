@@ -132,3 +132,32 @@ def test_finished_jobs_are_deleted_and_work_in_hand_is_not(tmp_path: Path, stand
     assert "deleted 1 job(s) done over 1 days ago or failed over 30 days ago" in res.output  # done[0]
     with db.session() as s:
         assert s.get(Job, done[0]) is None
+
+
+def test_old_risk_readings_of_no_incident_are_deleted(tmp_path: Path, standin: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every assessment (the REST batch door: up to 1,000 a call) was a row kept for ever. Readings older than
+    WARROOM_RISK_READING_RETENTION_DAYS go; one that belongs to an incident (its postmortem's evidence) stays."""
+    from knowledge.models import Incident, RiskReading
+
+    with live_with(tmp_path, standin, warm_models=False, risk_reading_retention_days=90) as live:
+        db = live.db
+        with db.session() as s:
+            inc = Incident(title="x", severity=3, status="resolved")
+            s.add(inc)
+            s.flush()
+            for days, incident_id in ((91, None), (91, inc.id), (89, None), (200, None)):
+                s.add(RiskReading(service_name="api", probability=0.5, band="MEDIUM", model_version="t",
+                                  inputs={"cpu_usage": 50.0}, incident_id=incident_id,
+                                  created_at=utcnow() - dt.timedelta(days=days)))
+        live.services.runner.submit(PRUNE, {}, "risk-run")
+        live.drain(due_within_s=60)
+        with db.session() as s:
+            kept = sorted((r.incident_id is not None, (utcnow() - r.created_at).days)
+                          for r in s.scalars(select(RiskReading)))
+        assert kept == [(False, 89), (True, 91)], kept
+    for k, v in {"WARROOM_MODE": "test", "WARROOM_DATABASE_URL": live.services.settings.database_url,
+                 "WARROOM_DATA_DIR": str(tmp_path), "WARROOM_EMBEDDER": "hash"}.items():
+        monkeypatch.setenv(k, v)
+    res = CliRunner().invoke(app, ["db", "prune", "--risk-days", "30"])
+    assert res.exit_code == 0 and "and 1 risk reading(s) of no incident older than 30 days" in res.output, res.output
