@@ -12,6 +12,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -150,13 +151,29 @@ def decode_log_bytes(data: bytes) -> tuple[str, list[str]]:
     return text, notes
 
 
+# The frames of a pasted stack trace (Java/Kotlin "\tat a.b.C.d(C.java:42)" and "... 12 more", Python's
+# '  File "x.py", line 3, in f' and the code line under it, Go's "\t/src/main.go:12 +0x1d"): each was a line of its
+# own, ERROR, one template per frame, crowding out what the paste says. They belong to the exception line above.
+_FRAME = re.compile(r"^\s+at\s+[\w$.<>/]+\(.*\)\s*$|^\s*\.\.\.\s*\d+\s+(?:more|common frames omitted)\s*$"
+                    r"|^\s+File \"[^\"]+\", line \d+|^\s+/\S+\.go:\d+(?:\s+\+0x[0-9a-f]+)?\s*$")
+_PY_FRAME = re.compile(r"^\s+File \"[^\"]+\", line \d+")
+
+
 def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str], list[str]]:
-    """Log lines of a paste (code fences dropped, blank lines skipped), with truncation notes."""
+    """Log lines of a paste (code fences dropped, blank lines skipped, a stack trace's frames folded into the
+    exception line above them), with notes on what was cut or folded."""
     lines: list[str] = []
     notes: list[str] = []
-    cut_long = 0
+    cut_long = frames = 0
+    code_line_next = False  # under a Python frame: the line of code it shows, indented deeper
     for raw in text.replace("\r\n", "\n").split("\n"):
-        line = strip_ansi(raw).strip()  # a line of colour codes alone is no log line
+        plain = strip_ansi(raw)
+        if lines and (_FRAME.match(plain) or (code_line_next and plain[:1].isspace() and plain.strip())):
+            frames += 1
+            code_line_next = bool(_PY_FRAME.match(plain))
+            continue
+        code_line_next = False
+        line = plain.strip()  # a line of colour codes alone is no log line
         if not line or line.startswith("```"):
             continue
         line = line.strip("`")
@@ -168,6 +185,8 @@ def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str],
         lines.append(line)
     if cut_long:
         notes.append(f"{cut_long} line(s) longer than {MAX_LINE_CHARS:,} characters were cut")
+    if frames:
+        notes.append(f"{frames} stack-frame line(s) were read as part of the exception line above them")
     return lines, notes
 
 

@@ -50,6 +50,21 @@ def test_logs_command_summarises_and_remembers_templates(live) -> None:  # type:
     assert "No template is new" in second, "new means new across time, not within one paste"
 
 
+def test_a_pasted_stack_trace_is_its_exception_not_one_template_per_frame(live) -> None:  # type: ignore[no-untyped-def]
+    """A Java exception pasted with its frames was 12 ERROR templates, one per `at ...` line, pushing what the paste
+    says (the exception, its cause, the next lines) out of the summary. Python and Go frames likewise."""
+    java = ('2026-12-03 10:00:00 ERROR [main] Request failed\njava.lang.IllegalStateException: pool exhausted\n'
+            + "".join(f"\tat com.shop.db.Pool.get{i}(Pool.java:{i})\n" for i in range(10))
+            + "Caused by: java.net.SocketTimeoutException: connect timed out\n\t... 10 more\n"
+            + 'Traceback (most recent call last):\n  File "/app/worker.py", line 88, in run\n    charge(order)\n'
+            + "KeyError: 'customer_id'\n2026-12-03 10:00:05 INFO retry scheduled")
+    live.driver.command("/logs", java, user="U0BOB", channel="C0OPS")
+    live.drain()
+    body = json.dumps(live.standin.messages("C0OPS")[-1]["blocks"])
+    assert "6 line(s)" in body and "13 stack-frame line(s) were read as part of the exception line above" in body
+    assert "Pool.java" not in body and "Caused by" in body and "KeyError" in body
+
+
 def test_empty_paste_gets_a_clear_ephemeral_answer(live) -> None:  # type: ignore[no-untyped-def]
     live.driver.command("/logs", "   ", user="U0BOB", channel="C0OPS")
     live.drain()
