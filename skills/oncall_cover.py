@@ -76,6 +76,10 @@ def _when(text: str, tz: str, now: dt.datetime,
 
 
 def _team(s: Session, text: str, me: Expert) -> Team:
+    named = people.teams_in_text(session=s, text=text)
+    if len(named) > 1:  # "cover payments and platform": the second was dropped, its pager left as it was
+        raise SkillError(f"One team at a time: `/oncall cover {esc(named[0])} ...`, then `/oncall cover "
+                         f"{esc(named[1])} ...`.")
     name = people.team_in_text(session=s, text=text)
     team = people.team_named(session=s, name=name) if name else (s.get(Team, me.team_id) if me.team_id else None)
     if team is None:

@@ -387,6 +387,8 @@ def test_a_zone_it_cannot_read_is_refused_not_guessed(live: Live, words: str, me
     ("cover payments until noon", "U0BOB", "I cannot read `until noon` as a time"),
     ("cover <@U0GHOST> payments for 1h", "U0BOB", "<@U0GHOST> is not an active expert"),
     ("release payments", "U0BOB", "You are not covering payments now"),
+    # the second team was dropped: its pager stayed as it was, with nothing said
+    ("cover payments and platform for 2h", "U0BOB", "One team at a time: `/oncall cover payments ...`, then"),
 ])
 def test_bad_covers_get_a_clear_answer_and_change_nothing(live: Live, text: str, user: str, message: str) -> None:
     before = _on_call(live.db)
