@@ -205,6 +205,10 @@ _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+m
                    r"|(?:(?:list|show)\s+)?(?:the\s+)?(?:open\s+)?incidents\s+assigned\s+to\s+me"
                    r"|what\s+(?:incidents\s+)?am\s+i\s+assigned(?:\s+to)?"
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
+# What was resolved lately: "which incidents were resolved this week?", "what did we fix today?", "what got closed
+# in the last 3 days?" (they went to the knowledge base); group 1: the span and scope words
+_RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|have\s+been|got|did\s+we)\s+"
+                           r"(?:resolved|closed|fix(?:ed)?)\b\W*(.*?)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"
                        r"(?:#\d{1,9}|inc(?:ident)?[-\s#]*\d{1,9})?\W*$", re.I)
@@ -297,6 +301,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
+        return "list", f"resolved {m.group(1)}"
     if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"
         return "handover", text
     if _STATS.match(text):
@@ -382,7 +388,7 @@ class IncidentSkill(BaseSkill):
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text)
-                or _ROLE_ASK.match(text)
+                or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
@@ -1130,9 +1136,26 @@ class IncidentSkill(BaseSkill):
 
     def _list(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a
-        service name narrow the list."""
-        where, said = [Incident.status.in_(OPEN_STATUSES)], []
+        service name narrow the list. ``resolved`` lists those resolved in the last 7 days (or ``last 30d``, ``today``,
+        ``this month``), newest first: "what did we fix this week?" (the word was refused)."""
         words = re.findall(r"[\w-]+", rest.lower())
+        closed = bool({"resolved", "closed", "fixed"} & set(words))
+        span = _LAST_SPAN.search(rest) or re.search(r"\b(today|this\s+week|this\s+month|(\d{1,3})\s*(?:d|days?))\b",
+                                                   rest, re.I)
+        days = 7
+        if span is not None:
+            text = span.group(0).lower()
+            n = int(m.group(0)) if (m := re.search(r"\d+", text)) else 1
+            unit = (re.search(r"(?:\d|\s)([a-z])[a-z]*$", text) or re.search(r"()$", text)).group(1)  # "30d": d
+            days = (1 if "today" in text else 7 if "week" in text else 30 if "month" in text
+                    else n if unit == "d" else max(1, -(-n // 24)) if unit == "h" else 1 if unit == "m" else n)
+            days = min(days, 366)
+            rest = rest[:span.start()] + " " + rest[span.end():]
+            words = re.findall(r"[\w-]+", rest.lower())
+        since = utcnow() - dt.timedelta(days=days)
+        where = [Incident.status == "resolved", Incident.resolved_at >= since] if closed else \
+            [Incident.status.in_(OPEN_STATUSES)]
+        said: list[str] = [f"in the last {days} day{'s' * (days > 1)}"] if closed else []
         if {"mine", "me", "my"} & set(words):
             if not request.user_id:
                 raise SkillError("`mine` needs to know who you are: ask in Slack.")
@@ -1154,28 +1177,36 @@ class IncidentSkill(BaseSkill):
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
         left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
-                                              "follow", "i", "and") and severity_word(w) is None
+                                              "follow", "i", "and", "resolved", "closed", "fixed", "last", "past",
+                                              "in", "the") and severity_word(w) is None
                 and not (scope and w in {n.lower() for n in scope.names})]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
-                             "[mine|following] [sev1-4] [service or team]`.")
+                             "[mine|following] [resolved [last 30d]] [sev1-4] [service or team]`.")
+        order = (Incident.resolved_at.desc(), Incident.id.desc()) if closed else (Incident.severity, Incident.id)
         if following:  # followers are kept on the incident (JSON): the open ones, filtered here
-            every = [r for r in s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id)
-                                          .limit(2000))
+            every = [r for r in s.scalars(select(Incident).where(*where).order_by(*order).limit(2000))
                      if request.user_id in ((r.findings or {}).get("followers") or [])]
             rows, total = every[:25], len(every)
         else:
-            rows = s.scalars(select(Incident).where(*where).order_by(Incident.severity, Incident.id).limit(25)).all()
+            rows = s.scalars(select(Incident).where(*where).order_by(*order).limit(25)).all()
             total = None
         lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
                       f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)}"
                       + (f", <@{r.assignee}>" if r.assignee else ", nobody on it") + ")"
                       for r in rows)
         which = f" ({', '.join(said)})" if said else ""
+        kind = "resolved" if closed else "open"
+        if closed:  # what fixed each, not how long it has been open
+            lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
+                          f"({escape(r.service_name or 'unknown service')}, resolved {clock(r.resolved_at)} "
+                          f"after {_age(r)}"
+                          + (f"): {escape((r.resolution or '')[:150])}" if r.resolution else ")") for r in rows)
         if not rows:
-            return SkillResult(title="Open incidents", summary=f"No open incidents{which}.")
+            return SkillResult(title=f"{kind.capitalize()} incidents", summary=f"No {kind} incidents{which}.")
         if total is None:
             total = s.scalar(select(func.count()).select_from(Incident).where(*where))
-        more = f" (the {len(rows)} most severe shown)" if (total or 0) > len(rows) else ""
-        return SkillResult(title="Open incidents", summary=f"{total} open incident(s){which}{more}.",
+        more = (f" (the {len(rows)} {'newest' if closed else 'most severe'} shown)" if (total or 0) > len(rows)
+                else "")
+        return SkillResult(title=f"{kind.capitalize()} incidents", summary=f"{total} {kind} incident(s){which}{more}.",
                            sections=(Section("", lines),))

@@ -199,3 +199,27 @@ def select_events(incident_id: int):  # type: ignore[no-untyped-def]
     from knowledge.models import TimelineEvent
 
     return select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+
+
+def test_resolved_incidents_of_a_span_are_listed_with_what_fixed_them(live: Live) -> None:
+    """`/incident list resolved` was "I cannot filter by `resolved`", and "which incidents were resolved this week?"
+    went to the knowledge base: what was fixed lately, and how, is what a stand-up and a handover ask."""
+    (pay, _) = open_incidents(live, "payments-api returning 503 sev2", "ingest lag growing sev3")
+    _cmd(live, f"resolve {pay.id} rolled back the 14:02 deploy", "U0BOB")
+    said = _cmd(live, "list resolved", "U0BOB")
+    assert said.startswith("Resolved incidents: 1 resolved incident(s) (in the last 7 days).")
+    body = blocks_text(live.standin.messages("C0FOLLOW")[-1])
+    assert f"*#{pay.id}* SEV2 payments-api returning 503" in body and "rolled back the 14:02 deploy" in body
+    assert "ingest lag growing" not in body
+    assert "(in the last 1 day, on ingest)" in _cmd(live, "list resolved today ingest", "U0BOB")
+    assert "1 resolved incident(s) (in the last 1 day)" in _cmd(live, "list resolved last 2h", "U0BOB")
+    assert "I cannot filter by `soon`" in _cmd(live, "list resolved soon", "U0BOB")
+    open_now = _cmd(live, "list", "U0BOB")
+    assert open_now.startswith("Open incidents: 1 open incident(s)")
+    live.driver.mention("which incidents were resolved this week?", user="U0BOB", channel="C0FOLLOW")
+    live.drain()
+    assert live.standin.messages("C0FOLLOW")[-1]["text"].startswith("Resolved incidents: 1 resolved incident(s)")
+
+
+def blocks_text(msg: dict[str, Any]) -> str:
+    return blocks_to_text(msg.get("blocks") or [])
