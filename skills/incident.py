@@ -1176,9 +1176,9 @@ class IncidentSkill(BaseSkill):
         if scope is not None:
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
-        left = [w for w in words if w not in ("mine", "me", "my", "all", "open", "incidents", "following", "followed",
-                                              "follow", "i", "and", "resolved", "closed", "fixed", "last", "past",
-                                              "in", "the") and severity_word(w) is None
+        filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and") + (
+            ("resolved", "closed", "fixed", "in", "the") if closed else ())  # "resolved in the last 30 days"
+        left = [w for w in words if w not in filler and severity_word(w) is None
                 and not (scope and w in {n.lower() for n in scope.names})]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
