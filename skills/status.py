@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -24,6 +25,13 @@ def _gist(error: str | None) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
 
 
+# "is ingest healthy?", "is payments-api ok?", "how is checkout-web doing?", "health of kafka"
+_HEALTH = re.compile(r"^\W*(?:is|are)\s+(?:the\s+)?[\w.-]+(?:\s+(?:and|&)\s+[\w.-]+)*(?:\s+(?:team|service)s?)?"
+                     r"\s+(?:healthy|ok|okay|up|fine|"
+                     r"alright|all\s+right|working|down|broken)\W*$|^\W*how(?:'s|\s+is|\s+are)\s+(?:the\s+)?[\w.-]+"
+                     r"(?:\s+(?:and|&)\s+[\w.-]+)*(?:\s+(?:doing|looking))?\W*$|\bhealth\s+of\b", re.I)
+
+
 class StatusSkill(BaseSkill):
     """Tell whether I am alive, how much work is queued, and which incidents are open."""
 
@@ -37,12 +45,37 @@ class StatusSkill(BaseSkill):
         A message about one incident ("status of #101") is the incident skill's."""
         if INCIDENT_REF.search(text):
             return 0.0
+        if _HEALTH.search(text):  # "is ingest healthy?", "how is payments-api doing?"
+            return 0.9
         if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|(what is|what's|is anything|"
                      r"anything|is something|something) on fire|is anything (open|going on|down)|anything open"
                      r"|what(?:'s| is| are)? (?:broken|down|failing|burning)(?= right now\W*$| now\W*$|\W*$))",
                      text, re.I):
             return 0.9
         return super().score(text)
+
+    @staticmethod
+    def _health(ctx: SkillContext, scope: Any, listed: SkillResult) -> SkillResult:
+        """"Is ingest healthy?": its open incidents, and the risk its metrics last gave (it went to the knowledge
+        base, which answered with a postmortem)."""
+        from knowledge.risk_store import recent_readings
+
+        now, lines = utcnow(), []
+        with ctx.db.session() as s:
+            for name in sorted(scope.services)[:10]:
+                last = recent_readings(s, service_name=name, limit=1)
+                if last and now - last[-1].created_at <= dt.timedelta(hours=24):
+                    r = last[-1]
+                    lines.append(f"{esc(name)}: {r.band} ({r.probability * 100:.0f}%), "
+                                 f"{duration((now - r.created_at).total_seconds())} ago via {esc(r.source)}")
+        n_open = sum(len(sec.lines) for sec in listed.sections)
+        verdict = (f"{n_open} open incident(s)" if n_open else "no open incident") + f" {scope.label}"
+        risk = (Section("Failure risk from the latest metrics (24 h)", tuple(lines)),) if lines else (
+            Section("Failure risk", ("no metrics in the last 24 hours: `/risk <service> cpu=.. mem=..` assesses "
+                                     "them",)),)
+        return SkillResult(title=f"Health of {scope.label.removeprefix('on ')}",
+                           summary=verdict[:1].upper() + verdict[1:] + ".",
+                           sections=listed.sections + risk)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if request.source in ("mention", "dm"):  # "list open incidents for payments": that team's, not all
@@ -52,8 +85,9 @@ class StatusSkill(BaseSkill):
             with ctx.db.session() as s:
                 scope = scope_in_text(session=s, text=request.text)
             if scope is not None:
-                return IncidentSkill().run(dataclasses.replace(request, text=f"list {' '.join(scope.names)}",
-                                                               source="command"), ctx)
+                listed = IncidentSkill().run(dataclasses.replace(request, text=f"list {' '.join(scope.names)}",
+                                                                 source="command"), ctx)
+                return self._health(ctx, scope, listed) if _HEALTH.search(request.text) else listed
         if request.source in ("mention", "dm") and request.incident_id is not None \
                 and not re.search(r"\b(you|warroom|bot|open)\b", request.text, re.I):
             # "@warroom status" in an incident card's thread or channel: that incident's status

@@ -89,6 +89,25 @@ def test_metrics_in_words_in_the_command_and_their_unit_words(live: Live) -> Non
     assert "mem='7.5GB': memory is in %; `GB` is not a unit I convert" in live.standin.messages("C0GB")[-1]["text"]
 
 
+def test_is_a_service_healthy_gets_its_open_incidents_and_latest_risk(live: Live) -> None:
+    """"Is ingest healthy?" went to the knowledge base, which answered with an old postmortem."""
+    live.driver.command("/risk", "service=ingest cpu=95 mem=97", user="U0ALICE", channel="C0R")
+    live.driver.command("/incident", "new ingest lag growing sev2", user="U0ALICE", channel="C0R")
+    live.drain()
+    for ch, asked in (("C0H1", "is ingest healthy?"), ("C0H2", "how is payments-api doing?"),
+                      ("C0H3", "is the data team ok?")):
+        live.driver.mention(asked, user="U0BOB", channel=ch)
+    live.drain()
+    ingest = _texts(live, "C0H1")
+    assert "Health of ingest" in ingest and "1 open incident(s) on ingest" in ingest
+    assert "ingest lag growing" in ingest and re.search(r"ingest: (CRITICAL|HIGH) \(\d+%\), 0 min ago via command",
+                                                         ingest), ingest
+    pay = _texts(live, "C0H2")
+    assert "No open incident on payments-api" in pay and "no metrics in the last 24 hours" in pay
+    assert "Health of the data team's services" in _texts(live, "C0H3") and "ingest lag growing" in _texts(
+        live, "C0H3")
+
+
 def test_healthy_snapshot_is_low(live: Live) -> None:
     live.driver.command("/risk", "service=search cpu=20 mem=35 disk=30 latency=12 errors=0 rt=90 conns=120")
     live.drain()

@@ -49,6 +49,7 @@ def test_updates_go_to_the_status_channel_and_notes_do_not(live: Live) -> None:
     replies = " ".join(m["text"] for m in live.standin.messages(pay.channel_id) if m.get("thread_ts") == pay.card_ts)
     assert "Shared in <#C0STATUS>." in replies
     cmd("/incident", f"update {pay.id} error rate back to 0.2%, watching", user="U0BOB", channel="C0OPS")
+    live.drain()  # two commands sent at once are worked on at once: either may be announced first
     cmd("/incident", f"mitigate {pay.id} traffic on the replica", user="U0BOB", channel="C0OPS")
     live.drain()
     cmd("/incident", f"resolve {pay.id} raised the pool limit", user="U0ALICE", channel="C0OPS")
