@@ -121,8 +121,12 @@ class RoutingSkill(BaseSkill):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
-                when = self._moment(s, text, request.user_id)  # "... tomorrow?", "who was on call at 03:00?"
-                named = people.teams_in_text(session=s, text=when.without(text) if when else text)
+                # "... tomorrow?", "who was on call at 03:00?"; a time in another sentence is about something else
+                # ("who is on call for payments? it started at 14:05": now)
+                asked = next((x for x in re.split(r"(?<=[.?!;])\s+", text) if re.search(r"\bon[- ]?call\b", x, re.I)),
+                             text)
+                when = self._moment(s, asked, request.user_id)
+                named = people.teams_in_text(session=s, text=text.replace(asked, when.without(asked)) if when else text)
             return self._oncall(named, ctx, when)
         return self._route(text, request, ctx)
 

@@ -272,6 +272,11 @@ def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
     live.drain()
     said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
     assert "Was on call at" in said and "<@U0ALICE> (Alice Moreau)" in said and "U0BOB" not in said.split("next")[0]
+    # a time in another sentence is about something else: now
+    live.driver.mention("who is on call for payments? the errors started at 23:59", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "On call now: payments" in said and "<@U0ALICE> (Alice Moreau)" in said, said
     for asked, error in (("payments thursdya", "I cannot read `thursdya`"),
                         ("payments 25:00", "`25:00` is not a time of day"),
                         ("payments 2026-02-30", "`2026-02-30` is not a date"),
