@@ -50,7 +50,8 @@ __all__ = ["RoutingSkill"]
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
                  "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall cover|release ...`")
-_ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were of & , ? now".split())
+_ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were will be of & , ? now right call "
+                           "on-call oncall".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"

@@ -261,6 +261,7 @@ def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
     assert "On call in 3h: payments" in said and "Will be on call at" in said
     assert "*payments*: <@U0BOB> (Bob Okafor) per the calendar" in said and "U0ALICE" not in said
     assert "<@U0ALICE> (Alice Moreau)" in _say(live, "payments", "U0ERIN")  # now
+    assert "On call tomorrow: payments" in _say(live, "who is on call for payments tomorrow", "U0ERIN")
     # Erin is in New York: "at 06:00 CET" is Paris time, the next one to come
     paris = (now + dt.timedelta(hours=4)).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Europe/Paris"))
     said = _say(live, f"payments at {paris:%H:%M} CET", "U0ERIN")
