@@ -209,6 +209,9 @@ _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+m
 # in the last 3 days?" (they went to the knowledge base); group 1: the span and scope words
 _RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|have\s+been|got|did\s+we)\s+"
                            r"(?:resolved|closed|fix(?:ed)?)\b\W*(.*?)\W*$", re.I)
+# "what reminders do I have?", "my reminders", "list my reminders"
+_REMINDERS_ASK = re.compile(r"^\W*(?:(?:what|which)\s+reminders\s+(?:do\s+i\s+have|have\s+i\s+set|are\s+set)"
+                            r"|(?:(?:list|show)\s+)?(?:me\s+)?my\s+reminders)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"
                        r"(?:#\d{1,9}|inc(?:ident)?[-\s#]*\d{1,9})?\W*$", re.I)
@@ -301,6 +304,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if _REMINDERS_ASK.match(text):  # "what reminders do I have?"
+        return "reminders", ""
     if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
         return "list", f"resolved {m.group(1)}"
     if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"
@@ -388,7 +393,7 @@ class IncidentSkill(BaseSkill):
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text)
-                or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text)
+                or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
@@ -435,7 +440,7 @@ class IncidentSkill(BaseSkill):
                     "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
-                    "remind": self._remind,
+                    "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -1005,6 +1010,21 @@ class IncidentSkill(BaseSkill):
                           f"in incident #{inc.id}'s thread: {escape(what)}", follow_up_jobs=[job])
         # set for the wrong time, or no longer needed: it would fire anyway
         return dataclasses.replace(done, actions=(Action("incident:unremind", "Cancel reminder", job["dedup_key"]),))
+
+    def _reminders(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """The reminders whoever asks has set and that are still to come, soonest first, each with its *Cancel*."""
+        rows = [j for j in s.scalars(select(Job).where(Job.kind == "incident.reminder", Job.status == "queued")
+                                     .order_by(Job.run_after).limit(500))
+                if (j.payload or {}).get("by") == request.user_id][:20]
+        if not rows:
+            return SkillResult(title="Your reminders", ephemeral=True, summary="You have no reminder to come. "
+                               "`remind me in 20m to ...` under an incident's card sets one.")
+        lines = tuple(f"{n}. {slack_clock(j.run_after)} · incident #{(j.payload or {}).get('incident_id')} · "
+                      f"{escape(str((j.payload or {}).get('what'))[:150])}" for n, j in enumerate(rows, start=1))
+        return SkillResult(title="Your reminders", ephemeral=True, summary=f"{len(rows)} to come, soonest first.",
+                           sections=(Section("", lines),),
+                           actions=tuple(Action("incident:unremind", f"Cancel #{n}", str(j.dedup_key))
+                                         for n, j in enumerate(rows[:5], start=1)))
 
     def _unremind(self, key: str, user: str | None, ctx: SkillContext) -> SkillResult:
         """The *Cancel reminder* button: the reminder's job is taken off the queue, by whoever set it."""

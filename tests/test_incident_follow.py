@@ -155,13 +155,32 @@ def test_a_reminder_set_by_mistake_can_be_cancelled_by_whoever_set_it(live: Live
         assert answer in live.standin.messages("C0FOLLOW")[-1]["text"], (user, value)
     with live.db.session() as s:
         assert not s.scalars(select(Job).where(Job.kind == "incident.reminder")).all()
-    # one already sent: said so
-    _cmd(live, f"remind {pay.id} me in 1s to look again", "U0BOB")
-    msg = live.standin.messages("C0FOLLOW")[-1]
+    # "what reminders do I have?": the ones to come, each with its Cancel (there was no way to see them)
+    for text in (f"remind {pay.id} me in 3h to call the vendor", f"remind {pay.id} me in 1h to check the lag"):
+        live.driver.command("/incident", text, user="U0BOB", channel="C0FOLLOW")
+        live.drain(due_within_s=60)
+    live.driver.mention("what reminders do I have?", user="U0BOB", channel="C0FOLLOW")
+    live.driver.command("/incident", "reminders", user="U0ERIN", channel="C0FOLLOW")
+    live.drain(due_within_s=60)
+    mine, erin = live.standin.messages("C0FOLLOW")[-2:]
+    if erin.get("user") == "U0BOB":
+        mine, erin = erin, mine
+    listed = blocks_to_text(mine["blocks"])
+    assert "2 to come, soonest first." in listed and listed.index("check the lag") < listed.index("call the vendor")
+    first = [e for b in mine["blocks"] if b.get("type") == "actions" for e in b["elements"]][0]
+    assert "You have no reminder to come" in erin["text"]
+    live.driver.click("incident:unremind", first["value"], user="U0BOB", channel="C0FOLLOW")
+    live.drain(due_within_s=60)
+    assert "cancelled the reminder \"check the lag\"" in live.standin.messages("C0FOLLOW")[-1]["text"]
+    # one already sent: said so (the 3-hour one stays queued: only what is due within a minute is waited for)
+    live.driver.command("/incident", f"remind {pay.id} me in 1s to look again", user="U0BOB", channel="C0FOLLOW")
+    live.drain(due_within_s=60)
+    msg = next(m for m in reversed(live.standin.messages("C0FOLLOW")) if "look again" in m.get("text", "")
+               and m.get("blocks"))
     (value,) = [e["value"] for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]]
-    live.drain(30)
+    live.drain(30, due_within_s=60)
     live.driver.click("incident:unremind", value, user="U0BOB", channel="C0FOLLOW")
-    live.drain()
+    live.drain(due_within_s=60)
     assert "The reminder \"look again\" was sent." in live.standin.messages("C0FOLLOW")[-1]["text"]
 
 
