@@ -141,6 +141,11 @@ _LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:
 # "what runbooks ran today?", "show runbook history", "runbook runs": the history, not the list
 _HISTORY_ASK = re.compile(r"\b(?:what|which)\s+runbooks?\s+(?:ran|were\s+run|have\s+run|executed)\b"
                           r"|\brunbooks?\s+(?:history|runs)\b", re.I)
+# "when did we last restart ingest?", "when was redis-cache-pages last flushed?": the last runs of the runbook that
+# does it, with that value (it went to the knowledge base)
+_LAST_RUN_ASK = re.compile(r"^\W*when\s+(?:did|have)\s+(?:we|you|someone|anyone|i)\s+last\s+(?P<verb>roll\s*back|\w+)"
+                           r"\s+(?P<obj>.+?)\W*$|^\W*when\s+was\s+(?P<obj2>.+?)\s+last\s+(?P<verb2>rolled\s*back|\w+)\W*$",
+                           re.I)
 # "cancel run #12", "stop the runbook run 12": how to (a mention does not cancel: a pasted line could say it)
 _CANCEL_ASK = re.compile(r"^\W*(?:please\s+)?(?:cancel|stop|abort)\s+(?:the\s+)?(?:runbook\s+)?run\s+#?(\d{1,9})\b",
                          re.I)
@@ -162,7 +167,7 @@ class RunbooksSkill(BaseSkill):
         """Keywords; an instruction that names a runbook ("run restart-service ...") is mine, to refuse; a
         question for the list ("what runbooks do we have for postgres?") is mine too."""
         return 0.8 if (_RUN_SLUG.match(text) or _LIST_ASK.search(text) or _HISTORY_ASK.search(text)
-                       or _PREVIEW_SLUG.match(text)
+                       or _PREVIEW_SLUG.match(text) or _LAST_RUN_ASK.match(text)
                        or _CANCEL_ASK.match(text)) else super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
@@ -189,6 +194,13 @@ class RunbooksSkill(BaseSkill):
         sub = sub.lower()
         if request.source in ("mention", "dm") and (m := _CANCEL_ASK.match(text)):
             sub, rest = "cancel", m.group(1)
+        elif request.source in ("mention", "dm") and (m := _LAST_RUN_ASK.match(text)):
+            verb, obj = m.group("verb") or m.group("verb2"), m.group("obj") or m.group("obj2")
+            slug = self._slug_for(ctx, verb, obj)
+            if slug is None:
+                raise SkillError(f"I know no runbook that does `{esc(verb[:30])}`: `/runbook history` lists the last "
+                                 "runs of every runbook.")
+            sub, rest = "history", " ".join([slug, *self._values_named(ctx, slug, obj)])
         elif request.source in ("mention", "dm") and _HISTORY_ASK.search(text):  # "what runbooks ran today?"
             slug = next((w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", text.lower()) if w != "runbook"), "")
             sub, rest = "history", slug
@@ -219,6 +231,25 @@ class RunbooksSkill(BaseSkill):
         if request.source != "command":
             return self._suggest(ctx, text)
         raise SkillError(self.usage)
+
+    @staticmethod
+    def _slug_for(ctx: SkillContext, verb: str, obj: str) -> str | None:
+        """The runbook that does ``verb`` ("restart", "roll back", "flush") to ``obj``: the suggester's best whose id
+        starts with the verb; None when none does."""
+        stem = re.sub(r"\W", "", verb.lower())[:4]
+        if len(stem) < 3:
+            return None
+        return next((sg.slug for sg in suggester(ctx).suggest(f"{verb} {obj}", k=3) if sg.slug.startswith(stem)),
+                    None)
+
+    @staticmethod
+    def _values_named(ctx: SkillContext, slug: str, obj: str) -> list[str]:
+        """The words of ``obj`` that are allowed values of the runbook's parameters (or a service it accepts)."""
+        spec = _load_spec(ctx, slug)
+        allowed = {v.lower() for p in spec.parameters for v in p.allowed}
+        service = _service_named(ctx, obj)
+        words = [w for w in re.findall(r"[\w.:/-]+", obj.lower()) if w in allowed]
+        return list(dict.fromkeys(words + ([service] if service and not words else [])))
 
     def _preview_hint(self, ctx: SkillContext, slug: str, said: str) -> SkillResult:
         """The command that previews ``slug``, with what ``said`` names filled in ("for ingest")."""
@@ -285,18 +316,26 @@ class RunbooksSkill(BaseSkill):
                               f"{_short(r.detail)}" for r in rows)
                 return SkillResult(title=f"Audit of run #{run_id}", sections=(Section("", lines or ("nothing",)),),
                                    ephemeral=True)
-            slug = next(iter(_CONTROL.sub(" ", arg).split()), "").lstrip("#").lower()[:100]
+            words = _CONTROL.sub(" ", arg).split()
+            slug = next(iter(words), "").lstrip("#").lower()[:100]
             if slug and get_runbook(s, slug=slug) is None:  # it was ignored: the last 15 runs of every runbook
                 raise SkillError(f"There is no runbook or run `{esc(slug)}`: `/runbook history [<run id> | <runbook "
-                                 "id>]`.")
-            execs = recent_executions(s, limit=15, slug=slug or None)
+                                 "id> [parameter value ...]]`.")
+            # "/runbook history restart-service ingest": the runs with those parameter values (they were dropped)
+            values = {w.lower().split("=", 1)[-1] for w in words[1:]}
+            execs = [e for e in recent_executions(s, limit=500 if values else 15, slug=slug or None)
+                     if values <= {str(v).lower() for v in (e.params or {}).values()}][:15]
             lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{shown_status(ctx, e)}*"
                           f"{' (dry run)' if e.dry_run else ''} by <@{e.requested_by}>"
                           + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
                           + f" {_params(e.params)} {e.requested_at:%Y-%m-%d %H:%M}" for e in execs)
-        return SkillResult(title=f"Runbook history{f': {slug}' if slug else ''}",
-                           summary="`/runbook history <run id>` shows a run's audit trail; `/runbook history "
-                                   "<runbook id>` the runs of one runbook.",
+            last = next((e for e in execs if not e.dry_run and e.started_at is not None), None)
+        only = f" with {', '.join(sorted(values))}" if slug and values else ""
+        said = (f"Last run{only}: #{last.id}, {shown_status(ctx, last)}, started {last.started_at:%Y-%m-%d %H:%M} UTC "
+                f"by <@{last.requested_by}>. " if last is not None and slug else "")
+        return SkillResult(title=f"Runbook history{f': {slug}' if slug else ''}{only}",
+                           summary=said + "`/runbook history <run id>` shows a run's audit trail; `/runbook history "
+                                   "<runbook id> [value]` the runs of one runbook.",
                            sections=(Section("", lines or ("no runs yet",)),), ephemeral=True)
 
     def _suggest(self, ctx: SkillContext, text: str) -> SkillResult:

@@ -228,6 +228,32 @@ def test_an_approval_request_mentions_who_can_approve_now(live: Any) -> None:
     assert "<@U0CARLA>: can you" not in said and "Nobody who can approve is on call now" in said, said
 
 
+def test_when_did_we_last_run_it_for_this_service(live: Any, tmp_path: Path) -> None:
+    """"When did we last clear the disk?" went to the knowledge base, and `/runbook history clear-disk-space 3`
+    dropped the value: the runs of the runbook that does it, with that value, and the last one said."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _cmd(live, f"run clear-disk-space path={logs} days=3", "U0ALICE")
+    ask = _last(live, "Run clear-disk-space v1?")
+    eid = int(_buttons(ask)["runbooks:confirm"].split(":")[0])
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0ALICE", ask["ts"])
+    _click(live, "runbooks:approve", _buttons(_last(live, "Approval needed: clear-disk-space"))["runbooks:approve"],
+           "U0IRIS", ask["ts"])
+    assert _wait_status(live, eid, ("succeeded", "failed")).started_at is not None
+    live.driver.mention("when did we last clear the disk space?", user="U0ERIN", channel=CH)
+    live.drain()
+    said = _text(live.standin.messages(CH)[-1])
+    assert "Runbook history: clear-disk-space" in said and f"Last run: #{eid}, succeeded" in said, said
+    _cmd(live, "history clear-disk-space 3", "U0ERIN")
+    assert f"Last run with 3: #{eid}" in _text(live.standin.messages(CH)[-1])
+    _cmd(live, "history clear-disk-space 30", "U0ERIN")
+    said = _text(live.standin.messages(CH)[-1])
+    assert "no runs yet" in said and "Last run" not in said
+    live.driver.mention("when did we last eat cake?", user="U0ERIN", channel=CH)
+    live.drain()
+    assert "I know no runbook that does `eat`" in _text(live.standin.messages(CH)[-1])
+
+
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
     _cmd(live, "run restart-service service=payments-api", "U0CARLA")
     ask = _last(live, "Run restart-service v1?")
