@@ -82,9 +82,15 @@ def zone_at(text: str, at: int, own: str, is_team: Callable[[str], bool], usage:
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
 _DAY = re.compile(r"\b(?:(?P<rel>today|tonight|tomorrow|tmrw|yesterday|this\s+weekend|the\s+weekend|weekend|"
                   r"next\s+week)|(?:on\s+|next\s+|this\s+)?(?P<wd>mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)"
-                  r"(?:day)?|(?:on\s+)?(?P<iso>\d{4}-\d{2}-\d{2}))\b", re.I)
+                  r"(?:day)?|(?:on\s+)?(?P<iso>\d{4}-\d{2}-\d{2})"
+                  rf"|(?:on\s+)?(?:(?P<mon>{_MONTH})\.?\s+(?P<md>\d{{1,2}})(?:st|nd|rd|th)?"
+                  rf"|(?:the\s+)?(?P<dm>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon2>{_MONTH})\.?)"
+                  r"(?:,?\s+(?P<year>20\d\d))?)\b", re.I)
 _TIME = re.compile(r"(?:\bat\s+(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*(?P<ap1>am|pm)?(?![\d:])"
                    r"|\b(?P<h2>\d{1,2}):(?P<m2>\d{2})\s*(?P<ap2>am|pm)?(?![\d:])"
                    r"|\b(?P<h3>\d{1,2})\s*(?P<ap3>am|pm)\b|\b(?:at\s+)?(?P<word>noon|midnight))", re.I)
@@ -169,6 +175,18 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
             date = dt.date.fromisoformat(day.group("iso"))
         except ValueError:
             raise SkillError(f"`{esc(day.group('iso'))}` is not a date. {usage}") from None
+    elif day is not None and (day.group("mon") or day.group("mon2")):  # "dec 24", "24th of December 2026"
+        month = _MONTHS.index((day.group("mon") or day.group("mon2"))[:3].lower()) + 1
+        mday, year = int(day.group("md") or day.group("dm")), day.group("year")
+        try:
+            date = dt.date(int(year) if year else date.year, month, mday)
+        except ValueError:
+            raise SkillError(f"`{esc(day.group(0).strip())}` is not a date. {usage}") from None
+        if not year and (date < local_now.date() if not past else date > local_now.date()):
+            try:  # no year: the next one to come (or with ``past`` the last one gone)
+                date = date.replace(year=date.year + (-1 if past else 1))
+            except ValueError:  # 29 February
+                raise SkillError(f"`{esc(day.group(0).strip())}` is not a date. {usage}") from None
     if clock is not None:
         hour, minute = _clock(clock, usage)
     elif rel == "tonight":

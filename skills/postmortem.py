@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from knowledge import postmortems as store
 from knowledge.facts import PostmortemFacts, RelatedIncident, assemble_facts, similar_by_service
-from knowledge.models import Incident, Postmortem
+from knowledge.models import Incident, Postmortem, utcnow
 from knowledge.postmortems import PostmortemDoc
-from skills.action_items import carry_done, mark_done
+from skills.action_items import add_item, assign, carry_marks, due_words, mark_done, set_due, with_items_section
 from skills.action_items import listing as listing_actions
 from skills.base import (
     INCIDENT_REF,
@@ -48,12 +48,26 @@ _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
 _VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "unpublish",
           "withdraw")  # "actions", "done": see run
 # "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
-_ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?(?:(?:the|my|our|all|open)\s+)*"
+_ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?"
+                            r"(?:(?:the|my|our|all|open|overdue|late|unassigned)\s+)*"
                             r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)
 # "109.2 is done", "mark 109.2 done", "done with action item #109.2"
 _DONE_SAID = re.compile(r"^\W*(?:(?:mark(?:ed)?|close[ds]?|finished|completed|done(?:\s+with)?)\s+(?:action\s+item\s+)?"
                         r"(?P<a>#?\d{1,9}\.\d{1,3})\b|(?:action\s+item\s+)?(?P<b>#?\d{1,9}\.\d{1,3})\s+(?:is\s+)?"
                         r"(?:done|closed|finished|completed?)\b)", re.I)
+_REF = r"(?:action\s+item\s+)?(?P<ref>#?\d{1,9}\.\d{1,3})"
+_REF2 = _REF.replace("ref", "ref2")
+# "assign 109.2 to @bob", "give action item 109.2 to me", "I'll take 109.2"
+_ASSIGN_SAID = re.compile(rf"^\W*(?:(?:assign|give|hand)\s+{_REF}\s+(?:to\s+)?(?P<who>\S.*)"
+                          rf"|(?P<me>I'll|I\s+will|I\s+can|let\s+me)\s+(?:take|own|do)\s+{_REF2})",
+                          re.I)
+# "109.2 is due friday", "109.2 due by dec 18", "move 109.2 to next week", "set the due date of 109.2 to friday"
+_DUE_SAID = re.compile(rf"^\W*(?:{_REF}\s+(?:is\s+)?due\s+(?:by\s+|on\s+)?(?P<when>\S.*)|(?:set|move|push|change)\s+"
+                       rf"(?:the\s+)?(?:due\s+date\s+(?:of|for|on)\s+)?{_REF2}\s+(?:due\s+)?"
+                       r"(?:to|until|till|back\s+to)\s+(?P<when2>\S.*))", re.I)
+# "add an action item to #109: check the pool size @bob by friday"
+_ADD_SAID = re.compile(r"^\W*add\s+(?:an?\s+)?(?:action\s+item|follow[\s-]?up)\s+(?:to|for|on)\s+(?:incident\s+|the\s+"
+                       r"postmortem\s+(?:of|for)\s+)?#?(?P<id>\d{1,9})\s*[:,-]?\s*(?P<text>\S.*)", re.I | re.S)
 _SAY_DRAFT = {"write": "draft", "create": "draft", "generate": "draft", "start": "draft"}  # "write the postmortem"
 
 
@@ -119,13 +133,16 @@ class PostmortemSkill(BaseSkill):
     usage: ClassVar[str] = ("Usage: `/postmortem draft|show|publish|export <incident>`, "
                             "`/postmortem edit <incident> <section>: <text>`, "
                             "`/postmortem list [draft|published] [service or team]`, "
-                            "`/postmortem actions [mine] [all] [service or team]` or "
-                            "`/postmortem done|reopen <incident>.<n>`, `/postmortem unpublish <incident> [why]`")
+                            "`/postmortem actions [mine] [all] [overdue] [unassigned] [service or team]`, "
+                            "`/postmortem done|reopen <incident>.<n>`, `/postmortem assign <incident>.<n> @someone`, "
+                            "`/postmortem due <incident>.<n> <date>`, "
+                            "`/postmortem add <incident> <what to do> [@owner] [by <date>]`, "
+                            "`/postmortem unpublish <incident> [why]`")
 
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
         low = text.lower()
-        if _ACTIONS_ASKED.match(text) or _DONE_SAID.match(text):
+        if any(p.match(text) for p in (_ACTIONS_ASKED, _DONE_SAID, _ASSIGN_SAID, _DUE_SAID, _ADD_SAID)):
             return 0.85
         return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
 
@@ -140,6 +157,10 @@ class PostmortemSkill(BaseSkill):
         if verb == "reopen" and request.source == "command":  # an action item closed by mistake
             with ctx.db.session() as s:
                 return mark_done(s, rest, user=request.user_id, reopen=True)
+        said = request.source in ("mention", "dm")
+        if verb in ("assign", "due", "add") and request.source == "command" or said and (
+                _ASSIGN_SAID.match(request.text) or _DUE_SAID.match(request.text) or _ADD_SAID.match(request.text)):
+            return self._item_change(verb if request.source == "command" else "", rest, request, ctx)
         if verb == "actions" or (request.source in ("mention", "dm") and _ACTIONS_ASKED.match(request.text)):
             with ctx.db.session() as s:
                 return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id,
@@ -178,8 +199,45 @@ class PostmortemSkill(BaseSkill):
             return self.unpublish(incident_id, ctx, user=user, why=tail)
         return self.export(incident_id, ctx)
 
+    def _item_change(self, verb: str, rest: str, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        """``assign <incident>.<n> <who>``, ``due <incident>.<n> <date>``, ``add [<incident>] <text>``, typed or
+        said ("assign 109.2 to @bob", "109.2 is due friday", "add an action item to #109: ...")."""
+        user, text = request.user_id, request.text
+        with ctx.db.session() as s:
+            if verb == "assign" or (not verb and (m := _ASSIGN_SAID.match(text))):
+                if verb:
+                    ref, _, who = rest.strip().partition(" ")
+                else:
+                    ref, who = (m.group("ref"), m.group("who")) if m.group("ref") else (m.group("ref2"), "me")
+                return assign(s, ref, who, user=user)
+            if verb == "due" or (not verb and (m := _DUE_SAID.match(text))):
+                if verb:
+                    ref, _, when = rest.strip().partition(" ")
+                else:
+                    ref, when = m.group("ref") or m.group("ref2"), m.group("when") or m.group("when2")
+                return set_due(s, ref, when.strip().rstrip("?.!"), user=user)
+            if verb == "add":
+                first, _, tail = rest.strip().partition(" ")
+                incident_id = int(_ID.match(first).group(1)) if _ID.match(first) else None  # type: ignore[union-attr]
+                body = tail if incident_id is not None else rest
+            else:
+                m = _ADD_SAID.match(text)
+                assert m is not None
+                incident_id, body = int(m.group("id")), m.group("text")
+        if incident_id is None:
+            try:
+                incident_id = self._incident_id("", request, ctx)
+            except SkillError:
+                raise SkillError("Which incident? `/postmortem add <incident> <what to do> [@owner] [by <date>]`, "
+                                 "e.g. `/postmortem add 109 alert on pool saturation @bob by friday`.") from None
+        with ctx.db.session() as s:
+            return add_item(s, incident_id, body, user=user)
+
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
-        """Buttons on a draft: publish, regenerate, mark root cause confirmed."""
+        """Buttons on a draft: publish, regenerate, mark root cause confirmed; "Mark done" on an overdue item."""
+        if action_id == "postmortem:action_done":
+            with ctx.db.session() as s:
+                return mark_done(s, str(request.data.get("value") or request.text), user=request.user_id)
         m = _ID.match(str(request.data.get("value") or request.text).strip())
         if m is None:
             raise SkillError("This button does not name an incident.")
@@ -336,11 +394,11 @@ class PostmortemSkill(BaseSkill):
     @staticmethod
     def _with_flags(doc: PostmortemDoc, top: Postmortem | None) -> PostmortemDoc:
         """What a new version keeps from the one before: the confirmed root cause, the closed action items."""
-        carry_done(doc.fields, top)
+        carry_marks(doc.fields, top)
         if _confirmed(top) and top is not None:
             doc.fields.update(root_cause_confirmed=True,
                               root_cause_confirmed_by=(top.fields or {}).get("root_cause_confirmed_by"))
-        return doc
+        return dataclasses.replace(doc, markdown=with_items_section(doc.markdown, doc.fields.get("action_items") or []))
 
     @staticmethod
     def _incident(s: Session, incident_id: int) -> Incident:
@@ -394,6 +452,7 @@ class PostmortemSkill(BaseSkill):
         lines = tuple(f"{row.incident_id}.{n} {esc(a.get('text', ''))[:200]} — "
                       f"{esc(a.get('owner_name') or 'unassigned')}"
                       + (f" (done by <@{a.get('done_by')}>)" if a.get("done_at") else "")
+                      + (f", {when}" if (when := due_words(a, utcnow().date())) else "")
                       for n, a in enumerate(items[:8], start=1))
         iid = str(row.incident_id)
         actions: tuple[Action, ...] = ()

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from knowledge.facts import PostmortemFacts, TimelineItem
 from knowledge.postmortems import PostmortemDoc
+from skills.action_items import section_lines
 from skills.postmortem_check import ActionItem, extract_action_items
 from skills.redact import mask_secrets
 
@@ -203,12 +204,9 @@ def render(facts: PostmortemFacts, prose: Prose, *, writer: str, extra: dict[str
     md += ["## What went well", md_escape(prose.get("went_well", ""), 2000) or "_Nothing recorded._", "",
            "## What went wrong", md_escape(prose.get("went_wrong", ""), 2000) or "_Nothing recorded._", "",
            "## Action items"]
-    for a in items:
-        owner = f" — owner: {a.owner_name or a.owner}" if a.owner else " — owner: unassigned"
-        md.append(f"- [ ] [{md_escape(a.text, 240)}]({a.permalink}){owner}" if a.permalink
-                  else f"- [ ] {md_escape(a.text, 240)}{owner}")
-    if not items:
-        md.append("_No action items were said in the channel._")
+    tracked = [{"text": a.text, "owner": a.owner, "owner_name": a.owner_name, "permalink": a.permalink}
+               for a in items]
+    md += section_lines(tracked, md_escape)
     md += ["", "## Related incidents"]
     for r in facts.related:
         when = f" (resolved {r.resolved_at:%Y-%m-%d})" if r.resolved_at else ""
@@ -224,8 +222,7 @@ def render(facts: PostmortemFacts, prose: Prose, *, writer: str, extra: dict[str
         "started_at": facts.started_at.isoformat(timespec="seconds"),
         "resolved_at": facts.resolved_at.isoformat(timespec="seconds") if facts.resolved_at else None,
         "root_cause_status": rc_status, "sections": dict(prose), "sections_filled": filled,
-        "action_items": [{"text": a.text, "owner": a.owner, "owner_name": a.owner_name, "permalink": a.permalink}
-                         for a in items],
+        "action_items": tracked,
         "related": [r.incident_id for r in facts.related], "facts_sha256": facts_digest(facts),
         "timeline_count": len(facts.timeline), **(extra or {}),
     }

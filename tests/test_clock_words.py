@@ -37,6 +37,15 @@ def at(text: str, own: str = "", past: bool = False) -> dt.datetime | None:
     ("2026-12-24 18:00 UTC+2", "", False, dt.datetime(2026, 12, 24, 16, 0)),
     ("at noon", "", False, dt.datetime(2026, 12, 4, 12, 0)),
     ("payments at 9", "", False, dt.datetime(2026, 12, 4, 9, 0)),
+    # a month and a day, either way round (due dates, "who is on call on dec 24"); no year: the next one to come
+    ("dec 24", "", False, dt.datetime(2026, 12, 24, 9, 0)),
+    ("on December 24th 18:00", "Europe/Paris", False, dt.datetime(2026, 12, 24, 17, 0)),
+    ("the 24th of dec", "", False, dt.datetime(2026, 12, 24, 9, 0)),
+    ("5 jan", "", False, dt.datetime(2027, 1, 5, 9, 0)),  # January has gone this year
+    ("nov 30", "", True, dt.datetime(2026, 11, 30, 9, 0)),
+    ("jan 5", "", True, dt.datetime(2026, 1, 5, 9, 0)),  # "who was on call on jan 5": the last one gone
+    ("sept 3, 2027", "", False, dt.datetime(2027, 9, 3, 9, 0)),
+    ("may be later", "", False, None),  # "may" without a day is a word
 ])
 def test_moments(text: str, own: str, past: bool, want: dt.datetime | None) -> None:
     assert at(text, own, past) == want
@@ -54,7 +63,8 @@ def test_what_was_assumed_is_said_and_the_words_can_be_taken_out() -> None:
     ("at 25:00", "`at 25:00` is not a time of day"), ("13pm", "`13pm` is not a time of day"),
     ("2026-02-30", "`2026-02-30` is not a date"), ("at 18:00 IST", "`IST` could mean India, Israel or Ireland"),
     ("at 18:00 Mars/Olympus", "`Mars/Olympus` is not a time zone I know"),
-    ("at 18:00 UTC+15", "is not a UTC offset"),
+    ("at 18:00 UTC+15", "is not a UTC offset"), ("feb 30", "`feb 30` is not a date"),
+    ("31st of april", "`31st of april` is not a date"),
 ])
 def test_times_that_are_none_are_refused(text: str, error: str) -> None:
     with pytest.raises(SkillError, match=error.replace("+", r"\+")):

@@ -371,3 +371,106 @@ def test_an_old_postmortems_open_action_items_are_not_forgotten(live: Live) -> N
     live.drain()
     listed = " ".join(_texts(live.standin, "C0AI"))
     assert "3 open action item(s), 0 done" in listed and f"*{iid}.1* put pgbouncer" in listed
+
+
+def test_action_items_get_owners_due_dates_and_hand_added_items(live: Live) -> None:
+    """An item of no owner, or one nobody said in the channel, could not be tracked: `assign`, `due` and `add` set
+    them (typed or said), each undoable and on the timeline; the list shows due dates and `overdue`; the exported
+    document ticks what is done; a regenerated version keeps all of it; the maintenance run tells each owner once
+    when an item of theirs is overdue, with a button that closes it."""
+    import datetime as dt
+
+    from bot.maintenance import PRUNE
+    from knowledge.models import TimelineEvent, utcnow
+
+    iid = _seed(live.db)
+    d = live.driver
+
+    def say(text: str, user: str = "U0BOB", command: str = "/postmortem", channel: str = "C0AI") -> str:
+        before = len(live.standin.messages(channel))
+        if command:
+            assert d.command(command, text, user=user, channel=channel).status_code == 200
+        else:
+            assert d.mention(text, user=user, channel=channel).status_code == 200
+        live.drain(due_within_s=60)  # (the maintenance run below plans its next run in 6 hours)
+        return " ".join(_texts(live.standin, channel)[before:])
+
+    say(f"draft {iid}", user="U0ALICE", channel=CHANNEL)
+    today = utcnow().date()
+    # owners: a mention, me, a name, nobody; each says how to undo it
+    moved = say(f"assign {iid}.2 <@U0IRIS|iris>", user="U0ALICE")
+    assert f"*{iid}.2* add a CI check" in moved and "is <@U0IRIS>'s now (was <@U0BOB>)" in moved
+    assert f"`/postmortem assign {iid}.2 <@U0BOB>`" in moved
+    assert "is <@U0BOB>'s now (was <@U0IRIS>)" in say(f"assign {iid}.2 me")
+    assert "is <@U0BOB>'s already" in say(f"assign {iid}.2 <@U0BOB>")
+    assert f"*{iid}.3* alert on connection saturation above 80% is <@U0JONAS>'s now" in say(f"assign {iid}.3 jonas")
+    assert "has no owner now (was <@U0JONAS>)" in say(f"assign {iid}.3 nobody")
+    assert "I do not know `zed`" in say(f"assign {iid}.3 zed")
+    assert "Who should own" in say(f"assign {iid}.3")
+    # due dates: a weekday, a month and day, ISO, none; a date gone is refused
+    in3 = today + dt.timedelta(days=3)
+    assert f"is due {in3:%a %d %b %Y}" in say(f"due {iid}.2 in 3 days")
+    assert f"is due {in3:%a %d %b} already" in say(f"due {iid}.2 {in3:%b %d}".lower())
+    assert f"*{iid}.3* alert on connection saturation above 80% is due {in3:%a %d %b %Y}" in say(
+        f"due {iid}.3 {in3:%d %B}")
+    gone = say(f"due {iid}.2 {today - dt.timedelta(days=9):%Y-%m-%d}")
+    assert "is in the past" in gone
+    assert "is not a date I can read" in say(f"due {iid}.2 whenever")
+    assert "is without a due date already" in say(f"due {iid}.1 none")
+    # added by hand: owner and due date read off the end, secrets masked
+    added = say(f"add {iid} rotate the token ghp_abcdefghijklmnopqrstuvwxyz0123456789 <@U0IRIS> by "
+                f"{in3:%Y-%m-%d}", user="U0ALICE")
+    assert f"<@U0ALICE> added *{iid}.4* rotate the token" in added and "ghp_abcdef" not in added
+    assert f"owner <@U0IRIS>, due {in3:%a %d %b %Y}" in added
+    assert "is on the postmortem already" in say(f"add {iid} rotate the token ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+    assert "What should be done?" in say(f"add {iid} <@U0IRIS>")
+    assert "has no postmortem yet" in say("add 99999 check the pool size")
+    # said in words
+    assert "is <@U0ERIN>'s now" in say(f"assign {iid}.4 to <@U0ERIN>", command="")
+    assert "is <@U0IRIS>'s now (was <@U0ERIN>)" in say(f"I'll take {iid}.4", user="U0IRIS", command="")
+    yesterday = today - dt.timedelta(days=1)
+    assert f"is due {yesterday:%a %d %b %Y}" in say(f"{iid}.4 is due {yesterday:%Y-%m-%d}", command="")
+    assert f"<@U0BOB> added *{iid}.5* check the pool size" in say(
+        f"add an action item to #{iid}: check the pool size", command="")
+    # the list: due dates, overdue, unassigned
+    listed = say("actions")
+    assert "5 open action item(s), 0 done" in listed
+    assert f"*{iid}.4* rotate the token" in listed and "*overdue 1 day*" in listed
+    assert f"due {in3:%a %d %b}" in listed
+    late = say("actions overdue")
+    assert "1 overdue action item(s)" in late and f"*{iid}.4*" in late and f"*{iid}.2*" not in late
+    unowned = say("which action items are unassigned?", command="")
+    assert f"*{iid}.3*" in unowned and f"*{iid}.5*" in unowned and f"*{iid}.4*" not in unowned
+    # the document: ticked, owners, due dates; a regenerated version keeps them all, numbers included
+    say(f"done {iid}.1", user="U0IRIS")
+    say(f"regenerate {iid}", user="U0ALICE", channel=CHANNEL)
+    with live.db.session() as s:
+        top = store.latest(s, incident_id=iid)
+        assert top is not None and top.version >= 2
+        items = top.fields["action_items"]
+        assert [a["text"][:14] for a in items] == ["put pgbouncer ", "add a CI check", "alert on conne",
+                                                   "rotate the tok", "check the pool"]
+        assert [a.get("owner") for a in items] == ["U0IRIS", "U0BOB", None, "U0IRIS", None]
+        assert items[3]["due"] == yesterday.isoformat() and bool(items[0].get("done_at"))
+        md = top.markdown
+    assert "- [x] [put pgbouncer" in md and f"— owner: Iris Novak — due {yesterday:%Y-%m-%d}" in md
+    assert "- [ ] [add a CI check" in md and "— owner: Bob Okafor" in md
+    kinds = {}
+    with live.db.session() as s:
+        for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == iid)):
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    assert kinds["action_assigned"] == 6 and kinds["action_due"] == 3 and kinds["action_added"] == 2, kinds
+    # overdue: the owner is told once, in a DM, with a button that closes the item
+    for run in range(2):
+        live.services.runner.submit(PRUNE, {}, f"test-run-{run}")
+        live.drain(due_within_s=60)
+    told = live.standin.messages("U0IRIS")
+    assert len(told) == 1, told
+    assert f"<@U0IRIS>, action item *{iid}.4* rotate the token" in told[0]["text"]
+    assert f"was due {yesterday:%a %d %b}, 1 day ago" in told[0]["text"]
+    button = next(e for b in told[0]["blocks"] if b["type"] == "actions" for e in b["elements"])
+    assert button["action_id"] == "postmortem:action_done" and button["value"] == f"{iid}.4"
+    d.click("postmortem:action_done", f"{iid}.4", user="U0IRIS", channel="D0IRIS", message_ts=told[0]["ts"])
+    live.drain(due_within_s=60)
+    assert f"<@U0IRIS> closed *{iid}.4* rotate the token" in " ".join(_texts(live.standin, "D0IRIS"))
+    assert "No overdue action items." in say("actions overdue")
