@@ -49,6 +49,7 @@ from skills.base import (
 )
 from skills.base import esc as escape
 from skills.handover import HANDOVER, handover, handover_hours
+from skills.incident_edit import IncidentEdits, said_as_command, surely_said
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 from skills.redact import mask_secrets
@@ -61,7 +62,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind")
+          "remind", "rename", "service")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -87,7 +88,8 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident stats [days] [service or team]`, `/incident timeline [id] [key] [last 2h]`, "
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
-          "`/incident remind [id] me|us|@user in <20m|1h> <what>`")
+          "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
+          "`/incident service [id] <service>`")
 
 
 def _minutes(minutes: float) -> str:
@@ -116,7 +118,7 @@ def _period_days(text: str) -> int:
 
 # Verbs that change an incident (or page people): only full members of the workspace may use them.
 _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-                           "reopen", "take", "role"})
+                           "reopen", "take", "role", "rename", "service"})
 
 
 # where a reason starts after a team named ("to storage because ...", "to storage: ...", "to storage - ...")
@@ -156,7 +158,7 @@ _STATE_WORD = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(resolve|
 # A new severity for the incident the message is under: "this is a sev1", "make it sev2", "bump to SEV-1"
 _SEV_HERE = re.compile(r"^\W*(?:(?:this|it)(?:'s|\s+is)(?:\s+now)?(?:\s+an?)?|(?:make|set|bump|raise|lower|move|"
                        r"upgrade|downgrade)(?:\s+(?:it|this))?(?:\s+(?:up|down))?(?:\s+to)?|now)?\s*"
-                       r"sev(?:erity)?[\s-]?([1-4])[\s!.]*$", re.I)
+                       r"sev(?:erity)?[\s-]?([1-4])(?:\s+(?:incident|issue|outage|problem))?[\s!.]*$", re.I)
 # Who is on it now: "who is the incident commander?", "who's on this?", "who is handling it?"
 _WHO_HERE = re.compile(r"^\W*who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incident\s+)?(?:commander|ic)\b"
                        r"|incident\s+(?:lead|owner)\b|on\s+(?:it|this)\b"
@@ -374,7 +376,7 @@ def _related_cards(session: Session, inc: Incident) -> list[dict[str, Any]]:
     return [{"kind": "incident.card", "payload": {"incident_id": r.incident_id}} for r in related_open(session, inc)]
 
 
-class IncidentSkill(BaseSkill):
+class IncidentSkill(IncidentEdits, BaseSkill):
     """Open, acknowledge, re-rate, escalate, assign, mitigate, resolve, reopen and list incidents."""
 
     name = "incident"
@@ -390,6 +392,8 @@ class IncidentSkill(BaseSkill):
             return 0.85
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
+        if surely_said(text) or (INCIDENT_REF.search(text) and said_as_command(text)):  # "move this to dns"
+            return 0.85
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text)
@@ -404,13 +408,17 @@ class IncidentSkill(BaseSkill):
 
     def score_here(self, text: str) -> float:
         """Under an incident's card: "we're rolling back now" is a key moment of that incident."""
+        if said_as_command(text) is not None:  # "this is a kafka issue": this incident's service (see run)
+            return 0.85
         return 0.8 if _PROGRESS.match(text) and not _TAKE.match(text) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
-        if (request.source in ("mention", "dm") and request.incident_id is not None and _PROGRESS.match(request.text)
-                and not _TAKE.match(request.text)):
+        if request.source in ("mention", "dm") and (edit := self._edit_said(request.text, ctx)) is not None:
+            verb, rest = edit  # "rename #101 to ...", "move this to postgres-main"
+        elif (request.source in ("mention", "dm") and request.incident_id is not None
+              and _PROGRESS.match(request.text) and not _TAKE.match(request.text)):
             verb, rest = "note", request.text.strip()
         elif request.source in ("mention", "dm"):
             state = _STATE_WORD.match(request.text)
@@ -441,13 +449,15 @@ class IncidentSkill(BaseSkill):
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
                     "remind": self._remind, "reminders": self._reminders,
-                    "handover": self._handover}
+                    "handover": self._handover, "rename": self._rename, "title": self._rename,
+                    "service": self._service}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
             # A vendor in a shared incident channel, a guest: they can follow, read and post updates, but not
             # change the incident (resolve it, page people by escalating it, take it over).
-            raise SkillError(f"{what[0].upper()}{what[1:]} cannot {verb} incidents here; ask a member of this "
+            said = {"service": "move", "role": "give roles in", "sev": "re-rate"}.get(verb, verb)
+            raise SkillError(f"{what[0].upper()}{what[1:]} cannot {said} incidents here; ask a member of this "
                              "workspace. Notes and updates are welcome.")
         with ctx.db.session() as s:
             return handlers[verb](s, request, rest.strip(), ctx)
