@@ -42,6 +42,7 @@ from skills.base import (
 )
 from skills.clock_words import Moment, moment
 from skills.incident import pagerduty_jobs
+from skills.oncall_mine import MINE_ASKED, my_shifts
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 
@@ -49,7 +50,8 @@ __all__ = ["RoutingSkill"]
 
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
-                 "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall cover|release ...`")
+                 "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall mine [when]` (your own shifts); "
+                 "`/oncall cover|release ...`")
 _ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were will be of & , ? now right call "
                            "on-call oncall".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
@@ -92,7 +94,7 @@ class RoutingSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
-        if _WHO.search(text) or _PAGE.match(text):
+        if _WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text):
             return 0.85
         return super().score(text)
 
@@ -111,6 +113,12 @@ class RoutingSkill(BaseSkill):
                 return oncall_cover.cover(rest, request.user_id, ctx, request.channel_id)
             if verb.lower() == "release":
                 return oncall_cover.release(rest, request.user_id, ctx, request.channel_id)
+            if verb.lower() in ("mine", "me", "my"):  # "/oncall mine": my own shifts (skills/oncall_mine.py)
+                with ctx.db.session() as s:
+                    when = self._moment(s, rest, request.user_id)
+                    if when is None and rest.strip(" ?") and rest.strip(" ?").lower() not in ("shifts", "schedule"):
+                        raise SkillError(f"I cannot read `{esc(rest[:60])}`: `/oncall mine [when]`.")
+                    return my_shifts(s, request.user_id, when, asked=when is not None)
             with ctx.db.session() as s:  # "/oncall payments platform": both (the second was ignored)
                 when = self._moment(s, text, request.user_id)
                 rest = when.without(text).strip() if when else text
@@ -118,6 +126,10 @@ class RoutingSkill(BaseSkill):
                 if named and (unread := _unread_oncall_words(s, rest)):  # "/oncall payments thursdya": not dropped
                     raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`. {_ONCALL_USAGE}")
             return self._oncall(named or ([rest] if rest else []), ctx, when)
+        if request.command is None and MINE_ASKED.match(text):  # "when is my next shift?", "am I on call friday?"
+            with ctx.db.session() as s:
+                when = self._moment(s, text, request.user_id)
+                return my_shifts(s, request.user_id, when, asked=bool(re.match(r"^\W*am\s+i\b", text, re.I)))
         if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
             return self._page(text, ctx)  # "@warroom page the payments team"
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
