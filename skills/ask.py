@@ -49,6 +49,9 @@ _HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a run
 # An instruction ("restart ingest", "roll back payments-api"): answered like "how do I ...?", and nothing runs
 _DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|scale"
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
+# The runbook for one incident: "what's the runbook for #113?", "which runbook fits #113?", "any runbook for this?"
+_RUNBOOK_FOR = re.compile(r"\b(?:runbooks?|playbooks?)\s+(?:for|to\s+use\s+(?:for|on)|fits?|applies|should)\b"
+                          r"|\bwhat\s+(?:should|do|can)\s+(?:i|we)\s+do\s+(?:about|with|for|on)\b", re.I)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
 MIN_RUNBOOK_HOW_TO = 0.2
@@ -107,13 +110,17 @@ class AskSkill(BaseSkill):
         service = service_in(query, ctx) or filters.service
         pre: tuple[Section, ...] = ()
         acts: tuple[Action, ...] = ()
-        if request.incident_id is not None and ABOUT_HERE.search(question) and not INCIDENT_REF.search(question):
+        ref = INCIDENT_REF.search(question)  # "what's the runbook for #113?": that incident, when it is one
+        about = (int(ref.group(1)) if ref and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question))
+                 else request.incident_id if ref is None and ABOUT_HERE.search(question) else None)
+        if about is not None:
             with ctx.db.session() as s:  # "have we seen this before?" under an incident card: "this" is it
-                inc = s.get(Incident, request.incident_id)
+                inc = s.get(Incident, about)
                 if inc is not None:
                     query = mask_secrets(f"{question} {inc.title}. {inc.description or ''}")[:4000]
                     service, exclude = service or inc.service_name, (f"incident:{inc.id}",)
-            if inc is not None and (told or _HOW_TO.search(question)):  # "what should I do?": its runbooks
+            if inc is not None and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question)):
+                # "what should I do?", "which runbook for #113?": its runbooks
                 lines, acts = incident_runbooks(ctx, inc.id)
                 pre = (Section(f"Runbooks for incident #{inc.id}", lines),) if lines else ()
         result = self._answer(ctx, question, query, service, exclude, told, filters)

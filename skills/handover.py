@@ -38,7 +38,11 @@ HANDOVER = re.compile(
     r"|what\s+did\s+i\s+miss|did\s+i\s+miss\s+anything|anything\s+i\s+should\s+know|catch\s+me\s+up"
     r"|(?:give\s+me\s+)?(?:a\s+)?(?:shift\s+)?summary\s+of\s+(?:my|the)\s+shift"
     r"|what\s+(?:happened|went\s+on)\s+(?:overnight|last\s+night|while\s+i\s+was\s+(?:away|off|out|asleep)"
-    r"|(?:on|during)\s+(?:my|the\s+last)\s+shift))\b", re.I)
+    r"|(?:on|during)\s+(?:my|the\s+last)\s+shift)"
+    # "summarize the last 24 hours", "recap of the past day", "what happened in the last 8h?"
+    r"|(?:summari[sz]e|recap(?:\s+of)?|(?:give\s+me\s+)?(?:a\s+)?summary\s+of|what\s+(?:happened|went\s+on)\s+"
+    r"(?:in|over|during))\s+(?:the\s+)?(?:last|past)\s+(?:\d{1,4}\s*(?:h|hrs?|hours?|d|days?)|day|night|shift))\b",
+    re.I)
 _HOURS = re.compile(r"\b(\d{1,4})\s*(h|hrs?|hours?|d|days?)\b", re.I)
 
 
@@ -53,7 +57,7 @@ def handover_hours(text: str, strict: bool) -> int:
             raise SkillError(f"A handover covers 1 to {MAX_HOURS} hours (a week); you asked for {hours}.")
         rest = low[:m.start()] + low[m.end():]
     else:
-        hours = 24 if re.search(r"\b(today|yesterday|24\s*h)\b", low) else DEFAULT_HOURS
+        hours = 24 if re.search(r"\b(today|yesterday|24\s*h|(?:last|past)\s+day)\b", low) else DEFAULT_HOURS
         rest = re.sub(r"\b(today|yesterday)\b", "", low)
     if strict and re.sub(r"\b(for|the|last|past|of|handover)\b|\W", "", rest):
         raise SkillError("Usage: `/incident handover [hours] [service or team ...]`, e.g. `/incident handover 8h "

@@ -160,11 +160,15 @@ _SEV_HERE = re.compile(r"^\W*(?:(?:this|it)(?:'s|\s+is)(?:\s+now)?(?:\s+an?)?|(?
                        r"upgrade|downgrade)(?:\s+(?:it|this))?(?:\s+(?:up|down))?(?:\s+to)?|now)?\s*"
                        r"sev(?:erity)?[\s-]?([1-4])(?:\s+(?:incident|issue|outage|problem))?[\s!.]*$", re.I)
 # Who is on it now: "who is the incident commander?", "who's on this?", "who is handling it?"
-_WHO_HERE = re.compile(r"^\W*who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incident\s+)?(?:commander|ic)\b"
-                       r"|incident\s+(?:lead|owner)\b|on\s+(?:it|this)\b"
-                       r"|(?:working\s+on|handling|assigned\s+to)\s+(?:it|this)\b|assigned\W*$)", re.I)
+_IT = r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)\d{1,9})"  # the incident: under its card, or by number
+_WHO_HERE = re.compile(r"^\W*(?:who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incident\s+)?(?:commander|ic)\b"
+                       rf"|incident\s+(?:lead|owner)\b|on\s+{_IT}\b"
+                       rf"|(?:working\s+on|handling|assigned\s+to|looking\s+(?:at|into))\s+{_IT}\b|assigned\W*$)"
+                       # "is anyone looking at #113?", "is somebody on this?"
+                       rf"|(?:is\s+)?(?:any|some)(?:one|body)\s+(?:looking\s+(?:at|into)|on|working\s+on|handling)"
+                       rf"\s+{_IT}\b)", re.I)
 # Where it stands, asked under its card: "how long has this been going on?", "any updates?", "where are we?"
-_STATUS_HERE = re.compile(r"^\W*(?:how\s+long\s+has\s+(?:it|this)\s+been|when\s+did\s+(?:it|this)\s+(?:start|begin)"
+_STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been|when\s+did\s+{_IT}\s+(?:start|begin)"
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
@@ -215,10 +219,24 @@ _RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|
 _REMINDERS_ASK = re.compile(r"^\W*(?:(?:what|which)\s+reminders\s+(?:do\s+i\s+have|have\s+i\s+set|are\s+set)"
                             r"|(?:(?:list|show)\s+)?(?:me\s+)?my\s+reminders)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
-_TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b|^\W*timeline\W*(?:(?:of|for)\s+)?"
-                       r"(?:#\d{1,9}|inc(?:ident)?[-\s#]*\d{1,9})?\W*$", re.I)
+_TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b"
+                       # "timeline", "timeline of #101", "export #113 timeline", "show me the timeline of this"
+                       r"|^\W*(?:(?:export|show|get|print|dump|give|send)\s+(?:me\s+)?)?(?:the\s+)?"
+                       rf"(?:{_IT}(?:'s)?\s+)?timeline\W*(?:(?:of|for)\s+{_IT})?\W*$", re.I)
+# What was done so far, under the card or with a number: the key moments ("what have we tried so far?")
+_TRIED = re.compile(r"^\W*what\s+(?:have\s+we|has\s+been|did\s+we|was|were)\s+(?:tried|done|try|do)\b"
+                    rf"(?:\s+(?:so\s+far|on|for|about|with|already|yet|already|to\s+fix))*(?:\s+{_IT})?"
+                    r"(?:\s+(?:so\s+far|already|yet))?\W*$", re.I)
+# Which incidents are open, in words: "show open sev1 and sev2 incidents", "list incidents for payments",
+# "what incidents are open?" (the words went to the usage)
+_LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\s+)?|which\s+)?(?:all\s+)?(?:the\s+)?"
+                         r"(?:(?:open|current|active|ongoing)\s+)?(?:(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])"
+                         r"(?:\s*(?:,|and|or|&|/|\+)\s*(?:sev(?:erity)?[\s-]?[1-4]|p[1-4]))*\s+)?incidents"
+                         r"(?:\s+(?:are\s+)?(?:open|(?:going\s+)?on|active)\b)?(?!\s+(?:did|have|do|were|was|per)\b)",
+                         re.I)
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
-_NOTE = re.compile(r"^\W*(?:(?P<kw>note|update|status\s+update)(?:\s+(?:on\s+|for\s+)?"
+_NOTE = re.compile(r"^\W*(?:(?:(?:please\s+)?(?:post|send|add|write|share|give)\s+(?:an?\s+|the\s+)?)?"
+                   r"(?P<kw>note|update|status\s+update)(?:\s+(?:on\s+|for\s+|to\s+)?"
                    r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
                    re.I | re.S)
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
@@ -287,8 +305,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     here = _SEV_HERE.match(text)
     if here and ref is None:  # "this is a sev1" under the incident's card
         return "sev", here.group(1)
-    if _WHO_HERE.match(text) and ref is None:
-        return "who", ""
+    if _WHO_HERE.match(text):  # "who is on this?" under the card, "is anyone looking at #113?"
+        return "who", f"#{ref.group(1)}" if ref else ""
     if _REMIND.match(text):  # the whole text: the skill reads who, when and what
         return "remind", text.strip()
     follow = _FOLLOW.match(text)
@@ -316,8 +334,12 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "stats", text
     if _TIMELINE.search(text):  # "the full timeline of #101", "whole timeline" under the card
         return "timeline", f"#{ref.group(1)}" if ref else ""
-    if _STATUS_HERE.match(text) and ref is None:
-        return "status", ""
+    if _TRIED.match(text):  # "what have we tried so far?": the key moments
+        return "timeline", f"#{ref.group(1)} key" if ref else "key"
+    if _LIST_WORDS.match(text) and ref is None:  # "show open sev1 and sev2 incidents": the filters in the words
+        return "list", text
+    if _STATUS_HERE.match(text):  # "how long has this been going on?", "how long has #113 been open?"
+        return "status", f"#{ref.group(1)}" if ref else ""
     sev = _FREE_SEV.search(text)
     if ref and sev and not text.rstrip().endswith("?"):
         return "sev", f"{sev.group(1)} #{ref.group(1)}"
@@ -398,7 +420,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text)
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
-                or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)):
+                or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
+                or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
@@ -688,7 +711,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return SkillResult(title=f"Timeline of incident #{inc.id}: {inc.title[:100]}",
                            summary=(f"{len(events)} {kind}event(s){when} from {clock(events[0].at)} to "
                                     f"{clock(events[-1].at)}; the full list is in the thread." if events else
-                                    f"No {kind}events{when}." if kind or when else "No events yet."),
+                                    f"No key moments{when or ' yet'}: nothing was noted or pinned "
+                                    f"(say `note: what you tried` to add one); every event: `/incident timeline "
+                                    f"{inc.id}`." if kind else f"No events{when}." if when else "No events yet."),
                            detail="\n".join(shown) + more if events else "", data={"incident_id": inc.id})
 
     def _sev(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
@@ -1196,10 +1221,10 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             if not request.user_id:
                 raise SkillError("`following` needs to know who you are: ask in Slack.")
             said.append("that you follow")
-        sev = next((level for w in words if (level := severity_word(w)) is not None), None)
-        if sev is not None:
-            where.append(Incident.severity == sev)
-            said.append(f"SEV{sev}")
+        sevs = sorted({level for w in words if (level := severity_word(w)) is not None})  # "sev1 and sev2": both
+        if sevs:
+            where.append(Incident.severity.in_(sevs))
+            said.append(" or ".join(f"SEV{v}" for v in sevs))
         from knowledge.people import scope_in_text
 
         scope = scope_in_text(session=s, text=rest)  # a service, or a team ("/incident list payments")

@@ -130,8 +130,11 @@ class RoutingSkill(BaseSkill):
             with ctx.db.session() as s:
                 when = self._moment(s, text, request.user_id)
                 return my_shifts(s, request.user_id, when, asked=bool(re.match(r"^\W*am\s+i\b", text, re.I)))
-        if request.command is None and _PAGE.match(text) and not INCIDENT_REF.search(text):
-            return self._page(text, ctx)  # "@warroom page the payments team"
+        if request.command is None and _PAGE.match(text):  # "@warroom page the payments team"
+            ref = INCIDENT_REF.search(text)  # "page the storage team about #113", or under the card: about it
+            about = int(ref.group(1)) if ref else request.incident_id
+            if ref is None or self._incident_exists(ctx, about):
+                return self._page(INCIDENT_REF.sub(" ", text), ctx, about, request.user_id)
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
                 # "... tomorrow?", "who was on call at 03:00?"; a time in another sentence is about something else
@@ -166,22 +169,46 @@ class RoutingSkill(BaseSkill):
 
     # --- /oncall and /route -----------------------------------------------------------------------
 
-    def _page(self, text: str, ctx: SkillContext) -> SkillResult:
-        """Name (and so notify) whoever is on call for each team or service in the words."""
+    @staticmethod
+    def _incident_exists(ctx: SkillContext, incident_id: int | None) -> bool:
+        with ctx.db.session() as s:
+            return incident_id is not None and s.get(Incident, incident_id) is not None
+
+    def _page(self, text: str, ctx: SkillContext, incident_id: int | None = None,
+              user_id: str | None = None) -> SkillResult:
+        """Name (and so notify) whoever is on call for each team or service in the words. About an incident ("page
+        storage about #113", or under its card): the team of its service when none is named, the page on its
+        timeline, and the people added as responders where PagerDuty opened it."""
         with ctx.db.session() as s:  # "page payments and platform": both (the second was dropped)
             teams = people.teams_in_text(session=s, text=text)
+            inc = s.get(Incident, incident_id) if incident_id is not None else None
+            if not teams and inc is not None and inc.service_name:  # "page the on-call about #113": its owners
+                teams = people.teams_in_text(session=s, text=inc.service_name)
         if not teams:
             raise SkillError("Page whom? Name a team or a service, e.g. `@warroom page the payments team` or "
-                             "`@warroom page ingest`.")
+                             "`@warroom page ingest`" + (f" (about incident #{incident_id})." if inc else "."))
         result = self._oncall(teams, ctx)
         paged = list(dict.fromkeys(u for r in result.data["oncall"] for u in r["people"]))
         nobody = [r["team"] for r in result.data["oncall"] if not r["people"]]
         named = esc(", ".join(teams))
-        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {named}, and wanted here."
-                   if paged else f"Nobody is on call for {named} now.")
+        about = ""
+        data: dict[str, Any] = dict(result.data)
+        if inc is not None:
+            about = (f" about incident #{inc.id} (SEV{inc.severity}, {esc(inc.title[:80])}"
+                     + (f", in <#{inc.channel_id}>" if inc.channel_id else "") + ")")
+            with ctx.db.session() as s:
+                row = s.get(Incident, inc.id)
+                said = (f"<@{user_id}> paged " if user_id else "Paged ") + f"{', '.join(teams)}: " + (
+                    ", ".join(f"<@{u}>" for u in paged) if paged else "nobody on call")
+                s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="paged", text=said, actor=user_id))
+                pd = pagerduty_jobs(s, ctx.settings, row, "responders", ",".join(paged), user_id) if (
+                    paged and row is not None and row.status != "resolved") else []
+            data.update(incident_id=inc.id, refresh_card=inc.id, follow_up_jobs=pd)
+        summary = (", ".join(f"<@{u}>" for u in paged) + f": you are on call for {named}, and wanted here{about}."
+                   if paged else f"Nobody is on call for {named} now{about and ' to page' + about}.")
         if paged and nobody:
             summary += f" Nobody is on call for {esc(', '.join(nobody))} now."
-        return dataclasses.replace(result, title=f"Paging {', '.join(teams)}", summary=summary)
+        return dataclasses.replace(result, title=f"Paging {', '.join(teams)}", summary=summary, data=data)
 
     @staticmethod
     def _moment(s: Any, text: str, user_id: str | None) -> Moment | None:

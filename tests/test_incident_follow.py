@@ -208,7 +208,7 @@ def test_timeline_of_the_last_hour_or_key_moments_only(live: Live) -> None:
     assert f"{total} event(s)" in summary(f"timeline {pay.id}")
     assert "1 event(s) in the last hour" in summary(f"timeline {pay.id} last hour")
     assert "1 key event(s)" in summary(f"timeline {pay.id} key")
-    assert "No key events in the last 30m." in summary(f"timeline {pay.id} key last 30m")
+    assert "No key moments in the last 30m: nothing was noted or pinned" in summary(f"timeline {pay.id} key last 30m")
     assert "I cannot read `yesterday-ish`" in summary(f"timeline {pay.id} yesterday-ish")
 
 

@@ -538,8 +538,10 @@ def test_close_escalate_page_and_a_severity_first_report_in_words(live: Live) ->
     assert (sev["dns resolution failing in eu-west"], sev["kafka broker disk full"]) == (1, 2)
     live.driver.mention(f"reopen #{inc.id}", channel="C0REO", user="U0BOB")
     live.drain()
-    live.driver.mention(f"who is working on #{inc.id}?", channel="C0WHO", user="U0BOB")
+    live.driver.mention(f"what's going on with #{inc.id}?", channel="C0WHO", user="U0BOB")
+    live.driver.mention(f"who is working on #{inc.id}?", channel="C0WHO2", user="U0BOB")
     live.drain()
+    assert f"Nobody has taken incident #{inc.id}" in _first(live, "C0WHO2")  # who, not the whole status
     with live.db.session() as s:
         assert (s.get(Incident, inc.id).status, s.get(Incident, inc.id).resolved_at) == ("open", None)
     status = json.dumps(live.standin.messages("C0WHO")[0])

@@ -1,0 +1,75 @@
+"""Questions and requests about an incident in words, through the real app (signed mentions in, the Slack stand-in
+and the database checked). Each went to the wrong place before: "page the storage team about #113" routed a ticket
+to payments, "how long has #113 been open?" and "what's the runbook for #113?" went to the knowledge base ("I don't
+know"), "show open sev1 and sev2 incidents" got the usage, "post an update: ..." was not acted on, "summarize the
+last 24 hours" got the help, "export #113 timeline" showed the card."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from bot.render import blocks_to_text
+from knowledge.models import TimelineEvent
+from tests.conftest import Live, open_incidents
+
+
+def _say(live: Live, text: str, *, channel: str = "C0OPS", thread: str | None = None, user: str = "U0BOB") -> str:
+    before = len(live.standin.messages(channel))
+    ts = f"{time.time():.6f}"
+    event = {"type": "app_mention", "user": user, "ts": ts, "event_ts": ts, "text": f"<@UWARROOM> {text}",
+             "channel": channel, **({"thread_ts": thread} if thread else {})}
+    assert live.driver.event(event).status_code == 200
+    live.drain(due_within_s=60)
+    return " || ".join(blocks_to_text(m.get("blocks") or []) or m.get("text", "")
+                       for m in live.standin.messages(channel)[before:])
+
+
+def _events(live: Live, incident_id: int, kind: str) -> list[str]:
+    with live.db.session() as s:
+        return list(s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == incident_id,
+                                                                TimelineEvent.kind == kind)))
+
+
+def test_paging_a_team_about_an_incident_names_it_and_keeps_it_on_the_timeline(live: Live) -> None:
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"page the storage team about #{inc.id}")
+    assert "Paging storage" in said and "<@U0JONAS>: you are on call for storage, and wanted here about incident " \
+        f"#{inc.id} (SEV2, payments-api 503 errors at checkout" in said, said
+    assert _events(live, inc.id, "paged") == ["<@U0BOB> paged storage: <@U0JONAS>"]
+    # no team named: the on-call of the team that owns the incident's service; under the card: that incident
+    said = _say(live, "page the on-call", channel=inc.channel_id, thread=inc.card_ts)
+    assert "<@U0BOB>: you are on call for payments, and wanted here about incident" in said, said
+    assert len(_events(live, inc.id, "paged")) == 2
+    # a number that is no incident is a ticket's own number, routed as words (as before): no page recorded anywhere
+    assert "Paging" not in _say(live, "page the storage team about build #4521")
+
+
+def test_questions_about_one_incident_get_its_status_people_runbooks_and_timeline(live: Live) -> None:
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"how long has #{inc.id} been open?")
+    assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "Age" in said, said
+    assert f"Nobody has taken incident #{inc.id} yet" in _say(live, f"is anyone looking at #{inc.id}?")
+    said = _say(live, f"what's the runbook for #{inc.id}?")
+    assert f"Runbooks for incident #{inc.id}" in said and "/runbook run" in said, said
+    said = _say(live, f"export #{inc.id} timeline")
+    assert f"Timeline of incident #{inc.id}" in said and "created · Declared by <@U0ERIN>" in said, said
+    # under the card: what was tried is the key moments; an update said in words is one
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    assert "No key moments yet: nothing was noted or pinned" in _say(live, "what have we tried so far?", **here)
+    assert f"Noted on incident #{inc.id}'s timeline" in _say(live, "post an update: rolled back the deploy", **here)
+    said = _say(live, "what did we try?", **here)
+    assert "1 key event(s)" in said and "rolled back the deploy" in said, said
+    assert f"Nobody has taken incident #{inc.id}" in _say(live, "is anyone looking at this?", **here)
+
+
+def test_lists_and_summaries_in_words(live: Live) -> None:
+    one, two, three = open_incidents(live, "checkout down sev1", "ingest lag growing sev2", "slow dashboard sev3")
+    said = _say(live, "show open sev1 and sev2 incidents")
+    assert "(SEV1 or SEV2)" in said and f"#{one.id}*" in said and f"#{two.id}*" in said, said
+    assert f"#{three.id}*" not in said
+    said = _say(live, "what incidents are open?")
+    assert all(f"#{i.id}*" in said for i in (one, two, three)), said
+    said = _say(live, "summarize the last 24 hours")
+    assert "Handover for the last 24 hours: 3 incident(s) opened" in said, said
