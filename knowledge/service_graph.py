@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from knowledge.models import Incident, Service
 from knowledge.people import OPEN_STATUSES
 
-__all__ = ["Related", "related_open", "related_lines", "dependency_paths", "graph"]
+__all__ = ["MAX_HOPS", "Related", "related_open", "related_lines", "dependency_paths", "graph"]
 
 MAX_HOPS = 3
 

@@ -11,16 +11,13 @@ Later alerts of the same group still join the incident: grouping keys do not cha
 
 from __future__ import annotations
 
-import difflib
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from knowledge.models import Service
 from skills.base import SkillError, SkillRequest, SkillResult, esc
 from skills.redact import mask_secrets
+from skills.service_deps import service_hint
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -122,15 +119,11 @@ class IncidentEdits:
         svc = service_named(session=s, name=name)
         if svc is None:
             team = team_named(session=s, name=name)
-            known = list(s.scalars(select(Service.name).order_by(Service.name)))
             if team is not None:
                 theirs = ", ".join(f"`{x.name}`" for x in team.services) or "none"
                 raise SkillError(f"`{esc(name[:40])}` is a team; an incident is on a service: one of theirs "
                                  f"({theirs}). {usage}.")
-            close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
-            hint = f" Did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else (
-                f" Known services: {', '.join(f'`{k}`' for k in known[:20])}." if known else "")
-            raise SkillError(f"I know no service called `{esc(name[:40])}`.{hint} {usage}.")
+            raise SkillError(f"I know no service called `{esc(name[:40])}`.{service_hint(s, name)} {usage}.")
         why = _why(left)
         if inc.service_name == svc.name:
             return self._done(inc, f"Incident #{inc.id} is on {esc(svc.name)} already.")

@@ -45,6 +45,7 @@ from skills.incident import pagerduty_jobs
 from skills.oncall_mine import MINE_ASKED, my_shifts
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
+from skills.service_deps import DEPS_ASKED, asked_service, dependencies
 
 __all__ = ["RoutingSkill"]
 
@@ -94,7 +95,7 @@ class RoutingSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
-        if _WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text):
+        if _WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text):
             return 0.85
         return super().score(text)
 
@@ -126,6 +127,9 @@ class RoutingSkill(BaseSkill):
                 if named and (unread := _unread_oncall_words(s, rest)):  # "/oncall payments thursdya": not dropped
                     raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`. {_ONCALL_USAGE}")
             return self._oncall(named or ([rest] if rest else []), ctx, when)
+        if request.command is None and (svc := asked_service(text)) is not None:  # "what depends on dns?"
+            with ctx.db.session() as s:
+                return dependencies(s, svc)
         if request.command is None and MINE_ASKED.match(text):  # "when is my next shift?", "am I on call friday?"
             with ctx.db.session() as s:
                 when = self._moment(s, text, request.user_id)

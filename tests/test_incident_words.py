@@ -73,3 +73,20 @@ def test_lists_and_summaries_in_words(live: Live) -> None:
     assert all(f"#{i.id}*" in said for i in (one, two, three)), said
     said = _say(live, "summarize the last 24 hours")
     assert "Handover for the last 24 hours: 3 incident(s) opened" in said, said
+
+
+def test_what_depends_on_a_service_names_teams_on_call_and_open_incidents(live: Live) -> None:
+    """"What depends on postgres-main?" went to the knowledge base (postmortem passages); the declared service graph
+    answers it: both directions, a few hops, each with its team, on-call and open incidents."""
+    (inc,) = open_incidents(live, "postgres-main replication lag sev2")
+    said = _say(live, "what depends on postgres-main?")
+    assert "Dependencies of postgres-main" in said and "6 service(s) depend on it, 4 directly" in said, said
+    assert "*payments-api* (payments, on call <@U0BOB>)" in said and "*checkout-web* (payments, on call <@U0BOB>) " \
+        "via payments-api" in said
+    said = _say(live, "what does payments-api depend on?")
+    assert f"Open upstream: #{inc.id} on postgres-main" in said, said
+    assert f"*postgres-main* (storage, on call <@U0JONAS>); open: #{inc.id} SEV2" in said
+    said = _say(live, "what breaks if dns goes down?")
+    assert "*ingress* (platform" in said and "via payments-api" in said, said
+    assert "Did you mean `postgres-main`?" in _say(live, "what depends on postgress-main?")
+    assert "Dependencies of" not in _say(live, "what depends on the deploy finishing?")  # not about a service
