@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select
 
 from bot.ack_reminders import queue_first_check
 from bot.incident_card import card_job
 from bot.intake_worker import queue_card
+from bot.slack_client import slack_error
 from bot.update_reminders import queue_update_check
+from bot.worker import is_transient
 from knowledge.models import Incident, SlackMessage, TimelineEvent, utcnow
 from knowledge.service_graph import related_open
 from skills.base import SkillRequest, SkillResult, duration, esc, esc_keep_users
@@ -84,6 +87,33 @@ def register(services: Services) -> None:
                 + f": {esc_keep_users(str(payload.get('what') or ''))}{state}")
         deliver(services, SkillResult(title=f"Reminder for incident #{incident_id}", summary=said,
                                       data={"incident_id": incident_id}), where)
+
+    def invite(payload: dict[str, Any]) -> None:
+        """People called into an incident's own channel ("bring in @alice"): one call each (Slack refuses a whole
+        invitation for one person who cannot come); whoever cannot be invited is said in the channel and on the
+        timeline. Slack out: the job retries."""
+        from bot.handlers import deliver
+
+        with services.db.session() as s:
+            inc = s.get(Incident, int(payload["incident_id"]))
+            if inc is None or not inc.channel_id:
+                return
+            channel, incident_id = inc.channel_id, inc.id
+        failed: list[str] = []
+        for user in [str(u) for u in payload.get("users") or []][:10]:
+            try:
+                services.poster.invite(channel, [user])
+            except SlackApiError as exc:
+                if is_transient(exc):
+                    raise
+                if slack_error(exc) not in ("already_in_channel", "cant_invite_self"):
+                    failed.append(f"<@{user}> ({slack_error(exc) or 'Slack error'})")
+        if failed:
+            said = f"Could not invite {', '.join(failed)} to this channel: /invite them by hand."
+            with services.db.session() as s:
+                s.add(TimelineEvent(incident_id=incident_id, kind="invited", at=utcnow(), text=said[:2000]))
+            deliver(services, SkillResult(title=f"Incident #{incident_id}", summary=said,
+                                          data={"incident_id": incident_id}), {"channel": channel})
 
     def triage(payload: dict[str, Any]) -> None:
         incident_id = int(payload["incident_id"])
@@ -250,6 +280,7 @@ def register(services: Services) -> None:
     services.runner.register("incident.still_firing", still_firing)
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)
+    services.runner.register("incident.invite", invite)
     services.runner.register("slack.message", message)
     services.runner.register("slack.message_edit", message_edit)
     services.runner.register("slack.reaction_added", marker)

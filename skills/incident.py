@@ -62,7 +62,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service")
+          "remind", "rename", "service", "invite")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -89,7 +89,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
-          "`/incident service [id] <service>`")
+          "`/incident service [id] <service>`, `/incident invite [id] @user ...`")
 
 
 def _minutes(minutes: float) -> str:
@@ -246,6 +246,11 @@ _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|n
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
 
 
+# Someone else called in: "invite @alice", "bring in @alice and @bob", "add @carla to #113", "loop in @dan"
+_INVITE = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invite|add|bring\s+in|loop\s+in|pull\s+in)"
+                     rf"\s+<@{USER_ID}(?:\|[^>]*)?>(?!.*\bas\s+(?:the\s+)?(?:{_ROLE_ALT})\b)", re.I | re.S)
+
+
 # The person writing takes the incident: "I'm on it", "I'll take this", "mine" (in its thread, or with "#12")
 _TAKE = re.compile(r"^\W*(?:i'?m on (?:it|this)|i am on (?:it|this)|on it|i'?ll take (?:it|this)"
                    r"|i will take (?:it|this)|taking (?:it|this)|mine"
@@ -324,6 +329,9 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if _INVITE.match(text):  # "bring in @alice and @bob", "add @carla to #113": whoever is mentioned
+        return "invite", " ".join([*(f"<@{a or b}>" for a, b in _USER.findall(text)),
+                                   *([f"#{ref.group(1)}"] if ref else [])])
     if _REMINDERS_ASK.match(text):  # "what reminders do I have?"
         return "reminders", ""
     if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
@@ -418,7 +426,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             return 0.85
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
-                or _FOLLOW.match(text) or _REMIND.match(text)
+                or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
@@ -460,7 +468,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
-                    or _REMIND.match(request.text)
+                    or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -473,7 +481,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
-                    "service": self._service}
+                    "service": self._service, "invite": self._invite}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -994,6 +1002,29 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return dataclasses.replace(self._done(
             inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
             f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
+
+    def _invite(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Call people in: into the incident's own channel (the ``incident.invite`` job asks Slack), or, where it has
+        none, mentioned here with where its card is; on the timeline either way."""
+        users = list(dict.fromkeys(a or b for a, b in _USER.findall(rest)))[:10]
+        words = _USER.sub(" ", rest).split()
+        ref = INCIDENT_REF.search(" ".join(words))
+        if not users:
+            raise SkillError("Invite whom? `/incident invite [id] @user ...`, or \"bring in @alice\" under the card.")
+        inc, _ = self._target(s, request, words[:1] if words and _ID.match(words[0]) else
+                              [f"#{ref.group(1)}"] if ref else [])
+        who = ", ".join(f"<@{u}>" for u in users)
+        by = f"<@{request.user_id}>" if request.user_id else "the bot"
+        if inc.dedicated_channel and inc.channel_id:
+            self._event(s, inc, "invited", f"{by} invited {who} to <#{inc.channel_id}>", request.user_id)
+            job = {"kind": "incident.invite", "dedup_key": f"invite:{inc.id}:{','.join(users)}:{utcnow()}"[:200],
+                   "payload": {"incident_id": inc.id, "users": users, "by": request.user_id}}
+            return self._done(inc, f"Inviting {who} to <#{inc.channel_id}>, incident #{inc.id}'s channel.",
+                              follow_up_jobs=[job])
+        self._event(s, inc, "invited", f"{by} called in {who}", request.user_id)
+        where = f" Its card is in <#{inc.channel_id}>: follow its thread." if inc.channel_id else ""
+        return self._done(inc, f"{who}: {by} asks you to join incident #{inc.id} (SEV{inc.severity}, {inc.status}, "
+                          f"{escape(inc.title[:100])}).{where}")
 
     def _unfollow(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         inc, _ = self._target(s, request, rest.split())

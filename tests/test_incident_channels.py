@@ -228,3 +228,26 @@ def test_resolved_incidents_channels_are_archived_a_week_later(live: Live) -> No
         back = s.get(Incident, old.id)
         assert back is not None and back.status == "open"
         assert back.channel_id == live.services.settings.slack_incident_channel
+
+
+def test_people_called_in_are_invited_to_the_incident_channel(live: Live) -> None:
+    """"Bring in @alice and @iris" in the incident's channel, `/incident invite <id> @dan` elsewhere: each is invited
+    to its channel (one call each), on the timeline; whoever Slack refuses is said in the channel."""
+    inc, _ = _declare(live, "ingest lag growing", "sev2")
+    live.standin.uninvitable["U0IRIS"] = "user_is_restricted"
+    before = len(live.standin.calls_to("conversations.invite"))
+    live.driver.mention("bring in <@U0ALICE> and <@U0IRIS>", user="U0ERIN", channel=inc.channel_id)
+    live.driver.command("/incident", f"invite {inc.id} <@U0DAN|dan>", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    calls = [(c.args["channel"], c.args["users"]) for c in live.standin.calls_to("conversations.invite")[before:]]
+    assert sorted(calls) == sorted((inc.channel_id, u) for u in ("U0ALICE", "U0IRIS", "U0DAN")), calls
+    said = [m.get("text", "") for m in live.standin.messages(inc.channel_id)]
+    assert any("Could not invite <@U0IRIS> (user_is_restricted)" in t for t in said), said
+    with live.db.session() as s:
+        notes = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                                       TimelineEvent.kind == "invited"))]
+    assert f"<@U0ERIN> invited <@U0ALICE>, <@U0IRIS> to <#{inc.channel_id}>" in notes
+    assert f"<@U0ERIN> invited <@U0DAN> to <#{inc.channel_id}>" in notes and len(notes) == 3
+    live.driver.command("/incident", f"invite {inc.id}", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    assert "Invite whom?" in live.standin.messages("C0OPS")[-1].get("text", "")

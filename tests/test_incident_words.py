@@ -90,3 +90,13 @@ def test_what_depends_on_a_service_names_teams_on_call_and_open_incidents(live: 
     assert "*ingress* (platform" in said and "via payments-api" in said, said
     assert "Did you mean `postgres-main`?" in _say(live, "what depends on postgress-main?")
     assert "Dependencies of" not in _say(live, "what depends on the deploy finishing?")  # not about a service
+
+
+def test_calling_someone_in_without_an_incident_channel_mentions_them_with_where_the_card_is(live: Live) -> None:
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"add <@U0ALICE> to #{inc.id}")
+    assert f"<@U0ALICE>: <@U0BOB> asks you to join incident #{inc.id} (SEV2, open" in said, said
+    assert f"Its card is in <#{inc.channel_id}>" in said
+    assert _events(live, inc.id, "invited") == ["<@U0BOB> called in <@U0ALICE>"]
+    said = _say(live, "add <@U0ALICE> as comms", channel=inc.channel_id, thread=inc.card_ts)
+    assert "asks you to join" not in said, said  # a role, not a call-in
