@@ -302,6 +302,7 @@ def main() -> None:
     except CliError as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         sys.exit(1)
+import bot.cli_changes  # noqa: E402,F401
 import bot.cli_logs  # noqa: E402,F401
 import bot.cli_postmortem  # noqa: E402,F401
 import bot.cli_risk  # noqa: E402,F401

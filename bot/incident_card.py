@@ -20,9 +20,11 @@ from sqlalchemy import func, select
 from bot.render import cut, esc, unique_action_ids, whole_lines
 from bot.slack_client import SlackApiError, slack_error
 from bot.worker import is_transient
+from knowledge.changes import for_incident
 from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import esc_keep_users, no_bidi, slack_clock
+from skills.changes import change_line
 from skills.incident import ROLES, roles_of
 
 if TYPE_CHECKING:
@@ -129,6 +131,11 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
         if related:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(
                 "*Related open incidents* (service dependencies)\n" + "\n".join(esc(x) for x in related), 2900)}})
+        near = for_incident(s, inc)  # the first suspects: what changed on it, or on what it depends on
+        if near:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": whole_lines(
+                ["*Changes* (its service and what it depends on, from 6h before it opened)",
+                 *(change_line(n, inc.created_at) for n in near)], 2900)}})
         if recent:
             lines = [f"{slack_clock(e.at)} {esc_keep_users(e.text)[:150]}" for e in reversed(recent)]
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": whole_lines(lines, 2000)}]})

@@ -127,6 +127,27 @@ class OnCallShift(Base):
     source: Mapped[str] = mapped_column(Bounded(32), default="rotation")
 
 
+class ChangeEvent(Base):
+    """A change to a service (a deploy, a config push, a feature flag, a rollback), reported by CI/CD
+    (``POST /api/v1/changes``, ``warroom changes add``): shown on the cards of the incidents that open soon after it
+    on that service or on one that depends on it, and asked about in Slack ("what changed before #113?").
+    ``external_id`` (the sender's own id) makes a retried report a no-op."""
+
+    __tablename__ = "change_events"
+    __table_args__ = (UniqueConstraint("source", "external_id"), Index("ix_change_events_service_at", "service", "at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str] = mapped_column(Bounded(200))
+    kind: Mapped[str] = mapped_column(Bounded(32), default="deploy")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[str | None] = mapped_column(Bounded(200))
+    author: Mapped[str | None] = mapped_column(Bounded(200))
+    url: Mapped[str | None] = mapped_column(Bounded(1000))
+    source: Mapped[str] = mapped_column(Bounded(64), default="api")
+    external_id: Mapped[str | None] = mapped_column(Bounded(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Rotation(Base):
     """A team's rotation as declared (``rotations:`` in an experts file): the members take turns of ``shift_hours``
     from ``starts_at``. With ``timezone`` set, ``starts_at`` is a wall-clock time there and every handover keeps that

@@ -62,7 +62,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite")
+          "remind", "rename", "service", "invite", "changes")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -89,7 +89,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
-          "`/incident service [id] <service>`, `/incident invite [id] @user ...`")
+          "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -481,7 +481,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
-                    "service": self._service, "invite": self._invite}
+                    "service": self._service, "invite": self._invite, "changes": self._changes}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -1002,6 +1002,13 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return dataclasses.replace(self._done(
             inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
             f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
+
+    def _changes(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """What changed on its service and what it depends on, from 6 hours before it opened (skills/changes.py)."""
+        from skills.changes import answer
+
+        inc, _ = self._target(s, request, rest.split())
+        return answer(ctx, f"#{inc.id}")
 
     def _invite(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Call people in: into the incident's own channel (the ``incident.invite`` job asks Slack), or, where it has

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from skills.ask import AskSkill
 from skills.base import Skill
+from skills.changes import ChangesSkill
 from skills.help import HelpSkill
 from skills.incident import IncidentSkill
 from skills.logs import LogsSkill
@@ -63,7 +64,7 @@ class Registry:
 
 def default_registry() -> Registry:
     """All shipped skills. Later skills are added to this list."""
-    skills: list[Skill] = [HelpSkill(), StatusSkill(), IncidentSkill(), PostmortemSkill(),
+    skills: list[Skill] = [HelpSkill(), StatusSkill(), ChangesSkill(), IncidentSkill(), PostmortemSkill(),
                            SimilarSkill(), AskSkill(), RunbooksSkill(), RoutingSkill(), RiskSkill(),
                            LogsSkill()]
     reg = Registry(skills)

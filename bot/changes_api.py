@@ -1,0 +1,103 @@
+"""REST door of changes (deploys, config pushes, feature flags, rollbacks): ``POST /api/v1/changes`` from a CI/CD
+pipeline's last step, ``GET /api/v1/changes`` to read them back.
+
+Authorised like the rest of the API (``Authorization: Bearer <WARROOM_KB_TOKEN>``; none configured: 403). A change
+is committed before the answer (201; the same ``id`` again: 200 and the first one, so a retried step records one
+change). The cards of the open incidents on the service, or on a service that depends on it, are refreshed: a
+rollback made during an incident shows on its card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.api import ErrorOut
+from bot.api_auth import auth_errors, require_token
+from bot.similar_api import IsoDateTime
+from knowledge import changes
+from knowledge.models import ChangeEvent, Incident, utcnow
+from knowledge.people import OPEN_STATUSES
+from knowledge.service_graph import dependency_paths, graph
+from skills.base import SkillError
+from skills.changes import MAX_AGE, report
+
+__all__ = ["router", "ChangeIn", "refresh_cards"]
+
+router = APIRouter(prefix="/api/v1", tags=["changes"], dependencies=[Depends(require_token)])
+
+
+class ChangeIn(BaseModel):
+    """One change, as a pipeline reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: Annotated[str, Field(min_length=1, max_length=200, description="As in the service catalogue")]
+    summary: Annotated[str, Field(min_length=1, max_length=2000, description="What changed, for people")]
+    kind: Literal["deploy", "config", "flag", "rollback", "infra", "other"] = "deploy"
+    version: Annotated[str | None, Field(max_length=200)] = None
+    author: Annotated[str | None, Field(max_length=200)] = None
+    url: Annotated[str | None, Field(max_length=1000, description="http(s) link: the pipeline run, the PR")] = None
+    at: IsoDateTime = Field(default=None, description="When it took effect (ISO 8601; default: now)")
+    id: Annotated[str | None, Field(max_length=200, description="The sender's own id: a retry records nothing new")
+                  ] = None
+    source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")] = "api"
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be read (e.g. it is not UTF-8)"},
+    **auth_errors(ErrorOut),
+}
+
+
+def _out(c: ChangeEvent) -> dict[str, Any]:
+    return {"id": c.id, "service": c.service, "kind": c.kind, "summary": c.summary, "version": c.version,
+            "author": c.author, "url": c.url, "at": c.at.isoformat() + "Z", "source": c.source,
+            "external_id": c.external_id}
+
+
+def refresh_cards(s: Session, service: str, interval_s: float) -> list[tuple[int, float]]:
+    """Queue a card refresh for each open incident on ``service`` or on a service that depends on it (a change there
+    may be their cause): the jobs to hand to the workers."""
+    from bot.intake_worker import queue_card
+
+    names = [service, *dependency_paths(graph(s), service, reverse=True)]
+    open_ids = s.scalars(select(Incident.id).where(Incident.status.in_(OPEN_STATUSES),
+                                                   Incident.service_name.in_(names)).limit(50)).all()
+    return [r for i in open_ids if (r := queue_card(s, i, interval_s=interval_s))]
+
+
+@router.post("/changes", responses=_ERRORS, status_code=201)
+def post_change(body: ChangeIn, request: Request) -> JSONResponse:
+    """Record a change; the cards of the open incidents it may touch are refreshed."""
+    services = request.app.state.services
+    with services.db.session() as s:
+        try:
+            row, created, known = report(s, service=body.service, summary=body.summary, kind=body.kind,
+                                         version=body.version, author=body.author, url=body.url, at=body.at,
+                                         source=body.source, external_id=body.id)
+        except SkillError as exc:  # the same shape as every other 422 of the API
+            raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
+        s.flush()
+        out = _out(row)
+        refs = refresh_cards(s, row.service, services.settings.card_update_interval_s) if created else []
+    if refs:
+        services.runner.handoff(refs)
+    return JSONResponse({**out, "created": created, "known_service": known}, status_code=201 if created else 200)
+
+
+@router.get("/changes", responses=_ERRORS)
+def list_changes(request: Request,
+                 service: Annotated[str | None, Query(max_length=200)] = None,
+                 hours: Annotated[int, Query(ge=1, le=MAX_AGE.days * 24)] = 24) -> dict[str, Any]:
+    """The changes of the last ``hours`` (on ``service`` and what it depends on, if named), newest first."""
+    with request.app.state.services.db.session() as s:
+        found = changes.near(s, service, utcnow() - dt.timedelta(hours=hours), utcnow() + dt.timedelta(minutes=10),
+                             limit=500)
+        return {"changes": [{**_out(n.change), "path": list(n.path)} for n in found]}

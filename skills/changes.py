@@ -1,0 +1,175 @@
+"""What changed: deploys, config pushes, feature flags and rollbacks, the first suspects of an incident.
+
+CI/CD reports them (``POST /api/v1/changes``, ``warroom changes add``; ``report`` checks and keeps one). They show
+on an incident's card when they touched its service or one it depends on in the hours before it opened, and are
+asked about in Slack: "what changed before #113?", "what changed?" under a card, "any deploys on payments-api in
+the last 2h?", "recent changes", ``/incident changes [id]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from knowledge import changes, people
+from knowledge.models import ChangeEvent, Incident, utcnow
+from skills.base import (
+    INCIDENT_REF,
+    BaseSkill,
+    Section,
+    SkillContext,
+    SkillError,
+    SkillRequest,
+    SkillResult,
+    duration,
+    esc,
+    slack_when,
+)
+from skills.redact import mask_secrets
+
+__all__ = ["ChangesSkill", "CHANGES_ASKED", "report", "change_line", "answer", "MAX_FUTURE", "MAX_AGE"]
+
+MAX_FUTURE = dt.timedelta(minutes=10)  # clocks differ a little; a change an hour ahead is a wrong time zone
+MAX_AGE = dt.timedelta(days=90)
+_THINGS = r"(?:changes?|deploy(?:ment)?s?|releases?|rollouts?|rollbacks?|config(?:uration)?\s+changes?|flags?)"
+# "what changed before #113?", "what changed?", "what was deployed today?", "any deploys on payments-api?",
+# "recent changes", "did anyone deploy payments-api?", "was there a deploy?", "show me the deploys of the last 2h"
+CHANGES_ASKED = re.compile(
+    r"^\W*(?:what(?:'s|\s+has|\s+have)?\s+(?:changed|been\s+(?:deployed|changed|released|rolled\s+out))"
+    r"|what\s+(?:was|were|got)\s+(?:deployed|changed|released|rolled\s+(?:out|back))"
+    rf"|(?:were\s+there\s+|was\s+there\s+|are\s+there\s+|any\s+)(?:any\s+)?(?:recent\s+)?(?:an?\s+)?{_THINGS}"
+    r"|(?:did|has)\s+(?:any|some)(?:one|body)\s+(?:deploy|deployed|change|changed|release|released|roll)"
+    rf"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+)?(?:recent|latest|last)\s+{_THINGS}"
+    rf"|(?:show|list|give)\s+(?:me\s+)?(?:the\s+)?{_THINGS}\b)", re.I)
+_SPAN = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
+                   r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
+
+
+def report(s: Session, *, service: str, summary: str, kind: str = "deploy", version: str | None = None,
+           author: str | None = None, url: str | None = None, at: dt.datetime | None = None, source: str = "api",
+           external_id: str | None = None) -> tuple[ChangeEvent, bool, bool]:
+    """Check and keep one change (secrets masked); returns it, whether it is new (False: the same ``external_id``
+    was reported before) and whether its service is one the catalogue knows.
+
+    Raises:
+        SkillError: a field a person must fix (unknown kind, empty summary, a URL that is not http(s), a time too far
+        ahead or too old).
+    """
+    kind = (kind or "deploy").strip().lower()
+    if kind not in changes.KINDS:
+        raise SkillError(f"`kind` is one of {', '.join(changes.KINDS)}; not `{esc(kind[:40])}`.")
+    name = " ".join(service.split()).lower()
+    if not name or len(name) > 200 or not re.fullmatch(r"[\w.:/-]+", name):
+        raise SkillError("`service` is the service's name as in the catalogue, e.g. `payments-api`.")
+    text = mask_secrets(" ".join(summary.split()))[:500]
+    if not text:
+        raise SkillError("`summary` says what changed, e.g. `payments-api v1.4.2: connection pool 20 -> 50`.")
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise SkillError("`url` is an http(s) link to the change (the pipeline run, the pull request).")
+    now = utcnow()
+    if at is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+        if at > now + MAX_FUTURE:
+            raise SkillError(f"`at` is {duration((at - now).total_seconds())} from now: send UTC, or the time with "
+                             "its offset (`2026-12-04T14:05:00+01:00`).")
+        if at < now - MAX_AGE:
+            raise SkillError(f"`at` is older than {MAX_AGE.days} days: too old to matter to an incident.")
+    row, created = changes.record(s, service=name, summary=text, kind=kind,
+                                  version=mask_secrets(version)[:200] if version else None,
+                                  author=mask_secrets(author)[:200] if author else None,
+                                  url=mask_secrets(url)[:1000] if url else None, at=at, source=source[:64],
+                                  external_id=external_id[:200] if external_id else None)
+    return row, created, people.service_named(session=s, name=name) is not None
+
+
+def change_line(n: changes.Near, opened: dt.datetime | None = None) -> str:
+    """One change for people: kind, service (and through which dependency), version, author, what, when."""
+    c = n.change
+    head = f"*{esc(c.kind)}* {esc(c.service)}" + (f" {esc(c.version)}" if c.version else "")
+    if len(n.path) > 1:
+        head += f" (a dependency: {' → '.join(esc(p) for p in n.path)})"
+    line = head + (f" by {esc(c.author)}" if c.author else "") + f": {esc(c.summary[:200])}"
+    if opened is not None:
+        gap = (opened - c.at).total_seconds()
+        line += (f" · {duration(gap)} before it opened" if gap >= 0 else f" · {duration(-gap)} after it opened")
+    else:
+        line += f" · {slack_when(c.at)}"
+    if c.url:
+        line += f" · <{c.url.replace('>', '%3E').replace('|', '%7C')}|link>"
+    return line
+
+
+def _span(text: str) -> tuple[dt.timedelta, str]:
+    m = _SPAN.search(text)
+    if m is None:
+        return dt.timedelta(hours=24), "the last 24 hours"
+    if m.group(3):
+        word = m.group(3).lower()
+        return (dt.timedelta(days=7), "the last 7 days") if "week" in word else (dt.timedelta(hours=24),
+                                                                                   "the last 24 hours")
+    n, unit = int(m.group(1) or 1), m.group(2).lower()
+    span = (dt.timedelta(minutes=n) if unit.startswith("m") else dt.timedelta(hours=n) if unit.startswith("h")
+            else dt.timedelta(days=n) if unit.startswith("d") else dt.timedelta(weeks=n))
+    word = {"m": "minute", "h": "hour", "d": "day", "w": "week"}[unit[0]]
+    return min(span, MAX_AGE), f"the last {n} {word}s" if n != 1 else f"the last {word}"
+
+
+def answer(ctx: SkillContext, text: str, incident_id: int | None = None) -> SkillResult:
+    """The changes an incident's span saw (named ``#113``, or the incident the question is under), or those of the
+    services named (a team: its services; none: all) over a span ("last 2h", "today"; 24 hours by default)."""
+    ref = INCIDENT_REF.search(text)
+    with ctx.db.session() as s:
+        scope = people.scope_in_text(session=s, text=INCIDENT_REF.sub(" ", text))
+        about = int(ref.group(1)) if ref else incident_id if scope is None else None
+        if about is not None:
+            inc = s.get(Incident, about)
+            if inc is None:
+                raise SkillError(f"There is no incident #{about}.")
+            if not inc.service_name:
+                raise SkillError(f"Incident #{inc.id} names no service, so no changes can be tied to it: "
+                                 f"`/incident service {inc.id} <service>` sets it.")
+            found = changes.for_incident(s, inc, limit=15)
+            lines = tuple(change_line(n, inc.created_at) for n in found)
+            where = f"{esc(inc.service_name)} and what it depends on"
+            summary = (f"{len(found)} change(s) on {where} from {duration(changes.BEFORE.total_seconds())} before "
+                       f"incident #{inc.id} opened ({slack_when(inc.created_at)}) to "
+                       + ("its resolution." if inc.resolved_at else "now.") if found else
+                       f"No change recorded on {where} from {duration(changes.BEFORE.total_seconds())} before "
+                       f"incident #{inc.id} opened until {'its resolution' if inc.resolved_at else 'now'}.")
+            title = f"Changes near incident #{inc.id}"
+        else:
+            span, said = _span(text)
+            start = utcnow() - span
+            names = list(scope.services) if scope is not None else [None]
+            found = sorted({n.change.id: n for name in names for n in changes.near(s, name, start, utcnow(),
+                                                                                    limit=25)}.values(),
+                           key=lambda n: n.change.at, reverse=True)[:25]
+            lines = tuple(change_line(n) for n in found)
+            where = f" {esc(scope.label)} and what it depends on" if scope is not None else ""
+            summary = (f"{len(found)} change(s){where} in {said}." if found else
+                       f"No change recorded{where} in {said}.")
+            title = "Recent changes"
+    if not found:
+        summary += (" Changes come from CI/CD: `POST /api/v1/changes` or `warroom changes add` (see the README).")
+    return SkillResult(title=title, summary=summary, sections=(Section("", lines),) if lines else (),
+                       data={"changes": [n.change.id for n in found]})
+
+
+class ChangesSkill(BaseSkill):
+    """Say what changed (deploys, config, flags, rollbacks) before an incident or on a service."""
+
+    name = "changes"
+    commands = ()
+    keywords = ("deploy", "deployed", "deploys", "changed", "rollout", "release")
+    examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?")
+    usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
+             "the last 2h?\", \"recent changes\"; or `/incident changes [id]`")
+
+    def score(self, text: str) -> float:
+        return 0.9 if CHANGES_ASKED.match(text) else 0.0
+
+    def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        return answer(ctx, request.text, request.incident_id)

@@ -1,0 +1,139 @@
+"""Changes (deploys, config pushes, flags, rollbacks): reported by CI/CD through ``POST /api/v1/changes`` or
+``warroom changes add``, shown on the card of an incident that opens after one on its service or on a service it
+depends on, and answered in Slack ("what changed before #113?", "what changed?" under the card, "any deploys on
+payments-api in the last 2h?"). Nothing of this existed: "what changed before #113?" went to the knowledge base."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.render import blocks_to_text
+from bot.settings import Settings
+from knowledge.models import ChangeEvent, utcnow
+from tests.conftest import Live, console, make_settings, open_incidents
+
+TOKEN = "changes-api-token-0123456789"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    return make_settings(tmp_path, standin, kb_token=TOKEN, warm_models=False)
+
+
+def _post(live: Live, body: Any, *, token: str | None = TOKEN, raw: bytes | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    return httpx.post(f"{live.url}/api/v1/changes", content=raw if raw is not None else json.dumps(body),
+                      headers=headers, timeout=30)
+
+
+def _say(live: Live, text: str, *, channel: str = "C0OPS", thread: str | None = None) -> str:
+    before = len(live.standin.messages(channel))
+    ts = f"{time.time():.6f}"
+    event = {"type": "app_mention", "user": "U0BOB", "ts": ts, "event_ts": ts, "text": f"<@UWARROOM> {text}",
+             "channel": channel, **({"thread_ts": thread} if thread else {})}
+    assert live.driver.event(event).status_code == 200
+    live.drain(due_within_s=60)
+    return " || ".join(blocks_to_text(m.get("blocks") or []) or m.get("text", "")
+                       for m in live.standin.messages(channel)[before:])
+
+
+def _count(live: Live) -> int:
+    with live.db.session() as s:
+        return s.scalar(select(func.count()).select_from(ChangeEvent)) or 0
+
+
+def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: Live) -> None:
+    ago = (utcnow() - dt.timedelta(minutes=20)).replace(microsecond=0)
+    r = _post(live, {"service": "payments-api", "summary": "v1.4.2: connection pool 20 -> 50", "version": "v1.4.2",
+                     "author": "alice", "url": "https://ci.example.com/runs/881", "at": ago.isoformat() + "Z",
+                     "id": "run-881", "source": "github-actions"})
+    assert r.status_code == 201 and r.json()["created"] and r.json()["known_service"], r.text
+    again = _post(live, {"service": "payments-api", "summary": "v1.4.2: connection pool 20 -> 50", "id": "run-881",
+                         "source": "github-actions"})
+    assert again.status_code == 200 and again.json()["id"] == r.json()["id"] and not again.json()["created"]
+    # a dependency changed too (payments-api depends on postgres-main); an unrelated service did not
+    assert _post(live, {"service": "postgres-main", "kind": "config", "summary": "max_connections 200 -> 100",
+                        "at": (ago + dt.timedelta(minutes=5)).isoformat() + "Z"}).status_code == 201
+    assert _post(live, {"service": "ingest", "summary": "v9 consumers"}).status_code == 201
+    assert _count(live) == 3
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    card = [c for c in live.standin.calls_to("chat.postMessage") if c.args.get("channel") == inc.channel_id][-1]
+    text = blocks_to_text(json.loads(card.args["blocks"]) if isinstance(card.args["blocks"], str)
+                          else card.args["blocks"])
+    assert "*Changes* (its service and what it depends on" in text, text
+    assert "*deploy* payments-api v1.4.2 by alice: v1.4.2: connection pool 20 -> 50 · 20 min before it opened" in text
+    assert "*config* postgres-main (a dependency: payments-api → postgres-main)" in text and "ingest" not in text
+    said = _say(live, f"what changed before #{inc.id}?")
+    assert f"Changes near incident #{inc.id}" in said and "2 change(s) on payments-api" in said, said
+    assert "<https://ci.example.com/runs/881|link>" in said
+    said = _say(live, "what changed?", channel=inc.channel_id, thread=inc.card_ts)  # under the card: that incident
+    assert f"Changes near incident #{inc.id}" in said, said
+    said = _say(live, "any deploys on ingest in the last 2h?")
+    assert "2 change(s) on ingest and what it depends on in the last 2 hours" in said and "v9 consumers" in said
+    assert "payments-api" not in said and "(a dependency: ingest → postgres-main)" in said, said
+    assert "3 change(s) in the last 24 hours" in _say(live, "recent changes")
+    assert "No change recorded on checkout-web" not in _say(live, "what changed on checkout-web today?")  # deps
+    # a rollback during the incident refreshes its card
+    assert _post(live, {"service": "payments-api", "kind": "rollback", "summary": "back to v1.4.1"}).status_code == 201
+    live.drain(due_within_s=60)
+    last = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id]
+    assert last and "back to v1.4.1" in json.dumps(last[-1].args), "the card was not refreshed"
+    live.driver.command("/incident", f"changes {inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain()
+    assert "3 change(s) on payments-api" in blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+
+
+@pytest.mark.parametrize("body, status, said", [
+    ({"service": "payments-api"}, 422, "summary"),
+    ({"service": "payments-api", "summary": "x", "kind": "nuke"}, 422, "kind"),
+    ({"service": "payments-api", "summary": "x", "url": "javascript:alert(1)"}, 422, "http(s) link"),
+    ({"service": "payments-api", "summary": "x", "at": "2999-01-01T00:00:00Z"}, 422, "from now"),
+    ({"service": "payments-api", "summary": "x", "at": 1700000000}, 422, "ISO 8601"),
+    ({"service": "pay ments; rm -rf /", "summary": "x"}, 422, "service"),
+    ({"service": "payments-api", "summary": "x", "extra": 1}, 422, "extra"),
+    ({"service": "payments-api", "summary": "x" * 2001}, 422, "summary"),
+])
+def test_bad_changes_get_a_clear_4xx_and_store_nothing(live: Live, body: Any, status: int, said: str) -> None:
+    r = _post(live, body)
+    assert r.status_code == status and said in r.text, r.text
+    assert _count(live) == 0
+
+
+def test_the_changes_door_wants_the_token_and_json(live: Live) -> None:
+    body = {"service": "payments-api", "summary": "v2"}
+    assert _post(live, body, token=None).status_code == 401
+    assert _post(live, body, token="wrong").status_code == 401
+    assert _post(live, None, raw=b"{not json").status_code in (400, 422)
+    assert _post(live, None, raw=b"\xff\xfe").status_code in (400, 422)
+    assert _count(live) == 0
+    # a token in the summary is masked before it is kept
+    r = _post(live, {"service": "payments-api", "summary": "rotated password=hunter2hunter2 on the pool"})
+    assert r.status_code == 201 and "hunter2" not in r.json()["summary"], r.text
+
+
+def test_changes_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str], db: Any) -> None:
+    url = db.url
+    run = console(["changes", "add", "payments-api", "v1.5.0 rolled out", "--version", "v1.5.0", "--id", "p-1"],
+                  monkeypatch, capsys, url, tmp_path)
+    assert run.returncode == 0 and json.loads(run.stdout)["created"] is True, run
+    run = console(["changes", "add", "payments-api", "v1.5.0 rolled out", "--id", "p-1"], monkeypatch, capsys, url,
+                  tmp_path)
+    assert run.returncode == 0 and json.loads(run.stdout)["created"] is False
+    run = console(["changes", "add", "payments-api", "x", "--at", "yesterday"], monkeypatch, capsys, url, tmp_path)
+    assert run.returncode == 1 and "not an ISO 8601 time" in run.stderr and "Traceback" not in run.stderr
+    run = console(["changes", "add", "payments-api", "x", "--kind", "nuke"], monkeypatch, capsys, url, tmp_path)
+    assert run.returncode == 1 and "kind is one of deploy" in run.stderr
+    run = console(["changes", "add", "paymnts-api", "typo"], monkeypatch, capsys, url, tmp_path)
+    assert run.returncode == 0 and "not in the service catalogue" in run.stderr
+    run = console(["changes", "list", "--service", "payments-api"], monkeypatch, capsys, url, tmp_path)
+    rows = [json.loads(x) for x in run.stdout.splitlines()]
+    assert run.returncode == 0 and [r["summary"] for r in rows] == ["v1.5.0 rolled out"], run
