@@ -37,20 +37,31 @@ class Step:
     who: str
     shown: str
     act: Callable[[SlackDriver, LiveServer, SlackStandIn], Any]
+    http_reply: bool = False  # a tool's request whose answer is the HTTP response, not a Slack message
 
 
 @dataclass
 class Scenario:
     steps: list[Step] = field(default_factory=list)
 
-    def add(self, who: str, shown: str, act: Callable[[SlackDriver, LiveServer, SlackStandIn], Any]) -> None:
-        self.steps.append(Step(who, shown, act))
+    def add(self, who: str, shown: str, act: Callable[[SlackDriver, LiveServer, SlackStandIn], Any],
+            http_reply: bool = False) -> None:
+        self.steps.append(Step(who, shown, act, http_reply))
 
 
 def _expect_2xx(resp: httpx.Response) -> httpx.Response:
     if resp.status_code >= 300:
         raise RuntimeError(f"the app answered {resp.status_code}: {resp.text[:200]}")
     return resp
+
+
+DEMO_API_TOKEN = "demo-api-token-0123456789"
+
+
+def _storm_incident(srv: LiveServer) -> int:
+    from bot.intake_demo import _latest
+
+    return _latest(srv)
 
 
 def build_scenario() -> Scenario:
@@ -60,9 +71,19 @@ def build_scenario() -> Scenario:
            lambda d, srv, st: _expect_2xx(d.mention("what can you do?", user="U0ALICE", channel=CHANNEL)))
     sc.add("bob", "/warroom status",
            lambda d, srv, st: _expect_2xx(d.command("/warroom", "status", user="U0BOB", channel=CHANNEL)))
+    # changes: the deploy pipeline reports a release of payments-api, minutes before its alerts start
+    deploy = {"service": "payments-api", "summary": "v1.4.2: connection pool size 20 -> 5", "version": "v1.4.2",
+              "author": "dan", "url": "https://ci.example.com/runs/881", "id": "run-881", "source": "ci"}
+    sc.add("ci", "POST /api/v1/changes payments-api v1.4.2 (connection pool 20 -> 5)   (a pipeline's last step)",
+           lambda d, srv, st: _expect_2xx(httpx.post(f"{srv.url}/api/v1/changes", json=deploy, timeout=30,
+                                                     headers={"Authorization": f"Bearer {DEMO_API_TOKEN}"})),
+           http_reply=True)
     # incident intake (issue 3): an alert storm ends as one card, then the lifecycle
     __import__("bot.intake_demo").intake_demo.add_intake_steps(sc.add, CHANNEL, "demo-alertmanager-secret")
     # end intake (issue 3)
+    sc.add("alice", "@warroom what changed before #<the storm's incident>?   (the deploy, also on its card)",
+           lambda d, srv, st: _expect_2xx(d.mention(f"what changed before #{_storm_incident(srv)}?", user="U0ALICE",
+                                                    channel=CHANNEL)))
     # risk (issue 5)
     risk_text = "service=payments-api cpu=94 mem=91 errors=120 rt=2400 conns=900"
     sc.add("carla", f"/risk {risk_text}",
@@ -160,6 +181,7 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
             # storms that last minutes) held the demo half a minute with nothing to show.
             card_update_interval_s=0.5, triage_interval_s=2.0,
             webhook_secrets={"alertmanager": "demo-alertmanager-secret", "generic": "demo-generic-secret"},
+            kb_token=DEMO_API_TOKEN,  # the REST API (the deploy pipeline's step) and the knowledge-base pages
         )
         db = Database(settings.database_url)
         db.upgrade()
@@ -176,15 +198,18 @@ def run_demo(keep: Path | None = None, real_model: bool = True, out: Callable[[s
             out(f"#incidents ({CHANNEL})")
             for step in build_scenario().steps:
                 out(f"  [{step.who}] {step.shown}")
+                result = None
                 try:
-                    step.act(driver, srv, standin)
+                    result = step.act(driver, srv, standin)
                 except Exception as exc:  # noqa: BLE001 - a failed step is reported, the demo goes on
                     failures += 1
                     out(f"  !! step failed: {exc}")
                 srv.drain(60)
                 before = seen
                 seen = _print_new(standin, seen, out)
-                if seen == before:
+                if step.http_reply and isinstance(result, httpx.Response):
+                    out(f"  ↳ [HTTP {result.status_code}] {result.text[:300]}")
+                elif seen == before:
                     out("  !! no reply")
                     failures += 1
             for call in standin.bad_calls():  # what real Slack would have refused (invalid_blocks)

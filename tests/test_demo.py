@@ -20,6 +20,8 @@ def test_demo_scenario_runs_every_step(tmp_path: Path) -> None:
     assert "'s timeline as a key moment." in text  # "note #N: ..." in words
     assert "<@U0CARLA> is comms on incident #" in text  # a role, in words
     assert "*Related open incidents* (service dependencies)" in text and "may be impact of this one" in text
+    assert '[HTTP 201] {"id":1,"service":"payments-api","kind":"deploy"' in text  # the pipeline's report
+    assert "*deploy* payments-api v1.4.2 by dan: v1.4.2: connection pool size 20 -> 5 · 0 min before it opened" in text
     assert "classifier says payments" in text
     assert "<@U0BOB> is on call for payments from now until" in text  # /oncall cover
     # the storm's log excerpt: connection exhaustion is the database's, not the network's
