@@ -18,7 +18,7 @@ from collections.abc import Collection
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import Alert, Incident, Postmortem, RunbookExecution, TimelineEvent, utcnow
+from knowledge.models import Alert, ChangeEvent, Incident, Postmortem, RunbookExecution, TimelineEvent, utcnow
 from knowledge.service_graph import dependency_paths, graph
 from skills.base import Section, SkillError, SkillResult, duration, esc, esc_keep_users
 from skills.intake import OPEN_STATUSES
@@ -147,5 +147,16 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None,
     if alerts:
         top = ", ".join(f"{esc(name[:60])} ({n})" for name, n in alerts.most_common(3))
         sections.append(Section("Alerts", (f"{sum(alerts.values())} alert(s) fired in {span}; by name: {top}",)))
+    # the changes of the span (deploys, config, flags, rollbacks): what the next person should know was touched
+    made = s.scalars(select(ChangeEvent).where(ChangeEvent.at >= since, ChangeEvent.at <= now,
+                                               *([ChangeEvent.service.in_([x.lower() for x in services])]
+                                                 if services else []))
+                     .order_by(ChangeEvent.at.desc()).limit(11)).all()
+    if made:
+        lines_made = [f"{esc(c.kind)} {esc(c.service)}" + (f" {esc(c.version)}" if c.version else "")
+                      + f" {_ago(c.at, now)} ago: {_quote(c.summary, 100)}" for c in made[:10]]
+        if len(made) > 10:
+            lines_made.append("... and more: \"recent changes\"")
+        sections.append(Section(f"Changes in {span}", tuple(lines_made)))
     return SkillResult(title="Shift handover", summary=summary, sections=tuple(sections),
                        data={"hours": hours, "open": len(open_rows), "resolved": len(resolved)})

@@ -89,6 +89,9 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     live.driver.command("/incident", f"changes {inc.id}", user="U0BOB", channel="C0OPS")
     live.drain()
     assert "3 change(s) on payments-api" in blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    said = _say(live, "handover for the last 2h")  # the next person on call hears what was changed
+    assert "Changes in the last 2 hours" in said and "rollback payments-api 0 min ago: back to v1.4.1" in said, said
+    assert "deploy payments-api v1.4.2 20 min ago" in said
 
 
 @pytest.mark.parametrize("body, status, said", [
