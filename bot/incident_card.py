@@ -108,6 +108,8 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
                   ("Alerts", (f"{firing} firing / {total} ({occurrences} received)" if total else "none linked")
                    + (f"; Alertmanager left out up to {intake['truncated_alerts']} more (its `max_alerts`)"
                       if intake.get("truncated_alerts") else ""))]
+        if impact := (findings.get("impact") or {}).get("text"):  # who or what it hurts ("impact: ...")
+            fields.append(("Impact", cut(esc(str(impact)), 500)))
         roles = {r: u for r, u in roles_of(inc).items() if r != "commander"}
         if roles:  # the commander is the assignee, shown above
             fields.append(("Roles", " · ".join(f"{ROLES[r]} <@{u}>" for r, u in roles.items())))

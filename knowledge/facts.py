@@ -124,6 +124,7 @@ class PostmortemFacts:
     root_cause: str = ""
     resolution: str = ""
     root_cause_confirmed: bool = False
+    impact: str = ""  # who or what it hurt, as people said it ("impact: ...")
     assignee: str | None = None
     alerts: tuple[AlertFact, ...] = ()
     timeline: tuple[TimelineItem, ...] = ()
@@ -313,6 +314,7 @@ def assemble_facts(session: Session, *, incident_id: int, similar: SimilarFn | N
         acknowledged_at=inc.acknowledged_at, mitigated_at=inc.mitigated_at, resolved_at=inc.resolved_at,
         root_cause=inc.root_cause or "", resolution=inc.resolution or "",
         root_cause_confirmed=root_cause_confirmed, assignee=inc.assignee, alerts=alerts,
+        impact=str(((inc.findings or {}).get("impact") or {}).get("text") or ""),
         timeline=tuple(timeline), findings=_findings(inc.findings), runbooks=runbooks, responders=responders,
         related=related, known_services=known_services,
         known_people=tuple(Person(e.slack_user_id, e.name) for e in experts),

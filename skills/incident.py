@@ -62,7 +62,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite", "changes")
+          "remind", "rename", "service", "invite", "changes", "impact")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -89,7 +89,8 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
-          "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`")
+          "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`, "
+          "`/incident impact [id] [<who or what is affected>]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -166,10 +167,13 @@ _WHO_HERE = re.compile(r"^\W*(?:who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incide
                        rf"|(?:working\s+on|handling|assigned\s+to|looking\s+(?:at|into))\s+{_IT}\b|assigned\W*$)"
                        # "is anyone looking at #113?", "is somebody on this?"
                        rf"|(?:is\s+)?(?:any|some)(?:one|body)\s+(?:looking\s+(?:at|into)|on|working\s+on|handling)"
-                       rf"\s+{_IT}\b)", re.I)
+                       rf"\s+{_IT}\b"
+                       # "who declared this?", "who opened #113?"
+                       rf"|who\s+(?:declared|opened|created|raised|started|reported|filed)\s+{_IT}\b)", re.I)
 # Where it stands, asked under its card: "how long has this been going on?", "any updates?", "where are we?"
 _STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been|when\s+did\s+{_IT}\s+(?:start|begin)"
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
+                          r"|when\s+was\s+the\s+last\s+(?:update|note|change)|(?:the\s+)?last\s+update\W*$"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
 _HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?)\s+"
@@ -244,6 +248,20 @@ _ROOT_CAUSE = re.compile(r"(?:^|(?<=[\s;,.(]))(?:the\s+)?root[\s-]?cause\s*(?:(?
                          r"(?P<rc>\S.*)$", re.I | re.S)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
                        r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+
+
+# Who or what is hurt, said for the card, the updates and the postmortem: "impact: checkout down for 5% of users",
+# "customer impact on #113: ...", "set the impact of #113 to ...", "the impact is ..."
+_IMPACT_SET = re.compile(r"^\W*(?:(?:set|update|change)\s+the\s+(?:customer\s+|user\s+|business\s+)?impact"
+                         r"(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s+to\s+"
+                         r"|(?:(?:customer|user|business)\s+)?impact(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)"
+                         r"(?P<id2>\d{1,9}))?\s*[:=-]\s*"
+                         r"|the\s+(?:customer\s+|user\s+)?impact\s+is\s+)(?P<text>\S.*)$", re.I | re.S)
+# "what's the impact?", "what is the customer impact of #113?", "how many users are affected by #113?"
+_IMPACT_ASK = re.compile(rf"^\W*(?:what(?:'s|\s+is|\s+was)\s+the\s+(?:customer\s+|user\s+|business\s+)?impact"
+                         rf"(?:\s+(?:of|on|for)\s+{_IT})?|how\s+many\s+(?:customers|users|people|requests|orders)\s+"
+                         rf"(?:are|were)\s+(?:affected|impacted)(?:\s+by\s+{_IT})?|who\s+is\s+(?:affected|impacted)"
+                         rf"(?:\s+by\s+{_IT})?)\W*$", re.I)
 
 
 # Someone else called in: "invite @alice", "bring in @alice and @bob", "add @carla to #113", "loop in @dan"
@@ -329,6 +347,11 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if impact := _IMPACT_SET.match(text):  # "impact: checkout down for 5% of users"
+        said = impact.group("id") or impact.group("id2")
+        return "impact", (f"#{said} " if said else "") + impact.group("text").strip()
+    if _IMPACT_ASK.match(text):  # "what's the impact?": what was recorded
+        return "impact", f"#{ref.group(1)}" if ref else ""
     if _INVITE.match(text):  # "bring in @alice and @bob", "add @carla to #113": whoever is mentioned
         return "invite", " ".join([*(f"<@{a or b}>" for a, b in _USER.findall(text)),
                                    *([f"#{ref.group(1)}"] if ref else [])])
@@ -427,6 +450,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
+                or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text)
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
@@ -469,6 +493,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
+                    or _IMPACT_SET.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -481,7 +506,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "role": self._role, "roles": self._who, "follow": self._follow, "unfollow": self._unfollow,
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
-                    "service": self._service, "invite": self._invite, "changes": self._changes}
+                    "service": self._service, "invite": self._invite, "changes": self._changes,
+                    "impact": self._impact}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -686,7 +712,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             fields=(("Status", inc.status), ("Severity", f"SEV{inc.severity}"),
                     ("Service", escape(inc.service_name or "unknown")),
                     ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
-                    ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc))),
+                    ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc)))
+            + ((("Impact", escape(str(impact)[:300])),) if (impact := ((inc.findings or {}).get("impact") or {})
+                                                             .get("text")) else ()),
             sections=tuple(sections),
             actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
             + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
@@ -976,6 +1004,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         else:
             say = (f"Nobody has taken incident #{inc.id} yet ({inc.status}, SEV{inc.severity}). Say \"I'm on it\" "
                    "in its thread to take it, or ask \"who should take this?\" for suggestions.")
+        by = inc.created_by or ""
+        say += (f" Declared by <@{by}> {slack_clock(inc.created_at)}." if by.startswith(("U", "W")) else
+                f" Opened by {escape(inc.source or 'an alert')} {slack_clock(inc.created_at)}.")
         held = roles_of(inc)
         if any(r != "commander" for r in held):
             say += " Roles: " + ", ".join(f"{ROLES[r]} <@{u}>" for r, u in held.items()) + "."
@@ -1002,6 +1033,28 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return dataclasses.replace(self._done(
             inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
             f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
+
+    def _impact(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Who or what the incident hurts: recorded (on the card, the status, the timeline as a key moment, the
+        postmortem's Impact section), or said back when asked."""
+        inc, left = self._target(s, request, rest.split())
+        text = mask_secrets(" ".join(left)).strip()[:500]
+        kept = (inc.findings or {}).get("impact") or {}
+        if not text:
+            if kept:
+                return self._done(inc, f"Impact of incident #{inc.id}: {escape(kept.get('text', ''))} (said by "
+                                  f"<@{kept.get('by')}> {slack_clock(dt.datetime.fromisoformat(kept['at']))}).")
+            return self._done(inc, f"No impact recorded for incident #{inc.id} yet. Say `impact: <who or what is "
+                              f"affected, how many>` under its card (or `/incident impact {inc.id} <text>`): it goes "
+                              "on the card, the status and the postmortem.")
+        at = utcnow()
+        inc.findings = {**(inc.findings or {}), "impact": {"text": text, "by": request.user_id,
+                                                           "at": at.isoformat()}}
+        s.add(TimelineEvent(incident_id=inc.id, at=at, kind="impact", text=f"Impact: {text}", actor=request.user_id,
+                            key=True))
+        was = f" (was: {escape(kept.get('text', '')[:200])})" if kept else ""
+        return self._done(inc, f"Impact of incident #{inc.id} recorded: {escape(text)}{was}. It is on the card and "
+                          "will be in the postmortem.")
 
     def _changes(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """What changed on its service and what it depends on, from 6 hours before it opened (skills/changes.py)."""

@@ -163,6 +163,7 @@ def render(facts: PostmortemFacts, prose: Prose, *, writer: str, extra: dict[str
                      md_escape(prose.get("summary", ""), 4000) or "_Not enough facts for a summary._", "",
                      "## Impact", f"- Severity: SEV{facts.severity}",
                      f"- Services: {', '.join(facts.services) or 'not recorded'}",
+                     *([f"- Who and what was affected: {md_escape(facts.impact, 1000)}"] if facts.impact else []),
                      f"- Started: {facts.started_at:%Y-%m-%d %H:%M} UTC"]
     for label, key in (("Time to detect", "to_detect"), ("Time to acknowledge", "to_acknowledge"),
                        ("Time to mitigate", "to_mitigate"), ("Duration (to resolution)", "to_resolve")):

@@ -144,7 +144,8 @@ _HISTORY_ASK = re.compile(r"\b(?:what|which)\s+runbooks?\s+(?:ran|were\s+run|hav
 # "when did we last restart ingest?", "when was redis-cache-pages last flushed?": the last runs of the runbook that
 # does it, with that value (it went to the knowledge base)
 _LAST_RUN_ASK = re.compile(r"^\W*when\s+(?:did|have)\s+(?:we|you|someone|anyone|i)\s+last\s+(?P<verb>roll\s*back|\w+)"
-                           r"\s+(?P<obj>.+?)\W*$|^\W*when\s+was\s+(?P<obj2>.+?)\s+last\s+(?P<verb2>rolled\s*back|\w+)\W*$",
+                           r"\s+(?P<obj>.+?)\W*$|^\W*when\s+was\s+(?!(?:the|a|an|it|this|that)\b)(?P<obj2>.+?)\s+last\s+"
+                           r"(?P<verb2>rolled\s*back|\w+)\W*$",
                            re.I)
 # "cancel run #12", "stop the runbook run 12": how to (a mention does not cancel: a pasted line could say it)
 _CANCEL_ASK = re.compile(r"^\W*(?:please\s+)?(?:cancel|stop|abort)\s+(?:the\s+)?(?:runbook\s+)?run\s+#?(\d{1,9})\b",

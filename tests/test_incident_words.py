@@ -6,6 +6,7 @@ last 24 hours" got the help, "export #113 timeline" showed the card."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy import select
@@ -100,3 +101,39 @@ def test_calling_someone_in_without_an_incident_channel_mentions_them_with_where
     assert _events(live, inc.id, "invited") == ["<@U0BOB> called in <@U0ALICE>"]
     said = _say(live, "add <@U0ALICE> as comms", channel=inc.channel_id, thread=inc.card_ts)
     assert "asks you to join" not in said, said  # a role, not a call-in
+
+
+def test_impact_is_recorded_shown_and_kept_for_the_postmortem(live: Live) -> None:
+    """"impact: ..." was a question for the knowledge base ("what's the impact?" answered with another incident's
+    postmortem). Now it is the incident's own: recorded, on its card and status, asked back, in the postmortem."""
+    from knowledge.models import Incident, Postmortem
+
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    said = _say(live, "what's the impact?", **here)
+    assert f"No impact recorded for incident #{inc.id} yet" in said, said
+    said = _say(live, "impact: checkout fails for about 5% of EU users", **here)
+    assert f"Impact of incident #{inc.id} recorded: checkout fails for about 5% of EU users" in said, said
+    said = _say(live, f"set the customer impact of #{inc.id} to checkout fails for 8% of EU users")
+    assert "(was: checkout fails for about 5% of EU users)" in said, said
+    said = _say(live, f"how many users are affected by #{inc.id}?")
+    assert f"Impact of incident #{inc.id}: checkout fails for 8% of EU users (said by <@U0BOB>" in said, said
+    card = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id][-1]
+    assert "*Impact*\\ncheckout fails for 8% of EU users" in json.dumps(card.args), "not on the card"
+    assert _events(live, inc.id, "impact")[-1] == "Impact: checkout fails for 8% of EU users"
+    assert "*Impact*: checkout fails for 8% of EU users" in _say(live, f"status of #{inc.id}")
+    _say(live, f"resolve #{inc.id}: rolled back v1.4.2")
+    live.driver.command("/postmortem", f"draft {inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain(due_within_s=60)
+    with live.db.session() as s:
+        md = s.scalars(select(Postmortem.markdown).where(Postmortem.incident_id == inc.id)).first()
+        assert s.get(Incident, inc.id).status == "resolved"
+    assert md and "- Who and what was affected: checkout fails for 8% of EU users" in md, md
+
+
+def test_who_declared_it_and_when_was_the_last_update(live: Live) -> None:
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    assert "Declared by <@U0ERIN>" in _say(live, "who declared this?", **here)
+    said = _say(live, "when was the last update?", **here)  # it was a runbook question ("no runbook does update")
+    assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "runbook" not in said, said
