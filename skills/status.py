@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from knowledge import jobs
 from knowledge.models import Incident, Job, WebhookInbox, utcnow
 from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, duration, esc
+from skills.firing import AFFECTED_ASKED, FIRING_ASKED, affected, firing
 from skills.redact import mask_secrets
 
 __all__ = ["StatusSkill"]
@@ -43,6 +44,8 @@ class StatusSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords; "what is open right now?" / "are you alive?" are for me, not a knowledge-base question.
         A message about one incident ("status of #101") is the incident skill's."""
+        if FIRING_ASKED.match(text) or AFFECTED_ASKED.match(text):  # "what alerts are firing (for #113)?"
+            return 0.9
         if INCIDENT_REF.search(text):
             return 0.0
         if _HEALTH.search(text):  # "is ingest healthy?", "how is payments-api doing?"
@@ -78,6 +81,21 @@ class StatusSkill(BaseSkill):
                            sections=listed.sections + risk)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm") and (FIRING_ASKED.match(request.text)
+                                                   or AFFECTED_ASKED.match(request.text)):
+            from knowledge.people import scope_in_text
+
+            with ctx.db.session() as s:
+                if AFFECTED_ASKED.match(request.text):
+                    return affected(s)
+                ref = INCIDENT_REF.search(request.text)  # "... for #113", or "for this" under its card
+                here = request.incident_id if re.search(r"\b(?:this|it|here)\b", request.text, re.I) else None
+                about = int(ref.group(1)) if ref else here
+                if about is not None:
+                    return firing(s, incident_id=about)
+                scope = scope_in_text(session=s, text=request.text)
+                return firing(s, services=set(scope.services) if scope else None,
+                              label=scope.label if scope else "")
         if request.source in ("mention", "dm"):  # "list open incidents for payments": that team's, not all
             from knowledge.people import scope_in_text
             from skills.incident import IncidentSkill

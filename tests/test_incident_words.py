@@ -137,3 +137,29 @@ def test_who_declared_it_and_when_was_the_last_update(live: Live) -> None:
     assert "Declared by <@U0ERIN>" in _say(live, "who declared this?", **here)
     said = _say(live, "when was the last update?", **here)  # it was a runbook question ("no runbook does update")
     assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "runbook" not in said, said
+
+
+def test_what_is_firing_and_which_services_are_affected(live: Live) -> None:
+    """"What alerts are firing?" and "which services are affected right now?" went to the knowledge base (runbooks).
+    They are the alerts still firing, grouped, with their incident; and the services with an open incident plus
+    those depending on them."""
+    from pathlib import Path
+
+    from knowledge.models import Incident
+    from tests.test_risk_slack import _post_alert
+
+    assert "Nothing is firing." in _say(live, "what alerts are firing?")
+    _post_alert(live, json.loads((Path(__file__).parent / "payloads" / "alertmanager.json").read_text()))
+    live.drain()
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.source == "alertmanager")).one()
+        inc_id, channel, card = inc.id, inc.channel_id, inc.card_ts
+    said = _say(live, "what alerts are firing?")
+    assert "2 alert(s) firing, in 1 group(s)" in said and "*HighErrorRate* on payments-api: 2 firing since" in said
+    assert f"(#{inc_id})" in said, said
+    assert "Nothing is firing on the storage team" in _say(live, "what's firing for storage?")
+    assert f"2 alert(s) firing for incident #{inc_id}" in _say(live, "which alerts are firing for this?",
+                                                                channel=channel, thread=card)
+    said = _say(live, "which services are affected right now?")
+    assert "1 service(s) with an open incident; 1 more depend on them" in said, said
+    assert f"*payments-api*: #{inc_id} SEV" in said and "checkout-web (via payments-api)" in said
