@@ -73,7 +73,9 @@ def refresh_cards(s: Session, service: str, interval_s: float) -> list[tuple[int
     return [r for i in open_ids if (r := queue_card(s, i, interval_s=interval_s))]
 
 
-@router.post("/changes", responses=_ERRORS, status_code=201)
+@router.post("/changes", status_code=201, responses={
+    **_ERRORS, 200: {"description": "The same `id` (per `source`) again: the first change, nothing new recorded"},
+    201: {"description": "Recorded"}})
 def post_change(body: ChangeIn, request: Request) -> JSONResponse:
     """Record a change; the cards of the open incidents it may touch are refreshed."""
     services = request.app.state.services

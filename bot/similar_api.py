@@ -8,6 +8,7 @@ has FastAPI's usual shape, ``{"detail": [{"loc": [...], "msg": "...", "type": ".
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,9 @@ router = APIRouter(prefix="/api/v1", tags=["similar"], dependencies=[Depends(req
 
 def _iso_only(value: object) -> object:
     # pydantic would read a number as Unix time: "since": 2026 would silently mean 1970-01-01T00:33:46.
-    if value is not None and not isinstance(value, str | dt.datetime):
+    # A string of digits is the same trap ("0" was read as 1970-01-01, a search "until 1970" found nothing).
+    if value is not None and (not isinstance(value, str | dt.datetime)
+                              or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:\.\d*)?\s*", value))):
         raise ValueError("give an ISO 8601 date-time string, e.g. 2026-01-01T00:00:00Z")
     return value
 

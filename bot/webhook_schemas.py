@@ -252,8 +252,10 @@ class GenericAlert(_Strict):
     def _no_bool(cls, v: Any, info: ValidationInfo) -> Any:
         if isinstance(v, bool):
             raise ValueError("is text (or a number), not true/false")
-        if info.field_name != "starts_at" and isinstance(v, int):
-            return str(v)  # a numeric fingerprint or service id: its text
+        if info.field_name != "starts_at" and isinstance(v, int | float):
+            # a numeric fingerprint or service id: its text (a float too: 1800.0 was made an int, then its length
+            # checked, a TypeError and a 500 found by a deeper fuzzing run)
+            return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
         return v
 
     @field_validator("summary", "description", mode="after")

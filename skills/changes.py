@@ -58,6 +58,11 @@ def report(s: Session, *, service: str, summary: str, kind: str = "deploy", vers
         SkillError: a field a person must fix (unknown kind, empty summary, a URL that is not http(s), a time too far
         ahead or too old).
     """
+    def clean(v: str | None) -> str | None:  # a lone surrogate ("\udb4e") cannot be stored as UTF-8: "?"
+        return v.encode("utf-8", "replace").decode("utf-8") if v else v
+
+    service, summary = clean(service) or "", clean(summary) or ""
+    version, author, url, external_id = clean(version), clean(author), clean(url), clean(external_id)
     kind = (kind or "deploy").strip().lower()
     if kind not in changes.KINDS:
         raise SkillError(f"`kind` is one of {', '.join(changes.KINDS)}; not `{esc(kind[:40])}`.")
@@ -67,11 +72,18 @@ def report(s: Session, *, service: str, summary: str, kind: str = "deploy", vers
     text = mask_secrets(" ".join(summary.split()))[:500]
     if not text:
         raise SkillError("`summary` says what changed, e.g. `payments-api v1.4.2: connection pool 20 -> 50`.")
-    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+    try:
+        parts = urlsplit(url) if url else None
+    except ValueError:  # "http://[": not a URL at all
+        parts = None
+    if url and (parts is None or parts.scheme not in ("http", "https") or not parts.netloc):
         raise SkillError("`url` is an http(s) link to the change (the pipeline run, the pull request).")
     now = utcnow()
     if at is not None:
-        at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+        try:
+            at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+        except (OverflowError, ValueError):  # year 1 at +05:00 is before the calendar starts
+            raise SkillError("`at` is not a time a change can have: send it in UTC.") from None
         if at > now + MAX_FUTURE:
             raise SkillError(f"`at` is {duration((at - now).total_seconds())} from now: send UTC, or the time with "
                              "its offset (`2026-12-04T14:05:00+01:00`).")

@@ -103,6 +103,10 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     ({"service": "pay ments; rm -rf /", "summary": "x"}, 422, "service"),
     ({"service": "payments-api", "summary": "x", "extra": 1}, 422, "extra"),
     ({"service": "payments-api", "summary": "x" * 2001}, 422, "summary"),
+    # were 500s (found by fuzzing): not a URL at all, a time before the calendar starts or after it ends
+    ({"service": "payments-api", "summary": "x", "url": "http://["}, 422, "http(s) link"),
+    ({"service": "payments-api", "summary": "x", "at": "0001-01-01T00:00:00+05:00"}, 422, "`at`"),
+    ({"service": "payments-api", "summary": "x", "at": "9999-12-31T23:59:59-05:00"}, 422, "`at`"),
 ])
 def test_bad_changes_get_a_clear_4xx_and_store_nothing(live: Live, body: Any, status: int, said: str) -> None:
     r = _post(live, body)

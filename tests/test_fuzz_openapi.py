@@ -202,11 +202,12 @@ def test_similar_refusals_are_documented(api_schema: schemathesis.BaseSchema, en
     c.validate_response(r, excluded_checks=[schemathesis.checks.negative_data_rejection])
 
 
-@pytest.mark.parametrize("field, value", [("since", -3428), ("until", 2026), ("k", "5"), ("k", True),
-                                          ("max_severity", "2"), ("resolved_only", 1)])
+@pytest.mark.parametrize("field, value", [("since", -3428), ("until", 2026), ("until", "0"), ("since", "1700000000"),
+                                          ("k", "5"), ("k", True), ("max_severity", "2"), ("resolved_only", 1)])
 def test_similar_refuses_values_of_the_wrong_json_type(api_schema: schemathesis.BaseSchema, env: Env,
                                                        field: str, value: Any) -> None:
-    # Were accepted: a number as a date (2026 meant 1970-01-01T00:33:46), a string or true as a number.
+    # Were accepted: a number as a date (2026 meant 1970-01-01T00:33:46), a string of digits as a date ("0", found by
+    # a deeper fuzzing run), a string or true as a number.
     r = _call(api_schema, env, "POST", "/api/v1/similar", body={"text": "kafka disk full", field: value})
     assert r.status_code == 422 and _locs(r)[0] == ["body", field], (r.status_code, r.text[:300])
 
@@ -266,6 +267,16 @@ def test_generic_webhook_reads_what_senders_write_as_documented(api_schema: sche
     c = api_schema["/webhooks/{source}"]["POST"].Case(path_parameters={"source": "generic"}, body={"alerts": [alert]})
     r = c.call(auth=env.credentials)
     c.validate_response(r)  # every check: accepted data the document calls invalid would fail here
+    assert r.status_code == 202 and r.json()["alerts"] == 1, r.text
+
+
+def test_generic_webhook_takes_a_whole_float_where_a_number_is_allowed(api_schema: schemathesis.BaseSchema,
+                                                                      env: Env) -> None:
+    # Was a 500 (a deeper fuzzing run): 1800.0 for a service id became the int 1800, whose length was then checked.
+    c = api_schema["/webhooks/{source}"]["POST"].Case(path_parameters={"source": "generic"},
+                                                      body={"name": "FloatIds", "service": 1800.0, "fingerprint": 10.0})
+    r = c.call(auth=env.credentials)
+    c.validate_response(r)
     assert r.status_code == 202 and r.json()["alerts"] == 1, r.text
 
 
