@@ -24,7 +24,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knowledge.models import REPORT_KEY_PREFIX, Alert, Incident, Job, Postmortem, Service, TimelineEvent, utcnow
+from knowledge.models import (
+    REPORT_KEY_PREFIX,
+    Alert,
+    Expert,
+    Incident,
+    Job,
+    Postmortem,
+    Service,
+    TimelineEvent,
+    utcnow,
+)
 from knowledge.service_graph import related_lines, related_open
 from skills.base import (
     BARE_USER_ID,
@@ -284,6 +294,25 @@ _FALSE_ALARM = re.compile(r"^\W*(?:(?:it'?s|it\s+(?:is|was)|this\s+(?:is|was))\s
 # Another incident's copy: "duplicate of #113", "dupe of 113", "this is a dup of inc-113" (resolved, no postmortem)
 _DUPLICATE = re.compile(r"^\W*(?:(?:this\s+is|it'?s|it\s+is)\s+(?:a\s+)?)?dup(?:e|licate)?\b"
                         r"(?:\s+(?:of|with)\s+(?:#|inc(?:ident)?[-\s#]*)?(?P<of>\d{1,9})\b)?[\s!.]*$", re.I)
+# One incident folded into another, by number: "merge #114 into #113", "#114 is a duplicate of #113", "close #114 as
+# a dup of #113" (resolved as a duplicate of the other; "duplicate of #113" alone works under the card)
+_REF = r"(?:#|inc(?:ident)?[-\s#]*)"
+_MERGE = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:merge\s+{_REF}(?P<a>\d{{1,9}})\s+"
+                    rf"(?:into|with|in)\s+{_REF}(?P<b>\d{{1,9}})|{_REF}(?P<a2>\d{{1,9}})\s+is\s+(?:(?:a\s+)?"
+                    rf"dup(?:e|licate)?\s+(?:of|with)|the\s+same\s+as|a\s+copy\s+of)\s+{_REF}(?P<b2>\d{{1,9}})"
+                    rf"|(?:close|resolve|mark)\s+{_REF}(?P<a3>\d{{1,9}})\s+as\s+(?:a\s+)?dup(?:e|licate)?\s+(?:of|with)\s+"
+                    rf"{_REF}(?P<b3>\d{{1,9}}))\W*$", re.I)
+# Several incidents at once for a verb that needs nothing else: "ack #113 and #114", "/incident ack 113 114"
+_MULTI = ("ack", "acknowledge", "take", "follow", "unfollow")
+
+
+def _many_ids(rest: str) -> list[int]:
+    """The incident numbers ``rest`` consists of, when it is only a list of them ("#113 and #114", "113, 114")."""
+    words = [w for w in re.split(r"[\s,&+]+|\band\b", rest) if w]
+    ids = [int(m.group(1)) for w in words if (m := _ID.match(w) or re.fullmatch(r"inc-?(\d{1,9})", w, re.I))]
+    return list(dict.fromkeys(ids)) if words and len(ids) == len(words) else []
+
+
 # Under an incident's card, what the team is doing: "we're rolling back now", "I'm restarting the consumers"
 _PROGRESS = re.compile(r"^\W*(?:we'?re|we\s+are|i'?m|i\s+am)\s+(?:now\s+|just\s+|still\s+)?[a-z]+ing\b", re.I)
 
@@ -293,6 +322,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     take = _TAKE.match(text)
     if take:  # only a number right after the words counts ("on it, #102 looks related" takes this one)
         return "take", f"#{take.group('id')}" if take.group("id") else ""
+    merge = _MERGE.match(text)
+    if merge:  # "merge #114 into #113": #114 is resolved as a duplicate of #113
+        a, b = (merge.group(x) or merge.group(f"{x}2") or merge.group(f"{x}3") for x in "ab")
+        return "resolve", f"#{a} duplicate of #{b}"
     dup = _DUPLICATE.match(text)
     if dup:
         return "resolve", f"duplicate of #{dup.group('of')}" if dup.group("of") else "duplicate"
@@ -320,6 +353,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
             return word, re.sub(r"^(?:now|by|with|via)\b\s*", "", said, flags=re.I)
         if word in ("resolve", "mitigate"):  # what follows the number is what was done ("#113: rolled back")
             return word, f"#{ref.group(1)} {text[ref.end():].strip(' :,-')}".strip()
+        if word in _MULTI and len(ids := _many_ids(INCIDENT_REF.sub(r"#\1", text[lead.end():]))) > 1:
+            return word, " ".join(f"#{i}" for i in ids)  # "ack #113 and #114": both (the second was dropped)
         if word == "assign":  # "assign #101 to @bob" (or "to me"): the number and whoever is mentioned
             who = " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)) or ("me" if re.search(r"\bme\b", text)
                                                                                 else "")
@@ -443,6 +478,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
                                           or (_FREE_SEV.search(text) and not text.rstrip().endswith("?"))):
             return 0.85
+        if _MERGE.match(text):  # "merge #114 into #113"
+            return 0.85
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
         if surely_said(text) or (INCIDENT_REF.search(text) and said_as_command(text)):  # "move this to dns"
@@ -493,7 +530,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
-                    or _IMPACT_SET.match(request.text)
+                    or _IMPACT_SET.match(request.text) or _MERGE.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -516,8 +553,32 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             said = {"service": "move", "role": "give roles in", "sev": "re-rate"}.get(verb, verb)
             raise SkillError(f"{what[0].upper()}{what[1:]} cannot {said} incidents here; ask a member of this "
                              "workspace. Notes and updates are welcome.")
+        if verb in _MULTI and len(ids := _many_ids(rest)) > 1:  # "ack #113 and #114", "/incident ack 113 114"
+            return self._each(verb, ids, request, ctx, handlers[verb])
         with ctx.db.session() as s:
             return handlers[verb](s, request, rest.strip(), ctx)
+
+    @staticmethod
+    def _each(verb: str, ids: list[int], request: SkillRequest, ctx: SkillContext, handler: Any) -> SkillResult:
+        """One verb for several incidents: each on its own (one already acknowledged does not stop the others), the
+        answers together, every card refreshed."""
+        said: list[str] = []
+        jobs: list[dict[str, Any]] = []
+        for i in ids[:10]:
+            try:
+                with ctx.db.session() as s:
+                    r = handler(s, request, f"#{i}", ctx)
+            except SkillError as exc:
+                said.append(f"#{i}: {exc}")
+                continue
+            said.append(r.summary)
+            jobs += list(r.data.get("follow_up_jobs") or [])
+            jobs.append({"kind": "incident.card", "payload": {"incident_id": i},
+                         "dedup_key": f"card:{i}:{verb}:{utcnow().isoformat()}"})
+        if len(ids) > 10:
+            said.append(f"Only the first 10: {', '.join(f'#{i}' for i in ids[10:15])}… were left as they are.")
+        return SkillResult(title="Incidents " + ", ".join(f"#{i}" for i in ids[:10]), summary="\n".join(said),
+                           data={"follow_up_jobs": jobs})
 
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
         verb = action_id.split(":", 1)[1]
@@ -795,8 +856,15 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             why, asked = _why(asked[cut.end():].split()), asked[:cut.start()].strip(" .!")
         elif to:
             why = ""
-        team = team_in_text(session=s, text=asked) if asked else ""
-        if team:  # "escalate to storage": that team's on-call first, then the router's candidates
+        named = list(dict.fromkeys(a or b for a, b in _USER.findall(asked)))[:3]  # "escalate to @alice"
+        team = team_in_text(session=s, text=asked) if asked and not named else ""
+        if named:  # the people asked for first, then the router's candidates
+            names = dict(s.execute(select(Expert.slack_user_id, Expert.name)
+                                   .where(Expert.slack_user_id.in_(named))).all())
+            nxt = [Candidate(user_id=u, name=names.get(u, u), team=None, score=0.0, reasons=("asked for by name",))
+                   for u in named if u != inc.assignee] + [c for c in nxt if c.user_id not in named]
+            nxt = nxt[:3]
+        elif team:  # "escalate to storage": that team's on-call first, then the router's candidates
             shift = [(u, n) for r in oncall_by_team(session=s, team=team) for u, n in r.people
                      if u not in (inc.assignee, request.user_id)]
             called = {u for u, _ in shift}
@@ -810,7 +878,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         self._event(s, inc, "escalate", f"Escalated by <@{request.user_id}> ({level}){why}"
                     + (f"; called {', '.join(f'<@{c.user_id}>' for c in nxt)}" if nxt else ""), request.user_id)
         then = f" Next to call: {who}." if nxt else f" Nobody else to call: {escape(d.fallback or 'no candidate')}."
-        if asked and not team:
+        if asked and not team and not named:
             then += f" (I know no team or service called \"{escape(asked[:60])}\": `/oncall` lists the teams.)"
         elif team and not any(c.why == f"on call for {team}" for c in nxt):
             then += f" (Nobody is on call for {escape(team)} now.)"

@@ -57,6 +57,9 @@ _ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were 
                            "on-call oncall".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
+# "who was on call when #113 opened?", "... when #113 started": the moment the incident opened
+_WHEN_IT = re.compile(r"\bwhen\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s+(?:opened|started|began|fired|was\s+(?:opened|"
+                      r"declared|created|raised)|came\s+in)\b", re.I)
 _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
 # A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
 _HELP_HERE = re.compile(r"^\W*(?:(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
@@ -139,6 +142,16 @@ class RoutingSkill(BaseSkill):
             about = int(ref.group(1)) if ref else request.incident_id
             if ref is None or self._incident_exists(ctx, about):
                 return self._page(INCIDENT_REF.sub(" ", text), ctx, about, request.user_id)
+        if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I) and (
+                m := _WHEN_IT.search(text)) is not None:  # "who was on call when #113 opened?": then, for its team
+            with ctx.db.session() as s:
+                inc = s.get(Incident, int(m.group(1)))
+                if inc is None:
+                    raise SkillError(f"There is no incident #{m.group(1)}.")
+                named = people.teams_in_text(session=s, text=INCIDENT_REF.sub(" ", text)) or (
+                    people.teams_in_text(session=s, text=inc.service_name) if inc.service_name else [])
+                at = inc.created_at
+            return self._oncall(named, ctx, Moment(at=at, said=f"when #{inc.id} opened", spans=()))
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
                 # "... tomorrow?", "who was on call at 03:00?"; a time in another sentence is about something else

@@ -163,3 +163,36 @@ def test_what_is_firing_and_which_services_are_affected(live: Live) -> None:
     said = _say(live, "which services are affected right now?")
     assert "1 service(s) with an open incident; 1 more depend on them" in said, said
     assert f"*payments-api*: #{inc_id} SEV" in said and "checkout-web (via payments-api)" in said
+
+
+def test_several_incidents_at_once_merging_one_into_another_and_escalating_to_a_person(live: Live) -> None:
+    """"ack #113 and #114" acknowledged #113 and dropped #114 without a word; "merge #114 into #113" got the help;
+    "escalate to @alice" escalated and said "I know no team called @alice"."""
+    from knowledge.models import Incident
+
+    a, b, c = open_incidents(live, "checkout 503s sev2", "payments-api 5xx sev2", "slow dashboard sev3")
+    said = _say(live, f"ack #{a.id} and #{b.id}")
+    assert f"acknowledged incident #{a.id}" in said and f"acknowledged incident #{b.id}" in said, said
+    live.driver.command("/incident", f"ack {a.id} {c.id}", user="U0ALICE", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert f"acknowledged incident #{c.id}" in said and f"Incident #{a.id} was already acknowledged" in said, said
+    with live.db.session() as s:
+        assert {s.get(Incident, i).status for i in (a.id, b.id, c.id)} == {"acknowledged"}
+    said = _say(live, f"merge #{b.id} into #{a.id}")
+    assert f"Incident #{b.id} resolved: Duplicate of #{a.id}. No postmortem for it." in said, said
+    with live.db.session() as s:
+        merged = s.get(Incident, b.id)
+        assert merged.status == "resolved" and merged.findings["closed_as"] == "duplicate"
+    said = _say(live, "escalate to <@U0IRIS>", channel=a.channel_id, thread=a.card_ts)
+    assert "Next to call: <@U0IRIS> (Iris Novak): asked for by name" in said and "I know no team" not in said, said
+
+
+def test_who_was_on_call_when_an_incident_opened(live: Live) -> None:
+    """It answered who is on call now, for every team."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"who was on call when #{inc.id} opened?")
+    assert f"On call when #{inc.id} opened: payments" in said and "<@U0BOB> (Bob Okafor)" in said, said
+    assert "*storage*" not in said  # its team only, unless others are named
+    assert "*storage*" in _say(live, f"who was on call for storage when #{inc.id} opened?")
+    assert "There is no incident #99999." in _say(live, "who was on call when #99999 opened?")
