@@ -63,6 +63,8 @@ from skills.incident_edit import IncidentEdits, said_as_command, surely_said
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 from skills.redact import mask_secrets
+from skills.status_page import STATUSPAGE_ASKED, phase
+from skills.status_page import draft as status_draft
 
 __all__ = ["IncidentSkill"]
 
@@ -72,7 +74,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite", "changes", "impact")
+          "remind", "rename", "service", "invite", "changes", "impact", "statuspage")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -100,7 +102,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
           "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`, "
-          "`/incident impact [id] [<who or what is affected>]`")
+          "`/incident impact [id] [<who or what is affected>]`, `/incident statuspage [id]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -385,6 +387,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if impact := _IMPACT_SET.match(text):  # "impact: checkout down for 5% of users"
         said = impact.group("id") or impact.group("id2")
         return "impact", (f"#{said} " if said else "") + impact.group("text").strip()
+    if STATUSPAGE_ASKED.match(text):  # "draft a status page update for #113": for customers
+        return "statuspage", f"#{ref.group(1)}" if ref else ""
     if _IMPACT_ASK.match(text):  # "what's the impact?": what was recorded
         return "impact", f"#{ref.group(1)}" if ref else ""
     if _INVITE.match(text):  # "bring in @alice and @bob", "add @carla to #113": whoever is mentioned
@@ -487,7 +491,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
-                or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text)
+                or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
@@ -531,6 +535,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _IMPACT_SET.match(request.text) or _MERGE.match(request.text)
+                    or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -544,7 +549,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
                     "service": self._service, "invite": self._invite, "changes": self._changes,
-                    "impact": self._impact}
+                    "impact": self._impact, "statuspage": self._statuspage}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -586,6 +591,12 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             return self._new_from_report(request, ctx)
         if verb == "unremind":
             return self._unremind(request.text, request.user_id, ctx)
+        if verb == "statuspage_post":  # the draft, as shown, becomes the incident's update (a person clicked it)
+            ident, _, text = request.text.partition(":")
+            if not (ident.isascii() and ident.isdigit()) or db_id(ident) is None or not text.strip():
+                raise SkillError("this button does not carry a draft for an incident")
+            return self.run(SkillRequest(text=f"update {ident} {text[:1900]}", source="action",
+                                         user_id=request.user_id, channel_id=request.channel_id), ctx)
         if verb == "from_message":  # the message shortcut "Open an incident" on anyone's message: its first line
             first = next((ln for ln in request.text.splitlines() if ln.strip()), "")
             first = re.sub(rf"<@{USER_ID}(?:\|[^>]*)?>", "", mask_secrets(first)).strip(" :-")
@@ -1101,6 +1112,21 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return dataclasses.replace(self._done(
             inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
             f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
+
+    def _statuspage(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """A customer-facing update drafted from its state, impact and times (skills/status_page.py), with a button
+        that posts it as the incident's update."""
+        inc, _ = self._target(s, request, rest.split())
+        text = status_draft(inc)
+        impact = (inc.findings or {}).get("impact")
+        hint = "" if impact else (" It names the service, as no impact is recorded: say `impact: <who or what is "
+                                  "affected>` for a better one.")
+        return SkillResult(title=f"Status page draft for incident #{inc.id}",
+                           summary=f"A draft for customers ({phase(inc)}): review it before it goes out.{hint}",
+                           sections=(Section("", (f"> {escape(text)}",)),),
+                           actions=(Action("incident:statuspage_post", "Post as status update",
+                                           f"{inc.id}:{text[:1900]}"),),
+                           data={"incident_id": inc.id, "draft": text})
 
     def _impact(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Who or what the incident hurts: recorded (on the card, the status, the timeline as a key moment, the

@@ -196,3 +196,29 @@ def test_who_was_on_call_when_an_incident_opened(live: Live) -> None:
     assert "*storage*" not in said  # its team only, unless others are named
     assert "*storage*" in _say(live, f"who was on call for storage when #{inc.id} opened?")
     assert "There is no incident #99999." in _say(live, "who was on call when #99999 opened?")
+
+
+def test_a_status_page_draft_follows_the_incident_and_can_be_posted_as_its_update(live: Live) -> None:
+    """"Draft a status page update for #113" showed the internal status card."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"draft a status page update for #{inc.id}")
+    assert f"Status page draft for incident #{inc.id}" in said and "(Investigating)" in said, said
+    assert "Investigating: we are investigating degraded service on payments-api" in said
+    assert "no impact is recorded" in said and "Next update in 30 minutes" in said
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    _say(live, "impact: card payments fail for some EU customers", **here)
+    _say(live, "I'm on it", **here)
+    _say(live, "mitigated: rolled back v1.4.2", **here)
+    said = _say(live, "what should we tell customers?", **here)
+    assert "Monitoring: a fix has been applied for card payments fail for some EU customers" in said, said
+    assert "U0BOB" not in said.split("Post as status update")[0] and "v1.4.2" not in said  # nothing internal
+    msg = live.standin.messages(inc.channel_id)[-1]
+    button = next(e for b in msg["blocks"] if b.get("type") == "actions" for e in b["elements"]
+                  if e.get("action_id") == "incident:statuspage_post")
+    live.driver.click("incident:statuspage_post", button["value"], user="U0CARLA", channel=inc.channel_id)
+    live.drain()
+    notes = _events(live, inc.id, "note")
+    assert any("Monitoring: a fix has been applied" in n for n in notes), notes
+    live.driver.click("incident:statuspage_post", "99999:forged", user="U0CARLA", channel=inc.channel_id)
+    live.drain()  # a forged button: refused, nothing recorded
+    assert len(_events(live, inc.id, "note")) == len(notes)
