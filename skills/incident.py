@@ -1116,7 +1116,10 @@ class IncidentSkill(IncidentEdits, BaseSkill):
     def _statuspage(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A customer-facing update drafted from its state, impact and times (skills/status_page.py), with a button
         that posts it as the incident's update."""
-        inc, _ = self._target(s, request, rest.split())
+        inc, extra = self._target(s, request, rest.split())
+        if request.source == "command" and extra:
+            raise SkillError(f"I cannot read `{escape(' '.join(extra)[:60])}`: `/incident statuspage [id]` drafts it "
+                             "from what the incident knows (`/incident impact [id] <text>` sets what is affected).")
         text = status_draft(inc)
         impact = (inc.findings or {}).get("impact")
         hint = "" if impact else (" It names the service, as no impact is recorded: say `impact: <who or what is "
@@ -1132,7 +1135,10 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         """Who or what the incident hurts: recorded (on the card, the status, the timeline as a key moment, the
         postmortem's Impact section), or said back when asked."""
         inc, left = self._target(s, request, rest.split())
-        text = mask_secrets(" ".join(left)).strip()[:500]
+        text = mask_secrets(" ".join(left)).strip()
+        if len(text) > 500:  # it goes on the card and out to customers: said, not cut mid-sentence
+            raise SkillError(f"An impact is a sentence or two (at most 500 characters; this is {len(text)}): who or "
+                             "what is affected, how many, since when. Details go in a note.")
         kept = (inc.findings or {}).get("impact") or {}
         if not text:
             if kept:
@@ -1160,7 +1166,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
     def _invite(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Call people in: into the incident's own channel (the ``incident.invite`` job asks Slack), or, where it has
         none, mentioned here with where its card is; on the timeline either way."""
-        users = list(dict.fromkeys(a or b for a, b in _USER.findall(rest)))[:10]
+        users = list(dict.fromkeys(a or b for a, b in _USER.findall(rest)))
+        if len(users) > 10:
+            raise SkillError(f"At most 10 people at once ({len(users)} named): invite the rest in a second message.")
         words = _USER.sub(" ", rest).split()
         ref = INCIDENT_REF.search(" ".join(words))
         if not users:

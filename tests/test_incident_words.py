@@ -222,3 +222,23 @@ def test_a_status_page_draft_follows_the_incident_and_can_be_posted_as_its_updat
     live.driver.click("incident:statuspage_post", "99999:forged", user="U0CARLA", channel=inc.channel_id)
     live.drain()  # a forged button: refused, nothing recorded
     assert len(_events(live, inc.id, "note")) == len(notes)
+
+
+def test_bad_input_to_the_new_incident_commands_gets_a_clear_answer_and_changes_nothing(live: Live) -> None:
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+
+    def cmd(text: str) -> str:
+        assert live.driver.command("/incident", text, user="U0BOB", channel="C0OPS").status_code == 200
+        live.drain()
+        m = live.standin.messages("C0OPS")[-1]
+        return blocks_to_text(m.get("blocks") or []) or m.get("text", "")
+
+    assert "(at most 500 characters; this is " in cmd(f"impact {inc.id} " + "x" * 5000)
+    assert "There is no incident #99999." in cmd("impact 99999 checkout down")
+    assert "At most 10 people at once (11 named)" in cmd(f"invite {inc.id} " + " ".join(
+        f"<@U0X{i:04d}>" for i in range(11)))
+    assert "I cannot read `extra words`" in cmd(f"statuspage {inc.id} extra words")
+    assert "There is no incident #99999." in cmd("changes 99999")
+    assert _events(live, inc.id, "impact") == [] and _events(live, inc.id, "invited") == []
+    said = cmd(f"impact {inc.id} rotated password=hunter2hunter2 by mistake")  # masked before it is kept
+    assert "hunter2" not in said and "hunter2" not in " ".join(_events(live, inc.id, "impact"))
