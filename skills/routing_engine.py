@@ -54,6 +54,8 @@ W: dict[str, float] = {
     "off_hours": -1.0,
     "work_hours": 0.2,
     "load": -0.4,
+    "changed": 1.5,  # made a change on the service in the hours before (its author knows what changed)
+    "changed_dep": 0.7,  # ... on a service it depends on
 }
 MIN_CLASS_PROB = 0.15
 MIN_SEARCH_SCORE = 0.25
@@ -328,6 +330,7 @@ def route(
             ctx, s, text=text or (svc.name if svc else ""), service=svc.name if svc else None, exclude=incident_id
         )
         _history(s, similar, bump)
+        _changes(s, d, svc, incident_id, at, bump)
         decision_team = owner or (team_by_name.get(clf[0][0]) if clf and clf[0][1] >= MIN_CLASS_PROB else None)
         excluded, votes = wrong_owner_votes(session=s, incident_id=incident_id, service=svc.name if svc else None)
         load = people.open_load(session=s, user_ids=list(acc))
@@ -406,6 +409,48 @@ def _history(s: Session, similar: list[tuple[int, float]], bump: Any) -> None:
         runs[uid].append(f"{slug} on #{inc_id}")
     for uid, done in sorted(runs.items()):
         bump(uid, min(W["runbook_cap"], W["runbook"] * len(done)), "ran runbook " + ", ".join(done[:3]))
+
+
+def _author(d: _Directory, author: str) -> str | None:
+    """The expert a change's author names: their Slack id, email (or its local part), full name, or a first name
+    only one expert has."""
+    a = author.strip().lower().lstrip("@")
+    if not a:
+        return None
+    for e in d.experts.values():
+        email = (e.email or "").lower()
+        if a in (e.slack_user_id.lower(), email, email.split("@")[0], e.name.lower()):
+            return e.slack_user_id
+    first = [e.slack_user_id for e in d.experts.values() if e.name.lower().split()[:1] == [a]]
+    return first[0] if len(first) == 1 else None
+
+
+def _changes(s: Session, d: _Directory, svc: Service | None, incident_id: int | None, at: dt.datetime,
+             bump: Any) -> None:
+    """Whoever made a change on the service (or on one it depends on) in the hours before: they know what changed
+    (the incident's own window when there is one; else the last ``changes.BEFORE``)."""
+    from knowledge import changes
+    from knowledge.models import Incident
+
+    inc = s.get(Incident, incident_id) if incident_id is not None else None
+    if inc is not None and inc.service_name:
+        near = changes.for_incident(s, inc, limit=10)
+        opened = inc.created_at
+    elif svc is not None:
+        near, opened = changes.near(s, svc.name, at - changes.BEFORE, at, limit=10), at
+    else:
+        return
+    seen: set[str] = set()
+    for n in near:
+        uid = _author(d, n.change.author or "")
+        if uid is None or uid in seen:
+            continue
+        seen.add(uid)
+        c, own = n.change, len(n.path) == 1
+        gap = max(0, int((opened - c.at).total_seconds() // 60))
+        what = f"{c.kind} of {c.service}" + (f" {c.version}" if c.version else "")
+        bump(uid, W["changed" if own else "changed_dep"],
+             f"made the {what} {gap} min before" + ("" if own else f" (it depends on {c.service})"))
 
 
 def _finish(

@@ -74,6 +74,8 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     said = _say(live, f"what changed before #{inc.id}?")
     assert f"Changes near incident #{inc.id}" in said and "2 change(s) on payments-api" in said, said
     assert "<https://ci.example.com/runs/881|link>" in said
+    said = _say(live, f"who should take #{inc.id}?")  # the deploy's author (alice: Alice Moreau) knows what changed
+    assert "made the deploy of payments-api v1.4.2 20 min before" in said, said
     said = _say(live, "what changed?", channel=inc.channel_id, thread=inc.card_ts)  # under the card: that incident
     assert f"Changes near incident #{inc.id}" in said, said
     said = _say(live, "any deploys on ingest in the last 2h?")
