@@ -42,15 +42,19 @@ from skills.risk_engine import (
     validate_window,
 )
 
-__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "ErrorOut", "JsonInt", "MAX_BATCH"]
+__all__ = ["router", "RiskRequest", "RiskResponse", "BatchRequest", "BatchResponse", "ErrorOut", "JsonInt", "MAX_BATCH",
+           "SafeValidationRoute"]
 
 MAX_BATCH = 1000
 
 
 def _finite(obj: Any) -> Any:
-    """Errors echo the input; NaN or infinity in it must not break the JSON of the 422 itself."""
+    """Errors echo the input; NaN or infinity in it, or a lone surrogate ("\udcff", which no UTF-8 can hold), must not
+    break the JSON of the 422 itself."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "replace").decode("utf-8")
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -58,7 +62,7 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-class _SafeValidationRoute(APIRoute):
+class SafeValidationRoute(APIRoute):
     """Answers validation errors with a 422 whose JSON is always valid (and short for huge inputs)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -74,7 +78,7 @@ class _SafeValidationRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=_SafeValidationRoute,
+router = APIRouter(prefix="/api/v1", tags=["failure risk"], route_class=SafeValidationRoute,
                    dependencies=[Depends(require_token)])
 
 

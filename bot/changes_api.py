@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.api import ErrorOut
+from bot.api import ErrorOut, SafeValidationRoute
 from bot.api_auth import auth_errors, require_token
 from bot.similar_api import IsoDateTime
 from knowledge import changes
@@ -30,7 +30,8 @@ from skills.changes import MAX_AGE, report
 
 __all__ = ["router", "ChangeIn", "refresh_cards"]
 
-router = APIRouter(prefix="/api/v1", tags=["changes"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["changes"], route_class=SafeValidationRoute,
+                   dependencies=[Depends(require_token)])
 
 
 class ChangeIn(BaseModel):

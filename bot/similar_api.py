@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from bot.api import ErrorOut, JsonInt
+from bot.api import ErrorOut, JsonInt, SafeValidationRoute
 from bot.api_auth import auth_errors, require_token
 from knowledge.search import SearchError, search
 
 __all__ = ["router", "SimilarRequest"]
 
-router = APIRouter(prefix="/api/v1", tags=["similar"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["similar"], route_class=SafeValidationRoute,
+                   dependencies=[Depends(require_token)])
 
 
 def _iso_only(value: object) -> object:

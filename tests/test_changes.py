@@ -146,3 +146,36 @@ def test_changes_from_the_command_line(tmp_path: Path, monkeypatch: pytest.Monke
     run = console(["changes", "list", "--service", "payments-api"], monkeypatch, capsys, url, tmp_path)
     rows = [json.loads(x) for x in run.stdout.splitlines()]
     assert run.returncode == 0 and [r["summary"] for r in rows] == ["v1.5.0 rolled out"], run
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_retried_report_is_one_change_on_both_databases(kind: str, tmp_path: Path, standin: Any) -> None:
+    """The same id sent by two pipeline retries at once: one row (the unique (source, external_id) settles a race),
+    both answered 2xx; a NUL in the text is stored (PostgreSQL refuses it raw); a lone surrogate is a 422 (it was a
+    500 on every REST door but /risk: the 422 echoing it could not be written as UTF-8)."""
+    import concurrent.futures
+
+    from tests.conftest import live_on
+
+    with live_on(kind, tmp_path, standin, kb_token=TOKEN, warm_models=False) as live:
+        bad = _post(live, None, raw=json.dumps({"service": "payments-api", "summary": "v3 \udcff"}).encode())
+        assert bad.status_code == 422 and "summary" in bad.text, bad.text
+        body = {"service": "payments-api", "summary": "v3 \u0000 with a NUL", "id": "run-7", "source": "ci"}
+        raw = json.dumps(body).encode()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: _post(live, None, raw=raw), range(4)))
+        assert sorted(r.status_code for r in answers) == [200, 200, 200, 201], [r.text for r in answers]
+        assert len({r.json()["id"] for r in answers}) == 1
+        assert _count(live) == 1
+
+
+@pytest.mark.parametrize("path, body", [
+    ("similar", {"text": "kafka disk full \udcff"}),
+    ("changes", {"service": "payments-api", "summary": "v3 \udcff"}),
+    ("risk", {"service": "api \udcff", "metrics": {"cpu_usage": 90, "memory_usage": 90}}),
+])
+def test_a_lone_surrogate_is_a_422_on_every_rest_door(live: Live, path: str, body: Any) -> None:
+    """A lone surrogate cannot be UTF-8: the 422 that echoed it could not be written, and /similar answered 500."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(f"{live.url}/api/v1/{path}", content=json.dumps(body), headers=headers, timeout=30)
+    assert r.status_code == 422 and r.json()["detail"], (r.status_code, r.text[:300])
