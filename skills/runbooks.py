@@ -6,6 +6,8 @@ alert or log text; every request, approval, refusal, step and outcome is in the 
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import difflib
 import re
 import shlex
@@ -437,6 +439,7 @@ class RunbooksSkill(BaseSkill):
         """Top 3 runbooks for the incident; auto-runs only a safe one suggested with >= 0.95."""
         text = " ".join([facts.title, facts.description, *map(str, facts.annotations.values()), *facts.log_lines])
         sugg = suggester(ctx).suggest(text, alert_name=facts.alert_name, service=facts.service)
+        sugg = after_a_change(ctx, facts.incident_id, sugg, text, facts.alert_name, facts.service)
         if not sugg:
             return None
         lines = list(_suggestion_lines(sugg))
@@ -497,6 +500,40 @@ def _short(detail: dict[str, Any]) -> str:
     return str(keep)[:200] if keep else ""
 
 
+ROLLBACK_WITHIN = dt.timedelta(hours=2)
+
+
+def after_a_change(ctx: SkillContext, incident_id: int, sugg: list[Suggestion], text: str, alert: str | None,
+                   service: str | None) -> list[Suggestion]:
+    """When the incident's own service was deployed (or its config or a flag changed) shortly before it opened, the
+    runbook that rolls back (tagged ``rollback``) comes first, saying which change it would undo. Its confidence is
+    left as the suggester gave it, so a change never makes a runbook run by itself."""
+    from knowledge.changes import for_incident
+
+    with ctx.db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            return sugg
+        own = [n.change for n in for_incident(s, inc, limit=10) if len(n.path) == 1
+               and n.change.kind in ("deploy", "config", "flag")
+               and inc.created_at - ROLLBACK_WITHIN <= n.change.at <= inc.created_at + dt.timedelta(minutes=5)]
+        opened = inc.created_at
+    if not own:
+        return sugg
+    sg_ = suggester(ctx)
+    rollbacks = {rb.slug for rb in sg_.runbooks_ if "rollback" in {t.lower() for t in rb.tags or ()}}
+    pick = next((sg for sg in sg_.suggest(text, alert_name=alert, service=service, k=100) if sg.slug in rollbacks),
+                None)
+    if pick is None:
+        return sugg
+    c = own[0]
+    gap = max(0, int((opened - c.at).total_seconds() // 60))
+    said = (f"{c.kind} of {c.service}" + (f" {c.version}" if c.version else "") + f" {gap} min before it opened"
+            + (f" by {c.author}" if c.author else ""))
+    pick = dataclasses.replace(pick, why=(f"undoes the {said}", *pick.why))
+    return [pick, *[sg for sg in sugg if sg.slug != pick.slug]][:max(3, len(sugg))]
+
+
 def incident_runbooks(ctx: SkillContext, incident_id: int) -> tuple[tuple[str, ...], tuple[Action, ...]]:
     """The card's runbook suggestions for one incident, each with its preview command and a Run button
     (which opens the confirmation; nothing runs from here)."""
@@ -506,6 +543,7 @@ def incident_runbooks(ctx: SkillContext, incident_id: int) -> tuple[tuple[str, .
             return (), ()
         text, alert, service = f"{inc.title}. {inc.description or ''}", inc.alert_name, inc.service_name
     sugg = suggester(ctx).suggest(mask_secrets(text), alert_name=alert, service=service)
+    sugg = after_a_change(ctx, incident_id, sugg, mask_secrets(text), alert, service)
     lines = [x for sg, line in zip(sugg, _suggestion_lines(sugg), strict=True)
              for x in (line, preview_line(ctx, sg.slug, service, text)) if x]
     return tuple(lines), tuple(_run_button(sg, incident_id) for sg in sugg)

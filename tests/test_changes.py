@@ -71,6 +71,16 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     assert "*Changes* (its service and what it depends on" in text, text
     assert "*deploy* payments-api v1.4.2 by alice: v1.4.2: connection pool 20 -> 50 · 20 min before it opened" in text
     assert "*config* postgres-main (a dependency: payments-api → postgres-main)" in text and "ingest" not in text
+    # the runbook that rolls back comes first, saying which change it undoes (its confidence untouched: no auto-run)
+    live.drain(due_within_s=60)
+    card = [c for c in (*live.standin.calls_to("chat.postMessage"), *live.standin.calls_to("chat.update"))
+            if c.args.get("channel") == inc.channel_id and "Suggested runbooks" in json.dumps(c.args)][-1]
+    suggested = blocks_to_text(json.loads(card.args["blocks"]) if isinstance(card.args["blocks"], str)
+                               else card.args["blocks"]).split("Suggested runbooks")[1]
+    assert suggested.index("rollback-deploy") < min(suggested.index(x) for x in ("restart-service",
+                                                                                 "check-service-health")
+                                                     if x in suggested), suggested
+    assert "undoes the deploy of payments-api v1.4.2 20 min before it opened by alice" in suggested
     said = _say(live, f"what changed before #{inc.id}?")
     assert f"Changes near incident #{inc.id}" in said and "2 change(s) on payments-api" in said, said
     assert "<https://ci.example.com/runs/881|link>" in said
