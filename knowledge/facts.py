@@ -46,7 +46,7 @@ class TimelineItem:
     actor_name: str | None = None
     permalink: str | None = None
     key: bool = False
-    source: str = "event"  # event, message, alert, runbook
+    source: str = "event"  # event, message, alert, runbook, change (a deploy, config push, flag: knowledge/changes.py)
 
 
 @dataclass(frozen=True)
@@ -244,6 +244,14 @@ def _timeline(session: Session, inc: Incident, names: dict[str, str]) -> list[Ti
         texts = {(p[1], p[2]) for p in pinned}
         items = [dataclasses.replace(t, key=True) if t.source == "message" and not t.key and
                  ((t.permalink and t.permalink in links) or (t.text, t.actor) in texts) else t for t in items]
+    # What changed on its service or a dependency (deploys, config, flags) from 6 h before it: often the trigger
+    from knowledge.changes import for_incident
+
+    for n in for_incident(session, inc, limit=10):
+        c = n.change
+        where = c.service if len(n.path) == 1 else f"{c.service} (a dependency)"
+        items.append(TimelineItem(at=c.at, kind=c.kind, text=f"{where}{' ' + c.version if c.version else ''}: "
+                                  f"{c.summary}", actor_name=c.author, permalink=c.url, source="change"))
     items.sort(key=lambda t: t.at)
     return items
 

@@ -101,6 +101,18 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     live.driver.command("/incident", f"changes {inc.id}", user="U0BOB", channel="C0OPS")
     live.drain()
     assert "3 change(s) on payments-api" in blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    # the postmortem's timeline starts with what changed (the trigger, often), with who made it and its link
+    _say(live, f"resolve #{inc.id}: rolled back to v1.4.1")
+    live.driver.command("/postmortem", f"draft {inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain(due_within_s=60)
+    from knowledge.models import Postmortem
+
+    with live.db.session() as s:
+        md = s.scalars(select(Postmortem.markdown).where(Postmortem.incident_id == inc.id)).first() or ""
+    timeline = md.split("## Timeline")[1]
+    assert "· deploy · [payments-api v1.4.2: v1.4.2: connection pool 20 -> 50](https://ci.example.com/runs/881)" \
+        " — alice" in timeline, timeline
+    assert timeline.index("· deploy ·") < timeline.index("· created ·")  # before it opened
     said = _say(live, "handover for the last 2h")  # the next person on call hears what was changed
     assert "Changes in the last 2 hours" in said and "rollback payments-api 0 min ago: back to v1.4.1" in said, said
     assert "deploy payments-api v1.4.2 20 min ago" in said
