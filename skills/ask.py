@@ -45,7 +45,7 @@ _KB_QUESTION = re.compile(
 _QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|do|does|can|could|should|has|have)"
                        r"\b", re.I)
 _HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to)"
-                     r"|what (should|do|can) (i|we) do)\b", re.I)
+                     r"|what (should|do|can) (i|we) do|next steps?)\b|^\W*what(?:'s|\s+is)\s+next\W*$", re.I)
 # An instruction ("restart ingest", "roll back payments-api"): answered like "how do I ...?", and nothing runs
 _DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|scale"
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)

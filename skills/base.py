@@ -22,7 +22,8 @@ INCIDENT_REF = re.compile(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 
 # A message that points at the incident it is posted under ("have we seen this before?", "who should take
 # it?", "what should I do?"): in a card's thread or an incident's own channel, that incident is the subject.
-ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:i|we) do\b|\bnext steps?\b", re.I)
+ABOUT_HERE = re.compile(r"\b(this|it|that|here)\b|^\W*what (?:should|do|can) (?:i|we) do\b|\bnext steps?\b"
+                        r"|^\W*what(?:'s|\s+is)\s+next\W*$", re.I)
 
 # A severity first: "sev1 outage on checkout", "SEV-2: ingest lag", "severity 1 db down" (group 1: the level)
 # (group 1: the level; SEV0 / P0, the top level where levels start at 0, is SEV1: see severity_word)

@@ -58,7 +58,7 @@ from skills.base import (
     small_int,
 )
 from skills.base import esc as escape
-from skills.handover import HANDOVER, handover, handover_hours
+from skills.handover import HANDOVER, handover, handover_hours, last_updates
 from skills.incident_edit import IncidentEdits, said_as_command, surely_said
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
@@ -221,6 +221,20 @@ _REMIND = re.compile(rf"^\W*remind\s+(?P<who>me|us|<@{USER_ID}(?:\|[^>]*)?>)\s+(
 MAX_REMIND_S = 24 * 3600
 # Incidents the person asking is on: "what am I on?", "my incidents", "what's assigned to me?"
 # ("what incidents are assigned to me?" went to the knowledge base, which answered with a runbook)
+# "what should I work on?", "what needs me?", "what should I pick up?": mine, else what has nobody on it
+_WORK = re.compile(r"^\W*(?:what|which\s+incident)\s+(?:should|can|could)\s+i\s+"
+                   r"(?:work\s+on|pick\s+up|take|look\s+at)(?:\s+(?:next|now|first))?\W*$"
+                   r"|^\W*what\s+needs\s+(?:me|my\s+attention|attention)\W*$", re.I)
+# "which incidents have nobody on them?", "what's unassigned?", "unassigned incidents", "the oldest open incident"
+_UNASSIGNED = re.compile(r"^\W*(?:(?:what|which)\s+(?:open\s+)?incidents?\s+(?:has|have|are)\s+"
+                         r"(?:nobody|no\s+one|no\s+owner|no\s+assignee|unassigned)|what(?:'s|\s+is)\s+unassigned|(?:list\s+|show\s+(?:me\s+)?)?(?:the\s+)?"
+                         r"unassigned(?:\s+incidents)?)\b", re.I)
+_OLDEST = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+are)|which\s+is|show\s+(?:me\s+)?)?\s*(?:the\s+)?"
+                     r"(?:oldest|longest[-\s]running)\s+(?:open\s+)?incidents?\b", re.I)
+# Under the card: "how bad is it?" (its status), "is it getting worse?" (its alerts over the last half hour)
+_HOW_BAD = re.compile(rf"^\W*how\s+bad\s+is\s+{_IT}\W*$", re.I)
+_TREND = re.compile(rf"^\W*(?:is\s+{_IT}\s+(?:getting|still\s+getting)\s+(?:worse|better)|(?:is\s+{_IT}|are\s+we)\s+"
+                    r"(?:improving|recovering|stable|under\s+control)|how\s+is\s+it\s+trending|any\s+better)\W*$", re.I)
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:what|which)\s+(?:open\s+)?incidents?\s+(?:are|is)\s+(?:assigned\s+to\s+me|mine|on\s+me)"
                    r"|(?:is\s+|are\s+)?(?:there\s+)?(?:anything|any\s+(?:open\s+)?incidents?)\s+assigned\s+to\s+me"
@@ -384,6 +398,16 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "assign", f"{who} #{handoff.group('id')}" if handoff.group("id") else who
     if _MINE.match(text):
         return "list", "mine"
+    if _WORK.match(text):
+        return "work", ""
+    if _UNASSIGNED.match(text):
+        return "list", "unassigned " + text
+    if _OLDEST.match(text):
+        return "list", "oldest " + text
+    if _HOW_BAD.match(text):
+        return "status", f"#{ref.group(1)}" if ref else ""
+    if _TREND.match(text):
+        return "trend", f"#{ref.group(1)}" if ref else ""
     if impact := _IMPACT_SET.match(text):  # "impact: checkout down for 5% of users"
         said = impact.group("id") or impact.group("id2")
         return "impact", (f"#{said} " if said else "") + impact.group("text").strip()
@@ -492,6 +516,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
+                or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
+                or _TREND.match(text)
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
@@ -549,7 +575,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
                     "service": self._service, "invite": self._invite, "changes": self._changes,
-                    "impact": self._impact, "statuspage": self._statuspage}
+                    "impact": self._impact, "statuspage": self._statuspage, "work": self._work,
+                    "trend": self._trend}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -1113,6 +1140,66 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             inc, f"You follow incident #{inc.id}: I will send you its updates, severity changes, mitigation and "
             f"resolution by DM. `/incident unfollow {inc.id}` to stop."), ephemeral=True)
 
+    def _work(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """"What should I work on?": the open incidents assigned to the asker, most severe first, then those with
+        nobody on them (the asker's team's services first)."""
+        uid = request.user_id
+        if not uid:
+            raise SkillError("Ask in Slack: I need to know who you are.")
+        mine = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES), Incident.assignee == uid)
+                         .order_by(Incident.severity, Incident.id).limit(10)).all()
+        me = s.scalar(select(Expert).where(Expert.slack_user_id == uid))
+        ours = {svc.name for svc in me.team.services} if me is not None and me.team is not None else set()
+        free = sorted(s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES),
+                                                       Incident.assignee.is_(None)).limit(200)),
+                      key=lambda r: (r.service_name not in ours, r.severity, r.id))[:10]
+
+        def line(r: Incident) -> str:
+            return (f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
+                    f"({escape(r.service_name or 'unknown service')}, {_age(r)})")
+
+        sections = tuple(sec for sec in (Section("Yours", tuple(map(line, mine))), Section(
+            "Nobody on them" + (" (your team's services first)" if ours else ""), tuple(map(line, free))))
+            if sec.lines)
+        first = mine[0] if mine else free[0] if free else None
+        summary = (f"{len(mine)} open incident(s) assigned to you; {len(free)} with nobody on them."
+                   + (f" Start with #{first.id} (SEV{first.severity})" + ("." if mine else ": say \"I'm on it\" in "
+                                                                           "its thread to take it.")
+                      if first else " Nothing needs you now."))
+        return SkillResult(title="What needs you", summary=summary, sections=sections,
+                           data={"mine": [r.id for r in mine], "unassigned": [r.id for r in free]})
+
+    def _trend(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """"Is it getting worse?": its alerts now against the quarter hour before, and its last update."""
+        inc, _ = self._target(s, request, rest.split())
+        now, q = utcnow(), dt.timedelta(minutes=15)
+
+        def count(*where: Any) -> int:
+            return s.scalar(select(func.count()).select_from(Alert).where(Alert.incident_id == inc.id, *where)) or 0
+
+        firing, resolved = count(Alert.status == "firing"), count(Alert.status == "resolved")
+        new_now, new_before = count(Alert.received_at >= now - q), count(Alert.received_at >= now - 2 * q,
+                                                                         Alert.received_at < now - q)
+        seen = count(Alert.last_seen_at >= now - q)
+        if inc.status == "resolved":
+            verdict = "it is resolved"
+        elif not firing and resolved:
+            verdict = "nothing is firing now: it looks recovered"
+        elif not firing and not resolved:
+            verdict = "no alerts are linked to it, so I cannot tell from alerts"
+        elif new_now > new_before:
+            verdict = "getting worse: more alerts joined in the last 15 min than in the 15 min before"
+        elif new_now < new_before or not seen:
+            verdict = "getting better: fewer new alerts than the 15 min before" if seen else \
+                "quieter: no alert was seen in the last 15 min"
+        else:
+            verdict = "about the same as 15 min ago"
+        upd = last_updates(s, [inc.id]).get(inc.id)
+        said = f" Last update {duration((now - upd.at).total_seconds())} ago: {escape(upd.text[:200])}" if upd else ""
+        return self._done(inc, f"Incident #{inc.id}: {verdict}. {firing} alert(s) firing, {resolved} resolved; "
+                          f"{new_now} new in the last 15 min ({new_before} in the 15 before), {seen} seen in the "
+                          f"last 15 min.{said}")
+
     def _statuspage(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A customer-facing update drafted from its state, impact and times (skills/status_page.py), with a button
         that posts it as the incident's update."""
@@ -1409,6 +1496,10 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 raise SkillError("`mine` needs to know who you are: ask in Slack.")
             where.append(Incident.assignee == request.user_id)
             said.append("assigned to you")
+        if "unassigned" in words:  # "which incidents have nobody on them?"
+            where.append(Incident.assignee.is_(None))
+            said.append("with nobody on them")
+        oldest = "oldest" in words or "longest" in words
         following = bool({"following", "followed", "follow"} & set(words))
         if following:
             if not request.user_id:
@@ -1424,14 +1515,16 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if scope is not None:
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
-        filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and") + (
+        filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and",
+                  "unassigned", "oldest") + (
             ("resolved", "closed", "fixed", "in", "the") if closed else ())  # "resolved in the last 30 days"
         left = [w for w in words if w not in filler and severity_word(w) is None
                 and not (scope and w in {n.lower() for n in scope.names})]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
                              "[mine|following] [resolved [last 30d]] [sev1-4] [service or team]`.")
-        order = (Incident.resolved_at.desc(), Incident.id.desc()) if closed else (Incident.severity, Incident.id)
+        order = ((Incident.resolved_at.desc(), Incident.id.desc()) if closed else
+                 (Incident.created_at, Incident.id) if oldest else (Incident.severity, Incident.id))
         if following:  # followers are kept on the incident (JSON): the open ones, filtered here
             every = [r for r in s.scalars(select(Incident).where(*where).order_by(*order).limit(2000))
                      if request.user_id in ((r.findings or {}).get("followers") or [])]

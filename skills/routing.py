@@ -60,16 +60,21 @@ MAX_TEXT = 4000
 # "who was on call when #113 opened?", "... when #113 started": the moment the incident opened
 _WHEN_IT = re.compile(r"\bwhen\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s+(?:opened|started|began|fired|was\s+(?:opened|"
                       r"declared|created|raised)|came\s+in)\b", re.I)
+# "who should I call?", "who can I ask?", "who do we page?"
+_CALL = r"who\s+(?:should|can|could|do|must)\s+(?:i|we)\s+(?:call|ask|page|ping|escalate\s+to|talk\s+to)"
 _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
 # A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
-_HELP_HERE = re.compile(r"^\W*(?:(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
+_HELP_HERE = re.compile(rf"^\W*(?:{_CALL}"
+                        r"|(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
                         r"|(?:i |we )?need (?:some )?help)(?:\s+(?:here|please|with (?:it|this)|on (?:it|this)))*"
                         r"\W*$", re.I)
 _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
                   r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
                   r"|\bwho owns\b|\bwho is the owner\b|\bwho knows\b|\bwho(?:'s| is) (?:the |our )?(?:expert|go-to)\b"
                   r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
-                  r"|^\W*(?:i |we )?need (?:some )?help\b", re.IGNORECASE)
+                  r"|^\W*(?:i |we )?need (?:some )?help\b"
+                  # "who should I call?", "who can I ask?", "who do we page?"
+                  rf"|^\W*{_CALL}\b", re.IGNORECASE)
 
 
 

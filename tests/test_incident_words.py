@@ -242,3 +242,27 @@ def test_bad_input_to_the_new_incident_commands_gets_a_clear_answer_and_changes_
     assert _events(live, inc.id, "impact") == [] and _events(live, inc.id, "invited") == []
     said = cmd(f"impact {inc.id} rotated password=hunter2hunter2 by mistake")  # masked before it is kept
     assert "hunter2" not in said and "hunter2" not in " ".join(_events(live, inc.id, "impact"))
+
+
+def test_what_needs_me_what_has_nobody_the_oldest_and_is_it_getting_worse(live: Live) -> None:
+    """Each went to the knowledge base ("I don't know" or a runbook): "what should I work on?", "which incidents have
+    nobody on them?", "what's the oldest open incident?", "what's going on?", and under a card "how bad is it?",
+    "is it getting worse?", "what's next?", "who should I call?"."""
+    a, b, c = open_incidents(live, "checkout 503s sev2", "ingest lag growing sev3", "payments-api 5xx sev1")
+    live.driver.command("/incident", f"take {a.id}", user="U0ALICE", channel="C0OPS")
+    live.drain()
+    said = _say(live, "what should I work on?", user="U0ALICE")
+    assert "1 open incident(s) assigned to you; 2 with nobody on them. Start with" in said, said
+    assert said.index(f"*#{c.id}*") > said.index("Nobody on them")  # hers first, then the rest
+    said = _say(live, "which incidents have nobody on them?")
+    assert "(with nobody on them)" in said and f"#{a.id}*" not in said and f"#{b.id}*" in said, said
+    said = _say(live, "what's the oldest open incident?")
+    assert said.index(f"#{a.id}*") < said.index(f"#{b.id}*"), said
+    assert "open incident(s)" in _say(live, "what's going on?")
+    here = {"channel": c.channel_id, "thread": c.card_ts}
+    assert f"Incident #{c.id}: payments-api 5xx" in _say(live, "how bad is it?", **here)
+    said = _say(live, "is it getting worse?", **here)
+    assert f"Incident #{c.id}: no alerts are linked to it" in said, said
+    assert f"Runbooks for incident #{c.id}" in _say(live, "what's next?", **here)
+    said = _say(live, "who should I call?", **here)
+    assert "Suggested: <@U0" in said, said
