@@ -160,6 +160,9 @@ def test_what_is_firing_and_which_services_are_affected(live: Live) -> None:
     assert "Nothing is firing on the storage team" in _say(live, "what's firing for storage?")
     assert f"2 alert(s) firing for incident #{inc_id}" in _say(live, "which alerts are firing for this?",
                                                                 channel=channel, thread=card)
+    said = _say(live, "is it getting worse?", channel=channel, thread=card)  # two alerts just joined, none before
+    assert f"Incident #{inc_id}: getting worse: more alerts joined in the last 15 min" in said, said
+    assert "2 alert(s) firing, 0 resolved; 2 new in the last 15 min (0 in the 15 before)" in said
     said = _say(live, "which services are affected right now?")
     assert "1 service(s) with an open incident; 1 more depend on them" in said, said
     assert f"*payments-api*: #{inc_id} SEV" in said and "checkout-web (via payments-api)" in said
