@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.channel_archive import archive_resolved
 from bot.slack_client import slack_error
 from knowledge.models import utcnow
-from knowledge.retention import prune_inbox, prune_jobs, prune_risk_readings
+from knowledge.retention import prune_changes, prune_inbox, prune_jobs, prune_risk_readings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +111,9 @@ def register(services: Services) -> None:
             if n or jobs or readings:
                 log.info("emptied the bodies of %d webhook deliveries processed over %d days ago; deleted %d "
                          "finished jobs and %d old risk readings", n, cfg.inbox_retention_days, jobs, readings)
+            changes = _batches(services.db, lambda s: prune_changes(s, cfg.change_retention_days), 2000)
+            if changes:
+                log.info("deleted %d changes older than %d days", changes, cfg.change_retention_days)
             try:  # the channels of incidents resolved a week ago (bot/channel_archive.py)
                 archive_resolved(services)
             except Exception as exc:  # noqa: BLE001 - Slack or the database down: the next run goes on

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(default=7, ge=1, le=3650)
     failed_job_retention_days: int = Field(default=30, ge=1, le=3650)
     risk_reading_retention_days: int = Field(default=90, ge=1, le=3650)  # readings of no incident (retention.py)
+    change_retention_days: int = Field(default=400, ge=7, le=3650)  # deploys, config pushes (change_events)
     # Whether the bot runs that retention itself every 6 hours. Unset: on in production, off in test and demo mode
     # (a run planned hours ahead would keep their job queue from ever being empty).
     inbox_retention_runs: bool | None = None

@@ -65,3 +65,15 @@ def prune_risk_readings(session: Session, days: int, *, now: dt.datetime | None 
     if ids:
         session.execute(delete(RiskReading).where(RiskReading.id.in_(ids), old))
     return len(ids)
+
+
+def prune_changes(session: Session, days: int, *, now: dt.datetime | None = None, batch: int = 2000) -> int:
+    """Delete up to ``batch`` changes (deploys, config pushes: ``change_events``) that took effect over ``days`` days
+    ago; return how many. Call again (a new transaction) until it returns fewer than ``batch``."""
+    from knowledge.models import ChangeEvent
+
+    old = ChangeEvent.at < (now or utcnow()) - dt.timedelta(days=days)
+    ids = list(session.scalars(select(ChangeEvent.id).where(old).order_by(ChangeEvent.id).limit(batch)))
+    if ids:
+        session.execute(delete(ChangeEvent).where(ChangeEvent.id.in_(ids), old))
+    return len(ids)

@@ -161,3 +161,19 @@ def test_old_risk_readings_of_no_incident_are_deleted(tmp_path: Path, standin: A
         monkeypatch.setenv(k, v)
     res = CliRunner().invoke(app, ["db", "prune", "--risk-days", "30"])
     assert res.exit_code == 0 and "and 1 risk reading(s) of no incident older than 30 days" in res.output, res.output
+
+
+def test_old_changes_are_deleted_by_the_maintenance_run(tmp_path: Path, standin: Any) -> None:
+    """Every deploy a pipeline reports was a row kept for ever; those older than WARROOM_CHANGE_RETENTION_DAYS go."""
+    from knowledge.models import ChangeEvent
+
+    with live_with(tmp_path, standin, warm_models=False, change_retention_days=30) as live:
+        with live.db.session() as s:
+            for days in (31, 400, 29, 0):
+                s.add(ChangeEvent(service="payments-api", kind="deploy", summary=f"{days} days ago", source="t",
+                                  at=utcnow() - dt.timedelta(days=days), recorded_at=utcnow()))
+        live.services.runner.submit(PRUNE, {}, "changes-run")
+        live.drain(due_within_s=60)
+        with live.db.session() as s:
+            kept = sorted(c.summary for c in s.scalars(select(ChangeEvent)))
+        assert kept == ["0 days ago", "29 days ago"], kept
