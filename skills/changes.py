@@ -175,7 +175,7 @@ class ChangesSkill(BaseSkill):
 
     name = "changes"
     commands = ()
-    keywords = ("deploy", "deployed", "deploys", "changed", "rollout", "release")
+    keywords = ()  # questions only (CHANGES_ASKED): "the deploy failed" is not a question about changes
     examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?")
     usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
              "the last 2h?\", \"recent changes\"; or `/incident changes [id]`")
