@@ -12,10 +12,11 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import changes, people
-from knowledge.models import ChangeEvent, Incident, utcnow
+from knowledge.models import ChangeEvent, Expert, Incident, utcnow
 from skills.base import (
     INCIDENT_REF,
     BaseSkill,
@@ -129,12 +130,19 @@ def _span(text: str) -> tuple[dt.timedelta, str]:
     return min(span, MAX_AGE), f"the last {n} {word}s" if n != 1 else f"the last {word}"
 
 
-def answer(ctx: SkillContext, text: str, incident_id: int | None = None) -> SkillResult:
+_OURS = re.compile(r"\b(?:mine|my|our|my\s+team'?s?)\b", re.I)
+
+
+def answer(ctx: SkillContext, text: str, incident_id: int | None = None, user_id: str | None = None) -> SkillResult:
     """The changes an incident's span saw (named ``#113``, or the incident the question is under), or those of the
-    services named (a team: its services; none: all) over a span ("last 2h", "today"; 24 hours by default)."""
+    services named (a team: its services; "our services", "mine": the asker's team's; none: all) over a span ("last
+    2h", "today"; 24 hours by default)."""
     ref = INCIDENT_REF.search(text)
     with ctx.db.session() as s:
         scope = people.scope_in_text(session=s, text=INCIDENT_REF.sub(" ", text))
+        if scope is None and user_id and _OURS.search(text):  # "what changed on our services?"
+            me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
+            scope = people.scope_in_text(session=s, text=me.team.name) if me is not None and me.team else None
         about = int(ref.group(1)) if ref else incident_id if scope is None else None
         if about is not None:
             inc = s.get(Incident, about)
@@ -160,7 +168,9 @@ def answer(ctx: SkillContext, text: str, incident_id: int | None = None) -> Skil
                                                                                     limit=25)}.values(),
                            key=lambda n: n.change.at, reverse=True)[:25]
             lines = tuple(change_line(n) for n in found)
-            where = f" {esc(scope.label)} and what it depends on" if scope is not None else ""
+            they = scope is not None and len(scope.services) > 1
+            where = (f" {esc(scope.label)} and what {'they depend' if they else 'it depends'} on" if scope is not None
+                     else "")
             summary = (f"{len(found)} change(s){where} in {said}." if found else
                        f"No change recorded{where} in {said}.")
             title = "Recent changes"
@@ -184,4 +194,4 @@ class ChangesSkill(BaseSkill):
         return 0.9 if CHANGES_ASKED.match(text) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
-        return answer(ctx, request.text, request.incident_id)
+        return answer(ctx, request.text, request.incident_id, request.user_id)
