@@ -3,8 +3,8 @@ pipeline's last step, ``GET /api/v1/changes`` to read them back.
 
 Authorised like the rest of the API (``Authorization: Bearer <WARROOM_KB_TOKEN>``; none configured: 403). A change
 is committed before the answer (201; the same ``id`` again: 200 and the first one, so a retried step records one
-change). The cards of the open incidents on the service, or on a service that depends on it, are refreshed: a
-rollback made during an incident shows on its card.
+change). Each open incident on the service, or on a service that depends on it, is told: a line on its timeline, a
+message in its card's thread, its card refreshed (a deploy or a rollback made during an incident is news to it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bot.api import ErrorOut, SafeValidationRoute
 from bot.api_auth import auth_errors, require_token
 from bot.similar_api import IsoDateTime
 from knowledge import changes
-from knowledge.models import ChangeEvent, Incident, utcnow
+from knowledge.models import ChangeEvent, Incident, TimelineEvent, utcnow
 from knowledge.people import OPEN_STATUSES
 from knowledge.service_graph import dependency_paths, graph
 from skills.base import SkillError
@@ -63,15 +63,34 @@ def _out(c: ChangeEvent) -> dict[str, Any]:
             "external_id": c.external_id}
 
 
-def refresh_cards(s: Session, service: str, interval_s: float) -> list[tuple[int, float]]:
-    """Queue a card refresh for each open incident on ``service`` or on a service that depends on it (a change there
-    may be their cause): the jobs to hand to the workers."""
+def refresh_cards(s: Session, change: ChangeEvent, interval_s: float) -> list[tuple[int, float]]:
+    """Tell each open incident on the changed service, or on a service that depends on it (a change there may be their
+    cause, or their fix): a line on its timeline, a message in its card's thread, its card refreshed. Returns the jobs
+    to hand to the workers."""
     from bot.intake_worker import queue_card
+    from knowledge import jobs
+    from skills.base import esc
 
-    names = [service, *dependency_paths(graph(s), service, reverse=True)]
-    open_ids = s.scalars(select(Incident.id).where(Incident.status.in_(OPEN_STATUSES),
-                                                   Incident.service_name.in_(names)).limit(50)).all()
-    return [r for i in open_ids if (r := queue_card(s, i, interval_s=interval_s))]
+    paths = {change.service: (change.service,), **dependency_paths(graph(s), change.service, reverse=True)}
+    rows = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES),
+                                            Incident.service_name.in_(list(paths))).limit(50)).all()
+    what = (f"{change.kind} of {change.service}" + (f" {change.version}" if change.version else "")
+            + (f" by {change.author}" if change.author else ""))
+    refs: list[tuple[int, float]] = []
+    for inc in rows:
+        via = "" if (inc.service_name or "").lower() == change.service else f" (it depends on {change.service})"
+        s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="change",
+                            text=f"{what}{via}: {change.summary}"[:2000], data={"change": change.id}))
+        when = ("during this incident" if change.at >= inc.created_at - dt.timedelta(minutes=1) else
+                f"{int((inc.created_at - change.at).total_seconds() // 60)} min before this incident opened")
+        ref = jobs.enqueue(s, kind="incident.notice", dedup_key=f"change:{change.id}:{inc.id}", payload={
+            "incident_id": inc.id, "text": f":rocket: {esc(what)}{esc(via)}, {when}: {esc(change.summary[:300])}. "
+                                           f"`/incident changes {inc.id}` lists them."})
+        if ref.created:
+            refs.append((ref.id, 0.0))
+        if card := queue_card(s, inc.id, interval_s=interval_s):
+            refs.append(card)
+    return refs
 
 
 @router.post("/changes", status_code=201, responses={
@@ -89,7 +108,7 @@ def post_change(body: ChangeIn, request: Request) -> JSONResponse:
             raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
         s.flush()
         out = _out(row)
-        refs = refresh_cards(s, row.service, services.settings.card_update_interval_s) if created else []
+        refs = refresh_cards(s, row, services.settings.card_update_interval_s) if created else []
     if refs:
         services.runner.handoff(refs)
     return JSONResponse({**out, "created": created, "known_service": known}, status_code=201 if created else 200)

@@ -55,7 +55,7 @@ def changes_add(
             out = {"id": row.id, "service": row.service, "kind": row.kind, "at": row.at.isoformat() + "Z",
                    "created": created, "known_service": known}
             if created:
-                refresh_cards(s, row.service, settings.card_update_interval_s)
+                refresh_cards(s, row, settings.card_update_interval_s)
     except SkillError as exc:
         raise CliError(str(exc).replace("`", "")) from None
     typer.echo(json.dumps(out))

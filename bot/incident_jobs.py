@@ -88,6 +88,19 @@ def register(services: Services) -> None:
         deliver(services, SkillResult(title=f"Reminder for incident #{incident_id}", summary=said,
                                       data={"incident_id": incident_id}), where)
 
+    def notice(payload: dict[str, Any]) -> None:
+        """A line for the people on an incident, in its card's thread (a deploy made during it, ...)."""
+        from bot.handlers import deliver
+
+        with services.db.session() as s:
+            inc = s.get(Incident, int(payload["incident_id"]))
+            if inc is None or not inc.card_ts:
+                return
+            where = {"channel": inc.channel_id or services.settings.slack_incident_channel, "thread_ts": inc.card_ts}
+            incident_id = inc.id
+        deliver(services, SkillResult(title=f"Incident #{incident_id}", summary=str(payload.get("text") or "")[:3000],
+                                      data={"incident_id": incident_id}), where)
+
     def invite(payload: dict[str, Any]) -> None:
         """People called into an incident's own channel ("bring in @alice"): one call each (Slack refuses a whole
         invitation for one person who cannot come); whoever cannot be invited is said in the channel and on the
@@ -281,6 +294,7 @@ def register(services: Services) -> None:
     services.runner.register("intake.test", test_notice)
     services.runner.register("incident.triage", triage)
     services.runner.register("incident.invite", invite)
+    services.runner.register("incident.notice", notice)
     services.runner.register("slack.message", message)
     services.runner.register("slack.message_edit", message_edit)
     services.runner.register("slack.reaction_added", marker)

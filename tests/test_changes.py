@@ -98,6 +98,14 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     live.drain(due_within_s=60)
     last = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id]
     assert last and "back to v1.4.1" in json.dumps(last[-1].args), "the card was not refreshed"
+    told = [m["text"] for m in live.standin.messages(inc.channel_id) if m.get("thread_ts") == inc.card_ts]
+    assert any(":rocket: rollback of payments-api, during this incident: back to v1.4.1" in x for x in told), told
+    with live.db.session() as s:
+        from knowledge.models import TimelineEvent
+
+        kinds = [e.text for e in s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                                       TimelineEvent.kind == "change"))]
+    assert kinds == ["rollback of payments-api: back to v1.4.1"], kinds
     live.driver.command("/incident", f"changes {inc.id}", user="U0BOB", channel="C0OPS")
     live.drain()
     assert "3 change(s) on payments-api" in blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
