@@ -28,7 +28,7 @@ from knowledge.service_graph import dependency_paths, graph
 from skills.base import SkillError
 from skills.changes import MAX_AGE, report
 
-__all__ = ["router", "ChangeIn", "refresh_cards"]
+__all__ = ["router", "ChangeIn", "tell_open_incidents"]
 
 router = APIRouter(prefix="/api/v1", tags=["changes"], route_class=SafeValidationRoute,
                    dependencies=[Depends(require_token)])
@@ -63,7 +63,7 @@ def _out(c: ChangeEvent) -> dict[str, Any]:
             "external_id": c.external_id}
 
 
-def refresh_cards(s: Session, change: ChangeEvent, interval_s: float) -> list[tuple[int, float]]:
+def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> list[tuple[int, float]]:
     """Tell each open incident on the changed service, or on a service that depends on it (a change there may be their
     cause, or their fix): a line on its timeline, a message in its card's thread, its card refreshed. Returns the jobs
     to hand to the workers."""
@@ -108,7 +108,7 @@ def post_change(body: ChangeIn, request: Request) -> JSONResponse:
             raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
         s.flush()
         out = _out(row)
-        refs = refresh_cards(s, row, services.settings.card_update_interval_s) if created else []
+        refs = tell_open_incidents(s, row, services.settings.card_update_interval_s) if created else []
     if refs:
         services.runner.handoff(refs)
     return JSONResponse({**out, "created": created, "known_service": known}, status_code=201 if created else 200)

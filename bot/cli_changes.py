@@ -39,7 +39,7 @@ def changes_add(
     change_id: Annotated[str | None, typer.Option("--id", help="The pipeline's own id: run twice, kept once.")] = None,
 ) -> None:
     """Record a change; prints it as JSON. The open incidents it may touch get their cards refreshed."""
-    from bot.changes_api import refresh_cards
+    from bot.changes_api import tell_open_incidents
     from knowledge.db import Database
     from skills.base import SkillError
     from skills.changes import report
@@ -55,7 +55,7 @@ def changes_add(
             out = {"id": row.id, "service": row.service, "kind": row.kind, "at": row.at.isoformat() + "Z",
                    "created": created, "known_service": known}
             if created:
-                refresh_cards(s, row, settings.card_update_interval_s)
+                tell_open_incidents(s, row, settings.card_update_interval_s)
     except SkillError as exc:
         raise CliError(str(exc).replace("`", "")) from None
     typer.echo(json.dumps(out))
