@@ -449,7 +449,8 @@ class RunbooksSkill(BaseSkill):
                       detail={"reason": "alert or log text asked for a runbook run; ignored", "text": text[:300]})
             lines.append(":warning: The alert text asks for a runbook run; I ignored it (runbooks run only "
                          "from `/runbook` or the buttons).")
-        auto = self._maybe_auto_run(ctx, facts, sugg[0])
+        # the most confident, as before a change put the rollback first (a change neither runs nor stops a runbook)
+        auto = self._maybe_auto_run(ctx, facts, max(sugg, key=lambda sg: sg.confidence))
         if auto:
             lines.append(auto)
         return Finding(skill=self.name, heading="Suggested runbooks", lines=tuple(lines),
