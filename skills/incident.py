@@ -85,7 +85,10 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
 _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
                     # "has payments-api had incidents this month?", "did platform have any incidents last week?"
                     r"|(?:has|have|did)\s+[\w\s,&-]{1,80}?\s+(?:had|have)\s+(?:any\s+)?incidents\b"
-                    r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve)))",
+                    r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve))"
+                    # "which service had the most incidents this month?", "the noisiest services"
+                    r"|(?:which|what)\s+(?:services?|teams?)\s+(?:had|has|have|got|caused)\s+the\s+most\s+incidents"
+                    r"|(?:the\s+)?(?:noisiest|most\s+affected|worst)\s+services?)",
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
@@ -243,6 +246,9 @@ _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+m
                    r"|(?:list\s+|show\s+)?my\s+(?:open\s+)?incidents|which\s+incidents\s+am\s+i\s+on)\W*$", re.I)
 # What was resolved lately: "which incidents were resolved this week?", "what did we fix today?", "what got closed
 # in the last 3 days?" (they went to the knowledge base); group 1: the span and scope words
+# "what were the root causes last month?", "root causes this week": the resolved incidents with what caused them
+_CAUSES_ASK = re.compile(r"^\W*(?:what\s+(?:were|are|was)\s+(?:the\s+)?|(?:list|show)\s+(?:me\s+)?(?:the\s+)?)?"
+                         r"root[\s-]?causes?\b(?!\s*[:=])\W*(.*?)\W*$", re.I)
 _RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|have\s+been|got|did\s+we)\s+"
                            r"(?:resolved|closed|fix(?:ed)?)\b\W*(.*?)\W*$", re.I)
 # "what reminders do I have?", "my reminders", "list my reminders"
@@ -420,6 +426,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
                                    *([f"#{ref.group(1)}"] if ref else [])])
     if _REMINDERS_ASK.match(text):  # "what reminders do I have?"
         return "reminders", ""
+    if (m := _CAUSES_ASK.match(text)) and not ref:  # "what were the root causes last month?"
+        return "list", f"resolved causes {m.group(1)}"
     if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
         return "list", f"resolved {m.group(1)}"
     if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"
@@ -517,7 +525,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
-                or _TREND.match(text)
+                or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
@@ -1475,7 +1483,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         ``this month``), newest first: "what did we fix this week?" (the word was refused)."""
         words = re.findall(r"[\w-]+", rest.lower())
         closed = bool({"resolved", "closed", "fixed"} & set(words))
-        span = _LAST_SPAN.search(rest) or re.search(r"\b(today|this\s+week|this\s+month|(\d{1,3})\s*(?:d|days?))\b",
+        span = _LAST_SPAN.search(rest) or re.search(r"\b(today|(?:this|last|past)\s+week|(?:this|last|past)\s+month"
+                                                   r"|(\d{1,3})\s*(?:d|days?))\b",
                                                    rest, re.I)
         days = 7
         if span is not None:
@@ -1516,7 +1525,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
         filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and",
-                  "unassigned", "oldest") + (
+                  "unassigned", "oldest", "causes") + (
             ("resolved", "closed", "fixed", "in", "the") if closed else ())  # "resolved in the last 30 days"
         left = [w for w in words if w not in filler and severity_word(w) is None
                 and not (scope and w in {n.lower() for n in scope.names})]
@@ -1538,7 +1547,15 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                       for r in rows)
         which = f" ({', '.join(said)})" if said else ""
         kind = "resolved" if closed else "open"
-        if closed:  # what fixed each, not how long it has been open
+        causes = closed and "causes" in words
+        if causes:  # "what were the root causes last month?": what caused each, else what fixed it
+            lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
+                          f"({escape(r.service_name or 'unknown service')}, resolved {clock(r.resolved_at)}): "
+                          + (f"root cause: {escape(r.root_cause[:200])}" if (r.root_cause or "").strip() else
+                             "no root cause recorded" + (f"; fixed by: {escape(r.resolution[:150])}"
+                                                         if r.resolution else ""))
+                          for r in rows)
+        elif closed:  # what fixed each, not how long it has been open
             lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
                           f"({escape(r.service_name or 'unknown service')}, resolved {clock(r.resolved_at)} "
                           f"after {_age(r)}"

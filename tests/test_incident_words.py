@@ -269,3 +269,16 @@ def test_what_needs_me_what_has_nobody_the_oldest_and_is_it_getting_worse(live: 
     assert f"Runbooks for incident #{c.id}" in _say(live, "what's next?", **here)
     said = _say(live, "who should I call?", **here)
     assert "Suggested: <@U0" in said, said
+
+
+def test_root_causes_of_a_period_and_the_service_with_the_most_incidents(live: Live) -> None:
+    """Both went to the knowledge base (another incident's postmortem; a runbook)."""
+    a, b = open_incidents(live, "checkout 503s sev2", "checkout 504s sev3")
+    _say(live, f"resolve #{a.id}: rolled back v1.4.2; root cause: pool size set to 5")
+    _say(live, f"resolve #{b.id}: restarted the pods")
+    said = _say(live, "what were the root causes last month?")
+    assert "resolved incident(s) (in the last 30 days)" in said, said
+    assert f"*#{a.id}* SEV2 checkout 503s" in said and "root cause: pool size set to 5" in said
+    assert f"*#{b.id}*" in said and "no root cause recorded; fixed by: restarted the pods" in said
+    said = _say(live, "which service had the most incidents this month?")
+    assert "Incident stats" in said and "Most affected:" in said, said
