@@ -1,10 +1,11 @@
-"""CLI of changes: ``warroom changes add`` (a deploy pipeline's last step, where it cannot reach the REST API) and
-``warroom changes list``."""
+"""CLI of changes: ``warroom changes add`` (a deploy pipeline's last step, where it cannot reach the REST API),
+``warroom changes import FILE`` (a deploy history, to backfill) and ``warroom changes list``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,6 +63,83 @@ def changes_add(
     if not known:
         typer.echo(f"note: {row.service} is not in the service catalogue; incident cards match changes by the "
                    "catalogue's names", err=True)
+
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+_FIELDS = ("service", "summary", "kind", "version", "author", "url", "at", "id", "source")
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, fields) of a JSON-lines file (one object a line) or a CSV file (a header naming the fields)."""
+    from knowledge.csvfile import dict_reader
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    if path.stat().st_size > MAX_IMPORT_BYTES:
+        raise CliError(f"{path}: larger than {MAX_IMPORT_BYTES // 1024 // 1024} MiB; split it")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CliError(f"{path.name} line {n}: not JSON ({exc.msg}); nothing was imported") from None
+            if not isinstance(obj, dict):
+                raise CliError(f"{path.name} line {n}: a JSON object per line is expected; nothing was imported")
+            out.append((n, {k: "" if v is None else str(v) for k, v in obj.items()}))
+        return out
+    reader = dict_reader(text)
+    missing = {"service", "summary"} - set(reader.fieldnames or [])
+    if missing:
+        raise CliError(f"{path.name}: the header needs {', '.join(sorted(missing))} (columns: {', '.join(_FIELDS)})")
+    return [(n, {k: (v or "") for k, v in row.items() if k}) for n, row in enumerate(reader, 2)]
+
+
+@changes_app.command("import")
+def changes_import(
+    file: Annotated[Path, typer.Argument(help="JSON lines (.jsonl) or CSV with columns service, summary, and "
+                                              "optionally kind, version, author, url, at, id, source.")],
+) -> None:
+    """Import a history of changes (a backfill). Every line is checked first: one bad line imports nothing and is
+    named. A line whose id was imported before is skipped, so the file can be imported again."""
+    from knowledge.changes import record
+    from knowledge.db import Database
+    from skills.base import SkillError
+    from skills.changes import checked
+
+    rows = _rows(file)
+    unknown = sorted({k for _, r in rows for k in r if k not in _FIELDS})
+    if unknown:
+        raise CliError(f"{file.name}: unknown field(s) {', '.join(unknown[:5])} (known: {', '.join(_FIELDS)}); "
+                       "nothing was imported")
+    db = Database(_settings().database_url)
+    db.upgrade()
+    from knowledge.models import utcnow
+    from skills.changes import MAX_AGE
+
+    new = again = old = 0
+    ready: list[dict[str, object]] = []
+    for n, r in rows:  # every line checked before anything is written: a bad one imports nothing
+        at = _when(r.get("at") or None) if r.get("at") else None
+        if at is not None and (at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at) < (
+                utcnow() - MAX_AGE):
+            old += 1  # too old to matter to an incident: skipped, counted
+            continue
+        try:
+            ready.append(checked(service=r.get("service", ""), summary=r.get("summary", ""),
+                                 kind=r.get("kind") or "deploy", version=r.get("version") or None,
+                                 author=r.get("author") or None, url=r.get("url") or None, at=at,
+                                 source=(r.get("source") or "import")[:64], external_id=r.get("id") or None))
+        except (SkillError, CliError) as exc:
+            raise CliError(f"{file.name} line {n}: {str(exc).replace('`', '')}; nothing was imported") from None
+    with db.session() as s:
+        for fields in ready:
+            _row, created = record(s, **fields)  # type: ignore[arg-type]
+            new, again = new + created, again + (not created)
+    typer.echo(json.dumps({"imported": new, "already_there": again, "older_than_kept": old}))
 
 
 @changes_app.command("list")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from skills.base import (
 )
 from skills.redact import mask_secrets
 
-__all__ = ["ChangesSkill", "CHANGES_ASKED", "report", "change_line", "answer", "MAX_FUTURE", "MAX_AGE"]
+__all__ = ["ChangesSkill", "CHANGES_ASKED", "checked", "report", "change_line", "answer", "MAX_FUTURE", "MAX_AGE"]
 
 MAX_FUTURE = dt.timedelta(minutes=10)  # clocks differ a little; a change an hour ahead is a wrong time zone
 MAX_AGE = dt.timedelta(days=90)
@@ -49,11 +50,11 @@ _SPAN = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s
                    r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
 
 
-def report(s: Session, *, service: str, summary: str, kind: str = "deploy", version: str | None = None,
-           author: str | None = None, url: str | None = None, at: dt.datetime | None = None, source: str = "api",
-           external_id: str | None = None) -> tuple[ChangeEvent, bool, bool]:
-    """Check and keep one change (secrets masked); returns it, whether it is new (False: the same ``external_id``
-    was reported before) and whether its service is one the catalogue knows.
+def checked(*, service: str, summary: str, kind: str = "deploy", version: str | None = None,
+            author: str | None = None, url: str | None = None, at: dt.datetime | None = None, source: str = "api",
+            external_id: str | None = None) -> dict[str, Any]:
+    """One change's fields, checked and made ready to keep (secrets masked, times naive UTC): the keyword arguments
+    of ``knowledge.changes.record``.
 
     Raises:
         SkillError: a field a person must fix (unknown kind, empty summary, a URL that is not http(s), a time too far
@@ -90,12 +91,23 @@ def report(s: Session, *, service: str, summary: str, kind: str = "deploy", vers
                              "its offset (`2026-12-04T14:05:00+01:00`).")
         if at < now - MAX_AGE:
             raise SkillError(f"`at` is older than {MAX_AGE.days} days: too old to matter to an incident.")
-    row, created = changes.record(s, service=name, summary=text, kind=kind,
-                                  version=mask_secrets(version)[:200] if version else None,
-                                  author=mask_secrets(author)[:200] if author else None,
-                                  url=mask_secrets(url)[:1000] if url else None, at=at, source=source[:64],
-                                  external_id=external_id[:200] if external_id else None)
-    return row, created, people.service_named(session=s, name=name) is not None
+    return {"service": name, "summary": text, "kind": kind,
+            "version": mask_secrets(version)[:200] if version else None,
+            "author": mask_secrets(author)[:200] if author else None,
+            "url": mask_secrets(url)[:1000] if url else None, "at": at, "source": source[:64],
+            "external_id": external_id[:200] if external_id else None}
+
+
+def report(s: Session, **fields: Any) -> tuple[ChangeEvent, bool, bool]:
+    """Check (:func:`checked`) and keep one change; returns it, whether it is new (False: the same ``external_id``
+    was reported before) and whether its service is one the catalogue knows.
+
+    Raises:
+        SkillError: a field a person must fix.
+    """
+    ready = checked(**fields)
+    row, created = changes.record(s, **ready)
+    return row, created, people.service_named(session=s, name=ready["service"]) is not None
 
 
 def change_line(n: changes.Near, opened: dt.datetime | None = None) -> str:

@@ -209,3 +209,38 @@ def test_a_lone_surrogate_is_a_422_on_every_rest_door(live: Live, path: str, bod
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
     r = httpx.post(f"{live.url}/api/v1/{path}", content=json.dumps(body), headers=headers, timeout=30)
     assert r.status_code == 422 and r.json()["detail"], (r.status_code, r.text[:300])
+
+
+def test_a_change_history_is_imported_once_and_a_bad_line_imports_nothing(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str],
+                                                                           db: Any) -> None:
+    recent = (utcnow() - dt.timedelta(hours=3)).replace(microsecond=0).isoformat() + "Z"
+    good = tmp_path / "deploys.jsonl"
+    good.write_text("\n".join(json.dumps(x) for x in (
+        {"service": "payments-api", "summary": "v1.4.1", "version": "v1.4.1", "at": recent, "id": "d-1"},
+        {"service": "ingest", "summary": "consumers v9", "kind": "deploy", "id": "d-2", "author": "erin"},
+        {"service": "ingest", "summary": "ancient", "at": "2020-01-01T00:00:00Z", "id": "d-0"})) + "\n")
+    run = console(["changes", "import", str(good)], monkeypatch, capsys, db.url, tmp_path)
+    assert run.returncode == 0 and json.loads(run.stdout) == {"imported": 2, "already_there": 0,
+                                                              "older_than_kept": 1}, run
+    run = console(["changes", "import", str(good)], monkeypatch, capsys, db.url, tmp_path)  # again: nothing new
+    assert json.loads(run.stdout) == {"imported": 0, "already_there": 2, "older_than_kept": 1}, run
+    csv_file = tmp_path / "deploys.csv"
+    csv_file.write_text("service;summary;kind;id\npayments-api;flag checkout_v2 on;flag;f-1\n")  # Excel's ";"
+    run = console(["changes", "import", str(csv_file)], monkeypatch, capsys, db.url, tmp_path)
+    assert run.returncode == 0 and json.loads(run.stdout)["imported"] == 1, run
+    for name, body, said in (
+            ("bad.jsonl", '{"service": "a", "summary": "ok", "id": "b-1"}\n{not json\n', "bad.jsonl line 2: not JSON"),
+            ("kind.jsonl", '{"service": "a", "summary": "ok"}\n{"service": "a", "summary": "x", "kind": "nuke"}\n',
+             "kind.jsonl line 2: kind is one of deploy"),
+            ("extra.jsonl", '{"service": "a", "summary": "x", "colour": "red"}\n', "unknown field(s) colour"),
+            ("nohead.csv", "svc,what\na,b\n", "the header needs service, summary")):
+        (tmp_path / name).write_text(body)
+        run = console(["changes", "import", str(tmp_path / name)], monkeypatch, capsys, db.url, tmp_path)
+        assert run.returncode == 1 and said in run.stderr and "Traceback" not in run.stderr, (name, run)
+    run = console(["changes", "import", str(tmp_path / "missing.jsonl")], monkeypatch, capsys, db.url, tmp_path)
+    assert run.returncode == 1 and "no such file" in run.stderr
+    with db.session() as s:
+        kept = sorted((c.service, c.summary) for c in s.scalars(select(ChangeEvent)))
+    assert len(kept) == 3, kept  # the bad files added nothing
