@@ -77,21 +77,11 @@ def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         raise CliError(f"{path}: no such file")
     if path.stat().st_size > MAX_IMPORT_BYTES:
         raise CliError(f"{path}: larger than {MAX_IMPORT_BYTES // 1024 // 1024} MiB; split it")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        out = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CliError(f"{path.name} line {n}: not JSON ({exc.msg}); nothing was imported") from None
-            if not isinstance(obj, dict):
-                raise CliError(f"{path.name} line {n}: a JSON object per line is expected; nothing was imported")
-            out.append((n, {k: "" if v is None else str(v) for k, v in obj.items()}))
-        return out
-    reader = dict_reader(text)
+        from bot.cli_runbooks import numbered_jsonl
+
+        return [(n, {k: "" if v is None else str(v) for k, v in obj.items()}) for n, obj in numbered_jsonl(path)]
+    reader = dict_reader(path.read_text(encoding="utf-8-sig", errors="replace"))
     missing = {"service", "summary"} - set(reader.fieldnames or [])
     if missing:
         raise CliError(f"{path.name}: the header needs {', '.join(sorted(missing))} (columns: {', '.join(_FIELDS)})")

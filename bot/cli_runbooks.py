@@ -23,7 +23,7 @@ from bot.cli import CliError, _settings, app, eval_app
 if TYPE_CHECKING:
     from knowledge.runbook_store import Retired
 
-__all__ = ["runbooks_app", "load_jsonl", "build_eval_set", "rank_metrics", "missed"]
+__all__ = ["runbooks_app", "load_jsonl", "numbered_jsonl", "build_eval_set", "rank_metrics", "missed"]
 
 runbooks_app = typer.Typer(help="Runbook library: import, export and retire Markdown runbooks.", no_args_is_help=True)
 app.add_typer(runbooks_app, name="runbooks")
@@ -107,8 +107,8 @@ def export_cmd(directory: Annotated[Path, typer.Argument(help="Directory to writ
 
 
 # --- evaluation -----------------------------------------------------------------------------------
-def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; a clear error for a missing file or a bad line."""
+def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each line of a JSON-lines file; a clear error for a missing file or a bad line."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -123,8 +123,13 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
             raise CliError(f"{path}:{i}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise CliError(f"{path}:{i}: expected a JSON object")
-        rows.append(row)
+        rows.append((i, row))
     return rows
+
+
+def load_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a clear error for a missing file or a bad line."""
+    return [row for _, row in numbered_jsonl(path)]
 
 
 def _doc_text(text: str) -> str:

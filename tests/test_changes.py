@@ -231,7 +231,7 @@ def test_a_change_history_is_imported_once_and_a_bad_line_imports_nothing(tmp_pa
     run = console(["changes", "import", str(csv_file)], monkeypatch, capsys, db.url, tmp_path)
     assert run.returncode == 0 and json.loads(run.stdout)["imported"] == 1, run
     for name, body, said in (
-            ("bad.jsonl", '{"service": "a", "summary": "ok", "id": "b-1"}\n{not json\n', "bad.jsonl line 2: not JSON"),
+            ("bad.jsonl", '{"service": "a", "summary": "ok", "id": "b-1"}\n{not json\n', "bad.jsonl:2: not JSON"),
             ("kind.jsonl", '{"service": "a", "summary": "ok"}\n{"service": "a", "summary": "x", "kind": "nuke"}\n',
              "kind.jsonl line 2: kind is one of deploy"),
             ("extra.jsonl", '{"service": "a", "summary": "x", "colour": "red"}\n', "unknown field(s) colour"),
