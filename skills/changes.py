@@ -45,7 +45,13 @@ CHANGES_ASKED = re.compile(
     rf"|(?:were\s+there\s+|was\s+there\s+|are\s+there\s+|any\s+)(?:any\s+)?(?:recent\s+)?(?:an?\s+)?{_THINGS}"
     r"|(?:did|has)\s+(?:any|some)(?:one|body)\s+(?:deploy|deployed|change|changed|release|released|roll)"
     rf"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+)?(?:recent|latest|last)\s+{_THINGS}"
-    rf"|(?:show|list|give)\s+(?:me\s+)?(?:the\s+)?{_THINGS}\b)", re.I)
+    rf"|(?:show|list|give)\s+(?:me\s+)?(?:the\s+)?{_THINGS}\b"
+    # "was anything deployed before #113?", "has anything changed?", "anything deployed recently?", "who deployed
+    # last?", "when was payments-api last deployed?"
+    r"|(?:(?:was|has|is)\s+)?(?:anything|something)\s+(?:been\s+)?(?:deployed|changed|released|rolled\s+(?:out|back))"
+    r"|who\s+(?:deployed|changed|released|rolled\s+(?:out|back))\b"
+    r"|when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled\s+(?:out|back)))", re.I)
+_WHEN_LAST = re.compile(r"^\W*when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled)", re.I)
 _SPAN = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
                    r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
 
@@ -128,6 +134,8 @@ def change_line(n: changes.Near, opened: dt.datetime | None = None) -> str:
 
 
 def _span(text: str) -> tuple[dt.timedelta, str]:
+    if _WHEN_LAST.match(text):  # "when was payments-api last deployed?": as far back as changes are kept for this
+        return MAX_AGE, f"the last {MAX_AGE.days} days"
     m = _SPAN.search(text)
     if m is None:
         return dt.timedelta(hours=24), "the last 24 hours"
@@ -200,7 +208,8 @@ class ChangesSkill(BaseSkill):
     keywords = ()  # questions only (CHANGES_ASKED): "the deploy failed" is not a question about changes
     examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?")
     usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
-             "the last 2h?\", \"recent changes\"; or `/incident changes [id]`")
+             "the last 2h?\", \"what changed on our services?\", \"when was payments-api last deployed?\", \"recent "
+             "changes\"; or `/incident changes [id]`")
 
     def score(self, text: str) -> float:
         return 0.9 if CHANGES_ASKED.match(text) else 0.0

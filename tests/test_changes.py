@@ -92,6 +92,10 @@ def test_a_deploy_before_an_incident_is_on_its_card_and_answered_in_slack(live: 
     assert "2 change(s) on ingest and what it depends on in the last 2 hours" in said and "v9 consumers" in said
     assert "payments-api" not in said and "(a dependency: ingest → postgres-main)" in said, said
     assert "3 change(s) in the last 24 hours" in _say(live, "recent changes")
+    assert f"Changes near incident #{inc.id}" in _say(live, f"was anything deployed before #{inc.id}?")
+    said = _say(live, "when was payments-api last deployed?")
+    assert "in the last 90 days" in said and "*deploy* payments-api v1.4.2 by alice" in said, said
+    assert "*deploy* ingest" in _say(live, "who deployed last?")
     assert "No change recorded on checkout-web" not in _say(live, "what changed on checkout-web today?")  # deps
     # a rollback during the incident refreshes its card
     assert _post(live, {"service": "payments-api", "kind": "rollback", "summary": "back to v1.4.1"}).status_code == 201
