@@ -261,7 +261,7 @@ _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b"
                        rf"(?:{_IT}(?:'s)?\s+)?timeline\W*(?:(?:of|for)\s+{_IT})?\W*$", re.I)
 # What was done so far, under the card or with a number: the key moments ("what have we tried so far?")
 _TRIED = re.compile(r"^\W*what\s+(?:have\s+we|has\s+been|did\s+we|was|were)\s+(?:tried|done|try|do)\b"
-                    rf"(?:\s+(?:so\s+far|on|for|about|with|already|yet|already|to\s+fix))*(?:\s+{_IT})?"
+                    rf"(?:\s+(?:so\s+far|on|for|about|with|already|yet|to\s+fix))*(?:\s+{_IT})?"
                     r"(?:\s+(?:so\s+far|already|yet))?\W*$", re.I)
 # Which incidents are open, in words: "show open sev1 and sev2 incidents", "list incidents for payments",
 # "what incidents are open?" (the words went to the usage)
