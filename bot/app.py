@@ -194,6 +194,7 @@ def create_app(settings: Settings, services: Services | None = None, *, backgrou
     app.include_router(__import__("bot.kb", fromlist=["router"]).router)  # /kb pages (issue 9)
     app.include_router(__import__("bot.similar_api", fromlist=["router"]).router)  # /api/v1/similar (issue 6)
     app.include_router(__import__("bot.changes_api", fromlist=["router"]).router)  # /api/v1/changes (deploys)
+    app.include_router(__import__("bot.github_changes", fromlist=["router"]).router)  # GitHub deployment_status
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

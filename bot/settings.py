@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # WARROOM_WEBHOOK_PREVIOUS_SECRETS='{"grafana": "..."}'
     webhook_previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
+    # GitHub's deployment_status webhook (POST /api/v1/changes/github, secret WARROOM_WEBHOOK_SECRETS["github"]):
+    # deployments to these environments are kept as changes; '["*"]' keeps every environment's.
+    github_environments: list[str] = Field(default_factory=lambda: ["production", "prod"])
     # Raw webhook bodies (unmasked, as the sender sent them) are emptied this many days after they were processed;
     # the alerts and incidents they made stay (knowledge/retention.py, `warroom db prune`).
     inbox_retention_days: int = Field(default=30, ge=1, le=3650)
