@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from knowledge.models import RiskReading
 
-__all__ = ["add_reading", "add_readings", "readings_for_incident", "recent_readings"]
+__all__ = ["add_reading", "add_readings", "readings_for_incident", "recent_readings", "latest_per_service"]
 
 
 def add_reading(
@@ -85,3 +86,12 @@ def recent_readings(session: Session, *, service_name: str, limit: int = 60) -> 
         )
     )
     return rows[::-1]
+
+
+def latest_per_service(session: Session, *, since: dt.datetime, limit: int = 200) -> list[RiskReading]:
+    """Each service's newest reading made after ``since`` (naive UTC), most likely to fail first."""
+    newest = (select(func.max(RiskReading.id)).where(RiskReading.service_name.is_not(None),
+                                                     RiskReading.created_at >= since)
+              .group_by(RiskReading.service_name))
+    return list(session.scalars(select(RiskReading).where(RiskReading.id.in_(newest))
+                                .order_by(RiskReading.probability.desc(), RiskReading.service_name).limit(limit)))

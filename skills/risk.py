@@ -9,11 +9,14 @@ chart shows its recent window with the detector's dynamic threshold; otherwise t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 
-from knowledge.models import utcnow
+from sqlalchemy import select
+
+from knowledge.models import Service, utcnow
 from knowledge.people import services_in_text
-from knowledge.risk_store import add_reading, recent_readings
+from knowledge.risk_store import add_reading, latest_per_service, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
 from models.risk_features import ALIASES
 from skills.base import (
@@ -25,6 +28,8 @@ from skills.base import (
     SkillContext,
     SkillRequest,
     SkillResult,
+    duration,
+    esc,
     small_int,
 )
 from skills.risk_engine import (
@@ -44,8 +49,17 @@ __all__ = ["RiskSkill", "parse_command", "card_lines", "pct"]
 
 USAGE = ("Usage: `/risk service=<name> cpu=<0-100> mem=<0-100> [disk=<0-100>] [latency=<ms>] [errors=<n>] "
          "[rt=<ms>] [conns=<n>] [incident=<id>]` — at least two metrics (85%, 250ms, 1.2s and 1.5k are "
-         "understood); or `/risk <service>` for the metrics it last reported.")
+         "understood); or `/risk <service>` for the metrics it last reported; `/risk all`: every service's last.")
 _TOKEN = re.compile(r"^([A-Za-z_][\w.-]*)=(.*)$")
+# Every service at once: "which services are at risk?", "what's at risk right now?", "riskiest services", "risk
+# overview"; `/risk all` (or overview, top)
+_OVERVIEW = re.compile(
+    r"^\W*(?:(?:which|what)\s+(?:services?|systems?)\s+(?:are|is)\s+(?:(?:most\s+)?at\s+(?:high\s+|any\s+)?risk|risky"
+    r"|(?:most\s+)?likely\s+to\s+(?:fail|break|go\s+down))"
+    r"|(?:what|anything)(?:'s|\s+is)?\s+at\s+risk|(?:which|what)(?:'s|\s+is)?\s+(?:the\s+)?riskiest"
+    r"|(?:show\s+(?:me\s+)?)?(?:the\s+)?(?:riskiest\s+services?|risk\s+(?:overview|summary|board|ranking|of\s+all"
+    r"(?:\s+services)?)|failure\s+risk\s+(?:overview|of\s+all(?:\s+services)?)))", re.I)
+_OVERVIEW_HOURS = 24
 # a metric said in words: "cpu 95", "cpu at 95%", "memory is 90", "p99 of 2.4s", "errors: 120"
 _SAID = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ALIASES, key=len, reverse=True)) +
                    r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?(?:%|percent\b|ms\b|milliseconds?\b"
@@ -131,7 +145,8 @@ class RiskSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
-        return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) else 0.0, super().score(text))
+        return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) or _OVERVIEW.match(text) else 0.0,
+                   super().score(text))
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
     usage = USAGE
 
@@ -149,6 +164,9 @@ class RiskSkill(BaseSkill):
         text = request.text.strip()
         if not text or text.lower() in ("help", "?"):
             return SkillResult(title="risk: how to ask", summary=USAGE, ephemeral=True)
+        if (request.source == "command" and text.lower() in ("all", "overview", "top")) or (
+                request.source != "command" and _OVERVIEW.match(text)):
+            return self._overview(ctx)
         # "cpu 95", "cpu at 95%", "memory is 90", "latency 2 seconds" are name=value parts (they were dropped: its
         # last metrics answered instead), in a command too
         text = _SAID.sub(lambda m: m.group(1) + "=" + "".join(m.group(2).split()), text)
@@ -201,6 +219,42 @@ class RiskSkill(BaseSkill):
         card = self._card(a, service, last.incident_id, window)
         return dataclasses.replace(card, summary=f"From the metrics {service} last reported ({ago} ago, via "
                                    f"{last.source}):{stale} " + card.summary)
+
+    @staticmethod
+    def _overview(ctx: SkillContext) -> SkillResult:
+        """Every service's last reading of the past ``_OVERVIEW_HOURS`` hours, most likely to fail first: what was
+        assessed then (with its age), not a new guess from old metrics."""
+        now = utcnow()
+        with ctx.db.session() as s:
+            rows = latest_per_service(s, since=now - dt.timedelta(hours=_OVERVIEW_HOURS))
+            known = list(s.scalars(select(Service.name).order_by(Service.name)))
+        lines = []
+        for r in rows[:25]:
+            age = max(0.0, (now - r.created_at).total_seconds())
+            top = max((f for f in (r.factors or []) if isinstance(f, dict) and f.get("contribution", 0) > 0),
+                      key=lambda f: f["contribution"], default=None)
+            metric = BY_NAME.get(str(top.get("metric"))) if top else None
+            why = (f" · mostly {metric.label} {top['value']:g} {metric.unit}" if metric and isinstance(
+                top.get("value"), int | float) else "")
+            stale = " · *stale*" if age > 3600 else ""
+            lines.append(f"*{esc(r.service_name or '')}* {r.band} ({pct(r.probability)}){why} · "
+                         f"{duration(age)} ago via {esc(r.source)}{stale}")
+        if len(rows) > 25:
+            lines.append(f"… and {len(rows) - 25} more.")
+        seen = {r.service_name for r in rows}
+        quiet = [n for n in known if n not in seen]
+        sections = [Section("Last assessment of each service, most likely to fail first", tuple(lines))] if lines \
+            else []
+        if quiet:
+            sections.append(Section(f"No metrics in the last {_OVERVIEW_HOURS} h", (
+                ", ".join(esc(n) for n in quiet[:30]) + (f" and {len(quiet) - 30} more" if len(quiet) > 30 else ""),)))
+        summary = (f"{len(rows)} service(s) assessed in the last {_OVERVIEW_HOURS} h. A reading older than an hour is "
+                   "marked stale; `/risk <service>` assesses one again, with the trend of its recent metrics."
+                   if rows else f"No service reported metrics in the last {_OVERVIEW_HOURS} h (alerts with "
+                   "metric values, `POST /api/v1/risk`, `/risk service=... cpu=... mem=...` do).")
+        return SkillResult(title="Failure risk by service", summary=summary, sections=tuple(sections),
+                           data={"services": [{"service": r.service_name, "probability": round(r.probability, 4),
+                                               "band": r.band, "at": r.created_at.isoformat() + "Z"} for r in rows]})
 
     def _history(self, ctx: SkillContext, service: str | None) -> list[dict[str, float]]:
         if not service:

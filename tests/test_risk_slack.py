@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.inbox_spool import backlog
+from bot.render import blocks_to_text
 from bot.settings import Settings
 from bot.standin.server import SlackStandIn
 from knowledge.models import Incident, RiskReading
@@ -218,3 +219,40 @@ def test_a_service_without_metrics_is_answered_from_its_last_reading(live: Live)
     assert msg.get("ephemeral") and "no metrics from ingest yet" in msg["text"]
     with live.db.session() as s:  # a look at the last reading is not a new reading
         assert s.scalar(select(func.count()).select_from(RiskReading)) == 1
+
+
+def test_which_services_are_at_risk_lists_each_ones_last_reading_most_likely_first(live: Live) -> None:
+    """Was a usage error ("give at least 2 metrics (got 0)"): every service at once, from what was assessed, with its
+    age; an old reading is stale, one older than a day is not listed, and looking is not a new reading."""
+    import datetime as dt
+
+    from knowledge.models import utcnow
+
+    live.driver.mention("which services are at risk right now?", user="U0BOB", channel="C0R0")
+    live.drain()
+    (empty,) = live.standin.messages("C0R0")
+    assert "No service reported metrics in the last 24 h" in empty["text"], empty["text"]
+    live.driver.command("/risk", "service=payments-api cpu=97 mem=95 errors=300", user="U0ALICE", channel="C0R1")
+    live.driver.command("/risk", "service=ingest cpu=30 mem=40", user="U0ALICE", channel="C0R1")
+    live.drain()
+    with live.db.session() as s:  # kafka: two hours ago (stale); dns: two days ago (not listed)
+        for name, hours in (("kafka", 2), ("dns", 48)):
+            row = add_reading(s, probability=0.4, band="ELEVATED", model_version="m", source="api",
+                              inputs={"cpu_usage": 80.0, "memory_usage": 70.0},
+                              factors=[{"metric": "cpu_usage", "value": 80.0, "contribution": 0.2}], service_name=name)
+            row.created_at = utcnow() - dt.timedelta(hours=hours)
+    for i, q in enumerate(("which services are at risk right now?", "what's at risk?", "riskiest services")):
+        live.driver.mention(q, user="U0BOB", channel=f"C0R{i + 2}")
+    live.driver.command("/risk", "all", user="U0BOB", channel="C0R5")
+    live.drain()
+    for channel in ("C0R2", "C0R3", "C0R4", "C0R5"):
+        (msg,) = live.standin.messages(channel)
+        text = blocks_to_text(msg["blocks"] if isinstance(msg["blocks"], list) else json.loads(msg["blocks"]))
+        assert "Failure risk by service" in text and "3 service(s) assessed in the last 24 h" in text, text
+        pay, kafka, ingest = (text.index(f"*{n}*") for n in ("payments-api", "kafka", "ingest"))
+        assert pay < kafka < ingest, text  # most likely to fail first
+        assert re.search(r"\*payments-api\* CRITICAL \(>99%\) · mostly \w+ \d+ % · 0 min ago via command", text), text
+        assert "*kafka* ELEVATED (40%) · mostly CPU 80 % · 2h00m ago via api · *stale*" in text, text
+        assert "*dns*" not in text and "No metrics in the last 24 h" in text  # dns is among the quiet ones
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RiskReading)) == 4
