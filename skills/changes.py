@@ -30,6 +30,7 @@ from skills.base import (
     esc,
     slack_when,
 )
+from skills.clock_words import lookback
 from skills.redact import mask_secrets
 
 __all__ = ["ChangesSkill", "CHANGES_ASKED", "checked", "report", "change_line", "answer", "MAX_FUTURE", "MAX_AGE"]
@@ -52,9 +53,6 @@ CHANGES_ASKED = re.compile(
     r"|who\s+(?:deployed|changed|released|rolled\s+(?:out|back))\b"
     r"|when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled\s+(?:out|back)))", re.I)
 _WHEN_LAST = re.compile(r"^\W*when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled)", re.I)
-_SPAN = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
-                   r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
-
 
 def checked(*, service: str, summary: str, kind: str = "deploy", version: str | None = None,
             author: str | None = None, url: str | None = None, at: dt.datetime | None = None, source: str = "api",
@@ -136,18 +134,7 @@ def change_line(n: changes.Near, opened: dt.datetime | None = None) -> str:
 def _span(text: str) -> tuple[dt.timedelta, str]:
     if _WHEN_LAST.match(text):  # "when was payments-api last deployed?": as far back as changes are kept for this
         return MAX_AGE, f"the last {MAX_AGE.days} days"
-    m = _SPAN.search(text)
-    if m is None:
-        return dt.timedelta(hours=24), "the last 24 hours"
-    if m.group(3):
-        word = m.group(3).lower()
-        return (dt.timedelta(days=7), "the last 7 days") if "week" in word else (dt.timedelta(hours=24),
-                                                                                   "the last 24 hours")
-    n, unit = int(m.group(1) or 1), m.group(2).lower()
-    span = (dt.timedelta(minutes=n) if unit.startswith("m") else dt.timedelta(hours=n) if unit.startswith("h")
-            else dt.timedelta(days=n) if unit.startswith("d") else dt.timedelta(weeks=n))
-    word = {"m": "minute", "h": "hour", "d": "day", "w": "week"}[unit[0]]
-    return min(span, MAX_AGE), f"the last {n} {word}s" if n != 1 else f"the last {word}"
+    return lookback(text, MAX_AGE) or (dt.timedelta(hours=24), "the last 24 hours")
 
 
 _OURS = re.compile(r"\b(?:mine|my|our|my\s+team'?s?)\b", re.I)

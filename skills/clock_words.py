@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from skills.base import SkillError, esc
 
-__all__ = ["zone_at", "own_zone", "moment", "Moment"]
+__all__ = ["zone_at", "own_zone", "moment", "Moment", "lookback"]
 
 # a zone after the time: an IANA name, an offset ("UTC+2", "+05:30"), or a word looked up in _ABBREV
 _ZONE = re.compile(r"\s*(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)"
@@ -204,3 +204,24 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
         at = wall.replace(tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
     said = " ".join(text[a:b].strip() for a, b in spans)
     return Moment(at, said, tuple(spans), note)
+
+
+# a span back from now: "in the last 2h", "over the past 30 minutes", "last hour", "today", "this week", "yesterday"
+_LOOKBACK = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
+                       r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
+
+
+def lookback(text: str, longest: dt.timedelta) -> tuple[dt.timedelta, str] | None:
+    """The span back from now a question names ("in the last 2h": 2 hours, "the last 2 hours"), at most ``longest``;
+    "today" and "yesterday" are the last 24 hours, "this week" the last 7 days; None when it names none."""
+    m = _LOOKBACK.search(text)
+    if m is None:
+        return None
+    if m.group(3):
+        return ((dt.timedelta(days=7), "the last 7 days") if "week" in m.group(3).lower()
+                else (dt.timedelta(hours=24), "the last 24 hours"))
+    n, unit = int(m.group(1) or 1), m.group(2).lower()
+    span = (dt.timedelta(minutes=n) if unit.startswith("m") else dt.timedelta(hours=n) if unit.startswith("h")
+            else dt.timedelta(days=n) if unit.startswith("d") else dt.timedelta(weeks=n))
+    word = {"m": "minute", "h": "hour", "d": "day", "w": "week"}[unit[0]]
+    return min(span, longest), f"the last {n} {word}s" if n != 1 else f"the last {word}"

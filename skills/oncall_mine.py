@@ -30,7 +30,12 @@ _SHIFT = r"(?:on[- ]?call\s+)?(?:shifts?|schedule|rota|rotation|turn|week)"
 MINE_ASKED = re.compile(
     rf"^\W*(?:(?:when(?:'s|\s+is|\s+does)\s+my\s+next\s+{_SHIFT}|when\s+am\s+i\s+(?:next\s+)?on[- ]?call"
     rf"|what(?:'s|\s+is|\s+are)\s+my\s+{_SHIFT}|(?:show|list|give)\s+(?:me\s+)?my\s+{_SHIFT}|my\s+{_SHIFT}"
-    r"|am\s+i\s+on[- ]?call)\b)", re.I)
+    r"|am\s+i\s+on[- ]?call"
+    # "when does my shift end?", "when is my on-call over?", "when am I off call?", "how long is my shift?"
+    rf"|when\s+(?:does|will|do)\s+my\s+{_SHIFT}\s+(?:end|start|finish|begin|stop)"
+    rf"|when(?:'s|\s+is)\s+my\s+(?:{_SHIFT}|on[- ]?call)\s+(?:over|done|finished)"
+    r"|when\s+am\s+i\s+(?:off|done|free)(?:[- ]?call)?|how\s+long\s+(?:is|until)\s+(?:the\s+end\s+of\s+)?my\s+"
+    rf"{_SHIFT})\b)", re.I)
 _SOURCE = {"override": "covering", "ical": "per the calendar", "rotation": "rotation"}
 
 
@@ -80,6 +85,10 @@ def my_shifts(s: Session, user_id: str | None, when: Moment | None = None, *, as
         return [r.team for t in teams for r in people.oncall_by_team(session=s, team=t, at=at)
                 if user_id in (u for u, _ in r.people)]
 
+    def until(team: str) -> str:  # "payments until Mon 07 Dec 00:00 UTC": when the shift that counts now ends
+        end = next((r.until for r in people.oncall_by_team(session=s, team=team, at=now) if r.until), None)
+        return esc(team) + (f" until {slack_when(end)}" if end else "")
+
     if asked and when is not None:
         on = on_at(when.at)
         gone = when.at < now
@@ -90,7 +99,7 @@ def my_shifts(s: Session, user_id: str | None, when: Moment | None = None, *, as
     else:
         on = on_at(now)
         if on:
-            summary = f"You are on call now for {esc(', '.join(on))}."
+            summary = f"You are on call now for {', '.join(until(t) for t in on)}."
         else:
             nxt = next((r for r in rows if r.starts_at > now), None)
             summary = ("You are not on call now." + (f" Your next shift: *{esc(team_names.get(nxt.team_id, '?'))}* "

@@ -41,6 +41,7 @@ from skills.base import (
     slack_when,
 )
 from skills.clock_words import Moment, moment
+from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
 from skills.oncall_mine import MINE_ASKED, my_shifts
 from skills.redact import mask_secrets
@@ -103,7 +104,8 @@ class RoutingSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
-        if _WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text):
+        if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
+                or ESCALATION_ASKED.match(text)):
             return 0.85
         return super().score(text)
 
@@ -138,6 +140,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and (svc := asked_service(text)) is not None:  # "what depends on dns?"
             with ctx.db.session() as s:
                 return dependencies(s, svc)
+        if request.command is None and ESCALATION_ASKED.match(text):  # "who's the secondary for payments?"
+            with ctx.db.session() as s:
+                return escalation(s, text, request.incident_id)
         if request.command is None and MINE_ASKED.match(text):  # "when is my next shift?", "am I on call friday?"
             with ctx.db.session() as s:
                 when = self._moment(s, text, request.user_id)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from knowledge.embedder import get_encoder
-from knowledge.models import Incident, Runbook
+from knowledge.models import Incident, Runbook, utcnow
 from knowledge.runbook_store import (
     audit,
     audit_rows,
@@ -44,6 +44,7 @@ from skills.base import (
     esc,
     small_int,
 )
+from skills.clock_words import lookback
 from skills.redact import mask_secrets
 from skills.runbook_access import may_request, refuse
 from skills.runbook_exec import ExecPolicy, ParameterRefused, plan, preview_lines, validate_params
@@ -141,8 +142,15 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
 _LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+|all\s+|our\s+)?"
                        r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b", re.I)
 # "what runbooks ran today?", "show runbook history", "runbook runs": the history, not the list
+# "what ran in the last hour?", "what has been run today?", "what did the bot run?", "who approved the last runbook
+# run?", "who ran the last runbook?", "recent runbook runs" (they went to the knowledge base)
 _HISTORY_ASK = re.compile(r"\b(?:what|which)\s+runbooks?\s+(?:ran|were\s+run|have\s+run|executed)\b"
-                          r"|\brunbooks?\s+(?:history|runs)\b", re.I)
+                          r"|\brunbooks?\s+(?:history|runs)\b"
+                          r"|^\W*what(?:'s|\s+has|\s+have)?\s+(?:been\s+)?(?:ran|run|executed)\b(?!\s+(?:out|into|of)\b)"
+                          r"|^\W*what\s+(?:was|were|got)\s+(?:run|executed)\b"
+                          r"|^\W*what\s+did\s+(?:you|the\s+bot|warroom|we|someone|anyone)\s+(?:run|execute)\b"
+                          r"|^\W*who\s+(?:approved|ran|started|requested|triggered)\s+(?:the\s+)?(?:last|latest|most\s+"
+                          r"recent)\s+(?:runbook|run)\b", re.I)
 # "when did we last restart ingest?", "when was redis-cache-pages last flushed?": the last runs of the runbook that
 # does it, with that value (it went to the knowledge base)
 _LAST_RUN_ASK = re.compile(r"^\W*when\s+(?:did|have)\s+(?:we|you|someone|anyone|i)\s+last\s+(?P<verb>roll\s*back|\w+)"
@@ -181,7 +189,8 @@ class RunbooksSkill(BaseSkill):
         text = request.text.strip()
         # A question ("which runbook should I run?") gets suggestions; an instruction is refused.
         named = _RUN_SLUG.match(text)
-        asks_to_run = (_RUN_WORDS.search(text) or named) and ("/runbook" in text.lower() or "?" not in text)
+        asks_to_run = (_RUN_WORDS.search(text) or named) and ("/runbook" in text.lower() or "?" not in text) and not (
+            named is None and _HISTORY_ASK.search(text))  # "who approved the last runbook run": a question
         if request.source not in ("command", "cli") and asks_to_run:
             err = refuse(ctx, actor=request.user_id, reason=(
                 "runbooks are run only with the `/runbook run` command or its buttons, never from a "
@@ -195,6 +204,7 @@ class RunbooksSkill(BaseSkill):
             return self._preview_hint(ctx, pv.group(1).lower(), pv.group(2))
         sub, _, rest = text.partition(" ")
         sub = sub.lower()
+        span: tuple[dt.timedelta, str] | None = None
         if request.source in ("mention", "dm") and (m := _CANCEL_ASK.match(text)):
             sub, rest = "cancel", m.group(1)
         elif request.source in ("mention", "dm") and (m := _LAST_RUN_ASK.match(text)):
@@ -207,6 +217,7 @@ class RunbooksSkill(BaseSkill):
         elif request.source in ("mention", "dm") and _HISTORY_ASK.search(text):  # "what runbooks ran today?"
             slug = next((w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", text.lower()) if w != "runbook"), "")
             sub, rest = "history", slug
+            span = lookback(text, dt.timedelta(days=90))  # "what ran in the last hour?": only those
         elif request.source in ("mention", "dm") and _LIST_ASK.search(text):  # "which runbooks are there for kafka?"
             about = re.search(r"\b(?:for|on|about)\s+(?:the\s+)?([\w.-]+)", text)
             sub, rest = "list", about.group(1) if about else ""
@@ -218,7 +229,7 @@ class RunbooksSkill(BaseSkill):
         if sub == "show":
             return self._show(ctx, rest.strip())
         if sub == "history":
-            return self._history(ctx, rest.strip())
+            return self._history(ctx, rest.strip(), span)
         if sub == "cancel":  # "/runbook cancel 12": the run's Cancel button may be far up its thread
             run_id = small_int(rest.strip().lstrip("#")) if rest.strip() else None
             if run_id is None:
@@ -311,7 +322,7 @@ class RunbooksSkill(BaseSkill):
                            sections=(Section("Parameters", params or ("none",)), Section("Steps", steps)),
                            detail=spec.body, ephemeral=True)
 
-    def _history(self, ctx: SkillContext, arg: str) -> SkillResult:
+    def _history(self, ctx: SkillContext, arg: str, span: tuple[dt.timedelta, str] | None = None) -> SkillResult:
         with ctx.db.session() as s:
             if (run_id := small_int(arg.strip().lstrip("#"))) is not None:  # "12" or "#12"
                 rows = audit_rows(s, execution_id=run_id)
@@ -326,8 +337,10 @@ class RunbooksSkill(BaseSkill):
                                  "id> [parameter value ...]]`.")
             # "/runbook history restart-service ingest": the runs with those parameter values (they were dropped)
             values = {w.lower().split("=", 1)[-1] for w in words[1:]}
-            execs = [e for e in recent_executions(s, limit=500 if values else 15, slug=slug or None)
-                     if values <= {str(v).lower() for v in (e.params or {}).values()}][:15]
+            since = utcnow() - span[0] if span else None
+            execs = [e for e in recent_executions(s, limit=500 if values or span else 15, slug=slug or None)
+                     if values <= {str(v).lower() for v in (e.params or {}).values()}
+                     and (since is None or e.requested_at >= since)][:15]
             lines = tuple(f"#{e.id} `{e.runbook_slug}` v{e.runbook_version} *{shown_status(ctx, e)}*"
                           f"{' (dry run)' if e.dry_run else ''} by <@{e.requested_by}>"
                           + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
@@ -336,10 +349,12 @@ class RunbooksSkill(BaseSkill):
         only = f" with {', '.join(sorted(values))}" if slug and values else ""
         said = (f"Last run{only}: #{last.id}, {shown_status(ctx, last)}, started {last.started_at:%Y-%m-%d %H:%M} UTC "
                 f"by <@{last.requested_by}>. " if last is not None and slug else "")
+        only += f" in {span[1]}" if span else ""
         return SkillResult(title=f"Runbook history{f': {slug}' if slug else ''}{only}",
                            summary=said + "`/runbook history <run id>` shows a run's audit trail; `/runbook history "
                                    "<runbook id> [value]` the runs of one runbook.",
-                           sections=(Section("", lines or ("no runs yet",)),), ephemeral=True)
+                           sections=(Section("", lines or ((f"no runs in {span[1]}",) if span else ("no runs yet",))),),
+                           ephemeral=True)
 
     def _suggest(self, ctx: SkillContext, text: str) -> SkillResult:
         if not text.strip():

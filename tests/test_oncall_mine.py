@@ -26,7 +26,9 @@ def test_my_shifts_show_covers_and_answer_am_i_on_call(live: Live) -> None:
     assert "*payments*" in said and "per the calendar" in said and "· *now*" in said
     assert f"<@U0BOB> covers {now:%a %d %b}" in said  # what takes her pager off her, and when
     said = _say(live, "mine", "U0BOB")
-    assert "You are on call now for payments." in said and "(covering)" in said, said
+    # covering: on call until the cover ends, three hours from now
+    until = f"You are on call now for payments until {now + dt.timedelta(hours=3):%a %d %b}"
+    assert until in said and "(covering)" in said, said
     assert f"{now + dt.timedelta(hours=30):%a %d %b %H:%M}" in said  # his own calendar week, later
     # in words, by the same rules as /oncall: the cover wins for three hours, then the calendar
     assert "No: you will not be on call at" in _ask(live, "am I on call in 2h?", "U0ALICE")
@@ -34,7 +36,10 @@ def test_my_shifts_show_covers_and_answer_am_i_on_call(live: Live) -> None:
     assert "Yes: you will be on call for payments at" in yes, yes
     assert "Yes: you will be on call for payments" in _ask(live, "am I on call in 40h?", "U0BOB")
     nxt = _ask(live, "when is my next shift?", "U0BOB")
-    assert "Your on-call shifts" in nxt and "You are on call now for payments." in nxt, nxt
+    assert "Your on-call shifts" in nxt and until in nxt, nxt
+    # "when does my shift end?" went to the knowledge base ("I don't know")
+    for q in ("when does my shift end?", "when is my on-call over?", "when am I off call?"):
+        assert until in _ask(live, q, "U0BOB"), q
     # someone in no team is told how to get in, not shown an empty schedule; a word it cannot read is said back
     assert "you are in no team I know" in _say(live, "mine", "U0STRANGER")
     assert "I cannot read `thursdya`" in _say(live, "mine thursdya", "U0ALICE")

@@ -3,6 +3,7 @@ the Slack stand-in received and on the database (executions and the append-only 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.settings import Settings
-from knowledge.models import AuditRecord, Incident, RunbookExecution
+from knowledge.models import AuditRecord, Incident, RunbookExecution, utcnow
 from knowledge.runbook_store import import_dir
 
 CH = "C0INCIDENTS"
@@ -252,6 +253,37 @@ def test_when_did_we_last_run_it_for_this_service(live: Any, tmp_path: Path) -> 
     live.driver.mention("when did we last eat cake?", user="U0ERIN", channel=CH)
     live.drain()
     assert "I know no runbook that does `eat`" in _text(live.standin.messages(CH)[-1])
+
+
+def test_what_ran_and_who_approved_it_in_words(live: Any, tmp_path: Path) -> None:
+    """"What ran in the last hour?" and "who approved the last runbook run?" went to the knowledge base (and the
+    second, said without a question mark, was refused as an order to run a runbook): the runs, with who asked and
+    who approved, over the span said."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _cmd(live, f"run clear-disk-space path={logs} days=3", "U0ALICE")
+    ask = _last(live, "Run clear-disk-space v1?")
+    eid = int(_buttons(ask)["runbooks:confirm"].split(":")[0])
+    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0ALICE", ask["ts"])
+    _click(live, "runbooks:approve", _buttons(_last(live, "Approval needed: clear-disk-space"))["runbooks:approve"],
+           "U0IRIS", ask["ts"])
+    assert _wait_status(live, eid, ("succeeded", "failed")).started_at is not None
+    with live.db.session() as s:  # an older run, two hours ago: not in "the last hour"
+        old = RunbookExecution(runbook_slug="clear-disk-space", runbook_version=1, params={"days": "9"},
+                               requested_by="U0BOB", channel_id=CH, status="succeeded", dry_run=False,
+                               requested_at=utcnow() - dt.timedelta(hours=2))
+        s.add(old)
+        s.flush()
+        old_id = old.id
+    for q in ("what ran in the last hour?", "who approved the last runbook run", "what has been run today?",
+              "what did the bot run?"):
+        live.driver.mention(q, user="U0ERIN", channel=CH)
+        live.drain()
+        said = _text(live.standin.messages(CH)[-1])
+        assert f"#{eid} `clear-disk-space` v1 *succeeded* by <@U0ALICE>, approved by <@U0IRIS>" in said, (q, said)
+        assert (f"#{old_id} " in said) == (q != "what ran in the last hour?"), (q, said)
+    assert "Runbook history in the last hour" in _text(_last(live, "Runbook history in the last hour"))
+    assert not [a for a in _audit(live) if a.action == "refused"]  # a question is not an order to run
 
 
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
