@@ -8,18 +8,22 @@ those with an open incident, and those that depend on them (``knowledge/service_
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import statistics
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import Alert, Incident
+from knowledge.models import Alert, Incident, utcnow
 from knowledge.people import OPEN_STATUSES
 from knowledge.service_graph import dependency_paths, graph
-from skills.base import Section, SkillResult, esc, slack_clock
+from skills.base import Section, SkillResult, duration, esc, slack_clock
+from skills.clock_words import lookback
 
-__all__ = ["FIRING_ASKED", "AFFECTED_ASKED", "firing", "affected"]
+__all__ = ["FIRING_ASKED", "AFFECTED_ASKED", "NOISE_ASKED", "firing", "affected", "noise"]
 
 _GROUPS = 25
 FIRING_ASKED = re.compile(
@@ -30,6 +34,70 @@ FIRING_ASKED = re.compile(
 AFFECTED_ASKED = re.compile(
     r"^\W*(?:what|which)\s+services?\s+(?:are|is)\s+(?:affected|impacted|down|broken|failing|degraded|hurting"
     r"|having\s+(?:issues|problems|trouble))\b", re.I)
+
+# Alert fatigue: "which alerts are the noisiest this week?", "what alerts fire the most?", "how many alerts fired
+# today?", "alert noise report", "top alerts for payments"
+NOISE_ASKED = re.compile(
+    r"^\W*(?:(?:which|what)\s+(?:are\s+)?(?:the\s+|our\s+)?(?:alerts?\s+(?:are|is|were|was)\s+(?:the\s+)?"
+    r"(?:noisiest|loudest|most\s+(?:frequent|common|noisy)|flappiest|flapping)|(?:noisiest|loudest|most\s+frequent|most"
+    r"\s+common|flappiest|flapping|noisy|top)\s+alerts?)"
+    r"|(?:which|what)\s+alerts?\s+(?:fire|fired|fires|go\s+off|went\s+off|page|paged)\s+(?:us\s+)?(?:the\s+)?most"
+    r"|how\s+many\s+alerts?\s+(?:fired|have\s+fired|did\s+we\s+(?:get|have|receive)|came\s+in|were\s+(?:there|received"
+    r"|fired)|(?:have\s+)?we\s+(?:got|had|received))"
+    r"|(?:show\s+(?:me\s+)?|give\s+(?:me\s+)?)?(?:the\s+)?(?:alert\s+(?:noise|stats|statistics|report|fatigue|volume)"
+    r"|(?:noisy|noisiest|loudest|flapping|top)\s+alerts))\b", re.I)
+NOISE_SPAN = dt.timedelta(days=7)
+_QUICK = dt.timedelta(minutes=10)  # an alert that stopped firing this soon, by itself, is a tuning candidate
+
+
+def noise(s: Session, *, text: str = "", services: set[str] | None = None, label: str = "") -> SkillResult:
+    """Which alerts made the most noise over a span (the one ``text`` names, "today", "last 2 days"; a week by
+    default): per alert name and service, the incidents it opened or joined, the notifications received, how many of
+    those incidents nobody acknowledged, and how long it usually fired. The candidates for tuning come first."""
+    span, said = lookback(text, dt.timedelta(days=90)) or (NOISE_SPAN, "the last 7 days")
+    since = utcnow() - span
+    q = (select(Alert.name, Alert.service_name, Alert.incident_id, Alert.occurrences, Alert.starts_at, Alert.ends_at,
+                Alert.received_at, Incident.acknowledged_at)
+         .join(Incident, Incident.id == Alert.incident_id, isouter=True).where(Alert.received_at >= since))
+    if services:
+        q = q.where(func.lower(Alert.service_name).in_([x.lower() for x in services]))
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, svc, inc, occ, start, end, received, acked in s.execute(q.limit(50_000)):
+        g = groups.setdefault((name or "?", svc or ""), {"incidents": set(), "unacked": set(), "received": 0,
+                                                         "episodes": 0, "fired": []})
+        g["episodes"] += 1
+        g["received"] += occ or 1
+        if inc is not None:
+            g["incidents"].add(inc)
+            if acked is None:
+                g["unacked"].add(inc)
+        if end is not None and (start or received) is not None and end >= (start or received):
+            g["fired"].append((end - (start or received)).total_seconds())
+    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]["incidents"]), -kv[1]["received"], kv[0]))
+    lines = []
+    for (name, svc), g in ranked[:_GROUPS]:
+        n_inc, unacked = len(g["incidents"]), len(g["unacked"])
+        line = (f"*{esc(name)}*{f' on {esc(svc)}' if svc else ''}: fired {g['episodes']} time(s), {n_inc} incident(s), "
+                f"{g['received']} notification(s)")
+        if n_inc:
+            line += f", {unacked} never acknowledged" if unacked else ", all acknowledged"
+        if g["fired"]:
+            typical = statistics.median(g["fired"])
+            line += f", usually firing {duration(typical)}"
+            if typical < _QUICK.total_seconds() and unacked and unacked == n_inc:
+                line += " · _tuning candidate: short, and nobody acted_"
+        lines.append(line)
+    if len(ranked) > _GROUPS:
+        lines.append(f"… and {len(ranked) - _GROUPS} more.")
+    total = sum(g["episodes"] for g in groups.values())
+    received = sum(g["received"] for g in groups.values())
+    where = f" {label}" if label else ""
+    summary = (f"{total} alert(s){where} in {said} ({received} notification(s)), {len(groups)} distinct by name and "
+               "service; the noisiest first. One that fires briefly and that nobody acknowledges is worth a longer "
+               "`for:`, a higher threshold, or deleting." if groups else f"No alerts{where} in {said}.")
+    return SkillResult(title=f"Alert noise: {said}", summary=summary,
+                       sections=(Section("", tuple(lines)),) if lines else (),
+                       data={"alerts": total, "notifications": received, "distinct": len(groups)})
 
 
 def firing(s: Session, *, services: set[str] | None = None, incident_id: int | None = None,

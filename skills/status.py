@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from knowledge import jobs
 from knowledge.models import Incident, Job, WebhookInbox, utcnow
 from skills.base import INCIDENT_REF, BaseSkill, Section, SkillContext, SkillRequest, SkillResult, duration, esc
-from skills.firing import AFFECTED_ASKED, FIRING_ASKED, affected, firing
+from skills.firing import AFFECTED_ASKED, FIRING_ASKED, NOISE_ASKED, affected, firing, noise
 from skills.redact import mask_secrets
 
 __all__ = ["StatusSkill"]
@@ -44,8 +44,8 @@ class StatusSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords; "what is open right now?" / "are you alive?" are for me, not a knowledge-base question.
         A message about one incident ("status of #101") is the incident skill's."""
-        if FIRING_ASKED.match(text) or AFFECTED_ASKED.match(text):  # "what alerts are firing (for #113)?"
-            return 0.9
+        if FIRING_ASKED.match(text) or AFFECTED_ASKED.match(text) or NOISE_ASKED.match(text):  # "what alerts are
+            return 0.9  # firing (for #113)?", "which alerts are the noisiest?"
         if INCIDENT_REF.search(text):
             return 0.0
         if _HEALTH.search(text):  # "is ingest healthy?", "how is payments-api doing?"
@@ -83,6 +83,13 @@ class StatusSkill(BaseSkill):
                            sections=listed.sections + risk)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm") and NOISE_ASKED.match(request.text):  # "the noisiest alerts this week"
+            from knowledge.people import scope_in_text
+
+            with ctx.db.session() as s:
+                scope = scope_in_text(session=s, text=request.text)
+                return noise(s, text=request.text, services=set(scope.services) if scope else None,
+                             label=scope.label if scope else "")
         if request.source in ("mention", "dm") and (FIRING_ASKED.match(request.text)
                                                    or AFFECTED_ASKED.match(request.text)):
             from knowledge.people import scope_in_text

@@ -282,3 +282,52 @@ def test_root_causes_of_a_period_and_the_service_with_the_most_incidents(live: L
     assert f"*#{b.id}*" in said and "no root cause recorded; fixed by: restarted the pods" in said
     said = _say(live, "which service had the most incidents this month?")
     assert "Incident stats" in said and "Most affected:" in said, said
+
+
+def test_the_noisiest_alerts_and_how_many_fired(live: Live) -> None:
+    """"Which alerts are the noisiest this week?" and "how many alerts fired today?" went to the knowledge base (a
+    postmortem, a runbook). They are counted from the alerts received: per name and service the incidents, the
+    notifications, how many nobody acknowledged and how long they fired; a brief one nobody acted on is flagged."""
+    import datetime as dt
+
+    from tests.test_risk_slack import _post_alert
+
+    def at(minutes: float) -> str:
+        return (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def alert(name: str, service: str, fp: str, status: str, start: float, end: float | None = None) -> dict:
+        return {"status": status, "labels": {"alertname": name, "severity": "warning", "service": service},
+                "annotations": {"summary": f"{name} on {service}"}, "startsAt": at(start),
+                "endsAt": at(end) if end is not None else "0001-01-01T00:00:00Z", "fingerprint": fp}
+
+    def send(*alerts: dict) -> None:
+        _post_alert(live, {"version": "4", "groupKey": f"{{}}:{{alertname=\"{alerts[0]['labels']['alertname']}\"}}",
+                           "status": alerts[0]["status"], "receiver": "warroom", "groupLabels": {},
+                           "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+                           "alerts": list(alerts)})
+
+    assert "No alerts in the last 7 days." in _say(live, "which alerts are the noisiest?")
+    # DiskSpaceLow on ingest: fires, is re-sent, clears by itself two minutes later; nobody acknowledges it
+    send(alert("DiskSpaceLow", "ingest", "d1", "firing", -3))
+    send(alert("DiskSpaceLow", "ingest", "d1", "firing", -3))
+    send(alert("DiskSpaceLow", "ingest", "d1", "resolved", -3, -1))
+    # HighErrorRate on payments-api: two instances, acknowledged
+    send(alert("HighErrorRate", "payments-api", "h1", "firing", -30), alert("HighErrorRate", "payments-api", "h2",
+                                                                            "firing", -29))
+    from knowledge.models import Incident
+
+    with live.db.session() as s:
+        inc = s.scalars(select(Incident).where(Incident.alert_name == "HighErrorRate",
+                                               Incident.source == "alertmanager")).one()
+        inc_id = inc.id
+    _say(live, f"ack #{inc_id}")
+    said = _say(live, "which alerts are the noisiest this week?")
+    assert "Alert noise: the last 7 days" in said and "3 alert(s) in the last 7 days (5 notification(s))" in said, said
+    assert ("*DiskSpaceLow* on ingest: fired 1 time(s), 1 incident(s), 3 notification(s), 1 never acknowledged, "
+            "usually firing 2 min · _tuning candidate: short, and nobody acted_") in said, said
+    assert ("*HighErrorRate* on payments-api: fired 2 time(s), 1 incident(s), 2 notification(s), all "
+            "acknowledged") in said
+    said = _say(live, "how many alerts fired today for payments?")
+    assert "2 alert(s) on payments-api" in said or "2 alert(s) on the payments team's services" in said, said
+    assert "in the last 24 hours" in said and "DiskSpaceLow" not in said
+    assert "No alerts on the storage team's services in the last 7 days." in _say(live, "noisy alerts for storage")
