@@ -159,6 +159,9 @@ _FRAME = re.compile(r"^\s+at\s+[\w$.<>/]+\(.*\)\s*$|^\s*\.\.\.\s*\d+\s+(?:more|c
 _PY_FRAME = re.compile(r"^\s+File \"[^\"]+\", line \d+")
 
 
+_PASTED_LEVEL = re.compile(r"FATAL|CRITICAL|ERROR|WARN(?:ING)?|PANIC", re.I)  # a one-word line that is a log line
+
+
 def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str], list[str]]:
     """Log lines of a paste (code fences dropped, blank lines skipped, a stack trace's frames folded into the
     exception line above them), with notes on what was cut or folded."""
@@ -174,7 +177,11 @@ def split_paste(text: str, max_lines: int = MAX_PASTE_LINES) -> tuple[list[str],
             continue
         code_line_next = False
         line = plain.strip()  # a line of colour codes alone is no log line
-        if not line or line.startswith("```"):
+        if line.startswith("```"):  # a fence, a fence with its language ("```log"), or a whole one-line block
+            line = line[3:].removesuffix("```").strip()  # ("```ERROR db-1 refused```": Slack keeps it on one line)
+            if re.fullmatch(r"[A-Za-z][\w+-]{0,15}", line) and not _PASTED_LEVEL.fullmatch(line):
+                continue
+        if not line:
             continue
         line = line.strip("`")
         if len(line) > MAX_LINE_CHARS:

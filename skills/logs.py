@@ -34,6 +34,7 @@ from skills.log_engine import (
     get_model,
     split_paste,
 )
+from skills.redact import mask_secrets
 
 __all__ = ["LogsSkill", "FILE_FETCHER", "SHOWN_TEMPLATES", "MAX_FILE_BYTES"]
 
@@ -80,6 +81,37 @@ _PASTED = re.compile(r"^\W*(\S+\s+){0,4}\[?(FATAL|CRITICAL|ERROR|WARN|WARNING|IN
                      r"|^Traceback \(most recent call last\)|^Exception in thread ")
 
 
+# A question or an instruction before a paste: "is this bad? kernel: EXT4-fs error ...", "what does this error mean:
+# java.lang.OutOfMemoryError ...", "classify this log: ERROR ..." (the words were read as part of the first line, or
+# the question went to the knowledge base and the lines were never classified)
+_ASKED = re.compile(
+    r"^\W*(?:(?:please\s+|can\s+you\s+|could\s+you\s+)?(?:classify|analy[sz]e|triage|explain|check)\s+(?:this|these|the"
+    r"|my|those)\s+(?:log\s*(?:lines?|file|output|messages?)?s?|lines?|errors?|exceptions?|output|messages?|(?:stack\s*)?"
+    r"traces?|tracebacks?)"
+    r"|what\s+does\s+this\s+(?:error\s+|log\s+|line\s+|message\s+|exception\s+|trace\s+|output\s+|warning\s+)?"
+    r"(?:line\s+|message\s+)?mean"
+    r"|what(?:'s|\s+is)\s+this\s+(?:error|exception|warning|log\s+line|message)"
+    r"|is\s+this\s+(?:error\s+|log\s+|line\s+|warning\s+|message\s+)?(?:bad|serious|normal|ok|okay|fine|a\s+problem"
+    r"|critical|important|expected|harmless)"
+    r"|should\s+(?:i|we)\s+(?:worry|be\s+worried|care)\s+about\s+(?:this|these)(?:\s+(?:errors?|lines?|logs?))?)"
+    r"[\s?:.!,\-\u2013\u2014]*", re.I)
+_SEEN = 3  # knowledge-base passages shown under a paste
+
+
+def _shared_words(why: str) -> int:
+    """How many words a search hit shares with the query ("words: fatal, slots; meaning 0.35": 2); one common word
+    ("reading") makes no past incident."""
+    m = re.search(r"words:\s*([^;]*)", why)
+    return len([w for w in m.group(1).split(",") if w.strip()]) if m else 0
+
+
+def asked_about(text: str) -> str | None:
+    """The pasted part of a question about a paste ("is this bad? <lines>"), or None when ``text`` is not one."""
+    m = _ASKED.match(text)
+    rest = text[m.end():].strip() if m else ""
+    return rest if len(rest.strip("`\n ")) >= 8 else None
+
+
 class LogsSkill(BaseSkill):
     """Classify log lines: severity, failure category, templates, and which ones were never seen before."""
 
@@ -94,6 +126,8 @@ class LogsSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords, or pasted log lines: a level in capitals among a line's first words
         ("2026-11-23 14:02:11 ERROR db-1 ..."), or a traceback. A question about errors is not a paste."""
+        if asked_about(text) is not None:
+            return 0.92  # above the knowledge base's questions: the lines come first
         lines = [ln for ln in text.splitlines() if _PASTED.search(ln)]
         if len(lines) >= 2 or (lines and not text.rstrip().endswith("?")):
             return 0.9  # above free-text incident words: "ERROR job #42 status=failed" is a log line
@@ -105,10 +139,39 @@ class LogsSkill(BaseSkill):
 
     # --- doors ---------------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
-        texts = [request.text] + self._file_texts(request.data.get("files") or [], ctx)
+        pasted = request.text
+        if request.source in ("mention", "dm", "command") and (rest := asked_about(pasted)) is not None:
+            pasted = rest  # "is this bad? <lines>": the lines
+        texts = [pasted] + self._file_texts(request.data.get("files") or [], ctx)
         incident_id = request.incident_id or self.incident_for_channel(ctx, request.channel_id)
-        return self.analyze_texts(texts, ctx, incident_id=incident_id,
-                                  truncated=bool(request.data.get("truncated")))
+        result = self.analyze_texts(texts, ctx, incident_id=incident_id,
+                                    truncated=bool(request.data.get("truncated")))
+        return self._with_seen_before(result, ctx, incident_id)
+
+    @staticmethod
+    def _with_seen_before(result: SkillResult, ctx: SkillContext, incident_id: int | None) -> SkillResult:
+        """The knowledge base's closest past incidents, postmortems and runbooks for the worst lines ("have we seen
+        this before?" is the next question): what they were, and the fix that worked."""
+        from knowledge.search import KINDS, SearchError, search
+        from skills.ask import relevant
+        from skills.similar import collapse, hit_lines
+
+        report = result.data.get("report") or {}
+        examples = [str(t.get("example") or "") for t in (report.get("templates") or [])[:3]]
+        query = mask_secrets(" ".join(e for e in examples if e))[:2000]
+        if not query.strip():
+            return result
+        try:
+            hits = search(ctx, text=query, kinds=KINDS, k=8,
+                          exclude=(f"incident:{incident_id}",) if incident_id is not None else ())
+        except SearchError:  # the index is rebuilding or the query has no words: the classification stands
+            return result
+        found = [h for h in collapse(hits) if relevant(h) and (h.dense >= 0.3 or _shared_words(h.why) >= 2)][:_SEEN]
+        if not found:
+            return dataclasses.replace(result, sections=result.sections + (
+                Section("Seen before?", ("nothing close in the knowledge base (incidents, postmortems, runbooks)",)),))
+        lines = tuple(x for i, h in enumerate(found, 1) for x in hit_lines(ctx, i, h))
+        return dataclasses.replace(result, sections=result.sections + (Section("Seen before?", lines),))
 
     def handle_action(self, action_id: str, request: SkillRequest, ctx: SkillContext) -> SkillResult | None:
         """The message shortcut ``logs:classify``: classify the message's text and attached files."""

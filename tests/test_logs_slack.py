@@ -7,6 +7,7 @@ import json
 
 from sqlalchemy import select
 
+from bot.render import blocks_to_text
 from knowledge.models import Incident, LogTemplate
 
 PASTE = """```
@@ -63,6 +64,32 @@ def test_a_pasted_stack_trace_is_its_exception_not_one_template_per_frame(live) 
     body = json.dumps(live.standin.messages("C0OPS")[-1]["blocks"])
     assert "6 line(s)" in body and "13 stack-frame line(s) were read as part of the exception line above" in body
     assert "Pool.java" not in body and "Caused by" in body and "KeyError" in body
+
+
+def test_a_question_before_a_paste_classifies_the_lines_and_says_what_was_seen_before(live) -> None:  # type: ignore[no-untyped-def]
+    """"What does this mean? ```<line>```" (a one-line code block, as Slack keeps it) went to the knowledge base and the
+    line was never classified; `/logs` read that block as no lines at all; "classify this log: ERROR ..." made the
+    words part of the template; "is this bad? kernel: ..." got a runbook. Now: the lines, classified, and the past
+    incidents and postmortems they resemble, with the fix that worked (a single shared word is not a resemblance)."""
+    line = ("2026-12-04 10:01:02 ERROR [pool-3] o.h.e.j.s.SqlExceptionHelper - FATAL: remaining connection slots are "
+            "reserved for non-replication superuser connections")
+    for i, text in enumerate((f"what does this mean? ```{line}```", f"is this bad? {line}",
+                              f"classify this log: {line}", f"should I worry about this?\n```\n{line}\n```")):
+        live.driver.mention(text, user="U0BOB", channel=f"C0Q{i}")
+    live.driver.command("/logs", f"```{line}```", user="U0BOB", channel="C0Q9")
+    live.drain()
+    for channel in ("C0Q0", "C0Q1", "C0Q2", "C0Q3", "C0Q9"):
+        (msg,) = live.standin.messages(channel)
+        body = blocks_to_text(msg["blocks"])
+        assert "Log classification" in body and "1 line(s) in 1 template(s): 1 ERROR" in body, (channel, body)
+        assert "remaining connection slots" in body and "classify this log" not in body.lower(), body
+        assert "*Seen before?*" in body and "payments-api 5xx spike: connection pool exhausted on postgres-main" in \
+            body and "fix that worked: Scaled payments-api back down" in body, body
+    live.driver.mention("is this bad? kernel: EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2: comm "
+                        "systemd: reading directory lblock 0", user="U0BOB", channel="C0Q5")
+    live.drain()
+    body = blocks_to_text(live.standin.messages("C0Q5")[-1]["blocks"])
+    assert "Log classification" in body and "nothing close in the knowledge base" in body, body
 
 
 def test_empty_paste_gets_a_clear_ephemeral_answer(live) -> None:  # type: ignore[no-untyped-def]
