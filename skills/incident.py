@@ -203,12 +203,16 @@ _ROLE_ALT = "|".join(sorted((re.escape(w) for w in _ROLE_WORDS), key=len, revers
 _ROLE_NAME = re.compile(rf"^(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b", re.I)
 # "I'll do comms", "I'm on comms", "I'll take notes", "I'll be the scribe", "I'm IC for #12"
 _ROLE_SELF = re.compile(rf"^\W*(?:i'?ll|i\s+will|i'?m|i\s+am|let\s+me)\s+(?:do|take|be|handle|run|cover|on)?\s*"
-                        rf"(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on)\s+"
+                        rf"(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on|of)\s+"
                         r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
 # "@carla is comms", "@dave will take notes", "@bob is the IC for #12"
 _ROLE_OTHER = re.compile(rf"^\W*<@(?P<user>{USER_ID})(?:\|[^>]*)?>\s+(?:is|will\s+be|will\s+do|will\s+take|takes|does|"
                          rf"handles|is\s+doing|is\s+on)\s+(?:the\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b"
                          r"(?:\s+(?:for|on)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
+# "make me the commander of #113", "make @carla the comms lead", "set @dave as scribe"
+_ROLE_MAKE = re.compile(rf"^\W*(?:please\s+)?(?:make|set|put)\s+(?P<user>me|<@{USER_ID}(?:\|[^>]*)?>)\s+(?:as\s+)?"
+                        rf"(?:the\s+)?(?:on\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on|of)\s+"
+                        r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
 # "who's on comms?", "who is the scribe?", "roles?": the roles
 _ROLE_ASK = re.compile(rf"^\W*(?:who(?:'s|\s+is)\s+(?:on\s+|doing\s+|taking\s+)?(?:the\s+)?(?:{_ROLE_ALT})\b"
                        r"(?!\s+(?:lead\s+)?(?:for|of)\s+\w)|(?:what\s+are\s+the\s+)?roles\W*$)", re.I)
@@ -278,8 +282,16 @@ _NOTE = re.compile(r"^\W*(?:(?:(?:please\s+)?(?:post|send|add|write|share|give)\
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
 _ROOT_CAUSE = re.compile(r"(?:^|(?<=[\s;,.(]))(?:the\s+)?root[\s-]?cause\s*(?:(?:was|is|=)\s*|[:-]\s*)"
                          r"(?P<rc>\S.*)$", re.I | re.S)
-_FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*incident\b"
-                       r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+_FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*(?:(?P<sev>sev(?:erity)?[\s-]?"
+                       r"[0-4]|p[0-4])\s+)?incident\b[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+# Asked about, not said: "should we declare an incident?", "do I open an incident for this?", "when do we raise an
+# incident?" ("can you open an incident for ..." is a request)
+_WHETHER = re.compile(r"^\W*(?:should|shall|do|does|did|would|will|must|is|are|how|when|why|what|who|whether|if"
+                      r"|can\s+(?:we|i)|could\s+(?:we|i))\b", re.I)
+# Said as an order at the start, not asked about: "start an incident: ingest lag growing", "declare a sev1 for
+# checkout", "please open an incident for ingest" (it went to the similar-incident search, which only offered one)
+_DECLARE_NOW = re.compile(r"^\W*(?:(?:please|pls|let'?s|can\s+you|could\s+you)\s+)?(?:open|declare|start|create|raise)"
+                          r"\s+(?:an?\s+|new\s+)*(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\b|incident\b)", re.I)
 
 
 # Who or what is hurt, said for the card, the updates and the postmortem: "impact: checkout down for 5% of users",
@@ -363,8 +375,12 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if _ROOT_CAUSE.match(text):  # "root cause was a bad config push"
         return "note", text.strip()
     new = _FREE_NEW.search(text)
-    if new and re.search(r"\w", new.group(1)):
-        return "new", new.group(1).strip()
+    if new and _WHETHER.match(text):  # "should we declare an incident for the slow dashboards?": asked, not said
+        raise SkillError("I open one when told to: `declare an incident: <title> [sev1-4]` (or `/incident new <title> "
+                         "[sev1-4]`). When in doubt, declare it: a SEV4 costs little and can be resolved as a false "
+                         "alarm; `/similar <what you see>` shows whether it happened before.")
+    if new and re.search(r"\w", new.group(2)):
+        return "new", (f"{new.group('sev')} " if new.group("sev") else "") + new.group(2).strip()
     ref, lead = INCIDENT_REF.search(text), _FREE_VERB.search(text)
     if lead:
         word = lead.group(1).lower()
@@ -392,9 +408,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     follow = _FOLLOW.match(text)
     if follow:
         return "unfollow" if follow.group("un") else "follow", f"#{follow.group('id')}" if follow.group("id") else ""
-    role = _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
+    role = _ROLE_SELF.match(text) or _ROLE_OTHER.match(text) or _ROLE_MAKE.match(text)
     if role:  # "I'll do comms", "@carla is comms": that role, that person (the number when one is said)
-        who = f"<@{role.group('user')}>" if "user" in role.groupdict() else "me"
+        user = role.groupdict().get("user") or "me"
+        who = user if user.lower() == "me" or user.startswith("<@") else f"<@{user}>"
         return "role", f"{role.group('role')} {who}" + (f" #{role.group('id')}" if role.group("id") else "")
     if _ROLE_ASK.match(text) and ref is None:
         return "who", ""
@@ -516,13 +533,18 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             return 0.85
         if _MERGE.match(text):  # "merge #114 into #113"
             return 0.85
+        if _DECLARE_NOW.match(text) and (not text.rstrip().endswith("?") or re.match(
+                r"^\W*(?:please|pls|can\s+you|could\s+you)\b", text, re.I)):
+            return 0.92  # above a report's similar-incident search: asked for, so declared
+        if _FREE_NEW.search(text) and _WHETHER.match(text):  # "how do I open an incident?": how to (see _free_text),
+            return 0.92  # above the knowledge base's how-to questions
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8
         if surely_said(text) or (INCIDENT_REF.search(text) and said_as_command(text)):  # "move this to dns"
             return 0.85
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
-                or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
+                or _ROLE_MAKE.match(text) or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
@@ -566,7 +588,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             first = (rest.split() or [""])[0]  # "status of incident #101": the number is not first
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
-                    or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text) or _FOLLOW.match(request.text)
+                    or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text)
+                    or _ROLE_MAKE.match(request.text) or _FOLLOW.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _IMPACT_SET.match(request.text) or _MERGE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
@@ -724,6 +747,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
     def _new(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext,
              group_key: str | None = None) -> SkillResult:
         sev = 3
+        rest = re.sub(r"^(?:an?)\s+(?=(?:sev(?:erity)?[\s-]?|p)[0-4]\b)", "", rest, flags=re.I)  # "declare a sev1 ..."
         lead = LEAD_SEV.match(rest)  # "/incident new sev1: checkout down" (a leading bare "2" is a title word)
         if lead:
             sev, rest = max(1, int(lead.group(1))), re.sub(r"^(?:for|about|on)\s+", "", rest[lead.end():], flags=re.I)
@@ -1317,6 +1341,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         what = mask_secrets(" ".join(m.group("what").split()))[:500]
         if not what:
             raise SkillError("Remind you of what? `remind me in 20m to check the replica lag`.")
+        if not lead and request.incident_id is None and (named := INCIDENT_REF.search(what)) is not None:
+            lead = [named.group(1)]  # "remind me in 30m to check #113", away from its card: that incident
         inc, _ = self._target(s, request, [a.lstrip("#") for a in lead])
         if inc.status == "resolved":
             raise SkillError(f"Incident #{inc.id} is resolved: no reminder for it.")

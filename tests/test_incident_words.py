@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.render import blocks_to_text
 from knowledge.models import TimelineEvent
@@ -331,3 +331,40 @@ def test_the_noisiest_alerts_and_how_many_fired(live: Live) -> None:
     assert "2 alert(s) on payments-api" in said or "2 alert(s) on the payments team's services" in said, said
     assert "in the last 24 hours" in said and "DiskSpaceLow" not in said
     assert "No alerts on the storage team's services in the last 7 days." in _say(live, "noisy alerts for storage")
+
+
+def test_declaring_in_words_roles_by_request_and_a_reminder_naming_its_incident(live: Live) -> None:
+    """"Declare a sev1 for checkout" opened a SEV3 titled "a sev1 for checkout"; "start an incident: ingest lag
+    growing" was only searched (similar incidents, with an offer); "make me the commander of #113" got the help;
+    "remind me in 30 minutes to check #113" away from its card asked which incident."""
+    from knowledge.models import Incident, Job
+
+    said = _say(live, "declare a sev1 for checkout")
+    assert "(SEV1): checkout" in said, said
+    said = _say(live, "start an incident: ingest lag growing")
+    assert "(SEV3): ingest lag growing" in said, said
+    said = _say(live, "please open a sev2 incident for payments-api timeouts")
+    assert "(SEV2): payments-api timeouts" in said, said
+    with live.db.session() as s:
+        rows = {i.title: (i.severity, i.service_name) for i in s.scalars(select(Incident).where(
+            Incident.title.in_(["checkout", "ingest lag growing", "payments-api timeouts"])))}
+        pay = s.scalars(select(Incident).where(Incident.title == "payments-api timeouts")).one().id
+    assert rows == {"checkout": (1, None), "ingest lag growing": (3, "ingest"),
+                    "payments-api timeouts": (2, "payments-api")}, rows
+    # a question about declaring declares nothing
+    with live.db.session() as s:
+        before = s.scalar(select(func.count()).select_from(Incident))
+    for q in ("should we declare an incident for the slow dashboards?", "how do I open an incident for ingest?"):
+        said = _say(live, q)
+        assert "I open one when told to: `declare an incident: <title> [sev1-4]`" in said, said
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == before
+    said = _say(live, f"make me the commander of #{pay}", user="U0ALICE")
+    assert f"Incident #{pay} is assigned to <@U0ALICE>" in said, said
+    said = _say(live, f"make <@U0CARLA> the comms lead for #{pay}", user="U0ALICE")
+    assert "<@U0CARLA>" in said and "omms" in said, said
+    said = _say(live, f"remind me in 30 minutes to check #{pay}", user="U0ALICE")
+    assert f"I will remind you in incident #{pay}'s thread: check #{pay}" in said, said
+    with live.db.session() as s:
+        (job,) = s.scalars(select(Job).where(Job.kind == "incident.reminder")).all()
+        assert job.payload["incident_id"] == pay and job.payload["mention"] == "<@U0ALICE>"
