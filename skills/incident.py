@@ -74,7 +74,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite", "changes", "impact", "statuspage")
+          "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -105,7 +105,8 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
           "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`, "
-          "`/incident impact [id] [<who or what is affected>]`, `/incident statuspage [id]`")
+          "`/incident impact [id] [<who or what is affected>]`, `/incident statuspage [id]`, "
+          "`/incident eta [id] [<30 min | 15:00 UTC | what it waits on>]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -153,6 +154,17 @@ def _why(words: list[str]) -> str:
     if not text or text.lower() in ("please", "pls", "now", "thanks", "thx"):
         return ""
     return f": {text[:300]}"
+
+
+def eta_text(inc: Incident) -> str:
+    """The ETA someone gave ("30 min (by 18:45 UTC)"), "" when none: for the card and the status."""
+    kept = (inc.findings or {}).get("eta") or {}
+    if not kept.get("text"):
+        return ""
+    due = dt.datetime.fromisoformat(kept["due"]) if kept.get("due") else None
+    late = " *overdue*" if due is not None and due < utcnow() else ""
+    return escape(str(kept["text"])[:200]) + (f" (by {slack_clock(due)}{late})" if due else "") + (
+        f", <@{kept['by']}>" if kept.get("by") else "")
 
 
 def _age(inc: Incident) -> str:
@@ -308,6 +320,20 @@ _IMPACT_ASK = re.compile(rf"^\W*(?:what(?:'s|\s+is|\s+was)\s+the\s+(?:customer\s
                          rf"(?:\s+by\s+{_IT})?)\W*$", re.I)
 
 
+# When it should be over, said by whoever works on it: "eta: 30 min", "ETA 15:00 UTC", "set the eta of #113 to 1h",
+# "the eta is about an hour"; asked: "what's the ETA?", "any ETA on #113?", "when will it be fixed?"
+_ETA_SET = re.compile(r"^\W*(?:(?:set|update|change)\s+(?:the\s+)?eta(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)"
+                      r"(?P<id>\d{1,9}))?\s+to\s+|eta(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9}))?"
+                      r"(?:\s*[:=-]\s*|\s+(?=\d|about|around|~|in\b|tomorrow|tonight|unknown))|the\s+eta\s+is\s+)"
+                      r"(?P<text>[^?]\S.*)$", re.I | re.S)
+_ETA_ASK = re.compile(rf"^\W*(?:what(?:'s|\s+is)\s+the\s+eta|(?:is\s+there\s+)?(?:any|an)\s+eta|eta\W*$"
+                      rf"|when\s+(?:will|is|should)\s+{_IT}\s+(?:going\s+to\s+)?(?:be\s+)?(?:fixed|resolved|back|done|over)"
+                      rf"|how\s+long\s+(?:until|till|before)\s+{_IT}\s*(?:'s|\s+is|\s+will\s+be)?\s*(?:fixed|resolved|back"
+                      rf"|over|done))(?:\s+(?:for|of|on)\s+{_IT})?\W*$", re.I)
+_ETA_IN = re.compile(r"^(?:(?:about|around|roughly|approx(?:\.|imately)?|~)\s*)?(?:in\s+)?(\d{1,4})\s*"
+                     r"(m|mins?|minutes?|h|hrs?|hours?)\b", re.I)
+
+
 # Someone else called in: "invite @alice", "bring in @alice and @bob", "add @carla to #113", "loop in @dan"
 _INVITE = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invite|add|bring\s+in|loop\s+in|pull\s+in)"
                      rf"\s+<@{USER_ID}(?:\|[^>]*)?>(?!.*\bas\s+(?:the\s+)?(?:{_ROLE_ALT})\b)", re.I | re.S)
@@ -438,6 +464,11 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "statuspage", f"#{ref.group(1)}" if ref else ""
     if _IMPACT_ASK.match(text):  # "what's the impact?": what was recorded
         return "impact", f"#{ref.group(1)}" if ref else ""
+    if eta := _ETA_SET.match(text):  # "eta: 30 min"
+        said = eta.group("id") or eta.group("id2")
+        return "eta", (f"#{said} " if said else "") + eta.group("text").strip()
+    if _ETA_ASK.match(text):  # "what's the ETA?": the one given, or that none was
+        return "eta", f"#{ref.group(1)}" if ref else ""
     if _INVITE.match(text):  # "bring in @alice and @bob", "add @carla to #113": whoever is mentioned
         return "invite", " ".join([*(f"<@{a or b}>" for a, b in _USER.findall(text)),
                                    *([f"#{ref.group(1)}"] if ref else [])])
@@ -546,6 +577,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
                 or _ROLE_MAKE.match(text) or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
+                or _ETA_SET.match(text) or _ETA_ASK.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
@@ -591,7 +623,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text)
                     or _ROLE_MAKE.match(request.text) or _FOLLOW.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
-                    or _IMPACT_SET.match(request.text) or _MERGE.match(request.text)
+                    or _IMPACT_SET.match(request.text) or _MERGE.match(request.text) or _ETA_SET.match(request.text)
+                    or _ETA_ASK.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
@@ -606,7 +639,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "remind": self._remind, "reminders": self._reminders,
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
                     "service": self._service, "invite": self._invite, "changes": self._changes,
-                    "impact": self._impact, "statuspage": self._statuspage, "work": self._work,
+                    "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
                     "trend": self._trend}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -845,7 +878,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
                     ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc)))
             + ((("Impact", escape(str(impact)[:300])),) if (impact := ((inc.findings or {}).get("impact") or {})
-                                                             .get("text")) else ()),
+                                                             .get("text")) else ())
+            + ((("ETA", eta_text(inc)),) if open_now and eta_text(inc) else ()),
             sections=tuple(sections),
             actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
             + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
@@ -1274,6 +1308,56 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         was = f" (was: {escape(kept.get('text', '')[:200])})" if kept else ""
         return self._done(inc, f"Impact of incident #{inc.id} recorded: {escape(text)}{was}. It is on the card and "
                           "will be in the postmortem.")
+
+    def _eta(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """When it should be over, as whoever works on it said ("eta: 30 min": by 18:45 UTC): on the card, the
+        status and the timeline; asked, said back with how much is left, or that nobody gave one and the last
+        update."""
+        words = rest.split()
+        # "eta 113 30 min" / "#113 30 min": the incident first; "30 min" alone: the incident here, in 30 minutes
+        lead = words[:1] if words and (words[0].startswith("#") or (_ID.match(words[0]) and not _ETA_IN.match(
+            " ".join(words[:2])))) else []
+        inc, _ = self._target(s, request, lead)
+        text = mask_secrets(" ".join(words[len(lead):])).strip()
+        if len(text) > 200:
+            raise SkillError("An ETA is a time or a span (`eta: 30 min`, `eta: 15:00 UTC`, `eta: unknown, waiting on "
+                             f"the vendor`), at most 200 characters; this is {len(text)}.")
+        kept = (inc.findings or {}).get("eta") or {}
+        now = utcnow()
+        if not text:
+            if inc.status == "resolved":
+                return self._done(inc, f"Incident #{inc.id} is resolved ({slack_clock(inc.resolved_at or now)}).")
+            last = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(
+                ("note", "update"))).order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(1)).first()
+            since = (f" Last update {duration((now - last.at).total_seconds())} ago: "
+                     f"{esc_keep_users(last.text[:200]).rstrip('.')}." if last is not None
+                     else " No update posted yet.")
+            if not kept:
+                who = f"<@{inc.assignee}>" if inc.assignee else "Whoever takes it"
+                return self._done(inc, f"No ETA given for incident #{inc.id} ({inc.status}, SEV{inc.severity}).{since}"
+                                  f" {who} can set one under its card: `eta: 30 min`.")
+            due = dt.datetime.fromisoformat(kept["due"]) if kept.get("due") else None
+            left_s = (due - now).total_seconds() if due else None
+            when = ("" if due is None else f" (by {slack_clock(due)}: {duration(left_s)} left)" if left_s >= 0
+                    else f" (by {slack_clock(due)}: *overdue* by {duration(-left_s)})")
+            return self._done(inc, f"ETA of incident #{inc.id}: {escape(kept.get('text', ''))}{when}, given by "
+                              f"<@{kept.get('by')}> {slack_clock(dt.datetime.fromisoformat(kept['at']))}.{since}")
+        if inc.status == "resolved":
+            raise SkillError(f"Incident #{inc.id} is resolved: no ETA to give.")
+        m = _ETA_IN.match(text)
+        due = (now + dt.timedelta(minutes=int(m.group(1)) * (60 if m.group(2).lower().startswith("h") else 1))
+               if m else None)
+        if due is not None and due - now > dt.timedelta(days=7):
+            raise SkillError("An ETA over a week away is not an ETA: say what it waits on instead (`eta: unknown, "
+                             "waiting on the vendor`).")
+        inc.findings = {**(inc.findings or {}), "eta": {"text": text, "by": request.user_id, "at": now.isoformat(),
+                                                        "due": due.isoformat() if due else None}}
+        by = f" (by {slack_clock(due)})" if due else ""
+        s.add(TimelineEvent(incident_id=inc.id, at=now, kind="eta", text=f"ETA: {text}{by}", actor=request.user_id,
+                            key=True))
+        was = f" (was: {escape(kept.get('text', '')[:100])})" if kept else ""
+        return self._done(inc, f"ETA of incident #{inc.id}: {escape(text)}{by}{was}. It is on the card and in its "
+                          "status.")
 
     def _changes(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """What changed on its service and what it depends on, from 6 hours before it opened (skills/changes.py)."""

@@ -368,3 +368,29 @@ def test_declaring_in_words_roles_by_request_and_a_reminder_naming_its_incident(
     with live.db.session() as s:
         (job,) = s.scalars(select(Job).where(Job.kind == "incident.reminder")).all()
         assert job.payload["incident_id"] == pay and job.payload["mention"] == "<@U0ALICE>"
+
+
+def test_an_eta_is_given_shown_on_the_card_and_said_back_with_what_is_left(live: Live) -> None:
+    """"What's the ETA?" and "when will it be fixed?" went to the knowledge base ("I don't know"), and "eta: 30 min"
+    was read as incident #30. An ETA is now given under the card (or by number), kept on the timeline, shown on the
+    card and in the status, and said back with the time left (or that nobody gave one, with the last update)."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"what's the ETA for #{inc.id}?")
+    assert f"No ETA given for incident #{inc.id} (open, SEV2). No update posted yet." in said, said
+    _say(live, "note: failing over to the replica", channel=inc.channel_id, thread=inc.card_ts)
+    said = _say(live, "eta: 30 min", channel=inc.channel_id, thread=inc.card_ts)
+    assert f"ETA of incident #{inc.id}: 30 min (by " in said, said
+    for q in ("what's the ETA?", "when will it be fixed?", "any ETA?"):
+        said = _say(live, q, channel=inc.channel_id, thread=inc.card_ts)
+        assert f"ETA of incident #{inc.id}: 30 min (by " in said and "min left), given by <@U0BOB>" in said, said
+        assert "Last update 0 min ago: Note by <@U0BOB>: failing over to the replica." in said, said
+    live.drain(due_within_s=60)
+    card = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id][-1]
+    assert "*ETA*" in json.dumps(card.args) and "30 min (by" in json.dumps(card.args), card.args
+    said = _say(live, f"set the eta of #{inc.id} to unknown, waiting on the vendor")
+    assert "unknown, waiting on the vendor (was: 30 min)" in said, said
+    assert _events(live, inc.id, "eta")[-1] == "ETA: unknown, waiting on the vendor"
+    said = _say(live, "status", channel=inc.channel_id, thread=inc.card_ts)
+    assert "*ETA*: unknown, waiting on the vendor, <@U0BOB>" in said, said
+    said = _say(live, f"eta for #{inc.id}: in 9999 hours")
+    assert "over a week away is not an ETA" in said, said
