@@ -74,7 +74,7 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta")
+          "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta", "unassign")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -98,7 +98,8 @@ _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
-          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident note|update [id] <text>`, "
+          "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident unassign [id]`, "
+          "`/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine] [sev1-4] [service or team]`, "
           "`/incident stats [days] [service or team]`, `/incident timeline [id] [key] [last 2h]`, "
           "`/incident handover [hours] [service or team]`, "
@@ -135,7 +136,7 @@ def _period_days(text: str) -> int:
 
 # Verbs that change an incident (or page people): only full members of the workspace may use them.
 _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "mitigate", "resolve", "close",
-                           "reopen", "take", "role", "rename", "service"})
+                           "reopen", "take", "role", "rename", "service", "unassign"})
 
 
 # where a reason starts after a team named ("to storage because ...", "to storage: ...", "to storage - ...")
@@ -203,9 +204,17 @@ _STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been|when\s+did\s
                           r"|when\s+was\s+the\s+last\s+(?:update|note|change)|(?:the\s+)?last\s+update\W*$"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
-_HANDOFF = re.compile(r"^\W*(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?)\s+"
+_HANDOFF = re.compile(r"^\W*(?:(?:please\s+)?(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?|give|giving"
+                      r"|transfer(?:ring)?|reassign(?:ing)?))\s+"
                       r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
                       rf"<@{USER_ID}(?:\|[^>]*)?>", re.I)
+# Nobody on it any more: "unassign #113", "unassign me", "I'm off this", "I'm stepping off #113", "I can't work on
+# this anymore" (they went to routing, which suggested who should take it, and changed nothing)
+_UNASSIGN = re.compile(r"^\W*(?:(?:please\s+)?unassign(?:\s+me(?:\s+from)?)?(?:\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)"
+                       r"(?P<id>\d{1,9})))?|i'?m\s+(?:off|stepping\s+(?:off|away\s+from|back\s+from)|dropping|"
+                       r"letting\s+go\s+of)(?:\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9})))?"
+                       r"|i\s+(?:can(?:'|no)?t|cannot)\s+(?:work\s+on|take|keep)\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)"
+                       r"(?P<id3>\d{1,9}))(?:\s+any\s*more)?)\W*(?:[,;:-].*)?$", re.I | re.S)
 # Incident roles: the commander is the assignee; the others are kept on the incident (findings["roles"]).
 ROLES = {"commander": "Commander", "comms": "Comms", "scribe": "Scribe", "ops": "Ops"}
 _ROLE_WORDS = {"incident commander": "commander", "commander": "commander", "ic": "commander",
@@ -441,6 +450,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "role", f"{role.group('role')} {who}" + (f" #{role.group('id')}" if role.group("id") else "")
     if _ROLE_ASK.match(text) and ref is None:
         return "who", ""
+    if unassign := _UNASSIGN.match(text):  # "I'm off this", "unassign #113"
+        said = unassign.group("id") or unassign.group("id2") or unassign.group("id3")
+        me = not re.match(r"^\W*(?:please\s+)?unassign(?!\s+me\b)", text, re.I)  # "I'm off this": only if it is me
+        return "unassign", " ".join((["me"] if me else []) + ([f"#{said}"] if said else []))
     handoff = _HANDOFF.match(text)
     if handoff:  # "handing this over to @bob": the new assignee (and the number, when one follows the verb)
         who = " ".join(f"<@{a or b}>" for a, b in _USER.findall(text)[:1])
@@ -574,7 +587,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if surely_said(text) or (INCIDENT_REF.search(text) and said_as_command(text)):  # "move this to dns"
             return 0.85
         if (_NOTE.match(text) or _ROOT_CAUSE.match(text) or _SEV_HERE.match(text) or _WHO_HERE.match(text)
-                or _HANDOFF.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text) or _ROLE_OTHER.match(text)
+                or _HANDOFF.match(text) or _UNASSIGN.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text)
+                or _ROLE_OTHER.match(text)
                 or _ROLE_MAKE.match(text) or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _ETA_SET.match(text) or _ETA_ASK.match(text)
@@ -621,7 +635,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             if (verb not in _VERBS or _FREE_NEW.search(request.text) or _FREE_VERB.match(request.text)
                     or _TAKE.match(request.text) or _NOTE.match(request.text) or _DUPLICATE.match(request.text)
                     or _ROLE_SELF.match(request.text) or _ROLE_OTHER.match(request.text)
-                    or _ROLE_MAKE.match(request.text) or _FOLLOW.match(request.text)
+                    or _ROLE_MAKE.match(request.text) or _FOLLOW.match(request.text) or _UNASSIGN.match(request.text)
+                    or _HANDOFF.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _IMPACT_SET.match(request.text) or _MERGE.match(request.text) or _ETA_SET.match(request.text)
                     or _ETA_ASK.match(request.text)
@@ -631,7 +646,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
                     "status": self._status, "sev": self._sev, "escalate": self._escalate, "assign": self._assign,
-                    "mitigate": self._mitigate, "resolve": self._resolve, "close": self._resolve,
+                    "unassign": self._unassign, "mitigate": self._mitigate, "resolve": self._resolve,
+                    "close": self._resolve,
                     "reopen": self._reopen, "take": self._take, "list": self._list, "note": self._note,
                     "update": self._update,
                     "who": self._who, "stats": self._stats, "timeline": self._timeline,
@@ -1006,6 +1022,24 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         self._event(s, inc, "assign", f"Assigned to <@{user}> by <@{request.user_id}>", request.user_id)
         return self._done(inc, f"Incident #{inc.id} is assigned to <@{user}>.", invite=[user],
                           follow_up_jobs=pagerduty_jobs(s, ctx.settings, inc, "assign", user, request.user_id))
+
+    def _unassign(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Nobody on it any more ("I'm off this"): said on the timeline, and who could take it next, so it does not
+        sit with nobody unnoticed (the ack reminders count it as unassigned again)."""
+        words = rest.split()
+        me = bool(words) and words[0].lower() == "me"
+        inc, _ = self._target(s, request, words[1:] if me else words)
+        if inc.assignee is None:
+            return self._done(inc, f"Nobody is on incident #{inc.id}.")
+        if me and inc.assignee != request.user_id:  # "I'm off this" said by someone else: not theirs to drop
+            return self._done(inc, f"You are not on incident #{inc.id}: <@{inc.assignee}> is. To take them off, "
+                              f"`/incident unassign {inc.id}`.")
+        was = inc.assignee
+        inc.assignee = None
+        self._event(s, inc, "assign", f"Unassigned (was <@{was}>) by <@{request.user_id}>", request.user_id)
+        nxt = "" if inc.status == "resolved" else (
+            " Who takes it? Say \"I'm on it\" under its card, or ask \"who should take this?\" for suggestions.")
+        return self._done(inc, f"Incident #{inc.id} has nobody on it now (was <@{was}>).{nxt}")
 
     def _mitigate(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """The impact is over, the cause maybe not: the clock for time-to-mitigate stops here."""

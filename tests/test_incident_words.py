@@ -394,3 +394,28 @@ def test_an_eta_is_given_shown_on_the_card_and_said_back_with_what_is_left(live:
     assert "*ETA*: unknown, waiting on the vendor, <@U0BOB>" in said, said
     said = _say(live, f"eta for #{inc.id}: in 9999 hours")
     assert "over a week away is not an ETA" in said, said
+
+
+def test_reassigning_giving_and_dropping_an_incident_in_words(live: Live) -> None:
+    """"Reassign #113 to @carla" and "unassign #113" went to routing, which suggested someone and changed nothing;
+    "give #113 to @alice" got the help; "I'm off this" under the card was not understood."""
+    from knowledge.models import Incident
+
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+
+    def assignee() -> str | None:
+        with live.db.session() as s:
+            return s.get(Incident, inc.id).assignee
+
+    assert f"Incident #{inc.id} is assigned to <@U0ALICE>" in _say(live, f"give #{inc.id} to <@U0ALICE>")
+    assert assignee() == "U0ALICE"
+    assert f"Incident #{inc.id} is assigned to <@U0CARLA>" in _say(live, f"reassign #{inc.id} to <@U0CARLA>")
+    assert assignee() == "U0CARLA"
+    said = _say(live, "I'm off this", channel=inc.channel_id, thread=inc.card_ts, user="U0BOB")  # not Bob's
+    assert "You are not on incident" in said and assignee() == "U0CARLA", said
+    said = _say(live, "I'm off this, handing back", channel=inc.channel_id, thread=inc.card_ts, user="U0CARLA")
+    assert f"Incident #{inc.id} has nobody on it now (was <@U0CARLA>)" in said and assignee() is None, said
+    _say(live, f"assign #{inc.id} to me", user="U0ALICE")
+    said = _say(live, f"unassign #{inc.id}", user="U0BOB")
+    assert "nobody on it now (was <@U0ALICE>)" in said and assignee() is None, said
+    assert any("Unassigned (was <@U0ALICE>) by <@U0BOB>" in t for t in _events(live, inc.id, "assign"))
