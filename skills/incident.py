@@ -82,7 +82,8 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
                           # "show me #101", "show incident 101" (not "show the runbooks for #101")
                           r"|^\W*(?:show|display)(?:\s+me)?\s+(?:the\s+)?(?:#|inc(?:ident)?\b[-\s#]*)\d", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
-_STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
+_STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])(?:'?s)?\b(?:\s+incidents)?)"
+                    r"|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
                     # "has payments-api had incidents this month?", "did platform have any incidents last week?"
                     r"|(?:has|have|did)\s+[\w\s,&-]{1,80}?\s+(?:had|have)\s+(?:any\s+)?incidents\b"
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve))"
@@ -92,6 +93,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+incidents|incident\s+(?:stats|statisti
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
+                          r"(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])(?:'?s)?|"
                           r"this|last|past|the|in|on|for|of|over|by|and|teams?|services?|incidents?|month|quarter|"
                           r"year|week)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
@@ -1576,13 +1578,19 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                                  "30 days | this month] [service or team]`.")  # it was ignored: every service
         if scope is not None:
             where.append(Incident.service_name.in_(scope.services))
+        # "how many sev1s this quarter?", "/incident stats sev1 sev2 30d": those severities only
+        levels = sorted({level for w in re.findall(r"\b(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])(?=s\b|'s\b|\b)", rest, re.I)
+                         if (level := severity_word(w.replace(" ", "").replace("-", ""))) is not None})
+        if levels:
+            where.append(Incident.severity.in_(levels))
         every = s.scalars(select(Incident).where(*where).order_by(Incident.id)).all()
         rows = [r for r in every if not (r.findings or {}).get("closed_as")]
         skipped = Counter(str((r.findings or {}).get("closed_as")) for r in every if r not in rows)
         aside = " (not counted: " + ", ".join(f"{n} {'false alarm' if k == 'false_alarm' else k}{'s' * (n > 1)}"
                                              for k, n in sorted(skipped.items())) + ")" if skipped else ""
         span = ("the last 24 hours" if days == 1 else f"the last {days} days") + (
-            f" {escape(scope.label)}" if scope else "")
+            f" {escape(scope.label)}" if scope else "") + (
+            f" at {' or '.join(f'SEV{v}' for v in levels)}" if levels else "")
         if not rows and skipped:
             return SkillResult(title="Incident stats", summary=f"No incidents in {span}{aside}.")
         if not rows:

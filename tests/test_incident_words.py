@@ -419,3 +419,19 @@ def test_reassigning_giving_and_dropping_an_incident_in_words(live: Live) -> Non
     said = _say(live, f"unassign #{inc.id}", user="U0BOB")
     assert "nobody on it now (was <@U0ALICE>)" in said and assignee() is None, said
     assert any("Unassigned (was <@U0ALICE>) by <@U0BOB>" in t for t in _events(live, inc.id, "assign"))
+
+
+def test_how_many_incidents_of_a_severity(live: Live) -> None:
+    """"How many sev1s this quarter?" went to the knowledge base ("I don't know"); `/incident stats sev1` refused the
+    word. Counted now, at the severities named, over the period said."""
+    open_incidents(live, "payments-api 503 errors at checkout sev2", "checkout down sev1", "ingest slow sev3")
+    said = _say(live, "how many sev1s this quarter?")
+    assert "1 incident(s) in the last 90 days at SEV1, 1 still open" in said and "By severity: SEV1 1" in said, said
+    said = _say(live, "how many sev1 and sev2 incidents this month?")
+    assert "2 incident(s) in the last 30 days at SEV1 or SEV2" in said, said
+    said = _say(live, "how many P1s this week for storage?")
+    assert "No incidents in the last 7 days on the storage team's services at SEV1" in said, said
+    assert live.driver.command("/incident", "stats sev1 30d", user="U0BOB", channel="C0OPS").status_code == 200
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "1 incident(s) in the last 30 days at SEV1" in said, said
