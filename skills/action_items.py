@@ -135,7 +135,12 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
     from knowledge.people import scope_in_text
 
     words = set(re.findall(r"[\w-]+", text.lower()))
-    mine, every = bool({"mine", "my", "me"} & words), "all" in words
+    # one incident's ("what were the action items from #101?", `/postmortem actions 101`): done ones too
+    ref = re.search(r"(?:#|\binc(?:ident)?[-\s#]*)(\d{1,9})\b", text, re.I) or (
+        re.search(r"(?:^|\s)(\d{1,9})(?=\s|$)", text) if strict else None)
+    only = int(ref.group(1)) if ref else None
+    words -= {w for w in words if w.isdigit()} | {"inc", "incident", "from", "were", "what", "which", "show", "list"}
+    mine, every = bool({"mine", "my", "me"} & words), "all" in words or only is not None
     late, unowned = bool({"overdue", "late", "past"} & words), bool({"unassigned", "unowned", "ownerless"} & words)
     if mine and not user:
         raise SkillError("`mine` needs to know who you are: ask in Slack.")
@@ -150,8 +155,13 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
         raise SkillError(f"I cannot filter action items by `{esc(' '.join(sorted(unread))[:60])}`: "
                          "`/postmortem actions [mine] [all] [overdue] [unassigned] [service or team]`.")
     lines, open_count, done_count, now = [], 0, 0, utcnow()
+    if only is not None and not any(r.incident_id == only for r in rows):
+        return SkillResult(title="Action items", ephemeral=True, summary=(
+            f"Incident #{only} has no postmortem yet, so no action items: `/postmortem draft {only}` writes one from "
+            "its channel, where the follow-ups people named are found."))
     for row in rows:
-        if scope is not None and service_of.get(row.incident_id) not in scope.services:
+        if (scope is not None and service_of.get(row.incident_id) not in scope.services) or (
+                only is not None and row.incident_id != only):
             continue
         for n, item in enumerate((row.fields or {}).get("action_items") or [], start=1):
             if (mine and item.get("owner") != user) or (unowned and item.get("owner")):
@@ -171,7 +181,7 @@ def listing(s: Session, text: str, *, user: str | None, strict: bool = False) ->
                          f"{'; ' + when if when else ''}; postmortem of #{row.incident_id} [{row.status}], "
                          f"{duration((now - row.created_at).total_seconds())} old){state}")
     which = (" of yours" if mine else "") + (" with no owner" if unowned else "") + (
-        f" {esc(scope.label)}" if scope else "")
+        f" {esc(scope.label)}" if scope else "") + (f" of incident #{only}" if only is not None else "")
     kind = "overdue action item" if late else "open action item"
     if not lines:
         none = ("No overdue action items" if late else "No open action items") if not every else "No action items"

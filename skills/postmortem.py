@@ -48,9 +48,13 @@ _ID = re.compile(r"^(?:#|inc-?)?(\d{1,9})$", re.I)
 _VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "unpublish",
           "withdraw")  # "actions", "done": see run
 # "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
-_ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are)?)\s+)?"
+_ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are|\s+were)?)\s+)?"
                             r"(?:(?:the|my|our|all|open|overdue|late|unassigned)\s+)*"
                             r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)
+# "what did we learn from #101?", "lessons learned from #101": its postmortem (it went to the knowledge base)
+_LEARNED = re.compile(r"^\W*(?:what\s+(?:did|have)\s+we\s+learn(?:ed|t)?|(?:what\s+(?:were|are)\s+the\s+)?lessons?"
+                      r"(?:\s+(?:learned|learnt))?)\s+(?:from|in|of|on|about)\s+(?:incident\s+)?(?:#|inc-?)\d{1,9}\b",
+                      re.I)
 # "109.2 is done", "mark 109.2 done", "done with action item #109.2"
 _DONE_SAID = re.compile(r"^\W*(?:(?:mark(?:ed)?|close[ds]?|finished|completed|done(?:\s+with)?)\s+(?:action\s+item\s+)?"
                         r"(?P<a>#?\d{1,9}\.\d{1,3})\b|(?:action\s+item\s+)?(?P<b>#?\d{1,9}\.\d{1,3})\s+(?:is\s+)?"
@@ -142,7 +146,7 @@ class PostmortemSkill(BaseSkill):
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
         low = text.lower()
-        if any(p.match(text) for p in (_ACTIONS_ASKED, _DONE_SAID, _ASSIGN_SAID, _DUE_SAID, _ADD_SAID)):
+        if any(p.match(text) for p in (_ACTIONS_ASKED, _DONE_SAID, _ASSIGN_SAID, _DUE_SAID, _ADD_SAID, _LEARNED)):
             return 0.85
         return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
 

@@ -341,6 +341,15 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     asked = say("C0AI", "what action items are open?", command="")
     assert f"*{iid}.2* add a CI check" in asked and f"*{iid}.1*" not in asked
     assert f"closed *{iid}.3* alert on connection saturation" in say("C0AI", f"{iid}.3 is done", command="")
+    # one incident's, done ones too (they went to the knowledge base: "I don't know"); "what did we learn": its
+    # postmortem
+    of_one = say("C0AI", f"what were the action items from #{iid}?", command="")
+    assert f"1 open action item(s) of incident #{iid}, 2 done" in of_one and f"*{iid}.1*" in of_one
+    assert "~done by <@U0IRIS>~" in of_one
+    assert f"of incident #{iid}" in say("C0AI", f"actions {iid}")
+    assert "has no postmortem yet, so no action items" in say("C0AI", "action items for #99999", command="")
+    learned = say("C0AI", f"what did we learn from #{iid}?", command="")
+    assert f"Postmortem for incident #{iid}" in learned, learned
     shown = say("C0AI", f"is the postmortem of #{iid} done?", command="")  # a question: shown, not exported
     assert f"Postmortem for incident #{iid}" in shown and "Open it in the knowledge base" in shown
     # bad references get a clear message and change nothing
