@@ -25,7 +25,7 @@ from knowledge.models import Alert, Incident, TimelineEvent, utcnow
 from knowledge.service_graph import related_lines, related_open
 from skills.base import esc_keep_users, no_bidi, slack_clock
 from skills.changes import change_line
-from skills.incident import ROLES, eta_text, roles_of
+from skills.incident import MAX_LINKS, ROLES, eta_text, link_text, roles_of
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -112,6 +112,8 @@ def render_card(services: Services, incident_id: int) -> tuple[str, list[dict[st
             fields.append(("Impact", cut(esc(str(impact)), 500)))
         if inc.status != "resolved" and (eta := eta_text(inc)):  # when it should be over ("eta: 30 min")
             fields.append(("ETA", eta))
+        if links := findings.get("links"):  # dashboards, the ticket, the bridge ("dashboard: https://...")
+            fields.append(("Links", cut(" · ".join(link_text(x) for x in links[:MAX_LINKS]), 1500)))
         roles = {r: u for r, u in roles_of(inc).items() if r != "commander"}
         if roles:  # the commander is the assignee, shown above
             fields.append(("Roles", " · ".join(f"{ROLES[r]} <@{u}>" for r, u in roles.items())))

@@ -19,6 +19,7 @@ from collections import Counter
 from itertools import groupby
 from statistics import median
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -74,7 +75,8 @@ _ID = re.compile(r"^#?(\d{1,9})[:,.;]?$")  # "resolve #12: rolled back"
 _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
-          "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta", "unassign")
+          "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta", "unassign", "link",
+          "links")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -109,7 +111,8 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident remind [id] me|us|@user in <20m|1h> <what>`, `/incident rename [id] <title>`, "
           "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`, "
           "`/incident impact [id] [<who or what is affected>]`, `/incident statuspage [id]`, "
-          "`/incident eta [id] [<30 min | 15:00 UTC | what it waits on>]`")
+          "`/incident eta [id] [<30 min | 15:00 UTC | what it waits on>]`, "
+          "`/incident link [id] [<url or PAY-123> [label]]`")
 
 
 def _minutes(minutes: float) -> str:
@@ -157,6 +160,14 @@ def _why(words: list[str]) -> str:
     if not text or text.lower() in ("please", "pls", "now", "thanks", "thx"):
         return ""
     return f": {text[:300]}"
+
+
+def link_text(item: dict[str, Any]) -> str:
+    """One kept link for Slack: ``<url|label>`` (an address's ``|`` and ``>`` escaped), or a ticket key as code."""
+    url, label = str(item.get("url") or ""), escape(str(item.get("label") or "").replace("|", "/"))
+    if url.startswith(("http://", "https://")):
+        return f"<{url.replace('|', '%7C').replace('>', '%3E')}|{label or escape(url[:60])}>"
+    return f"`{escape(url)}`" + (f" {label}" if label else "")
 
 
 def eta_text(inc: Incident) -> str:
@@ -345,6 +356,22 @@ _ETA_IN = re.compile(r"^(?:(?:about|around|roughly|approx(?:\.|imately)?|~)\s*)?
                      r"(m|mins?|minutes?|h|hrs?|hours?)\b", re.I)
 
 
+# Links people work from, kept on the card: "link PAY-123 to #113", "add https://grafana/d/x to #113", under the
+# card "dashboard: https://grafana/d/x", "bridge https://meet/abc", "jira PAY-123"; "links?" lists them
+_LINK_WHAT = r"(?P<what><https?://[^>\s|]+(?:\|[^>]*)?>|https?://\S+|[A-Z][A-Z0-9]{1,9}-\d{1,7})"
+_LINK_KIND = (r"dashboards?|grafana|graphs?|logs?|kibana|jira|tickets?|issues?|pr|pull\s+request|docs?|document|"
+              r"runbook|traces?|zoom|meet|bridge|call|sentry|status\s+page|slack\s+thread|thread|notes|spreadsheet")
+_LINK_SET = re.compile(
+    rf"^\W*(?:(?:please\s+)?(?:link|attach|add)\s+(?:(?:the\s+)?(?P<kind>{_LINK_KIND})\s+)?{_LINK_WHAT}"
+    r"(?:\s+(?:to|on|for)\s+(?:incident\s+)?(?:#|inc-?)(?P<id>\d{1,9}))?(?:\s*[:,-]\s*(?P<label>\S.{0,80}))?"
+    rf"|(?P<kind2>{_LINK_KIND})(?:\s+(?:for|of)\s+(?:#|inc-?)(?P<id2>\d{{1,9}}))?\s*(?:[:=-]\s*|\s+)"
+    rf"{_LINK_WHAT.replace('what', 'what2')})\W*$", re.I)
+_LINKS_ASK = re.compile(rf"^\W*(?:links|dashboards|(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?"
+                        rf"(?:links|dashboards)(?:\s+(?:for|on|of)\s+{_IT})?|where(?:'s|\s+is|\s+are)\s+the\s+"
+                        rf"(?:dashboards?|bridge|zoom|call|ticket|links?)(?:\s+(?:for|on|of)\s+{_IT})?)\W*$", re.I)
+MAX_LINKS = 20
+
+
 # Someone else called in: "invite @alice", "bring in @alice and @bob", "add @carla to #113", "loop in @dan"
 _INVITE = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invite|add|bring\s+in|loop\s+in|pull\s+in)"
                      rf"\s+<@{USER_ID}(?:\|[^>]*)?>(?!.*\bas\s+(?:the\s+)?(?:{_ROLE_ALT})\b)", re.I | re.S)
@@ -484,6 +511,13 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "eta", (f"#{said} " if said else "") + eta.group("text").strip()
     if _ETA_ASK.match(text):  # "what's the ETA?": the one given, or that none was
         return "eta", f"#{ref.group(1)}" if ref else ""
+    if link := _LINK_SET.match(text):  # "dashboard: https://...", "link PAY-123 to #113"
+        said = link.group("id") or link.group("id2")
+        kind = (link.group("kind") or link.group("kind2") or "").lower()
+        label = link.group("label") or kind
+        return "link", (f"#{said} " if said else "") + f"{link.group('what') or link.group('what2')} {label}".strip()
+    if _LINKS_ASK.match(text):  # "links?", "where's the dashboard?"
+        return "link", f"#{ref.group(1)}" if ref else ""
     if _INVITE.match(text):  # "bring in @alice and @bob", "add @carla to #113": whoever is mentioned
         return "invite", " ".join([*(f"<@{a or b}>" for a, b in _USER.findall(text)),
                                    *([f"#{ref.group(1)}"] if ref else [])])
@@ -593,7 +627,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _ROLE_OTHER.match(text)
                 or _ROLE_MAKE.match(text) or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
-                or _ETA_SET.match(text) or _ETA_ASK.match(text)
+                or _ETA_SET.match(text) or _ETA_ASK.match(text) or _LINK_SET.match(text) or _LINKS_ASK.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
@@ -641,7 +675,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _HANDOFF.match(request.text)
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _IMPACT_SET.match(request.text) or _MERGE.match(request.text) or _ETA_SET.match(request.text)
-                    or _ETA_ASK.match(request.text)
+                    or _ETA_ASK.match(request.text) or _LINK_SET.match(request.text) or _LINKS_ASK.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
@@ -658,6 +692,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
                     "service": self._service, "invite": self._invite, "changes": self._changes,
                     "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
+                    "link": self._link, "links": self._link,
                     "trend": self._trend}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -1394,6 +1429,42 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         was = f" (was: {escape(kept.get('text', '')[:100])})" if kept else ""
         return self._done(inc, f"ETA of incident #{inc.id}: {escape(text)}{by}{was}. It is on the card and in its "
                           "status.")
+
+    def _link(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """A link people work from (a dashboard, the ticket, the bridge): on the card and the timeline; none given,
+        the incident's links."""
+        words = rest.split()
+        lead = words[:1] if words and (words[0].startswith("#") or _ID.match(words[0])) else []
+        inc, _ = self._target(s, request, lead)
+        words = words[len(lead):]
+        kept = list((inc.findings or {}).get("links") or [])
+        if not words:
+            if not kept:
+                return self._done(inc, f"No links on incident #{inc.id} yet. Under its card: `dashboard: <url>`, "
+                                  f"`jira PAY-123`, or `/incident link {inc.id} <url> [label]`.")
+            return self._done(inc, f"Links of incident #{inc.id}: " + " · ".join(link_text(x) for x in kept))
+        target = words[0].strip("<>").split("|", 1)[0]
+        label = mask_secrets(" ".join(words[1:]) or (words[0].strip("<>").split("|", 1) + [""])[1]).strip()[:80]
+        if target.lower().startswith(("http://", "https://")):
+            try:
+                parts = urlsplit(target)
+            except ValueError:
+                parts = None
+            if parts is None or not parts.netloc or len(target) > 1000:
+                raise SkillError("That link cannot be read: an http(s) address, or a ticket key like `PAY-123`.")
+            target = mask_secrets(target)
+        elif not re.fullmatch(r"[A-Z][A-Z0-9]{1,9}-\d{1,7}", target):
+            raise SkillError("A link is an http(s) address or a ticket key like `PAY-123`: "
+                             f"`/incident link {inc.id} <url> [label]`.")
+        if any(x.get("url") == target for x in kept):
+            return self._done(inc, f"Incident #{inc.id} already has that link.")
+        if len(kept) >= MAX_LINKS:
+            raise SkillError(f"Incident #{inc.id} has {MAX_LINKS} links already: put the rest in a note.")
+        item = {"url": target, "label": label, "by": request.user_id, "at": utcnow().isoformat()}
+        inc.findings = {**(inc.findings or {}), "links": [*kept, item]}
+        self._event(s, inc, "link", f"Link added by <@{request.user_id}>: {label + ' ' if label else ''}{target}"[:500],
+                    request.user_id)
+        return self._done(inc, f"Linked to incident #{inc.id}: {link_text(item)}. It is on the card.")
 
     def _changes(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """What changed on its service and what it depends on, from 6 hours before it opened (skills/changes.py)."""

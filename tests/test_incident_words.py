@@ -435,3 +435,30 @@ def test_how_many_incidents_of_a_severity(live: Live) -> None:
     live.drain()
     said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
     assert "1 incident(s) in the last 30 days at SEV1" in said, said
+
+
+def test_links_are_kept_on_the_card_and_listed(live: Live) -> None:
+    """"Link PAY-123 to #113", "dashboard: <url>" under the card and "where's the dashboard?" got the help or "I did
+    not act on that". A link (an http(s) address or a ticket key) is kept once, on the card and the timeline."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    assert f"Linked to incident #{inc.id}: `PAY-123`" in _say(live, f"link PAY-123 to #{inc.id}")
+    said = _say(live, f"add <https://grafana.example.com/d/abc> to #{inc.id}: error rates")
+    assert "<https://grafana.example.com/d/abc|error rates>" in said, said
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    assert "<https://meet.example.com/x|bridge>" in _say(live, "bridge <https://meet.example.com/x>", **here)
+    assert "already has that link" in _say(live, "dashboard: <https://grafana.example.com/d/abc>", **here)
+    said = _say(live, "where's the dashboard?", **here)
+    assert (f"Links of incident #{inc.id}: `PAY-123` · <https://grafana.example.com/d/abc|error rates> · "
+            "<https://meet.example.com/x|bridge>") in said, said
+    live.drain(due_within_s=60)
+    card = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id][-1]
+    assert "*Links*" in json.dumps(card.args) and "meet.example.com/x|bridge" in json.dumps(card.args)
+    assert len(_events(live, inc.id, "link")) == 3
+    for bad in ("javascript:alert(1)", "https://", "not-a-key"):
+        assert live.driver.command("/incident", f"link {inc.id} {bad}", user="U0BOB",
+                                   channel="C0OPS").status_code == 200
+        live.drain()
+        said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or []) or \
+            live.standin.messages("C0OPS")[-1].get("text", "")
+        assert "http(s) address or a ticket key" in said or "cannot be read" in said, (bad, said)
+    assert len(_events(live, inc.id, "link")) == 3
