@@ -354,9 +354,9 @@ def set_due(s: Session, ref: str, when: str, *, user: str | None) -> SkillResult
     return SkillResult(title="Action item due date", summary=f"{said} (By mistake? {undo})")
 
 
-_ADD_OWNER = re.compile(r"[\s,;(]*(?:owner\s*:?\s*|assign(?:ed)?\s+to\s+|for\s+)?(?:<@[UW][A-Z0-9]+(?:\|[^>]*)?>|@me)"
+_ADD_OWNER = re.compile(r"[\s,;(]*+(?:owner\s*:?\s*|assign(?:ed)?\s+to\s+|for\s+)?(?:<@[UW][A-Z0-9]+(?:\|[^>]*)?>|@me)"
                         r"[\s,;)]*$", re.I)
-_ADD_DUE = re.compile(r"[\s,;(]*\b(?:by|due(?:\s+(?:by|on))?|before|until)\s+(?P<when>[^,;()]{2,40}?)[\s,;).]*$", re.I)
+_ADD_DUE = re.compile(r"[\s,;(]*+\b(?:by|due(?:\s+(?:by|on))?|before|until)\s+(?P<when>[^,;()]{2,40}?)[\s,;).]*$", re.I)
 
 
 def add_item(s: Session, incident_id: int, text: str, *, user: str | None) -> SkillResult:

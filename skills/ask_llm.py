@@ -220,7 +220,7 @@ def withheld(reply: object) -> str | None:
 
 
 _REASONING_END = re.compile(r"</(?:think|thinking|reasoning)>", re.I)
-_REASONING_START = re.compile(r"\s*<(?:think|thinking|reasoning)>", re.I)
+_REASONING_START = re.compile(r"\s*+<(?:think|thinking|reasoning)>", re.I)
 
 
 def without_reasoning(text: str) -> str:

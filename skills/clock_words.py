@@ -20,8 +20,8 @@ from skills.base import SkillError, esc
 __all__ = ["zone_at", "own_zone", "moment", "Moment", "lookback"]
 
 # a zone after the time: an IANA name, an offset ("UTC+2", "+05:30"), or a word looked up in _ABBREV
-_ZONE = re.compile(r"\s*(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)"
-                   r"|(?P<word>[A-Za-z]{1,5}))\b", re.I)
+_ZONE = re.compile(r"\s*+(?:(?P<iana>[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)|(?:utc|gmt)?\s*+"
+                   r"(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)|(?P<word>[A-Za-z]{1,5}))\b", re.I)
 # what people mean by the abbreviations they write: the place's zone, so "6pm PST" in July is 18:00 Pacific time
 _ABBREV = {"utc": "UTC", "gmt": "UTC", "z": "UTC", "pt": "America/Los_Angeles", "pst": "America/Los_Angeles",
            "pdt": "America/Los_Angeles", "mt": "America/Denver", "mst": "America/Denver",

@@ -145,7 +145,7 @@ _MEMBERS_ONLY = frozenset({"ack", "acknowledge", "sev", "escalate", "assign", "m
 
 
 # where a reason starts after a team named ("to storage because ...", "to storage: ...", "to storage - ...")
-_BECAUSE = re.compile(r"\s*[:;,]\s*|\s+[-\u2014]\s+|\s+(?:because|since|as)\s+", re.I)
+_BECAUSE = re.compile(r"\s*+[:;,]\s*|\s++[-\u2014]\s+|\s++(?:because|since|as)\s+", re.I)  # possessive: linear
 
 
 # "last hour", "last 2h", "last 30 minutes", "past day": a span of the timeline back from now
@@ -198,7 +198,7 @@ _FREE_VERB = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?"
 # The same words first but not about the incident: said back plainly instead of acted on
 _STATE_WORD = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(resolve|close|reopen|mitigate)\b", re.I)
 # A new severity for the incident the message is under: "this is a sev1", "make it sev2", "bump to SEV-1"
-_SEV_HERE = re.compile(r"^\W*(?:(?:this|it)(?:'s|\s+is)(?:\s+now)?(?:\s+an?)?|(?:make|set|bump|raise|lower|move|"
+_SEV_HERE = re.compile(r"^\W*+(?:(?:this|it)(?:'s|\s+is)(?:\s+now)?(?:\s+an?)?|(?:make|set|bump|raise|lower|move|"
                        r"upgrade|downgrade)(?:\s+(?:it|this))?(?:\s+(?:up|down))?(?:\s+to)?|now)?\s*"
                        r"sev(?:erity)?[\s-]?([1-4])(?:\s+(?:incident|issue|outage|problem))?[\s!.]*$", re.I)
 # Who is on it now: "who is the incident commander?", "who's on this?", "who is handling it?"
@@ -270,7 +270,7 @@ _WORK = re.compile(r"^\W*(?:what|which\s+incident)\s+(?:should|can|could)\s+i\s+
 _UNASSIGNED = re.compile(r"^\W*(?:(?:what|which)\s+(?:open\s+)?incidents?\s+(?:has|have|are)\s+"
                          r"(?:nobody|no\s+one|no\s+owner|no\s+assignee|unassigned)|what(?:'s|\s+is)\s+unassigned|(?:list\s+|show\s+(?:me\s+)?)?(?:the\s+)?"
                          r"unassigned(?:\s+incidents)?)\b", re.I)
-_OLDEST = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+are)|which\s+is|show\s+(?:me\s+)?)?\s*(?:the\s+)?"
+_OLDEST = re.compile(r"^\W*+(?:what(?:'s|\s+is|\s+are)|which\s+is|show\s+(?:me\s+)?)?\s*(?:the\s+)?"
                      r"(?:oldest|longest[-\s]running)\s+(?:open\s+)?incidents?\b", re.I)
 # Under the card: "how bad is it?" (its status), "is it getting worse?" (its alerts over the last half hour)
 _HOW_BAD = re.compile(rf"^\W*how\s+bad\s+is\s+{_IT}\W*$", re.I)
@@ -322,6 +322,9 @@ _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|n
 # incident?" ("can you open an incident for ..." is a request)
 _WHETHER = re.compile(r"^\W*(?:should|shall|do|does|did|would|will|must|is|are|how|when|why|what|who|whether|if"
                       r"|can\s+(?:we|i)|could\s+(?:we|i))\b", re.I)
+# Declaring, named with its article ("declare an incident", "open a new incident"): "the oldest open incident" is not
+_DECLARING = re.compile(r"\b(?:open|declare|start|create|raise)\s+(?:an?\s+|new\s+)+"
+                        r"(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\s+)?incident\b", re.I)
 # Said as an order at the start, not asked about: "start an incident: ingest lag growing", "declare a sev1 for
 # checkout", "please open an incident for ingest" (it went to the similar-incident search, which only offered one)
 _DECLARE_NOW = re.compile(r"^\W*(?:(?:please|pls|let'?s|can\s+you|could\s+you)\s+)?(?:open|declare|start|create|raise)"
@@ -439,7 +442,7 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if _ROOT_CAUSE.match(text):  # "root cause was a bad config push"
         return "note", text.strip()
     new = _FREE_NEW.search(text)
-    if new and _WHETHER.match(text):  # "should we declare an incident for the slow dashboards?": asked, not said
+    if new and _WHETHER.match(text) and _DECLARING.search(text):  # "should we declare an incident for ...?": asked
         raise SkillError("I open one when told to: `declare an incident: <title> [sev1-4]` (or `/incident new <title> "
                          "[sev1-4]`). When in doubt, declare it: a SEV4 costs little and can be resolved as a false "
                          "alarm; `/similar <what you see>` shows whether it happened before.")
@@ -616,7 +619,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if _DECLARE_NOW.match(text) and (not text.rstrip().endswith("?") or re.match(
                 r"^\W*(?:please|pls|can\s+you|could\s+you)\b", text, re.I)):
             return 0.92  # above a report's similar-incident search: asked for, so declared
-        if _FREE_NEW.search(text) and _WHETHER.match(text):  # "how do I open an incident?": how to (see _free_text),
+        if _DECLARING.search(text) and _WHETHER.match(text):  # "how do I open an incident?": how to (see _free_text),
             return 0.92  # above the knowledge base's how-to questions
         if _TAKE.match(text) or _DUPLICATE.match(text) or _FALSE_ALARM.match(text):  # "I'm on it", "false alarm"
             return 0.8

@@ -77,7 +77,7 @@ def _templates_csv(report: LogReport) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-_PASTED = re.compile(r"^\W*(\S+\s+){0,4}\[?(FATAL|CRITICAL|ERROR|WARN|WARNING|INFO|DEBUG|PANIC)\]?[:\s]"
+_PASTED = re.compile(r"^\W*+(\S+\s+){0,4}\[?(FATAL|CRITICAL|ERROR|WARN|WARNING|INFO|DEBUG|PANIC)\]?[:\s]"
                      r"|^Traceback \(most recent call last\)|^Exception in thread ")
 
 
