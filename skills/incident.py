@@ -310,7 +310,10 @@ _LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\
                          re.I)
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
 _NOTE = re.compile(r"^\W*(?:(?:(?:please\s+)?(?:post|send|add|write|share|give)\s+(?:an?\s+|the\s+)?)?"
-                   r"(?P<kw>note|update|status\s+update)(?:\s+(?:on\s+|for\s+|to\s+)?"
+                   r"(?P<kw>note|update|status\s+update)"
+                   # "post a status update to the status channel for #113: ..." (the words were read as the status)
+                   r"(?:\s+(?:to|in|on)\s+(?:the\s+)?(?:status|updates?|incident|stakeholders?)(?:\s+channel)?)?"
+                   r"(?:\s+(?:on\s+|for\s+|to\s+)?"
                    r"(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*[:;-]|fyi\b[\s:,-]*)\s*(?P<text>\S.*)$",
                    re.I | re.S)
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"

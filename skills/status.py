@@ -30,7 +30,15 @@ def _gist(error: str | None) -> str:
 _HEALTH = re.compile(r"^\W*(?:is|are)\s+(?:the\s+)?[\w.-]+(?:\s+(?:and|&)\s+[\w.-]+)*(?:\s+(?:team|service)s?)?"
                      r"\s+(?:healthy|ok|okay|up|fine|"
                      r"alright|all\s+right|working|down|broken)\W*$|^\W*how(?:'s|\s+is|\s+are)\s+(?:the\s+)?[\w.-]+"
-                     r"(?:\s+(?:and|&)\s+[\w.-]+)*(?:\s+(?:doing|looking))?\W*$|\bhealth\s+of\b", re.I)
+                     r"(?:\s+(?:and|&)\s+[\w.-]+)*(?:\s+(?:doing|looking))?\W*$|\bhealth\s+of\b"
+                     # "what's happening with payments?", "anything going on with ingest?", "how long has payments-api
+                     # been down?", "who's working on the payments outage?" (they went to the knowledge base)
+                     r"|^\W*what(?:'s|\s+is)\s+(?:happening|going\s+on|up|wrong)\s+(?:with|on|in|at)\s+(?:the\s+)?[\w.-]+"
+                     r"|^\W*(?:is\s+there\s+)?anything\s+(?:going\s+on|happening|wrong|up|broken)\s+(?:with|on|in)\s+"
+                     r"|^\W*how\s+long\s+(?:has|have)\s+(?:the\s+)?[\w.-]+\s+been\s+(?:down|broken|failing|degraded|out"
+                     r"|erroring|slow)"
+                     r"|^\W*who(?:'s|\s+is|\s+are)\s+(?:working\s+on|handling|looking\s+at|fixing)\s+(?:the\s+)?[\w.-]+\s+"
+                     r"(?:outage|incident|issue|problem|errors?)s?\W*$", re.I)
 
 
 class StatusSkill(BaseSkill):

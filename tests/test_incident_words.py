@@ -462,3 +462,23 @@ def test_links_are_kept_on_the_card_and_listed(live: Live) -> None:
             live.standin.messages("C0OPS")[-1].get("text", "")
         assert "http(s) address or a ticket key" in said or "cannot be read" in said, (bad, said)
     assert len(_events(live, inc.id, "link")) == 3
+
+
+def test_what_is_happening_with_a_service_and_a_status_update_said_in_full(live: Live) -> None:
+    """"What's happening with payments?", "anything going on with ingest?", "how long has payments-api been down?",
+    "who's working on the payments outage?" went to the knowledge base (a past postmortem); "post a status update to
+    the status channel for #113: ..." showed the status instead of posting the update."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    for q in ("what's happening with payments?", "how long has payments-api been down?",
+              "who's working on the payments outage?"):
+        said = _say(live, q)
+        assert "Health of" in said and f"*#{inc.id}* SEV2 [open] payments-api 503 errors" in said, (q, said)
+        assert "nobody on it" in said, said
+    said = _say(live, "anything going on with ingest?")
+    assert "Health of ingest" in said and "No open incident on ingest" in said, said
+    said = _say(live, f"post a status update to the status channel for #{inc.id}: investigating the pool")
+    assert f"incident #{inc.id}" in said and "*Status*" not in said, said
+    with live.db.session() as s:
+        notes = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
+                                                      TimelineEvent.kind == "note")).all()
+        assert [n.text.split(": ", 1)[-1] for n in notes] == ["investigating the pool"], [n.text for n in notes]
