@@ -60,6 +60,18 @@ _OVERVIEW = re.compile(
     r"|(?:show\s+(?:me\s+)?)?(?:the\s+)?(?:riskiest\s+services?|risk\s+(?:overview|summary|board|ranking|of\s+all"
     r"(?:\s+services)?)|failure\s+risk\s+(?:overview|of\s+all(?:\s+services)?)))", re.I)
 _OVERVIEW_HOURS = 24
+# One metric of one service, asked: "what's the error rate on payments-api?", "how much memory is kafka using?",
+# "what's the cpu of ingest?" (they went to the knowledge base): its last reported value, and the risk from them
+_METRIC_WORDS = {"cpu": "cpu_usage", "memory": "memory_usage", "mem": "memory_usage", "ram": "memory_usage",
+                 "disk": "disk_usage", "latency": "network_latency_ms", "error rate": "error_count",
+                 "errors": "error_count", "error count": "error_count", "response time": "response_time_ms",
+                 "p99": "response_time_ms", "connections": "active_connections", "conns": "active_connections"}
+_METRIC_ALT = "|".join(re.escape(w).replace("\\ ", r"\s+") for w in sorted(_METRIC_WORDS, key=len, reverse=True))
+_METRIC_ASKED = re.compile(
+    rf"^\W*(?:what(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:current\s+)?(?P<m>{_METRIC_ALT})(?:\s+(?:usage|use|utili[sz]ation))?"
+    rf"\s+(?:on|of|for|at|in)\s+(?:the\s+)?(?P<s>[\w.-]+)"
+    rf"|how\s+(?:much|many)\s+(?P<m2>{_METRIC_ALT})\s+(?:is|are|does|do)\s+(?:the\s+)?(?P<s2>[\w.-]+)\s+(?:using|use|"
+    rf"have|has|getting|throwing))", re.I)
 # a metric said in words: "cpu 95", "cpu at 95%", "memory is 90", "p99 of 2.4s", "errors: 120"
 _SAID = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ALIASES, key=len, reverse=True)) +
                    r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?(?:%|percent\b|ms\b|milliseconds?\b"
@@ -145,6 +157,8 @@ class RiskSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
+        if _METRIC_ASKED.match(text):  # "what's the error rate on payments-api?"
+            return 0.8
         return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) or _OVERVIEW.match(text) else 0.0,
                    super().score(text))
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
@@ -167,6 +181,8 @@ class RiskSkill(BaseSkill):
         if (request.source == "command" and text.lower() in ("all", "overview", "top")) or (
                 request.source != "command" and _OVERVIEW.match(text)):
             return self._overview(ctx)
+        if request.source != "command" and (m := _METRIC_ASKED.match(text)):  # "what's the error rate on X?"
+            return self._metric(ctx, m.group("m") or m.group("m2"), m.group("s") or m.group("s2"), text)
         # "cpu 95", "cpu at 95%", "memory is 90", "latency 2 seconds" are name=value parts (they were dropped: its
         # last metrics answered instead), in a command too
         text = _SAID.sub(lambda m: m.group(1) + "=" + "".join(m.group(2).split()), text)
@@ -219,6 +235,27 @@ class RiskSkill(BaseSkill):
         card = self._card(a, service, last.incident_id, window)
         return dataclasses.replace(card, summary=f"From the metrics {service} last reported ({ago} ago, via "
                                    f"{last.source}):{stale} " + card.summary)
+
+    def _metric(self, ctx: SkillContext, word: str, named: str, text: str) -> SkillResult:
+        """One metric a service last reported (alert, API or command), with its age, then the risk those metrics
+        give (the ``/risk <service>`` card)."""
+        metric = _METRIC_WORDS[" ".join(word.lower().split())]
+        with ctx.db.session() as s:
+            found = services_in_text(session=s, text=named) or [named.lower()]
+            rows = recent_readings(s, service_name=found[0], limit=1)
+        if not rows or not isinstance(rows[-1].inputs, dict) or not rows[-1].inputs:
+            raise RiskInputError(f"I have no metrics from {esc(found[0])} yet: I read the values alerts carry, "
+                                 f"`POST /api/v1/risk` and `/risk {esc(found[0])} cpu=.. mem=..`; your dashboards have "
+                                 "the live ones.")
+        last, m = rows[-1], BY_NAME[metric]
+        ago = duration((utcnow() - last.created_at).total_seconds())
+        value = last.inputs.get(metric)
+        said = (f"*{m.label}* of {esc(found[0])}: *{value:g} {m.unit}*, last reported {ago} ago via "
+                f"{esc(last.source)}" if isinstance(value, int | float) else
+                f"{esc(found[0])} did not report its {m.label} ({ago} ago via {esc(last.source)}: "
+                f"{', '.join(esc(k) for k in sorted(last.inputs))})")
+        card = self._latest(ctx, found[0])
+        return dataclasses.replace(card, summary=f"{said}. " + (card.summary if card else ""))
 
     @staticmethod
     def _overview(ctx: SkillContext) -> SkillResult:

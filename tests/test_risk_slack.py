@@ -256,3 +256,25 @@ def test_which_services_are_at_risk_lists_each_ones_last_reading_most_likely_fir
         assert "*dns*" not in text and "No metrics in the last 24 h" in text  # dns is among the quiet ones
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(RiskReading)) == 4
+
+
+def test_one_metric_of_a_service_asked_in_words(live: Live) -> None:
+    """"What's the error rate on payments-api?" and "how much memory is kafka using?" went to the knowledge base (an
+    incident that named the service). The value it last reported, its age and source, then the risk they give."""
+    live.driver.mention("what's the error rate on payments-api?", user="U0BOB", channel="C0M0")
+    live.drain()
+    (msg,) = live.standin.messages("C0M0")
+    assert msg.get("ephemeral") and "I have no metrics from payments-api yet" in msg["text"], msg
+    live.driver.command("/risk", "service=payments-api cpu=97 mem=95 errors=300", user="U0ALICE", channel="C0M1")
+    live.drain()
+    for i, (q, said) in enumerate((("what's the error rate on payments-api?", "*errors* of payments-api: *300 "
+                                    "errors/min*, last reported 0 min ago via command"),
+                                   ("how much memory is payments-api using?", "*memory* of payments-api: *95 %*"),
+                                   ("what's the latency of payments-api?", "payments-api did not report its network "
+                                    "latency (0 min ago via command: cpu_usage, error_count, memory_usage)"))):
+        live.driver.mention(q, user="U0BOB", channel=f"C0M{i + 2}")
+        live.drain()
+        (msg,) = live.standin.messages(f"C0M{i + 2}")
+        assert said in msg["text"] and "Failure risk: payments-api" in msg["text"], (q, msg["text"])
+    with live.db.session() as s:  # asking is not a new reading
+        assert s.scalar(select(func.count()).select_from(RiskReading)) == 1
