@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import metrics
 from bot.changes_api import tell_open_incidents
-from skills.base import SkillError, small_int
+from bot.webhooks import read_bounded
+from skills.base import SkillError
 from skills.changes import report
 
 __all__ = ["router", "github_signature", "FINISHED"]
@@ -167,14 +168,9 @@ async def github_webhook(request: Request) -> JSONResponse:
     services = request.app.state.services
     settings = services.settings
     limit = settings.webhook_max_bytes
-    length = request.headers.get("content-length")
-    if length and (n := small_int(length, 20)) is not None and n > limit:
+    body = await read_bounded(request.headers, request.stream(), limit)
+    if body is None:
         return _reply(413, {"error": f"payload larger than {limit} bytes"}, "413")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _reply(413, {"error": f"payload larger than {limit} bytes"}, "413")
     secret = settings.webhook_secrets.get("github")
     if secret is None:
         return _reply(401, {"error": "the GitHub webhook is not configured: set WARROOM_WEBHOOK_SECRETS "

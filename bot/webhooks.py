@@ -35,7 +35,7 @@ from skills.base import small_int
 if TYPE_CHECKING:
     from bot.services import Services
 
-__all__ = ["router", "sign_body", "accept", "asgi_door", "DOOR_PREFIX"]
+__all__ = ["router", "sign_body", "accept", "asgi_door", "DOOR_PREFIX", "read_bounded"]
 
 router = APIRouter(tags=["webhooks"])
 
@@ -89,6 +89,20 @@ def _authenticated(source: str, secret: str, h: Headers, body: bytes) -> str | N
         return "stale or invalid X-Warroom-Timestamp"
     want = "sha256=" + sign_body(secret, body, ts)
     return None if hmac.compare_digest(sig.encode(), want.encode()) else "bad signature"
+
+
+async def read_bounded(headers: Headers, chunks: AsyncIterator[bytes], limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over ``limit`` bytes (its Content-Length, or while reading):
+    an oversized body is never held whole."""
+    length = headers.get("content-length")
+    if length and (n := small_int(length, 20)) is not None and n > limit:
+        return None
+    body = b""
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
 
 
 def _stale(ts: str) -> bool:
@@ -217,14 +231,9 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     if source not in SOURCES:
         return _error(404, f"unknown webhook source {source[:40]!r}; known: {', '.join(SOURCES)}", "unknown")
     limit = settings.webhook_max_bytes
-    length = headers.get("content-length")
-    if length and (n := small_int(length, 20)) is not None and n > limit:
+    body = await read_bounded(headers, chunks, limit)
+    if body is None:
         return _error(413, f"payload larger than {limit} bytes", source)
-    body = b""
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            return _error(413, f"payload larger than {limit} bytes", source)
     secret = settings.webhook_secrets.get(source)
     if secret is None:
         return _error(401, f"webhook source {source} is not configured (no secret)", source)

@@ -229,9 +229,8 @@ def test_an_approval_request_mentions_who_can_approve_now(live: Any) -> None:
     assert "<@U0CARLA>: can you" not in said and "Nobody who can approve is on call now" in said, said
 
 
-def test_when_did_we_last_run_it_for_this_service(live: Any, tmp_path: Path) -> None:
-    """"When did we last clear the disk?" went to the knowledge base, and `/runbook history clear-disk-space 3`
-    dropped the value: the runs of the runbook that does it, with that value, and the last one said."""
+def _approved_disk_run(live: Any, tmp_path: Path) -> int:
+    """Alice asks for `clear-disk-space` with days=3, confirms, Iris approves; returns the run once it ran."""
     logs = tmp_path / "logs"
     logs.mkdir()
     _cmd(live, f"run clear-disk-space path={logs} days=3", "U0ALICE")
@@ -241,6 +240,13 @@ def test_when_did_we_last_run_it_for_this_service(live: Any, tmp_path: Path) -> 
     _click(live, "runbooks:approve", _buttons(_last(live, "Approval needed: clear-disk-space"))["runbooks:approve"],
            "U0IRIS", ask["ts"])
     assert _wait_status(live, eid, ("succeeded", "failed")).started_at is not None
+    return eid
+
+
+def test_when_did_we_last_run_it_for_this_service(live: Any, tmp_path: Path) -> None:
+    """"When did we last clear the disk?" went to the knowledge base, and `/runbook history clear-disk-space 3`
+    dropped the value: the runs of the runbook that does it, with that value, and the last one said."""
+    eid = _approved_disk_run(live, tmp_path)
     live.driver.mention("when did we last clear the disk space?", user="U0ERIN", channel=CH)
     live.drain()
     said = _text(live.standin.messages(CH)[-1])
@@ -259,15 +265,7 @@ def test_what_ran_and_who_approved_it_in_words(live: Any, tmp_path: Path) -> Non
     """"What ran in the last hour?" and "who approved the last runbook run?" went to the knowledge base (and the
     second, said without a question mark, was refused as an order to run a runbook): the runs, with who asked and
     who approved, over the span said."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    _cmd(live, f"run clear-disk-space path={logs} days=3", "U0ALICE")
-    ask = _last(live, "Run clear-disk-space v1?")
-    eid = int(_buttons(ask)["runbooks:confirm"].split(":")[0])
-    _click(live, "runbooks:confirm", _buttons(ask)["runbooks:confirm"], "U0ALICE", ask["ts"])
-    _click(live, "runbooks:approve", _buttons(_last(live, "Approval needed: clear-disk-space"))["runbooks:approve"],
-           "U0IRIS", ask["ts"])
-    assert _wait_status(live, eid, ("succeeded", "failed")).started_at is not None
+    eid = _approved_disk_run(live, tmp_path)
     with live.db.session() as s:  # an older run, two hours ago: not in "the last hour"
         old = RunbookExecution(runbook_slug="clear-disk-space", runbook_version=1, params={"days": "9"},
                                requested_by="U0BOB", channel_id=CH, status="succeeded", dry_run=False,
