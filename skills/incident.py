@@ -372,7 +372,7 @@ _LINK_SET = re.compile(
     r"(?:\s+(?:to|on|for)\s+(?:incident\s+)?(?:#|inc-?)(?P<id>\d{1,9}))?(?:\s*[:,-]\s*(?P<label>\S.{0,80}))?"
     rf"|(?P<kind2>{_LINK_KIND})(?:\s+(?:for|of)\s+(?:#|inc-?)(?P<id2>\d{{1,9}}))?\s*(?:[:=-]\s*|\s+)"
     rf"{_LINK_WHAT.replace('what', 'what2')})\W*$", re.I)
-_LINKS_ASK = re.compile(rf"^\W*(?:links|dashboards|(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?"
+_LINKS_ASK = re.compile(rf"^\W*(?:(?:(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?)?"
                         rf"(?:links|dashboards)(?:\s+(?:for|on|of)\s+{_IT})?|where(?:'s|\s+is|\s+are)\s+the\s+"
                         rf"(?:dashboards?|bridge|zoom|call|ticket|links?)(?:\s+(?:for|on|of)\s+{_IT})?)\W*$", re.I)
 MAX_LINKS = 20

@@ -450,6 +450,7 @@ def test_links_are_kept_on_the_card_and_listed(live: Live) -> None:
     said = _say(live, "where's the dashboard?", **here)
     assert (f"Links of incident #{inc.id}: `PAY-123` · <https://grafana.example.com/d/abc|error rates> · "
             "<https://meet.example.com/x|bridge>") in said, said
+    assert "<https://meet.example.com/x|bridge>" in _say(live, f"links for #{inc.id}")
     live.drain(due_within_s=60)
     card = [c for c in live.standin.calls_to("chat.update") if c.args.get("channel") == inc.channel_id][-1]
     assert "*Links*" in json.dumps(card.args) and "meet.example.com/x|bridge" in json.dumps(card.args)
