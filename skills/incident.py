@@ -86,6 +86,11 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
 _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])(?:'?s)?\b(?:\s+incidents)?)"
                     r"|incident\s+(?:stats|statistics|metrics|numbers)|stats\b"
+                    # "compare this week to last week", "how does this month compare to last month?", "incidents this
+                    # week vs last week" (they got the help)
+                    r"|compare\s+(?:this|the\s+last)\s+(?:week|month|quarter|\d{1,3}\s+days)"
+                    r"|how\s+(?:does|did|do)\s+(?:this|the\s+last)\s+(?:week|month|quarter)\s+compare"
+                    r"|incidents?\s+this\s+(?:week|month|quarter)\s+(?:vs\.?|versus|compared\s+(?:to|with))"
                     # "has payments-api had incidents this month?", "did platform have any incidents last week?"
                     r"|(?:has|have|did)\s+[\w\s,&-]{1,80}?\s+(?:had|have)\s+(?:any\s+)?incidents\b"
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve))"
@@ -97,7 +102,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
                           r"(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])(?:'?s)?|"
                           r"this|last|past|the|in|on|for|of|over|by|and|teams?|services?|incidents?|month|quarter|"
-                          r"year|week)\b", re.I)
+                          r"year|week|compare[ds]?|vs|versus|to|with)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
@@ -1688,8 +1693,23 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         noisy = max(rows, key=lambda r: r.alert_count or 0)
         if (noisy.alert_count or 0) > 1:
             lines.append(f"Noisiest: #{noisy.id} {escape(noisy.title[:80])} ({noisy.alert_count} alerts)")
-        return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}, {still} still open"
-                           f"{aside}.",
+        versus = ""
+        if re.search(r"\b(?:compare[ds]?|vs\.?|versus)\b", rest, re.I):  # "compare this week to last week"
+            before = [r for r in s.scalars(select(Incident).where(
+                Incident.created_at >= since - dt.timedelta(days=days), Incident.created_at < since, *where[1:]))
+                if not (r.findings or {}).get("closed_as")]
+            versus = f" (the {days} days before: {len(before)}, {len(rows) - len(before):+d})"
+            prev = Counter(r.severity for r in before)
+            lines.append(f"The {days} days before: {len(before)} incident(s)" + (
+                ", " + ", ".join(f"SEV{k} {prev[k]}" for k in sorted(prev)) if prev else ""))
+            for label, end in (("acknowledge", "acknowledged_at"), ("resolve", "resolved_at")):
+                now_w = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in rows if getattr(r, end)]
+                then_w = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in before if getattr(r, end)]
+                if now_w and then_w:
+                    lines.append(f"Median time to {label}: {_minutes(median(now_w))} now, {_minutes(median(then_w))} "
+                                 "before")
+        return SkillResult(title="Incident stats", summary=f"{len(rows)} incident(s) in {span}{versus}, {still} still "
+                           f"open{aside}.",
                            sections=(Section("", tuple(lines)),), data={"incidents": len(rows), "days": days})
 
     def _handover(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:

@@ -483,3 +483,24 @@ def test_what_is_happening_with_a_service_and_a_status_update_said_in_full(live:
         notes = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id,
                                                       TimelineEvent.kind == "note")).all()
         assert [n.text.split(": ", 1)[-1] for n in notes] == ["investigating the pool"], [n.text for n in notes]
+
+
+def test_this_week_compared_to_the_week_before(live: Live) -> None:
+    """"Compare this week to last week" and "incidents this week vs last week" got the help."""
+    import datetime as dt
+
+    from knowledge.models import Incident, utcnow
+
+    a, b, c = open_incidents(live, "payments-api 503 errors at checkout sev2", "checkout down sev1",
+                             "ingest slow sev3")
+    with live.db.session() as s:  # ingest's opened nine days ago
+        s.get(Incident, c.id).created_at = utcnow() - dt.timedelta(days=9)
+    said = _say(live, "compare this week to last week")
+    assert "2 incident(s) in the last 7 days (the 7 days before: 1, +1)" in said, said
+    assert "The 7 days before: 1 incident(s), SEV3 1" in said, said
+    said = _say(live, "incidents this week vs last week for payments")
+    assert "1 incident(s) in the last 7 days on the payments team's services (the 7 days before: 0, +1)" in said, said
+    assert live.driver.command("/incident", "stats 30d compare", user="U0BOB", channel="C0OPS").status_code == 200
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "3 incident(s) in the last 30 days (the 30 days before: 0, +3)" in said, said
