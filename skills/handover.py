@@ -110,6 +110,10 @@ def handover(s: Session, hours: int, now: dt.datetime | None = None,
         up = dependency_paths(deps, r.service_name) if deps and r.service_name else {}
         causes = [by_service[n] for n in sorted(up, key=lambda n: len(up[n])) if n in by_service][:2]
         said += "".join(f"; may be caused by #{c.id} ({esc(c.service_name or '')})" for c in causes)
+        from skills.incident import eta_text  # (skills.incident imports this module)
+
+        if eta := eta_text(r):  # what the next person is told to expect ("eta: 30 min")
+            said += f"; ETA {eta}"
         lines.append(f"*#{r.id}* SEV{r.severity} [{r.status}] {esc(r.title[:100])} "
                      f"({esc(r.service_name or 'unknown service')}, {who}); {said}")
     if len(open_rows) > 15:

@@ -392,6 +392,8 @@ def test_an_eta_is_given_shown_on_the_card_and_said_back_with_what_is_left(live:
     assert _events(live, inc.id, "eta")[-1] == "ETA: unknown, waiting on the vendor"
     said = _say(live, "status", channel=inc.channel_id, thread=inc.card_ts)
     assert "*ETA*: unknown, waiting on the vendor, <@U0BOB>" in said, said
+    said = _say(live, "handover for the last 2h")  # the next person on call hears it too
+    assert f"*#{inc.id}* SEV2" in said and "; ETA unknown, waiting on the vendor, <@U0BOB>" in said, said
     said = _say(live, f"eta for #{inc.id}: in 9999 hours")
     assert "over a week away is not an ETA" in said, said
 
