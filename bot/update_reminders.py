@@ -45,7 +45,14 @@ def _next_due(s: Session, inc: Incident, cadence: float) -> tuple[dt.datetime, i
     base = max(inc.created_at, last.at) if last is not None else inc.created_at
     n, latest = s.execute(select(func.count(), func.max(TimelineEvent.at)).where(
         TimelineEvent.incident_id == inc.id, TimelineEvent.kind == REMINDER, TimelineEvent.at > base)).one()
-    return max(base, latest or base) + dt.timedelta(seconds=cadence), int(n or 0), last
+    due = max(base, latest or base) + dt.timedelta(seconds=cadence)
+    snoozed = (inc.findings or {}).get("updates_snoozed_until")  # "snooze the update reminders for 30m"
+    if isinstance(snoozed, str):
+        try:
+            due = max(due, dt.datetime.fromisoformat(snoozed))
+        except ValueError:
+            pass
+    return due, int(n or 0), last
 
 
 def _submit(services: Services, incident_id: int, due: dt.datetime) -> None:

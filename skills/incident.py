@@ -76,7 +76,7 @@ _PD_MAX_INCIDENTS = 20  # PagerDuty incidents written per change of one of ours
 _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "assign", "mitigate", "resolve", "close",
           "reopen", "list", "note", "stats", "timeline", "role", "roles", "follow", "unfollow",
           "remind", "rename", "service", "invite", "changes", "impact", "statuspage", "eta", "unassign", "link",
-          "links")
+          "links", "snooze")
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
@@ -117,7 +117,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident service [id] <service>`, `/incident invite [id] @user ...`, `/incident changes [id]`, "
           "`/incident impact [id] [<who or what is affected>]`, `/incident statuspage [id]`, "
           "`/incident eta [id] [<30 min | 15:00 UTC | what it waits on>]`, "
-          "`/incident link [id] [<url or PAY-123> [label]]`")
+          "`/incident link [id] [<url or PAY-123> [label]]`, `/incident snooze [id] <30m|2h>`")
 
 
 def _minutes(minutes: float) -> str:
@@ -367,6 +367,13 @@ _ETA_IN = re.compile(r"^(?:(?:about|around|roughly|approx(?:\.|imately)?|~)\s*)?
                      r"(m|mins?|minutes?|h|hrs?|hours?)\b", re.I)
 
 
+# Heads down: "snooze the update reminders for 30m", "pause reminders for #113 for 1h" (the help said how to silence
+# alerts). Only the asking for updates; an unacknowledged incident's reminders stop when someone acks it.
+_SNOOZE = re.compile(r"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:snooze|pause|mute|hold|silence|stop)\s+"
+                     r"(?:the\s+)?(?:update\s+|status\s+)?(?:reminders?|nagging|pings?)(?:\s+(?:for|on)\s+(?:#|inc-?)(?P<id>\d{1,9}))?"
+                     r"(?:\s+for)?\s+(?P<n>\d{1,4})\s*(?P<unit>m|mins?|minutes?|h|hrs?|hours?)\b"
+                     r"(?:\s+(?:for|on)\s+(?:#|inc-?)(?P<id2>\d{1,9}))?\W*$", re.I)
+MAX_SNOOZE = dt.timedelta(hours=8)
 # Links people work from, kept on the card: "link PAY-123 to #113", "add https://grafana/d/x to #113", under the
 # card "dashboard: https://grafana/d/x", "bridge https://meet/abc", "jira PAY-123"; "links?" lists them
 _LINK_WHAT = r"(?P<what><https?://[^>\s|]+(?:\|[^>]*)?>|https?://\S+|[A-Z][A-Z0-9]{1,9}-\d{1,7})"
@@ -522,6 +529,9 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "eta", (f"#{said} " if said else "") + eta.group("text").strip()
     if _ETA_ASK.match(text):  # "what's the ETA?": the one given, or that none was
         return "eta", f"#{ref.group(1)}" if ref else ""
+    if snooze := _SNOOZE.match(text):  # "snooze the update reminders for 30m"
+        said = snooze.group("id") or snooze.group("id2")
+        return "snooze", (f"#{said} " if said else "") + f"{snooze.group('n')}{snooze.group('unit')[0].lower()}"
     if link := _LINK_SET.match(text):  # "dashboard: https://...", "link PAY-123 to #113"
         said = link.group("id") or link.group("id2")
         kind = (link.group("kind") or link.group("kind2") or "").lower()
@@ -624,6 +634,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             return 0.85
         if _MERGE.match(text):  # "merge #114 into #113"
             return 0.85
+        if _SNOOZE.match(text):  # above the help's "I do not silence alerts"
+            return 0.9
         if _DECLARE_NOW.match(text) and (not text.rstrip().endswith("?") or re.match(
                 r"^\W*(?:please|pls|can\s+you|could\s+you)\b", text, re.I)):
             return 0.92  # above a report's similar-incident search: asked for, so declared
@@ -687,6 +699,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _REMIND.match(request.text) or _INVITE.match(request.text)
                     or _IMPACT_SET.match(request.text) or _MERGE.match(request.text) or _ETA_SET.match(request.text)
                     or _ETA_ASK.match(request.text) or _LINK_SET.match(request.text) or _LINKS_ASK.match(request.text)
+                    or _SNOOZE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
@@ -703,7 +716,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "handover": self._handover, "rename": self._rename, "title": self._rename,
                     "service": self._service, "invite": self._invite, "changes": self._changes,
                     "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
-                    "link": self._link, "links": self._link,
+                    "link": self._link, "links": self._link, "snooze": self._snooze,
                     "trend": self._trend}
         if verb not in handlers:
             raise SkillError(_USAGE)
@@ -1476,6 +1489,32 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         self._event(s, inc, "link", f"Link added by <@{request.user_id}>: {label + ' ' if label else ''}{target}"[:500],
                     request.user_id)
         return self._done(inc, f"Linked to incident #{inc.id}: {link_text(item)}. It is on the card.")
+
+    def _snooze(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """No asking for updates for a while (at most ``MAX_SNOOZE``): people heads down on a fix. Said on the
+        timeline; a new update, or the time running out, starts the cadence again."""
+        words = rest.split()
+        m = re.fullmatch(r"(\d{1,4})\s*(m|mins?|minutes?|h|hrs?|hours?)", " ".join(words[-1:]), re.I) if words else None
+        if m is None:
+            raise SkillError("Usage: `/incident snooze [id] <30m|2h>` (or \"snooze the update reminders for 30m\" "
+                             "under its card).")
+        inc, _ = self._target(s, request, words[:-1])
+        span = dt.timedelta(minutes=int(m.group(1)) * (60 if m.group(2).lower().startswith("h") else 1))
+        if inc.status == "open":
+            return self._done(inc, f"Incident #{inc.id} is not acknowledged yet: its reminders stop when someone "
+                              "acknowledges it (`ack` under its card).")
+        if inc.status != "acknowledged":
+            return self._done(inc, f"Incident #{inc.id} is {inc.status}: nobody is asked for updates.")
+        if not dt.timedelta(minutes=1) <= span <= MAX_SNOOZE:
+            raise SkillError(f"A snooze is for 1 minute to {int(MAX_SNOOZE.total_seconds() // 3600)} hours: an "
+                             "incident nobody reports on for longer is one nobody outside it can follow.")
+        until = utcnow() + span
+        inc.findings = {**(inc.findings or {}), "updates_snoozed_until": until.isoformat()}
+        self._event(s, inc, "snooze", f"Update reminders snoozed until {until:%H:%M} UTC by <@{request.user_id}>",
+                    request.user_id)
+        return self._done(inc, f"OK: I will not ask for updates on incident #{inc.id} until {slack_clock(until)} "
+                          f"({duration(span.total_seconds())}). Posting an update is still the way people outside it "
+                          "know where it stands.")
 
     def _changes(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """What changed on its service and what it depends on, from 6 hours before it opened (skills/changes.py)."""

@@ -75,3 +75,48 @@ def test_a_quiet_acknowledged_incident_is_asked_for_updates(live: Live) -> None:
     live.drain()
     said = json.dumps(live.standin.messages("C0HAND"))
     assert "last update 0 min ago: Note by <@U0BOB>: watching error rates" in said
+
+
+def test_snoozing_the_update_reminders_while_heads_down(live: Live) -> None:
+    """"Snooze the update reminders for 30m" got the help's "I do not silence alerts". The asking for updates waits
+    until then (on the timeline), then starts again; an unacknowledged incident is told to ack instead."""
+    import datetime as dt
+
+    from knowledge.models import utcnow
+
+    (pay,) = open_incidents(live, "payments-api returning 503 sev2")  # asked every 30 s here
+
+    def say(text: str) -> str:
+        before = len(live.standin.messages(pay.channel_id))
+        ts = f"{time.time():.6f}"
+        assert live.driver.event({"type": "app_mention", "user": "U0BOB", "ts": ts, "event_ts": ts,
+                                  "text": f"<@UWARROOM> {text}", "thread_ts": pay.card_ts,
+                                  "channel": pay.channel_id}).status_code == 200
+        live.drain(30, due_within_s=20)
+        return " || ".join(m["text"] for m in live.standin.messages(pay.channel_id)[before:])
+
+    def next_check() -> dt.datetime:
+        with live.db.session() as s:
+            return max(j.run_after for j in s.scalars(select(Job).where(Job.kind == "incident.update_check",
+                                                                         Job.status == "queued")))
+
+    assert "is not acknowledged yet: its reminders stop when someone acknowledges it" in say(
+        "snooze the update reminders for 30m")
+    live.driver.command("/incident", f"take {pay.id}", user="U0BOB", channel="C0OPS")
+    live.drain(30, due_within_s=20)
+    assert next_check() < utcnow() + dt.timedelta(seconds=31)  # the cadence
+    said = say("snooze the update reminders for 30m")
+    assert f"I will not ask for updates on incident #{pay.id} until" in said and "(30 min)" in said, said
+    assert next_check() > utcnow() + dt.timedelta(minutes=29)  # the snooze holds the next ask back
+    assert "A snooze is for 1 minute to 8 hours" in say("snooze the update reminders for 12h")
+    with live.db.session() as s:
+        inc = s.get(Incident, pay.id)
+        (snoozed,) = [e.text for e in inc.timeline if e.kind == "snooze"]
+        assert snoozed.startswith("Update reminders snoozed until ") and snoozed.endswith(" UTC by <@U0BOB>")
+        # the snooze ran out
+        inc.findings = {**inc.findings, "updates_snoozed_until": (utcnow() - dt.timedelta(seconds=1)).isoformat()}
+    live.driver.command("/incident", f"sev 1 {pay.id}", user="U0BOB", channel="C0OPS")  # SEV1: every second
+    live.drain(30, due_within_s=20)
+    time.sleep(1.5)
+    live.drain(30, due_within_s=20)
+    assert _asks(live, pay), "the snooze is over: asked again"
