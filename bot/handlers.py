@@ -187,3 +187,4 @@ def register_all(services: Services) -> None:
     __import__("bot.app_home").app_home.register(services)  # slack.app_home
     __import__("bot.pagerduty").pagerduty.register(services)  # pagerduty.sync (write-back)
     __import__("bot.maintenance").maintenance.register(services)  # maintenance.prune (retention)
+    __import__("bot.noise_digest").noise_digest.register(services)  # alerts.noise_digest (weekly, per team)

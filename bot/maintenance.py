@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.channel_archive import archive_resolved
+from bot.noise_digest import queue_digests
 from bot.slack_client import slack_error
 from knowledge.models import utcnow
 from knowledge.retention import prune_changes, prune_inbox, prune_jobs, prune_risk_readings
@@ -122,6 +123,10 @@ def register(services: Services) -> None:
                 nudge_overdue(services)
             except Exception as exc:  # noqa: BLE001 - the same
                 log.warning("could not tell the owners of overdue action items: %s", exc)
+            try:  # Mondays: each team's noisiest alerts of the week (bot/noise_digest.py)
+                queue_digests(services)
+            except Exception as exc:  # noqa: BLE001 - the same
+                log.warning("could not queue the alert-noise digests: %s", exc)
         finally:
             schedule(services, EVERY_S)
 

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     # At each on-call shift change, post the handover of the team's services in the team's channel (see
     # bot/shift_handover.py). Unset: on in production, off in test and demo mode (a shift change is days away).
     shift_handover: bool | None = None
+    # On Mondays (from 09:00 UTC), post in each team's channel the noisiest alerts of its services over the last week
+    # (see bot/noise_digest.py). Unset: on in production, off in test and demo mode.
+    alert_noise_digest: bool | None = None
 
     # Retrain the routing classifier from the knowledge base every this many hours when what it learns from changed
     # (new incidents with a team, "wrong owner" feedback; see bot/train_jobs.py). A model trained from a CSV is kept.
@@ -154,6 +157,10 @@ class Settings(BaseSettings):
     def shift_handovers(self) -> bool:
         """Whether shift-change handovers are posted (see ``shift_handover``)."""
         return self.shift_handover if self.shift_handover is not None else self.mode not in ("test", "demo")
+
+    def noise_digests(self) -> bool:
+        """Whether the weekly alert-noise digest is posted (see ``alert_noise_digest``)."""
+        return self.alert_noise_digest if self.alert_noise_digest is not None else self.mode not in ("test", "demo")
 
     def update_reminders(self) -> dict[int, float]:
         """The update cadence per severity in effect (see ``update_reminder_s``)."""
