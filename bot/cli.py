@@ -259,9 +259,12 @@ def db_prune(days: int | None = typer.Option(None, help="Days after processing (
                                                             "WARROOM_JOB_RETENTION_DAYS).", min=1, max=3650),
              risk_days: int | None = typer.Option(None, help="Days a risk reading of no incident is kept (default: "
                                                              "WARROOM_RISK_READING_RETENTION_DAYS).", min=1,
-                                                  max=3650)) -> None:
-    """Empty the raw bodies of webhook deliveries processed over N days ago, delete finished jobs and old risk
-    readings of no incident (the bot does it every 6 hours)."""
+                                                  max=3650),
+             change_days: int | None = typer.Option(None, help="Days a change (deploy, config push) is kept "
+                                                               "(default: WARROOM_CHANGE_RETENTION_DAYS).", min=1,
+                                                    max=3650)) -> None:
+    """Empty the raw bodies of webhook deliveries processed over N days ago, delete finished jobs, old risk
+    readings of no incident and old changes (the bot does it every 6 hours)."""
     from bot.maintenance import prune_all
     from knowledge.db import Database
 
@@ -270,11 +273,13 @@ def db_prune(days: int | None = typer.Option(None, help="Days after processing (
     keep_jobs = job_days if job_days is not None else settings.job_retention_days
     keep_failed = max(keep_jobs, settings.failed_job_retention_days)  # a failed job is never kept less than a done one
     keep_risk = risk_days if risk_days is not None else settings.risk_reading_retention_days
-    n, jobs, readings = prune_all(Database(settings.database_url), keep, job_days=keep_jobs,
-                                  failed_job_days=keep_failed, risk_days=keep_risk)
+    keep_changes = change_days if change_days is not None else settings.change_retention_days
+    n, jobs, readings, changes = prune_all(Database(settings.database_url), keep, job_days=keep_jobs,
+                                           failed_job_days=keep_failed, risk_days=keep_risk, change_days=keep_changes)
     typer.echo(f"emptied the bodies of {n} webhook deliveries processed over {keep} days ago; deleted {jobs} job(s) "
-               f"done over {keep_jobs} days ago or failed over {keep_failed} days ago, and {readings} risk "
-               f"reading(s) of no incident older than {keep_risk} days")
+               f"done over {keep_jobs} days ago or failed over {keep_failed} days ago, {readings} risk "
+               f"reading(s) of no incident older than {keep_risk} days, and {changes} change(s) older than "
+               f"{keep_changes} days")
 
 
 @db_app.command("current")

@@ -49,13 +49,15 @@ def _batches(db: Database, prune: Callable[[Session], int], batch: int) -> int:
 
 
 def prune_all(db: Database, days: int, *, job_days: int = 7, failed_job_days: int = 30, risk_days: int = 90,
-              batch: int = 2000) -> tuple[int, int, int]:
+              change_days: int = 400, batch: int = 2000) -> tuple[int, int, int, int]:
     """Prune in batches of ``batch`` until none is left (or ``_MAX_BATCHES`` each): the bodies of deliveries
-    processed over ``days`` days ago, jobs done over ``job_days`` / failed over ``failed_job_days`` days ago, and
-    risk readings of no incident older than ``risk_days``. Return (bodies emptied, jobs deleted, readings deleted)."""
+    processed over ``days`` days ago, jobs done over ``job_days`` / failed over ``failed_job_days`` days ago, risk
+    readings of no incident older than ``risk_days``, changes that took effect over ``change_days`` days ago.
+    Return (bodies emptied, jobs deleted, readings deleted, changes deleted)."""
     bodies = _batches(db, lambda s: prune_inbox(s, days, batch=batch), batch)
     jobs = _batches(db, lambda s: prune_jobs(s, job_days, failed_job_days, batch=batch), batch)
-    return bodies, jobs, _batches(db, lambda s: prune_risk_readings(s, risk_days, batch=batch), batch)
+    readings = _batches(db, lambda s: prune_risk_readings(s, risk_days, batch=batch), batch)
+    return bodies, jobs, readings, _batches(db, lambda s: prune_changes(s, change_days, batch=batch), batch)
 
 
 def nudge_overdue(services: Services) -> int:
@@ -106,15 +108,14 @@ def register(services: Services) -> None:
     def run(payload: dict[str, Any]) -> None:
         try:
             cfg = services.settings
-            n, jobs, readings = prune_all(services.db, cfg.inbox_retention_days, job_days=cfg.job_retention_days,
-                                          failed_job_days=cfg.failed_job_retention_days,
-                                          risk_days=cfg.risk_reading_retention_days)
-            if n or jobs or readings:
+            n, jobs, readings, changes = prune_all(
+                services.db, cfg.inbox_retention_days, job_days=cfg.job_retention_days,
+                failed_job_days=cfg.failed_job_retention_days, risk_days=cfg.risk_reading_retention_days,
+                change_days=cfg.change_retention_days)
+            if n or jobs or readings or changes:
                 log.info("emptied the bodies of %d webhook deliveries processed over %d days ago; deleted %d "
-                         "finished jobs and %d old risk readings", n, cfg.inbox_retention_days, jobs, readings)
-            changes = _batches(services.db, lambda s: prune_changes(s, cfg.change_retention_days), 2000)
-            if changes:
-                log.info("deleted %d changes older than %d days", changes, cfg.change_retention_days)
+                         "finished jobs, %d old risk readings and %d changes older than %d days", n,
+                         cfg.inbox_retention_days, jobs, readings, changes, cfg.change_retention_days)
             try:  # the channels of incidents resolved a week ago (bot/channel_archive.py)
                 archive_resolved(services)
             except Exception as exc:  # noqa: BLE001 - Slack or the database down: the next run goes on

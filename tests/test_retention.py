@@ -160,7 +160,7 @@ def test_old_risk_readings_of_no_incident_are_deleted(tmp_path: Path, standin: A
                  "WARROOM_DATA_DIR": str(tmp_path), "WARROOM_EMBEDDER": "hash"}.items():
         monkeypatch.setenv(k, v)
     res = CliRunner().invoke(app, ["db", "prune", "--risk-days", "30"])
-    assert res.exit_code == 0 and "and 1 risk reading(s) of no incident older than 30 days" in res.output, res.output
+    assert res.exit_code == 0 and ", 1 risk reading(s) of no incident older than 30 days" in res.output, res.output
 
 
 def test_old_changes_are_deleted_by_the_maintenance_run(tmp_path: Path, standin: Any) -> None:
@@ -177,3 +177,14 @@ def test_old_changes_are_deleted_by_the_maintenance_run(tmp_path: Path, standin:
         with live.db.session() as s:
             kept = sorted(c.summary for c in s.scalars(select(ChangeEvent)))
         assert kept == ["0 days ago", "29 days ago"], kept
+        # `warroom db prune --change-days 10` does it at once (it pruned no changes)
+        from typer.testing import CliRunner
+
+        from bot.cli import app
+
+        env = {"WARROOM_MODE": "test", "WARROOM_DATABASE_URL": live.services.settings.database_url,
+               "WARROOM_DATA_DIR": str(tmp_path), "WARROOM_EMBEDDER": "hash"}
+        res = CliRunner().invoke(app, ["db", "prune", "--change-days", "10"], env=env)
+        assert res.exit_code == 0 and "and 1 change(s) older than 10 days" in res.output, res.output
+        with live.db.session() as s:
+            assert [c.summary for c in s.scalars(select(ChangeEvent))] == ["0 days ago"]
