@@ -66,7 +66,9 @@ def _out(c: ChangeEvent) -> dict[str, Any]:
 def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> list[tuple[int, float]]:
     """Tell each open incident on the changed service, or on a service that depends on it (a change there may be their
     cause, or their fix): a line on its timeline, a message in its card's thread, its card refreshed. Returns the jobs
-    to hand to the workers."""
+    to hand to the workers. Idempotent: an incident already told about this change is skipped, so a retried report
+    (the same ``id``) tells what a failure after the change was kept left untold (on SQLite the change row can be
+    committed by its own savepoint before the rest)."""
     from bot.intake_worker import queue_card
     from knowledge import jobs
     from skills.base import esc
@@ -76,8 +78,13 @@ def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> l
                                             Incident.service_name.in_(list(paths))).limit(50)).all()
     what = (f"{change.kind} of {change.service}" + (f" {change.version}" if change.version else "")
             + (f" by {change.author}" if change.author else ""))
+    told = {e.incident_id for e in s.scalars(select(TimelineEvent).where(
+        TimelineEvent.incident_id.in_([i.id for i in rows]), TimelineEvent.kind == "change"))
+        if (e.data or {}).get("change") == change.id}  # a retried report: told once
     refs: list[tuple[int, float]] = []
     for inc in rows:
+        if inc.id in told:
+            continue
         via = "" if (inc.service_name or "").lower() == change.service else f" (it depends on {change.service})"
         s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="change",
                             text=f"{what}{via}: {change.summary}"[:2000], data={"change": change.id}))
@@ -108,7 +115,7 @@ def post_change(body: ChangeIn, request: Request) -> JSONResponse:
             raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]) from None
         s.flush()
         out = _out(row)
-        refs = tell_open_incidents(s, row, services.settings.card_update_interval_s) if created else []
+        refs = tell_open_incidents(s, row, services.settings.card_update_interval_s)  # again on a retry: see there
     if refs:
         services.runner.handoff(refs)
     return JSONResponse({**out, "created": created, "known_service": known}, status_code=201 if created else 200)

@@ -55,8 +55,7 @@ def changes_add(
             s.flush()
             out = {"id": row.id, "service": row.service, "kind": row.kind, "at": row.at.isoformat() + "Z",
                    "created": created, "known_service": known}
-            if created:
-                tell_open_incidents(s, row, settings.card_update_interval_s)
+            tell_open_incidents(s, row, settings.card_update_interval_s)  # a retry tells what is untold
     except SkillError as exc:
         raise CliError(str(exc).replace("`", "")) from None
     typer.echo(json.dumps(out))

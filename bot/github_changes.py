@@ -216,7 +216,7 @@ async def github_webhook(request: Request) -> JSONResponse:
             return _reply(422, {"error": f"this deployment cannot be kept: {exc}"}, "422")
         s.flush()
         out = {"id": row.id, "service": row.service, "kind": row.kind, "version": row.version, "summary": row.summary}
-        refs = tell_open_incidents(s, row, settings.card_update_interval_s) if created else []
+        refs = tell_open_incidents(s, row, settings.card_update_interval_s)  # a redelivery tells what is untold
     if refs:
         services.runner.handoff(refs)
     return _reply(201 if created else 200, {"status": "recorded" if created else "duplicate", **out,

@@ -97,6 +97,23 @@ def test_a_github_deployment_is_a_change_told_to_the_open_incident_and_on_the_ne
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(TimelineEvent).where(
             TimelineEvent.incident_id == inc.id, TimelineEvent.kind == "change")) == 1
+    # the change was kept but telling the incident was lost (on SQLite the change's savepoint commits on its own):
+    # GitHub's redelivery tells it, once
+    from knowledge.models import Job
+
+    with live.db.session() as s:
+        s.execute(TimelineEvent.__table__.delete().where(TimelineEvent.incident_id == inc.id,
+                                                         TimelineEvent.kind == "change"))
+        s.execute(Job.__table__.delete().where(Job.kind == "incident.notice"))
+    assert _send(live, _event()).json()["status"] == "duplicate"
+    assert _send(live, _event()).json()["status"] == "duplicate"
+    live.drain(due_within_s=60)
+    told_again = [m["text"] for m in live.standin.messages(inc.channel_id) if m.get("thread_ts") == inc.card_ts
+                  and ":rocket: deploy of payments-api" in m["text"]]
+    assert len(told_again) == 2, told_again  # the first telling, and the one the redelivery made up for
+    with live.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(TimelineEvent).where(
+            TimelineEvent.incident_id == inc.id, TimelineEvent.kind == "change")) == 1
     # an incident opened after the deploy shows it on its card
     (later,) = open_incidents(live, "payments-api timeouts on refunds sev3")
     card = [c for c in live.standin.calls_to("chat.postMessage") if c.args.get("channel") == later.channel_id][-1]
