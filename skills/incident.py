@@ -227,10 +227,11 @@ _HANDOFF = re.compile(r"^\W*(?:(?:please\s+)?(?:hand(?:ing)?(?:\s*-?\s*over)?|pa
                       r"(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\s*(?:over\s+)?to\s+"
                       rf"<@{USER_ID}(?:\|[^>]*)?>", re.I)
 # Nobody on it any more: "unassign #113", "unassign me", "I'm off this", "I'm stepping off #113", "I can't work on
-# this anymore" (they went to routing, which suggested who should take it, and changed nothing)
+# this anymore" (they went to routing, which suggested who should take it, and changed nothing); "I'm off, back in
+# 30" is not: what is dropped is named
 _UNASSIGN = re.compile(r"^\W*(?:(?:please\s+)?unassign(?:\s+me(?:\s+from)?)?(?:\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)"
                        r"(?P<id>\d{1,9})))?|i'?m\s+(?:off|stepping\s+(?:off|away\s+from|back\s+from)|dropping|"
-                       r"letting\s+go\s+of)(?:\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9})))?"
+                       r"letting\s+go\s+of)\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9}))"
                        r"|i\s+(?:can(?:'|no)?t|cannot)\s+(?:work\s+on|take|keep)\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)"
                        r"(?P<id3>\d{1,9}))(?:\s+any\s*more)?)\W*(?:[,;:-].*)?$", re.I | re.S)
 # Incident roles: the commander is the assignee; the others are kept on the incident (findings["roles"]).

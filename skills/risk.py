@@ -240,8 +240,8 @@ class RiskSkill(BaseSkill):
         """One metric a service last reported (alert, API or command), with its age, then the risk those metrics
         give (the ``/risk <service>`` card)."""
         metric = _METRIC_WORDS[" ".join(word.lower().split())]
-        with ctx.db.session() as s:
-            found = services_in_text(session=s, text=named) or [named.lower()]
+        with ctx.db.session() as s:  # "the latency of our postgres-main": the service named anywhere first
+            found = services_in_text(session=s, text=text) or services_in_text(session=s, text=named) or [named.lower()]
             rows = recent_readings(s, service_name=found[0], limit=1)
         if not rows or not isinstance(rows[-1].inputs, dict) or not rows[-1].inputs:
             raise RiskInputError(f"I have no metrics from {esc(found[0])} yet: I read the values alerts carry, "

@@ -415,6 +415,8 @@ def test_reassigning_giving_and_dropping_an_incident_in_words(live: Live) -> Non
     assert assignee() == "U0CARLA"
     said = _say(live, "I'm off this", channel=inc.channel_id, thread=inc.card_ts, user="U0BOB")  # not Bob's
     assert "You are not on incident" in said and assignee() == "U0CARLA", said
+    _say(live, "I'm off, back in 30", channel=inc.channel_id, thread=inc.card_ts, user="U0CARLA")  # a break
+    assert assignee() == "U0CARLA"
     said = _say(live, "I'm off this, handing back", channel=inc.channel_id, thread=inc.card_ts, user="U0CARLA")
     assert f"Incident #{inc.id} has nobody on it now (was <@U0CARLA>)" in said and assignee() is None, said
     _say(live, f"assign #{inc.id} to me", user="U0ALICE")

@@ -270,6 +270,7 @@ def test_one_metric_of_a_service_asked_in_words(live: Live) -> None:
     for i, (q, said) in enumerate((("what's the error rate on payments-api?", "*errors* of payments-api: *300 "
                                     "errors/min*, last reported 0 min ago via command"),
                                    ("how much memory is payments-api using?", "*memory* of payments-api: *95 %*"),
+                                   ("what's the cpu of our payments-api?", "*CPU* of payments-api: *97 %*"),
                                    ("what's the latency of payments-api?", "payments-api did not report its network "
                                     "latency (0 min ago via command: cpu_usage, error_count, memory_usage)"))):
         live.driver.mention(q, user="U0BOB", channel=f"C0M{i + 2}")
