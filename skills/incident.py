@@ -80,7 +80,11 @@ _VERBS = ("new", "declare", "ack", "acknowledge", "status", "sev", "escalate", "
 # ("handover" is read in words: "handover to @bob" assigns)
 _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happened|summary|details|working on|"
                           r"sev|severity|assignee|assigned|root cause|caused?|fix(?:ed)?|resolution|resolved|"
-                          r"summari[sz]e|recap|sitrep|tell me about|brief me|where are we)\b"
+                          r"summari[sz]e|recap|sitrep|tell me about|brief me|where are we"
+                          # "who acknowledged #113?", "is #113 still open?", "which team owns #113?", "the card for
+                          # #113", "where is #113 discussed?" (they went to the knowledge base)
+                          r"|acknowledged|acked|still\s+open|team\s+owns|owns|owning\s+team|channel|card|discussed"
+                          r"|what\s+service|take\s+to\s+(?:ack|acknowledge|resolve|fix|mitigate))\b"
                           # "show me #101", "show incident 101" (not "show the runbooks for #101")
                           r"|^\W*(?:show|display)(?:\s+me)?\s+(?:the\s+)?(?:#|inc(?:ident)?\b[-\s#]*)\d", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -957,11 +961,34 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc)))
             + ((("Impact", escape(str(impact)[:300])),) if (impact := ((inc.findings or {}).get("impact") or {})
                                                              .get("text")) else ())
-            + ((("ETA", eta_text(inc)),) if open_now and eta_text(inc) else ()),
+            + ((("ETA", eta_text(inc)),) if open_now and eta_text(inc) else ())
+            + self._whose(s, inc, events),
             sections=tuple(sections),
             actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
             + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
             data={"incident_id": inc.id})
+
+    @staticmethod
+    def _whose(s: Session, inc: Incident, events: Any) -> tuple[tuple[str, str], ...]:
+        """The status's who-and-when fields: the owning team (and its channel), where the incident is worked (its
+        card's channel), when it was acknowledged and resolved and by whom ("who acknowledged #113?", "is #113
+        still open?", "which team owns #113?" went to the knowledge base)."""
+        out: list[tuple[str, str]] = []
+        svc = s.get(Service, inc.service_id) if inc.service_id else None
+        if svc is not None and svc.team is not None:
+            out.append(("Team", escape(svc.team.name) + (f" (<#{svc.team.slack_channel}>)" if svc.team.slack_channel
+                                                         else "")))
+        if inc.channel_id:
+            out.append(("Channel", f"<#{inc.channel_id}>"))
+        acked = ("ack", "Acknowledged by"), ("assign", "Taken by")  # "I'm on it" acknowledges too
+        for label, at, kinds in (("Acknowledged", inc.acknowledged_at, acked),
+                                 ("Resolved", inc.resolved_at, (("resolve", "Resolved by"),))):
+            if at is not None:
+                by = next((e.actor for e in reversed(events) if e.actor and any(  # the first one (events: newest first)
+                    e.kind == k and e.text.startswith(w) for k, w in kinds)), None)
+                out.append((label, f"{slack_clock(at)}, {_minutes((at - inc.created_at).total_seconds() / 60)} after "
+                                   "it opened" + (f", by <@{by}>" if by else "")))
+        return tuple(out)
 
     def _timeline(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """Every event of the incident, oldest first, in the thread (the status shows only the latest)."""

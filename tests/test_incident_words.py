@@ -508,3 +508,20 @@ def test_this_week_compared_to_the_week_before(live: Live) -> None:
     live.drain()
     said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
     assert "3 incident(s) in the last 30 days (the 30 days before: 0, +3)" in said, said
+
+
+def test_who_acknowledged_it_which_team_owns_it_and_is_it_still_open(live: Live) -> None:
+    """"Who acknowledged #113?", "is #113 still open?", "which team owns #113?", "how long did #113 take to ack?" went
+    to the knowledge base ("I don't know"). The status answers them: team and its channel, where it is worked, when
+    it was acknowledged and resolved, after how long, by whom."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    live.driver.command("/incident", f"take {inc.id}", user="U0BOB", channel="C0OPS")
+    live.drain()
+    for q in (f"who acknowledged #{inc.id}?", f"is #{inc.id} still open?", f"which team owns #{inc.id}?",
+              f"how long did #{inc.id} take to ack?", f"where is #{inc.id} discussed?"):
+        said = _say(live, q)
+        assert f"Incident #{inc.id}: payments-api 503 errors" in said and "*Status*: acknowledged" in said, (q, said)
+        assert "*Team*: payments (<#C0PAYMENTS>)" in said and f"*Channel*: <#{inc.channel_id}>" in said, said
+        assert "min after it opened, by <@U0BOB>" in said, said
+    said = _say(live, "who resolved #101?")
+    assert "*Resolved*: 02 Mar 10:02 UTC, 48 min after it opened" in said, said
