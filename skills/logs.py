@@ -96,6 +96,10 @@ _ASKED = re.compile(
     r"|should\s+(?:i|we)\s+(?:worry|be\s+worried|care)\s+about\s+(?:this|these)(?:\s+(?:errors?|lines?|logs?))?)"
     r"[\s?:.!,\-\u2013\u2014]*", re.I)
 _SEEN = 3  # knowledge-base passages shown under a paste
+# "show me the logs for payments-api", "get the latest logs from ingest": the bot has no log store (it got the help)
+_FETCH_ASKED = re.compile(r"^\W*(?:(?:can|could)\s+you\s+)?(?:show|get|give|pull|fetch|grab|find)\s+(?:me\s+)?"
+                          r"(?:the\s+)?(?:recent\s+|latest\s+|last\s+|error\s+)*logs?\s+(?:for|of|from|on|in)\s+(?:the\s+)?"
+                          r"(?P<svc>[\w.-]{1,100})", re.I)
 
 
 def _shared_words(why: str) -> int:
@@ -126,7 +130,7 @@ class LogsSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords, or pasted log lines: a level in capitals among a line's first words
         ("2026-11-23 14:02:11 ERROR db-1 ..."), or a traceback. A question about errors is not a paste."""
-        if asked_about(text) is not None:
+        if asked_about(text) is not None or _FETCH_ASKED.match(text):
             return 0.92  # above the knowledge base's questions: the lines come first
         lines = [ln for ln in text.splitlines() if _PASTED.search(ln)]
         if len(lines) >= 2 or (lines and not text.rstrip().endswith("?")):
@@ -139,6 +143,8 @@ class LogsSkill(BaseSkill):
 
     # --- doors ---------------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm") and (want := _FETCH_ASKED.match(request.text)):
+            return self._where_logs_are(ctx, want.group("svc"))
         pasted = request.text
         if request.source in ("mention", "dm", "command") and (rest := asked_about(pasted)) is not None:
             pasted = rest  # "is this bad? <lines>": the lines
@@ -147,6 +153,27 @@ class LogsSkill(BaseSkill):
         result = self.analyze_texts(texts, ctx, incident_id=incident_id,
                                     truncated=bool(request.data.get("truncated")))
         return self._with_seen_before(result, ctx, incident_id)
+
+    @staticmethod
+    def _where_logs_are(ctx: SkillContext, named: str) -> SkillResult:
+        """The bot reads logs it is given, it holds no log store: how to give them, and the log and dashboard links
+        people put on the service's open incidents ("logs: <url>" under a card)."""
+        from knowledge.people import OPEN_STATUSES, services_in_text
+        from skills.incident import link_text
+
+        with ctx.db.session() as s:
+            service = (services_in_text(session=s, text=named) or [named.lower()])[0]
+            rows = s.scalars(select(Incident).where(Incident.service_name == service,
+                                                    Incident.status.in_(OPEN_STATUSES)).limit(20)).all()
+            links = [(r.id, x) for r in rows for x in ((r.findings or {}).get("links") or [])
+                     if re.search(r"logs?|kibana|loki|grafana|dashboard|sentry|trace", str(x.get("label", "")) + " "
+                                  + str(x.get("url", "")), re.I)]
+        lines = tuple(f"#{i}: {link_text(x)}" for i, x in links[:10])
+        return SkillResult(title=f"Logs of {service}", summary=(
+            f"I do not read {_esc(service)}'s logs myself: I classify what I am given. Paste the lines after `/logs` "
+            "(or mention me with them), upload a log file in the incident's channel, or use *Classify these logs* on a "
+            "message; alerts that carry log lines are classified on their card."), sections=(
+            (Section("Log and dashboard links on its open incidents", lines),) if lines else ()))
 
     @staticmethod
     def _with_seen_before(result: SkillResult, ctx: SkillContext, incident_id: int | None) -> SkillResult:

@@ -367,3 +367,24 @@ def test_the_uploaded_csv_keeps_hostile_lines_as_text(live) -> None:  # type: ig
     cells = [r[k] for r in rows for k in ("template", "example")]
     assert any("HYPERLINK" in c for c in cells) and any("SUM(1+1)" in c for c in cells)
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], cells
+
+
+def test_asking_for_a_services_logs_says_how_to_give_them_and_where_its_links_are(live) -> None:  # type: ignore[no-untyped-def]
+    """"Show me the logs for payments-api" got the help. The bot holds no log store: it says so, how to give it logs,
+    and lists the log and dashboard links people put on the service's open incidents."""
+    from tests.conftest import open_incidents
+
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    live.driver.mention("show me the logs for payments-api", user="U0BOB", channel="C0L1")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0L1")[-1]["blocks"])
+    assert "Logs of payments-api" in said and "I do not read payments-api's logs myself" in said, said
+    assert "links on its open incidents" not in said
+    ts = "1700000000.000100"
+    live.driver.event({"type": "app_mention", "user": "U0BOB", "ts": ts, "event_ts": ts, "channel": inc.channel_id,
+                       "thread_ts": inc.card_ts, "text": "<@UWARROOM> logs: <https://kibana.example.com/d/pay>"})
+    live.drain()
+    live.driver.mention("can you get the latest logs from payments-api?", user="U0BOB", channel="C0L2")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0L2")[-1]["blocks"])
+    assert f"#{inc.id}: <https://kibana.example.com/d/pay|logs>" in said, said
