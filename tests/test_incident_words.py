@@ -27,6 +27,13 @@ def _say(live: Live, text: str, *, channel: str = "C0OPS", thread: str | None = 
                        for m in live.standin.messages(channel)[before:])
 
 
+def _incident(live: Live, text: str) -> str:
+    """`/incident <text>` by Bob in #ops; the answer as text."""
+    assert live.driver.command("/incident", text, user="U0BOB", channel="C0OPS").status_code == 200
+    live.drain()
+    return blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+
+
 def _events(live: Live, incident_id: int, kind: str) -> list[str]:
     with live.db.session() as s:
         return list(s.scalars(select(TimelineEvent.text).where(TimelineEvent.incident_id == incident_id,
@@ -435,9 +442,7 @@ def test_how_many_incidents_of_a_severity(live: Live) -> None:
     assert "2 incident(s) in the last 30 days at SEV1 or SEV2" in said, said
     said = _say(live, "how many P1s this week for storage?")
     assert "No incidents in the last 7 days on the storage team's services at SEV1" in said, said
-    assert live.driver.command("/incident", "stats sev1 30d", user="U0BOB", channel="C0OPS").status_code == 200
-    live.drain()
-    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    said = _incident(live, "stats sev1 30d")
     assert "1 incident(s) in the last 30 days at SEV1" in said, said
 
 
@@ -504,9 +509,7 @@ def test_this_week_compared_to_the_week_before(live: Live) -> None:
     assert "The 7 days before: 1 incident(s), SEV3 1" in said, said
     said = _say(live, "incidents this week vs last week for payments")
     assert "1 incident(s) in the last 7 days on the payments team's services (the 7 days before: 0, +1)" in said, said
-    assert live.driver.command("/incident", "stats 30d compare", user="U0BOB", channel="C0OPS").status_code == 200
-    live.drain()
-    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    said = _incident(live, "stats 30d compare")
     assert "3 incident(s) in the last 30 days (the 30 days before: 0, +3)" in said, said
 
 
