@@ -229,7 +229,8 @@ async def accept(services: Services, source: str, headers: Headers, chunks: Asyn
     """Size (413), authentication (401), JSON (400), schema (422), then the inbox commit and the 202."""
     settings = services.settings
     if source not in SOURCES:
-        return _error(404, f"unknown webhook source {source[:40]!r}; known: {', '.join(SOURCES)}", "unknown")
+        hint = "; GitHub deployments go to /api/v1/changes/github" if source.lower() == "github" else ""
+        return _error(404, f"unknown webhook source {source[:40]!r}; known: {', '.join(SOURCES)}{hint}", "unknown")
     limit = settings.webhook_max_bytes
     body = await read_bounded(headers, chunks, limit)
     if body is None:

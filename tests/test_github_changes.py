@@ -183,6 +183,11 @@ def test_hostile_deployment_fields(live: Live, event: dict[str, Any], said: str)
     assert _changes(live) == []
 
 
+def test_the_alert_webhook_path_points_github_to_its_door(live: Live) -> None:
+    r = httpx.post(f"{live.url}/webhooks/github", json=_event(), timeout=30, headers={"X-GitHub-Event": "ping"})
+    assert r.status_code == 404 and "GitHub deployments go to /api/v1/changes/github" in r.text, r.text
+
+
 def test_without_a_github_secret_the_door_is_closed(tmp_path: Path, standin: Any) -> None:
     with live_with(tmp_path / "closed", standin, warm_models=False) as live:
         r = _send(live, _event())
