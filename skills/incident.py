@@ -959,10 +959,10 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     ("Service", escape(inc.service_name or "unknown")),
                     ("Assignee", f"<@{inc.assignee}>" if inc.assignee else "nobody"),
                     ("Alerts", str(inc.alert_count or 0)), ("Age" if open_now else "Lasted", _age(inc)))
+            + self._whose(s, inc, events)
             + ((("Impact", escape(str(impact)[:300])),) if (impact := ((inc.findings or {}).get("impact") or {})
                                                              .get("text")) else ())
-            + ((("ETA", eta_text(inc)),) if open_now and eta_text(inc) else ())
-            + self._whose(s, inc, events),
+            + ((("ETA", eta_text(inc)),) if open_now and eta_text(inc) else ()),
             sections=tuple(sections),
             actions=((Action("incident:ack", "Acknowledge", str(inc.id)),) if inc.status == "open" else ())
             + ((Action("incident:resolve", "Resolve", str(inc.id), "primary"),) if open_now else ()),
@@ -973,13 +973,14 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         """The status's who-and-when fields: the owning team (and its channel), where the incident is worked (its
         card's channel), when it was acknowledged and resolved and by whom ("who acknowledged #113?", "is #113
         still open?", "which team owns #113?" went to the knowledge base)."""
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str]] = []  # (Slack shows 10 fields: team and channel share one)
         svc = s.get(Service, inc.service_id) if inc.service_id else None
+        where = f"worked in <#{inc.channel_id}>" if inc.channel_id else ""
         if svc is not None and svc.team is not None:
             out.append(("Team", escape(svc.team.name) + (f" (<#{svc.team.slack_channel}>)" if svc.team.slack_channel
-                                                         else "")))
-        if inc.channel_id:
-            out.append(("Channel", f"<#{inc.channel_id}>"))
+                                                         else "") + (f"; {where}" if where else "")))
+        elif where:
+            out.append(("Channel", where))
         acked = ("ack", "Acknowledged by"), ("assign", "Taken by")  # "I'm on it" acknowledges too
         for label, at, kinds in (("Acknowledged", inc.acknowledged_at, acked),
                                  ("Resolved", inc.resolved_at, (("resolve", "Resolved by"),))):
@@ -1476,8 +1477,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         inc.findings = {**(inc.findings or {}), "eta": {"text": text, "by": request.user_id, "at": now.isoformat(),
                                                         "due": due.isoformat() if due else None}}
         by = f" (by {slack_clock(due)})" if due else ""
-        s.add(TimelineEvent(incident_id=inc.id, at=now, kind="eta", text=f"ETA: {text}{by}", actor=request.user_id,
-                            key=True))
+        s.add(TimelineEvent(incident_id=inc.id, at=now, kind="eta", actor=request.user_id, key=True,  # plain time:
+                            text=f"ETA: {text}" + (f" (by {due:%H:%M} UTC)" if due else "")))  # kept, exported
         was = f" (was: {escape(kept.get('text', '')[:100])})" if kept else ""
         return self._done(inc, f"ETA of incident #{inc.id}: {escape(text)}{by}{was}. It is on the card and in its "
                           "status.")

@@ -524,7 +524,12 @@ def test_who_acknowledged_it_which_team_owns_it_and_is_it_still_open(live: Live)
               f"how long did #{inc.id} take to ack?", f"where is #{inc.id} discussed?"):
         said = _say(live, q)
         assert f"Incident #{inc.id}: payments-api 503 errors" in said and "*Status*: acknowledged" in said, (q, said)
-        assert "*Team*: payments (<#C0PAYMENTS>)" in said and f"*Channel*: <#{inc.channel_id}>" in said, said
+        assert f"*Team*: payments (<#C0PAYMENTS>); worked in <#{inc.channel_id}>" in said, said
         assert "min after it opened, by <@U0BOB>" in said, said
+    # with an impact and an ETA too, nothing is cut (Slack shows 10 fields)
+    _say(live, f"impact of #{inc.id}: checkout down for 5% of users")
+    _say(live, f"eta for #{inc.id}: 30 min")
+    said = _say(live, f"who acknowledged #{inc.id}?")
+    assert "*Acknowledged*" in said and "*Impact*" in said and "*ETA*" in said, said
     said = _say(live, "who resolved #101?")
     assert "*Resolved*: 02 Mar 10:02 UTC, 48 min after it opened" in said, said
