@@ -51,7 +51,9 @@ _DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|r
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
 # The runbook for one incident: "what's the runbook for #113?", "which runbook fits #113?", "any runbook for this?"
 _RUNBOOK_FOR = re.compile(r"\b(?:runbooks?|playbooks?)\s+(?:for|to\s+use\s+(?:for|on)|fits?|applies|should)\b"
-                          r"|\bwhat\s+(?:should|do|can)\s+(?:i|we)\s+do\s+(?:about|with|for|on)\b", re.I)
+                          r"|\bwhat\s+(?:should|do|can)\s+(?:i|we)\s+do\s+(?:about|with|for|on)\b"
+                          # "which runbook?" under a card ("I don't know")
+                          r"|^\W*(?:which|what)\s+(?:runbook|playbook)\W*$", re.I)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
 MIN_RUNBOOK_HOW_TO = 0.2
@@ -93,7 +95,7 @@ class AskSkill(BaseSkill):
         """Questions are for me (0.9 when clearly about past incidents or how-to); meta questions are not."""
         if not text.strip() or _NOT_FOR_ME.search(text):
             return 0.0
-        if _KB_QUESTION.search(text):
+        if _KB_QUESTION.search(text) or _RUNBOOK_FOR.match(text):
             return 0.9
         if _DO.match(text):
             return 0.7
@@ -112,7 +114,8 @@ class AskSkill(BaseSkill):
         acts: tuple[Action, ...] = ()
         ref = INCIDENT_REF.search(question)  # "what's the runbook for #113?": that incident, when it is one
         about = (int(ref.group(1)) if ref and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question))
-                 else request.incident_id if ref is None and ABOUT_HERE.search(question) else None)
+                 else request.incident_id if ref is None and (ABOUT_HERE.search(question) or _RUNBOOK_FOR.match(
+                     question)) else None)
         if about is not None:
             with ctx.db.session() as s:  # "have we seen this before?" under an incident card: "this" is it
                 inc = s.get(Incident, about)

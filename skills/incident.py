@@ -331,6 +331,9 @@ _ROOT_CAUSE = re.compile(r"(?:^|(?<=[\s;,.(]))(?:the\s+)?root[\s-]?cause\s*(?:(?
                          r"(?P<rc>\S.*)$", re.I | re.S)
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*(?:(?P<sev>sev(?:erity)?[\s-]?"
                        r"[0-4]|p[0-4])\s+)?incident\b[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+# What caused one incident, or why it happened: its status (the outcome: root cause, resolution, postmortem)
+_OUTCOME_ASK = re.compile(r"\b(?:what\s+caused|(?:the\s+)?(?:root\s+)?cause\s+of|why\s+did|why\s+was|why\s+is)\b",
+                          re.I)
 # Asked about, not said: "should we declare an incident?", "do I open an incident for this?", "when do we raise an
 # incident?" ("can you open an incident for ..." is a request)
 _WHETHER = re.compile(r"^\W*(?:should|shall|do|does|did|would|will|must|is|are|how|when|why|what|who|whether|if"
@@ -518,7 +521,7 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "list", "unassigned " + text
     if _OLDEST.match(text):
         return "list", "oldest " + text
-    if _HOW_BAD.match(text):
+    if _HOW_BAD.match(text) or (ref and _OUTCOME_ASK.search(text)):  # "how bad is it?", "why did #103 happen?"
         return "status", f"#{ref.group(1)}" if ref else ""
     if _TREND.match(text):
         return "trend", f"#{ref.group(1)}" if ref else ""
@@ -634,6 +637,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
+        if INCIDENT_REF.search(text) and _OUTCOME_ASK.search(text):  # "what caused #101?": its root cause, not
+            return 0.92  # the knowledge base's closest passage (another incident's postmortem)
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
                                           or (_FREE_SEV.search(text) and not text.rstrip().endswith("?"))):
             return 0.85

@@ -50,6 +50,11 @@ _SYMPTOM = re.compile(r"\b(is down|went down|down again|failing|fails|erroring|e
 
 
 
+# "find incidents about certificates", "search postmortems for redis evictions" (the incident skill refused it; "list
+# incidents for payments" is the list)
+_FIND = re.compile(r"^\W*(?:please\s+)?(?:find|search(?:\s+for)?|look\s+up|look\s+for)\s+(?:all\s+|the\s+|any\s+)?"
+                   r"(?:past\s+|old\s+|previous\s+|earlier\s+)?(?:incidents|postmortems|outages)\s+(?:about|with|for|on|"
+                   r"mentioning|involving|like)\s+(?P<what>\S.*)$", re.I | re.S)
 # "similar", "anything similar?", "seen this before?" with nothing else to search for
 _SIMILAR_HERE = re.compile(r"^\W*(?:(?:any(?:thing)?|something|incidents?)\s+)?(?:similar|like this)"
                            r"(?:\s+(?:to\s+)?(?:this|it|one|incidents?))?\W*$", re.I)
@@ -185,8 +190,8 @@ class SimilarSkill(BaseSkill):
         a symptom reported in words ("checkout is throwing 500s") is searched (with an offer to open one)."""
         if re.search(r"\bsimilar\b", text, re.I) and INCIDENT_REF.search(text) or _SIMILAR_HERE.match(text):
             return 0.9
-        if _lead_sev(text):  # above the incident keyword "sev1": a report, offered as an incident
-            return 0.9
+        if _lead_sev(text) or _FIND.match(text):  # above the incident keyword "sev1": a report, offered as an
+            return 0.9  # incident; "find incidents about certificates": searched
         if _reported(text):  # above a lone incident keyword ("checkout outage"), which names no action
             return max(0.55, super().score(text))
         return super().score(text)
@@ -207,6 +212,8 @@ class SimilarSkill(BaseSkill):
         text = request.text.strip()
         if not text:
             raise SkillError("Tell me what to look for: `/similar <alert, error or symptom>` or `/similar #123`.")
+        if request.source in ("mention", "dm") and (find := _FIND.match(text)):
+            text = find.group("what").strip()  # "find incidents about certificates": certificates
         if (request.source in ("mention", "dm") and request.incident_id is not None and _SIMILAR_HERE.match(text)
                 and not INCIDENT_REF.search(text)):
             text = f"#{request.incident_id}"  # "anything similar?" under an incident's card: that incident

@@ -533,3 +533,21 @@ def test_who_acknowledged_it_which_team_owns_it_and_is_it_still_open(live: Live)
     assert "*Acknowledged*" in said and "*Impact*" in said and "*ETA*" in said, said
     said = _say(live, "who resolved #101?")
     assert "*Resolved*: 02 Mar 10:02 UTC, 48 min after it opened" in said, said
+
+
+def test_what_caused_one_incident_finding_past_ones_and_which_runbook_under_a_card(live: Live) -> None:
+    """"What caused #101?" got another incident's postmortem (#106, the knowledge base's closest passage); "why did
+    #103 happen?" got the usage; "find incidents about certificates" was refused as an incident command; "which
+    runbook?" under a card was "I don't know"."""
+    said = _say(live, "what caused #101?")
+    assert "Incident #101: payments-api 5xx spike" in said and "*Root cause:* A deploy doubled" in said, said
+    said = _say(live, "why did #103 happen?")
+    assert "Incident #103: TLS certificate expired" in said and "*Root cause:*" in said, said
+    said = _say(live, "find incidents about certificates")
+    assert "Closest matches for _certificates_" in said and "renew-certificate" in said, said
+    said = _say(live, "search postmortems for redis evictions")
+    assert "Closest matches for _redis evictions_" in said and "incident #104" in said, said
+    assert "Open incidents" in _say(live, "list incidents for payments")  # still the list
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, "which runbook?", channel=inc.channel_id, thread=inc.card_ts)
+    assert f"Runbooks for incident #{inc.id}" in said and "restart-service" in said, said
