@@ -207,7 +207,7 @@ class LogsSkill(BaseSkill):
         files = request.data.get("files") or []
         texts = [str(request.data.get("value") or request.text or "")] + self._file_texts(files, ctx)
         incident_id = self.incident_for_channel(ctx, request.channel_id)
-        return self.analyze_texts(texts, ctx, incident_id=incident_id)
+        return self._with_seen_before(self.analyze_texts(texts, ctx, incident_id=incident_id), ctx, incident_id)
 
     def triage(self, facts: IncidentFacts, ctx: SkillContext) -> Finding | None:
         """Classify the log lines an alert carried; None when it carried none."""

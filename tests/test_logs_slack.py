@@ -127,6 +127,7 @@ def test_message_shortcut_classifies_the_message_and_its_file(live) -> None:  # 
     body = json.dumps(msgs[0]["blocks"])
     assert "46 line(s)" in body and "FATAL" in body
     assert live.standin.calls_to("files.info"), "the file was read through the Web API"
+    assert "Seen before?" in body and "warehouse-loader nightly job failed: out of memory" in body  # #110
 
 
 def test_file_upload_in_an_incident_channel_lands_on_the_incident(live) -> None:  # type: ignore[no-untyped-def]
