@@ -4,9 +4,10 @@ Slack sends ``app_home_opened`` when someone opens the app's Home tab; the liste
 and this job publishes (``views.publish``) a view built from the same answers the commands give: whether they
 are on call (``/oncall``), the incidents on them (``/incident list mine``), those they follow (``/incident list
 following``), every open incident (``/incident list``), their open postmortem action items (``/postmortem
-actions mine``), and the changes of the last 24 hours on their team's services ("recent changes on my team's
-services"). Each part is the skill's own result rendered as blocks, so the tab and the commands never
-disagree; one part failing leaves a line saying so, and the others still show.
+actions mine``), the changes of the last 24 hours on their team's services ("recent changes on my team's
+services") and its noisiest alerts of the week ("noisiest alerts on my team's services"). Each part is the
+skill's own result rendered as blocks, so the tab and the commands never disagree; one part failing leaves a line
+saying so, and the others still show.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ log = logging.getLogger("warroom.app_home")
 # (skill, command text, heading): each part of the tab is that command's answer for the person
 PARTS = (("incident", "list mine", "On you"), ("incident", "list following", "You follow"),
          ("incident", "list", "Open incidents"), ("postmortem", "actions mine", "Your action items"),
-         ("changes", "recent changes on my team's services", "Changes on your team's services (24 h)"))
+         ("changes", "recent changes on my team's services", "Changes on your team's services (24 h)"),
+         ("status", "noisiest alerts on my team's services", "Noisiest alerts on your team's services (7 days)"))
 
 
 def _on_call(services: Services, user: str) -> str:

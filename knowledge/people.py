@@ -29,7 +29,7 @@ _R = TypeVar("_R")
 
 __all__ = [
     "OPEN_STATUSES", "WORK_START_HOUR", "WORK_END_HOUR", "OnCall", "team_named", "service_named", "teams_in_text",
-    "Scope", "scope_in_text",
+    "Scope", "scope_in_text", "asker_scope",
     "services_in_text", "winning", "shifts_now", "shift_end", "coverage_gaps", "oncall_now", "oncall_by_team",
     "escalation_for", "open_load", "local_time", "in_working_hours", "experts_by_ids",
 ]
@@ -116,6 +116,19 @@ def scope_in_text(*, session: Session, text: str) -> Scope | None:
                           if teams else [])]
     label = "on " + listed(parts)
     return Scope(label, frozenset(covered), tuple([*services, *(t.name for t in teams)]))
+
+
+_OURS = re.compile(r"\b(?:mine|my|our|my\s+team'?s?)\b", re.I)
+
+
+def asker_scope(*, session: Session, text: str, user_id: str | None) -> Scope | None:
+    """What :func:`scope_in_text` finds, or, when the text names none but says "our", "my team's", "mine", the
+    asker's team's services ("what changed on our services?", "noisiest alerts on my team's services")."""
+    scope = scope_in_text(session=session, text=text)
+    if scope is None and user_id and _OURS.search(text):
+        me = session.scalar(select(Expert).where(Expert.slack_user_id == user_id))
+        scope = scope_in_text(session=session, text=me.team.name) if me is not None and me.team else None
+    return scope
 
 
 def team_in_text(*, session: Session, text: str) -> str:

@@ -13,11 +13,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import changes, people
-from knowledge.models import ChangeEvent, Expert, Incident, utcnow
+from knowledge.models import ChangeEvent, Incident, utcnow
 from skills.base import (
     INCIDENT_REF,
     BaseSkill,
@@ -137,19 +136,14 @@ def _span(text: str) -> tuple[dt.timedelta, str]:
     return lookback(text, MAX_AGE) or (dt.timedelta(hours=24), "the last 24 hours")
 
 
-_OURS = re.compile(r"\b(?:mine|my|our|my\s+team'?s?)\b", re.I)
-
-
 def answer(ctx: SkillContext, text: str, incident_id: int | None = None, user_id: str | None = None) -> SkillResult:
     """The changes an incident's span saw (named ``#113``, or the incident the question is under), or those of the
     services named (a team: its services; "our services", "mine": the asker's team's; none: all) over a span ("last
     2h", "today"; 24 hours by default)."""
     ref = INCIDENT_REF.search(text)
     with ctx.db.session() as s:
-        scope = people.scope_in_text(session=s, text=INCIDENT_REF.sub(" ", text))
-        if scope is None and user_id and _OURS.search(text):  # "what changed on our services?"
-            me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id))
-            scope = people.scope_in_text(session=s, text=me.team.name) if me is not None and me.team else None
+        # "what changed on our services?": the asker's team's
+        scope = people.asker_scope(session=s, text=INCIDENT_REF.sub(" ", text), user_id=user_id)
         about = int(ref.group(1)) if ref else incident_id if scope is None else None
         if about is not None:
             inc = s.get(Incident, about)

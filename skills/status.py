@@ -91,11 +91,11 @@ class StatusSkill(BaseSkill):
                            sections=listed.sections + risk)
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
-        if request.source in ("mention", "dm") and NOISE_ASKED.match(request.text):  # "the noisiest alerts this week"
-            from knowledge.people import scope_in_text
+        if request.source in ("mention", "dm", "command") and NOISE_ASKED.match(request.text):  # "the noisiest
+            from knowledge.people import asker_scope  # alerts this week" ("command": the Home tab's part)
 
-            with ctx.db.session() as s:
-                scope = scope_in_text(session=s, text=request.text)
+            with ctx.db.session() as s:  # "on my team's services": the asker's team's
+                scope = asker_scope(session=s, text=request.text, user_id=request.user_id)
                 return noise(s, text=request.text, services=set(scope.services) if scope else None,
                              label=scope.label if scope else "")
         if request.source in ("mention", "dm") and (FIRING_ASKED.match(request.text)

@@ -179,9 +179,11 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     assert "ingest lag growing" in tab.split("== Open incidents ==")[1]
     items = tab.split("== Your action items ==")[1].split("== Changes on your team's services (24 h) ==")[0]
     assert "2 open action item(s) of yours" in items and f"*{old}.1* put pgbouncer" in items
-    changed = tab.split("== Changes on your team's services (24 h) ==")[1]
+    changed = tab.split("== Changes on your team's services (24 h) ==")[1].split("== Noisiest alerts")[0]
     assert "No change recorded on the storage team's services and what they depend on in the last 24 hours" in \
         changed, changed
+    noisy = tab.split("== Noisiest alerts on your team's services (7 days) ==")[1]
+    assert "No alerts on the storage team's services in the last 7 days." in noisy, noisy
     with live.db.session() as s:  # Carla is in platform (ingress, dns): a deploy of ingress is hers to see
         from knowledge.changes import record
 
@@ -189,6 +191,6 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
         record(s, service="ingest", summary="not platform's")
     opened("U0CARLA", event_id="EvHOME2")
     carla = blocks_to_text(live.standin.calls_to("views.publish")[-1].args["view"]["blocks"])
-    theirs = carla.split("== Changes on your team's services (24 h) ==")[1]
+    theirs = carla.split("== Changes on your team's services (24 h) ==")[1].split("== Noisiest alerts")[0]
     assert "*deploy* ingress by carla: nginx 1.27 rollout" in theirs and "not platform's" not in theirs, theirs
     assert "No open incidents (assigned to you)." in carla and "No open action items of yours." in carla

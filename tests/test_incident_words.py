@@ -338,6 +338,8 @@ def test_the_noisiest_alerts_and_how_many_fired(live: Live) -> None:
     assert "2 alert(s) on payments-api" in said or "2 alert(s) on the payments team's services" in said, said
     assert "in the last 24 hours" in said and "DiskSpaceLow" not in said
     assert "No alerts on the storage team's services in the last 7 days." in _say(live, "noisy alerts for storage")
+    said = _say(live, "noisiest alerts on my team's services", user="U0BOB")  # Bob is in payments
+    assert "on the payments team's services" in said and "HighErrorRate" in said and "DiskSpaceLow" not in said, said
 
 
 def test_declaring_in_words_roles_by_request_and_a_reminder_naming_its_incident(live: Live) -> None:
