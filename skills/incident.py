@@ -329,8 +329,12 @@ _NOTE = re.compile(r"^\W*(?:(?:(?:please\s+)?(?:post|send|add|write|share|give)\
 # What caused it, said in words: "root cause was a bad config push", "... ; root cause: pool size"
 _ROOT_CAUSE = re.compile(r"(?:^|(?<=[\s;,.(]))(?:the\s+)?root[\s-]?cause\s*(?:(?:was|is|=)\s*|[:-]\s*)"
                          r"(?P<rc>\S.*)$", re.I | re.S)
+# "open an incident review", "start an incident channel": not a new incident
+_NOT_A_DECLARATION = (r"(?!\s+(?:review|retro(?:spective)?|post-?mortem|report|meeting|channel|process|template|"
+                      r"doc(?:ument)?|commander|response|drill)s?\b)")
 _FREE_NEW = re.compile(r"\b(?:open|declare|start|create|raise|new)\s+(?:an?\s+|new\s+)*(?:(?P<sev>sev(?:erity)?[\s-]?"
-                       r"[0-4]|p[0-4])\s+)?incident\b[\s:,-]*(?:(?:for|about|on)\s+)?(.*)", re.I | re.S)
+                       r"[0-4]|p[0-4])\s+)?incident\b" + _NOT_A_DECLARATION + r"[\s:,-]*(?:(?:for|about|on)\s+)?(.*)",
+                       re.I | re.S)
 # What caused one incident, or why it happened: its status (the outcome: root cause, resolution, postmortem)
 _OUTCOME_ASK = re.compile(r"\b(?:what\s+caused|(?:the\s+)?(?:root\s+)?cause\s+of|why\s+did|why\s+was|why\s+is)\b",
                           re.I)
@@ -340,11 +344,12 @@ _WHETHER = re.compile(r"^\W*(?:should|shall|do|does|did|would|will|must|is|are|h
                       r"|can\s+(?:we|i)|could\s+(?:we|i))\b", re.I)
 # Declaring, named with its article ("declare an incident", "open a new incident"): "the oldest open incident" is not
 _DECLARING = re.compile(r"\b(?:open|declare|start|create|raise)\s+(?:an?\s+|new\s+)+"
-                        r"(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\s+)?incident\b", re.I)
+                        r"(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\s+)?incident\b" + _NOT_A_DECLARATION, re.I)
 # Said as an order at the start, not asked about: "start an incident: ingest lag growing", "declare a sev1 for
 # checkout", "please open an incident for ingest" (it went to the similar-incident search, which only offered one)
 _DECLARE_NOW = re.compile(r"^\W*(?:(?:please|pls|let'?s|can\s+you|could\s+you)\s+)?(?:open|declare|start|create|raise)"
-                          r"\s+(?:an?\s+|new\s+)*(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\b|incident\b)", re.I)
+                          r"\s+(?:an?\s+|new\s+)*(?:(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\b|incident\b"
+                          + _NOT_A_DECLARATION + ")", re.I)
 
 
 # Who or what is hurt, said for the card, the updates and the postmortem: "impact: checkout down for 5% of users",

@@ -363,6 +363,7 @@ def test_declaring_in_words_roles_by_request_and_a_reminder_naming_its_incident(
     # a question about declaring declares nothing
     with live.db.session() as s:
         before = s.scalar(select(func.count()).select_from(Incident))
+    _say(live, "let's open an incident review for the checkout outage")  # a meeting, not an incident
     for q in ("should we declare an incident for the slow dashboards?", "how do I open an incident for ingest?"):
         said = _say(live, q)
         assert "I open one when told to: `declare an incident: <title> [sev1-4]`" in said, said
