@@ -637,7 +637,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
     name = "incident"
     commands = ("/incident",)
     keywords = ("incident", "outage", "declare", "sev1", "sev2")
-    examples = ("/incident new payments-api returning 500s sev2",)
+    examples = ("/incident new payments-api returning 500s sev2", "eta: 30 min (under a card)",
+                "dashboard: <url> (under a card)", "@warroom compare this week to last week")
     usage = _USAGE
 
     def score(self, text: str) -> float:

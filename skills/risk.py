@@ -161,7 +161,8 @@ class RiskSkill(BaseSkill):
             return 0.8
         return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) or _OVERVIEW.match(text) else 0.0,
                    super().score(text))
-    examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12")
+    examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12", "/risk all",
+                "@warroom what's the error rate on payments-api?")
     usage = USAGE
 
     def warm(self, ctx: SkillContext) -> None:

@@ -47,7 +47,8 @@ class StatusSkill(BaseSkill):
     name = "status"
     commands = ("/warroom status",)
     keywords = ("status", "are you alive", "open incidents", "what is open", "health")
-    examples = ("@warroom status",)
+    examples = ("@warroom status", "@warroom which alerts are the noisiest this week?",
+                "@warroom what's happening with payments?")
 
     def score(self, text: str) -> float:
         """Keywords; "what is open right now?" / "are you alive?" are for me, not a knowledge-base question.
