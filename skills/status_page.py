@@ -10,6 +10,7 @@ posts it (its *Post as status update* button makes it the incident's update, for
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from knowledge.models import Incident, utcnow
@@ -57,4 +58,13 @@ def draft(inc: Incident) -> str:
     else:
         text = (f"Investigating: we are investigating {what}. The issue began at {started}. Next update in "
                 f"{NEXT_UPDATE_MIN.get(inc.severity, 60)} minutes.")
+    due = ((inc.findings or {}).get("eta") or {}).get("due")  # "eta: 45 min" said under the card, still ahead
+    if p in ("Investigating", "Identified") and isinstance(due, str):
+        try:
+            when = dt.datetime.fromisoformat(due)
+        except ValueError:
+            when = None
+        if when is not None and when > utcnow():
+            text = text.replace(" Next update in", f" We expect to restore service by {when:%H:%M} UTC. Next update in",
+                                1)
     return mask_secrets(text)

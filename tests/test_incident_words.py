@@ -218,6 +218,9 @@ def test_a_status_page_draft_follows_the_incident_and_can_be_posted_as_its_updat
     here = {"channel": inc.channel_id, "thread": inc.card_ts}
     _say(live, "impact: card payments fail for some EU customers", **here)
     _say(live, "I'm on it", **here)
+    _say(live, "eta: 45 min", **here)  # an ETA still ahead goes to customers as the expected restore time
+    said = _say(live, "what should we tell customers?", **here)
+    assert "We expect to restore service by " in said and "UTC. Next update in 30 minutes" in said, said
     _say(live, "mitigated: rolled back v1.4.2", **here)
     said = _say(live, "what should we tell customers?", **here)
     assert "Monitoring: a fix has been applied for card payments fail for some EU customers" in said, said
