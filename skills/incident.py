@@ -318,6 +318,21 @@ _LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\
                          r"(?:\s*(?:,|and|or|&|/|\+)\s*(?:sev(?:erity)?[\s-]?[1-4]|p[1-4]))*\s+)?incidents"
                          r"(?:\s+(?:are\s+)?(?:open|(?:going\s+)?on|active)\b)?(?!\s+(?:did|have|do|were|was|per)\b)",
                          re.I)
+# "status of all sev1s", "any sev1 open?", "show sev1s", "open sev1 or sev2?" (the status, the knowledge base)
+_SEV_TERM = r"(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])(?:'?s)?"
+_SEV_LIST = re.compile(rf"^\W*(?P<ask>(?:show|list|give)\s+(?:me\s+)?|status\s+of\s+"
+                       r"|(?:are\s+there\s+|is\s+there\s+)?any\s+|what\s+(?:are\s+)?|which\s+|all\s+)?(?:all\s+)?(?:the\s+)?(?P<open>(?:open|current|active|ongoing)\s+)?"
+                       rf"{_SEV_TERM}(?:\s*(?:,|and|or|&|/|\+)\s*{_SEV_TERM})*"
+                       r"(?P<tail>\s+(?:incidents?|open|going\s+on|active)(?:\s+(?:open|right\s+now|now))?)?\W*$", re.I)
+
+
+def _sev_list(text: str) -> bool:
+    """"status of all sev1s", "any sev1 open?": a list of the open incidents at those severities (a bare "sev1"
+    under a card is not one)."""
+    m = _SEV_LIST.match(text)
+    return bool(m and (m.group("ask") or m.group("open") or m.group("tail")))
+
+
 # A key moment for the timeline: "note: failover started", "update: error rate back to normal", "fyi ..."
 _NOTE = re.compile(r"^\W*(?:(?:(?:please\s+)?(?:post|send|add|write|share|give)\s+(?:an?\s+|the\s+)?)?"
                    r"(?P<kw>note|update|status\s+update)"
@@ -569,8 +584,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "timeline", f"#{ref.group(1)}" if ref else ""
     if _TRIED.match(text):  # "what have we tried so far?": the key moments
         return "timeline", f"#{ref.group(1)} key" if ref else "key"
-    if _LIST_WORDS.match(text) and ref is None:  # "show open sev1 and sev2 incidents": the filters in the words
-        return "list", text
+    if (_LIST_WORDS.match(text) or _sev_list(text)) and ref is None:  # "show open sev1 and sev2 incidents": the
+        return "list", text  # filters in the words
     if _STATUS_HERE.match(text):  # "how long has this been going on?", "how long has #113 been open?"
         return "status", f"#{ref.group(1)}" if ref else ""
     sev = _FREE_SEV.search(text)
@@ -671,7 +686,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
-                or _TRIED.match(text) or (_LIST_WORDS.match(text) and not INCIDENT_REF.search(text))):
+                or _TRIED.match(text) or ((_LIST_WORDS.match(text) or _sev_list(text))
+                                          and not INCIDENT_REF.search(text))):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
             return max(0.6, super().score(text))
@@ -717,7 +733,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _ETA_ASK.match(request.text) or _LINK_SET.match(request.text) or _LINKS_ASK.match(request.text)
                     or _SNOOZE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
-                    or _FALSE_ALARM.match(request.text)
+                    or _FALSE_ALARM.match(request.text) or _sev_list(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
@@ -1842,7 +1858,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             if not request.user_id:
                 raise SkillError("`following` needs to know who you are: ask in Slack.")
             said.append("that you follow")
-        sevs = sorted({level for w in words if (level := severity_word(w)) is not None})  # "sev1 and sev2": both
+        sevs = sorted({level for w in words  # "sev1 and sev2": both; "sev1s" too
+                       if (level := severity_word(re.sub(r"(?<=\d)s$", "", w))) is not None})
         if sevs:
             where.append(Incident.severity.in_(sevs))
             said.append(" or ".join(f"SEV{v}" for v in sevs))

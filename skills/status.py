@@ -59,7 +59,7 @@ class StatusSkill(BaseSkill):
             return 0.0
         if _HEALTH.search(text):  # "is ingest healthy?", "how is payments-api doing?"
             return 0.9
-        if re.search(r"\b(what is open|what's open|open incidents|are you (alive|up)|(what is|what's|is anything|"
+        if re.search(r"\b(what is open|what'?s open|open incidents|are you (alive|up)|(what is|what's|is anything|"
                      r"anything|is something|something) on fire|is anything (open|going on|down)|anything open"
                      r"|what(?:'s| is| are)? (?:broken|down|failing|burning)(?= right now\W*$| now\W*$|\W*$)"
                      r"|^\W*what(?:'s| is) (?:going on|happening|up)(?: right now| now| today)?\W*$"

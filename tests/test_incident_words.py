@@ -79,6 +79,13 @@ def test_lists_and_summaries_in_words(live: Live) -> None:
     assert f"#{three.id}*" not in said
     said = _say(live, "what incidents are open?")
     assert all(f"#{i.id}*" in said for i in (one, two, three)), said
+    # "status of all sev1s" got every incident's status (or "Which incident?"), "list open sev2s" every open one
+    for asked in ("status of all sev1s", "any sev1 open?", "are there any open sev1s?"):
+        said = _say(live, asked)
+        assert "(SEV1)" in said and f"#{one.id}*" in said and f"#{two.id}*" not in said, (asked, said)
+    said = _say(live, "list open sev2s")
+    assert "(SEV2)" in said and f"#{two.id}*" in said and f"#{one.id}*" not in said, said
+    assert "is now SEV1" in _say(live, "sev1", channel=three.channel_id, thread=three.card_ts)  # a bare one: set
     said = _say(live, "summarize the last 24 hours")
     assert "Handover for the last 24 hours: 3 incident(s) opened" in said, said
 
