@@ -44,6 +44,7 @@ from skills.clock_words import Moment, moment
 from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
 from skills.oncall_mine import MINE_ASKED, my_shifts
+from skills.person import asked_person, person
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 from skills.service_deps import DEPS_ASKED, asked_service, dependencies
@@ -53,7 +54,7 @@ __all__ = ["RoutingSkill"]
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
                  "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall mine [when]` (your own shifts); "
-                 "`/oncall cover|release ...`")
+                 "`/oncall who @someone` (their time, shifts, incidents); `/oncall cover|release ...`")
 _ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were will be of & , ? now right call "
                            "on-call oncall".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
@@ -101,13 +102,15 @@ class RoutingSkill(BaseSkill):
              + _ONCALL_USAGE.removeprefix("Usage: ") + "; " + oncall_cover.USAGE + ", `/oncall release [team]`")
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
                 "/oncall cover payments until 18:00", "@warroom who's the secondary for payments?",
-                "@warroom when does my shift end?")
+                "@warroom when does my shift end?", "@warroom is alice available?")
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or ESCALATION_ASKED.match(text)):
             return 0.85
+        if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
+            return 0.8
         return super().score(text)
 
     def warm(self, ctx: SkillContext) -> None:
@@ -125,6 +128,14 @@ class RoutingSkill(BaseSkill):
                 return oncall_cover.cover(rest, request.user_id, ctx, request.channel_id)
             if verb.lower() == "release":
                 return oncall_cover.release(rest, request.user_id, ctx, request.channel_id)
+            if verb.lower() in ("who", "whois") and not re.match(r"(?:is|was|will|are)\b", rest):
+                if not rest.strip():  # not "/oncall who is on call for payments tomorrow"
+                    raise SkillError("Who? `/oncall who @someone` (or their name); `/oncall` alone: who is on call.")
+                with ctx.db.session() as s:  # "/oncall who @alice": their local time, shifts, incidents
+                    found = person(s, rest.strip())
+                if found is not None:
+                    return found
+                text = rest  # "/oncall who payments": the team's
             if verb.lower() in ("mine", "me", "my"):  # "/oncall mine": my own shifts (skills/oncall_mine.py)
                 with ctx.db.session() as s:
                     when = self._moment(s, rest, request.user_id)
@@ -138,6 +149,15 @@ class RoutingSkill(BaseSkill):
                 if named and (unread := _unread_oncall_words(s, rest)):  # "/oncall payments thursdya": not dropped
                     raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`. {_ONCALL_USAGE}")
             return self._oncall(named or ([rest] if rest else []), ctx, when)
+        if request.command is None and (who := asked_person(text)) is not None:  # "what time is it for alice?"
+            with ctx.db.session() as s:
+                found = person(s, who)
+            if found is not None:
+                return found
+            if not re.search(r"\bon[- ]?call\b", text, re.I):  # "who is pgbouncer?": not a person
+                from skills.ask import AskSkill
+
+                return AskSkill().run(request, ctx)
         if request.command is None and (svc := asked_service(text)) is not None:  # "what depends on dns?"
             with ctx.db.session() as s:
                 return dependencies(s, svc)
