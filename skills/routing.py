@@ -47,7 +47,7 @@ from skills.oncall_mine import MINE_ASKED, my_shifts
 from skills.person import asked_person, person
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
-from skills.service_deps import DEPS_ASKED, asked_service, dependencies
+from skills.service_deps import DEPS_ASKED, INCIDENT_DEPS_ASKED, asked_service, dependencies, incident_dependencies
 
 __all__ = ["RoutingSkill"]
 
@@ -107,7 +107,7 @@ class RoutingSkill(BaseSkill):
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
-                or ESCALATION_ASKED.match(text)):
+                or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -158,6 +158,9 @@ class RoutingSkill(BaseSkill):
                 from skills.ask import AskSkill
 
                 return AskSkill().run(request, ctx)
+        if request.command is None and (deps := INCIDENT_DEPS_ASKED.match(text)) is not None:  # "blast radius of
+            with ctx.db.session() as s:  # #113?", "what depends on this?" under its card
+                return incident_dependencies(s, int(deps.group("id")) if deps.group("id") else request.incident_id)
         if request.command is None and (svc := asked_service(text)) is not None:  # "what depends on dns?"
             with ctx.db.session() as s:
                 return dependencies(s, svc)

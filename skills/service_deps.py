@@ -8,6 +8,7 @@ call for it now, and its open incidents, so the answer is also whom to page and 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 
@@ -20,7 +21,8 @@ from knowledge.people import OPEN_STATUSES
 from knowledge.service_graph import MAX_HOPS, dependency_paths, graph
 from skills.base import Section, SkillError, SkillResult, esc
 
-__all__ = ["DEPS_ASKED", "asked_service", "dependencies", "service_hint"]
+__all__ = ["DEPS_ASKED", "INCIDENT_DEPS_ASKED", "asked_service", "dependencies", "incident_dependencies",
+           "service_hint"]
 
 _NAME = r"(?!(?:the|a|an|this|that|it|its|our|my|your|their|whether|how|what|which|when)\b)(?P<{}>[\w.-]+)"
 # "what depends on X?", "which services use X?", "who calls X?", "what does X depend on?", "dependencies of X",
@@ -33,6 +35,18 @@ DEPS_ASKED = re.compile(
     rf"dependents|blast\s+radius|impact)\s+(?:of|for)\s+{_NAME.format('c')}"
     rf"|what\s+(?:would|will|could|might)?\s*(?:break|breaks|fail|fails|go\s+down)\s+if\s+{_NAME.format('d')}"
     r"\s+(?:goes|went|is|were|was|fails|failed|dies|died))\b", re.I)
+
+
+# The same about an incident's service: "what's the blast radius of #113?", "blast radius?" or "what depends on
+# this?" under its card (they got "I don't know": "#113" is no service name)
+INCIDENT_DEPS_ASKED = re.compile(
+    r"^\W*(?:(?:what(?:'s|\s+is|\s+are)\s+|show\s+(?:me\s+)?)?(?:the\s+|its\s+)?(?:blast\s+radius|dependencies|deps"
+    r"|dependents|upstreams?|downstreams?)(?:\s+(?:of|for)\s+(?:(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9})"
+    r"|this(?:\s+incident)?|it|the\s+incident))?"
+    r"|what\s+(?:depends|relies)\s+on\s+(?:this|it)(?:\s+(?:service|one))?"
+    r"|what\s+(?:does|do)\s+(?:this|it)\s+(?:depend|rely)\s+on"
+    r"|what\s+(?:else\s+)?(?:would|will|could|might)\s+(?:break|fail|go\s+down)(?:\s+(?:because\s+of|with)\s+"
+    r"(?:this|it))?)\W*$", re.I)
 
 
 def asked_service(text: str) -> str | None:
@@ -109,3 +123,27 @@ def dependencies(s: Session, name: str) -> SkillResult:
     return SkillResult(title=f"Dependencies of {svc.name}", summary=summary, sections=sections,
                        data={"service": svc.name, "depends_on": sorted(up), "dependents": sorted(down),
                              "open_upstream": [i.id for i in burning]})
+
+
+def incident_dependencies(s: Session, incident_id: int | None) -> SkillResult:
+    """:func:`dependencies` of an incident's service, said as its blast radius.
+
+    Raises:
+        SkillError: no incident named or here, no such incident, or an incident on no service.
+    """
+    if incident_id is None:
+        raise SkillError("Of which service or incident? \"blast radius of payments-api\", \"blast radius of #113\", "
+                         "or ask under the incident's card.")
+    inc = s.get(Incident, incident_id)
+    if inc is None:
+        raise SkillError(f"There is no incident #{incident_id}.")
+    if not inc.service_name:
+        raise SkillError(f"Incident #{inc.id} names no service, so I cannot say what depends on it: "
+                         f"`/incident service {inc.id} <service>` sets it.")
+    if people.service_named(session=s, name=inc.service_name) is None:
+        raise SkillError(f"Incident #{inc.id} is on `{esc(inc.service_name)}`, which no services file declares, so "
+                         f"I know nothing that depends on it.{service_hint(s, inc.service_name)}")
+    found = dependencies(s, inc.service_name)
+    return dataclasses.replace(found, title=f"Blast radius of incident #{inc.id}",
+                               summary=f"Incident #{inc.id} is on {esc(inc.service_name)}. {found.summary}",
+                               data={**found.data, "incident_id": inc.id})

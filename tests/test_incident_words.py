@@ -105,6 +105,16 @@ def test_what_depends_on_a_service_names_teams_on_call_and_open_incidents(live: 
     assert "*ingress* (platform" in said and "via payments-api" in said, said
     assert "Did you mean `postgres-main`?" in _say(live, "what depends on postgress-main?")
     assert "Dependencies of" not in _say(live, "what depends on the deploy finishing?")  # not about a service
+    # the same for an incident ("#113" is no service name: they got "I don't know"), or under its card
+    said = _say(live, f"what's the blast radius of #{inc.id}?")
+    assert f"Blast radius of incident #{inc.id}" in said and f"Incident #{inc.id} is on postgres-main." in said, said
+    assert "6 service(s) depend on it, 4 directly" in said and "*payments-api* (payments, on call <@U0BOB>)" in said
+    for asked in ("blast radius?", "what depends on this?", "what else could break?"):
+        said = _say(live, asked, channel=inc.channel_id, thread=inc.card_ts)
+        assert f"Blast radius of incident #{inc.id}" in said, (asked, said)
+    assert "Of which service or incident?" in _say(live, "what's the blast radius?")  # no incident here
+    assert "There is no incident #99999" in _say(live, "blast radius of #99999")
+    assert "No impact recorded" in _say(live, "what's the impact?", channel=inc.channel_id, thread=inc.card_ts)
 
 
 def test_calling_someone_in_without_an_incident_channel_mentions_them_with_where_the_card_is(live: Live) -> None:
