@@ -13,6 +13,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knowledge import changes, people
@@ -32,7 +33,8 @@ from skills.base import (
 from skills.clock_words import lookback
 from skills.redact import mask_secrets
 
-__all__ = ["ChangesSkill", "CHANGES_ASKED", "checked", "report", "change_line", "answer", "MAX_FUTURE", "MAX_AGE"]
+__all__ = ["ChangesSkill", "CHANGES_ASKED", "VERSION_ASKED", "versions", "checked", "report", "change_line", "answer",
+           "MAX_FUTURE", "MAX_AGE"]
 
 MAX_FUTURE = dt.timedelta(minutes=10)  # clocks differ a little; a change an hour ahead is a wrong time zone
 MAX_AGE = dt.timedelta(days=90)
@@ -51,6 +53,14 @@ CHANGES_ASKED = re.compile(
     r"|(?:(?:was|has|is)\s+)?(?:anything|something)\s+(?:been\s+)?(?:deployed|changed|released|rolled\s+(?:out|back))"
     r"|who\s+(?:deployed|changed|released|rolled\s+(?:out|back))\b"
     r"|when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled\s+(?:out|back)))", re.I)
+# "what version of payments-api is deployed?", "which version is ingest running?", "current version of X", "what's
+# live for checkout-web?" (they went to the knowledge base: a postmortem passage)
+VERSION_ASKED = re.compile(
+    r"^\W*(?:(?:what|which)(?:'s|\s+is)?\s+(?:the\s+)?(?:current\s+|latest\s+|deployed\s+|live\s+|running\s+)?"
+    r"(?:version|build|release|tag|sha|commit)s?\s+(?:of|for|on|is)\b"
+    r"|(?:the\s+)?(?:current|deployed|live|running)\s+(?:version|build|release)s?\s+(?:of|for|on)\b"
+    r"|what(?:'s|\s+is)\s+(?:live|running|deployed|out)\s+(?:in\s+prod(?:uction)?\s+)?(?:for|on)\b)", re.I)
+_VERSIONED = ("deploy", "rollback")
 _WHEN_LAST = re.compile(r"^\W*when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled)", re.I)
 
 def checked(*, service: str, summary: str, kind: str = "deploy", version: str | None = None,
@@ -181,6 +191,45 @@ def answer(ctx: SkillContext, text: str, incident_id: int | None = None, user_id
                        data={"changes": [n.change.id for n in found]})
 
 
+def versions(ctx: SkillContext, text: str) -> SkillResult:
+    """What each service named runs now, as far as its reported deploys and rollbacks say: the newest one (a deploy
+    that did not finish said so, with the last one that did), and the two before it.
+
+    Raises:
+        SkillError: no service named.
+    """
+    with ctx.db.session() as s:
+        known = set(s.scalars(select(ChangeEvent.service).distinct()).all())
+        names = people.names_in_text(known, text) or people.known_services_in_text(session=s, text=text)
+        if not names:
+            raise SkillError("Which service? \"what version of payments-api is deployed?\"")
+        lines: list[str] = []
+        heads: list[str] = []
+        for name in names[:5]:
+            rows = s.scalars(select(ChangeEvent).where(
+                ChangeEvent.service == name.lower(), ChangeEvent.kind.in_(_VERSIONED),
+                ChangeEvent.at >= utcnow() - MAX_AGE).order_by(ChangeEvent.at.desc(), ChangeEvent.id.desc())
+                .limit(10)).all()
+            if not rows:
+                heads.append(f"no deploy of {esc(name)} recorded in the last {MAX_AGE.days} days")
+                continue
+            done = [r for r in rows if not r.summary.startswith("did not finish")]
+            top = rows[0]
+            what = esc(top.version) if top.version else "no version given"
+            if done and top is done[0]:
+                heads.append(f"{esc(name)} runs {what} ({top.kind} {slack_when(top.at)}"
+                             + (f" by {esc(top.author)}" if top.author else "") + ")")
+            else:
+                before = (f"; the last one that finished: {esc(done[0].version or 'no version given')} "
+                          f"{slack_when(done[0].at)}" if done else "")
+                heads.append(f"{esc(name)}: the last {top.kind} ({what}, {slack_when(top.at)}) did not finish, so "
+                             f"it may run a mix{before}")
+            lines += [change_line(changes.Near(r, (r.service,))) for r in rows[:3]]
+    summary = "; ".join(heads) + ". From the deploys CI/CD reported (`POST /api/v1/changes`), not from the cluster."
+    return SkillResult(title="Deployed versions", summary=summary[0].upper() + summary[1:],
+                       sections=(Section("", tuple(lines)),) if lines else ())
+
+
 class ChangesSkill(BaseSkill):
     """Say what changed (deploys, config, flags, rollbacks) before an incident or on a service."""
 
@@ -189,11 +238,13 @@ class ChangesSkill(BaseSkill):
     keywords = ()  # questions only (CHANGES_ASKED): "the deploy failed" is not a question about changes
     examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?")
     usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
-             "the last 2h?\", \"what changed on our services?\", \"when was payments-api last deployed?\", \"recent "
-             "changes\"; or `/incident changes [id]`")
+             "the last 2h?\", \"what changed on our services?\", \"when was payments-api last deployed?\", \"what "
+             "version of payments-api is deployed?\", \"recent changes\"; or `/incident changes [id]`")
 
     def score(self, text: str) -> float:
-        return 0.9 if CHANGES_ASKED.match(text) else 0.0
+        return 0.9 if CHANGES_ASKED.match(text) or VERSION_ASKED.match(text) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if VERSION_ASKED.match(request.text):  # "what version of payments-api is deployed?"
+            return versions(ctx, request.text)
         return answer(ctx, request.text, request.incident_id, request.user_id)

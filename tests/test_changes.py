@@ -248,3 +248,29 @@ def test_a_change_history_is_imported_once_and_a_bad_line_imports_nothing(tmp_pa
     with db.session() as s:
         kept = sorted((c.service, c.summary) for c in s.scalars(select(ChangeEvent)))
     assert len(kept) == 3, kept  # the bad files added nothing
+
+
+def test_what_version_a_service_runs_from_its_reported_deploys(live: Live) -> None:
+    """"What version of payments-api is deployed?" went to the knowledge base (a postmortem passage). The reported
+    deploys and rollbacks answer it: the newest, a deploy that did not finish said so with the last one that did."""
+    now = utcnow().replace(microsecond=0)
+    for i, (version, summary, minutes) in enumerate((("v1.4.1", "v1.4.1", 300), ("v1.4.2", "v1.4.2: pool 50", 60))):
+        r = _post(live, {"service": "payments-api", "summary": summary, "version": version, "author": "alice",
+                         "at": (now - dt.timedelta(minutes=minutes)).isoformat() + "Z", "id": f"v-{i}"})
+        assert r.status_code == 201, r.text
+    assert _post(live, {"service": "payments-api", "kind": "config", "summary": "pool 60", "id": "cfg"}).status_code \
+        == 201  # not a version
+    for asked in ("what version of payments-api is deployed?", "which version is payments-api running?",
+                  "current version of payments-api"):
+        said = _say(live, asked)
+        assert "Deployed versions" in said and "Payments-api runs v1.4.2 (deploy" in said and "by alice" in said, \
+            (asked, said)
+        assert "v1.4.1" in said and "pool 60" not in said, said
+    assert _post(live, {"service": "payments-api", "summary": "did not finish (failure): v1.5.0", "version": "v1.5.0",
+                        "id": "v-2"}).status_code == 201
+    said = _say(live, "what version of payments-api is deployed?")
+    assert "the last deploy (v1.5.0" in said and "did not finish, so it may run a mix" in said, said
+    assert "the last one that finished: v1.4.2" in said
+    said = _say(live, "what version of ingest is deployed?")
+    assert "No deploy of ingest recorded in the last 90 days" in said, said
+    assert "Which service?" in _say(live, "what version is deployed?")
