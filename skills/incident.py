@@ -33,6 +33,7 @@ from knowledge.models import (
     Job,
     Postmortem,
     Service,
+    Team,
     TimelineEvent,
     utcnow,
 )
@@ -106,7 +107,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
                           r"(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])(?:'?s)?|"
                           r"this|last|past|the|in|on|for|of|over|by|and|teams?|services?|incidents?|month|quarter|"
-                          r"year|week|compare[ds]?|vs|versus|to|with)\b", re.I)
+                          r"year|week|compare[ds]?|vs|versus|to|with|per|each)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
@@ -1785,6 +1786,24 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             waits = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in rows if getattr(r, end)]
             if waits:
                 lines.append(f"Median time to {label}: {_minutes(median(waits))} (over {len(waits)} incidents)")
+        if not any(r.resolved_at for r in rows) and re.search(r"\b(?:mttr|resolve|resolution)\b", rest, re.I):
+            lines.append("Median time to resolve: none of them is resolved yet")  # "what's our MTTR?": not silence
+        if re.search(r"\b(?:by|per|for\s+each|each)\s+(?:service|team)s?\b", rest, re.I):  # "MTTR by service"
+            by_team = re.search(r"\bteams?\b", rest, re.I) is not None
+            team_of = dict(s.execute(select(Service.name, Team.name).join(Team, Team.id == Service.team_id)).all()) \
+                if by_team else {}
+            groups: dict[str, list[Incident]] = {}
+            for r in rows:
+                key = (team_of.get(r.service_name or "", "no team") if by_team
+                       else r.service_name or "unknown service")
+                groups.setdefault(key, []).append(r)
+            for key, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:10]:
+                parts = [f"{len(group)} incident(s)"]
+                for label, end, none in (("ack", "acknowledged_at", "none acknowledged"),
+                                         ("resolve", "resolved_at", "none resolved")):
+                    waits = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in group if getattr(r, end)]
+                    parts.append(f"median time to {label} {_minutes(median(waits))}" if waits else none)
+                lines.append(f"*{escape(key)}*: " + ", ".join(parts))
         noisy = max(rows, key=lambda r: r.alert_count or 0)
         if (noisy.alert_count or 0) > 1:
             lines.append(f"Noisiest: #{noisy.id} {escape(noisy.title[:80])} ({noisy.alert_count} alerts)")

@@ -469,6 +469,22 @@ def test_how_many_incidents_of_a_severity(live: Live) -> None:
     assert "1 incident(s) in the last 30 days at SEV1" in said, said
 
 
+def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
+    """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
+    one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
+                                      "ingest lag growing sev3")
+    said = _say(live, "what's our MTTR this month?")
+    assert "Median time to resolve: none of them is resolved yet" in said, said
+    _incident(live, f"ack {two.id}")
+    _incident(live, f"resolve {two.id}: restarted the consumers")
+    said = _say(live, "what's our MTTR by service?")
+    assert "none of them is resolved yet" not in said and "Median time to resolve: 0 min (over 1 incidents)" in said
+    assert "*ingest*: 2 incident(s), median time to ack 0 min, median time to resolve 0 min" in said, said
+    assert "*payments-api*: 1 incident(s), none acknowledged, none resolved" in said, said
+    said = _incident(live, "stats 30d per team")
+    assert "*data*: 2 incident(s)" in said and "*payments*: 1 incident(s)" in said, said
+
+
 def test_links_are_kept_on_the_card_and_listed(live: Live) -> None:
     """"Link PAY-123 to #113", "dashboard: <url>" under the card and "where's the dashboard?" got the help or "I did
     not act on that". A link (an http(s) address or a ticket key) is kept once, on the card and the timeline."""
