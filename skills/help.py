@@ -15,7 +15,9 @@ __all__ = ["HelpSkill"]
 
 # "help runbooks", "help with /oncall", "help on postmortems": one skill in full
 _TOPIC = re.compile(r"^\W*help\s+(?:(?:with|on|for|about)\s+)?(?:the\s+)?/?([a-z][\w-]{1,30})\W*$", re.I)
-_THANKS = re.compile(r"^\W*(thanks?( you)?|thx|ty|cheers|great|nice|ok(ay)?|cool|👍)\W*(warroom|bot)?\W*$", re.I)
+_THANKS = re.compile(r"^\W*(thanks?( you| a lot| so much)?|thank you( so much)?|thx|ty|tyvm|cheers|great|nice|ok(ay)?"
+                     r"|cool|perfect|awesome|got it|👍|🙏|(good|nice|great) (bot|job|work|one))\W*(warroom|bot)?\W*$",
+                     re.I)
 
 
 # "silence DiskSpaceLow for 2h", "mute this alert", "snooze the reminders", "stop paging me"

@@ -555,7 +555,10 @@ def test_an_instruction_to_run_something_runs_nothing(live: Live) -> None:
     live.driver.mention("silence DiskSpaceLow for 3 hours", channel="C0DO4", user="U0ERIN")
     live.driver.mention("flush the cache on redis-cache-pages", channel="C0DO5", user="U0ERIN")
     live.driver.mention("dry run restart-service for ingest", channel="C0DO6", user="U0ERIN")  # was the help
+    live.driver.mention("good bot", channel="C0DO7", user="U0ERIN")  # these got the whole help
+    live.driver.mention("thank you so much!", channel="C0DO8", user="U0ERIN")
     live.drain()
+    assert _first(live, "C0DO7").startswith("You're welcome") and _first(live, "C0DO8").startswith("You're welcome")
     assert "`/runbook run restart-service service=ingest --dry-run` shows exactly what would run" in _first(
         live, "C0DO6")
     # a parameter's allowed value named in the words is filled in (it was `instance=<instance>`)
