@@ -36,6 +36,9 @@ HANDOVER = re.compile(
     r"^\W*(?:(?:(?:give|send|show)\s+me\s+|post\s+|can\s+i\s+(?:get|have)\s+)?(?:(?:a|the)\s+)?"
     r"(?:shift\s+|on-?call\s+)?hand-?over(?:\s+(?:summary|notes?|report))?(?!\s+to\b)"
     r"|what\s+did\s+i\s+miss|did\s+i\s+miss\s+anything|anything\s+i\s+should\s+know|catch\s+me\s+up"
+    # "any incidents overnight?", "anything happen last night?" (the knowledge base's closest passage)
+    r"|any(?:thing|\s+(?:incidents?|alerts?|pages?|issues?|outages?))\s+(?:happen(?:ed)?\s+|(?:come|came)\s+in\s+)?"
+    r"(?:overnight|last\s+night|while\s+i\s+was\s+(?:away|off|out|asleep)|(?:on|during)\s+(?:my|the\s+last)\s+shift)"
     r"|(?:give\s+me\s+)?(?:a\s+)?(?:shift\s+)?summary\s+of\s+(?:my|the)\s+shift"
     r"|what\s+(?:happened|went\s+on)\s+(?:overnight|last\s+night|while\s+i\s+was\s+(?:away|off|out|asleep)"
     r"|(?:on|during)\s+(?:my|the\s+last)\s+shift)"

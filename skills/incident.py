@@ -319,6 +319,13 @@ _LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\
                          r"(?:\s*(?:,|and|or|&|/|\+)\s*(?:sev(?:erity)?[\s-]?[1-4]|p[1-4]))*\s+)?incidents"
                          r"(?:\s+(?:are\s+)?(?:open|(?:going\s+)?on|active)\b)?(?!\s+(?:did|have|do|were|was|per)\b)",
                          re.I)
+# "when did we last have an incident on kafka?", "show me the last incident on payments-api", "when was the last
+# sev1?", "what was the previous incident for storage?" (the runbook history's error, the usage)
+_LAST_ONE = re.compile(r"^\W*(?:when\s+(?:did|have)\s+we\s+last\s+(?:have|had|see|seen)\s+(?:an?\s+)?"
+                       r"(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s+)?(?:incident|outage)s?"
+                       r"|(?:when\s+was|what\s+was|(?:show|give)\s+(?:me\s+)?)\s*the\s+(?:last|latest|most\s+recent"
+                       r"|previous)\s+(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s*)?(?:incidents?|outages?)?"
+                       r"(?=\s+(?:on|for|with|in|of)\b|\W*$))", re.I)
 # "status of all sev1s", "any sev1 open?", "show sev1s", "open sev1 or sev2?" (the status, the knowledge base)
 _SEV_TERM = r"(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])(?:'?s)?"
 _SEV_LIST = re.compile(rf"^\W*(?P<ask>(?:show|list|give)\s+(?:me\s+)?|status\s+of\s+"
@@ -577,8 +584,10 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "list", f"resolved causes {m.group(1)}"
     if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
         return "list", f"resolved {m.group(1)}"
-    if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"
-        return "handover", text
+    if _LAST_ONE.match(text) and not ref:  # "when did we last have an incident on kafka?"
+        return "last", text
+    if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"; "catch me up on #113": that one
+        return ("status", f"#{ref.group(1)}") if ref else ("handover", text)
     if _STATS.match(text):
         return "stats", text
     if _TIMELINE.search(text):  # "the full timeline of #101", "whole timeline" under the card
@@ -687,7 +696,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
-                or _TRIED.match(text) or ((_LIST_WORDS.match(text) or _sev_list(text))
+                or _TRIED.match(text) or (_LAST_ONE.match(text) and not INCIDENT_REF.search(text))
+                or ((_LIST_WORDS.match(text) or _sev_list(text))
                                           and not INCIDENT_REF.search(text))):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
         if _FREE_VERB.search(text):  # "ack", "resolve: rolled back" in the card's thread or the incident channel
@@ -734,7 +744,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _ETA_ASK.match(request.text) or _LINK_SET.match(request.text) or _LINKS_ASK.match(request.text)
                     or _SNOOZE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
-                    or _FALSE_ALARM.match(request.text) or _sev_list(request.text)
+                    or _FALSE_ALARM.match(request.text) or _sev_list(request.text) or _LAST_ONE.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
@@ -750,7 +760,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "service": self._service, "invite": self._invite, "changes": self._changes,
                     "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
                     "link": self._link, "links": self._link, "snooze": self._snooze,
-                    "trend": self._trend}
+                    "trend": self._trend, "last": self._last}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -1417,6 +1427,34 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return self._done(inc, f"Incident #{inc.id}: {verdict}. {firing} alert(s) firing, {resolved} resolved; "
                           f"{new_now} new in the last 15 min ({new_before} in the 15 before), {seen} seen in the "
                           f"last 15 min.{said}")
+
+    def _last(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """The most recent incident (of the services or teams named, at the severities named), any status, with its
+        status and how long ago it opened; "none" said with where it looked."""
+        from knowledge.people import scope_in_text
+
+        where = []
+        scope = scope_in_text(session=s, text=rest)
+        if scope is not None:
+            where.append(Incident.service_name.in_(scope.services))
+        levels = sorted({level for w in re.findall(r"\b(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])\b", rest, re.I)
+                         if (level := severity_word(w.replace(" ", "").replace("-", ""))) is not None})
+        if levels:
+            where.append(Incident.severity.in_(levels))
+        rows = [r for r in s.scalars(select(Incident).where(*where).order_by(Incident.created_at.desc(),
+                                                                               Incident.id.desc()).limit(20))
+                if not (r.findings or {}).get("closed_as")]  # a false alarm or a duplicate is no incident
+        sev = " or ".join(f"SEV{v}" for v in levels)
+        said = f"{sev + ' ' if sev else ''}incident{' ' + escape(scope.label) if scope else ''}"
+        if not rows:
+            raise SkillError(f"No {said} on record.")
+        inc = rows[0]
+        found = self._status(s, request, f"#{inc.id}", ctx)
+        age = utcnow() - inc.created_at
+        ago = f"{duration(age.total_seconds())} ago" if age < dt.timedelta(days=2) else \
+            f"on {inc.created_at:%d %b %Y}, {age.days} days ago"
+        head = f"The last {said}: #{inc.id}, opened {ago} ({inc.status})."
+        return dataclasses.replace(found, summary=f"{head} {found.summary}".strip())
 
     def _statuspage(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """A customer-facing update drafted from its state, impact and times (skills/status_page.py), with a button

@@ -139,6 +139,12 @@ def _load_spec(ctx: SkillContext, slug: str) -> RunbookSpec:
         return spec_of(row)
 
 
+def _is_runbook(ctx: SkillContext, slug: str) -> bool:
+    with ctx.db.session() as s:
+        row = get_runbook(s, slug=slug[:100])
+        return row is not None and row.active
+
+
 _LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+|all\s+|our\s+)?"
                        r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b", re.I)
 # "what runbooks ran today?", "show runbook history", "runbook runs": the history, not the list
@@ -209,7 +215,10 @@ class RunbooksSkill(BaseSkill):
             sub, rest = "cancel", m.group(1)
         elif request.source in ("mention", "dm") and (m := _LAST_RUN_ASK.match(text)):
             verb, obj = m.group("verb") or m.group("verb2"), m.group("obj") or m.group("obj2")
-            slug = self._slug_for(ctx, verb, obj)
+            # "when did we last run restart-service?": the runbook named (its verb would be "run")
+            slug = next((w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", obj.lower())
+                         if re.fullmatch(r"run|ran|execute[d]?|use[d]?|trigger(?:ed)?", verb.lower())
+                         and _is_runbook(ctx, w)), None) or self._slug_for(ctx, verb, obj)
             if slug is None:
                 raise SkillError(f"I know no runbook that does `{esc(verb[:30])}`: `/runbook history` lists the last "
                                  "runs of every runbook.")

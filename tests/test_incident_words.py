@@ -469,6 +469,23 @@ def test_how_many_incidents_of_a_severity(live: Live) -> None:
     assert "1 incident(s) in the last 30 days at SEV1" in said, said
 
 
+def test_the_last_incident_on_a_service_and_what_happened_overnight(live: Live) -> None:
+    """"When did we last have an incident on kafka?" got the runbook history's error, "show me the last incident on
+    payments-api" the usage, "any incidents overnight?" the knowledge base, "catch me up on #113" every incident."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, "when did we last have an incident on kafka?")
+    assert "The last incident on kafka: #109, opened on 09 Jul 2026" in said and "(resolved)" in said, said
+    assert "*Root cause:*" in said  # its status, with what it was
+    said = _say(live, "show me the last incident on payments-api")
+    assert f"The last incident on payments-api: #{inc.id}, opened 0 min ago (open)" in said, said
+    assert "The last SEV1 incident: #" in _say(live, "when was the last sev1?")
+    assert "No SEV4 incident on kafka on record" in _say(live, "when was the last sev4 on kafka?")
+    for asked in ("any incidents overnight?", "anything happen last night?"):
+        assert "Handover for the last 12 hours" in _say(live, asked), asked
+    said = _say(live, f"catch me up on #{inc.id}")
+    assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "Handover" not in said, said
+
+
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
     """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
     one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",

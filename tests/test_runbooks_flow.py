@@ -281,6 +281,11 @@ def test_what_ran_and_who_approved_it_in_words(live: Any, tmp_path: Path) -> Non
         assert f"#{eid} `clear-disk-space` v1 *succeeded* by <@U0ALICE>, approved by <@U0IRIS>" in said, (q, said)
         assert (f"#{old_id} " in said) == (q != "what ran in the last hour?"), (q, said)
     assert "Runbook history in the last hour" in _text(_last(live, "Runbook history in the last hour"))
+    # "when did we last run clear-disk-space?" was "I know no runbook that does `run`"
+    live.driver.mention("when did we last run clear-disk-space?", user="U0ERIN", channel=CH)
+    live.drain()
+    said = _text(live.standin.messages(CH)[-1])
+    assert "Runbook history: clear-disk-space" in said and f"#{eid} `clear-disk-space`" in said, said
     assert not [a for a in _audit(live) if a.action == "refused"]  # a question is not an order to run
 
 
