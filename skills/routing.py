@@ -43,6 +43,7 @@ from skills.base import (
 from skills.clock_words import Moment, moment
 from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
+from skills.oncall_load import LOAD_ASKED, oncall_load
 from skills.oncall_mine import MINE_ASKED, my_shifts
 from skills.person import asked_person, person
 from skills.redact import mask_secrets
@@ -107,7 +108,7 @@ class RoutingSkill(BaseSkill):
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
-                or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text)):
+                or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -149,6 +150,9 @@ class RoutingSkill(BaseSkill):
                 if named and (unread := _unread_oncall_words(s, rest)):  # "/oncall payments thursdya": not dropped
                     raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`. {_ONCALL_USAGE}")
             return self._oncall(named or ([rest] if rest else []), ctx, when)
+        if request.command is None and LOAD_ASKED.match(text):  # "who's been paged the most this week?"
+            with ctx.db.session() as s:
+                return oncall_load(s, text, request.user_id)
         if request.command is None and (who := asked_person(text)) is not None:  # "what time is it for alice?"
             with ctx.db.session() as s:
                 found = person(s, who)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from knowledge import people
-from knowledge.models import utcnow
+from knowledge.models import Incident, utcnow
 from tests.conftest import Live, open_incidents
 from tests.test_oncall_mine import _ask
 from tests.test_rotations import _only_payments_shifts, _say
@@ -51,3 +51,30 @@ def test_questions_that_only_look_like_they_are_about_a_person(live: Live) -> No
     assert "no team called 'nobody-like-this'" in said, said
     assert "<@U0ALICE> (Alice Moreau)" in _ask(live, "whos alice", "U0BOB")
     assert "Several people are called" not in _ask(live, "who is bob?", "U0ALICE")
+
+
+def test_on_call_load_per_person_with_out_of_hours_and_night_pages(live: Live) -> None:
+    """"Who's been paged the most this week?", "on-call load for payments", "how many pages did I get?" went to the
+    knowledge base. An incident pages whoever is on call for its service's team when it opens."""
+    now = _only_payments_shifts(live, (("U0BOB", -200, 30),))
+    day = now - dt.timedelta(days=1)
+    while day.weekday() >= 5:  # a weekday: 12:00 UTC is within London's working hours
+        day -= dt.timedelta(days=1)
+    night, noon = day.replace(hour=3, minute=0, second=0), day.replace(hour=12, minute=0, second=0)
+    a, b, c = open_incidents(live, "payments-api 503 errors at checkout sev2", "checkout-web slow sev3",
+                             "payments-api timeouts sev3")
+    with live.db.session() as s:
+        for inc_id, at in ((a.id, night), (b.id, noon), (c.id, noon)):
+            s.get(Incident, inc_id).created_at = at
+    live.driver.command("/incident", f"resolve {c.id} duplicate of #{a.id}", user="U0BOB", channel="C0OPS")
+    live.driver.command("/incident", f"take {a.id}", user="U0BOB", channel="C0OPS")
+    live.drain(due_within_s=60)
+    said = _ask(live, "what's the on-call load for payments?", "U0ERIN")
+    assert "2 page(s) to 1 person(s) in the last 7 days for payments; the most: <@U0BOB> (2)" in said, said
+    assert f"<@U0BOB>: 2 incident(s), 1 outside working hours, 1 at night, 1 taken by them (#{a.id}, #{b.id})" \
+        in said, said  # the duplicate joined another incident: it paged nobody
+    assert "You were paged for 2 incident(s) in the last 7 days" in _ask(live, "how many pages did I get this week?",
+                                                                          "U0BOB")
+    assert "You were paged for 0 incident(s)" in _ask(live, "how often was I paged?", "U0ALICE")
+    said = _ask(live, "who's been paged the most this week?", "U0ERIN")
+    assert "the most: <@U0BOB> (2)" in said, said
