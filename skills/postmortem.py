@@ -50,7 +50,10 @@ _VERBS = ("draft", "show", "publish", "export", "edit", "regenerate", "unpublish
 # "what action items are open?", "my action items", "open follow-ups for payments-api" (not "action item: ...")
 _ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are|\s+were)?)\s+)?"
                             r"(?:(?:the|my|our|all|open|overdue|late|unassigned)\s+)*"
-                            r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)", re.I)
+                            r"(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b(?!\s*:)"
+                            # "what's overdue?", "anything overdue for payments?" (the knowledge base's "I don't know")
+                            r"|^\W*(?:what(?:'s|\s+is)|(?:is\s+)?anything|any(?:thing)?\s+items?)\s+(?:still\s+)?"
+                            r"(?:overdue|past\s+due)\b", re.I)
 # "what did we learn from #101?", "lessons learned from #101": its postmortem (it went to the knowledge base)
 _LEARNED = re.compile(r"^\W*(?:what\s+(?:did|have)\s+we\s+learn(?:ed|t)?|(?:what\s+(?:were|are)\s+the\s+)?lessons?"
                       r"(?:\s+(?:learned|learnt))?)\s+(?:from|in|of|on|about)\s+(?:incident\s+)?(?:#|inc-?)\d{1,9}\b",

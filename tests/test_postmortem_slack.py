@@ -448,6 +448,9 @@ def test_action_items_get_owners_due_dates_and_hand_added_items(live: Live) -> N
     assert f"due {in3:%a %d %b}" in listed
     late = say("actions overdue")
     assert "1 overdue action item(s)" in late and f"*{iid}.4*" in late and f"*{iid}.2*" not in late
+    for asked in ("what's overdue?", "anything overdue?"):  # they went to the knowledge base ("I don't know")
+        late = say(asked, command="")
+        assert "1 overdue action item(s)" in late and f"*{iid}.4*" in late, (asked, late)
     unowned = say("which action items are unassigned?", command="")
     assert f"*{iid}.3*" in unowned and f"*{iid}.5*" in unowned and f"*{iid}.4*" not in unowned
     # the document: ticked, owners, due dates; a regenerated version keeps them all, numbers included
