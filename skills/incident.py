@@ -297,7 +297,8 @@ _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+m
 # in the last 3 days?" (they went to the knowledge base); group 1: the span and scope words
 # "what were the root causes last month?", "root causes this week": the resolved incidents with what caused them
 _CAUSES_ASK = re.compile(r"^\W*(?:what\s+(?:were|are|was)\s+(?:the\s+)?|(?:list|show)\s+(?:me\s+)?(?:the\s+)?)?"
-                         r"root[\s-]?causes?\b(?!\s*[:=])\W*(.*?)\W*$", re.I)
+                         r"(?:the\s+)?(?:(?:top|main|common|most\s+common|biggest|usual)\s+(?:incident\s+|outage\s+)?(?=causes)"
+                         r"|(?:incident\s+)?root[\s-]?(?=causes?))causes?\b(?!\s*[:=])\W*(.*?)\W*$", re.I)
 _RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|have\s+been|got|did\s+we)\s+"
                            r"(?:resolved|closed|fix(?:ed)?)\b\W*(.*?)\W*$", re.I)
 # "what reminders do I have?", "my reminders", "list my reminders"
@@ -1884,7 +1885,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         ``this month``), newest first: "what did we fix this week?" (the word was refused)."""
         words = re.findall(r"[\w-]+", rest.lower())
         closed = bool({"resolved", "closed", "fixed"} & set(words))
-        span = _LAST_SPAN.search(rest) or re.search(r"\b(today|(?:this|last|past)\s+week|(?:this|last|past)\s+month"
+        span = _LAST_SPAN.search(rest) or re.search(r"\b(today|(?:this|last|past)\s+(?:week|month|quarter|year)"
                                                    r"|(\d{1,3})\s*(?:d|days?))\b",
                                                    rest, re.I)
         days = 7
@@ -1893,6 +1894,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             n = int(m.group(0)) if (m := re.search(r"\d+", text)) else 1
             unit = (re.search(r"(?:\d|\s)([a-z])[a-z]*$", text) or re.search(r"()$", text)).group(1)  # "30d": d
             days = (1 if "today" in text else 7 if "week" in text else 30 if "month" in text
+                    else 90 if "quarter" in text else 365 if "year" in text
                     else n if unit == "d" else max(1, -(-n // 24)) if unit == "h" else 1 if unit == "m" else n)
             days = min(days, 366)
             rest = rest[:span.start()] + " " + rest[span.end():]

@@ -307,6 +307,11 @@ def test_root_causes_of_a_period_and_the_service_with_the_most_incidents(live: L
     assert "resolved incident(s) (in the last 30 days)" in said, said
     assert f"*#{a.id}* SEV2 checkout 503s" in said and "root cause: pool size set to 5" in said
     assert f"*#{b.id}*" in said and "no root cause recorded; fixed by: restarted the pods" in said
+    # "top causes" went to the knowledge base; "this quarter" was read as the default week
+    said = _say(live, "what are the top incident causes this quarter?")
+    assert "resolved incident(s) (in the last 90 days)" in said and "root cause: pool size set to 5" in said, said
+    said = _say(live, "the most common causes this year")
+    assert "(in the last 365 days)" in said and f"*#{a.id}* SEV2 checkout 503s" in said, said
     said = _say(live, "which service had the most incidents this month?")
     assert "Incident stats" in said and "Most affected:" in said, said
 
