@@ -85,7 +85,8 @@ _FREE_STATUS = re.compile(r"\b(status|update|timeline|going on|happening|happene
                           # "who acknowledged #113?", "is #113 still open?", "which team owns #113?", "the card for
                           # #113", "where is #113 discussed?" (they went to the knowledge base)
                           r"|acknowledged|acked|still\s+open|team\s+owns|owns|owning\s+team|channel|card|discussed"
-                          r"|what\s+service|take\s+to\s+(?:ack|acknowledge|resolve|fix|mitigate))\b"
+                          r"|what\s+service|take\s+to\s+(?:ack|acknowledge|resolve|fix|mitigate)"
+                          r"|how\s+long\s+(?:did|was|has|is)|(?:did|does)\s+.{0,20}?last)\b"
                           # "show me #101", "show incident 101" (not "show the runbooks for #101")
                           r"|^\W*(?:show|display)(?:\s+me)?\s+(?:the\s+)?(?:#|inc(?:ident)?\b[-\s#]*)\d", re.I)
 # Numbers over a period: "how many incidents did we have this week?", "incident stats for 30 days", "MTTR"
@@ -315,8 +316,8 @@ _TRIED = re.compile(r"^\W*what\s+(?:have\s+we|has\s+been|did\s+we|was|were)\s+(?
                     r"(?:\s+(?:so\s+far|already|yet))?\W*$", re.I)
 # Which incidents are open, in words: "show open sev1 and sev2 incidents", "list incidents for payments",
 # "what incidents are open?" (the words went to the usage)
-_LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\s+)?|which\s+)?(?:all\s+)?(?:the\s+)?"
-                         r"(?:(?:open|current|active|ongoing)\s+)?(?:(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])"
+_LIST_WORDS = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:are\s+)?|which\s+)?(?:all\s+)?"
+                         r"(?:the\s+|my\s+)?(?:(?:open|current|active|ongoing|resolved|closed)\s+)?(?:(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])"
                          r"(?:\s*(?:,|and|or|&|/|\+)\s*(?:sev(?:erity)?[\s-]?[1-4]|p[1-4]))*\s+)?incidents"
                          r"(?:\s+(?:are\s+)?(?:open|(?:going\s+)?on|active)\b)?(?!\s+(?:did|have|do|were|was|per)\b)",
                          re.I)
@@ -327,6 +328,10 @@ _LAST_ONE = re.compile(r"^\W*(?:when\s+(?:did|have)\s+we\s+last\s+(?:have|had|se
                        r"|(?:when\s+was|what\s+was|(?:show|give)\s+(?:me\s+)?)\s*the\s+(?:last|latest|most\s+recent"
                        r"|previous)\s+(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s*)?(?:incidents?|outages?)?"
                        r"(?=\s+(?:on|for|with|in|of)\b|\W*$))", re.I)
+# "which incidents did alice work on?", "what incidents has @carla handled this month?": the ones they were on
+_WHOSE_LIST = re.compile(r"^\W*(?:which|what)\s+incidents\s+(?:did|has|have|was|were)\s+"
+                         r"(?:<@[^>]{1,40}>|[a-z][\w'-]{0,40}(?:\s+[a-z][\w'-]{0,40})?)\s+(?:been\s+)?(?:work(?:ed)?\s+on|handled?|taken|took|take|led|lead"
+                         r"|on|assigned(?:\s+to)?)\b", re.I)
 # "status of all sev1s", "any sev1 open?", "show sev1s", "open sev1 or sev2?" (the status, the knowledge base)
 _SEV_TERM = r"(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])(?:'?s)?"
 _SEV_LIST = re.compile(rf"^\W*(?P<ask>(?:show|list|give)\s+(?:me\s+)?|status\s+of\s+"
@@ -595,6 +600,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "timeline", f"#{ref.group(1)}" if ref else ""
     if _TRIED.match(text):  # "what have we tried so far?": the key moments
         return "timeline", f"#{ref.group(1)} key" if ref else "key"
+    if _WHOSE_LIST.match(text) and ref is None:  # "which incidents did alice work on?"
+        return "list", f"{text} people"
     if (_LIST_WORDS.match(text) or _sev_list(text)) and ref is None:  # "show open sev1 and sev2 incidents": the
         return "list", text  # filters in the words
     if _STATUS_HERE.match(text):  # "how long has this been going on?", "how long has #113 been open?"
@@ -698,6 +705,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or (_LAST_ONE.match(text) and not INCIDENT_REF.search(text))
+                or (_WHOSE_LIST.match(text) and not INCIDENT_REF.search(text))
                 or ((_LIST_WORDS.match(text) or _sev_list(text))
                                           and not INCIDENT_REF.search(text))):
             return 0.85  # "note: ...", "root cause was ...", "this is a sev1", "who is the IC?"
@@ -746,6 +754,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _SNOOZE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text) or _sev_list(request.text) or _LAST_ONE.match(request.text)
+                    or _WHOSE_LIST.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
         handlers = {"new": self._new, "declare": self._new, "ack": self._ack, "acknowledge": self._ack,
@@ -1923,7 +1932,17 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             where.append(Incident.severity.in_(sevs))
             said.append(" or ".join(f"SEV{v}" for v in sevs))
         from knowledge.people import scope_in_text
+        from skills.person import people_named
 
+        persons = people_named(s, rest) if words and words[-1] == "people" else []
+        if persons:  # "which incidents did alice
+            days = days if span is not None else 30  # work on?": theirs, of any status, 30 days unless said
+            where = [Incident.assignee.in_(persons), Incident.created_at >= utcnow() - dt.timedelta(days=days)]
+            where += [Incident.severity.in_(sevs)] if sevs else []
+            closed, said = False, [f"in the last {days} days", *([" or ".join(f"SEV{v}" for v in sevs)] if sevs
+                                                                 else [])]
+            said.append("with " + " or ".join(f"<@{u}>" for u in persons[:5]) + " on them")
+            rest = re.sub(r"<@[^>]*>", " ", rest)
         scope = scope_in_text(session=s, text=rest)  # a service, or a team ("/incident list payments")
         if scope is not None:
             where.append(Incident.service_name.in_(scope.services))
@@ -1950,7 +1969,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                       + (f", <@{r.assignee}>" if r.assignee else ", nobody on it") + ")"
                       for r in rows)
         which = f" ({', '.join(said)})" if said else ""
-        kind = "resolved" if closed else "open"
+        kind = "resolved" if closed else "open" if not persons else "their"
         causes = closed and "causes" in words
         if causes:  # "what were the root causes last month?": what caused each, else what fixed it
             lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
@@ -1965,10 +1984,13 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                           f"after {_age(r)}"
                           + (f"): {escape((r.resolution or '')[:150])}" if r.resolution else ")") for r in rows)
         if not rows:
-            return SkillResult(title=f"{kind.capitalize()} incidents", summary=f"No {kind} incidents{which}.")
+            return SkillResult(title="Incidents" if persons else f"{kind.capitalize()} incidents",
+                               summary=f"No {kind} incidents{which}.".replace("No their ", "No "))
         if total is None:
             total = s.scalar(select(func.count()).select_from(Incident).where(*where))
         more = (f" (the {len(rows)} {'newest' if closed else 'most severe'} shown)" if (total or 0) > len(rows)
                 else "")
-        return SkillResult(title=f"{kind.capitalize()} incidents", summary=f"{total} {kind} incident(s){which}{more}.",
+        return SkillResult(title="Incidents" if persons else f"{kind.capitalize()} incidents",
+                           summary=f"{total} {kind} incident(s){which}{more}.".replace("their incident(s)",
+                                                                                         "incident(s)"),
                            sections=(Section("", lines),))

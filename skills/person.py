@@ -18,7 +18,7 @@ from knowledge import people
 from knowledge.models import Expert, Incident, OnCallShift, Team, utcnow
 from skills.base import USER_ID, Section, SkillError, SkillResult, esc, slack_when
 
-__all__ = ["PERSON_ASKED", "asked_person", "person"]
+__all__ = ["PERSON_ASKED", "asked_person", "person", "people_named"]
 
 # What "who is X" is not about: "who is on call?", "who is the IC?", "who is working on #113?" (other answers)
 _NOT_A_NAME = frozenset("""a an the this that it its our my your their his her we you i me us they he she here there
@@ -70,6 +70,25 @@ def _named(s: Session, who: str) -> list[Expert]:
         return list(rows)
     everyone = s.scalars(select(Expert).order_by(Expert.active.desc(), Expert.name)).all()
     return [e for e in everyone if name in e.name.lower().split()]
+
+
+def people_named(s: Session, text: str) -> list[str]:
+    """The Slack user ids of the people ``text`` names: every ``<@U...>`` mention (known or not: Slack notifies
+    them), and the active experts whose full name, or a first or last name only one of them has, is a word of it
+    ("page alice about #113")."""
+    ids = re.findall(rf"<@({USER_ID})(?:\|[^>]*)?>", text)
+    low = re.sub(r"<[^>]*>", " ", text).lower()
+    words = set(re.findall(r"[a-z][\w'-]*", low)) - _NOT_A_NAME
+    by_word: dict[str, list[str]] = {}
+    for e in s.scalars(select(Expert).where(Expert.active.is_(True))):
+        full = " ".join(e.name.lower().split())
+        if full and re.search(rf"(?<![\w-]){re.escape(full)}(?![\w-])", low):
+            ids.append(e.slack_user_id)
+            continue
+        for part in set(full.split()):
+            by_word.setdefault(part, []).append(e.slack_user_id)
+    ids += [only[0] for w, only in by_word.items() if w in words and len(only) == 1]
+    return list(dict.fromkeys(ids))
 
 
 def person(s: Session, who: str) -> SkillResult | None:

@@ -45,7 +45,7 @@ from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
 from skills.oncall_load import LOAD_ASKED, oncall_load
 from skills.oncall_mine import MINE_ASKED, my_shifts
-from skills.person import asked_person, person
+from skills.person import asked_person, people_named, person
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 from skills.service_deps import DEPS_ASKED, INCIDENT_DEPS_ASKED, asked_service, dependencies, incident_dependencies
@@ -190,6 +190,17 @@ class RoutingSkill(BaseSkill):
                     people.teams_in_text(session=s, text=inc.service_name) if inc.service_name else [])
                 at = inc.created_at
             return self._oncall(named, ctx, Moment(at=at, said=f"when #{inc.id} opened", spans=()))
+        if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I) and (
+                (ref := INCIDENT_REF.search(text)) or request.incident_id is not None):
+            with ctx.db.session() as s:  # "who is on call for #113?", "who's on call?" under its card: its team's
+                inc = s.get(Incident, int(ref.group(1)) if ref else request.incident_id)
+                if inc is None:
+                    raise SkillError(f"There is no incident #{ref.group(1) if ref else request.incident_id}.")
+                named = people.teams_in_text(session=s, text=INCIDENT_REF.sub(" ", text)) or (
+                    people.teams_in_text(session=s, text=inc.service_name) if inc.service_name else [])
+                when = self._moment(s, INCIDENT_REF.sub(" ", text), request.user_id)
+            if named:
+                return self._oncall(named, ctx, when)
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I):
             with ctx.db.session() as s:  # "@warroom who is on call for payments and platform?": both
                 # "... tomorrow?", "who was on call at 03:00?"; a time in another sentence is about something else
@@ -237,6 +248,9 @@ class RoutingSkill(BaseSkill):
         with ctx.db.session() as s:  # "page payments and platform": both (the second was dropped)
             teams = people.teams_in_text(session=s, text=text)
             inc = s.get(Incident, incident_id) if incident_id is not None else None
+            persons = people_named(s, text) if not teams else []
+        if persons:  # "page alice about #113", "page @carla": them (it paged the team's on-call instead)
+            return self._page_people(persons, ctx, inc, user_id)
             if not teams and inc is not None and inc.service_name:  # "page the on-call about #113": its owners
                 teams = people.teams_in_text(session=s, text=inc.service_name)
         if not teams:
@@ -264,6 +278,30 @@ class RoutingSkill(BaseSkill):
         if paged and nobody:
             summary += f" Nobody is on call for {esc(', '.join(nobody))} now."
         return dataclasses.replace(result, title=f"Paging {', '.join(teams)}", summary=summary, data=data)
+
+    @staticmethod
+    def _page_people(persons: list[str], ctx: SkillContext, inc: Incident | None, user_id: str | None) -> SkillResult:
+        """Call the people named (the answer mentions them, so Slack notifies them); about an incident, the page on
+        its timeline and them added as responders where PagerDuty opened it."""
+        who = ", ".join(f"<@{u}>" for u in persons[:10])
+        data: dict[str, Any] = {"paged": persons[:10]}
+        about = ""
+        if inc is not None:
+            about = (f" about incident #{inc.id} (SEV{inc.severity}, {esc(inc.title[:80])}"
+                     + (f", in <#{inc.channel_id}>" if inc.channel_id else "") + ")")
+            with ctx.db.session() as s:
+                row = s.get(Incident, inc.id)
+                said = (f"<@{user_id}> paged " if user_id else "Paged ") + who
+                s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind="paged", text=said, actor=user_id))
+                pd = pagerduty_jobs(s, ctx.settings, row, "responders", ",".join(persons[:10]), user_id) if (
+                    row is not None and row.status != "resolved") else []
+            data.update(incident_id=inc.id, refresh_card=inc.id, follow_up_jobs=pd)
+        with ctx.db.session() as s:
+            known = people.experts_by_ids(session=s, user_ids=persons[:10])
+            names = [known[u].name if u in known else u for u in persons[:10]]
+        asker = f" by <@{user_id}>" if user_id else ""
+        return SkillResult(title="Paging " + ", ".join(names), summary=f"{who}: you are wanted here{about}{asker}.",
+                           data=data)
 
     @staticmethod
     def _moment(s: Any, text: str, user_id: str | None) -> Moment | None:

@@ -63,7 +63,14 @@ class StatusSkill(BaseSkill):
                      r"anything|is something|something) on fire|is anything (open|going on|down)|anything open"
                      r"|what(?:'s| is| are)? (?:broken|down|failing|burning)(?= right now\W*$| now\W*$|\W*$)"
                      r"|^\W*what(?:'s| is) (?:going on|happening|up)(?: right now| now| today)?\W*$"
-                     r"|^\W*status of (?:all|the) (?:open )?incidents\W*$)",
+                     r"|^\W*status of (?:all|the) (?:open )?incidents\W*$"
+                     # "is there an incident for payments-api?", "are we having an outage?", "is ingest having an
+                     # incident?", "is anyone working on the payments issue?" (the knowledge base's passages)
+                     r"|^\W*(?:is|are)\s+(?:there|we)\s+(?:having\s+)?(?:an?\s+|any\s+)?(?:open\s+|ongoing\s+|active\s+)?"
+                     r"(?:incidents?|outages?)\b"
+                     r"|^\W*is\s+[\w.-]+\s+(?:having|in|down\s+in)\s+(?:an?\s+)?(?:incident|outage)\b"
+                     r"|^\W*is\s+(?:any|some)(?:one|body)\s+(?:working|looking)\s+(?:on|at|into)\s+(?:the\s+)?[\w.-]+\s+"
+                     r"(?:issue|incident|problem|outage)s?\b)",
                      text, re.I):
             return 0.9
         return super().score(text)

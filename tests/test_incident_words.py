@@ -612,3 +612,33 @@ def test_what_caused_one_incident_finding_past_ones_and_which_runbook_under_a_ca
     (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
     said = _say(live, "which runbook?", channel=inc.channel_id, thread=inc.card_ts)
     assert f"Runbooks for incident #{inc.id}" in said and "restart-service" in said, said
+
+
+def test_paging_a_person_their_incidents_and_questions_about_an_incident_s_team(live: Live) -> None:
+    """"Page alice about #113" paged the payments team's on-call (Bob) instead, "page @alice" was refused; "who is on
+    call for #113?" listed every team; "is there an incident for payments-api?", "how long did #101 last?" and
+    "which incidents did alice work on?" went to the knowledge base; "show my resolved incidents" got the usage."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, f"page alice about #{inc.id}")
+    assert said.startswith("== Paging Alice Moreau ==") and f"<@U0ALICE>: you are wanted here about incident " \
+        f"#{inc.id} (SEV2" in said and "<@U0BOB>: you are on call" not in said, said
+    assert "<@U0BOB> paged <@U0ALICE>" in _events(live, inc.id, "paged")
+    assert "<@U0CARLA>: you are wanted here by <@U0BOB>" in _say(live, "page <@U0CARLA>")
+    assert "you are on call for payments" in _say(live, "page the payments team")  # a team: its on-call, as before
+    said = _say(live, f"who is on call for #{inc.id}?")
+    assert "On call now: payments" in said and "*data*" not in said, said
+    said = _say(live, "who's on call?", channel=inc.channel_id, thread=inc.card_ts)
+    assert "On call now: payments" in said, said
+    for asked in ("is there an incident for payments-api?", "is payments-api having an incident?",
+                  "is anyone working on the payments issue?"):
+        said = _say(live, asked)
+        assert "1 open incident(s)" in said and f"*#{inc.id}*" in said, (asked, said)
+    said = _say(live, "how long did #101 last?")
+    assert "Incident #101" in said and "*Lasted*: 48m" in said, said
+    _incident(live, f"take {inc.id}")
+    for asked in ("which incidents did bob work on?", "what incidents has <@U0BOB> handled?"):
+        said = _say(live, asked, user="U0ERIN")
+        assert "1 incident(s) (in the last 30 days, with <@U0BOB> on them)" in said and f"*#{inc.id}*" in said, said
+    _incident(live, f"resolve {inc.id}: rolled back")
+    said = _say(live, "show my resolved incidents")
+    assert "1 resolved incident(s)" in said and "assigned to you" in said and f"*#{inc.id}*" in said, said
