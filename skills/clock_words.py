@@ -128,6 +128,9 @@ def _clock(m: re.Match[str], usage: str) -> tuple[int, int]:
     return hour, minute
 
 
+_NIGHT = re.compile(r"\b(?:(last\s+night)|overnight|during\s+the\s+night)\b", re.I)  # ("tonight": 22:00, below)
+
+
 def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = False,
            is_team: Callable[[str], bool] = lambda _: False) -> Moment | None:
     """The moment ``text`` asks about, or None when it names none (now). ``own``: the asker's IANA zone, used unless
@@ -137,6 +140,14 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
     Raises:
         SkillError: a time of day that is none (25:00, 13pm), a date that is none, a zone not known.
     """
+    if (m := _NIGHT.search(text)) is not None and not _TIME.search(text) and (
+            m.group(1) or re.search(r"\b(?:was|were|did|had)\b", text, re.I)):  # "who was on call last night?":
+        local_now = now.replace(tzinfo=dt.UTC).astimezone(own_zone(own))  # the last 03:00 gone in the asker's zone;
+        at = local_now.replace(hour=3, minute=0, second=0, microsecond=0)
+        if at > local_now:
+            at -= dt.timedelta(days=1)
+        return Moment(at.astimezone(dt.UTC).replace(tzinfo=None), m.group(0), ((m.start(), m.end()),),
+                      note="03:00 your time")
     if (m := _IN.search(text)) is not None:  # "in 3h"
         return Moment(now + dt.timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0].lower()]),
                       m.group(0), ((m.start(), m.end()),))

@@ -555,3 +555,22 @@ def test_import_prune_deactivates_who_left_the_staff_list(live: Live, monkeypatc
     with live.db.session() as s:
         now_active = set(s.scalars(select(Expert.slack_user_id).where(Expert.active.is_(True))))
     assert now_active == (everyone - {"U0BOB", "U0ALICE"})
+
+
+def test_who_was_on_call_last_night_and_who_is_tonight(live: Live) -> None:
+    """"Who was on call last night?" answered for now: the words were not read. Last night is the last 03:00 gone in
+    the asker's zone."""
+    now = _only_payments_shifts(live, (("U0ALICE", -48, 0), ("U0BOB", 0, 48)))
+    ny = now.replace(tzinfo=dt.UTC).astimezone(ZoneInfo("America/New_York"))
+    night = ny.replace(hour=3, minute=0, second=0)
+    night = night if night <= ny else night - dt.timedelta(days=1)
+    live.driver.mention("who was on call for payments last night?", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    utc = night.astimezone(dt.UTC)
+    assert f"Was on call at {utc:%a %d %b %H:%M} UTC (03:00 your time)" in said, said
+    assert "<@U0ALICE> (Alice Moreau)" in said.split("next")[0], said
+    live.driver.mention("who is on call for payments tonight?", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "Will be on call at" in said and "22:00 your time" in said, said  # "tonight" is 22:00, as before
