@@ -82,6 +82,11 @@ def _preview_hint(ctx: SkillContext, hit: Hit, service: str | None, question: st
     return (line,) if line else ()
 
 
+# The words of a question that only points at something ("has this happened before?"): nothing to search for
+_ONLY_POINTING = frozenset("""this that it here has have had we ever seen happened happen before did does do is was
+    what should can could i next step steps the same thing again anything like ok something fixed fix""".split())
+
+
 class AskSkill(BaseSkill):
     """Answer questions from past incidents, postmortems and runbooks, with links to the sources."""
 
@@ -107,6 +112,11 @@ class AskSkill(BaseSkill):
         question = mask_secrets(request.text.strip())
         if not question:
             raise SkillError("Ask me a question, e.g. `@warroom how do I restart ingest?`")
+        if request.incident_id is None and not INCIDENT_REF.search(question) and ABOUT_HERE.search(question) and not (
+                set(re.findall(r"[a-z0-9][\w.-]+", question.lower())) - _ONLY_POINTING):
+            # "has this happened before?", "what should I do?" away from any incident: "this" is nothing here
+            raise SkillError("About what? Ask under the incident's card (or name it: \"have we seen #113 before?\"), "
+                             "or say what you see: `/similar <error or symptom>`, \"how do I <task>?\".")
         rest, filters = read_filters(ctx, question, natural=True)  # "... in the last 30 days?", "service:x"
         query, exclude, told = rest or question, (), bool(_DO.match(question))
         service = service_in(query, ctx) or filters.service

@@ -249,10 +249,10 @@ class RoutingSkill(BaseSkill):
             teams = people.teams_in_text(session=s, text=text)
             inc = s.get(Incident, incident_id) if incident_id is not None else None
             persons = people_named(s, text) if not teams else []
+            if not teams and not persons and inc is not None and inc.service_name:  # "page the on-call": owners
+                teams = people.teams_in_text(session=s, text=inc.service_name)
         if persons:  # "page alice about #113", "page @carla": them (it paged the team's on-call instead)
             return self._page_people(persons, ctx, inc, user_id)
-            if not teams and inc is not None and inc.service_name:  # "page the on-call about #113": its owners
-                teams = people.teams_in_text(session=s, text=inc.service_name)
         if not teams:
             raise SkillError("Page whom? Name a team or a service, e.g. `@warroom page the payments team` or "
                              "`@warroom page ingest`" + (f" (about incident #{incident_id})." if inc else "."))

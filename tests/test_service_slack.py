@@ -612,6 +612,18 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
     assert "incident:new" not in symptom and f"incident #{inc.id}*" not in symptom  # part of this incident
     with live.db.session() as s:
         assert s.scalar(select(func.count()).select_from(RunbookExecution)) == 0
+    # away from any incident "this" is nothing: they got "I don't know" (the words alone were searched)
+    for text in ("have we seen this before?", "what should I do?"):
+        live.driver.mention(text, user="U0ERIN", channel="C0AWAY")
+    live.drain()
+    for m in live.standin.messages("C0AWAY"):
+        assert "About what? Ask under the incident's card" in m["text"] and "/similar <error or symptom>" in m["text"]
+    assert len(live.standin.messages("C0AWAY")) == 2
+    live.driver.mention("have we seen this connection slots error before?", user="U0ERIN", channel="C0AWAY2")
+    live.drain()
+    (said,) = live.standin.messages("C0AWAY2")  # words to search: searched, and the passages shown
+    assert "From the knowledge base" in said["text"] and "connection slots are reserved" in json.dumps(said)
+    assert "About what?" not in json.dumps(said)
 
 
 def test_statements_under_an_incident_card_are_recorded_not_misread(live: Live) -> None:
