@@ -115,7 +115,7 @@ _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to 
 _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|escalate|mitigate|resolve|reopen [id]`, "
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident unassign [id]`, "
           "`/incident note|update [id] <text>`, "
-          "`/incident who [id]`, `/incident list [mine] [sev1-4] [service or team]`, "
+          "`/incident who [id]`, `/incident list [mine|recent [N]] [sev1-4] [service or team]`, "
           "`/incident stats [days] [service or team]`, `/incident timeline [id] [key] [last 2h]`, "
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
@@ -328,6 +328,11 @@ _LAST_ONE = re.compile(r"^\W*(?:when\s+(?:did|have)\s+we\s+last\s+(?:have|had|se
                        r"|(?:when\s+was|what\s+was|(?:show|give)\s+(?:me\s+)?)\s*the\s+(?:last|latest|most\s+recent"
                        r"|previous)\s+(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s*)?(?:incidents?|outages?)?"
                        r"(?=\s+(?:on|for|with|in|of)\b|\W*$))", re.I)
+# "show me the last 3 incidents", "recent incidents on payments", "the 5 most recent sev1 incidents": the newest, any
+# status (it was the usage: no verb)
+_RECENT = re.compile(r"^\W*(?:(?:show|list|give)\s+(?:me\s+)?|what\s+(?:were|are)\s+)?(?:all\s+)?(?:the\s+|our\s+)?"
+                     r"(?:(?:last|latest|newest|most\s+recent|recent)\s+(?:\d{1,2}\s+)?|\d{1,2}\s+(?:most\s+recent|latest"
+                     r"|newest|last)\s+)(?:(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])\s+)?incidents\b", re.I)
 # "which incidents did alice work on?", "what incidents has @carla handled this month?": the ones they were on
 _WHOSE_LIST = re.compile(r"^\W*(?:which|what)\s+incidents\s+(?:did|has|have|was|were)\s+"
                          r"(?:<@[^>]{1,40}>|[a-z][\w'-]{0,40}(?:\s+[a-z][\w'-]{0,40})?)\s+(?:been\s+)?(?:work(?:ed)?\s+on|handled?|taken|took|take|led|lead"
@@ -590,6 +595,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "list", f"resolved causes {m.group(1)}"
     if m := _RESOLVED_ASK.match(text):  # "which incidents were resolved this week?", "what did we fix today?"
         return "list", f"resolved {m.group(1)}"
+    if _RECENT.match(text) and not ref:  # "show me the last 3 incidents": the newest, any status
+        return "list", f"{text} recent"
     if _LAST_ONE.match(text) and not ref:  # "when did we last have an incident on kafka?"
         return "last", text
     if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"; "catch me up on #113": that one
@@ -704,7 +711,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
-                or _TRIED.match(text) or (_LAST_ONE.match(text) and not INCIDENT_REF.search(text))
+                or _TRIED.match(text) or ((_LAST_ONE.match(text) or _RECENT.match(text))
+                                          and not INCIDENT_REF.search(text))
                 or (_WHOSE_LIST.match(text) and not INCIDENT_REF.search(text))
                 or ((_LIST_WORDS.match(text) or _sev_list(text))
                                           and not INCIDENT_REF.search(text))):
@@ -754,6 +762,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     or _SNOOZE.match(request.text)
                     or STATUSPAGE_ASKED.match(request.text)
                     or _FALSE_ALARM.match(request.text) or _sev_list(request.text) or _LAST_ONE.match(request.text)
+                    or _RECENT.match(request.text)
                     or _WHOSE_LIST.match(request.text)
                     or (INCIDENT_REF.search(request.text) and not _ID.match(first))):
                 verb, rest = _free_text(request.text, verb, rest)
@@ -1892,6 +1901,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         """Open incidents, most severe first; ``mine`` (assigned to whoever asks), ``sev1``..``sev4`` and a
         service name narrow the list. ``resolved`` lists those resolved in the last 7 days (or ``last 30d``, ``today``,
         ``this month``), newest first: "what did we fix this week?" (the word was refused)."""
+        rest = re.sub(r"^\W*(?:show|give|tell|list)\s+me\b", " ", rest, flags=re.I)  # "show me ...": not "mine"
         words = re.findall(r"[\w-]+", rest.lower())
         closed = bool({"resolved", "closed", "fixed"} & set(words))
         span = _LAST_SPAN.search(rest) or re.search(r"\b(today|(?:this|last|past)\s+(?:week|month|quarter|year)"
@@ -1912,6 +1922,17 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         where = [Incident.status == "resolved", Incident.resolved_at >= since] if closed else \
             [Incident.status.in_(OPEN_STATUSES)]
         said: list[str] = [f"in the last {days} day{'s' * (days > 1)}"] if closed else []
+        # "/incident list recent 5", "show me the last 3 incidents": the newest of any status, opened in the span if
+        # one is said
+        recent = not closed and bool({"recent", "latest", "newest", "last"} & set(words))
+        count = 10
+        if recent:
+            where = [Incident.created_at >= since] if span is not None else []
+            said = [f"opened in the last {days} day{'s' * (days > 1)}"] if span is not None else []
+            if m := re.search(r"(?<![\w-])(\d{1,3})(?![\w-])", rest):
+                count = max(1, min(25, int(m.group(1))))
+                rest = rest[:m.start()] + " " + rest[m.end():]
+                words = re.findall(r"[\w-]+", rest.lower())
         if {"mine", "me", "my"} & set(words):
             if not request.user_id:
                 raise SkillError("`mine` needs to know who you are: ask in Slack.")
@@ -1949,27 +1970,29 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             said.append(escape(scope.label))
         filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and",
                   "unassigned", "oldest", "causes") + (
-            ("resolved", "closed", "fixed", "in", "the") if closed else ())  # "resolved in the last 30 days"
+            ("resolved", "closed", "fixed", "in", "the") if closed else ()) + (  # "resolved in the last 30 days"
+            ("recent", "latest", "newest", "last", "most", "the") if recent else ())
         left = [w for w in words if w not in filler and severity_word(w) is None
                 and not (scope and w in {n.lower() for n in scope.names})]
         if left and request.source == "command":
             raise SkillError(f"I cannot filter by `{escape(' '.join(left)[:60])}`. Usage: `/incident list "
-                             "[mine|following] [resolved [last 30d]] [sev1-4] [service or team]`.")
+                             "[mine|following] [resolved [last 30d] | recent [N]] [sev1-4] [service or team]`.")
         order = ((Incident.resolved_at.desc(), Incident.id.desc()) if closed else
+                 (Incident.created_at.desc(), Incident.id.desc()) if recent else
                  (Incident.created_at, Incident.id) if oldest else (Incident.severity, Incident.id))
         if following:  # followers are kept on the incident (JSON): the open ones, filtered here
             every = [r for r in s.scalars(select(Incident).where(*where).order_by(*order).limit(2000))
                      if request.user_id in ((r.findings or {}).get("followers") or [])]
             rows, total = every[:25], len(every)
         else:
-            rows = s.scalars(select(Incident).where(*where).order_by(*order).limit(25)).all()
+            rows = s.scalars(select(Incident).where(*where).order_by(*order).limit(count if recent else 25)).all()
             total = None
         lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}] {escape(r.title[:100])} "
                       f"({escape(r.service_name or 'unknown service')}, {r.alert_count or 0} alerts, {_age(r)}"
                       + (f", <@{r.assignee}>" if r.assignee else ", nobody on it") + ")"
                       for r in rows)
         which = f" ({', '.join(said)})" if said else ""
-        kind = "resolved" if closed else "open" if not persons else "their"
+        kind = "resolved" if closed else "recent" if recent else "open" if not persons else "their"
         causes = closed and "causes" in words
         if causes:  # "what were the root causes last month?": what caused each, else what fixed it
             lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
@@ -1978,6 +2001,13 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                              "no root cause recorded" + (f"; fixed by: {escape(r.resolution[:150])}"
                                                          if r.resolution else ""))
                           for r in rows)
+        elif recent:  # when each opened, and how it ended
+            lines = tuple(f"*#{r.id}* SEV{r.severity} [{r.status}"
+                          + (f", {str((r.findings or {}).get('closed_as')).replace('_', ' ')}"
+                             if (r.findings or {}).get("closed_as") else "")
+                          + f"] {escape(r.title[:100])} ({escape(r.service_name or 'unknown service')}, opened "
+                          f"{clock(r.created_at)}, {'lasted' if r.resolved_at else 'open for'} {_age(r)}"
+                          + (f", <@{r.assignee}>" if r.assignee else "") + ")" for r in rows)
         elif closed:  # what fixed each, not how long it has been open
             lines = tuple(f"*#{r.id}* SEV{r.severity} {escape(r.title[:100])} "
                           f"({escape(r.service_name or 'unknown service')}, resolved {clock(r.resolved_at)} "
@@ -1990,7 +2020,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             total = s.scalar(select(func.count()).select_from(Incident).where(*where))
         more = (f" (the {len(rows)} {'newest' if closed else 'most severe'} shown)" if (total or 0) > len(rows)
                 else "")
-        return SkillResult(title="Incidents" if persons else f"{kind.capitalize()} incidents",
-                           summary=f"{total} {kind} incident(s){which}{more}.".replace("their incident(s)",
-                                                                                         "incident(s)"),
+        summary = (f"The {len(rows)} most recent incident(s){which}, of {total} on record." if recent else
+                   f"{total} {kind} incident(s){which}{more}.".replace("their incident(s)", "incident(s)"))
+        return SkillResult(title="Incidents" if persons else f"{kind.capitalize()} incidents", summary=summary,
                            sections=(Section("", lines),))

@@ -49,6 +49,7 @@ from skills.person import asked_person, people_named, person
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 from skills.service_deps import DEPS_ASKED, INCIDENT_DEPS_ASKED, asked_service, dependencies, incident_dependencies
+from skills.team_roster import ROSTER_ASKED, team_roster
 
 __all__ = ["RoutingSkill"]
 
@@ -69,10 +70,13 @@ _PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I) 
 # A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
 _HELP_HERE = re.compile(rf"^\W*(?:{_CALL}"
                         r"|(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
+                        r"|who (?:can|could|should) help(?: (?:us|me))?"
                         r"|(?:i |we )?need (?:some )?help)(?:\s+(?:here|please|with (?:it|this)|on (?:it|this)))*"
                         r"\W*$", re.I)
 _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
-                  r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix))\b"
+                  r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix|help))\b"
+                  # "is anyone on call for payments?", "is there somebody on call for dns?" (the knowledge base's)
+                  r"|^\W*(?:is|are)\s+(?:there\s+)?(?:any|some)(?:one|body)\s+on[- ]?call\b"
                   r"|\bwho owns\b|\bwho is the owner\b|\bwho knows\b|\bwho(?:'s| is) (?:the |our )?(?:expert|go-to)\b"
                   r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
                   r"|^\W*(?:i |we )?need (?:some )?help\b"
@@ -108,7 +112,8 @@ class RoutingSkill(BaseSkill):
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
-                or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)):
+                or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
+                or ROSTER_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -153,6 +158,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and LOAD_ASKED.match(text):  # "who's been paged the most this week?"
             with ctx.db.session() as s:
                 return oncall_load(s, text, request.user_id)
+        if request.command is None and ROSTER_ASKED.match(text):  # "is anyone awake in platform?"
+            with ctx.db.session() as s:
+                return team_roster(s, text, request.user_id, request.incident_id)
         if request.command is None and (who := asked_person(text)) is not None:  # "what time is it for alice?"
             with ctx.db.session() as s:
                 found = person(s, who)
@@ -361,6 +369,9 @@ class RoutingSkill(BaseSkill):
         if named is None and incident_id is not None and request.command is None and (
                 ABOUT_HERE.search(text) or _HELP_HERE.match(text)):
             named, text = incident_id, f"#{incident_id}"  # "who should take this?" under an incident's card
+        if named is None and request.command is None and _HELP_HERE.match(text):  # "who can help?" away from a card
+            raise SkillError("Help with what? Name the service or the symptom (`@warroom who can help with "
+                             "postgres-main?`), or ask under the incident's card.")
         if named is not None:  # "/route #113", "who should take #113?": that incident, by its title and service
             with ctx.db.session() as s:
                 inc = s.get(Incident, named)

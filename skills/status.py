@@ -62,6 +62,9 @@ class StatusSkill(BaseSkill):
         if re.search(r"\b(what is open|what'?s open|open incidents|are you (alive|up)|(what is|what's|is anything|"
                      r"anything|is something|something) on fire|is anything (open|going on|down)|anything open"
                      r"|what(?:'s| is| are)? (?:broken|down|failing|burning)(?= right now\W*$| now\W*$|\W*$)"
+                     # "anything burning?", "is anything broken right now?" (the knowledge base's "I found nothing")
+                     r"|^\W*(?:is\s+)?(?:any|some)thing\s+(?:burning|broken|down|failing|exploding)(?:\s+(?:right\s+)?"
+                     r"now|\s+today)?\W*$"
                      r"|^\W*what(?:'s| is) (?:going on|happening|up)(?: right now| now| today)?\W*$"
                      r"|^\W*status of (?:all|the) (?:open )?incidents\W*$"
                      # "is there an incident for payments-api?", "are we having an outage?", "is ingest having an

@@ -7,12 +7,13 @@ last 24 hours" got the help, "export #113 timeline" showed the card."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from sqlalchemy import func, select
 
 from bot.render import blocks_to_text
-from knowledge.models import TimelineEvent
+from knowledge.models import Incident, TimelineEvent
 from tests.conftest import Live, open_incidents
 
 
@@ -489,6 +490,33 @@ def test_the_last_incident_on_a_service_and_what_happened_overnight(live: Live) 
         assert "Handover for the last 12 hours" in _say(live, asked), asked
     said = _say(live, f"catch me up on #{inc.id}")
     assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "Handover" not in said, said
+
+
+def test_the_most_recent_incidents_of_any_status(live: Live) -> None:
+    """"Show me the last 3 incidents" got the usage (no verb), and "show me sev2 incidents" listed only those assigned
+    to the asker ("me" read as "mine")."""
+    one, two, three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
+                                     "dns lookups failing sev1")
+    said = _say(live, "false alarm", channel="C0INCIDENTS", thread=two.card_ts)
+    assert "false alarm" in said.lower(), said
+    with live.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(Incident))
+        newest = s.scalars(select(Incident.id).order_by(Incident.created_at.desc(), Incident.id.desc()).limit(3)).all()
+    said = _say(live, "show me the last 3 incidents")
+    assert f"The 3 most recent incident(s), of {total} on record." in said and "assigned to you" not in said, said
+    assert [int(x) for x in re.findall(r"\*#(\d+)\* SEV", said)] == newest
+    assert f"*#{two.id}* SEV3 [resolved, false alarm] ingest slow (ingest, opened " in said, said
+    assert f"*#{three.id}* SEV1 [open] dns lookups failing (dns, opened " in said and "open for 0m" in said, said
+    said = _say(live, "recent incidents on kafka")  # of a service, any status: the old ones too
+    assert "most recent incident(s) (on kafka)" in said and "*#109* SEV" in said and ", lasted " in said, said
+    said = _say(live, "show me sev2 incidents")  # "me" is not "mine"
+    assert "1 open incident(s) (SEV2)" in said and f"*#{one.id}*" in said and "assigned to you" not in said, said
+    said = _incident(live, "list recent 2")
+    assert f"The 2 most recent incident(s), of {total} on record." in said and len(re.findall(r"\*#\d+\*", said)) == 2
+    said = _incident(live, "list recent sev1")
+    assert f"*#{three.id}* SEV1" in said and f"*#{one.id}*" not in said, said
+    said = _incident(live, "list recent bogus")
+    assert "I cannot filter by `bogus`" in said and "recent [N]" in said, said
 
 
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:

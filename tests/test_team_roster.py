@@ -1,0 +1,102 @@
+"""Who of a team is around ("is anyone awake in data?", "who is on the storage team?"), and nearby questions that went
+to the knowledge base or to the wrong answer: "is anyone on call for payments?", "who can help with postgres-main?",
+"anything burning?". Through the real app: signed mentions in, the Slack stand-in and the database checked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from knowledge.models import utcnow
+from knowledge.people import oncall_by_team
+from tests.conftest import Live, open_incidents
+from tests.test_incident_words import _say
+
+
+def _working(zone: str, at: dt.datetime) -> bool:
+    """Weekdays 09:00-18:00 local time, worked out here independently of the bot."""
+    loc = at.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone))
+    return loc.weekday() < 5 and 9 <= loc.hour < 18
+
+
+def _on_call(live: Live, team: str) -> list[str]:
+    with live.db.session() as s:
+        (row,) = oncall_by_team(session=s, team=team)
+    return [u for u, _ in row.people]
+
+
+DATA = {"U0ERIN": "America/New_York", "U0FARID": "Europe/Berlin"}  # and Lena Fischer, who left
+
+
+def test_is_anyone_awake_in_a_team_names_who_is_on_call_and_who_is_within_working_hours(live: Live) -> None:
+    """It answered "I found nothing in the knowledge base" (and "who's around in payments?" the closest passages)."""
+    now = utcnow()
+    said = _say(live, "is anyone awake in data?")
+    assert "I found nothing" not in said and "knowledge base" not in said
+    working = [u for u, z in DATA.items() if _working(z, now)]
+    (oncall,) = _on_call(live, "data")
+    if working:
+        assert f"*data*: {len(working)} of 2 within working hours now" in said
+        assert all(f"<@{u}>" in said.split("within working hours now")[1] for u in working)
+    else:
+        assert f"*data*: nobody within working hours now; on call: <@{oncall}> (`@warroom page data` pages" in said
+    for uid, zone in DATA.items():  # each member: local time, working hours or not
+        loc = now.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone))
+        line = next(ln for ln in said.splitlines() if ln.startswith(f"<@{uid}>"))
+        assert f"{zone}" in line and (("within" if uid in working else "outside") + " working hours") in line, line
+        assert loc.strftime("%a") in line
+        assert ("on call until" in line) == (uid == oncall), line
+    assert "Left (deactivated, skipped by routing and pages): Lena Fischer" in said
+    assert said.index(f"<@{oncall}> (") < said.index("Lena Fischer")  # the on-call person first
+
+    for question in ("who's around in ingest right now?", "anybody online from the data team?",
+                     "who are the members of data?", "who is on the data team?"):  # a service: its team
+        assert "*data*:" in _say(live, question) and "<@U0FARID> (Farid Haddad)" in _say(live, question), question
+
+
+def test_the_team_asked_about_by_default_covers_and_open_incidents(live: Live) -> None:
+    said = _say(live, "who else is around?", user="U0IRIS")  # no team named: the asker's own
+    assert "*storage*:" in said and "<@U0JONAS> (Jonas Berg)" in said and "*payments*" not in said
+    said = _say(live, "anyone around?", user="U0NOBODY")  # in no experts file
+    assert "Which team? Name one or one of its services" in said and "payments" in said
+    (inc,) = open_incidents(live, "ingest lag growing on kafka consumers sev2")
+    assert live.driver.command("/incident", f"assign <@U0FARID> {inc.id}", user="U0ERIN",
+                               channel="C0OPS").status_code == 200
+    live.drain()
+    said = _say(live, "is anyone around?", user="U0IRIS", channel="C0INCIDENTS", thread=inc.card_ts)  # its team
+    assert "*data*:" in said and "*storage*" not in said
+    farid = next(ln for ln in said.splitlines() if ln.startswith("<@U0FARID>"))
+    assert "on 1 open incident(s)" in farid
+    # someone from another team covers data: listed, said so
+    oncall = _on_call(live, "data")[0]
+    assert live.driver.command("/oncall", "cover data for 2h <@U0ALICE>", user=oncall,
+                               channel="C0OPS").status_code == 200
+    live.drain()
+    assert _on_call(live, "data") == ["U0ALICE"]
+    said = _say(live, "who is available in data?")
+    alice = next(ln for ln in said.splitlines() if ln.startswith("<@U0ALICE>"))
+    assert "on call until" in alice and "covering, of payments" in alice
+    assert said.index("<@U0ALICE> (") < said.index("<@U0ERIN> (")
+    # two teams at once; a person's own availability is still the person card
+    said = _say(live, "who's around in storage and platform?")
+    assert "*storage*:" in said and "*platform*:" in said and "<@U0KEMAL> (Kemal Aydin)" in said
+    assert "<@U0BOB> (Bob Okafor), payments team: " in _say(live, "is bob around?")
+
+
+def test_on_call_help_and_burning_in_words(live: Live) -> None:
+    """"is anyone on call for payments?" got the knowledge base's passages, "who can help with postgres-main?" too,
+    and "anything burning?" "I found nothing"."""
+    said = _say(live, "is anyone on call for payments?")
+    assert "On call now" in said and f"<@{_on_call(live, 'payments')[0]}>" in said and "knowledge base" not in said
+    said = _say(live, "is there somebody on call for dns?")
+    assert "*platform*:" in said and f"<@{_on_call(live, 'platform')[0]}>" in said
+    said = _say(live, "who can help with postgres-main?")
+    assert "Route:" in said and "declared owner of postgres-main" in said
+    said = _say(live, "who could help?")  # about nothing: asked back, not a guess
+    assert "Help with what? Name the service or the symptom" in said and "Route:" not in said
+    (inc,) = open_incidents(live, "checkout-web 404 on cart page sev3")
+    said = _say(live, "who can help?", channel="C0INCIDENTS", thread=inc.card_ts)  # under its card: for it
+    assert "Route:" in said and "Help with what" not in said
+    for question in ("anything burning?", "is anything broken right now?"):
+        said = _say(live, question)
+        assert "I am up. 1 open incident(s)" in said and f"#{inc.id}" in said, question
