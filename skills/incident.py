@@ -887,7 +887,13 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 listing = ", ".join(f"#{r.id}" for r in rows[:10])
                 raise SkillError(f"Several incidents are open in this channel ({listing}): "
                                  f"name one, e.g. `#{rows[0].id}`.")
-        raise SkillError("Which incident? Name it by id, e.g. `/incident ack 12`.")
+        open_now = s.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES))
+                             .order_by(Incident.severity, Incident.id.desc()).limit(6)).all()
+        if not open_now:  # "who is the IC?" away from any card: which ones it could be, not a bare "which?"
+            raise SkillError("Which incident? None is open now: name one by id, e.g. `/incident status 12`.")
+        listing = "; ".join(f"#{r.id} SEV{r.severity} {escape(r.title[:50])}" for r in open_now[:5])
+        raise SkillError(f"Which incident? Open now: {listing}{' ...' if len(open_now) > 5 else ''}. Name it by id "
+                         f"(e.g. `#{open_now[0].id}`), or ask in its card's thread.")
 
     def _event(self, s: Session, inc: Incident, kind: str, text: str, actor: str | None) -> None:
         s.add(TimelineEvent(incident_id=inc.id, at=utcnow(), kind=kind, text=text, actor=actor))

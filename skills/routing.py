@@ -107,7 +107,8 @@ class RoutingSkill(BaseSkill):
              + _ONCALL_USAGE.removeprefix("Usage: ") + "; " + oncall_cover.USAGE + ", `/oncall release [team]`")
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
                 "/oncall cover payments until 18:00", "@warroom who's the secondary for payments?",
-                "@warroom when does my shift end?", "@warroom is alice available?")
+                "@warroom when does my shift end?", "@warroom is alice available?",
+                "@warroom is anyone awake in platform?")
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""

@@ -519,6 +519,18 @@ def test_the_most_recent_incidents_of_any_status(live: Live) -> None:
     assert "I cannot filter by `bogus`" in said and "recent [N]" in said, said
 
 
+def test_which_incident_lists_the_open_ones(live: Live) -> None:
+    """"Who is the incident commander?" away from any card said "Which incident? ... e.g. `/incident ack 12`": the
+    asker then had to look the ids up elsewhere."""
+    said = _say(live, "who is the incident commander?")
+    assert "Which incident? None is open now" in said, said
+    one, two = open_incidents(live, "payments-api 503 errors at checkout sev2", "dns lookups failing sev1")
+    said = _say(live, "who is the incident commander?")
+    assert (f"Which incident? Open now: #{two.id} SEV1 dns lookups failing; #{one.id} SEV2 payments-api 503 errors at "
+            f"checkout. Name it by id (e.g. `#{two.id}`), or ask in its card's thread.") in said, said
+    assert f"Open now: #{two.id} SEV1" in _incident(live, "ack")
+
+
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
     """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
     one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
