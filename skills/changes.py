@@ -46,7 +46,8 @@ CHANGES_ASKED = re.compile(
     r"|what\s+(?:was|were|got)\s+(?:deployed|changed|released|rolled\s+(?:out|back))"
     rf"|(?:were\s+there\s+|was\s+there\s+|are\s+there\s+|any\s+)(?:any\s+)?(?:recent\s+)?(?:an?\s+)?{_THINGS}"
     r"|(?:did|has)\s+(?:any|some)(?:one|body)\s+(?:deploy|deployed|change|changed|release|released|roll)"
-    rf"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+)?(?:recent|latest|last)\s+{_THINGS}"
+    rf"|(?:(?:show|list|give)\s+(?:me\s+)?|what(?:'s|\s+is|\s+was|\s+were|\s+are)\s+)?(?:the\s+)?(?:recent|latest|last)"
+    rf"\s+{_THINGS}"
     rf"|(?:show|list|give)\s+(?:me\s+)?(?:the\s+)?{_THINGS}\b"
     # "was anything deployed before #113?", "has anything changed?", "anything deployed recently?", "who deployed
     # last?", "when was payments-api last deployed?"
@@ -59,7 +60,10 @@ VERSION_ASKED = re.compile(
     r"^\W*(?:(?:what|which)(?:'s|\s+is)?\s+(?:the\s+)?(?:current\s+|latest\s+|deployed\s+|live\s+|running\s+)?"
     r"(?:version|build|release|tag|sha|commit)s?\s+(?:of|for|on|is)\b"
     r"|(?:the\s+)?(?:current|deployed|live|running)\s+(?:version|build|release)s?\s+(?:of|for|on)\b"
-    r"|what(?:'s|\s+is)\s+(?:live|running|deployed|out)\s+(?:in\s+prod(?:uction)?\s+)?(?:for|on)\b)", re.I)
+    r"|what(?:'s|\s+is)\s+(?:live|running|deployed|out)\s+(?:in\s+prod(?:uction)?\s+)?(?:for|on)\b"
+    # "what's the latest deploy on payments-api?", "show me the last release of ingest" (one: the newest)
+    r"|(?:(?:show|give)\s+(?:me\s+)?|what(?:'s|\s+is|\s+was)\s+)?(?:the\s+)?(?:latest|last|most\s+recent|newest)\s+"
+    r"(?:deploy(?:ment)?|release|rollout)\s+(?:of|for|on|to)\b)", re.I)
 _VERSIONED = ("deploy", "rollback")
 _WHEN_LAST = re.compile(r"^\W*when\s+was\s+.{1,80}?\s+last\s+(?:deployed|changed|released|rolled)", re.I)
 

@@ -224,7 +224,8 @@ _WHO_HERE = re.compile(r"^\W*(?:who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incide
                        rf"|who\s+(?:declared|opened|created|raised|started|reported|filed)\s+{_IT}\b)", re.I)
 # Where it stands, asked under its card: "how long has this been going on?", "any updates?", "where are we?"
 _STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been|when\s+did\s+{_IT}\s+(?:start|begin)"
-                          r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest"
+                          r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest(?!\s+(?:deploy|change"
+                          r"|release|rollout|rollback|version|build|config|flag))"
                           r"|when\s+was\s+the\s+last\s+(?:update|note|change)|(?:the\s+)?last\s+update\W*$"
                           r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"

@@ -73,6 +73,13 @@ _HELP_HERE = re.compile(rf"^\W*(?:{_CALL}"
                         r"|who (?:can|could|should) help(?: (?:us|me))?"
                         r"|(?:i |we )?need (?:some )?help)(?:\s+(?:here|please|with (?:it|this)|on (?:it|this)))*"
                         r"\W*$", re.I)
+# "when does the payments rotation change?", "when is the next handover for dns?", "who's next on call for payments?",
+# "who's up next?" (the knowledge base's passages, or a ranking of who should take the words)
+_NEXT_SHIFT = re.compile(
+    r"^\W*(?:when\s+(?:does|is|will|do)\s+(?:the\s+)?(?:next\s+)?(?:[\w.-]+(?:'s)?\s+)?(?:on[- ]?call\s+)?"
+    r"(?:rotation|shift|handover|hand-?off|on[- ]?call|pager)s?\s*(?:change|end|rotate|hand\s*over|switch|flip|happen"
+    r"|start)?\b(?!\s+(?:for|of)\s+<@)"
+    r"|who(?:'s|\s+is)\s+(?:up\s+)?next(?:\s+(?:on[- ]?call|on\s+the\s+pager))?\b)", re.I)
 _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
                   r"(?:(?:on[- ]?call)|(?:should|can|could) (?:take|handle|own|look at|fix|help))\b"
                   # "is anyone on call for payments?", "is there somebody on call for dns?" (the knowledge base's)
@@ -84,6 +91,12 @@ _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
                   rf"|^\W*{_CALL}\b", re.IGNORECASE)
 
 
+
+
+def _own_team(s: Any, user_id: str | None) -> list[str]:
+    """The asker's team, as a one-name list (none: every team)."""
+    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
+    return [me.team.name] if me is not None and me.team is not None else []
 
 
 def _line(c: Any, rank: int) -> str:
@@ -114,7 +127,7 @@ class RoutingSkill(BaseSkill):
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
-                or ROSTER_ASKED.match(text)):
+                or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -184,6 +197,14 @@ class RoutingSkill(BaseSkill):
             with ctx.db.session() as s:
                 when = self._moment(s, text, request.user_id)
                 return my_shifts(s, request.user_id, when, asked=bool(re.match(r"^\W*am\s+i\b", text, re.I)))
+        if request.command is None and _NEXT_SHIFT.match(text) and not re.search(r"\b(?:i|my|me)\b", text, re.I):
+            with ctx.db.session() as s:  # "when does the payments rotation change?": /oncall says who is next, when
+                named = people.teams_in_text(session=s, text=text)
+                who = people_named(s, re.sub(r"(?<=\w)['’]s\b", "", text)) if not named else []
+                if who and (card := person(s, f"<@{who[0]}>")) is not None:  # "when does bob's shift end?": his
+                    return card
+                named = named or _own_team(s, request.user_id)
+            return self._oncall(named, ctx)
         if request.command is None and _PAGE.match(text):  # "@warroom page the payments team"
             ref = INCIDENT_REF.search(text)  # "page the storage team about #113", or under the card: about it
             about = int(ref.group(1)) if ref else request.incident_id

@@ -261,7 +261,8 @@ def test_what_version_a_service_runs_from_its_reported_deploys(live: Live) -> No
     assert _post(live, {"service": "payments-api", "kind": "config", "summary": "pool 60", "id": "cfg"}).status_code \
         == 201  # not a version
     for asked in ("what version of payments-api is deployed?", "which version is payments-api running?",
-                  "current version of payments-api"):
+                  "current version of payments-api", "what's the latest deploy on payments-api?"):  # the last one:
+        # it was "Which incident?" (an incident's "what's the latest")
         said = _say(live, asked)
         assert "Deployed versions" in said and "Payments-api runs v1.4.2 (deploy" in said and "by alice" in said, \
             (asked, said)

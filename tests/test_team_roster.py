@@ -100,3 +100,21 @@ def test_on_call_help_and_burning_in_words(live: Live) -> None:
     for question in ("anything burning?", "is anything broken right now?"):
         said = _say(live, question)
         assert "I am up. 1 open incident(s)" in said and f"#{inc.id}" in said, question
+
+
+def test_when_the_rotation_changes_and_who_is_next(live: Live) -> None:
+    """"When does the payments rotation change?" and "who's next on call for payments?" got the knowledge base's
+    passages, "who's up next?" a ranking of who should take the words: /oncall says who is on call, until when, and
+    who takes over."""
+    for asked, team in (("when does the payments rotation change?", "payments"),
+                        ("who's next on call for payments?", "payments"), ("when is the next handover for dns?",
+                                                                            "platform"),
+                        ("who's up next?", "storage")):  # no team named: the asker's (Iris: storage)
+        said = _say(live, asked, user="U0IRIS")
+        with live.db.session() as s:
+            (row,) = oncall_by_team(session=s, team=team)
+        assert "On call now" in said and f"*{team}*: <@{row.people[0][0]}>" in said, (asked, said)
+        assert f"next: <@{row.next_people[0][0]}>" in said and "Route:" not in said, (asked, said)
+    assert "Your on-call shifts" in _say(live, "when does my shift end?")  # one's own: as before
+    said = _say(live, "when does jonas's shift end?", user="U0ALICE")  # someone's: their card (on call until when)
+    assert "<@U0JONAS> (Jonas Berg), storage team" in said and "*On call*:" in said, said
