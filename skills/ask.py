@@ -47,7 +47,7 @@ _QUESTION = re.compile(r"^\s*(what|why|how|when|where|which|is|are|was|were|did|
 _HOW_TO = re.compile(r"\b(how (do|can|should) (i|we|you)|how to\b|is there a runbook|runbook (for|to)"
                      r"|what (should|do|can) (i|we) do|next steps?)\b|^\W*what(?:'s|\s+is)\s+next\W*$", re.I)
 # An instruction ("restart ingest", "roll back payments-api"): answered like "how do I ...?", and nothing runs
-_DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|scale"
+_DO = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(restart|reboot|roll ?back|revert|redeploy|deploy|scale"
                  r"|fail ?over|drain|flush|purge|clear|rotate|bounce|kill)\b(?!.*\?\s*$)", re.I | re.S)
 # The runbook for one incident: "what's the runbook for #113?", "which runbook fits #113?", "any runbook for this?"
 _RUNBOOK_FOR = re.compile(r"\b(?:runbooks?|playbooks?)\s+(?:for|to\s+use\s+(?:for|on)|fits?|applies|should)\b"

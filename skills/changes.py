@@ -31,6 +31,7 @@ from skills.base import (
     slack_when,
 )
 from skills.clock_words import lookback
+from skills.deploy_check import DEPLOY_ASKED, deploy_check
 from skills.redact import mask_secrets
 
 __all__ = ["ChangesSkill", "CHANGES_ASKED", "VERSION_ASKED", "versions", "checked", "report", "change_line", "answer",
@@ -240,15 +241,19 @@ class ChangesSkill(BaseSkill):
     name = "changes"
     commands = ()
     keywords = ()  # questions only (CHANGES_ASKED): "the deploy failed" is not a question about changes
-    examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?")
+    examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?",
+                "@warroom is it safe to deploy payments-api?")
     usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
              "the last 2h?\", \"what changed on our services?\", \"when was payments-api last deployed?\", \"what "
              "version of payments-api is deployed?\", \"recent changes\"; or `/incident changes [id]`")
 
     def score(self, text: str) -> float:
-        return 0.9 if CHANGES_ASKED.match(text) or VERSION_ASKED.match(text) else 0.0
+        return 0.9 if CHANGES_ASKED.match(text) or VERSION_ASKED.match(text) or DEPLOY_ASKED.match(text) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if DEPLOY_ASKED.match(request.text):  # "is it safe to deploy payments-api?" (skills/deploy_check.py)
+            with ctx.db.session() as s:
+                return deploy_check(s, request.text, request.user_id)
         if VERSION_ASKED.match(request.text):  # "what version of payments-api is deployed?"
             return versions(ctx, request.text)
         return answer(ctx, request.text, request.incident_id, request.user_id)
