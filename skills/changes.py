@@ -253,7 +253,7 @@ class ChangesSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if DEPLOY_ASKED.match(request.text):  # "is it safe to deploy payments-api?" (skills/deploy_check.py)
             with ctx.db.session() as s:
-                return deploy_check(s, request.text, request.user_id)
+                return deploy_check(s, request.text, request.user_id, request.incident_id)
         if VERSION_ASKED.match(request.text):  # "what version of payments-api is deployed?"
             return versions(ctx, request.text)
         return answer(ctx, request.text, request.incident_id, request.user_id)

@@ -31,7 +31,7 @@ from skills.base import Section, SkillError, SkillResult, duration, esc
 
 __all__ = ["DEPLOY_ASKED", "deploy_check"]
 
-_SHIP = r"(?:deploy|ship|release|roll\s+out|push|rollout|merge)"
+_SHIP = r"(?:deploy|ship|release|roll\s+out|push|rollout|merge|roll\s*back|revert)"
 DEPLOY_ASKED = re.compile(
     # "is it safe to deploy payments-api?", "is now a good time to ship ingest?", "is it ok to release checkout-web?"
     rf"^\W*(?:is\s+(?:it|now|this|today)\s+(?:a\s+)?(?:safe|ok|okay|fine|good|alright|wise|a\s+good\s+(?:time|idea)|"
@@ -47,10 +47,17 @@ _HOUR = dt.timedelta(hours=1)
 _LIMIT = 5
 
 
-def _services(s: Session, text: str, user_id: str | None) -> list[str]:
+_FIX = re.compile(r"\b(?:fix|fixes|hotfix|patch|revert|rollback|roll\s+back|roll-back)\b", re.I)
+_BACK = re.compile(r"\b(?:revert|rollback|roll\s*-?\s*back)\b", re.I)
+
+
+def _services(s: Session, text: str, user_id: str | None, incident_id: int | None) -> list[str]:
     named = people.known_services_in_text(session=s, text=text)
     if named:
         return named[:_LIMIT]
+    inc = s.get(Incident, incident_id) if incident_id is not None else None
+    if inc is not None and inc.service_name:  # "can I deploy the fix?" under an incident's card: its service
+        return [inc.service_name]
     scope = people.asker_scope(session=s, text=text, user_id=user_id)  # "a team": its services; "ours": the asker's
     if scope is not None:
         return sorted(scope.services)[:_LIMIT]
@@ -58,14 +65,22 @@ def _services(s: Session, text: str, user_id: str | None) -> list[str]:
                      "incidents and those of what it depends on, recent changes, failure risk and who is on call.")
 
 
-def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime) -> tuple[str, list[str]]:
-    """("hold" | "care" | "go", the reasons) for one service."""
+def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime, fix: bool,
+         back: bool) -> tuple[str, list[str]]:
+    """("hold" | "care" | "go", the reasons) for one service; ``fix``: the deploy is said to be a fix; ``back``: a
+    rollback."""
     hold: list[str] = []
     care: list[str] = []
     own = s.scalars(select(Incident).where(Incident.status.in_(people.OPEN_STATUSES),
                                            func.lower(Incident.service_name) == name.lower())
                     .order_by(Incident.severity, Incident.id).limit(_LIMIT)).all()
     for r in own:
+        if fix:  # "can I deploy the fix?": the incident is why, not against it
+            care.append(f"{'a rollback' if back else 'a fix'} for #{r.id} SEV{r.severity} [{r.status}] "
+                        f"{esc(r.title[:80])}: say it on its timeline ("
+                        + ("`note: rolling back to v...`" if back else "`note: deploying the fix, v...`")
+                        + ") so what changed and when is on record, and watch its alerts after")
+            continue
         hold.append(f"open incident on {esc(name)}: #{r.id} SEV{r.severity} [{r.status}] {esc(r.title[:80])}: a "
                     "deploy now muddles what caused what and what fixed it (unless this deploy is the fix: say so in "
                     "its thread)")
@@ -85,11 +100,22 @@ def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime) ->
             care.append(f"open incident #{r.id} SEV{r.severity} [{r.status}] on {esc(r.service_name or '')}, {why}")
     for n in changes.near(s, name, now - _HOUR, now + dt.timedelta(minutes=10), limit=_LIMIT):
         c = n.change
+        if back and c.service == name.lower() and c.kind == "deploy":  # what the rollback undoes: said below
+            continue
         where = esc(c.service) if len(n.path) == 1 else f"{esc(c.service)} (a dependency: {esc(' → '.join(n.path))})"
         unfinished = c.summary.startswith("did not finish")
         care.append(f"{esc(c.kind)} on {where} {duration(max(0.0, (now - c.at).total_seconds()))} ago"
                     + (f" ({esc(c.version)})" if c.version else "") + (f" by {esc(c.author)}" if c.author else "")
                     + (": it did not finish" if unfinished else ": wait until it has settled"))
+    if back:  # "should we roll back?": what a rollback would undo
+        done = [n.change for n in changes.near(s, name, now - dt.timedelta(hours=24), now + dt.timedelta(minutes=10),
+                                               limit=20) if n.change.service == name.lower()
+                and n.change.kind == "deploy"]
+        care.append(f"a rollback undoes the deploy of {esc(name)} {duration((now - done[0].at).total_seconds())} ago"
+                    + (f" ({esc(done[0].version)})" if done[0].version else "")
+                    + (f" by {esc(done[0].author)}" if done[0].author else "") if done else
+                    f"no deploy of {esc(name)} reported in the last 24 hours: a rollback may undo nothing that matters "
+                    "here (`what changed?` under the card lists the changes near the incident)")
     last = recent_readings(s, service_name=name, limit=1)
     if last and now - last[-1].created_at <= _HOUR and last[-1].band in ("HIGH", "CRITICAL"):
         r = last[-1]
@@ -104,14 +130,17 @@ def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime) ->
     return ("hold" if hold else "care" if care else "go"), hold + care
 
 
-def deploy_check(s: Session, text: str, user_id: str | None = None) -> SkillResult:
-    """For each service ``text`` names (a team: its services): hold, go with care, or nothing against it, and why."""
+def deploy_check(s: Session, text: str, user_id: str | None = None, incident_id: int | None = None) -> SkillResult:
+    """For each service ``text`` names (a team: its services; none, under an incident's card: its service): hold, go
+    with care, or nothing against it, and why."""
     now = utcnow().replace(microsecond=0)
     deps = graph(s)
     heads: list[str] = []
     sections: list[Section] = []
     verdicts: dict[str, str] = {}
-    checked = [(name, *_one(s, name, deps, now)) for name in _services(s, text, user_id)]
+    fix = bool(_FIX.search(text))
+    back = bool(_BACK.search(text))
+    checked = [(name, *_one(s, name, deps, now, fix, back)) for name in _services(s, text, user_id, incident_id)]
     order = {"hold": 0, "care": 1, "go": 2}
     for name, verdict, why in sorted(checked, key=lambda c: (order[c[1]], c[0])):  # what to hold first
         verdicts[name] = verdict

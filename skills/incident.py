@@ -288,7 +288,12 @@ _OLDEST = re.compile(r"^\W*+(?:what(?:'s|\s+is|\s+are)|which\s+is|show\s+(?:me\s
 # Under the card: "how bad is it?" (its status), "is it getting worse?" (its alerts over the last half hour)
 _HOW_BAD = re.compile(rf"^\W*how\s+bad\s+is\s+{_IT}\W*$", re.I)
 _TREND = re.compile(rf"^\W*(?:is\s+{_IT}\s+(?:getting|still\s+getting)\s+(?:worse|better)|(?:is\s+{_IT}|are\s+we)\s+"
-                    r"(?:improving|recovering|stable|under\s+control)|how\s+is\s+it\s+trending|any\s+better)\W*$", re.I)
+                    r"(?:improving|recovering|stable|under\s+control)|how\s+is\s+it\s+trending|any\s+better"
+                    # "is it still happening?", "are the alerts still firing?", "is it over?" (the knowledge base's)
+                    rf"|(?:is\s+{_IT}|are\s+(?:they|the\s+alerts|we))\s+still\s+(?:happening|firing|going\s+on|ongoing"
+                    r"|broken|down|failing|erroring|an\s+issue|a\s+problem|alerting)"
+                    rf"|is\s+{_IT}\s+(?:over|gone|fixed|back)(?:\s+(?:yet|now|already))?)(?:\s+(?:now|at\s+all))?\W*$",
+                    re.I)
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:what|which)\s+(?:open\s+)?incidents?\s+(?:are|is)\s+(?:assigned\s+to\s+me|mine|on\s+me)"
                    r"|(?:is\s+|are\s+)?(?:there\s+)?(?:anything|any\s+(?:open\s+)?incidents?)\s+assigned\s+to\s+me"

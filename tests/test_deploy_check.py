@@ -75,3 +75,26 @@ def test_a_recent_change_high_risk_and_nobody_on_call_ask_for_care(live: Live) -
     said = _say(live, "go/no-go for auth-service")
     assert "auth-service: go with care" in said, said
     assert "nobody is on call for identity now: nobody to page if it goes wrong" in said
+
+
+def test_under_a_card_the_fix_and_a_rollback_are_about_its_service(live: Live) -> None:
+    """"Can I deploy the fix?" under a card said "Deploy which service?"; a fix is not held by the incident it fixes,
+    and "should we roll back?" says what a rollback would undo."""
+    (inc,) = open_incidents(live, "payments-api 5xx spike sev2")
+    here = {"channel": "C0INCIDENTS", "thread": inc.card_ts}
+    said = _say(live, "can we deploy?", **here)  # its service, and the incident holds a plain deploy
+    assert "*Hold* payments-api" in said, said
+    said = _say(live, "can I deploy the fix?", **here)
+    assert "payments-api: go with care" in said and "Hold" not in said, said
+    assert f"a fix for #{inc.id} SEV2 [open] payments-api 5xx spike: say it on its timeline" in said
+    said = _say(live, "should we roll back?", **here)
+    assert f"a rollback for #{inc.id} SEV2" in said and "`note: rolling back to v...`" in said, said
+    assert "no deploy of payments-api reported in the last 24 hours" in said
+    now = utcnow().replace(microsecond=0)
+    assert _post(live, {"service": "payments-api", "summary": "v1.4.2: pool 50", "version": "v1.4.2", "author": "bob",
+                        "at": (now - dt.timedelta(minutes=30)).isoformat() + "Z", "id": "rb-1"}).status_code == 201
+    said = _say(live, "should we roll back?", **here)
+    assert "a rollback undoes the deploy of payments-api 30 min ago (v1.4.2) by bob" in said, said
+    assert "wait until it has settled" not in said
+    said = _say(live, "is it still happening?", **here)  # the incident's trend, not the knowledge base
+    assert f"Incident #{inc.id}" in said and "knowledge base" not in said and "alert(s) firing" in said, said
