@@ -62,6 +62,7 @@ from skills.base import (
 from skills.base import esc as escape
 from skills.handover import HANDOVER, handover, handover_hours, last_updates
 from skills.incident_edit import IncidentEdits, said_as_command, surely_said
+from skills.incident_relation import RELATED_ASKED, relation
 from skills.intake import OPEN_STATUSES
 from skills.postmortem import kb_url
 from skills.redact import mask_secrets
@@ -689,6 +690,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
 
     def score(self, text: str) -> float:
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
+        if RELATED_ASKED.match(text):  # "is this related to #112?" (skills/incident_relation.py)
+            return 0.93
         if INCIDENT_REF.search(text) and _OUTCOME_ASK.search(text):  # "what caused #101?": its root cause, not
             return 0.92  # the knowledge base's closest passage (another incident's postmortem)
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
@@ -736,6 +739,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return 0.8 if _PROGRESS.match(text) and not _TAKE.match(text) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if request.source in ("mention", "dm") and RELATED_ASKED.match(request.text):  # "is #113 related to #112?"
+            with ctx.db.session() as s:
+                return relation(s, request.text, request.incident_id)
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
         if request.source in ("mention", "dm") and (edit := self._edit_said(request.text, ctx)) is not None:
