@@ -54,6 +54,12 @@ _RUNBOOK_FOR = re.compile(r"\b(?:runbooks?|playbooks?)\s+(?:for|to\s+use\s+(?:fo
                           r"|\bwhat\s+(?:should|do|can)\s+(?:i|we)\s+do\s+(?:about|with|for|on)\b"
                           # "which runbook?" under a card ("I don't know")
                           r"|^\W*(?:which|what)\s+(?:runbook|playbook)\W*$", re.I)
+# Under an incident's card, questions that point at it without "this": "same as last week?", "again?", "which runbook
+# should we use?" (they searched their own words: a TLS postmortem for "same as last week?")
+_SAME_AGAIN = re.compile(r"^\W*(?:(?:the\s+)?same\s+(?:thing\s+|problem\s+|issue\s+|one\s+)?as\s+(?:last\s+(?:time|week"
+                         r"|month|night)|before|yesterday)|again|happening\s+again|back\s+again"
+                         r"|(?:which|what)\s+(?:runbook|playbook)s?\s+(?:should|do|can|could|would|shall)\s+(?:i|we)\s+"
+                         r"(?:use|run|follow|try|pick)(?:\s+(?:now|first|here))?)\W*$", re.I)
 _NOT_FOR_ME = re.compile(r"^\s*help\b|what can you do|who are you|\bstatus\b", re.I)
 MIN_RELEVANT = 0.3
 MIN_RUNBOOK_HOW_TO = 0.2
@@ -125,14 +131,15 @@ class AskSkill(BaseSkill):
         ref = INCIDENT_REF.search(question)  # "what's the runbook for #113?": that incident, when it is one
         about = (int(ref.group(1)) if ref and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question))
                  else request.incident_id if ref is None and (ABOUT_HERE.search(question) or _RUNBOOK_FOR.match(
-                     question)) else None)
+                     question) or _SAME_AGAIN.match(question)) else None)
         if about is not None:
             with ctx.db.session() as s:  # "have we seen this before?" under an incident card: "this" is it
                 inc = s.get(Incident, about)
                 if inc is not None:
                     query = mask_secrets(f"{question} {inc.title}. {inc.description or ''}")[:4000]
                     service, exclude = service or inc.service_name, (f"incident:{inc.id}",)
-            if inc is not None and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question)):
+            if inc is not None and (told or _HOW_TO.search(question) or _RUNBOOK_FOR.search(question)
+                                    or re.search(r"\b(?:runbook|playbook)", question, re.I)):
                 # "what should I do?", "which runbook for #113?": its runbooks
                 lines, acts = incident_runbooks(ctx, inc.id)
                 pre = (Section(f"Runbooks for incident #{inc.id}", lines),) if lines else ()

@@ -593,7 +593,8 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
         inc = s.scalars(select(Incident).where(Incident.title.like("payments-api returning 503%"))).one()
     asked: dict[str, dict] = {}
     for text in ("have we seen this before?", "what should I do?", "who should take this?", "anything similar?",
-                 "payments-api 503s spiking again", "mute this alert"):
+                 "payments-api 503s spiking again", "mute this alert", "same as last week?",
+                 "which runbook should we use?"):
         before = len(live.standin.messages(inc.channel_id))
         ev = {"type": "app_mention", "user": "U0ERIN", "text": f"<@UWARROOM> {text}", "ts": f"{time.time():.6f}",
               "thread_ts": inc.card_ts, "channel": inc.channel_id, "event_ts": f"{time.time():.6f}"}
@@ -602,6 +603,10 @@ def test_questions_under_an_incident_card_are_about_that_incident(live: Live) ->
         (asked[text],) = live.standin.messages(inc.channel_id)[before:]
     seen = json.dumps(asked["have we seen this before?"])
     assert "incident #101" in seen and f"incident #{inc.id}" not in seen  # the past one, not itself
+    same = json.dumps(asked["same as last week?"])  # it searched its own words (a TLS postmortem came first)
+    assert "incident #101" in same and "TLS certificate" not in same, same
+    which = json.dumps(asked["which runbook should we use?"])  # a generic passage came back, not its runbooks
+    assert f"Runbooks for incident #{inc.id}" in which and f"restart-service:{inc.id}" in which, which
     todo = json.dumps(asked["what should I do?"])
     assert f"Runbooks for incident #{inc.id}" in todo and "/runbook run restart-service service=payments-api" in todo
     assert f"restart-service:{inc.id}" in todo  # a Run button for this incident: it opens a preview, runs nothing
