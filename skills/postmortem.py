@@ -11,6 +11,7 @@ by the LLM writer when an endpoint is configured; each change is stored as a new
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
 from collections.abc import Callable
@@ -58,6 +59,20 @@ _ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are|\s+
 _LEARNED = re.compile(r"^\W*(?:what\s+(?:did|have)\s+we\s+learn(?:ed|t)?|(?:what\s+(?:were|are)\s+the\s+)?lessons?"
                       r"(?:\s+(?:learned|learnt))?)\s+(?:from|in|of|on|about)\s+(?:incident\s+)?(?:#|inc-?)\d{1,9}\b",
                       re.I)
+# What is owed: "which incidents still need a postmortem?", "missing postmortems", "which postmortems are not published
+# yet?", "postmortems due for payments" (they got the open incidents, or every postmortem)
+_PM = r"post-?mortems?"
+_OWED_ASKED = re.compile(
+    r"^\W*(?:which|what)\s+incidents?\s+(?:still\s+)?(?:need|needs|lack|lacks|(?:are|is)\s+missing|ha(?:ve|s)\s+no"
+    r"|(?:are|is)\s+without|don'?t\s+have|do\s+not\s+have|doesn'?t\s+have)\s+(?:an?\s+|their\s+|its\s+)?(?:published\s+)?"
+    rf"{_PM}"
+    r"|^\W*(?:(?:list|show|any)\s+(?:me\s+)?)?(?:the\s+|our\s+)?(?:missing|outstanding|unpublished|pending|overdue|owed"
+    rf"|unwritten|unfinished)\s+{_PM}"
+    rf"|^\W*(?:which|what|any)\s+{_PM}\s+(?:are\s+|is\s+)?(?:still\s+)?(?:missing|outstanding|unpublished|pending|overdue"
+    r"|owed|due|open|to\s+(?:write|publish|finish)|not\s+(?:yet\s+)?(?:published|written|done))"
+    rf"|^\W*{_PM}\s+(?:due|owed|outstanding|missing|to\s+(?:write|publish|finish))", re.I)
+_OWED_WORDS = frozenset(("owed", "missing", "outstanding", "unpublished", "pending", "due"))
+_OWED_DAYS = 90
 # "109.2 is done", "mark 109.2 done", "done with action item #109.2"
 _DONE_SAID = re.compile(r"^\W*(?:(?:mark(?:ed)?|close[ds]?|finished|completed|done(?:\s+with)?)\s+(?:action\s+item\s+)?"
                         r"(?P<a>#?\d{1,9}\.\d{1,3})\b|(?:action\s+item\s+)?(?P<b>#?\d{1,9}\.\d{1,3})\s+(?:is\s+)?"
@@ -139,7 +154,7 @@ class PostmortemSkill(BaseSkill):
     examples: ClassVar[tuple[str, ...]] = ("/postmortem draft 42", "/postmortem publish 42")
     usage: ClassVar[str] = ("Usage: `/postmortem draft|show|publish|export <incident>`, "
                             "`/postmortem edit <incident> <section>: <text>`, "
-                            "`/postmortem list [draft|published] [service or team]`, "
+                            "`/postmortem list [draft|published|owed] [service or team]`, "
                             "`/postmortem actions [mine] [all] [overdue] [unassigned] [service or team]`, "
                             "`/postmortem done|reopen <incident>.<n>`, `/postmortem assign <incident>.<n> @someone`, "
                             "`/postmortem due <incident>.<n> <date>`, "
@@ -149,6 +164,8 @@ class PostmortemSkill(BaseSkill):
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
         low = text.lower()
+        if _OWED_ASKED.match(text):  # above the incident list's "which incidents ..."
+            return 0.9
         if any(p.match(text) for p in (_ACTIONS_ASKED, _DONE_SAID, _ASSIGN_SAID, _DUE_SAID, _ADD_SAID, _LEARNED)):
             return 0.85
         return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
@@ -177,6 +194,10 @@ class PostmortemSkill(BaseSkill):
             words = [_SAY_DRAFT.get(w, w) for w in re.findall(r"[\w#-]+", request.text.lower())]
             verb = next((w for w in words if w in _VERBS), "show")
             rest = next((w for w in words if _ID.match(w) and w != verb), "")
+        if request.source in ("mention", "dm") and _OWED_ASKED.match(request.text):
+            return self.owed(ctx, request.text.lower())
+        if verb == "list" and _OWED_WORDS & set(rest.lower().split()):  # "/postmortem list owed [service or team]"
+            return self.owed(ctx, rest.lower())
         if verb == "list" or (request.source in ("mention", "dm") and re.search(r"\bpostmortems\b", request.text, re.I)
                               and not INCIDENT_REF.search(request.text)):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
@@ -299,6 +320,47 @@ class PostmortemSkill(BaseSkill):
         summary = (f"{len(rows)} postmortem(s){on}{more}, {waiting} not published yet. "
                    "`/postmortem show <incident>` opens one.")
         return SkillResult(title="Postmortems", summary=summary, sections=(Section("", lines),), ephemeral=True)
+
+    def owed(self, ctx: SkillContext, which: str) -> SkillResult:
+        """The incidents resolved in the last 90 days (of the services or team named) whose postmortem is not
+        published: none at all (`/postmortem draft`), or a draft waiting (`/postmortem publish`); false alarms and
+        duplicates owe none. Most severe first, then the longest waiting."""
+        from knowledge.people import scope_in_text
+
+        now = utcnow()
+        with ctx.db.session() as s:
+            scope = scope_in_text(session=s, text=which)
+            where = [Incident.status == "resolved", Incident.resolved_at >= now - dt.timedelta(days=_OWED_DAYS)]
+            if scope is not None:
+                where.append(Incident.service_name.in_(scope.services))
+            incs = [r for r in s.scalars(select(Incident).where(*where).limit(2000))
+                    if not (r.findings or {}).get("closed_as")]
+            newest: dict[int, tuple[int, str]] = {}
+            for iid, version, status in s.execute(select(Postmortem.incident_id, Postmortem.version, Postmortem.status)
+                                                  .where(Postmortem.incident_id.in_([r.id for r in incs]))):
+                if iid is not None and version > newest.get(iid, (0, ""))[0]:
+                    newest[iid] = (version, status)
+        owed = sorted((r for r in incs if newest.get(r.id, (0, ""))[1] != "published"),
+                      key=lambda r: (r.severity, r.resolved_at or now, r.id))
+        on = f" {esc(scope.label)}" if scope else ""
+        if not owed:
+            return SkillResult(title="Postmortems owed", summary=f"None: every incident resolved in the last "
+                               f"{_OWED_DAYS} days{on} has a published postmortem ({len(incs)} resolved).")
+        lines = []
+        for r in owed[:25]:
+            ago = (now - (r.resolved_at or now)).days
+            version, status = newest.get(r.id, (0, ""))
+            head = (f"*#{r.id}* SEV{r.severity} {esc(r.title[:80])} ({esc(r.service_name or 'no service')}, resolved "
+                    + (f"{ago} day(s) ago" if ago else "today") + "): ")
+            lines.append(head + (f"no postmortem: `/postmortem draft {r.id}`" if not version else
+                                 f"{esc(status)} v{version} not published: `/postmortem show {r.id}`, then "
+                                 f"`/postmortem publish {r.id}`"))
+        more = f" ({len(lines)} shown)" if len(owed) > len(lines) else ""
+        return SkillResult(title="Postmortems owed",
+                           summary=f"{len(owed)} of {len(incs)} incident(s) resolved in the last {_OWED_DAYS} days"
+                                   f"{on} have no published postmortem{more}: the most severe first, then the longest "
+                                   "waiting.", sections=(Section("", tuple(lines)),),
+                           data={"owed": [r.id for r in owed]})
 
     def show(self, incident_id: int, ctx: SkillContext) -> SkillResult:
         with ctx.db.session() as s:
