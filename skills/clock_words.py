@@ -219,19 +219,26 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
 
 # a span back from now: "in the last 2h", "over the past 30 minutes", "last hour", "today", "this week", "yesterday"
 _LOOKBACK = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
-                       r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b|(today|this\s+week|yesterday))", re.I)
+                       r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?|months?|quarters?)\b"
+                       r"|(today|this\s+week|yesterday|this\s+month|this\s+quarter))", re.I)
 
 
 def lookback(text: str, longest: dt.timedelta) -> tuple[dt.timedelta, str] | None:
     """The span back from now a question names ("in the last 2h": 2 hours, "the last 2 hours"), at most ``longest``;
-    "today" and "yesterday" are the last 24 hours, "this week" the last 7 days; None when it names none."""
+    "today" and "yesterday" are the last 24 hours, "this week" the last 7 days, "this month" or "last month" 30,
+    "this quarter" 90; None when it names none."""
     m = _LOOKBACK.search(text)
     if m is None:
         return None
-    if m.group(3):
-        return ((dt.timedelta(days=7), "the last 7 days") if "week" in m.group(3).lower()
-                else (dt.timedelta(hours=24), "the last 24 hours"))
+    if m.group(3):  # "this month": the last 30 days, "this quarter" 90, as the incident stats count them
+        said = m.group(3).lower()
+        days = 7 if "week" in said else 30 if "month" in said else 90 if "quarter" in said else 0
+        return (min(dt.timedelta(days=days), longest), f"the last {min(days, longest.days)} days") if days else (
+            dt.timedelta(hours=24), "the last 24 hours")
     n, unit = int(m.group(1) or 1), m.group(2).lower()
+    if unit.startswith(("mo", "q")):  # "last month", "the past 2 months", "last quarter"
+        days = n * (30 if unit.startswith("mo") else 90)
+        return min(dt.timedelta(days=days), longest), f"the last {min(days, longest.days)} days"
     span = (dt.timedelta(minutes=n) if unit.startswith("m") else dt.timedelta(hours=n) if unit.startswith("h")
             else dt.timedelta(days=n) if unit.startswith("d") else dt.timedelta(weeks=n))
     word = {"m": "minute", "h": "hour", "d": "day", "w": "week"}[unit[0]]

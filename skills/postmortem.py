@@ -55,6 +55,9 @@ _ACTIONS_ASKED = re.compile(r"^\W*(?:(?:list|show|any|which|what(?:'s|\s+are|\s+
                             # "what's overdue?", "anything overdue for payments?" (the knowledge base's "I don't know")
                             r"|^\W*(?:what(?:'s|\s+is)|(?:is\s+)?anything|any(?:thing)?\s+items?)\s+(?:still\s+)?"
                             r"(?:overdue|past\s+due)\b", re.I)
+# "who owns the action items for #101?", "who has the follow-ups from #109?" (an incident's status came back)
+_ACTIONS_WHO = re.compile(r"^\W*who(?:'s|\s+is|\s+owns|\s+has|\s+is\s+on|\s+is\s+doing|\s+took)\s+(?:the\s+)?"
+                          r"(?:open\s+)?(?:postmortem\s+)?(?:action[\s-]?items|follow[\s-]?ups)\b", re.I)
 # "what did we learn from #101?", "lessons learned from #101": its postmortem (it went to the knowledge base)
 _LEARNED = re.compile(r"^\W*(?:what\s+(?:did|have)\s+we\s+learn(?:ed|t)?|(?:what\s+(?:were|are)\s+the\s+)?lessons?"
                       r"(?:\s+(?:learned|learnt))?)\s+(?:from|in|of|on|about)\s+(?:incident\s+)?(?:#|inc-?)\d{1,9}\b",
@@ -164,8 +167,8 @@ class PostmortemSkill(BaseSkill):
     def score(self, text: str) -> float:
         """The word "postmortem" is specific enough to win over generic incident words."""
         low = text.lower()
-        if _OWED_ASKED.match(text):  # above the incident list's "which incidents ..."
-            return 0.9
+        if _OWED_ASKED.match(text) or _ACTIONS_WHO.match(text):  # above the incident list's "which incidents ...",
+            return 0.9  # an incident's status for "who owns the action items for #101?"
         if any(p.match(text) for p in (_ACTIONS_ASKED, _DONE_SAID, _ASSIGN_SAID, _DUE_SAID, _ADD_SAID, _LEARNED)):
             return 0.85
         return 0.7 if ("postmortem" in low or "post-mortem" in low) else super().score(text)
@@ -185,7 +188,8 @@ class PostmortemSkill(BaseSkill):
         if verb in ("assign", "due", "add") and request.source == "command" or said and (
                 _ASSIGN_SAID.match(request.text) or _DUE_SAID.match(request.text) or _ADD_SAID.match(request.text)):
             return self._item_change(verb if request.source == "command" else "", rest, request, ctx)
-        if verb == "actions" or (request.source in ("mention", "dm") and _ACTIONS_ASKED.match(request.text)):
+        if verb == "actions" or (request.source in ("mention", "dm") and (_ACTIONS_ASKED.match(request.text)
+                                                                          or _ACTIONS_WHO.match(request.text))):
             with ctx.db.session() as s:
                 return listing_actions(s, rest if verb == "actions" else request.text, user=request.user_id,
                                        strict=request.source == "command" and verb == "actions")

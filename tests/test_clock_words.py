@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from skills.base import SkillError
-from skills.clock_words import moment
+from skills.clock_words import lookback, moment
 
 NOW = dt.datetime(2026, 12, 3, 21, 10)  # a Thursday, 21:10 UTC (16:10 in New York, 22:10 in Paris)
 USAGE = "usage"
@@ -69,3 +69,14 @@ def test_what_was_assumed_is_said_and_the_words_can_be_taken_out() -> None:
 def test_times_that_are_none_are_refused(text: str, error: str) -> None:
     with pytest.raises(SkillError, match=error.replace("+", r"\+")):
         moment(text, "", NOW, usage=USAGE)
+
+
+@pytest.mark.parametrize(("said", "days", "label"), [
+    ("noisiest alerts this month", 30, "the last 30 days"), ("what changed last month?", 30, "the last 30 days"),
+    ("deploys in the past 2 months", 60, "the last 60 days"), ("what ran this quarter", 90, "the last 90 days"),
+    ("the last 6 months", 90, "the last 90 days"),  # at most the longest span asked for
+    ("last 5 minutes", 5 / 1440, "the last 5 minutes"), ("this week", 7, "the last 7 days"),
+])
+def test_a_month_or_a_quarter_back_is_read(said: str, days: float, label: str) -> None:
+    """"This month", "last month", "last quarter" were not read, so the noise and change answers covered a week."""
+    assert lookback(said, dt.timedelta(days=90)) == (dt.timedelta(days=days), label)

@@ -366,6 +366,11 @@ def test_the_noisiest_alerts_and_how_many_fired(live: Live) -> None:
     assert "No alerts on the storage team's services in the last 7 days." in _say(live, "noisy alerts for storage")
     said = _say(live, "noisiest alerts on my team's services", user="U0BOB")  # Bob is in payments
     assert "on the payments team's services" in said and "HighErrorRate" in said and "DiskSpaceLow" not in said, said
+    for asked in ("top alerting services", "which services alert the most?"):  # the help's "not sure"
+        said = _say(live, asked)
+        assert "3 alert(s) in the last 7 days" in said and "*DiskSpaceLow* on ingest" in said, (asked, said)
+    said = _say(live, "noisiest services this month")  # "this month" was ignored: a week
+    assert "Alert noise: the last 30 days" in said and "3 alert(s) in the last 30 days" in said, said
 
 
 def test_declaring_in_words_roles_by_request_and_a_reminder_naming_its_incident(live: Live) -> None:

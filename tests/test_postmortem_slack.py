@@ -347,6 +347,8 @@ def test_action_items_are_listed_closed_and_kept_across_versions(live: Live) -> 
     assert f"1 open action item(s) of incident #{iid}, 2 done" in of_one and f"*{iid}.1*" in of_one
     assert "~done by <@U0IRIS>~" in of_one
     assert f"of incident #{iid}" in say("C0AI", f"actions {iid}")
+    owners = say("C0AI", f"who owns the action items for #{iid}?", command="")  # it was #{iid}'s status
+    assert f"1 open action item(s) of incident #{iid}, 2 done" in owners and "<@U0IRIS>" in owners, owners
     assert "has no postmortem yet, so no action items" in say("C0AI", "action items for #99999", command="")
     learned = say("C0AI", f"what did we learn from #{iid}?", command="")
     assert f"Postmortem for incident #{iid}" in learned, learned
