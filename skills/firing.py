@@ -46,9 +46,9 @@ NOISE_ASKED = re.compile(
     r"|fired)|(?:have\s+)?we\s+(?:got|had|received))"
     r"|(?:show\s+(?:me\s+)?|give\s+(?:me\s+)?)?(?:the\s+)?(?:alert\s+(?:noise|stats|statistics|report|fatigue|volume)"
     r"|(?:noisy|noisiest|loudest|flapping|top)\s+alerts)"
-    # "top alerting services", "which services alert the most?", "noisiest services" (the help's "not sure")
-    r"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+|our\s+)?(?:top|noisiest|loudest|most\s+alerting)\s+(?:alerting\s+)?"
-    r"services"
+    # "top alerting services", "which services alert the most?" (the help's "not sure"; "the noisiest services" are
+    # the incident stats' most affected)
+    r"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+|our\s+)?(?:top\s+alerting|most\s+alerting)\s+services"
     r"|(?:which|what)\s+services?\s+(?:alerts?|pages?|fires?|fired|paged|alerted)\s+(?:us\s+)?(?:the\s+)?most)\b", re.I)
 NOISE_SPAN = dt.timedelta(days=7)
 _QUICK = dt.timedelta(minutes=10)  # an alert that stopped firing this soon, by itself, is a tuning candidate

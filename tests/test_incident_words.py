@@ -369,7 +369,7 @@ def test_the_noisiest_alerts_and_how_many_fired(live: Live) -> None:
     for asked in ("top alerting services", "which services alert the most?"):  # the help's "not sure"
         said = _say(live, asked)
         assert "3 alert(s) in the last 7 days" in said and "*DiskSpaceLow* on ingest" in said, (asked, said)
-    said = _say(live, "noisiest services this month")  # "this month" was ignored: a week
+    said = _say(live, "top alerting services this month")  # "this month" was ignored: a week
     assert "Alert noise: the last 30 days" in said and "3 alert(s) in the last 30 days" in said, said
 
 
