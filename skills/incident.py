@@ -103,13 +103,21 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-
                     r"|(?:what(?:'s|\s+is|\s+was)\s+)?(?:our\s+|the\s+)?(?:mtta|mttr|mean\s+time\s+to\s+(?:ack|resolve))"
                     # "which service had the most incidents this month?", "the noisiest services"
                     r"|(?:which|what)\s+(?:services?|teams?)\s+(?:had|has|have|got|caused)\s+the\s+most\s+incidents"
-                    r"|(?:the\s+)?(?:noisiest|most\s+affected|worst)\s+services?)",
+                    r"|(?:the\s+)?(?:noisiest|most\s+affected|worst)\s+services?"
+                    # "what was the longest incident this year?", "the slowest incidents to resolve", "who has been on
+                    # the most incidents?", "incidents per person this quarter" (the knowledge base's passages)
+                    r"|(?:(?:what|which)(?:'s|\s+was|\s+were|\s+is|\s+are)?\s+)?(?:the\s+)?(?:longest|slowest)\s+"
+                    r"(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s+)?(?:incidents?|outages?)"
+                    r"|who(?:'s|\s+has|\s+have|\s+was|\s+is)?\s+(?:been\s+)?(?:on|handled|worked(?:\s+on)?|taken|took"
+                    r"|resolved|fixed|led|assigned(?:\s+to)?)\s+(?:the\s+)?most\s+incidents"
+                    r"|incidents?\s+(?:by|per)\s+(?:person|people|responder|assignee|engineer)s?)",
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
                           r"(?:sev(?:erity)?[\s-]?[0-4]|p[0-4])(?:'?s)?|"
                           r"this|last|past|the|in|on|for|of|over|by|and|teams?|services?|incidents?|month|quarter|"
-                          r"year|week|compare[ds]?|vs|versus|to|with|per|each)\b", re.I)
+                          r"year|week|compare[ds]?|vs|versus|to|with|per|each|person|people|responders?|assignees?"
+                          r"|engineers?)\b", re.I)
 # A severity word out of range, first or last in a title: "sev9", "SEV-12", "severity 7" (we have 1-4)
 _NO_SEV = re.compile(r"(?:^|\s)(sev(?:erity)?[\s-]?(?:[5-9]|\d{2,}))\b", re.I)
 _FREE_SEV = re.compile(r"\bsev(?:erity)?[\s-]?([1-4])\b", re.I)  # "set #105 to sev1", "sev1 #105"
@@ -1879,6 +1887,17 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     waits = [(getattr(r, end) - r.created_at).total_seconds() / 60 for r in group if getattr(r, end)]
                     parts.append(f"median time to {label} {_minutes(median(waits))}" if waits else none)
                 lines.append(f"*{escape(key)}*: " + ", ".join(parts))
+        done = sorted((r for r in rows if r.resolved_at), key=lambda r: (r.created_at - r.resolved_at, r.id))
+        if done:  # "what was the longest incident this year?": the three that took longest to resolve
+            lines.append("Longest to resolve: " + ", ".join(
+                f"#{r.id} {escape(r.title[:60])} ({_minutes((r.resolved_at - r.created_at).total_seconds() / 60)}"
+                f"{', ' + escape(r.service_name) if r.service_name else ''})" for r in done[:3] if r.resolved_at))
+        if re.search(r"\b(?:by|per)\s+(?:person|people|responder|assignee|engineer)s?\b|\bwho\b", rest, re.I):
+            people_on = Counter(r.assignee for r in rows if r.assignee)  # "who has been on the most incidents?"
+            nobody = sum(1 for r in rows if not r.assignee)
+            lines.append("By person (assigned): " + (", ".join(f"<@{u}> {n}" for u, n in people_on.most_common(10))
+                                                     or "nobody was assigned any")
+                         + (f"; {nobody} with nobody assigned" if nobody else ""))
         noisy = max(rows, key=lambda r: r.alert_count or 0)
         if (noisy.alert_count or 0) > 1:
             lines.append(f"Noisiest: #{noisy.id} {escape(noisy.title[:80])} ({noisy.alert_count} alerts)")

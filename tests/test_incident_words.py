@@ -536,6 +536,31 @@ def test_which_incident_lists_the_open_ones(live: Live) -> None:
     assert f"Open now: #{two.id} SEV1" in _incident(live, "ack")
 
 
+def test_the_longest_incidents_and_who_was_on_the_most(live: Live) -> None:
+    """"What was the longest incident this month?" and "who has been on the most incidents?" got the knowledge base's
+    passages (a runbook)."""
+    import datetime as dt
+
+    one, two, three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
+                                     "dns lookups failing sev1")
+    for inc, who in ((one, "U0BOB"), (two, "U0BOB"), (three, "U0FARID")):
+        _incident(live, f"assign <@{who}> {inc.id}")
+        _incident(live, f"resolve {inc.id} fixed")
+    with live.db.session() as s:  # they opened 3h, 1h and 20 min before they were resolved
+        for inc, hours in ((one, 3), (two, 1), (three, 1 / 3)):
+            row = s.get(Incident, inc.id)
+            assert row is not None and row.resolved_at is not None
+            row.created_at = row.resolved_at - dt.timedelta(hours=hours)
+    said = _say(live, "what was the longest incident this month?")
+    assert "knowledge base" not in said and "3 incident(s) in the last 30 days" in said, said
+    assert (f"Longest to resolve: #{one.id} payments-api 503 errors at checkout (3h00m, payments-api), #{two.id} "
+            f"ingest slow (1h00m, ingest), #{three.id} dns lookups failing (20 min, dns)") in said, said
+    said = _say(live, "who has been on the most incidents this month?")
+    assert "By person (assigned): <@U0BOB> 2, <@U0FARID> 1" in said, said
+    said = _incident(live, "stats 30d per person")
+    assert "By person (assigned): <@U0BOB> 2, <@U0FARID> 1" in said, said
+
+
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
     """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
     one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
