@@ -159,6 +159,8 @@ class RiskSkill(BaseSkill):
         """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
         if _METRIC_ASKED.match(text):  # "what's the error rate on payments-api?"
             return 0.8
+        if len(_SAID.findall(text)) >= 2:  # "cpu 95% mem 90% on payments-api, should I worry?" (the knowledge base's)
+            return 0.75
         return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) or _OVERVIEW.match(text) else 0.0,
                    super().score(text))
     examples = ("/risk service=checkout cpu=92 mem=88 errors=40", "/risk service=api disk=97 rt=900 #12", "/risk all",

@@ -200,6 +200,14 @@ def test_mention_with_metrics_routes_to_risk(live: Live) -> None:
     with live.db.session() as s:
         (reading,) = s.scalars(select(RiskReading).where(RiskReading.service_name == "payments-api")).all()
         assert (reading.inputs["cpu_usage"], reading.inputs["memory_usage"]) == (96.0, 95.0)
+    # the numbers alone, no "risk" word: it went to the knowledge base (a passage about something else)
+    live.driver.mention("cpu 95% mem 90% on ingest, should I worry?", channel="C0W2")
+    live.drain()
+    (card,) = live.standin.messages("C0W2")
+    assert card["text"].startswith("Failure risk: ingest") and "knowledge base" not in card["text"], card["text"]
+    with live.db.session() as s:
+        (reading,) = s.scalars(select(RiskReading).where(RiskReading.service_name == "ingest")).all()
+        assert (reading.inputs["cpu_usage"], reading.inputs["memory_usage"]) == (95.0, 90.0)
 
 
 def test_a_service_without_metrics_is_answered_from_its_last_reading(live: Live) -> None:
