@@ -460,6 +460,8 @@ _INVITE = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invit
 # The person writing takes the incident: "I'm on it", "I'll take this", "mine" (in its thread, or with "#12")
 _TAKE = re.compile(r"^\W*(?:i'?m on (?:it|this)|i am on (?:it|this)|on it|i'?ll take (?:it|this)"
                    r"|i will take (?:it|this)|taking (?:it|this)|mine"
+                   # "take #113", "let me take #113" (the help: "not sure what you need")
+                   r"|(?:let me |i'?ll |i will )?take(?: (?:it|this))?(?=\s*(?:#|\binc|$))"
                    r"|(?:i'?m\s+|i\s+am\s+)?(?:looking(?:\s+(?:into|at)\s+(?:it|this))?|investigating)"
                    r"(?:\s+now)?)\b[\s!.]*"
                    r"(?:(?:#|\binc(?:ident)?[-\s#]*)(?P<id>\d{1,9})\W*)?(?:[,;:-].*)?$", re.I | re.S)
@@ -1834,9 +1836,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         scope = scope_in_text(session=s, text=rest)
         if request.source == "command" and (left := _STATS_WORDS.sub(" ", rest.lower()).split()):
             named = {n.lower() for n in scope.names} if scope else set()
-            if unread := [w for w in left if w.strip(".,;:!?") not in named]:
-                raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident stats [today | 7d | "
-                                 "30 days | this month] [service or team]`.")  # it was ignored: every service
+            if unread := [w for w in left if w.strip(".,;:!?") not in named]:  # it was ignored: every service
+                raise SkillError(f"I cannot read `{escape(' '.join(unread)[:60])}`: `/incident stats [today | 7d "
+                                 "| 30 days | this month] [service or team] [per person]`.")
         if scope is not None:
             where.append(Incident.service_name.in_(scope.services))
         # "how many sev1s this quarter?", "/incident stats sev1 sev2 30d": those severities only

@@ -201,7 +201,7 @@ class PostmortemSkill(BaseSkill):
         if request.source in ("mention", "dm") and _OWED_ASKED.match(request.text):
             return self.owed(ctx, request.text.lower())
         if verb == "list" and _OWED_WORDS & set(rest.lower().split()):  # "/postmortem list owed [service or team]"
-            return self.owed(ctx, rest.lower())
+            return self.owed(ctx, rest.lower(), strict=True)
         if verb == "list" or (request.source in ("mention", "dm") and re.search(r"\bpostmortems\b", request.text, re.I)
                               and not INCIDENT_REF.search(request.text)):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())
@@ -325,15 +325,22 @@ class PostmortemSkill(BaseSkill):
                    "`/postmortem show <incident>` opens one.")
         return SkillResult(title="Postmortems", summary=summary, sections=(Section("", lines),), ephemeral=True)
 
-    def owed(self, ctx: SkillContext, which: str) -> SkillResult:
+    def owed(self, ctx: SkillContext, which: str, strict: bool = False) -> SkillResult:
         """The incidents resolved in the last 90 days (of the services or team named) whose postmortem is not
         published: none at all (`/postmortem draft`), or a draft waiting (`/postmortem publish`); false alarms and
-        duplicates owe none. Most severe first, then the longest waiting."""
+        duplicates owe none. Most severe first, then the longest waiting. ``strict`` (the command): a word it cannot
+        read is an error, not every team's list."""
         from knowledge.people import scope_in_text
 
         now = utcnow()
         with ctx.db.session() as s:
             scope = scope_in_text(session=s, text=which)
+            named = {n.lower() for n in scope.names} if scope else set()
+            known = _OWED_WORDS | named | {"and", "on", "for", "team", "teams", "services"}
+            unread = [w for w in re.findall(r"[\w.-]+", which) if w not in known]
+            if strict and unread:
+                raise SkillError(f"I cannot read `{esc(' '.join(unread)[:60])}`: `/postmortem list owed [service or "
+                                 "team]`.")
             where = [Incident.status == "resolved", Incident.resolved_at >= now - dt.timedelta(days=_OWED_DAYS)]
             if scope is not None:
                 where.append(Incident.service_name.in_(scope.services))

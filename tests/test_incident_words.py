@@ -559,6 +559,19 @@ def test_the_longest_incidents_and_who_was_on_the_most(live: Live) -> None:
     assert "By person (assigned): <@U0BOB> 2, <@U0FARID> 1" in said, said
     said = _incident(live, "stats 30d per person")
     assert "By person (assigned): <@U0BOB> 2, <@U0FARID> 1" in said, said
+    assert "[per person]" in _incident(live, "stats per persn")
+
+
+def test_take_an_incident_in_words(live: Live) -> None:
+    """"Take #113" got the help ("not sure what you need"); "/incident take 113" worked."""
+    one, two = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3")
+    said = _say(live, f"take #{one.id}", user="U0ALICE")
+    assert f"<@U0ALICE> is on incident #{one.id}" in said, said
+    assert f"<@U0BOB> is on incident #{two.id}" in _say(live, f"let me take #{two.id}", user="U0BOB")
+    said = _say(live, "take a look at the dashboards", user="U0ALICE")  # not a take
+    assert "is on incident" not in said
+    with live.db.session() as s:
+        assert [s.get(Incident, i.id).assignee for i in (one, two)] == ["U0ALICE", "U0BOB"]  # type: ignore[union-attr]
 
 
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
