@@ -232,7 +232,12 @@ _WHO_HERE = re.compile(r"^\W*(?:who(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:(?:incide
                        # "who declared this?", "who opened #113?"
                        rf"|who\s+(?:declared|opened|created|raised|started|reported|filed)\s+{_IT}\b)", re.I)
 # Where it stands, asked under its card: "how long has this been going on?", "any updates?", "where are we?"
-_STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been|when\s+did\s+{_IT}\s+(?:start|begin)"
+_STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been"
+                          rf"|(?:when|what\s+time)\s+did\s+{_IT}\s+(?:start|begin)"
+                          # "when did we ack?", "who acked?", "was it acked?" (the knowledge base's "I don't know")
+                          rf"|when\s+(?:did|was)\s+(?:we|anyone|somebody|someone|{_IT})\s+(?:ack|acknowledge)"
+                          rf"|who\s+(?:acked|acknowledged|ack'?d)(?:\s+{_IT})?(?=\W*$)|(?:was|is|has)\s+{_IT}\s+(?:been\s+)?"
+                          r"(?:acked|acknowledged)"
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest(?!\s+(?:deploy|change"
                           r"|release|rollout|rollback|version|build|config|flag))"
                           r"|when\s+was\s+the\s+last\s+(?:update|note|change)|(?:the\s+)?last\s+update\W*$"
@@ -326,7 +331,8 @@ _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b"
                        r"|^\W*(?:(?:export|show|get|print|dump|give|send)\s+(?:me\s+)?)?(?:the\s+)?"
                        rf"(?:{_IT}(?:'s)?\s+)?timeline\W*(?:(?:of|for)\s+{_IT})?\W*$", re.I)
 # What was done so far, under the card or with a number: the key moments ("what have we tried so far?")
-_TRIED = re.compile(r"^\W*what\s+(?:have\s+we|has\s+been|did\s+we|was|were)\s+(?:tried|done|try|do)\b"
+_TRIED = re.compile(r"^\W*what(?:\s+have\s+we|\s+has\s+been|'s\s+been|\s+did\s+we|\s+was|\s+were)\s+"
+                    r"(?:tried|done|try|do)\b"
                     rf"(?:\s+(?:so\s+far|on|for|about|with|already|yet|to\s+fix))*(?:\s+{_IT})?"
                     r"(?:\s+(?:so\s+far|already|yet))?\W*$", re.I)
 # Which incidents are open, in words: "show open sev1 and sev2 incidents", "list incidents for payments",
@@ -418,7 +424,7 @@ _IMPACT_ASK = re.compile(rf"^\W*(?:what(?:'s|\s+is|\s+was)\s+the\s+(?:customer\s
 # When it should be over, said by whoever works on it: "eta: 30 min", "ETA 15:00 UTC", "set the eta of #113 to 1h",
 # "the eta is about an hour"; asked: "what's the ETA?", "any ETA on #113?", "when will it be fixed?"
 _ETA_SET = re.compile(r"^\W*(?:(?:set|update|change)\s+(?:the\s+)?eta(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)"
-                      r"(?P<id>\d{1,9}))?\s+to\s+|eta(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9}))?"
+                      r"(?P<id>\d{1,9}))?\s+(?:to\s+|(?=\d|about|around|~|in\b|tomorrow|tonight|unknown))|eta(?:\s+(?:of|on|for)\s+(?:#|inc(?:ident)?[-\s#]*)(?P<id2>\d{1,9}))?"
                       r"(?:\s*[:=-]\s*|\s+(?=\d|about|around|~|in\b|tomorrow|tonight|unknown))|the\s+eta\s+is\s+)"
                       r"(?P<text>[^?]\S.*)$", re.I | re.S)
 _ETA_ASK = re.compile(rf"^\W*(?:what(?:'s|\s+is)\s+the\s+eta|(?:is\s+there\s+)?(?:any|an)\s+eta|eta\W*$"

@@ -57,6 +57,11 @@ _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.I
 _ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
                  "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall mine [when]` (your own shifts); "
                  "`/oncall who @someone` (their time, shifts, incidents); `/oncall cover|release ...`")
+# The words of a page that name nobody ("page the on-call", "wake up someone about this"): the incident's owners
+_PAGE_FILLER = frozenset("""page paging wake up bring pull loop call in the on-call oncall on-calls on call someone
+    somebody anyone anybody them him her team teams people folks engineer engineers owner owners owning service please
+    pls can could you about this it here now for help us me again right away asap urgent urgently immediately too also
+    and or of whoever is who's primary person""".split())
 _ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were will be of & , ? now right call "
                            "on-call oncall".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
@@ -66,7 +71,10 @@ _WHEN_IT = re.compile(r"\bwhen\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s+(?:opened
                       r"declared|created|raised)|came\s+in)\b", re.I)
 # "who should I call?", "who can I ask?", "who do we page?"
 _CALL = r"who\s+(?:should|can|could|do|must)\s+(?:i|we)\s+(?:call|ask|page|ping|escalate\s+to|talk\s+to)"
-_PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?page\b", re.I)  # "page the payments team"
+# "page the payments team"; "wake up the storage team", "bring in platform", "loop in carla" (a mention is an invite:
+# the incident skill's)
+_PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:page\b|(?:wake\s+up|bring\s+in|pull\s+in|loop\s+in"
+                   r"|call\s+in)\b(?!\s*<@))", re.I)
 # A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
 _HELP_HERE = re.compile(rf"^\W*(?:{_CALL}"
                         r"|(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
@@ -279,6 +287,12 @@ class RoutingSkill(BaseSkill):
             teams = people.teams_in_text(session=s, text=text)
             inc = s.get(Incident, incident_id) if incident_id is not None else None
             persons = people_named(s, text) if not teams else []
+            unread = [w for w in re.findall(r"[a-z][\w'-]*", re.sub(r"<[^>]*>", " ", text.lower()))
+                      if w not in _PAGE_FILLER]
+            if not teams and not persons and unread:  # "wake up the database team": no such team (it paged the
+                known = ", ".join(s.scalars(select(Team.name).order_by(Team.name)).all()[:12])  # incident's owners)
+                raise SkillError(f"Page whom? I know no team, service or person called `{esc(' '.join(unread)[:60])}`"
+                                 + (f". Teams: {esc(known)}." if known else "."))
             if not teams and not persons and inc is not None and inc.service_name:  # "page the on-call": owners
                 teams = people.teams_in_text(session=s, text=inc.service_name)
         if persons:  # "page alice about #113", "page @carla": them (it paged the team's on-call instead)

@@ -574,6 +574,29 @@ def test_take_an_incident_in_words(live: Live) -> None:
         assert [s.get(Incident, i.id).assignee for i in (one, two)] == ["U0ALICE", "U0BOB"]  # type: ignore[union-attr]
 
 
+def test_what_responders_say_under_a_card(live: Live) -> None:
+    """Under the card: "update the status page" showed the incident, "what's been done so far?", "who acked?" and
+    "when did we ack?" got the knowledge base's "I don't know", "set eta 30 min" and "bring in storage" were not acted
+    on, and "wake up the database team" (no such team) paged the incident's own team."""
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    here = {"channel": "C0INCIDENTS", "thread": inc.card_ts, "user": "U0ALICE"}
+    assert f"Status page draft for incident #{inc.id}" in _say(live, "update the status page", **here)
+    said = _say(live, "what's been done so far?", **here)
+    assert f"Timeline of incident #{inc.id}" in said and "knowledge base" not in said, said
+    _say(live, "ack", **here)
+    for asked in ("who acked?", "when did we ack?", "what time did it start?"):
+        said = _say(live, asked, **here)
+        assert f"Incident #{inc.id}" in said and "knowledge base" not in said and "acknowledged" in said, (asked, said)
+    said = _say(live, "set eta 30 min", **here)
+    assert f"ETA of incident #{inc.id}: 30 min" in said, said
+    said = _say(live, "bring in storage", **here)
+    assert "Paging storage" in said and ("<@U0JONAS>" in said or "<@U0IRIS>" in said), said
+    said = _say(live, "wake up the database team", **here)
+    assert "Page whom? I know no team, service or person called `database`" in said and "Paging" not in said, said
+    said = _say(live, "wake up the on-call", **here)  # nobody named: the incident's service's team, as before
+    assert "Paging payments" in said, said
+
+
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
     """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
     one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",

@@ -818,7 +818,7 @@ def test_incident_stats_for_a_team_and_words_it_cannot_read(live: Live) -> None:
     assert "incident(s) in the last 366 days on the payments team's services" in said
     assert "payments-api (1), billing-worker (1), checkout-web (1)" in said and "ingress" not in said
     assert "ingress" in every
-    assert "I cannot read `paymnts`: `/incident stats [today | 7d | 30 days | this month] [service or team]`" in stats(
+    assert "I cannot read `paymnts`: `/incident stats [today | 7d | 30 days | this month] [service or team]" in stats(
         "stats paymnts")
     quiet = stats("stats 1 day payments")  # "the last one" is the team's, not any service's (#112 on ingress)
     assert "No incidents in the last 24 hours on the payments team's services. The last one: #108" in quiet
