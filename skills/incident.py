@@ -274,6 +274,14 @@ _ROLE_OTHER = re.compile(rf"^\W*<@(?P<user>{USER_ID})(?:\|[^>]*)?>\s+(?:is|will\
 _ROLE_MAKE = re.compile(rf"^\W*(?:please\s+)?(?:make|set|put)\s+(?P<user>me|<@{USER_ID}(?:\|[^>]*)?>)\s+(?:as\s+)?"
                         rf"(?:the\s+)?(?:on\s+)?(?P<role>{_ROLE_ALT})(?:\s+lead)?\b(?:\s+(?:for|on|of)\s+"
                         r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
+# The same by name: "make alice the IC", "set bob moreau as scribe", "add carla", "invite bob to this" (they got "I did
+# not act on that"): the name becomes the person's mention when exactly one active expert has it (see run)
+_NAME = r"(?P<name>[a-z][\w'.-]{1,40}(?:\s+(?!(?:the|as|on|to|into|an?)\b)[a-z][\w'.-]{1,40})?)"
+_ROLE_MAKE_NAMED = re.compile(rf"^\W*(?:please\s+)?(?:make|set|put)\s+{_NAME}\s+(?:as\s+)?(?:the\s+)?(?:on\s+)?"
+                              rf"(?:{_ROLE_ALT})\b", re.I)
+_INVITE_NAMED = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invite|add)\s+{_NAME}"
+                           r"(?:\s+(?:to|into)\s+(?:this|it|the\s+(?:channel|incident)|(?:#|inc(?:ident)?[-\s#]*)\d{1,9}))?\W*$",
+                           re.I)
 # "who's on comms?", "who is the scribe?", "roles?": the roles
 _ROLE_ASK = re.compile(rf"^\W*(?:who(?:'s|\s+is)\s+(?:on\s+|doing\s+|taking\s+)?(?:the\s+)?(?:{_ROLE_ALT})\b"
                        r"(?!\s+(?:lead\s+)?(?:for|of)\s+\w)|(?:what\s+are\s+the\s+)?roles\W*$)", re.I)
@@ -730,6 +738,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _HANDOFF.match(text) or _UNASSIGN.match(text) or HANDOVER.match(text) or _ROLE_SELF.match(text)
                 or _ROLE_OTHER.match(text)
                 or _ROLE_MAKE.match(text) or _FOLLOW.match(text) or _REMIND.match(text) or _INVITE.match(text)
+                or _ROLE_MAKE_NAMED.match(text) or _INVITE_NAMED.match(text)
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _ETA_SET.match(text) or _ETA_ASK.match(text) or _LINK_SET.match(text) or _LINKS_ASK.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
@@ -758,6 +767,18 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if request.source in ("mention", "dm") and RELATED_ASKED.match(request.text):  # "is #113 related to #112?"
             with ctx.db.session() as s:
                 return relation(s, request.text, request.incident_id)
+        if request.source in ("mention", "dm") and (named := _ROLE_MAKE_NAMED.match(request.text)
+                                                   or _INVITE_NAMED.match(request.text)):
+            from skills.person import people_named  # "make alice the IC": as "make @alice the IC"
+
+            with ctx.db.session() as s:
+                ids = people_named(s, named.group("name"))
+            if len(ids) != 1:  # nobody, or a name several people share: asked back, not the usage
+                raise SkillError(f"{'Several people are' if ids else 'I know nobody'} called "
+                                 f"`{escape(named.group('name')[:40])}`: mention the one you mean (`add @name`, "
+                                 "`make @name the IC`). A note is `note: ...`, the impact `impact: ...`.")
+            request = dataclasses.replace(request, text=request.text[:named.start("name")] + f"<@{ids[0]}>"
+                                          + request.text[named.end("name"):])
         verb, _, rest = request.text.strip().partition(" ")
         verb = verb.lower()
         if request.source in ("mention", "dm") and (edit := self._edit_said(request.text, ctx)) is not None:

@@ -137,3 +137,20 @@ def test_enterprise_grid_people_whose_ids_start_with_w_are_people(live: Live) ->
         row = s.get(Incident, inc.id)
         assert row is not None and row.assignee == "W0GRIDBEN"
     assert "assigned to" not in _cmd(live, f"assign {inc.id} WARN", user="W0GRIDAMY")
+
+
+def test_roles_and_invites_by_name(live: Live) -> None:
+    """"Make alice the IC", "set bob okafor as scribe", "add carla" got "I did not act on that" (a mention worked)."""
+    (pay,) = open_incidents(live, "payments-api returning 503 sev1")
+    assert _say(live, pay, "make alice the IC", "U0ERIN").endswith(f"Incident #{pay.id} is assigned to <@U0ALICE>.")
+    assert _say(live, pay, "set bob okafor as scribe", "U0ERIN").endswith(f"<@U0BOB> is scribe on incident #{pay.id}.")
+    said = _say(live, pay, "add carla", "U0ERIN")
+    assert f"<@U0CARLA>: <@U0ERIN> asks you to join incident #{pay.id}" in said, said
+    before = len(live.standin.messages(pay.channel_id))
+    _say(live, pay, "add context", "U0ERIN")  # nobody by that name: asked back (to the asker), nothing changed
+    said = " ".join(m["text"] for m in live.standin.messages(pay.channel_id)[before:])
+    assert "I know nobody called `context`: mention the one you mean" in said, said
+    with live.db.session() as s:
+        row = s.get(Incident, pay.id)
+        assert row is not None and row.assignee == "U0ALICE"
+        assert (row.findings or {}).get("roles", {}).get("scribe") == "U0BOB"
