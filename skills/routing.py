@@ -41,6 +41,7 @@ from skills.base import (
     slack_when,
 )
 from skills.clock_words import Moment, moment
+from skills.cover_request import COVER_ASKED, cover_request, parse_value
 from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
 from skills.oncall_load import LOAD_ASKED, oncall_load
@@ -129,13 +130,13 @@ class RoutingSkill(BaseSkill):
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
                 "/oncall cover payments until 18:00", "@warroom who's the secondary for payments?",
                 "@warroom when does my shift end?", "@warroom is alice available?",
-                "@warroom is anyone awake in platform?")
+                "@warroom is anyone awake in platform?", "@warroom I'm sick, can someone cover for me?")
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
-                or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text)):
+                or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text) or COVER_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -180,6 +181,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and LOAD_ASKED.match(text):  # "who's been paged the most this week?"
             with ctx.db.session() as s:
                 return oncall_load(s, text, request.user_id)
+        if request.command is None and COVER_ASKED.match(text):  # "I'm sick, can someone cover for me?"
+            with ctx.db.session() as s:
+                return cover_request(s, text, request.user_id, request.channel_id)
         if request.command is None and ROSTER_ASKED.match(text):  # "is anyone awake in platform?"
             with ctx.db.session() as s:
                 return team_roster(s, text, request.user_id, request.incident_id)
@@ -269,6 +273,11 @@ class RoutingSkill(BaseSkill):
             return self._wrong_incident(inc_id, uid, request.user_id, ctx)
         if verb == "undo":
             return self._undo(request.text, request.user_id, ctx)
+        if verb == "cover":  # "I'll cover" on a cover request: whoever clicks takes the pager (/oncall cover's rules)
+            team, span, requester = parse_value(request.text)
+            if request.user_id == requester:
+                raise SkillError("You asked for the cover: someone else takes it with this button.")
+            return oncall_cover.cover(f"{team} {span}".strip(), request.user_id, ctx, request.channel_id)
         raise SkillError(f"unknown routing action '{verb}'")
 
     # --- /oncall and /route -----------------------------------------------------------------------

@@ -118,3 +118,55 @@ def test_when_the_rotation_changes_and_who_is_next(live: Live) -> None:
     assert "Your on-call shifts" in _say(live, "when does my shift end?")  # one's own: as before
     said = _say(live, "when does jonas's shift end?", user="U0ALICE")  # someone's: their card (on call until when)
     assert "<@U0JONAS> (Jonas Berg), storage team" in said and "*On call*:" in said, said
+
+
+def _buttons(live: Live, channel: str, action_id: str) -> list[dict]:
+    return [el for m in live.standin.messages(channel) for b in m.get("blocks") or [] if b.get("type") == "actions"
+            for el in b["elements"] if el.get("action_id") == action_id]
+
+
+def test_asking_the_team_to_cover_and_taking_it_with_the_button(live: Live) -> None:
+    """"I'm sick, can someone cover?" got "I don't know" from the knowledge base, "I need someone to take my pager"
+    the help. The on-call person asks; the team's channel hears it; a teammate's click on *I'll cover* puts them on
+    call (with /oncall cover's rules); the asker cannot take their own request; nobody else can ask for them."""
+    (oncall,) = _on_call(live, "payments")
+    other = "U0ALICE" if oncall == "U0BOB" else "U0BOB"
+    said = _say(live, "I'm sick, can someone cover?", user=oncall, channel="C0OPS")
+    assert f"<@{oncall}> asks for someone to take the payments pager from now until" in said, said
+    assert "(the end of your shift)" in said and "knowledge base" not in said
+    told = " ".join(m["text"] for m in live.standin.messages("C0PAYMENTS"))
+    assert f"<@{oncall}> asks for someone to take the payments pager" in told and "`/oncall cover payments`" in told
+    (button,) = _buttons(live, "C0OPS", "routing:cover")
+    assert button["value"] == f"payments||{oncall}"
+    before = len(live.standin.messages("C0OPS"))
+    live.driver.click("routing:cover", button["value"], user=oncall, channel="C0OPS")  # the asker: refused
+    live.drain()
+    assert "You asked for the cover" in " ".join(m["text"] for m in live.standin.messages("C0OPS")[before:])
+    assert _on_call(live, "payments") == [oncall]
+    live.driver.click("routing:cover", button["value"], user="U0IRIS", channel="C0OPS")  # not in payments
+    live.drain()
+    assert "Only a member of payments" in " ".join(m["text"] for m in live.standin.messages("C0OPS")[before:])
+    assert _on_call(live, "payments") == [oncall]
+    live.driver.click("routing:cover", button["value"], user=other, channel="C0OPS")
+    live.drain()
+    assert _on_call(live, "payments") == [other]
+    assert f"<@{other}> is on call for payments from now until" in " ".join(
+        m["text"] for m in live.standin.messages("C0OPS")[before:])
+    # a span, said in the asker's zone, handed on in UTC; someone not on call is told so, nothing is posted
+    said = _say(live, "can anyone take my pager for 3h?", user=other, channel="C0OPS")
+    assert "from now for 3h" in said and "`/oncall cover payments for 3h`" in said, said
+    said = _say(live, "can someone cover for me?", user=oncall, channel="C0OPS")
+    assert f"You are not on call for payments now (<@{other}> is)" in said, said
+    said = _say(live, "can someone take a look at this?", user=oncall, channel="C0OPS")  # not a cover request
+    assert "Cover wanted" not in said
+    # "until 18:00" is the asker's own time (Alice: Europe/Paris), handed on in UTC for whoever takes it
+    assert live.driver.command("/oncall", "cover payments for 6h", user="U0ALICE", channel="C0OPS").status_code == 200
+    live.drain()
+    assert _on_call(live, "payments") == ["U0ALICE"]
+    said = _say(live, "I need someone to cover my shift until 18:00", user="U0ALICE", channel="C0OPS")
+    paris = utcnow().replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Europe/Paris"))
+    end = paris.replace(hour=18, minute=0, second=0, microsecond=0)
+    end = end if end > paris else end + dt.timedelta(days=1)
+    utc = end.astimezone(dt.UTC)
+    day = "tomorrow " if utc.date() > utcnow().date() else ""
+    assert f"from now until {day}{utc:%H:%M} UTC" in said, said
