@@ -44,7 +44,10 @@ HANDOVER = re.compile(
     r"|(?:on|during)\s+(?:my|the\s+last)\s+shift)"
     # "summarize the last 24 hours", "recap of the past day", "what happened in the last 8h?"
     r"|(?:summari[sz]e|recap(?:\s+of)?|(?:give\s+me\s+)?(?:a\s+)?summary\s+of|what\s+(?:happened|went\s+on)\s+"
-    r"(?:in|over|during))\s+(?:the\s+)?(?:last|past)\s+(?:\d{1,4}\s*(?:h|hrs?|hours?|d|days?)|day|night|shift))\b",
+    r"(?:in|over|during))\s+(?:the\s+)?(?:last|past)\s+(?:\d{1,4}\s*(?:h|hrs?|hours?|d|days?)|day|night|shift)"
+    # "give me a summary of today", "recap of this week", "what happened today?" (today's: "Which incident?")
+    r"|(?:summari[sz]e|recap(?:\s+of)?|(?:give\s+me\s+)?(?:a\s+)?summary\s+(?:of|for)|what\s+(?:happened|went\s+on))\s+"
+    r"(?:today|yesterday|this\s+week|the\s+(?:day|week))(?=\W*$))\b",
     re.I)
 _HOURS = re.compile(r"\b(\d{1,4})\s*(h|hrs?|hours?|d|days?)\b", re.I)
 
@@ -60,8 +63,9 @@ def handover_hours(text: str, strict: bool) -> int:
             raise SkillError(f"A handover covers 1 to {MAX_HOURS} hours (a week); you asked for {hours}.")
         rest = low[:m.start()] + low[m.end():]
     else:
-        hours = 24 if re.search(r"\b(today|yesterday|24\s*h|(?:last|past)\s+day)\b", low) else DEFAULT_HOURS
-        rest = re.sub(r"\b(today|yesterday)\b", "", low)
+        hours = (24 if re.search(r"\b(today|yesterday|24\s*h|(?:last|past|the)\s+day)\b", low)
+                 else MAX_HOURS if re.search(r"\b(?:this|the|last|past)\s+week\b", low) else DEFAULT_HOURS)
+        rest = re.sub(r"\b(today|yesterday|this\s+week)\b", "", low)
     if strict and re.sub(r"\b(for|the|last|past|of|handover)\b|\W", "", rest):
         raise SkillError("Usage: `/incident handover [hours] [service or team ...]`, e.g. `/incident handover 8h "
                          f"payments` (default 12 hours, at most {MAX_HOURS}).")

@@ -276,7 +276,8 @@ _ROLE_MAKE = re.compile(rf"^\W*(?:please\s+)?(?:make|set|put)\s+(?P<user>me|<@{U
                         r"(?:#|inc(?:ident)?[-\s#]*)(?P<id>\d{1,9}))?\W*$", re.I)
 # The same by name: "make alice the IC", "set bob moreau as scribe", "add carla", "invite bob to this" (they got "I did
 # not act on that"): the name becomes the person's mention when exactly one active expert has it (see run)
-_NAME = r"(?P<name>[a-z][\w'.-]{1,40}(?:\s+(?!(?:the|as|on|to|into|an?)\b)[a-z][\w'.-]{1,40})?)"
+_NAME = (r"(?P<name>(?!(?:me|myself|him|her|them|us|it|this|that|the|an?)\b)[a-z][\w'.-]{1,40}"
+         r"(?:\s+(?!(?:the|as|on|to|into|an?)\b)[a-z][\w'.-]{1,40})?)")
 _ROLE_MAKE_NAMED = re.compile(rf"^\W*(?:please\s+)?(?:make|set|put)\s+{_NAME}\s+(?:as\s+)?(?:the\s+)?(?:on\s+)?"
                               rf"(?:{_ROLE_ALT})\b", re.I)
 _INVITE_NAMED = re.compile(rf"^\W*(?:(?:please|pls|can\s+you|could\s+you)\s+)?(?:invite|add)\s+{_NAME}"
@@ -369,7 +370,8 @@ _WHOSE_LIST = re.compile(r"^\W*(?:which|what)\s+incidents\s+(?:did|has|have|was|
 # "status of all sev1s", "any sev1 open?", "show sev1s", "open sev1 or sev2?" (the status, the knowledge base)
 _SEV_TERM = r"(?:sev(?:erity)?[\s-]?[1-4]|p[1-4])(?:'?s)?"
 _SEV_LIST = re.compile(rf"^\W*(?P<ask>(?:show|list|give)\s+(?:me\s+)?|status\s+of\s+"
-                       r"|(?:are\s+there\s+|is\s+there\s+)?any\s+|what\s+(?:are\s+)?|which\s+|all\s+)?(?:all\s+)?(?:the\s+)?(?P<open>(?:open|current|active|ongoing)\s+)?"
+                       r"|(?:are\s+there\s+|is\s+there\s+)?any\s+|what(?:'s|\s+is|\s+are)?\s+|which\s+|all\s+)?(?:all\s+)?(?:the\s+)?"
+                       r"(?P<open>(?:open|current|active|ongoing)\s+)?"
                        rf"{_SEV_TERM}(?:\s*(?:,|and|or|&|/|\+)\s*{_SEV_TERM})*"
                        r"(?P<tail>\s+(?:incidents?|open|going\s+on|active)(?:\s+(?:open|right\s+now|now))?)?\W*$", re.I)
 

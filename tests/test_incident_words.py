@@ -493,6 +493,12 @@ def test_the_last_incident_on_a_service_and_what_happened_overnight(live: Live) 
     assert "No SEV4 incident on kafka on record" in _say(live, "when was the last sev4 on kafka?")
     for asked in ("any incidents overnight?", "anything happen last night?"):
         assert "Handover for the last 12 hours" in _say(live, asked), asked
+    for asked in ("give me a summary of today", "what happened today?"):  # "Which incident?"; the knowledge base
+        said = _say(live, asked)
+        assert "Handover for the last 24 hours: 1 incident(s) opened" in said, (asked, said)
+    assert "Handover for the last 168 hours" in _say(live, "recap of this week")
+    said = _say(live, "what's the current sev2?")  # the knowledge base's passages
+    assert "1 open incident(s) (SEV2)" in said and f"#{inc.id}" in said, said
     said = _say(live, f"catch me up on #{inc.id}")
     assert f"Incident #{inc.id}: payments-api 503 errors at checkout" in said and "Handover" not in said, said
 

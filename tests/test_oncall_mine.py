@@ -37,6 +37,9 @@ def test_my_shifts_show_covers_and_answer_am_i_on_call(live: Live) -> None:
     assert "Yes: you will be on call for payments" in _ask(live, "am I on call in 40h?", "U0BOB")
     nxt = _ask(live, "when is my next shift?", "U0BOB")
     assert "Your on-call shifts" in nxt and until in nxt, nxt
+    for q in ("what's my next shift?", "show me my upcoming shifts"):  # the knowledge base's "I don't know"
+        said = _ask(live, q, "U0BOB")
+        assert "Your on-call shifts" in said and until in said, (q, said)
     # "when does my shift end?" went to the knowledge base ("I don't know")
     for q in ("when does my shift end?", "when is my on-call over?", "when am I off call?"):
         assert until in _ask(live, q, "U0BOB"), q
