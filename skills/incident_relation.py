@@ -96,7 +96,7 @@ def relation(s: Session, text: str, incident_id: int | None = None) -> SkillResu
     overlap = a.created_at <= b_end and b.created_at <= a_end
     gap = abs((a.created_at - b.created_at).total_seconds())
     close = overlap or gap <= _NEAR.total_seconds()
-    first, second = (a, b) if a.created_at <= b.created_at else (b, a)
+    first, second = sorted((a, b), key=lambda x: (x.created_at, x.id))  # the older one keeps the timeline
     apart = f"{gap / 86400:.0f} days" if gap >= 2 * 86400 else duration(gap)
     when = (f"#{second.id} opened {apart} after #{first.id}" if gap >= 60 else "they opened within a minute")
     signs.append(when + (", both open at the same time" if overlap else ", not open at the same time"))

@@ -38,6 +38,7 @@ def test_a_dependency_at_the_same_time_is_likely_related_and_a_question_closes_n
 
 def test_the_same_service_suggests_a_merge_and_a_merge_is_said_back(live: Live) -> None:
     one, two = open_incidents(live, "payments-api 5xx spike at checkout sev2", "payments-api checkout latency sev3")
+    one, two = sorted((one, two), key=lambda x: (x.created_at, x.id))  # opened together: either may be first
     said = _say(live, f"is #{two.id} the same as #{one.id}?")
     assert (f"Likely the same problem: both on payments-api, open at the same time. If so, `merge #{two.id} into "
             f"#{one.id}` keeps one timeline.") in said, said
