@@ -5,6 +5,7 @@ API, the Slack stand-in checked."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import delete, select
 
@@ -55,8 +56,10 @@ def test_a_recent_change_high_risk_and_nobody_on_call_ask_for_care(live: Live) -
     assert _post(live, {"service": "dns", "summary": "v9", "at": (now - dt.timedelta(hours=3)).isoformat() + "Z",
                         "id": "dc-3"}).status_code == 201  # three hours ago: settled
     said = _section(_say(live, "is it safe to deploy ingest?"), "ingest")
-    assert "deploy on ingest 10 min ago (v2.0) by erin: wait until it has settled" in said, said
-    assert "deploy on kafka (a dependency: ingest → kafka) 20 min ago (v3.1): it did not finish" in said, said
+    # (minutes rounded down: a slow run may see one more)
+    assert re.search(r"deploy on ingest 1[01] min ago \(v2\.0\) by erin: wait until it has settled", said), said
+    assert re.search(r"deploy on kafka \(a dependency: ingest → kafka\) 2[01] min ago \(v3\.1\): it did not finish",
+                     said), said
     assert "nothing I know of against it" in _say(live, "ok to ship dns?")
     with live.db.session() as s:  # the latest metrics said HIGH 5 minutes ago; an older CRITICAL does not count
         old = add_reading(s, probability=0.9, band="CRITICAL", model_version="t", source="api", inputs={},
@@ -67,7 +70,8 @@ def test_a_recent_change_high_risk_and_nobody_on_call_ask_for_care(live: Live) -
                           service_name="billing-worker")
         new.created_at = now - dt.timedelta(minutes=5)
     said = _say(live, "is now a good time to release billing-worker?")
-    assert "failure risk HIGH (72%) 5 min ago: `/risk billing-worker` says why" in said and "CRITICAL" not in said, said
+    assert re.search(r"failure risk HIGH \(72%\) [56] min ago: `/risk billing-worker` says why", said), said
+    assert "CRITICAL" not in said
     with live.db.session() as s:  # nobody on call for identity
         team = s.scalar(select(Team).where(Team.name == "identity"))
         assert team is not None
@@ -94,7 +98,7 @@ def test_under_a_card_the_fix_and_a_rollback_are_about_its_service(live: Live) -
     assert _post(live, {"service": "payments-api", "summary": "v1.4.2: pool 50", "version": "v1.4.2", "author": "bob",
                         "at": (now - dt.timedelta(minutes=30)).isoformat() + "Z", "id": "rb-1"}).status_code == 201
     said = _say(live, "should we roll back?", **here)
-    assert "a rollback undoes the deploy of payments-api 30 min ago (v1.4.2) by bob" in said, said
+    assert re.search(r"a rollback undoes the deploy of payments-api 3[01] min ago \(v1\.4\.2\) by bob", said), said
     assert "wait until it has settled" not in said
     said = _say(live, "is it still happening?", **here)  # the incident's trend, not the knowledge base
     assert f"Incident #{inc.id}" in said and "knowledge base" not in said and "alert(s) firing" in said, said

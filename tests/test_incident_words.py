@@ -517,7 +517,7 @@ def test_the_most_recent_incidents_of_any_status(live: Live) -> None:
     assert f"The 3 most recent incident(s), of {total} on record." in said and "assigned to you" not in said, said
     assert [int(x) for x in re.findall(r"\*#(\d+)\* SEV", said)] == newest
     assert f"*#{two.id}* SEV3 [resolved, false alarm] ingest slow (ingest, opened " in said, said
-    assert f"*#{three.id}* SEV1 [open] dns lookups failing (dns, opened " in said and "open for 0m" in said, said
+    assert f"*#{three.id}* SEV1 [open] dns lookups failing (dns, opened " in said and ", open for " in said, said
     said = _say(live, "recent incidents on kafka")  # of a service, any status: the old ones too
     assert "most recent incident(s) (on kafka)" in said and "*#109* SEV" in said and ", lasted " in said, said
     said = _say(live, "show me sev2 incidents")  # "me" is not "mine"
