@@ -146,7 +146,9 @@ def _is_runbook(ctx: SkillContext, slug: str) -> bool:
 
 
 _LIST_ASK = re.compile(r"^\W*(?:what|which)\s+runbooks\b|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+|all\s+|our\s+)?"
-                       r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b", re.I)
+                       r"runbooks\b|\brunbooks\s+(?:do\s+we\s+have|are\s+there)\b"
+                       # "what can I run on ingest?" (the knowledge base's passages)
+                       r"|^\W*what\s+(?:can|could|may)\s+(?:i|we)\s+run\s+(?:on|for|against)\b", re.I)
 # "what runbooks ran today?", "show runbook history", "runbook runs": the history, not the list
 # "what ran in the last hour?", "what has been run today?", "what did the bot run?", "who approved the last runbook
 # run?", "who ran the last runbook?", "recent runbook runs" (they went to the knowledge base)
@@ -156,7 +158,11 @@ _HISTORY_ASK = re.compile(r"\b(?:what|which)\s+runbooks?\s+(?:ran|were\s+run|hav
                           r"|^\W*what\s+(?:was|were|got)\s+(?:run|executed)\b"
                           r"|^\W*what\s+did\s+(?:you|the\s+bot|warroom|we|someone|anyone)\s+(?:run|execute)\b"
                           r"|^\W*who\s+(?:approved|ran|started|requested|triggered)\s+(?:the\s+)?(?:last|latest|most\s+"
-                          r"recent)\s+(?:runbook|run)\b", re.I)
+                          r"recent)\s+(?:runbook|run)\b"
+                          # "who ran restart-service last?", "who approved clear-disk-space today?" (knowledge base's)
+                          r"|^\W*who\s+(?:approved|ran|started|requested|triggered|executed)\s+(?:the\s+)?"
+                          r"[a-z0-9]+(?:-[a-z0-9]+)+(?:\s+(?:runbook\s+)?(?:last|latest|recently|today|yesterday))?\W*$",
+                          re.I)
 # "when did we last restart ingest?", "when was redis-cache-pages last flushed?": the last runs of the runbook that
 # does it, with that value (it went to the knowledge base)
 _LAST_RUN_ASK = re.compile(r"^\W*when\s+(?:did|have)\s+(?:we|you|someone|anyone|i)\s+last\s+(?P<verb>roll\s*back|\w+)"
@@ -177,7 +183,7 @@ class RunbooksSkill(BaseSkill):
     keywords = ("runbook", "run book", "playbook")
     examples = ("/runbook run restart-service service=payments-api --dry-run",)
     usage = ("Usage: `/runbook list [service or tag ...]`, `/runbook show <id>`, "
-             "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id]`, "
+             "`/runbook run <id> key=value ... [--dry-run]`, `/runbook history [run id | runbook id | service]`, "
              "`/runbook cancel <run id>`, `/runbook suggest <text>`")
 
     def score(self, text: str) -> float:
@@ -341,9 +347,14 @@ class RunbooksSkill(BaseSkill):
                                    ephemeral=True)
             words = _CONTROL.sub(" ", arg).split()
             slug = next(iter(words), "").lstrip("#").lower()[:100]
-            if slug and get_runbook(s, slug=slug) is None:  # it was ignored: the last 15 runs of every runbook
-                raise SkillError(f"There is no runbook or run `{esc(slug)}`: `/runbook history [<run id> | <runbook "
-                                 "id> [parameter value ...]]`.")
+            if slug and get_runbook(s, slug=slug) is None:
+                from knowledge.people import service_named
+
+                if service_named(session=s, name=slug) is None:  # it was ignored: the last 15 runs of every runbook
+                    raise SkillError(f"There is no runbook, run or service `{esc(slug)}`: `/runbook history [<run id> "
+                                     "| <runbook id> [parameter value ...] | <service>]`.")
+                words = ["", *words]  # "runbook history for payments-api": every runbook's runs on that service
+                slug = ""
             # "/runbook history restart-service ingest": the runs with those parameter values (they were dropped)
             values = {w.lower().split("=", 1)[-1] for w in words[1:]}
             since = utcnow() - span[0] if span else None
@@ -355,7 +366,7 @@ class RunbooksSkill(BaseSkill):
                           + (f", approved by <@{e.approved_by}>" if e.approved_by else "")
                           + f" {_params(e.params)} {e.requested_at:%Y-%m-%d %H:%M}" for e in execs)
             last = next((e for e in execs if not e.dry_run and e.started_at is not None), None)
-        only = f" with {', '.join(sorted(values))}" if slug and values else ""
+        only = f" with {', '.join(sorted(values))}" if values else ""
         said = (f"Last run{only}: #{last.id}, {shown_status(ctx, last)}, started {last.started_at:%Y-%m-%d %H:%M} UTC "
                 f"by <@{last.requested_by}>. " if last is not None and slug else "")
         only += f" in {span[1]}" if span else ""

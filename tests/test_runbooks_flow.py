@@ -146,7 +146,7 @@ def test_dry_run_then_request_confirm_and_approval_by_another_user(live: Any, tm
     _cmd(live, "history flush-cache", "U0BOB")
     assert "clear-disk-space" not in _text(_last(live, "Runbook history: flush-cache"))
     _cmd(live, "history clear-disk-spcae", "U0BOB")
-    assert "There is no runbook or run `clear-disk-spcae`" in _text(live.standin.messages(CH)[-1])
+    assert "There is no runbook, run or service `clear-disk-spcae`" in _text(live.standin.messages(CH)[-1])
 
 
 def test_smart_punctuation_of_a_slack_client_is_read_as_typed(live: Any) -> None:
@@ -287,6 +287,30 @@ def test_what_ran_and_who_approved_it_in_words(live: Any, tmp_path: Path) -> Non
     said = _text(live.standin.messages(CH)[-1])
     assert "Runbook history: clear-disk-space" in said and f"#{eid} `clear-disk-space`" in said, said
     assert not [a for a in _audit(live) if a.action == "refused"]  # a question is not an order to run
+    # "who ran clear-disk-space last?" (the knowledge base's passages): its history, the last run said
+    live.driver.mention("who ran clear-disk-space last?", user="U0ERIN", channel=CH)
+    live.drain()
+    said = _text(live.standin.messages(CH)[-1])
+    assert "Runbook history: clear-disk-space" in said and f"Last run: #{eid}, succeeded" in said, said
+    # a service's runs, of any runbook ("There is no runbook or run `payments-api`")
+    with live.db.session() as s:
+        restart = RunbookExecution(runbook_slug="restart-service", runbook_version=1,
+                                   params={"service": "payments-api"}, requested_by="U0BOB", channel_id=CH,
+                                   status="succeeded", dry_run=False,
+                                   requested_at=utcnow() - dt.timedelta(minutes=5))
+        s.add(restart)
+        s.flush()
+        restart_id = restart.id
+    live.driver.mention("show me runbook history for payments-api", user="U0ERIN", channel=CH)
+    live.drain()
+    said = _text(live.standin.messages(CH)[-1])
+    assert "Runbook history with payments-api" in said and f"#{restart_id} `restart-service`" in said, said
+    assert f"#{eid} " not in said and f"#{old_id} " not in said
+    _cmd(live, "history nosuchthing", "U0ERIN")
+    assert "There is no runbook, run or service `nosuchthing`" in _text(live.standin.messages(CH)[-1])
+    live.driver.mention("what can I run on ingest?", user="U0ERIN", channel=CH)  # the knowledge base's passages
+    live.drain()
+    assert "Runbooks for ingest" in _text(live.standin.messages(CH)[-1])
 
 
 def test_high_risk_self_approval_refused_and_failure_is_reported(live: Any) -> None:
