@@ -34,6 +34,7 @@ from skills.log_engine import (
     get_model,
     split_paste,
 )
+from skills.log_news import NEWS_ASKED, log_news
 from skills.redact import mask_secrets
 
 __all__ = ["LogsSkill", "FILE_FETCHER", "SHOWN_TEMPLATES", "MAX_FILE_BYTES"]
@@ -130,7 +131,7 @@ class LogsSkill(BaseSkill):
     def score(self, text: str) -> float:
         """Keywords, or pasted log lines: a level in capitals among a line's first words
         ("2026-11-23 14:02:11 ERROR db-1 ..."), or a traceback. A question about errors is not a paste."""
-        if asked_about(text) is not None or _FETCH_ASKED.match(text):
+        if asked_about(text) is not None or _FETCH_ASKED.match(text) or NEWS_ASKED.match(text):
             return 0.92  # above the knowledge base's questions: the lines come first
         lines = [ln for ln in text.splitlines() if _PASTED.search(ln)]
         if len(lines) >= 2 or (lines and not text.rstrip().endswith("?")):
@@ -145,6 +146,9 @@ class LogsSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if request.source in ("mention", "dm") and (want := _FETCH_ASKED.match(request.text)):
             return self._where_logs_are(ctx, want.group("svc"))
+        if request.source in ("mention", "dm") and NEWS_ASKED.match(request.text):  # "what's new in the logs?"
+            with ctx.db.session() as s:
+                return log_news(s, request.text)
         pasted = request.text
         if request.source in ("mention", "dm", "command") and (rest := asked_about(pasted)) is not None:
             pasted = rest  # "is this bad? <lines>": the lines

@@ -389,3 +389,33 @@ def test_asking_for_a_services_logs_says_how_to_give_them_and_where_its_links_ar
     live.drain()
     said = blocks_to_text(live.standin.messages("C0L2")[-1]["blocks"])
     assert f"#{inc.id}: <https://kibana.example.com/d/pay|logs>" in said, said
+
+
+def test_what_is_new_in_the_logs(live) -> None:  # type: ignore[no-untyped-def]
+    """"What's new in the logs?", "any errors in ingest logs?" went to the knowledge base (postmortem passages): the
+    templates first seen over the span, the most severe first, of a service's incidents when one is named."""
+    import datetime as dt
+
+    from knowledge.models import utcnow
+    from tests.conftest import open_incidents
+    from tests.test_incident_words import _say
+
+    said = _say(live, "what's new in the logs?")
+    assert "No log template first seen in the last 24 hours. I know only the logs I am given" in said, said
+    ingest, api = open_incidents(live, "ingest lag sev3", "payments-api slow sev3")
+    _say(live, "ERROR consumer group rebalance failed for topic orders password=hunter2\nWARN lag 5000 on partition 3",
+         channel="C0INCIDENTS", thread=ingest.card_ts)
+    _say(live, "FATAL payments pool exhausted after 30000 ms", channel="C0INCIDENTS", thread=api.card_ts)
+    with live.db.session() as s:  # the WARN line was first seen three days ago
+        old = s.scalars(select(LogTemplate).where(LogTemplate.template.like("WARN lag%"))).one()
+        old.first_seen = utcnow() - dt.timedelta(days=3)
+    said = _say(live, "what's new in the logs?")
+    assert "2 log template(s) first seen in the last 24 hours, the most severe first" in said, said
+    assert said.index("*FATAL*") < said.index("*ERROR*") and "WARN lag" not in said
+    assert "password=[REDACTED]" in said and "hunter2" not in said  # as stored: masked
+    assert f"first with #{ingest.id} (ingest)" in said and f"first with #{api.id} (payments-api)" in said
+    said = _say(live, "any new log patterns this week?")
+    assert "3 log template(s) first seen in the last 7 days" in said and "WARN lag" in said, said
+    said = _say(live, "any errors in ingest logs?")  # a service's, errors only
+    assert "1 log template(s) first seen in the last 24 hours on ingest at ERROR or FATAL" in said, said
+    assert "FATAL" not in said.split("\n", 2)[-1] and "consumer group rebalance" in said
