@@ -22,7 +22,7 @@ from knowledge.models import Expert, OnCallShift, Team, utcnow
 from skills.base import Action, SkillError, SkillResult, esc, slack_when
 from skills.oncall_cover import _FOR, _UNTIL, _announce, _when
 
-__all__ = ["COVER_ASKED", "cover_request", "cover_value"]
+__all__ = ["COVER_ASKED", "TAKE_ASKED", "cover_request", "cover_value", "parse_take", "take_offer"]
 
 _WHO = r"(?:some|any)(?:one|body)"
 _MINE = r"(?:my\s+(?:pager|shift|on[- ]?call|rotation|watch)|the\s+pager)"
@@ -37,6 +37,10 @@ COVER_ASKED = re.compile(
     r"|^\W*who\s+(?:can|could|will)\s+(?:cover|take|hold)\s+(?:for\s+me|me|my\s+(?:pager|shift|on[- ]?call))"
     # "cover me", "please cover my shift"
     r"|^\W*(?:please\s+)?cover\s+(?:for\s+)?(?:me|my\s+(?:pager|shift|on[- ]?call))\b", re.I)
+# "I'll take the pager for platform", "I'm taking over the pager": answered with the command and a button, since
+# "tomorrow" or "tonight" may follow and a cover starts when it is set
+TAKE_ASKED = re.compile(r"^\W*(?:i'?ll|i\s+will|i'?m|i\s+am|let\s+me|i\s+can|i\s+could)\s+(?:take|taking|grab|grabbing"
+                        r"|hold|holding)\s+(?:over\s+)?(?:the\s+)?(?:pager|on-?call|shift)\b", re.I)
 _VALUE = re.compile(r"^(?P<team>[\w.-]{1,100})\|(?P<span>[\w: ]{0,40})\|(?P<who>[A-Z0-9]{2,32})$")
 
 
@@ -111,3 +115,38 @@ def parse_value(value: str) -> tuple[str, str, str]:
 
 def team_exists(s: Session, name: str) -> bool:
     return s.scalar(select(Team.id).where(Team.name == name)) is not None
+
+
+def take_offer(s: Session, text: str, user_id: str | None) -> SkillResult:
+    """"I'll take the pager for platform": the command that does it, and a button that does it now.
+
+    Raises:
+        SkillError: the asker is in no experts file, or names no team and has none.
+    """
+    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
+    if me is None or not me.active:
+        raise SkillError("Only people in the experts file can be on call: ask an admin to add you "
+                         "(`warroom experts import`).")
+    named = people.teams_in_text(session=s, text=text)
+    team = people.team_named(session=s, name=named[0]) if named else me.team
+    if team is None:
+        raise SkillError("Which team's pager? \"I'll take the pager for payments\".")
+    now = utcnow().replace(microsecond=0)
+    span = _span(text, me, now, s)
+    (oc,) = people.oncall_by_team(session=s, team=team.name, at=now)
+    who = " and ".join(f"<@{u}>" for u, _ in oc.people) or "nobody"
+    how = f"`/oncall cover {esc(team.name)}{' ' + span if span else ''}`"
+    return SkillResult(title=f"Take the pager: {esc(team.name)}", summary=(
+        f"On call for {esc(team.name)} now: {who}. *Take the pager* (or {how}) puts you on call from now "
+        + (f"{span}." if span else "to the end of the current shift.")
+        + " For later (tonight, tomorrow), say it then: a cover starts when it is set."),
+        actions=(Action("routing:take_pager", "Take the pager", f"{team.name}|{span}", "primary"),),
+        data={"team": team.name, "span": span})
+
+
+def parse_take(value: str) -> tuple[str, str]:
+    """(team, span) of a *Take the pager* button."""
+    m = re.fullmatch(r"(?P<team>[\w.-]{1,100})\|(?P<span>[\w: ]{0,40})", value.strip())
+    if m is None:
+        raise SkillError("this button does not name a team")
+    return m.group("team"), m.group("span").strip()

@@ -41,7 +41,7 @@ from skills.base import (
     slack_when,
 )
 from skills.clock_words import Moment, moment
-from skills.cover_request import COVER_ASKED, cover_request, parse_value
+from skills.cover_request import COVER_ASKED, TAKE_ASKED, cover_request, parse_take, parse_value, take_offer
 from skills.escalation import ESCALATION_ASKED, escalation
 from skills.incident import pagerduty_jobs
 from skills.oncall_load import LOAD_ASKED, oncall_load
@@ -69,7 +69,9 @@ _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 # "who was on call when #113 opened?", "... when #113 started": the moment the incident opened
 _WHEN_IT = re.compile(r"\bwhen\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s+(?:opened|started|began|fired|was\s+(?:opened|"
-                      r"declared|created|raised)|came\s+in)\b", re.I)
+                      r"declared|created|raised)|came\s+in)\b"
+                      # "who was on call during #109?" (it answered for now)
+                      r"|\b(?:during|at\s+the\s+time\s+of)\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\b", re.I)
 # "who should I call?", "who can I ask?", "who do we page?"
 _CALL = r"who\s+(?:should|can|could|do|must)\s+(?:i|we)\s+(?:call|ask|page|ping|escalate\s+to|talk\s+to)"
 # "page the payments team"; "wake up the storage team", "bring in platform", "loop in carla" (a mention is an invite:
@@ -94,6 +96,8 @@ _WHO = re.compile(r"\bwho(?:'s| is| are| was| were| will be)? "
                   # "is anyone on call for payments?", "is there somebody on call for dns?" (the knowledge base's)
                   r"|^\W*(?:is|are)\s+(?:there\s+)?(?:any|some)(?:one|body)\s+on[- ]?call\b"
                   r"|\bwho owns\b|\bwho is the owner\b|\bwho knows\b|\bwho(?:'s| is) (?:the |our )?(?:expert|go-to)\b"
+                  # "who handles dns?", "who looks after kafka?", "who is responsible for ingest?"
+                  r"|^\W*who (?:handles|covers|looks after|takes care of|maintains|supports|is responsible for)\b"
                   r"|\b(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look at (?:it|this)|help)\b"
                   r"|^\W*(?:i |we )?need (?:some )?help\b"
                   # "who should I call?", "who can I ask?", "who do we page?"
@@ -136,7 +140,8 @@ class RoutingSkill(BaseSkill):
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
-                or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text) or COVER_ASKED.match(text)):
+                or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text) or COVER_ASKED.match(text)
+                or TAKE_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -184,6 +189,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and COVER_ASKED.match(text):  # "I'm sick, can someone cover for me?"
             with ctx.db.session() as s:
                 return cover_request(s, text, request.user_id, request.channel_id)
+        if request.command is None and TAKE_ASKED.match(text):  # "I'll take the pager for platform"
+            with ctx.db.session() as s:
+                return take_offer(s, text, request.user_id)
         if request.command is None and ROSTER_ASKED.match(text):  # "is anyone awake in platform?"
             with ctx.db.session() as s:
                 return team_roster(s, text, request.user_id, request.incident_id)
@@ -225,9 +233,10 @@ class RoutingSkill(BaseSkill):
         if request.command is None and re.search(r"\bon[- ]?call\b", text, re.I) and (
                 m := _WHEN_IT.search(text)) is not None:  # "who was on call when #113 opened?": then, for its team
             with ctx.db.session() as s:
-                inc = s.get(Incident, int(m.group(1)))
+                said_id = m.group(1) or m.group(2)
+                inc = s.get(Incident, int(said_id))
                 if inc is None:
-                    raise SkillError(f"There is no incident #{m.group(1)}.")
+                    raise SkillError(f"There is no incident #{said_id}.")
                 named = people.teams_in_text(session=s, text=INCIDENT_REF.sub(" ", text)) or (
                     people.teams_in_text(session=s, text=inc.service_name) if inc.service_name else [])
                 at = inc.created_at
@@ -277,6 +286,9 @@ class RoutingSkill(BaseSkill):
             team, span, requester = parse_value(request.text)
             if request.user_id == requester:
                 raise SkillError("You asked for the cover: someone else takes it with this button.")
+            return oncall_cover.cover(f"{team} {span}".strip(), request.user_id, ctx, request.channel_id)
+        if verb == "take_pager":  # "Take the pager" on "I'll take the pager": the clicker, /oncall cover's rules
+            team, span = parse_take(request.text)
             return oncall_cover.cover(f"{team} {span}".strip(), request.user_id, ctx, request.channel_id)
         raise SkillError(f"unknown routing action '{verb}'")
 

@@ -173,3 +173,23 @@ def test_asking_the_team_to_cover_and_taking_it_with_the_button(live: Live) -> N
     utc = end.astimezone(dt.UTC)
     day = "tomorrow " if utc.date() > utcnow().date() else ""
     assert f"from now until {day}{utc:%H:%M} UTC" in said, said
+
+
+def test_taking_the_pager_in_words_who_handles_and_who_was_on_call_during(live: Live) -> None:
+    """"I'll take the pager for platform" got the help, "who handles dns?" the knowledge base's passages, and "who
+    was on call during #109?" the team on call now."""
+    said = _say(live, "I'll take the pager for platform", user="U0CARLA", channel="C0OPS")
+    assert "Take the pager: platform" in said and "`/oncall cover platform`" in said, said
+    (button,) = _buttons(live, "C0OPS", "routing:take_pager")
+    assert button["value"] == "platform|"
+    live.driver.click("routing:take_pager", button["value"], user="U0CARLA", channel="C0OPS")
+    live.drain()
+    assert _on_call(live, "platform") == ["U0CARLA"]
+    live.driver.click("routing:take_pager", button["value"], user="U0IRIS", channel="C0OPS")  # not in platform
+    live.drain()
+    assert "Only a member of platform" in live.standin.messages("C0OPS")[-1]["text"]
+    assert _on_call(live, "platform") == ["U0CARLA"]
+    said = _say(live, "who handles dns?", channel="C0OPS")
+    assert "Route:" in said and "declared owner of dns" in said and "knowledge base" not in said, said
+    said = _say(live, "who was on call during #109?", channel="C0OPS")  # last July's kafka incident: data's, then
+    assert "On call when #109 opened: data" in said and "Was on call at" in said, said
