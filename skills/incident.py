@@ -125,6 +125,7 @@ _USAGE = ("Usage: `/incident new <title> [sev1-4]`, `/incident ack|take|status|e
           "`/incident sev <1-4> [id]`, `/incident assign @user|me [id]`, `/incident unassign [id]`, "
           "`/incident note|update [id] <text>`, "
           "`/incident who [id]`, `/incident list [mine|recent [N]] [sev1-4] [service or team]`, "
+          "`/incident related <id> <id>`, "
           "`/incident stats [days] [service or team]`, `/incident timeline [id] [key] [last 2h]`, "
           "`/incident handover [hours] [service or team]`, "
           "`/incident role <commander|comms|scribe|ops> @user|me|none [id]`, `/incident follow|unfollow [id]`, "
@@ -769,6 +770,15 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if request.source in ("mention", "dm") and RELATED_ASKED.match(request.text):  # "is #113 related to #112?"
             with ctx.db.session() as s:
                 return relation(s, request.text, request.incident_id)
+        first_word, _, after = request.text.strip().partition(" ")
+        if request.source == "command" and first_word.lower() in ("related", "relation"):  # "/incident related 113 112"
+            with ctx.db.session() as s:
+                return relation(s, " ".join(f"#{w.lstrip('#')}" if w.lstrip("#").isdigit() else w
+                                            for w in after.split()), request.incident_id)
+        if request.source == "command" and first_word.lower() in ("help", "?", "usage") and not after:
+            return SkillResult(title="/incident: how to ask", summary=_USAGE.removeprefix("Usage: "), ephemeral=True)
+        if request.source == "command" and first_word.lower() == "recent":  # "/incident recent [N]": the list's
+            request = dataclasses.replace(request, text=f"list recent {after}".strip())
         if request.source in ("mention", "dm") and (named := _ROLE_MAKE_NAMED.match(request.text)
                                                    or _INVITE_NAMED.match(request.text)):
             from skills.person import people_named  # "make alice the IC": as "make @alice the IC"

@@ -202,6 +202,8 @@ class PostmortemSkill(BaseSkill):
             return self.owed(ctx, request.text.lower())
         if verb == "list" and _OWED_WORDS & set(rest.lower().split()):  # "/postmortem list owed [service or team]"
             return self.owed(ctx, rest.lower(), strict=True)
+        if verb == "owed" and request.source == "command":  # "/postmortem owed [service or team]"
+            return self.owed(ctx, f"owed {rest}".lower(), strict=True)
         if verb == "list" or (request.source in ("mention", "dm") and re.search(r"\bpostmortems\b", request.text, re.I)
                               and not INCIDENT_REF.search(request.text)):
             return self.listing(ctx, (rest if request.source == "command" else request.text).lower())

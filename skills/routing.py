@@ -57,14 +57,15 @@ __all__ = ["RoutingSkill"]
 _SERVICE_ARG = re.compile(r"(?:^|\s)(?:service[:=]|--service\s+)([\w.-]+)", re.IGNORECASE)
 _ONCALL_USAGE = ("Usage: `/oncall [team or service ...] [when]`, when as `tomorrow`, `monday 18:00`, `at 06:00 CET`, "
                  "`in 3h`, `yesterday 03:00` or `2026-12-24 18:00`; `/oncall mine [when]` (your own shifts); "
-                 "`/oncall who @someone` (their time, shifts, incidents); `/oncall cover|release ...`")
+                 "`/oncall who @someone` (their time, shifts, incidents); `/oncall around [team]` (who is awake); "
+                 "`/oncall load [team] [span]` (who the pager hit); `/oncall cover|release ...`")
 # The words of a page that name nobody ("page the on-call", "wake up someone about this"): the incident's owners
 _PAGE_FILLER = frozenset("""page paging wake up bring pull loop call in the on-call oncall on-calls on call someone
     somebody anyone anybody them him her team teams people folks engineer engineers owner owners owning service please
     pls can could you about this it here now for help us me again right away asap urgent urgently immediately too also
     and or of whoever is who's primary person""".split())
 _ONCALL_FILLER = frozenset("for the team teams and or on at who is are was were will be of & , ? now right call "
-                           "on-call oncall".split())
+                           "on-call oncall schedule rotation rota shift shifts next".split())
 _VALUE = re.compile(r"^(\d+):([A-Z0-9]{2,32})$")
 MAX_TEXT = 4000
 # "who was on call when #113 opened?", "... when #113 started": the moment the incident opened
@@ -156,8 +157,18 @@ class RoutingSkill(BaseSkill):
     # --- doors --------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
+        if request.command in ("/oncall", "/route") and text.lower() in ("help", "?", "usage"):  # "/route help" routed
+            return SkillResult(title=f"{request.command}: how to ask", summary=self.usage, ephemeral=True)  # "help"
         if request.command == "/oncall":  # a team, or a service ("/oncall ingest": the team that owns it)
             verb, _, rest = text.partition(" ")
+            if verb.lower() in ("all", "everyone", "everybody", "teams") and not rest.strip():  # "no team called all"
+                text = ""
+            if verb.lower() in ("around", "awake", "available", "team", "roster"):  # "/oncall around payments"
+                with ctx.db.session() as s:
+                    return team_roster(s, rest, request.user_id, request.incident_id)
+            if verb.lower() == "load":  # "/oncall load [team] [this month]": who the pager hit (skills/oncall_load.py)
+                with ctx.db.session() as s:
+                    return oncall_load(s, rest, request.user_id)
             if verb.lower() == "cover":  # someone takes the pager for a while (skills/oncall_cover.py)
                 return oncall_cover.cover(rest, request.user_id, ctx, request.channel_id)
             if verb.lower() == "release":

@@ -57,3 +57,15 @@ def test_what_cannot_be_answered_is_said(live: Live) -> None:
     assert "Related to what? Name both" in said, said
     said = _say(live, f"is this related to #{inc.id}?")  # away from any card: which "this"?
     assert "Related to what? Name both" in said, said
+
+
+def test_the_related_command(live: Live) -> None:
+    web, api = open_incidents(live, "checkout-web 502s on cart sev2", "payments-api 5xx spike sev2")
+    assert live.driver.command("/incident", f"related {web.id} #{api.id}", user="U0BOB",
+                               channel="C0OPS").status_code == 200
+    live.drain()
+    said = live.standin.messages("C0OPS")[-1]["text"]
+    assert f"#{web.id} and #{api.id}: Likely related: checkout-web depends on payments-api" in said, said
+    assert live.driver.command("/incident", f"related {web.id}", user="U0BOB", channel="C0OPS").status_code == 200
+    live.drain()
+    assert "Related to what? Name both" in live.standin.messages("C0OPS")[-1]["text"]

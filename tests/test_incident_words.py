@@ -528,6 +528,10 @@ def test_the_most_recent_incidents_of_any_status(live: Live) -> None:
     assert f"*#{three.id}* SEV1" in said and f"*#{one.id}*" not in said, said
     said = _incident(live, "list recent bogus")
     assert "I cannot filter by `bogus`" in said and "recent [N]" in said, said
+    said = _incident(live, "recent 2")  # "/incident recent" was the usage
+    assert f"The 2 most recent incident(s), of {total} on record." in said, said
+    said = _incident(live, "help")  # the usage, as an answer, not as "cannot do that"
+    assert "/incident: how to ask" in said and "cannot do that" not in said and "`/incident related <id> <id>`" in said
 
 
 def test_which_incident_lists_the_open_ones(live: Live) -> None:

@@ -45,6 +45,7 @@ def test_resolved_incidents_without_a_published_postmortem_are_listed(live: Live
     assert f"*#{api.id}*" in said and f"*#{ingest.id}*" not in said
     said = _command(live, "/postmortem", "list owed ingest")
     assert "1 of 1 incident(s)" in said and "on ingest" in said, said
+    assert "1 of 1 incident(s)" in _command(live, "/postmortem", "owed ingest")  # the same, shorter
     said = _command(live, "/postmortem", "list owed paymnts")  # a word it cannot read: said, not every team's list
     assert "I cannot read `paymnts`: `/postmortem list owed [service or team]`" in said, said
     assert "published" in _command(live, "/postmortem", f"publish {api.id}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from bot.render import blocks_to_text
 from knowledge.models import utcnow
 from knowledge.people import oncall_by_team
 from tests.conftest import Live, open_incidents
@@ -193,3 +194,29 @@ def test_taking_the_pager_in_words_who_handles_and_who_was_on_call_during(live: 
     assert "Route:" in said and "declared owner of dns" in said and "knowledge base" not in said, said
     said = _say(live, "who was on call during #109?", channel="C0OPS")  # last July's kafka incident: data's, then
     assert "On call when #109 opened: data" in said and "Was on call at" in said, said
+
+
+def _cmd(live: Live, command: str, text: str, user: str = "U0CARLA") -> str:
+    before = len(live.standin.messages("C0OPS"))
+    assert live.driver.command(command, text, user=user, channel="C0OPS").status_code == 200
+    live.drain()
+    return "\n".join(m["text"] + "\n" + blocks_to_text(m.get("blocks") or [])
+                     for m in live.standin.messages("C0OPS")[before:])
+
+
+def test_the_oncall_and_route_commands_take_the_words_people_type(live: Live) -> None:
+    """`/oncall help` said "no team called 'help'", `/route help` routed the word "help", `/oncall all` "no team called
+    'all'", `/oncall schedule platform` "I cannot read `schedule`"; `/oncall around` and `/oncall load` are the
+    answers to "who's around?" and "who's been paged the most?"."""
+    for command in ("/oncall", "/route"):
+        said = _cmd(live, command, "help")
+        assert f"{command}: how to ask" in said and "`/oncall around [team]`" in said and "Route:" not in said, said
+    said = _cmd(live, "/oncall", "all")
+    assert "no team called" not in said and "*payments*:" in said and "*storage*:" in said, said
+    said = _cmd(live, "/oncall", "schedule platform")
+    assert "I cannot read" not in said and "*platform*:" in said, said
+    said = _cmd(live, "/oncall", "around storage")
+    assert "*storage*:" in said and "<@U0IRIS> (Iris Novak)" in said, said
+    said = _cmd(live, "/oncall", "load this month")
+    assert "On-call load" in said and "the last 30 days" in said, said
+    assert "I cannot read `wek`" in _cmd(live, "/oncall", "platform wek")  # still said back
