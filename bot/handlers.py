@@ -24,11 +24,19 @@ __all__ = ["register_all", "deliver", "run_skill", "follow_up"]
 log = logging.getLogger("warroom.handlers")
 
 
+_HELP_WORDS = frozenset(("help", "?", "-h", "--help", "usage"))
+
+
 def run_skill(services: Services, skill_name: str, request: SkillRequest) -> SkillResult:
     """Run one skill, turning its failures into a result a person can read."""
     skill = services.registry.get(skill_name)
     start = time.perf_counter()
     try:
+        if request.source == "command" and skill_name != "help" and request.text.strip().lower() in _HELP_WORDS:
+            # "/logs help" classified the word as a log line, "/similar help" searched for it: the command's help
+            from skills.help import HelpSkill
+
+            return HelpSkill.detail(skill, request)
         return skill.run(request, services.ctx)
     except SkillError as exc:
         return SkillResult(title=f"{skill_name}: cannot do that", summary=str(exc), ok=False, ephemeral=True)

@@ -109,6 +109,12 @@ class HelpSkill(BaseSkill):
         return None
 
     @staticmethod
+    def detail(skill: Any, request: SkillRequest) -> SkillResult:
+        """One skill in full: its commands, examples and the words that reach it (``/warroom help logs``, or
+        ``/logs help``)."""
+        return HelpSkill._detail(skill, request)
+
+    @staticmethod
     def _detail(skill: Any, request: SkillRequest) -> SkillResult:
         cmds = ", ".join(f"`{c}`" for c in getattr(skill, "commands", ()))
         usage = getattr(skill, "usage", "").removeprefix("Usage: ")

@@ -775,8 +775,6 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             with ctx.db.session() as s:
                 return relation(s, " ".join(f"#{w.lstrip('#')}" if w.lstrip("#").isdigit() else w
                                             for w in after.split()), request.incident_id)
-        if request.source == "command" and first_word.lower() in ("help", "?", "usage") and not after:
-            return SkillResult(title="/incident: how to ask", summary=_USAGE.removeprefix("Usage: "), ephemeral=True)
         if request.source == "command" and first_word.lower() == "recent":  # "/incident recent [N]": the list's
             request = dataclasses.replace(request, text=f"list recent {after}".strip())
         if request.source in ("mention", "dm") and (named := _ROLE_MAKE_NAMED.match(request.text)

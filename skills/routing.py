@@ -157,8 +157,6 @@ class RoutingSkill(BaseSkill):
     # --- doors --------------------------------------------------------------------------------
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         text = request.text.strip()
-        if request.command in ("/oncall", "/route") and text.lower() in ("help", "?", "usage"):  # "/route help" routed
-            return SkillResult(title=f"{request.command}: how to ask", summary=self.usage, ephemeral=True)  # "help"
         if request.command == "/oncall":  # a team, or a service ("/oncall ingest": the team that owns it)
             verb, _, rest = text.partition(" ")
             if verb.lower() in ("all", "everyone", "everybody", "teams") and not rest.strip():  # "no team called all"

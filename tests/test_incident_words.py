@@ -531,7 +531,7 @@ def test_the_most_recent_incidents_of_any_status(live: Live) -> None:
     said = _incident(live, "recent 2")  # "/incident recent" was the usage
     assert f"The 2 most recent incident(s), of {total} on record." in said, said
     said = _incident(live, "help")  # the usage, as an answer, not as "cannot do that"
-    assert "/incident: how to ask" in said and "cannot do that" not in said and "`/incident related <id> <id>`" in said
+    assert "warroom help: incident" in said and "cannot do that" not in said and "`/incident related <id> <id>`" in said
 
 
 def test_which_incident_lists_the_open_ones(live: Live) -> None:

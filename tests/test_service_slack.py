@@ -141,6 +141,14 @@ def test_help_about_one_skill_shows_its_commands_in_full(live: Live) -> None:
     assert "`in 3h`" in said[1] and "/oncall release [team]" in said[1]
     assert said[2].startswith("== warroom help: postmortem ==") and "/postmortem done|reopen" in said[2]
     assert "I have no skill or command called `quantum`" in said[3] and "*incident*" in said[3]
+    # "help" after any command is that command's help: "/logs help" classified the word as a log line, "/similar
+    # help" searched for it, "/route help" routed it
+    for i, cmd in enumerate(("/logs", "/similar", "/route", "/runbook", "/postmortem")):
+        assert live.driver.command(cmd, "help", user="U0BOB", channel=f"C0HELPCMD{i}").status_code == 200
+    live.drain()
+    for i, name in enumerate(("logs", "similar", "routing", "runbooks", "postmortem")):
+        said = blocks_to_text(live.standin.messages(f"C0HELPCMD{i}")[-1]["blocks"])
+        assert said.startswith(f"== warroom help: {name} =="), said
 
 
 def test_commands_where_the_bot_is_not_a_member_answer_through_the_response_url(live: Live) -> None:
