@@ -302,11 +302,22 @@ MAX_REMIND_S = 24 * 3600
 # "what should I work on?", "what needs me?", "what should I pick up?": mine, else what has nobody on it
 _WORK = re.compile(r"^\W*(?:what|which\s+incident)\s+(?:should|can|could)\s+i\s+"
                    r"(?:work\s+on|pick\s+up|take|look\s+at)(?:\s+(?:next|now|first))?\W*$"
-                   r"|^\W*what\s+needs\s+(?:me|my\s+attention|attention)\W*$", re.I)
+                   r"|^\W*what\s+needs\s+(?:me|my\s+attention|attention)\W*$"
+                   # "anything I should look at?", "what's most urgent?" (the knowledge base's "I don't know")
+                   r"|^\W*(?:is\s+there\s+)?anything\s+(?:i|we)\s+should\s+(?:look\s+at|work\s+on|know|pick\s+up)"
+                   r"(?:\s+now)?\W*$"
+                   r"|^\W*what(?:'s|\s+is)\s+(?:the\s+)?most\s+(?:urgent|important|pressing)(?:\s+(?:now|right\s+now))?\W*$",
+                   re.I)
 # "which incidents have nobody on them?", "what's unassigned?", "unassigned incidents", "the oldest open incident"
 _UNASSIGNED = re.compile(r"^\W*(?:(?:what|which)\s+(?:open\s+)?incidents?\s+(?:has|have|are)\s+"
                          r"(?:nobody|no\s+one|no\s+owner|no\s+assignee|unassigned)|what(?:'s|\s+is)\s+unassigned|(?:list\s+|show\s+(?:me\s+)?)?(?:the\s+)?"
-                         r"unassigned(?:\s+incidents)?)\b", re.I)
+                         r"unassigned(?:\s+incidents)?"
+                         # "anything unacknowledged?", "which incidents are not acked?" (the knowledge base's)
+                         r"|(?:(?:is\s+)?anything|(?:what|which)\s+(?:open\s+)?incidents?\s+(?:are|is)"
+                         r"|any\s+(?:incidents?\s+)?)"
+                         r"\s*(?:still\s+)?(?:unacknowledged|unacked|not\s+(?:yet\s+)?(?:acknowledged|acked))"
+                         r"|(?:list\s+|show\s+(?:me\s+)?)?(?:the\s+)?(?:unacknowledged|unacked)(?:\s+incidents)?)\b",
+                         re.I)
 _OLDEST = re.compile(r"^\W*+(?:what(?:'s|\s+is|\s+are)|which\s+is|show\s+(?:me\s+)?)?\s*(?:the\s+)?"
                      r"(?:oldest|longest[-\s]running)\s+(?:open\s+)?incidents?\b", re.I)
 # Under the card: "how bad is it?" (its status), "is it getting worse?" (its alerts over the last half hour)
@@ -591,6 +602,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
     if _WORK.match(text):
         return "work", ""
     if _UNASSIGNED.match(text):
+        if re.search(r"\bun?ack|\bnot\s+(?:yet\s+)?ack", text, re.I):  # "anything unacknowledged?": not acked yet
+            return "list", "unacknowledged"
         return "list", "unassigned " + text
     if _OLDEST.match(text):
         return "list", "oldest " + text
@@ -2017,6 +2030,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if "unassigned" in words:  # "which incidents have nobody on them?"
             where.append(Incident.assignee.is_(None))
             said.append("with nobody on them")
+        if {"unacknowledged", "unacked"} & set(words):  # "anything unacknowledged?": nobody acknowledged it yet
+            where.append(Incident.status == "open")
+            said.append("not acknowledged yet")
         oldest = "oldest" in words or "longest" in words
         following = bool({"following", "followed", "follow"} & set(words))
         if following:
@@ -2045,7 +2061,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             where.append(Incident.service_name.in_(scope.services))
             said.append(escape(scope.label))
         filler = ("mine", "me", "my", "all", "open", "incidents", "following", "followed", "follow", "i", "and",
-                  "unassigned", "oldest", "causes") + (
+                  "unassigned", "oldest", "causes", "unacknowledged", "unacked") + (
             ("resolved", "closed", "fixed", "in", "the") if closed else ()) + (  # "resolved in the last 30 days"
             ("recent", "latest", "newest", "last", "most", "the") if recent else ())
         left = [w for w in words if w not in filler and severity_word(w) is None

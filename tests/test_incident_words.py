@@ -607,6 +607,21 @@ def test_what_responders_say_under_a_card(live: Live) -> None:
     assert "Paging payments" in said, said
 
 
+def test_unacknowledged_incidents_and_what_to_look_at(live: Live) -> None:
+    """"Anything unacknowledged?", "anything I should look at?", "what's most urgent?" got the knowledge base's "I
+    don't know"."""
+    one, two = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3")
+    _incident(live, f"ack {one.id}")
+    for asked in ("anything unacknowledged?", "which incidents are not acked?"):
+        said = _say(live, asked)
+        assert "1 open incident(s) (not acknowledged yet)" in said and f"*#{two.id}*" in said, (asked, said)
+        assert f"*#{one.id}*" not in said
+    assert "1 open incident(s) (not acknowledged yet)" in _incident(live, "list unacknowledged")
+    for asked in ("anything I should look at?", "what's most urgent?"):
+        said = _say(live, asked, user="U0ALICE")
+        assert "What needs you" in said and "knowledge base" not in said, (asked, said)
+
+
 def test_time_to_resolve_said_when_there_is_none_and_broken_down_by_service_or_team(live: Live) -> None:
     """"What's our MTTR?" with nothing resolved said nothing about it; "MTTR by service" gave the totals only."""
     one, two, _three = open_incidents(live, "payments-api 503 errors at checkout sev2", "ingest slow sev3",
