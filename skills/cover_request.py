@@ -27,7 +27,8 @@ __all__ = ["COVER_ASKED", "TAKE_ASKED", "cover_request", "cover_value", "parse_t
 _WHO = r"(?:some|any)(?:one|body)"
 _MINE = r"(?:my\s+(?:pager|shift|on[- ]?call|rotation|watch)|the\s+pager)"
 # "cover", "cover for me", "take my pager", "hold the pager" (not "take a look")
-_TAKE = rf"(?:cover(?:\s+(?:for\s+me|me|{_MINE}))?|(?:take|hold|watch)\s+(?:over\s+)?{_MINE})"
+_TAKE = (rf"(?:cover(?:\s+(?:for\s+me|me|{_MINE})|(?=\W*$)|(?=\s+(?:for|until|till|til)\s+(?:tomorrow\s+)?\d)"
+         rf"|(?=\s+(?:tonight|today|now)\b))|(?:take|hold|watch)\s+(?:over\s+)?{_MINE})")
 COVER_ASKED = re.compile(
     # "can someone cover for me?", "could anybody take my pager tonight?", "I'm sick, can someone cover?"
     rf"^(?:.{{0,60}}?[,.;:!-]\s*)?\W*(?:can|could|would|will)\s+{_WHO}\s+(?:please\s+)?{_TAKE}\b"

@@ -77,8 +77,8 @@ _WHEN_IT = re.compile(r"\bwhen\s+(?:#|inc(?:ident)?[-\s#]*)(\d{1,9})\s+(?:opened
 _CALL = r"who\s+(?:should|can|could|do|must)\s+(?:i|we)\s+(?:call|ask|page|ping|escalate\s+to|talk\s+to)"
 # "page the payments team"; "wake up the storage team", "bring in platform", "loop in carla" (a mention is an invite:
 # the incident skill's)
-_PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:page\b|(?:wake\s+up|bring\s+in|pull\s+in|loop\s+in"
-                   r"|call\s+in)\b(?!\s*<@))", re.I)
+_PAGE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?:page\b|(?:wake\s+up|bring\s+in|pull\s+in|loop\s+in)"
+                   r"\b(?!\s*<@))", re.I)
 # A call for help with nothing else said: under an incident's card, "who should take it?" for that incident
 _HELP_HERE = re.compile(rf"^\W*(?:{_CALL}"
                         r"|(?:can|could) (?:some|any)(?:one|body) (?:take a look|have a look|look|help)"
