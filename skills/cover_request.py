@@ -31,7 +31,7 @@ _TAKE = (rf"(?:cover(?:\s+(?:for\s+me|me|{_MINE})|(?=\W*$)|(?=\s+(?:for|until|ti
          rf"|(?=\s+(?:tonight|today|now)\b))|(?:take|hold|watch)\s+(?:over\s+)?{_MINE})")
 COVER_ASKED = re.compile(
     # "can someone cover for me?", "could anybody take my pager tonight?", "I'm sick, can someone cover?"
-    rf"^(?:.{{0,60}}?[,.;:!-]\s*)?\W*(?:can|could|would|will)\s+{_WHO}\s+(?:please\s+)?{_TAKE}\b"
+    rf"^(?:.{{0,60}}?[,.;:!-])?\W*+(?:can|could|would|will)\s+{_WHO}\s+(?:please\s+)?{_TAKE}\b"
     # "I need someone to take my pager", "I need a cover until 18:00", "need cover for 3h"
     rf"|^\W*(?:i\s+)?need\s+(?:{_WHO}\s+to\s+{_TAKE}|(?:a\s+)?cover\b)"
     # "who can cover for me?", "who can take my pager?"
