@@ -59,6 +59,23 @@ def _span(text: str, me: Expert, now: dt.datetime, s: Session) -> str:
     return f"until {'tomorrow ' if end.date() > now.date() else ''}{end:%H:%M} UTC"
 
 
+def _asker_and_team(s: Session, text: str, user_id: str | None, what: str, example: str) -> tuple[Expert, Team]:
+    """The asker (an active expert) and the team the words name, else theirs.
+
+    Raises:
+        SkillError: the asker is in no experts file, or names no team and has none.
+    """
+    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
+    if me is None or not me.active:
+        raise SkillError(f"Only people in the experts file can {what}: ask an admin to add you "
+                         "(`warroom experts import`).")
+    named = people.teams_in_text(session=s, text=text)
+    team = people.team_named(session=s, name=named[0]) if named else me.team
+    if team is None:
+        raise SkillError(f"Which team's pager? Name it: \"{example}\"")
+    return me, team
+
+
 def cover_value(team: str, span: str, requester: str) -> str:
     return f"{team}|{span}|{requester}"
 
@@ -69,14 +86,7 @@ def cover_request(s: Session, text: str, user_id: str | None, origin: str | None
     Raises:
         SkillError: the asker is in no experts file, or names no team and has none.
     """
-    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
-    if me is None or not me.active:
-        raise SkillError("Only people in the experts file can hand their pager over: ask an admin to add you "
-                         "(`warroom experts import`).")
-    named = people.teams_in_text(session=s, text=text)
-    team = people.team_named(session=s, name=named[0]) if named else me.team
-    if team is None:
-        raise SkillError("Which team's pager? Name it: \"can someone cover payments for me?\"")
+    me, team = _asker_and_team(s, text, user_id, "hand their pager over", "can someone cover payments for me?")
     now = utcnow().replace(microsecond=0)
     (oc,) = people.oncall_by_team(session=s, team=team.name, at=now)
     span = _span(text, me, now, s)
@@ -124,14 +134,7 @@ def take_offer(s: Session, text: str, user_id: str | None) -> SkillResult:
     Raises:
         SkillError: the asker is in no experts file, or names no team and has none.
     """
-    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
-    if me is None or not me.active:
-        raise SkillError("Only people in the experts file can be on call: ask an admin to add you "
-                         "(`warroom experts import`).")
-    named = people.teams_in_text(session=s, text=text)
-    team = people.team_named(session=s, name=named[0]) if named else me.team
-    if team is None:
-        raise SkillError("Which team's pager? \"I'll take the pager for payments\".")
+    me, team = _asker_and_team(s, text, user_id, "be on call", "I'll take the pager for payments")
     now = utcnow().replace(microsecond=0)
     span = _span(text, me, now, s)
     (oc,) = people.oncall_by_team(session=s, team=team.name, at=now)
