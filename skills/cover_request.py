@@ -124,10 +124,6 @@ def parse_value(value: str) -> tuple[str, str, str]:
     return m.group("team"), m.group("span").strip(), m.group("who")
 
 
-def team_exists(s: Session, name: str) -> bool:
-    return s.scalar(select(Team.id).where(Team.name == name)) is not None
-
-
 def take_offer(s: Session, text: str, user_id: str | None) -> SkillResult:
     """"I'll take the pager for platform": the command that does it, and a button that does it now.
 
