@@ -3,8 +3,8 @@
 ``zone_at`` reads the zone written after a time: an IANA name, an offset (``UTC+2``, ``+05:30``), or a common
 abbreviation read as the place's zone (``PST`` is Pacific time, summer or winter); an ambiguous one (``CST``) and
 an unknown one in capitals (``AKST``) are refused. ``moment`` finds the moment a question is about ("who is on call
-tomorrow?", "/oncall payments monday 18:00 CET", "yesterday 3am", "in 3h", "2026-12-24 18:00"), in the asker's own
-zone unless another is written; a day without a time is 09:00 there (tonight 22:00), and says so.
+tomorrow?", "/oncall payments monday 18:00 CET", "yesterday 3am", "in 3h", "2026-12-24 18:00", "on christmas"), in
+the asker's own zone unless another is written; a day without a time is 09:00 there (tonight 22:00), and says so.
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ _DAY = re.compile(r"\b(?:(?P<rel>today|tonight|tomorrow|tmrw|yesterday|this\s+we
                   r"(?:day)?|(?:on\s+)?(?P<iso>\d{4}-\d{2}-\d{2})"
                   rf"|(?:on\s+)?(?:(?P<mon>{_MONTH})\.?\s+(?P<md>\d{{1,2}})(?:st|nd|rd|th)?"
                   rf"|(?:the\s+)?(?P<dm>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon2>{_MONTH})\.?)"
+                  r"|(?:on\s+)?(?P<hol>christmas\s+eve|christmas(?:\s+day)?|xmas(?:\s+eve)?|boxing\s+day|nye|"
+                  r"new\s+year(?:'?s)?(?:\s+eve|\s+day)?|thanksgiving(?:\s+day)?)"
                   r"(?:,?\s+(?P<year>20\d\d))?)\b", re.I)
 _TIME = re.compile(r"(?:\bat\s+(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*(?P<ap1>am|pm)?(?![\d:])"
                    r"|\b(?P<h2>\d{1,2}):(?P<m2>\d{2})\s*(?P<ap2>am|pm)?(?![\d:])"
@@ -126,6 +128,20 @@ def _clock(m: re.Match[str], usage: str) -> tuple[int, int]:
     if hour > 23 or minute > 59:
         raise SkillError(f"`{esc(m.group(0).strip())}` is not a time of day. {usage}")
     return hour, minute
+
+
+def _holiday(word: str, year: int) -> tuple[int, int]:
+    """The (month, day) of a holiday named in words: Christmas (Eve), Boxing Day, New Year's (Eve), Thanksgiving
+    (the US one: the fourth Thursday of November)."""
+    word = re.sub(r"\s+", " ", word.lower())
+    if word.startswith("thanksgiving"):
+        first = dt.date(year, 11, 1).weekday()
+        return 11, 1 + (3 - first) % 7 + 21
+    if word.endswith("eve") or word == "nye":
+        return (12, 31) if word.startswith("new") or word == "nye" else (12, 24)
+    if word.startswith("new"):
+        return 1, 1
+    return (12, 26) if word.startswith("boxing") else (12, 25)
 
 
 _NIGHT = re.compile(r"\b(?:(last\s+night)|overnight|during\s+the\s+night)\b", re.I)  # ("tonight": 22:00, below)
@@ -186,16 +202,22 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
             date = dt.date.fromisoformat(day.group("iso"))
         except ValueError:
             raise SkillError(f"`{esc(day.group('iso'))}` is not a date. {usage}") from None
-    elif day is not None and (day.group("mon") or day.group("mon2")):  # "dec 24", "24th of December 2026"
-        month = _MONTHS.index((day.group("mon") or day.group("mon2"))[:3].lower()) + 1
-        mday, year = int(day.group("md") or day.group("dm")), day.group("year")
+    elif day is not None and (day.group("mon") or day.group("mon2") or day.group("hol")):  # "dec 24", "christmas"
+        year = day.group("year")
+        if day.group("hol"):
+            month, mday = _holiday(day.group("hol"), int(year) if year else date.year)
+        else:  # "dec 24", "24th of December 2026"
+            month = _MONTHS.index((day.group("mon") or day.group("mon2"))[:3].lower()) + 1
+            mday = int(day.group("md") or day.group("dm"))
         try:
             date = dt.date(int(year) if year else date.year, month, mday)
         except ValueError:
             raise SkillError(f"`{esc(day.group(0).strip())}` is not a date. {usage}") from None
         if not year and (date < local_now.date() if not past else date > local_now.date()):
             try:  # no year: the next one to come (or with ``past`` the last one gone)
-                date = date.replace(year=date.year + (-1 if past else 1))
+                year_to = date.year + (-1 if past else 1)
+                date = (dt.date(year_to, *_holiday(day.group("hol"), year_to)) if day.group("hol")
+                        else date.replace(year=year_to))
             except ValueError:  # 29 February
                 raise SkillError(f"`{esc(day.group(0).strip())}` is not a date. {usage}") from None
     if clock is not None:

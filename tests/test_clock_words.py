@@ -46,6 +46,14 @@ def at(text: str, own: str = "", past: bool = False) -> dt.datetime | None:
     ("jan 5", "", True, dt.datetime(2026, 1, 5, 9, 0)),  # "who was on call on jan 5": the last one gone
     ("sept 3, 2027", "", False, dt.datetime(2027, 9, 3, 9, 0)),
     ("may be later", "", False, None),  # "may" without a day is a word
+    # holidays by name ("who is on call on christmas?"): the next one to come, or with ``past`` the last one gone
+    ("on christmas", "", False, dt.datetime(2026, 12, 25, 9, 0)),
+    ("christmas eve 18:00 CET", "", False, dt.datetime(2026, 12, 24, 17, 0)),
+    ("new year's eve", "", False, dt.datetime(2026, 12, 31, 9, 0)),
+    ("on new years day", "", False, dt.datetime(2027, 1, 1, 9, 0)),
+    ("boxing day", "", False, dt.datetime(2026, 12, 26, 9, 0)),
+    ("thanksgiving", "", True, dt.datetime(2026, 11, 26, 9, 0)),  # the fourth Thursday of November
+    ("thanksgiving", "", False, dt.datetime(2027, 11, 25, 9, 0)),  # a different day next year
 ])
 def test_moments(text: str, own: str, past: bool, want: dt.datetime | None) -> None:
     assert at(text, own, past) == want

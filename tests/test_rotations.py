@@ -273,6 +273,11 @@ def test_oncall_at_another_time_answers_for_that_time(live: Live) -> None:
     live.drain()
     said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
     assert "Was on call at" in said and "<@U0ALICE> (Alice Moreau)" in said and "U0BOB" not in said.split("next")[0]
+    # a holiday by name was read as no time at all (who is on call now): now its day, the next one to come
+    live.driver.mention("who is on call for payments on christmas?", user="U0ERIN", channel="C0OPS")
+    live.drain()
+    said = blocks_to_text(live.standin.messages("C0OPS")[-1].get("blocks") or [])
+    assert "On call on christmas: payments" in said and "25 Dec 14:00 UTC" in said, said  # 09:00 in New York
     # a time in another sentence is about something else: now
     live.driver.mention("who is on call for payments? the errors started at 23:59", user="U0ERIN", channel="C0OPS")
     live.drain()
