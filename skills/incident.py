@@ -329,6 +329,23 @@ _TREND = re.compile(rf"^\W*(?:is\s+{_IT}\s+(?:getting|still\s+getting)\s+(?:wors
                     r"|broken|down|failing|erroring|an\s+issue|a\s+problem|alerting)"
                     rf"|is\s+{_IT}\s+(?:over|gone|fixed|back)(?:\s+(?:yet|now|already))?)(?:\s+(?:now|at\s+all))?\W*$",
                     re.I)
+# Under the card, whether it can be closed: "are we done?", "can we close this?", "ready to resolve?" (they went to the
+# knowledge base); and "it's fixed", "we're good now", "all clear", "back to normal" (the help's "I did not act on
+# that"): what is still firing and how to resolve it, with the button. Words alone resolve nothing: resolving drafts
+# the postmortem and tells PagerDuty and the followers, so a person presses Resolve or says `resolved: ...`.
+_CLOSE_ASK = re.compile(rf"^\W*(?:(?:are|r)\s+we\s+(?:done|good|finished|all\s+clear|clear|ok(?:ay)?)"
+                        rf"(?:\s+(?:here|with\s+{_IT}|now|yet))?"
+                        rf"|(?:can|could|should|shall|do)\s+(?:we|i)\s+(?:close|resolve)\s+{_IT}(?:\s+(?:out|now|yet))?"
+                        rf"|(?:is\s+{_IT}\s+|are\s+we\s+)?(?:ready|ok(?:ay)?|safe|good)\s+to\s+(?:close|resolve)"
+                        rf"(?:\s+{_IT})?(?:\s+(?:out|now|yet))?|is\s+{_IT}\s+(?:done|closable|resolvable))\W*$", re.I)
+_FIXED_SAID = re.compile(r"^\W*(?:(?:ok|okay|great|good\s+news|update|fyi)[\s,!:.-]+)?"
+                         r"(?:(?:it|this|that|everything|all)(?:'s|\s+is|\s+was|\s+looks)\s+(?:now\s+)?"
+                         r"(?:fixed|sorted|solved|recovered|back(?:\s+up)?|working(?:\s+again)?|healthy|stable|green"
+                         r"|good|fine|back\s+to\s+normal|all\s+good)"
+                         r"|(?:we(?:'re|\s+are)|looks?|looking)\s+(?:good|fine|green|healthy|stable|back\s+to\s+normal"
+                         r"|back(?:\s+up)?|recovered|all\s+good)"
+                         r"|all\s+(?:clear|good|green)|that\s+(?:fixed|did|solved)\s+it|fixed|recovered|back\s+to\s+normal)"
+                         r"(?:\s+(?:now|again))*[\s!.]*$", re.I)
 _MINE = re.compile(r"^\W*(?:what(?:'s|\s+is|\s+am)\s+(?:i\s+on|assigned\s+to\s+me|on\s+my\s+plate)"
                    r"|(?:what|which)\s+(?:open\s+)?incidents?\s+(?:are|is)\s+(?:assigned\s+to\s+me|mine|on\s+me)"
                    r"|(?:is\s+|are\s+)?(?:there\s+)?(?:anything|any\s+(?:open\s+)?incidents?)\s+assigned\s+to\s+me"
@@ -611,6 +628,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "status", f"#{ref.group(1)}" if ref else ""
     if _TREND.match(text):
         return "trend", f"#{ref.group(1)}" if ref else ""
+    if _CLOSE_ASK.match(text) or _FIXED_SAID.match(text):  # "can we close this?", "it's fixed": not yet resolved
+        return "ready", (f"#{ref.group(1)} " if ref else "") + ("fixed" if _FIXED_SAID.match(text) else "")
     if impact := _IMPACT_SET.match(text):  # "impact: checkout down for 5% of users"
         said = impact.group("id") or impact.group("id2")
         return "impact", (f"#{said} " if said else "") + impact.group("text").strip()
@@ -758,7 +777,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _ETA_SET.match(text) or _ETA_ASK.match(text) or _LINK_SET.match(text) or _LINKS_ASK.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
-                or _TREND.match(text) or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
+                or _TREND.match(text) or _CLOSE_ASK.match(text) or _FIXED_SAID.match(text)
+                or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
                 or _TRIED.match(text) or ((_LAST_ONE.match(text) or _RECENT.match(text))
@@ -851,7 +871,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "service": self._service, "invite": self._invite, "changes": self._changes,
                     "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
                     "link": self._link, "links": self._link, "snooze": self._snooze,
-                    "trend": self._trend, "last": self._last}
+                    "trend": self._trend, "ready": self._ready, "last": self._last}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -1524,6 +1544,43 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return self._done(inc, f"Incident #{inc.id}: {verdict}. {firing} alert(s) firing, {resolved} resolved; "
                           f"{new_now} new in the last 15 min ({new_before} in the 15 before), {seen} seen in the "
                           f"last 15 min.{said}")
+
+    def _ready(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """"Can we close this?", "it's fixed": whether anything linked still fires, what was recorded (mitigation,
+        root cause), and how to resolve it, with the Resolve button; nothing is resolved by these words."""
+        inc, left = self._target(s, request, rest.split())
+        said_fixed = "fixed" in left
+        if inc.status == "resolved":
+            return self._done(inc, f"Incident #{inc.id} is already resolved ({_age(inc)} long"
+                              + (f", {slack_clock(inc.resolved_at)}" if inc.resolved_at else "") + ").")
+        rows = s.execute(select(Alert.name, Alert.service_name, func.count(), func.min(Alert.starts_at),
+                                func.min(Alert.received_at)).where(Alert.incident_id == inc.id,
+                                                                   Alert.status == "firing")
+                         .group_by(Alert.name, Alert.service_name)).all()
+        firing = sum(r[2] for r in rows)
+        linked = s.scalar(select(func.count()).select_from(Alert).where(Alert.incident_id == inc.id)) or 0
+        last_seen = s.scalar(select(func.max(Alert.last_seen_at)).where(Alert.incident_id == inc.id))
+        lines = [f"*{escape(name or '?')}* on {escape(svc or 'an unknown service')}: {n} firing since "
+                 f"{slack_clock(started or received)}" for name, svc, n, started, received in
+                 sorted(rows, key=lambda r: (-r[2], r[0] or ""))[:5]]
+        if firing:
+            verdict = f"Not yet: {firing} of its alert(s) still firing (resolve it anyway if they are wrong)."
+        elif linked:
+            quiet = f", last seen {duration((utcnow() - last_seen).total_seconds())} ago" if last_seen else ""
+            verdict = f"Nothing linked to it is firing ({linked} alert(s) resolved{quiet})."
+        else:
+            verdict = "No alerts are linked to it, so I cannot tell from alerts: check its dashboards."
+        recorded = [("mitigated " + slack_clock(inc.mitigated_at)) if inc.mitigated_at else "no mitigation recorded",
+                    "root cause noted" if inc.root_cause else "no root cause yet"]
+        lead = f"It sounds fixed, but I have not resolved incident #{inc.id}. " if said_fixed else ""
+        summary = (f"{lead}Incident #{inc.id} is {inc.status} (SEV{inc.severity}, {_age(inc)}). {verdict} "
+                   f"{'; '.join(recorded).capitalize()}. To resolve it, press Resolve, or say `resolved: <what fixed "
+                   "it>; root cause: <why>` here: those words start the postmortem, and PagerDuty and the people "
+                   "following it are told.")
+        return SkillResult(title=f"Incident #{inc.id}: ready to close?", summary=summary,
+                           sections=(Section("Still firing", tuple(lines)),) if lines else (),
+                           actions=(Action("incident:resolve", "Resolve", str(inc.id), "primary"),),
+                           data={"incident_id": inc.id, "firing": firing})
 
     def _last(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """The most recent incident (of the services or teams named, at the severities named), any status, with its
