@@ -1,5 +1,6 @@
 """REST door of changes (deploys, config pushes, feature flags, rollbacks): ``POST /api/v1/changes`` from a CI/CD
-pipeline's last step, ``GET /api/v1/changes`` to read them back.
+pipeline's last step, ``GET /api/v1/changes`` to read them back; ``GET /api/v1/freezes?service=X`` before a deploy
+(``frozen``: true means hold), and a deploy reported while a freeze holds is answered with it (``frozen``).
 
 Authorised like the rest of the API (``Authorization: Bearer <WARROOM_KB_TOKEN>``; none configured: 403). A change
 is committed before the answer (201; the same ``id`` again: 200 and the first one, so a retried step records one
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.api import ErrorOut, SafeValidationRoute
 from bot.api_auth import auth_errors, require_token
 from bot.similar_api import IsoDateTime
-from knowledge import changes
+from knowledge import changes, freezes
 from knowledge.models import ChangeEvent, Incident, TimelineEvent, utcnow
 from knowledge.people import OPEN_STATUSES
 from knowledge.service_graph import dependency_paths, graph
@@ -116,9 +117,12 @@ def post_change(body: ChangeIn, request: Request) -> JSONResponse:
         s.flush()
         out = _out(row)
         refs = tell_open_incidents(s, row, services.settings.card_update_interval_s)  # again on a retry: see there
+        broken = [freezes.as_dict(f) for f in freezes.holding(s, [row.service], row.at)] \
+            if row.kind in ("deploy", "rollback") else []
     if refs:
         services.runner.handoff(refs)
-    return JSONResponse({**out, "created": created, "known_service": known}, status_code=201 if created else 200)
+    return JSONResponse({**out, "created": created, "known_service": known, "frozen": broken},
+                        status_code=201 if created else 200)
 
 
 @router.get("/changes", responses=_ERRORS)
@@ -130,3 +134,12 @@ def list_changes(request: Request,
         found = changes.near(s, service, utcnow() - dt.timedelta(hours=hours), utcnow() + dt.timedelta(minutes=10),
                              limit=500)
         return {"changes": [{**_out(n.change), "path": list(n.path)} for n in found]}
+
+
+@router.get("/freezes", responses=_ERRORS)
+def list_freezes(request: Request, service: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+    """The deploy freezes holding now (on ``service`` or on every service, if named): a CI pipeline stops when
+    ``frozen`` is true. Freezes are set and lifted in Slack ("freeze deploys on payments-api until monday 09:00")."""
+    with request.app.state.services.db.session() as s:
+        rows = freezes.holding(s, [service] if service else None)
+        return {"frozen": bool(rows), "freezes": [freezes.as_dict(f) for f in rows]}

@@ -148,6 +148,23 @@ class ChangeEvent(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class DeployFreeze(Base):
+    """A deploy freeze, said in Slack ("freeze deploys on payments-api until monday 09:00: black friday") or set
+    through the API: while it holds (from ``starts_at`` until ``ends_at``, or until lifted), the deploy check says
+    hold, ``GET /api/v1/freezes`` tells a CI pipeline to stop, and a deploy reported meanwhile is flagged.
+    ``service`` lowercased; None: every service."""
+
+    __tablename__ = "deploy_freezes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str | None] = mapped_column(Bounded(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(Bounded(200))
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    lifted_by: Mapped[str | None] = mapped_column(Bounded(200))
+
+
 class Rotation(Base):
     """A team's rotation as declared (``rotations:`` in an experts file): the members take turns of ``shift_hours``
     from ``starts_at``. With ``timezone`` set, ``starts_at`` is a wall-clock time there and every handover keeps that

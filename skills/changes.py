@@ -28,10 +28,12 @@ from skills.base import (
     SkillResult,
     duration,
     esc,
+    outsider,
     slack_when,
 )
 from skills.clock_words import lookback
 from skills.deploy_check import DEPLOY_ASKED, deploy_check
+from skills.deploy_freeze import FREEZE_ASKED, FREEZE_LIFT, FREEZE_SET, freeze_words
 from skills.redact import mask_secrets
 
 __all__ = ["ChangesSkill", "CHANGES_ASKED", "VERSION_ASKED", "versions", "checked", "report", "change_line", "answer",
@@ -242,15 +244,27 @@ class ChangesSkill(BaseSkill):
     commands = ()
     keywords = ()  # questions only (CHANGES_ASKED): "the deploy failed" is not a question about changes
     examples = ("@warroom what changed before #113?", "@warroom any deploys on payments-api in the last 2h?",
-                "@warroom is it safe to deploy payments-api?")
+                "@warroom is it safe to deploy payments-api?",
+                "@warroom freeze deploys on payments-api until monday 09:00: black friday",
+                "@warroom is there a deploy freeze?")
     usage = ("Ask: \"what changed before #113?\", \"what changed?\" under a card, \"any deploys on payments-api in "
              "the last 2h?\", \"what changed on our services?\", \"when was payments-api last deployed?\", \"what "
-             "version of payments-api is deployed?\", \"recent changes\"; or `/incident changes [id]`")
+             "version of payments-api is deployed?\", \"recent changes\"; or `/incident changes [id]`. Deploy freezes: "
+             "\"freeze deploys on payments-api until monday 09:00: why\", \"lift the freeze\", \"is there a deploy "
+             "freeze?\"")
 
     def score(self, text: str) -> float:
-        return 0.9 if CHANGES_ASKED.match(text) or VERSION_ASKED.match(text) or DEPLOY_ASKED.match(text) else 0.0
+        return 0.9 if (CHANGES_ASKED.match(text) or VERSION_ASKED.match(text) or DEPLOY_ASKED.match(text)
+                       or FREEZE_SET.match(text) or FREEZE_LIFT.match(text) or FREEZE_ASKED.match(text)) else 0.0
 
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
+        if FREEZE_SET.match(request.text) or FREEZE_LIFT.match(request.text) or FREEZE_ASKED.match(request.text):
+            if (not FREEZE_ASKED.match(request.text) and request.user_id
+                    and (what := outsider(ctx, request.user_id)) is not None):
+                raise SkillError(f"{what[0].upper()}{what[1:]} cannot set or lift deploy freezes here; ask a member of "
+                                 "this workspace.")
+            with ctx.db.session() as s:  # "freeze deploys on payments-api until monday" (skills/deploy_freeze.py)
+                return freeze_words(s, request.text, request.user_id, request.incident_id)
         if DEPLOY_ASKED.match(request.text):  # "is it safe to deploy payments-api?" (skills/deploy_check.py)
             with ctx.db.session() as s:
                 return deploy_check(s, request.text, request.user_id, request.incident_id)

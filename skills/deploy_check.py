@@ -9,10 +9,12 @@ What the bot knows about the service, weighed the way an on-call engineer would 
   depends on it (already hurting): **care**;
 - a change on it or its dependencies in the last hour (one still rolling out, or one that did not finish): **care**;
 - a failure-risk reading of HIGH or CRITICAL in the last hour: **care**;
-- nobody on call for its team now: **care** (nobody to page if it goes wrong).
+- nobody on call for its team now: **care** (nobody to page if it goes wrong);
+- a deploy freeze on it or on every service (skills/deploy_freeze.py): **hold**, or for a fix **care** (with the OK
+  of whoever froze it).
 
-The bot does not know the CI pipeline or a change freeze, and says so: it answers from incidents, reported changes,
-risk readings and the on-call schedule.
+The bot does not know the CI pipeline, and says so: it answers from incidents, freezes, reported changes, risk
+readings and the on-call schedule.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from knowledge import changes, people
+from knowledge import changes, freezes, people
 from knowledge.models import Incident, Service, Team, utcnow
 from knowledge.risk_store import recent_readings
 from knowledge.service_graph import dependency_paths, graph
 from skills.base import Section, SkillError, SkillResult, duration, esc
+from skills.deploy_freeze import freeze_line
 
 __all__ = ["DEPLOY_ASKED", "deploy_check"]
 
@@ -71,6 +74,14 @@ def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime, fi
     rollback."""
     hold: list[str] = []
     care: list[str] = []
+    for f in freezes.holding(s, [name], now):
+        said = freeze_line(s, f, now)
+        if fix:  # a freeze usually lets a fix through, with the OK of whoever froze it
+            care.append(f"deploy freeze: {said}; a fix may go with the OK of "
+                        + (f"<@{f.created_by}>" if f.created_by and f.created_by.startswith(("U", "W")) else
+                           "whoever froze it"))
+        else:
+            hold.append(f"deploy freeze: {said}")
     own = s.scalars(select(Incident).where(Incident.status.in_(people.OPEN_STATUSES),
                                            func.lower(Incident.service_name) == name.lower())
                     .order_by(Incident.severity, Incident.id).limit(_LIMIT)).all()
@@ -147,8 +158,8 @@ def deploy_check(s: Session, text: str, user_id: str | None = None, incident_id:
         heads.append({"hold": f"*Hold* {esc(name)}", "care": f"{esc(name)}: go with care",
                       "go": f"{esc(name)}: nothing I know of against it"}[verdict])
         sections.append(Section(name, tuple(why) or ("no open incident on it or what it depends on or what depends "
-                                                     "on it, no change in the last hour, no high failure risk, and "
-                                                     "someone is on call",)))
-    return SkillResult(title="Deploy check", summary="; ".join(heads) + ". From open incidents, reported changes, "
-                       "failure-risk readings and the on-call schedule: not your CI or a change freeze.",
+                                                     "on it, no freeze, no change in the last hour, no high failure "
+                                                     "risk, and someone is on call",)))
+    return SkillResult(title="Deploy check", summary="; ".join(heads) + ". From open incidents, deploy freezes, "
+                       "reported changes, failure-risk readings and the on-call schedule: not your CI.",
                        sections=tuple(sections), data={"verdicts": verdicts})

@@ -27,7 +27,7 @@ def test_an_open_incident_holds_the_deploy_and_one_near_it_asks_for_care(live: L
     assert "knowledge base" not in said and "== Deploy check ==" in said, said
     assert said.split("\n")[1].startswith("*Hold* payments-api."), said
     assert f"open incident on payments-api: #{inc.id} SEV2 [open] payments-api 5xx spike: a deploy now muddles" in said
-    assert "not your CI or a change freeze" in said
+    assert "deploy freezes, reported changes" in said and "not your CI." in said
     said = _say(live, "can I deploy checkout-web now?")  # it depends on payments-api
     assert "checkout-web: go with care." in said, said
     assert (f"open incident #{inc.id} SEV2 [open] on payments-api, which it depends on (checkout-web → payments-api): "

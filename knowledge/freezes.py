@@ -1,0 +1,85 @@
+"""Deploy freezes: set, lifted, and which hold at a moment (``knowledge.models.DeployFreeze``).
+
+A freeze covers one service or every service (``service`` None). It holds from ``starts_at`` until ``ends_at`` (none:
+until lifted), unless lifted before. Service names are compared lowercased, like reported changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from knowledge.models import ChangeEvent, DeployFreeze, utcnow
+
+__all__ = ["holding", "freeze", "lift", "as_dict", "broken_by"]
+
+_MAX = 200  # freezes shown at once; more than this is a mistake somewhere
+
+
+def holding(s: Session, services: Iterable[str] | None = None, at: dt.datetime | None = None) -> list[DeployFreeze]:
+    """The freezes that hold at ``at`` (now): on any of ``services``, or on every service; ``services`` None: all of
+    them. Every-service freezes first, then by service and start."""
+    at = at or utcnow()
+    q = select(DeployFreeze).where(DeployFreeze.starts_at <= at, DeployFreeze.lifted_at.is_(None)
+                                   | (DeployFreeze.lifted_at > at),
+                                   DeployFreeze.ends_at.is_(None) | (DeployFreeze.ends_at > at))
+    if services is not None:
+        names = sorted({x.lower() for x in services})
+        q = q.where(or_(DeployFreeze.service.is_(None), func.lower(DeployFreeze.service).in_(names)))
+    rows = s.scalars(q.order_by(DeployFreeze.starts_at, DeployFreeze.id).limit(_MAX)).all()
+    return sorted(rows, key=lambda f: (f.service is not None, f.service or "", f.starts_at, f.id))
+
+
+def freeze(s: Session, services: Iterable[str] | None, *, until: dt.datetime | None, reason: str,
+           by: str | None) -> list[DeployFreeze]:
+    """Freeze ``services`` (None: every service) from now until ``until`` (None: until lifted). A service already
+    frozen gets the new end and reason rather than a second freeze."""
+    now = utcnow().replace(microsecond=0)
+    out = []
+    for name in ([None] if services is None else sorted({x.lower() for x in services})):
+        same = [f for f in holding(s, None if name is None else [name], now) if f.service == name]
+        row = same[0] if same else DeployFreeze(service=name, starts_at=now)
+        row.ends_at, row.reason, row.created_by = until, reason or row.reason or "", by or row.created_by
+        if not same:
+            s.add(row)
+        out.append(row)
+    s.flush()
+    return out
+
+
+def lift(s: Session, services: Iterable[str] | None, *, by: str | None) -> list[DeployFreeze]:
+    """Lift the freezes holding now on ``services`` (a freeze of every service is not lifted by naming one), or with
+    ``services`` None every freeze holding now."""
+    now = utcnow()  # to the microsecond: a deploy reported the same second before counts as during it
+    rows = holding(s, None if services is None else list(services), now)
+    if services is not None:
+        names = {x.lower() for x in services}
+        rows = [f for f in rows if f.service is not None and f.service in names]  # a freeze of all stays
+    for f in rows:
+        f.lifted_at, f.lifted_by = now, by
+    s.flush()
+    return rows
+
+
+def broken_by(s: Session, f: DeployFreeze, limit: int = 20) -> list[ChangeEvent]:
+    """The deploys and rollbacks reported while ``f`` held, newest first."""
+    end = min(x for x in (f.ends_at, f.lifted_at, utcnow()) if x is not None)
+    q = select(ChangeEvent).where(ChangeEvent.at >= f.starts_at, ChangeEvent.at < end,
+                                  ChangeEvent.kind.in_(("deploy", "rollback")))
+    if f.service is not None:
+        q = q.where(ChangeEvent.service == f.service)
+    return list(s.scalars(q.order_by(ChangeEvent.at.desc()).limit(limit)))
+
+
+def as_dict(f: DeployFreeze) -> dict[str, Any]:
+    """A freeze for the API."""
+    def iso(t: dt.datetime | None) -> str | None:
+        return t.isoformat() + "Z" if t is not None else None
+
+    return {"id": f.id, "service": f.service, "reason": f.reason, "starts_at": iso(f.starts_at),
+            "ends_at": iso(f.ends_at), "created_by": f.created_by, "lifted_at": iso(f.lifted_at),
+            "lifted_by": f.lifted_by}

@@ -1,0 +1,110 @@
+"""Deploy freezes: "freeze deploys on payments-api until monday 09:00: black friday" got the help ("I am not sure what
+you need"), "is there a deploy freeze?" the rollback runbook, and the deploy check said it knew no freeze. Now they are
+set, listed and lifted in Slack, the deploy check holds a frozen service, CI asks ``GET /api/v1/freezes``, and a
+deploy reported during a freeze is answered with it and named in the listing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.settings import Settings
+from knowledge.models import DeployFreeze
+from tests.conftest import Live, make_settings
+from tests.test_changes import TOKEN, _post, _say
+
+
+@pytest.fixture
+def settings(tmp_path: Path, standin: Any) -> Settings:
+    return make_settings(tmp_path, standin, kb_token=TOKEN, warm_models=False)
+
+
+def _freezes(live: Live, service: str | None = None, token: str | None = TOKEN) -> httpx.Response:
+    return httpx.get(f"{live.url}/api/v1/freezes", params={"service": service} if service else {},
+                     headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30)
+
+
+def test_a_freeze_is_set_in_slack_holds_the_deploy_check_and_ci_and_is_lifted(live: Live) -> None:
+    assert "No deploy freeze holds now." in _say(live, "is there a deploy freeze?")
+    assert _freezes(live, "payments-api").json() == {"frozen": False, "freezes": []}
+    said = _say(live, "freeze deploys on payments-api until monday 09:00 UTC: black friday traffic")
+    assert "Deploys are frozen on payments-api until Mon " in said and "09:00 UTC (monday 09:00 UTC)" in said, said
+    assert "black friday traffic" in said and "`lift the freeze on payments-api` ends it" in said
+    with live.db.session() as s:
+        (row,) = s.scalars(select(DeployFreeze)).all()
+        assert (row.service, row.reason, row.created_by, row.ends_at.weekday(), row.ends_at.hour) == (
+            "payments-api", "black friday traffic", "U0BOB", 0, 9)
+    # the deploy check holds it, a fix goes with care and the OK of who froze it; a service not frozen is not held
+    said = _say(live, "is it safe to deploy payments-api?")
+    assert "*Hold* payments-api" in said and "deploy freeze: *payments-api*: frozen since" in said, said
+    said = _say(live, "can I deploy the hotfix to payments-api?")
+    assert "payments-api: go with care" in said and "a fix may go with the OK of <@U0BOB>" in said, said
+    assert "Hold" not in _say(live, "is it safe to deploy ingest?")
+    # CI asks before deploying; a deploy reported anyway is answered with the freeze and named in the listing
+    got = _freezes(live, "Payments-API").json()
+    assert got["frozen"] is True and [f["service"] for f in got["freezes"]] == ["payments-api"], got
+    assert got["freezes"][0]["reason"] == "black friday traffic" and got["freezes"][0]["ends_at"].endswith("Z")
+    assert _freezes(live, "ingest").json()["frozen"] is False
+    r = _post(live, {"service": "payments-api", "summary": "v1.5.0", "version": "v1.5.0", "author": "ci-bot"})
+    assert r.status_code == 201 and [f["service"] for f in r.json()["frozen"]] == ["payments-api"], r.text
+    assert _post(live, {"service": "payments-api", "summary": "pool 50", "kind": "config"}).json()["frozen"] == []
+    assert _post(live, {"service": "ingest", "summary": "v9"}).json()["frozen"] == []
+    said = _say(live, "are deploys frozen?")
+    assert "Deploys are frozen on payments-api." in said and "_deployed during it:_ payments-api v1.5.0 (deploy by " \
+        "ci-bot, 0 min ago)" in said, said
+    # everything frozen on top; lifting one service leaves the freeze of all, said so
+    said = _say(live, "code freeze for the weekend")
+    assert "Deploys are frozen on every service until Mon " in said, said
+    assert _freezes(live, "ingest").json()["frozen"] is True
+    said = _say(live, "unfreeze payments-api")
+    assert "deploys are open again on payments-api. Still frozen: every service." in said, said
+    assert "1 deploy(s) or rollback(s) were reported during it" in said
+    said = _say(live, "lift the freeze on ingest")
+    assert "Nothing is frozen on ingest alone, but every service is" in said, said
+    assert "deploys are open again on every service." in _say(live, "lift the freeze")
+    assert _freezes(live).json() == {"frozen": False, "freezes": []}
+    with live.db.session() as s:
+        assert {(f.service, f.lifted_by) for f in s.scalars(select(DeployFreeze))} == {("payments-api", "U0BOB"),
+                                                                                     (None, "U0BOB")}
+
+
+def test_a_team_freeze_covers_its_services_for_a_while(live: Live) -> None:
+    said = _say(live, "freeze deploys for the payments team for 4h because of the schema migration")
+    assert "Deploys are frozen on the payments team's services until" in said and "(for 4h): the schema" in said, said
+    got = _freezes(live, "checkout-web").json()
+    assert got["frozen"] and got["freezes"][0]["reason"] == "the schema migration"
+    assert not _freezes(live, "ingest").json()["frozen"]
+    said = _say(live, "freeze deploys on payments-api for 2h")  # already frozen: the new end, not a second freeze
+    with live.db.session() as s:
+        assert len(s.scalars(select(DeployFreeze).where(DeployFreeze.service == "payments-api")).all()) == 1
+    assert "lifted" not in _say(live, "is there a deploy freeze?")
+
+
+@pytest.mark.parametrize(("words", "error"), [
+    ("freeze deploys on paymnts for 2h", "I know no service or team `paymnts`"),
+    ("freeze deploys for 0h", "`for 0h` is no time at all"),
+    ("freeze deploys until yesterday", "`yesterday` is already past"),
+    ("freeze deploys until 2027-09-01", "A freeze of more than 92 days is a policy"),
+    ("freeze deploys until the cows come home", "I cannot read when `the cows come home` is"),
+    ("lift the freeze", "No deploy freeze holds now: nothing to lift."),
+])
+def test_bad_freezes_are_refused_plainly_and_nothing_is_frozen(live: Live, words: str, error: str) -> None:
+    assert error in _say(live, words)
+    assert not _freezes(live).json()["frozen"]
+
+
+def test_guests_cannot_freeze_and_the_api_needs_its_token(live: Live) -> None:
+    live.standin.users.update({"U0GUEST": {"is_ultra_restricted": True}})
+    live.driver.mention("freeze deploys for 2h", user="U0GUEST", channel="C0OPS")
+    live.drain()
+    said = json.dumps(live.standin.messages("C0OPS")[-1])
+    assert "A guest account cannot set or lift deploy freezes here" in said, said
+    assert not _freezes(live).json()["frozen"]
+    assert _freezes(live, token=None).status_code == 401
+    assert _freezes(live, token="wrong-token-0123456789").status_code in (401, 403)
+    assert _freezes(live, "x" * 201).status_code == 422
