@@ -242,7 +242,9 @@ _STATUS_HERE = re.compile(rf"^\W*(?:how\s+long\s+has\s+{_IT}\s+been"
                           r"|where\s+are\s+we|any\s+(?:news|updates?|progress)|what(?:'s|\s+is)\s+the\s+latest(?!\s+(?:deploy|change"
                           r"|release|rollout|rollback|version|build|config|flag))"
                           r"|when\s+was\s+the\s+last\s+(?:update|note|change)|(?:the\s+)?last\s+update\W*$"
-                          r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep))\b", re.I)
+                          r"|summari[sz]e\s+(?:it|this)|(?:give\s+me\s+)?(?:a\s+)?(?:summary|recap|sitrep)"
+                          # "tl;dr?", "tldr", "what's the situation?" (the knowledge base's "I don't know")
+                          r"|tl;?\s?dr(?=\W*$)|what(?:'s|\s+is)\s+the\s+(?:situation|story|summary)(?=\W*$))\b", re.I)
 # A hand-over at shift change: "handing this over to @bob", "hand #12 over to @bob", "passing it to @carla"
 _HANDOFF = re.compile(r"^\W*(?:(?:please\s+)?(?:hand(?:ing)?(?:\s*-?\s*over)?|pass(?:ing)?|give|giving"
                       r"|transfer(?:ring)?|reassign(?:ing)?))\s+"
@@ -329,6 +331,15 @@ _TREND = re.compile(rf"^\W*(?:is\s+{_IT}\s+(?:getting|still\s+getting)\s+(?:wors
                     r"|broken|down|failing|erroring|an\s+issue|a\s+problem|alerting)"
                     rf"|is\s+{_IT}\s+(?:over|gone|fixed|back)(?:\s+(?:yet|now|already))?)(?:\s+(?:now|at\s+all))?\W*$",
                     re.I)
+# Who was called about it: "who was paged for #113?", "has anyone been paged?", "did we page anyone?" (the knowledge
+# base's "I don't know"): the pages, the unacknowledged reminders that called people, escalations and PagerDuty
+_PAGED_ASK = re.compile(rf"^\W*(?:who\s+(?:was|were|got|has\s+been|have\s+been|did\s+(?:we|you|it))\s+"
+                        r"(?:paged?|called|notified|alerted|pinged|woken(?:\s+up)?|escalated\s+to)"
+                        rf"|(?:has|have|was|were)\s+(?:any|some)(?:one|body)\s+(?:been\s+)?(?:paged|called|notified)"
+                        r"|did\s+(?:we|you|it|anyone|somebody)\s+(?:page|call|notify)\s+(?:any|some)(?:one|body)"
+                        r"|(?:show\s+(?:me\s+)?)?(?:the\s+)?pag(?:es|ing)\s+(?:history|log)"
+                        rf")(?:\s+(?:yet|already|so\s+far))?(?:\s+(?:for|about|on)\s+{_IT})?(?:\s+(?:yet|already|so\s+far))?\W*$",
+                        re.I)
 # Under the card, whether it can be closed: "are we done?", "can we close this?", "ready to resolve?" (they went to the
 # knowledge base); and "it's fixed", "we're good now", "all clear", "back to normal" (the help's "I did not act on
 # that"): what is still firing and how to resolve it, with the button. Words alone resolve nothing: resolving drafts
@@ -366,7 +377,7 @@ _REMINDERS_ASK = re.compile(r"^\W*(?:(?:what|which)\s+reminders\s+(?:do\s+i\s+ha
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b"
                        # "timeline", "timeline of #101", "export #113 timeline", "show me the timeline of this"
-                       r"|^\W*(?:(?:export|show|get|print|dump|give|send)\s+(?:me\s+)?)?(?:the\s+)?"
+                       r"|^\W*(?:(?:export|show|get|print|dump|give|send)\s+(?:me\s+)?|what(?:'s|\s+is)\s+)?(?:the\s+)?"
                        rf"(?:{_IT}(?:'s)?\s+)?timeline\W*(?:(?:of|for)\s+{_IT})?\W*$", re.I)
 # What was done so far, under the card or with a number: the key moments ("what have we tried so far?")
 _TRIED = re.compile(r"^\W*what(?:\s+have\s+we|\s+has\s+been|'s\s+been|\s+did\s+we|\s+was|\s+were)\s+"
@@ -493,7 +504,11 @@ _LINK_SET = re.compile(
     rf"{_LINK_WHAT.replace('what', 'what2')})\W*$", re.I)
 _LINKS_ASK = re.compile(rf"^\W*(?:(?:(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?)?"
                         rf"(?:links|dashboards)(?:\s+(?:for|on|of)\s+{_IT})?|where(?:'s|\s+is|\s+are)\s+the\s+"
-                        rf"(?:dashboards?|bridge|zoom|call|ticket|links?)(?:\s+(?:for|on|of)\s+{_IT})?)\W*$", re.I)
+                        rf"(?:dashboards?|bridge|zoom|call|ticket|links?)(?:\s+(?:for|on|of)\s+{_IT})?"
+                        # "is there a dashboard for this?", "any dashboards?", "dashboard link?" (the knowledge base's)
+                        rf"|(?:(?:is|are)\s+there|do\s+we\s+have|have\s+we\s+got)?\s*(?:an?|any)\s+"
+                        rf"(?:dashboards?|links?|bridge|zoom|call|ticket)(?:\s+(?:link|url))?(?:\s+(?:for|on|of)\s+{_IT})?"
+                        r"|(?:the\s+)?(?:dashboard|bridge|zoom|call)\s+(?:link|url))\W*$", re.I)
 MAX_LINKS = 20
 
 
@@ -628,6 +643,8 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "status", f"#{ref.group(1)}" if ref else ""
     if _TREND.match(text):
         return "trend", f"#{ref.group(1)}" if ref else ""
+    if _PAGED_ASK.match(text):  # "who was paged for #113?"
+        return "paged", f"#{ref.group(1)}" if ref else ""
     if _CLOSE_ASK.match(text) or _FIXED_SAID.match(text):  # "can we close this?", "it's fixed": not yet resolved
         return "ready", (f"#{ref.group(1)} " if ref else "") + ("fixed" if _FIXED_SAID.match(text) else "")
     if impact := _IMPACT_SET.match(text):  # "impact: checkout down for 5% of users"
@@ -777,7 +794,7 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                 or _IMPACT_SET.match(text) or _IMPACT_ASK.match(text) or STATUSPAGE_ASKED.match(text)
                 or _ETA_SET.match(text) or _ETA_ASK.match(text) or _LINK_SET.match(text) or _LINKS_ASK.match(text)
                 or _WORK.match(text) or _UNASSIGNED.match(text) or _OLDEST.match(text) or _HOW_BAD.match(text)
-                or _TREND.match(text) or _CLOSE_ASK.match(text) or _FIXED_SAID.match(text)
+                or _TREND.match(text) or _CLOSE_ASK.match(text) or _FIXED_SAID.match(text) or _PAGED_ASK.match(text)
                 or (_CAUSES_ASK.match(text) and not INCIDENT_REF.search(text))
                 or _ROLE_ASK.match(text) or _RESOLVED_ASK.match(text) or _REMINDERS_ASK.match(text)
                 or _MINE.match(text) or _STATUS_HERE.match(text) or _STATS.match(text) or _TIMELINE.search(text)
@@ -871,7 +888,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                     "service": self._service, "invite": self._invite, "changes": self._changes,
                     "impact": self._impact, "statuspage": self._statuspage, "work": self._work, "eta": self._eta,
                     "link": self._link, "links": self._link, "snooze": self._snooze,
-                    "trend": self._trend, "ready": self._ready, "last": self._last}
+                    "trend": self._trend, "ready": self._ready, "paged": self._paged,
+                    "last": self._last}
         if verb not in handlers:
             raise SkillError(_USAGE)
         if verb in _MEMBERS_ONLY and request.user_id and (what := outsider(ctx, request.user_id)) is not None:
@@ -1544,6 +1562,32 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         return self._done(inc, f"Incident #{inc.id}: {verdict}. {firing} alert(s) firing, {resolved} resolved; "
                           f"{new_now} new in the last 15 min ({new_before} in the 15 before), {seen} seen in the "
                           f"last 15 min.{said}")
+
+    def _paged(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
+        """Who was called about the incident, oldest first: pages ("page the storage team"), the reminders that called
+        people while nobody acknowledged, escalations, people brought in, PagerDuty; then who acknowledged."""
+        inc, _ = self._target(s, request, rest.split())
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == inc.id, TimelineEvent.kind.in_(
+            ("paged", "reminder", "escalate", "invited", "pagerduty"))).order_by(TimelineEvent.at, TimelineEvent.id)
+            .limit(200)).all()
+        calls = [e for e in events if e.kind != "reminder" or "called" in e.text]
+        lines = [f"{slack_clock(e.at)} {esc_keep_users(e.text[:300])}" for e in calls[-30:]]
+        called = list(dict.fromkeys(u for e in calls for u in re.findall(rf"<@({USER_ID})>", e.text)
+                                    if u != e.actor))
+        ack = (f" Acknowledged {slack_clock(inc.acknowledged_at)}, "
+               f"{_minutes((inc.acknowledged_at - inc.created_at).total_seconds() / 60)} after it opened."
+               if inc.acknowledged_at else " Not acknowledged yet.")
+        if calls:
+            summary = (f"Incident #{inc.id}: {len(calls)} call(s) for help, reaching "
+                       + (", ".join(f"<@{u}>" for u in called[:10]) if called else "nobody by name")
+                       + f".{ack}")
+        else:
+            summary = (f"Nobody has been paged through me for incident #{inc.id} (SEV{inc.severity}, {inc.status})."
+                       f"{ack} `page the on-call` here pages its team's on-call; `escalate` raises the severity and "
+                       "pages the next level.")
+        return SkillResult(title=f"Incident #{inc.id}: who was called", summary=summary,
+                           sections=(Section("", tuple(lines)),) if lines else (),
+                           data={"incident_id": inc.id, "called": called})
 
     def _ready(self, s: Session, request: SkillRequest, rest: str, ctx: SkillContext) -> SkillResult:
         """"Can we close this?", "it's fixed": whether anything linked still fires, what was recorded (mitigation,

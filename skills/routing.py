@@ -139,6 +139,8 @@ class RoutingSkill(BaseSkill):
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
+        if ROSTER_ASKED.match(text) and re.match(r"^\W*(?:how|where)\b", text, re.I):  # "how do I reach the platform
+            return 0.92  # team?": above the knowledge base's how-to questions
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
                 or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text) or COVER_ASKED.match(text)

@@ -22,7 +22,7 @@ __all__ = ["STATUSPAGE_ASKED", "phase", "draft"]
 _REF = r"(?:\s+(?:for|about|on|of)\s+(?:#|inc(?:ident)?[-\s#]*)\d{1,9})?"
 STATUSPAGE_ASKED = re.compile(
     r"^\W*(?:(?:please\s+)?(?:draft|write|prepare|give\s+me|suggest|make)\s+(?:me\s+)?(?:a\s+|an\s+|the\s+)?"
-    r"(?:status[\s-]?page|customer(?:-facing)?|public|external)\s+(?:update|message|post|text|note|draft)"
+    r"(?:status[\s-]?page|customer(?:-facing)?|public|external|status)\s+(?:update|message|post|text|note|draft)"
     r"|(?:status[\s-]?page|customer|public)\s+(?:update|draft)\b"
     # "update the status page", "post to the status page" (it showed the incident): a draft, posted by its button
     r"|(?:(?:please\s+)?(?:update|post\s+(?:to|on)|write\s+(?:to|on)))\s+(?:the\s+|our\s+)?status[\s-]?page\b"

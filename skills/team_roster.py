@@ -33,7 +33,14 @@ ROSTER_ASKED = re.compile(
     r"|^\W*who(?:'s|’s|\s+is|\s+are)\s+(?:in|on)\s+(?:the\s+)?(?:[\w.-]+\s+team|team\s+[\w.-]+)\W*$"
     r"|^\W*(?:who\s+are\s+)?(?:the\s+)?(?:members|people)\s+(?:of|in|on)\s+(?:the\s+)?(?:team\s+)?[\w.-]+(?:\s+team)?"
     r"\W*$"
-    r"|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+)?[\w.-]+\s+team(?:'s)?\s+(?:members|people|roster)\W*$", re.I)
+    r"|^\W*(?:list|show)\s+(?:me\s+)?(?:the\s+)?[\w.-]+\s+team(?:'s)?\s+(?:members|people|roster)\W*$"
+    # "what's the slack channel for payments?", "which channel is storage in?", "how do I reach the platform team?"
+    # (the knowledge base, which answered with a postmortem): the team's channel heads the answer
+    r"|^\W*(?:what(?:'s|\s+is)|which\s+is|where(?:'s|\s+is))\s+(?:the\s+)?(?:slack\s+)?channel\s+(?:for|of)\s+"
+    r"(?:the\s+)?[\w.-]+(?:\s+team)?\W*$|^\W*which\s+(?:slack\s+)?channel\s+(?:is|does)\s+(?:the\s+)?[\w.-]+"
+    r"(?:\s+team)?\s+(?:in|use)\W*$"
+    r"|^\W*(?:how\s+(?:do|can)\s+(?:i|we)\s+(?:reach|contact|get\s+hold\s+of|talk\s+to)|where\s+(?:do|can)\s+(?:i|we)\s+"
+    r"(?:reach|find|ask))\s+(?:the\s+)?(?:[\w.-]+\s+team|team\s+[\w.-]+)\W*$", re.I)
 _LIMIT = 25
 
 
@@ -100,6 +107,8 @@ def team_roster(s: Session, text: str, user_id: str | None = None, incident_id: 
             head = (f"*{esc(team.name)}*: nobody within working hours and *nobody on call* now"
                     + (f": ask in <#{oc.channel}>" if oc.channel else "")
                     + f"; `/oncall cover {esc(team.name)}` takes it")
+        if team.slack_channel and f"<#{team.slack_channel}>" not in head:
+            head += f"; channel <#{team.slack_channel}>"
         heads.append(head + ".")
         sections.append(Section(f"{team.name} ({len(active)} active)", tuple(lines[:_LIMIT]) or ("No members.",)))
         data.append({"team": team.name, "on_call": on_call, "working_hours": [e.slack_user_id for e in working],

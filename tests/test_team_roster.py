@@ -220,3 +220,15 @@ def test_the_oncall_and_route_commands_take_the_words_people_type(live: Live) ->
     said = _cmd(live, "/oncall", "load this month")
     assert "On-call load" in said and "the last 30 days" in said, said
     assert "I cannot read `wek`" in _cmd(live, "/oncall", "platform wek")  # still said back
+
+
+def test_a_teams_channel_is_asked_for_by_name_or_by_a_service_it_owns(live: Live) -> None:
+    """"What's the slack channel for payments?" answered with a postmortem passage, "how do I reach the platform
+    team?" with the knowledge base's closest incident. Now the team's channel heads its roster."""
+    for words, team, channel in (("what's the slack channel for payments?", "payments", "C0PAYMENTS"),
+                                 ("what's the channel for payments-api?", "payments", "C0PAYMENTS"),
+                                 ("which channel is storage in?", "storage", "C0STORAGE"),
+                                 ("how do I reach the platform team?", "platform", "C0PLATFORM")):
+        said = _say(live, words)
+        assert f"*{team}*:" in said and f"channel <#{channel}>" in said and "knowledge base" not in said, (words, said)
+    assert "== Who is around ==" not in _say(live, "how do I restart ingest?")  # a how-to is still the knowledge base's
