@@ -118,6 +118,28 @@ def scope_in_text(*, session: Session, text: str) -> Scope | None:
     return Scope(label, frozenset(covered), tuple([*services, *(t.name for t in teams)]))
 
 
+# A word after "on", "for", "of", "to", "in" where a service or team would be named ("freeze deploys on paymnts",
+# "uptime of paymnts"), for questions that would otherwise answer for every service as if none had been named
+_TARGET = re.compile(r"\b(?:on|for|to|of|in)\s+(?:the\s+)?([a-z][\w.-]+)", re.I)
+_NOT_A_NAME = frozenset((
+    "all everything every everyone everybody prod production now today tonight tomorrow yesterday a an us me good real "
+    "sure it this that them our my your we you deploys deploy deployments releases changes services service weekend "
+    "code merges freeze freezes hours hour minutes minute days day weeks week months month quarter quarters year "
+    "years last past next team teams incidents incident uptime availability downtime average total general example "
+    "case order time while monday tuesday wednesday thursday friday saturday sunday").split())
+
+
+def unknown_target(text: str) -> str | None:
+    """The first word after "on", "for", "of", "to" or "in" that stands where a service or team is named but is no
+    ordinary word of such a request (`paymnts` in "freeze deploys on paymnts"); call it when nothing known was found,
+    to say the word back instead of answering for everything."""
+    for m in _TARGET.finditer(text):
+        word = m.group(1).rstrip(".-")
+        if word.lower() not in _NOT_A_NAME and not word.isdigit():
+            return word
+    return None
+
+
 _OURS = re.compile(r"\b(?:mine|my|our|my\s+team'?s?)\b", re.I)
 
 

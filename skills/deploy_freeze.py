@@ -61,11 +61,6 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _WEEKEND = re.compile(r"\b(?:for|over|during|through)\s+the\s+weekend\b", re.I)
 _UNTIL = re.compile(r"\b(?:until|till|til|through|thru)\s+(?P<when>.+)$", re.I)
 _NO_END = re.compile(r"^\s*(?:further\s+notice|lifted|(?:it\s+is\s+|it'?s\s+)?lifted|someone\s+lifts\s+it)\W*$", re.I)
-# a target the words name after "on", "for", "to", "of" that is no known service or team: said back, never a freeze
-# of everything by mistake ("freeze deploys on paymnts")
-_TARGET = re.compile(r"\b(?:on|for|to|of|in)\s+(?:the\s+)?(?!(?:all|everything|every|everyone|prod|production|now|"
-                     r"today|tonight|tomorrow|a|an|us|me|good|real|sure|it|this|that|them|our|my)\b)([a-z][\w.-]+)",
-                     re.I)
 _ALL = re.compile(r"\b(?:all\s+services|every\s*(?:thing|\s+service)|everywhere|all\s+of\s+(?:prod|production))\b",
                   re.I)
 _LONGEST = dt.timedelta(days=92)
@@ -84,11 +79,7 @@ def _scope(s: Session, text: str, user_id: str | None, lifting: bool = False) ->
     scope = people.asker_scope(session=s, text=text, user_id=user_id)
     if scope is not None:
         return scope
-    for m in _TARGET.finditer(text):
-        word = m.group(1).rstrip(".-")
-        if word.lower() in ("deploys", "deploy", "deployments", "releases", "changes", "services", "weekend", "the",
-                            "code", "merges", "freeze", "freezes", "now", "hours", "minutes", "days", "weeks"):
-            continue
+    if (word := people.unknown_target(text)) is not None:  # "freeze deploys on paymnts": never everything
         every = "lift every freeze" if lifting else "freeze every service"
         raise SkillError(f"I know no service or team `{esc(word[:60])}`: name one from the service catalogue, or "
                          f"name none to {every}.")

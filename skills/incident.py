@@ -60,6 +60,7 @@ from skills.base import (
     small_int,
 )
 from skills.base import esc as escape
+from skills.downtime import DOWNTIME_ASKED, downtime
 from skills.handover import HANDOVER, handover, handover_hours, last_updates
 from skills.incident_edit import IncidentEdits, said_as_command, surely_said
 from skills.incident_relation import RELATED_ASKED, relation
@@ -768,6 +769,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         """Keywords, or 0.85 for free text about one incident ("status of #101", "ack #101")."""
         if RELATED_ASKED.match(text):  # "is this related to #112?" (skills/incident_relation.py)
             return 0.93
+        if DOWNTIME_ASKED.match(text):  # "what's our uptime this month?" (skills/downtime.py): above the knowledge
+            return 0.92  # base's "what is" questions
         if INCIDENT_REF.search(text) and _OUTCOME_ASK.search(text):  # "what caused #101?": its root cause, not
             return 0.92  # the knowledge base's closest passage (another incident's postmortem)
         if INCIDENT_REF.search(text) and (_FREE_STATUS.search(text) or _FREE_VERB.search(text)
@@ -820,6 +823,9 @@ class IncidentSkill(IncidentEdits, BaseSkill):
         if request.source in ("mention", "dm") and RELATED_ASKED.match(request.text):  # "is #113 related to #112?"
             with ctx.db.session() as s:
                 return relation(s, request.text, request.incident_id)
+        if request.source in ("mention", "dm") and DOWNTIME_ASKED.match(request.text):  # "what's our uptime?"
+            with ctx.db.session() as s:
+                return downtime(s, request.text, request.user_id)
         first_word, _, after = request.text.strip().partition(" ")
         if request.source == "command" and first_word.lower() in ("related", "relation"):  # "/incident related 113 112"
             with ctx.db.session() as s:
