@@ -242,18 +242,20 @@ def moment(text: str, own: str, now: dt.datetime, *, usage: str, past: bool = Fa
 # a span back from now: "in the last 2h", "over the past 30 minutes", "last hour", "today", "this week", "yesterday"
 _LOOKBACK = re.compile(r"\b(?:(?:in\s+|over\s+|during\s+)?(?:the\s+)?(?:last|past)\s+(?:(\d{1,4})\s*)?"
                        r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?|months?|quarters?)\b"
-                       r"|(today|this\s+week|yesterday|this\s+month|this\s+quarter))", re.I)
+                       r"|(today|this\s+week|yesterday|this\s+month|this\s+quarter|overnight|last\s+night))", re.I)
 
 
 def lookback(text: str, longest: dt.timedelta) -> tuple[dt.timedelta, str] | None:
     """The span back from now a question names ("in the last 2h": 2 hours, "the last 2 hours"), at most ``longest``;
     "today" and "yesterday" are the last 24 hours, "this week" the last 7 days, "this month" or "last month" 30,
-    "this quarter" 90; None when it names none."""
+    "this quarter" 90, "overnight" and "last night" the last 12 hours; None when it names none."""
     m = _LOOKBACK.search(text)
     if m is None:
         return None
     if m.group(3):  # "this month": the last 30 days, "this quarter" 90, as the incident stats count them
         said = m.group(3).lower()
+        if said.startswith(("over", "last")):  # "which alerts went off overnight?": the last 12 hours
+            return min(dt.timedelta(hours=12), longest), "the last 12 hours"
         days = 7 if "week" in said else 30 if "month" in said else 90 if "quarter" in said else 0
         return (min(dt.timedelta(days=days), longest), f"the last {min(days, longest.days)} days") if days else (
             dt.timedelta(hours=24), "the last 24 hours")

@@ -49,7 +49,12 @@ NOISE_ASKED = re.compile(
     # "top alerting services", "which services alert the most?" (the help's "not sure"; "the noisiest services" are
     # the incident stats' most affected)
     r"|(?:(?:show|list|give)\s+(?:me\s+)?)?(?:the\s+|our\s+)?(?:top\s+alerting|most\s+alerting)\s+services"
-    r"|(?:which|what)\s+services?\s+(?:alerts?|pages?|fires?|fired|paged|alerted)\s+(?:us\s+)?(?:the\s+)?most)\b", re.I)
+    r"|(?:which|what)\s+services?\s+(?:alerts?|pages?|fires?|fired|paged|alerted)\s+(?:us\s+)?(?:the\s+)?most"
+    # "what alerts fired today?", "which alerts went off overnight?", "what's flapping?" (the knowledge base's runbooks)
+    r"|(?:what|which)\s+alerts?\s+(?:have\s+)?(?:fired|went\s+off|gone\s+off|came\s+in|paged(?:\s+us)?)"
+    r"(?=\s*$|\W*$|\s+(?:today|yesterday|overnight|last\s+night|this\s+(?:week|month)|in\s+the\s+(?:last|past)|over\s+the"
+    r"|during\s+the|since|on\s+the\s+weekend|this\s+weekend|recently|lately))"
+    r"|what(?:'s|\s+is|\s+has\s+been|\s+are)\s+(?:been\s+)?flapping|(?:any|which|what)\s+flapping\s+alerts?)\b", re.I)
 NOISE_SPAN = dt.timedelta(days=7)
 _QUICK = dt.timedelta(minutes=10)  # an alert that stopped firing this soon, by itself, is a tuning candidate
 

@@ -26,6 +26,28 @@ _SILENCE = re.compile(r"^\W*(?:(?:please|pls|can you|could you)\s+)?(?P<verb>sil
 _DURATION = re.compile(r"\bfor\s+(\d+)\s*(m|min|mins|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
 
 
+# What the bot cannot make, asked for: "can you open a zoom?", "create a jira ticket for this", "start a bridge" (the
+# knowledge base's "I don't know", or "I did not act on that" under a card): said plainly, with what it does instead
+_CANNOT = re.compile(r"^\W*(?:(?:can|could|would)\s+you\s+|please\s+|pls\s+|let'?s\s+)?(?:please\s+)?"
+                     r"(?:open|start|create|make|set\s+up|spin\s+up|file|raise|log|schedule)\s+(?:me\s+)?"
+                     r"(?:a\s+|an\s+|the\s+)?(?:new\s+)?(?P<what>zoom(?:\s+(?:call|meeting|bridge|link))?|google\s+meet|meet"
+                     r"|(?:video\s+|conference\s+|war[\s-]?room\s+)?(?:call|bridge)|huddle|jira(?:\s+(?:ticket|issue))?"
+                     r"|(?:github\s+|linear\s+|servicenow\s+)?(?:ticket|issue))\b"
+                     r"(?:\s+(?:for|about|on)\s+(?:it|this|(?:#|inc(?:ident)?[-\s#]*)\d{1,9}))?\W*$", re.I)
+
+
+def _cannot_answer(match: re.Match[str], incident_id: int | None) -> SkillResult:
+    """I start no calls and file no tickets (no credentials for them): the link, once made, goes on the card."""
+    what = " ".join(match.group("what").split()).lower()
+    call = not re.search(r"ticket|issue|jira", what)
+    how = ("`bridge: <url>` (or `zoom: <url>`)" if call else "`jira PAY-123` or `ticket: <url>`")
+    where = f" under incident #{incident_id}'s card" if incident_id is not None else " under the incident's card"
+    return SkillResult(title=f"I cannot {'start a call' if call else 'file tickets'}", summary=(
+        f"I cannot {'start a ' + what if call else 'create a ' + what}: I hold no credentials for it. Make it, then "
+        f"paste it{where} as {how}: it goes on the card, the status and the postmortem, and `links?` lists it."),
+        data={"mode": "cannot"})
+
+
 def _silence_answer(match: re.Match[str], incident_id: int | None, ctx: SkillContext) -> SkillResult:
     """I do not silence alerts (a silence can hide the next real one): how to, and what stops the noise here.
     Under an incident's card (or naming one, "#101"), the silence names that incident's alert."""
@@ -64,6 +86,8 @@ class HelpSkill(BaseSkill):
     def run(self, request: SkillRequest, ctx: SkillContext) -> SkillResult:
         if request.source in ("mention", "dm") and _THANKS.match(request.text):  # not a wall of help text
             return SkillResult(title="You're welcome", summary="Any time. `@warroom help` lists what I can do.")
+        if request.source in ("mention", "dm") and (cannot := _CANNOT.match(request.text)):
+            return _cannot_answer(cannot, request.incident_id)
         silence = _SILENCE.match(request.text) if request.source in ("mention", "dm") else None
         if silence:
             return _silence_answer(silence, request.incident_id, ctx)
@@ -97,6 +121,8 @@ class HelpSkill(BaseSkill):
         m = _TOPIC.match(text)
         if m and self._skill_for(m.group(1)) is not None:
             return 1.0
+        if _CANNOT.match(text):  # "can you open a zoom?": said plainly, above the knowledge base
+            return 0.9
         return super().score(text)
 
     def _skill_for(self, topic: str) -> Any:

@@ -111,7 +111,12 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-
                     r"(?:(?:sev(?:erity)?[\s-]?[1-4]|p[0-4])\s+)?(?:incidents?|outages?)"
                     r"|who(?:'s|\s+has|\s+have|\s+was|\s+is)?\s+(?:been\s+)?(?:on|handled|worked(?:\s+on)?|taken|took"
                     r"|resolved|fixed|led|assigned(?:\s+to)?)\s+(?:the\s+)?most\s+incidents"
-                    r"|incidents?\s+(?:by|per)\s+(?:person|people|responder|assignee|engineer)s?)",
+                    r"|incidents?\s+(?:by|per)\s+(?:person|people|responder|assignee|engineer)s?"
+                    # "how often does payments-api break?", "how often do we have incidents on storage?" (the knowledge
+                    # base's closest incident): the count over 90 days unless a span is said
+                    r"|how\s+(?:often|many\s+times)\s+(?:does|do|did|has|have)\s+[\w.\s-]{1,60}?\s+(?:break|broken|fail"
+                    r"|failed|go\s+down|gone\s+down|went\s+down|crash|crashed|have\s+(?:an?\s+)?(?:incidents?|outages?)"
+                    r"|had\s+(?:an?\s+)?(?:incidents?|outages?)|page\s+us|paged\s+us)\b)",
                     re.I)
 # What "/incident stats" reads besides a service or team: the period and words around it
 _STATS_WORDS = re.compile(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|\d{1,3}|today|24 ?h(?:ours)?|yesterday|"
@@ -374,6 +379,7 @@ _RESOLVED_ASK = re.compile(r"^\W*(?:what|which)\s+(?:incidents?\s+)?(?:were|was|
                            r"(?:resolved|closed|fix(?:ed)?)\b\W*(.*?)\W*$", re.I)
 # "what reminders do I have?", "my reminders", "list my reminders"
 _REMINDERS_ASK = re.compile(r"^\W*(?:(?:what|which)\s+reminders\s+(?:do\s+i\s+have|have\s+i\s+set|are\s+set)"
+                            r"|(?:what|which)\s+are\s+my\s+reminders|(?:do\s+i\s+have|have\s+i\s+got)\s+any\s+reminders"
                             r"|(?:(?:list|show)\s+)?(?:me\s+)?my\s+reminders)\W*$", re.I)
 # Every event, not the latest eight: "full timeline of #101", "the whole timeline", "timeline" alone
 _TIMELINE = re.compile(r"\b(?:full|whole|complete|entire)\s+timeline\b"
@@ -685,8 +691,11 @@ def _free_text(text: str, verb: str, rest: str) -> tuple[str, str]:
         return "last", text
     if HANDOVER.match(text):  # "handover for the last 8h", "what did I miss?"; "catch me up on #113": that one
         return ("status", f"#{ref.group(1)}") if ref else ("handover", text)
-    if _STATS.match(text):
-        return "stats", text
+    if _STATS.match(text):  # "how often does X break?" without a span: over 90 days (a week says little)
+        often = re.match(r"^\W*how\s+(?:often|many\s+times)\b", text, re.I)
+        said_span = re.search(r"\b(?:\d{1,3}\s*(?:days?|d|weeks?|w|months?)|today|24 ?h|yesterday|week|month|quarter|"
+                              r"year)\b", text, re.I)
+        return "stats", text + (" 90 days" if often and not said_span else "")
     if _TIMELINE.search(text):  # "the full timeline of #101", "whole timeline" under the card
         return "timeline", f"#{ref.group(1)}" if ref else ""
     if _TRIED.match(text):  # "what have we tried so far?": the key moments
@@ -2213,8 +2222,15 @@ class IncidentSkill(IncidentEdits, BaseSkill):
                           f"after {_age(r)}"
                           + (f"): {escape((r.resolution or '')[:150])}" if r.resolution else ")") for r in rows)
         if not rows:
+            # "what's the status of the kafka incident?": none is open, so the last one on it is said
+            last = (s.scalars(select(Incident).where(Incident.service_name.in_(scope.services))
+                              .order_by(Incident.created_at.desc(), Incident.id.desc()).limit(1)).first()
+                    if kind == "open" and scope is not None else None)
+            before = (f" The last one: #{last.id} SEV{last.severity} [{last.status}] {escape(last.title[:100])}, "
+                      f"opened {last.created_at:%d %b %Y}" + (f", lasted {_age(last)}" if last.resolved_at else "")
+                      + f" (`/incident status {last.id}`)." if last is not None else "")
             return SkillResult(title="Incidents" if persons else f"{kind.capitalize()} incidents",
-                               summary=f"No {kind} incidents{which}.".replace("No their ", "No "))
+                               summary=f"No {kind} incidents{which}.".replace("No their ", "No ") + before)
         if total is None:
             total = s.scalar(select(func.count()).select_from(Incident).where(*where))
         more = (f" (the {len(rows)} {'newest' if closed else 'most severe'} shown)" if (total or 0) > len(rows)

@@ -84,6 +84,7 @@ def test_times_that_are_none_are_refused(text: str, error: str) -> None:
     ("deploys in the past 2 months", 60, "the last 60 days"), ("what ran this quarter", 90, "the last 90 days"),
     ("the last 6 months", 90, "the last 90 days"),  # at most the longest span asked for
     ("last 5 minutes", 5 / 1440, "the last 5 minutes"), ("this week", 7, "the last 7 days"),
+    ("which alerts went off overnight?", 0.5, "the last 12 hours"), ("what fired last night", 0.5, "the last 12 hours"),
 ])
 def test_a_month_or_a_quarter_back_is_read(said: str, days: float, label: str) -> None:
     """"This month", "last month", "last quarter" were not read, so the noise and change answers covered a week."""
