@@ -50,6 +50,7 @@ from skills.person import asked_person, people_named, person
 from skills.redact import mask_secrets
 from skills.routing_engine import RoutingDecision, route
 from skills.service_deps import DEPS_ASKED, INCIDENT_DEPS_ASKED, asked_service, dependencies, incident_dependencies
+from skills.shift_swap import SWAP_ASKED, swap_answer, swap_request
 from skills.team_roster import ROSTER_ASKED, team_roster
 
 __all__ = ["RoutingSkill"]
@@ -144,7 +145,7 @@ class RoutingSkill(BaseSkill):
         if (_WHO.search(text) or _PAGE.match(text) or MINE_ASKED.match(text) or DEPS_ASKED.match(text)
                 or INCIDENT_DEPS_ASKED.match(text) or ESCALATION_ASKED.match(text) or LOAD_ASKED.match(text)
                 or ROSTER_ASKED.match(text) or _NEXT_SHIFT.match(text) or COVER_ASKED.match(text)
-                or TAKE_ASKED.match(text)):
+                or TAKE_ASKED.match(text) or SWAP_ASKED.match(text)):
             return 0.85
         if asked_person(text):  # "who is alice?", "is @carla available?" (unknown names go to the knowledge base)
             return 0.8
@@ -200,6 +201,9 @@ class RoutingSkill(BaseSkill):
         if request.command is None and COVER_ASKED.match(text):  # "I'm sick, can someone cover for me?"
             with ctx.db.session() as s:
                 return cover_request(s, text, request.user_id, request.channel_id)
+        if request.command is None and SWAP_ASKED.match(text):  # "swap my shift with alice next week"
+            with ctx.db.session() as s:
+                return swap_request(s, text, request.user_id)
         if request.command is None and TAKE_ASKED.match(text):  # "I'll take the pager for platform"
             with ctx.db.session() as s:
                 return take_offer(s, text, request.user_id)
@@ -298,6 +302,9 @@ class RoutingSkill(BaseSkill):
             if request.user_id == requester:
                 raise SkillError("You asked for the cover: someone else takes it with this button.")
             return oncall_cover.cover(f"{team} {span}".strip(), request.user_id, ctx, request.channel_id)
+        if verb in ("swap_accept", "swap_decline"):  # the other person's answer (skills/shift_swap.py)
+            with ctx.db.session() as s:
+                return swap_answer(s, request.text, request.user_id, verb == "swap_accept", request.channel_id)
         if verb == "take_pager":  # "Take the pager" on "I'll take the pager": the clicker, /oncall cover's rules
             team, span = parse_take(request.text)
             return oncall_cover.cover(f"{team} {span}".strip(), request.user_id, ctx, request.channel_id)
