@@ -771,7 +771,8 @@ class IncidentSkill(IncidentEdits, BaseSkill):
     commands = ("/incident",)
     keywords = ("incident", "outage", "declare", "sev1", "sev2")
     examples = ("/incident new payments-api returning 500s sev2", "eta: 30 min (under a card)",
-                "dashboard: <url> (under a card)", "@warroom compare this week to last week")
+                "dashboard: <url> (under a card)", "@warroom compare this week to last week",
+                "can we close this? (under a card)", "@warroom what's our uptime this month?")
     usage = _USAGE
 
     def score(self, text: str) -> float:

@@ -136,7 +136,8 @@ class RoutingSkill(BaseSkill):
     examples = ("/route payments-api returns 503 at checkout", "/oncall payments",
                 "/oncall cover payments until 18:00", "@warroom who's the secondary for payments?",
                 "@warroom when does my shift end?", "@warroom is alice available?",
-                "@warroom is anyone awake in platform?", "@warroom I'm sick, can someone cover for me?")
+                "@warroom is anyone awake in platform?", "@warroom I'm sick, can someone cover for me?",
+                "@warroom swap my shift with alice next week")
 
     def score(self, text: str) -> float:
         """0.85 for "who is on call ..." / "who should take|handle|own ...", else keyword scoring."""
