@@ -5,7 +5,8 @@ and this job publishes (``views.publish``) a view built from the same answers th
 are on call (``/oncall``), the incidents on them (``/incident list mine``), those they follow (``/incident list
 following``), every open incident (``/incident list``), their open postmortem action items (``/postmortem
 actions mine``), the changes of the last 24 hours on their team's services ("recent changes on my team's
-services") and its noisiest alerts of the week ("noisiest alerts on my team's services"). Each part is the
+services"), its noisiest alerts of the week ("noisiest alerts on my team's services") and the deploy freezes
+holding on them ("is there a deploy freeze on my team's services?"). Each part is the
 skill's own result rendered as blocks, so the tab and the commands never disagree; one part failing leaves a line
 saying so, and the others still show.
 """
@@ -29,7 +30,8 @@ log = logging.getLogger("warroom.app_home")
 PARTS = (("incident", "list mine", "On you"), ("incident", "list following", "You follow"),
          ("incident", "list", "Open incidents"), ("postmortem", "actions mine", "Your action items"),
          ("changes", "recent changes on my team's services", "Changes on your team's services (24 h)"),
-         ("status", "noisiest alerts on my team's services", "Noisiest alerts on your team's services (7 days)"))
+         ("status", "noisiest alerts on my team's services", "Noisiest alerts on your team's services (7 days)"),
+         ("changes", "is there a deploy freeze on my team's services?", "Deploy freezes on your team's services"))
 
 
 def _on_call(services: Services, user: str) -> str:

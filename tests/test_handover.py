@@ -182,8 +182,10 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     changed = tab.split("== Changes on your team's services (24 h) ==")[1].split("== Noisiest alerts")[0]
     assert "No change recorded on the storage team's services and what they depend on in the last 24 hours" in \
         changed, changed
-    noisy = tab.split("== Noisiest alerts on your team's services (7 days) ==")[1]
+    noisy = tab.split("== Noisiest alerts on your team's services (7 days) ==")[1].split("== Deploy freezes")[0]
     assert "No alerts on the storage team's services in the last 7 days." in noisy, noisy
+    frozen = tab.split("== Deploy freezes on your team's services ==")[1]
+    assert "No deploy freeze holds now on the storage team's services." in frozen, frozen
     with live.db.session() as s:  # Carla is in platform (ingress, dns): a deploy of ingress is hers to see
         from knowledge.changes import record
 
@@ -194,3 +196,9 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     theirs = carla.split("== Changes on your team's services (24 h) ==")[1].split("== Noisiest alerts")[0]
     assert "*deploy* ingress by carla: nginx 1.27 rollout" in theirs and "not platform's" not in theirs, theirs
     assert "No open incidents (assigned to you)." in carla and "No open action items of yours." in carla
+    live.driver.mention("freeze deploys on ingress for 2h: nginx rollout", user="U0CARLA", channel="C0OPS")
+    live.drain()
+    opened("U0CARLA", event_id="EvHOME3")
+    carla = blocks_to_text(live.standin.calls_to("views.publish")[-1].args["view"]["blocks"])
+    frozen = carla.split("== Deploy freezes on your team's services ==")[1]
+    assert "Deploys are frozen on ingress." in frozen and "by <@U0CARLA>: nginx rollout" in frozen, frozen
