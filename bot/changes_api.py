@@ -66,7 +66,8 @@ def _out(c: ChangeEvent) -> dict[str, Any]:
 
 def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> list[tuple[int, float]]:
     """Tell each open incident on the changed service, or on a service that depends on it (a change there may be their
-    cause, or their fix): a line on its timeline, a message in its card's thread, its card refreshed. Returns the jobs
+    cause, or their fix): a line on its timeline, a message in its card's thread, its card refreshed; and a deploy made
+    while a freeze holds on it is told to the owning team's channel (``_freeze_breaches``). Returns the jobs
     to hand to the workers. Idempotent: an incident already told about this change is skipped, so a retried report
     (the same ``id``) tells what a failure after the change was kept left untold (on SQLite the change row can be
     committed by its own savepoint before the rest)."""
@@ -82,7 +83,7 @@ def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> l
     told = {e.incident_id for e in s.scalars(select(TimelineEvent).where(
         TimelineEvent.incident_id.in_([i.id for i in rows]), TimelineEvent.kind == "change"))
         if (e.data or {}).get("change") == change.id}  # a retried report: told once
-    refs: list[tuple[int, float]] = []
+    refs: list[tuple[int, float]] = _freeze_breaches(s, change, what)
     for inc in rows:
         if inc.id in told:
             continue
@@ -98,6 +99,31 @@ def tell_open_incidents(s: Session, change: ChangeEvent, interval_s: float) -> l
             refs.append((ref.id, 0.0))
         if card := queue_card(s, inc.id, interval_s=interval_s):
             refs.append(card)
+    return refs
+
+
+def _freeze_breaches(s: Session, change: ChangeEvent, what: str) -> list[tuple[int, float]]:
+    """A deploy or rollback reported while a freeze holds on its service: the owning team's channel is told (the one
+    who froze it mentioned), once per change and freeze (a retried report tells nothing twice)."""
+    from knowledge import jobs
+    from knowledge.people import service_named
+    from skills.base import esc, slack_when
+
+    if change.kind not in ("deploy", "rollback"):
+        return []
+    svc = service_named(session=s, name=change.service)
+    channel = svc.team.slack_channel if svc is not None and svc.team is not None else None
+    refs = []
+    for f in freezes.holding(s, [change.service], change.at) if channel else []:
+        by = f" by <@{f.created_by}>" if (f.created_by or "").startswith(("U", "W")) else ""
+        scope = f"deploys to {esc(change.service)}" if f.service else "every deploy"
+        ref = jobs.enqueue(s, kind="oncall.announce", dedup_key=f"freeze:{change.id}:{f.id}", payload={
+            "channel": channel, "title": f"Deployed during a freeze: {change.service}"[:150],
+            "summary": f":warning: {esc(what)} was reported {slack_when(change.at)} while {scope} are frozen (since "
+                       f"{slack_when(f.starts_at)}{by}" + (f": {esc(f.reason[:200])}" if f.reason else "") + "). "
+                       f"{esc(change.summary[:300])}. `is there a deploy freeze?` lists them."})
+        if ref.created:
+            refs.append((ref.id, 0.0))
     return refs
 
 

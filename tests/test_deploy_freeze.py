@@ -50,10 +50,17 @@ def test_a_freeze_is_set_in_slack_holds_the_deploy_check_and_ci_and_is_lifted(li
     assert got["frozen"] is True and [f["service"] for f in got["freezes"]] == ["payments-api"], got
     assert got["freezes"][0]["reason"] == "black friday traffic" and got["freezes"][0]["ends_at"].endswith("Z")
     assert _freezes(live, "ingest").json()["frozen"] is False
-    r = _post(live, {"service": "payments-api", "summary": "v1.5.0", "version": "v1.5.0", "author": "ci-bot"})
+    body = {"service": "payments-api", "summary": "v1.5.0", "version": "v1.5.0", "author": "ci-bot", "id": "run-9"}
+    r = _post(live, body)
     assert r.status_code == 201 and [f["service"] for f in r.json()["frozen"]] == ["payments-api"], r.text
+    assert _post(live, body).status_code == 200  # a retried step: the same change, told once
     assert _post(live, {"service": "payments-api", "summary": "pool 50", "kind": "config"}).json()["frozen"] == []
     assert _post(live, {"service": "ingest", "summary": "v9"}).json()["frozen"] == []
+    live.drain()
+    told = [m.get("text", "") for m in live.standin.messages("C0PAYMENTS") if "during a freeze" in m.get("text", "")
+            or "while deploys to" in m.get("text", "")]
+    assert len(told) == 1 and "deploy of payments-api v1.5.0 by ci-bot was reported" in told[0], told
+    assert "while deploys to payments-api are frozen" in told[0] and "by <@U0BOB>: black friday traffic" in told[0]
     said = _say(live, "are deploys frozen?")
     assert "Deploys are frozen on payments-api." in said and "_deployed during it:_ payments-api v1.5.0 (deploy by " \
         "ci-bot, 0 min ago)" in said, said
