@@ -44,7 +44,8 @@ LIMIT = 4000
 UNITS = (" ", "\t", "\n", ".", "#", "-", ":", "`", "?", "a", "1", "@", "[", "x=", "a-b ", "what ", "sev1 ",
          "18:00 ", "PAY-1 ", "http://x ", "<@U0ALICE> ", "ERROR ")
 LEADS = ("", "x", "what's the ", "is this bad? ", "remind me in 5m ", "link ", "eta: ", "who is on call tomorrow ",
-         "the oldest ", "declare a sev1 for ", "what ran in the last hour ", "which alerts are the noisiest ")
+         "the oldest ", "declare a sev1 for ", "what ran in the last hour ", "which alerts are the noisiest ",
+         "how often does ", "freeze deploys ", "swap my shift with ", "can we close ", "is there a dashboard ")
 ORDINARY = ("who is on call for payments?", "what's the ETA?", "how do I restart ingest?", "is ingest healthy?",
             "which alerts are the noisiest this week?", "what changed before #101?", "have we seen this before?",
             "what ran in the last hour?", "how many sev1s this quarter?", "who's the secondary for payments?",

@@ -54,7 +54,9 @@ FREEZE_ASKED = re.compile(
 _USAGE = ("Say `freeze deploys on <service or team> until <when>: <why>` (none named: every service; `for 4h`, `for "
           "the weekend`; no end: until lifted), `lift the freeze on <service>`, or ask `is there a deploy freeze?`")
 # what the freeze is about, after the words: ": black friday", " because the DB migration runs", " - release 4.2"
-_REASON = re.compile(r"(?::(?!\d)|;|\s+(?:because(?:\s+of)?|due\s+to|while|during)\s+|\s+[-\u2013\u2014]\s+)", re.I)
+# (a run of spaces is tried from its start only, so the search stays linear on a text of spaces)
+_REASON = re.compile(r"(?::(?!\d)|;|(?<!\s)\s++(?:because(?:\s+of)?|due\s+to|while|during)\s+"
+                     r"|(?<!\s)\s++[-\u2013\u2014]\s+)", re.I)
 _FOR = re.compile(r"\bfor\s+(?:the\s+)?(?:next\s+)?(\d{1,3})\s*"
                   r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -114,7 +114,7 @@ _STATS = re.compile(r"^\W*(?:how\s+many\s+(?:incidents|(?:sev(?:erity)?[\s-]?[1-
                     r"|incidents?\s+(?:by|per)\s+(?:person|people|responder|assignee|engineer)s?"
                     # "how often does payments-api break?", "how often do we have incidents on storage?" (the knowledge
                     # base's closest incident): the count over 90 days unless a span is said
-                    r"|how\s+(?:often|many\s+times)\s+(?:does|do|did|has|have)\s+[\w.\s-]{1,60}?\s+(?:break|broken|fail"
+                    r"|how\s++(?:often|many\s++times)\s++(?:does|do|did|has|have)\s++[\w.-][\w.\s-]{0,59}?\s++(?:break|broken|fail"
                     r"|failed|go\s+down|gone\s+down|went\s+down|crash|crashed|have\s+(?:an?\s+)?(?:incidents?|outages?)"
                     r"|had\s+(?:an?\s+)?(?:incidents?|outages?)|page\s+us|paged\s+us)\b)",
                     re.I)
@@ -509,7 +509,7 @@ _LINK_SET = re.compile(
     r"(?:\s+(?:to|on|for)\s+(?:incident\s+)?(?:#|inc-?)(?P<id>\d{1,9}))?(?:\s*[:,-]\s*(?P<label>\S.{0,80}))?"
     rf"|(?P<kind2>{_LINK_KIND})(?:\s+(?:for|of)\s+(?:#|inc-?)(?P<id2>\d{{1,9}}))?\s*(?:[:=-]\s*|\s+)"
     rf"{_LINK_WHAT.replace('what', 'what2')})\W*$", re.I)
-_LINKS_ASK = re.compile(rf"^\W*(?:(?:(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?)?"
+_LINKS_ASK = re.compile(rf"^\W*+(?:(?:(?:what|which|show|list)\s+(?:me\s+)?(?:are\s+)?(?:the\s+)?)?"
                         rf"(?:links|dashboards)(?:\s+(?:for|on|of)\s+{_IT})?|where(?:'s|\s+is|\s+are)\s+the\s+"
                         rf"(?:dashboards?|bridge|zoom|call|ticket|links?)(?:\s+(?:for|on|of)\s+{_IT})?"
                         # "is there a dashboard for this?", "any dashboards?", "dashboard link?" (the knowledge base's)
