@@ -108,6 +108,7 @@ def _freeze_breaches(s: Session, change: ChangeEvent, what: str) -> list[tuple[i
     from knowledge import jobs
     from knowledge.people import service_named
     from skills.base import esc, slack_when
+    from skills.deploy_freeze import frozen_by
 
     if change.kind not in ("deploy", "rollback"):
         return []
@@ -115,7 +116,7 @@ def _freeze_breaches(s: Session, change: ChangeEvent, what: str) -> list[tuple[i
     channel = svc.team.slack_channel if svc is not None and svc.team is not None else None
     refs = []
     for f in freezes.holding(s, [change.service], change.at) if channel else []:
-        by = f" by <@{f.created_by}>" if (f.created_by or "").startswith(("U", "W")) else ""
+        by = f" by {frozen_by(f)}" if f.created_by else ""
         scope = f"deploys to {esc(change.service)}" if f.service else "every deploy"
         ref = jobs.enqueue(s, kind="oncall.announce", dedup_key=f"freeze:{change.id}:{f.id}", payload={
             "channel": channel, "title": f"Deployed during a freeze: {change.service}"[:150],

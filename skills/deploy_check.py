@@ -30,7 +30,7 @@ from knowledge.models import Incident, Service, Team, utcnow
 from knowledge.risk_store import recent_readings
 from knowledge.service_graph import dependency_paths, graph
 from skills.base import Section, SkillError, SkillResult, duration, esc
-from skills.deploy_freeze import freeze_line
+from skills.deploy_freeze import freeze_line, frozen_by
 
 __all__ = ["DEPLOY_ASKED", "deploy_check"]
 
@@ -78,8 +78,7 @@ def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime, fi
         said = freeze_line(s, f, now)
         if fix:  # a freeze usually lets a fix through, with the OK of whoever froze it
             care.append(f"deploy freeze: {said}; a fix may go with the OK of "
-                        + (f"<@{f.created_by}>" if f.created_by and f.created_by.startswith(("U", "W")) else
-                           "whoever froze it"))
+                        + (frozen_by(f) or "whoever froze it"))
         else:
             hold.append(f"deploy freeze: {said}")
     own = s.scalars(select(Incident).where(Incident.status.in_(people.OPEN_STATUSES),

@@ -22,7 +22,7 @@ from knowledge.models import DeployFreeze, Expert, utcnow
 from skills.base import Section, SkillError, SkillResult, duration, esc, slack_when
 from skills.clock_words import moment
 
-__all__ = ["FREEZE_SET", "FREEZE_LIFT", "FREEZE_ASKED", "freeze_words", "freeze_line"]
+__all__ = ["FREEZE_SET", "FREEZE_LIFT", "FREEZE_ASKED", "freeze_words", "freeze_line", "frozen_by"]
 
 _WHAT = r"(?:deploy(?:ment)?s?|releases?|changes|code|prod(?:uction)?|merges?|everything)"
 _KIND = r"(?:deploy(?:ment)?|change|code|release|merge|prod(?:uction)?)"
@@ -114,14 +114,20 @@ def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tupl
     return at.at, at.said, at.note
 
 
+def frozen_by(f: DeployFreeze) -> str:
+    """Who set the freeze, for people: a Slack mention, else the name kept (an API caller), else ""."""
+    if f.created_by and re.fullmatch(r"[UW][A-Z0-9]{2,20}", f.created_by):
+        return f"<@{f.created_by}>"
+    return esc(f.created_by or "")
+
+
 def freeze_line(s: Session, f: DeployFreeze, now: dt.datetime) -> str:
     """One freeze for people: what, since when, until when, by whom, why, and the deploys reported during it."""
     what = f"*{esc(f.service)}*" if f.service else "*every service*"
     end = (f"until {slack_when(f.ends_at)} (in {duration((f.ends_at - now).total_seconds())})" if f.ends_at
            else "until lifted")
     line = (f"{what}: frozen since {slack_when(f.starts_at)} {end}"
-            + (f", by <@{f.created_by}>" if f.created_by and re.fullmatch(r"[UW][A-Z0-9]{2,20}", f.created_by)
-               else f", by {esc(f.created_by)}" if f.created_by else "")
+            + (f", by {frozen_by(f)}" if f.created_by else "")
             + (f": {esc(f.reason[:300])}" if f.reason else ""))
     broke = freezes.broken_by(s, f, limit=3)
     if broke:
