@@ -14,7 +14,7 @@ import re
 
 from sqlalchemy import select
 
-from knowledge.models import Service, utcnow
+from knowledge.models import Incident, Service, utcnow
 from knowledge.people import services_in_text
 from knowledge.risk_store import add_reading, latest_per_service, recent_readings
 from models.risk_artifact import MODEL_SUBDIR
@@ -72,6 +72,12 @@ _METRIC_ASKED = re.compile(
     rf"\s+(?:on|of|for|at|in)\s+(?:the\s+)?(?P<s>[\w.-]+)"
     rf"|how\s+(?:much|many)\s+(?P<m2>{_METRIC_ALT})\s+(?:is|are|does|do)\s+(?:the\s+)?(?P<s2>[\w.-]+)\s+(?:using|use|"
     rf"have|has|getting|throwing))", re.I)
+# Under an incident's card, no service named: "what's the error rate now?", "what's the latency looking like?" (the
+# knowledge base's runbook passage): the incident's service
+_METRIC_HERE = re.compile(rf"^\W*+(?:what(?:'s|\s+is|\s+are)|how(?:'s|\s+is|\s+are))\s+(?:the\s+|our\s+)?"
+                          rf"(?:current\s+)?(?P<m>{_METRIC_ALT})(?:\s+(?:usage|use|utili[sz]ation))?"
+                          r"(?:\s+(?:now|right\s+now|currently|at\s+the\s+moment|like|looking(?:\s+like)?|doing))*\W*$",
+                          re.I)
 # a metric said in words: "cpu 95", "cpu at 95%", "memory is 90", "p99 of 2.4s", "errors: 120"
 _SAID = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ALIASES, key=len, reverse=True)) +
                    r")(?:\s*[:=]\s*|\s+(?:at|is|of|=)\s+|\s+)(\d+(?:\.\d+)?(?:\s?(?:%|percent\b|ms\b|milliseconds?\b"
@@ -159,6 +165,8 @@ class RiskSkill(BaseSkill):
         """Keywords; "is payments-api at risk?" is mine too (answered from its last metrics)."""
         if _METRIC_ASKED.match(text):  # "what's the error rate on payments-api?"
             return 0.8
+        if _METRIC_HERE.match(text):  # "what's the error rate now?", "how's the latency looking?" under a card: its
+            return 0.92  # service's (above the incident's and health status words and the how-to questions)
         if len(_SAID.findall(text)) >= 2:  # "cpu 95% mem 90% on payments-api, should I worry?" (the knowledge base's)
             return 0.75
         return max(0.7 if re.search(r"\bat risk\b|\brisk (?:for|on)\b", text, re.I) or _OVERVIEW.match(text) else 0.0,
@@ -186,6 +194,15 @@ class RiskSkill(BaseSkill):
             return self._overview(ctx)
         if request.source != "command" and (m := _METRIC_ASKED.match(text)):  # "what's the error rate on X?"
             return self._metric(ctx, m.group("m") or m.group("m2"), m.group("s") or m.group("s2"), text)
+        if request.source != "command" and (m := _METRIC_HERE.match(text)):  # under a card: its service's
+            with ctx.db.session() as s:
+                inc = s.get(Incident, request.incident_id) if request.incident_id is not None else None
+                service = inc.service_name if inc is not None else None
+            if not service:
+                said = esc(" ".join(m.group("m").lower().split()))
+                raise RiskInputError(f"Of which service? e.g. `what's the {said} on payments-api?` (under an "
+                                     "incident's card: its service).")
+            return self._metric(ctx, m.group("m"), service, text)
         # "cpu 95", "cpu at 95%", "memory is 90", "latency 2 seconds" are name=value parts (they were dropped: its
         # last metrics answered instead), in a command too
         text = _SAID.sub(lambda m: m.group(1) + "=" + "".join(m.group(2).split()), text)

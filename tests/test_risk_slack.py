@@ -287,3 +287,23 @@ def test_one_metric_of_a_service_asked_in_words(live: Live) -> None:
         assert said in msg["text"] and "Failure risk: payments-api" in msg["text"], (q, msg["text"])
     with live.db.session() as s:  # asking is not a new reading
         assert s.scalar(select(func.count()).select_from(RiskReading)) == 1
+
+
+def test_a_metric_asked_under_an_incidents_card_is_of_its_service(live: Live) -> None:
+    """"What's the error rate now?" under a card went to the knowledge base (a runbook saying "watch the error rate"),
+    and "how's the latency looking?" got the incident's status: no service was named. Under a card it is the
+    incident's service; elsewhere the service is asked for."""
+    from tests.conftest import open_incidents
+    from tests.test_incident_words import _say
+
+    (inc,) = open_incidents(live, "payments-api 503 errors at checkout sev2")
+    live.driver.command("/risk", "service=payments-api cpu=97 mem=95 errors=300", user="U0ALICE", channel="C0M1")
+    live.drain()
+    here = {"channel": inc.channel_id, "thread": inc.card_ts}
+    for q, said in (("what's the error rate now?", "*errors* of payments-api: *300 errors/min*, last reported"),
+                    ("how's the cpu looking?", "*CPU* of payments-api: *97 %*"),
+                    ("what's the memory usage right now?", "*memory* of payments-api: *95 %*")):
+        answer = _say(live, q, **here)
+        assert said in answer and "Failure risk: payments-api" in answer, (q, answer)
+    assert "Of which service? e.g. `what's the error rate on payments-api?`" in _say(live, "what's the error rate now?")
+    assert "*Status*: open" in _say(live, "how is it looking?", **here)  # the incident itself: its status
