@@ -166,7 +166,10 @@ def list_changes(request: Request,
 @router.get("/freezes", responses=_ERRORS)
 def list_freezes(request: Request, service: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     """The deploy freezes holding now (on ``service`` or on every service, if named): a CI pipeline stops when
-    ``frozen`` is true. Freezes are set and lifted in Slack ("freeze deploys on payments-api until monday 09:00")."""
+    ``frozen`` is true; ``upcoming``: those set to start within 30 days. Freezes are set and lifted in Slack ("freeze
+    deploys on payments-api until monday 09:00")."""
     with request.app.state.services.db.session() as s:
         rows = freezes.holding(s, [service] if service else None)
-        return {"frozen": bool(rows), "freezes": [freezes.as_dict(f) for f in rows]}
+        coming = freezes.upcoming(s, [service] if service else None)
+        return {"frozen": bool(rows), "freezes": [freezes.as_dict(f) for f in rows],
+                "upcoming": [freezes.as_dict(f) for f in coming]}

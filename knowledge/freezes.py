@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from knowledge.models import ChangeEvent, DeployFreeze, utcnow
 
-__all__ = ["holding", "freeze", "lift", "as_dict", "broken_by"]
+__all__ = ["holding", "upcoming", "freeze", "lift", "as_dict", "broken_by"]
 
 _MAX = 200  # freezes shown at once; more than this is a mistake somewhere
 
@@ -34,15 +34,32 @@ def holding(s: Session, services: Iterable[str] | None = None, at: dt.datetime |
     return sorted(rows, key=lambda f: (f.service is not None, f.service or "", f.starts_at, f.id))
 
 
+def upcoming(s: Session, services: Iterable[str] | None = None, within: dt.timedelta = dt.timedelta(days=30),
+             at: dt.datetime | None = None) -> list[DeployFreeze]:
+    """The freezes set to start after ``at`` (now) and within ``within``, not cancelled: on any of ``services`` or on
+    every service (``services`` None: all), soonest first."""
+    at = at or utcnow()
+    q = select(DeployFreeze).where(DeployFreeze.starts_at > at, DeployFreeze.starts_at <= at + within,
+                                   DeployFreeze.lifted_at.is_(None))
+    if services is not None:
+        names = sorted({x.lower() for x in services})
+        q = q.where(or_(DeployFreeze.service.is_(None), func.lower(DeployFreeze.service).in_(names)))
+    return list(s.scalars(q.order_by(DeployFreeze.starts_at, DeployFreeze.id).limit(_MAX)))
+
+
 def freeze(s: Session, services: Iterable[str] | None, *, until: dt.datetime | None, reason: str,
-           by: str | None) -> list[DeployFreeze]:
-    """Freeze ``services`` (None: every service) from now until ``until`` (None: until lifted). A service already
-    frozen gets the new end and reason rather than a second freeze."""
+           by: str | None, starts: dt.datetime | None = None) -> list[DeployFreeze]:
+    """Freeze ``services`` (None: every service) from ``starts`` (default now) until ``until`` (None: until lifted).
+    A service already frozen now (for a freeze from now), or one with a freeze set to start at the same moment, gets
+    the new end and reason rather than a second freeze."""
     now = utcnow().replace(microsecond=0)
+    starts = max(starts or now, now)
     out = []
     for name in ([None] if services is None else sorted({x.lower() for x in services})):
-        same = [f for f in holding(s, None if name is None else [name], now) if f.service == name]
-        row = same[0] if same else DeployFreeze(service=name, starts_at=now)
+        scope = None if name is None else [name]
+        same = [f for f in (holding(s, scope, now) if starts == now else upcoming(s, scope, starts - now, now))
+                if f.service == name and (starts == now or f.starts_at == starts)]
+        row = same[0] if same else DeployFreeze(service=name, starts_at=starts)
         row.ends_at, row.reason, row.created_by = until, reason or row.reason or "", by or row.created_by
         if not same:
             s.add(row)
@@ -51,11 +68,12 @@ def freeze(s: Session, services: Iterable[str] | None, *, until: dt.datetime | N
     return out
 
 
-def lift(s: Session, services: Iterable[str] | None, *, by: str | None) -> list[DeployFreeze]:
+def lift(s: Session, services: Iterable[str] | None, *, by: str | None, later: bool = False) -> list[DeployFreeze]:
     """Lift the freezes holding now on ``services`` (a freeze of every service is not lifted by naming one), or with
-    ``services`` None every freeze holding now."""
+    ``services`` None every freeze holding now; ``later``: cancel those set to start later instead."""
     now = utcnow()  # to the microsecond: a deploy reported the same second before counts as during it
-    rows = holding(s, None if services is None else list(services), now)
+    scope = None if services is None else list(services)
+    rows = upcoming(s, scope, dt.timedelta(days=3650), now) if later else holding(s, scope, now)
     if services is not None:
         names = {x.lower() for x in services}
         rows = [f for f in rows if f.service is not None and f.service in names]  # a freeze of all stays

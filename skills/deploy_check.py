@@ -47,6 +47,7 @@ DEPLOY_ASKED = re.compile(
     rf"(?:a\s+)?(?:{_SHIP}|deploying|shipping|releasing)"
     r"|(?:deploy|release)\s+(?:check|readiness)\b|go\s*/?\s*no[- ]go\b)", re.I)
 _HOUR = dt.timedelta(hours=1)
+_FREEZE_SOON = dt.timedelta(hours=2)
 _LIMIT = 5
 
 
@@ -74,13 +75,16 @@ def _one(s: Session, name: str, deps: dict[str, list[str]], now: dt.datetime, fi
     rollback."""
     hold: list[str] = []
     care: list[str] = []
-    for f in freezes.holding(s, [name], now):
+    for f in freezes.holding(s, [name]):  # (to the microsecond: one lifted this second is lifted)
         said = freeze_line(s, f, now)
         if fix:  # a freeze usually lets a fix through, with the OK of whoever froze it
             care.append(f"deploy freeze: {said}; a fix may go with the OK of "
                         + (frozen_by(f) or "whoever froze it"))
         else:
             hold.append(f"deploy freeze: {said}")
+    for f in freezes.upcoming(s, [name], _FREEZE_SOON, now):  # "a freeze starts in 1h": finish before it
+        care.append(f"deploy freeze soon: {freeze_line(s, f, now)}: a deploy now must be done (and watched) before "
+                    "it starts")
     own = s.scalars(select(Incident).where(Incident.status.in_(people.OPEN_STATUSES),
                                            func.lower(Incident.service_name) == name.lower())
                     .order_by(Incident.severity, Incident.id).limit(_LIMIT)).all()

@@ -32,12 +32,13 @@ FREEZE_SET = re.compile(
     # "start a code freeze", "put a deploy freeze in place on ingest", "declare a change freeze"
     rf"|(?:start|begin|put|declare|set\s+up|set|announce|add)\s+an?\s+{_KIND}\s+freeze\b"
     # "deploy freeze on payments-api until 18:00", "code freeze: black friday", "code freeze" alone
-    rf"|{_KIND}\s+freeze\s*(?=$|[:;,.!-]|on\b|for\b|until\b|till\b|til\b|through\b|from\b)"
+    rf"|{_KIND}\s+freeze\s*(?=$|[:;,.!-]|on\b|for\b|until\b|till\b|til\b|through\b|from\b|starting\b|beginning\b)"
     # "no deploys to payments-api until monday", "no more releases until the incident is over"
     rf"|no\s+(?:more\s+)?(?:deploy(?:ment)?s|releases|merges)\s+(?:to|on|for|until|till|til)\b)", re.I)
 FREEZE_LIFT = re.compile(
     rf"^\W*(?:(?:please|pls|let'?s|can\s+you)\s+)?(?:unfreeze\b(?:\s+(?:all\s+)?{_WHAT}\b)?"
-    rf"|(?:lift|end|cancel|remove|stop|drop|call\s+off)\s+(?:the\s+|a\s+|all\s+|our\s+)?(?:{_KIND}\s+)?freezes?\b"
+    rf"|(?:lift|end|cancel|remove|stop|drop|call\s+off)\s+(?:the\s+|a\s+|all\s+|our\s+)?"
+    rf"(?:(?:upcoming|coming|planned|scheduled|next|weekend|holiday)\s+)?(?:{_KIND}\s+)?freezes?\b"
     rf"|(?:the\s+)?{_KIND}\s+freeze\s+(?:is\s+)?(?:over|lifted|ended|off|done)\b"
     r"|(?:deploy(?:ment)?s|releases)\s+(?:are\s+)?(?:open|unfrozen|allowed|ok)\s+again\b)", re.I)
 FREEZE_ASKED = re.compile(
@@ -62,6 +63,12 @@ _FOR = re.compile(r"\bfor\s+(?:the\s+)?(?:next\s+)?(\d{1,3})\s*"
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _WEEKEND = re.compile(r"\b(?:for|over|during|through)\s+the\s+weekend\b", re.I)
 _UNTIL = re.compile(r"\b(?:until|till|til|through|thru)\s+(?P<when>.+)$", re.I)
+# a freeze that starts later: "from friday 18:00 until monday 09:00", "starting friday 18:00 for 3 days"
+_FROM = re.compile(r"\b(?:from|starting(?:\s+(?:from|at|on))?|beginning)\s+(?P<when>.+?)"
+                   r"(?=\s+(?:until|till|til|through|thru|to|for)\s+|\s*$)", re.I)
+# "cancel the freeze set for friday", "cancel the upcoming freeze": those to come, even while one holds now
+_LATER = re.compile(r"\b(?:set\s+for|upcoming|coming|planned|scheduled|next|(?:start(?:ing|s)?|from)\s+"
+                    r"(?:on\s+)?(?:mon|tue|wed|thu|fri|sat|sun|tomorrow|tonight|\d))", re.I)
 _NO_END = re.compile(r"^\s*(?:further\s+notice|lifted|(?:it\s+is\s+|it'?s\s+)?lifted|someone\s+lifts\s+it)\W*$", re.I)
 _ALL = re.compile(r"\b(?:all\s+services|every\s*(?:thing|\s+service)|everywhere|all\s+of\s+(?:prod|production))\b",
                   re.I)
@@ -88,8 +95,23 @@ def _scope(s: Session, text: str, user_id: str | None, lifting: bool = False) ->
     return None
 
 
+def _start(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tuple[dt.datetime, str, str]:
+    """(when the freeze starts, the text without the words that said it, those words): "from friday 18:00 until
+    monday 09:00" starts on Friday (and "to" then ends it); none said, or a start already past: now. A "from" that
+    names no moment ("from the payments team") is left to the rest."""
+    m = _FROM.search(text)
+    if m is None:
+        return now, text, ""
+    at = moment(m.group("when"), _zone(s, user_id), now, usage=_USAGE)
+    if at is None:
+        return now, text, ""
+    rest = text[:m.start()] + re.sub(r"^\s+to\s+", " until ", text[m.end():], flags=re.I)
+    return max(at.at, now), rest, at.said
+
+
 def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tuple[dt.datetime | None, str, str]:
-    """(the end, the words that named it, what was assumed); no end: (None, "", "")."""
+    """(the end, the words that named it, what was assumed), ``now`` being when the freeze starts; no end: (None,
+    "", "")."""
     if m := _FOR.search(text):
         n, unit = int(m.group(1)), m.group(2)[0].lower()
         if n == 0:
@@ -110,7 +132,7 @@ def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tupl
         raise SkillError(f"I cannot read when `{esc(m.group('when')[:60])}` is: write it like `until monday 09:00`, "
                          f"`until 18:00 CET`, `until dec 28` or `for 4h`.")
     if at.at <= now:
-        raise SkillError(f"`{esc(at.said)}` is already past ({slack_when(at.at)}): a freeze ends in the future.")
+        raise SkillError(f"`{esc(at.said)}` is already past ({slack_when(at.at)}): a freeze ends after it starts.")
     return at.at, at.said, at.note
 
 
@@ -124,9 +146,11 @@ def frozen_by(f: DeployFreeze) -> str:
 def freeze_line(s: Session, f: DeployFreeze, now: dt.datetime) -> str:
     """One freeze for people: what, since when, until when, by whom, why, and the deploys reported during it."""
     what = f"*{esc(f.service)}*" if f.service else "*every service*"
-    end = (f"until {slack_when(f.ends_at)} (in {duration((f.ends_at - now).total_seconds())})" if f.ends_at
-           else "until lifted")
-    line = (f"{what}: frozen since {slack_when(f.starts_at)} {end}"
+    end = ((f"until {slack_when(f.ends_at)}" + (f" (in {duration((f.ends_at - now).total_seconds())})"
+                                                if f.starts_at <= now else "")) if f.ends_at else "until lifted")
+    since = (f"to be frozen from {slack_when(f.starts_at)} (in {duration((f.starts_at - now).total_seconds())})"
+             if f.starts_at > now else f"frozen since {slack_when(f.starts_at)}")
+    line = (f"{what}: {since} {end}"
             + (f", by {frozen_by(f)}" if f.created_by else "")
             + (f": {esc(f.reason[:300])}" if f.reason else ""))
     broke = freezes.broken_by(s, f, limit=3)
@@ -141,27 +165,31 @@ def freeze_line(s: Session, f: DeployFreeze, now: dt.datetime) -> str:
 def _ask(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
     now = utcnow().replace(microsecond=0)
     scope = _scope(s, text, user_id)
-    rows = freezes.holding(s, None if scope is None else scope.services, now)
+    rows = freezes.holding(s, None if scope is None else scope.services)  # (to the microsecond: one lifted the
+    coming = freezes.upcoming(s, None if scope is None else scope.services)  # same second is lifted)
     where = f" {esc(scope.label)}" if scope else ""
+    later = (Section("Coming (30 days)", tuple(freeze_line(s, f, now) for f in coming[:10])),) if coming else ()
     if not rows:
-        return SkillResult(title="Deploy freezes", summary=f"No deploy freeze holds now{where}. {_USAGE}.",
-                           data={"frozen": False, "freezes": []})
+        return SkillResult(title="Deploy freezes", summary=f"No deploy freeze holds now{where}"
+                           + (f"; {len(coming)} set to start later." if coming else f". {_USAGE}."),
+                           sections=later, data={"frozen": False, "freezes": [], "upcoming": [f.id for f in coming]})
     every = [f for f in rows if f.service is None]
     head = ("Every service is frozen" if every else
             f"Deploys are frozen on {', '.join(esc(f.service or '') for f in rows[:8])}"
             + (f" and {len(rows) - 8} more" if len(rows) > 8 else ""))
     return SkillResult(title="Deploy freezes", summary=f"{head}. CI can check `GET /api/v1/freezes?service=<name>`; "
                        "`lift the freeze [on <service>]` ends one.",
-                       sections=(Section("", tuple(freeze_line(s, f, now) for f in rows[:25])),),
-                       data={"frozen": True, "freezes": [f.id for f in rows]})
+                       sections=(Section("", tuple(freeze_line(s, f, now) for f in rows[:25])), *later),
+                       data={"frozen": True, "freezes": [f.id for f in rows], "upcoming": [f.id for f in coming]})
 
 
 def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
     now = utcnow().replace(microsecond=0)
     r = _REASON.search(text)
     head, reason = (text[:r.start()], text[r.end():].strip(" .")) if r else (text, "")
-    until, said, note = _until(s, head, user_id, now)
-    if until is not None and until - now > _LONGEST:
+    starts, head, start_said = _start(s, head, user_id, now)
+    until, said, note = _until(s, head, user_id, starts)
+    if starts - now > _LONGEST or (until is not None and until - starts > _LONGEST):
         raise SkillError(f"A freeze of more than {_LONGEST.days} days is a policy, not a freeze: say an end within "
                          f"{_LONGEST.days} days, or none (until lifted).")
     words = head
@@ -169,11 +197,14 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
         words = pattern.sub(" ", words)
     scope = _scope(s, words, user_id)
     made = freezes.freeze(s, None if scope is None else sorted(scope.services), until=until,
-                          reason=reason[:1000], by=user_id)
+                          reason=reason[:1000], by=user_id, starts=starts)
     what = "every service" if scope is None else esc(scope.label.removeprefix("on "))
+    if starts > now:
+        what += f" from {slack_when(starts)} ({esc(start_said)})"
     end = (f"until {slack_when(until)} ({esc(said)}{'; ' + esc(note) if note else ''})" if until else
            "until lifted (say `until <when>` or `for 4h` next time, so it cannot be forgotten)")
-    summary = (f"Deploys are frozen on {what} {end}" + (f": {esc(reason[:300])}" if reason else "")
+    summary = (f"Deploys {'will be' if starts > now else 'are'} frozen on {what} {end}"
+               + (f": {esc(reason[:300])}" if reason else "")
                + ". The deploy check says hold, CI can check `GET /api/v1/freezes?service=<name>`, and a deploy "
                f"reported meanwhile is flagged. `lift the freeze{' on ' + esc(scope.names[0]) if scope else ''}` "
                "ends it.")
@@ -187,7 +218,10 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
 def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
     now = utcnow().replace(microsecond=0)
     scope = _scope(s, text, user_id, lifting=True)
-    lifted = freezes.lift(s, None if scope is None else scope.services, by=user_id)
+    services = None if scope is None else scope.services
+    # what holds now is lifted; with nothing holding (or "cancel the freeze set for friday"), those set for later
+    lifted = [] if _LATER.search(text) else freezes.lift(s, services, by=user_id)
+    lifted = lifted or freezes.lift(s, services, by=user_id, later=True)
     if not lifted:
         every = [f for f in freezes.holding(s, None, now) if f.service is None]
         if scope is not None and every:
@@ -196,17 +230,29 @@ def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -
         raise SkillError(f"No deploy freeze holds now{' ' + esc(scope.label) if scope else ''}: nothing to lift.")
     lines = []
     for f in lifted:
+        if f.starts_at > now:  # set to start later: cancelled before it held
+            lines.append(f"*{esc(f.service) if f.service else 'every service'}*: the freeze set for "
+                         f"{slack_when(f.starts_at)} is cancelled")
+            continue
         broke = freezes.broken_by(s, f, limit=50)
         lines.append(f"*{esc(f.service) if f.service else 'every service'}*: frozen "
                      f"{duration((now - f.starts_at).total_seconds())}"
                      + (f" ({esc(f.reason[:200])})" if f.reason else "")
                      + (f"; {len(broke)} deploy(s) or rollback(s) were reported during it" if broke else ""))
     left = freezes.holding(s, None)  # (now, after the lift: `now` above is the second before)
-    summary = (f"Freeze lifted by <@{user_id}>: deploys are open again on "
-               + ("every service" if any(f.service is None for f in lifted)
-                  else ", ".join(esc(f.service or "") for f in lifted))
-               + "." + (f" Still frozen: {', '.join(esc(f.service or 'every service') for f in left[:8])}."
-                        if left else ""))
+    held = [f for f in lifted if f.starts_at <= now]
+
+    def names(rows: list[DeployFreeze]) -> str:
+        return "every service" if any(f.service is None for f in rows) else ", ".join(esc(f.service or "")
+                                                                                        for f in rows[:8])
+
+    summary = (f"Freeze lifted by <@{user_id}>: deploys are open again on {names(held)}." if held else
+               f"Freeze of {names(lifted)} cancelled by <@{user_id}> before it started.")
+    if left:
+        summary += f" Still frozen: {', '.join(esc(f.service or 'every service') for f in left[:8])}."
+    if held and (coming := freezes.upcoming(s, services)):
+        summary += (f" Still set to start later: {names(coming)} from {slack_when(coming[0].starts_at)} (`cancel the "
+                    "freeze set for <when>` cancels it).")
     return SkillResult(title="Deploy freeze lifted", summary=summary, sections=(Section("", tuple(lines)),),
                        data={"lifted": [f.id for f in lifted]})
 

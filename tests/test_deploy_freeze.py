@@ -5,6 +5,7 @@ deploy reported during a freeze is answered with it and named in the listing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def _freezes(live: Live, service: str | None = None, token: str | None = TOKEN) 
 
 def test_a_freeze_is_set_in_slack_holds_the_deploy_check_and_ci_and_is_lifted(live: Live) -> None:
     assert "No deploy freeze holds now." in _say(live, "is there a deploy freeze?")
-    assert _freezes(live, "payments-api").json() == {"frozen": False, "freezes": []}
+    assert _freezes(live, "payments-api").json() == {"frozen": False, "freezes": [], "upcoming": []}
     said = _say(live, "freeze deploys on payments-api until monday 09:00 UTC: black friday traffic")
     assert "Deploys are frozen on payments-api until Mon " in said and "09:00 UTC (monday 09:00 UTC)" in said, said
     assert "black friday traffic" in said and "`lift the freeze on payments-api` ends it" in said
@@ -74,7 +75,7 @@ def test_a_freeze_is_set_in_slack_holds_the_deploy_check_and_ci_and_is_lifted(li
     said = _say(live, "lift the freeze on ingest")
     assert "Nothing is frozen on ingest alone, but every service is" in said, said
     assert "deploys are open again on every service." in _say(live, "lift the freeze")
-    assert _freezes(live).json() == {"frozen": False, "freezes": []}
+    assert _freezes(live).json() == {"frozen": False, "freezes": [], "upcoming": []}
     with live.db.session() as s:
         assert {(f.service, f.lifted_by) for f in s.scalars(select(DeployFreeze))} == {("payments-api", "U0BOB"),
                                                                                      (None, "U0BOB")}
@@ -115,3 +116,31 @@ def test_guests_cannot_freeze_and_the_api_needs_its_token(live: Live) -> None:
     assert _freezes(live, token=None).status_code == 401
     assert _freezes(live, token="wrong-token-0123456789").status_code in (401, 403)
     assert _freezes(live, "x" * 201).status_code == 422
+
+
+def test_a_freeze_set_for_later_holds_only_from_its_start_and_is_cancelled_apart(live: Live) -> None:
+    """"Freeze deploys from friday 18:00 until monday 09:00" (the weekend freeze) started at once and never ended on
+    the Monday said: a start was not read. Now it is kept for later: listed as coming, not held, warned of by the
+    deploy check in the two hours before, and cancelled by "cancel the upcoming freeze" (lifting what holds now
+    leaves it)."""
+    said = _say(live, "freeze deploys from friday 18:00 UTC until monday 09:00 UTC: weekend freeze")
+    assert "Deploys will be frozen on every service from " in said and "(friday 18:00 UTC)" in said, said
+    with live.db.session() as s:
+        (weekend,) = s.scalars(select(DeployFreeze)).all()
+        assert (weekend.starts_at.weekday(), weekend.starts_at.hour, weekend.ends_at.weekday(), weekend.ends_at.hour,
+                weekend.ends_at - weekend.starts_at) == (4, 18, 0, 9, dt.timedelta(days=2, hours=15))
+    said = _say(live, "code freeze starting in 1h for 2h")
+    assert "Deploys will be frozen on every service from " in said and "(for 2h)" in said, said
+    got = _freezes(live, "ingest").json()
+    assert got["frozen"] is False and len(got["upcoming"]) == 2, got
+    said = _say(live, "is it safe to deploy ingest?")
+    assert "Hold" not in said and "deploy freeze soon: *every service*: to be frozen from" in said, said
+    said = _say(live, "is there a deploy freeze?")
+    assert "No deploy freeze holds now; 2 set to start later." in said and "weekend freeze" in said, said
+    _say(live, "freeze deploys on ingest for 1h")
+    said = _say(live, "lift the freeze")
+    assert "deploys are open again on ingest." in said and "Still set to start later: every service" in said, said
+    assert len(_freezes(live).json()["upcoming"]) == 2
+    said = _say(live, "cancel the upcoming freeze")
+    assert "Freeze of every service cancelled by <@U0BOB> before it started." in said, said
+    assert _freezes(live).json() == {"frozen": False, "freezes": [], "upcoming": []}
