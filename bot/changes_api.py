@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -23,11 +23,12 @@ from bot.api import ErrorOut, SafeValidationRoute
 from bot.api_auth import auth_errors, require_token
 from bot.similar_api import IsoDateTime
 from knowledge import changes, freezes
-from knowledge.models import ChangeEvent, Incident, TimelineEvent, utcnow
+from knowledge.models import MAX_ID, ChangeEvent, DeployFreeze, Incident, TimelineEvent, utcnow
 from knowledge.people import OPEN_STATUSES
 from knowledge.service_graph import dependency_paths, graph
 from skills.base import SkillError
 from skills.changes import MAX_AGE, report
+from skills.redact import mask_secrets
 
 __all__ = ["router", "ChangeIn", "tell_open_incidents"]
 
@@ -173,3 +174,67 @@ def list_freezes(request: Request, service: Annotated[str | None, Query(max_leng
         coming = freezes.upcoming(s, [service] if service else None)
         return {"frozen": bool(rows), "freezes": [freezes.as_dict(f) for f in rows],
                 "upcoming": [freezes.as_dict(f) for f in coming]}
+
+
+class FreezeIn(BaseModel):
+    """A deploy freeze set by a release pipeline or a tool (people say it in Slack)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: Annotated[str | None, Field(min_length=1, max_length=200,
+                                         description="A service or a team of the catalogue; none: all")] = None
+    reason: Annotated[str, Field(min_length=1, max_length=1000, description="Why, for people")]
+    starts_at: IsoDateTime = Field(default=None, description="When it starts (ISO 8601; default: now)")
+    ends_at: IsoDateTime = Field(default=None, description="When it ends (ISO 8601; none: until lifted)")
+    by: Annotated[str, Field(min_length=1, max_length=200, description="Who or what set it")] = "api"
+
+
+def _unprocessable(msg: str, field: str = "body") -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", field] if field != "body" else ["body"], "msg": msg,
+                                "type": "value_error"}])
+
+
+@router.post("/freezes", status_code=201, responses={**_ERRORS, 201: {"description": "Set (or its span changed)"}})
+def post_freeze(body: FreezeIn, request: Request) -> JSONResponse:
+    """Freeze deploys on a service, a team's services or every service, now or from ``starts_at``, until ``ends_at``
+    or until lifted; at most 92 days. A freeze already set on the same service from the same start gets the new end
+    and reason."""
+    from knowledge.people import service_named, team_named
+    from skills.deploy_freeze import check_span
+
+    def utc(t: dt.datetime) -> dt.datetime:  # stored naive UTC, like every time in the database
+        return (t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t).replace(microsecond=0)
+
+    now = utcnow().replace(microsecond=0)
+    starts = utc(body.starts_at) if body.starts_at else now
+    ends = utc(body.ends_at) if body.ends_at else None
+    try:
+        check_span(starts, ends, now)
+    except SkillError as exc:
+        raise _unprocessable(str(exc)) from None
+    with request.app.state.services.db.session() as s:
+        services: list[str] | None = None
+        if body.service is not None:
+            team = team_named(session=s, name=body.service)
+            svc = service_named(session=s, name=body.service)
+            if svc is None and team is None:
+                raise _unprocessable(f"no service or team named {body.service[:60]!r} in the catalogue", "service")
+            services = [svc.name] if svc is not None else [x.name for x in team.services]
+            if not services:
+                raise _unprocessable(f"team {body.service[:60]!r} owns no service", "service")
+        rows = freezes.freeze(s, services, until=ends, reason=mask_secrets(body.reason), by=body.by,
+                              starts=starts)
+        return JSONResponse({"freezes": [freezes.as_dict(f) for f in rows]}, status_code=201)
+
+
+@router.delete("/freezes/{freeze_id}", responses={**_ERRORS, 404: {"model": ErrorOut, "description": "No such freeze"}})
+def lift_freeze(freeze_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+                by: Annotated[str, Query(min_length=1, max_length=200)] = "api") -> dict[str, Any]:
+    """Lift one freeze now (one set for later is cancelled); lifting it again changes nothing."""
+    with request.app.state.services.db.session() as s:
+        f = s.get(DeployFreeze, freeze_id)
+        if f is None:
+            raise HTTPException(404, f"There is no freeze {freeze_id}.")
+        if f.lifted_at is None and (f.ends_at is None or f.ends_at > utcnow()):
+            f.lifted_at, f.lifted_by = utcnow(), by
+        return {"freeze": freezes.as_dict(f)}

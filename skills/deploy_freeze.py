@@ -22,7 +22,7 @@ from knowledge.models import DeployFreeze, Expert, utcnow
 from skills.base import Section, SkillError, SkillResult, duration, esc, slack_when
 from skills.clock_words import moment
 
-__all__ = ["FREEZE_SET", "FREEZE_LIFT", "FREEZE_ASKED", "freeze_words", "freeze_line", "frozen_by"]
+__all__ = ["FREEZE_SET", "FREEZE_LIFT", "FREEZE_ASKED", "freeze_words", "freeze_line", "frozen_by", "check_span"]
 
 _WHAT = r"(?:deploy(?:ment)?s?|releases?|changes|code|prod(?:uction)?|merges?|everything)"
 _KIND = r"(?:deploy(?:ment)?|change|code|release|merge|prod(?:uction)?)"
@@ -136,6 +136,20 @@ def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tupl
     return at.at, at.said, at.note
 
 
+def check_span(starts: dt.datetime, until: dt.datetime | None, now: dt.datetime) -> None:
+    """A freeze starts within ``_LONGEST`` and lasts at most that long; it ends after it starts.
+
+    Raises:
+        SkillError: said back to the person (or the API caller).
+    """
+    if until is not None and until <= max(starts, now):
+        raise SkillError(f"The end ({until:%a %d %b %H:%M} UTC) is not after the start "
+                         f"({max(starts, now):%a %d %b %H:%M} UTC).")
+    if starts - now > _LONGEST or (until is not None and until - max(starts, now) > _LONGEST):
+        raise SkillError(f"A freeze of more than {_LONGEST.days} days, or starting later than that, is a policy, not a "
+                         f"freeze: say an end within {_LONGEST.days} days, or none (until lifted).")
+
+
 def frozen_by(f: DeployFreeze) -> str:
     """Who set the freeze, for people: a Slack mention, else the name kept (an API caller), else ""."""
     if f.created_by and re.fullmatch(r"[UW][A-Z0-9]{2,20}", f.created_by):
@@ -189,9 +203,7 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
     head, reason = (text[:r.start()], text[r.end():].strip(" .")) if r else (text, "")
     starts, head, start_said = _start(s, head, user_id, now)
     until, said, note = _until(s, head, user_id, starts)
-    if starts - now > _LONGEST or (until is not None and until - starts > _LONGEST):
-        raise SkillError(f"A freeze of more than {_LONGEST.days} days is a policy, not a freeze: say an end within "
-                         f"{_LONGEST.days} days, or none (until lifted).")
+    check_span(starts, until, now)
     words = head
     for pattern in (_FOR, _WEEKEND, _UNTIL):
         words = pattern.sub(" ", words)

@@ -97,7 +97,7 @@ def test_a_team_freeze_covers_its_services_for_a_while(live: Live) -> None:
     ("freeze deploys on paymnts for 2h", "I know no service or team `paymnts`"),
     ("freeze deploys for 0h", "`for 0h` is no time at all"),
     ("freeze deploys until yesterday", "`yesterday` is already past"),
-    ("freeze deploys until 2027-09-01", "A freeze of more than 92 days is a policy"),
+    ("freeze deploys until 2027-09-01", "A freeze of more than 92 days, or starting later than that, is a policy"),
     ("freeze deploys until the cows come home", "I cannot read when `the cows come home` is"),
     ("lift the freeze", "No deploy freeze holds now: nothing to lift."),
 ])
@@ -144,3 +144,49 @@ def test_a_freeze_set_for_later_holds_only_from_its_start_and_is_cancelled_apart
     said = _say(live, "cancel the upcoming freeze")
     assert "Freeze of every service cancelled by <@U0BOB> before it started." in said, said
     assert _freezes(live).json() == {"frozen": False, "freezes": [], "upcoming": []}
+
+
+def _api(live: Live, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    return httpx.request(method, f"{live.url}/api/v1{path}", headers=headers, timeout=30,
+                         content=json.dumps(body) if body is not None else None)
+
+
+def test_a_release_tool_sets_and_lifts_freezes_through_the_api(live: Live) -> None:
+    """A release pipeline freezes a team's services for a window and lifts one early; bad bodies are 422s naming the
+    field, nothing is stored, and a missing token is a 401."""
+    start = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(microsecond=0)
+    body = {"service": "payments", "reason": "release 4.2 rollout", "starts_at": start.isoformat(),
+            "ends_at": (start + dt.timedelta(hours=2)).isoformat(), "by": "release-bot"}
+    r = _api(live, "POST", "/freezes", body)
+    assert r.status_code == 201, r.text
+    made = r.json()["freezes"]
+    assert sorted(f["service"] for f in made) == ["billing-worker", "checkout-web", "payments-api"]
+    assert {f["starts_at"] for f in made} == {start.replace(tzinfo=None).isoformat() + "Z"}
+    assert _api(live, "POST", "/freezes", body).json()["freezes"][0]["id"] in {f["id"] for f in made}  # same: kept
+    got = _freezes(live, "payments-api").json()
+    assert got["frozen"] is False and [f["reason"] for f in got["upcoming"]] == ["release 4.2 rollout"]
+    assert "to be frozen from" in _say(live, "is there a deploy freeze?")
+    now_body = {"service": "ingest", "reason": "db migration"}
+    frozen = _api(live, "POST", "/freezes", now_body).json()["freezes"][0]
+    assert _freezes(live, "ingest").json()["frozen"] is True
+    lifted = _api(live, "DELETE", f"/freezes/{frozen['id']}?by=release-bot")
+    assert lifted.status_code == 200 and lifted.json()["freeze"]["lifted_by"] == "release-bot", lifted.text
+    assert _freezes(live, "ingest").json()["frozen"] is False
+    assert _api(live, "DELETE", f"/freezes/{frozen['id']}").json()["freeze"]["lifted_by"] == "release-bot"  # again
+    assert _api(live, "DELETE", "/freezes/999999").status_code == 404
+    assert _api(live, "DELETE", "/freezes/0").status_code == 422
+    with live.db.session() as s:
+        before = len(s.scalars(select(DeployFreeze)).all())
+    for bad, field in (({"service": "paymnts", "reason": "x"}, "service"),
+                       ({"reason": "x", "ends_at": "2020-01-01T00:00:00Z"}, None),
+                       ({"reason": "x", "ends_at": (start + dt.timedelta(days=200)).isoformat()}, None),
+                       ({"reason": ""}, "reason"), ({"reason": "x", "colour": "red"}, "colour"),
+                       ({"reason": "x", "starts_at": "friday"}, "starts_at")):
+        r = _api(live, "POST", "/freezes", bad)
+        assert r.status_code == 422, (bad, r.text)
+        if field:
+            assert any(field in e["loc"] for e in r.json()["detail"]), (bad, r.text)
+    assert _api(live, "POST", "/freezes", {"reason": "x"}, token=None).status_code == 401
+    with live.db.session() as s:
+        assert len(s.scalars(select(DeployFreeze)).all()) == before

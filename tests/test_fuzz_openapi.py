@@ -125,7 +125,8 @@ def _excluded_checks(case: schemathesis.Case) -> list[Any]:
 def test_openapi_document_lists_the_rest_api(api_schema: schemathesis.BaseSchema) -> None:
     labels = {op.label for op in _operations(api_schema)}
     assert {"POST /api/v1/risk", "POST /api/v1/risk/batch", "POST /api/v1/similar", "POST /webhooks/{source}",
-            "GET /healthz", "GET /readyz"} <= labels, labels
+            "GET /healthz", "GET /readyz", "GET /api/v1/freezes", "POST /api/v1/freezes",
+            "DELETE /api/v1/freezes/{freeze_id}"} <= labels, labels
     raw = api_schema.raw_schema["paths"]
     hook = raw["/webhooks/{source}"]["post"]
     assert "requestBody" in hook and hook["parameters"][0]["schema"]["enum"] == sorted(
