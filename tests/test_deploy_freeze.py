@@ -190,3 +190,18 @@ def test_a_release_tool_sets_and_lifts_freezes_through_the_api(live: Live) -> No
     assert _api(live, "POST", "/freezes", {"reason": "x"}, token=None).status_code == 401
     with live.db.session() as s:
         assert len(s.scalars(select(DeployFreeze)).all()) == before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_freezes_on_both_databases(kind: str, tmp_path: Path, standin: Any) -> None:
+    """The same freeze, lifted and listed, on SQLite and PostgreSQL (the table comes from migration 0010)."""
+    from tests.conftest import live_on
+
+    with live_on(kind, tmp_path, standin, kb_token=TOKEN, warm_models=False) as live:
+        assert "Deploys are frozen on payments-api" in _say(live, "freeze deploys on Payments-API for 2h: release")
+        assert _freezes(live, "payments-api").json()["frozen"] is True
+        r = _post(live, {"service": "payments-api", "summary": "v2", "version": "v2"})
+        assert [f["service"] for f in r.json()["frozen"]] == ["payments-api"], r.text
+        assert "_deployed during it:_ payments-api v2" in _say(live, "what's frozen?")
+        assert "deploys are open again on payments-api" in _say(live, "lift the freeze on payments-api")
+        assert _freezes(live).json()["frozen"] is False
