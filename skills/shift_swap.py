@@ -23,7 +23,7 @@ from knowledge import people
 from knowledge.models import Expert, OnCallShift, Team, utcnow
 from skills.base import USER_ID, Action, SkillError, SkillResult, esc, slack_when
 from skills.clock_words import moment, own_zone
-from skills.oncall_cover import _announce
+from skills.oncall_cover import _announce, _me
 
 __all__ = ["SWAP_ASKED", "swap_request", "swap_answer", "WEEKS"]
 
@@ -39,13 +39,6 @@ SWAP_ASKED = re.compile(
 _WITH = re.compile(rf"\bwith\s+(?:<@(?P<id>{USER_ID})(?:\|[^>]*)?>|@?(?P<name>[A-Za-z][\w.'-]*(?:\s+[A-Z][\w'-]*)?))")
 _USAGE = "`@warroom swap my shift with @someone [next week | on dec 24]`"
 _VALUE = re.compile(r"^(?P<a>\d{1,10}):(?P<b>\d{1,10}):(?P<asker>[A-Z0-9]{2,32}):(?P<other>[A-Z0-9]{2,32})$")
-
-
-def _expert(s: Session, user_id: str | None) -> Expert:
-    me = s.scalar(select(Expert).where(Expert.slack_user_id == user_id)) if user_id else None
-    if me is None or not me.active:
-        raise SkillError("You are not an active expert in the knowledge base, so you have no shifts to swap.")
-    return me
 
 
 def _own_shifts(s: Session, who: Expert, team_id: int | None, after: dt.datetime,
@@ -68,7 +61,7 @@ def swap_request(s: Session, text: str, user_id: str | None) -> SkillResult:
     from skills.person import people_named
 
     now = utcnow().replace(microsecond=0)
-    me = _expert(s, user_id)
+    me = _me(s, user_id)
     m = _WITH.search(text)
     if m is None or (m.group("name") or "").lower() in ("me", "someone", "anyone", "somebody", "anybody"):
         raise SkillError(f"Swap with whom? {_USAGE}. To hand your pager to anyone who can take it: `can someone "
