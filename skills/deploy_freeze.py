@@ -117,6 +117,9 @@ def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tupl
         if n == 0:
             raise SkillError(f"`{esc(m.group(0))}` is no time at all. {_USAGE}")
         return now + dt.timedelta(seconds=n * _UNIT_S[unit]), m.group(0), ""
+    if m := re.search(r"\bfor\s+\d\S*(?:\s+\S+)?", text):  # "for 99999h", "for 1.5 hours": asked, so not dropped
+        raise SkillError(f"I cannot read `{esc(m.group(0)[:40])}` as a span: say `for 90m`, `for 4h`, `for 2d` or "
+                         f"`for 1w` (at most {_LONGEST.days} days).")
     zone = _zone(s, user_id)
     if _WEEKEND.search(text):  # until Monday 09:00 in the asker's zone
         at = moment("monday 09:00", zone, now, usage=_USAGE)

@@ -96,6 +96,8 @@ def test_a_team_freeze_covers_its_services_for_a_while(live: Live) -> None:
 @pytest.mark.parametrize(("words", "error"), [
     ("freeze deploys on paymnts for 2h", "I know no service or team `paymnts`"),
     ("freeze deploys for 0h", "`for 0h` is no time at all"),
+    ("freeze deploys for 99999h", "I cannot read `for 99999h` as a span"),
+    ("freeze deploys for 1.5 hours", "I cannot read `for 1.5 hours` as a span"),
     ("freeze deploys until yesterday", "`yesterday` is already past"),
     ("freeze deploys until 2027-09-01", "A freeze of more than 92 days, or starting later than that, is a policy"),
     ("freeze deploys until the cows come home", "I cannot read when `the cows come home` is"),
