@@ -224,7 +224,12 @@ def post_freeze(body: FreezeIn, request: Request) -> JSONResponse:
                 raise _unprocessable(f"team {body.service[:60]!r} owns no service", "service")
         rows = freezes.freeze(s, services, until=ends, reason=mask_secrets(body.reason), by=body.by,
                               starts=starts)
-        return JSONResponse({"freezes": [freezes.as_dict(f) for f in rows]}, status_code=201)
+        out = [freezes.as_dict(f) for f in rows]
+        notices = freezes.notice_jobs(s, rows, request.app.state.services.settings.slack_incident_channel)
+    runner = request.app.state.services.runner
+    for job in notices if freezes.NOTICE in runner.handlers else []:  # its start and end told to the teams
+        runner.submit(job["kind"], job["payload"], job["dedup_key"], delay_s=job["delay_s"])  # (bot/freeze_jobs.py)
+    return JSONResponse({"freezes": out}, status_code=201)
 
 
 @router.delete("/freezes/{freeze_id}", responses={**_ERRORS, 404: {"model": ErrorOut, "description": "No such freeze"}})

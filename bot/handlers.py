@@ -193,6 +193,7 @@ def register_all(services: Services) -> None:
     __import__("bot.update_reminders").update_reminders.register(services)  # incident.update_check
     __import__("bot.shift_handover").shift_handover.register(services)  # oncall.plan, oncall.shift_change
     __import__("bot.app_home").app_home.register(services)  # slack.app_home
+    __import__("bot.freeze_jobs").freeze_jobs.register(services)  # freeze.notice
     __import__("bot.pagerduty").pagerduty.register(services)  # pagerduty.sync (write-back)
     __import__("bot.maintenance").maintenance.register(services)  # maintenance.prune (retention)
     __import__("bot.noise_digest").noise_digest.register(services)  # alerts.noise_digest (weekly, per team)

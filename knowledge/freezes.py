@@ -7,17 +7,19 @@ until lifted), unless lifted before. Service names are compared lowercased, like
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import ChangeEvent, DeployFreeze, utcnow
+from knowledge.models import ChangeEvent, DeployFreeze, Service, utcnow
 
-__all__ = ["holding", "upcoming", "freeze", "lift", "as_dict", "broken_by"]
+__all__ = ["holding", "upcoming", "freeze", "lift", "as_dict", "broken_by", "notice_jobs", "NOTICE"]
 
 _MAX = 200  # freezes shown at once; more than this is a mistake somewhere
+NOTICE = "freeze.notice"  # its start and end told to the teams (bot/freeze_jobs.py)
 
 
 def holding(s: Session, services: Iterable[str] | None = None, at: dt.datetime | None = None) -> list[DeployFreeze]:
@@ -101,3 +103,25 @@ def as_dict(f: DeployFreeze) -> dict[str, Any]:
     return {"id": f.id, "service": f.service, "reason": f.reason, "starts_at": iso(f.starts_at),
             "ends_at": iso(f.ends_at), "created_by": f.created_by, "lifted_at": iso(f.lifted_at),
             "lifted_by": f.lifted_by}
+
+
+def _channel(s: Session, f: DeployFreeze, fallback: str) -> str:
+    if f.service is None:
+        return fallback
+    svc = s.scalar(select(Service).where(Service.name == f.service))
+    return (svc.team.slack_channel if svc is not None and svc.team is not None else None) or fallback
+
+
+def notice_jobs(s: Session, rows: list[DeployFreeze], fallback_channel: str) -> list[dict[str, Any]]:
+    """The ``freeze.notice`` jobs for freezes just set (``follow_up_jobs`` entries, with their delays)."""
+    now = utcnow()
+    by: dict[tuple[str, str, dt.datetime], list[int]] = defaultdict(list)
+    for f in rows:
+        channel = _channel(s, f, fallback_channel)
+        if f.starts_at > now:
+            by[(channel, "start", f.starts_at)].append(f.id)
+        if f.ends_at is not None:
+            by[(channel, "end", f.ends_at)].append(f.id)
+    return [{"kind": NOTICE, "payload": {"channel": channel, "edge": edge, "at": at.isoformat(), "freezes": ids},
+             "dedup_key": f"{NOTICE}:{channel}:{edge}:{at.isoformat()}:{min(ids)}"[:300],
+             "delay_s": max(0.0, (at - now).total_seconds())} for (channel, edge, at), ids in by.items()]

@@ -264,7 +264,8 @@ class ChangesSkill(BaseSkill):
                 raise SkillError(f"{what[0].upper()}{what[1:]} cannot set or lift deploy freezes here; ask a member of "
                                  "this workspace.")
             with ctx.db.session() as s:  # "freeze deploys on payments-api until monday" (skills/deploy_freeze.py)
-                return freeze_words(s, request.text, request.user_id, request.incident_id)
+                return freeze_words(s, request.text, request.user_id, request.incident_id,
+                                    getattr(ctx.settings, "slack_incident_channel", ""))
         if DEPLOY_ASKED.match(request.text):  # "is it safe to deploy payments-api?" (skills/deploy_check.py)
             with ctx.db.session() as s:
                 return deploy_check(s, request.text, request.user_id, request.incident_id)

@@ -200,7 +200,7 @@ def _ask(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
                        data={"frozen": True, "freezes": [f.id for f in rows], "upcoming": [f.id for f in coming]})
 
 
-def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
+def _set(s: Session, text: str, user_id: str | None, incident_id: int | None, channel: str) -> SkillResult:
     now = utcnow().replace(microsecond=0)
     r = _REASON.search(text)
     head, reason = (text[:r.start()], text[r.end():].strip(" .")) if r else (text, "")
@@ -227,7 +227,8 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
         summary += " (Every service: name one to freeze only that.)"
     return SkillResult(title="Deploy freeze", summary=summary,
                        sections=(Section("", tuple(freeze_line(s, f, now) for f in made[:25])),),
-                       data={"freezes": [f.id for f in made]})
+                       data={"freezes": [f.id for f in made],
+                             "follow_up_jobs": freezes.notice_jobs(s, made, channel)})  # its start and end, told
 
 
 def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
@@ -272,10 +273,12 @@ def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -
                        data={"lifted": [f.id for f in lifted]})
 
 
-def freeze_words(s: Session, text: str, user_id: str | None = None, incident_id: int | None = None) -> SkillResult:
-    """Set, lift or list deploy freezes, as the words say."""
+def freeze_words(s: Session, text: str, user_id: str | None = None, incident_id: int | None = None,
+                 channel: str = "") -> SkillResult:
+    """Set, lift or list deploy freezes, as the words say; ``channel``: where a freeze of every service is told when
+    it starts and ends (the incident channel)."""
     if FREEZE_LIFT.match(text):
         return _lift(s, text, user_id, incident_id)
     if FREEZE_SET.match(text):
-        return _set(s, text, user_id, incident_id)
+        return _set(s, text, user_id, incident_id, channel)
     return _ask(s, text, user_id, incident_id)

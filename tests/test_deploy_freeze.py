@@ -57,7 +57,7 @@ def test_a_freeze_is_set_in_slack_holds_the_deploy_check_and_ci_and_is_lifted(li
     assert _post(live, body).status_code == 200  # a retried step: the same change, told once
     assert _post(live, {"service": "payments-api", "summary": "pool 50", "kind": "config"}).json()["frozen"] == []
     assert _post(live, {"service": "ingest", "summary": "v9"}).json()["frozen"] == []
-    live.drain()
+    live.drain(due_within_s=60)
     told = [m.get("text", "") for m in live.standin.messages("C0PAYMENTS") if "during a freeze" in m.get("text", "")
             or "while deploys to" in m.get("text", "")]
     assert len(told) == 1 and "deploy of payments-api v1.5.0 by ci-bot was reported" in told[0], told
@@ -111,7 +111,7 @@ def test_bad_freezes_are_refused_plainly_and_nothing_is_frozen(live: Live, words
 def test_guests_cannot_freeze_and_the_api_needs_its_token(live: Live) -> None:
     live.standin.users.update({"U0GUEST": {"is_ultra_restricted": True}})
     live.driver.mention("freeze deploys for 2h", user="U0GUEST", channel="C0OPS")
-    live.drain()
+    live.drain(due_within_s=60)
     said = json.dumps(live.standin.messages("C0OPS")[-1])
     assert "A guest account cannot set or lift deploy freezes here" in said, said
     assert not _freezes(live).json()["frozen"]
@@ -207,3 +207,29 @@ def test_freezes_on_both_databases(kind: str, tmp_path: Path, standin: Any) -> N
         assert "_deployed during it:_ payments-api v2" in _say(live, "what's frozen?")
         assert "deploys are open again on payments-api" in _say(live, "lift the freeze on payments-api")
         assert _freezes(live).json()["frozen"] is False
+
+
+def test_a_freezes_start_and_end_are_told_to_the_team_and_a_cancelled_one_is_not(live: Live) -> None:
+    """Nobody heard when a weekend freeze began or ended: a notice is queued for each, and checked again when due."""
+    from knowledge.models import Job
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    soon = {"service": "payments-api", "reason": "release 4.2", "by": "release-bot",
+            "starts_at": (now + dt.timedelta(seconds=2)).isoformat(),
+            "ends_at": (now + dt.timedelta(seconds=4)).isoformat()}
+    assert _api(live, "POST", "/freezes", soon).status_code == 201
+    dropped = {**soon, "service": "ingest", "reason": "never mind"}
+    gone = _api(live, "POST", "/freezes", dropped).json()["freezes"][0]["id"]
+    assert _api(live, "DELETE", f"/freezes/{gone}").status_code == 200  # cancelled before it starts: not told
+    live.drain(timeout=60, due_within_s=60)
+    told = [m.get("text", "") for m in live.standin.messages("C0PAYMENTS")]
+    assert any(":snowflake: Deploy freeze on payments-api starts now, until" in t and "set by release-bot: release "
+               "4.2" in t for t in told), told
+    assert any(":sunny: The deploy freeze on payments-api has ended: deploys are open again." in t for t in told)
+    assert not any("never mind" in m.get("text", "") for ch in ("C0PLATFORM", "C0DATA", "C0INCIDENTS")
+                   for m in live.standin.messages(ch))
+    _say(live, "freeze deploys for 2h: datacenter move")  # every service: told in the incident channel, at its end
+    with live.db.session() as s:
+        (job,) = s.scalars(select(Job).where(Job.kind == "freeze.notice", Job.status == "queued")).all()
+        assert job.payload["channel"] == "C0INCIDENTS" and job.payload["edge"] == "end"
+        assert dt.timedelta(hours=1, minutes=59) < job.run_after - dt.datetime.utcnow() <= dt.timedelta(hours=2)

@@ -159,7 +159,7 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     def opened(user: str, tab: str = "home", event_id: str | None = None, retry: int | None = None) -> None:
         ev = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": tab, "event_ts": "1.0"}
         assert live.driver.event(ev, event_id=event_id, retry_num=retry).status_code == 200
-        live.drain()
+        live.drain(due_within_s=60)
 
     opened("U0IRIS", event_id="EvHOME1")
     opened("U0IRIS", event_id="EvHOME1", retry=1)  # Slack's retry of the same event
@@ -197,7 +197,7 @@ def test_the_home_tab_shows_what_is_on_the_person(live: Live) -> None:
     assert "*deploy* ingress by carla: nginx 1.27 rollout" in theirs and "not platform's" not in theirs, theirs
     assert "No open incidents (assigned to you)." in carla and "No open action items of yours." in carla
     live.driver.mention("freeze deploys on ingress for 2h: nginx rollout", user="U0CARLA", channel="C0OPS")
-    live.drain()
+    live.drain(due_within_s=60)  # (its end, told in 2h, stays queued)
     opened("U0CARLA", event_id="EvHOME3")
     carla = blocks_to_text(live.standin.calls_to("views.publish")[-1].args["view"]["blocks"])
     frozen = carla.split("== Deploy freezes on your team's services ==")[1]
