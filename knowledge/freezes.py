@@ -70,12 +70,16 @@ def freeze(s: Session, services: Iterable[str] | None, *, until: dt.datetime | N
     return out
 
 
-def lift(s: Session, services: Iterable[str] | None, *, by: str | None, later: bool = False) -> list[DeployFreeze]:
+def lift(s: Session, services: Iterable[str] | None, *, by: str | None, later: bool = False,
+         starting: tuple[dt.datetime, dt.datetime] | None = None) -> list[DeployFreeze]:
     """Lift the freezes holding now on ``services`` (a freeze of every service is not lifted by naming one), or with
-    ``services`` None every freeze holding now; ``later``: cancel those set to start later instead."""
+    ``services`` None every freeze holding now; ``later``: cancel those set to start later instead (only those
+    ``starting`` within that span, when given)."""
     now = utcnow()  # to the microsecond: a deploy reported the same second before counts as during it
     scope = None if services is None else list(services)
     rows = upcoming(s, scope, dt.timedelta(days=3650), now) if later else holding(s, scope, now)
+    if later and starting is not None:
+        rows = [f for f in rows if starting[0] <= f.starts_at < starting[1]]
     if services is not None:
         names = {x.lower() for x in services}
         rows = [f for f in rows if f.service is not None and f.service in names]  # a freeze of all stays

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from knowledge import freezes, people
 from knowledge.models import DeployFreeze, Expert, utcnow
 from skills.base import Section, SkillError, SkillResult, duration, esc, slack_when
-from skills.clock_words import moment
+from skills.clock_words import moment, own_zone
 
 __all__ = ["FREEZE_SET", "FREEZE_LIFT", "FREEZE_ASKED", "freeze_words", "freeze_line", "frozen_by", "check_span"]
 
@@ -181,19 +181,23 @@ def freeze_line(s: Session, f: DeployFreeze, now: dt.datetime) -> str:
 
 def _ask(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
     now = utcnow().replace(microsecond=0)
-    scope = _scope(s, text, user_id)
-    rows = freezes.holding(s, None if scope is None else scope.services)  # (to the microsecond: one lifted the
-    coming = freezes.upcoming(s, None if scope is None else scope.services)  # same second is lifted)
-    where = f" {esc(scope.label)}" if scope else ""
+    said = moment(text, _zone(s, user_id), now, usage=_USAGE)  # "is there a freeze on dec 24?": not a name
+    scope = _scope(s, said.without(text) if said is not None else text, user_id)
+    at = said.at if said is not None and said.at > now else None  # "is there a freeze on friday?": then
+    rows = freezes.holding(s, None if scope is None else scope.services, at)  # (None: to the microsecond, so one
+    coming = freezes.upcoming(s, None if scope is None else scope.services) if at is None else []  # lifted this
+    where = f" {esc(scope.label)}" if scope else ""  # second is lifted)
+    when = f"at {slack_when(at)} ({esc(said.said)})" if at is not None and said is not None else "now"
     later = (Section("Coming (30 days)", tuple(freeze_line(s, f, now) for f in coming[:10])),) if coming else ()
     if not rows:
-        return SkillResult(title="Deploy freezes", summary=f"No deploy freeze holds now{where}"
+        return SkillResult(title="Deploy freezes", summary=f"No deploy freeze holds {when}{where}"
                            + (f"; {len(coming)} set to start later." if coming else f". {_USAGE}."),
                            sections=later, data={"frozen": False, "freezes": [], "upcoming": [f.id for f in coming]})
     every = [f for f in rows if f.service is None]
-    head = ("Every service is frozen" if every else
-            f"Deploys are frozen on {', '.join(esc(f.service or '') for f in rows[:8])}"
-            + (f" and {len(rows) - 8} more" if len(rows) > 8 else ""))
+    verb = "are" if at is None else "will be"
+    head = (f"Every service {'is' if at is None else 'will be'} frozen" if every else
+            f"Deploys {verb} frozen on {', '.join(esc(f.service or '') for f in rows[:8])}"
+            + (f" and {len(rows) - 8} more" if len(rows) > 8 else "")) + ("" if at is None else f" {when}")
     return SkillResult(title="Deploy freezes", summary=f"{head}. CI can check `GET /api/v1/freezes?service=<name>`; "
                        "`lift the freeze [on <service>]` ends one.",
                        sections=(Section("", tuple(freeze_line(s, f, now) for f in rows[:25])), *later),
@@ -210,6 +214,9 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None, ch
     words = head
     for pattern in (_FOR, _WEEKEND, _UNTIL):
         words = pattern.sub(" ", words)
+    if (stray := moment(words, _zone(s, user_id), now, usage=_USAGE)) is not None:  # "freeze deploys on dec 24"
+        raise SkillError(f"When does it start and end? `{esc(stray.said)}` alone says neither: `freeze deploys from "
+                         f"{esc(stray.said)} until <when>` (or `for 2d`), or `until {esc(stray.said)}`.")
     scope = _scope(s, words, user_id)
     made = freezes.freeze(s, None if scope is None else sorted(scope.services), until=until,
                           reason=reason[:1000], by=user_id, starts=starts)
@@ -233,11 +240,18 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None, ch
 
 def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
     now = utcnow().replace(microsecond=0)
-    scope = _scope(s, text, user_id, lifting=True)
+    said = moment(text, _zone(s, user_id), now, usage=_USAGE)  # "cancel the freeze set for friday"
+    scope = _scope(s, said.without(text) if said is not None else text, user_id, lifting=True)
     services = None if scope is None else scope.services
     # what holds now is lifted; with nothing holding (or "cancel the freeze set for friday"), those set for later
     lifted = [] if _LATER.search(text) else freezes.lift(s, services, by=user_id)
-    lifted = lifted or freezes.lift(s, services, by=user_id, later=True)
+    day = None
+    if not lifted and said is not None:
+        zone = own_zone(_zone(s, user_id))  # "cancel the freeze set for friday": those starting that day only
+        local = said.at.replace(tzinfo=dt.UTC).astimezone(zone).replace(hour=0, minute=0, second=0)
+        day = (local.astimezone(dt.UTC).replace(tzinfo=None),
+               (local + dt.timedelta(days=1)).astimezone(dt.UTC).replace(tzinfo=None))
+    lifted = lifted or freezes.lift(s, services, by=user_id, later=True, starting=day)
     if not lifted:
         every = [f for f in freezes.holding(s, None, now) if f.service is None]
         if scope is not None and every:

@@ -102,6 +102,7 @@ def test_a_team_freeze_covers_its_services_for_a_while(live: Live) -> None:
     ("freeze deploys until 2027-09-01", "A freeze of more than 92 days, or starting later than that, is a policy"),
     ("freeze deploys until the cows come home", "I cannot read when `the cows come home` is"),
     ("lift the freeze", "No deploy freeze holds now: nothing to lift."),
+    ("freeze deploys on dec 24", "When does it start and end? `on dec 24` alone says neither"),
 ])
 def test_bad_freezes_are_refused_plainly_and_nothing_is_frozen(live: Live, words: str, error: str) -> None:
     assert error in _say(live, words)
@@ -233,3 +234,23 @@ def test_a_freezes_start_and_end_are_told_to_the_team_and_a_cancelled_one_is_not
         (job,) = s.scalars(select(Job).where(Job.kind == "freeze.notice", Job.status == "queued")).all()
         assert job.payload["channel"] == "C0INCIDENTS" and job.payload["edge"] == "end"
         assert dt.timedelta(hours=1, minutes=59) < job.run_after - dt.datetime.utcnow() <= dt.timedelta(hours=2)
+
+
+def test_cancelling_the_freeze_set_for_a_day_leaves_the_others(live: Live) -> None:
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
+    said = _say(live, f"freeze deploys from {day:%b %d} 18:00 UTC for 2d: holidays")
+    assert "Deploys will be frozen on every service from" in said, said
+    _say(live, "code freeze starting in 1h for 2h: release")
+    said = _say(live, f"cancel the freeze set for {day:%b %d}")
+    assert "Freeze of every service cancelled by <@U0BOB> before it started." in said, said
+    assert [f["reason"] for f in _freezes(live).json()["upcoming"]] == ["release"]
+
+
+def test_whether_a_freeze_holds_on_a_day_is_answered_for_that_day(live: Live) -> None:
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(days=20)
+    _say(live, f"freeze deploys on payments-api from {day:%b %d} 00:00 UTC for 2d: holidays")
+    said = _say(live, f"is there a deploy freeze on {day:%b %d} at 12:00 UTC?")
+    assert "Deploys will be frozen on payments-api at " in said and "holidays" in said, said
+    assert "No deploy freeze holds now; 1 set to start later." in _say(live, "is there a deploy freeze?")
+    said = _say(live, f"is there a deploy freeze on {(day + dt.timedelta(days=5)):%b %d}?")
+    assert "No deploy freeze holds at " in said, said
