@@ -1893,7 +1893,13 @@ class IncidentSkill(IncidentEdits, BaseSkill):
             raise SkillError("Remind you of what? `remind me in 20m to check the replica lag`.")
         if not lead and request.incident_id is None and (named := INCIDENT_REF.search(what)) is not None:
             lead = [named.group(1)]  # "remind me in 30m to check #113", away from its card: that incident
-        inc, _ = self._target(s, request, [a.lstrip("#") for a in lead])
+        try:
+            inc, _ = self._target(s, request, [a.lstrip("#") for a in lead])
+        except SkillError as exc:  # away from any incident: Slack's own /remind keeps personal ones
+            if lead:
+                raise
+            raise SkillError(f"{exc} I keep reminders for incidents (said in their card's thread); for one of your "
+                             f"own, Slack's `/remind me in {n}{unit[0]} to {what[:80]}` does it.") from None
         if inc.status == "resolved":
             raise SkillError(f"Incident #{inc.id} is resolved: no reminder for it.")
         who = m.group("who")

@@ -53,3 +53,10 @@ def test_a_call_or_a_ticket_asked_for_is_said_to_be_out_of_reach_with_what_to_do
     # what it can do is still done: a link pasted goes on the incident
     _say(live, "bridge: https://zoom.example.com/j/123", **here)
     assert "https://zoom.example.com/j/123" in _say(live, "where's the bridge?", **here)
+
+
+def test_a_personal_reminder_away_from_any_incident_points_to_slacks_own(live: Live) -> None:
+    """"Remind me in 30 min to check the queue" away from a card only asked "Which incident?"."""
+    open_incidents(live, "payments-api 503 errors at checkout sev2")
+    said = _say(live, "remind me in 30 min to check the queue")
+    assert "Which incident? Open now: #" in said and "Slack's `/remind me in 30m to check the queue` does it" in said
