@@ -95,21 +95,21 @@ def _scope(s: Session, text: str, user_id: str | None, lifting: bool = False) ->
     return None
 
 
-def _start(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tuple[dt.datetime, str, str]:
+def _start(text: str, zone: str, now: dt.datetime) -> tuple[dt.datetime, str, str]:
     """(when the freeze starts, the text without the words that said it, those words): "from friday 18:00 until
     monday 09:00" starts on Friday (and "to" then ends it); none said, or a start already past: now. A "from" that
     names no moment ("from the payments team") is left to the rest."""
     m = _FROM.search(text)
     if m is None:
         return now, text, ""
-    at = moment(m.group("when"), _zone(s, user_id), now, usage=_USAGE)
+    at = moment(m.group("when"), zone, now, usage=_USAGE)
     if at is None:
         return now, text, ""
     rest = text[:m.start()] + re.sub(r"^\s+to\s+", " until ", text[m.end():], flags=re.I)
     return max(at.at, now), rest, at.said
 
 
-def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tuple[dt.datetime | None, str, str]:
+def _until(text: str, zone: str, now: dt.datetime) -> tuple[dt.datetime | None, str, str]:
     """(the end, the words that named it, what was assumed), ``now`` being when the freeze starts; no end: (None,
     "", "")."""
     if m := _FOR.search(text):
@@ -120,7 +120,6 @@ def _until(s: Session, text: str, user_id: str | None, now: dt.datetime) -> tupl
     if m := re.search(r"\bfor\s+\d\S*(?:\s+\S+)?", text):  # "for 99999h", "for 1.5 hours": asked, so not dropped
         raise SkillError(f"I cannot read `{esc(m.group(0)[:40])}` as a span: say `for 90m`, `for 4h`, `for 2d` or "
                          f"`for 1w` (at most {_LONGEST.days} days).")
-    zone = _zone(s, user_id)
     if _WEEKEND.search(text):  # until Monday 09:00 in the asker's zone
         at = moment("monday 09:00", zone, now, usage=_USAGE)
         assert at is not None
@@ -179,9 +178,9 @@ def freeze_line(s: Session, f: DeployFreeze, now: dt.datetime) -> str:
     return line
 
 
-def _ask(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
+def _ask(s: Session, text: str, user_id: str | None, zone: str) -> SkillResult:
     now = utcnow().replace(microsecond=0)
-    said = moment(text, _zone(s, user_id), now, usage=_USAGE)  # "is there a freeze on dec 24?": not a name
+    said = moment(text, zone, now, usage=_USAGE)  # "is there a freeze on dec 24?": not a name
     scope = _scope(s, said.without(text) if said is not None else text, user_id)
     at = said.at if said is not None and said.at > now else None  # "is there a freeze on friday?": then
     rows = freezes.holding(s, None if scope is None else scope.services, at)  # (None: to the microsecond, so one
@@ -204,17 +203,17 @@ def _ask(s: Session, text: str, user_id: str | None, incident_id: int | None) ->
                        data={"frozen": True, "freezes": [f.id for f in rows], "upcoming": [f.id for f in coming]})
 
 
-def _set(s: Session, text: str, user_id: str | None, incident_id: int | None, channel: str) -> SkillResult:
+def _set(s: Session, text: str, user_id: str | None, zone: str, incident_id: int | None, channel: str) -> SkillResult:
     now = utcnow().replace(microsecond=0)
     r = _REASON.search(text)
     head, reason = (text[:r.start()], text[r.end():].strip(" .")) if r else (text, "")
-    starts, head, start_said = _start(s, head, user_id, now)
-    until, said, note = _until(s, head, user_id, starts)
+    starts, head, start_said = _start(head, zone, now)
+    until, said, note = _until(head, zone, starts)
     check_span(starts, until, now)
     words = head
     for pattern in (_FOR, _WEEKEND, _UNTIL):
         words = pattern.sub(" ", words)
-    if (stray := moment(words, _zone(s, user_id), now, usage=_USAGE)) is not None:  # "freeze deploys on dec 24"
+    if (stray := moment(words, zone, now, usage=_USAGE)) is not None:  # "freeze deploys on dec 24"
         raise SkillError(f"When does it start and end? `{esc(stray.said)}` alone says neither: `freeze deploys from "
                          f"{esc(stray.said)} until <when>` (or `for 2d`), or `until {esc(stray.said)}`.")
     scope = _scope(s, words, user_id)
@@ -238,17 +237,17 @@ def _set(s: Session, text: str, user_id: str | None, incident_id: int | None, ch
                              "follow_up_jobs": freezes.notice_jobs(s, made, channel)})  # its start and end, told
 
 
-def _lift(s: Session, text: str, user_id: str | None, incident_id: int | None) -> SkillResult:
+def _lift(s: Session, text: str, user_id: str | None, zone: str) -> SkillResult:
     now = utcnow().replace(microsecond=0)
-    said = moment(text, _zone(s, user_id), now, usage=_USAGE)  # "cancel the freeze set for friday"
+    said = moment(text, zone, now, usage=_USAGE)  # "cancel the freeze set for friday"
     scope = _scope(s, said.without(text) if said is not None else text, user_id, lifting=True)
     services = None if scope is None else scope.services
     # what holds now is lifted; with nothing holding (or "cancel the freeze set for friday"), those set for later
     lifted = [] if _LATER.search(text) else freezes.lift(s, services, by=user_id)
     day = None
     if not lifted and said is not None:
-        zone = own_zone(_zone(s, user_id))  # "cancel the freeze set for friday": those starting that day only
-        local = said.at.replace(tzinfo=dt.UTC).astimezone(zone).replace(hour=0, minute=0, second=0)
+        tz = own_zone(zone)  # "cancel the freeze set for friday": those starting that day only
+        local = said.at.replace(tzinfo=dt.UTC).astimezone(tz).replace(hour=0, minute=0, second=0)
         day = (local.astimezone(dt.UTC).replace(tzinfo=None),
                (local + dt.timedelta(days=1)).astimezone(dt.UTC).replace(tzinfo=None))
     lifted = lifted or freezes.lift(s, services, by=user_id, later=True, starting=day)
@@ -291,8 +290,9 @@ def freeze_words(s: Session, text: str, user_id: str | None = None, incident_id:
                  channel: str = "") -> SkillResult:
     """Set, lift or list deploy freezes, as the words say; ``channel``: where a freeze of every service is told when
     it starts and ends (the incident channel)."""
+    zone = _zone(s, user_id)  # the asker's, for the moments said
     if FREEZE_LIFT.match(text):
-        return _lift(s, text, user_id, incident_id)
+        return _lift(s, text, user_id, zone)
     if FREEZE_SET.match(text):
-        return _set(s, text, user_id, incident_id, channel)
-    return _ask(s, text, user_id, incident_id)
+        return _set(s, text, user_id, zone, incident_id, channel)
+    return _ask(s, text, user_id, zone)
